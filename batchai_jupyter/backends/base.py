@@ -1,0 +1,55 @@
+"""The small protocol a compute backend answers.
+
+Node-pool backends (local, ssh, azure) get nodes from the service's scheduler and run one task
+at a time under the runtime wrapper, which leaves pid / heartbeat / exit files in the task's run
+directory on the node. Everything the service needs to re-attach after a restart is in those files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Protocol
+
+
+@dataclass(frozen=True)
+class NodePlacement:
+    """What provisioning a node learned about it."""
+
+    ip: str  # the address other tasks reach it at
+    mpi_host: str  # the name written to MPI hostfiles
+    cpus: int
+    gpus: int
+    root: str  # the node's sandbox directory (mounts/, jobs/, run/ live under it)
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    state: str  # "running" | "exited" | "lost"
+    exit_code: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    command: str
+    env: Mapping[str, str]
+    cwd: str
+    stdout: str
+    stderr: str
+
+
+class ComputeBackend(Protocol):
+    name: str
+
+    def provision(self, cluster: dict, node: dict) -> NodePlacement: ...
+
+    def release(self, cluster: dict, node: dict) -> None: ...
+
+    def start_task(self, node: dict, run_dir: str, launch: TaskLaunch) -> None: ...
+
+    def poll_task(self, node: dict, run_dir: str, launched_at: float) -> TaskStatus: ...
+
+    def kill_task(self, node: dict, run_dir: str, force: bool = False) -> None: ...
+
+    def write_text(self, node: dict, path: str, text: str) -> None: ...
+
+    def set_wakeup(self, callback: Callable[[], None]) -> None: ...

@@ -1,0 +1,127 @@
+"""The embedded default: a cluster of N nodes on this machine.
+
+Each node is a sandbox directory with its own loopback address (127.1.x.y, so TensorFlow's
+per-node ports 2222/2223 never collide between nodes) and its own CPU slots. Tasks run as
+detached process groups under the runtime wrapper.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable
+
+from ..runtime import wrapper
+from .base import NodePlacement, TaskLaunch, TaskStatus
+
+WRAPPER_PATH = os.path.abspath(wrapper.__file__)
+NODE_ADDRESS_BASE = int(ipaddress.IPv4Address("127.1.0.0"))
+# A task whose wrapper never wrote its pid within this long after launch is lost.
+START_GRACE_SECONDS = 15.0
+
+
+def node_address(node_id: int) -> str:
+    return str(ipaddress.IPv4Address(NODE_ADDRESS_BASE + node_id))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(run_dir: str) -> int | None:
+    try:
+        with open(os.path.join(run_dir, "pid")) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, node_root: Callable[[dict, dict], str], heartbeat_seconds: float = 2.0):
+        self._node_root = node_root
+        self._heartbeat_seconds = heartbeat_seconds
+        self._wakeup: Callable[[], None] = lambda: None
+        self._children: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+
+    def set_wakeup(self, callback: Callable[[], None]) -> None:
+        self._wakeup = callback
+
+    def provision(self, cluster: dict, node: dict) -> NodePlacement:
+        root = self._node_root(cluster, node)
+        for sub in ("mounts", "jobs", "run"):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+        spec = cluster["spec"]
+        cpus = int(spec.get("cpus_per_node") or 1)
+        return NodePlacement(node_address(node["id"]), "localhost", cpus, int(spec.get("gpus_per_node") or 0), root)
+
+    def release(self, cluster: dict, node: dict) -> None:
+        shutil.rmtree(self._node_root(cluster, node), ignore_errors=True)
+
+    def start_task(self, node: dict, run_dir: str, launch: TaskLaunch) -> None:
+        os.makedirs(run_dir, exist_ok=True)
+        task = {"command": launch.command, "env": dict(launch.env), "cwd": launch.cwd,
+                "stdout": launch.stdout, "stderr": launch.stderr, "heartbeat_seconds": self._heartbeat_seconds}
+        task_file = os.path.join(run_dir, "task.json")
+        descriptor = os.open(task_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(task, handle)
+        child = subprocess.Popen(
+            [sys.executable, "-S", WRAPPER_PATH, run_dir], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+        with self._lock:
+            self._children[run_dir] = child
+        threading.Thread(target=self._reap, args=(run_dir, child), daemon=True).start()
+
+    def _reap(self, run_dir: str, child: subprocess.Popen) -> None:
+        child.wait()
+        with self._lock:
+            self._children.pop(run_dir, None)
+        self._wakeup()
+
+    def poll_task(self, node: dict, run_dir: str, launched_at: float) -> TaskStatus:
+        exit_file = os.path.join(run_dir, "exit")
+        try:
+            with open(exit_file) as handle:
+                return TaskStatus("exited", int(json.load(handle)["exit_code"]))
+        except FileNotFoundError:
+            pass
+        with self._lock:
+            if run_dir in self._children:
+                return TaskStatus("running")
+        pid = _read_pid(run_dir)
+        if pid is not None and _pid_alive(pid):
+            return TaskStatus("running")
+        if os.path.exists(exit_file):  # it finished between the two checks
+            return self.poll_task(node, run_dir, launched_at)
+        if pid is None and time.time() - launched_at < START_GRACE_SECONDS:
+            return TaskStatus("running")
+        return TaskStatus("lost", None, "the task's wrapper process is gone without recording an exit code")
+
+    def kill_task(self, node: dict, run_dir: str, force: bool = False) -> None:
+        pid = _read_pid(run_dir)
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGKILL if force else signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def write_text(self, node: dict, path: str, text: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(text)

@@ -1,0 +1,367 @@
+"""`batchai`: the verbs of `az batchai`, against the batchai service, plus `serve` and `demo`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import requests
+
+from .errors import BatchAIError
+from .formatting import print_result
+
+CONFIRM_HINT = "add -y to confirm (no terminal to ask on)"
+
+
+def _client():
+    from .client import Client
+
+    return Client.discover(announce=lambda line: print(line, file=sys.stderr))
+
+
+def _load_json_file(path: str) -> dict:
+    try:
+        with open(path) as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise BatchAIError("FileNotFound", f"config file {path!r} does not exist")
+    except ValueError as failure:
+        raise BatchAIError("InvalidJson", f"config file {path!r} is not valid JSON: {failure}")
+    if not isinstance(document, dict):
+        raise BatchAIError("InvalidJson", f"config file {path!r} must hold a JSON object")
+    return document
+
+
+def _confirm(args, question: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise BatchAIError("NotConfirmed", f"{question}: {CONFIRM_HINT}")
+    if input(f"{question} (y/n): ").strip().lower() not in ("y", "yes"):
+        raise BatchAIError("NotConfirmed", "cancelled")
+
+
+# -- workspace / experiment -------------------------------------------------------------------
+
+def workspace_command(args) -> object:
+    client = _client()
+    if args.verb == "create":
+        return client.create_workspace(args.name)
+    if args.verb == "list":
+        return client.workspaces()
+    if args.verb == "show":
+        return client.get(f"workspaces/{args.name}")
+    _confirm(args, f"Delete workspace '{args.name}' with all its clusters and jobs")
+    return client.request("DELETE", f"workspaces/{args.name}")
+
+
+def experiment_command(args) -> object:
+    client = _client()
+    if args.verb == "create":
+        return client.create_experiment(args.workspace, args.name)
+    if args.verb == "list":
+        return client.experiments(args.workspace)
+    path = f"workspaces/{args.workspace}/experiments/{args.name}"
+    if args.verb == "show":
+        return client.get(path)
+    _confirm(args, f"Delete experiment '{args.name}' and its jobs")
+    return client.request("DELETE", path)
+
+
+# -- cluster --------------------------------------------------------------------------------------
+
+def _cluster_document(args) -> dict:
+    document = _load_json_file(args.config_file) if args.config_file else {}
+    overrides: dict = {}
+    if args.backend:
+        overrides["backend"] = args.backend
+    if args.vm_size:
+        overrides["vmSize"] = args.vm_size
+    if args.vm_priority:
+        overrides["vmPriority"] = args.vm_priority
+    if args.cpus:
+        overrides["cpusPerNode"] = args.cpus
+    if args.target is not None:
+        overrides["nodeCount"] = args.target
+    if args.min is not None or args.max is not None:
+        overrides["minNodes"] = args.min or 0
+        overrides["maxNodes"] = args.max if args.max is not None else args.min
+    if args.idle is not None:
+        overrides["idleSecondsBeforeScaledown"] = args.idle
+    if args.setup_task:
+        overrides["setupTask"] = args.setup_task
+    if not overrides:
+        return document
+    # Command-line options override the file, as `az batchai cluster create -f` did.
+    body = dict(document.get("properties", document))
+    if "nodeCount" in overrides or "minNodes" in overrides:
+        body.pop("scaleSettings", None)
+    body.update(overrides)
+    if "properties" in document:
+        return {**document, "properties": body}
+    return body
+
+
+def cluster_command(args) -> object:
+    client = _client()
+    path = client.cluster_path(args.workspace, args.name) if getattr(args, "name", None) else ""
+    if args.verb == "create":
+        return client.create_cluster(args.workspace, _cluster_document(args), args.name)
+    if args.verb == "list":
+        return client.clusters(args.workspace)
+    if args.verb == "show":
+        return client.get(path)
+    if args.verb == "resize":
+        return client.scale_cluster(args.workspace, args.name, {"manual": {
+            "targetNodeCount": args.target, "nodeDeallocationOption": args.deallocation}})
+    if args.verb == "auto-scale":
+        auto = {"minimumNodeCount": args.min, "maximumNodeCount": args.max}
+        if args.idle is not None:
+            auto["idleSecondsBeforeScaledown"] = args.idle
+        return client.scale_cluster(args.workspace, args.name, {"autoScale": auto})
+    if args.verb == "node":
+        return client.list(f"{path}/nodes")
+    if args.verb == "file":
+        return client.list(f"{path}/files", path=args.path)
+    _confirm(args, f"Delete cluster '{args.name}' (running jobs on it are stopped)")
+    return client.request("DELETE", path)
+
+
+# -- job ------------------------------------------------------------------------------------------
+
+def job_command(args) -> object:
+    client = _client()
+    path = client.job_path(args.workspace, args.experiment, args.name) if getattr(args, "name", None) else ""
+    if args.verb == "create":
+        document = _load_json_file(args.config_file)
+        return client.create_job(args.workspace, args.experiment, document, args.name, args.cluster)
+    if args.verb == "list":
+        return client.list(f"workspaces/{args.workspace}/experiments/{args.experiment}/jobs", state=args.state)
+    if args.verb == "show":
+        return client.get(path)
+    if args.verb == "wait":
+        return wait_command(client, args)
+    if args.verb == "terminate":
+        _confirm(args, f"Terminate job '{args.name}'")
+        return client.request("POST", f"{path}/terminate")
+    if args.verb == "node":
+        return client.list(f"{path}/nodes")
+    if args.verb == "file" and args.file_verb == "list":
+        return client.list(f"{path}/files", outputdirectoryid=args.output_directory_id, path=args.path)
+    if args.verb == "file":
+        stream_file(client, args.workspace, args.experiment, args.name, args.output_directory_id, args.file_name)
+        return None
+    _confirm(args, f"Delete job '{args.name}'")
+    return client.request("DELETE", path)
+
+
+def wait_command(client, args) -> object:
+    def report(job: dict) -> None:
+        print(f"Job state: {job['executionState']} ExitCode: {job['executionInfo']['exitCode']}", file=sys.stderr)
+
+    job = client.wait_for_job(args.workspace, args.experiment, args.name, on_change=report)
+    for failure in job["executionInfo"]["errors"]:
+        print(f"FailureDetails: ErrorCode:{failure['code']} ErrorMessage:{failure['message']}", file=sys.stderr)
+    code = job["executionInfo"]["exitCode"]
+    raise SystemExit(0 if job["executionState"] == "succeeded" else (code if code else 255))
+
+
+def stream_file(client, workspace: str, experiment: str, job: str, output_id: str, file_name: str,
+                out=None, poll: float = 0.5) -> None:
+    """Prints a file as the job writes it, until the job has ended (az batchai job file stream)."""
+    out = out or sys.stdout.buffer
+    offset, announced = 0, False
+    while True:
+        state = client.job(workspace, experiment, job)["executionState"]
+        try:
+            chunk = client.read_job_file(workspace, experiment, job, file_name, output_id, offset)
+        except BatchAIError as failure:
+            if failure.code != "FileNotFound":
+                raise
+            chunk = b""
+            if not announced and state not in ("succeeded", "failed"):
+                print(f'The file "{file_name}" not found. Waiting for the job to generate it.', file=sys.stderr)
+                announced = True
+        if chunk:
+            out.write(chunk)
+            out.flush()
+            offset += len(chunk)
+            continue
+        if state in ("succeeded", "failed"):
+            return
+        time.sleep(poll)
+
+
+# -- serve / demo ---------------------------------------------------------------------------------
+
+def serve_command(args) -> None:
+    if args.home:
+        os.environ["BATCHAI_HOME"] = os.path.abspath(args.home)
+    from .server.app import HeadlessBatchAIApp
+
+    argv = [f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}", "--ServerApp.port_retries=0",
+            "--ServerApp.open_browser=False", "--ServerApp.allow_root=True", "--BatchAIApp.exit_if_unavailable=True"]
+    token = args.token if args.token is not None else os.environ.get("BATCHAI_TOKEN")
+    if token is not None:
+        argv.append(f"--IdentityProvider.token={token}")
+    HeadlessBatchAIApp.launch_instance(argv=argv)
+
+
+def demo_command(args) -> None:
+    from .demo import run_demo
+
+    raise SystemExit(run_demo(_client(), nodes=args.nodes))
+
+
+# -- parser ---------------------------------------------------------------------------------------
+
+def _scope(parser, experiment: bool = False) -> None:
+    parser.add_argument("-w", "--workspace", default="default", help="workspace (default: default)")
+    if experiment:
+        parser.add_argument("-e", "--experiment", default="default", help="experiment (default: default)")
+
+
+def _yes(parser) -> None:
+    parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _add_cluster_parsers(sub) -> None:
+    cluster = sub.add_parser("cluster", help="clusters of nodes").add_subparsers(dest="verb", required=True)
+    create = cluster.add_parser("create", help="create a cluster (-f cluster.json and/or options)")
+    _scope(create)
+    create.add_argument("-n", "--name", help="cluster name (or `name` in the file)")
+    create.add_argument("-f", "--config-file", help="Batch AI cluster.json or a native cluster spec")
+    create.add_argument("-b", "--backend", help="local (default)")
+    create.add_argument("-s", "--vm-size", help="VM size (sets cpus/gpus per node for known Azure sizes)")
+    create.add_argument("--vm-priority", choices=["dedicated", "lowpriority"])
+    create.add_argument("--cpus", type=int, help="CPU slots per node")
+    create.add_argument("-t", "--target", type=int, help="number of nodes (manual scale)")
+    create.add_argument("--min", type=int, help="auto-scale minimum nodes")
+    create.add_argument("--max", type=int, help="auto-scale maximum nodes")
+    create.add_argument("--idle", type=float, help="idle seconds before an auto-scaled node is removed")
+    create.add_argument("--setup-task", help="command run on every node when it is provisioned")
+    for verb in ("show", "delete", "resize", "auto-scale"):
+        parser = cluster.add_parser(verb, help=f"{verb} a cluster")
+        _scope(parser)
+        parser.add_argument("-n", "--name", required=True)
+        if verb == "delete":
+            _yes(parser)
+        if verb == "resize":
+            parser.add_argument("-t", "--target", type=int, required=True, help="new number of nodes")
+            parser.add_argument("--deallocation", default="requeue",
+                                choices=["requeue", "terminate", "waitforjobcompletion"],
+                                help="what happens to jobs on removed nodes (default requeue)")
+        if verb == "auto-scale":
+            parser.add_argument("--min", type=int, required=True)
+            parser.add_argument("--max", type=int, required=True)
+            parser.add_argument("--idle", type=float, help="idle seconds before scale-down")
+    _scope(cluster.add_parser("list", help="list clusters"))
+    node = cluster.add_parser("node", help="nodes of a cluster: `cluster node list -n NAME`")
+    node.add_argument("node_verb", choices=["list"])
+    _scope(node)
+    node.add_argument("-n", "--name", "-c", "--cluster", dest="name", required=True)
+    files = cluster.add_parser("file", help="setup-task logs: `cluster file list -n NAME`")
+    files.add_argument("file_verb", choices=["list"])
+    _scope(files)
+    files.add_argument("-n", "--name", "-c", "--cluster", dest="name", required=True)
+    files.add_argument("-p", "--path", default=".")
+
+
+def _add_job_parsers(sub) -> None:
+    job = sub.add_parser("job", help="jobs").add_subparsers(dest="verb", required=True)
+    create = job.add_parser("create", help="submit a job from job.json (Batch AI or native spec)")
+    _scope(create, experiment=True)
+    create.add_argument("-n", "--name", help="job name (or `name` in the file)")
+    create.add_argument("-c", "--cluster", "-r", "--cluster-name", dest="cluster", help="cluster name or ARM id")
+    create.add_argument("-f", "--config-file", required=True)
+    listing = job.add_parser("list", help="list jobs")
+    _scope(listing, experiment=True)
+    listing.add_argument("--state", choices=["queued", "running", "terminating", "succeeded", "failed"])
+    for verb in ("show", "wait", "terminate", "delete"):
+        parser = job.add_parser(verb, help=f"{verb} a job")
+        _scope(parser, experiment=True)
+        parser.add_argument("-n", "--name", "-j", "--job", dest="name", required=True)
+        if verb in ("terminate", "delete"):
+            _yes(parser)
+    node = job.add_parser("node", help="nodes a job runs on: `job node list -n JOB`")
+    node.add_argument("node_verb", choices=["list"])
+    _scope(node, experiment=True)
+    node.add_argument("-n", "--name", "-j", "--job", dest="name", required=True)
+    files = job.add_parser("file", help="`job file list` / `job file stream`")
+    files.add_argument("file_verb", choices=["list", "stream"])
+    _scope(files, experiment=True)
+    files.add_argument("-n", "--name", "-j", "--job", dest="name", required=True)
+    files.add_argument("-d", "--output-directory-id", default="stdouterr")
+    files.add_argument("-p", "--path", default=".")
+    files.add_argument("-f", "--file-name", default="stdout.txt", help="file to stream (default stdout.txt)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="batchai", description="Batch AI for Jupyter: clusters, jobs and storage.")
+    parser.add_argument("-o", "--output", choices=["table", "json"], default=None,
+                        help="output format (default: table for lists, json for one resource)")
+    sub = parser.add_subparsers(dest="group", required=True)
+    workspace = sub.add_parser("workspace", help="workspaces").add_subparsers(dest="verb", required=True)
+    for verb in ("create", "show", "delete", "list"):
+        parser_ = workspace.add_parser(verb, help=f"{verb} workspaces")
+        if verb != "list":
+            parser_.add_argument("-n", "--name", required=True)
+        if verb == "delete":
+            _yes(parser_)
+    experiment = sub.add_parser("experiment", help="experiments").add_subparsers(dest="verb", required=True)
+    for verb in ("create", "show", "delete", "list"):
+        parser_ = experiment.add_parser(verb, help=f"{verb} experiments")
+        _scope(parser_)
+        if verb != "list":
+            parser_.add_argument("-n", "--name", required=True)
+        if verb == "delete":
+            _yes(parser_)
+    _add_cluster_parsers(sub)
+    _add_job_parsers(sub)
+    serve = sub.add_parser("serve", help="run the service headless (no notebook UI)")
+    serve.add_argument("--ip", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--token", help="API token (default: $BATCHAI_TOKEN, else a random one)")
+    serve.add_argument("--home", help="state directory (default: $BATCHAI_HOME)")
+    demo = sub.add_parser("demo", help="run a 2-node distributed job on a local cluster and watch it")
+    demo.add_argument("--nodes", type=int, default=2)
+    _add_output_option(sub)
+    return parser
+
+
+def _add_output_option(subparsers) -> None:
+    """`-o json|table` after the verb too (`batchai job list -o json`), as az accepts it anywhere."""
+    for name, leaf in subparsers.choices.items():
+        nested = [a for a in leaf._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            _add_output_option(nested[0])
+        elif name not in ("serve", "demo"):
+            leaf.add_argument("-o", "--output", choices=["table", "json"], default=argparse.SUPPRESS,
+                              help="output format (default: table for lists, json for one resource)")
+
+
+COMMANDS = {"workspace": workspace_command, "experiment": experiment_command, "cluster": cluster_command,
+            "job": job_command, "serve": serve_command, "demo": demo_command}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        result = COMMANDS[args.group](args)
+    except BatchAIError as failure:
+        print(f"error: {failure.message}", file=sys.stderr)
+        raise SystemExit(1)
+    except KeyboardInterrupt:
+        raise SystemExit(130)
+    except requests.RequestException as failure:  # timeouts, broken connections: one line, no traceback
+        print(f"error: talking to the batchai service failed ({type(failure).__name__}: {failure}); "
+              "check that it is running and retry", file=sys.stderr)
+        raise SystemExit(1)
+    if result is not None:
+        print_result(args, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Running one job attempt on its nodes: start, watch, advance from preparation to the toolkit's
+tasks, and end it (succeeded, failed, requeued for a retry, or terminated)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from typing import Callable
+
+from ..backends.base import ComputeBackend, TaskLaunch
+from ..storage.base import Datastore
+from . import launch
+from .events import EventBus
+from .layout import HomeLayout, output_segment, stdouterr_segment
+from .spec import job_spec_from_dict
+from .store import Store
+
+# How long terminated tasks get to exit after SIGTERM before they are killed outright.
+TERMINATE_GRACE_SECONDS = 10.0
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
+
+
+def error(code: str, message: str) -> dict:
+    return {"code": code, "message": message}
+
+
+class JobRunner:
+    def __init__(self, store: Store, layout: HomeLayout, events: EventBus,
+                 backend_for: Callable[[str, str], ComputeBackend],
+                 datastore_for: Callable[[str], Datastore], base_env: Callable[[], dict]):
+        self.store = store
+        self.layout = layout
+        self.events = events
+        self.backend_for = backend_for  # (workspace, cluster) -> backend
+        self.datastore_for = datastore_for  # workspace -> its default datastore
+        self.base_env = base_env
+
+    # -- building the launch context -------------------------------------------------------
+
+    def context(self, job: dict) -> tuple[launch.JobContext, list[launch.NodeContext]]:
+        spec = job_spec_from_dict(job["spec"])
+        spec.secrets = dict(job["secrets"])
+        datastore = self.datastore_for(job["workspace"])
+        segment = stdouterr_segment(job["experiment"], job["name"], job["uuid"])
+        shared = self.layout.shared_job_temp(job["uuid"])
+        nodes = [self._node_context(job, self.store.node(node_id), index)
+                 for index, node_id in enumerate(job["node_ids"])]
+        context = launch.JobContext(
+            spec=spec, attempt=job["attempt"], stdouterr_dir=datastore.node_path(segment),
+            shared_job_temp=shared, input_paths={d.id: d.path for d in spec.input_directories},
+            output_paths={d.id: datastore.node_path(output_segment(job["experiment"], job["name"], job["uuid"], d.id))
+                          for d in spec.output_directories},
+            hostfile=os.path.join(shared, "hostfile"), master_port=job["master_port"] or 0,
+            python=os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(), node_base_env=self.base_env())
+        return context, nodes
+
+    def _node_context(self, job: dict, node: dict, index: int) -> launch.NodeContext:
+        info = node["info"]
+        root = info["root"]
+        job_temp = os.path.join(root, "jobs", job["workspace"], job["experiment"], job["name"])
+        return launch.NodeContext(
+            name=node["name"], index=index, ip=node["ip"], mpi_host=info["mpi_host"], cpus=info["cpus"],
+            gpus=info["gpus"], mount_root=os.path.join(root, "mounts"), job_temp_dir=os.path.join(root, "jobs"),
+            job_temp=job_temp, job_mount_root=os.path.join(job_temp, "mounts"))
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self, job: dict, node_ids: tuple[int, ...]) -> None:
+        first = self.store.node(node_ids[0])
+        master_port = _free_port(first["ip"])
+        with self.store.transaction():
+            self.store.set_job_state(job["id"], "running", started=time.time(), node_ids=list(node_ids),
+                                     master_port=master_port, exit_code=None)
+            for node_id in node_ids:
+                self.store.set_node_state(node_id, "running", job_id=job["id"])
+        job = self.store.job(job["id"])
+        context, nodes = self.context(job)
+        self._prepare_directories(context, nodes)
+        prep = launch.plan_job_preparation(context, nodes)
+        self._launch_phase(job, context, nodes, "prep" if prep else "main", prep or launch.plan_tasks(context, nodes))
+        self.events.publish("job", **_job_key(job), state="running", attempt=job["attempt"])
+
+    def _prepare_directories(self, context: launch.JobContext, nodes: list[launch.NodeContext]) -> None:
+        for path in (context.stdouterr_dir, context.shared_job_temp, *context.output_paths.values()):
+            os.makedirs(path, exist_ok=True)
+        for node in nodes:
+            os.makedirs(node.job_temp, exist_ok=True)
+            os.makedirs(node.job_mount_root, exist_ok=True)
+        with open(context.hostfile, "w") as handle:
+            handle.write(launch.hostfile_text(context, nodes))
+
+    def _launch_phase(self, job: dict, context: launch.JobContext, nodes: list[launch.NodeContext],
+                      phase: str, plans: list[launch.TaskPlan]) -> None:
+        now = time.time()
+        node_ids = job["node_ids"]
+        rows = []
+        with self.store.transaction():
+            self.store.update("jobs", {"id": job["id"]}, phase=phase)
+            for plan in plans:
+                run_dir = os.path.join(nodes[plan.node_index].job_temp_dir, "..", "run",
+                                       f"{job['uuid']}-{job['attempt']}-{plan.name}")
+                run_dir = os.path.normpath(run_dir)
+                task_id = self.store.insert(
+                    "tasks", job_id=job["id"], attempt=job["attempt"], phase=phase, name=plan.name,
+                    node_id=node_ids[plan.node_index], role=plan.role, rank=plan.index, required=int(plan.required),
+                    run_dir=run_dir, stdout=plan.stdout_name, stderr=plan.stderr_name, state="running", launched=now)
+                rows.append((task_id, plan, run_dir))
+        base = self.base_env()
+        for task_id, plan, run_dir in rows:
+            node = nodes[plan.node_index]
+            shutil.rmtree(run_dir, ignore_errors=True)
+            self.backend_for(job["workspace"], job["cluster"]).start_task(
+                self.store.node(node_ids[plan.node_index]), run_dir,
+                TaskLaunch(command=plan.command, env={**base, **plan.env}, cwd=node.job_temp,
+                           stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
+                           stderr=os.path.join(context.stdouterr_dir, plan.stderr_name)))
+            self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
+
+    def _log_execution(self, context, nodes, node, message: str) -> None:
+        name = launch.execution_log_name(node, len(nodes))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        with open(os.path.join(context.stdouterr_dir, name), "a") as handle:
+            handle.write(f"{stamp} {message}\n")
+
+    # -- watching --------------------------------------------------------------------------
+
+    def poll(self, job: dict) -> list[dict]:
+        """Records the end of any task of the job's current phase; returns the phase's tasks."""
+        backend = self.backend_for(job["workspace"], job["cluster"])
+        tasks = [t for t in self.store.tasks_of(job["id"], job["attempt"]) if t["phase"] == job["phase"]]
+        for task in tasks:
+            if task["state"] != "running":
+                continue
+            status = backend.poll_task(self.store.node(task["node_id"]), task["run_dir"], task["launched"])
+            if status.state == "running":
+                continue
+            task["state"] = "exited" if status.state == "exited" else "lost"
+            task["exit_code"] = status.exit_code
+            task["ended"] = time.time()
+            self.store.update("tasks", {"id": task["id"]}, state=task["state"], exit_code=status.exit_code,
+                              ended=task["ended"])
+        return tasks
+
+    def advance(self, job: dict) -> None:
+        """Moves a running job on once its current phase's tasks have ended."""
+        tasks = self.poll(job)
+        if job["state"] == "terminating":
+            self._advance_termination(job, tasks)
+            return
+        failed = [t for t in tasks if t["state"] == "lost" or (t["state"] == "exited" and t["exit_code"] != 0)]
+        if failed:
+            self.kill_tasks(job, tasks, force=True)
+            self.attempt_failed(job, self._failure_error(job, failed[0]), failed[0]["exit_code"])
+            return
+        required = [t for t in tasks if t["required"]]
+        if any(t["state"] == "running" for t in required):
+            return
+        if job["phase"] == "prep":
+            context, nodes = self.context(job)
+            self._launch_phase(job, context, nodes, "main", launch.plan_tasks(context, nodes))
+            return
+        self.kill_tasks(job, tasks, force=True)  # parameter servers never end by themselves
+        self.finish(job, "succeeded", 0, [])
+
+    def _failure_error(self, job: dict, task: dict) -> dict:
+        node = self.store.node(task["node_id"])
+        where = f"node {node['name'] if node else task['node_id']}"
+        logs = f"see {task['stdout']} and {task['stderr']}"
+        if task["state"] == "lost":
+            return error("TaskLost", f"task {task['name']} on {where} was lost (its process vanished); {logs}")
+        if task["phase"] == "prep":
+            return error("JobPreparationFailed",
+                         f"job preparation failed on {where} with exit code {task['exit_code']}; {logs}")
+        return error("JobFailed", f"task {task['name']} on {where} exited with code {task['exit_code']}; {logs}")
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def kill_tasks(self, job: dict, tasks: list[dict], force: bool) -> None:
+        backend = self.backend_for(job["workspace"], job["cluster"])
+        for task in tasks:
+            if task["state"] == "running":
+                backend.kill_task(self.store.node(task["node_id"]), task["run_dir"], force=force)
+        if force:
+            with self.store.transaction():
+                for task in tasks:
+                    if task["state"] == "running":
+                        task["state"] = "killed"
+                        self.store.update("tasks", {"id": task["id"]}, state="killed", ended=time.time())
+
+    def terminate(self, job: dict, errors: list[dict]) -> None:
+        """Signals a running job's tasks; the job fails with `errors` once they have ended."""
+        self.store.set_job_state(job["id"], "terminating", errors=job["errors"] + errors)
+        job = self.store.job(job["id"])
+        self.kill_tasks(job, [t for t in self.store.tasks_of(job["id"], job["attempt"])], force=False)
+        self.events.publish("job", **_job_key(job), state="terminating")
+
+    def _advance_termination(self, job: dict, tasks: list[dict]) -> None:
+        running = [t for t in tasks if t["state"] == "running"]
+        if running and time.time() - job["state_since"] < TERMINATE_GRACE_SECONDS:
+            return
+        self.kill_tasks(job, running, force=True)
+        codes = [t["exit_code"] for t in tasks if t["exit_code"] not in (None, 0)]
+        self.finish(job, "failed", codes[0] if codes else None, [])
+
+    def requeue(self, job: dict, errors: list[dict], count_as_retry: bool) -> None:
+        """Stops the attempt (tasks killed outright) and puts the job back in the queue."""
+        self.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
+        self._archive_logs(job)
+        with self.store.transaction():
+            self._release_nodes(job)
+            self.store.set_job_state(
+                job["id"], "queued", phase="", attempt=job["attempt"] + 1, node_ids=[], started=None,
+                retries_used=job["retries_used"] + int(count_as_retry), errors=job["errors"] + errors)
+        self.events.publish("job", **_job_key(job), state="queued", attempt=job["attempt"] + 1)
+
+    def attempt_failed(self, job: dict, failure: dict, exit_code: int | None) -> None:
+        spec = job["spec"]
+        if job["retries_used"] < spec.get("max_retries", 0):
+            retry = job["retries_used"] + 1
+            note = error("AttemptFailed", f"attempt {job['attempt']} failed ({failure['message']}); "
+                                          f"retry {retry} of {spec['max_retries']} queued")
+            self.requeue(job, [note], count_as_retry=True)
+        else:
+            self.finish(job, "failed", exit_code, [failure])
+
+    def finish(self, job: dict, state: str, exit_code: int | None, errors: list[dict]) -> None:
+        with self.store.transaction():
+            self._release_nodes(job)
+            self.store.set_job_state(job["id"], state, phase="", ended=time.time(), exit_code=exit_code,
+                                     errors=job["errors"] + errors)
+        self.events.publish("job", **_job_key(job), state=state, exitCode=exit_code)
+
+    def _release_nodes(self, job: dict) -> None:
+        for node_id in job["node_ids"]:
+            node = self.store.node(node_id)
+            if node is None or node["job_id"] != job["id"]:
+                continue
+            if node["state"] == "leaving":
+                self.store.update("nodes", {"id": node_id}, job_id=None)
+            else:
+                self.store.set_node_state(node_id, "idle", job_id=None)
+
+    def _archive_logs(self, job: dict) -> None:
+        """Keeps an attempt's logs in stdouterr/attempt-<n>/ so the next attempt starts clean."""
+        datastore = self.datastore_for(job["workspace"])
+        directory = datastore.node_path(stdouterr_segment(job["experiment"], job["name"], job["uuid"]))
+        if not os.path.isdir(directory):
+            return
+        archive = os.path.join(directory, f"attempt-{job['attempt']}")
+        os.makedirs(archive, exist_ok=True)
+        for entry in os.listdir(directory):
+            path = os.path.join(directory, entry)
+            if os.path.isfile(path):
+                os.replace(path, os.path.join(archive, entry))
+
+
+def _job_key(job: dict) -> dict:
+    return {"workspace": job["workspace"], "experiment": job["experiment"], "name": job["name"]}
+
+
+def _default_python() -> str:
+    import sys
+
+    return sys.executable

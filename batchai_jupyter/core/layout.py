@@ -1,0 +1,65 @@
+"""Where things live under BATCHAI_HOME, and inside a datastore.
+
+    BATCHAI_HOME/
+      batchai.db                       the store
+      datastores/<workspace>/<name>/   a local datastore's root
+        <experiment>/<job>/<uuid>/stdouterr/          logs (attempt-<n>/ keeps earlier attempts)
+        <experiment>/<job>/<uuid>/outputs/<ID>/       output directories
+        .clusters/<cluster>/<uuid>/                   node setup-task logs
+      shared/<job uuid>/               AZ_BATCHAI_SHARED_JOB_TEMP on the local backend
+      nodes/<workspace>/<cluster>/<node>/             a local node's sandbox
+
+Roots are kept short on purpose: deep paths broke OpenMPI's unix sockets for Batch AI users.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def default_home() -> str:
+    explicit = os.environ.get("BATCHAI_HOME")
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    from jupyter_core.paths import jupyter_data_dir
+
+    return os.path.join(jupyter_data_dir(), "batchai")
+
+
+@dataclass(frozen=True)
+class HomeLayout:
+    root: str
+
+    @property
+    def database(self) -> str:
+        return os.path.join(self.root, "batchai.db")
+
+    @property
+    def lock_file(self) -> str:
+        return os.path.join(self.root, "service.lock")
+
+    def local_datastore(self, workspace: str, name: str) -> str:
+        return os.path.join(self.root, "datastores", workspace, name)
+
+    def shared_job_temp(self, job_uuid: str) -> str:
+        return os.path.join(self.root, "shared", job_uuid)
+
+    def local_node(self, workspace: str, cluster: str, node: str) -> str:
+        return os.path.join(self.root, "nodes", workspace, cluster, node)
+
+
+def job_segment(experiment: str, job: str, job_uuid: str) -> str:
+    """The datastore-relative folder of one job (Batch AI's jobOutputDirectoryPathSegment)."""
+    return f"{experiment}/{job}/{job_uuid}"
+
+
+def stdouterr_segment(experiment: str, job: str, job_uuid: str) -> str:
+    return f"{job_segment(experiment, job, job_uuid)}/stdouterr"
+
+
+def output_segment(experiment: str, job: str, job_uuid: str, output_id: str) -> str:
+    return f"{job_segment(experiment, job, job_uuid)}/outputs/{output_id}"
+
+
+def cluster_segment(cluster: str, cluster_uuid: str) -> str:
+    return f".clusters/{cluster}/{cluster_uuid}"

@@ -1,0 +1,26 @@
+"""Resource names: workspace, cluster, experiment, job, file server (Batch AI's rule)."""
+from __future__ import annotations
+
+import re
+
+from ..errors import SpecError
+
+# Batch AI's `^[-\w_]+$`, restricted to ASCII word characters.
+NAME_PATTERN = re.compile(r"^[-\w_]+$", re.ASCII)
+MAX_NAME_LENGTH = 64
+
+
+def validate_name(kind: str, value, path: str) -> str:
+    """`value` when it is a valid `kind` name (job, cluster, ...), else a SpecError at `path`."""
+    if (
+        isinstance(value, str)
+        and 1 <= len(value) <= MAX_NAME_LENGTH
+        and NAME_PATTERN.fullmatch(value)
+    ):
+        return value
+    raise SpecError(
+        path,
+        value,
+        f"{kind} names are 1-{MAX_NAME_LENGTH} characters of ASCII letters, digits, '-' and '_'",
+        code="InvalidName",
+    )

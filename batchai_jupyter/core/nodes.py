@@ -1,0 +1,143 @@
+"""Keeping each cluster's nodes at its target: provisioning (with the node setup task), and
+shrinking by the cluster's nodeDeallocationOption."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+from ..backends.base import ComputeBackend, TaskLaunch
+from ..storage.base import Datastore
+from . import launch
+from .events import EventBus
+from .jobrun import JobRunner, error
+from .layout import cluster_segment
+from .store import Store
+
+# Victims of a shrink, cheapest first: nodes doing nothing useful, then idle, then busy ones.
+SHRINK_ORDER = {"unusable": 0, "preparing": 1, "idle": 2, "leaving": 3, "running": 4}
+
+
+class NodeKeeper:
+    def __init__(self, store: Store, events: EventBus, runner: JobRunner,
+                 backend_for: Callable[[str, str], ComputeBackend], datastore_for: Callable[[str], Datastore],
+                 base_env: Callable[[], dict]):
+        self.store = store
+        self.events = events
+        self.runner = runner
+        self.backend_for = backend_for
+        self.datastore_for = datastore_for
+        self.base_env = base_env
+
+    def reconcile(self, cluster: dict) -> None:
+        nodes = self.store.nodes_of(cluster["workspace"], cluster["name"])
+        for node in nodes:
+            if node["state"] == "preparing":
+                self._check_setup(cluster, node)
+            elif node["state"] == "leaving" and node["job_id"] is None:
+                self.remove(cluster, node)
+        live = [n for n in self.store.nodes_of(cluster["workspace"], cluster["name"]) if n["state"] != "leaving"]
+        if len(live) < cluster["target"]:
+            for _ in range(cluster["target"] - len(live)):
+                self.provision(cluster)
+        elif len(live) > cluster["target"]:
+            victims = sorted(live, key=lambda n: (SHRINK_ORDER[n["state"]], -n["id"]))
+            for node in victims[: len(live) - cluster["target"]]:
+                self.shrink(cluster, node)
+
+    # -- growing ---------------------------------------------------------------------------
+
+    def provision(self, cluster: dict) -> None:
+        now = time.time()
+        node_id = self.store.insert("nodes", workspace=cluster["workspace"], cluster=cluster["name"], name="",
+                                    state="preparing", ip="", state_since=now)
+        name = f"tvm-{node_id}"
+        self.store.update("nodes", {"id": node_id}, name=name)
+        node = self.store.node(node_id)
+        backend = self.backend_for(cluster["workspace"], cluster["name"])
+        try:
+            placement = backend.provision(cluster, node)
+        except Exception as failure:  # the backend's own message says what went wrong
+            self.store.set_node_state(node_id, "unusable",
+                                      errors=[error("NodeProvisioningFailed", f"{name}: {failure}")])
+            return
+        info = {"mpi_host": placement.mpi_host, "cpus": placement.cpus, "gpus": placement.gpus,
+                "root": placement.root}
+        self.store.update("nodes", {"id": node_id}, ip=placement.ip, info=info)
+        node = self.store.node(node_id)
+        setup = cluster["spec"].get("setup_task")
+        if setup:
+            self._start_setup(cluster, node, setup)
+        else:
+            self.store.set_node_state(node_id, "idle")
+        self.events.publish("node", workspace=cluster["workspace"], cluster=cluster["name"], node=name,
+                            state=self.store.node(node_id)["state"])
+
+    def setup_log_dir(self, cluster: dict) -> str:
+        datastore = self.datastore_for(cluster["workspace"])
+        return datastore.node_path(cluster_segment(cluster["name"], cluster["uuid"]))
+
+    def _start_setup(self, cluster: dict, node: dict, setup: dict) -> None:
+        logs = self.setup_log_dir(cluster)
+        os.makedirs(logs, exist_ok=True)
+        root = node["info"]["root"]
+        env = {"AZ_BATCHAI_MOUNT_ROOT": os.path.join(root, "mounts"),
+               "AZ_BATCHAI_NODE_NAME": node["name"], "AZ_BATCHAI_NUM_GPUS": str(node["info"]["gpus"])}
+        for values in (setup.get("environment") or {}, cluster["secrets"]):
+            env.update({name: launch.expand_vars(value, env) for name, value in values.items()})
+        run_dir = os.path.join(root, "run", "setup")
+        info = dict(node["info"], setup_run_dir=run_dir, setup_launched=time.time())
+        self.store.update("nodes", {"id": node["id"]}, info=info)
+        self.backend_for(cluster["workspace"], cluster["name"]).start_task(
+            node, run_dir, TaskLaunch(
+                command=launch.expand_vars(setup["command_line"], env), env={**self.base_env(), **env}, cwd=root,
+                stdout=os.path.join(logs, f"stdout-setup-{node['name']}.txt"),
+                stderr=os.path.join(logs, f"stderr-setup-{node['name']}.txt")))
+
+    def _check_setup(self, cluster: dict, node: dict) -> None:
+        info = node["info"]
+        if "setup_run_dir" not in info:
+            return
+        status = self.backend_for(cluster["workspace"], cluster["name"]).poll_task(
+            node, info["setup_run_dir"], info["setup_launched"])
+        if status.state == "running":
+            return
+        if status.state == "exited" and status.exit_code == 0:
+            self.store.set_node_state(node["id"], "idle")
+        else:
+            how = f"exited with code {status.exit_code}" if status.state == "exited" else "was lost"
+            self.store.set_node_state(node["id"], "unusable", errors=[error(
+                "NodeSetupFailed", f"the setup task on node {node['name']} {how}; see "
+                                   f"stderr-setup-{node['name']}.txt in `batchai cluster file list`")])
+        self.events.publish("node", workspace=cluster["workspace"], cluster=cluster["name"], node=node["name"],
+                            state=self.store.node(node["id"])["state"])
+
+    # -- shrinking -------------------------------------------------------------------------
+
+    def shrink(self, cluster: dict, node: dict) -> None:
+        if node["job_id"] is None:
+            self.remove(cluster, node)
+            return
+        job = self.store.job(node["job_id"])
+        option = cluster["spec"]["scale"]["node_deallocation_option"]
+        if option == "waitforjobcompletion":
+            self.store.set_node_state(node["id"], "leaving")
+            return
+        if option == "requeue":
+            self.runner.requeue(job, [error("JobRequeued", f"node {node['name']} was removed by a cluster resize; "
+                                                            "the job was requeued")], count_as_retry=False)
+        else:
+            self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
+            self.runner.finish(job, "failed", None, [error(
+                "JobTerminatedByResize", f"node {node['name']} was removed by a cluster resize "
+                                         "(nodeDeallocationOption terminate)")])
+        self.remove(cluster, self.store.node(node["id"]))
+
+    def remove(self, cluster: dict, node: dict) -> None:
+        if "setup_run_dir" in node["info"] and node["state"] == "preparing":
+            self.backend_for(cluster["workspace"], cluster["name"]).kill_task(
+                node, node["info"]["setup_run_dir"], force=True)
+        self.store.delete("nodes", id=node["id"])
+        self.backend_for(cluster["workspace"], cluster["name"]).release(cluster, node)
+        self.events.publish("node", workspace=cluster["workspace"], cluster=cluster["name"], node=node["name"],
+                            state="removed")

@@ -1,0 +1,372 @@
+"""The service: workspaces, experiments, datastores, clusters and jobs, as the API sees them.
+
+Pure of HTTP and Jupyter: the server extension, `batchai serve` and the tests all drive it
+through these methods. Long-running work happens in the Engine's thread.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+from ..backends.local import LocalBackend
+from ..errors import BatchAIError, Conflict, NotFound
+from ..storage.base import Datastore, clean_relative_path
+from ..storage.local import LocalDatastore
+from . import views
+from .engine import Engine
+from .events import EventBus
+from .jobrun import JobRunner
+from .layout import HomeLayout, cluster_segment, job_segment
+from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
+from .names import validate_name
+from .nodes import NodeKeeper
+from .spec import cluster_spec_to_dict, job_spec_to_dict, parse_cluster_spec, parse_job_spec
+from .store import Store
+
+# Variables of the service's own process that must not leak into jobs.
+PRIVATE_ENV = ("BATCHAI_TOKEN", "JUPYTER_TOKEN", "JPY_API_TOKEN")
+DEFAULT_PAGE_SIZE = 1000
+
+
+@dataclass
+class Settings:
+    home: str
+    heartbeat_seconds: float = 2.0
+
+
+def _base_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
+
+
+def page(items: list, max_results: int | None, skip: int) -> dict:
+    size = DEFAULT_PAGE_SIZE if max_results is None else max_results
+    if not 1 <= size <= 1000:
+        raise BatchAIError("InvalidMaxResults", f"maxresults: {size} is not valid; use 1 to 1000")
+    if skip < 0:
+        raise BatchAIError("InvalidSkip", f"skip: {skip} is not valid; use 0 or more (or follow nextLink)")
+    chunk = items[skip: skip + size]
+    result = {"value": chunk}
+    if skip + size < len(items):
+        result["nextSkip"] = skip + size
+    return result
+
+
+class Service:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.layout = HomeLayout(settings.home)
+        self.store = Store(self.layout.database)
+        self.events = EventBus()
+        self.backends = {"local": LocalBackend(self._local_node_root, settings.heartbeat_seconds)}
+        self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env)
+        self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
+        self.engine = Engine(self.store, self.runner, self.keeper)
+        for backend in self.backends.values():
+            backend.set_wakeup(self.engine.wake)
+        self._lock_handle = None
+        self._ensure_workspace(DEFAULT_WORKSPACE)
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Takes the home's lock (one service per BATCHAI_HOME) and starts the engine."""
+        handle = open(self.layout.lock_file, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise BatchAIError("HomeInUse", f"another batchai service already manages {self.layout.root}; "
+                                            "stop it, or set BATCHAI_HOME to another directory", status=409)
+        self._lock_handle = handle
+        self.engine.start()
+
+    def stop(self) -> None:
+        self.engine.stop()
+        if self._lock_handle:
+            self._lock_handle.close()
+        self.store.close()
+
+    # -- plumbing for the engine ---------------------------------------------------------------
+
+    def _local_node_root(self, cluster: dict, node: dict) -> str:
+        return self.layout.local_node(cluster["workspace"], cluster["name"], node["name"])
+
+    def _backend_for(self, workspace: str, cluster_name: str):
+        cluster = self.store.cluster(workspace, cluster_name)
+        backend = cluster["spec"]["backend"] if cluster else "local"
+        return self.backends[backend]
+
+    def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
+        row = self._datastore_row(workspace, name)
+        return LocalDatastore(row["config"]["path"])
+
+    # -- workspaces, experiments, datastores ---------------------------------------------------
+
+    def _ensure_workspace(self, name: str) -> None:
+        now = time.time()
+        with self.store.transaction():
+            if self.store.query_one("SELECT name FROM workspaces WHERE name = ?", name):
+                return
+            self.store.insert("workspaces", name=name, created=now)
+            self.store.insert("experiments", workspace=name, name=DEFAULT_EXPERIMENT, created=now)
+            self.store.insert("datastores", workspace=name, name=DEFAULT_DATASTORE, kind="local", created=now,
+                              config={"path": self.layout.local_datastore(name, DEFAULT_DATASTORE)})
+
+    def create_workspace(self, name: str) -> dict:
+        validate_name("workspace", name, "name")
+        if self.store.query_one("SELECT name FROM workspaces WHERE name = ?", name):
+            raise Conflict("WorkspaceExists", f"workspace '{name}' already exists")
+        self._ensure_workspace(name)
+        return self.get_workspace(name)
+
+    def get_workspace(self, name: str) -> dict:
+        row = self.store.query_one("SELECT * FROM workspaces WHERE name = ?", name)
+        if row is None:
+            raise NotFound("workspace", name, "list them with `batchai workspace list`")
+        return {"name": row["name"], "creationTime": views.iso(row["created"])}
+
+    def list_workspaces(self) -> list[dict]:
+        return [{"name": r["name"], "creationTime": views.iso(r["created"])}
+                for r in self.store.query("SELECT * FROM workspaces ORDER BY name")]
+
+    def delete_workspace(self, name: str) -> None:
+        self.get_workspace(name)
+        for cluster in self.store.query("SELECT * FROM clusters WHERE workspace = ?", name):
+            self.engine.delete_cluster(cluster)
+        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ?", name):
+            self.engine.delete_job(job)
+        with self.store.transaction():
+            for table in ("experiments", "datastores"):
+                self.store.delete(table, workspace=name)
+            self.store.delete("workspaces", name=name)
+
+    def create_experiment(self, workspace: str, name: str) -> dict:
+        self.get_workspace(workspace)
+        validate_name("experiment", name, "name")
+        if self.store.query_one("SELECT 1 FROM experiments WHERE workspace = ? AND name = ?", workspace, name):
+            raise Conflict("ExperimentExists", f"experiment '{name}' already exists in workspace '{workspace}'")
+        self.store.insert("experiments", workspace=workspace, name=name, created=time.time())
+        return self.get_experiment(workspace, name)
+
+    def get_experiment(self, workspace: str, name: str) -> dict:
+        row = self.store.query_one("SELECT * FROM experiments WHERE workspace = ? AND name = ?", workspace, name)
+        if row is None:
+            raise NotFound("experiment", name, f"create it with `batchai experiment create -w {workspace} -n {name}`")
+        jobs = self.store.query_one("SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?",
+                                    workspace, name)["n"]
+        return {"name": name, "workspace": workspace, "creationTime": views.iso(row["created"]), "jobCount": jobs}
+
+    def list_experiments(self, workspace: str) -> list[dict]:
+        self.get_workspace(workspace)
+        return [self.get_experiment(workspace, r["name"])
+                for r in self.store.query("SELECT name FROM experiments WHERE workspace = ? ORDER BY name", workspace)]
+
+    def delete_experiment(self, workspace: str, name: str) -> None:
+        self.get_experiment(workspace, name)
+        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND experiment = ?", workspace, name):
+            self.engine.delete_job(job)
+        self.store.delete("experiments", workspace=workspace, name=name)
+
+    def _datastore_row(self, workspace: str, name: str) -> dict:
+        row = self.store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+        if row is None:
+            raise NotFound("datastore", name, f"list them with `batchai datastore list -w {workspace}`")
+        return row
+
+    def list_datastores(self, workspace: str) -> list[dict]:
+        self.get_workspace(workspace)
+        return [{"name": r["name"], "kind": r["kind"], "path": r["config"].get("path")}
+                for r in self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+
+    # -- clusters ------------------------------------------------------------------------------
+
+    def create_cluster(self, workspace: str, document: dict, name: str | None = None) -> dict:
+        self.get_workspace(workspace)
+        spec = parse_cluster_spec(document, name=name, workspace=workspace)
+        if spec.backend not in self.backends:
+            raise BatchAIError("UnknownBackend", f"backend: {spec.backend!r} is not available here; "
+                                                 f"use one of: {', '.join(sorted(self.backends))}")
+        if self.store.cluster(workspace, spec.name):
+            raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
+                                            "delete it first or pick another name")
+        scale = spec.scale
+        target = scale.target if scale.mode == "manual" else max(scale.minimum, scale.initial)
+        secrets = spec.setup_task.secrets if spec.setup_task else {}
+        self.store.insert("clusters", workspace=workspace, name=spec.name, uuid=uuid.uuid4().hex,
+                          spec=cluster_spec_to_dict(spec), secrets=dict(secrets), target=target, created=time.time())
+        self.events.publish("cluster", workspace=workspace, cluster=spec.name, state="created")
+        self.engine.wake()
+        return self.get_cluster(workspace, spec.name)
+
+    def _cluster_row(self, workspace: str, name: str) -> dict:
+        row = self.store.cluster(workspace, name)
+        if row is None:
+            raise NotFound("cluster", name, f"create it with `batchai cluster create -w {workspace} -n {name}`")
+        return row
+
+    def get_cluster(self, workspace: str, name: str) -> dict:
+        row = self._cluster_row(workspace, name)
+        return views.cluster_view(row, self.store.nodes_of(workspace, name))
+
+    def list_clusters(self, workspace: str) -> list[dict]:
+        self.get_workspace(workspace)
+        return [self.get_cluster(workspace, r["name"])
+                for r in self.store.query("SELECT name FROM clusters WHERE workspace = ? ORDER BY name", workspace)]
+
+    def update_scale(self, workspace: str, name: str, scale_document: dict) -> dict:
+        """PATCH scaleSettings: `{"manual": {...}}` (resize) or `{"autoScale": {...}}` (auto-scale)."""
+        row = self._cluster_row(workspace, name)
+        current = dict(row["spec"])
+        merged = parse_cluster_spec({"name": name, "backend": current["backend"], "scaleSettings": scale_document},
+                                    workspace=workspace)
+        scale = merged.scale
+        previous_idle = current["scale"]["idle_seconds_before_scaledown"]
+        current["scale"] = cluster_spec_to_dict(merged)["scale"]
+        auto_block = scale_document.get("autoScale")
+        if not (isinstance(auto_block, dict) and "idleSecondsBeforeScaledown" in auto_block):
+            # The idle timeout is not part of Batch AI's scaleSettings: a resize that does not
+            # name one keeps the cluster's own, instead of falling back to the default.
+            current["scale"]["idle_seconds_before_scaledown"] = previous_idle
+        if scale.mode == "manual":
+            target = scale.target
+        else:
+            live = len([n for n in self.store.nodes_of(workspace, name) if n["state"] != "leaving"])
+            target = min(max(live, scale.minimum), scale.maximum)
+        self.store.update("clusters", {"workspace": workspace, "name": name}, spec=current, target=target)
+        self.engine.wake()
+        return self.get_cluster(workspace, name)
+
+    def delete_cluster(self, workspace: str, name: str) -> None:
+        self.engine.delete_cluster(self._cluster_row(workspace, name))
+
+    def list_nodes(self, workspace: str, name: str) -> list[dict]:
+        self._cluster_row(workspace, name)
+        return [views.node_view(n) for n in self.store.nodes_of(workspace, name)]
+
+    def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
+        row = self._cluster_row(workspace, name)
+        segment = cluster_segment(name, row["uuid"])
+        return self._list(workspace, segment, path)
+
+    def read_cluster_file(self, workspace: str, name: str, path: str, offset: int = 0,
+                          length: int | None = None) -> bytes:
+        row = self._cluster_row(workspace, name)
+        return self.datastore(workspace).read(f"{cluster_segment(name, row['uuid'])}/{clean_relative_path(path)}",
+                                              offset, length)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def create_job(self, workspace: str, experiment: str, document: dict, name: str | None = None,
+                   cluster: str | None = None) -> dict:
+        self.get_experiment(workspace, experiment)
+        spec = parse_job_spec(document, name=name, workspace=workspace, experiment=experiment, cluster=cluster)
+        cluster_row = self._cluster_row(workspace, spec.cluster)
+        scale = cluster_row["spec"]["scale"]
+        if scale["mode"] == "auto" and spec.node_count > scale["maximum"]:
+            raise BatchAIError("TooManyNodes", f"nodeCount: {spec.node_count} is more than cluster "
+                                               f"'{spec.cluster}' can ever have (maximum {scale['maximum']}); "
+                                               "lower nodeCount or raise the cluster's maximum")
+        now = time.time()
+        try:
+            job_id = self.store.insert(
+                "jobs", workspace=workspace, experiment=experiment, name=spec.name, uuid=uuid.uuid4().hex,
+                cluster=spec.cluster, priority=spec.priority, state="queued", spec=job_spec_to_dict(spec),
+                secrets=dict(spec.secrets), created=now, state_since=now)
+        except Exception as failure:
+            if "UNIQUE" in str(failure):
+                raise Conflict("JobExists", f"job '{spec.name}' already exists in experiment '{experiment}'; "
+                                            "delete it or pick another name") from None
+            raise
+        self.events.publish("job", workspace=workspace, experiment=experiment, name=spec.name, state="queued")
+        self.engine.wake()
+        return self._job_view(self.store.job(job_id))
+
+    def _job_row(self, workspace: str, experiment: str, name: str) -> dict:
+        row = self.store.job_by_name(workspace, experiment, name)
+        if row is None:
+            raise NotFound("job", name, f"list jobs with `batchai job list -w {workspace} -e {experiment}`")
+        return row
+
+    def _job_view(self, job: dict) -> dict:
+        if job["state"] != "queued":
+            return views.job_view(job)
+        position = self.store.queued_ahead(job) + 1  # = scheduler.queue_position, without the whole queue
+        return views.job_view(job, position, self._waiting_reason(job))
+
+    def _waiting_reason(self, job: dict) -> str:
+        cluster = self.store.cluster(job["workspace"], job["cluster"])
+        need = job["spec"]["node_count"]
+        if cluster and cluster["spec"]["scale"]["mode"] == "manual" and need > cluster["target"]:
+            return (f"needs {need} nodes but cluster '{job['cluster']}' has {cluster['target']}; "
+                    f"resize it with `batchai cluster resize -n {job['cluster']} -t {need}`")
+        return ""
+
+    def get_job(self, workspace: str, experiment: str, name: str) -> dict:
+        return self._job_view(self._job_row(workspace, experiment, name))
+
+    def list_jobs(self, workspace: str, experiment: str | None = None, state: str | None = None) -> list[dict]:
+        self.get_workspace(workspace)
+        sql, args = "SELECT * FROM jobs WHERE workspace = ?", [workspace]
+        if experiment:
+            self.get_experiment(workspace, experiment)
+            sql, args = sql + " AND experiment = ?", args + [experiment]
+        if state:
+            if state not in JOB_STATES:
+                raise BatchAIError("InvalidArgument", f"state: {state!r} is not a job state; use one of "
+                                                      f"{', '.join(JOB_STATES)}")
+            sql, args = sql + " AND state = ?", args + [state]
+        jobs = self.store.query(sql + " ORDER BY id", *args)
+        positions = views.queue_positions(self.store.job_briefs("queued"))
+        return [views.job_view(j, positions.get(j["id"])) for j in jobs]
+
+    def terminate_job(self, workspace: str, experiment: str, name: str) -> dict:
+        job = self._job_row(workspace, experiment, name)
+        if job["state"] in ("queued", "running"):
+            self.engine.terminate_job(job, "JobTerminated", "the job was terminated by the user")
+        return self.get_job(workspace, experiment, name)
+
+    def delete_job(self, workspace: str, experiment: str, name: str) -> None:
+        self.engine.delete_job(self._job_row(workspace, experiment, name))
+
+    def list_tasks(self, workspace: str, experiment: str, name: str) -> list[dict]:
+        job = self._job_row(workspace, experiment, name)
+        return [views.task_view(t, self.store.node(t["node_id"])) for t in self.store.tasks_of(job["id"])]
+
+    def list_job_nodes(self, workspace: str, experiment: str, name: str) -> list[dict]:
+        job = self._job_row(workspace, experiment, name)
+        return [views.node_view(n) for n in (self.store.node(i) for i in job["node_ids"]) if n]
+
+    def _job_files_segment(self, job: dict, output_id: str) -> str:
+        base = job_segment(job["experiment"], job["name"], job["uuid"])
+        if output_id == "stdouterr":
+            return f"{base}/stdouterr"
+        ids = [d["id"] for d in job["spec"]["output_directories"]]
+        if output_id not in ids:
+            allowed = ", ".join(["stdouterr", *ids])
+            raise BatchAIError("InvalidOutputDirectoryId", f"outputdirectoryid: {output_id!r} is not an output "
+                                                           f"directory of job '{job['name']}'; use one of: {allowed}")
+        return f"{base}/outputs/{output_id}"
+
+    def _list(self, workspace: str, segment: str, path: str) -> list[dict]:
+        relative = clean_relative_path(path)
+        full = f"{segment}/{relative}" if relative else segment
+        return [{"name": e.name, "path": f"{relative}/{e.name}" if relative else e.name, "fileType": e.file_type,
+                 "contentLength": e.size, "lastModified": views.iso(e.modified)}
+                for e in self.datastore(workspace).list(full)]
+
+    def list_job_files(self, workspace: str, experiment: str, name: str, output_id: str = "stdouterr",
+                       path: str = ".") -> list[dict]:
+        job = self._job_row(workspace, experiment, name)
+        return self._list(workspace, self._job_files_segment(job, output_id), path)
+
+    def read_job_file(self, workspace: str, experiment: str, name: str, output_id: str, path: str,
+                      offset: int = 0, length: int | None = None) -> bytes:
+        job = self._job_row(workspace, experiment, name)
+        segment = self._job_files_segment(job, output_id)
+        relative = clean_relative_path(path, "path")
+        if not relative:
+            raise BatchAIError("InvalidPath", "path: give the name of a file inside the output directory")
+        return self.datastore(workspace).read(f"{segment}/{relative}", offset, length)

@@ -1,0 +1,215 @@
+"""SQLite (WAL) persistence of workspaces, experiments, datastores, clusters, nodes, jobs and tasks.
+
+Every multi-row change goes through `transaction()`, so a crash at any point leaves either the
+old or the new state. Rows come back as plain dicts; JSON columns are decoded.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS workspaces (
+    name TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    workspace TEXT NOT NULL, name TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (workspace, name));
+CREATE TABLE IF NOT EXISTS datastores (
+    workspace TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, config TEXT NOT NULL,
+    secrets TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL,
+    PRIMARY KEY (workspace, name));
+CREATE TABLE IF NOT EXISTS clusters (
+    workspace TEXT NOT NULL, name TEXT NOT NULL, uuid TEXT NOT NULL, spec TEXT NOT NULL,
+    secrets TEXT NOT NULL DEFAULT '{}', target INTEGER NOT NULL, created REAL NOT NULL,
+    deleting INTEGER NOT NULL DEFAULT 0, errors TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (workspace, name));
+CREATE TABLE IF NOT EXISTS nodes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, workspace TEXT NOT NULL, cluster TEXT NOT NULL,
+    name TEXT NOT NULL, state TEXT NOT NULL, ip TEXT NOT NULL, job_id INTEGER,
+    state_since REAL NOT NULL, errors TEXT NOT NULL DEFAULT '[]', info TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS nodes_by_cluster ON nodes (workspace, cluster);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, workspace TEXT NOT NULL, experiment TEXT NOT NULL,
+    name TEXT NOT NULL, uuid TEXT NOT NULL, cluster TEXT NOT NULL, priority INTEGER NOT NULL,
+    state TEXT NOT NULL, phase TEXT NOT NULL DEFAULT '', spec TEXT NOT NULL,
+    secrets TEXT NOT NULL DEFAULT '{}', attempt INTEGER NOT NULL DEFAULT 1,
+    created REAL NOT NULL, state_since REAL NOT NULL, started REAL, ended REAL,
+    exit_code INTEGER, errors TEXT NOT NULL DEFAULT '[]', node_ids TEXT NOT NULL DEFAULT '[]',
+    master_port INTEGER, retries_used INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (workspace, experiment, name));
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER NOT NULL, attempt INTEGER NOT NULL,
+    phase TEXT NOT NULL, name TEXT NOT NULL, node_id INTEGER NOT NULL, role TEXT NOT NULL,
+    rank INTEGER NOT NULL, required INTEGER NOT NULL, run_dir TEXT NOT NULL,
+    stdout TEXT NOT NULL, stderr TEXT NOT NULL, state TEXT NOT NULL, exit_code INTEGER,
+    launched REAL NOT NULL, ended REAL);
+CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks (job_id, attempt);
+"""
+
+JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info")
+_BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
+
+
+def _decode(row: sqlite3.Row | None) -> dict | None:
+    if row is None:
+        return None
+    record = dict(row)
+    for column in JSON_COLUMNS:
+        if column in record and isinstance(record[column], str):
+            record[column] = json.loads(record[column])
+    return record
+
+
+def _encode(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+class Store:
+    """One connection shared by the service's threads, serialised by a lock."""
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fresh = not os.path.exists(path)
+        self._lock = threading.RLock()
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._connection.row_factory = sqlite3.Row
+        if fresh:
+            os.chmod(path, 0o600)  # the store holds secret values
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.executescript(SCHEMA)
+        self._depth = 0
+        self._json_in_sql = True  # json_extract() available; job_briefs() finds out otherwise
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator["Store"]:
+        """All writes inside commit together or not at all; transactions nest."""
+        with self._lock:
+            outermost = self._depth == 0
+            if outermost:
+                self._connection.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self._depth -= 1
+                if outermost:
+                    self._connection.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outermost:
+                self._connection.execute("COMMIT")
+
+    # -- generic helpers -------------------------------------------------------------------
+
+    def query(self, sql: str, *args) -> list[dict]:
+        with self._lock:
+            return [_decode(row) for row in self._connection.execute(sql, args).fetchall()]
+
+    def query_one(self, sql: str, *args) -> dict | None:
+        with self._lock:
+            return _decode(self._connection.execute(sql, args).fetchone())
+
+    def insert(self, table: str, **values) -> int:
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with self._lock:
+            cursor = self._connection.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})", [_encode(v) for v in values.values()])
+            return cursor.lastrowid
+
+    def update(self, table: str, where: dict, **values) -> int:
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        condition = " AND ".join(f"{column} = ?" for column in where)
+        with self._lock:
+            cursor = self._connection.execute(
+                f"UPDATE {table} SET {assignments} WHERE {condition}",
+                [_encode(v) for v in values.values()] + list(where.values()))
+            return cursor.rowcount
+
+    def delete(self, table: str, **where) -> int:
+        condition = " AND ".join(f"{column} = ?" for column in where)
+        with self._lock:
+            return self._connection.execute(f"DELETE FROM {table} WHERE {condition}", list(where.values())).rowcount
+
+    # -- named lookups used by several callers --------------------------------------------
+
+    def job(self, job_id: int) -> dict | None:
+        return self.query_one("SELECT * FROM jobs WHERE id = ?", job_id)
+
+    def job_by_name(self, workspace: str, experiment: str, name: str) -> dict | None:
+        return self.query_one(
+            "SELECT * FROM jobs WHERE workspace = ? AND experiment = ? AND name = ?", workspace, experiment, name)
+
+    def jobs_in_state(self, *states: str) -> list[dict]:
+        marks = ", ".join("?" for _ in states)
+        return self.query(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", *states)
+
+    def job_briefs(self, *states: str) -> list[dict]:
+        """Jobs in `states` with only what queueing and scheduling read: id, workspace, cluster,
+        priority, state, started, node_ids, node_count, max_wall_clock_seconds. SQLite pulls the
+        two spec fields out itself, so the engine's every cycle does not decode every queued
+        job's whole spec (that made a long queue O(queue) JSON work per wake-up)."""
+        marks = ", ".join("?" for _ in states)
+        where = f"FROM jobs WHERE state IN ({marks}) ORDER BY id"
+        with self._lock:
+            if self._json_in_sql:
+                try:
+                    rows = self._connection.execute(
+                        f"SELECT {_BRIEF_COLUMNS}, json_extract(spec, '$.node_count'), "
+                        f"json_extract(spec, '$.max_wall_clock_seconds') {where}", states).fetchall()
+                except sqlite3.OperationalError:  # an SQLite built without its JSON functions
+                    self._json_in_sql = False
+            if not self._json_in_sql:
+                rows = [(*row[:-1], spec["node_count"], spec["max_wall_clock_seconds"])
+                        for row in self._connection.execute(f"SELECT {_BRIEF_COLUMNS}, spec {where}", states)
+                        for spec in (json.loads(row[-1]),)]
+        keys = ("id", "workspace", "cluster", "priority", "state", "started", "node_ids", "node_count",
+                "max_wall_clock_seconds")
+        briefs = [dict(zip(keys, row)) for row in rows]
+        for brief in briefs:  # a queued job's "[]" needs no decoding
+            brief["node_ids"] = json.loads(brief["node_ids"]) if brief["node_ids"] != "[]" else []
+        return briefs
+
+    def queued_ahead(self, job: dict) -> int:
+        """How many queued jobs of `job`'s cluster come before it in scheduler.order_queue's order
+        (larger priority first, then lower id): one COUNT instead of loading the whole queue."""
+        return self._connection_count(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND workspace = ? AND cluster = ? "
+            "AND (priority > ? OR (priority = ? AND id < ?))",
+            job["workspace"], job["cluster"], job["priority"], job["priority"], job["id"])
+
+    def _connection_count(self, sql: str, *args) -> int:
+        with self._lock:
+            return self._connection.execute(sql, args).fetchone()[0]
+
+    def cluster(self, workspace: str, name: str) -> dict | None:
+        return self.query_one("SELECT * FROM clusters WHERE workspace = ? AND name = ?", workspace, name)
+
+    def nodes_of(self, workspace: str, cluster: str) -> list[dict]:
+        return self.query("SELECT * FROM nodes WHERE workspace = ? AND cluster = ? ORDER BY id", workspace, cluster)
+
+    def node(self, node_id: int) -> dict | None:
+        return self.query_one("SELECT * FROM nodes WHERE id = ?", node_id)
+
+    def tasks_of(self, job_id: int, attempt: int | None = None) -> list[dict]:
+        if attempt is None:
+            return self.query("SELECT * FROM tasks WHERE job_id = ? ORDER BY id", job_id)
+        return self.query("SELECT * FROM tasks WHERE job_id = ? AND attempt = ? ORDER BY id", job_id, attempt)
+
+    def set_job_state(self, job_id: int, state: str, **values) -> None:
+        self.update("jobs", {"id": job_id}, state=state, state_since=time.time(), **values)
+
+    def set_node_state(self, node_id: int, state: str, **values) -> None:
+        self.update("nodes", {"id": node_id}, state=state, state_since=time.time(), **values)

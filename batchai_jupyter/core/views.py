@@ -1,0 +1,85 @@
+"""Stored rows → the camelCase JSON the API returns (Batch AI's names, secrets never included)."""
+from __future__ import annotations
+
+import datetime
+
+from . import scheduler
+from .layout import job_segment
+from .models import NODE_STATES, priority_name
+from .spec import cluster_spec_from_dict, cluster_spec_to_wire, job_spec_from_dict, job_spec_to_wire
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def job_view(job: dict, queue_position: int | None = None, waiting_reason: str = "") -> dict:
+    spec = job_spec_from_dict(job["spec"])
+    spec.secrets = {name: "" for name in job["secrets"]}
+    view = {
+        "name": job["name"], "workspace": job["workspace"], "experiment": job["experiment"],
+        "cluster": job["cluster"], "uuid": job["uuid"], "toolType": spec.toolkit.kind,
+        "nodeCount": spec.node_count, "schedulingPriority": priority_name(job["priority"]),
+        "executionState": job["state"], "executionStateTransitionTime": iso(job["state_since"]),
+        "creationTime": iso(job["created"]), "attempt": job["attempt"], "maxRetries": spec.max_retries,
+        "retriesUsed": job["retries_used"],
+        "jobOutputDirectoryPathSegment": job_segment(job["experiment"], job["name"], job["uuid"]),
+        "executionInfo": {"startTime": iso(job["started"]), "endTime": iso(job["ended"]),
+                          "exitCode": job["exit_code"], "errors": job["errors"]},
+        "properties": job_spec_to_wire(spec),
+    }
+    if job["state"] == "queued":
+        view["queuePosition"] = queue_position
+        if waiting_reason:
+            view["waitingReason"] = waiting_reason
+    return view
+
+
+def task_view(task: dict, node: dict | None) -> dict:
+    return {"name": task["name"], "role": task["role"], "index": task["rank"], "attempt": task["attempt"],
+            "phase": task["phase"], "node": node["name"] if node else None, "ip": node["ip"] if node else None,
+            "state": task["state"], "exitCode": task["exit_code"], "stdout": task["stdout"],
+            "stderr": task["stderr"], "startTime": iso(task["launched"]), "endTime": iso(task["ended"])}
+
+
+def node_state_counts(nodes: list[dict]) -> dict:
+    counts = {f"{state}NodeCount": 0 for state in NODE_STATES}
+    for node in nodes:
+        counts[f"{node['state']}NodeCount"] += 1
+    return counts
+
+
+def cluster_view(cluster: dict, nodes: list[dict]) -> dict:
+    spec = cluster_spec_from_dict(cluster["spec"])
+    if spec.setup_task is not None:  # the store keeps secret values apart; show their names only
+        spec.setup_task.secrets = {name: "" for name in cluster["secrets"]}
+    live = [n for n in nodes if n["state"] != "leaving"]
+    steady = len(live) == cluster["target"] and not any(n["state"] in ("preparing", "leaving") for n in nodes)
+    return {
+        "name": cluster["name"], "workspace": cluster["workspace"], "backend": spec.backend,
+        "uuid": cluster["uuid"], "creationTime": iso(cluster["created"]),
+        "provisioningState": "deleting" if cluster["deleting"] else "succeeded",
+        "allocationState": "steady" if steady else "resizing",
+        "currentNodeCount": len(nodes), "targetNodeCount": cluster["target"],
+        "nodeStateCounts": node_state_counts(nodes), "errors": cluster["errors"],
+        "properties": cluster_spec_to_wire(spec),
+    }
+
+
+def node_view(node: dict) -> dict:
+    return {"nodeId": node["name"], "ipAddress": node["ip"], "port": None, "state": node["state"],
+            "jobId": node["job_id"], "stateTransitionTime": iso(node["state_since"]),
+            "cpus": node["info"].get("cpus"), "gpus": node["info"].get("gpus"), "errors": node["errors"]}
+
+
+def queued_job(job: dict) -> scheduler.QueuedJob:
+    """The scheduler's view of a queued job, from a full job row or a Store.job_briefs() row."""
+    fields = job["spec"] if "spec" in job else job
+    return scheduler.QueuedJob(job["id"], f"{job['workspace']}/{job['cluster']}", job["priority"], job["id"],
+                               fields["node_count"], fields["max_wall_clock_seconds"])
+
+
+def queue_positions(queued_jobs: list[dict]) -> dict[int, int]:
+    return scheduler.queue_positions([queued_job(j) for j in queued_jobs])

@@ -1,0 +1,158 @@
+"""`batchai demo`: a 2-node distributed PyTorch-toolkit job on a local cluster, watched live.
+
+The script trains a one-weight linear model with data-parallel SGD: each rank computes the
+gradient of its shard, the ranks average it, rank 0 saves the model. With PyTorch installed it
+uses DistributedDataParallel over gloo; without it, the same averaging over a TCP socket, so the
+demo runs on a machine with nothing but this package.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from .client import Client
+from .errors import BatchAIError
+
+CLUSTER = "demo"
+SCRIPT_NAME = "train_linear.py"
+
+SCRIPT = r'''
+import json, os, socket, struct, sys
+rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+xs = [i / 100 for i in range(100)][rank::world]
+ys = [3.0 * x + 0.5 for x in xs]
+out = os.environ["AZ_BATCHAI_OUTPUT_MODEL"]
+print(f"rank {rank}/{world} on {os.environ['AZ_BATCHAI_JOB_NAME']}: {len(xs)} samples", flush=True)
+try:
+    import torch, torch.distributed as dist
+except ImportError:
+    torch = None
+
+if torch is not None:
+    dist.init_process_group("gloo")
+    model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(1, 1))
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.5)
+    x, y = torch.tensor(xs).unsqueeze(1), torch.tensor(ys).unsqueeze(1)
+    for epoch in range(200):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimiser.step()
+        if epoch % 40 == 0:
+            print(f"rank {rank} epoch {epoch} loss {loss.item():.5f}", flush=True)
+    weight, bias = model.module.weight.item(), model.module.bias.item()
+    if rank == 0:
+        torch.save(model.module.state_dict(), os.path.join(out, "model.pt"))
+    dist.barrier()
+    dist.destroy_process_group()
+else:
+    address = (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
+    if rank == 0:
+        server = socket.create_server(address)
+        peers = [server.accept()[0] for _ in range(world - 1)]
+    else:
+        import time
+        for _ in range(100):
+            try:
+                peer = socket.create_connection(address); break
+            except OSError:
+                time.sleep(0.1)
+    def average(values):
+        if rank == 0:
+            total = list(values)
+            for p in peers:
+                other = struct.unpack("2d", p.recv(16, socket.MSG_WAITALL))
+                total = [a + b for a, b in zip(total, other)]
+            mean = [t / world for t in total]
+            for p in peers:
+                p.sendall(struct.pack("2d", *mean))
+            return mean
+        peer.sendall(struct.pack("2d", *values))
+        return list(struct.unpack("2d", peer.recv(16, socket.MSG_WAITALL)))
+    weight = bias = 0.0
+    for epoch in range(200):
+        errors = [weight * x + bias - y for x, y in zip(xs, ys)]
+        grads = [2 * sum(e * x for e, x in zip(errors, xs)) / len(xs), 2 * sum(errors) / len(xs)]
+        gw, gb = average(grads)
+        weight, bias = weight - 0.5 * gw, bias - 0.5 * gb
+        if epoch % 40 == 0:
+            print(f"rank {rank} epoch {epoch} loss {sum(e * e for e in errors) / len(errors):.5f}", flush=True)
+print(f"rank {rank} done: weight {weight:.3f} bias {bias:.3f} (true 3.0, 0.5)", flush=True)
+if rank == 0:
+    with open(os.path.join(out, "model.json"), "w") as handle:
+        json.dump({"weight": weight, "bias": bias, "framework": "torch" if torch else "stdlib"}, handle)
+'''
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _ensure_cluster(client: Client, nodes: int) -> None:
+    existing = {c["name"]: c for c in client.clusters("default")}
+    if CLUSTER not in existing:
+        client.create_cluster("default", {"backend": "local", "nodeCount": nodes}, CLUSTER)
+        _say(f"Created local cluster '{CLUSTER}' with {nodes} nodes")
+    elif existing[CLUSTER]["targetNodeCount"] < nodes:
+        client.scale_cluster("default", CLUSTER, {"manual": {"targetNodeCount": nodes}})
+
+
+def _write_script(client: Client) -> str:
+    home = client.version()["home"]
+    path = os.path.join(home, "demo", SCRIPT_NAME)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(SCRIPT)
+    return path
+
+
+def _follow_logs(client: Client, name: str, ranks: int, state: str) -> dict:
+    offsets = {rank: 0 for rank in range(ranks)}
+    while True:
+        job = client.job("default", "default", name)
+        if job["executionState"] != state:
+            state = job["executionState"]
+            _say(f"Job state: {state} ExitCode: {job['executionInfo']['exitCode']}")
+        for rank in offsets:
+            try:
+                chunk = client.read_job_file("default", "default", name, f"stdout-{rank}.txt", offset=offsets[rank])
+            except BatchAIError:
+                continue
+            offsets[rank] += len(chunk)
+            for line in chunk.decode(errors="replace").splitlines():
+                _say(f"  [stdout-{rank}.txt] {line}")
+        if state in ("succeeded", "failed"):
+            return job
+        time.sleep(0.2)
+
+
+def _print_files(client: Client, name: str, output_id: str) -> None:
+    files = client.list(f"{client.job_path('default', 'default', name)}/files", outputdirectoryid=output_id)
+    _say(f"Files in {output_id}:")
+    for entry in files:
+        _say(f"  {entry['name']:<28} {entry['contentLength'] or '':>8}  {client.url}{entry.get('downloadUrl', '')[1:]}")
+
+
+def run_demo(client: Client, nodes: int = 2) -> int:
+    _ensure_cluster(client, nodes)
+    script = _write_script(client)
+    name = time.strftime("demo-%Y%m%d-%H%M%S")
+    spec = {"cluster": CLUSTER, "nodeCount": nodes,
+            "pyTorchSettings": {"pythonScriptFilePath": script, "processCount": nodes,
+                                "communicationBackend": "gloo"},
+            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT"}],
+            "constraints": {"maxWallClockTime": "0:10:00"}}
+    submitted = client.create_job("default", "default", spec, name)
+    _say(f"Submitted job '{name}': PyTorch toolkit, {nodes} nodes, {nodes} ranks")
+    _say(f"Job state: {submitted['executionState']} (queue position {submitted.get('queuePosition')})")
+    job = _follow_logs(client, name, nodes, submitted["executionState"])
+    _print_files(client, name, "stdouterr")
+    _print_files(client, name, "MODEL")
+    for failure in job["executionInfo"]["errors"]:
+        _say(f"FailureDetails: ErrorCode:{failure['code']} ErrorMessage:{failure['message']}")
+    return 0 if job["executionState"] == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo(Client.discover()))

@@ -1,0 +1,158 @@
+"""The job wrapper: runs ONE task on a node and leaves its state on disk.
+
+Started detached (its own session, so a dying service does not take it along) as
+
+    python -S wrapper.py TASK_DIR
+
+It is deliberately stdlib-only and self-contained: backends copy this single file to a node and
+run it with whatever Python is there. TASK_DIR/task.json says what to run:
+
+    {"command": "shell command line", "env": {...}, "cwd": "...",
+     "stdout": "/abs/stdout.txt", "stderr": "/abs/stderr.txt", "heartbeat_seconds": 2}
+
+and the wrapper records, beside it:
+
+    pid        the wrapper's pid, which is also the task's process-group id
+    heartbeat  touched every heartbeat_seconds while the task runs
+    exit       {"exit_code": N, "ended": unix time}, written atomically when the task ends
+
+task.json holds secret values, so the wrapper deletes it as soon as it has read it.
+
+Every job pays for this file's start-up, so it imports almost nothing: no `subprocess` (the task
+is started with fork/execve and waited for with waitpid, which is what subprocess does on POSIX)
+and, where CPython's C scanner is there, not `json` either (its `re` import alone costs more than
+the rest of the wrapper's own work).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+WRAPPER_VERSION = "1"
+
+
+def _parse_json(text: str):
+    """json.loads(text) for the service's task file, without importing json when it can."""
+    try:
+        from _json import make_scanner  # CPython's C scanner: json.loads without `re`
+
+        class _Options:  # what json.JSONDecoder hands the scanner
+            strict, object_hook, object_pairs_hook, parse_constant = True, None, None, None
+            parse_float, parse_int = float, int
+            memo: dict = {}
+
+        text = text.strip()
+        value, end = make_scanner(_Options())(text, 0)
+        if end == len(text):
+            return value
+    except Exception:  # not CPython, or a document the fast path does not take: the real thing
+        pass
+    import json
+
+    return json.loads(text)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _touch(path: str) -> None:
+    with open(path, "a"):
+        pass
+    os.utime(path, None)
+
+
+def _exit_code(returncode: int) -> int:
+    # A task killed by a signal reports 128 + signal number, as a shell would.
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run(task_dir: str) -> int:
+    task_file = os.path.join(task_dir, "task.json")
+    with open(task_file) as handle:
+        task = _parse_json(handle.read())
+    os.unlink(task_file)
+    _write_atomically(os.path.join(task_dir, "pid"), str(os.getpid()))
+    heartbeat = os.path.join(task_dir, "heartbeat")
+    _touch(heartbeat)
+
+    # The service terminates a task by signalling its process group; the wrapper stays to
+    # record the exit code of the command it runs.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    for name in ("stdout", "stderr"):
+        os.makedirs(os.path.dirname(task[name]), exist_ok=True)
+    with open(task["stdout"], "ab", buffering=0) as out, open(task["stderr"], "ab", buffering=0) as err:
+        try:
+            child = os.fork()
+        except OSError as error:
+            err.write(f"batchai: cannot start the task: {error}\n".encode())
+            code = 127
+        else:
+            if child == 0:  # the task's process: never returns from here
+                _exec_task(task, out.fileno(), err.fileno())
+            # The heartbeat is touched from SIGALRM while waitpid blocks (PEP 475 resumes the wait).
+            interval = float(task.get("heartbeat_seconds", 2))
+            signal.signal(signal.SIGALRM, lambda *_: _touch(heartbeat))
+            signal.setitimer(signal.ITIMER_REAL, interval, interval)
+            _, status = os.waitpid(child, 0)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            code = _exit_code(os.waitstatus_to_exitcode(status))
+    # json.dumps's own format, without importing json.
+    _write_atomically(os.path.join(task_dir, "exit"), '{"exit_code": %d, "ended": %r}' % (code, time.time()))
+    return code
+
+
+def _exec_task(task: dict, stdout: int, stderr: int) -> None:
+    """In the forked child: what subprocess.Popen(["/bin/bash", "-c", command], cwd=..., env=...,
+    stdin=DEVNULL, stdout=..., stderr=...) does before and at exec. A failure to start is told
+    on the task's stderr and ends the child with 127, as a shell does."""
+    try:
+        # Sources are moved above 2 first, so no dup2 onto 0..2 can clobber one of them.
+        sources = [_above_stderr(os.open(os.devnull, os.O_RDWR)), _above_stderr(stdout), _above_stderr(stderr)]
+        for target, source in enumerate(sources):
+            os.dup2(source, target)
+        _close_fds_above_stderr()
+        if task.get("cwd"):
+            os.chdir(task["cwd"])
+        for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ"):  # Python ignores these; the task must not
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+        os.execve("/bin/bash", ["/bin/bash", "-c", task["command"]], task["env"])
+    except BaseException as error:
+        try:
+            os.write(2, f"batchai: cannot start the task: {error}\n".encode())
+        finally:
+            os._exit(127)
+
+
+def _above_stderr(descriptor: int) -> int:
+    while descriptor <= 2:
+        descriptor = os.dup(descriptor)
+    return descriptor
+
+
+def _close_fds_above_stderr() -> None:
+    try:
+        descriptors = [int(name) for name in os.listdir("/dev/fd")]
+    except (OSError, ValueError):
+        descriptors = range(3, 1024)
+    for descriptor in descriptors:
+        if descriptor > 2:
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    run(sys.argv[1])

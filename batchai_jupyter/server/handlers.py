@@ -1,0 +1,372 @@
+"""Thin REST handlers over the Service, under /batchai/api/v1/, behind Jupyter's own auth.
+
+Every handler turns its request into one Service call (run off the IOLoop thread) and its
+result into JSON. Errors are `{"error": code, "message": ...}` with a 4xx status.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from .. import __version__
+from ..core.service import page
+from ..errors import BatchAIError
+
+API = "/batchai/api/v1"
+NAME = r"([^/]+)"
+
+
+class BaseHandler(APIHandler):
+    @property
+    def service(self):
+        service = self.settings.get("batchai_service")
+        if service is None:
+            reason = self.settings.get("batchai_unavailable", "the batchai service did not start")
+            raise BatchAIError("ServiceUnavailable", reason, status=503)
+        return service
+
+    def body(self) -> dict:
+        if not self.request.body:
+            return {}
+        try:
+            document = json.loads(self.request.body)
+        except ValueError as failure:
+            raise BatchAIError("InvalidJson", f"request body is not valid JSON ({failure}); send a JSON object")
+        if not isinstance(document, dict):
+            raise BatchAIError("InvalidJson", "request body must be a JSON object")
+        return document
+
+    def int_argument(self, name: str, default: int | None) -> int | None:
+        value = self.get_query_argument(name, None)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise BatchAIError("InvalidArgument", f"{name}: {value!r} is not an integer")
+
+    async def call(self, function: Callable, *args, **kwargs) -> Any:
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    def reply(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(value))
+
+    def reply_page(self, items: list) -> None:
+        result = page(items, self.int_argument("maxresults", None), self.int_argument("skip", 0) or 0)
+        if "nextSkip" in result:
+            skip = result.pop("nextSkip")
+            # The next page keeps the request's other arguments (state, outputdirectoryid, path, ...).
+            kept = [(key, value.decode()) for key, values in self.request.query_arguments.items()
+                    if key not in ("maxresults", "skip") for value in values]
+            query = urlencode(kept + [("maxresults", len(result["value"])), ("skip", skip)])
+            result["nextLink"] = f"{self.request.path}?{query}"
+        self.reply(result)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        error = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(error, BatchAIError):
+            self.set_status(error.status)
+            body = error.to_json()
+        elif isinstance(error, web.HTTPError):
+            body = {"error": "HttpError", "message": error.log_message or self._reason}
+        else:
+            body = {"error": "InternalError", "message": "the service failed unexpectedly; see its log"}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, BatchAIError):
+            return  # a user's mistake, answered with its message; not a server fault
+        super().log_exception(typ, value, tb)
+
+    def send_error(self, status_code: int = 500, **kwargs) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, BatchAIError):
+            status_code = error.status
+        super().send_error(status_code, **kwargs)
+
+
+class VersionHandler(BaseHandler):
+    @web.authenticated
+    def get(self):
+        self.reply({"version": __version__, "api": "v1", "home": self.service.layout.root})
+
+
+class WorkspacesHandler(BaseHandler):
+    @web.authenticated
+    async def get(self):
+        self.reply_page(await self.call(self.service.list_workspaces))
+
+
+class WorkspaceHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace):
+        self.reply(await self.call(self.service.get_workspace, workspace))
+
+    @web.authenticated
+    async def put(self, workspace):
+        self.reply(await self.call(self.service.create_workspace, workspace), 201)
+
+    @web.authenticated
+    async def delete(self, workspace):
+        await self.call(self.service.delete_workspace, workspace)
+        self.set_status(204)
+        self.finish()
+
+
+class ExperimentsHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace):
+        self.reply_page(await self.call(self.service.list_experiments, workspace))
+
+
+class ExperimentHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, experiment):
+        self.reply(await self.call(self.service.get_experiment, workspace, experiment))
+
+    @web.authenticated
+    async def put(self, workspace, experiment):
+        self.reply(await self.call(self.service.create_experiment, workspace, experiment), 201)
+
+    @web.authenticated
+    async def delete(self, workspace, experiment):
+        await self.call(self.service.delete_experiment, workspace, experiment)
+        self.set_status(204)
+        self.finish()
+
+
+class DatastoresHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace):
+        self.reply_page(await self.call(self.service.list_datastores, workspace))
+
+
+class ClustersHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace):
+        self.reply_page(await self.call(self.service.list_clusters, workspace))
+
+    @web.authenticated
+    async def post(self, workspace):
+        self.reply(await self.call(self.service.create_cluster, workspace, self.body()), 201)
+
+
+class ClusterHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, cluster):
+        self.reply(await self.call(self.service.get_cluster, workspace, cluster))
+
+    @web.authenticated
+    async def put(self, workspace, cluster):
+        self.reply(await self.call(self.service.create_cluster, workspace, self.body(), cluster), 201)
+
+    @web.authenticated
+    async def patch(self, workspace, cluster):
+        body = self.body()
+        properties = body.get("properties", body)
+        scale = properties.get("scaleSettings") if isinstance(properties, dict) else None
+        if not isinstance(scale, dict):
+            problem = "missing" if scale is None else f"{scale!r} is not an object"
+            raise BatchAIError("InvalidSpec", f"scaleSettings: {problem}; PATCH a cluster with "
+                                              '{"scaleSettings": {"manual": {...}} or {"autoScale": {...}}}')
+        self.reply(await self.call(self.service.update_scale, workspace, cluster, scale))
+
+    @web.authenticated
+    async def delete(self, workspace, cluster):
+        await self.call(self.service.delete_cluster, workspace, cluster)
+        self.set_status(204)
+        self.finish()
+
+
+class ClusterNodesHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, cluster):
+        self.reply_page(await self.call(self.service.list_nodes, workspace, cluster))
+
+
+class FileHandlerMixin:
+    """Listing and ranged reads, shared by job and cluster files."""
+
+    def reply_files(self: BaseHandler, entries: list[dict], content_url: str, extra: dict) -> None:
+        for entry in entries:
+            if entry["fileType"] == "file":
+                entry["downloadUrl"] = f"{content_url}?{urlencode({**extra, 'path': entry['path']})}"
+        self.reply_page(entries)
+
+    def reply_bytes(self: BaseHandler, data: bytes, offset: int) -> None:
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("X-BatchAI-Offset", str(offset))
+        self.set_header("X-BatchAI-Next-Offset", str(offset + len(data)))
+        if data and self.request.headers.get("Range"):
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {offset}-{offset + len(data) - 1}/*")
+        self.finish(data)
+
+    def read_range(self: BaseHandler) -> tuple[int, int | None]:
+        offset = self.int_argument("offset", 0) or 0
+        length = self.int_argument("length", None)
+        header = self.request.headers.get("Range", "")
+        if header:
+            start, dash, end = header[6:].partition("-") if header.startswith("bytes=") else ("", "", "")
+            if not (dash and start.isdigit() and (end == "" or end.isdigit())):
+                raise BatchAIError("InvalidRange", f"Range: {header!r} is not supported; "
+                                                   "use bytes=<start>- or bytes=<start>-<end>")
+            offset = int(start)
+            length = int(end) - offset + 1 if end else None
+        if offset < 0 or (length is not None and length < 0):
+            raise BatchAIError("InvalidRange", "offset and length must not be negative")
+        return offset, length
+
+
+class JobsHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, experiment=None):
+        state = self.get_query_argument("state", None)
+        self.reply_page(await self.call(self.service.list_jobs, workspace, experiment, state))
+
+    @web.authenticated
+    async def post(self, workspace, experiment):
+        self.reply(await self.call(self.service.create_job, workspace, experiment, self.body()), 201)
+
+
+class JobHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, experiment, job):
+        self.reply(await self.call(self.service.get_job, workspace, experiment, job))
+
+    @web.authenticated
+    async def put(self, workspace, experiment, job):
+        cluster = self.get_query_argument("cluster", None)
+        self.reply(await self.call(self.service.create_job, workspace, experiment, self.body(), job, cluster), 201)
+
+    @web.authenticated
+    async def delete(self, workspace, experiment, job):
+        await self.call(self.service.delete_job, workspace, experiment, job)
+        self.set_status(204)
+        self.finish()
+
+
+class JobTerminateHandler(BaseHandler):
+    @web.authenticated
+    async def post(self, workspace, experiment, job):
+        self.reply(await self.call(self.service.terminate_job, workspace, experiment, job))
+
+
+class JobTasksHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, experiment, job):
+        self.reply_page(await self.call(self.service.list_tasks, workspace, experiment, job))
+
+
+class JobNodesHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, experiment, job):
+        self.reply_page(await self.call(self.service.list_job_nodes, workspace, experiment, job))
+
+
+class JobFilesHandler(FileHandlerMixin, BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, experiment, job):
+        output_id = self.get_query_argument("outputdirectoryid", "stdouterr")
+        path = self.get_query_argument("path", ".")
+        entries = await self.call(self.service.list_job_files, workspace, experiment, job, output_id, path)
+        self.reply_files(entries, f"{self.request.path}/content", {"outputdirectoryid": output_id})
+
+
+class JobFileContentHandler(FileHandlerMixin, BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, experiment, job):
+        output_id = self.get_query_argument("outputdirectoryid", "stdouterr")
+        path = self.get_query_argument("path", "")
+        offset, length = self.read_range()
+        data = await self.call(self.service.read_job_file, workspace, experiment, job, output_id, path,
+                               offset, length)
+        self.reply_bytes(data, offset)
+
+
+class ClusterFilesHandler(FileHandlerMixin, BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, cluster):
+        entries = await self.call(self.service.list_cluster_files, workspace, cluster,
+                                  self.get_query_argument("path", "."))
+        self.reply_files(entries, f"{self.request.path}/content", {})
+
+
+class ClusterFileContentHandler(FileHandlerMixin, BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, cluster):
+        offset, length = self.read_range()
+        data = await self.call(self.service.read_cluster_file, workspace, cluster,
+                               self.get_query_argument("path", ""), offset, length)
+        self.reply_bytes(data, offset)
+
+
+class EventsHandler(BaseHandler):
+    """Server-sent events: one `data:` line of JSON per state change, optionally filtered."""
+
+    KEEPALIVE_SECONDS = 15.0
+
+    @web.authenticated
+    async def get(self):
+        wanted = {k: self.get_query_argument(k) for k in ("type", "workspace", "experiment", "name")
+                  if self.get_query_argument(k, None)}
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        def deliver(event: dict) -> None:
+            if all(str(event.get(k)) == v for k, v in wanted.items()):
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        unsubscribe = self.service.events.subscribe(deliver)
+        try:
+            self.write(": connected\n\n")
+            await self.flush()
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), self.KEEPALIVE_SECONDS)
+                    self.write(f"data: {json.dumps(event)}\n\n")
+                except asyncio.TimeoutError:
+                    self.write(": keepalive\n\n")
+                await self.flush()
+        except StreamClosedError:
+            pass
+        finally:
+            unsubscribe()
+
+
+def routes() -> list[tuple[str, type]]:
+    ws = f"{API}/workspaces/{NAME}"
+    job = f"{ws}/experiments/{NAME}/jobs/{NAME}"
+    cluster = f"{ws}/clusters/{NAME}"
+    return [
+        (f"{API}/version", VersionHandler),
+        (f"{API}/events", EventsHandler),
+        (f"{API}/workspaces", WorkspacesHandler),
+        (ws, WorkspaceHandler),
+        (f"{ws}/experiments", ExperimentsHandler),
+        (f"{ws}/experiments/{NAME}", ExperimentHandler),
+        (f"{ws}/datastores", DatastoresHandler),
+        (f"{ws}/clusters", ClustersHandler),
+        (cluster, ClusterHandler),
+        (f"{cluster}/nodes", ClusterNodesHandler),
+        (f"{cluster}/files", ClusterFilesHandler),
+        (f"{cluster}/files/content", ClusterFileContentHandler),
+        (f"{ws}/jobs", JobsHandler),
+        (f"{ws}/experiments/{NAME}/jobs", JobsHandler),
+        (job, JobHandler),
+        (f"{job}/terminate", JobTerminateHandler),
+        (f"{job}/tasks", JobTasksHandler),
+        (f"{job}/nodes", JobNodesHandler),
+        (f"{job}/files", JobFilesHandler),
+        (f"{job}/files/content", JobFileContentHandler),
+    ]

@@ -1,0 +1,50 @@
+"""A datastore that is a directory on this machine (or a shared path every node mounts the same)."""
+from __future__ import annotations
+
+import os
+
+from ..errors import BatchAIError
+from .base import FileEntry, clean_relative_path
+
+
+class LocalDatastore:
+    kind = "local"
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+
+    def _resolve(self, segment: str) -> str:
+        relative = clean_relative_path(segment)
+        full = os.path.realpath(os.path.join(self.root, relative))
+        root = os.path.realpath(self.root)
+        if full != root and not full.startswith(root + os.sep):
+            raise BatchAIError("InvalidPath", f"path {segment!r} leads outside the datastore (a symlink?)")
+        return full
+
+    def node_path(self, segment: str) -> str:
+        return self._resolve(segment)
+
+    def exists(self, segment: str) -> bool:
+        return os.path.exists(self._resolve(segment))
+
+    def list(self, segment: str) -> list[FileEntry]:
+        directory = self._resolve(segment)
+        if not os.path.isdir(directory):
+            return []
+        entries = []
+        with os.scandir(directory) as scan:
+            for entry in sorted(scan, key=lambda e: e.name):
+                if entry.is_dir():
+                    entries.append(FileEntry(entry.name, "directory", None, None))
+                else:
+                    stat = entry.stat()
+                    entries.append(FileEntry(entry.name, "file", stat.st_size, stat.st_mtime))
+        return entries
+
+    def read(self, segment: str, offset: int = 0, length: int | None = None) -> bytes:
+        path = self._resolve(segment)
+        if not os.path.isfile(path):
+            raise BatchAIError("FileNotFound", f"file {segment!r} does not exist (yet)", status=404)
+        with open(path, "rb") as handle:
+            handle.seek(max(0, offset))
+            return handle.read() if length is None else handle.read(length)
