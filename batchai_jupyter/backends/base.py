@@ -6,8 +6,23 @@ directory on the node. Everything the service needs to re-attach after a restart
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Protocol
+
+from ..core.layout import HomeLayout
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend factory is given: the service's home and this backend's own configuration."""
+
+    layout: HomeLayout
+    heartbeat_seconds: float = 2.0
+    all_options: Mapping[str, dict] = field(default_factory=dict)  # BatchAIApp.backend_options
+    options: Mapping = field(default_factory=dict)  # this backend's entry of all_options
+
+    def for_backend(self, name: str) -> "BackendContext":
+        return replace(self, options=dict(self.all_options.get(name) or {}))
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """The embedded default: a cluster of N nodes on this machine.
 
-Each node is a sandbox directory with its own loopback address (127.1.x.y, so TensorFlow's
-per-node ports 2222/2223 never collide between nodes) and its own CPU slots. Tasks run as
+Each node is a sandbox directory with its own loopback address (127.h.x.y, where h comes from the
+service's home and x.y from the node's id, so TensorFlow's per-node ports 2222/2223 collide neither
+between nodes nor between two services on one machine) and its own CPU slots. Tasks run as
 detached process groups under the runtime wrapper.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -18,16 +20,17 @@ import time
 from typing import Callable
 
 from ..runtime import wrapper
-from .base import NodePlacement, TaskLaunch, TaskStatus
+from .base import BackendContext, NodePlacement, TaskLaunch, TaskStatus
 
 WRAPPER_PATH = os.path.abspath(wrapper.__file__)
-NODE_ADDRESS_BASE = int(ipaddress.IPv4Address("127.1.0.0"))
 # A task whose wrapper never wrote its pid within this long after launch is lost.
 START_GRACE_SECONDS = 15.0
 
 
-def node_address(node_id: int) -> str:
-    return str(ipaddress.IPv4Address(NODE_ADDRESS_BASE + node_id))
+def node_address(node_id: int, home: str = "") -> str:
+    """127.h.x.y: h (1..254) from the home, x.y from the node id (ids past 65535 wrap)."""
+    home_byte = 1 + hashlib.sha256(os.path.realpath(home).encode()).digest()[0] % 254 if home else 1
+    return str(ipaddress.IPv4Address((127 << 24) + (home_byte << 16) + node_id % 65536))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -51,8 +54,9 @@ def _read_pid(run_dir: str) -> int | None:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, node_root: Callable[[dict, dict], str], heartbeat_seconds: float = 2.0):
+    def __init__(self, node_root: Callable[[dict, dict], str], heartbeat_seconds: float = 2.0, home: str = ""):
         self._node_root = node_root
+        self._home = home
         self._heartbeat_seconds = heartbeat_seconds
         self._wakeup: Callable[[], None] = lambda: None
         self._children: dict[str, subprocess.Popen] = {}
@@ -67,7 +71,8 @@ class LocalBackend:
             os.makedirs(os.path.join(root, sub), exist_ok=True)
         spec = cluster["spec"]
         cpus = int(spec.get("cpus_per_node") or 1)
-        return NodePlacement(node_address(node["id"]), "localhost", cpus, int(spec.get("gpus_per_node") or 0), root)
+        gpus = int(spec.get("gpus_per_node") or 0)
+        return NodePlacement(node_address(node["id"], self._home), "localhost", cpus, gpus, root)
 
     def release(self, cluster: dict, node: dict) -> None:
         shutil.rmtree(self._node_root(cluster, node), ignore_errors=True)
@@ -125,3 +130,12 @@ class LocalBackend:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
             handle.write(text)
+
+
+def create(context: BackendContext) -> LocalBackend:
+    layout = context.layout
+
+    def node_root(cluster: dict, node: dict) -> str:
+        return layout.local_node(cluster["workspace"], cluster["name"], node["name"])
+
+    return LocalBackend(node_root, context.heartbeat_seconds, layout.root)

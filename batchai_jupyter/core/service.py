@@ -9,12 +9,13 @@ import fcntl
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..backends.local import LocalBackend
+from ..backends import load_backends
+from ..backends.base import BackendContext
 from ..errors import BatchAIError, Conflict, NotFound
-from ..storage.base import Datastore, clean_relative_path
-from ..storage.local import LocalDatastore
+from ..storage import open_datastore
+from ..storage.base import Datastore, DatastoreContext, clean_relative_path
 from . import views
 from .engine import Engine
 from .events import EventBus
@@ -35,6 +36,7 @@ DEFAULT_PAGE_SIZE = 1000
 class Settings:
     home: str
     heartbeat_seconds: float = 2.0
+    backend_options: dict = field(default_factory=dict)  # {backend name: {option: value}}
 
 
 def _base_env() -> dict:
@@ -60,7 +62,8 @@ class Service:
         self.layout = HomeLayout(settings.home)
         self.store = Store(self.layout.database)
         self.events = EventBus()
-        self.backends = {"local": LocalBackend(self._local_node_root, settings.heartbeat_seconds)}
+        self.backends, self.unavailable_backends = load_backends(
+            BackendContext(self.layout, settings.heartbeat_seconds, settings.backend_options))
         self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env)
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
         self.engine = Engine(self.store, self.runner, self.keeper)
@@ -91,9 +94,6 @@ class Service:
 
     # -- plumbing for the engine ---------------------------------------------------------------
 
-    def _local_node_root(self, cluster: dict, node: dict) -> str:
-        return self.layout.local_node(cluster["workspace"], cluster["name"], node["name"])
-
     def _backend_for(self, workspace: str, cluster_name: str):
         cluster = self.store.cluster(workspace, cluster_name)
         backend = cluster["spec"]["backend"] if cluster else "local"
@@ -101,7 +101,7 @@ class Service:
 
     def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
         row = self._datastore_row(workspace, name)
-        return LocalDatastore(row["config"]["path"])
+        return open_datastore(row["kind"], row["config"], DatastoreContext(self.layout.root))
 
     # -- workspaces, experiments, datastores ---------------------------------------------------
 
@@ -186,6 +186,10 @@ class Service:
     def create_cluster(self, workspace: str, document: dict, name: str | None = None) -> dict:
         self.get_workspace(workspace)
         spec = parse_cluster_spec(document, name=name, workspace=workspace)
+        if spec.backend in self.unavailable_backends:
+            raise BatchAIError("BackendUnavailable", f"backend: {spec.backend!r} is installed but cannot load here "
+                                                     f"({self.unavailable_backends[spec.backend]}); install what it "
+                                                     "needs and restart the service")
         if spec.backend not in self.backends:
             raise BatchAIError("UnknownBackend", f"backend: {spec.backend!r} is not available here; "
                                                  f"use one of: {', '.join(sorted(self.backends))}")

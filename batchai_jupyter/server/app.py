@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Unicode, default
+from traitlets import Bool, Dict, Float, Unicode, default
 
 from ..core.layout import default_home
 from ..core.service import Service, Settings
@@ -20,6 +20,8 @@ class BatchAIApp(ExtensionApp):
     home = Unicode(help="Where the store, local datastores and local nodes live "
                         "(default: $BATCHAI_HOME, else <jupyter data dir>/batchai)").tag(config=True)
     heartbeat_seconds = Float(2.0, help="How often job wrappers prove they are alive").tag(config=True)
+    backend_options = Dict(help="Per-backend configuration, by backend name, for example "
+                                "{'ssh': {'hosts': ['gpu1', 'gpu2']}}").tag(config=True)
     exit_if_unavailable = Bool(False, help="Stop the whole server when the service cannot start (for example "
                                            "HomeInUse); `batchai serve` sets it, since the service is all "
                                            "that server is for").tag(config=True)
@@ -29,7 +31,8 @@ class BatchAIApp(ExtensionApp):
         return default_home()
 
     def initialize_settings(self) -> None:
-        service = Service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds))
+        service = Service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
+                                    backend_options=dict(self.backend_options)))
         try:
             service.start()
         except BatchAIError as failure:

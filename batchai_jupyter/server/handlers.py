@@ -15,6 +15,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .. import __version__
+from ..core import uploads
 from ..core.service import page
 from ..errors import BatchAIError
 
@@ -147,6 +148,29 @@ class DatastoresHandler(BaseHandler):
     @web.authenticated
     async def get(self, workspace):
         self.reply_page(await self.call(self.service.list_datastores, workspace))
+
+
+class DatastoreMissingHandler(BaseHandler):
+    """POST {"files": [{"path", "size"}]} -> {"missing": [paths the datastore does not hold yet]}."""
+
+    @web.authenticated
+    async def post(self, workspace, datastore):
+        files = self.body().get("files")
+        store = await self.call(self.service.datastore, workspace, datastore)
+        self.reply({"missing": await self.call(uploads.missing, store, files)})
+
+
+class DatastoreFileContentHandler(BaseHandler):
+    """PUT raw bytes into a datastore file: ?path=&offset=&final=true|false&sha256= (see core/uploads)."""
+
+    @web.authenticated
+    async def put(self, workspace, datastore):
+        store = await self.call(self.service.datastore, workspace, datastore)
+        final = self.get_query_argument("final", "true").lower() != "false"
+        result = await self.call(uploads.write, store, self.get_query_argument("path", ""), self.request.body,
+                                 self.int_argument("offset", 0) or 0, final,
+                                 self.get_query_argument("sha256", None))
+        self.reply(result)
 
 
 class ClustersHandler(BaseHandler):
@@ -356,6 +380,8 @@ def routes() -> list[tuple[str, type]]:
         (f"{ws}/experiments", ExperimentsHandler),
         (f"{ws}/experiments/{NAME}", ExperimentHandler),
         (f"{ws}/datastores", DatastoresHandler),
+        (f"{ws}/datastores/{NAME}/missing", DatastoreMissingHandler),
+        (f"{ws}/datastores/{NAME}/files/content", DatastoreFileContentHandler),
         (f"{ws}/clusters", ClustersHandler),
         (cluster, ClusterHandler),
         (f"{cluster}/nodes", ClusterNodesHandler),

@@ -9,6 +9,13 @@ from ..errors import BatchAIError
 
 
 @dataclass(frozen=True)
+class DatastoreContext:
+    """What a datastore factory is given besides its own stored configuration."""
+
+    home: str  # the service's BATCHAI_HOME (for caches and local mount points)
+
+
+@dataclass(frozen=True)
 class FileEntry:
     name: str
     file_type: str  # "file" | "directory"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from ..errors import BatchAIError
-from .base import FileEntry, clean_relative_path
+from .base import DatastoreContext, FileEntry, clean_relative_path
 
 
 class LocalDatastore:
@@ -48,3 +48,7 @@ class LocalDatastore:
         with open(path, "rb") as handle:
             handle.seek(max(0, offset))
             return handle.read() if length is None else handle.read(length)
+
+
+def create(config: dict, context: DatastoreContext) -> LocalDatastore:
+    return LocalDatastore(config["path"])
