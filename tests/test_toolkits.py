@@ -139,6 +139,10 @@ DDP_TRAINING = """
         torch.save(model.state_dict(), os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "model.pt"))
     dist.barrier()  # gloo aborts at teardown when a peer is already gone
     dist.destroy_process_group()
+    # gloo's threads can still abort interpreter teardown ("terminate called without an active
+    # exception"); that is PyTorch's, not the launcher's, so skip it.
+    print(end="", flush=True)
+    os._exit(0)
 """
 
 DDP_ENV_SCRIPT = """
