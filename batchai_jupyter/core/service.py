@@ -24,7 +24,8 @@ from .layout import HomeLayout, cluster_segment, job_segment
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
 from .names import validate_name
 from .nodes import NodeKeeper
-from .spec import cluster_spec_to_dict, job_spec_to_dict, parse_cluster_spec, parse_job_spec
+from .cluster_spec import cluster_spec_to_dict, parse_cluster_spec
+from .spec import job_spec_to_dict, parse_job_spec
 from .store import Store
 
 # Variables of the service's own process that must not leak into jobs.

@@ -1,10 +1,11 @@
-"""Job and cluster specs: the native spec and Batch AI's job.json / cluster.json, parsed by one parser.
+"""Job specs: the native spec and Batch AI's job.json, and the field reader cluster specs share.
 
 The two dialects share Batch AI's camelCase field names. A Batch AI file wraps them in
 `{"$schema": ..., "properties": {...}}`; the native spec is the bare object plus conveniences
 (`name`, `cluster` as a name, `toolkit`, dict-shaped environment, ...). Every key either dialect
 may carry is read wherever it appears; the dialect only decides which fields are required and
-whether error paths start with `properties.`. Unknown and legacy keys are ignored.
+whether error paths start with `properties.`. Unknown and legacy keys are ignored. Cluster specs
+(cluster_spec.py) are read with the same Fields reader.
 """
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from typing import Any, Callable
 
 from ..errors import SpecError
 from .durations import format_duration, parse_duration
-from .models import (DEALLOCATION_OPTIONS, DEFAULT_EXPERIMENT, DEFAULT_MAX_WALL_CLOCK_SECONDS,
-                     DEFAULT_WORKSPACE, PRIORITY_BY_NAME, TOOLKITS, ClusterSpec, InputDirectory, JobSpec,
-                     OutputDirectory, ScaleSettings, SetupTask, ToolkitSettings, priority_name)
+from .models import (DEFAULT_EXPERIMENT, DEFAULT_MAX_WALL_CLOCK_SECONDS, DEFAULT_WORKSPACE, PRIORITY_BY_NAME,
+                     TOOLKITS, InputDirectory, JobSpec, OutputDirectory, ToolkitSettings, priority_name)
 from .names import validate_name
 
 API_VERSIONS = ("2017-09-01-preview", "2018-03-01", "2018-05-01")
@@ -37,44 +37,12 @@ _KIND_BY_NAME = {kind.lower(): kind for kind in TOOLKITS} | {"mpi": "customMpi"}
 
 COMMUNICATION_BACKENDS = ("tcp", "gloo", "mpi")
 CNTK_LANGUAGES = ("BrainScript", "Python")
-VM_PRIORITIES = ("dedicated", "lowpriority")
-DEFAULT_IDLE_SECONDS = 300.0
 
 _ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"(key|password|sastoken|token)$", re.IGNORECASE)
 _MASK = "***"
 
-# Common Azure sizes Batch AI users picked: "name cores GPUs memory-GiB", `Standard_` left out.
-_VM_TABLE = """
-A1 1 0 1.75 | A2 2 0 3.5 | A3 4 0 7 | A4 8 0 14
-D1 1 0 3.5 | D2 2 0 7 | D3 4 0 14 | D4 8 0 28 | D11 2 0 14 | D12 4 0 28 | D13 8 0 56 | D14 16 0 112
-D1_v2 1 0 3.5 | D2_v2 2 0 7 | D3_v2 4 0 14 | D4_v2 8 0 28 | D5_v2 16 0 56
-DS1 1 0 3.5 | DS2 2 0 7 | DS3 4 0 14 | DS4 8 0 28 | DS11 2 0 14 | DS12 4 0 28 | DS13 8 0 56
-DS1_v2 1 0 3.5 | DS2_v2 2 0 7 | DS3_v2 4 0 14 | DS4_v2 8 0 28 | DS5_v2 16 0 56
-D2_v3 2 0 8 | D4_v3 4 0 16 | D8_v3 8 0 32 | D16_v3 16 0 64 | D32_v3 32 0 128 | D64_v3 64 0 256
-NC6 6 1 56 | NC12 12 2 112 | NC24 24 4 224 | NC24r 24 4 224
-NC6s_v2 6 1 112 | NC12s_v2 12 2 224 | NC24s_v2 24 4 448 | NC24rs_v2 24 4 448
-NC6s_v3 6 1 112 | NC12s_v3 12 2 224 | NC24s_v3 24 4 448 | NC24rs_v3 24 4 448
-NV6 6 1 56 | NV12 12 2 112 | NV24 24 4 224
-ND6s 6 1 112 | ND12s 12 2 224 | ND24s 24 4 448 | ND24rs 24 4 448
-"""
-# "standard_nc6" -> (cores, GPUs, memory MiB)
-VM_SIZES: dict[str, tuple[int, int, int]] = {
-    f"standard_{name.lower()}": (int(cores), int(gpus), int(float(gib) * 1024))
-    for row in _VM_TABLE.replace("\n", "|").split("|") if row.strip()
-    for name, cores, gpus, gib in [row.split()]
-}
-
-
-def vm_size_resources(vm_size: str) -> tuple[int, int, int]:
-    """(cores, GPUs, memory MiB) of an Azure size, case-insensitive, `Standard_` optional; else (1, 0, 0)."""
-    key = vm_size.strip().lower()
-    if not key.startswith("standard_"):
-        key = "standard_" + key
-    return VM_SIZES.get(key, (1, 0, 0))
-
-
-class _Fields:
+class Fields:
     """A JSON object being read, with its JSON-ish path for error messages. None means absent."""
 
     def __init__(self, data: Any, path: str):
@@ -95,8 +63,8 @@ class _Fields:
     def missing(self, key: str, allowed: str) -> SpecError:
         return SpecError(self.at(key), None, f"{key} is required: {allowed}", code="MissingField")
 
-    def obj(self, key: str) -> _Fields | None:
-        return _Fields(self.data[key], self.at(key)) if self.has(key) else None
+    def obj(self, key: str) -> Fields | None:
+        return Fields(self.data[key], self.at(key)) if self.has(key) else None
 
     def text(self, key: str, default: str = "", required: str = "") -> str:
         if not self.has(key):
@@ -140,17 +108,17 @@ class _Fields:
             return by_lower[value.strip().lower()]
         raise SpecError(self.at(key), value, "one of " + ", ".join(choices))
 
-    def items(self, key: str) -> list[_Fields]:
+    def items(self, key: str) -> list[Fields]:
         """A list of objects, each with its `key[i]` path."""
         if not self.has(key):
             return []
         value = self.data[key]
         if not isinstance(value, list):
             raise SpecError(self.at(key), value, "a list of objects")
-        return [_Fields(item, f"{self.at(key)}[{i}]") for i, item in enumerate(value)]
+        return [Fields(item, f"{self.at(key)}[{i}]") for i, item in enumerate(value)]
 
 
-def _one_of(*places: tuple[_Fields | None, str]) -> tuple[_Fields, str] | None:
+def one_of(*places: tuple[Fields | None, str]) -> tuple[Fields, str] | None:
     """The (fields, key) of the one place among `places` where a value is given, if any."""
     given = [(fields, key) for fields, key in places if fields is not None and fields.has(key)]
     if len(given) > 1:
@@ -177,12 +145,12 @@ def _to_int(value: Any) -> int | None:
     return None
 
 
-def _unwrap(doc: Any) -> tuple[_Fields, _Fields, str]:
+def unwrap(doc: Any) -> tuple[Fields, Fields, str]:
     """(body, the whole document, api version): the `properties` wrapper makes a Batch AI file."""
-    outer = _Fields(doc, "")
+    outer = Fields(doc, "")
     schema = outer.get("$schema")
     if outer.has("properties"):
-        return _Fields(outer.get("properties"), "properties"), outer, _schema_version(schema)
+        return Fields(outer.get("properties"), "properties"), outer, _schema_version(schema)
     if schema is not None:
         return outer, outer, _schema_version(schema)
     return outer, outer, NATIVE
@@ -196,7 +164,7 @@ def _schema_version(schema: Any) -> str:
     return API_VERSIONS[-1]
 
 
-def _resource_name(kind: str, override: str | None, key: str, body: _Fields, outer: _Fields | None = None,
+def resource_name(kind: str, override: str | None, key: str, body: Fields, outer: Fields | None = None,
                    default: str | None = None) -> str:
     """A validated name: the keyword argument, else the body's or the outer document's, else `default`."""
     if override is not None:
@@ -210,7 +178,7 @@ def _resource_name(kind: str, override: str | None, key: str, body: _Fields, out
     return default
 
 
-def _named_values(fields: _Fields, key: str, *, secret: bool = False) -> dict[str, str]:
+def named_values(fields: Fields, key: str, *, secret: bool = False) -> dict[str, str]:
     """`[{name, value}]` or `{name: value}` as a dict; secrets refuse Key Vault references."""
     if not fields.has(key):
         return {}
@@ -230,7 +198,7 @@ def _named_values(fields: _Fields, key: str, *, secret: bool = False) -> dict[st
     return result
 
 
-def _check_secret_reference(item: _Fields, secret: bool) -> None:
+def _check_secret_reference(item: Fields, secret: bool) -> None:
     if secret and not item.has("value") and item.has("valueSecretReference"):
         raise SpecError(item.at("valueSecretReference"), item.get("valueSecretReference"),
                         "Key Vault references cannot be resolved here; put the secret itself in `value`",
@@ -246,7 +214,7 @@ def _variable_value(value: Any, path: str, secret: bool) -> str:
     raise SpecError(path, shown, "a string value" + (" (value is required)" if value is None else ""))
 
 
-def _ids(fields: _Fields, key: str) -> list[_Fields]:
+def _ids(fields: Fields, key: str) -> list[Fields]:
     """The objects of an input/output directory list, with valid ids unique within the list."""
     seen: set[str] = set()
     items = fields.items(key)
@@ -267,14 +235,14 @@ def _identifier(value: Any, path: str, seen: set[str], what: str, where: str) ->
 
 # ---- toolkit settings -----------------------------------------------------------------------
 
-_text = _Fields.text
+_text = Fields.text
 
 
-def _count(fields: _Fields, key: str) -> int | None:
+def _count(fields: Fields, key: str) -> int | None:
     return fields.integer(key, minimum=1)
 
 
-_FIELD_READERS: dict[str, tuple[str, Callable[[_Fields, str], Any]]] = {
+_FIELD_READERS: dict[str, tuple[str, Callable[[Fields, str], Any]]] = {
     "commandLine": ("command_line", _text),
     "pythonScriptFilePath": ("python_script", _text),
     "pythonInterpreterPath": ("python_interpreter", _text),
@@ -308,7 +276,7 @@ TOOLKIT_FIELDS: dict[str, tuple[str, ...]] = {
 _NEEDS_SCRIPT = ("tensorflow", "pytorch", "horovod", "chainer", "caffe2")
 
 
-def _toolkit(body: _Fields) -> ToolkitSettings:
+def _toolkit(body: Fields) -> ToolkitSettings:
     """The one toolkit: a Batch AI settings block, or the native `toolkit` (kind or object)."""
     given = [key for key in (*TOOLKIT_BLOCKS, "toolkit") if body.has(key)]
     if not given:
@@ -340,7 +308,7 @@ def _toolkit_kind(value: Any, path: str) -> str:
     raise SpecError(path, value, "one of " + ", ".join(TOOLKITS))
 
 
-def _toolkit_settings(kind: str, fields: _Fields) -> ToolkitSettings:
+def _toolkit_settings(kind: str, fields: Fields) -> ToolkitSettings:
     settings = ToolkitSettings(kind=kind)
     if kind == "cntk":
         settings.language = "BrainScript"
@@ -352,7 +320,7 @@ def _toolkit_settings(kind: str, fields: _Fields) -> ToolkitSettings:
     return settings
 
 
-def _check_toolkit(settings: ToolkitSettings, fields: _Fields) -> None:
+def _check_toolkit(settings: ToolkitSettings, fields: Fields) -> None:
     kind = settings.kind
     required = None
     if kind in _NEEDS_SCRIPT or (kind == "cntk" and settings.language == "Python"):
@@ -376,15 +344,15 @@ def parse_job_spec(doc: Any, *, name: str | None = None, workspace: str | None =
 
     Keyword arguments (the CLI's -n/-w/-e/-c) override the document.
     """
-    body, outer, api_version = _unwrap(doc)
+    body, outer, api_version = unwrap(doc)
     batch_ai = api_version != NATIVE
     constraints = body.obj("constraints")
     return JobSpec(
-        name=_resource_name("job", name, "name", body, outer),
+        name=resource_name("job", name, "name", body, outer),
         cluster=_job_cluster(body, cluster),
         toolkit=_toolkit(body),
-        workspace=_resource_name("workspace", workspace, "workspace", body, outer, DEFAULT_WORKSPACE),
-        experiment=_resource_name("experiment", experiment, "experiment", body, outer, DEFAULT_EXPERIMENT),
+        workspace=resource_name("workspace", workspace, "workspace", body, outer, DEFAULT_WORKSPACE),
+        experiment=resource_name("experiment", experiment, "experiment", body, outer, DEFAULT_EXPERIMENT),
         node_count=body.integer("nodeCount", 1, minimum=1, required=batch_ai),
         priority=_priority(body),
         max_wall_clock_seconds=_max_wall_clock(constraints),
@@ -396,25 +364,25 @@ def parse_job_spec(doc: Any, *, name: str | None = None, workspace: str | None =
                                             path_prefix=item.text("pathPrefix", required="a path prefix"),
                                             path_suffix=item.text("pathSuffix"))
                             for item in _ids(body, "outputDirectories")],
-        environment=_named_values(body, "environmentVariables"),
-        secrets=_named_values(body, "secrets", secret=True),
+        environment=named_values(body, "environmentVariables"),
+        secrets=named_values(body, "secrets", secret=True),
         std_out_err_path_prefix=body.text(
             "stdOutErrPathPrefix", required="where the stdouterr directory goes" if batch_ai else ""),
-        mount_volumes=_raw_block(body, "mountVolumes"),
+        mount_volumes=raw_block(body, "mountVolumes"),
         api_version=api_version,
     )
 
 
-def _job_cluster(body: _Fields, override: str | None) -> str:
+def _job_cluster(body: Fields, override: str | None) -> str:
     """The cluster name: the argument, a plain name, or the last segment of `{"id": ARM id}`."""
     if override is not None or not isinstance(body.get("cluster"), dict):
-        return _resource_name("cluster", override, "cluster", body)
+        return resource_name("cluster", override, "cluster", body)
     reference = body.obj("cluster")
     arm_id = reference.text("id", required="the cluster's ARM id or name")
     return validate_name("cluster", arm_id.rstrip("/").rsplit("/", 1)[-1], reference.at("id"))
 
 
-def _priority(body: _Fields) -> int:
+def _priority(body: Fields) -> int:
     if not body.has("schedulingPriority"):
         return body.integer("priority", 0, minimum=-1000, maximum=1000)  # 2017-09 / 2018-03
     value = body.get("schedulingPriority")
@@ -426,18 +394,18 @@ def _priority(body: _Fields) -> int:
     return number
 
 
-def _max_wall_clock(constraints: _Fields | None) -> float:
+def _max_wall_clock(constraints: Fields | None) -> float:
     if constraints is None or not constraints.has("maxWallClockTime"):
         return DEFAULT_MAX_WALL_CLOCK_SECONDS
     return parse_duration(constraints.get("maxWallClockTime"), constraints.at("maxWallClockTime"))
 
 
-def _max_retries(body: _Fields, constraints: _Fields | None) -> int:
-    place = _one_of((body, "maxRetries"), (constraints, "maxRetries"))
+def _max_retries(body: Fields, constraints: Fields | None) -> int:
+    place = one_of((body, "maxRetries"), (constraints, "maxRetries"))
     return place[0].integer(place[1], minimum=0) if place else 0
 
 
-def _command_block(fields: _Fields, key: str) -> _Fields | str:
+def command_block(fields: Fields, key: str) -> Fields | str:
     """jobPreparation / setupTask: an object with a commandLine, or (native) the command alone."""
     value = fields.get(key)
     if isinstance(value, str):
@@ -449,14 +417,14 @@ def _command_block(fields: _Fields, key: str) -> _Fields | str:
     return block
 
 
-def _job_preparation(body: _Fields) -> str:
+def _job_preparation(body: Fields) -> str:
     if not body.has("jobPreparation"):
         return ""
-    block = _command_block(body, "jobPreparation")
+    block = command_block(body, "jobPreparation")
     return block if isinstance(block, str) else block.text("commandLine")
 
 
-def _raw_block(fields: _Fields | None, key: str) -> dict | None:
+def raw_block(fields: Fields | None, key: str) -> dict | None:
     """A block kept as given (mountVolumes, backendOptions), copied so the caller's doc stays its own."""
     if fields is None or not fields.has(key):
         return None
@@ -478,7 +446,7 @@ def job_spec_to_wire(spec: JobSpec) -> dict:
         "inputDirectories": [{"id": d.id, "path": d.path} for d in spec.input_directories],
         "outputDirectories": [{"id": d.id, "pathPrefix": d.path_prefix, "pathSuffix": d.path_suffix}
                               for d in spec.output_directories],
-        "environmentVariables": _variables_to_wire(spec.environment),
+        "environmentVariables": variables_to_wire(spec.environment),
         "secrets": [{"name": name} for name in spec.secrets],
         "jobPreparation": {"commandLine": spec.job_preparation} if spec.job_preparation else None,
         "stdOutErrPathPrefix": spec.std_out_err_path_prefix,
@@ -496,7 +464,7 @@ def toolkit_to_wire(settings: ToolkitSettings) -> dict:
     return block
 
 
-def _variables_to_wire(variables: dict[str, str]) -> list[dict]:
+def variables_to_wire(variables: dict[str, str]) -> list[dict]:
     return [{"name": name, "value": value} for name, value in variables.items()]
 
 
@@ -514,138 +482,6 @@ def _is_secret(key: str, value: Any) -> bool:
     return bool(_SECRET_KEY.search(key)) and value not in (None, "") and not isinstance(value, (dict, list))
 
 
-# ---- clusters -------------------------------------------------------------------------------
-
-def parse_cluster_spec(doc: Any, *, name: str | None = None, workspace: str | None = None,
-                       backend: str | None = None) -> ClusterSpec:
-    """A ClusterSpec from a native spec or a Batch AI cluster.json; SpecError if invalid.
-
-    userAccountSettings, virtualMachineConfiguration and subnet are accepted and dropped, so no
-    password or key from them is ever kept.
-    """
-    body, outer, api_version = _unwrap(doc)
-    vm_size = body.text("vmSize", "local", required="an Azure VM size" if api_version != NATIVE else "")
-    cores, gpus, memory_mb = vm_size_resources(vm_size)
-    node_setup = body.obj("nodeSetup")
-    mounts = _one_of((node_setup, "mountVolumes"), (body, "mountVolumes"))
-    return ClusterSpec(
-        name=_resource_name("cluster", name, "name", body, outer),
-        workspace=_resource_name("workspace", workspace, "workspace", body, outer, DEFAULT_WORKSPACE),
-        backend=_resource_name("backend", backend, "backend", body, default="local"),
-        vm_size=vm_size,
-        vm_priority=body.choice("vmPriority", VM_PRIORITIES, "dedicated"),
-        cpus_per_node=body.integer("cpusPerNode", cores, minimum=1),
-        gpus_per_node=body.integer("gpusPerNode", gpus, minimum=0),
-        memory_mb_per_node=body.integer("memoryMbPerNode", memory_mb, minimum=0),
-        scale=_scale(body),
-        setup_task=_setup_task(body, node_setup),
-        mount_volumes=_raw_block(*mounts) if mounts else None,
-        backend_options=_raw_block(body, "backendOptions") or {},
-        api_version=api_version,
-    )
-
-
-def _scale(body: _Fields) -> ScaleSettings:
-    """scaleSettings, or the native shorthands nodeCount (manual) / minNodes+maxNodes (auto)."""
-    auto_block = body.obj("scaleSettings").obj("autoScale") if body.has("scaleSettings") else None
-    idle_place = _one_of((body, "idleSecondsBeforeScaledown"), (auto_block, "idleSecondsBeforeScaledown"))
-    idle = _idle_seconds(*idle_place) if idle_place else DEFAULT_IDLE_SECONDS
-    ways = [key for key in ("scaleSettings", "nodeCount", "minNodes") if body.has(key)]
-    if body.has("maxNodes") and "minNodes" not in ways:
-        ways.append("maxNodes")
-    if len(ways) > 1:
-        _one_of((body, ways[0]), (body, ways[1]))
-    way = ways[0] if ways else None
-    if way == "scaleSettings":
-        return _scale_settings(body.obj("scaleSettings"), idle)
-    if way == "nodeCount":
-        return ScaleSettings(target=body.integer("nodeCount", minimum=0), idle_seconds_before_scaledown=idle)
-    if way is not None:
-        return _auto_scale(body, "minNodes", "maxNodes", None, idle)
-    return ScaleSettings(idle_seconds_before_scaledown=idle)
-
-
-def _scale_settings(block: _Fields, idle: float) -> ScaleSettings:
-    if block.has("manual") and block.has("autoScale"):
-        _one_of((block, "manual"), (block, "autoScale"))
-    if block.has("autoScale"):
-        return _auto_scale(block.obj("autoScale"), "minimumNodeCount", "maximumNodeCount",
-                           "initialNodeCount", idle)
-    if not block.has("manual"):
-        raise block.missing("manual", "scaleSettings needs exactly one of manual or autoScale")
-    manual = block.obj("manual")
-    return ScaleSettings(
-        mode="manual",
-        target=manual.integer("targetNodeCount", 0, minimum=0),
-        node_deallocation_option=manual.choice("nodeDeallocationOption", DEALLOCATION_OPTIONS, "requeue"),
-        idle_seconds_before_scaledown=idle,
-    )
-
-
-def _auto_scale(fields: _Fields, min_key: str, max_key: str, initial_key: str | None,
-                idle: float) -> ScaleSettings:
-    minimum = fields.integer(min_key, 0, minimum=0)
-    maximum = fields.integer(max_key, minimum=max(minimum, 1), required=True)
-    initial = fields.integer(initial_key, 0, minimum=0, maximum=maximum) if initial_key else 0
-    return ScaleSettings(mode="auto", target=0, minimum=minimum, maximum=maximum, initial=initial,
-                         idle_seconds_before_scaledown=idle)
-
-
-def _idle_seconds(fields: _Fields, key: str) -> float:
-    value = fields.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
-        return 0.0  # scale down as soon as a node is idle
-    return parse_duration(value, fields.at(key))
-
-
-def _setup_task(body: _Fields, node_setup: _Fields | None) -> SetupTask | None:
-    place = _one_of((node_setup, "setupTask"), (body, "setupTask"))
-    if place is None:
-        return None
-    task = _command_block(*place)
-    if isinstance(task, str):
-        return SetupTask(command_line=task)
-    return SetupTask(
-        command_line=task.text("commandLine"),
-        environment=_named_values(task, "environmentVariables"),
-        secrets=_named_values(task, "secrets", secret=True),
-        std_out_err_path_prefix=task.text("stdOutErrPathPrefix"),
-    )
-
-
-def cluster_spec_to_wire(spec: ClusterSpec) -> dict:
-    """The camelCase cluster properties the API returns: no secret values, keys masked."""
-    scale = spec.scale
-    if scale.mode == "auto":
-        scale_settings = {"autoScale": {"minimumNodeCount": scale.minimum,
-                                        "maximumNodeCount": scale.maximum,
-                                        "initialNodeCount": scale.initial}}
-    else:
-        scale_settings = {"manual": {"targetNodeCount": scale.target,
-                                     "nodeDeallocationOption": scale.node_deallocation_option}}
-    node_setup = {"setupTask": _setup_task_to_wire(spec.setup_task),
-                  "mountVolumes": mask_secrets(spec.mount_volumes)}
-    return {
-        "name": spec.name, "workspace": spec.workspace, "backend": spec.backend,
-        "vmSize": spec.vm_size, "vmPriority": spec.vm_priority,
-        "cpusPerNode": spec.cpus_per_node, "gpusPerNode": spec.gpus_per_node,
-        "memoryMbPerNode": spec.memory_mb_per_node,
-        "scaleSettings": scale_settings,
-        "idleSecondsBeforeScaledown": scale.idle_seconds_before_scaledown,
-        "nodeSetup": node_setup if any(node_setup.values()) else None,
-        "backendOptions": mask_secrets(spec.backend_options),
-    }
-
-
-def _setup_task_to_wire(task: SetupTask | None) -> dict | None:
-    if task is None:
-        return None
-    return {"commandLine": task.command_line,
-            "stdOutErrPathPrefix": task.std_out_err_path_prefix,
-            "environmentVariables": _variables_to_wire(task.environment),
-            "secrets": [{"name": name} for name in task.secrets]}
-
-
 # ---- store form -----------------------------------------------------------------------------
 
 def job_spec_to_dict(spec: JobSpec) -> dict:
@@ -654,34 +490,18 @@ def job_spec_to_dict(spec: JobSpec) -> dict:
 
 
 def job_spec_from_dict(data: dict) -> JobSpec:
-    values = _known_fields(JobSpec, data)
-    values["toolkit"] = _build(ToolkitSettings, values["toolkit"])
-    values["input_directories"] = [_build(InputDirectory, d) for d in values.get("input_directories", [])]
-    values["output_directories"] = [_build(OutputDirectory, d) for d in values.get("output_directories", [])]
+    values = known_fields(JobSpec, data)
+    values["toolkit"] = build_dataclass(ToolkitSettings, values["toolkit"])
+    values["input_directories"] = [build_dataclass(InputDirectory, d) for d in values.get("input_directories", [])]
+    values["output_directories"] = [build_dataclass(OutputDirectory, d) for d in values.get("output_directories", [])]
     return JobSpec(**values)
 
 
-def cluster_spec_to_dict(spec: ClusterSpec) -> dict:
-    """Plain JSON-able dict of every field, setup-task secrets excluded."""
-    data = dataclasses.asdict(spec)
-    if data["setup_task"] is not None:
-        data["setup_task"]["secrets"] = {}
-    return data
-
-
-def cluster_spec_from_dict(data: dict) -> ClusterSpec:
-    values = _known_fields(ClusterSpec, data)
-    values["scale"] = _build(ScaleSettings, values.get("scale") or {})
-    if values.get("setup_task") is not None:
-        values["setup_task"] = _build(SetupTask, values["setup_task"])
-    return ClusterSpec(**values)
-
-
-def _known_fields(cls: type, data: dict) -> dict:
+def known_fields(cls: type, data: dict) -> dict:
     """The entries of `data` that are fields of `cls` (a newer store may hold more)."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {key: value for key, value in data.items() if key in names}
 
 
-def _build(cls: type, data: dict) -> Any:
-    return cls(**_known_fields(cls, data))
+def build_dataclass(cls: type, data: dict) -> Any:
+    return cls(**known_fields(cls, data))

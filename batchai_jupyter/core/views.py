@@ -6,7 +6,8 @@ import datetime
 from . import scheduler
 from .layout import job_segment
 from .models import NODE_STATES, priority_name
-from .spec import cluster_spec_from_dict, cluster_spec_to_wire, job_spec_from_dict, job_spec_to_wire
+from .cluster_spec import cluster_spec_from_dict, cluster_spec_to_wire
+from .spec import job_spec_from_dict, job_spec_to_wire
 
 
 def iso(timestamp: float | None) -> str | None:

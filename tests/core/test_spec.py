@@ -18,19 +18,21 @@ from batchai_jupyter.core.models import (
     SetupTask,
     ToolkitSettings,
 )
-from batchai_jupyter.core.spec import (
-    LOCAL_ARM_PREFIX,
-    TOOLKIT_BLOCKS,
+from batchai_jupyter.core.cluster_spec import (
     cluster_spec_from_dict,
     cluster_spec_to_dict,
     cluster_spec_to_wire,
+    parse_cluster_spec,
+    vm_size_resources,
+)
+from batchai_jupyter.core.spec import (
+    LOCAL_ARM_PREFIX,
+    TOOLKIT_BLOCKS,
     job_spec_from_dict,
     job_spec_to_dict,
     job_spec_to_wire,
     mask_secrets,
-    parse_cluster_spec,
     parse_job_spec,
-    vm_size_resources,
 )
 from batchai_jupyter.errors import SpecError
 
