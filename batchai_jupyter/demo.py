@@ -18,7 +18,7 @@ CLUSTER = "demo"
 SCRIPT_NAME = "train_linear.py"
 
 SCRIPT = r'''
-import json, os, socket, struct, sys
+import json, os, socket, struct, sys, time
 rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 xs = [i / 100 for i in range(100)][rank::world]
 ys = [3.0 * x + 0.5 for x in xs]
@@ -41,6 +41,7 @@ if torch is not None:
         optimiser.step()
         if epoch % 40 == 0:
             print(f"rank {rank} epoch {epoch} loss {loss.item():.5f}", flush=True)
+            time.sleep(0.3)  # paced so the demo shows the logs streaming
     weight, bias = model.module.weight.item(), model.module.bias.item()
     if rank == 0:
         torch.save(model.module.state_dict(), os.path.join(out, "model.pt"))
@@ -52,7 +53,6 @@ else:
         server = socket.create_server(address)
         peers = [server.accept()[0] for _ in range(world - 1)]
     else:
-        import time
         for _ in range(100):
             try:
                 peer = socket.create_connection(address); break
@@ -78,6 +78,7 @@ else:
         weight, bias = weight - 0.5 * gw, bias - 0.5 * gb
         if epoch % 40 == 0:
             print(f"rank {rank} epoch {epoch} loss {sum(e * e for e in errors) / len(errors):.5f}", flush=True)
+            time.sleep(0.3)
 print(f"rank {rank} done: weight {weight:.3f} bias {bias:.3f} (true 3.0, 0.5)", flush=True)
 if rank == 0:
     with open(os.path.join(out, "model.json"), "w") as handle:
