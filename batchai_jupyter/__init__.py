@@ -1,6 +1,7 @@
 """batchai-jupyter: Azure Batch AI's clusters, jobs and storage, inside Jupyter.
 
-Kept import-light: the job wrapper and the CLI import this package, so nothing heavy loads here.
+Kept import-light: the job wrapper and the CLI import this package, so nothing heavy loads here
+(`Workspace` and the IPython extension load their modules when first used).
 """
 from __future__ import annotations
 
@@ -11,3 +12,18 @@ def _jupyter_server_extension_points() -> list[dict]:
     from .server.app import BatchAIApp
 
     return [{"module": "batchai_jupyter", "app": BatchAIApp}]
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext batchai_jupyter`: registers %batchai_cluster, %%batchai_job, %batchai_jobs, ..."""
+    from .notebook.magics import BatchAIMagics
+
+    ipython.register_magics(BatchAIMagics)
+
+
+def __getattr__(name: str):
+    if name == "Workspace":
+        from .notebook.workspace import Workspace
+
+        return Workspace
+    raise AttributeError(f"module 'batchai_jupyter' has no attribute {name!r}")

@@ -1,0 +1,240 @@
+"""IPython magics: %batchai_cluster, %%batchai_job, %batchai_jobs, %batchai_logs, %batchai_job_show.
+
+Every magic takes `-h/--help`. Mistakes come back as one UsageError line (what, where, what to do),
+never as a traceback of ours.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+from IPython.core.error import StdinNotImplementedError, UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Integer, Unicode
+
+from ..errors import BatchAIError
+from ..formatting import COLUMNS, table
+from .packaging import DEFAULT_LIMIT_BYTES, human_size
+from .submit import FRAMEWORKS, PRIORITIES, CellJobOptions, submit_cell
+from .workspace import Workspace
+
+CLUSTER_VERBS = ("create", "list", "show", "resize", "auto-scale", "delete")
+
+
+def _comma_list(values: list[str] | None) -> list[str]:
+    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+
+
+def user_errors(magic):
+    """BatchAIError -> one UsageError line; --help prints the magic's full help."""
+    @functools.wraps(magic)
+    def run(self, line, cell=None):
+        args = parse_argstring(run, line)
+        if getattr(args, "help", False):
+            print(run.__doc__)
+            return None
+        try:
+            return magic(self, args, cell) if cell is not None else magic(self, args)
+        except BatchAIError as failure:
+            raise UsageError(failure.message) from None
+    return run
+
+
+def _help(function):
+    return argument("-h", "--help", action="store_true", help="show this help")(function)
+
+
+@magics_class
+class BatchAIMagics(Magics):
+    workspace_name = Unicode("default", help="The workspace the magics work in").tag(config=True)
+    package_limit = Integer(DEFAULT_LIMIT_BYTES, help="Largest cell package (cell + --files + --push) in bytes; "
+                                                      "bigger data goes with --data").tag(config=True)
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        self._workspace: Workspace | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None or self._workspace.name != self.workspace_name:
+            self._workspace = Workspace(self.workspace_name)
+        return self._workspace
+
+    # -- clusters ------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("verb", nargs="?", choices=CLUSTER_VERBS, default="list", help="what to do (default list)")
+    @argument("name", nargs="?", help="the cluster's name (create takes it from -f when omitted)")
+    @argument("--nodes", type=int, help="create/resize: number of nodes (manual scale)")
+    @argument("--backend", help="create: where nodes run: local (default), ssh, azure, slurm")
+    @argument("--min", type=int, help="create/auto-scale: fewest nodes (auto scale)")
+    @argument("--max", type=int, help="create/auto-scale: most nodes (auto scale)")
+    @argument("--idle", type=float, help="create/auto-scale: idle seconds before a node is released")
+    @argument("--setup", help="create: command run on every node when it is provisioned")
+    @argument("--priority", choices=["dedicated", "lowpriority"], help="create: VM priority")
+    @argument("--vm-size", help="create: VM size (sets CPUs/GPUs for known Azure sizes)")
+    @argument("-f", "--file", dest="config_file", help="create: a Batch AI cluster.json or native spec")
+    @argument("-y", "--yes", action="store_true", help="delete: do not ask for confirmation")
+    @argument("--no-monitor", action="store_true", help="create/show/resize: print instead of a ClusterMonitor")
+    @_help
+    @line_magic
+    @user_errors
+    def batchai_cluster(self, args):
+        """Create, list, show, resize, auto-scale or delete a cluster."""
+        clusters = self.workspace.clusters
+        if args.verb == "list":
+            print(table(clusters.list(), COLUMNS["cluster"]))
+            return None
+        if not args.name and not (args.verb == "create" and args.config_file):
+            raise BatchAIError("MissingName", f"%batchai_cluster {args.verb}: give the cluster's name, e.g. "
+                                              f"`%batchai_cluster {args.verb} gpu`")
+        if args.verb == "create":
+            from .submit import _load_config  # the same -f reading as jobs
+
+            parameters = _load_config(args.config_file) if args.config_file else None
+            cluster = clusters.create(args.name, parameters, nodes=args.nodes, backend=args.backend,
+                                      min_nodes=args.min, max_nodes=args.max, idle_seconds=args.idle,
+                                      setup=args.setup, priority=args.priority, vm_size=args.vm_size)
+        elif args.verb == "show":
+            cluster = clusters.get(args.name)
+        elif args.verb == "resize":
+            if args.nodes is None:
+                raise BatchAIError("MissingOption", "%batchai_cluster resize: give the new size with --nodes N")
+            cluster = clusters.resize(args.name, args.nodes)
+        elif args.verb == "auto-scale":
+            if args.min is None or args.max is None:
+                raise BatchAIError("MissingOption", "%batchai_cluster auto-scale: give --min N and --max N")
+            cluster = clusters.auto_scale(args.name, args.min, args.max, args.idle)
+        else:
+            self._confirm(f"Delete cluster '{args.name}' (jobs running on it are stopped)", args.yes)
+            clusters.delete(args.name)
+            print(f"cluster '{args.name}' is being deleted")
+            return None
+        if args.no_monitor:
+            print(table([cluster], COLUMNS["cluster"]))
+            return None
+        return clusters.monitor(cluster["name"])
+
+    def _confirm(self, question: str, yes: bool) -> None:
+        if yes:
+            return
+        try:
+            answer = input(f"{question}? (y/n) ")
+        except (EOFError, OSError, StdinNotImplementedError):
+            raise BatchAIError("NotConfirmed", f"{question}: no way to ask here; add -y to confirm")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise BatchAIError("NotConfirmed", "cancelled; nothing was deleted")
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("--cluster", "-c", help="cluster to run on (default: the workspace's only cluster)")
+    @argument("--nodes", type=int, help="number of nodes (gang-scheduled; default 1)")
+    @argument("--processes", type=int, help="processes in all (ranks / TensorFlow workers; default one per node)")
+    @argument("--framework", choices=FRAMEWORKS, help="toolkit that launches the cell (default custom)")
+    @argument("--files", nargs="+", default=[], metavar="GLOB", help="files shipped with the cell "
+              "(globs relative to the notebook; .gitignore honoured, .git never)")
+    @argument("--data", nargs="+", default=[], metavar="NAME=PATH", help="upload a file or folder to the "
+              "datastore (content-hashed, only once); the job sees it at $AZ_BATCHAI_INPUT_<NAME>")
+    @argument("--push", action="append", metavar="VAR,...", help="notebook variables (pickled) the job gets as globals")
+    @argument("--pull", action="append", metavar="VAR,...", help="globals of rank 0 brought back: job.result()")
+    @argument("--requirements", metavar="FILE", help="pip requirements installed on each node first")
+    @argument("--env", nargs="+", default=[], metavar="K=V", help="environment variables of the job")
+    @argument("--priority", choices=PRIORITIES, help="scheduling priority (default normal)")
+    @argument("--retries", type=int, help="times a failed job is retried")
+    @argument("--max-time", metavar="DURATION", help="maximum wall-clock time, e.g. 1:00:00, 2h, P1D")
+    @argument("--experiment", "-e", default="default", help="experiment (created when missing)")
+    @argument("--name", "-n", help="job name (default cell-<time>-<id>)")
+    @argument("--wait", action="store_true", help="block until the job ends, streaming its output; "
+              "interrupting the kernel terminates the job")
+    @argument("--detach-on-interrupt", action="store_true", help="with --wait: an interrupt only stops waiting")
+    @argument("-f", "--file", dest="config_file", help="a Batch AI job.json or native spec; the cell is its script")
+    @_help
+    @cell_magic
+    @user_errors
+    def batchai_job(self, args, cell):
+        """Run the cell as a job on a cluster. The cell's value is a Job handle (`job = _`)."""
+        options = CellJobOptions(
+            cluster=args.cluster, nodes=args.nodes, processes=args.processes, framework=args.framework,
+            files=args.files, data=args.data, push=_comma_list(args.push), pull=_comma_list(args.pull),
+            requirements=args.requirements, env=args.env, priority=args.priority, retries=args.retries,
+            max_time=args.max_time, experiment=args.experiment, name=args.name, config_file=args.config_file)
+        submission = submit_cell(self.workspace, cell, options, self.shell.user_ns, os.getcwd(),
+                                 self.package_limit, progress=_progress_bar)
+        job = submission.job
+        print(f"job '{job.name}' submitted to cluster '{job.info['cluster']}' "
+              f"(experiment '{job.experiment}', {job.info['executionState']})")
+        if args.wait:
+            self._wait(job, args.detach_on_interrupt)
+        return job
+
+    def _wait(self, job, detach: bool) -> None:
+        try:
+            job.wait(stream=True)
+        except KeyboardInterrupt:
+            if detach:
+                print(f"\nstopped waiting; job '{job.name}' goes on ({job.state})")
+                return
+            job.terminate()
+            print(f"\ninterrupted: job '{job.name}' terminated (use --detach-on-interrupt to only stop waiting)")
+            return
+        info = job.refresh()
+        print(f"job '{job.name}' {info['executionState']} (exit code {info['executionInfo']['exitCode']})")
+
+    @magic_arguments()
+    @argument("--experiment", "-e", help="only this experiment")
+    @argument("--state", choices=["queued", "running", "terminating", "succeeded", "failed"], help="only this state")
+    @argument("--cluster", "-c", help="only jobs of this cluster")
+    @_help
+    @line_magic
+    @user_errors
+    def batchai_jobs(self, args):
+        """List jobs, newest last."""
+        jobs = self.workspace.jobs.list(args.experiment, args.state, args.cluster)
+        print(table(jobs, COLUMNS["job"]) if jobs else "no jobs")
+
+    @magic_arguments()
+    @argument("job", help="the job's name")
+    @argument("--task", "-t", help="rank or task name (default rank 0 / master)")
+    @argument("--stderr", action="store_true", help="stderr instead of stdout")
+    @argument("--follow", action="store_true", help="keep printing until the job ends")
+    @argument("--experiment", "-e", default="default", help="the job's experiment")
+    @_help
+    @line_magic
+    @user_errors
+    def batchai_logs(self, args):
+        """Print a job's output."""
+        job = self.workspace.jobs.get(args.experiment, args.job)
+        text = job.logs(task=args.task, follow=args.follow, stderr=args.stderr)
+        if text is not None:
+            sys.stdout.write(text)
+
+    @magic_arguments()
+    @argument("job", help="the job's name")
+    @argument("--experiment", "-e", default="default", help="the job's experiment")
+    @_help
+    @line_magic
+    @user_errors
+    def batchai_job_show(self, args):
+        """Show a job: its handle, displayed as a live JobMonitor."""
+        return self.workspace.jobs.get(args.experiment, args.job)
+
+
+def _progress_bar(label: str, total: int):
+    """An upload progress bar (ipywidgets) for `total` bytes; None when there is nothing to show."""
+    if total <= 0:
+        return None
+    import ipywidgets
+
+    bar = ipywidgets.IntProgress(min=0, max=total, description=label[:20])
+    text = ipywidgets.Label(f"0 B of {human_size(total)}")
+    display(ipywidgets.HBox([bar, text]))
+
+    def update(sent: int, to_send: int) -> None:
+        bar.max = max(to_send, 1)
+        bar.value = min(sent, bar.max)
+        text.value = f"{human_size(sent)} of {human_size(to_send)}"
+    return update

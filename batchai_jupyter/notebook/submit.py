@@ -1,0 +1,205 @@
+"""A notebook cell as a job: package it, upload it and its --data, and submit the spec that runs it.
+
+The package lands in the workspace datastore (content-hashed) and is the job's input directory
+BATCHAI_PACKAGE; the job's preparation copies it into each node's working directory, where the
+toolkit runs `_batchai_cell.py`. Each `--data NAME=PATH` is the input directory NAME. Every cell job
+has the output directories OUTPUTS (for the user's files) and BATCHAI_RESULT (pulled variables).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import BatchAIError
+from ..runtime import cellrunner
+from . import datasets
+from .jobhandle import OUTPUTS_ID, Job
+from .packaging import DEFAULT_LIMIT_BYTES, Package, build_package, human_size
+from .workspace import Workspace
+
+FRAMEWORKS = ("custom", "pytorch", "tensorflow", "mpi", "horovod", "chainer", "cntk", "caffe", "caffe2")
+PRIORITIES = ("low", "normal", "high")
+PACKAGE_INPUT_ID = "BATCHAI_PACKAGE"
+PACKAGES_PREFIX = ".batchai/packages"
+DATASETS_PREFIX = ".batchai/datasets"
+_BLOCKS = {"custom": "customToolkitSettings", "mpi": "customMpiSettings", "pytorch": "pyTorchSettings",
+           "tensorflow": "tensorFlowSettings", "horovod": "horovodSettings", "chainer": "chainerSettings",
+           "cntk": "cntkSettings", "caffe": "caffeSettings", "caffe2": "caffe2Settings"}
+
+
+@dataclass
+class CellJobOptions:
+    cluster: str | None = None
+    nodes: int | None = None
+    processes: int | None = None
+    framework: str | None = None
+    files: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)  # NAME=PATH
+    push: list[str] = field(default_factory=list)
+    pull: list[str] = field(default_factory=list)
+    requirements: str | None = None
+    env: list[str] = field(default_factory=list)  # K=V
+    priority: str | None = None
+    retries: int | None = None
+    max_time: str | None = None
+    experiment: str = "default"
+    name: str | None = None
+    config_file: str | None = None
+
+
+@dataclass
+class Submission:
+    job: Job
+    package: Package
+    package_upload: datasets.UploadReport
+    data_uploads: dict[str, datasets.UploadReport]
+
+
+Announce = Callable[[str], None]
+ProgressFactory = Callable[[str, int], datasets.Progress | None]  # (label, total bytes) -> progress callback
+
+
+def split_pairs(values: list[str], option: str, what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, equals, rest = value.partition("=")
+        if not equals or not key:
+            raise BatchAIError("InvalidArgument", f"{option} {value!r}: give {what} as NAME=VALUE")
+        pairs[key] = rest
+    return pairs
+
+
+def _toolkit(framework: str, processes: int | None) -> dict:
+    if framework not in FRAMEWORKS:
+        raise BatchAIError("InvalidArgument", f"--framework {framework!r}: use one of {', '.join(FRAMEWORKS)}")
+    runner = cellrunner.RUNNER_NAME
+    if framework in ("custom", "mpi"):
+        toolkit = {"commandLine": f"python {runner}"}
+    elif framework == "cntk":
+        toolkit = {"languageType": "Python", "pythonScriptFilePath": runner}
+    else:
+        toolkit = {"pythonScriptFilePath": runner}
+    if processes is not None and framework not in ("custom", "caffe2"):
+        toolkit["workerCount" if framework == "tensorflow" else "processCount"] = processes
+    return toolkit
+
+
+def _load_config(path: str) -> dict:
+    try:
+        with open(path) as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise BatchAIError("FileNotFound", f"-f {path!r}: the file does not exist (relative to {os.getcwd()})")
+    except ValueError as failure:
+        raise BatchAIError("InvalidJson", f"-f {path!r}: not valid JSON ({failure}); fix the file")
+    if not isinstance(document, dict):
+        raise BatchAIError("InvalidJson", f"-f {path!r}: must hold a JSON object")
+    return dict(document.get("properties", document))
+
+
+def _file_framework(body: dict) -> str | None:
+    for framework, block in _BLOCKS.items():
+        if block in body:
+            return framework
+    return None
+
+
+def _with_toolkit(body: dict, framework: str, processes: int | None) -> dict:
+    """The spec with its toolkit set to run the cell (a -f file's block keeps its other settings)."""
+    block = _BLOCKS[framework]
+    settings = {key: value for key, value in dict(body.get(block) or {}).items()
+                if key not in ("commandLine", "pythonScriptFilePath", "configFilePath")}
+    settings.update(_toolkit(framework, processes))
+    body = {key: value for key, value in body.items() if key not in _BLOCKS.values() and key != "toolkit"}
+    body[block] = settings
+    return body
+
+
+def _preparation(body: dict, requirements: str | None) -> str:
+    steps = [f'cp -a "$AZ_BATCHAI_INPUT_{PACKAGE_INPUT_ID}"/. .']
+    if requirements:
+        steps.append(f"python -m pip install -q -r {shlex.quote(os.path.basename(requirements))}")
+    given = body.get("jobPreparation")
+    given = given.get("commandLine") if isinstance(given, dict) else given
+    if given:
+        steps.append(given)
+    return " && ".join(steps)
+
+
+def _default_cluster(ws: Workspace) -> str:
+    clusters = [c["name"] for c in ws.clusters.list()]
+    if len(clusters) == 1:
+        return clusters[0]
+    if not clusters:
+        raise BatchAIError("NoCluster", "--cluster: this workspace has no cluster; create one with "
+                                        "`%batchai_cluster create NAME --nodes 1`")
+    raise BatchAIError("NoCluster", f"--cluster: give the cluster to run on (this workspace has: {', '.join(clusters)})")
+
+
+def _upload_data(ws: Workspace, data: list[str], progress: ProgressFactory | None,
+                 announce: Announce) -> tuple[list[dict], dict[str, datasets.UploadReport]]:
+    inputs, reports = [], {}
+    for name, local in split_pairs(data, "--data", "a dataset").items():
+        files = datasets.files_of(local, f"--data {name}")
+        label = f"data {name}"
+        report = datasets.upload(ws.client, ws.name, f"{DATASETS_PREFIX}/{name}", files,
+                                 progress=progress(label, sum(f.size for f in files)) if progress else None)
+        single = os.path.isfile(os.path.expanduser(local))
+        path = f"{report.node_path}/{files[0].path}" if single else report.node_path
+        inputs.append({"id": name, "path": path})
+        reports[name] = report
+        announce(f"{label}: {report.files} file(s) {human_size(report.total_bytes)}, "
+                 f"{human_size(report.bytes_sent)} sent" +
+                 (" (already in the datastore)" if report.bytes_sent == 0 and report.total_bytes else ""))
+    return inputs, reports
+
+
+def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: dict, root: str,
+                limit: int = DEFAULT_LIMIT_BYTES, announce: Announce = print,
+                progress: ProgressFactory | None = None) -> Submission:
+    body = _load_config(options.config_file) if options.config_file else {}
+    framework = options.framework or _file_framework(body) or "custom"
+    body = _with_toolkit(body, framework, options.processes)
+    if options.priority and options.priority not in PRIORITIES:
+        raise BatchAIError("InvalidArgument", f"--priority {options.priority!r}: use one of {', '.join(PRIORITIES)}")
+    env = split_pairs(options.env, "--env", "a variable")
+    patterns = list(options.files)
+    if options.requirements:
+        if not os.path.isfile(os.path.join(root, options.requirements)):
+            raise BatchAIError("FileNotFound", f"--requirements {options.requirements!r}: no such file in {root}")
+        patterns.append(options.requirements)
+    cluster = options.cluster or (None if body.get("cluster") else _default_cluster(ws))
+    package = build_package(cell, patterns, options.push, options.pull, namespace, root, limit)
+    announce(f"{package.describe()}; uploading")
+    data_inputs, data_reports = _upload_data(ws, options.data, progress, announce)
+    package_report = datasets.upload(ws.client, ws.name, PACKAGES_PREFIX, package.files)
+    body["inputDirectories"] = [*body.get("inputDirectories", []), *data_inputs,
+                                {"id": PACKAGE_INPUT_ID, "path": package_report.node_path}]
+    body["outputDirectories"] = [*body.get("outputDirectories", []),
+                                 {"id": OUTPUTS_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
+                                 {"id": cellrunner.RESULT_OUTPUT_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"}]
+    body["jobPreparation"] = {"commandLine": _preparation(body, options.requirements)}
+    if options.nodes is not None:
+        body["nodeCount"] = options.nodes
+    if options.priority:
+        body["schedulingPriority"] = options.priority
+    if env:
+        body["environmentVariables"] = [*body.get("environmentVariables", []),
+                                        *({"name": k, "value": v} for k, v in env.items())]
+    constraints = dict(body.get("constraints") or {})
+    if options.max_time:
+        constraints["maxWallClockTime"] = options.max_time
+    if options.retries is not None:
+        constraints["maxRetries"] = options.retries
+    if constraints:
+        body["constraints"] = constraints
+    name = options.name or f"cell-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    if options.experiment != "default":
+        ws.experiments.ensure(options.experiment)
+    job = ws.jobs.create(options.experiment, name, body, cluster)
+    return Submission(job, package, package_report, data_reports)

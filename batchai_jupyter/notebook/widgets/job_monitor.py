@@ -1,0 +1,169 @@
+"""JobMonitor: a job's state, tasks, live per-task logs, output files and metric plot, in one widget.
+
+One background thread (Poller) with its own connection updates it by ranged reads; the thread ends
+when the job has ended and everything is read, or when the widget is closed.
+"""
+from __future__ import annotations
+
+import json
+from html import escape
+from urllib.parse import urljoin
+
+import ipywidgets as widgets
+
+from ...runtime.metrics import METRICS_FILE
+from ..jobhandle import ENDED, Job
+from ..packaging import human_size
+from ..tail import FileTail
+from .poller import Poller, own_client
+from .render import Raw, badge, elapsed, html_table, line_plot
+
+FILES_EVERY_STEPS = 10
+
+
+class TaskLog:
+    """The stdout and stderr views of one task, fed by tails of its files."""
+
+    def __init__(self, job: Job, task: dict):
+        self.stdout = widgets.Textarea(value="", disabled=True, layout=widgets.Layout(width="100%", height="180px"))
+        self.stderr = widgets.Textarea(value="", disabled=True, placeholder="stderr",
+                                       layout=widgets.Layout(width="100%", height="100px", display="none"))
+        self.box = widgets.VBox([self.stdout, self.stderr])
+        self._tails = [(FileTail(job.client, job.workspace, job.experiment, job.name, task[stream]), view)
+                       for stream, view in (("stdout", self.stdout), ("stderr", self.stderr))]
+
+    def update(self) -> bool:
+        changed = False
+        for tail, view in self._tails:
+            text = tail.read()
+            if text:
+                view.value += text
+                view.layout.display = None
+                changed = True
+        return changed
+
+
+class JobMonitor(widgets.VBox):
+    def __init__(self, job: Job, start: bool = True, poll_min: float = 0.1, poll_max: float = 0.5):
+        self.job = Job(own_client(job.client), job.workspace, job.experiment, job.name)
+        self.header = widgets.HTML()
+        self.task_table = widgets.HTML()
+        self.log_tabs = widgets.Tab(children=[])
+        self.task_logs: dict[str, TaskLog] = {}
+        self.files_view = widgets.HTML()
+        self.metrics_view = widgets.HTML()
+        self.error_view = widgets.HTML()
+        self.metrics: dict[str, list[tuple[float, float]]] = {}
+        self.state = "?"
+        self.info: dict = {}
+        self._metrics_tail = FileTail(self.job.client, job.workspace, job.experiment, job.name, METRICS_FILE)
+        self._partial_metric = ""
+        self._steps = 0
+        self._ended_seen = False
+        super().__init__([self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view,
+                          self.error_view])
+        self.poller = Poller(self.step, self._show_error, poll_min, poll_max, name=f"batchai-job-{job.name}")
+        if start:
+            self.poller.start()
+
+    # -- one round of updates ----------------------------------------------------------------------
+
+    def step(self) -> tuple[bool, bool]:
+        """Reads what is new; returns (changed, finished). Finished = the job ended and all is read."""
+        info = self.job.refresh()
+        ended = info["executionState"] in ENDED
+        changed = info["executionState"] != self.state
+        self.state, self.info = info["executionState"], info
+        self._render_header()
+        tasks = self.job.tasks()
+        self._render_tasks(tasks)
+        for task in tasks:
+            log = self.task_logs.get(task["name"]) or self._add_task_log(task)
+            changed = log.update() or changed
+        changed = self._update_metrics() or changed
+        self._steps += 1
+        if changed or ended or self._steps % FILES_EVERY_STEPS == 1:
+            self._render_files()
+        self.error_view.value = ""
+        finished = ended and self._ended_seen and not changed
+        self._ended_seen = self._ended_seen or ended
+        if finished:
+            self.job.client.session.close()
+        return changed, finished
+
+    def _add_task_log(self, task: dict) -> TaskLog:
+        log = TaskLog(self.job, task)
+        self.task_logs[task["name"]] = log
+        self.log_tabs.children = [*self.log_tabs.children, log.box]
+        self.log_tabs.set_title(len(self.log_tabs.children) - 1, task["name"])
+        return log
+
+    def _render_header(self) -> None:
+        execution = self.info["executionInfo"]
+        exit_code = execution["exitCode"]
+        parts = [f"<b>{escape(self.job.experiment)}/{escape(self.job.name)}</b>", badge(self.state),
+                 f"cluster {escape(self.info['cluster'])}", f"elapsed {elapsed(execution['startTime'], execution['endTime'])}"]
+        if exit_code is not None:
+            parts.append(f"exit code {exit_code}")
+        if self.info.get("queuePosition"):
+            parts.append(f"queue position {self.info['queuePosition']}")
+        reason = self.info.get("waitingReason") or "; ".join(e.get("message", "") for e in execution["errors"] or [])
+        html = " &nbsp; ".join(parts)
+        if reason:
+            html += f"<br><small>{escape(reason)}</small>"
+        self.header.value = html
+
+    def _render_tasks(self, tasks: list[dict]) -> None:
+        rows = [[t["node"], f"{t['role']} {t['index']}", t["ip"], Raw(badge(t["state"])), t["exitCode"]]
+                for t in tasks]
+        self.task_table.value = html_table(["node", "rank / role", "host", "state", "exit code"], rows) if rows else ""
+
+    def _update_metrics(self) -> bool:
+        text = self._partial_metric + self._metrics_tail.read()
+        lines = text.split("\n")
+        self._partial_metric = lines.pop()  # a line still being written
+        added = False
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("value") is None:
+                continue
+            name = record["name"] if record.get("rank", 0) == 0 else f"{record['name']} (rank {record['rank']})"
+            self.metrics.setdefault(name, []).append((record["step"], record["value"]))
+            added = True
+        if added:
+            self.metrics_view.value = line_plot(self.metrics)
+        return added
+
+    def _render_files(self) -> None:
+        ids = [d["id"] for d in self.info["properties"].get("outputDirectories", [])
+               if d["id"] != "BATCHAI_RESULT"]
+        rows = []
+        for output_id in ids:
+            for entry in self.job.files(output_id):
+                if entry["fileType"] != "file":
+                    continue
+                link = urljoin(self.job.client.url, entry["downloadUrl"])
+                rows.append([output_id, Raw(f'<a href="{escape(link)}" download="{escape(entry["name"])}" '
+                                            f'target="_blank">{escape(entry["path"])}</a>'),
+                             human_size(entry["contentLength"] or 0)])
+        self.files_view.value = html_table(["output", "file", "size"], rows) if rows else ""
+
+    def _show_error(self, failure: Exception) -> None:
+        self.error_view.value = f'<span style="color:#e53935">{escape(str(failure))}</span>'
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def log_text(self, task: str | None = None) -> str:
+        """The stdout shown for a task (default: the first one)."""
+        if task is None:
+            task = next((name for name in self.task_logs if not name.startswith("job_prep")), None)
+        logs = self.task_logs.get(task) if task else None
+        return logs.stdout.value if logs else ""
+
+    def close(self) -> None:
+        self.poller.stop()
+        self.job.client.session.close()
+        super().close()

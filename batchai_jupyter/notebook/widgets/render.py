@@ -1,0 +1,75 @@
+"""HTML pieces the monitors show: state badges, tables, and an SVG line plot of metrics."""
+from __future__ import annotations
+
+import datetime
+from html import escape
+
+STATE_COLOURS = {
+    "queued": "#9e9e9e", "running": "#1e88e5", "terminating": "#fb8c00", "succeeded": "#43a047",
+    "failed": "#e53935", "idle": "#43a047", "preparing": "#fb8c00", "unusable": "#e53935", "leaving": "#9e9e9e",
+}
+SERIES_COLOURS = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b")
+
+
+def badge(state: str, text: str | None = None) -> str:
+    colour = STATE_COLOURS.get(state, "#616161")
+    return (f'<span style="background:{colour};color:white;border-radius:4px;padding:1px 6px">'
+            f"{escape(text if text is not None else state)}</span>")
+
+
+def html_table(headers: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f'<th style="text-align:left;padding:2px 8px">{escape(h)}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(f'<td style="padding:2px 8px">{cell if isinstance(cell, Raw) else escape("" if cell is None else str(cell))}</td>'
+                                    for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class Raw(str):
+    """Cell content that is already HTML."""
+
+
+def parse_time(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def elapsed(start: str | None, end: str | None) -> str:
+    began = parse_time(start)
+    if began is None:
+        return "-"
+    finished = parse_time(end) or datetime.datetime.now(datetime.timezone.utc)
+    seconds = max(0, int((finished - began).total_seconds()))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def line_plot(series: dict[str, list[tuple[float, float]]], width: int = 480, height: int = 180) -> str:
+    """An SVG plot of `series` ({name: [(step, value)]}), one polyline each, with a legend."""
+    points = [p for values in series.values() for p in values]
+    if not points:
+        return ""
+    pad = 36
+    low_x, high_x = min(p[0] for p in points), max(p[0] for p in points)
+    low_y, high_y = min(p[1] for p in points), max(p[1] for p in points)
+    span_x, span_y = (high_x - low_x) or 1.0, (high_y - low_y) or 1.0
+
+    def place(step: float, value: float) -> str:
+        x = pad + (step - low_x) / span_x * (width - 2 * pad)
+        y = height - pad - (value - low_y) / span_y * (height - 2 * pad)
+        return f"{x:.1f},{y:.1f}"
+
+    lines, legend = [], []
+    for position, (name, values) in enumerate(sorted(series.items())):
+        colour = SERIES_COLOURS[position % len(SERIES_COLOURS)]
+        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
+                     f'points="{" ".join(place(s, v) for s, v in sorted(values))}"/>')
+        legend.append(f'<text x="{pad + 110 * position}" y="14" fill="{colour}" font-size="11">'
+                      f"{escape(name)} {values[-1][1]:.4g}</text>")
+    axes = (f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
+            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
+            f'<text x="2" y="{pad + 4}" font-size="10">{high_y:.3g}</text>'
+            f'<text x="2" y="{height - pad}" font-size="10">{low_y:.3g}</text>'
+            f'<text x="{pad}" y="{height - pad + 14}" font-size="10">step {low_x:g}</text>'
+            f'<text x="{width - pad - 40}" y="{height - pad + 14}" font-size="10">{high_x:g}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+            f'{axes}{"".join(lines)}{"".join(legend)}</svg>')

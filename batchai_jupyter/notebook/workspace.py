@@ -1,0 +1,168 @@
+"""The Python API, shaped like azure-mgmt-batchai's client so an old notebook maps line by line.
+
+    Batch AI                                                        here
+    client = BatchAIManagementClient(creds, sub)                    ws = Workspace()            # the default one
+    client.clusters.create(rg, ws, name, parameters).result()       ws.clusters.create(name, parameters)
+    client.clusters.get(rg, ws, name)                               ws.clusters.get(name)
+    client.experiments.create(rg, ws, exp).result()                 ws.experiments.create(exp)
+    client.jobs.create(rg, ws, exp, job, parameters).result()       ws.jobs.create(exp, job, parameters)
+    client.jobs.list_output_files(rg, ws, exp, job, options)        ws.jobs.list_output_files(exp, job, "stdouterr")
+
+`parameters` is a Batch AI JSON body (camelCase, with or without "properties") or the native spec.
+Clusters and jobs come back as the service's JSON; jobs as a Job handle (jobhandle.Job).
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from ..client import Client
+from ..errors import BatchAIError
+from .jobhandle import Job
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+def cluster_document(parameters: dict | None = None, *, nodes: int | None = None, backend: str | None = None,
+                     min_nodes: int | None = None, max_nodes: int | None = None, idle_seconds: float | None = None,
+                     setup: str | None = None, priority: str | None = None, vm_size: str | None = None) -> dict:
+    """A cluster spec: `parameters` (cluster.json or native) with the given options overriding it."""
+    document = dict(parameters or {})
+    body = dict(document.get("properties", document))
+    overrides = {"backend": backend, "vmSize": vm_size, "vmPriority": priority,
+                 "idleSecondsBeforeScaledown": idle_seconds, "setupTask": setup}
+    if nodes is not None:
+        overrides["nodeCount"] = nodes
+    if min_nodes is not None or max_nodes is not None:
+        overrides["minNodes"] = min_nodes or 0
+        overrides["maxNodes"] = max_nodes if max_nodes is not None else min_nodes
+    if "nodeCount" in overrides or "minNodes" in overrides:
+        body.pop("scaleSettings", None)
+    body.update({key: value for key, value in overrides.items() if value is not None})
+    if "backend" not in body and "properties" not in document:
+        body["backend"] = "local"
+    return {**document, "properties": body} if "properties" in document else body
+
+
+class ClusterOperations:
+    def __init__(self, workspace: "Workspace"):
+        self.ws = workspace
+
+    @property
+    def _base(self) -> str:
+        return f"workspaces/{_q(self.ws.name)}/clusters"
+
+    def create(self, cluster_name: str, parameters: dict | None = None, **options) -> dict:
+        """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size."""
+        return self.ws.client.create_cluster(self.ws.name, cluster_document(parameters, **options), cluster_name)
+
+    def get(self, cluster_name: str) -> dict:
+        return self.ws.client.get(f"{self._base}/{_q(cluster_name)}")
+
+    def list(self) -> list[dict]:
+        return self.ws.client.clusters(self.ws.name)
+
+    def list_by_workspace(self) -> list[dict]:  # azure-mgmt-batchai's name
+        return self.list()
+
+    def nodes(self, cluster_name: str) -> list[dict]:
+        return self.ws.client.list(f"{self._base}/{_q(cluster_name)}/nodes")
+
+    def resize(self, cluster_name: str, target: int, deallocation: str = "requeue") -> dict:
+        return self.ws.client.scale_cluster(self.ws.name, cluster_name, {"manual": {
+            "targetNodeCount": target, "nodeDeallocationOption": deallocation}})
+
+    def auto_scale(self, cluster_name: str, minimum: int, maximum: int, idle_seconds: float | None = None) -> dict:
+        auto = {"minimumNodeCount": minimum, "maximumNodeCount": maximum}
+        if idle_seconds is not None:
+            auto["idleSecondsBeforeScaledown"] = idle_seconds
+        return self.ws.client.scale_cluster(self.ws.name, cluster_name, {"autoScale": auto})
+
+    def update(self, cluster_name: str, scale_settings: dict) -> dict:  # azure-mgmt-batchai's PATCH
+        return self.ws.client.scale_cluster(self.ws.name, cluster_name, scale_settings)
+
+    def delete(self, cluster_name: str) -> None:
+        self.ws.client.request("DELETE", f"{self._base}/{_q(cluster_name)}")
+
+    def monitor(self, cluster_name: str, **options):
+        from .widgets.cluster_monitor import ClusterMonitor
+
+        return ClusterMonitor(self.ws, cluster_name, **options)
+
+
+class ExperimentOperations:
+    def __init__(self, workspace: "Workspace"):
+        self.ws = workspace
+
+    def create(self, experiment_name: str) -> dict:
+        return self.ws.client.create_experiment(self.ws.name, experiment_name)
+
+    def get(self, experiment_name: str) -> dict:
+        return self.ws.client.get(f"workspaces/{_q(self.ws.name)}/experiments/{_q(experiment_name)}")
+
+    def list(self) -> list[dict]:
+        return self.ws.client.experiments(self.ws.name)
+
+    def delete(self, experiment_name: str) -> None:
+        self.ws.client.request("DELETE", f"workspaces/{_q(self.ws.name)}/experiments/{_q(experiment_name)}")
+
+    def ensure(self, experiment_name: str) -> None:
+        """Creates the experiment unless it exists (the default one always does)."""
+        try:
+            self.get(experiment_name)
+        except BatchAIError as failure:
+            if failure.status != 404:
+                raise
+            self.create(experiment_name)
+
+
+class JobOperations:
+    def __init__(self, workspace: "Workspace"):
+        self.ws = workspace
+
+    def handle(self, experiment_name: str, job_name: str, info: dict | None = None) -> Job:
+        return Job(self.ws.client, self.ws.name, experiment_name, job_name, info)
+
+    def create(self, experiment_name: str, job_name: str, parameters: dict, cluster: str | None = None) -> Job:
+        """Submits a job (job.json or native spec); `cluster` names the cluster when the spec does not."""
+        info = self.ws.client.create_job(self.ws.name, experiment_name, parameters, job_name, cluster)
+        return self.handle(experiment_name, job_name, info)
+
+    def get(self, experiment_name: str, job_name: str) -> Job:
+        job = self.handle(experiment_name, job_name)
+        job.refresh()
+        return job
+
+    def list(self, experiment_name: str | None = None, state: str | None = None,
+             cluster: str | None = None) -> list[dict]:
+        path = f"workspaces/{_q(self.ws.name)}" + (f"/experiments/{_q(experiment_name)}" if experiment_name else "")
+        jobs = self.ws.client.list(f"{path}/jobs", state=state)
+        return [j for j in jobs if cluster is None or j["cluster"] == cluster]
+
+    def list_by_experiment(self, experiment_name: str) -> list[dict]:  # azure-mgmt-batchai's name
+        return self.list(experiment_name)
+
+    def terminate(self, experiment_name: str, job_name: str) -> dict:
+        return self.handle(experiment_name, job_name).terminate()
+
+    def delete(self, experiment_name: str, job_name: str) -> None:
+        self.ws.client.request("DELETE", self.ws.client.job_path(self.ws.name, experiment_name, job_name))
+
+    def list_output_files(self, experiment_name: str, job_name: str, outputdirectoryid: str = "stdouterr",
+                          directory: str = ".") -> list[dict]:
+        return self.handle(experiment_name, job_name).files(outputdirectoryid, directory)
+
+
+class Workspace:
+    """One workspace of the batchai service (found as the client finds it: BATCHAI_URL, Jupyter, or started)."""
+
+    def __init__(self, name: str = "default", client: Client | None = None):
+        self.client = client or Client.discover()
+        self.name = name
+        self.clusters = ClusterOperations(self)
+        self.experiments = ExperimentOperations(self)
+        self.jobs = JobOperations(self)
+
+    def __repr__(self) -> str:
+        return f"<Workspace {self.name} at {self.client.url}>"

@@ -1,0 +1,71 @@
+"""Runs a notebook cell as a job's script. Standard library only: the cell package carries a copy.
+
+The package (see notebook/packaging.py) holds the cell's source, the pushed variables (pickled) and
+a manifest naming the variables to pull. This runner, started as `python _batchai_cell.py` in the
+task's working directory on every rank, makes the pushed variables globals, runs the cell as
+`__main__`, and on rank 0 pickles the pulled globals into the BATCHAI_RESULT output directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+
+RUNNER_NAME = "_batchai_cell.py"
+SOURCE_NAME = "_batchai_cell_source.py"
+PUSH_NAME = "_batchai_push.pkl"
+MANIFEST_NAME = "_batchai_manifest.json"
+RESULT_OUTPUT_ID = "BATCHAI_RESULT"
+RESULT_NAME = "pulled.pkl"
+_RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "AZ_BATCHAI_TASK_INDEX")
+
+
+def task_rank() -> int:
+    """This process's rank in its job (0 when the job has one process)."""
+    for name in _RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def _pull(namespace: dict, names: list[str]) -> dict:
+    values, errors = {}, {}
+    for name in names:
+        if name not in namespace:
+            errors[name] = f"the job's script defines no global '{name}'"
+            continue
+        try:
+            pickle.dumps(namespace[name])
+            values[name] = namespace[name]
+        except Exception as failure:  # what cannot be pickled is reported, the rest still comes back
+            errors[name] = f"cannot be pickled ({type(failure).__name__}: {failure})"
+    return {"values": values, "errors": errors}
+
+
+def main(directory: str = ".") -> None:
+    with open(os.path.join(directory, MANIFEST_NAME)) as handle:
+        manifest = json.load(handle)
+    namespace = {"__name__": "__main__", "__file__": os.path.abspath(os.path.join(directory, SOURCE_NAME))}
+    push_path = os.path.join(directory, PUSH_NAME)
+    if os.path.exists(push_path):
+        with open(push_path, "rb") as handle:
+            namespace.update(pickle.load(handle))
+    with open(os.path.join(directory, SOURCE_NAME)) as handle:
+        source = handle.read()
+    sys.argv = [SOURCE_NAME]
+    exec(compile(source, "<cell>", "exec"), namespace)
+    result_dir = os.environ.get(f"AZ_BATCHAI_OUTPUT_{RESULT_OUTPUT_ID}")
+    if manifest.get("pull") and task_rank() == 0 and result_dir:
+        os.makedirs(result_dir, exist_ok=True)
+        pulled = _pull(namespace, manifest["pull"])
+        with open(os.path.join(result_dir, RESULT_NAME + ".tmp"), "wb") as handle:
+            pickle.dump(pulled, handle)
+        os.replace(os.path.join(result_dir, RESULT_NAME + ".tmp"), os.path.join(result_dir, RESULT_NAME))
+        for name, error in pulled["errors"].items():
+            print(f"batchai: --pull {name}: {error}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,129 @@
+"""%%batchai_job through a real IPython shell against a real service: packages, data, results, waiting."""
+from __future__ import annotations
+
+import _thread
+import os
+import threading
+
+from batchai_jupyter.notebook.jobhandle import Job
+from batchai_jupyter.notebook.packaging import DEFAULT_LIMIT_BYTES
+from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
+from conftest import make_cluster, wait_for
+
+
+def test_cell_runs_as_job_with_pushed_and_pulled_variables(run, shell, shared_client, unique):
+    cluster = unique("cj")
+    make_cluster(shared_client, cluster, nodes=1)
+    os.makedirs("lib")
+    with open("lib/helper.py", "w") as handle:
+        handle.write("def triple(x):\n    return 3 * x\n")
+    shell.user_ns["numbers"] = [1, 2, 3]
+    value, out, err = run(f"""%%batchai_job --cluster {cluster} --files lib --push numbers --pull total,squares
+import os, sys
+sys.path.insert(0, "lib")
+from helper import triple
+total = triple(sum(numbers))
+squares = [n * n for n in numbers]
+print("total is", total)
+with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUTPUTS"], "model.txt"), "w") as handle:
+    handle.write("weights")
+""")
+    assert isinstance(value, Job), (out, err)
+    assert "package" in out and "submitted" in out
+    assert shell.user_ns["_"] is value
+    job = value.wait(timeout=120)
+    assert job.state == "succeeded", job.logs(stderr=True)
+    assert "total is 18" in job.logs()
+    assert [f["name"] for f in job.files()] == ["model.txt"]
+    downloaded = job.download("model.txt", ".")
+    with open(downloaded) as handle:
+        assert handle.read() == "weights"
+    assert job.result() == {"total": 18, "squares": [1, 4, 9]}
+
+
+def test_data_is_uploaded_once_and_seen_by_the_job(run, shell, shared_client, unique):
+    cluster = unique("cd")
+    make_cluster(shared_client, cluster, nodes=1)
+    os.makedirs("dataset/sub")
+    for path, text in (("dataset/a.txt", "alpha\n"), ("dataset/sub/b.txt", "beta\n" * 100)):
+        with open(path, "w") as handle:
+            handle.write(text)
+    name = unique("data").replace("-", "_").upper()
+    cell = f"""%%batchai_job --cluster {cluster} --data {name}=dataset --pull listing
+import os
+root = os.environ["AZ_BATCHAI_INPUT_{name}"]
+listing = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+"""
+    first, out, err = run(cell)
+    assert isinstance(first, Job), (out, err)
+    assert f"data {name}: 2 file(s) 506 B, 506 B sent" in out
+    second, out, err = run(cell)
+    assert f"data {name}: 2 file(s) 506 B, 0 B sent (already in the datastore)" in out
+    for job in (first, second):
+        job.wait(timeout=120)
+        assert job.result() == {"listing": ["a.txt", "sub/b.txt"]}, job.logs(stderr=True)
+
+
+def test_data_upload_counts_bytes_written_by_the_datastore(shared_client, tmp_path):
+    from batchai_jupyter.notebook import datasets
+
+    (tmp_path / "f.bin").write_bytes(os.urandom(3000))
+    files = datasets.files_of(str(tmp_path), "--data X")
+    first = datasets.upload(shared_client, "default", f".batchai/test/{tmp_path.name}", files)
+    second = datasets.upload(shared_client, "default", f".batchai/test/{tmp_path.name}", files)
+    assert (first.bytes_sent, first.files_sent) == (3000, ["f.bin"])
+    assert (second.bytes_sent, second.files_sent) == (0, [])
+    assert first.node_path == second.node_path
+    with open(os.path.join(first.node_path, "f.bin"), "rb") as handle:
+        assert handle.read() == (tmp_path / "f.bin").read_bytes()
+
+
+def test_oversize_package_is_refused_with_what_is_big(run, shell, shared_client, unique):
+    cluster = unique("cs")
+    make_cluster(shared_client, cluster, nodes=1, wait=False)
+    with open("big.bin", "wb") as handle:
+        handle.write(b"x" * 300_000)
+    shell.run_line_magic("config", "BatchAIMagics.package_limit = 100000")
+    try:
+        value, out, err = run(f"%%batchai_job --cluster {cluster} --files big.bin\nprint(1)\n")
+    finally:
+        shell.run_line_magic("config", f"BatchAIMagics.package_limit = {DEFAULT_LIMIT_BYTES}")
+    assert value is None
+    assert err.strip().splitlines() == [err.strip()]  # one line, no traceback
+    assert err.startswith("UsageError: the job package is 29")
+    assert "over the 97.7 KB limit (biggest: file big.bin 293.0 KB" in err
+    assert "--data NAME=PATH" in err
+    assert shared_client.list("workspaces/default/jobs") == [] or all(
+        j["cluster"] != cluster for j in shared_client.list("workspaces/default/jobs"))
+
+
+def test_interrupt_while_waiting_terminates_the_job(run, shell, shared_client, unique):
+    cluster, name = unique("ci"), unique("long")
+    make_cluster(shared_client, cluster, nodes=1)
+
+    def interrupt_when_running():
+        wait_for(lambda: _state(shared_client, name) == "running", "the job to run", timeout=120)
+        _thread.interrupt_main()
+
+    helper = threading.Thread(target=interrupt_when_running)
+    helper.start()
+    value, out, err = run(f"%%batchai_job --cluster {cluster} --name {name} --wait\n"
+                          "import time\nprint('started', flush=True)\ntime.sleep(600)\n")
+    helper.join()
+    assert f"interrupted: job '{name}' terminated" in out, (out, err)
+    assert isinstance(value, Job)
+    job = value.wait(timeout=60)
+    assert job.info["executionState"] == "failed"
+
+
+def test_wait_streams_output_and_reports_the_end(run, shared_client, unique):
+    cluster = unique("cw")
+    make_cluster(shared_client, cluster, nodes=1)
+    value, out, err = run(f"%%batchai_job --cluster {cluster} --wait\nprint('hello from the node')\n")
+    assert "hello from the node" in out
+    assert f"job '{value.name}' succeeded (exit code 0)" in out
+
+
+def _state(client, name):
+    jobs = [j for j in client.list("workspaces/default/jobs") if j["name"] == name]
+    return jobs[0]["executionState"] if jobs else None
