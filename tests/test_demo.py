@@ -1,0 +1,34 @@
+"""The README's first command: `batchai demo` on a machine with no service running."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+
+def test_demo_starts_a_service_and_runs_a_two_node_job_to_success(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("BATCHAI_", "JUPYTER_"))}
+    env |= {"BATCHAI_HOME": str(tmp_path / "home"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    result = subprocess.run([sys.executable, "-m", "batchai_jupyter.cli", "demo"], env=env, capture_output=True,
+                            text=True, timeout=240, stdin=subprocess.DEVNULL)
+    # The announcement goes to stderr, so `batchai ... -o json` output stays clean.
+    started = re.search(r"Started a local batchai service at \S+ \(pid (\d+)", result.stderr)
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert started, result.stderr
+        out = result.stdout
+        assert "Created local cluster 'demo' with 2 nodes" in out
+        assert re.search(r"Job state: queued", out) and "Job state: running" in out, out
+        assert "Job state: succeeded ExitCode: 0" in out, out
+        for rank in (0, 1):  # each rank's log lines came through, and the model learned the line
+            assert re.search(rf"\[stdout-{rank}\.txt\] rank {rank} done: weight 3\.000 bias 0\.500", out), out
+        # Lines were shown while the job ran: the first log line comes before the final state.
+        assert out.index("[stdout-0.txt]") < out.index("Job state: succeeded"), out
+        assert re.search(r"^  model\.json +\d+ +http://127\.0\.0\.1:\d+/batchai/api/v1/.*path=model\.json$", out,
+                         re.MULTILINE), out
+        assert "Traceback" not in result.stderr, result.stderr
+    finally:
+        if started:
+            os.kill(int(started.group(1)), signal.SIGTERM)
