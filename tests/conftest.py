@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -173,3 +174,27 @@ def wait_job(client: Client, name: str, timeout: float = 120.0, experiment: str 
 def read_log(client: Client, job: str, file_name: str, output_id: str = "stdouterr",
              experiment: str = "default") -> str:
     return client.read_job_file("default", experiment, job, file_name, output_id).decode()
+
+
+# -- gate files: make job ordering deterministic ------------------------------------------------
+# A job blocks in `wait_gate(GATE)` until the test calls open_gate(GATE); `append` records order.
+
+def wait_gate(gate) -> str:
+    return f"while [ ! -f {shlex.quote(str(gate))} ]; do sleep 0.05; done"
+
+
+def open_gate(gate) -> None:
+    with open(gate, "w"):
+        pass
+
+
+def append(path, text: str) -> str:
+    return f"echo {shlex.quote(text)} >> {shlex.quote(str(path))}"
+
+
+def lines(path) -> list[str]:
+    try:
+        with open(path) as handle:
+            return handle.read().split()
+    except FileNotFoundError:
+        return []

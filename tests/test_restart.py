@@ -3,27 +3,10 @@ run once, clusters/nodes/jobs are kept, and a second service on the same home is
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 
-from conftest import TOKEN, free_port, make_cluster, read_log, submit, wait_for, wait_job
-
-
-def wait_gate(gate) -> str:
-    return f"while [ ! -f {shlex.quote(str(gate))} ]; do sleep 0.05; done"
-
-
-def append(path, text: str) -> str:
-    return f"echo {shlex.quote(text)} >> {shlex.quote(str(path))}"
-
-
-def lines(path) -> list[str]:
-    try:
-        with open(path) as handle:
-            return handle.read().split()
-    except FileNotFoundError:
-        return []
+from conftest import TOKEN, append, free_port, lines, open_gate, make_cluster, read_log, submit, wait_for, wait_gate, wait_job
 
 
 def job(client, name: str) -> dict:
@@ -76,8 +59,7 @@ def test_kill_9_reattaches_running_jobs_and_runs_queued_jobs_once(client, servic
     assert [job(client, name)["executionState"] for name in queued] == ["queued", "queued"]
 
     service_process.kill()
-    with open(gate_early, "w"):
-        pass
+    open_gate(gate_early)
     wait_for(lambda: exit_files(service_process.home, c_one, early_uuid),
              "the early job to end while the service is down", timeout=30)
 
@@ -96,8 +78,7 @@ def test_kill_9_reattaches_running_jobs_and_runs_queued_jobs_once(client, servic
     assert cluster(client, c_wide)["nodeStateCounts"]["runningNodeCount"] == 2
     assert [job(client, name)["executionState"] for name in queued] == ["queued", "queued"]
 
-    with open(gate, "w"):
-        pass
+    open_gate(gate)
     done = wait_job(client, wide, timeout=60)
     assert done["executionState"] == "failed"
     assert done["executionInfo"]["exitCode"] == 3

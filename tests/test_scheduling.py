@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import make_cluster, read_log, submit, wait_for, wait_job
+from conftest import append, lines, make_cluster, open_gate, read_log, submit, wait_for, wait_gate, wait_job
 from batchai_jupyter.errors import BatchAIError
 
 LEGACY_SCHEMA = "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-03-01/job.json"
@@ -23,27 +23,6 @@ OBSERVE_SECONDS = 1.5
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-def wait_gate(gate) -> str:
-    return f"while [ ! -f {shlex.quote(str(gate))} ]; do sleep 0.05; done"
-
-
-def append(path, text: str) -> str:
-    return f"echo {shlex.quote(text)} >> {shlex.quote(str(path))}"
-
-
-def lines(path) -> list[str]:
-    try:
-        with open(path) as handle:
-            return handle.read().split()
-    except FileNotFoundError:
-        return []
-
-
-def open_gate(gate) -> None:
-    with open(gate, "w"):
-        pass
-
 
 def cluster(client, name: str) -> dict:
     return client.get(client.cluster_path("default", name))
