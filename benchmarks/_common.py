@@ -21,6 +21,7 @@ from typing import Callable
 
 import requests
 
+from batchai_jupyter.backends.local import kill_unfinished_tasks
 from batchai_jupyter.client import Client
 from batchai_jupyter.errors import BatchAIError
 
@@ -107,13 +108,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for root, _dirs, files in os.walk(os.path.join(self.home, "nodes")):
-            if "pid" in files and "exit" not in files:
-                try:
-                    with open(os.path.join(root, "pid")) as handle:
-                        os.killpg(int(handle.read().strip()), signal.SIGKILL)
-                except (OSError, ValueError):
-                    pass
+        kill_unfinished_tasks(os.path.join(self.home, "nodes"))
         if not self.keep:
             shutil.rmtree(self.base, ignore_errors=True)
 

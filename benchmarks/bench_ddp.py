@@ -61,27 +61,25 @@ def run_torchrun_once(steps: int) -> dict:
     port, run_id = free_port(), uuid.uuid4().hex[:8]
     command = ["torchrun", "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend=c10d",
                f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id={run_id}", SCRIPT, "--steps", str(steps)]
-    t0 = time.time()
-    agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-              for _ in range(2)]
-    outputs = [agent.communicate(timeout=300) for agent in agents]
-    wall = time.time() - t0
-    for agent, (_out, err) in zip(agents, outputs):
-        if agent.returncode != 0:
-            raise RuntimeError(f"torchrun exited with {agent.returncode}:\n{err[-3000:]}")
-    return {"wall_s": wall, "train_s": _train_seconds("".join(out for out, _ in outputs))}
+    return _run_together("torchrun", [(command, dict(os.environ))] * 2)
 
 
 def run_plain_once(steps: int) -> dict:
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2"}
+    command = [sys.executable, SCRIPT, "--steps", str(steps)]
+    return _run_together("plain rank", [(command, {**env, "RANK": str(rank)}) for rank in range(2)])
+
+
+def _run_together(what: str, launches: list[tuple[list[str], dict]]) -> dict:
+    """Starts every (command, env) at once and times them until all have exited."""
     t0 = time.time()
-    ranks = [subprocess.Popen([sys.executable, SCRIPT, "--steps", str(steps)], env={**env, "RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    outputs = [rank.communicate(timeout=300) for rank in ranks]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for command, env in launches]
+    outputs = [process.communicate(timeout=300) for process in processes]
     wall = time.time() - t0
-    for rank, (_out, err) in zip(ranks, outputs):
-        if rank.returncode != 0:
-            raise RuntimeError(f"plain rank exited with {rank.returncode}:\n{err[-3000:]}")
+    for process, (_out, err) in zip(processes, outputs):
+        if process.returncode != 0:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{err[-3000:]}")
     return {"wall_s": wall, "train_s": _train_seconds("".join(out for out, _ in outputs))}
 
 

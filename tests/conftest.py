@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from batchai_jupyter.backends.local import kill_unfinished_tasks
 from batchai_jupyter.client import Client
 from batchai_jupyter.errors import BatchAIError
 
@@ -91,14 +92,7 @@ class ServiceProcess:
 
 
 def _kill_leftover_tasks(home: str) -> None:
-    """Ends every job wrapper a test left running under this home (by the pid files)."""
-    for root, _dirs, files in os.walk(os.path.join(home, "nodes")):
-        if "pid" in files and "exit" not in files:
-            try:
-                with open(os.path.join(root, "pid")) as handle:
-                    os.killpg(int(handle.read().strip()), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
+    kill_unfinished_tasks(os.path.join(home, "nodes"))
 
 
 @pytest.fixture

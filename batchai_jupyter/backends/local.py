@@ -139,3 +139,16 @@ def create(context: BackendContext) -> LocalBackend:
         return layout.local_node(cluster["workspace"], cluster["name"], node["name"])
 
     return LocalBackend(node_root, context.heartbeat_seconds, layout.root)
+
+
+def kill_unfinished_tasks(nodes_dir: str) -> None:
+    """SIGKILLs the process group of every task under `nodes_dir` that has a pid but no exit file:
+    what a test or benchmark left behind when it stopped its service mid-job."""
+    for root, _dirs, files in os.walk(nodes_dir):
+        if "pid" in files and "exit" not in files:
+            pid = _read_pid(root)
+            if pid is not None:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
