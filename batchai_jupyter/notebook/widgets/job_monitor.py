@@ -21,6 +21,12 @@ from .render import Raw, badge, elapsed, html_table, line_plot
 FILES_EVERY_STEPS = 10
 
 
+def _task_colour(task: dict) -> str:
+    if task["exitCode"] is None:
+        return task["state"]
+    return "succeeded" if task["exitCode"] == 0 else "failed"
+
+
 class TaskLog:
     """The stdout and stderr views of one task, fed by tails of its files."""
 
@@ -114,8 +120,8 @@ class JobMonitor(widgets.VBox):
         self.header.value = html
 
     def _render_tasks(self, tasks: list[dict]) -> None:
-        rows = [[t["node"], f"{t['role']} {t['index']}", t["ip"], Raw(badge(t["state"])), t["exitCode"]]
-                for t in tasks]
+        rows = [[t["node"], f"{t['role']} {t['index']}", t["ip"], Raw(badge(_task_colour(t), t["state"])),
+                 t["exitCode"]] for t in tasks]
         self.task_table.value = html_table(["node", "rank / role", "host", "state", "exit code"], rows) if rows else ""
 
     def _update_metrics(self) -> bool:

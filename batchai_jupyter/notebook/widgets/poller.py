@@ -25,6 +25,10 @@ class Poller:
         self._thread: threading.Thread | None = None
 
     @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -1,0 +1,80 @@
+"""The example notebooks, executed end to end with nbclient against a real service, outputs checked."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "..", "notebooks")
+
+
+def execute(name: str, service_process, client, tmp_path) -> list[str]:
+    """Runs notebooks/<name> in a copy of its folder; returns each code cell's text output."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(os.path.join(NOTEBOOKS, name), work / name)
+    notebook = nbformat.read(str(work / name), as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+        f"{name} must be saved without outputs"
+    old = {key: os.environ.get(key) for key in ("BATCHAI_URL", "BATCHAI_TOKEN")}
+    os.environ.update(BATCHAI_URL=service_process.url, BATCHAI_TOKEN=client.token)
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(work)}}).execute()
+    finally:
+        for key, value in old.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    return [_text(cell) for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def _text(cell) -> str:
+    parts = []
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type in ("execute_result", "display_data"):
+            parts.append(output.data.get("text/plain", ""))
+        elif output.output_type == "error":
+            parts.append(f"{output.ename}: {output.evalue}")
+    return "".join(parts)
+
+
+def test_quickstart(service_process, client, tmp_path):
+    outputs = execute("quickstart.ipynb", service_process, client, tmp_path)
+    text = "\n".join(outputs)
+    assert "job hello succeeded" in text
+    assert "hello from" in text and "as job hello" in text
+    assert "['answer.txt']" in text
+    assert "answer = 45" in text
+    assert "ClusterMonitor" in outputs[1] or "VBox" in outputs[1]
+
+
+def test_distributed_pytorch(service_process, client, tmp_path):
+    outputs = execute("distributed-pytorch.ipynb", service_process, client, tmp_path)
+    text = "\n".join(outputs)
+    assert "job ddp-train succeeded" in text
+    assert "rank 1/2: final loss" in text
+    assert "['model.pt']" in text
+    assert "data TRAIN: 2 file(s)" in text
+    downloaded = [line for line in text.splitlines() if line.startswith("downloaded weights")][0]
+    pulled = [line for line in text.splitlines() if line.startswith("pulled final_loss")][0]
+    # The pulled weights are what the job computed and saved: the same as the downloaded model's.
+    assert downloaded.split("weights ")[1] == pulled.split("weights ")[1]
+    assert downloaded.split("weights ")[1] == "[2.0, -3.0, 0.5]"  # DDP found the weights the data was made with
+    log = client.read_job_file("default", "default", "ddp-train", "metrics.jsonl").decode()
+    assert log.count('"loss"') == 80  # 40 epochs on each of the 2 ranks, plotted live by the JobMonitor
+
+
+def test_migrating_from_batch_ai(service_process, client, tmp_path):
+    outputs = execute("migrating-from-batch-ai.ipynb", service_process, client, tmp_path)
+    text = "\n".join(outputs)
+    assert "nc6 STANDARD_D1" in text
+    assert "execution state: succeeded" in text
+    assert "hello from Batch AI job hello ['--epochs', '1']" in text
+    assert "stdout.txt" in text
+    assert "['model.txt']" in text
+    assert "cell job sees ['AZ_BATCHAI_INPUT_BATCHAI_PACKAGE', 'AZ_BATCHAI_INPUT_SCRIPTS']" in text
+    assert "job 'hello-cell' succeeded (exit code 0)" in text

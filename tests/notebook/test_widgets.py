@@ -1,0 +1,65 @@
+"""JobMonitor and ClusterMonitor: their state while a real job runs, and no thread left behind."""
+from __future__ import annotations
+
+import ipywidgets
+
+from batchai_jupyter.notebook.widgets import JobMonitor
+from conftest import make_cluster, wait_for
+from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
+
+STEPPED_JOB = """%%batchai_job --cluster {cluster} --nodes 2 --framework pytorch
+import os, time
+from batchai_jupyter.runtime import log_metric
+rank = int(os.environ["RANK"])
+for step in range(6):
+    print(f"rank {{rank}} step {{step}}", flush=True)
+    log_metric("loss", 1.0 / (step + 1), step)
+    time.sleep(0.4)
+if rank == 0:
+    with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUTPUTS"], "model.pt"), "wb") as handle:
+        handle.write(b"0" * 2048)
+"""
+
+
+def test_job_monitor_follows_a_two_node_job(run, shared_client, unique):
+    cluster = unique("wm")
+    make_cluster(shared_client, cluster, nodes=2)
+    job, out, err = run(STEPPED_JOB.format(cluster=cluster))
+    monitor = job.monitor()
+    assert isinstance(monitor, ipywidgets.VBox)
+    assert monitor.children == (monitor.header, monitor.task_table, monitor.log_tabs, monitor.metrics_view,
+                                monitor.files_view, monitor.error_view)
+    seen = wait_for(lambda: monitor.state == "running" and "step 1" in monitor.log_text("0") and monitor.log_text("0"),
+                    "rank 0's log to show while running", timeout=120)
+    wait_for(lambda: len(monitor.log_text("0")) > len(seen), "rank 0's log to grow", timeout=60)
+    wait_for(lambda: monitor.state == "succeeded" and not monitor.poller.running, "the monitor to finish", timeout=120)
+    assert "rank 0 step 5" in monitor.log_text("0") and "rank 1 step 5" in monitor.log_text("1")
+    assert set(monitor.task_logs) >= {"0", "1"}
+    assert monitor.log_tabs.titles[-2:] == ("0", "1") or set(monitor.log_tabs.titles) >= {"0", "1"}
+    assert ">succeeded<" in monitor.header.value and "exit code 0" in monitor.header.value
+    assert monitor.task_table.value.count(">exited<") >= 2
+    assert [s for s, _ in monitor.metrics["loss"]] == [0, 1, 2, 3, 4, 5]
+    assert monitor.metrics["loss"][-1][1] == 1 / 6
+    assert "<svg" in monitor.metrics_view.value and "polyline" in monitor.metrics_view.value
+    assert "model.pt" in monitor.files_view.value and "2.0 KB" in monitor.files_view.value
+    link = monitor.files_view.value.split('href="')[1].split('"')[0]
+    assert link.startswith(shared_client.url) and "token" not in link
+    # The link works through the authenticated endpoint (a browser sends its cookie; we send the token).
+    assert shared_client.session.get(link.replace("&amp;", "&"), timeout=30).content == b"0" * 2048
+    thread = monitor.poller.thread
+    monitor.close()
+    assert not thread.is_alive()
+
+
+def test_closing_a_monitor_stops_its_thread(run, shared_client, unique):
+    cluster = unique("wc")
+    make_cluster(shared_client, cluster, nodes=1)
+    job, _, _ = run(f"%%batchai_job --cluster {cluster}\nimport time\ntime.sleep(30)\n")
+    monitor = JobMonitor(job)
+    wait_for(lambda: monitor.state in ("queued", "running"), "the monitor's first update")
+    assert monitor.poller.running
+    thread = monitor.poller.thread
+    monitor.close()
+    assert not thread.is_alive() and not monitor.poller.running
+    assert monitor.job.client.session.adapters["http://"].poolmanager.pools.keys() == set()  # connections closed
+    job.terminate()
