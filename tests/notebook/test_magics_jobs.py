@@ -127,3 +127,42 @@ def test_wait_streams_output_and_reports_the_end(run, shared_client, unique):
 def _state(client, name):
     jobs = [j for j in client.list("workspaces/default/jobs") if j["name"] == name]
     return jobs[0]["executionState"] if jobs else None
+
+
+def test_job_options_reach_the_spec_and_the_job(run, shared_client, unique):
+    cluster, experiment = unique("co"), unique("exp")
+    make_cluster(shared_client, cluster, nodes=2)
+    with open("requirements.txt", "w") as handle:
+        handle.write("# nothing to install\n")
+    job, out, err = run(f"%%batchai_job -c {cluster} --nodes 2 --processes 2 --framework mpi --env GREETING=hi "
+                        f"MODE=fast --priority high --retries 2 --max-time 0:10:00 -e {experiment} "
+                        "--requirements requirements.txt --pull seen\n"
+                        "import os\nseen = (os.environ['GREETING'], os.environ['MODE'], "
+                        "os.environ['OMPI_COMM_WORLD_SIZE'], os.path.exists('requirements.txt'))\n")
+    assert job is not None, err
+    job.wait(timeout=120)
+    info = job.info
+    assert info["executionState"] == "succeeded", job.logs(stderr=True)
+    assert (info["experiment"], info["nodeCount"], info["schedulingPriority"], info["toolType"]) == \
+        (experiment, 2, "high", "customMpi")
+    assert info["properties"]["constraints"] == {"maxWallClockTime": "0.00:10:00", "maxRetries": 2}
+    assert "pip install" in info["properties"]["jobPreparation"]["commandLine"]
+    assert job.result() == {"seen": ("hi", "fast", "2", True)}
+
+
+def test_detach_on_interrupt_leaves_the_job_running(run, shared_client, unique):
+    cluster, name = unique("cx"), unique("detached")
+    make_cluster(shared_client, cluster, nodes=1)
+
+    def interrupt_when_running():
+        wait_for(lambda: _state(shared_client, name) == "running", "the job to run", timeout=120)
+        _thread.interrupt_main()
+
+    helper = threading.Thread(target=interrupt_when_running)
+    helper.start()
+    job, out, err = run(f"%%batchai_job -c {cluster} -n {name} --wait --detach-on-interrupt\n"
+                        "import time\ntime.sleep(600)\n")
+    helper.join()
+    assert f"stopped waiting; job '{name}' goes on (running)" in out, (out, err)
+    assert job.state == "running"
+    job.terminate()

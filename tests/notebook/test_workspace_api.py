@@ -1,0 +1,48 @@
+"""`from batchai_jupyter import Workspace`: the azure-mgmt-batchai-shaped Python API."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import batchai_jupyter
+from batchai_jupyter.notebook.jobhandle import Job
+from conftest import wait_for
+from nbfixtures import service_env, ws  # noqa: F401  (fixtures)
+
+
+def test_import_stays_light():
+    code = "import sys, batchai_jupyter; assert 'IPython' not in sys.modules and 'ipywidgets' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert batchai_jupyter.Workspace.__name__ == "Workspace"
+
+
+def test_workspace_found_from_the_environment(service_env, shared_client):
+    from batchai_jupyter import Workspace
+
+    assert Workspace().client.url == shared_client.url
+
+
+def test_clusters_experiments_and_jobs(ws, unique):
+    cluster, experiment, name = unique("api"), unique("exp"), unique("job")
+    created = ws.clusters.create(cluster, nodes=1, idle_seconds=30)
+    assert created["name"] == cluster and created["targetNodeCount"] == 1
+    assert cluster in [c["name"] for c in ws.clusters.list()]
+    wait_for(lambda: ws.clusters.get(cluster)["nodeStateCounts"]["idleNodeCount"] == 1, "an idle node")
+    ws.clusters.resize(cluster, 2)
+    assert ws.clusters.get(cluster)["targetNodeCount"] == 2
+    scaled = ws.clusters.auto_scale(cluster, 0, 3)
+    assert scaled["properties"]["scaleSettings"]["autoScale"]["maximumNodeCount"] == 3
+    ws.experiments.create(experiment)
+    assert experiment in [e["name"] for e in ws.experiments.list()]
+    job = ws.jobs.create(experiment, name, {"properties": {
+        "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+        "customToolkitSettings": {"commandLine": "echo batch ai says hi"}}}, cluster=cluster)
+    assert isinstance(job, Job)
+    assert job.wait(timeout=120).info["executionState"] == "succeeded"
+    assert job.logs() == "batch ai says hi\n"
+    assert "stdout.txt" in [f["name"] for f in ws.jobs.list_output_files(experiment, name)]
+    assert [j["name"] for j in ws.jobs.list(experiment)] == [name]
+    assert ws.jobs.get(experiment, name).state == "succeeded"
+    ws.jobs.delete(experiment, name)
+    assert ws.jobs.list(experiment) == []
+    ws.clusters.delete(cluster)
