@@ -16,6 +16,7 @@ from ..backends.base import BackendContext
 from ..errors import BatchAIError, Conflict, NotFound
 from ..storage import open_datastore
 from ..storage.base import Datastore, DatastoreContext, clean_relative_path
+from ..storage.documents import datastore_view, parse_datastore_document
 from . import views
 from .engine import Engine
 from .events import EventBus
@@ -63,6 +64,7 @@ class Service:
         self.layout = HomeLayout(settings.home)
         self.store = Store(self.layout.database)
         self.events = EventBus()
+        self._datastores: dict[tuple, Datastore] = {}  # opened once: they keep transfer state
         self.backends, self.unavailable_backends = load_backends(
             BackendContext(self.layout, settings.heartbeat_seconds, settings.backend_options))
         self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env)
@@ -102,7 +104,11 @@ class Service:
 
     def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
         row = self._datastore_row(workspace, name)
-        return open_datastore(row["kind"], row["config"], DatastoreContext(self.layout.root))
+        key = (workspace, name, row["kind"], row["created"])
+        if key not in self._datastores:
+            self._datastores[key] = open_datastore(row["kind"], {**row["config"], **row["secrets"]},
+                                                   DatastoreContext(self.layout.root))
+        return self._datastores[key]
 
     # -- workspaces, experiments, datastores ---------------------------------------------------
 
@@ -179,8 +185,59 @@ class Service:
 
     def list_datastores(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
-        return [{"name": r["name"], "kind": r["kind"], "path": r["config"].get("path")}
+        return [datastore_view(r)
                 for r in self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+
+    def get_datastore(self, workspace: str, name: str) -> dict:
+        row = self._datastore_row(workspace, name)
+        transfers = getattr(self.datastore(workspace, name), "transfers", None)
+        return datastore_view(row, transfers() if transfers else None)
+
+    def create_datastore(self, workspace: str, name: str, document: dict) -> dict:
+        """Registers a datastore; "default" may be replaced while the workspace has no jobs yet."""
+        self.get_workspace(workspace)
+        validate_name("datastore", name, "name")
+        kind, config, secrets = parse_datastore_document(document)
+        existing = self.store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+        if existing and name != DEFAULT_DATASTORE:
+            raise Conflict("DatastoreExists", f"datastore '{name}' already exists in workspace '{workspace}'; "
+                                              "delete it first or pick another name")
+        if existing and self.store.query_one("SELECT 1 FROM jobs WHERE workspace = ?", workspace):
+            raise Conflict("DefaultDatastoreInUse", f"workspace '{workspace}' already has jobs whose logs and "
+                                                    "outputs are in its default datastore; create a new workspace "
+                                                    "for this datastore, or register it under another name")
+        datastore = open_datastore(kind, {**config, **secrets}, DatastoreContext(self.layout.root))
+        if document.get("createContainer") and hasattr(datastore, "create_container"):
+            datastore.create_container()
+        if hasattr(datastore, "check"):
+            datastore.check()  # a wrong key or a missing container is refused now, not at the first job
+        if hasattr(datastore, "public_settings"):
+            config.update({k: v for k, v in datastore.public_settings().items() if v})
+        with self.store.transaction():
+            if existing:
+                self.store.delete("datastores", workspace=workspace, name=name)
+            self.store.insert("datastores", workspace=workspace, name=name, kind=kind, config=config,
+                              secrets=secrets, created=time.time())
+        return self.get_datastore(workspace, name)
+
+    def list_datastore_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
+        self._datastore_row(workspace, name)
+        return self._list(workspace, "", path, name)
+
+    def read_datastore_file(self, workspace: str, name: str, path: str, offset: int = 0,
+                            length: int | None = None) -> bytes:
+        self._datastore_row(workspace, name)
+        relative = clean_relative_path(path, "path")
+        if not relative:
+            raise BatchAIError("InvalidPath", "path: give the path of a file inside the datastore")
+        return self.datastore(workspace, name).read(relative, offset, length)
+
+    def delete_datastore(self, workspace: str, name: str) -> None:
+        self._datastore_row(workspace, name)
+        if name == DEFAULT_DATASTORE:
+            raise BatchAIError("DefaultDatastore", f"the workspace's default datastore cannot be deleted; "
+                                                   f"delete workspace '{workspace}' instead")
+        self.store.delete("datastores", workspace=workspace, name=name)
 
     # -- clusters ------------------------------------------------------------------------------
 
@@ -355,12 +412,19 @@ class Service:
                                                            f"directory of job '{job['name']}'; use one of: {allowed}")
         return f"{base}/outputs/{output_id}"
 
-    def _list(self, workspace: str, segment: str, path: str) -> list[dict]:
+    def _list(self, workspace: str, segment: str, path: str, datastore_name: str = DEFAULT_DATASTORE) -> list[dict]:
         relative = clean_relative_path(path)
-        full = f"{segment}/{relative}" if relative else segment
-        return [{"name": e.name, "path": f"{relative}/{e.name}" if relative else e.name, "fileType": e.file_type,
-                 "contentLength": e.size, "lastModified": views.iso(e.modified)}
-                for e in self.datastore(workspace).list(full)]
+        full = "/".join(part for part in (segment, relative) if part)
+        datastore = self.datastore(workspace, datastore_name)
+        entries = [{"name": e.name, "path": f"{relative}/{e.name}" if relative else e.name, "fileType": e.file_type,
+                    "contentLength": e.size, "lastModified": views.iso(e.modified)}
+                   for e in datastore.list(full)]
+        link = getattr(datastore, "download_url", None)  # a link that works without this service (Blob SAS)
+        for entry in entries:
+            url = link(f"{full}/{entry['name']}".lstrip("/")) if link and entry["fileType"] == "file" else None
+            if url:
+                entry["downloadUrl"] = url
+        return entries
 
     def list_job_files(self, workspace: str, experiment: str, name: str, output_id: str = "stdouterr",
                        path: str = ".") -> list[dict]:

@@ -18,16 +18,25 @@ PART_SUFFIX = ".upload"
 MAX_FILES_PER_CHECK = 100_000
 
 
+def _upload_path(path: str) -> str:
+    relative = clean_relative_path(path, "path")
+    if not relative or relative.endswith(PART_SUFFIX):
+        raise BatchAIError("InvalidPath", f"path: {path!r} is not a file path to upload to; give a relative "
+                                          "file path inside the datastore")
+    return relative
+
+
+def _takes_chunks(datastore: Datastore) -> bool:
+    """Remote datastores (Blob) stage chunks themselves and commit on the final one."""
+    return hasattr(datastore, "write_chunk")
+
+
 def _local_file(datastore: Datastore, path: str) -> str:
     """The local file a datastore path names; only datastores that are directories here take uploads."""
     if getattr(datastore, "kind", "") != "local":
         raise BatchAIError("UploadNotSupported", f"datastore kind {datastore.kind!r} does not take uploads through "
                                                  "the service; upload with that storage's own tools")
-    relative = clean_relative_path(path, "path")
-    if not relative or relative.endswith(PART_SUFFIX):
-        raise BatchAIError("InvalidPath", f"path: {path!r} is not a file path to upload to; give a relative "
-                                          "file path inside the datastore")
-    return datastore.node_path(relative)
+    return datastore.node_path(_upload_path(path))
 
 
 def missing(datastore: Datastore, files: object) -> list[str]:
@@ -41,8 +50,14 @@ def missing(datastore: Datastore, files: object) -> list[str]:
                 and isinstance(entry.get("size"), int)):
             raise BatchAIError("InvalidArgument", f"files[{position}]: {entry!r} is not valid; give "
                                                   '{"path": "<relative path>", "size": <bytes>}')
-        target = _local_file(datastore, entry["path"])
-        if not (os.path.isfile(target) and os.path.getsize(target) == entry["size"]):
+        if _takes_chunks(datastore):
+            present = datastore.remote_size(_upload_path(entry["path"])) == entry["size"]
+        else:
+            target = _local_file(datastore, entry["path"])
+            present = os.path.isfile(target) and os.path.getsize(target) == entry["size"]
+        if present and hasattr(datastore, "counters"):
+            datastore.counters.add(skipped=entry["size"])
+        elif not present:
             absent.append(entry["path"])
     return absent
 
@@ -50,6 +65,14 @@ def missing(datastore: Datastore, files: object) -> list[str]:
 def write(datastore: Datastore, path: str, data: bytes, offset: int = 0, final: bool = True,
           sha256: str | None = None) -> dict:
     """Writes `data` at `offset` of the file being uploaded to `path`; the final chunk puts it in place."""
+    if _takes_chunks(datastore):
+        relative = _upload_path(path)
+        have = datastore.uploaded_size(relative)
+        if offset not in (0, have):
+            raise BatchAIError("UploadOffsetMismatch", f"offset: {offset} does not continue the upload of {path!r} "
+                                                       f"({have} bytes received so far); resend from offset 0", 409)
+        datastore.write_chunk(relative, data, offset, final, sha256)
+        return {"path": relative, "bytesWritten": len(data), "complete": final}
     target = _local_file(datastore, path)
     part = target + PART_SUFFIX
     os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import sys
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Integer, Unicode
 
 from ..errors import BatchAIError
 from ..formatting import COLUMNS, table
 from .packaging import DEFAULT_LIMIT_BYTES, human_size
-from .submit import FRAMEWORKS, PRIORITIES, CellJobOptions, submit_cell
+from .submit import FRAMEWORKS, PRIORITIES, CellJobOptions, load_config, submit_cell
 from .workspace import Workspace
 
 CLUSTER_VERBS = ("create", "list", "show", "resize", "auto-scale", "delete")
@@ -32,7 +33,11 @@ def user_errors(magic):
     """BatchAIError -> one UsageError line; --help prints the magic's full help."""
     @functools.wraps(magic)
     def run(self, line, cell=None):
-        args = parse_argstring(run, line)
+        try:
+            argv = shlex.split(line)  # shell quoting, as in a terminal: --setup 'echo ready'
+        except ValueError as failure:
+            raise UsageError(f"%{magic.__name__} {line}: {failure}; check the quotes") from None
+        args = run.parser.parse_args(argv)
         if getattr(args, "help", False):
             print(run.__doc__)
             return None
@@ -92,9 +97,7 @@ class BatchAIMagics(Magics):
             raise BatchAIError("MissingName", f"%batchai_cluster {args.verb}: give the cluster's name, e.g. "
                                               f"`%batchai_cluster {args.verb} gpu`")
         if args.verb == "create":
-            from .submit import _load_config  # the same -f reading as jobs
-
-            parameters = _load_config(args.config_file) if args.config_file else None
+            parameters = load_config(args.config_file) if args.config_file else None
             cluster = clusters.create(args.name, parameters, nodes=args.nodes, backend=args.backend,
                                       min_nodes=args.min, max_nodes=args.max, idle_seconds=args.idle,
                                       setup=args.setup, priority=args.priority, vm_size=args.vm_size)

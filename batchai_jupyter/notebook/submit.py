@@ -89,7 +89,7 @@ def _toolkit(framework: str, processes: int | None) -> dict:
     return toolkit
 
 
-def _load_config(path: str) -> dict:
+def load_config(path: str) -> dict:
     try:
         with open(path) as handle:
             document = json.load(handle)
@@ -162,7 +162,7 @@ def _upload_data(ws: Workspace, data: list[str], progress: ProgressFactory | Non
 def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: dict, root: str,
                 limit: int = DEFAULT_LIMIT_BYTES, announce: Announce = print,
                 progress: ProgressFactory | None = None) -> Submission:
-    body = _load_config(options.config_file) if options.config_file else {}
+    body = load_config(options.config_file) if options.config_file else {}
     framework = options.framework or _file_framework(body) or "custom"
     body = _with_toolkit(body, framework, options.processes)
     if options.priority and options.priority not in PRIORITIES:

@@ -144,10 +144,68 @@ class ExperimentHandler(BaseHandler):
         self.finish()
 
 
+class FileHandlerMixin:
+    """Listing and ranged reads, shared by job and cluster files."""
+
+    def reply_files(self: BaseHandler, entries: list[dict], content_url: str, extra: dict) -> None:
+        for entry in entries:
+            if entry["fileType"] == "file":  # a datastore's own link (a Blob SAS URL) is kept
+                entry.setdefault("downloadUrl", f"{content_url}?{urlencode({**extra, 'path': entry['path']})}")
+        self.reply_page(entries)
+
+    def reply_bytes(self: BaseHandler, data: bytes, offset: int) -> None:
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("X-BatchAI-Offset", str(offset))
+        self.set_header("X-BatchAI-Next-Offset", str(offset + len(data)))
+        if data and self.request.headers.get("Range"):
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {offset}-{offset + len(data) - 1}/*")
+        self.finish(data)
+
+    def read_range(self: BaseHandler) -> tuple[int, int | None]:
+        offset = self.int_argument("offset", 0) or 0
+        length = self.int_argument("length", None)
+        header = self.request.headers.get("Range", "")
+        if header:
+            start, dash, end = header[6:].partition("-") if header.startswith("bytes=") else ("", "", "")
+            if not (dash and start.isdigit() and (end == "" or end.isdigit())):
+                raise BatchAIError("InvalidRange", f"Range: {header!r} is not supported; "
+                                                   "use bytes=<start>- or bytes=<start>-<end>")
+            offset = int(start)
+            length = int(end) - offset + 1 if end else None
+        if offset < 0 or (length is not None and length < 0):
+            raise BatchAIError("InvalidRange", "offset and length must not be negative")
+        return offset, length
+
+
 class DatastoresHandler(BaseHandler):
     @web.authenticated
     async def get(self, workspace):
         self.reply_page(await self.call(self.service.list_datastores, workspace))
+
+
+class DatastoreHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, datastore):
+        self.reply(await self.call(self.service.get_datastore, workspace, datastore))
+
+    @web.authenticated
+    async def put(self, workspace, datastore):
+        self.reply(await self.call(self.service.create_datastore, workspace, datastore, self.body()), 201)
+
+    @web.authenticated
+    async def delete(self, workspace, datastore):
+        await self.call(self.service.delete_datastore, workspace, datastore)
+        self.set_status(204)
+        self.finish()
+
+
+class DatastoreFilesHandler(FileHandlerMixin, BaseHandler):
+    @web.authenticated
+    async def get(self, workspace, datastore):
+        entries = await self.call(self.service.list_datastore_files, workspace, datastore,
+                                  self.get_query_argument("path", "."))
+        self.reply_files(entries, f"{self.request.path}/content", {})
 
 
 class DatastoreMissingHandler(BaseHandler):
@@ -160,8 +218,16 @@ class DatastoreMissingHandler(BaseHandler):
         self.reply({"missing": await self.call(uploads.missing, store, files)})
 
 
-class DatastoreFileContentHandler(BaseHandler):
-    """PUT raw bytes into a datastore file: ?path=&offset=&final=true|false&sha256= (see core/uploads)."""
+class DatastoreFileContentHandler(FileHandlerMixin, BaseHandler):
+    """PUT raw bytes into a datastore file: ?path=&offset=&final=true|false&sha256= (see core/uploads);
+    GET reads one (ranged, like job files)."""
+
+    @web.authenticated
+    async def get(self, workspace, datastore):
+        offset, length = self.read_range()
+        data = await self.call(self.service.read_datastore_file, workspace, datastore,
+                               self.get_query_argument("path", ""), offset, length)
+        self.reply_bytes(data, offset)
 
     @web.authenticated
     async def put(self, workspace, datastore):
@@ -214,40 +280,6 @@ class ClusterNodesHandler(BaseHandler):
     @web.authenticated
     async def get(self, workspace, cluster):
         self.reply_page(await self.call(self.service.list_nodes, workspace, cluster))
-
-
-class FileHandlerMixin:
-    """Listing and ranged reads, shared by job and cluster files."""
-
-    def reply_files(self: BaseHandler, entries: list[dict], content_url: str, extra: dict) -> None:
-        for entry in entries:
-            if entry["fileType"] == "file":
-                entry["downloadUrl"] = f"{content_url}?{urlencode({**extra, 'path': entry['path']})}"
-        self.reply_page(entries)
-
-    def reply_bytes(self: BaseHandler, data: bytes, offset: int) -> None:
-        self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("X-BatchAI-Offset", str(offset))
-        self.set_header("X-BatchAI-Next-Offset", str(offset + len(data)))
-        if data and self.request.headers.get("Range"):
-            self.set_status(206)
-            self.set_header("Content-Range", f"bytes {offset}-{offset + len(data) - 1}/*")
-        self.finish(data)
-
-    def read_range(self: BaseHandler) -> tuple[int, int | None]:
-        offset = self.int_argument("offset", 0) or 0
-        length = self.int_argument("length", None)
-        header = self.request.headers.get("Range", "")
-        if header:
-            start, dash, end = header[6:].partition("-") if header.startswith("bytes=") else ("", "", "")
-            if not (dash and start.isdigit() and (end == "" or end.isdigit())):
-                raise BatchAIError("InvalidRange", f"Range: {header!r} is not supported; "
-                                                   "use bytes=<start>- or bytes=<start>-<end>")
-            offset = int(start)
-            length = int(end) - offset + 1 if end else None
-        if offset < 0 or (length is not None and length < 0):
-            raise BatchAIError("InvalidRange", "offset and length must not be negative")
-        return offset, length
 
 
 class JobsHandler(BaseHandler):
@@ -380,6 +412,8 @@ def routes() -> list[tuple[str, type]]:
         (f"{ws}/experiments", ExperimentsHandler),
         (f"{ws}/experiments/{NAME}", ExperimentHandler),
         (f"{ws}/datastores", DatastoresHandler),
+        (f"{ws}/datastores/{NAME}", DatastoreHandler),
+        (f"{ws}/datastores/{NAME}/files", DatastoreFilesHandler),
         (f"{ws}/datastores/{NAME}/missing", DatastoreMissingHandler),
         (f"{ws}/datastores/{NAME}/files/content", DatastoreFileContentHandler),
         (f"{ws}/clusters", ClustersHandler),

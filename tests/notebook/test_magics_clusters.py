@@ -126,3 +126,26 @@ def _one_cluster(client, unique) -> str:
         _cluster_cache["name"] = unique("bad")
         make_cluster(client, _cluster_cache["name"], nodes=1, wait=False)
     return _cluster_cache["name"]
+
+
+def test_cluster_from_a_batch_ai_file_with_options(run, shared_client, unique):
+    import json
+
+    name = unique("file")
+    with open("cluster.json", "w") as handle:
+        json.dump({"$schema": "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/cluster.json",
+                   "properties": {"vmSize": "STANDARD_D2", "scaleSettings": {"manual": {"targetNodeCount": 3}}}},
+                  handle)
+    _, out, err = run(f"%batchai_cluster create {name} -f cluster.json --min 0 --max 2 --idle 45 "
+                      "--priority lowpriority --setup 'echo ready' --no-monitor")
+    assert name in out, err
+    properties = shared_client.get(f"workspaces/default/clusters/{name}")["properties"]
+    assert properties["vmSize"] == "STANDARD_D2" and properties["vmPriority"] == "lowpriority"
+    assert properties["scaleSettings"]["autoScale"]["maximumNodeCount"] == 2
+    assert properties["nodeSetup"]["setupTask"]["commandLine"] == "echo ready"
+    run(f"%batchai_cluster delete {name} -y")
+
+
+def test_unbalanced_quotes_are_one_line(run):
+    _, _, err = run("%batchai_cluster create x --setup 'echo")
+    assert err.strip() == "UsageError: %batchai_cluster create x --setup 'echo: No closing quotation; check the quotes"
