@@ -34,6 +34,8 @@ class NodePlacement:
     cpus: int
     gpus: int
     root: str  # the node's sandbox directory (mounts/, jobs/, run/ live under it)
+    port: int | None = None  # where users log in to it (SSH), shown by `cluster node list`
+    extra: Mapping = field(default_factory=dict)  # the backend's own facts, kept in the node's info
 
 
 @dataclass(frozen=True)

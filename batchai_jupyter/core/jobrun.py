@@ -74,7 +74,10 @@ class JobRunner:
 
     def start(self, job: dict, node_ids: tuple[int, ...]) -> None:
         first = self.store.node(node_ids[0])
-        master_port = _free_port(first["ip"])
+        backend = self.backend_for(job["workspace"], job["cluster"])
+        # A backend whose nodes are other machines asks the master's host for a free port.
+        pick_port = getattr(backend, "free_port", None)
+        master_port = pick_port(first) if pick_port else _free_port(first["ip"])
         with self.store.transaction():
             self.store.set_job_state(job["id"], "running", started=time.time(), node_ids=list(node_ids),
                                      master_port=master_port, exit_code=None)
@@ -87,7 +90,7 @@ class JobRunner:
         except BatchAIError as failure:
             self.attempt_failed(job, error("InputStagingFailed", f"staging the job's inputs failed: {failure}"), None)
             return
-        self._prepare_directories(context, nodes)
+        self._prepare_directories(context, nodes, local_nodes=not getattr(backend, "remote", False))
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main", prep or launch.plan_tasks(context, nodes))
         self.events.publish("job", **_job_key(job), state="running", attempt=job["attempt"])
@@ -123,10 +126,11 @@ class JobRunner:
                                                 f"datastore ({failure}); they are kept in {sync.local(segment)}")]
         return []
 
-    def _prepare_directories(self, context: launch.JobContext, nodes: list[launch.NodeContext]) -> None:
+    def _prepare_directories(self, context: launch.JobContext, nodes: list[launch.NodeContext],
+                             local_nodes: bool = True) -> None:
         for path in (context.stdouterr_dir, context.shared_job_temp, *context.output_paths.values()):
             os.makedirs(path, exist_ok=True)
-        for node in nodes:
+        for node in nodes if local_nodes else ():  # a remote backend makes its nodes' directories itself
             os.makedirs(node.job_temp, exist_ok=True)
             os.makedirs(node.job_mount_root, exist_ok=True)
         with open(context.hostfile, "w") as handle:
@@ -179,6 +183,7 @@ class JobRunner:
                 continue
             task["state"] = "exited" if status.state == "exited" else "lost"
             task["exit_code"] = status.exit_code
+            task["detail"] = status.detail
             task["ended"] = time.time()
             self.store.update("tasks", {"id": task["id"]}, state=task["state"], exit_code=status.exit_code,
                               ended=task["ended"])
@@ -211,7 +216,8 @@ class JobRunner:
         where = f"node {node['name'] if node else task['node_id']}"
         logs = f"see {task['stdout']} and {task['stderr']}"
         if task["state"] == "lost":
-            return error("TaskLost", f"task {task['name']} on {where} was lost (its process vanished); {logs}")
+            why = task.get("detail") or "its process vanished"
+            return error("TaskLost", f"task {task['name']} on {where} was lost ({why}); {logs}")
         if task["phase"] == "prep":
             return error("JobPreparationFailed",
                          f"job preparation failed on {where} with exit code {task['exit_code']}; {logs}")

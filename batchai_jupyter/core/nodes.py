@@ -31,7 +31,10 @@ class NodeKeeper:
 
     def reconcile(self, cluster: dict) -> None:
         nodes = self.store.nodes_of(cluster["workspace"], cluster["name"])
+        health = getattr(self.backend_for(cluster["workspace"], cluster["name"]), "node_health", None)
         for node in nodes:
+            if health is not None and node["state"] in ("idle", "running", "unusable"):
+                self._apply_health(cluster, node, health(node))
             if node["state"] == "preparing":
                 self._check_setup(cluster, node)
             elif node["state"] == "leaving" and node["job_id"] is None:
@@ -62,7 +65,7 @@ class NodeKeeper:
                                       errors=[error("NodeProvisioningFailed", f"{name}: {failure}")])
             return
         info = {"mpi_host": placement.mpi_host, "cpus": placement.cpus, "gpus": placement.gpus,
-                "root": placement.root}
+                "root": placement.root, "port": placement.port, **placement.extra}
         self.store.update("nodes", {"id": node_id}, ip=placement.ip, info=info)
         node = self.store.node(node_id)
         setup = cluster["spec"].get("setup_task")
@@ -111,6 +114,30 @@ class NodeKeeper:
                                    f"stderr-setup-{node['name']}.txt in `batchai cluster file list`")])
         self.events.publish("node", workspace=cluster["workspace"], cluster=cluster["name"], node=node["name"],
                             state=self.store.node(node["id"])["state"])
+
+    # -- health (backends whose nodes can fail apart from the service: node_health) -----------
+
+    def _apply_health(self, cluster: dict, node: dict, failure: str | None) -> None:
+        """A node whose host stopped answering becomes unusable and its job loses this attempt
+        (requeued while retries remain); back to idle once the host answers again."""
+        if failure and node["state"] in ("idle", "running"):
+            job = self.store.job(node["job_id"]) if node["job_id"] is not None else None
+            self.store.set_node_state(node["id"], "unusable", job_id=None,
+                                      errors=[error("NodeUnreachable", f"node {node['name']}: {failure}")])
+            lost = error("NodeFailed", f"node {node['name']} ({node['ip']}) failed during the job: {failure}")
+            if job is not None and job["state"] == "running":
+                self.runner.attempt_failed(job, lost, None)
+            elif job is not None and job["state"] == "terminating":
+                self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
+                self.runner.finish(job, "failed", None, [lost])
+        elif not failure and node["state"] == "unusable" and any(
+                e.get("code") == "NodeUnreachable" for e in node["errors"]):
+            self.store.set_node_state(node["id"], "idle", errors=[])
+        else:
+            return
+        node["state"] = self.store.node(node["id"])["state"]
+        self.events.publish("node", workspace=cluster["workspace"], cluster=cluster["name"], node=node["name"],
+                            state=node["state"])
 
     # -- shrinking -------------------------------------------------------------------------
 

@@ -251,6 +251,9 @@ class Service:
         if spec.backend not in self.backends:
             raise BatchAIError("UnknownBackend", f"backend: {spec.backend!r} is not available here; "
                                                  f"use one of: {', '.join(sorted(self.backends))}")
+        check_cluster = getattr(self.backends[spec.backend], "check_cluster", None)
+        if check_cluster is not None:  # the backend's own checks of backendOptions (raises BatchAIError)
+            check_cluster(cluster_spec_to_dict(spec))
         if self.store.cluster(workspace, spec.name):
             raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
                                             "delete it first or pick another name")

@@ -70,7 +70,7 @@ def cluster_view(cluster: dict, nodes: list[dict]) -> dict:
 
 
 def node_view(node: dict) -> dict:
-    return {"nodeId": node["name"], "ipAddress": node["ip"], "port": None, "state": node["state"],
+    return {"nodeId": node["name"], "ipAddress": node["ip"], "port": node["info"].get("port"), "state": node["state"],
             "jobId": node["job_id"], "stateTransitionTime": iso(node["state_since"]),
             "cpus": node["info"].get("cpus"), "gpus": node["info"].get("gpus"), "errors": node["errors"]}
 

@@ -63,13 +63,14 @@ class Job:
 
     def log_task(self, task: int | str | None = None) -> dict | None:
         """The task whose log `task` names: a rank, a task name ("master", "wk-0") or None for rank 0."""
-        tasks = [t for t in self.tasks() if t["phase"] == "main"]
+        attempt = self.refresh()["attempt"]
+        tasks = [t for t in self.tasks() if t["phase"] == "main" and t["attempt"] == attempt]
         if task is None:
             return min(tasks, key=lambda t: t["index"], default=None)
         for candidate in tasks:
             if str(task) in (str(candidate["index"]), candidate["name"]):
                 return candidate
-        if tasks or self.refresh()["executionState"] in ENDED:
+        if tasks or self.info["executionState"] in ENDED:
             names = ", ".join(sorted({t["name"] for t in tasks})) or "none"
             raise BatchAIError("UnknownTask", f"--task {task}: job '{self.name}' has no such task; its tasks: {names}")
         return None  # not started yet
@@ -88,9 +89,11 @@ class Job:
 
     def _follow(self, task, out, timeout: float | None, stderr: bool = False, poll: float = 0.2) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        tail = None
+        tail, attempt = None, None
         while True:
             state = self.refresh()["executionState"]
+            if self.info["attempt"] != attempt:  # a retry writes its logs afresh
+                tail, attempt = None, self.info["attempt"]
             if tail is None:
                 chosen = self.log_task(task)
                 if chosen is not None:

@@ -8,7 +8,10 @@ It is deliberately stdlib-only and self-contained: backends copy this single fil
 run it with whatever Python is there. TASK_DIR/task.json says what to run:
 
     {"command": "shell command line", "env": {...}, "cwd": "...",
-     "stdout": "/abs/stdout.txt", "stderr": "/abs/stderr.txt", "heartbeat_seconds": 2}
+     "stdout": "/abs/stdout.txt", "stderr": "/abs/stderr.txt", "heartbeat_seconds": 2,
+     "inherit_env": false}
+
+(`inherit_env`: the task's env goes on top of the wrapper's own instead of replacing it.)
 
 and the wrapper records, beside it:
 
@@ -127,7 +130,9 @@ def _exec_task(task: dict, stdout: int, stderr: int) -> None:
         for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ"):  # Python ignores these; the task must not
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
-        os.execve("/bin/bash", ["/bin/bash", "-c", task["command"]], task["env"])
+        # inherit_env: on top of the node's own environment (remote backends), else the whole of it.
+        env = {**os.environ, **task["env"]} if task.get("inherit_env") else task["env"]
+        os.execve("/bin/bash", ["/bin/bash", "-c", task["command"]], env)
     except BaseException as error:
         try:
             os.write(2, f"batchai: cannot start the task: {error}\n".encode())

@@ -63,3 +63,20 @@ def test_closing_a_monitor_stops_its_thread(run, shared_client, unique):
     assert not thread.is_alive() and not monitor.poller.running
     assert monitor.job.client.session.adapters["http://"].poolmanager.pools.keys() == set()  # connections closed
     job.terminate()
+
+
+def test_job_monitor_shows_the_current_attempt_of_a_retried_job(run, shared_client, unique):
+    cluster = unique("wr")
+    make_cluster(shared_client, cluster, nodes=1)
+    job, _, err = run(f"%%batchai_job --cluster {cluster} --retries 1\n"
+                      "import os, sys, time\nattempt = os.environ['AZ_BATCHAI_JOB_ATTEMPT']\n"
+                      "print('attempt', attempt, flush=True)\ntime.sleep(1)\nsys.exit(3 if attempt == '1' else 0)\n")
+    monitor = JobMonitor(job)
+    try:
+        wait_for(lambda: monitor.state == "succeeded" and not monitor.poller.running, "the retried job to finish",
+                 timeout=120)
+        assert monitor.info["attempt"] == 2
+        assert monitor.log_text() == "attempt 2\n"
+        assert job.logs() == "attempt 2\n"
+    finally:
+        monitor.close()

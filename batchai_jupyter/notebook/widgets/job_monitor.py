@@ -79,9 +79,11 @@ class JobMonitor(widgets.VBox):
         info = self.job.refresh()
         ended = info["executionState"] in ENDED
         changed = info["executionState"] != self.state
+        if self.info and info["attempt"] != self.info["attempt"]:
+            self._new_attempt()  # a retried job writes its logs afresh (earlier ones move to attempt-<n>/)
         self.state, self.info = info["executionState"], info
         self._render_header()
-        tasks = self.job.tasks()
+        tasks = [t for t in self.job.tasks() if t["attempt"] == info["attempt"]]
         self._render_tasks(tasks)
         for task in tasks:
             log = self.task_logs.get(task["name"]) or self._add_task_log(task)
@@ -96,6 +98,14 @@ class JobMonitor(widgets.VBox):
         if finished:
             self.job.client.session.close()
         return changed, finished
+
+    def _new_attempt(self) -> None:
+        self.task_logs = {}
+        self.log_tabs.children = []
+        self.metrics = {}
+        self.metrics_view.value = ""
+        self._metrics_tail = FileTail(self.job.client, self.job.workspace, self.job.experiment, self.job.name,
+                                      METRICS_FILE)
 
     def _add_task_log(self, task: dict) -> TaskLog:
         log = TaskLog(self.job, task)

@@ -1,0 +1,365 @@
+"""The SSH backend: a cluster's nodes are the user's own machines, reached with paramiko.
+
+Each node is one host of the cluster's `backendOptions.hosts` (see ssh_options.py). Provisioning
+checks the host (reachable, host key known, a usable Python), reads its CPU and GPU counts, and
+installs our runtime wrapper (runtime/wrapper.py, the same file the local backend runs) into
+`<root>/bin/` over SFTP, named by its content so a changed wrapper is installed again.
+
+Tasks run under that wrapper, detached on the host (own session), so a dropped connection or a
+restarted service does not stop them. Paths under the service's home (the job's stdouterr,
+inputs, outputs, shared temp, hostfile) are mirrored under `<root>/mirror/` on the host: inputs
+are staged there through the content-addressed cache, logs are streamed back live, outputs are
+copied back while the task runs and when it ends.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import socket
+import threading
+import time
+from typing import Callable
+
+from ..runtime import wrapper
+from .base import BackendContext, NodePlacement, TaskLaunch, TaskStatus
+from .ssh_cluster_keys import ClusterKeys, HostAssignments
+from .ssh_connection import ConnectionPool, HostConnection, Login, SshError
+from .ssh_health import HostMonitor
+from .ssh_options import HostSpec, SshOptions, parse_options
+from .ssh_staging import FileHashes, Stager
+from .ssh_tasks import TaskFollower, TaskRecord
+
+WRAPPER_SOURCE = open(wrapper.__file__, "rb").read()
+WRAPPER_DIGEST = hashlib.sha256(WRAPPER_SOURCE).hexdigest()[:16]
+START_GRACE_SECONDS = 30.0
+NODE_DIRS = ("mounts", "jobs", "run", "cache", "mirror", "bin", "ssh")
+# Environment names whose directories a task writes and the service copies back (and stages back
+# in for the next attempt, so a retried job resumes from its checkpoint).
+OUTPUT_PREFIXES = ("AZ_BATCHAI_OUTPUT_", "AZ_BATCHAI_CHECKPOINT_DIR")
+
+PROBE = r"""
+set -e
+cd ~
+echo "home=$(pwd)"
+echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"
+if command -v nvidia-smi >/dev/null 2>&1; then echo "gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
+else echo "gpus=0"; fi
+echo "interfaces=$(ip -o -4 addr show 2>/dev/null | awk '{print $2 "=" $4}' | tr '\n' ' ')"
+if PYTHON_VERSION=$(%(python)s -c 'import sys; print("%%d.%%d" %% sys.version_info[:2])' 2>&1); then
+  echo "python=$PYTHON_VERSION"
+else echo "python-error=$PYTHON_VERSION"; fi
+"""
+
+
+class SshBackend:
+    name = "ssh"
+    remote = True  # nodes do not see the service's files: the backend stages them
+
+    def __init__(self, context: BackendContext):
+        self.home = context.layout.root
+        self.site_options = dict(context.options)
+        self.heartbeat_seconds = context.heartbeat_seconds
+        self.pool = ConnectionPool()
+        self.stager = Stager(FileHashes())
+        self._wakeup: Callable[[], None] = lambda: None
+        self.monitor = HostMonitor(lambda: self._wakeup())
+        self.assignments = HostAssignments(os.path.join(self.home, "ssh", "assignments.json"))
+        self.cluster_keys = ClusterKeys(os.path.join(self.home, "ssh", "clusters"))
+        self._followers: dict[str, TaskFollower] = {}
+        self._ssh_config_sent: dict[tuple, str] = {}
+        self._lock = threading.Lock()
+
+    def set_wakeup(self, callback: Callable[[], None]) -> None:
+        self._wakeup = callback
+
+    # -- options and connections -----------------------------------------------------------
+
+    def check_cluster(self, spec: dict) -> None:
+        """Raises BatchAIError (400) when the cluster's backendOptions are not usable."""
+        parse_options(self.site_options, spec.get("backend_options"))
+
+    def _options(self, cluster: dict) -> SshOptions:
+        return parse_options(self.site_options, cluster["spec"].get("backend_options"))
+
+    @staticmethod
+    def _login(options: SshOptions) -> Login:
+        return Login(options.key_file, options.known_hosts, options.trust_on_first_use, options.connect_timeout)
+
+    def _node_host(self, node: dict) -> tuple[HostSpec, SshOptions]:
+        info = node["info"]
+        options = SshOptions.from_node_dict(info["ssh_host"], info["ssh_login"])
+        return options.hosts[0], options
+
+    def connection(self, node: dict) -> HostConnection:
+        host, options = self._node_host(node)
+        connection = self.pool.get(host, self._login(options))
+        key = _node_key(node)
+        if not self.monitor.is_watched(key):
+            self.monitor.watch(key, connection)
+        return connection
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def provision(self, cluster: dict, node: dict) -> NodePlacement:
+        options = self._options(cluster)
+        host = self.assignments.take(cluster["uuid"], node["name"], options.hosts)
+        if host is None:
+            raise SshError(f"all {len(options.hosts)} hosts of cluster {cluster['name']} already have a node; "
+                           "add hosts to backendOptions.hosts or lower the node count")
+        connection = self.pool.get(host, self._login(options))
+        facts = self._probe(connection, options)
+        root = options.root.replace("~", facts["home"], 1) if options.root.startswith("~") else options.root
+        options = dataclasses.replace(options, hosts=(host,), root=root)
+        connection.check("mkdir -p " + " ".join(shlex.quote(f"{root}/{d}") for d in NODE_DIRS))
+        wrapper_path = self._install_wrapper(connection, root)
+        self.cluster_keys.install(connection, cluster["uuid"], root)
+        address = host.address or _resolve(host.host)
+        extra = {"ssh_host": dataclasses.asdict(host), "ssh_login": options.to_dict(), "wrapper": wrapper_path,
+                 "python": options.python, "cluster_uuid": cluster["uuid"],
+                 # The interface the other hosts reach this one on: gloo and NCCL otherwise go by the
+                 # host name, which on many machines resolves to a loopback address.
+                 "interface": facts["interfaces"].get(address, "")}
+        self.monitor.watch(_node_key(node), connection)
+        return NodePlacement(ip=address, mpi_host=address, cpus=facts["cpus"], gpus=facts["gpus"], root=root,
+                             port=host.port, extra=extra)
+
+    @staticmethod
+    def _probe(connection: HostConnection, options: SshOptions) -> dict:
+        out = connection.check("sh -s", stdin=(PROBE % {"python": shlex.quote(options.python)}).encode())
+        facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        if "python" not in facts or tuple(int(p) for p in facts["python"].split(".")) < (3, 8):
+            why = facts.get("python-error", "").strip() or f"Python {facts.get('python')} is older than 3.8"
+            raise SshError(f"host {connection.host.label} has no usable Python at {options.python!r} ({why[-300:]}); "
+                           "install Python 3.8 or newer there, or set backendOptions.python to one")
+        interfaces = dict(pair.split("=", 1) for pair in facts.get("interfaces", "").split() if "=" in pair)
+        return {"home": facts.get("home", "~"), "cpus": max(1, int(facts.get("cpus") or 1)),
+                "gpus": int(facts.get("gpus") or 0), "interfaces": {a.split("/")[0]: n for n, a in interfaces.items()}}
+
+    @staticmethod
+    def _install_wrapper(connection: HostConnection, root: str) -> str:
+        """Sends the wrapper unless this very version is there already; returns its path."""
+        path = f"{root}/bin/wrapper-{WRAPPER_DIGEST}.py"
+        sftp = connection.sftp()
+        try:
+            try:
+                if sftp.stat(path).st_size == len(WRAPPER_SOURCE):
+                    return path
+            except FileNotFoundError:
+                pass
+            temporary = f"{path}.part"
+            with sftp.open(temporary, "wb") as handle:
+                handle.write(WRAPPER_SOURCE)
+            sftp.posix_rename(temporary, path)
+        finally:
+            sftp.close()
+        return path
+
+    def release(self, cluster: dict, node: dict) -> None:
+        key = _node_key(node)
+        self.monitor.unwatch(key)
+        with self._lock:
+            for name in [k for k in self._followers if k.startswith(key + ":")]:
+                self._followers.pop(name).stop()
+        if "ssh_host" in node["info"]:
+            connection = self.connection(node)
+            self.monitor.unwatch(key)
+            root = node["info"]["root"]
+            try:
+                connection.run("rm -rf " + " ".join(shlex.quote(f"{root}/{d}") for d in ("jobs", "run", "mirror",
+                                                                                       "mounts")), timeout=30)
+                self.cluster_keys.remove(connection, cluster["uuid"])
+            except SshError:
+                pass  # a host that is gone keeps its leftovers; nothing else depends on them
+        self.assignments.release(cluster["uuid"], node["name"])
+
+    def node_health(self, node: dict) -> str | None:
+        """Why the node's host is not answering, or None while it is (cheap: heartbeats run apart)."""
+        if "ssh_host" not in node["info"]:
+            return None
+        return self.monitor.down_reason(self.connection(node))
+
+    def free_port(self, node: dict) -> int:
+        """A port free on the node's host (PyTorch's MASTER_PORT)."""
+        program = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
+        return int(self.connection(node).check(f"{shlex.quote(node['info']['python'])} -c {shlex.quote(program)}"))
+
+    def exec(self, node: dict, command: str, timeout: float = 300.0) -> tuple[int, str, str]:
+        """`batchai cluster node exec`: runs `command` on the node's host, in the node's root."""
+        root = node["info"]["root"]
+        return self.connection(node).run(f"cd {shlex.quote(root)} && {command}", timeout=timeout)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _to_remote(self, node: dict) -> Callable[[str], str]:
+        mirror = node["info"]["root"] + "/mirror"
+        prefixes = sorted({self.home, os.path.realpath(self.home)}, key=len, reverse=True)
+
+        def translate(text: str) -> str:
+            for prefix in prefixes:
+                text = text.replace(prefix + "/", mirror + "/")
+            return text
+
+        return translate
+
+    def _is_local(self, path: str) -> bool:
+        return any(path.startswith(prefix + "/") for prefix in {self.home, os.path.realpath(self.home)})
+
+    def start_task(self, node: dict, run_dir: str, launch: TaskLaunch) -> None:
+        connection = self.connection(node)
+        to_remote = self._to_remote(node)
+        env = {name: value for name, value in launch.env.items() if os.environ.get(name) != value}
+        staged, outputs = [], []
+        for name, value in env.items():
+            if not self._is_local(value) or not os.path.exists(value):
+                continue
+            if name.startswith(OUTPUT_PREFIXES) or name == "AZ_BATCHAI_SHARED_JOB_TEMP":
+                staged.append((value, to_remote(value), True))
+                if name != "AZ_BATCHAI_SHARED_JOB_TEMP":
+                    outputs.append([to_remote(value), value])
+            elif name != "AZ_BATCHAI_STDOUTERR_DIR" and not name.startswith("AZ_BATCHAI_MPI_HOST_FILE"):
+                staged.append((value, to_remote(value), False))
+        env = {name: to_remote(value) for name, value in env.items()}
+        env = {**self._ssh_env(node), **env}  # the job's own settings win
+        logs = [[to_remote(launch.stdout), launch.stdout], [to_remote(launch.stderr), launch.stderr]]
+        remote_dirs = {run_dir, to_remote(launch.cwd), *(os.path.dirname(remote) for remote, _ in logs),
+                       *(remote for remote, _ in outputs)}
+        stale = [f"{run_dir}/{name}" for name in ("pid", "exit", "heartbeat")] + [remote for remote, _ in logs]
+        connection.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs)) +
+                         " && rm -f " + " ".join(shlex.quote(path) for path in stale))
+        self.stager.stage(connection, node["info"]["root"] + "/cache", staged)
+        for peer in self._peers(node, launch):
+            # mpirun starts ranks on the job's other hosts: they need the same inputs there.
+            peer.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs - {run_dir})))
+            self.stager.stage(peer, node["info"]["root"] + "/cache", staged)
+        self._send_ssh_config(connection, node)
+        task = {"command": to_remote(launch.command), "env": env, "inherit_env": True, "cwd": to_remote(launch.cwd),
+                "stdout": logs[0][0], "stderr": logs[1][0], "heartbeat_seconds": self.heartbeat_seconds}
+        sftp = connection.sftp()
+        try:
+            with sftp.open(f"{run_dir}/task.json", "wb") as handle:
+                handle.chmod(0o600)
+                handle.write(json.dumps(task).encode())
+        finally:
+            sftp.close()
+        python, wrapper_path = node["info"]["python"], node["info"]["wrapper"]
+        connection.check(f"cd / && (setsid {shlex.quote(python)} -S {shlex.quote(wrapper_path)} {shlex.quote(run_dir)}"
+                         " </dev/null >/dev/null 2>&1 &)")
+        record = TaskRecord(node["info"]["ssh_host"], node["info"]["ssh_login"], run_dir, logs, outputs)
+        record.save(self._record_path(node, run_dir))
+        self._follow(node, run_dir, record, connection)
+
+    def _peers(self, node: dict, launch: TaskLaunch) -> list[HostConnection]:
+        """Connections to the job's other hosts (AZ_BATCH_HOST_LIST) when this task starts processes
+        there itself (mpirun: the MPI toolkits, or a custom command line that calls it)."""
+        addresses = [a for a in launch.env.get("AZ_BATCH_HOST_LIST", "").split(",") if a and a != node["ip"]]
+        if not addresses or "mpirun" not in launch.command:
+            return []
+        _, options = self._node_host(node)
+        login = self._login(options)
+        by_address = {(h.address or _resolve(h.host)): h for h in self.assignments.hosts_of(node["info"]["cluster_uuid"])}
+        return [self.pool.get(by_address[a], login) for a in addresses if a in by_address]
+
+    def _ssh_env(self, node: dict) -> dict:
+        """How mpirun on this node reaches the job's other hosts (the cluster key and known hosts)."""
+        config = node["info"]["root"] + "/ssh/config"
+        env = {"OMPI_MCA_plm_rsh_agent": "ssh", "OMPI_MCA_plm_rsh_args": f"-F {config}"}
+        if node["info"].get("interface"):
+            env.update(GLOO_SOCKET_IFNAME=node["info"]["interface"], NCCL_SOCKET_IFNAME=node["info"]["interface"])
+        return env
+
+    def _send_ssh_config(self, connection: HostConnection, node: dict) -> None:
+        host, options = self._node_host(node)
+        root = node["info"]["root"]
+        script = self.cluster_keys.ssh_files(root, options, self.assignments.hosts_of(node["info"]["cluster_uuid"]))
+        key = (host.host, host.port, root)
+        if self._ssh_config_sent.get(key) != script:
+            connection.check("sh -se", stdin=script.encode())
+            self._ssh_config_sent[key] = script
+
+    def _record_path(self, node: dict, run_dir: str) -> str:
+        digest = hashlib.sha256(f"{_node_key(node)}:{run_dir}".encode()).hexdigest()[:24]
+        return os.path.join(self.home, "ssh", "tasks", digest + ".json")
+
+    def _follow(self, node: dict, run_dir: str, record: TaskRecord, connection: HostConnection) -> TaskFollower:
+        key = f"{_node_key(node)}:{run_dir}"
+        with self._lock:
+            follower = self._followers.get(key)
+            if follower is None:
+                output_sync = float(node["info"]["ssh_login"]["output_sync_seconds"])
+                follower = TaskFollower(connection, record, self.stager, output_sync).start()
+                self._followers[key] = follower
+            return follower
+
+    def _follower(self, node: dict, run_dir: str, connection: HostConnection) -> TaskFollower | None:
+        with self._lock:
+            follower = self._followers.get(f"{_node_key(node)}:{run_dir}")
+        if follower is None:  # the service restarted: re-attach from the record
+            record = TaskRecord.load(self._record_path(node, run_dir))
+            if record is not None:
+                follower = self._follow(node, run_dir, record, connection)
+        return follower
+
+    def poll_task(self, node: dict, run_dir: str, launched_at: float) -> TaskStatus:
+        connection = self.connection(node)
+        down = self.monitor.down_reason(connection)
+        if down:
+            return TaskStatus("lost", None, down)
+        quoted = shlex.quote(run_dir)
+        script = (f"d={quoted}; if [ -f $d/exit ]; then echo EXIT; cat $d/exit; elif [ -f $d/pid ]; then "
+                  "if kill -0 $(cat $d/pid) 2>/dev/null; then echo RUNNING; elif [ -f $d/exit ]; then echo EXIT; "
+                  "cat $d/exit; else echo GONE; fi; else echo NOPID; fi")
+        try:
+            out = connection.check(script, timeout=30)
+        except SshError:
+            return TaskStatus("running")  # the heartbeats decide whether the host is gone
+        state, _, rest = out.partition("\n")
+        follower = self._follower(node, run_dir, connection)
+        if state == "EXIT":
+            if follower is not None:
+                try:
+                    follower.finish()
+                except (SshError, OSError):
+                    pass
+                with self._lock:
+                    self._followers.pop(f"{_node_key(node)}:{run_dir}", None)
+            return TaskStatus("exited", int(json.loads(rest)["exit_code"]))
+        if state == "RUNNING" or (state == "NOPID" and time.time() - launched_at < START_GRACE_SECONDS):
+            return TaskStatus("running")
+        if follower is not None:
+            follower.stop()
+        return TaskStatus("lost", None, f"the task's wrapper on host {connection.host.label} is gone without "
+                                        "recording an exit code")
+
+    def kill_task(self, node: dict, run_dir: str, force: bool = False) -> None:
+        connection = self.connection(node)
+        if self.monitor.down_reason(connection):
+            return
+        signal_name = "KILL" if force else "TERM"
+        try:
+            connection.run(f"p=$(cat {shlex.quote(run_dir)}/pid 2>/dev/null) && kill -{signal_name} -- -$p "
+                           "2>/dev/null; true", timeout=15)
+        except SshError:
+            pass
+
+    def write_text(self, node: dict, path: str, text: str) -> None:
+        connection = self.connection(node)
+        connection.check(f"mkdir -p {shlex.quote(os.path.dirname(path))} && cat > {shlex.quote(path)}",
+                         stdin=text.encode())
+
+
+def _node_key(node: dict) -> str:
+    return f"{node['workspace']}/{node['cluster']}/{node['name']}"
+
+
+def _resolve(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host
+
+
+def create(context: BackendContext) -> SshBackend:
+    return SshBackend(context)

@@ -1,0 +1,83 @@
+"""Heartbeats to the hosts: each watched host is asked to run `true` every few seconds over its
+pooled connection. A host that stops answering is reported down (with the reason) until it
+answers again; the service then makes its node `unusable`, requeues its job, and returns the node
+to `idle` once the host is back."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from .ssh_connection import HostConnection, SshError
+
+HEARTBEAT_SECONDS = 1.0
+
+
+class HostMonitor:
+    def __init__(self, on_change: Callable[[], None], interval: float = HEARTBEAT_SECONDS):
+        self.on_change = on_change
+        self.interval = interval
+        self._watched: dict[tuple, tuple[HostConnection, set[str]]] = {}  # host key -> (connection, node keys)
+        self._down: dict[tuple, str] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _key(connection: HostConnection) -> tuple:
+        return connection.host.host, connection.host.port, connection.host.user
+
+    def watch(self, node_key: str, connection: HostConnection) -> None:
+        with self._lock:
+            key = self._key(connection)
+            _, nodes = self._watched.setdefault(key, (connection, set()))
+            nodes.add(node_key)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="batchai-ssh-heartbeat", daemon=True)
+                self._thread.start()
+
+    def unwatch(self, node_key: str) -> None:
+        with self._lock:
+            for key, (_, nodes) in list(self._watched.items()):
+                nodes.discard(node_key)
+                if not nodes:
+                    del self._watched[key]
+                    self._down.pop(key, None)
+
+    def is_watched(self, node_key: str) -> bool:
+        with self._lock:
+            return any(node_key in nodes for _, nodes in self._watched.values())
+
+    def down_reason(self, connection: HostConnection) -> str | None:
+        with self._lock:
+            return self._down.get(self._key(connection))
+
+    def _loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            with self._lock:
+                connections = [(key, connection) for key, (connection, _) in self._watched.items()]
+            for key, connection in connections:
+                threading.Thread(target=self._probe, args=(key, connection), daemon=True).start()
+            time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _probe(self, key: tuple, connection: HostConnection) -> None:
+        if getattr(connection, "_probing", False):  # the last probe of this host is still waiting
+            return
+        connection._probing = True
+        try:
+            connection.check("true", timeout=max(5.0, connection.login.connect_timeout))
+            reason = None
+        except SshError as failure:
+            reason = failure.message
+        finally:
+            connection._probing = False
+        with self._lock:
+            if key not in self._watched:
+                return
+            changed = self._down.get(key) != reason
+            if reason is None:
+                self._down.pop(key, None)
+            else:
+                self._down[key] = reason
+        if changed:
+            self.on_change()

@@ -1,0 +1,73 @@
+"""Fixtures for the SSH backend: real sshd hosts (sshd_hosts.py) and helpers to put a job's files
+into the service's datastore (what an upload from a notebook does)."""
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import pytest
+
+from conftest import require_tool, wait_for
+from sshd_hosts import SSHD, SshHosts
+
+PYTHON = sys.executable
+
+
+def require_sshd() -> None:
+    require_tool("ip", "apt-get install iproute2")
+    require_tool("ssh-keygen", "apt-get install openssh-client")
+    if not os.path.exists(SSHD):
+        pytest.fail(f"{SSHD} is not installed; apt-get install openssh-server (.ci/run installs it)")
+    if os.geteuid() != 0:
+        pytest.fail("the SSH tests make network namespaces and need root")
+
+
+def make_hosts(tmp_path_factory, count: int) -> SshHosts:
+    require_sshd()
+    # The hosts must not see the service's files: pytest's base directory holds its home.
+    return SshHosts(count, hidden=[str(tmp_path_factory.getbasetemp().parent)])
+
+
+@pytest.fixture(scope="module")
+def ssh_hosts(tmp_path_factory):
+    hosts = make_hosts(tmp_path_factory, 2)
+    yield hosts
+    hosts.close()
+
+
+def ssh_cluster_spec(hosts: SshHosts, members=None, **options) -> dict:
+    """A cluster.json-style native spec for an SSH cluster on `members` (default: every host)."""
+    members = hosts.hosts if members is None else members
+    backend_options = {"hosts": [h.spec for h in members], "keyFile": hosts.client_key,
+                       "knownHosts": hosts.known_hosts, "python": PYTHON, "root": "~/batchai-node",
+                       "outputSyncSeconds": 1, **options}
+    return {"backend": "ssh", "nodeCount": len(members), "backendOptions": backend_options}
+
+
+def create_ssh_cluster(client, name: str, hosts: SshHosts, members=None, wait: bool = True, **options) -> dict:
+    spec = ssh_cluster_spec(hosts, members, **options)
+    client.create_cluster("default", spec, name)
+    if not wait:
+        return client.get(client.cluster_path("default", name))
+    count = spec["nodeCount"]
+
+    def ready():
+        cluster = client.get(client.cluster_path("default", name))
+        counts = cluster["nodeStateCounts"]
+        if counts["unusableNodeCount"]:
+            nodes = client.list(client.cluster_path("default", name) + "/nodes")
+            raise AssertionError(f"a node of {name} is unusable: {[n['errors'] for n in nodes]}")
+        return cluster if counts["idleNodeCount"] + counts["runningNodeCount"] == count else None
+
+    return wait_for(ready, f"SSH cluster {name} to have {count} idle nodes", timeout=90)
+
+
+def put_in_datastore(home: str, relative: str, files: dict[str, str]) -> str:
+    """Writes files into the workspace's default datastore (as an upload does); returns the folder."""
+    folder = os.path.join(home, "datastores", "default", "default", relative)
+    os.makedirs(folder, exist_ok=True)
+    for name, text in files.items():
+        with open(os.path.join(folder, name), "w") as handle:
+            handle.write(textwrap.dedent(text))
+    return folder

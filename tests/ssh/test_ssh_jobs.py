@@ -1,0 +1,201 @@
+"""The SSH backend on real sshd hosts: nodes from the hosts, jobs with live logs and outputs,
+distributed PyTorch and MPI across the hosts, and a restart of the service mid-job."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+
+import pytest
+
+from conftest import read_log, submit, wait_for, wait_job
+from sshfixtures import PYTHON, create_ssh_cluster, put_in_datastore, ssh_hosts  # noqa: F401  (fixture)
+
+JOB_TIMEOUT = 180.0
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    from conftest import ServiceProcess
+
+    base = tmp_path_factory.mktemp("ssh-service")
+    process = ServiceProcess(str(base / "home"), str(base / "runtime"))
+    client = process.start()
+    yield process, client
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(service, ssh_hosts):
+    _, client = service
+    create_ssh_cluster(client, "sshc", ssh_hosts)
+    return "sshc"
+
+
+def nodes_of(client, cluster: str) -> list[dict]:
+    return client.list(client.cluster_path("default", cluster) + "/nodes")
+
+
+def test_nodes_are_the_hosts_with_their_own_facts(service, cluster, ssh_hosts):
+    _, client = service
+    nodes = nodes_of(client, cluster)
+    assert sorted(n["ipAddress"] for n in nodes) == sorted(h.address for h in ssh_hosts.hosts), nodes
+    for node in nodes:
+        assert node["state"] == "idle" and node["port"] == 22, node
+        assert node["cpus"] == os.cpu_count() and node["gpus"] == 0, node  # read from the host (nproc)
+    # The wrapper was installed on each host over SFTP, named by its content.
+    for host in ssh_hosts.hosts:
+        listing = os.listdir(os.path.join(host.home, "batchai-node", "bin"))  # the host's ~, seen from outside
+        assert len(listing) == 1 and listing[0].startswith("wrapper-") and listing[0].endswith(".py"), listing
+
+
+def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, ssh_hosts):
+    home, client = service[0].home, service[1]
+    scripts = put_in_datastore(home, "inputs/hello", {"hello.py": """
+        import os, socket, sys, time
+        out = os.environ["AZ_BATCHAI_OUTPUT_RESULTS"]
+        print("started on", os.uname().nodename, flush=True)
+        # The service's home is not visible on the host: everything came over SSH.
+        print("service home visible:", os.path.exists(sys.argv[1]), flush=True)
+        with open(os.path.join(out, "result.txt"), "w") as handle:
+            handle.write("forty-two")
+        os.makedirs(os.path.join(out, "deep", "er"))
+        with open(os.path.join(out, "deep", "er", "x.bin"), "wb") as handle:
+            handle.write(os.urandom(100000))
+        with open(os.path.join(os.environ["AZ_BATCHAI_INPUT_SCRIPTS"], "hello.py")) as handle:
+            print("input lines:", len(handle.read().splitlines()), flush=True)
+        for i in range(30):
+            print("tick", i, flush=True)
+            time.sleep(0.2)
+        print("oops", file=sys.stderr)
+    """})
+    submit(client, "hello", cluster, {
+        "nodeCount": 1,
+        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+        "outputDirectories": [{"id": "RESULTS", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+        "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/hello.py {shlex.quote(home)}"},
+    })
+    # Logs stream back while the job runs.
+    live = wait_for(lambda: "tick 3" in _try_log(client, "hello"), "live log lines from the host", timeout=90)
+    assert live
+    assert client.job("default", "default", "hello")["executionState"] == "running"
+    job = wait_job(client, "hello", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", job["executionInfo"]
+    stdout = read_log(client, "hello", "stdout.txt")
+    assert "service home visible: False" in stdout and "tick 29" in stdout, stdout
+    assert "input lines:" in stdout
+    assert read_log(client, "hello", "stderr.txt").strip() == "oops"
+    assert read_log(client, "hello", "result.txt", "RESULTS") == "forty-two"
+    assert len(client.read_job_file("default", "default", "hello", "deep/er/x.bin", "RESULTS")) == 100000
+    node = client.list(client.job_path("default", "default", "hello") + "/nodes")[0]
+    assert node["ipAddress"] in [h.address for h in ssh_hosts.hosts]
+
+
+def _try_log(client, job: str) -> str:
+    try:
+        return read_log(client, job, "stdout.txt")
+    except Exception:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed toolkits across the hosts
+
+DDP_SCRIPT = """
+    import json, os, socket
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")  # env://: MASTER_ADDR (the master host), MASTER_PORT, RANK, WORLD_SIZE
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+    data = torch.Generator().manual_seed(100 + rank)
+    for step in range(20):
+        x = torch.randn(16, 4, generator=data)
+        loss = ((ddp(x) - x.sum(dim=1, keepdim=True)) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    gathered = [torch.zeros_like(weights) for _ in range(world)]
+    dist.all_gather(gathered, weights)
+    # Each rank tells which host it ran on: its address on the hosts' network.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((os.environ["MASTER_ADDR"], 9))
+        address = probe.getsockname()[0]
+    print("RECORD " + json.dumps({"rank": rank, "world": world, "address": address,
+                                  "master": os.environ["MASTER_ADDR"],
+                                  "in_sync": all(torch.equal(gathered[0], g) for g in gathered)}), flush=True)
+    if rank == 0:
+        torch.save(model.state_dict(), os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "model.pt"))
+    dist.barrier()
+    dist.destroy_process_group()
+    print(end="", flush=True)
+    os._exit(0)
+"""
+
+
+def test_pytorch_ddp_across_two_hosts(service, cluster, ssh_hosts):
+    home, client = service[0].home, service[1]
+    scripts = put_in_datastore(home, "inputs/ddp", {"ddp.py": DDP_SCRIPT})
+    submit(client, "ddp", cluster, {
+        "nodeCount": 2,
+        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ddp.py", "communicationBackend": "gloo"},
+    })
+    job = wait_job(client, "ddp", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", (job["executionInfo"], _logs(client, "ddp"))
+    records = []
+    for rank in (0, 1):
+        text = read_log(client, "ddp", f"stdout-{rank}.txt")
+        records += [json.loads(line[7:]) for line in text.splitlines() if line.startswith("RECORD ")]
+    assert sorted(r["rank"] for r in records) == [0, 1], records
+    assert all(r["in_sync"] and r["world"] == 2 for r in records), records
+    addresses = {h.address for h in ssh_hosts.hosts}
+    assert {r["address"] for r in records} == addresses, f"the ranks must run on both hosts: {records}"
+    assert records[0]["master"] in addresses
+    assert len(client.read_job_file("default", "default", "ddp", "model.pt", "MODEL")) > 0
+
+
+MPI_SCRIPT = """
+    import os, socket
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    total = comm.allreduce(rank + 1, op=MPI.SUM)
+    hosts = comm.allgather(os.environ.get("BATCHAI_TEST_HOST", "?"))
+    os.write(1, f"mpi4py rank {rank} of {size} allreduce {total} hosts {','.join(sorted(hosts))}\\n".encode())
+"""
+
+
+def test_mpi4py_ranks_across_two_hosts(service, cluster, ssh_hosts):
+    home, client = service[0].home, service[1]
+    scripts = put_in_datastore(home, "inputs/mpi", {"mpi.py": MPI_SCRIPT})
+    # Each rank learns its host from its own address on the hosts' network.
+    which_host = ("BATCHAI_TEST_HOST=$(ip -4 -o addr show | awk '{print $4}' | grep " +
+                  shlex.quote(ssh_hosts.subnet + ".") + " | cut -d/ -f1)")
+    submit(client, "mpi", cluster, {
+        "nodeCount": 2,
+        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+        "customMpiSettings": {
+            "commandLine": f"{which_host} {PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/mpi.py", "processCount": 2},
+    })
+    job = wait_job(client, "mpi", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", (job["executionInfo"], _logs(client, "mpi"))
+    lines = sorted(line for line in read_log(client, "mpi", "stdout.txt").splitlines() if line.startswith("mpi4py"))
+    both = ",".join(sorted(h.address for h in ssh_hosts.hosts))
+    assert lines == [f"mpi4py rank {rank} of 2 allreduce 3 hosts {both}" for rank in (0, 1)], \
+        (lines, _logs(client, "mpi"))
+
+
+def _logs(client, job: str) -> str:
+    text = ""
+    for entry in client.list(client.job_path("default", "default", job) + "/files", outputdirectoryid="stdouterr"):
+        if entry["fileType"] == "file":
+            text += f"--- {entry['name']}\n{read_log(client, job, entry['name'])[-3000:]}\n"
+    return text
