@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from batchai_jupyter.notebook.jobhandle import Job
-from batchai_jupyter.notebook.widgets import ClusterMonitor, JobMonitor
+from batchai_jupyter.notebook.widgets import ClusterMonitor
 from conftest import make_cluster, wait_for
 from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
 

@@ -5,7 +5,6 @@ import os
 import shutil
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "..", "notebooks")
