@@ -1,0 +1,191 @@
+/**
+ * The Batch AI REST API (/batchai/api/v1) as seen from the browser, through Jupyter's own
+ * authenticated connection. Every failure becomes an ApiError whose message a person can read.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { Cluster, FileEntry, Job, Task } from './model';
+
+export const API_PATH = 'batchai/api/v1';
+
+/** A failed API call: the service's error code and its message (what, where, what to do). */
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number
+  ) {
+    super(message);
+  }
+}
+
+/** The message of an error body `{"error", "message"}`, or a plain description of the reply. */
+export function errorFromReply(status: number, body: string): ApiError {
+  try {
+    const parsed = JSON.parse(body);
+    if (parsed && typeof parsed.message === 'string') {
+      return new ApiError(String(parsed.error || 'Error'), parsed.message, status);
+    }
+  } catch {
+    // not JSON: described below
+  }
+  if (status === 403 || status === 401) {
+    return new ApiError('NotAuthorized', 'the Jupyter server refused the request; reload the page and log in again', status);
+  }
+  if (status === 404) {
+    return new ApiError('NotFound', 'the Batch AI service is not enabled in this Jupyter server (batchai_jupyter extension)', status);
+  }
+  return new ApiError('HttpError', `the Batch AI service answered HTTP ${status}`, status);
+}
+
+export interface Page<T> {
+  value: T[];
+  nextLink?: string;
+}
+
+export interface FileChunk {
+  text: string;
+  nextOffset: number;
+}
+
+export class BatchAIClient {
+  readonly settings: ServerConnection.ISettings;
+
+  constructor(settings?: ServerConnection.ISettings) {
+    this.settings = settings ?? ServerConnection.makeSettings();
+  }
+
+  url(path: string): string {
+    return URLExt.join(this.settings.baseUrl, API_PATH, path);
+  }
+
+  /** The event stream's URL; EventSource cannot send headers, so the token (if any) travels in the query. */
+  eventsUrl(): string {
+    const token = this.settings.token;
+    return this.url('events') + (token ? `?token=${encodeURIComponent(token)}` : '');
+  }
+
+  async fetch(pathOrUrl: string, init: RequestInit = {}): Promise<Response> {
+    const url = pathOrUrl.startsWith('/') ? URLExt.join(this.settings.baseUrl, pathOrUrl) : this.url(pathOrUrl);
+    let response: Response;
+    try {
+      response = await ServerConnection.makeRequest(url, init, this.settings);
+    } catch (failure) {
+      throw new ApiError('NetworkError', `cannot reach the Jupyter server (${String(failure)}); is it still running?`, 0);
+    }
+    if (!response.ok) {
+      throw errorFromReply(response.status, await response.text());
+    }
+    return response;
+  }
+
+  async json<T>(path: string, init: RequestInit = {}): Promise<T> {
+    const response = await this.fetch(path, init);
+    return response.status === 204 ? (undefined as T) : ((await response.json()) as T);
+  }
+
+  /** Every item of a paged listing, following nextLink. */
+  async all<T>(path: string): Promise<T[]> {
+    const items: T[] = [];
+    let next: string | undefined = path;
+    while (next) {
+      const page: Page<T> = await this.json<Page<T>>(next);
+      items.push(...page.value);
+      next = page.nextLink;
+    }
+    return items;
+  }
+
+  workspaces(): Promise<{ name: string }[]> {
+    return this.all('workspaces');
+  }
+
+  clusters(workspace: string): Promise<Cluster[]> {
+    return this.all(`workspaces/${enc(workspace)}/clusters`);
+  }
+
+  createCluster(workspace: string, name: string, spec: object): Promise<Cluster> {
+    return this.json(`workspaces/${enc(workspace)}/clusters/${enc(name)}`, { method: 'PUT', body: JSON.stringify(spec) });
+  }
+
+  resizeCluster(workspace: string, name: string, scaleSettings: object): Promise<Cluster> {
+    return this.json(`workspaces/${enc(workspace)}/clusters/${enc(name)}`, {
+      method: 'PATCH',
+      body: JSON.stringify({ scaleSettings })
+    });
+  }
+
+  deleteCluster(workspace: string, name: string): Promise<void> {
+    return this.json(`workspaces/${enc(workspace)}/clusters/${enc(name)}`, { method: 'DELETE' });
+  }
+
+  jobs(workspace: string): Promise<Job[]> {
+    return this.all(`workspaces/${enc(workspace)}/jobs`);
+  }
+
+  private jobPath(job: JobKey): string {
+    return `workspaces/${enc(job.workspace)}/experiments/${enc(job.experiment)}/jobs/${enc(job.name)}`;
+  }
+
+  job(job: JobKey): Promise<Job> {
+    return this.json(this.jobPath(job));
+  }
+
+  terminateJob(job: JobKey): Promise<Job> {
+    return this.json(`${this.jobPath(job)}/terminate`, { method: 'POST' });
+  }
+
+  deleteJob(job: JobKey): Promise<void> {
+    return this.json(this.jobPath(job), { method: 'DELETE' });
+  }
+
+  tasks(job: JobKey): Promise<Task[]> {
+    return this.all(`${this.jobPath(job)}/tasks`);
+  }
+
+  files(job: JobKey, outputId: string, path = '.'): Promise<FileEntry[]> {
+    const query = URLExt.objectToQueryString({ outputdirectoryid: outputId, path });
+    return this.all(`${this.jobPath(job)}/files${query}`);
+  }
+
+  /** The bytes of a job file from `offset` on, as text; a missing file reads as empty. */
+  async readFile(job: JobKey, outputId: string, path: string, offset: number): Promise<FileChunk> {
+    const query = URLExt.objectToQueryString({ outputdirectoryid: outputId, path, offset: String(offset) });
+    try {
+      const response = await this.fetch(`${this.jobPath(job)}/files/content${query}`);
+      const text = await response.text();
+      const next = Number(response.headers.get('X-BatchAI-Next-Offset'));
+      return { text, nextOffset: Number.isFinite(next) && next > 0 ? next : offset + new Blob([text]).size };
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.code === 'FileNotFound') {
+        return { text: '', nextOffset: offset }; // the file is not written yet
+      }
+      throw failure;
+    }
+  }
+
+  /** Fetches a file through the authenticated endpoint and hands it to the browser as a download. */
+  async download(downloadUrl: string, fileName: string): Promise<void> {
+    const response = await this.fetch(downloadUrl);
+    const blob = await response.blob();
+    const objectUrl = URL.createObjectURL(blob);
+    const anchor = document.createElement('a');
+    anchor.href = objectUrl;
+    anchor.download = fileName;
+    document.body.appendChild(anchor);
+    anchor.click();
+    anchor.remove();
+    setTimeout(() => URL.revokeObjectURL(objectUrl), 10000);
+  }
+}
+
+export interface JobKey {
+  workspace: string;
+  experiment: string;
+  name: string;
+}
+
+function enc(part: string): string {
+  return encodeURIComponent(part);
+}

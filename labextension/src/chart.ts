@@ -1,0 +1,60 @@
+/** A small SVG line chart of metric series, drawn with the theme's colours. */
+import { MetricPoint } from './model';
+
+const SVG = 'http://www.w3.org/2000/svg';
+const WIDTH = 480;
+const HEIGHT = 160;
+const PAD = 32;
+
+function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>): SVGElementTagNameMap[K] {
+  const element = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    element.setAttribute(key, String(value));
+  }
+  return element;
+}
+
+/** One chart per series, so metrics of different scales stay readable. */
+export function metricCharts(series: Map<string, MetricPoint[]>): HTMLElement {
+  const container = document.createElement('div');
+  container.className = 'bai-Charts';
+  for (const [name, points] of series) {
+    container.appendChild(lineChart(name, points));
+  }
+  return container;
+}
+
+function lineChart(name: string, points: MetricPoint[]): Element {
+  const figure = document.createElement('figure');
+  figure.className = 'bai-Chart';
+  figure.dataset.metric = name;
+  const values = points.map(p => p.value);
+  const steps = points.map(p => p.step);
+  const [minV, maxV] = [Math.min(...values), Math.max(...values)];
+  const [minS, maxS] = [Math.min(...steps), Math.max(...steps)];
+  const x = (s: number) => PAD + ((s - minS) / (maxS - minS || 1)) * (WIDTH - 2 * PAD);
+  const y = (v: number) => HEIGHT - PAD + -((v - minV) / (maxV - minV || 1)) * (HEIGHT - 2 * PAD);
+  const chart = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img', 'aria-label': `${name}: ${points.length} points, last ${values[values.length - 1]}` });
+  chart.appendChild(svg('line', { x1: PAD, y1: HEIGHT - PAD, x2: WIDTH - PAD, y2: HEIGHT - PAD, class: 'bai-Axis' }));
+  chart.appendChild(svg('line', { x1: PAD, y1: PAD, x2: PAD, y2: HEIGHT - PAD, class: 'bai-Axis' }));
+  chart.appendChild(svg('polyline', { points: points.map(p => `${x(p.step)},${y(p.value)}`).join(' '), class: 'bai-Line' }));
+  for (const [value, at] of [
+    [maxV, PAD],
+    [minV, HEIGHT - PAD]
+  ]) {
+    const label = svg('text', { x: 2, y: at + 4, class: 'bai-AxisLabel' });
+    label.textContent = formatNumber(value);
+    chart.appendChild(label);
+  }
+  const stepLabel = svg('text', { x: WIDTH - PAD, y: HEIGHT - 8, class: 'bai-AxisLabel', 'text-anchor': 'end' });
+  stepLabel.textContent = `step ${maxS}`;
+  chart.appendChild(stepLabel);
+  const caption = document.createElement('figcaption');
+  caption.textContent = `${name} (last: ${formatNumber(values[values.length - 1])})`;
+  figure.append(caption, chart);
+  return figure;
+}
+
+function formatNumber(value: number): string {
+  return Math.abs(value) >= 1000 || (Math.abs(value) < 0.01 && value !== 0) ? value.toExponential(2) : String(Number(value.toFixed(4)));
+}

@@ -1,0 +1,134 @@
+/**
+ * batchai-jupyter's JupyterLab plugin: the Batch AI panel in the left sidebar, job views in the
+ * main area, and palette commands (refresh, new cluster, open job, insert a %%batchai_job cell).
+ */
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, InputDialog, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
+import { LabIcon } from '@jupyterlab/ui-components';
+
+import { BatchAIClient, JobKey } from './api';
+import { createClusterFromForm } from './clusterform';
+import { JobView } from './jobview';
+import { jobCellTemplate } from './model';
+import { BatchAIPanel } from './panel';
+
+const ICON_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
+  '<rect x="3" y="3" width="8" height="8" rx="1"/><rect x="13" y="3" width="8" height="8" rx="1"/>' +
+  '<rect x="3" y="13" width="8" height="8" rx="1"/><path d="M13 17h8v2h-8zM13 13h8v2h-8z"/></g></svg>';
+
+export const batchaiIcon = new LabIcon({ name: 'batchai-jupyter:panel', svgstr: ICON_SVG });
+
+export namespace CommandIDs {
+  export const refresh = 'batchai:refresh';
+  export const newCluster = 'batchai:new-cluster';
+  export const openJob = 'batchai:open-job';
+  export const insertJobCell = 'batchai:insert-job-cell';
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'batchai-jupyter:plugin',
+  description: 'Batch AI clusters, jobs, live logs and output files in a side panel.',
+  autoStart: true,
+  optional: [ICommandPalette, INotebookTracker, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    notebooks: INotebookTracker | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const client = new BatchAIClient(app.serviceManager.serverSettings);
+    const jobViews = new WidgetTracker<MainAreaWidget<JobView>>({ namespace: 'batchai-job' });
+
+    const openJob = (key: JobKey) => {
+      const open = jobViews.find(w => sameJob(w.content.key, key));
+      if (open) {
+        app.shell.activateById(open.id);
+        open.content.refresh();
+        return;
+      }
+      const widget = new MainAreaWidget({ content: new JobView(client, key) });
+      widget.id = widget.content.id;
+      widget.title.label = widget.content.title.label;
+      widget.title.caption = widget.content.title.caption;
+      widget.title.icon = batchaiIcon;
+      void jobViews.add(widget);
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    };
+
+    const newCluster = async (workspace: string) => {
+      const name = await createClusterFromForm(client, workspace);
+      if (name) {
+        panel.scheduleRefresh(0);
+      }
+    };
+
+    const panel = new BatchAIPanel(client, { openJob, newCluster: w => void newCluster(w) });
+    panel.title.icon = batchaiIcon;
+    app.shell.add(panel, 'left', { rank: 600 });
+    restorer?.add(panel, 'batchai-panel');
+
+    app.commands.addCommand(CommandIDs.refresh, {
+      label: 'Batch AI: Refresh Clusters and Jobs',
+      execute: () => panel.refresh()
+    });
+    app.commands.addCommand(CommandIDs.newCluster, {
+      label: 'Batch AI: New Cluster…',
+      execute: () => newCluster(panel.workspace)
+    });
+    app.commands.addCommand(CommandIDs.openJob, {
+      label: 'Batch AI: Open Job…',
+      execute: async args => {
+        let key: JobKey | null = null;
+        if (typeof args.name === 'string') {
+          key = {
+            workspace: String(args.workspace ?? panel.workspace),
+            experiment: String(args.experiment ?? 'default'),
+            name: args.name
+          };
+        } else {
+          const answer = await InputDialog.getText({
+            title: 'Open Batch AI job',
+            label: 'Job (experiment/name, or a name in experiment "default")',
+            placeholder: 'default/my-job'
+          });
+          const text = answer.button.accept ? (answer.value ?? '').trim() : '';
+          if (text) {
+            const [experiment, name] = text.includes('/') ? text.split('/', 2) : ['default', text];
+            key = { workspace: panel.workspace, experiment, name };
+          }
+        }
+        if (key) {
+          openJob(key);
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.insertJobCell, {
+      label: 'Batch AI: Insert %%batchai_job Cell',
+      isEnabled: () => !!notebooks?.currentWidget,
+      execute: () => {
+        const notebook = notebooks?.currentWidget?.content;
+        if (!notebook) {
+          return;
+        }
+        NotebookActions.insertBelow(notebook);
+        NotebookActions.changeCellType(notebook, 'code');
+        const cell = notebook.activeCell;
+        if (cell) {
+          cell.model.sharedModel.setSource(jobCellTemplate());
+        }
+      }
+    });
+    for (const command of Object.values(CommandIDs)) {
+      palette?.addItem({ command, category: 'Batch AI' });
+    }
+  }
+};
+
+function sameJob(a: JobKey, b: JobKey): boolean {
+  return a.workspace === b.workspace && a.experiment === b.experiment && a.name === b.name;
+}
+
+export default plugin;

@@ -1,0 +1,277 @@
+/**
+ * The panel's logic without the DOM: wire types, summaries, filters, the cluster form's spec and
+ * metric series. Unit-tested in model.test.ts.
+ */
+
+export const JOB_STATES = ['queued', 'running', 'terminating', 'succeeded', 'failed'] as const;
+export const ACTIVE_JOB_STATES = ['queued', 'running', 'terminating'];
+
+export interface NodeStateCounts {
+  preparingNodeCount: number;
+  idleNodeCount: number;
+  runningNodeCount: number;
+  leavingNodeCount: number;
+  unusableNodeCount: number;
+}
+
+export interface ScaleSettings {
+  manual?: { targetNodeCount: number; nodeDeallocationOption?: string };
+  autoScale?: { minimumNodeCount: number; maximumNodeCount: number; initialNodeCount?: number };
+}
+
+export interface Cluster {
+  name: string;
+  workspace: string;
+  backend: string;
+  allocationState: string;
+  currentNodeCount: number;
+  targetNodeCount: number;
+  nodeStateCounts: NodeStateCounts;
+  errors: { message?: string }[];
+  properties: {
+    vmSize: string;
+    vmPriority: string;
+    scaleSettings: ScaleSettings;
+    idleSecondsBeforeScaledown: number;
+  };
+}
+
+export interface Job {
+  name: string;
+  workspace: string;
+  experiment: string;
+  cluster: string;
+  toolType: string;
+  nodeCount: number;
+  executionState: string;
+  creationTime: string;
+  queuePosition?: number;
+  waitingReason?: string;
+  executionInfo: { startTime: string | null; endTime: string | null; exitCode: number | null; errors: { message?: string }[] };
+  properties: { outputDirectories?: { id: string }[] };
+}
+
+export interface Task {
+  name: string;
+  role: string;
+  index: number;
+  attempt: number;
+  phase: string;
+  node: string;
+  state: string;
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface FileEntry {
+  name: string;
+  path: string;
+  fileType: 'file' | 'directory';
+  contentLength: number;
+  downloadUrl?: string;
+}
+
+/** "2 idle · 1 running" from a cluster's node counts, leaving out states with no node. */
+export function nodeCountsSummary(counts: NodeStateCounts): string {
+  const parts: string[] = [];
+  for (const [key, label] of [
+    ['preparingNodeCount', 'preparing'],
+    ['idleNodeCount', 'idle'],
+    ['runningNodeCount', 'running'],
+    ['leavingNodeCount', 'leaving'],
+    ['unusableNodeCount', 'unusable']
+  ] as const) {
+    if (counts[key] > 0) {
+      parts.push(`${counts[key]} ${label}`);
+    }
+  }
+  return parts.length ? parts.join(' · ') : 'no nodes';
+}
+
+/** "manual: 2 nodes" or "auto: 0–4 nodes". */
+export function scaleSummary(scale: ScaleSettings): string {
+  if (scale.autoScale) {
+    return `auto: ${scale.autoScale.minimumNodeCount}–${scale.autoScale.maximumNodeCount} nodes`;
+  }
+  const target = scale.manual?.targetNodeCount ?? 0;
+  return `manual: ${target} node${target === 1 ? '' : 's'}`;
+}
+
+/** "1:02:03", "4:05", "0:07": how long a job ran (or has run until `now`); "" when it never started. */
+export function jobDuration(job: Job, now: number = Date.now()): string {
+  const start = job.executionInfo.startTime;
+  if (!start) {
+    return '';
+  }
+  const end = job.executionInfo.endTime ? Date.parse(job.executionInfo.endTime) : now;
+  return formatSeconds(Math.max(0, (end - Date.parse(start)) / 1000));
+}
+
+export function formatSeconds(seconds: number): string {
+  const whole = Math.floor(seconds);
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = whole % 60;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return h > 0 ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+}
+
+export interface JobFilter {
+  state: string; // '' for every state
+  experiment: string; // '' for every experiment
+}
+
+export function filterJobs(jobs: Job[], filter: JobFilter): Job[] {
+  return jobs.filter(
+    job => (!filter.state || job.executionState === filter.state) && (!filter.experiment || job.experiment === filter.experiment)
+  );
+}
+
+/** Newest first, so a job just submitted is at the top. */
+export function sortJobs(jobs: Job[]): Job[] {
+  return [...jobs].sort((a, b) => (a.creationTime < b.creationTime ? 1 : a.creationTime > b.creationTime ? -1 : 0));
+}
+
+export function experimentsOf(jobs: Job[]): string[] {
+  return [...new Set(jobs.map(job => job.experiment))].sort();
+}
+
+export function isActive(job: Job): boolean {
+  return ACTIVE_JOB_STATES.includes(job.executionState);
+}
+
+/** What the cluster form collects, as strings straight from its inputs. */
+export interface ClusterFormValues {
+  name: string;
+  backend: string;
+  scaleMode: 'manual' | 'auto';
+  nodes: string;
+  minNodes: string;
+  maxNodes: string;
+  idleSeconds: string;
+  vmPriority: string;
+  setupCommand: string;
+}
+
+export type ClusterRequest = { ok: true; name: string; spec: Record<string, unknown> } | { ok: false; error: string };
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** The native cluster spec for the form's values, or what is wrong with them (field and fix). */
+export function clusterRequest(values: ClusterFormValues): ClusterRequest {
+  const name = values.name.trim();
+  if (!NAME_PATTERN.test(name)) {
+    return { ok: false, error: 'Name: use 1–64 letters, digits, "-" or "_", starting with a letter or digit' };
+  }
+  const backend = values.backend.trim() || 'local';
+  const spec: Record<string, unknown> = { backend, vmPriority: values.vmPriority || 'dedicated' };
+  if (values.scaleMode === 'auto') {
+    const min = wholeNumber(values.minNodes);
+    const max = wholeNumber(values.maxNodes);
+    if (min === null) {
+      return { ok: false, error: 'Minimum nodes: enter a whole number, 0 or more' };
+    }
+    if (max === null || max < 1 || max < min) {
+      return { ok: false, error: 'Maximum nodes: enter a whole number, at least 1 and at least the minimum' };
+    }
+    spec.minNodes = min;
+    spec.maxNodes = max;
+  } else {
+    const nodes = wholeNumber(values.nodes);
+    if (nodes === null) {
+      return { ok: false, error: 'Nodes: enter a whole number, 0 or more' };
+    }
+    spec.nodeCount = nodes;
+  }
+  if (values.idleSeconds.trim()) {
+    const idle = wholeNumber(values.idleSeconds);
+    if (idle === null) {
+      return { ok: false, error: 'Idle seconds before scale-down: enter a whole number, 0 or more' };
+    }
+    spec.idleSecondsBeforeScaledown = idle;
+  }
+  if (values.setupCommand.trim()) {
+    spec.setupTask = values.setupCommand.trim();
+  }
+  return { ok: true, name, spec };
+}
+
+function wholeNumber(text: string): number | null {
+  const trimmed = text.trim();
+  return /^\d{1,6}$/.test(trimmed) ? Number(trimmed) : null;
+}
+
+/** The scaleSettings a resize sends: a manual target for a manual cluster, a new maximum for an auto one. */
+export function resizeSettings(cluster: Cluster, count: number): ScaleSettings {
+  const auto = cluster.properties.scaleSettings.autoScale;
+  if (auto) {
+    return { autoScale: { minimumNodeCount: Math.min(auto.minimumNodeCount, count), maximumNodeCount: count } };
+  }
+  return { manual: { targetNodeCount: count } };
+}
+
+export interface MetricPoint {
+  step: number;
+  value: number;
+}
+
+/** Series by "name" (or "name (rank r)" when several ranks log it) from metrics.jsonl text. */
+export function parseMetrics(text: string): Map<string, MetricPoint[]> {
+  const records: { name: string; value: number; step: number; rank: number }[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) {
+      continue;
+    }
+    try {
+      const record = JSON.parse(line);
+      if (typeof record.name === 'string' && typeof record.value === 'number' && typeof record.step === 'number') {
+        records.push({ name: record.name, value: record.value, step: record.step, rank: Number(record.rank) || 0 });
+      }
+    } catch {
+      // a half-written last line: read again on the next poll
+    }
+  }
+  const ranks = new Map<string, Set<number>>();
+  for (const record of records) {
+    ranks.set(record.name, (ranks.get(record.name) ?? new Set()).add(record.rank));
+  }
+  const series = new Map<string, MetricPoint[]>();
+  for (const record of records) {
+    const key = (ranks.get(record.name)?.size ?? 1) > 1 ? `${record.name} (rank ${record.rank})` : record.name;
+    const points = series.get(key) ?? [];
+    points.push({ step: record.step, value: record.value });
+    series.set(key, points);
+  }
+  for (const points of series.values()) {
+    points.sort((a, b) => a.step - b.step);
+  }
+  return series;
+}
+
+/** Keeps a growing log's last `limit` characters, cut at a line start, so a long tail stays fast. */
+export function appendTail(current: string, addition: string, limit = 200000): string {
+  const text = current + addition;
+  if (text.length <= limit) {
+    return text;
+  }
+  const cut = text.indexOf('\n', text.length - limit);
+  return '…\n' + text.slice(cut >= 0 ? cut + 1 : text.length - limit);
+}
+
+/** The `%%batchai_job` cell the notebook command inserts. */
+export function jobCellTemplate(cluster?: string): string {
+  const target = cluster ? ` --cluster ${cluster}` : '';
+  return [
+    `%%batchai_job${target} --nodes 1 --experiment default`,
+    '# This cell runs as a job on the cluster; its output streams to the Batch AI panel.',
+    'import socket',
+    "print('hello from', socket.gethostname())",
+    ''
+  ].join('\n');
+}
+
+/** Delay before the n-th retry (0-based): 1 s doubling to 30 s. */
+export function backoffSeconds(attempt: number): number {
+  return Math.min(30, 2 ** Math.max(0, attempt));
+}

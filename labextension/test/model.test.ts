@@ -1,0 +1,138 @@
+// Unit tests of the panel's logic (src/model.ts), run with Node's built-in test runner: `jlpm test`.
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+
+import {
+  Cluster,
+  ClusterFormValues,
+  Job,
+  appendTail,
+  backoffSeconds,
+  clusterRequest,
+  experimentsOf,
+  filterJobs,
+  formatSeconds,
+  jobCellTemplate,
+  jobDuration,
+  nodeCountsSummary,
+  parseMetrics,
+  resizeSettings,
+  scaleSummary,
+  sortJobs
+} from '../src/model';
+
+function job(name: string, state: string, experiment = 'default', created = '2026-01-01T00:00:00Z'): Job {
+  return {
+    name,
+    workspace: 'default',
+    experiment,
+    cluster: 'c',
+    toolType: 'custom',
+    nodeCount: 1,
+    executionState: state,
+    creationTime: created,
+    executionInfo: { startTime: null, endTime: null, exitCode: null, errors: [] },
+    properties: {}
+  };
+}
+
+const FORM: ClusterFormValues = {
+  name: 'pool',
+  backend: 'local',
+  scaleMode: 'manual',
+  nodes: '2',
+  minNodes: '0',
+  maxNodes: '4',
+  idleSeconds: '',
+  vmPriority: 'dedicated',
+  setupCommand: ''
+};
+
+test('node counts leave out empty states', () => {
+  const counts = { preparingNodeCount: 0, idleNodeCount: 2, runningNodeCount: 1, leavingNodeCount: 0, unusableNodeCount: 0 };
+  assert.equal(nodeCountsSummary(counts), '2 idle · 1 running');
+  assert.equal(nodeCountsSummary({ ...counts, idleNodeCount: 0, runningNodeCount: 0 }), 'no nodes');
+});
+
+test('scale settings read as manual or auto', () => {
+  assert.equal(scaleSummary({ manual: { targetNodeCount: 1 } }), 'manual: 1 node');
+  assert.equal(scaleSummary({ manual: { targetNodeCount: 3 } }), 'manual: 3 nodes');
+  assert.equal(scaleSummary({ autoScale: { minimumNodeCount: 0, maximumNodeCount: 4 } }), 'auto: 0–4 nodes');
+});
+
+test('durations: never started, running, ended', () => {
+  const j = job('a', 'running');
+  assert.equal(jobDuration(j), '');
+  j.executionInfo.startTime = '2026-01-01T00:00:00Z';
+  assert.equal(jobDuration(j, Date.parse('2026-01-01T00:01:05Z')), '1:05');
+  j.executionInfo.endTime = '2026-01-01T02:00:03Z';
+  assert.equal(jobDuration(j), '2:00:03');
+  assert.equal(formatSeconds(7.9), '0:07');
+});
+
+test('jobs filter by state and experiment, newest first', () => {
+  const jobs = [job('a', 'succeeded', 'x', '2026-01-01T00:00:01Z'), job('b', 'failed', 'y', '2026-01-01T00:00:03Z'), job('c', 'succeeded', 'y', '2026-01-01T00:00:02Z')];
+  assert.deepEqual(filterJobs(jobs, { state: 'succeeded', experiment: '' }).map(j => j.name), ['a', 'c']);
+  assert.deepEqual(filterJobs(jobs, { state: 'succeeded', experiment: 'y' }).map(j => j.name), ['c']);
+  assert.deepEqual(filterJobs(jobs, { state: '', experiment: '' }).length, 3);
+  assert.deepEqual(sortJobs(jobs).map(j => j.name), ['b', 'c', 'a']);
+  assert.deepEqual(experimentsOf(jobs), ['x', 'y']);
+});
+
+test('cluster form: manual and auto specs', () => {
+  assert.deepEqual(clusterRequest(FORM), { ok: true, name: 'pool', spec: { backend: 'local', vmPriority: 'dedicated', nodeCount: 2 } });
+  const auto = clusterRequest({ ...FORM, scaleMode: 'auto', idleSeconds: '60', setupCommand: ' pip install x ' });
+  assert.deepEqual(auto, {
+    ok: true,
+    name: 'pool',
+    spec: { backend: 'local', vmPriority: 'dedicated', minNodes: 0, maxNodes: 4, idleSecondsBeforeScaledown: 60, setupTask: 'pip install x' }
+  });
+});
+
+test('cluster form: each bad field says which and how to fix it', () => {
+  const error = (values: Partial<ClusterFormValues>) => {
+    const result = clusterRequest({ ...FORM, ...values });
+    assert.equal(result.ok, false);
+    return result.ok ? '' : result.error;
+  };
+  assert.match(error({ name: 'bad name' }), /^Name: /);
+  assert.match(error({ name: '' }), /^Name: /);
+  assert.match(error({ nodes: '-1' }), /^Nodes: enter a whole number/);
+  assert.match(error({ nodes: 'two' }), /^Nodes: /);
+  assert.match(error({ scaleMode: 'auto', maxNodes: '0' }), /^Maximum nodes: /);
+  assert.match(error({ scaleMode: 'auto', minNodes: '5', maxNodes: '4' }), /^Maximum nodes: .*minimum/);
+  assert.match(error({ idleSeconds: '1.5' }), /^Idle seconds/);
+});
+
+test('resize keeps the scale mode', () => {
+  const cluster = { properties: { scaleSettings: { manual: { targetNodeCount: 1 } } } } as unknown as Cluster;
+  assert.deepEqual(resizeSettings(cluster, 3), { manual: { targetNodeCount: 3 } });
+  const auto = { properties: { scaleSettings: { autoScale: { minimumNodeCount: 2, maximumNodeCount: 4 } } } } as unknown as Cluster;
+  assert.deepEqual(resizeSettings(auto, 1), { autoScale: { minimumNodeCount: 1, maximumNodeCount: 1 } });
+});
+
+test('metrics: series by name, by rank when several ranks log, partial lines skipped', () => {
+  const line = (name: string, step: number, value: number, rank = 0) => JSON.stringify({ name, step, value, rank, time: 0 });
+  const text = [line('loss', 1, 0.5), line('loss', 0, 1), line('acc', 0, 0.1), 'not json', line('acc', 0, 0.2, 1), '{"name": "lo'].join('\n');
+  const series = parseMetrics(text);
+  assert.deepEqual([...series.keys()].sort(), ['acc (rank 0)', 'acc (rank 1)', 'loss']);
+  assert.deepEqual(series.get('loss'), [
+    { step: 0, value: 1 },
+    { step: 1, value: 0.5 }
+  ]);
+});
+
+test('log tail keeps the last lines within its limit', () => {
+  assert.equal(appendTail('a\n', 'b\n', 100), 'a\nb\n');
+  const tail = appendTail('line1\nline2\n', 'line3\n', 10);
+  assert.equal(tail, '…\nline3\n');
+});
+
+test('backoff doubles to 30 s', () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 9].map(backoffSeconds), [1, 2, 4, 8, 16, 30, 30]);
+});
+
+test('the job cell template starts with the magic', () => {
+  assert.match(jobCellTemplate(), /^%%batchai_job --nodes 1/);
+  assert.match(jobCellTemplate('gpu'), /^%%batchai_job --cluster gpu /);
+});

@@ -1,0 +1,152 @@
+"""A real `jupyter lab` (with the batchai server extension and the prebuilt panel) and headless
+Chromium from Debian's `chromium` package, driven by Playwright. Screenshots go to
+tests/lab/artifacts/ (or $BATCHAI_TEST_ARTIFACTS)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from batchai_jupyter.client import Client
+from conftest import _kill_leftover_tasks, free_port, require_tool
+
+LAB_TOKEN = "lab-token-" + uuid.uuid4().hex[:8]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(os.environ.get("BATCHAI_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
+
+
+class LabServer:
+    """`jupyter lab` on 127.0.0.1 with a token and its own BATCHAI_HOME, settings and workspaces."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = base / "lab.log"
+        settings = base / "lab-settings"
+        # No "would you like news?" toast over the screenshots.
+        notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        notification.parent.mkdir(parents=True, exist_ok=True)
+        notification.write_text(json.dumps({"fetchNews": "false"}))
+        (base / "notebooks").mkdir()
+        self.env = {**os.environ, "BATCHAI_HOME": str(base / "home"), "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+                    "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(base / "lab-workspaces")}
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip", "127.0.0.1",
+             "--port", str(self.port), f"--IdentityProvider.token={LAB_TOKEN}",
+             f"--ServerApp.root_dir={self.base / 'notebooks'}", "--LabApp.expose_app_in_browser=True"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                reply = requests.get(f"{self.url}batchai/api/v1/version",
+                                     headers={"Authorization": f"token {LAB_TOKEN}"}, timeout=5)
+                if reply.status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"jupyter lab did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    server = LabServer(tmp_path_factory.mktemp("lab"))
+    server.start()
+    yield server
+    server.stop()
+    _kill_leftover_tasks(server.env["BATCHAI_HOME"])
+
+
+@pytest.fixture(scope="module")
+def lab_client(lab) -> Client:
+    """The batchai REST client, talking to the service inside the Lab server."""
+    return Client(lab.url, LAB_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = require_tool("chromium", "install Debian's chromium package (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+class LabPage:
+    """One browser tab on JupyterLab, with the Batch AI panel open; `shot(name)` keeps a screenshot."""
+
+    def __init__(self, page, lab: LabServer):
+        self.page = page
+        self.lab = lab
+        self.console: list[str] = []
+        page.on("console", lambda message: self.console.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error: self.console.append(f"pageerror: {error}"))
+
+    def open(self) -> None:
+        self.page.goto(f"{self.lab.url}lab?token={LAB_TOKEN}")
+        self.page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+        self.open_panel()
+
+    def open_panel(self) -> None:
+        panel = self.page.locator("#batchai-panel")
+        if not panel.is_visible():
+            self.page.locator('li[data-id="batchai-panel"]').click()
+        panel.wait_for(state="visible", timeout=30_000)
+
+    @property
+    def panel(self):
+        return self.page.locator("#batchai-panel")
+
+    def job_row(self, name: str):
+        return self.panel.locator(f'tr[data-job="{name}"]')
+
+    def cluster_row(self, name: str):
+        return self.panel.locator(f'tr[data-cluster="{name}"]')
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def command(self, command: str, args: dict | None = None) -> None:
+        self.page.evaluate("([id, args]) => window.jupyterapp.commands.execute(id, args)", [command, args or {}])
+
+
+@pytest.fixture(scope="module")
+def lab_page(lab, browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True)
+    page = LabPage(context.new_page(), lab)
+    page.open()
+    yield page
+    context.close()

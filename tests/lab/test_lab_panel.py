@@ -1,0 +1,209 @@
+"""The Batch AI panel in a real JupyterLab, driven by headless Chromium: jobs live, logs as they
+grow, files, metrics, terminate, cluster create/resize/delete, commands. Screenshots of each step
+are kept in tests/lab/artifacts/."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+from playwright.sync_api import expect
+
+from conftest import make_cluster, submit, wait_for, wait_job
+from labfixtures import browser, lab, lab_client, lab_page  # noqa: F401  (fixtures)
+
+SLOW = 60_000  # ms: the machine is small and shared; nothing here is a timing assertion
+
+
+def test_prebuilt_extension_is_installed_and_enabled():
+    listing = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"],
+                             capture_output=True, text=True, timeout=120)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)
+    assert re.search(r"batchai-jupyter v\S+ enabled\s+OK \(python, batchai-jupyter\)", text), text
+
+
+def test_panel_shows_a_job_live_and_its_growing_log(lab, lab_client, lab_page, tmp_path):
+    page = lab_page.page
+    expect(lab_page.panel.locator(".bai-Status")).to_have_text("Live", timeout=SLOW)
+    make_cluster(lab_client, "panel-pool", nodes=1)
+    expect(lab_page.cluster_row("panel-pool")).to_contain_text("1 idle", timeout=SLOW)
+    go = tmp_path / "go"
+    command = f"echo first-line-from-job; while [ ! -f {go} ]; do sleep 0.1; done; echo second-line-from-job"
+    submit(lab_client, "live-job", "panel-pool", {"customToolkitSettings": {"commandLine": command}})
+
+    row = lab_page.job_row("live-job")
+    expect(row).to_have_attribute("data-state", re.compile("queued|running"), timeout=SLOW)
+    lab_page.shot("01-job-running")
+
+    row.get_by_role("link", name="Open job live-job").click()
+    view = page.locator(".bai-JobView").filter(has_text="live-job")
+    log = view.locator("pre.bai-Log")
+    expect(log).to_contain_text("first-line-from-job", timeout=SLOW)
+    expect(log).not_to_contain_text("second-line-from-job")
+    lab_page.shot("02-job-log-first-line")
+
+    go.touch()
+    expect(log).to_contain_text("second-line-from-job", timeout=SLOW)
+    expect(row).to_have_attribute("data-state", "succeeded", timeout=SLOW)
+    expect(row.locator(".bai-Exit")).to_have_text("0")
+    expect(view.locator(".bai-JobSummary")).to_contain_text("succeeded", timeout=SLOW)
+    lab_page.shot("03-job-succeeded")
+
+
+def test_output_files_download_through_the_authenticated_endpoint(lab_client, lab_page):
+    page = lab_page.page
+    make_cluster(lab_client, "files-pool", nodes=1)
+    command = "echo model-bytes > $AZ_BATCHAI_OUTPUT_MODEL/model.txt; echo done"
+    submit(lab_client, "files-job", "files-pool", {"customToolkitSettings": {"commandLine": command},
+                                                   "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs"}]})
+    wait_job(lab_client, "files-job")
+    lab_page.command("batchai:open-job", {"experiment": "default", "name": "files-job"})
+    view = page.locator(".bai-JobView").filter(has_text="files-job")
+    view.get_by_label("Output directory").select_option("MODEL")
+    entry = view.locator('li[data-file="model.txt"]')
+    expect(entry).to_be_visible(timeout=SLOW)
+    with page.expect_download(timeout=SLOW) as download_info:
+        entry.get_by_role("button", name="Download model.txt").click()
+    download = download_info.value
+    assert download.suggested_filename == "model.txt"
+    with open(download.path()) as handle:
+        assert handle.read() == "model-bytes\n"
+    lab_page.shot("04-output-files")
+
+
+def test_metrics_chart_draws_the_series_a_job_logs(lab_client, lab_page):
+    page = lab_page.page
+    make_cluster(lab_client, "metrics-pool", nodes=1)
+    lines = "".join(json.dumps({"name": "loss", "value": 1.0 / (step + 1), "step": step, "rank": 0, "time": 0}) + "\\n"
+                    for step in range(5))
+    command = f'printf "{lines.replace(chr(34), chr(92) + chr(34))}" >> "$AZ_BATCHAI_STDOUTERR_DIR/metrics.jsonl"'
+    submit(lab_client, "metrics-job", "metrics-pool", {"customToolkitSettings": {"commandLine": command}})
+    assert wait_job(lab_client, "metrics-job")["executionState"] == "succeeded"
+    lab_page.command("batchai:open-job", {"experiment": "default", "name": "metrics-job"})
+    view = page.locator(".bai-JobView").filter(has_text="metrics-job")
+    chart = view.locator('figure[data-metric="loss"]')
+    expect(chart).to_be_visible(timeout=SLOW)
+    expect(chart.locator("figcaption")).to_contain_text("last: 0.2")
+    assert len(chart.locator("polyline").get_attribute("points").split()) == 5
+    chart.scroll_into_view_if_needed()
+    lab_page.shot("05-metrics-chart")
+
+
+def test_terminate_a_job_from_the_panel(lab_client, lab_page):
+    make_cluster(lab_client, "term-pool", nodes=1)
+    submit(lab_client, "endless-job", "term-pool",
+           {"customToolkitSettings": {"commandLine": "echo started; sleep 600"}})
+    wait_for(lambda: lab_client.job("default", "default", "endless-job")["executionState"] == "running",
+             "endless-job to run", timeout=120)
+    lab_page.open_panel()
+    row = lab_page.job_row("endless-job")
+    expect(row).to_have_attribute("data-state", "running", timeout=SLOW)
+    row.get_by_role("button", name="Terminate job endless-job").click()
+    expect(row).to_have_attribute("data-state", re.compile("failed|succeeded"), timeout=SLOW)
+    job = lab_client.job("default", "default", "endless-job")
+    assert job["executionState"] == "failed"
+    assert "terminated" in json.dumps(job["executionInfo"]["errors"]).lower()
+    expect(row.get_by_role("button", name="Terminate job endless-job")).to_have_count(0)
+    lab_page.shot("06-job-terminated")
+
+
+def test_jobs_filter_by_state_and_experiment(lab_client, lab_page):
+    make_cluster(lab_client, "filter-pool", nodes=1)
+    lab_client.create_experiment("default", "sweep")
+    submit(lab_client, "other-exp-job", "filter-pool", {"customToolkitSettings": {"commandLine": "true"}},
+           experiment="sweep")
+    wait_job(lab_client, "other-exp-job", experiment="sweep")
+    panel = lab_page.panel
+    expect(lab_page.job_row("other-exp-job")).to_have_attribute("data-state", "succeeded", timeout=SLOW)
+    panel.get_by_label("Filter jobs by experiment").select_option("sweep")
+    expect(panel.locator("tr[data-job]")).to_have_count(1)
+    expect(lab_page.job_row("other-exp-job")).to_be_visible()
+    panel.get_by_label("Filter jobs by experiment").select_option("")
+    panel.get_by_label("Filter jobs by state").select_option("failed")
+    expect(lab_page.job_row("other-exp-job")).to_have_count(0)
+    for row in panel.locator("tr[data-job]").all():
+        assert row.get_attribute("data-state") == "failed"
+    panel.get_by_label("Filter jobs by state").select_option("")
+
+
+def test_create_resize_and_delete_a_cluster_from_the_panel(lab_client, lab_page):
+    page = lab_page.page
+    lab_page.open_panel()
+    lab_page.panel.get_by_role("button", name="Create a cluster").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator('input[name="name"]').fill("bad name!")
+    lab_page.shot("07-cluster-form")
+    dialog.get_by_role("button", name="Create").click()
+    expect(dialog.locator(".bai-Error")).to_contain_text("Name:", timeout=SLOW)
+    lab_page.shot("08-cluster-form-error")
+    dialog.locator('input[name="name"]').fill("from-form")
+    dialog.locator('input[name="nodes"]').fill("1")
+    dialog.get_by_role("button", name="Create").click()
+    row = lab_page.cluster_row("from-form")
+    expect(row).to_contain_text("1 idle", timeout=SLOW)
+    cluster = lab_client.get(lab_client.cluster_path("default", "from-form"))
+    assert cluster["backend"] == "local" and cluster["targetNodeCount"] == 1
+    lab_page.shot("09-cluster-created")
+
+    row.get_by_role("button", name="Resize cluster from-form").click()
+    page.locator(".jp-Dialog input").fill("2")
+    page.locator(".jp-Dialog").get_by_role("button", name="Ok").click()
+    expect(row).to_contain_text("2 idle", timeout=SLOW)
+    assert lab_client.get(lab_client.cluster_path("default", "from-form"))["targetNodeCount"] == 2
+
+    row.get_by_role("button", name="Delete cluster from-form").click()
+    expect(page.locator(".jp-Dialog")).to_contain_text("Delete cluster from-form?")
+    lab_page.shot("10-cluster-delete-confirm")
+    page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0, timeout=SLOW)
+    assert all(c["name"] != "from-form" for c in lab_client.clusters("default"))
+
+
+def test_api_errors_are_shown_as_readable_messages(lab_client, lab_page):
+    page = lab_page.page
+    lab_page.open_panel()
+    lab_page.panel.get_by_role("button", name="Create a cluster").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator('input[name="name"]').fill("panel-pool")  # exists already: the service refuses it
+    dialog.get_by_role("button", name="Create").click()
+    error = dialog.locator(".bai-Error")
+    expect(error).to_contain_text("The service refused the cluster:", timeout=SLOW)
+    expect(error).to_contain_text("panel-pool")
+    assert "Traceback" not in error.inner_text()
+    lab_page.shot("11-api-error")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+
+
+def test_palette_command_inserts_a_batchai_job_cell(lab_page):
+    page = lab_page.page
+    lab_page.command("notebook:create-new", {"kernelName": "python3"})
+    notebook = page.locator(".jp-NotebookPanel").last
+    expect(notebook).to_be_visible(timeout=SLOW)
+    notebook.locator(".jp-Cell").first.click()
+    page.keyboard.press("Control+Shift+C")
+    palette = page.locator(".lm-CommandPalette-input")
+    palette.fill("Insert %%batchai_job")
+    page.locator(".lm-CommandPalette-item", has_text="Insert %%batchai_job Cell").first.click()
+    expect(notebook.locator(".jp-Cell")).to_have_count(2, timeout=SLOW)
+    expect(notebook.locator(".jp-Cell").nth(1)).to_contain_text("%%batchai_job")
+    lab_page.shot("12-job-cell-inserted")
+
+
+def test_dark_theme_uses_theme_colours(lab_page):
+    page = lab_page.page
+    lab_page.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
+    page.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=SLOW)
+    lab_page.open_panel()
+    background = page.evaluate("getComputedStyle(document.querySelector('#batchai-panel')).backgroundColor")
+    red, green, blue = (int(n) for n in re.findall(r"\d+", background)[:3])
+    assert red + green + blue < 3 * 96, background
+    lab_page.shot("13-dark-theme")
+    lab_page.command("apputils:change-theme", {"theme": "JupyterLab Light"})
+    page.wait_for_function("document.body.dataset.jpThemeLight === 'true'", timeout=SLOW)
+
+
+def test_browser_console_has_no_errors_from_the_panel(lab_page):
+    problems = [line for line in lab_page.console if "batchai" in line.lower() and line.startswith(("error", "pageerror"))]
+    assert not problems, problems
