@@ -92,10 +92,13 @@ def _cluster_document(args) -> dict:
         overrides["idleSecondsBeforeScaledown"] = args.idle
     if args.setup_task:
         overrides["setupTask"] = args.setup_task
+    body = dict(document.get("properties", document))
+    backend_options = _backend_options(args)
+    if backend_options:
+        overrides["backendOptions"] = {**(body.get("backendOptions") or {}), **backend_options}
     if not overrides:
         return document
     # Command-line options override the file, as `az batchai cluster create -f` did.
-    body = dict(document.get("properties", document))
     if "nodeCount" in overrides or "minNodes" in overrides:
         body.pop("scaleSettings", None)
     body.update(overrides)
@@ -104,8 +107,21 @@ def _cluster_document(args) -> dict:
     return body
 
 
+# `cluster create` options that become backendOptions (see backends/slurm_options.py).
+BACKEND_OPTION_FLAGS = {"partition": "partition", "account": "account", "qos": "qos", "gres": "gres",
+                        "gpus_per_node": "gpusPerNode", "sbatch_option": "sbatchOptions",
+                        "max_nodes_in_use": "maxNodesInUse", "shared_root": "sharedRoot"}
+
+
+def _backend_options(args) -> dict:
+    return {key: getattr(args, flag) for flag, key in BACKEND_OPTION_FLAGS.items()
+            if getattr(args, flag, None) not in (None, [])}
+
+
 def cluster_command(args) -> object:
     client = _client()
+    if args.verb == "create" and not args.name:
+        args.name = args.cluster_name
     path = client.cluster_path(args.workspace, args.name) if getattr(args, "name", None) else ""
     if args.verb == "create":
         return client.create_cluster(args.workspace, _cluster_document(args), args.name)
@@ -242,6 +258,16 @@ def _add_cluster_parsers(sub) -> None:
     create.add_argument("--max", type=int, help="auto-scale maximum nodes")
     create.add_argument("--idle", type=float, help="idle seconds before an auto-scaled node is removed")
     create.add_argument("--setup-task", help="command run on every node when it is provisioned")
+    create.add_argument("cluster_name", nargs="?", metavar="NAME", help="cluster name (as -n)")
+    slurm = create.add_argument_group("slurm backend (--backend slurm: the cluster's nodes are Slurm's)")
+    slurm.add_argument("--partition", help="Slurm partition for jobs and nodes")
+    slurm.add_argument("--account", help="sbatch --account")
+    slurm.add_argument("--qos", help="sbatch --qos")
+    slurm.add_argument("--gres", help="sbatch --gres for every node, e.g. gpu:a100:4")
+    slurm.add_argument("--gpus-per-node", type=int, help="GPUs each job asks per node (--gres=gpu:N)")
+    slurm.add_argument("--sbatch-option", action="append", help="an extra sbatch option (repeatable)")
+    slurm.add_argument("--max-nodes-in-use", type=int, help="cap on nodes this cluster's jobs hold at once")
+    slurm.add_argument("--shared-root", help="directory on the file system shared with the nodes")
     for verb in ("show", "delete", "resize", "auto-scale"):
         parser = cluster.add_parser(verb, help=f"{verb} a cluster")
         _scope(parser)

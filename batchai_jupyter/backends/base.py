@@ -70,3 +70,88 @@ class ComputeBackend(Protocol):
     def write_text(self, node: dict, path: str, text: str) -> None: ...
 
     def set_wakeup(self, callback: Callable[[], None]) -> None: ...
+
+
+# -- scheduler backends ---------------------------------------------------------------------------
+# A scheduler backend (slurm) has its own scheduler: it allocates the nodes and runs a job's whole
+# gang itself. The service hands each queued job to it (core/handover.py) instead of placing tasks.
+
+
+@dataclass(frozen=True)
+class SchedulerNode:
+    """One node as the scheduler reports it, in our node states."""
+
+    name: str
+    state: str  # idle | running | unusable | preparing
+    ip: str
+    cpus: int
+    gpus: int
+    reason: str = ""  # why it is unusable, in the scheduler's words
+
+
+@dataclass(frozen=True)
+class GangRequest:
+    """One attempt of one job, for the scheduler to allocate nodes to and run."""
+
+    key: str  # unique per attempt: "<job uuid>-<attempt>"
+    job_name: str
+    context: object  # core.launch.JobContext: everything but the nodes (the allocation decides those)
+    node_count: int
+    max_wall_clock_seconds: float  # the spec's value; `explicit_wall_clock` says whether the user set it
+    explicit_wall_clock: bool
+    priority: int
+
+
+@dataclass(frozen=True)
+class GangTask:
+    """One task of a running gang, as its files on the shared file system tell."""
+
+    name: str
+    node: str
+    phase: str  # "prep" | "main"
+    role: str
+    rank: int
+    required: bool
+    stdout: str
+    stderr: str
+    state: str  # "running" | "exited" | "killed" (stopped when the gang ended)
+    exit_code: int | None = None
+    launched: float | None = None
+    ended: float | None = None
+
+
+# Gang states: queued, running (in the scheduler); succeeded, failed (a task failed), lost (the
+# allocation died under it: a node failure, or the job vanished), timeout, cancelled (ended).
+GANG_ENDED = ("succeeded", "failed", "lost", "timeout", "cancelled")
+
+
+@dataclass(frozen=True)
+class GangStatus:
+    state: str
+    nodes: tuple[str, ...] = ()
+    tasks: tuple[GangTask, ...] = ()
+    exit_code: int | None = None
+    error: dict | None = None  # {"code", "message"} for an unsuccessful end
+    reason: str = ""  # why a queued gang waits, in the scheduler's words
+
+
+class SchedulerBackend(Protocol):
+    name: str
+    schedules_jobs: bool  # True: the core hands whole jobs over instead of placing tasks
+
+    def scheduler_nodes(self, cluster: dict) -> list[SchedulerNode]: ...
+
+    def node_cap(self, cluster: dict) -> int | None: ...
+
+    def submit(self, cluster: dict, request: GangRequest) -> None: ...
+
+    def poll(self, cluster: dict, keys: list[str]) -> dict[str, GangStatus]: ...
+
+    def cancel(self, cluster: dict, key: str) -> None: ...
+
+    def set_wakeup(self, callback: Callable[[], None]) -> None: ...
+
+
+def schedules_jobs(backend: object) -> bool:
+    """True for a scheduler backend, whose own scheduler places and runs whole jobs."""
+    return bool(getattr(backend, "schedules_jobs", False))

@@ -7,6 +7,7 @@ import threading
 import time
 
 from . import scheduler
+from .handover import HandOver
 from .jobrun import JobRunner, error
 from .nodes import NodeKeeper
 from .store import Store
@@ -25,10 +26,12 @@ def cluster_key(workspace: str, name: str) -> str:
 
 
 class Engine:
-    def __init__(self, store: Store, runner: JobRunner, keeper: NodeKeeper):
+    def __init__(self, store: Store, runner: JobRunner, keeper: NodeKeeper, handover: HandOver | None = None):
         self.store = store
         self.runner = runner
         self.keeper = keeper
+        # Clusters of scheduler backends (Slurm) get whole jobs handed over instead of placed.
+        self.handover = handover or HandOver(store, runner.events, runner, {})
         self.lock = threading.RLock()  # held while processes are started or stopped
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -58,17 +61,24 @@ class Engine:
 
     def cycle(self) -> None:
         with self.lock:
-            for cluster in self.store.query("SELECT * FROM clusters WHERE deleting = 0"):
-                self.keeper.reconcile(cluster)
+            clusters = self.store.query("SELECT * FROM clusters WHERE deleting = 0")
+            handed = [c for c in clusters if self.handover.owns(c)]
+            for cluster in clusters:
+                if cluster not in handed:
+                    self.keeper.reconcile(cluster)
+            self.handover.cycle(handed)
+            handed_keys = {cluster_key(c["workspace"], c["name"]) for c in handed}
             for job in self.store.jobs_in_state("running", "terminating"):
-                self.runner.advance(job)
+                if cluster_key(job["workspace"], job["cluster"]) not in handed_keys:
+                    self.runner.advance(job)
             self._schedule()
 
     # -- scheduling ------------------------------------------------------------------------
 
     def _schedule(self) -> None:
         clusters = {cluster_key(c["workspace"], c["name"]): c
-                    for c in self.store.query("SELECT * FROM clusters WHERE deleting = 0")}
+                    for c in self.store.query("SELECT * FROM clusters WHERE deleting = 0")
+                    if not self.handover.owns(c)}
         nodes = self.store.query("SELECT * FROM nodes")
         cluster_views = [self._cluster_view(key, c, nodes) for key, c in clusters.items()]
         node_views = [scheduler.NodeView(n["id"], cluster_key(n["workspace"], n["cluster"]), n["state"],
@@ -78,7 +88,7 @@ class Engine:
         # (each submit, each task end), so a long queue must not make each one cost more.
         running = [scheduler.RunningJob(j["id"], cluster_key(j["workspace"], j["cluster"]), tuple(j["node_ids"]),
                                         j["started"], j["max_wall_clock_seconds"])
-                   for j in self.store.job_briefs("running")]
+                   for j in self.store.job_briefs("running") if cluster_key(j["workspace"], j["cluster"]) in clusters]
         queued = []
         if scheduler.needs_queue(cluster_views, node_views, running):
             queued = [scheduler.QueuedJob(j["id"], cluster_key(j["workspace"], j["cluster"]), j["priority"], j["id"],
@@ -135,7 +145,9 @@ class Engine:
     def terminate_job(self, job: dict, code: str, message: str) -> None:
         with self.lock:
             job = self.store.job(job["id"])
-            if job["state"] == "queued":
+            if self.handover.owns(self.store.cluster(job["workspace"], job["cluster"])):
+                self.handover.terminate(job, error(code, message))
+            elif job["state"] == "queued":
                 self.runner.finish(job, "failed", None, [error(code, message)])
             elif job["state"] == "running":
                 self.runner.terminate(job, [error(code, message)])
@@ -144,6 +156,7 @@ class Engine:
     def delete_job(self, job: dict) -> None:
         with self.lock:
             job = self.store.job(job["id"])
+            self.handover.cancel(job)
             if job["state"] in ("running", "terminating"):
                 self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
                 self.runner.finish(job, "failed", None, [])
@@ -157,6 +170,7 @@ class Engine:
             self.store.update("clusters", {"workspace": cluster["workspace"], "name": cluster["name"]}, deleting=1)
             for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
                                         "('queued', 'running', 'terminating')", cluster["workspace"], cluster["name"]):
+                self.handover.cancel(job)
                 self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
                 self.runner.finish(job, "failed", None, [error(
                     "ClusterDeleted", f"cluster {cluster['name']} was deleted before the job finished")])

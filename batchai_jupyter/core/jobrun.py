@@ -63,12 +63,10 @@ class JobRunner:
 
     def _node_context(self, job: dict, node: dict, index: int) -> launch.NodeContext:
         info = node["info"]
-        root = info["root"]
-        job_temp = os.path.join(root, "jobs", job["workspace"], job["experiment"], job["name"])
-        return launch.NodeContext(
+        return launch.node_context(
             name=node["name"], index=index, ip=node["ip"], mpi_host=info["mpi_host"], cpus=info["cpus"],
-            gpus=info["gpus"], mount_root=os.path.join(root, "mounts"), job_temp_dir=os.path.join(root, "jobs"),
-            job_temp=job_temp, job_mount_root=os.path.join(job_temp, "mounts"))
+            gpus=info["gpus"], root=info["root"], workspace=job["workspace"], experiment=job["experiment"],
+            job=job["name"])
 
     # -- start -----------------------------------------------------------------------------
 

@@ -142,6 +142,15 @@ def _job_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeCo
     }
 
 
+def node_context(*, name: str, index: int, ip: str, mpi_host: str, cpus: int, gpus: int, root: str,
+                 workspace: str, experiment: str, job: str) -> NodeContext:
+    """A node's directories for one job, under the node's sandbox `root` (mounts/, jobs/ in it)."""
+    job_temp = f"{root}/jobs/{workspace}/{experiment}/{job}"
+    return NodeContext(name=name, index=index, ip=ip, mpi_host=mpi_host, cpus=cpus, gpus=gpus,
+                       mount_root=f"{root}/mounts", job_temp_dir=f"{root}/jobs", job_temp=job_temp,
+                       job_mount_root=f"{job_temp}/mounts")
+
+
 def node_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeContext) -> dict[str, str]:
     """The variables every task of `job` on `node` sees: AZ_BATCHAI_*, then user env and secrets."""
     env = _job_environment(job, nodes, node)

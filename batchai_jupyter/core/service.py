@@ -19,6 +19,7 @@ from ..storage.base import Datastore, DatastoreContext, clean_relative_path
 from ..storage.documents import datastore_view, parse_datastore_document
 from . import views
 from .engine import Engine
+from .handover import HandOver
 from .events import EventBus
 from .jobrun import JobRunner
 from .layout import HomeLayout, cluster_segment, job_segment
@@ -69,7 +70,8 @@ class Service:
             BackendContext(self.layout, settings.heartbeat_seconds, settings.backend_options))
         self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env)
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
-        self.engine = Engine(self.store, self.runner, self.keeper)
+        self.handover = HandOver(self.store, self.events, self.runner, self.backends)
+        self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
         self._lock_handle = None
@@ -254,6 +256,9 @@ class Service:
         check_cluster = getattr(self.backends[spec.backend], "check_cluster", None)
         if check_cluster is not None:  # the backend's own checks of backendOptions (raises BatchAIError)
             check_cluster(cluster_spec_to_dict(spec))
+        check_cluster = getattr(self.backends[spec.backend], "check_cluster", None)
+        if check_cluster is not None:  # the backend's own checks of backendOptions (raises BatchAIError)
+            check_cluster(cluster_spec_to_dict(spec))
         if self.store.cluster(workspace, spec.name):
             raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
                                             "delete it first or pick another name")
@@ -284,6 +289,11 @@ class Service:
     def update_scale(self, workspace: str, name: str, scale_document: dict) -> dict:
         """PATCH scaleSettings: `{"manual": {...}}` (resize) or `{"autoScale": {...}}` (auto-scale)."""
         row = self._cluster_row(workspace, name)
+        if self.handover.owns(row):
+            raise BatchAIError("ClusterSizedByScheduler", f"cluster '{name}': its nodes are the {row['spec']['backend']} "
+                                                          "scheduler's, so it is neither resized nor auto-scaled here; "
+                                                          "to cap how many nodes its jobs use at once, create it with "
+                                                          "backendOptions.maxNodesInUse (--max-nodes-in-use)")
         current = dict(row["spec"])
         merged = parse_cluster_spec({"name": name, "backend": current["backend"], "scaleSettings": scale_document},
                                     workspace=workspace)

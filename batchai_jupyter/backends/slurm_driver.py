@@ -1,0 +1,237 @@
+"""The batch script of every job we hand to Slurm: runs on the allocation's first node as
+
+    python -S slurm_driver.py CONTROL_DIR
+
+Stdlib-only, like the runtime wrapper; the backend copies it to the shared file system next to the
+wrapper, slurm_step.py and a copy of core/launch.py + core/models.py (package `batchai_launch`), so
+the task plans are built by the very code the local backend uses: the same AZ_BATCHAI_* contract,
+TF_CONFIG, MASTER_ADDR (the allocation's first node), hostfile and stdout/stderr names.
+
+CONTROL_DIR (on the shared file system) holds, written by the service:
+    job.json       the job's launch context without nodes and secrets, and where things live
+    secrets.json   the secret values (mode 600), deleted as soon as they are read
+and, written here:
+    started.json   {"nodes": [...], "time": t} once the allocation is known
+    tasks.json     every task of the attempt so far: name, node, phase, role, rank, log names
+    runs/<task>/   the wrapper's pid / heartbeat / exit files, one per task
+    result.json    {"state": "succeeded" | "failed", "exit_code": n, "error": {...}}
+
+Each task is one `srun` step on its node (`srun --overlap -N1 -n1 -w NODE python slurm_step.py
+RUN_DIR`); the job ends as JobRunner.advance decides: the first failed task fails it, the end of all
+required tasks (parameter servers never end) succeeds it. Slurm ends any step still running when
+this script exits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 0.5
+
+
+def _read_json(path: str):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _write_json(path: str, value, mode: int = 0o644) -> None:
+    temporary = path + ".tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(value, handle)
+    os.replace(temporary, path)
+
+
+def _hostnames(nodelist: str) -> list[str]:
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def _addresses(names: list[str]) -> dict[str, str]:
+    """Each node's NodeAddr (what other nodes reach it at), from one `scontrol show node`."""
+    out = subprocess.run(["scontrol", "show", "node", "--oneliner", ",".join(names)], capture_output=True, text=True)
+    addresses = {}
+    for line in out.stdout.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if fields.get("NodeName"):
+            addresses[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
+    return {name: addresses.get(name, name) for name in names}
+
+
+def _cpus_per_node(text: str, count: int) -> list[int]:
+    """SLURM_JOB_CPUS_PER_NODE ("2(x3),1") as one number per node."""
+    cpus: list[int] = []
+    for part in (text or "").split(","):
+        if not part:
+            continue
+        if "(x" in part:
+            number, repeat = part.rstrip(")").split("(x")
+            cpus.extend([int(number)] * int(repeat))
+        else:
+            cpus.append(int(part))
+    return (cpus + [1] * count)[:count]
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            probe.bind(("", 0))
+        return probe.getsockname()[1]
+
+
+def _job_spec(models, data: dict, secrets: dict):
+    values = {k: v for k, v in data.items() if k in models.JobSpec.__dataclass_fields__}
+    values["toolkit"] = models.ToolkitSettings(**{k: v for k, v in values["toolkit"].items()
+                                                  if k in models.ToolkitSettings.__dataclass_fields__})
+    values["input_directories"] = [models.InputDirectory(**d) for d in values.get("input_directories", [])]
+    values["output_directories"] = [models.OutputDirectory(**d) for d in values.get("output_directories", [])]
+    values["secrets"] = dict(secrets)
+    return models.JobSpec(**values)
+
+
+class Driver:
+    def __init__(self, control: str):
+        self.control = control
+        self.job = _read_json(os.path.join(control, "job.json"))
+        secrets_file = os.path.join(control, "secrets.json")
+        self.secrets = _read_json(secrets_file) if os.path.exists(secrets_file) else {}
+        if os.path.exists(secrets_file):
+            os.unlink(secrets_file)
+        sys.path.insert(0, self.job["runtime"])
+        from batchai_launch import launch, models  # noqa: E402 (shipped next to this file)
+
+        self.launch = launch
+        self.manifest: list[dict] = []
+        self.stopped: list[str] = []  # tasks ended by us (parameter servers, the rest of a failed phase)
+        names = _hostnames(os.environ["SLURM_JOB_NODELIST"])
+        addresses = _addresses(names)
+        cpus = _cpus_per_node(os.environ.get("SLURM_JOB_CPUS_PER_NODE", ""), len(names))
+        data = dict(self.job["context"])
+        spec = _job_spec(models, data.pop("spec"), self.secrets)
+        data.pop("node_base_env", None)
+        data["master_port"] = _free_port(addresses[names[0]])
+        self.context = launch.JobContext(spec=spec, node_base_env=dict(os.environ), **data)
+        self.nodes = [launch.node_context(
+            name=name, index=index, ip=addresses[name], mpi_host=name, cpus=cpus[index],
+            gpus=int(self.job["gpus_per_node"]), root=self.job["node_root"].replace("NODE", name),
+            workspace=spec.workspace, experiment=spec.experiment, job=spec.name) for index, name in enumerate(names)]
+
+    # -- the attempt -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        context = self.context
+        for path in (context.stdouterr_dir, context.shared_job_temp, *context.output_paths.values()):
+            os.makedirs(path, exist_ok=True)
+        with open(context.hostfile, "w") as handle:
+            handle.write(self.launch.hostfile_text(context, self.nodes))
+        _write_json(os.path.join(self.control, "started.json"),
+                    {"nodes": [n.name for n in self.nodes], "time": time.time()})
+        prep = self.launch.plan_job_preparation(context, self.nodes)
+        if prep:
+            failure = self._run_phase("prep", prep)
+            if failure:
+                return self._finish("failed", failure)
+        failure = self._run_phase("main", self.launch.plan_tasks(context, self.nodes))
+        return self._finish("failed", failure) if failure else self._finish("succeeded", None)
+
+    def _finish(self, state: str, failure: dict | None) -> int:
+        code = 0 if failure is None else failure.pop("exit_code", None)
+        _write_json(os.path.join(self.control, "result.json"),
+                    {"state": state, "exit_code": code, "error": failure, "stopped": self.stopped})
+        return 0 if state == "succeeded" else 1
+
+    def _run_phase(self, phase: str, plans: list) -> dict | None:
+        """Starts one srun step per plan; returns the first failure, or None when the phase succeeded."""
+        steps = {}
+        for plan in plans:
+            node = self.nodes[plan.node_index]
+            run_dir = os.path.join(self.control, "runs", plan.name)
+            os.makedirs(run_dir, exist_ok=True)
+            for leftover in ("exit", "pid", "heartbeat"):
+                if os.path.exists(os.path.join(run_dir, leftover)):
+                    os.unlink(os.path.join(run_dir, leftover))
+            _write_json(os.path.join(run_dir, "task.json"), {
+                "command": plan.command, "env": dict(plan.env), "cwd": node.job_temp,
+                "stdout": os.path.join(self.context.stdouterr_dir, plan.stdout_name),
+                "stderr": os.path.join(self.context.stdouterr_dir, plan.stderr_name),
+                "heartbeat_seconds": 5}, mode=0o600)
+            self.manifest.append({"name": plan.name, "node": node.name, "phase": phase, "role": plan.role,
+                                  "rank": plan.index, "required": plan.required, "stdout": plan.stdout_name,
+                                  "stderr": plan.stderr_name, "launched": time.time()})
+            steps[plan.name] = (plan, node, run_dir, subprocess.Popen(
+                ["srun", "--overlap", "--nodes=1", "--ntasks=1", f"--nodelist={node.name}", f"--job-name={plan.name}",
+                 "--quiet", self.job["python"], "-S", os.path.join(self.job["runtime"], "slurm_step.py"), run_dir],
+                stdin=subprocess.DEVNULL))
+            self._log(node, f"{phase} task {plan.name} ({plan.role}) started")
+        _write_json(os.path.join(self.control, "tasks.json"), self.manifest)
+        return self._wait(phase, steps)
+
+    def _wait(self, phase: str, steps: dict) -> dict | None:
+        running = dict(steps)
+        delay = POLL_SECONDS
+        while True:
+            for name, (plan, node, run_dir, process) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                del running[name]
+                code = _exit_code(run_dir)
+                if code != 0:
+                    self._stop(running)
+                    return _failure(phase, plan, node, code)
+            if not any(plan.required for plan, *_ in running.values()):
+                self._stop(running)  # parameter servers never end by themselves
+                return None
+            time.sleep(delay)
+            delay = min(MAX_POLL_SECONDS, delay * 1.5)
+
+    def _stop(self, running: dict) -> None:
+        for plan, _node, _run_dir, process in running.values():
+            self.stopped.append(plan.name)
+            process.terminate()
+
+    def _log(self, node, message: str) -> None:
+        name = self.launch.execution_log_name(node, len(self.nodes))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        with open(os.path.join(self.context.stdouterr_dir, name), "a") as handle:
+            handle.write(f"{stamp} {message}\n")
+
+
+def _exit_code(run_dir: str) -> int | None:
+    try:
+        return int(_read_json(os.path.join(run_dir, "exit"))["exit_code"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _failure(phase: str, plan, node, code: int | None) -> dict:
+    where = f"node {node.name}"
+    logs = f"see {plan.stdout_name} and {plan.stderr_name}"
+    if code is None:
+        return {"code": "TaskLost", "exit_code": None,
+                "message": f"task {plan.name} on {where} was lost (its srun step ended without an exit code); {logs}"}
+    if phase == "prep":
+        return {"code": "JobPreparationFailed", "exit_code": code,
+                "message": f"job preparation failed on {where} with exit code {code}; {logs}"}
+    return {"code": "JobFailed", "exit_code": code, "message": f"task {plan.name} on {where} exited with code {code}; "
+                                                                f"{logs}"}
+
+
+def main(control: str) -> int:
+    try:
+        return Driver(control).run()
+    except Exception as failure:  # a broken attempt still tells the service why
+        _write_json(os.path.join(control, "result.json"), {"state": "failed", "exit_code": None, "error": {
+            "code": "JobStartFailed", "message": f"the job could not start on the allocation: "
+                                                 f"{type(failure).__name__}: {failure}"}})
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

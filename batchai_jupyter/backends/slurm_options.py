@@ -1,0 +1,121 @@
+"""What a Slurm cluster is configured with.
+
+Options come from two places, merged with the cluster's own winning: the service's
+`BatchAIApp.backend_options["slurm"]` (site defaults: the shared file system, slurm.conf) and the
+cluster's `backendOptions` (cluster.json, `batchai cluster create --backend slurm --partition ...`).
+Every option, camelCase as in cluster.json:
+
+    partition        the Slurm partition jobs go to and nodes are listed from (default: Slurm's default)
+    account, qos     sbatch --account / --qos
+    highPriorityQos  the qos for jobs of high schedulingPriority (default: a negative --nice)
+    gpusPerNode      GPUs each job asks per node (sbatch --gres=gpu:N); AZ_BATCHAI_NUM_GPUS follows it
+    gres             a raw --gres request instead (e.g. "gpu:a100:4")
+    sbatchOptions    extra sbatch arguments, e.g. ["--constraint=ib", "--exclusive"]
+    maxNodesInUse    how many nodes this cluster's jobs may hold in Slurm at once (default: no cap)
+    sharedRoot       a directory on the file system every node and the service share, for the jobs'
+                     control files (default: the service's home, BATCHAI_HOME/slurm)
+    pathMap          {"/path/on/service": "/path/on/nodes"} where the nodes mount the shared file
+                     system (the datastore, sharedRoot) under another path than the service
+    nodeRoot         each node's working directory (AZ_BATCHAI_JOB_TEMP etc.), NODE replaced by the
+                     node's name (default: sharedRoot/nodes/NODE)
+    python           the Python that runs our driver and wrapper on the nodes (default: the service's)
+    slurmConf        the slurm.conf the commands use (default: $SLURM_CONF or Slurm's own default)
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..errors import BatchAIError
+
+_KNOWN = {"partition", "account", "qos", "highPriorityQos", "gpusPerNode", "gres", "sbatchOptions",
+          "maxNodesInUse", "sharedRoot", "pathMap", "nodeRoot", "python", "slurmConf"}
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    shared_root: str
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    high_priority_qos: str = ""
+    gpus_per_node: int = 0
+    gres: str = ""
+    sbatch_options: tuple[str, ...] = ()
+    max_nodes_in_use: int | None = None
+    path_map: tuple[tuple[str, str], ...] = ()
+    node_root: str = ""
+    python: str = field(default_factory=lambda: sys.executable)
+    slurm_conf: str = ""
+
+    def on_nodes(self, path: str) -> str:
+        """`path` as the nodes see it (pathMap applied, longest prefix first)."""
+        for local, remote in self.path_map:
+            if path == local or path.startswith(local.rstrip("/") + "/"):
+                return remote.rstrip("/") + path[len(local.rstrip("/")):]
+        return path
+
+    @property
+    def nodes_root(self) -> str:
+        return self.node_root or os.path.join(self.on_nodes(self.shared_root), "nodes", "NODE")
+
+
+def _text(options: Mapping, key: str) -> str:
+    value = options.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BatchAIError("InvalidBackendOptions", f"backendOptions.{key}: expected a string, got {value!r}")
+    return value.strip()
+
+
+def _count(options: Mapping, key: str, minimum: int) -> int | None:
+    value = options.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or number < minimum or str(number) != str(value).strip():
+        raise BatchAIError("InvalidBackendOptions", f"backendOptions.{key}: {value!r} is not a whole number of "
+                                                    f"at least {minimum}")
+    return number
+
+
+def _absolute(options: Mapping, key: str, value: str) -> str:
+    if value and not os.path.isabs(value):
+        raise BatchAIError("InvalidBackendOptions", f"backendOptions.{key}: {value!r} must be an absolute path")
+    return value
+
+
+def parse_slurm_options(site: Mapping[str, Any], cluster: Mapping[str, Any], home: str) -> SlurmOptions:
+    """The options of one cluster; BatchAIError naming the option when one is wrong."""
+    merged = {**(site or {}), **(cluster or {})}
+    unknown = sorted(set(merged) - _KNOWN - {"ssh"})
+    if unknown:
+        raise BatchAIError("InvalidBackendOptions", f"backendOptions: {', '.join(unknown)} not known to the slurm "
+                                                    f"backend; use: {', '.join(sorted(_KNOWN))}")
+    extra = merged.get("sbatchOptions") or []
+    if isinstance(extra, str):
+        extra = extra.split()
+    if not isinstance(extra, list) or not all(isinstance(item, str) and item.startswith("-") for item in extra):
+        raise BatchAIError("InvalidBackendOptions", "backendOptions.sbatchOptions: give a list of sbatch options "
+                                                    "such as [\"--constraint=ib\"]")
+    path_map = merged.get("pathMap") or {}
+    if not isinstance(path_map, dict) or not all(isinstance(k, str) and isinstance(v, str) and
+                                                 os.path.isabs(k) and os.path.isabs(v) for k, v in path_map.items()):
+        raise BatchAIError("InvalidBackendOptions", "backendOptions.pathMap: give {\"/path/on/service\": "
+                                                    "\"/path/on/nodes\"} with absolute paths")
+    python = _absolute(merged, "python", _text(merged, "python")) or sys.executable
+    return SlurmOptions(
+        shared_root=_absolute(merged, "sharedRoot", _text(merged, "sharedRoot")) or os.path.join(home, "slurm"),
+        partition=_text(merged, "partition"), account=_text(merged, "account"), qos=_text(merged, "qos"),
+        high_priority_qos=_text(merged, "highPriorityQos"),
+        gpus_per_node=_count(merged, "gpusPerNode", 0) or 0, gres=_text(merged, "gres"),
+        sbatch_options=tuple(extra), max_nodes_in_use=_count(merged, "maxNodesInUse", 1),
+        path_map=tuple(sorted(path_map.items(), key=lambda item: -len(item[0]))),
+        node_root=_absolute(merged, "nodeRoot", _text(merged, "nodeRoot")), python=python,
+        slurm_conf=_absolute(merged, "slurmConf", _text(merged, "slurmConf")))

@@ -1,0 +1,251 @@
+"""Jobs on clusters of a scheduler backend (Slurm): that scheduler, not ours, allocates the nodes and
+runs the gang. The hand-over mirrors the scheduler's nodes into the store, submits queued jobs in
+queue order (within the cluster's cap on nodes in use), follows each through the backend's statuses,
+and ends it through the JobRunner, so retries, archived logs and events behave as on every backend.
+
+A job's phase says how far it got: "" queued with us, "submitted" queued in the scheduler, "main"
+running there. The backend keeps what it needs to find an attempt again (its own job id) under the
+attempt's key, so a restarted service picks every submitted job up where it was.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Mapping
+
+from ..backends.base import GANG_ENDED, GangRequest, GangStatus, schedules_jobs
+from .events import EventBus
+from .jobrun import JobRunner, error
+from .models import DEFAULT_MAX_WALL_CLOCK_SECONDS
+from .scheduler import WALL_CLOCK_REASON, format_duration, order_queue
+from .store import Store
+from . import views
+
+log = logging.getLogger("batchai")
+
+# How often a cluster's nodes are read from the scheduler (sinfo is cheap, but not free on big sites).
+NODE_SYNC_SECONDS = 5.0
+SUBMITTED = "submitted"
+
+
+def attempt_key(job: dict) -> str:
+    return f"{job['uuid']}-{job['attempt']}"
+
+
+class HandOver:
+    def __init__(self, store: Store, events: EventBus, runner: JobRunner, backends: Mapping[str, object]):
+        self.store = store
+        self.events = events
+        self.runner = runner
+        self.backends = backends
+        self._nodes_synced: dict[tuple[str, str], float] = {}
+
+    def owns(self, cluster: dict | None) -> bool:
+        return cluster is not None and schedules_jobs(self.backends.get(cluster["spec"]["backend"]))
+
+    def _backend(self, cluster: dict):
+        return self.backends[cluster["spec"]["backend"]]
+
+    # -- the engine's cycle ---------------------------------------------------------------------
+
+    def cycle(self, clusters: list[dict]) -> None:
+        for cluster in clusters:
+            try:
+                self._sync_nodes(cluster)
+                self._follow(cluster)
+                self._submit_queued(cluster)
+            except Exception:  # one unreachable scheduler must not stop the other clusters
+                log.exception("batchai: handing jobs of cluster %s to %s failed", cluster["name"],
+                              cluster["spec"]["backend"])
+
+    def _jobs(self, cluster: dict, *states: str) -> list[dict]:
+        marks = ", ".join("?" for _ in states)
+        return self.store.query(f"SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN ({marks}) "
+                                "ORDER BY id", cluster["workspace"], cluster["name"], *states)
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def _sync_nodes(self, cluster: dict, force: bool = False) -> None:
+        key = (cluster["workspace"], cluster["name"])
+        if not force and time.monotonic() - self._nodes_synced.get(key, float("-inf")) < NODE_SYNC_SECONDS:
+            return
+        self._nodes_synced[key] = time.monotonic()
+        reported = {node.name: node for node in self._backend(cluster).scheduler_nodes(cluster)}
+        known = {node["name"]: node for node in self.store.nodes_of(*key)}
+        now = time.time()
+        with self.store.transaction():
+            for name, node in known.items():
+                if name not in reported:
+                    self.store.delete("nodes", id=node["id"])
+            for name, node in reported.items():
+                info = {"mpi_host": name, "cpus": node.cpus, "gpus": node.gpus, "root": ""}
+                errors = [error("NodeUnusable", f"{name}: {node.reason}")] if node.state == "unusable" and \
+                    node.reason else []
+                row = known.get(name)
+                if row is None:
+                    self.store.insert("nodes", workspace=key[0], cluster=key[1], name=name, state=node.state,
+                                      ip=node.ip, state_since=now, info=info, errors=errors)
+                elif (row["state"], row["ip"], row["info"], row["errors"]) != (node.state, node.ip, info, errors):
+                    if row["state"] != node.state:
+                        self.store.set_node_state(row["id"], node.state, ip=node.ip, info=info, errors=errors)
+                    else:
+                        self.store.update("nodes", {"id": row["id"]}, ip=node.ip, info=info, errors=errors)
+            # The cluster's size is the scheduler's: the target follows it, so the view is steady.
+            self.store.update("clusters", {"workspace": key[0], "name": key[1]}, target=len(reported))
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def _submit_queued(self, cluster: dict) -> None:
+        waiting = [job for job in self._jobs(cluster, "queued") if job["phase"] != SUBMITTED]
+        if not waiting:
+            return
+        backend = self._backend(cluster)
+        cap = backend.node_cap(cluster)
+        in_use = sum(job["spec"]["node_count"] for job in self._jobs(cluster, "queued", "running", "terminating")
+                     if job["state"] != "queued" or job["phase"] == SUBMITTED)
+        order = {brief.id: position for position, brief in enumerate(order_queue([views.queued_job(j)
+                                                                                  for j in waiting]))}
+        for job in sorted(waiting, key=lambda j: order[j["id"]]):
+            need = job["spec"]["node_count"]
+            if cap is not None and in_use + need > cap:
+                return  # queue order is kept: nothing overtakes the job that waits for the cap
+            self._submit(cluster, backend, job)
+            in_use += need
+
+    def _submit(self, cluster: dict, backend, job: dict) -> None:
+        context, _ = self.runner.context(dict(job, node_ids=[]))
+        spec = job["spec"]
+        request = GangRequest(
+            key=attempt_key(job), job_name=job["name"], context=context, node_count=spec["node_count"],
+            max_wall_clock_seconds=spec["max_wall_clock_seconds"],
+            explicit_wall_clock=spec["max_wall_clock_seconds"] != DEFAULT_MAX_WALL_CLOCK_SECONDS,
+            priority=job["priority"])
+        try:
+            backend.submit(cluster, request)
+        except Exception as failure:  # the scheduler's own words say what it refused
+            log.warning("batchai: submitting job %s to %s failed: %s", job["name"], backend.name, failure)
+            self.runner.finish(job, "failed", None, [error("JobSubmissionFailed", f"{backend.name} did not "
+                                                                                  f"take the job: {failure}")])
+            return
+        self.store.update("jobs", {"id": job["id"]}, phase=SUBMITTED)
+
+    # -- following -------------------------------------------------------------------------------
+
+    def _follow(self, cluster: dict) -> None:
+        jobs = [job for job in self._jobs(cluster, "queued", "running", "terminating")
+                if job["state"] != "queued" or job["phase"] == SUBMITTED]
+        if not jobs:
+            return
+        statuses = self._backend(cluster).poll(cluster, [attempt_key(job) for job in jobs])
+        for job in jobs:
+            status = statuses.get(attempt_key(job))
+            if status is not None:
+                self._apply(cluster, job, status)
+
+    def _apply(self, cluster: dict, job: dict, status: GangStatus) -> None:
+        if status.state == "queued":
+            return
+        node_ids = self._node_ids(cluster, status.nodes)
+        if job["state"] == "queued":
+            self.store.set_job_state(job["id"], "running", phase="main", started=time.time(), node_ids=node_ids,
+                                     exit_code=None)
+            job = self.store.job(job["id"])
+            self.events.publish("job", **_job_key(job), state="running", attempt=job["attempt"])
+        elif node_ids and node_ids != job["node_ids"]:
+            self.store.update("jobs", {"id": job["id"]}, node_ids=node_ids)
+        self._record_tasks(cluster, job, status)
+        if status.state not in GANG_ENDED:
+            self._check_wall_clock(cluster, job)
+            return
+        self._end(job, status)
+
+    def _node_ids(self, cluster: dict, names: tuple[str, ...]) -> list[int]:
+        if not names:
+            return []
+        by_name = {n["name"]: n["id"] for n in self.store.nodes_of(cluster["workspace"], cluster["name"])}
+        if any(name not in by_name for name in names):
+            self._sync_nodes(cluster, force=True)
+            by_name = {n["name"]: n["id"] for n in self.store.nodes_of(cluster["workspace"], cluster["name"])}
+        return [by_name[name] for name in names if name in by_name]
+
+    def _record_tasks(self, cluster: dict, job: dict, status: GangStatus) -> None:
+        if not status.tasks:
+            return
+        rows = {row["name"]: row for row in self.store.tasks_of(job["id"], job["attempt"])}
+        by_name = {n["name"]: n["id"] for n in self.store.nodes_of(cluster["workspace"], cluster["name"])}
+        now = time.time()
+        with self.store.transaction():
+            for task in status.tasks:
+                row = rows.get(task.name)
+                ended = (task.ended or now) if task.state != "running" else None
+                if row is None:
+                    self.store.insert(
+                        "tasks", job_id=job["id"], attempt=job["attempt"], phase=task.phase, name=task.name,
+                        node_id=by_name.get(task.node, 0), role=task.role, rank=task.rank,
+                        required=int(task.required), run_dir="", stdout=task.stdout, stderr=task.stderr,
+                        state=task.state, exit_code=task.exit_code, launched=task.launched or now, ended=ended)
+                elif row["state"] == "running" and task.state != "running":
+                    self.store.update("tasks", {"id": row["id"]}, state=task.state, exit_code=task.exit_code,
+                                      ended=ended)
+
+    def _end(self, job: dict, status: GangStatus) -> None:
+        with self.store.transaction():  # what still runs is killed with the allocation
+            for task in self.store.tasks_of(job["id"], job["attempt"]):
+                if task["state"] == "running":
+                    self.store.update("tasks", {"id": task["id"]}, state="killed", ended=time.time())
+        job = self.store.job(job["id"])
+        if job["state"] == "terminating":
+            self.runner.finish(job, "failed", status.exit_code, [])
+        elif status.state == "succeeded":
+            self.runner.finish(job, "succeeded", 0, [])
+        elif status.state in ("failed", "lost"):
+            self.runner.attempt_failed(job, status.error or error("JobFailed", "the job failed"), status.exit_code)
+        elif status.state == "timeout":
+            self.runner.finish(job, "failed", status.exit_code, [self._wall_clock_error(job)])
+        else:
+            self.runner.finish(job, "failed", status.exit_code,
+                               [status.error or error("JobCancelled", "the job was cancelled in the scheduler")])
+
+    @staticmethod
+    def _wall_clock_error(job: dict) -> dict:
+        limit = format_duration(job["spec"]["max_wall_clock_seconds"])
+        return error(WALL_CLOCK_REASON, f"Job exceeded its maximum wall-clock time of {limit} and was killed")
+
+    def _check_wall_clock(self, cluster: dict, job: dict) -> None:
+        if job["state"] == "running" and job["started"] is not None and \
+                time.time() - job["started"] >= job["spec"]["max_wall_clock_seconds"]:
+            self.terminate(job, self._wall_clock_error(job))
+
+    # -- user actions ------------------------------------------------------------------------------
+
+    def terminate(self, job: dict, failure: dict) -> None:
+        """Cancels the job in the scheduler; it fails with `failure` once the scheduler has ended it."""
+        job = self.store.job(job["id"])
+        if job["state"] == "queued" and job["phase"] != SUBMITTED:
+            self.runner.finish(job, "failed", None, [failure])
+            return
+        if job["state"] not in ("queued", "running"):
+            return
+        self.cancel(job)
+        self.store.set_job_state(job["id"], "terminating", errors=job["errors"] + [failure])
+        self.events.publish("job", **_job_key(job), state="terminating")
+
+    def cancel(self, job: dict) -> None:
+        """Tells the scheduler to drop the job's current attempt, if it was ever handed over."""
+        if job["state"] == "queued" and job["phase"] != SUBMITTED:
+            return
+        if job["state"] not in ("queued", "running", "terminating"):
+            return
+        cluster = self.store.cluster(job["workspace"], job["cluster"])
+        if not self.owns(cluster):
+            return
+        self._backend(cluster).cancel(cluster, attempt_key(job))
+        with self.store.transaction():  # they end with the allocation; nothing of ours to signal
+            for task in self.store.tasks_of(job["id"], job["attempt"]):
+                if task["state"] == "running":
+                    self.store.update("tasks", {"id": task["id"]}, state="killed", ended=time.time())
+
+
+def _job_key(job: dict) -> dict:
+    return {"workspace": job["workspace"], "experiment": job["experiment"], "name": job["name"]}
+

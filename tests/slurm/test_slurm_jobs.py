@@ -1,0 +1,27 @@
+"""Jobs through a real Slurm: one Slurm job per attempt, one srun step per task plan, the same
+files and variables as on the local backend."""
+from __future__ import annotations
+
+import subprocess
+
+from conftest import read_log, submit, wait_job
+from slurmfixtures import make_slurm_cluster, slurm, slurm_client, slurm_service  # noqa: F401 (fixtures)
+
+JOB_TIMEOUT = 120.0
+
+
+def test_custom_job_runs_as_one_slurm_job(slurm, slurm_client, unique):
+    cluster = unique("hpc")
+    view = make_slurm_cluster(slurm_client, cluster)
+    assert view["backend"] == "slurm" and view["currentNodeCount"] == 2, view
+    name = unique("hello")
+    submit(slurm_client, name, cluster, {"nodeCount": 2, "customToolkitSettings": {
+        "commandLine": "echo hello from $SLURMD_NODENAME job $SLURM_JOB_ID nodes $SLURM_JOB_NUM_NODES"}})
+    job = wait_job(slurm_client, name, timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", job["executionInfo"]
+    text = read_log(slurm_client, name, "stdout.txt")
+    assert text.startswith("hello from n1 job ") and text.strip().endswith("nodes 2"), text
+    slurm_job = text.split()[4]
+    out = subprocess.run(["squeue", "-h", "--states=all", "-j", slurm_job, "-o", "%j|%T|%D"], env=slurm.env(),
+                         capture_output=True, text=True).stdout.strip()
+    assert out.startswith("batchai-") and out.endswith("|COMPLETED|2"), out
