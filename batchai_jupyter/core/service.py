@@ -256,9 +256,6 @@ class Service:
         check_cluster = getattr(self.backends[spec.backend], "check_cluster", None)
         if check_cluster is not None:  # the backend's own checks of backendOptions (raises BatchAIError)
             check_cluster(cluster_spec_to_dict(spec))
-        check_cluster = getattr(self.backends[spec.backend], "check_cluster", None)
-        if check_cluster is not None:  # the backend's own checks of backendOptions (raises BatchAIError)
-            check_cluster(cluster_spec_to_dict(spec))
         if self.store.cluster(workspace, spec.name):
             raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
                                             "delete it first or pick another name")
