@@ -113,7 +113,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (!notebook) {
           return;
         }
-        NotebookActions.insertBelow(notebook);
+        if (notebook.activeCell?.model.sharedModel.getSource().trim()) {
+          NotebookActions.insertBelow(notebook); // keep the user's cell; an empty one is reused
+        }
         NotebookActions.changeCellType(notebook, 'code');
         const cell = notebook.activeCell;
         if (cell) {

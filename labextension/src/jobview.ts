@@ -24,6 +24,7 @@ class Tail {
 export class JobView extends Widget {
   private job: Job | null = null;
   private tasks: Task[] = [];
+  private serviceLogs: string[] = [];
   private log: Tail | null = null;
   private metrics = new Tail(METRICS_FILE);
   private outputId = STDOUTERR;
@@ -107,7 +108,7 @@ export class JobView extends Widget {
       this.renderOutputChoices();
       await Promise.all([this.readLog(), this.readMetrics()]);
       if (this.polls % 5 === 0 || !isActive(job)) {
-        await this.loadFiles();
+        await Promise.all([this.loadFiles(), this.findServiceLogs()]);
       }
       this.showError('');
     } catch (failure) {
@@ -180,7 +181,7 @@ export class JobView extends Widget {
         )
       );
     }
-    const files = [...new Set(this.tasks.flatMap(task => [task.stdout, task.stderr]).filter(Boolean)), 'execution.log'];
+    const files = [...new Set([...this.tasks.flatMap(task => [task.stdout, task.stderr]), ...this.serviceLogs].filter(Boolean))];
     const current = [...this.logSelect.options].map(o => o.value);
     if (files.join('\n') !== current.join('\n')) {
       const selected = this.log?.path ?? files[0];
@@ -190,6 +191,16 @@ export class JobView extends Widget {
     if (!this.log && this.tasks.length) {
       this.log = new Tail(files[0]);
     }
+  }
+
+  /** The service's own logs of the job (execution.log, execution-<node>.log, job preparation), for the log choice. */
+  private async findServiceLogs(): Promise<void> {
+    const entries = await this.client.files(this.key, STDOUTERR, '.');
+    const taskFiles = new Set(this.tasks.flatMap(task => [task.stdout, task.stderr]));
+    this.serviceLogs = entries
+      .filter(e => e.fileType === 'file' && /\.(log|txt)$/.test(e.name) && !taskFiles.has(e.path))
+      .map(e => e.path);
+    this.renderTasks();
   }
 
   private renderOutputChoices(): void {

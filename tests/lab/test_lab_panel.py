@@ -51,6 +51,27 @@ def test_panel_shows_a_job_live_and_its_growing_log(lab, lab_client, lab_page, t
     lab_page.shot("03-job-succeeded")
 
 
+def test_each_task_of_a_two_node_job_has_its_own_log(lab_client, lab_page, tmp_path):
+    page = lab_page.page
+    make_cluster(lab_client, "pair-pool", nodes=2)
+    script = tmp_path / "hello_rank.py"
+    script.write_text("import os\nprint('hello from rank', os.environ['RANK'])\n")
+    submit(lab_client, "pair-job", "pair-pool", {"nodeCount": 2, "pyTorchSettings": {"pythonScriptFilePath": str(script)}})
+    assert wait_job(lab_client, "pair-job")["executionState"] == "succeeded"
+    lab_page.command("batchai:open-job", {"experiment": "default", "name": "pair-job"})
+    view = page.locator(".bai-JobView").filter(has_text="pair-job")
+    expect(view.locator("tr[data-task]")).to_have_count(2, timeout=SLOW)
+    log_files = view.get_by_label("Log file")
+    expect(log_files.locator("option")).to_contain_text(["stdout-0.txt", "stderr-0.txt", "stdout-1.txt", "stderr-1.txt",
+                                                         "execution-"], timeout=SLOW)
+    log = view.locator("pre.bai-Log")
+    expect(log).to_contain_text("hello from rank 0", timeout=SLOW)
+    log_files.select_option("stdout-1.txt")
+    expect(log).to_contain_text("hello from rank 1", timeout=SLOW)
+    expect(log).not_to_contain_text("rank 0")
+    lab_page.shot("04-per-task-logs")
+
+
 def test_output_files_download_through_the_authenticated_endpoint(lab_client, lab_page):
     page = lab_page.page
     make_cluster(lab_client, "files-pool", nodes=1)
@@ -69,15 +90,14 @@ def test_output_files_download_through_the_authenticated_endpoint(lab_client, la
     assert download.suggested_filename == "model.txt"
     with open(download.path()) as handle:
         assert handle.read() == "model-bytes\n"
-    lab_page.shot("04-output-files")
+    lab_page.shot("05-output-files")
 
 
 def test_metrics_chart_draws_the_series_a_job_logs(lab_client, lab_page):
     page = lab_page.page
     make_cluster(lab_client, "metrics-pool", nodes=1)
-    lines = "".join(json.dumps({"name": "loss", "value": 1.0 / (step + 1), "step": step, "rank": 0, "time": 0}) + "\\n"
-                    for step in range(5))
-    command = f'printf "{lines.replace(chr(34), chr(92) + chr(34))}" >> "$AZ_BATCHAI_STDOUTERR_DIR/metrics.jsonl"'
+    logging = "from batchai_jupyter.runtime import log_metric\nfor step in range(5): log_metric('loss', 1 / (step + 1))"
+    command = f'{sys.executable} -c "{logging}"'
     submit(lab_client, "metrics-job", "metrics-pool", {"customToolkitSettings": {"commandLine": command}})
     assert wait_job(lab_client, "metrics-job")["executionState"] == "succeeded"
     lab_page.command("batchai:open-job", {"experiment": "default", "name": "metrics-job"})
@@ -106,6 +126,25 @@ def test_terminate_a_job_from_the_panel(lab_client, lab_page):
     assert "terminated" in json.dumps(job["executionInfo"]["errors"]).lower()
     expect(row.get_by_role("button", name="Terminate job endless-job")).to_have_count(0)
     lab_page.shot("06-job-terminated")
+
+
+def test_delete_a_job_from_the_panel_after_confirmation(lab_client, lab_page):
+    page = lab_page.page
+    make_cluster(lab_client, "delete-pool", nodes=1)
+    submit(lab_client, "doomed-job", "delete-pool", {"customToolkitSettings": {"commandLine": "echo bye"}})
+    wait_job(lab_client, "doomed-job")
+    lab_page.open_panel()
+    row = lab_page.job_row("doomed-job")
+    expect(row).to_have_attribute("data-state", "succeeded", timeout=SLOW)
+    row.get_by_role("button", name="Delete job doomed-job").click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_contain_text("Delete job doomed-job?")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(row).to_be_visible()
+    row.get_by_role("button", name="Delete job doomed-job").click()
+    dialog.get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0, timeout=SLOW)
+    assert all(j["name"] != "doomed-job" for j in lab_client.list("workspaces/default/jobs"))
 
 
 def test_jobs_filter_by_state_and_experiment(lab_client, lab_page):
@@ -186,8 +225,14 @@ def test_palette_command_inserts_a_batchai_job_cell(lab_page):
     palette = page.locator(".lm-CommandPalette-input")
     palette.fill("Insert %%batchai_job")
     page.locator(".lm-CommandPalette-item", has_text="Insert %%batchai_job Cell").first.click()
-    expect(notebook.locator(".jp-Cell")).to_have_count(2, timeout=SLOW)
-    expect(notebook.locator(".jp-Cell").nth(1)).to_contain_text("%%batchai_job")
+    cells = notebook.locator(".jp-Cell")
+    expect(cells.first).to_contain_text("%%batchai_job", timeout=SLOW)  # the empty first cell is reused
+    expect(cells).to_have_count(1)
+    page.keyboard.press("Control+Shift+C")  # again, now below the filled cell
+    palette.fill("Insert %%batchai_job")
+    page.locator(".lm-CommandPalette-item", has_text="Insert %%batchai_job Cell").first.click()
+    expect(cells).to_have_count(2, timeout=SLOW)
+    expect(cells.nth(1)).to_contain_text("%%batchai_job")
     lab_page.shot("12-job-cell-inserted")
 
 
@@ -195,6 +240,7 @@ def test_dark_theme_uses_theme_colours(lab_page):
     page = lab_page.page
     lab_page.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
     page.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=SLOW)
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=SLOW)
     lab_page.open_panel()
     background = page.evaluate("getComputedStyle(document.querySelector('#batchai-panel')).backgroundColor")
     red, green, blue = (int(n) for n in re.findall(r"\d+", background)[:3])
