@@ -10,6 +10,7 @@ from typing import Callable
 
 from ..backends.base import ComputeBackend, TaskLaunch
 from ..errors import BatchAIError
+from ..storage.jobdata import JobData
 from ..storage.base import Datastore
 from . import launch
 from .events import EventBus
@@ -41,6 +42,7 @@ class JobRunner:
         self.backend_for = backend_for  # (workspace, cluster) -> backend
         self.datastore_for = datastore_for  # workspace -> its default datastore
         self.base_env = base_env
+        self.data = JobData(store, layout, datastore_for, job_segment)  # staging, mounts, flushing (storage/)
 
     # -- building the launch context -------------------------------------------------------
 
@@ -83,46 +85,18 @@ class JobRunner:
                 self.store.set_node_state(node_id, "running", job_id=job["id"])
         job = self.store.job(job["id"])
         context, nodes = self.context(job)
-        try:
-            self._stage_inputs(job, context)
-        except BatchAIError as failure:
-            self.attempt_failed(job, error("InputStagingFailed", f"staging the job's inputs failed: {failure}"), None)
-            return
         self._prepare_directories(context, nodes, local_nodes=not getattr(backend, "remote", False))
+        try:
+            notes = self.data.prepare(job, list(context.input_paths.values()), nodes,
+                                      remote=getattr(backend, "remote", False))
+        except BatchAIError as failure:
+            self.attempt_failed(job, error(failure.code, f"the job's inputs or mounts are not ready: {failure}"), None)
+            return
+        for note in notes:
+            self._log_execution(context, nodes, nodes[0], note)
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main", prep or launch.plan_tasks(context, nodes))
         self.events.publish("job", **_job_key(job), state="running", attempt=job["attempt"])
-
-    # -- staging, for datastores that nodes reach through a local mirror (storage/staging) ----
-
-    def _mirror_sync(self, job: dict):
-        """The datastore's MirrorSync when nodes write to a mirror of it, else None (a mounted path)."""
-        return getattr(self.datastore_for(job["workspace"]), "sync", None)
-
-    def _stage_inputs(self, job: dict, context: launch.JobContext) -> None:
-        sync = self._mirror_sync(job)
-        if sync is None:
-            return
-        for path in context.input_paths.values():
-            relative = os.path.relpath(os.path.abspath(path), sync.root)
-            if relative != ".." and not relative.startswith("../"):
-                sync.stage_in("" if relative == "." else relative.replace(os.sep, "/"))
-
-    def _flush_outputs(self, job: dict, final: bool) -> list[dict]:
-        """Copies the job's logs and outputs out of the mirror (in the background unless final)."""
-        sync = self._mirror_sync(job)
-        if sync is None:
-            return []
-        segment = job_segment(job["experiment"], job["name"], job["uuid"])
-        if not final:
-            sync.flush_soon(segment)
-            return []
-        try:
-            sync.flush_final(segment)
-        except BatchAIError as failure:
-            return [error("OutputUploadFailed", f"the job's logs and outputs could not all be copied to its "
-                                                f"datastore ({failure}); they are kept in {sync.local(segment)}")]
-        return []
 
     def _prepare_directories(self, context: launch.JobContext, nodes: list[launch.NodeContext],
                              local_nodes: bool = True) -> None:
@@ -190,7 +164,7 @@ class JobRunner:
     def advance(self, job: dict) -> None:
         """Moves a running job on once its current phase's tasks have ended."""
         tasks = self.poll(job)
-        self._flush_outputs(job, final=False)
+        self.data.flush(job, final=False)
         if job["state"] == "terminating":
             self._advance_termination(job, tasks)
             return
@@ -254,7 +228,7 @@ class JobRunner:
         """Stops the attempt (tasks killed outright) and puts the job back in the queue."""
         self.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
         self._archive_logs(job)
-        errors = errors + self._flush_outputs(job, final=True)
+        errors = errors + self.data.flush(job, final=True)
         with self.store.transaction():
             self._release_nodes(job)
             self.store.set_job_state(
@@ -273,7 +247,7 @@ class JobRunner:
             self.finish(job, "failed", exit_code, [failure])
 
     def finish(self, job: dict, state: str, exit_code: int | None, errors: list[dict]) -> None:
-        upload_errors = self._flush_outputs(job, final=True)
+        upload_errors = self.data.flush(job, final=True)
         if upload_errors:
             state, errors = "failed", errors + upload_errors
         with self.store.transaction():

@@ -65,9 +65,8 @@ def datastore_view(row: dict, transfers: dict | None = None) -> dict:
     """A datastore as the API shows it: its kind and public settings, never its secrets."""
     config = row["config"]
     view = {"name": row["name"], "workspace": row["workspace"], "kind": row["kind"]}
-    if row["kind"] == "local":
-        view["path"] = config.get("path")
-    else:
+    view["path"] = config.get("path")  # where nodes see it (a Blob datastore's local mirror)
+    if row["kind"] != "local":
         for field, stored in BLOB_FIELDS.items():
             if stored in config:
                 view[field] = config[stored]

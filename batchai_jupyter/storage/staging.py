@@ -5,6 +5,8 @@
 
 - stage_in(folder): downloads the folder's files into the mirror, skipping every file already
   there from the same remote version (etag) and unchanged since: a resubmission receives 0 bytes.
+  A file written in the mirror (a job's log or output, copied out by flushes) is never replaced
+  by the remote's copy: the mirror is write-back, its own changes win.
 - flush(folder): copies the folder's new bytes out. Logs (files under a `stdouterr` folder) are
   appended to, so a reader following the remote copy sees them grow; any other file (an output)
   is uploaded whole once it has stopped changing between two flushes, and at the final flush, so a
@@ -110,9 +112,10 @@ class MirrorSync:
             local = self.local(path)
             with _lock_for(self.index_path):
                 known = _read_json(self.index_path).get(path)
-            if known and os.path.isfile(local):
+            if os.path.isfile(local):
                 stat = os.stat(local)
-                if known == [etag, stat.st_size, stat.st_mtime_ns] and stat.st_size == size:
+                changed_here = not known or known[1:] != [stat.st_size, stat.st_mtime_ns]
+                if changed_here or known[0] == etag:  # written here (copied out by a flush), or current
                     reused += size
                     continue
             self.remote.download_file(path, local)
@@ -131,13 +134,18 @@ class MirrorSync:
         """Copies what changed under `folder` out; returns the bytes sent."""
         sent = 0
         top = self.local(folder)
+        with _lock_for(self.index_path):
+            staged = _read_json(self.index_path)  # files staged in and not changed since are not sent back
         for directory, _dirs, files in os.walk(top):
             for name in sorted(files):
                 if any(marker in name for marker in PARTIAL_MARKERS):
                     continue
                 local = os.path.join(directory, name)
                 path = os.path.relpath(local, self.root).replace(os.sep, "/")
-                sent += self._flush_log(path, local) if is_log(path) else self._flush_output(path, local, final)
+                if is_log(path):
+                    sent += self._flush_log(path, local)
+                else:
+                    sent += self._flush_output(path, local, final, staged.get(path))
         return sent
 
     def _flush_log(self, path: str, local: str) -> int:
@@ -157,9 +165,11 @@ class MirrorSync:
         self._appended[path] = have + len(data)
         return len(data)
 
-    def _flush_output(self, path: str, local: str, final: bool) -> int:
+    def _flush_output(self, path: str, local: str, final: bool, staged: list | None) -> int:
         stat = os.stat(local)
         state = (stat.st_size, stat.st_mtime_ns)
+        if staged and staged[1:] == list(state):
+            return 0
         settled = final or self._seen.get(path) == state
         self._seen[path] = state
         if not settled or self._uploaded.get(path) == state:

@@ -1,0 +1,185 @@
+"""Batch AI `mountVolumes`, resolved to datastores so that an old job.json runs unchanged.
+
+Each entry becomes a directory at `<mount root>/<relativeMountPath>` on the node:
+
+- `azureBlobFileSystems` {accountName, containerName}: the Blob datastore registered for that account
+  and container (its local mirror, staged in before the job and flushed out after it); with none
+  registered, a local directory datastore named after the container, created on first use.
+- `azureFileShares` {azureFileUrl .../<share>}: the datastore registered for that account and share
+  name, else a local directory datastore named after the share.
+- `fileServers` {fileServer: {id .../<name>}, sourceDirectory}: the local datastore (a shared path,
+  `batchai file-server create`) of that name, optionally a directory inside it.
+- `unmanagedFileSystems` {mountCommand}: the command, run on the node with the mount path appended.
+
+A mount that is not what the job asked for (a local directory standing in for a share) says so in
+its `note`, which the job's execution log repeats.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import BatchAIError
+from .base import Datastore, clean_relative_path
+
+PLACEHOLDERS = {"<AZURE_BATCHAI_STORAGE_ACCOUNT>": "AZURE_BATCHAI_STORAGE_ACCOUNT",
+                "<AZURE_BATCHAI_STORAGE_KEY>": "AZURE_BATCHAI_STORAGE_KEY"}
+
+
+@dataclass(frozen=True)
+class Mount:
+    relative_path: str  # under $AZ_BATCHAI_MOUNT_ROOT or $AZ_BATCHAI_JOB_MOUNT_ROOT
+    source: str = ""  # the directory on this machine the mount shows ("" for a mount command)
+    sync: object | None = None  # the MirrorSync of a staged datastore
+    command: str = ""  # an unmanagedFileSystems mountCommand
+    note: str = ""
+
+
+@dataclass
+class MountResolver:
+    """Turns a mountVolumes block into Mounts, for one workspace's registered datastores."""
+
+    datastores: Callable[[], list[dict]]  # the workspace's datastore rows
+    open_datastore: Callable[[str], Datastore]  # by name
+    create_local_datastore: Callable[[str], dict]  # by name: registers home/datastores/<ws>/<name>
+    notes: list[str] = field(default_factory=list)
+
+    def resolve(self, volumes: dict | None) -> list[Mount]:
+        volumes = volumes or {}
+        mounts = []
+        for index, entry in enumerate(volumes.get("azureBlobFileSystems") or []):
+            where = f"mountVolumes.azureBlobFileSystems[{index}]"
+            mounts.append(self._storage_mount(where, entry, entry.get("accountName", ""),
+                                              entry.get("containerName", ""), "container"))
+        for index, entry in enumerate(volumes.get("azureFileShares") or []):
+            where = f"mountVolumes.azureFileShares[{index}]"
+            url = str(entry.get("azureFileUrl") or "")
+            share = url.rstrip("/").rsplit("/", 1)[-1] if "/" in url else ""
+            account = entry.get("accountName") or url.split("//", 1)[-1].split(".", 1)[0]
+            mounts.append(self._storage_mount(where, entry, account, share, "share"))
+        for index, entry in enumerate(volumes.get("fileServers") or []):
+            mounts.append(self._file_server_mount(f"mountVolumes.fileServers[{index}]", entry))
+        for index, entry in enumerate(volumes.get("unmanagedFileSystems") or []):
+            where = f"mountVolumes.unmanagedFileSystems[{index}]"
+            command = entry.get("mountCommand")
+            if not isinstance(command, str) or not command.strip():
+                raise BatchAIError("InvalidMount", f"{where}.mountCommand: give the command that mounts the file "
+                                                   "system (the mount path is appended to it)")
+            mounts.append(Mount(_relative(where, entry), command=command))
+        return mounts
+
+    def _storage_mount(self, where: str, entry: dict, account: str, container: str, what: str) -> Mount:
+        relative = _relative(where, entry)
+        if not container:
+            raise BatchAIError("InvalidMount", f"{where}: name the {what} to mount")
+        for row in self.datastores():
+            config = row["config"]
+            if row["kind"] != "local" and config.get("container") == container and (
+                    not account or config.get("account_name") in (account, None, "")):
+                store = self.open_datastore(row["name"])
+                return Mount(relative, store.node_path(""), getattr(store, "sync", None),
+                             note=f"{what} {container!r} of account {account!r}: datastore {row['name']!r}")
+        name = _local_name(container)
+        row = next((r for r in self.datastores() if r["name"] == name and r["kind"] == "local"), None)
+        if row is None:
+            row = self.create_local_datastore(name)
+        return Mount(relative, row["config"]["path"], note=(
+            f"{what} {container!r} of account {account!r}: no datastore is registered for it here, so it is the "
+            f"local directory datastore {name!r} ({row['config']['path']})"))
+
+    def _file_server_mount(self, where: str, entry: dict) -> Mount:
+        relative = _relative(where, entry)
+        server = entry.get("fileServer") or {}
+        identity = str(server.get("id") if isinstance(server, dict) else server or "")
+        name = identity.rstrip("/").rsplit("/", 1)[-1]
+        row = next((r for r in self.datastores() if r["name"] == name and r["kind"] == "local"), None)
+        if row is None:
+            raise BatchAIError("FileServerNotFound", f"{where}.fileServer.id: no file server {name!r} is registered; "
+                                                     f"register it with `batchai file-server create -n {name} "
+                                                     "--path <shared directory>`")
+        source = row["config"]["path"]
+        inside = clean_relative_path(str(entry.get("sourceDirectory") or "").lstrip("/"), f"{where}.sourceDirectory")
+        return Mount(relative, os.path.join(source, inside) if inside else source,
+                     note=f"file server {name!r}: {source}")
+
+
+def _relative(where: str, entry: dict) -> str:
+    path = entry.get("relativeMountPath")
+    if not isinstance(path, str) or not path:
+        raise BatchAIError("InvalidMount", f"{where}.relativeMountPath: give the directory name under the mount root")
+    return clean_relative_path(path, f"{where}.relativeMountPath")
+
+
+def _local_name(container: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in container)[:63] or "share"
+
+
+def fill_placeholders(value, env: dict) -> object:
+    """The Batch AI CLI's <AZURE_BATCHAI_STORAGE_ACCOUNT> / <AZURE_BATCHAI_STORAGE_KEY>, from `env`."""
+    if isinstance(value, dict):
+        return {key: fill_placeholders(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fill_placeholders(item, env) for item in value]
+    if isinstance(value, str):
+        for placeholder, variable in PLACEHOLDERS.items():
+            if placeholder in value and env.get(variable):
+                value = value.replace(placeholder, env[variable])
+    return value
+
+
+def link_mount(mount_root: str, mount: Mount) -> str:
+    """Makes `<mount_root>/<relative path>` show the mount's source (a symlink; idempotent)."""
+    path = os.path.join(mount_root, mount.relative_path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if mount.source:
+        os.makedirs(mount.source, exist_ok=True)
+        if os.path.islink(path):
+            if os.readlink(path) == mount.source:
+                return path
+            os.unlink(path)
+        elif os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+        os.symlink(mount.source, path)
+    else:
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+def mount_command(mount_root: str, mount: Mount) -> str:
+    """The shell line that mounts an unmanagedFileSystems entry on the node."""
+    return f"{mount.command} {shlex.quote(posixpath.join(mount_root, mount.relative_path))}"
+
+
+def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> None:
+    """Runs an unmanagedFileSystems mountCommand (on a node that is this machine)."""
+    path = os.path.join(mount_root, mount.relative_path)
+    os.makedirs(path, exist_ok=True)
+    line = mount_command(mount_root, mount)
+    try:
+        done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s")
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
+        raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} exited with code {done.returncode} "
+                                          f"({tail[0][:200]}); fix the command or the file system it mounts")
+
+
+def local_datastore_creator(store, layout, workspace: str) -> Callable[[str], dict]:
+    """Registers (once) a local directory datastore standing in for a share that is not reachable here."""
+
+    def create(name: str) -> dict:
+        path = layout.local_datastore(workspace, name)
+        os.makedirs(path, exist_ok=True)
+        with store.transaction():
+            if not store.query_one("SELECT 1 FROM datastores WHERE workspace = ? AND name = ?", workspace, name):
+                store.insert("datastores", workspace=workspace, name=name, kind="local", config={"path": path},
+                             created=time.time())
+        return store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+
+    return create

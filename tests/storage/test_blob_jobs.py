@@ -1,0 +1,172 @@
+"""Jobs on a workspace whose default datastore is a Blob container (a real Azurite, a real `batchai serve`).
+
+A Batch AI job.json mounts the container with azureBlobFileSystems, reads its dataset and its script
+from the mount, writes its model and logs back to the container, and its log is followed from Blob
+while it runs. Outputs are listed with SAS links that work without our server, and a resubmission
+with the same data transfers nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+
+import pytest
+
+from azurite_server import ACCOUNT, Azurite, blob_datastore
+from batchai_jupyter.notebook.datasets import files_of, upload
+from conftest import make_cluster, wait_for, wait_job
+
+TRAIN = r'''
+import hashlib, os, sys, time
+rank = os.environ["RANK"]
+data = os.environ["AZ_BATCHAI_INPUT_DATASET"]
+digest = hashlib.sha256()
+for name in sorted(os.listdir(data)):
+    with open(os.path.join(data, name), "rb") as handle:
+        digest.update(handle.read())
+print("rank", rank, "dataset", digest.hexdigest(), flush=True)
+for step in range(3):
+    print("rank", rank, "step", step, flush=True)
+gate = os.environ["GATE"]
+while not os.path.exists(gate):
+    time.sleep(0.1)
+with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], f"model-{rank}.txt"), "w") as handle:
+    handle.write(f"weights of rank {rank} from {digest.hexdigest()}\n")
+print("rank", rank, "done", flush=True)
+'''
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
+    server = Azurite(str(tmp_path_factory.mktemp("azurite"))).start()
+    yield server
+    server.stop()
+
+
+def _job_json(container: str, gate: str) -> dict:
+    """A Batch AI 2018-05-01 job.json, as its users wrote them (placeholders and all)."""
+    return {"properties": {
+        "nodeCount": 2,
+        "mountVolumes": {"azureBlobFileSystems": [{
+            "accountName": "<AZURE_BATCHAI_STORAGE_ACCOUNT>", "containerName": container,
+            "credentials": {"accountKey": "<AZURE_BATCHAI_STORAGE_KEY>"}, "relativeMountPath": "bfs"}]},
+        "inputDirectories": [{"id": "DATASET", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs/datasets/toy"}],
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs"}],
+        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs",
+        "environmentVariables": [{"name": "GATE", "value": gate}],
+        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs/scripts/train.py",
+                            "communicationBackend": "gloo"}}}
+
+
+def _log_text(client, job: str) -> str:
+    texts = []
+    for entry in client.list(f"workspaces/default/experiments/default/jobs/{job}/files",
+                             outputdirectoryid="stdouterr"):
+        if entry["fileType"] == "file" and entry["name"].startswith("stdout"):
+            texts.append(client.read_job_file("default", "default", job, entry["name"], "stdouterr").decode())
+    return "\n".join(texts)
+
+
+def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_path, unique):
+    container = unique("work")
+    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
+    scratch.create_container()
+    scratch.put_bytes("scripts/train.py", TRAIN.encode())
+    dataset = tmp_path / "toy"
+    dataset.mkdir()
+    for index in range(3):
+        (dataset / f"part-{index}.bin").write_bytes(os.urandom(256 * 1024))
+    expected = hashlib.sha256(b"".join((dataset / f"part-{i}.bin").read_bytes() for i in range(3))).hexdigest()
+    for index in range(3):
+        scratch.upload_file(str(dataset / f"part-{index}.bin"), f"datasets/toy/part-{index}.bin")
+
+    created = client.request("PUT", "workspaces/default/datastores/default", json_body={
+        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string,
+        "flushSeconds": 0.5})
+    assert created["kind"] == "blob"
+    make_cluster(client, "bfs", nodes=2)
+    os.environ["AZURE_BATCHAI_STORAGE_ACCOUNT"] = ACCOUNT
+    from batchai_jupyter.storage.mounts import fill_placeholders
+
+    gate = str(tmp_path / "gate")
+    document = fill_placeholders(_job_json(container, gate), {"AZURE_BATCHAI_STORAGE_ACCOUNT": ACCOUNT,
+                                                              "AZURE_BATCHAI_STORAGE_KEY": "unused-here"})
+    client.create_job("default", "default", document, "train-1", cluster="bfs")
+
+    # Followed from Blob while the job runs (the tasks are held at the gate).
+    log = wait_for(lambda: (lambda t: t if t.count("step 2") == 2 else None)(_log_text(client, "train-1")),
+                   "both ranks' logs to reach Blob while the job runs", timeout=90)
+    assert client.job("default", "default", "train-1")["executionState"] == "running"
+    assert log.count(f"dataset {expected}") == 2
+    open(gate, "w").close()
+    job = wait_job(client, "train-1")
+    assert job["executionState"] == "succeeded", job
+
+    # Logs and model are in the container itself, not only in the service's mirror.
+    outputs = client.list("workspaces/default/experiments/default/jobs/train-1/files", outputdirectoryid="MODEL")
+    assert sorted(e["name"] for e in outputs) == ["model-0.txt", "model-1.txt"]
+    for entry in outputs:
+        assert entry["downloadUrl"].startswith(azurite.endpoint)
+        with urllib.request.urlopen(entry["downloadUrl"]) as link:  # works without our server
+            assert link.read().decode().endswith(f"from {expected}\n")
+    blobs = {path for path, _size, _etag in scratch.remote_files("")}
+    assert any(p.endswith("/outputs/MODEL/model-1.txt") for p in blobs)
+    assert any(p.endswith("/stdouterr/stdout-1.txt") for p in blobs)
+    executions = [p for p in blobs if "/stdouterr/execution" in p]
+    assert executions and "local directory" not in scratch.read(executions[0]).decode()
+
+    # Resubmitting with the same data receives nothing new from Blob.
+    before = client.get("workspaces/default/datastores/default")["transfers"]
+    client.create_job("default", "default", document, "train-2", cluster="bfs")
+    assert wait_job(client, "train-2")["executionState"] == "succeeded"
+    after = client.get("workspaces/default/datastores/default")["transfers"]
+    assert after["bytesReceived"] == before["bytesReceived"]
+    assert after["bytesReusedFromMirror"] > before["bytesReusedFromMirror"]
+    assert "AccountKey" not in service_process.log()
+
+
+def test_content_addressed_dataset_upload_sends_nothing_the_second_time(client, azurite, tmp_path, unique):
+    container = unique("datasets")
+    blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string
+                   ).create_container()
+    client.request("PUT", f"workspaces/default/datastores/{container}", json_body={
+        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string})
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.csv").write_bytes(b"x,y\n" * 50_000)
+    (folder / "labels.txt").write_bytes(b"cat\ndog\n")
+    first = upload(client, "default", "datasets", files_of(str(folder), "data"), datastore=container)
+    assert first.bytes_sent == first.total_bytes > 0
+    again = upload(client, "default", "datasets", files_of(str(folder), "data"), datastore=container)
+    assert again.bytes_sent == 0 and again.datastore_path == first.datastore_path
+    transfers = client.get(f"workspaces/default/datastores/{container}")["transfers"]
+    assert transfers["bytesSent"] == first.total_bytes and transfers["bytesSkipped"] == first.total_bytes
+
+
+def test_killed_task_keeps_committed_outputs_and_flushed_logs(client, azurite, tmp_path, unique):
+    container = unique("kill")
+    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
+    scratch.create_container()
+    client.request("PUT", "workspaces/default/datastores/default", json_body={
+        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string,
+        "flushSeconds": 0.5})
+    make_cluster(client, "one", nodes=1)
+    client.create_job("default", "default", {
+        "cluster": "one", "nodeCount": 1, "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT"}],
+        "customToolkitSettings": {"commandLine": "echo checkpoint-1 > $AZ_BATCHAI_OUTPUT_MODEL/ckpt-1.txt; "
+                                                 "echo epoch 1 saved; exec sleep 600"}}, "victim")
+
+    def in_blob():
+        blobs = {path: size for path, size, _etag in scratch.remote_files("")}
+        log = [p for p in blobs if p.endswith("/stdouterr/stdout.txt") and blobs[p]]
+        model = [p for p in blobs if p.endswith("/outputs/MODEL/ckpt-1.txt")]
+        return (log[0], model[0]) if log and model else None
+
+    # While the task still runs, its committed output and its log are already in the container.
+    log_blob, model_blob = wait_for(in_blob, "the output and the log to be flushed to Blob", timeout=60)
+    assert client.job("default", "default", "victim")["executionState"] == "running"
+    client.request("POST", "workspaces/default/experiments/default/jobs/victim/terminate")
+    assert wait_job(client, "victim")["executionState"] == "failed"
+    assert scratch.read(model_blob) == b"checkpoint-1\n"
+    assert scratch.read(log_blob) == b"epoch 1 saved\n"
