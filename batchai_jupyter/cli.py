@@ -9,8 +9,10 @@ import time
 
 import requests
 
+from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .errors import BatchAIError
 from .formatting import print_result
+from .storage.mounts import fill_placeholders
 
 CONFIRM_HINT = "add -y to confirm (no terminal to ask on)"
 
@@ -31,7 +33,8 @@ def _load_json_file(path: str) -> dict:
         raise BatchAIError("InvalidJson", f"config file {path!r} is not valid JSON: {failure}")
     if not isinstance(document, dict):
         raise BatchAIError("InvalidJson", f"config file {path!r} must hold a JSON object")
-    return document
+    # Batch AI recipes carry <AZURE_BATCHAI_STORAGE_ACCOUNT> / <AZURE_BATCHAI_STORAGE_KEY>; az filled them in.
+    return fill_placeholders(document, os.environ)
 
 
 def _confirm(args, question: str) -> None:
@@ -346,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
             _yes(parser_)
     _add_cluster_parsers(sub)
     _add_job_parsers(sub)
+    add_storage_parsers(sub, _scope, _yes)
     serve = sub.add_parser("serve", help="run the service headless (no notebook UI)")
     serve.add_argument("--ip", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
@@ -369,7 +373,8 @@ def _add_output_option(subparsers) -> None:
 
 
 COMMANDS = {"workspace": workspace_command, "experiment": experiment_command, "cluster": cluster_command,
-            "job": job_command, "serve": serve_command, "demo": demo_command}
+            "job": job_command, "serve": serve_command, "demo": demo_command,
+            "datastore": datastore_command, "file-server": file_server_command}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,19 +23,25 @@ COLUMNS: dict[str, list[Column]] = {
             ("State", lambda r: r["executionState"]), ("Exit code", lambda r: r["executionInfo"]["exitCode"])],
     "file": [("Name", lambda r: r["name"]), ("Type", lambda r: r["fileType"]),
              ("Size", lambda r: r["contentLength"]), ("Modified", lambda r: r["lastModified"])],
+    "datastore": [("Name", lambda r: r["name"]), ("Kind", lambda r: r["kind"]),
+                  ("Container", lambda r: r.get("containerName")), ("Account", lambda r: r.get("accountName")),
+                  ("Path", lambda r: r.get("path"))],
+    "file-server": [("Name", lambda r: r["name"]), ("Mount Point", lambda r: r.get("path"))],
     "node": [("ID", lambda r: r["nodeId"]), ("IP", lambda r: r["ipAddress"]), ("SSH Port", lambda r: r["port"]),
              ("State", lambda r: r["state"])],
 }
 
 
 # Lists read best as tables; a single resource shows all its fields as JSON unless -o table.
-TABLE_VERBS = ("list", "node", "file")
+TABLE_VERBS = ("list", "node", "file", "ls")
 
 
 def _kind(args) -> str | None:
     verb = getattr(args, "verb", "")
     if verb in ("node", "file"):
         return verb
+    if verb == "ls":
+        return "file"
     return args.group if args.group in COLUMNS else None
 
 
