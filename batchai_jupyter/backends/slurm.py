@@ -29,7 +29,7 @@ from ..runtime import wrapper
 from . import slurm_driver, slurm_step
 from .base import BackendContext, GangRequest, GangStatus, GangTask, SchedulerNode
 from .slurm_commands import (LOST_STATES, RUNNING_STATES, WAITING_STATES, SlurmCommands, expand_hostlist,
-                             local_runner, node_state, sbatch_time, slurm_env)
+                             local_runner, node_state, sbatch_time, slurm_env, ssh_runner)
 from .slurm_options import SlurmOptions, parse_slurm_options
 
 JOB_NAME_PREFIX = "batchai-"
@@ -101,12 +101,12 @@ class SlurmBackend:
                  commands_for: Callable[[SlurmOptions], SlurmCommands] | None = None):
         self.home = home
         self.site_options = dict(site_options or {})
-        self._commands_for = commands_for or (lambda o: SlurmCommands(local_runner(slurm_env(_service_env(),
-                                                                                            o.slurm_conf))))
+        self._commands_for = commands_for or self._default_commands
+        self._ssh_pool = None
         self._wakeup: Callable[[], None] = lambda: None
         self._pacers: dict[str, QueuePacer] = {}
-        self._queues: dict[str, dict] = {}  # slurm.conf → {job id: QueueEntry} from the last squeue
         self._shipped: set[str] = set()
+        self._addresses: dict[str, str] = {}  # node name → NodeAddr, from the last sinfo (saves the driver a call)
         self._lock = threading.Lock()
 
     def set_wakeup(self, callback: Callable[[], None]) -> None:
@@ -117,6 +117,18 @@ class SlurmBackend:
 
     def commands(self, options: SlurmOptions) -> SlurmCommands:
         return self._commands_for(options)
+
+    def _default_commands(self, options: SlurmOptions) -> SlurmCommands:
+        """The commands on this machine, or over SSH on the login node (the SSH backend's connections)."""
+        if options.login_node is None:
+            return SlurmCommands(local_runner(slurm_env(_service_env(), options.slurm_conf)))
+        from .ssh_connection import ConnectionPool, Login
+
+        with self._lock:
+            if self._ssh_pool is None:
+                self._ssh_pool = ConnectionPool()
+        connection = self._ssh_pool.get(options.login_node, Login(*options.login))
+        return SlurmCommands(ssh_runner(connection, options.slurm_conf), user=options.login_node.user)
 
     # -- clusters ----------------------------------------------------------------------------------
 
@@ -130,9 +142,10 @@ class SlurmBackend:
 
     def scheduler_nodes(self, cluster: dict) -> list[SchedulerNode]:
         options = self.options(cluster)
+        entries = self.commands(options).nodes(options.partition)
+        self._addresses.update({entry.name: entry.address for entry in entries})
         return [SchedulerNode(entry.name, node_state(entry), entry.address, entry.cpus, options.gpus_per_node,
-                              entry.reason)
-                for entry in self.commands(options).nodes(options.partition)]
+                              entry.reason) for entry in entries]
 
     def node_cap(self, cluster: dict) -> int | None:
         return self.options(cluster).max_nodes_in_use
@@ -188,7 +201,8 @@ class SlurmBackend:
         context["input_paths"] = {k: on_nodes(v) for k, v in context["input_paths"].items()}
         context["output_paths"] = {k: on_nodes(v) for k, v in context["output_paths"].items()}
         job = {"context": context, "runtime": on_nodes(runtime), "node_root": options.nodes_root,
-               "gpus_per_node": options.gpus_per_node, "python": options.python}
+               "gpus_per_node": options.gpus_per_node, "python": options.python,
+               "node_addresses": dict(self._addresses)}
         for stale in ("result.json", "started.json", "tasks.json", "cancelled"):
             if os.path.exists(os.path.join(control, stale)):
                 os.unlink(os.path.join(control, stale))
@@ -244,7 +258,7 @@ class SlurmBackend:
 
     def _pacer(self, options: SlurmOptions) -> QueuePacer:
         with self._lock:
-            return self._pacers.setdefault(options.slurm_conf, QueuePacer())
+            return self._pacers.setdefault(options.where, QueuePacer())
 
     def _queue(self, options: SlurmOptions, commands: SlurmCommands) -> dict | None:
         """Slurm's view of our jobs by id: a fresh squeue when one is due, else None."""

@@ -7,6 +7,7 @@ this machine or, later, on a login node over SSH.
 from __future__ import annotations
 
 import getpass
+import shlex
 import subprocess
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -46,6 +47,22 @@ def local_runner(env: Mapping[str, str]) -> Runner:
             raise BatchAIError("SlurmTimeout", f"{argv[0]} did not answer within {COMMAND_TIMEOUT_SECONDS:.0f}s; "
                                                "is slurmctld up? (`scontrol ping`)") from None
         return CommandResult(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def ssh_runner(connection, slurm_conf: str) -> Runner:
+    """Runs Slurm commands on a login node over an SSH connection (ssh_connection.HostConnection)."""
+    def run(argv: Sequence[str], stdin: str | None = None) -> CommandResult:
+        command = shlex.join(argv)
+        if slurm_conf:
+            command = f"SLURM_CONF={shlex.quote(slurm_conf)} {command}"
+        code, out, err = connection.run(command, timeout=COMMAND_TIMEOUT_SECONDS,
+                                        stdin=stdin.encode() if stdin is not None else None)
+        if code == 127 and not out:
+            raise BatchAIError("SlurmNotFound", f"{argv[0]} is not installed on the login node "
+                                                f"{connection.host.label}: {err.strip()}")
+        return CommandResult(code, out, err)
 
     return run
 

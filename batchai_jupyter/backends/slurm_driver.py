@@ -31,7 +31,6 @@ import sys
 import time
 
 POLL_SECONDS = 0.05
-MAX_POLL_SECONDS = 0.5
 
 
 def _read_json(path: str):
@@ -48,12 +47,17 @@ def _write_json(path: str, value, mode: int = 0o644) -> None:
 
 
 def _hostnames(nodelist: str) -> list[str]:
+    if not any(char in nodelist for char in "[],"):
+        return [nodelist]  # one node: nothing to expand
     out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
-def _addresses(names: list[str]) -> dict[str, str]:
-    """Each node's NodeAddr (what other nodes reach it at), from one `scontrol show node`."""
+def _addresses(names: list[str], known: dict) -> dict[str, str]:
+    """Each node's NodeAddr (what other nodes reach it at): from the service's last `sinfo` when it
+    knew them all, else from one `scontrol show node`."""
+    if all(name in known for name in names):
+        return {name: known[name] for name in names}
     out = subprocess.run(["scontrol", "show", "node", "--oneliner", ",".join(names)], capture_output=True, text=True)
     addresses = {}
     for line in out.stdout.splitlines():
@@ -111,7 +115,7 @@ class Driver:
         self.manifest: list[dict] = []
         self.stopped: list[str] = []  # tasks ended by us (parameter servers, the rest of a failed phase)
         names = _hostnames(os.environ["SLURM_JOB_NODELIST"])
-        addresses = _addresses(names)
+        addresses = _addresses(names, self.job.get("node_addresses") or {})
         cpus = _cpus_per_node(os.environ.get("SLURM_JOB_CPUS_PER_NODE", ""), len(names))
         data = dict(self.job["context"])
         spec = _job_spec(models, data.pop("spec"), self.secrets)
@@ -175,11 +179,15 @@ class Driver:
 
     def _wait(self, phase: str, steps: dict) -> dict | None:
         running = dict(steps)
-        delay = POLL_SECONDS
+        ended_any = True
         while True:
+            if not ended_any:  # woken by a child that is not a step of this phase
+                time.sleep(POLL_SECONDS)
+            ended_any = False
             for name, (plan, node, run_dir, process) in list(running.items()):
                 if process.poll() is None:
                     continue
+                ended_any = True
                 del running[name]
                 code = _exit_code(run_dir)
                 if code != 0:
@@ -188,8 +196,7 @@ class Driver:
             if not any(plan.required for plan, *_ in running.values()):
                 self._stop(running)  # parameter servers never end by themselves
                 return None
-            time.sleep(delay)
-            delay = min(MAX_POLL_SECONDS, delay * 1.5)
+            _wait_for_a_child()
 
     def _stop(self, running: dict) -> None:
         for plan, _node, _run_dir, process in running.values():
@@ -201,6 +208,14 @@ class Driver:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         with open(os.path.join(self.context.stdouterr_dir, name), "a") as handle:
             handle.write(f"{stamp} {message}\n")
+
+
+def _wait_for_a_child() -> None:
+    """Blocks until one of our srun steps has ended, leaving it for Popen.poll() to reap."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+    except (AttributeError, ChildProcessError, InterruptedError):
+        time.sleep(POLL_SECONDS)
 
 
 def _exit_code(run_dir: str) -> int | None:

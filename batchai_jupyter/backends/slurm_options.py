@@ -20,6 +20,10 @@ Every option, camelCase as in cluster.json:
                      node's name (default: sharedRoot/nodes/NODE)
     python           the Python that runs our driver and wrapper on the nodes (default: the service's)
     slurmConf        the slurm.conf the commands use (default: $SLURM_CONF or Slurm's own default)
+    loginNode        when the service is not on a login node: "user@login1[:port]", where the Slurm
+                     commands run over SSH (the SSH backend's connections: keyFile, knownHosts,
+                     trustOnFirstUse, connectTimeout as for `--backend ssh`). The shared file system
+                     must still be mounted on the service's machine (pathMap for other paths).
 """
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ from typing import Any, Mapping
 from ..errors import BatchAIError
 
 _KNOWN = {"partition", "account", "qos", "highPriorityQos", "gpusPerNode", "gres", "sbatchOptions",
-          "maxNodesInUse", "sharedRoot", "pathMap", "nodeRoot", "python", "slurmConf"}
+          "maxNodesInUse", "sharedRoot", "pathMap", "nodeRoot", "python", "slurmConf", "loginNode"}
+_LOGIN_KNOWN = {"keyFile", "key", "knownHosts", "trustOnFirstUse", "connectTimeout"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,13 @@ class SlurmOptions:
     node_root: str = ""
     python: str = field(default_factory=lambda: sys.executable)
     slurm_conf: str = ""
+    login_node: object = None  # ssh_options.HostSpec when the commands run over SSH
+    login: tuple = ()  # (key_file, known_hosts, trust_on_first_use, connect_timeout) for login_node
+
+    @property
+    def where(self) -> str:
+        """Which Slurm the commands reach: the login node (or this machine) and the slurm.conf."""
+        return f"{self.login_node.label if self.login_node else 'local'}|{self.slurm_conf}"
 
     def on_nodes(self, path: str) -> str:
         """`path` as the nodes see it (pathMap applied, longest prefix first)."""
@@ -94,7 +106,7 @@ def _absolute(options: Mapping, key: str, value: str) -> str:
 def parse_slurm_options(site: Mapping[str, Any], cluster: Mapping[str, Any], home: str) -> SlurmOptions:
     """The options of one cluster; BatchAIError naming the option when one is wrong."""
     merged = {**(site or {}), **(cluster or {})}
-    unknown = sorted(set(merged) - _KNOWN - {"ssh"})
+    unknown = sorted(set(merged) - _KNOWN - _LOGIN_KNOWN)
     if unknown:
         raise BatchAIError("InvalidBackendOptions", f"backendOptions: {', '.join(unknown)} not known to the slurm "
                                                     f"backend; use: {', '.join(sorted(_KNOWN))}")
@@ -118,4 +130,20 @@ def parse_slurm_options(site: Mapping[str, Any], cluster: Mapping[str, Any], hom
         sbatch_options=tuple(extra), max_nodes_in_use=_count(merged, "maxNodesInUse", 1),
         path_map=tuple(sorted(path_map.items(), key=lambda item: -len(item[0]))),
         node_root=_absolute(merged, "nodeRoot", _text(merged, "nodeRoot")), python=python,
-        slurm_conf=_absolute(merged, "slurmConf", _text(merged, "slurmConf")))
+        slurm_conf=_absolute(merged, "slurmConf", _text(merged, "slurmConf")), **_login(merged))
+
+
+def _login(merged: Mapping) -> dict:
+    """The login node and how to log in to it, checked the way the SSH backend checks its hosts."""
+    if not merged.get("loginNode"):
+        extra = sorted(set(merged) & _LOGIN_KNOWN)
+        if extra:
+            raise BatchAIError("InvalidBackendOptions", f"backendOptions.{extra[0]}: only used with loginNode "
+                                                        "(the login node the Slurm commands run on over SSH)")
+        return {}
+    from .ssh_options import parse_host, parse_options
+
+    host = parse_host(merged["loginNode"], "loginNode", os.environ.get("USER") or "root")
+    ssh = parse_options({}, {"hosts": [merged["loginNode"]], **{k: merged[k] for k in _LOGIN_KNOWN if k in merged}})
+    return {"login_node": host, "login": (ssh.key_file, ssh.known_hosts, ssh.trust_on_first_use,
+                                          ssh.connect_timeout)}
