@@ -422,7 +422,11 @@ class Service:
                                                            f"directory of job '{job['name']}'; use one of: {allowed}")
         return f"{base}/outputs/{output_id}"
 
-    def _list(self, workspace: str, segment: str, path: str, datastore_name: str = DEFAULT_DATASTORE) -> list[dict]:
+    def _list(self, workspace: str, segment: str, path: str, datastore_name: str = DEFAULT_DATASTORE,
+              link_expiry_minutes: int | None = None) -> list[dict]:
+        if link_expiry_minutes is not None and not 1 <= link_expiry_minutes <= 10080:
+            raise BatchAIError("InvalidArgument", f"linkexpiryinminutes: {link_expiry_minutes} is not valid; "
+                                                  "use 1 to 10080 (a week)")
         relative = clean_relative_path(path)
         full = "/".join(part for part in (segment, relative) if part)
         datastore = self.datastore(workspace, datastore_name)
@@ -431,15 +435,17 @@ class Service:
                    for e in datastore.list(full)]
         link = getattr(datastore, "download_url", None)  # a link that works without this service (Blob SAS)
         for entry in entries:
-            url = link(f"{full}/{entry['name']}".lstrip("/")) if link and entry["fileType"] == "file" else None
+            url = (link(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
+                   if link and entry["fileType"] == "file" else None)
             if url:
                 entry["downloadUrl"] = url
         return entries
 
     def list_job_files(self, workspace: str, experiment: str, name: str, output_id: str = "stdouterr",
-                       path: str = ".") -> list[dict]:
+                       path: str = ".", link_expiry_minutes: int | None = None) -> list[dict]:
         job = self._job_row(workspace, experiment, name)
-        return self._list(workspace, self._job_files_segment(job, output_id), path)
+        return self._list(workspace, self._job_files_segment(job, output_id), path,
+                          link_expiry_minutes=link_expiry_minutes)
 
     def read_job_file(self, workspace: str, experiment: str, name: str, output_id: str, path: str,
                       offset: int = 0, length: int | None = None) -> bytes:

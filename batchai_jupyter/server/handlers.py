@@ -333,7 +333,8 @@ class JobFilesHandler(FileHandlerMixin, BaseHandler):
     async def get(self, workspace, experiment, job):
         output_id = self.get_query_argument("outputdirectoryid", "stdouterr")
         path = self.get_query_argument("path", ".")
-        entries = await self.call(self.service.list_job_files, workspace, experiment, job, output_id, path)
+        entries = await self.call(self.service.list_job_files, workspace, experiment, job, output_id, path,
+                                  self.int_argument("linkexpiryinminutes", None))
         self.reply_files(entries, f"{self.request.path}/content", {"outputdirectoryid": output_id})
 
 

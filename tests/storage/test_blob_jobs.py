@@ -7,13 +7,16 @@ with the same data transfers nothing.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import urllib.request
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from azurite_server import ACCOUNT, Azurite, blob_datastore
+from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.notebook.datasets import files_of, upload
 from conftest import make_cluster, wait_for, wait_job
 
@@ -110,6 +113,15 @@ def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_pat
         assert entry["downloadUrl"].startswith(azurite.endpoint)
         with urllib.request.urlopen(entry["downloadUrl"]) as link:  # works without our server
             assert link.read().decode().endswith(f"from {expected}\n")
+    short = client.list("workspaces/default/experiments/default/jobs/train-1/files", outputdirectoryid="MODEL",
+                        linkexpiryinminutes=2)
+    expiry = parse_qs(urlparse(short[0]["downloadUrl"]).query)["se"][0]
+    left = dt.datetime.fromisoformat(expiry.replace("Z", "+00:00")) - dt.datetime.now(dt.timezone.utc)
+    assert dt.timedelta(minutes=1) < left <= dt.timedelta(minutes=2, seconds=5)
+    with pytest.raises(BatchAIError) as too_long:
+        client.list("workspaces/default/experiments/default/jobs/train-1/files", outputdirectoryid="MODEL",
+                    linkexpiryinminutes=0)
+    assert too_long.value.code == "InvalidArgument" and "linkexpiryinminutes" in too_long.value.message
     blobs = {path for path, _size, _etag in scratch.remote_files("")}
     assert any(p.endswith("/outputs/MODEL/model-1.txt") for p in blobs)
     assert any(p.endswith("/stdouterr/stdout-1.txt") for p in blobs)
