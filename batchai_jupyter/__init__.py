@@ -14,6 +14,11 @@ def _jupyter_server_extension_points() -> list[dict]:
     return [{"module": "batchai_jupyter", "app": BatchAIApp}]
 
 
+def _jupyter_labextension_paths() -> list[dict]:
+    """The prebuilt Lab panel (labextension/ built into ./labextension), for `jupyter labextension develop`."""
+    return [{"src": "labextension", "dest": "batchai-jupyter"}]
+
+
 def load_ipython_extension(ipython) -> None:
     """`%load_ext batchai_jupyter`: registers %batchai_cluster, %%batchai_job, %batchai_jobs, ..."""
     from .notebook.magics import BatchAIMagics

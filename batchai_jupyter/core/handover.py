@@ -39,12 +39,17 @@ class HandOver:
         self.runner = runner
         self.backends = backends
         self._nodes_synced: dict[tuple[str, str], float] = {}
+        self._waiting: dict[int, str] = {}  # job id → why it still waits (the scheduler's reason, our cap)
 
     def owns(self, cluster: dict | None) -> bool:
         return cluster is not None and schedules_jobs(self.backends.get(cluster["spec"]["backend"]))
 
     def _backend(self, cluster: dict):
         return self.backends[cluster["spec"]["backend"]]
+
+    def waiting_reason(self, job: dict) -> str:
+        """Why a queued job of a scheduler cluster still waits, as last seen ("" when unknown)."""
+        return self._waiting.get(job["id"], "")
 
     # -- the engine's cycle ---------------------------------------------------------------------
 
@@ -105,10 +110,16 @@ class HandOver:
                      if job["state"] != "queued" or job["phase"] == SUBMITTED)
         order = {brief.id: position for position, brief in enumerate(order_queue([views.queued_job(j)
                                                                                   for j in waiting]))}
-        for job in sorted(waiting, key=lambda j: order[j["id"]]):
+        for position, job in enumerate(sorted(waiting, key=lambda j: order[j["id"]])):
             need = job["spec"]["node_count"]
             if cap is not None and in_use + need > cap:
-                return  # queue order is kept: nothing overtakes the job that waits for the cap
+                # Queue order is kept: nothing overtakes the job that waits for the cap.
+                note = (f"held back by the maxNodesInUse of {cap} of cluster '{cluster['name']}' "
+                        f"({in_use} node(s) in use, {need} needed)")
+                for held in sorted(waiting, key=lambda j: order[j["id"]])[position:]:
+                    self._waiting[held["id"]] = note
+                return
+            self._waiting.pop(job["id"], None)
             self._submit(cluster, backend, job)
             in_use += need
 
@@ -144,7 +155,10 @@ class HandOver:
 
     def _apply(self, cluster: dict, job: dict, status: GangStatus) -> None:
         if status.state == "queued":
+            if status.reason and status.reason != "None":
+                self._waiting[job["id"]] = f"waiting in {self._backend(cluster).name}: {status.reason}"
             return
+        self._waiting.pop(job["id"], None)
         node_ids = self._node_ids(cluster, status.nodes)
         if job["state"] == "queued":
             self.store.set_job_state(job["id"], "running", phase="main", started=time.time(), node_ids=node_ids,
@@ -221,6 +235,7 @@ class HandOver:
     def terminate(self, job: dict, failure: dict) -> None:
         """Cancels the job in the scheduler; it fails with `failure` once the scheduler has ended it."""
         job = self.store.job(job["id"])
+        self._waiting.pop(job["id"], None)
         if job["state"] == "queued" and job["phase"] != SUBMITTED:
             self.runner.finish(job, "failed", None, [failure])
             return

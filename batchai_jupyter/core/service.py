@@ -370,6 +370,8 @@ class Service:
 
     def _waiting_reason(self, job: dict) -> str:
         cluster = self.store.cluster(job["workspace"], job["cluster"])
+        if self.handover.owns(cluster):  # the scheduler's own reason, or our cap's
+            return self.handover.waiting_reason(job)
         need = job["spec"]["node_count"]
         if cluster and cluster["spec"]["scale"]["mode"] == "manual" and need > cluster["target"]:
             return (f"needs {need} nodes but cluster '{job['cluster']}' has {cluster['target']}; "

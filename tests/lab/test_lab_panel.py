@@ -236,6 +236,19 @@ def test_palette_command_inserts_a_batchai_job_cell(lab_page):
     lab_page.shot("12-job-cell-inserted")
 
 
+def test_palette_opens_a_job_by_name(lab_page):
+    page = lab_page.page
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("Batch AI: Open Job")
+    page.locator(".lm-CommandPalette-item", has_text="Open Job").first.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator("input").fill("default/live-job")
+    dialog.get_by_role("button", name="Ok").click()
+    view = page.locator(".bai-JobView").filter(has_text="live-job")
+    expect(view.locator(".bai-JobSummary")).to_contain_text("succeeded", timeout=SLOW)
+    expect(view.locator("pre.bai-Log")).to_contain_text("second-line-from-job", timeout=SLOW)
+
+
 def test_dark_theme_uses_theme_colours(lab_page):
     page = lab_page.page
     lab_page.command("apputils:change-theme", {"theme": "JupyterLab Dark"})

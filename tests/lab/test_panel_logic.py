@@ -39,3 +39,15 @@ def test_wheel_ships_the_prebuilt_panel_so_no_node_is_needed(tmp_path):
               if "/data/share/jupyter/labextensions/batchai-jupyter/" in n]
     assert "package.json" in shared and "install.json" in shared, shared
     assert any(n.startswith("static/remoteEntry.") and n.endswith(".js") for n in shared), shared
+
+
+def test_labextension_paths_point_at_the_prebuilt_bundle():
+    import json
+
+    import batchai_jupyter
+
+    [entry] = batchai_jupyter._jupyter_labextension_paths()
+    bundle = Path(batchai_jupyter.__file__).parent / entry["src"]
+    assert entry["dest"] == json.loads((LABEXTENSION / "package.json").read_text())["name"]
+    built = json.loads((bundle / "package.json").read_text())
+    assert (bundle / built["jupyterlab"]["_build"]["load"]).is_file()

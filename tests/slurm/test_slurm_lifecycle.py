@@ -169,7 +169,9 @@ def test_terminate_while_pending_in_slurm(slurm, slurm_client, hpc, unique):
     wait_for(lambda: our_slurm_jobs(slurm, view), f"{name} to be submitted to Slurm", timeout=60)
     (slurm_job,) = our_slurm_jobs(slurm, view)
     assert slurm_state(slurm, slurm_job) == "PENDING"
-    assert job_view(slurm_client, name)["executionState"] == "queued"
+    view = wait_for(lambda: (lambda v: v if v.get("waitingReason") else None)(job_view(slurm_client, name)),
+                    "Slurm's reason in the job's waitingReason", timeout=60)
+    assert view["executionState"] == "queued" and view["waitingReason"].startswith("waiting in slurm: "), view
     slurm_client.request("POST", slurm_client.job_path("default", "default", name) + "/terminate")
     job = wait_job(slurm_client, name, timeout=JOB_TIMEOUT)
     assert job["executionState"] == "failed" and slurm_state(slurm, slurm_job) == "CANCELLED", job
@@ -209,6 +211,9 @@ def test_node_cap_holds_jobs_back_in_our_queue(slurm, slurm_client, unique, tmp_
     submit(slurm_client, second, cluster, {"customToolkitSettings": {"commandLine": "echo second ran"}})
     view = job_view(slurm_client, second)
     assert view["executionState"] == "queued", view
+    view = wait_for(lambda: (lambda v: v if v.get("waitingReason") else None)(job_view(slurm_client, second)),
+                    "the cap in the job's waitingReason", timeout=60)
+    assert "maxNodesInUse of 1" in view["waitingReason"], view
     # Slurm has free nodes, but our cap keeps the second job out of Slurm until the first ends.
     for _ in range(10):
         assert our_slurm_jobs(slurm, view) == [], "the capped job was submitted to Slurm"
@@ -300,3 +305,14 @@ def test_cli_creates_a_slurm_cluster_on_a_partition(slurm_service, slurm_client,
     refused = cli(slurm_service, "cluster", "resize", "-n", name, "-t", "4")
     assert refused.returncode != 0, refused
     assert "neither resized nor auto-scaled" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_notebook_workspace_api_makes_a_slurm_cluster(slurm_client, unique):
+    from batchai_jupyter.notebook.workspace import Workspace
+
+    ws = Workspace("default", client=slurm_client)
+    name = unique("nb-hpc")
+    created = ws.clusters.create(name, {"backendOptions": {"partition": "debug"}}, backend="slurm")
+    assert created["backend"] == "slurm", created
+    wait_for(lambda: {n["nodeId"] for n in ws.clusters.nodes(name)} == {"n1", "n2"},
+             "the partition's nodes through the notebook API", timeout=60)

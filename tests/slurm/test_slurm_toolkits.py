@@ -143,4 +143,5 @@ def test_env_contract_same_as_local_backend(slurm_client, hpc, unique, tmp_path)
     assert facts["hostfile"] == "n1 slots=1\nn2 slots=1\n", facts["hostfile"]
     assert facts["secret_sha256"] is not None
     assert env["SLURM_JOB_NUM_NODES"] == "2", "the task runs inside the Slurm allocation"
+    assert env["SLURM_STEP_ID"].isdigit() and env["SLURM_STEP_NUM_TASKS"] == "1", "the task is an srun step of its own"
     assert json.dumps(on_slurm).count("not-for-logs") == 0
