@@ -299,10 +299,14 @@ export class BatchAIPanel extends Widget {
   }
 
   private async deleteCluster(cluster: Cluster): Promise<void> {
+    const active = this.jobs.filter(job => job.cluster === cluster.name && isActive(job)).length;
     const answer = await showDialog({
       title: `Delete cluster ${cluster.name}?`,
-      body: `Its ${cluster.currentNodeCount} node(s) are released and its running jobs end.`,
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+      body:
+        `Its ${cluster.currentNodeCount} node(s) are released.` +
+        (active ? ` Its ${active} queued or running job(s) fail (ClusterDeleted).` : ' No job of this workspace is waiting for it.'),
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })],
+      defaultButton: 0
     });
     if (answer.button.accept) {
       await this.act(`Delete ${cluster.name}`, () => this.client.deleteCluster(this.workspace, cluster.name));
@@ -317,7 +321,8 @@ export class BatchAIPanel extends Widget {
     const answer = await showDialog({
       title: `Delete job ${job.name}?`,
       body: 'The job is removed from the list; a running job is terminated first.',
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })],
+      defaultButton: 0
     });
     if (answer.button.accept) {
       await this.act(`Delete ${job.name}`, () => this.client.deleteJob(job));
