@@ -7,7 +7,7 @@ import { Widget } from '@lumino/widgets';
 import { BatchAIClient, JobKey } from './api';
 import { metricCharts } from './chart';
 import { button, h, replaceChildren, stateBadge } from './dom';
-import { FileEntry, Job, Task, appendTail, isActive, jobDuration, parseMetrics } from './model';
+import { FileEntry, Job, Task, appendTail, backoffSeconds, isActive, jobDuration, parseMetrics } from './model';
 import { messageOf } from './panel';
 
 const POLL_MS = 1000;
@@ -31,6 +31,7 @@ export class JobView extends Widget {
   private folder = '.';
   private timer = 0;
   private polls = 0;
+  private failures = 0;
   private finalPassDone = false;
 
   private readonly summary = h('div', { className: 'bai-JobSummary' });
@@ -111,16 +112,20 @@ export class JobView extends Widget {
         await Promise.all([this.loadFiles(), this.findServiceLogs()]);
       }
       this.showError('');
+      this.failures = 0;
     } catch (failure) {
       this.showError(messageOf(failure));
+      this.failures++;
     }
     this.polls++;
     const ended = this.job !== null && !isActive(this.job);
-    if (ended && this.finalPassDone) {
+    if (ended && this.finalPassDone && !this.failures) {
       return; // nothing changes any more; Refresh reads again
     }
     this.finalPassDone = ended;
-    this.timer = window.setTimeout(() => void this.poll(), POLL_MS);
+    // While the service answers with errors (restarting, job deleted), ask less and less often.
+    const delay = this.failures ? backoffSeconds(this.failures - 1) * 1000 : POLL_MS;
+    this.timer = window.setTimeout(() => void this.poll(), delay);
   }
 
   /** Starts polling again (after the job was re-run, or to re-read files). */

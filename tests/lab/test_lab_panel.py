@@ -199,6 +199,26 @@ def test_create_resize_and_delete_a_cluster_from_the_panel(lab_client, lab_page)
     assert all(c["name"] != "from-form" for c in lab_client.clusters("default"))
 
 
+def test_an_auto_scaling_cluster_from_the_form(lab_client, lab_page):
+    page = lab_page.page
+    lab_page.open_panel()
+    lab_page.panel.get_by_role("button", name="Create a cluster").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator('input[name="name"]').fill("auto-form")
+    dialog.locator('select[name="scaleMode"]').select_option("auto")
+    expect(dialog.locator('input[name="nodes"]')).to_be_hidden()
+    dialog.locator('input[name="minNodes"]').fill("0")
+    dialog.locator('input[name="maxNodes"]').fill("3")
+    dialog.locator('input[name="idleSeconds"]').fill("30")
+    dialog.get_by_role("button", name="Create").click()
+    row = lab_page.cluster_row("auto-form")
+    expect(row).to_contain_text("auto: 0–3 nodes", timeout=SLOW)
+    properties = lab_client.get(lab_client.cluster_path("default", "auto-form"))["properties"]
+    assert properties["scaleSettings"]["autoScale"]["maximumNodeCount"] == 3
+    assert properties["idleSecondsBeforeScaledown"] == 30
+    lab_page.shot("10b-auto-cluster")
+
+
 def test_api_errors_are_shown_as_readable_messages(lab_client, lab_page):
     page = lab_page.page
     lab_page.open_panel()
