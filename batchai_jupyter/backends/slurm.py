@@ -27,7 +27,7 @@ from ..core import launch, models
 from ..errors import BatchAIError
 from ..runtime import wrapper
 from . import slurm_driver, slurm_step
-from .base import BackendContext, GangRequest, GangStatus, GangTask, SchedulerNode
+from .base import GANG_ENDED, BackendContext, GangRequest, GangStatus, GangTask, SchedulerNode
 from .slurm_commands import (LOST_STATES, RUNNING_STATES, WAITING_STATES, SlurmCommands, expand_hostlist,
                              local_runner, node_state, sbatch_time, slurm_env, ssh_runner)
 from .slurm_options import SlurmOptions, parse_slurm_options
@@ -62,6 +62,22 @@ def _write(path: str, text: str, mode: int = 0o644) -> None:
     with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as handle:
         handle.write(text)
     os.replace(temporary, path)
+
+
+def _scrub_secrets(control: str) -> None:
+    """Removes what holds secret values in an attempt's control directory once nothing will read it:
+    the secrets file (the driver deletes it when it starts) and the task files of steps that never
+    started (the wrapper deletes each when its task starts)."""
+    leftovers = [os.path.join(control, "secrets.json"), os.path.join(control, "secrets.json.tmp")]
+    runs = os.path.join(control, "runs")
+    if os.path.isdir(runs):
+        for task in os.listdir(runs):
+            leftovers += [os.path.join(runs, task, "task.json"), os.path.join(runs, task, "task.json.tmp")]
+    for path in leftovers:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _service_env() -> dict:
@@ -273,7 +289,11 @@ class SlurmBackend:
     def poll(self, cluster: dict, keys: list[str]) -> dict[str, GangStatus]:
         options = self.options(cluster)
         queue = self._queue(options, self.commands(options))  # before the files: they are newer then
-        return {key: self._status(options, key, queue) for key in keys}
+        statuses = {key: self._status(options, key, queue) for key in keys}
+        for key, status in statuses.items():
+            if status.state in GANG_ENDED:
+                _scrub_secrets(self.control_dir(options, key))
+        return statuses
 
     def _status(self, options: SlurmOptions, key: str, queue: dict | None) -> GangStatus:
         control = self.control_dir(options, key)
@@ -348,6 +368,7 @@ class SlurmBackend:
         if os.path.isdir(control):
             _write(os.path.join(control, "cancelled"), str(time.time()))
         self.commands(options).cancel(job_id)
+        _scrub_secrets(control)  # a job cancelled before it ran never read them
         self._pacer(options).reset()
 
 

@@ -161,10 +161,25 @@ def test_terminate_is_scancel(slurm, slurm_client, hpc, unique, tmp_path):
     assert slurm_state(slurm, slurm_job) == "CANCELLED"
 
 
-def test_terminate_while_pending_in_slurm(slurm, slurm_client, hpc, unique):
+def files_holding(root: str, text: str) -> list[str]:
+    found = []
+    for directory, _dirs, files in os.walk(root):
+        for file_name in files:
+            try:
+                with open(os.path.join(directory, file_name), errors="replace") as handle:
+                    if text in handle.read():
+                        found.append(os.path.join(directory, file_name))
+            except FileNotFoundError:
+                continue
+    return found
+
+
+def test_terminate_while_pending_in_slurm(slurm, slurm_service, slurm_client, hpc, unique):
     name = unique("pend")
+    secret = f"never-read-{uuid.uuid4().hex}"
     # Three nodes: more than the partition has, so Slurm keeps it pending.
-    submit(slurm_client, name, hpc, {"nodeCount": 3, "customToolkitSettings": {"commandLine": "true"}})
+    submit(slurm_client, name, hpc, {"nodeCount": 3, "secrets": [{"name": "TOKEN", "value": secret}],
+                                     "customToolkitSettings": {"commandLine": "true"}})
     view = job_view(slurm_client, name)
     wait_for(lambda: our_slurm_jobs(slurm, view), f"{name} to be submitted to Slurm", timeout=60)
     (slurm_job,) = our_slurm_jobs(slurm, view)
@@ -172,9 +187,13 @@ def test_terminate_while_pending_in_slurm(slurm, slurm_client, hpc, unique):
     view = wait_for(lambda: (lambda v: v if v.get("waitingReason") else None)(job_view(slurm_client, name)),
                     "Slurm's reason in the job's waitingReason", timeout=60)
     assert view["executionState"] == "queued" and view["waitingReason"].startswith("waiting in slurm: "), view
+    (holder,) = files_holding(os.path.join(slurm_service.home, "slurm"), secret)  # only the secrets file, 0600
+    assert os.path.basename(holder) == "secrets.json" and os.stat(holder).st_mode & 0o077 == 0, holder
     slurm_client.request("POST", slurm_client.job_path("default", "default", name) + "/terminate")
     job = wait_job(slurm_client, name, timeout=JOB_TIMEOUT)
     assert job["executionState"] == "failed" and slurm_state(slurm, slurm_job) == "CANCELLED", job
+    # The job never ran, so nothing read its secrets file: it is gone all the same.
+    assert files_holding(os.path.join(slurm_service.home, "slurm"), secret) == []
 
 
 def test_wall_clock_limit_fails_with_timeout(slurm, slurm_client, hpc, unique):
