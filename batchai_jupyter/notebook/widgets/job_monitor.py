@@ -10,6 +10,7 @@ from html import escape
 from urllib.parse import urljoin
 
 import ipywidgets as widgets
+from traitlets import HasTraits, Unicode
 
 from ...runtime.metrics import METRICS_FILE
 from ..jobhandle import ENDED, Job
@@ -27,26 +28,69 @@ def _task_colour(task: dict) -> str:
     return "succeeded" if task["exitCode"] == 0 else "failed"
 
 
+def _task_key(task: dict) -> tuple:
+    """Ranks and roles first, in index order; node preparation tasks after them."""
+    return (task["role"] == "prep", str(task["role"]), task["index"] if task["index"] is not None else -1,
+            task["name"])
+
+
+class LogText(HasTraits):
+    """The raw text read so far from one stream of a task (observable: `.observe(f, names="value")`)."""
+    value = Unicode("")
+
+
+# A scroll box laid out bottom-up starts scrolled to its end, so the newest lines stay in view as the
+# log grows (each update renders the box afresh). The <pre> must not shrink to the box: Lab's output
+# CSS gives it its own overflow, which would make it the scroller, at its top. Theme variables keep
+# it readable in dark themes.
+LOG_BOX = ("max-height:220px;overflow:auto;display:flex;flex-direction:column-reverse;"
+           "border:1px solid var(--jp-border-color2,#e0e0e0);background:var(--jp-layout-color0,white)")
+LOG_PRE = ("flex:none;overflow:visible;margin:0;padding:4px 8px;white-space:pre-wrap;word-break:break-all;"
+           "line-height:1.35;"
+           "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,12px);"
+           "color:{colour}")
+
+
 class TaskLog:
-    """The stdout and stderr views of one task, fed by tails of its files."""
+    """The stdout and stderr of one task, fed by tails of its files, shown as one tailing log view."""
 
     def __init__(self, job: Job, task: dict):
-        self.stdout = widgets.Textarea(value="", disabled=True, layout=widgets.Layout(width="100%", height="180px"))
-        self.stderr = widgets.Textarea(value="", disabled=True, placeholder="stderr",
-                                       layout=widgets.Layout(width="100%", height="100px", display="none"))
-        self.box = widgets.VBox([self.stdout, self.stderr])
-        self._tails = [(FileTail(job.client, job.workspace, job.experiment, job.name, task[stream]), view)
-                       for stream, view in (("stdout", self.stdout), ("stderr", self.stderr))]
+        self.task = task["name"]
+        self.stdout = LogText()
+        self.stderr = LogText()
+        self.box = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self._tails = [(FileTail(job.client, job.workspace, job.experiment, job.name, task[stream]), text)
+                       for stream, text in (("stdout", self.stdout), ("stderr", self.stderr))]
+        self._render()
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.stdout.value or self.stderr.value)
 
     def update(self) -> bool:
         changed = False
-        for tail, view in self._tails:
-            text = tail.read()
-            if text:
-                view.value += text
-                view.layout.display = None
+        for tail, text in self._tails:
+            more = tail.read()
+            if more:
+                text.value += more
                 changed = True
+        if changed:
+            self._render()
         return changed
+
+    def _render(self) -> None:
+        task = escape(self.task, quote=True)
+        parts = []
+        if self.stdout.value or not self.stderr.value:
+            body = escape(self.stdout.value) or '<i style="opacity:0.6">no output yet</i>'
+            parts.append(f'<div style="{LOG_BOX}"><pre class="batchai-log" data-task="{task}" data-stream="stdout" '
+                         f'style="{LOG_PRE.format(colour="var(--jp-content-font-color1,#212121)")}">{body}</pre></div>')
+        if self.stderr.value:
+            parts.append(f'<div style="{LOG_BOX};margin-top:4px"><pre class="batchai-log" data-task="{task}" '
+                         f'data-stream="stderr" title="stderr" '
+                         f'style="{LOG_PRE.format(colour="var(--jp-error-color1,#d32f2f)")}">'
+                         f"{escape(self.stderr.value)}</pre></div>")
+        self.box.value = "".join(parts)
 
 
 class JobMonitor(widgets.VBox):
@@ -56,6 +100,7 @@ class JobMonitor(widgets.VBox):
         self.task_table = widgets.HTML()
         self.log_tabs = widgets.Tab(children=[])
         self.task_logs: dict[str, TaskLog] = {}
+        self._task_order: dict[str, tuple] = {}
         self.files_view = widgets.HTML()
         self.metrics_view = widgets.HTML()
         self.error_view = widgets.HTML()
@@ -88,6 +133,7 @@ class JobMonitor(widgets.VBox):
         for task in tasks:
             log = self.task_logs.get(task["name"]) or self._add_task_log(task)
             changed = log.update() or changed
+        self._show_tabs()
         changed = self._update_metrics() or changed
         self._steps += 1
         if changed or ended or self._steps % FILES_EVERY_STEPS == 1:
@@ -101,6 +147,7 @@ class JobMonitor(widgets.VBox):
 
     def _new_attempt(self) -> None:
         self.task_logs = {}
+        self._task_order = {}
         self.log_tabs.children = []
         self.metrics = {}
         self.metrics_view.value = ""
@@ -110,9 +157,21 @@ class JobMonitor(widgets.VBox):
     def _add_task_log(self, task: dict) -> TaskLog:
         log = TaskLog(self.job, task)
         self.task_logs[task["name"]] = log
-        self.log_tabs.children = [*self.log_tabs.children, log.box]
-        self.log_tabs.set_title(len(self.log_tabs.children) - 1, task["name"])
+        self._task_order[task["name"]] = _task_key(task)
         return log
+
+    def _show_tabs(self) -> None:
+        """One tab per rank/role task, in rank order, first; a node preparation task's tab only once it
+        has printed something (an empty first tab hid the ranks' logs)."""
+        names = sorted((name for name, log in self.task_logs.items()
+                        if not self._task_order[name][0] or log.has_output), key=self._task_order.get)
+        if names == list(self.log_tabs.titles) and len(names) == len(self.log_tabs.children):
+            return
+        with self.log_tabs.hold_sync():
+            self.log_tabs.children = [self.task_logs[name].box for name in names]
+            self.log_tabs.titles = tuple(names)
+            if names and self.log_tabs.selected_index is None:
+                self.log_tabs.selected_index = 0
 
     def _render_header(self) -> None:
         execution = self.info["executionInfo"]
@@ -130,6 +189,8 @@ class JobMonitor(widgets.VBox):
         self.header.value = html
 
     def _render_tasks(self, tasks: list[dict]) -> None:
+        # Node preparation tasks are listed while they run or when they failed, not once done well.
+        tasks = sorted((t for t in tasks if t["role"] != "prep" or t["exitCode"] != 0), key=_task_key)
         rows = [[t["node"], f"{t['role']} {t['index']}", t["ip"], Raw(badge(_task_colour(t), t["state"])),
                  t["exitCode"]] for t in tasks]
         self.task_table.value = html_table(["node", "rank / role", "host", "state", "exit code"], rows) if rows else ""
