@@ -16,6 +16,8 @@ fi
 command -v chromium >/dev/null || { echo "40-lab.sh: chromium did not install" >&2; exit 1; }
 
 cd labextension
+# The bundle users get from `pip install .` is the committed one: it must be built from these sources.
+python sources_digest.py check
 jlpm install --immutable >/tmp/batchai-lab-install.log 2>&1 || { cat /tmp/batchai-lab-install.log >&2; exit 1; }
 jlpm build >/tmp/batchai-lab-build.log 2>&1 || { cat /tmp/batchai-lab-build.log >&2; exit 1; }
 cd ..

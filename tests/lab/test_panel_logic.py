@@ -51,3 +51,13 @@ def test_labextension_paths_point_at_the_prebuilt_bundle():
     assert entry["dest"] == json.loads((LABEXTENSION / "package.json").read_text())["name"]
     built = json.loads((bundle / "package.json").read_text())
     assert (bundle / built["jupyterlab"]["_build"]["load"]).is_file()
+
+
+def test_committed_bundle_was_built_from_the_current_sources():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sources_digest", LABEXTENSION / "sources_digest.py")
+    digest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(digest)
+    problem = digest.check()
+    assert problem is None, problem
