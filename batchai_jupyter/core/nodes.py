@@ -7,6 +7,7 @@ import time
 from typing import Callable
 
 from ..backends.base import ComputeBackend, TaskLaunch
+from ..errors import BatchAIError
 from ..storage.base import Datastore
 from . import launch
 from .events import EventBus
@@ -69,10 +70,16 @@ class NodeKeeper:
         self.store.update("nodes", {"id": node_id}, ip=placement.ip, info=info)
         node = self.store.node(node_id)
         setup = cluster["spec"].get("setup_task")
-        if setup:
-            self._start_setup(cluster, node, setup)
+        try:  # the cluster's mountVolumes, under $AZ_BATCHAI_MOUNT_ROOT before the setup task runs
+            self.runner.data.show_cluster_mounts(cluster, os.path.join(placement.root, "mounts"),
+                                                 remote=getattr(backend, "remote", False))
+        except BatchAIError as failure:
+            self.store.set_node_state(node_id, "unusable", errors=[error(failure.code, f"{name}: {failure.message}")])
         else:
-            self.store.set_node_state(node_id, "idle")
+            if setup:
+                self._start_setup(cluster, node, setup)
+            else:
+                self.store.set_node_state(node_id, "idle")
         self.events.publish("node", workspace=cluster["workspace"], cluster=cluster["name"], node=name,
                             state=self.store.node(node_id)["state"])
 
@@ -105,6 +112,7 @@ class NodeKeeper:
             node, info["setup_run_dir"], info["setup_launched"])
         if status.state == "running":
             return
+        self.runner.data.flush_folder(cluster["workspace"], cluster_segment(cluster["name"], cluster["uuid"]))
         if status.state == "exited" and status.exit_code == 0:
             self.store.set_node_state(node["id"], "idle")
         else:

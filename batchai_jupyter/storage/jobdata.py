@@ -7,6 +7,7 @@ with a `sync` (a MirrorSync: Blob) gets its mirror staged in and copied out.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Callable
 
@@ -14,6 +15,7 @@ from ..errors import BatchAIError
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
 
 LAYOUT_SEGMENT = Callable[[str, str, str], str]
+log = logging.getLogger("batchai")
 
 
 class JobData:
@@ -26,17 +28,53 @@ class JobData:
     def _default_sync(self, job: dict):
         return getattr(self.datastore_for(job["workspace"]), "sync", None)
 
-    def mounts(self, job: dict) -> tuple[list[Mount], list[Mount]]:
-        """(cluster-level, job-level) mounts of the job."""
-        workspace = job["workspace"]
-        resolver = MountResolver(
+    def _resolver(self, workspace: str) -> MountResolver:
+        return MountResolver(
             datastores=lambda: self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name",
                                                 workspace),
             open_datastore=lambda name: self.datastore_for(workspace, name),
             create_local_datastore=local_datastore_creator(self.store, self.layout, workspace))
-        cluster = self.store.cluster(workspace, job["cluster"]) or {"spec": {}}
+
+    def mounts(self, job: dict) -> tuple[list[Mount], list[Mount]]:
+        """(cluster-level, job-level) mounts of the job."""
+        resolver = self._resolver(job["workspace"])
+        cluster = self.store.cluster(job["workspace"], job["cluster"]) or {"spec": {}}
         return (resolver.resolve(cluster["spec"].get("mount_volumes")),
                 resolver.resolve(job["spec"].get("mount_volumes")))
+
+    @staticmethod
+    def _stage(mounts: list[Mount]) -> None:
+        for mount in mounts:
+            if mount.sync is not None:
+                mount.sync.stage_in("")  # a mount shows the whole container; unchanged files are not fetched
+
+    @staticmethod
+    def _link(mounts: list[Mount], mount_root: str) -> None:
+        for mount in mounts:
+            if mount.command:
+                run_mount_command(mount_root, mount)
+            else:
+                link_mount(mount_root, mount)
+
+    # -- a new node, before its setup task ------------------------------------------------------
+
+    def show_cluster_mounts(self, cluster: dict, mount_root: str, remote: bool) -> None:
+        """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task)."""
+        mounts = self._resolver(cluster["workspace"]).resolve(cluster["spec"].get("mount_volumes"))
+        if mounts and remote:
+            raise BatchAIError("MountsNotSupported", "nodeSetup.mountVolumes: this cluster's backend cannot show "
+                                                     "datastore mounts on its nodes yet; use a shared path")
+        self._stage(mounts)
+        self._link(mounts, mount_root)
+
+    def flush_folder(self, workspace: str, folder: str) -> None:
+        """Copies a finished folder (a node's setup-task logs) out of the default datastore's mirror."""
+        sync = getattr(self.datastore_for(workspace), "sync", None)
+        if sync is not None:
+            try:
+                sync.flush_final(folder)
+            except BatchAIError as failure:
+                log.warning("batchai: copying %s to the datastore failed: %s", folder, failure)
 
     # -- before the tasks start ----------------------------------------------------------------
 
@@ -54,16 +92,10 @@ class JobData:
         if remote:
             raise BatchAIError("MountsNotSupported", "mountVolumes: this cluster's backend cannot show datastore "
                                                      "mounts on its nodes yet; use a shared path or inputDirectories")
-        for mount in cluster_mounts + job_mounts:
-            if mount.sync is not None:
-                mount.sync.stage_in("")  # a mount shows the whole container; unchanged files are not fetched
+        self._stage(cluster_mounts + job_mounts)
         for node in nodes:
-            for root, group in ((node.mount_root, cluster_mounts), (node.job_mount_root, job_mounts)):
-                for mount in group:
-                    if mount.command:
-                        run_mount_command(root, mount)
-                    else:
-                        link_mount(root, mount)
+            self._link(cluster_mounts, node.mount_root)
+            self._link(job_mounts, node.job_mount_root)
         return [f"mount {m.relative_path}: {m.note}" for m in cluster_mounts + job_mounts if m.note]
 
     # -- while it runs, and at its end ---------------------------------------------------------

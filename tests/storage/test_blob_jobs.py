@@ -182,3 +182,24 @@ def test_killed_task_keeps_committed_outputs_and_flushed_logs(client, azurite, t
     assert wait_job(client, "victim")["executionState"] == "failed"
     assert scratch.read(model_blob) == b"checkpoint-1\n"
     assert scratch.read(log_blob) == b"epoch 1 saved\n"
+
+
+def test_cluster_mount_is_there_for_the_setup_task_whose_log_lands_in_blob(client, azurite, tmp_path, unique):
+    container = unique("setup")
+    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
+    scratch.create_container()
+    scratch.put_bytes("setup/hello.txt", b"hello from blob\n")
+    client.request("PUT", "workspaces/default/datastores/default", json_body={
+        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string})
+    make_cluster(client, "prepared", nodes=1, nodeSetup={
+        "mountVolumes": {"azureBlobFileSystems": [{"accountName": ACCOUNT, "containerName": container,
+                                                   "relativeMountPath": "bfs"}]},
+        "setupTask": {"commandLine": "cat $AZ_BATCHAI_MOUNT_ROOT/bfs/setup/hello.txt",
+                      "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/bfs"}})
+    listing = client.list(client.cluster_path("default", "prepared") + "/files")
+    names = [e["name"] for e in listing]
+    stdout = next(n for n in names if n.startswith("stdout-setup-"))
+    blob_text = client.request("GET", client.cluster_path("default", "prepared") + "/files/content",
+                               params={"path": stdout}, raw=True).text
+    assert blob_text == "hello from blob\n"
+    assert any(p.endswith(stdout) and p.startswith(".clusters/") for p, _s, _e in scratch.remote_files(""))
