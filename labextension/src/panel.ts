@@ -38,6 +38,7 @@ export class BatchAIPanel extends Widget {
   private readonly live: LiveUpdates;
   private refreshTimer = 0;
   private safetyTimer = 0;
+  private clockTimer = 0;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
 
@@ -65,6 +66,7 @@ export class BatchAIPanel extends Widget {
       status => this.showStatus(status)
     );
     this.safetyTimer = window.setInterval(() => this.scheduleRefresh(0), SAFETY_REFRESH_MS);
+    this.clockTimer = window.setInterval(() => this.tickDurations(), 1000);
     void this.refresh();
   }
 
@@ -275,9 +277,19 @@ export class BatchAIPanel extends Widget {
         )
       ),
       h('td', { title: job.waitingReason ?? '' }, stateBadge(job.executionState)),
-      h('td', {}, jobDuration(job)),
+      h('td', { className: 'bai-Duration', 'data-running': job.executionState === 'running' }, jobDuration(job)),
       h('td', { className: 'bai-Exit' }, exitCode === null ? '' : String(exitCode))
     );
+  }
+
+  /** Running jobs' durations count up every second, without re-rendering their rows. */
+  private tickDurations(): void {
+    for (const cell of this.jobBody.querySelectorAll<HTMLElement>('.bai-Duration[data-running]')) {
+      const job = this.jobs.find(j => j.name === cell.parentElement?.dataset.job && j.experiment === cell.parentElement?.dataset.experiment);
+      if (job) {
+        cell.textContent = jobDuration(job);
+      }
+    }
   }
 
   private async resizeCluster(cluster: Cluster): Promise<void> {
@@ -350,6 +362,7 @@ export class BatchAIPanel extends Widget {
     this.live.dispose();
     window.clearTimeout(this.refreshTimer);
     window.clearInterval(this.safetyTimer);
+    window.clearInterval(this.clockTimer);
     super.dispose();
   }
 }

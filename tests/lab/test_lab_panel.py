@@ -119,6 +119,7 @@ def test_terminate_a_job_from_the_panel(lab_client, lab_page):
     lab_page.open_panel()
     row = lab_page.job_row("endless-job")
     expect(row).to_have_attribute("data-state", "running", timeout=SLOW)
+    expect(row.locator(".bai-Duration")).to_have_text(re.compile(r"^(?!0:00$)\d+:\d\d"), timeout=SLOW)  # counts up
     row.get_by_role("button", name="Terminate job endless-job").click()
     expect(row).to_have_attribute("data-state", re.compile("failed|succeeded"), timeout=SLOW)
     job = lab_client.job("default", "default", "endless-job")
