@@ -114,8 +114,9 @@ def storage_errors(where: str) -> Iterator[None]:
     except (ClientAuthenticationError, _Forbidden) as failure:
         raise BatchAIError("StorageAuthenticationFailed", f"{where}: the storage account refused the datastore's "
                                                           f"credentials ({failure.error_code or 'AuthenticationFailed'})"
-                                                          "; check the account key or SAS token and its expiry, "
-                                                          "then recreate the datastore", 400) from None
+                                                          "; check the account key, the SAS token and its expiry, or "
+                                                          "the identity DefaultAzureCredential signs in with, then "
+                                                          "recreate the datastore", 400) from None
     except ResourceNotFoundError as failure:
         code = failure.error_code or "ResourceNotFound"
         if code == "ContainerNotFound":
@@ -155,8 +156,11 @@ class BlobDatastore:
         elif s.sas_token:
             credential = s.sas_token
         else:
-            from azure.identity import DefaultAzureCredential
-
+            try:
+                from azure.identity import DefaultAzureCredential
+            except ImportError:
+                raise BatchAIError("DatastoreUnavailable", 'credential: "default" needs azure-identity; '
+                                                           "pip install batchai-jupyter[blob]") from None
             credential = DefaultAzureCredential()
         return BlobServiceClient(s.endpoint, credential=credential, **options).get_container_client(s.container)
 
