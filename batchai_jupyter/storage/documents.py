@@ -9,7 +9,8 @@ A create request (JSON, camelCase like the rest of the API):
     {"kind": "local", "path": "/shared/data"}            (a directory every node sees at that path)
 
 Optional: "linkExpiryInMinutes" (SAS links in file listings, default 60), "flushSeconds" (how often
-running jobs' logs and outputs are copied out, default 2), "createContainer": true.
+running jobs' logs and outputs are copied out, default 2), "retries" (per storage request, default 3,
+1 + 2, 1 + 4, 1 + 8 seconds apart), "createContainer": true.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ..errors import BatchAIError
 # camelCase request field -> stored field; secrets go to the row's secrets, never to its config.
 BLOB_FIELDS = {"containerName": "container", "accountName": "account_name", "endpoint": "endpoint",
                "credential": "credential", "linkExpiryInMinutes": "link_expiry_minutes",
-               "flushSeconds": "flush_seconds"}
+               "flushSeconds": "flush_seconds", "retries": "retries"}
 BLOB_SECRETS = {"connectionString": "connection_string", "accountKey": "account_key", "sasToken": "sas_token"}
 KNOWN = {"kind", "name", "default", "createContainer", "path", *BLOB_FIELDS, *BLOB_SECRETS}
 
@@ -55,6 +56,9 @@ def parse_datastore_document(document: object) -> tuple[str, dict, dict]:
         value = document.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise BatchAIError("InvalidDatastore", f"{field}: {value!r} is not valid; give a positive number")
+    retries = document.get("retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10):
+        raise BatchAIError("InvalidDatastore", f"retries: {retries!r} is not valid; give 0 to 10")
     if config.get("credential") not in (None, "default"):
         raise BatchAIError("InvalidDatastore", f"credential: {config['credential']!r} is not valid; the only "
                                                "value is \"default\" (azure-identity's DefaultAzureCredential)")

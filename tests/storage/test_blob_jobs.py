@@ -203,3 +203,31 @@ def test_cluster_mount_is_there_for_the_setup_task_whose_log_lands_in_blob(clien
                                params={"path": stdout}, raw=True).text
     assert blob_text == "hello from blob\n"
     assert any(p.endswith(stdout) and p.startswith(".clusters/") for p, _s, _e in scratch.remote_files(""))
+
+
+def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, tmp_path, unique):
+    server = Azurite(str(tmp_path / "azurite")).start()
+    try:
+        container = unique("down")
+        blob_datastore(str(tmp_path / "scratch"), container, connection_string=server.connection_string
+                       ).create_container()
+        client.request("PUT", "workspaces/default/datastores/default", json_body={
+            "kind": "blob", "containerName": container, "connectionString": server.connection_string,
+            "retries": 0, "flushSeconds": 60})
+        make_cluster(client, "one", nodes=1)
+        gate = tmp_path / "gate"
+        client.create_job("default", "default", {
+            "cluster": "one", "nodeCount": 1, "outputDirectories": [{"id": "OUT", "pathPrefix": "x"}],
+            "customToolkitSettings": {"commandLine": f"while [ ! -e {gate} ]; do sleep 0.1; done; "
+                                                     "echo result > $AZ_BATCHAI_OUTPUT_OUT/result.txt"}}, "lost")
+        wait_for(lambda: client.job("default", "default", "lost")["executionState"] == "running", "the job to run")
+        server.stop()
+        gate.touch()
+        job = wait_job(client, "lost")
+        assert job["executionState"] == "failed"
+        [failure] = [e for e in job["executionInfo"]["errors"] if e["code"] == "OutputUploadFailed"]
+        assert "did not answer" in failure["message"] and "kept in" in failure["message"]
+        kept = failure["message"].rsplit("kept in ", 1)[1]
+        assert open(os.path.join(kept, "outputs", "OUT", "result.txt")).read() == "result\n"
+    finally:
+        server.stop()
