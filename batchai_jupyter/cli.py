@@ -97,6 +97,9 @@ def _cluster_document(args) -> dict:
         overrides["setupTask"] = args.setup_task
     body = dict(document.get("properties", document))
     backend_options = _backend_options(args)
+    if backend_options.get("hosts") and args.target is None and args.min is None and "nodeCount" not in body \
+            and "scaleSettings" not in body:
+        overrides["nodeCount"] = len(backend_options["hosts"])  # an SSH cluster: one node per host
     if backend_options:
         overrides["backendOptions"] = {**(body.get("backendOptions") or {}), **backend_options}
     if not overrides:
@@ -110,10 +113,41 @@ def _cluster_document(args) -> dict:
     return body
 
 
-# `cluster create` options that become backendOptions (see backends/slurm_options.py).
+def node_exec(client, args) -> None:
+    """`cluster node exec [-n CLUSTER] NODE -- CMD...`: the command's output, and its exit code as ours."""
+    cluster = args.name or _cluster_of_node(client, args.workspace, args.node_id)
+    # The words are joined as ssh joins them: the remote shell reads them (quote what it must not split).
+    result = client.request("POST", f"{client.cluster_path(args.workspace, cluster)}/nodes/{args.node_id}/exec",
+                            json_body={"command": " ".join(args.command), "timeout": args.timeout})
+    sys.stdout.write(result["stdout"])
+    sys.stderr.write(result["stderr"])
+    sys.stdout.flush()
+    raise SystemExit(result["exitCode"])
+
+
+def _cluster_of_node(client, workspace: str, node_id: str) -> str:
+    for cluster in client.clusters(workspace):
+        if any(n["nodeId"] == node_id for n in client.list(client.cluster_path(workspace, cluster["name"]) + "/nodes")):
+            return cluster["name"]
+    raise BatchAIError("NotFound", f"node {node_id!r} is in no cluster of workspace '{workspace}'; list them with "
+                                   "`batchai cluster node list -n CLUSTER`")
+
+
+def _ssh_hosts(text: str) -> list[str]:
+    return [host.strip() for host in text.split(",") if host.strip()]
+
+
+def _local_path(text: str) -> str:
+    """A file named on the command line, absolute (the service may run in another directory)."""
+    return os.path.abspath(os.path.expanduser(text))
+
+
+# `cluster create` options that become backendOptions (see backends/slurm_options.py, ssh_options.py).
 BACKEND_OPTION_FLAGS = {"partition": "partition", "account": "account", "qos": "qos", "gres": "gres",
                         "gpus_per_node": "gpusPerNode", "sbatch_option": "sbatchOptions",
-                        "max_nodes_in_use": "maxNodesInUse", "shared_root": "sharedRoot"}
+                        "max_nodes_in_use": "maxNodesInUse", "shared_root": "sharedRoot",
+                        "hosts": "hosts", "key": "keyFile", "known_hosts": "knownHosts",
+                        "trust_on_first_use": "trustOnFirstUse", "python": "python", "node_root": "root"}
 
 
 def _backend_options(args) -> dict:
@@ -140,6 +174,8 @@ def cluster_command(args) -> object:
         if args.idle is not None:
             auto["idleSecondsBeforeScaledown"] = args.idle
         return client.scale_cluster(args.workspace, args.name, {"autoScale": auto})
+    if args.verb == "node" and args.node_verb == "exec":
+        return node_exec(client, args)
     if args.verb == "node":
         return client.list(f"{path}/nodes")
     if args.verb == "file":
@@ -271,6 +307,14 @@ def _add_cluster_parsers(sub) -> None:
     slurm.add_argument("--sbatch-option", action="append", help="an extra sbatch option (repeatable)")
     slurm.add_argument("--max-nodes-in-use", type=int, help="cap on nodes this cluster's jobs hold at once")
     slurm.add_argument("--shared-root", help="directory on the file system shared with the nodes")
+    ssh = create.add_argument_group("ssh backend (--backend ssh: the cluster's nodes are your machines)")
+    ssh.add_argument("--hosts", type=_ssh_hosts, help="user@host[:port],... (one node per host by default)")
+    ssh.add_argument("--key", type=_local_path, help="private key file to log in with (default: the SSH agent, ~/.ssh/id_*)")
+    ssh.add_argument("--known-hosts", type=_local_path, help="known_hosts file host keys are checked against (~/.ssh/known_hosts)")
+    ssh.add_argument("--trust-on-first-use", action="store_const", const=True,
+                     help="record an unknown host key instead of refusing it")
+    ssh.add_argument("--python", help="Python on the hosts (default python3)")
+    ssh.add_argument("--node-root", help="working directory on each host (default ~/.batchai-node)")
     for verb in ("show", "delete", "resize", "auto-scale"):
         parser = cluster.add_parser(verb, help=f"{verb} a cluster")
         _scope(parser)
@@ -287,10 +331,19 @@ def _add_cluster_parsers(sub) -> None:
             parser.add_argument("--max", type=int, required=True)
             parser.add_argument("--idle", type=float, help="idle seconds before scale-down")
     _scope(cluster.add_parser("list", help="list clusters"))
-    node = cluster.add_parser("node", help="nodes of a cluster: `cluster node list -n NAME`")
-    node.add_argument("node_verb", choices=["list"])
+    node_verbs = cluster.add_parser("node", help="nodes of a cluster: `cluster node list -n NAME`, "
+                                                 "`cluster node exec NODE -- CMD`").add_subparsers(
+        dest="node_verb", required=True)
+    node = node_verbs.add_parser("list", help="list a cluster's nodes (with their IP and SSH port)")
     _scope(node)
     node.add_argument("-n", "--name", "-c", "--cluster", dest="name", required=True)
+    node = node_verbs.add_parser("exec", help="run a command on a node: `cluster node exec NODE -- CMD ARGS`")
+    _scope(node)
+    node.add_argument("-n", "--name", "-c", "--cluster", dest="name",
+                      help="the node's cluster (default: the one that has NODE)")
+    node.add_argument("--timeout", type=float, default=300.0, help="seconds the command may run (default 300)")
+    node.add_argument("node_id", metavar="NODE", help="the node (its nodeId in `cluster node list`)")
+    node.add_argument("command", nargs="+", metavar="-- COMMAND", help="the command and its arguments")
     files = cluster.add_parser("file", help="setup-task logs: `cluster file list -n NAME`")
     files.add_argument("file_verb", choices=["list"])
     _scope(files)

@@ -174,6 +174,8 @@ class SshBackend:
             except SshError:
                 pass  # a host that is gone keeps its leftovers; nothing else depends on them
         self.assignments.release(cluster["uuid"], node["name"])
+        if not self.assignments.hosts_of(cluster["uuid"]):
+            self.cluster_keys.forget(cluster["uuid"])  # the cluster's last node: its key pair goes too
 
     def node_health(self, node: dict) -> str | None:
         """Why the node's host is not answering, or None while it is (cheap: heartbeats run apart)."""
@@ -207,20 +209,29 @@ class SshBackend:
     def _is_local(self, path: str) -> bool:
         return any(path.startswith(prefix + "/") for prefix in {self.home, os.path.realpath(self.home)})
 
-    def start_task(self, node: dict, run_dir: str, launch: TaskLaunch) -> None:
-        connection = self.connection(node)
-        to_remote = self._to_remote(node)
-        env = {name: value for name, value in launch.env.items() if os.environ.get(name) != value}
+    def _files_to_move(self, env: dict, to_remote: Callable[[str], str]) -> tuple[list, list]:
+        """What a task's variables name under the service's home: (to stage in as [(local, remote,
+        copy)], output directories to collect as [[remote, local]]). Inputs are staged read-only;
+        outputs and checkpoints are staged back in (a retry resumes from them) and collected."""
         staged, outputs = [], []
         for name, value in env.items():
             if not self._is_local(value) or not os.path.exists(value):
                 continue
-            if name.startswith(OUTPUT_PREFIXES) or name == "AZ_BATCHAI_SHARED_JOB_TEMP":
+            if name.startswith(OUTPUT_PREFIXES):
                 staged.append((value, to_remote(value), True))
-                if name != "AZ_BATCHAI_SHARED_JOB_TEMP":
-                    outputs.append([to_remote(value), value])
-            elif name != "AZ_BATCHAI_STDOUTERR_DIR" and not name.startswith("AZ_BATCHAI_MPI_HOST_FILE"):
+                outputs.append([to_remote(value), value])
+            elif name == "AZ_BATCHAI_SHARED_JOB_TEMP":  # the hostfile and the like
+                staged.append((value, to_remote(value), True))
+            elif name not in ("AZ_BATCHAI_STDOUTERR_DIR", "AZ_BATCHAI_MPI_HOST_FILE"):  # logs stream apart
                 staged.append((value, to_remote(value), False))
+        return staged, outputs
+
+    def start_task(self, node: dict, run_dir: str, launch: TaskLaunch) -> None:
+        connection = self.connection(node)
+        to_remote = self._to_remote(node)
+        # The service's own environment stays here: the host's login environment is the base there.
+        env = {name: value for name, value in launch.env.items() if os.environ.get(name) != value}
+        staged, outputs = self._files_to_move(env, to_remote)
         env = {name: to_remote(value) for name, value in env.items()}
         env = {**self._ssh_env(node), **env}  # the job's own settings win
         logs = [[to_remote(launch.stdout), launch.stdout], [to_remote(launch.stderr), launch.stderr]]

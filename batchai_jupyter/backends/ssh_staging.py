@@ -81,6 +81,7 @@ class Stager:
         `copy` False hard-links the cached file (read-only inputs); True copies it (outputs
         staged back in, which a job may rewrite in place)."""
         entries: list[tuple[str, str, str, bool]] = []  # (sha, local file, remote file, copy)
+        mtimes: dict[str, float] = {}
         directories: set[str] = set()
         for local, remote, copy in pairs:
             if os.path.isdir(local):
@@ -88,6 +89,7 @@ class Stager:
             for relative, path in _local_files(local):
                 target = f"{remote}/{relative}" if relative else remote
                 entries.append((self.hashes.of(path), path, target, copy))
+                mtimes[target] = os.path.getmtime(path)
         transfer = Transfer(files=len(entries))
         missing = self._missing(connection, cache, {sha for sha, *_ in entries})
         sources = {sha: path for sha, path, *_ in entries}
@@ -97,7 +99,9 @@ class Stager:
         for sha, _path, target, copy in entries:
             parent = shlex.quote(os.path.dirname(target))
             source, quoted = shlex.quote(f"{cache}/{sha}"), shlex.quote(target)
-            how = f"cp {source} {quoted}" if copy else f"ln -f {source} {quoted} 2>/dev/null || cp {source} {quoted}"
+            # A copy keeps the original's time, so collect() never takes an unchanged copy for news.
+            how = (f"cp {source} {quoted} && touch -m -d @{mtimes[target]:.6f} {quoted}" if copy
+                   else f"ln -f {source} {quoted} 2>/dev/null || cp {source} {quoted}")
             script.append(f"mkdir -p {parent} && rm -f {quoted} && {how}")
         if script:
             connection.check("sh -se", stdin=("\n".join(script) + "\n").encode())
@@ -162,7 +166,10 @@ class Stager:
     # -- down ------------------------------------------------------------------------------
 
     def collect(self, connection: HostConnection, remote: str, local: str) -> Transfer:
-        """Copies files under `remote` that are new or changed into `local`."""
+        """Copies files under `remote` that are new, or newer than `local`'s, into `local`.
+
+        Newer, not just different: several hosts may hold copies of one output directory (each
+        got it staged in), and a host's untouched old copy must not undo another host's update."""
         transfer = Transfer()
         listing = connection.run(f"cd {shlex.quote(remote)} 2>/dev/null && find . -type f -printf '%s %T@ %P\\n'")
         if listing[0] != 0:
@@ -174,7 +181,7 @@ class Stager:
             path = os.path.join(local, relative)
             try:
                 info = os.stat(path)
-                if info.st_size == size and abs(info.st_mtime - mtime) < 0.001:
+                if info.st_mtime >= mtime - 0.001:
                     continue
             except FileNotFoundError:
                 pass

@@ -60,8 +60,15 @@ class JobRunner:
             output_paths={d.id: datastore.node_path(output_segment(job["experiment"], job["name"], job["uuid"], d.id))
                           for d in spec.output_directories},
             hostfile=os.path.join(shared, "hostfile"), master_port=job["master_port"] or 0,
-            python=os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(), node_base_env=self.base_env())
+            # A backend whose nodes are other machines names the Python there (node info "python").
+            python=self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
+            node_base_env=self.base_env(),
+            checkpoint_dir=datastore.node_path(f"{job_segment(job['experiment'], job['name'], job['uuid'])}/checkpoints"))
         return context, nodes
+
+    def _node_python(self, job: dict) -> str:
+        first = self.store.node(job["node_ids"][0]) if job["node_ids"] else None
+        return (first or {}).get("info", {}).get("python", "")
 
     def _node_context(self, job: dict, node: dict, index: int) -> launch.NodeContext:
         info = node["info"]
@@ -102,6 +109,8 @@ class JobRunner:
                              local_nodes: bool = True) -> None:
         for path in (context.stdouterr_dir, context.shared_job_temp, *context.output_paths.values()):
             os.makedirs(path, exist_ok=True)
+        if context.checkpoint_dir:
+            os.makedirs(context.checkpoint_dir, exist_ok=True)
         for node in nodes if local_nodes else ():  # a remote backend makes its nodes' directories itself
             os.makedirs(node.job_temp, exist_ok=True)
             os.makedirs(node.job_mount_root, exist_ok=True)

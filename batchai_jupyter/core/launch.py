@@ -48,6 +48,7 @@ class JobContext:
     python: str = "python"  # interpreter when the spec gives none
     # The node's own environment, so user values like PATH=/opt/bin:$PATH extend it.
     node_base_env: Mapping[str, str] = field(default_factory=dict)
+    checkpoint_dir: str = ""  # AZ_BATCHAI_CHECKPOINT_DIR: the job's own, kept across attempts (ours)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _check_nodes(job: JobContext, nodes: Sequence[NodeContext]) -> None:
 
 def _job_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeContext) -> dict[str, str]:
     spec = job.spec
-    return {
+    env = {
         "AZ_BATCHAI_MOUNT_ROOT": node.mount_root,
         "AZ_BATCHAI_JOB_MOUNT_ROOT": node.job_mount_root,
         "AZ_BATCHAI_JOB_TEMP": node.job_temp,
@@ -140,6 +141,9 @@ def _job_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeCo
         "AZ_BATCHAI_WORKSPACE_NAME": spec.workspace,
         "AZ_BATCHAI_JOB_ATTEMPT": str(job.attempt),
     }
+    if job.checkpoint_dir:  # a retried attempt finds what the earlier ones saved here
+        env["AZ_BATCHAI_CHECKPOINT_DIR"] = job.checkpoint_dir
+    return env
 
 
 def node_context(*, name: str, index: int, ip: str, mpi_host: str, cpus: int, gpus: int, root: str,

@@ -318,6 +318,22 @@ class Service:
         self._cluster_row(workspace, name)
         return [views.node_view(n) for n in self.store.nodes_of(workspace, name)]
 
+    def exec_on_node(self, workspace: str, name: str, node_name: str, command: str, timeout: float = 300.0) -> dict:
+        """`cluster node exec`: runs a shell command on a node (backends whose nodes can: `exec`)."""
+        row = self._cluster_row(workspace, name)
+        node = next((n for n in self.store.nodes_of(workspace, name) if n["name"] == node_name), None)
+        if node is None:
+            raise NotFound("node", node_name, f"list them with `batchai cluster node list -n {name}`")
+        if not isinstance(command, str) or not command.strip():
+            raise BatchAIError("InvalidCommand", "command: give the shell command to run on the node")
+        run = getattr(self._backend_for(workspace, name), "exec", None)
+        if run is None:
+            raise BatchAIError("NodeExecNotSupported", f"the nodes of cluster '{name}' (backend "
+                                                       f"{row['spec']['backend']!r}) do not take commands; "
+                                                       "use a cluster of the ssh backend")
+        code, out, err = run(node, command, timeout)
+        return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
+
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
         row = self._cluster_row(workspace, name)
         segment = cluster_segment(name, row["uuid"])

@@ -282,6 +282,17 @@ class ClusterNodesHandler(BaseHandler):
         self.reply_page(await self.call(self.service.list_nodes, workspace, cluster))
 
 
+class ClusterNodeExecHandler(BaseHandler):
+    @web.authenticated
+    async def post(self, workspace, cluster, node):
+        body = self.body()
+        timeout = body.get("timeout", 300.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+            raise BatchAIError("InvalidArgument", f"timeout: {timeout!r} is not a number of seconds from 1 to 3600")
+        self.reply(await self.call(self.service.exec_on_node, workspace, cluster, node, body.get("command"),
+                                   float(timeout)))
+
+
 class JobsHandler(BaseHandler):
     @web.authenticated
     async def get(self, workspace, experiment=None):
@@ -420,6 +431,7 @@ def routes() -> list[tuple[str, type]]:
         (f"{ws}/clusters", ClustersHandler),
         (cluster, ClusterHandler),
         (f"{cluster}/nodes", ClusterNodesHandler),
+        (f"{cluster}/nodes/{NAME}/exec", ClusterNodeExecHandler),
         (f"{cluster}/files", ClusterFilesHandler),
         (f"{cluster}/files/content", ClusterFileContentHandler),
         (f"{ws}/jobs", JobsHandler),

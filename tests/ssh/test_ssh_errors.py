@@ -9,7 +9,7 @@ import pytest
 
 from conftest import wait_for
 from batchai_jupyter.errors import BatchAIError
-from sshfixtures import PYTHON, ssh_cluster_spec, ssh_hosts  # noqa: F401  (fixture)
+from sshfixtures import ssh_cluster_spec, ssh_hosts  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,26 @@ def test_bad_backend_options_are_refused_at_create(service, options, field):
     assert raised.value.code == "InvalidBackendOptions" and field in raised.value.message, raised.value.message
     with pytest.raises(BatchAIError):
         client.get(client.cluster_path("default", "bad-options"))  # nothing half-made
+
+
+def test_setup_task_runs_on_the_host_and_a_failing_one_keeps_its_log(service, ssh_hosts):
+    _, client = service
+    spec = ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[0]])
+    spec["setupTask"] = "echo prepared on $(hostname -I) in $AZ_BATCHAI_MOUNT_ROOT"
+    client.create_cluster("default", spec, "with-setup")
+    node = idle(client, "with-setup", 1)[0]
+    log = client.request("GET", client.cluster_path("default", "with-setup") + "/files/content",
+                         params={"path": f"stdout-setup-{node['nodeId']}.txt"}, raw=True).content.decode()
+    assert f"prepared on {ssh_hosts.hosts[0].address}" in log and "/batchai-node/mounts" in log, log
+
+    spec = ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[1]])
+    spec["setupTask"] = "echo cannot install >&2; exit 4"
+    client.create_cluster("default", spec, "bad-setup")
+    message = node_errors(client, "bad-setup")
+    assert "exited with code 4" in message and "stderr-setup-" in message, message
+    names = [f["name"] for f in client.list(client.cluster_path("default", "bad-setup") + "/files")]
+    node_id = client.list(client.cluster_path("default", "bad-setup") + "/nodes")[0]["nodeId"]
+    assert f"stderr-setup-{node_id}.txt" in names, names
+    log = client.request("GET", client.cluster_path("default", "bad-setup") + "/files/content",
+                         params={"path": f"stderr-setup-{node_id}.txt"}, raw=True).content.decode()
+    assert log.strip() == "cannot install", log

@@ -1,0 +1,147 @@
+"""Failures on real sshd hosts: a host that dies mid-job costs a retry, not the job (which resumes
+from its checkpoint); the host returns to idle when it is back; a restarted service re-attaches to
+running tasks instead of losing or repeating them."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from conftest import ServiceProcess, read_log, submit, wait_for, wait_job
+from sshfixtures import PYTHON, create_ssh_cluster, make_hosts, put_in_datastore
+
+JOB_TIMEOUT = 180.0
+
+# Rank 0 counts steps into a checkpoint in the job's checkpoint directory and resumes from it.
+CHECKPOINTED = """
+    import json, os, sys, time
+    rank = int(os.environ["RANK"])
+    attempt = int(os.environ["AZ_BATCHAI_JOB_ATTEMPT"])
+    checkpoint = os.path.join(os.environ["AZ_BATCHAI_CHECKPOINT_DIR"], "step.json")
+    start = 0
+    if os.path.exists(checkpoint):
+        with open(checkpoint) as handle:
+            start = json.load(handle)["step"]
+    print(f"attempt {attempt} rank {rank} resumes at step {start}", flush=True)
+    steps = int(sys.argv[1])
+    for step in range(start, steps):
+        time.sleep(0.25)
+        if rank == 0:
+            with open(checkpoint + ".tmp", "w") as handle:
+                json.dump({"step": step + 1}, handle)
+            os.replace(checkpoint + ".tmp", checkpoint)
+    print(f"attempt {attempt} rank {rank} done", flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory):
+    made = make_hosts(tmp_path_factory, 3)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def service(tmp_path):
+    process = ServiceProcess(str(tmp_path / "home"), str(tmp_path / "runtime"))
+    client = process.start()
+    yield process, client
+    process.stop()
+
+
+def _checkpoint_step(service, client, job: str) -> int:
+    """The step in the job's checkpoint as the service holds it (collected from the host)."""
+    uuid = client.job("default", "default", job)["uuid"]
+    path = os.path.join(service.home, "datastores", "default", "default", "default", job, uuid, "checkpoints",
+                        "step.json")
+    try:
+        with open(path) as handle:
+            return json.load(handle)["step"]
+    except (OSError, ValueError):
+        return 0
+
+
+def _task_hosts(client, job: str) -> dict[str, str]:
+    tasks = client.list(client.job_path("default", "default", job) + "/tasks")
+    return {t["name"]: t["ip"] for t in tasks if t["attempt"] == 1}
+
+
+def test_host_killed_mid_job_requeues_and_resumes_from_checkpoint(service, hosts):
+    process, client = service
+    create_ssh_cluster(client, "fail", hosts)
+    scripts = put_in_datastore(process.home, "inputs/ckpt", {"ckpt.py": CHECKPOINTED})
+    submit(client, "resume", "fail", {
+        "nodeCount": 2, "maxRetries": 1,
+        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ckpt.py", "commandLineArgs": "60"},
+    })
+    # The checkpoint comes back to the datastore while the job runs.
+    wait_for(lambda: _checkpoint_step(process, client, "resume") >= 8, "a checkpoint to be collected", timeout=120)
+    master_ip = _task_hosts(client, "resume")["0"]
+    victim = next(h for h in hosts.hosts if h.address == master_ip)
+    killed_at = time.monotonic()
+    hosts.kill(victim)
+    requeued = wait_for(lambda: (lambda j: j if j["attempt"] == 2 else None)(client.job("default", "default", "resume")),
+                        "the job to be requeued", timeout=60, interval=0.05)
+    seconds = time.monotonic() - killed_at
+    print(f"\nhost killed -> job requeued in {seconds:.2f} s")
+    assert requeued["retriesUsed"] == 1
+    job = wait_job(client, "resume", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", job["executionInfo"]
+    errors = " ".join(e["message"] for e in job["executionInfo"]["errors"])
+    assert victim.address in errors and ("stopped answering" in errors or "cannot reach" in errors), errors
+    # The second attempt ran on the two live hosts and resumed where the checkpoint stopped.
+    out = read_log(client, "resume", "stdout-0.txt")
+    resumed_at = int(out.split("attempt 2 rank 0 resumes at step ")[1].split()[0])
+    assert resumed_at >= 8, out
+    assert "attempt 2 rank 0 done" in out
+    assert _checkpoint_step(process, client, "resume") == 60
+    second = {t["ip"] for t in client.list(client.job_path("default", "default", "resume") + "/tasks")
+              if t["attempt"] == 2}
+    assert victim.address not in second and len(second) == 2, second
+    # The dead host's node is unusable and says why; once the host is back it is idle again.
+    nodes = {n["ipAddress"]: n for n in client.list(client.cluster_path("default", "fail") + "/nodes")}
+    assert nodes[victim.address]["state"] == "unusable", nodes[victim.address]
+    why = nodes[victim.address]["errors"][0]["message"]
+    assert "stopped answering" in why or "cannot reach" in why, nodes[victim.address]
+    hosts.start(victim)
+    wait_for(lambda: {n["ipAddress"]: n for n in client.list(client.cluster_path("default", "fail") + "/nodes")}
+             [victim.address]["state"] == "idle", "the host's node to be idle again", timeout=60)
+
+
+def test_service_restart_mid_job_reattaches(service, hosts):
+    process, client = service
+    create_ssh_cluster(client, "again", hosts, members=hosts.hosts[:1])
+    scripts = put_in_datastore(process.home, "inputs/slow", {"slow.py": """
+        import os, time
+        marker = os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], "starts")
+        with open(marker, "a") as handle:
+            handle.write("start\\n")
+        for i in range(24):
+            print("line", i, flush=True)
+            time.sleep(0.25)
+    """})
+    submit(client, "survivor", "again", {
+        "nodeCount": 1,
+        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+        "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+        "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/slow.py"},
+    })
+    wait_for(lambda: "line 2" in _log(client, "survivor"), "the job's first lines", timeout=90)
+    process.kill()
+    time.sleep(1.5)
+    client = process.start()
+    job = wait_job(client, "survivor", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded" and job["attempt"] == 1, job["executionInfo"]
+    out = read_log(client, "survivor", "stdout.txt")
+    assert [line for line in out.splitlines()] == [f"line {i}" for i in range(24)], out  # no gap, no repeat
+    assert read_log(client, "survivor", "starts", "OUT") == "start\n", "the task must not start twice"
+
+
+def _log(client, job: str) -> str:
+    try:
+        return read_log(client, job, "stdout.txt")
+    except Exception:
+        return ""
