@@ -129,7 +129,11 @@ class SlurmBackend:
         self._wakeup = callback
 
     def options(self, cluster: dict) -> SlurmOptions:
-        return parse_slurm_options(self.site_options, cluster["spec"].get("backend_options") or {}, self.home)
+        spec = cluster["spec"]
+        options = parse_slurm_options(self.site_options, spec.get("backend_options") or {}, self.home)
+        if not options.gpus_per_node and spec.get("gpus_per_node"):  # the cluster's own gpusPerNode
+            options = dataclasses.replace(options, gpus_per_node=int(spec["gpus_per_node"]))
+        return options
 
     def commands(self, options: SlurmOptions) -> SlurmCommands:
         return self._commands_for(options)
@@ -216,6 +220,8 @@ class SlurmBackend:
             context[key] = on_nodes(context[key])
         context["input_paths"] = {k: on_nodes(v) for k, v in context["input_paths"].items()}
         context["output_paths"] = {k: on_nodes(v) for k, v in context["output_paths"].items()}
+        if options.python_given:
+            context["python"] = options.python
         job = {"context": context, "runtime": on_nodes(runtime), "node_root": options.nodes_root,
                "gpus_per_node": options.gpus_per_node, "python": options.python,
                "node_addresses": dict(self._addresses)}

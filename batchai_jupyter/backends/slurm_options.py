@@ -9,6 +9,7 @@ Every option, camelCase as in cluster.json:
     account, qos     sbatch --account / --qos
     highPriorityQos  the qos for jobs of high schedulingPriority (default: a negative --nice)
     gpusPerNode      GPUs each job asks per node (sbatch --gres=gpu:N); AZ_BATCHAI_NUM_GPUS follows it
+                     (default: the cluster's gpusPerNode)
     gres             a raw --gres request instead (e.g. "gpu:a100:4")
     sbatchOptions    extra sbatch arguments, e.g. ["--constraint=ib", "--exclusive"]
     maxNodesInUse    how many nodes this cluster's jobs may hold in Slurm at once (default: no cap)
@@ -18,7 +19,8 @@ Every option, camelCase as in cluster.json:
                      system (the datastore, sharedRoot) under another path than the service
     nodeRoot         each node's working directory (AZ_BATCHAI_JOB_TEMP etc.), NODE replaced by the
                      node's name (default: sharedRoot/nodes/NODE)
-    python           the Python that runs our driver and wrapper on the nodes (default: the service's)
+    python           the Python on the nodes that runs our driver and wrapper, and the jobs' default
+                     interpreter (default: the service's own, for both)
     slurmConf        the slurm.conf the commands use (default: $SLURM_CONF or Slurm's own default)
     loginNode        when the service is not on a login node: "user@login1[:port]", where the Slurm
                      commands run over SSH (the SSH backend's connections: keyFile, knownHosts,
@@ -53,6 +55,7 @@ class SlurmOptions:
     path_map: tuple[tuple[str, str], ...] = ()
     node_root: str = ""
     python: str = field(default_factory=lambda: sys.executable)
+    python_given: bool = False  # the jobs' default interpreter too (else theirs stays the service's)
     slurm_conf: str = ""
     login_node: object = None  # ssh_options.HostSpec when the commands run over SSH
     login: tuple = ()  # (key_file, known_hosts, trust_on_first_use, connect_timeout) for login_node
@@ -121,7 +124,7 @@ def parse_slurm_options(site: Mapping[str, Any], cluster: Mapping[str, Any], hom
                                                  os.path.isabs(k) and os.path.isabs(v) for k, v in path_map.items()):
         raise BatchAIError("InvalidBackendOptions", "backendOptions.pathMap: give {\"/path/on/service\": "
                                                     "\"/path/on/nodes\"} with absolute paths")
-    python = _absolute(merged, "python", _text(merged, "python")) or sys.executable
+    given = _absolute(merged, "python", _text(merged, "python"))
     return SlurmOptions(
         shared_root=_absolute(merged, "sharedRoot", _text(merged, "sharedRoot")) or os.path.join(home, "slurm"),
         partition=_text(merged, "partition"), account=_text(merged, "account"), qos=_text(merged, "qos"),
@@ -129,7 +132,8 @@ def parse_slurm_options(site: Mapping[str, Any], cluster: Mapping[str, Any], hom
         gpus_per_node=_count(merged, "gpusPerNode", 0) or 0, gres=_text(merged, "gres"),
         sbatch_options=tuple(extra), max_nodes_in_use=_count(merged, "maxNodesInUse", 1),
         path_map=tuple(sorted(path_map.items(), key=lambda item: -len(item[0]))),
-        node_root=_absolute(merged, "nodeRoot", _text(merged, "nodeRoot")), python=python,
+        node_root=_absolute(merged, "nodeRoot", _text(merged, "nodeRoot")), python=given or sys.executable,
+        python_given=bool(given),
         slurm_conf=_absolute(merged, "slurmConf", _text(merged, "slurmConf")), **_login(merged))
 
 

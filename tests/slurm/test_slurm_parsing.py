@@ -1,6 +1,8 @@
 """The Slurm backend's pure parts: reading Slurm's output, options, the squeue pacing, sbatch options."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from batchai_jupyter.backends.base import GangRequest
@@ -40,6 +42,8 @@ def test_options_merge_site_and_cluster_and_name_what_is_wrong():
     assert (options.partition, options.gpus_per_node, options.sbatch_options) == ("gpu", 4, ("--exclusive",))
     assert options.shared_root == "/shared/batchai" and options.nodes_root == "/shared/batchai/nodes/NODE"
     assert options.on_nodes("/home/svc/ds/x") == "/mnt/home/ds/x" and options.on_nodes("/home/svcx") == "/home/svcx"
+    assert not options.python_given and options.python == sys.executable
+    assert parse_slurm_options({}, {"python": "/opt/py/bin/python3"}, "/h").python_given
     for bad, where in (({"maxNodesInUse": 0}, "maxNodesInUse"), ({"gpusPerNode": "two"}, "gpusPerNode"),
                        ({"sbatchOptions": ["exclusive"]}, "sbatchOptions"), ({"pathMap": {"rel": "/x"}}, "pathMap"),
                        ({"sharedRoot": "relative"}, "sharedRoot"), ({"partitoin": "x"}, "partitoin")):
@@ -79,3 +83,11 @@ def test_squeue_backs_off_while_nothing_changes():
     assert pacer.interval == 1.0
     pacer.reset()
     assert pacer.due(23.1)
+
+
+def test_gpus_default_to_the_clusters_own_gpus_per_node():
+    backend = SlurmBackend("/h", {})
+    assert backend.options({"spec": {"gpus_per_node": 4, "backend_options": {}}}).gpus_per_node == 4
+    assert backend.options({"spec": {"gpus_per_node": 4, "backend_options": {"gpusPerNode": 1}}}).gpus_per_node == 1
+    argv = SlurmBackend._sbatch_options(backend.options({"spec": {"gpus_per_node": 4}}), request(), "/c")
+    assert "--gres=gpu:4" in argv
