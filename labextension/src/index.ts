@@ -10,7 +10,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { BatchAIClient, JobKey } from './api';
 import { createClusterFromForm } from './clusterform';
 import { JobView } from './jobview';
-import { jobCellTemplate } from './model';
+import { LOAD_EXTENSION, jobCellTemplate, needsExtensionCell } from './model';
 import { BatchAIPanel } from './panel';
 
 const ICON_SVG =
@@ -108,18 +108,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(CommandIDs.insertJobCell, {
       label: 'Batch AI: Insert %%batchai_job Cell',
       isEnabled: () => !!notebooks?.currentWidget,
-      execute: () => {
+      execute: args => {
         const notebook = notebooks?.currentWidget?.content;
         if (!notebook) {
           return;
         }
-        if (notebook.activeCell?.model.sharedModel.getSource().trim()) {
-          NotebookActions.insertBelow(notebook); // keep the user's cell; an empty one is reused
-        }
-        NotebookActions.changeCellType(notebook, 'code');
-        const cell = notebook.activeCell;
-        if (cell) {
-          cell.model.sharedModel.setSource(jobCellTemplate());
+        const sources = notebook.widgets.map(cell => cell.model.sharedModel.getSource());
+        const cluster = typeof args.cluster === 'string' ? args.cluster : panel.defaultCluster();
+        const cells = needsExtensionCell(sources) ? [LOAD_EXTENSION, jobCellTemplate(cluster)] : [jobCellTemplate(cluster)];
+        for (const source of cells) {
+          if (notebook.activeCell?.model.sharedModel.getSource().trim()) {
+            NotebookActions.insertBelow(notebook); // keep the user's cell; an empty one is reused
+          }
+          NotebookActions.changeCellType(notebook, 'code');
+          notebook.activeCell?.model.sharedModel.setSource(source);
         }
       }
     });

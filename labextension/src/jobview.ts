@@ -26,6 +26,7 @@ export class JobView extends Widget {
   private tasks: Task[] = [];
   private serviceLogs: string[] = [];
   private log: Tail | null = null;
+  private logChosen = false;
   private metrics = new Tail(METRICS_FILE);
   private outputId = STDOUTERR;
   private folder = '.';
@@ -54,6 +55,7 @@ export class JobView extends Widget {
     this.title.caption = `Batch AI job ${key.workspace}/${key.experiment}/${key.name}`;
     this.title.closable = true;
     this.logSelect.addEventListener('change', () => {
+      this.logChosen = true;
       this.log = new Tail(this.logSelect.value);
       this.logText.textContent = '';
       void this.readLog();
@@ -193,8 +195,14 @@ export class JobView extends Widget {
       replaceChildren(this.logSelect, ...files.map(f => h('option', { value: f }, f)));
       this.logSelect.value = selected;
     }
-    if (!this.log && this.tasks.length) {
-      this.log = new Tail(files[0]);
+    // Until the user picks a log, follow the job's own output: the first main task (master, rank 0)
+    // once it exists, the preparation that runs before it until then.
+    const main = this.tasks.find(task => task.phase === 'main') ?? this.tasks[0];
+    const preferred = main?.stdout || files[0];
+    if (!this.logChosen && preferred && this.log?.path !== preferred) {
+      this.log = new Tail(preferred);
+      this.logText.textContent = '';
+      this.logSelect.value = preferred;
     }
   }
 

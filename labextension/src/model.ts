@@ -259,6 +259,13 @@ export function appendTail(current: string, addition: string, limit = 200000): s
   return '…\n' + text.slice(cut >= 0 ? cut + 1 : text.length - limit);
 }
 
+export const LOAD_EXTENSION = '%load_ext batchai_jupyter';
+
+/** Whether a notebook (its cells' sources) has yet to load the magics before a `%%batchai_job` cell. */
+export function needsExtensionCell(sources: string[]): boolean {
+  return !sources.some(source => /^\s*%load_ext\s+batchai_jupyter\s*$/m.test(source));
+}
+
 /** The `%%batchai_job` cell the notebook command inserts. */
 export function jobCellTemplate(cluster?: string): string {
   const target = cluster ? ` --cluster ${cluster}` : '';

@@ -141,6 +141,12 @@ export class BatchAIPanel extends Widget {
     }
   }
 
+  /** The cluster a new job cell names: the only one, or the first with nodes up, or the first. */
+  defaultCluster(): string | undefined {
+    const up = this.clusters.find(c => c.nodeStateCounts.idleNodeCount + c.nodeStateCounts.runningNodeCount > 0);
+    return (this.clusters.length === 1 ? this.clusters[0] : up ?? this.clusters[0])?.name;
+  }
+
   scheduleRefresh(delayMs: number): void {
     window.clearTimeout(this.refreshTimer);
     this.refreshTimer = window.setTimeout(() => void this.refresh(), delayMs);

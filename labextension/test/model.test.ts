@@ -13,6 +13,7 @@ import {
   filterJobs,
   formatSeconds,
   jobCellTemplate,
+  needsExtensionCell,
   jobDuration,
   nodeCountsSummary,
   parseMetrics,
@@ -135,4 +136,10 @@ test('backoff doubles to 30 s', () => {
 test('the job cell template starts with the magic', () => {
   assert.match(jobCellTemplate(), /^%%batchai_job --nodes 1/);
   assert.match(jobCellTemplate('gpu'), /^%%batchai_job --cluster gpu /);
+});
+
+test('the magics are loaded once per notebook', () => {
+  assert.equal(needsExtensionCell([]), true);
+  assert.equal(needsExtensionCell(['import os', '%load_ext other']), true);
+  assert.equal(needsExtensionCell(['import os\n%load_ext batchai_jupyter\n']), false);
 });

@@ -242,19 +242,45 @@ def test_palette_command_inserts_a_batchai_job_cell(lab_page):
     notebook = page.locator(".jp-NotebookPanel").last
     expect(notebook).to_be_visible(timeout=SLOW)
     notebook.locator(".jp-Cell").first.click()
-    page.keyboard.press("Control+Shift+C")
     palette = page.locator(".lm-CommandPalette-input")
-    palette.fill("Insert %%batchai_job")
-    page.locator(".lm-CommandPalette-item", has_text="Insert %%batchai_job Cell").first.click()
     cells = notebook.locator(".jp-Cell")
-    expect(cells.first).to_contain_text("%%batchai_job", timeout=SLOW)  # the empty first cell is reused
-    expect(cells).to_have_count(1)
-    page.keyboard.press("Control+Shift+C")  # again, now below the filled cell
-    palette.fill("Insert %%batchai_job")
-    page.locator(".lm-CommandPalette-item", has_text="Insert %%batchai_job Cell").first.click()
-    expect(cells).to_have_count(2, timeout=SLOW)
+
+    def insert_from_palette():
+        page.keyboard.press("Control+Shift+C")
+        palette.fill("Insert %%batchai_job")
+        page.locator(".lm-CommandPalette-item", has_text="Insert %%batchai_job Cell").first.click()
+
+    insert_from_palette()
+    # The empty first cell is reused for loading the magics, the job cell follows.
+    expect(cells.first).to_contain_text("%load_ext batchai_jupyter", timeout=SLOW)
+    expect(cells).to_have_count(2)
     expect(cells.nth(1)).to_contain_text("%%batchai_job")
+    insert_from_palette()  # the magics are loaded already: only a job cell this time
+    expect(cells).to_have_count(3, timeout=SLOW)
+    expect(cells.nth(2)).to_contain_text("%%batchai_job")
+    expect(notebook.locator(".jp-Cell", has_text="%load_ext batchai_jupyter")).to_have_count(1)
     lab_page.shot("12-job-cell-inserted")
+
+
+def test_the_inserted_cells_run_a_job_the_panel_shows(lab_client, lab_page):
+    page = lab_page.page
+    before = {job["name"] for job in lab_client.list("workspaces/default/jobs")}
+    lab_page.command("notebook:create-new", {"kernelName": "python3"})
+    notebook = page.locator(".jp-NotebookPanel").last
+    expect(notebook.locator(".jp-Cell")).to_have_count(1, timeout=SLOW)
+    lab_page.command("batchai:insert-job-cell", {"cluster": "panel-pool"})
+    expect(notebook.locator(".jp-Cell")).to_have_count(2, timeout=SLOW)
+    lab_page.command("notebook:run-all-cells")
+    new_job = wait_for(lambda: [j for j in lab_client.list("workspaces/default/jobs") if j["name"] not in before],
+                       "the notebook's job to be submitted", timeout=120)[0]
+    assert new_job["cluster"] == "panel-pool"
+    lab_page.open_panel()
+    row = lab_page.job_row(new_job["name"])
+    expect(row).to_have_attribute("data-state", "succeeded", timeout=SLOW)
+    row.get_by_role("link", name=f"Open job {new_job['name']}").click()
+    view = page.locator(".bai-JobView").filter(has_text=new_job["name"])
+    expect(view.locator("pre.bai-Log")).to_contain_text("hello from", timeout=SLOW)
+    lab_page.shot("12b-notebook-job-in-panel")
 
 
 def test_palette_opens_a_job_by_name(lab_page):
