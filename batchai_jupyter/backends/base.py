@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Protocol
 
 from ..core.layout import HomeLayout
+from ..errors import BatchAIError
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,14 @@ class SchedulerBackend(Protocol):
     def cancel(self, cluster: dict, key: str) -> None: ...
 
     def set_wakeup(self, callback: Callable[[], None]) -> None: ...
+
+
+class SchedulerUnavailable(BatchAIError):
+    """The scheduler cannot be reached just now (its controller is down, its login node does not
+    answer): what was asked is tried again later, nothing fails for it."""
+
+    def __init__(self, message: str):
+        super().__init__("SchedulerUnavailable", message, status=503)
 
 
 def schedules_jobs(backend: object) -> bool:

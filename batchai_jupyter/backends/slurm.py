@@ -27,7 +27,8 @@ from ..core import launch, models
 from ..errors import BatchAIError
 from ..runtime import wrapper
 from . import slurm_driver, slurm_step
-from .base import GANG_ENDED, BackendContext, GangRequest, GangStatus, GangTask, SchedulerNode
+from .base import (GANG_ENDED, BackendContext, GangRequest, GangStatus, GangTask, SchedulerNode,
+                   SchedulerUnavailable)
 from .slurm_commands import (LOST_STATES, RUNNING_STATES, WAITING_STATES, SlurmCommands, expand_hostlist,
                              local_runner, node_state, sbatch_time, slurm_env, ssh_runner)
 from .slurm_options import SlurmOptions, parse_slurm_options
@@ -288,7 +289,11 @@ class SlurmBackend:
         now = time.monotonic()
         if not pacer.due(now):
             return None
-        entries = {entry.job_id: entry for entry in commands.queue() if entry.name.startswith(JOB_NAME_PREFIX)}
+        try:
+            listed = commands.queue()
+        except SchedulerUnavailable:
+            return None  # the control files still tell starts, tasks and ends
+        entries = {entry.job_id: entry for entry in listed if entry.name.startswith(JOB_NAME_PREFIX)}
         pacer.observed(now, {job_id: entry.state for job_id, entry in entries.items()})
         return entries
 

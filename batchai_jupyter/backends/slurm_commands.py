@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from ..errors import BatchAIError
+from .base import SchedulerUnavailable
 
 COMMAND_TIMEOUT_SECONDS = 60.0
+# What Slurm's commands say when slurmctld cannot be reached (a restart, an outage): try again later.
+_UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
+                "Zero Bytes were transmitted", "Slurm backup controller in standby mode")
 
 # Slurm job states (squeue %T) → what they mean for us.
 WAITING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD",
@@ -44,8 +48,8 @@ def local_runner(env: Mapping[str, str]) -> Runner:
             raise BatchAIError("SlurmNotFound", f"{argv[0]} is not installed on this machine; run the service on "
                                                 "a Slurm login node (or install slurm-client)") from None
         except subprocess.TimeoutExpired:
-            raise BatchAIError("SlurmTimeout", f"{argv[0]} did not answer within {COMMAND_TIMEOUT_SECONDS:.0f}s; "
-                                               "is slurmctld up? (`scontrol ping`)") from None
+            raise SchedulerUnavailable(f"{argv[0]} did not answer within {COMMAND_TIMEOUT_SECONDS:.0f}s; "
+                                       "is slurmctld up? (`scontrol ping`)") from None
         return CommandResult(done.returncode, done.stdout, done.stderr)
 
     return run
@@ -57,8 +61,13 @@ def ssh_runner(connection, slurm_conf: str) -> Runner:
         command = shlex.join(argv)
         if slurm_conf:
             command = f"SLURM_CONF={shlex.quote(slurm_conf)} {command}"
-        code, out, err = connection.run(command, timeout=COMMAND_TIMEOUT_SECONDS,
-                                        stdin=stdin.encode() if stdin is not None else None)
+        try:
+            code, out, err = connection.run(command, timeout=COMMAND_TIMEOUT_SECONDS,
+                                            stdin=stdin.encode() if stdin is not None else None)
+        except BatchAIError as failure:
+            if "cannot reach" in failure.message or "stopped answering" in failure.message:
+                raise SchedulerUnavailable(f"the login node does not answer: {failure.message}") from None
+            raise
         if code == 127 and not out:
             raise BatchAIError("SlurmNotFound", f"{argv[0]} is not installed on the login node "
                                                 f"{connection.host.label}: {err.strip()}")
@@ -95,6 +104,9 @@ class SlurmCommands:
         result = self.run(argv, stdin)
         if result.returncode != 0:
             said = (result.stderr or result.stdout).strip().replace("\n", "; ")
+            if any(sign in said for sign in _UNREACHABLE):
+                raise SchedulerUnavailable(f"Slurm's controller cannot be reached ({said}); is slurmctld up? "
+                                           "(`scontrol ping`)")
             raise BatchAIError("SlurmCommandFailed", f"`{' '.join(argv[:2])} ...` failed: {said}")
         return result.stdout
 

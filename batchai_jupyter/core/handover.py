@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Mapping
 
-from ..backends.base import GANG_ENDED, GangRequest, GangStatus, schedules_jobs
+from ..backends.base import GANG_ENDED, GangRequest, GangStatus, SchedulerUnavailable, schedules_jobs
 from .events import EventBus
 from .jobrun import JobRunner, error
 from .models import DEFAULT_MAX_WALL_CLOCK_SECONDS
@@ -56,10 +56,17 @@ class HandOver:
     def cycle(self, clusters: list[dict]) -> None:
         for cluster in clusters:
             try:
-                self._sync_nodes(cluster)
+                try:
+                    self._sync_nodes(cluster)
+                except SchedulerUnavailable as failure:  # an outage: nothing new is handed over, nothing fails
+                    self._unavailable(cluster, failure.message)
+                    self._follow(cluster)  # what the shared files tell still moves jobs on
+                    continue
                 self._follow(cluster)
                 self._submit_queued(cluster)
-            except Exception:  # one unreachable scheduler must not stop the other clusters
+            except SchedulerUnavailable as failure:
+                self._unavailable(cluster, failure.message)
+            except Exception:  # one broken scheduler must not stop the other clusters
                 log.exception("batchai: handing jobs of cluster %s to %s failed", cluster["name"],
                               cluster["spec"]["backend"])
 
@@ -76,6 +83,7 @@ class HandOver:
             return
         self._nodes_synced[key] = time.monotonic()
         reported = {node.name: node for node in self._backend(cluster).scheduler_nodes(cluster)}
+        self._set_unavailable_error(cluster, None)
         known = {node["name"]: node for node in self.store.nodes_of(*key)}
         now = time.time()
         with self.store.transaction():
@@ -97,6 +105,24 @@ class HandOver:
                         self.store.update("nodes", {"id": row["id"]}, ip=node.ip, info=info, errors=errors)
             # The cluster's size is the scheduler's: the target follows it, so the view is steady.
             self.store.update("clusters", {"workspace": key[0], "name": key[1]}, target=len(reported))
+
+    def _unavailable(self, cluster: dict, message: str) -> None:
+        log.warning("batchai: cluster %s: %s", cluster["name"], message)
+        self._nodes_synced.pop((cluster["workspace"], cluster["name"]), None)  # ask again next cycle
+        self._set_unavailable_error(cluster, message)
+        for job in self._jobs(cluster, "queued"):
+            if job["phase"] != SUBMITTED:
+                self._waiting[job["id"]] = f"{message}; the job is handed over once the scheduler answers"
+
+    def _set_unavailable_error(self, cluster: dict, message: str | None) -> None:
+        """Shows (or, once it answers again, clears) the scheduler's outage in the cluster's errors."""
+        row = self.store.cluster(cluster["workspace"], cluster["name"])
+        if row is None:
+            return
+        kept = [e for e in row["errors"] if e.get("code") != SchedulerUnavailable.__name__]
+        errors = kept + ([error(SchedulerUnavailable.__name__, message)] if message else [])
+        if errors != row["errors"]:
+            self.store.update("clusters", {"workspace": cluster["workspace"], "name": cluster["name"]}, errors=errors)
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -133,6 +159,8 @@ class HandOver:
             priority=job["priority"])
         try:
             backend.submit(cluster, request)
+        except SchedulerUnavailable:
+            raise  # not the job's fault: it stays queued and is submitted once the scheduler answers
         except Exception as failure:  # the scheduler's own words say what it refused
             log.warning("batchai: submitting job %s to %s failed: %s", job["name"], backend.name, failure)
             self.runner.finish(job, "failed", None, [error("JobSubmissionFailed", f"{backend.name} did not "

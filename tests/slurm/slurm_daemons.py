@@ -102,6 +102,10 @@ class SlurmDaemons:
                    f"--pid-file={munge}/munged.pid", f"--log-file={munge}/munged.log",
                    f"--seed-file={munge}/munged.seed"])
 
+    def start_controller(self) -> None:
+        """slurmctld again after a stop, recovering the jobs from its state directory."""
+        self._run(["slurmctld"])
+
     def start_node(self, name: str) -> None:
         self._run(["slurmd", "-N", name])
 
