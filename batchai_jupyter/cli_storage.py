@@ -6,6 +6,7 @@ AZURE_STORAGE_CONNECTION_STRING. The service never shows them back.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from urllib.parse import quote
@@ -96,8 +97,17 @@ def _put_chunk(client, base: str, params: dict, data: bytes) -> dict:
     return response.json()
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def upload(client, base: str, source: str, destination: str) -> dict:
-    """Uploads a file or a folder (recursively) in chunks; a file appears only once it is whole."""
+    """Uploads a file or a folder (recursively) in chunks; a file appears only once it is whole, and a
+    file the datastore already holds with the same SHA-256 is not sent again."""
     source = os.path.abspath(os.path.expanduser(source))
     if os.path.isdir(source):
         pairs = [(os.path.join(root, name), os.path.relpath(os.path.join(root, name), source).replace(os.sep, "/"))
@@ -106,24 +116,29 @@ def upload(client, base: str, source: str, destination: str) -> dict:
         pairs = [(source, os.path.basename(source))]
     else:
         raise BatchAIError("FileNotFound", f"--source: {source!r} is not a file or folder")
-    total = sum(os.path.getsize(local) for local, _ in pairs)
+    files = [{"local": local, "path": f"{destination.strip('/')}/{relative}" if destination not in ("", ".")
+              else relative, "size": os.path.getsize(local), "sha256": _sha256(local)} for local, relative in pairs]
+    wanted = [{k: f[k] for k in ("path", "size", "sha256")} for f in files]
+    absent = set(client.request("POST", f"{base}/missing", json_body={"files": wanted})["missing"])
+    total = sum(f["size"] for f in files if f["path"] in absent)
     sent = 0
-    for local, relative in pairs:
-        target = f"{destination.rstrip('/')}/{relative}" if destination not in ("", ".") else relative
-        size = os.path.getsize(local)
+    for item in (f for f in files if f["path"] in absent):
         offset = 0
-        with open(local, "rb") as handle:
+        with open(item["local"], "rb") as handle:
             while True:
                 chunk = handle.read(CHUNK_BYTES)
-                final = offset + len(chunk) >= size
-                _put_chunk(client, base, {"path": target, "offset": offset, "final": str(final).lower()}, chunk)
+                final = offset + len(chunk) >= item["size"]
+                _put_chunk(client, base, {"path": item["path"], "offset": offset, "final": str(final).lower(),
+                                          "sha256": item["sha256"]}, chunk)
                 offset += len(chunk)
                 sent += len(chunk)
                 print(f"\rupload: {sent}/{total} bytes", end="", file=sys.stderr)
                 if final:
                     break
-    print(file=sys.stderr)
-    return {"files": len(pairs), "bytes": total}
+    if total:
+        print(file=sys.stderr)
+    everything = sum(f["size"] for f in files)
+    return {"files": len(files), "filesSent": len(absent), "bytesSent": sent, "bytesSkipped": everything - sent}
 
 
 def download(client, base: str, path: str, destination: str | None) -> dict:

@@ -40,7 +40,8 @@ def _local_file(datastore: Datastore, path: str) -> str:
 
 
 def missing(datastore: Datastore, files: object) -> list[str]:
-    """The paths of `files` ([{"path", "size"}]) that the datastore does not hold at that size."""
+    """The paths of `files` ([{"path", "size", "sha256"?}]) that the datastore does not hold at that size
+    (and, when given, with that SHA-256: what an upload with `sha256` recorded)."""
     if not isinstance(files, list) or len(files) > MAX_FILES_PER_CHECK:
         raise BatchAIError("InvalidArgument", f"files: give a list of at most {MAX_FILES_PER_CHECK} "
                                               '{"path": ..., "size": ...} objects')
@@ -50,11 +51,16 @@ def missing(datastore: Datastore, files: object) -> list[str]:
                 and isinstance(entry.get("size"), int)):
             raise BatchAIError("InvalidArgument", f"files[{position}]: {entry!r} is not valid; give "
                                                   '{"path": "<relative path>", "size": <bytes>}')
+        digest = entry.get("sha256")
+        if digest is not None and not isinstance(digest, str):
+            raise BatchAIError("InvalidArgument", f"files[{position}].sha256: give the file's SHA-256 as hex")
         if _takes_chunks(datastore):
-            present = datastore.remote_size(_upload_path(entry["path"])) == entry["size"]
+            held = datastore.remote_file(_upload_path(entry["path"]))
+            present = held is not None and held[0] == entry["size"] and (digest is None or held[1] == digest.lower())
         else:
             target = _local_file(datastore, entry["path"])
-            present = os.path.isfile(target) and os.path.getsize(target) == entry["size"]
+            present = (os.path.isfile(target) and os.path.getsize(target) == entry["size"]
+                       and (digest is None or _sha256_of(target) == digest.lower()))
         if present and hasattr(datastore, "counters"):
             datastore.counters.add(skipped=entry["size"])
         elif not present:

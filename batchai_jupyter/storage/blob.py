@@ -271,14 +271,20 @@ class BlobDatastore:
 
     # -- what MirrorSync needs ---------------------------------------------------------------
 
-    def remote_size(self, segment: str) -> int | None:
+    def remote_file(self, segment: str) -> tuple[int, str | None] | None:
+        """(size, the SHA-256 an upload recorded, if any) of a blob; None when there is none."""
         with storage_errors(self._where(segment)):
             try:
-                return self.container.get_blob_client(self._blob_name(segment)).get_blob_properties().size
+                properties = self.container.get_blob_client(self._blob_name(segment)).get_blob_properties()
             except ResourceNotFoundError as failure:
                 if failure.error_code == "ContainerNotFound":
                     raise
                 return None
+        return properties.size, (properties.metadata or {}).get("sha256")
+
+    def remote_size(self, segment: str) -> int | None:
+        held = self.remote_file(segment)
+        return None if held is None else held[0]
 
     def remote_files(self, segment: str) -> list[tuple[str, int, str]]:
         """(path, size, etag) of every blob under a folder."""

@@ -14,6 +14,7 @@ from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 from azurite_server import ACCOUNT, KEY, Azurite, blob_datastore
 from batchai_jupyter.core import uploads
 from batchai_jupyter.errors import BatchAIError
+from batchai_jupyter.storage.local import LocalDatastore
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_wrong_key_missing_container_and_expired_sas_are_clear(azurite, store, t
     assert expired_token.split("sig=")[1][:10] not in stale.value.message
 
 
-def test_chunked_client_upload_commits_only_on_the_final_chunk(store):
+def test_chunked_client_upload_commits_only_on_the_final_chunk(store, tmp_path):
     path = "datasets/abc123/train.csv"
     assert uploads.missing(store, [{"path": path, "size": 12}]) == [path]
     uploads.write(store, path, b"a,b\n1,2\n", 0, final=False)
@@ -128,7 +129,17 @@ def test_chunked_client_upload_commits_only_on_the_final_chunk(store):
     assert store.read(path) == b"a,b\n1,2\n3,4\n"
     before = store.transfers()["bytesSkipped"]
     assert uploads.missing(store, [{"path": path, "size": 12}]) == []
+    assert uploads.missing(store, [{"path": path, "size": 12, "sha256": "0" * 64}]) == [path]  # other content
+    right = hashlib.sha256(b"a,b\n1,2\n3,4\n").hexdigest()
+    assert uploads.missing(store, [{"path": path, "size": 12, "sha256": right}]) == []
+    before += 12
     assert store.transfers()["bytesSkipped"] == before + 12
+    # The same check on a local datastore hashes the file it holds.
+    local = LocalDatastore(str(tmp_path / "local"))
+    uploads.write(local, "d/x.txt", b"abc")
+    assert uploads.missing(local, [{"path": "d/x.txt", "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()},
+                                   {"path": "d/x.txt", "size": 3, "sha256": hashlib.sha256(b"abd").hexdigest()}]
+                           ) == ["d/x.txt"]
 
 
 def test_storage_stopped_mid_upload_is_a_clear_error_and_a_retry_completes(tmp_path, unique):

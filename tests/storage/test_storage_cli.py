@@ -28,13 +28,18 @@ def test_datastore_verbs_with_the_key_from_the_environment(shared_service, azuri
     (folder / "images").mkdir(parents=True)
     (folder / "images" / "a.bin").write_bytes(os.urandom(20 * 1024 * 1024))  # more than one 16 MB chunk
     (folder / "labels.txt").write_text("cat\n")
-    ok(cli(shared_service, "datastore", "upload", "-n", name, "-s", str(folder), "-p", "data"))
+    first = json.loads(ok(cli(shared_service, "datastore", "upload", "-n", name, "-s", str(folder), "-p", "data")))
+    assert first["bytesSent"] == 20 * 1024 * 1024 + 4 and first["bytesSkipped"] == 0
+    (folder / "labels.txt").write_text("dog\n")  # same size, new content: sent again
+    again = json.loads(ok(cli(shared_service, "datastore", "upload", "-n", name, "-s", str(folder), "-p", "data")))
+    assert again["bytesSent"] == 4 and again["bytesSkipped"] == 20 * 1024 * 1024 and again["filesSent"] == 1
     table = ok(cli(shared_service, "datastore", "ls", "-n", name, "-p", "data/images"))
     assert "a.bin" in table and str(20 * 1024 * 1024) in table
     ok(cli(shared_service, "datastore", "download", "-n", name, "-p", "data/images/a.bin", "-d", str(tmp_path)))
     assert (tmp_path / "a.bin").read_bytes() == (folder / "images" / "a.bin").read_bytes()
     shown = ok(cli(shared_service, "datastore", "show", "-n", name))
-    assert json.loads(shown)["transfers"]["bytesSent"] == 20 * 1024 * 1024 + 4
+    transfers = json.loads(shown)["transfers"]
+    assert transfers["bytesSent"] == 20 * 1024 * 1024 + 8 and transfers["bytesSkipped"] == 20 * 1024 * 1024
     listing = ok(cli(shared_service, "datastore", "list"))
     assert name in listing and "blob" in listing
     for text in (shown, listing, json.dumps(created)):
@@ -43,7 +48,7 @@ def test_datastore_verbs_with_the_key_from_the_environment(shared_service, azuri
     assert name not in ok(cli(shared_service, "datastore", "list"))
     # The blobs themselves stay: the datastore was only forgotten.
     direct = blob_datastore(str(tmp_path / "direct"), name, connection_string=azurite.connection_string)
-    assert direct.read("data/labels.txt") == b"cat\n"
+    assert direct.read("data/labels.txt") == b"dog\n"
 
 
 def test_datastore_errors_are_one_line(shared_service, azurite, unique):
