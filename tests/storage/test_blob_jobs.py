@@ -231,3 +231,32 @@ def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, tmp_path, u
         assert open(os.path.join(kept, "outputs", "OUT", "result.txt")).read() == "result\n"
     finally:
         server.stop()
+
+
+def test_service_killed_mid_job_resumes_flushing_without_duplicating_log(service_process, client, azurite, tmp_path,
+                                                                       unique):
+    container = unique("restart")
+    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
+    scratch.create_container()
+    client.request("PUT", "workspaces/default/datastores/default", json_body={
+        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string,
+        "flushSeconds": 0.5})
+    make_cluster(client, "one", nodes=1)
+    gate = tmp_path / "gate"
+    client.create_job("default", "default", {
+        "cluster": "one", "nodeCount": 1,
+        "customToolkitSettings": {"commandLine": f"echo before; while [ ! -e {gate} ]; do sleep 0.1; done; "
+                                                 "echo after"}}, "survivor")
+
+    def log_in_blob():
+        found = [p for p, size, _e in scratch.remote_files("") if p.endswith("/stdouterr/stdout.txt") and size]
+        return found[0] if found else None
+
+    log_blob = wait_for(log_in_blob, "the first line to reach Blob", timeout=60)
+    service_process.kill()  # kill -9: the task runs on, the service's flush state is gone
+    gate.touch()
+    client = service_process.start()
+    job = wait_job(client, "survivor")
+    assert job["executionState"] == "succeeded", job
+    assert scratch.read(log_blob) == b"before\nafter\n"
+    assert client.read_job_file("default", "default", "survivor", "stdout.txt", "stdouterr") == b"before\nafter\n"
