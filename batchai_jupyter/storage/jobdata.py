@@ -14,12 +14,12 @@ from typing import Callable
 from ..errors import BatchAIError
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
 
-LAYOUT_SEGMENT = Callable[[str, str, str], str]
+SegmentOf = Callable[[str, str, str], str]  # (experiment, job, uuid) -> the job's folder in a datastore
 log = logging.getLogger("batchai")
 
 
 class JobData:
-    def __init__(self, store, layout, datastore_for: Callable[..., object], job_segment: LAYOUT_SEGMENT):
+    def __init__(self, store, layout, datastore_for: Callable[..., object], job_segment: SegmentOf):
         self.store = store
         self.layout = layout
         self.datastore_for = datastore_for  # (workspace[, name]) -> Datastore

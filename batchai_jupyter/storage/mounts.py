@@ -21,7 +21,7 @@ import posixpath
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import BatchAIError
@@ -47,7 +47,6 @@ class MountResolver:
     datastores: Callable[[], list[dict]]  # the workspace's datastore rows
     open_datastore: Callable[[str], Datastore]  # by name
     create_local_datastore: Callable[[str], dict]  # by name: registers home/datastores/<ws>/<name>
-    notes: list[str] = field(default_factory=list)
 
     def resolve(self, volumes: dict | None) -> list[Mount]:
         volumes = volumes or {}
