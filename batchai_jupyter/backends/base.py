@@ -150,6 +150,8 @@ class SchedulerBackend(Protocol):
 
     def cancel(self, cluster: dict, key: str) -> None: ...
 
+    def forget(self, cluster: dict, key: str) -> None: ...  # optional: the job was deleted
+
     def set_wakeup(self, callback: Callable[[], None]) -> None: ...
 
 

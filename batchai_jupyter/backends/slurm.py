@@ -383,5 +383,10 @@ class SlurmBackend:
         self._pacer(options).reset()
 
 
+    def forget(self, cluster: dict, key: str) -> None:
+        """A deleted job's attempt: its control directory goes (task exit files, batch output)."""
+        shutil.rmtree(self.control_dir(self.options(cluster), key), ignore_errors=True)
+
+
 def create(context: BackendContext) -> SlurmBackend:
     return SlurmBackend(context.layout.root, dict(context.options))

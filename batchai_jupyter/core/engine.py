@@ -163,6 +163,7 @@ class Engine:
             with self.store.transaction():
                 self.store.delete("tasks", job_id=job["id"])
                 self.store.delete("jobs", id=job["id"])
+            self.handover.forget(job)
         self.wake()
 
     def delete_cluster(self, cluster: dict) -> None:

@@ -289,6 +289,15 @@ class HandOver:
                     self.store.update("tasks", {"id": task["id"]}, state="killed", ended=time.time())
 
 
+    def forget(self, job: dict) -> None:
+        """Lets the backend drop what it kept for each attempt of a deleted job (control files)."""
+        cluster = self.store.cluster(job["workspace"], job["cluster"])
+        forget = getattr(self._backend(cluster), "forget", None) if self.owns(cluster) else None
+        if forget is not None:
+            for attempt in range(1, job["attempt"] + 1):
+                forget(cluster, f"{job['uuid']}-{attempt}")
+
+
 def _job_key(job: dict) -> dict:
     return {"workspace": job["workspace"], "experiment": job["experiment"], "name": job["name"]}
 

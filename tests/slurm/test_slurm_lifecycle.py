@@ -174,6 +174,30 @@ def files_holding(root: str, text: str) -> list[str]:
     return found
 
 
+def test_deleting_a_running_job_or_its_cluster_cancels_in_slurm(slurm, slurm_service, slurm_client, unique,
+                                                                tmp_path):
+    cluster = unique("doomed")
+    make_slurm_cluster(slurm_client, cluster)
+    jobs = {}
+    for name in (unique("deleted"), unique("orphan")):
+        submit(slurm_client, name, cluster,
+               {"customToolkitSettings": {"commandLine": waiting_command(str(tmp_path / "x"))}})
+        text = wait_for_text(slurm_client, name, "waiting slurm job")
+        jobs[name] = (job_view(slurm_client, name), text.split("slurm job ")[1].split()[0])
+    deleted, orphan = jobs
+    slurm_client.request("DELETE", slurm_client.job_path("default", "default", deleted))
+    wait_for(lambda: slurm_state(slurm, jobs[deleted][1]) == "CANCELLED", "the deleted job's Slurm job to be cancelled",
+             timeout=60)
+    control = os.path.join(slurm_service.home, "slurm", "jobs", f"{jobs[deleted][0]['uuid']}-1")
+    assert not os.path.exists(control), os.listdir(control)
+    slurm_client.request("DELETE", slurm_client.cluster_path("default", cluster))
+    wait_for(lambda: slurm_state(slurm, jobs[orphan][1]) == "CANCELLED", "the cluster's job to be cancelled",
+             timeout=60)
+    job = job_view(slurm_client, orphan)
+    assert job["executionState"] == "failed", job
+    assert [e["code"] for e in job["executionInfo"]["errors"]] == ["ClusterDeleted"], job["executionInfo"]
+
+
 def test_terminate_while_pending_in_slurm(slurm, slurm_service, slurm_client, hpc, unique):
     name = unique("pend")
     secret = f"never-read-{uuid.uuid4().hex}"
