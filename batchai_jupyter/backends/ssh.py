@@ -215,6 +215,7 @@ class SshBackend:
         outputs and checkpoints are staged back in (a retry resumes from them) and collected."""
         staged, outputs = [], []
         for name, value in env.items():
+            value = os.path.normpath(value)  # "<home>/../x" is not under the home, nor its copy under the mirror
             if not self._is_local(value) or not os.path.exists(value):
                 continue
             if name.startswith(OUTPUT_PREFIXES):
@@ -236,10 +237,16 @@ class SshBackend:
         env = {**self._ssh_env(node), **env}  # the job's own settings win
         logs = [[to_remote(launch.stdout), launch.stdout], [to_remote(launch.stderr), launch.stderr]]
         remote_dirs = {run_dir, to_remote(launch.cwd), *(os.path.dirname(remote) for remote, _ in logs),
-                       *(remote for remote, _ in outputs)}
+                       *(remote for remote, _ in outputs), *(f"{node['info']['root']}/{d}" for d in NODE_DIRS)}
         stale = [f"{run_dir}/{name}" for name in ("pid", "exit", "heartbeat")] + [remote for remote, _ in logs]
-        connection.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs)) +
-                         " && rm -f " + " ".join(shlex.quote(path) for path in stale))
+        wrapper_path = node["info"]["wrapper"]
+        answer = connection.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs)) +
+                                  " && rm -f " + " ".join(shlex.quote(path) for path in stale) +
+                                  f" && {{ test -f {shlex.quote(wrapper_path)} || echo WRAPPER-MISSING; }}")
+        if "WRAPPER-MISSING" in answer:  # the host came back without its node root (a reinstall, a tmpfs)
+            self._install_wrapper(connection, node["info"]["root"])
+            self.cluster_keys.install(connection, node["info"]["cluster_uuid"], node["info"]["root"])
+            self._ssh_config_sent.pop((connection.host.host, connection.host.port, node["info"]["root"]), None)
         self.stager.stage(connection, node["info"]["root"] + "/cache", staged)
         for peer in self._peers(node, launch):
             # mpirun starts ranks on the job's other hosts: they need the same inputs there.
@@ -255,7 +262,7 @@ class SshBackend:
                 handle.write(json.dumps(task).encode())
         finally:
             sftp.close()
-        python, wrapper_path = node["info"]["python"], node["info"]["wrapper"]
+        python = node["info"]["python"]
         connection.check(f"cd / && (setsid {shlex.quote(python)} -S {shlex.quote(wrapper_path)} {shlex.quote(run_dir)}"
                          " </dev/null >/dev/null 2>&1 &)")
         record = TaskRecord(node["info"]["ssh_host"], node["info"]["ssh_login"], run_dir, logs, outputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -109,6 +110,15 @@ def test_host_killed_mid_job_requeues_and_resumes_from_checkpoint(service, hosts
     hosts.start(victim)
     wait_for(lambda: {n["ipAddress"]: n for n in client.list(client.cluster_path("default", "fail") + "/nodes")}
              [victim.address]["state"] == "idle", "the host's node to be idle again", timeout=60)
+    # Even when it lost its node root (reinstalled), the host runs tasks again: the wrapper is resent.
+    shutil.rmtree(os.path.join(victim.home, "batchai-node"))
+    scripts = put_in_datastore(process.home, "inputs/hello3", {"hello.py": "print('hello from rank', __import__('os').environ['RANK'])\n"})
+    submit(client, "after", "fail", {
+        "nodeCount": 3, "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/hello.py"}})
+    job = wait_job(client, "after", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", job["executionInfo"]
+    assert victim.address in {t["ip"] for t in client.list(client.job_path("default", "default", "after") + "/tasks")}
 
 
 def test_service_restart_mid_job_reattaches(service, hosts):

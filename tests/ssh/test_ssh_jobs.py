@@ -198,3 +198,63 @@ def _logs(client, job: str) -> str:
         if entry["fileType"] == "file":
             text += f"--- {entry['name']}\n{read_log(client, job, entry['name'])[-3000:]}\n"
     return text
+
+
+TF_LIKE_SCRIPT = """
+    import json, os, socket, sys, threading, time
+    config = json.loads(os.environ["TF_CONFIG"])
+    kind, index = config["task"]["type"], config["task"]["index"]
+    role = "worker" if kind == "master" else kind
+    mine = config["cluster"][role][0 if kind == "master" else index]
+    host, port = mine.rsplit(":", 1)
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((host, int(port)))  # works only on the host that has this address
+    server.listen(16)
+    print("RECORD " + json.dumps({"kind": kind, "index": index, "address": mine}), flush=True)
+    accepted = []
+    def serve():
+        while True:
+            accepted.append(server.accept()[0])
+    threading.Thread(target=serve, daemon=True).start()
+    if kind == "ps":
+        while True:
+            time.sleep(3600)
+    peers = [a for hosts in config["cluster"].values() for a in hosts if a != mine]
+    workers = [a for a in config["cluster"]["worker"] if a != mine]
+    deadline = time.time() + 90
+    for peer in peers:
+        while True:
+            try:
+                socket.create_connection(tuple([peer.rsplit(":", 1)[0], int(peer.rsplit(":", 1)[1])]), 2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    sys.exit(f"cannot reach {peer}")
+                time.sleep(0.1)
+    while len(accepted) < len(workers):  # every other worker reached this one too
+        if time.time() > deadline:
+            sys.exit("the other workers never reached this one")
+        time.sleep(0.1)
+    print(f"reached {','.join(sorted(peers))}", flush=True)
+"""
+
+
+def test_tensorflow_ps_and_workers_reach_each_other_across_hosts(service, cluster, ssh_hosts):
+    home, client = service[0].home, service[1]
+    scripts = put_in_datastore(home, "inputs/tf", {"tf_task.py": TF_LIKE_SCRIPT})
+    submit(client, "tf", cluster, {
+        "nodeCount": 2,
+        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+        "tensorFlowSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/tf_task.py"},
+    })
+    job = wait_job(client, "tf", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", (job["executionInfo"], _logs(client, "tf"))
+    addresses = set()
+    for name in ("ps-0", "wk-0", "wk-1"):
+        text = read_log(client, "tf", f"stdout-{name}.txt")
+        addresses |= {json.loads(line[7:])["address"].rsplit(":", 1)[0] for line in text.splitlines()
+                      if line.startswith("RECORD ")}
+        if name.startswith("wk"):
+            assert "reached " in text, text
+    assert addresses == {h.address for h in ssh_hosts.hosts}, addresses  # tasks bound on both hosts
