@@ -258,3 +258,40 @@ def test_tensorflow_ps_and_workers_reach_each_other_across_hosts(service, cluste
         if name.startswith("wk"):
             assert "reached " in text, text
     assert addresses == {h.address for h in ssh_hosts.hosts}, addresses  # tasks bound on both hosts
+
+
+def _cache_entries(ssh_hosts) -> dict[str, float]:
+    """Every file of every host's content cache, with its modification time."""
+    entries = {}
+    for host in ssh_hosts.hosts:
+        cache = os.path.join(host.home, "batchai-node", "cache")
+        for name in os.listdir(cache) if os.path.isdir(cache) else []:
+            entries[f"{host.name}/{name}"] = os.stat(os.path.join(cache, name)).st_mtime_ns
+    return entries
+
+
+def test_resubmission_with_unchanged_inputs_sends_nothing_and_paths_stay_inside(service, cluster, ssh_hosts):
+    home, client = service[0].home, service[1]
+    data = put_in_datastore(home, "inputs/same", {"data.txt": "x" * 300000, "run.py": "print('ok')\n"})
+    outside = os.path.join(os.path.dirname(home), "outside-the-home")
+    os.makedirs(outside, exist_ok=True)
+    with open(os.path.join(outside, "secret.txt"), "w") as handle:
+        handle.write("not for the hosts")
+    spec = {"nodeCount": 1,
+            "inputDirectories": [{"id": "DATA", "path": data},
+                                 {"id": "ESCAPE", "path": os.path.join(home, "datastores", "..", "..",
+                                                                       "outside-the-home")}],
+            "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_DATA/run.py"}}
+    submit(client, "same-1", cluster, spec)
+    assert wait_job(client, "same-1", timeout=JOB_TIMEOUT)["executionState"] == "succeeded"
+    first = _cache_entries(ssh_hosts)
+    submit(client, "same-2", cluster, spec)
+    assert wait_job(client, "same-2", timeout=JOB_TIMEOUT)["executionState"] == "succeeded"
+    assert read_log(client, "same-2", "stdout.txt").strip() == "ok"
+    # The same content is in the hosts' caches once, and was not sent again (nothing rewritten).
+    again = _cache_entries(ssh_hosts)
+    assert {k: v for k, v in again.items() if k in first} == first, (first, again)
+    # A path that only looks like it is under the home ("..") is not staged anywhere.
+    for host in ssh_hosts.hosts:
+        for directory, _, names in os.walk(host.home):
+            assert "secret.txt" not in names, directory
