@@ -115,6 +115,9 @@ class LabPage:
     def open(self) -> None:
         self.page.goto(f"{self.lab.url}lab?token={LAB_TOKEN}")
         self.page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+        # Wait for the saved layout to be restored, so it cannot re-close the panel after we open it.
+        self.page.wait_for_function("() => window.jupyterapp !== undefined", timeout=90_000)
+        self.page.evaluate("() => window.jupyterapp.restored.then(() => true)")
         self.open_panel()
 
     def open_panel(self) -> None:

@@ -11,7 +11,7 @@ import sys
 from playwright.sync_api import expect
 
 from conftest import make_cluster, submit, wait_for, wait_job
-from labfixtures import browser, lab, lab_client, lab_page  # noqa: F401  (fixtures)
+from labfixtures import LabPage, browser, lab, lab_client, lab_page  # noqa: F401  (fixtures)
 
 SLOW = 60_000  # ms: the machine is small and shared; nothing here is a timing assertion
 
@@ -308,6 +308,22 @@ def test_dark_theme_uses_theme_colours(lab_page):
     lab_page.shot("13-dark-theme")
     lab_page.command("apputils:change-theme", {"theme": "JupyterLab Light"})
     page.wait_for_function("document.body.dataset.jpThemeLight === 'true'", timeout=SLOW)
+
+
+def test_without_the_event_stream_the_panel_polls_with_backoff(lab, lab_client, browser):
+    """A proxy that drops server-sent events: the panel says so and still shows new jobs."""
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    try:
+        context.route("**/batchai/api/v1/events*", lambda route: route.abort())
+        page = LabPage(context.new_page(), lab)
+        page.open()
+        expect(page.panel.locator(".bai-Status")).to_contain_text("event stream lost; retrying", timeout=SLOW)
+        make_cluster(lab_client, "poll-pool", nodes=1)
+        submit(lab_client, "polled-job", "poll-pool", {"customToolkitSettings": {"commandLine": "echo polled"}})
+        expect(page.job_row("polled-job")).to_have_attribute("data-state", "succeeded", timeout=SLOW)
+        page.shot("14-polling-without-events")
+    finally:
+        context.close()
 
 
 def test_browser_console_has_no_errors_from_the_panel(lab_page):
