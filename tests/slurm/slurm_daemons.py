@@ -165,8 +165,34 @@ class SlurmDaemons:
         subprocess.run(["scancel", "--user", str(os.getuid())], env=self.env(), capture_output=True, timeout=30)
         for daemon in (*(f"slurmd-{n}" for n in NODE_NAMES), "slurmctld", "munged"):
             pid = self.kill(daemon)
-            if pid is not None:
-                _wait_gone(pid, 10) or self.kill(daemon, signal.SIGKILL)
+            if pid is not None and not _wait_gone(pid, 10):
+                _signal(pid, signal.SIGKILL)
+        # What outlived that (a slurmd whose pid file went, a slurmstepd that could not report its
+        # end to a stopped controller) is still ours: it runs with this Slurm's SLURM_CONF.
+        for pid in self.own_processes():
+            _signal(pid, signal.SIGKILL)
+
+    def own_processes(self) -> list[int]:
+        """Processes started with this Slurm's SLURM_CONF (the daemons, their slurmstepd and steps)."""
+        marker = f"SLURM_CONF={self.conf}".encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    if marker in handle.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                continue
+        return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
