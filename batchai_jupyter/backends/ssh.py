@@ -10,6 +10,13 @@ restarted service does not stop them. Paths under the service's home (the job's 
 inputs, outputs, shared temp, hostfile) are mirrored under `<root>/mirror/` on the host: inputs
 are staged there through the content-addressed cache, logs are streamed back live, outputs are
 copied back while the task runs and when it ends.
+
+Batch AI mountVolumes (storage/mounts.py) are shown the same way: `show_mounts` stages each mount's
+directory on the service's machine (a datastore's directory or mirror) to `<mount root>/<relative
+path>` on the host before the setup task or the job's tasks start, and every task whose mount roots
+hold mounts copies what is new there back into that directory, while it runs and when it ends (the
+job's end then uploads it when the datastore is Blob). An `unmanagedFileSystems` entry runs its
+mountCommand on the host.
 """
 from __future__ import annotations
 
@@ -23,7 +30,9 @@ import threading
 import time
 from typing import Callable
 
+from ..errors import BatchAIError
 from ..runtime import wrapper
+from ..storage.mounts import Mount, mount_command
 from .base import BackendContext, NodePlacement, TaskLaunch, TaskStatus
 from .ssh_cluster_keys import ClusterKeys, HostAssignments
 from .ssh_connection import ConnectionPool, HostConnection, Login, SshError
@@ -233,6 +242,7 @@ class SshBackend:
         # The service's own environment stays here: the host's login environment is the base there.
         env = {name: value for name, value in launch.env.items() if os.environ.get(name) != value}
         staged, outputs = self._files_to_move(env, to_remote)
+        outputs += self._mount_outputs(node, launch.env)
         env = {name: to_remote(value) for name, value in env.items()}
         env = {**self._ssh_env(node), **env}  # the job's own settings win
         logs = [[to_remote(launch.stdout), launch.stdout], [to_remote(launch.stderr), launch.stderr]]
@@ -361,6 +371,57 @@ class SshBackend:
                            "2>/dev/null; true", timeout=15)
         except SshError:
             pass
+
+    # -- mounts ----------------------------------------------------------------------------
+
+    def show_mounts(self, node: dict, mount_root: str, mounts: list[Mount]) -> None:
+        """Shows `mounts` under `mount_root` on the node's host: a fresh copy of each source directory
+        (through the cache: unchanged files are not sent again), or the mount command run there.
+        The tasks started after it collect the copies back (`_mount_outputs`)."""
+        pairs, collected = [], []
+        for mount in mounts:
+            remote = f"{mount_root}/{mount.relative_path}"
+            if mount.command:
+                connection = self.connection(node)
+                line = f"mkdir -p {shlex.quote(remote)} && {mount_command(mount_root, mount)}"
+                code, out, err = connection.run(line, timeout=300)
+                if code != 0:
+                    tail = (err or out).strip().splitlines()[-1:] or [""]
+                    raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} exited with code {code} on "
+                                                      f"host {connection.host.label} ({tail[0][:200]}); fix the "
+                                                      "command or the file system it mounts")
+                continue
+            os.makedirs(mount.source, exist_ok=True)
+            pairs.append((mount.source, remote, True))  # copies: the job may rewrite them in place
+            collected.append([remote, mount.source])
+        if pairs:
+            # The copy shows the source as it is now: files gone from it go from the host's copy too
+            # (else the next collection would bring them back).
+            connection = self.connection(node)
+            connection.check("rm -rf --one-file-system " + " ".join(shlex.quote(r) for _, r, _ in pairs))
+            self.stager.stage(connection, node["info"]["root"] + "/cache", pairs)
+        path = self._mounts_path(node, mount_root)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as handle:
+            json.dump(collected, handle)
+        os.replace(path + ".tmp", path)
+
+    def _mounts_path(self, node: dict, mount_root: str) -> str:
+        digest = hashlib.sha256(f"{_node_key(node)}:{mount_root}".encode()).hexdigest()[:24]
+        return os.path.join(self.home, "ssh", "mounts", digest + ".json")
+
+    def _mount_outputs(self, node: dict, env: dict) -> list[list[str]]:
+        """[host directory, local directory] of the mounts shown under the task's mount roots."""
+        found = []
+        for name in ("AZ_BATCHAI_MOUNT_ROOT", "AZ_BATCHAI_JOB_MOUNT_ROOT"):
+            if name not in env:
+                continue
+            try:
+                with open(self._mounts_path(node, env[name])) as handle:
+                    found += [pair for pair in json.load(handle) if pair not in found]
+            except (OSError, ValueError):
+                pass
+        return found
 
     def write_text(self, node: dict, path: str, text: str) -> None:
         connection = self.connection(node)

@@ -94,8 +94,11 @@ class JobRunner:
         context, nodes = self.context(job)
         self._prepare_directories(context, nodes, local_nodes=not getattr(backend, "remote", False))
         try:
-            notes = self.data.prepare(job, list(context.input_paths.values()), nodes,
-                                      remote=getattr(backend, "remote", False))
+            show = getattr(backend, "show_mounts", None)  # a remote backend that can show mounts itself
+            notes = self.data.prepare(
+                job, list(context.input_paths.values()), nodes, remote=getattr(backend, "remote", False),
+                show=show and (lambda index: lambda root, mounts: show(self.store.node(node_ids[index]), root,
+                                                                        mounts)))
         except BatchAIError as failure:
             self.attempt_failed(job, error(failure.code, f"the job's inputs or mounts are not ready: {failure}"), None)
             return

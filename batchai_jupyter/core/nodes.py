@@ -71,8 +71,10 @@ class NodeKeeper:
         node = self.store.node(node_id)
         setup = cluster["spec"].get("setup_task")
         try:  # the cluster's mountVolumes, under $AZ_BATCHAI_MOUNT_ROOT before the setup task runs
-            self.runner.data.show_cluster_mounts(cluster, os.path.join(placement.root, "mounts"),
-                                                 remote=getattr(backend, "remote", False))
+            show = getattr(backend, "show_mounts", None)  # a remote backend that can show mounts itself
+            self.runner.data.show_cluster_mounts(
+                cluster, os.path.join(placement.root, "mounts"), remote=getattr(backend, "remote", False),
+                show=show and (lambda root, mounts: show(node, root, mounts)))
         except BatchAIError as failure:
             self.store.set_node_state(node_id, "unusable", errors=[error(failure.code, f"{name}: {failure.message}")])
         else:

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from typing import Callable, Optional
 
 from ..errors import BatchAIError
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
 
 SegmentOf = Callable[[str, str, str], str]  # (experiment, job, uuid) -> the job's folder in a datastore
+# A remote backend's way to show mounts on one of its nodes: (mount root on the node, mounts). It puts a
+# copy of each source directory at <mount root>/<relative path> there (or runs the mount command) and
+# copies what the node writes there back into the source directory; see SshBackend.show_mounts.
+ShowMounts = Callable[[str, list], None]
+NOT_SUPPORTED = ("this cluster's backend cannot show datastore mounts on its nodes; use a shared path or "
+                 "inputDirectories")
 log = logging.getLogger("batchai")
 
 
@@ -58,14 +64,19 @@ class JobData:
 
     # -- a new node, before its setup task ------------------------------------------------------
 
-    def show_cluster_mounts(self, cluster: dict, mount_root: str, remote: bool) -> None:
-        """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task)."""
+    def show_cluster_mounts(self, cluster: dict, mount_root: str, remote: bool,
+                            show: Optional[ShowMounts] = None) -> None:
+        """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task);
+        on a remote node through the backend's `show` (None: the backend cannot)."""
         mounts = self._resolver(cluster["workspace"]).resolve(cluster["spec"].get("mount_volumes"))
-        if mounts and remote:
-            raise BatchAIError("MountsNotSupported", "nodeSetup.mountVolumes: this cluster's backend cannot show "
-                                                     "datastore mounts on its nodes yet; use a shared path")
+        if mounts and remote and show is None:
+            raise BatchAIError("MountsNotSupported", f"nodeSetup.mountVolumes: {NOT_SUPPORTED}")
         self._stage(mounts)
-        self._link(mounts, mount_root)
+        if remote:
+            if mounts:
+                show(mount_root, mounts)
+        else:
+            self._link(mounts, mount_root)
 
     def flush_folder(self, workspace: str, folder: str) -> None:
         """Copies a finished folder (a node's setup-task logs) out of the default datastore's mirror."""
@@ -78,8 +89,10 @@ class JobData:
 
     # -- before the tasks start ----------------------------------------------------------------
 
-    def prepare(self, job: dict, input_paths: list[str], nodes: list, remote: bool) -> list[str]:
-        """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log."""
+    def prepare(self, job: dict, input_paths: list[str], nodes: list, remote: bool,
+                show: Optional[Callable[[int], ShowMounts]] = None) -> list[str]:
+        """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
+        A remote backend shows them through `show(node index)` (None: it cannot)."""
         sync = self._default_sync(job)
         if sync is not None:
             for path in input_paths:
@@ -89,13 +102,17 @@ class JobData:
         cluster_mounts, job_mounts = self.mounts(job)
         if not (cluster_mounts or job_mounts):
             return []
-        if remote:
-            raise BatchAIError("MountsNotSupported", "mountVolumes: this cluster's backend cannot show datastore "
-                                                     "mounts on its nodes yet; use a shared path or inputDirectories")
+        if remote and show is None:
+            raise BatchAIError("MountsNotSupported", f"mountVolumes: {NOT_SUPPORTED}")
         self._stage(cluster_mounts + job_mounts)
-        for node in nodes:
-            self._link(cluster_mounts, node.mount_root)
-            self._link(job_mounts, node.job_mount_root)
+        for index, node in enumerate(nodes):
+            if remote:
+                # both roots, even one with no mounts: the node then forgets what it showed there before
+                show(index)(node.mount_root, cluster_mounts)
+                show(index)(node.job_mount_root, job_mounts)
+            else:
+                self._link(cluster_mounts, node.mount_root)
+                self._link(job_mounts, node.job_mount_root)
         return [f"mount {m.relative_path}: {m.note}" for m in cluster_mounts + job_mounts if m.note]
 
     # -- while it runs, and at its end ---------------------------------------------------------
