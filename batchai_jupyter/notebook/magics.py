@@ -6,6 +6,7 @@ never as a traceback of ours.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shlex
 import sys
@@ -27,6 +28,20 @@ CLUSTER_VERBS = ("create", "list", "show", "resize", "auto-scale", "delete")
 
 def _comma_list(values: list[str] | None) -> list[str]:
     return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+
+
+def _backend_options(pairs: list[str]) -> dict:
+    """--option KEY=VALUE pairs as backendOptions; a VALUE that parses as JSON is taken as JSON."""
+    options = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key.strip():
+            raise BatchAIError("InvalidOption", f"--option {pair!r}: write KEY=VALUE, e.g. --option partition=debug")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
+    return options
 
 
 def user_errors(magic):
@@ -81,6 +96,9 @@ class BatchAIMagics(Magics):
     @argument("--setup", help="create: command run on every node when it is provisioned")
     @argument("--priority", choices=["dedicated", "lowpriority"], help="create: VM priority")
     @argument("--vm-size", help="create: VM size (sets CPUs/GPUs for known Azure sizes)")
+    @argument("--option", action="append", default=[], metavar="KEY=VALUE",
+              help="create: a backend option, repeatable; VALUE is JSON when it parses, else text, e.g. "
+                   "--option partition=debug (slurm), --option 'hosts=[\"me@a\",\"me@b\"]' (ssh)")
     @argument("-f", "--file", dest="config_file", help="create: a Batch AI cluster.json or native spec")
     @argument("-y", "--yes", action="store_true", help="delete: do not ask for confirmation")
     @argument("--no-monitor", action="store_true", help="create/show/resize: print instead of a ClusterMonitor")
@@ -100,7 +118,8 @@ class BatchAIMagics(Magics):
             parameters = load_config(args.config_file) if args.config_file else None
             cluster = clusters.create(args.name, parameters, nodes=args.nodes, backend=args.backend,
                                       min_nodes=args.min, max_nodes=args.max, idle_seconds=args.idle,
-                                      setup=args.setup, priority=args.priority, vm_size=args.vm_size)
+                                      setup=args.setup, priority=args.priority, vm_size=args.vm_size,
+                                      backend_options=_backend_options(args.option))
         elif args.verb == "show":
             cluster = clusters.get(args.name)
         elif args.verb == "resize":

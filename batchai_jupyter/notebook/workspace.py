@@ -26,7 +26,8 @@ def _q(name: str) -> str:
 
 def cluster_document(parameters: dict | None = None, *, nodes: int | None = None, backend: str | None = None,
                      min_nodes: int | None = None, max_nodes: int | None = None, idle_seconds: float | None = None,
-                     setup: str | None = None, priority: str | None = None, vm_size: str | None = None) -> dict:
+                     setup: str | None = None, priority: str | None = None, vm_size: str | None = None,
+                     backend_options: dict | None = None) -> dict:
     """A cluster spec: `parameters` (cluster.json or native) with the given options overriding it."""
     document = dict(parameters or {})
     body = dict(document.get("properties", document))
@@ -40,6 +41,8 @@ def cluster_document(parameters: dict | None = None, *, nodes: int | None = None
     if "nodeCount" in overrides or "minNodes" in overrides:
         body.pop("scaleSettings", None)
     body.update({key: value for key, value in overrides.items() if value is not None})
+    if backend_options:
+        body["backendOptions"] = {**body.get("backendOptions", {}), **backend_options}
     if "backend" not in body and "properties" not in document:
         body["backend"] = "local"
     return {**document, "properties": body} if "properties" in document else body
@@ -54,7 +57,8 @@ class ClusterOperations:
         return f"workspaces/{_q(self.ws.name)}/clusters"
 
     def create(self, cluster_name: str, parameters: dict | None = None, **options) -> dict:
-        """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size."""
+        """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size,
+        backend_options (a dict merged into backendOptions)."""
         return self.ws.client.create_cluster(self.ws.name, cluster_document(parameters, **options), cluster_name)
 
     def get(self, cluster_name: str) -> dict:

@@ -146,6 +146,18 @@ def test_cluster_from_a_batch_ai_file_with_options(run, shared_client, unique):
     run(f"%batchai_cluster delete {name} -y")
 
 
+def test_backend_options_from_the_magic(run, shared_client, unique):
+    name = unique("opts")
+    _, out, err = run(f"%batchai_cluster create {name} --nodes 1 --no-monitor --option partition=debug "
+                      "--option maxNodesInUse=2 --option 'hosts=[\"me@a\", \"me@b\"]'")
+    assert name in out, err
+    options = shared_client.get(f"workspaces/default/clusters/{name}")["properties"]["backendOptions"]
+    assert options == {"partition": "debug", "maxNodesInUse": 2, "hosts": ["me@a", "me@b"]}, options
+    run(f"%batchai_cluster delete {name} -y")
+    _, _, err = run(f"%batchai_cluster create {unique('bad')} --option partition")
+    assert err.strip() == "UsageError: --option 'partition': write KEY=VALUE, e.g. --option partition=debug", err
+
+
 def test_unbalanced_quotes_are_one_line(run):
     _, _, err = run("%batchai_cluster create x --setup 'echo")
     assert err.strip() == "UsageError: %batchai_cluster create x --setup 'echo: No closing quotation; check the quotes"
