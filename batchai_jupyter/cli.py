@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -11,6 +10,7 @@ import requests
 
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .errors import BatchAIError
+from .jsonfile import read_json_object
 from .formatting import print_result
 from .storage.mounts import fill_placeholders
 
@@ -24,17 +24,8 @@ def _client():
 
 
 def _load_json_file(path: str) -> dict:
-    try:
-        with open(path) as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise BatchAIError("FileNotFound", f"config file {path!r} does not exist")
-    except ValueError as failure:
-        raise BatchAIError("InvalidJson", f"config file {path!r} is not valid JSON: {failure}")
-    if not isinstance(document, dict):
-        raise BatchAIError("InvalidJson", f"config file {path!r} must hold a JSON object")
     # Batch AI recipes carry <AZURE_BATCHAI_STORAGE_ACCOUNT> / <AZURE_BATCHAI_STORAGE_KEY>; az filled them in.
-    return fill_placeholders(document, os.environ)
+    return fill_placeholders(read_json_object(path), os.environ)
 
 
 def _confirm(args, question: str) -> None:

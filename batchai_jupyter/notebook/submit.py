@@ -7,7 +7,6 @@ has the output directories OUTPUTS (for the user's files) and BATCHAI_RESULT (pu
 """
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import BatchAIError
+from ..jsonfile import read_json_object
 from ..runtime import cellrunner
 from . import datasets
 from .jobhandle import OUTPUTS_ID, Job
@@ -90,15 +90,8 @@ def _toolkit(framework: str, processes: int | None) -> dict:
 
 
 def load_config(path: str) -> dict:
-    try:
-        with open(path) as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise BatchAIError("FileNotFound", f"-f {path!r}: the file does not exist (relative to {os.getcwd()})")
-    except ValueError as failure:
-        raise BatchAIError("InvalidJson", f"-f {path!r}: not valid JSON ({failure}); fix the file")
-    if not isinstance(document, dict):
-        raise BatchAIError("InvalidJson", f"-f {path!r}: must hold a JSON object")
+    """The body of a job.json / cluster.json / native spec given with -f (the `properties` unwrapped)."""
+    document = read_json_object(path)
     return dict(document.get("properties", document))
 
 

@@ -97,16 +97,21 @@ def test_oversize_package_is_refused_with_what_is_big(run, shell, shared_client,
         j["cluster"] != cluster for j in shared_client.list("workspaces/default/jobs"))
 
 
-def test_interrupt_while_waiting_terminates_the_job(run, shell, shared_client, unique):
-    cluster, name = unique("ci"), unique("long")
-    make_cluster(shared_client, cluster, nodes=1)
-
+def _interrupt_once_running(client, name: str) -> threading.Thread:
+    """A thread that interrupts the main thread (as the kernel's stop button does) once the job runs."""
     def interrupt_when_running():
-        wait_for(lambda: _state(shared_client, name) == "running", "the job to run", timeout=120)
+        wait_for(lambda: _state(client, name) == "running", "the job to run", timeout=120)
         _thread.interrupt_main()
 
     helper = threading.Thread(target=interrupt_when_running)
     helper.start()
+    return helper
+
+
+def test_interrupt_while_waiting_terminates_the_job(run, shell, shared_client, unique):
+    cluster, name = unique("ci"), unique("long")
+    make_cluster(shared_client, cluster, nodes=1)
+    helper = _interrupt_once_running(shared_client, name)
     value, out, err = run(f"%%batchai_job --cluster {cluster} --name {name} --wait\n"
                           "import time\nprint('started', flush=True)\ntime.sleep(600)\n")
     helper.join()
@@ -153,13 +158,7 @@ def test_job_options_reach_the_spec_and_the_job(run, shared_client, unique):
 def test_detach_on_interrupt_leaves_the_job_running(run, shared_client, unique):
     cluster, name = unique("cx"), unique("detached")
     make_cluster(shared_client, cluster, nodes=1)
-
-    def interrupt_when_running():
-        wait_for(lambda: _state(shared_client, name) == "running", "the job to run", timeout=120)
-        _thread.interrupt_main()
-
-    helper = threading.Thread(target=interrupt_when_running)
-    helper.start()
+    helper = _interrupt_once_running(shared_client, name)
     job, out, err = run(f"%%batchai_job -c {cluster} -n {name} --wait --detach-on-interrupt\n"
                         "import time\ntime.sleep(600)\n")
     helper.join()

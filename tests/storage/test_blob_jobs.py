@@ -71,10 +71,20 @@ def _log_text(client, job: str) -> str:
     return "\n".join(texts)
 
 
+def _blob_default_datastore(client, connection_string: str, tmp_path, container: str, **settings):
+    """Creates `container` and makes it the workspace's default datastore; returns (a scratch handle on it,
+    the service's answer)."""
+    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=connection_string)
+    scratch.create_container()
+    created = client.request("PUT", "workspaces/default/datastores/default", json_body={
+        "kind": "blob", "containerName": container, "connectionString": connection_string, **settings})
+    return scratch, created
+
+
 def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_path, unique):
     container = unique("work")
-    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
-    scratch.create_container()
+    scratch, created = _blob_default_datastore(client, azurite.connection_string, tmp_path, container,
+                                               flushSeconds=0.5)
     scratch.put_bytes("scripts/train.py", TRAIN.encode())
     dataset = tmp_path / "toy"
     dataset.mkdir()
@@ -84,9 +94,6 @@ def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_pat
     for index in range(3):
         scratch.upload_file(str(dataset / f"part-{index}.bin"), f"datasets/toy/part-{index}.bin")
 
-    created = client.request("PUT", "workspaces/default/datastores/default", json_body={
-        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string,
-        "flushSeconds": 0.5})
     assert created["kind"] == "blob"
     make_cluster(client, "bfs", nodes=2)
     os.environ["AZURE_BATCHAI_STORAGE_ACCOUNT"] = ACCOUNT
@@ -158,11 +165,7 @@ def test_content_addressed_dataset_upload_sends_nothing_the_second_time(client, 
 
 def test_killed_task_keeps_committed_outputs_and_flushed_logs(client, azurite, tmp_path, unique):
     container = unique("kill")
-    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
-    scratch.create_container()
-    client.request("PUT", "workspaces/default/datastores/default", json_body={
-        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string,
-        "flushSeconds": 0.5})
+    scratch, _ = _blob_default_datastore(client, azurite.connection_string, tmp_path, container, flushSeconds=0.5)
     make_cluster(client, "one", nodes=1)
     client.create_job("default", "default", {
         "cluster": "one", "nodeCount": 1, "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT"}],
@@ -186,11 +189,8 @@ def test_killed_task_keeps_committed_outputs_and_flushed_logs(client, azurite, t
 
 def test_cluster_mount_is_there_for_the_setup_task_whose_log_lands_in_blob(client, azurite, tmp_path, unique):
     container = unique("setup")
-    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
-    scratch.create_container()
+    scratch, _ = _blob_default_datastore(client, azurite.connection_string, tmp_path, container)
     scratch.put_bytes("setup/hello.txt", b"hello from blob\n")
-    client.request("PUT", "workspaces/default/datastores/default", json_body={
-        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string})
     make_cluster(client, "prepared", nodes=1, nodeSetup={
         "mountVolumes": {"azureBlobFileSystems": [{"accountName": ACCOUNT, "containerName": container,
                                                    "relativeMountPath": "bfs"}]},
@@ -209,11 +209,7 @@ def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, tmp_path, u
     server = Azurite(str(tmp_path / "azurite")).start()
     try:
         container = unique("down")
-        blob_datastore(str(tmp_path / "scratch"), container, connection_string=server.connection_string
-                       ).create_container()
-        client.request("PUT", "workspaces/default/datastores/default", json_body={
-            "kind": "blob", "containerName": container, "connectionString": server.connection_string,
-            "retries": 0, "flushSeconds": 60})
+        _blob_default_datastore(client, server.connection_string, tmp_path, container, retries=0, flushSeconds=60)
         make_cluster(client, "one", nodes=1)
         gate = tmp_path / "gate"
         client.create_job("default", "default", {
@@ -236,11 +232,7 @@ def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, tmp_path, u
 def test_service_killed_mid_job_resumes_flushing_without_duplicating_log(service_process, client, azurite, tmp_path,
                                                                        unique):
     container = unique("restart")
-    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
-    scratch.create_container()
-    client.request("PUT", "workspaces/default/datastores/default", json_body={
-        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string,
-        "flushSeconds": 0.5})
+    scratch, _ = _blob_default_datastore(client, azurite.connection_string, tmp_path, container, flushSeconds=0.5)
     make_cluster(client, "one", nodes=1)
     gate = tmp_path / "gate"
     client.create_job("default", "default", {
