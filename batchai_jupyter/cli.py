@@ -86,6 +86,8 @@ def _cluster_document(args) -> dict:
         overrides["idleSecondsBeforeScaledown"] = args.idle
     if args.setup_task:
         overrides["setupTask"] = args.setup_task
+    if args.native_mounts:
+        overrides["nativeMounts"] = True
     body = dict(document.get("properties", document))
     backend_options = _backend_options(args)
     if backend_options.get("hosts") and args.target is None and args.min is None and "nodeCount" not in body \
@@ -288,6 +290,9 @@ def _add_cluster_parsers(sub) -> None:
     create.add_argument("--max", type=int, help="auto-scale maximum nodes")
     create.add_argument("--idle", type=float, help="idle seconds before an auto-scaled node is removed")
     create.add_argument("--setup-task", help="command run on every node when it is provisioned")
+    create.add_argument("--native-mounts", action="store_true",
+                        help="nodes that have rclone (FUSE) or a kernel CIFS client mount the mountVolumes' Blob "
+                             "containers and file shares themselves instead of getting a copy")
     create.add_argument("cluster_name", nargs="?", metavar="NAME", help="cluster name (as -n)")
     slurm = create.add_argument_group("slurm backend (--backend slurm: the cluster's nodes are Slurm's)")
     slurm.add_argument("--partition", help="Slurm partition for jobs and nodes")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import logging
 import os
 import shutil
 import signal
@@ -20,9 +21,11 @@ import time
 from typing import Callable
 
 from ..runtime import wrapper
+from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
 from .base import BackendContext, NodePlacement, TaskLaunch, TaskStatus
 
 WRAPPER_PATH = os.path.abspath(wrapper.__file__)
+log = logging.getLogger("batchai")
 # A task whose wrapper never wrote its pid within this long after launch is lost.
 START_GRACE_SECONDS = 15.0
 
@@ -75,7 +78,15 @@ class LocalBackend:
         return NodePlacement(node_address(node["id"], self._home), "localhost", cpus, gpus, root)
 
     def release(self, cluster: dict, node: dict) -> None:
-        shutil.rmtree(self._node_root(cluster, node), ignore_errors=True)
+        root = self._node_root(cluster, node)
+        code, output = run_local_script(unmount_under_script(root))
+        if mount_points_under(root):  # removing the tree would delete what the storage holds
+            log.warning("batchai: node %s keeps %s: something is still mounted there (%s)", node["name"], root,
+                        output.strip()[-300:])
+            return
+        if code != 0:
+            log.warning("batchai: node %s: %s", node["name"], output.strip()[-300:])
+        shutil.rmtree(root, ignore_errors=True)
 
     def start_task(self, node: dict, run_dir: str, launch: TaskLaunch) -> None:
         os.makedirs(run_dir, exist_ok=True)
@@ -144,7 +155,9 @@ def create(context: BackendContext) -> LocalBackend:
 def kill_unfinished_tasks(nodes_dir: str) -> None:
     """SIGKILLs the process group of every task under `nodes_dir` that has a pid but no exit file:
     what a test or benchmark left behind when it stopped its service mid-job."""
-    for root, _dirs, files in os.walk(nodes_dir):
+    for root, dirs, files in os.walk(nodes_dir):
+        # never into a mount: a container holds no task of ours, and walking it may be slow or hang
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(root, d))]
         if "pid" in files and "exit" not in files:
             pid = _read_pid(root)
             if pid is not None:

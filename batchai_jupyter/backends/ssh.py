@@ -33,6 +33,7 @@ from typing import Callable
 from ..errors import BatchAIError
 from ..runtime import wrapper
 from ..storage.mounts import Mount, mount_command
+from ..storage.native_mounts import FAILED_EXIT, UPLOAD_WAIT_SECONDS, unmount_under_script
 from .base import BackendContext, NodePlacement, TaskLaunch, TaskStatus
 from .ssh_cluster_keys import ClusterKeys, HostAssignments
 from .ssh_connection import ConnectionPool, HostConnection, Login, SshError
@@ -177,8 +178,10 @@ class SshBackend:
             self.monitor.unwatch(key)
             root = node["info"]["root"]
             try:
-                connection.run("rm -rf " + " ".join(shlex.quote(f"{root}/{d}") for d in ("jobs", "run", "mirror",
-                                                                                       "mounts")), timeout=30)
+                # native mounts first (they upload what is still to upload), and never into one left mounted
+                connection.run("bash -c " + shlex.quote(unmount_under_script(root)), timeout=UPLOAD_WAIT_SECONDS + 60)
+                connection.run("rm -rf --one-file-system " + " ".join(
+                    shlex.quote(f"{root}/{d}") for d in ("jobs", "run", "mirror", "mounts")), timeout=30)
                 self.cluster_keys.remove(connection, cluster["uuid"])
             except SshError:
                 pass  # a host that is gone keeps its leftovers; nothing else depends on them
@@ -422,6 +425,16 @@ class SshBackend:
             except (OSError, ValueError):
                 pass
         return found
+
+    def run_script(self, node: dict, script: str, stdin: str = "") -> tuple[int, str]:
+        """Runs a bash script on the node's host, `stdin` (a mount's secret) on its standard input."""
+        connection = self.connection(node)
+        try:
+            code, out, err = connection.run("bash -c " + shlex.quote(script), timeout=UPLOAD_WAIT_SECONDS + 60,
+                                            stdin=stdin.encode())
+        except SshError as failure:
+            return FAILED_EXIT, str(failure)
+        return code, out + err
 
     def write_text(self, node: dict, path: str, text: str) -> None:
         connection = self.connection(node)

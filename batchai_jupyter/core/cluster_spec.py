@@ -66,6 +66,7 @@ def parse_cluster_spec(doc: Any, *, name: str | None = None, workspace: str | No
         scale=_scale(body),
         setup_task=_setup_task(body, node_setup),
         mount_volumes=raw_block(*mounts) if mounts else None,
+        native_mounts=body.flag("nativeMounts"),
         backend_options=raw_block(body, "backendOptions") or {},
         api_version=api_version,
     )
@@ -159,6 +160,7 @@ def cluster_spec_to_wire(spec: ClusterSpec) -> dict:
         "scaleSettings": scale_settings,
         "idleSecondsBeforeScaledown": scale.idle_seconds_before_scaledown,
         "nodeSetup": node_setup if any(node_setup.values()) else None,
+        "nativeMounts": spec.native_mounts,
         "backendOptions": mask_secrets(spec.backend_options),
     }
 

@@ -11,6 +11,7 @@ from typing import Callable
 from ..backends.base import ComputeBackend, TaskLaunch
 from ..errors import BatchAIError
 from ..storage.jobdata import JobData
+from ..storage.native_mounts import NodeScript, run_local_script
 from ..storage.base import Datastore
 from . import launch
 from .events import EventBus
@@ -98,7 +99,8 @@ class JobRunner:
             notes = self.data.prepare(
                 job, list(context.input_paths.values()), nodes, remote=getattr(backend, "remote", False),
                 show=show and (lambda index: lambda root, mounts: show(self.store.node(node_ids[index]), root,
-                                                                        mounts)))
+                                                                        mounts)),
+                run=self.node_scripts(backend, node_ids))
         except BatchAIError as failure:
             self.attempt_failed(job, error(failure.code, f"the job's inputs or mounts are not ready: {failure}"), None)
             return
@@ -107,6 +109,26 @@ class JobRunner:
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main", prep or launch.plan_tasks(context, nodes))
         self.events.publish("job", **_job_key(job), state="running", attempt=job["attempt"])
+
+    def node_scripts(self, backend: ComputeBackend, node_ids) -> Callable[[int], NodeScript] | None:
+        """Runs scripts on the job's nodes (by index): here for local nodes, else through the backend's
+        `run_script`; None when the backend has none."""
+        if not getattr(backend, "remote", False):
+            return lambda index: run_local_script
+        run_script = getattr(backend, "run_script", None)
+        if run_script is None:
+            return None
+        return lambda index: lambda script, stdin: run_script(self.store.node(node_ids[index]), script, stdin)
+
+    def _unmount(self, job: dict) -> list[dict]:
+        """Unmounts the job's native mounts on its nodes (they upload what the job wrote first)."""
+        if not job["node_ids"] or not any(self.data.mounts_are_native(job)):
+            return []
+        run = self.node_scripts(self.backend_for(job["workspace"], job["cluster"]), job["node_ids"])
+        if run is None:
+            return []
+        _context, nodes = self.context(job)
+        return self.data.unmount_job(nodes, run)
 
     def _prepare_directories(self, context: launch.JobContext, nodes: list[launch.NodeContext],
                              local_nodes: bool = True) -> None:
@@ -240,7 +262,7 @@ class JobRunner:
         """Stops the attempt (tasks killed outright) and puts the job back in the queue."""
         self.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
         self._archive_logs(job)
-        errors = errors + self.data.flush(job, final=True)
+        errors = errors + self._unmount(job) + self.data.flush(job, final=True)
         with self.store.transaction():
             self._release_nodes(job)
             self.store.set_job_state(
@@ -259,7 +281,7 @@ class JobRunner:
             self.finish(job, "failed", exit_code, [failure])
 
     def finish(self, job: dict, state: str, exit_code: int | None, errors: list[dict]) -> None:
-        upload_errors = self.data.flush(job, final=True)
+        upload_errors = self._unmount(job) + self.data.flush(job, final=True)
         if upload_errors:
             state, errors = "failed", errors + upload_errors
         with self.store.transaction():

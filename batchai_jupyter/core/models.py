@@ -126,5 +126,6 @@ class ClusterSpec:
     scale: ScaleSettings = field(default_factory=ScaleSettings)
     setup_task: SetupTask | None = None
     mount_volumes: dict | None = None
+    native_mounts: bool = False  # nodes with the tool mount Blob containers and file shares themselves
     backend_options: dict = field(default_factory=dict)  # hosts, keys, partition... per backend
     api_version: str = "native"

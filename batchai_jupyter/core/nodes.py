@@ -2,6 +2,7 @@
 shrinking by the cluster's nodeDeallocationOption."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Callable
@@ -14,6 +15,8 @@ from .events import EventBus
 from .jobrun import JobRunner, error
 from .layout import cluster_segment
 from .store import Store
+
+log = logging.getLogger("batchai")
 
 # Victims of a shrink, cheapest first: nodes doing nothing useful, then idle, then busy ones.
 SHRINK_ORDER = {"unusable": 0, "preparing": 1, "idle": 2, "leaving": 3, "running": 4}
@@ -72,9 +75,12 @@ class NodeKeeper:
         setup = cluster["spec"].get("setup_task")
         try:  # the cluster's mountVolumes, under $AZ_BATCHAI_MOUNT_ROOT before the setup task runs
             show = getattr(backend, "show_mounts", None)  # a remote backend that can show mounts itself
-            self.runner.data.show_cluster_mounts(
-                cluster, os.path.join(placement.root, "mounts"), remote=getattr(backend, "remote", False),
-                show=show and (lambda root, mounts: show(node, root, mounts)))
+            run = self.runner.node_scripts(backend, [node_id])
+            notes = self.runner.data.show_cluster_mounts(
+                cluster, name, os.path.join(placement.root, "mounts"), remote=getattr(backend, "remote", False),
+                show=show and (lambda root, mounts: show(node, root, mounts)), run=run and run(0))
+            for note in notes:
+                log.info("batchai: cluster %s: %s", cluster["name"], note)
         except BatchAIError as failure:
             self.store.set_node_state(node_id, "unusable", errors=[error(failure.code, f"{name}: {failure.message}")])
         else:

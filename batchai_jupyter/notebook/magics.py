@@ -99,6 +99,9 @@ class BatchAIMagics(Magics):
     @argument("--option", action="append", default=[], metavar="KEY=VALUE",
               help="create: a backend option, repeatable; VALUE is JSON when it parses, else text, e.g. "
                    "--option partition=debug (slurm), --option 'hosts=[\"me@a\",\"me@b\"]' (ssh)")
+    @argument("--native-mounts", action="store_true", default=None,
+              help="create: nodes that have rclone (FUSE) or a kernel CIFS client mount the mountVolumes' Blob "
+                   "containers and file shares themselves instead of getting a copy")
     @argument("-f", "--file", dest="config_file", help="create: a Batch AI cluster.json or native spec")
     @argument("-y", "--yes", action="store_true", help="delete: do not ask for confirmation")
     @argument("--no-monitor", action="store_true", help="create/show/resize: print instead of a ClusterMonitor")
@@ -119,7 +122,8 @@ class BatchAIMagics(Magics):
             cluster = clusters.create(args.name, parameters, nodes=args.nodes, backend=args.backend,
                                       min_nodes=args.min, max_nodes=args.max, idle_seconds=args.idle,
                                       setup=args.setup, priority=args.priority, vm_size=args.vm_size,
-                                      backend_options=_backend_options(args.option))
+                                      backend_options=_backend_options(args.option),
+                                      native_mounts=args.native_mounts)
         elif args.verb == "show":
             cluster = clusters.get(args.name)
         elif args.verb == "resize":

@@ -27,12 +27,12 @@ def _q(name: str) -> str:
 def cluster_document(parameters: dict | None = None, *, nodes: int | None = None, backend: str | None = None,
                      min_nodes: int | None = None, max_nodes: int | None = None, idle_seconds: float | None = None,
                      setup: str | None = None, priority: str | None = None, vm_size: str | None = None,
-                     backend_options: dict | None = None) -> dict:
+                     backend_options: dict | None = None, native_mounts: bool | None = None) -> dict:
     """A cluster spec: `parameters` (cluster.json or native) with the given options overriding it."""
     document = dict(parameters or {})
     body = dict(document.get("properties", document))
     overrides = {"backend": backend, "vmSize": vm_size, "vmPriority": priority,
-                 "idleSecondsBeforeScaledown": idle_seconds, "setupTask": setup}
+                 "idleSecondsBeforeScaledown": idle_seconds, "setupTask": setup, "nativeMounts": native_mounts}
     if nodes is not None:
         overrides["nodeCount"] = nodes
     if min_nodes is not None or max_nodes is not None:
@@ -58,7 +58,8 @@ class ClusterOperations:
 
     def create(self, cluster_name: str, parameters: dict | None = None, **options) -> dict:
         """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size,
-        backend_options (a dict merged into backendOptions)."""
+        backend_options (a dict merged into backendOptions), native_mounts (nodes with the tool mount
+        Blob containers and file shares themselves)."""
         return self.ws.client.create_cluster(self.ws.name, cluster_document(parameters, **options), cluster_name)
 
     def get(self, cluster_name: str) -> dict:

@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 from azure.core.exceptions import (AzureError, ClientAuthenticationError, HttpResponseError, ResourceExistsError,
                                    ResourceNotFoundError, ServiceRequestError, ServiceResponseError)
 from azure.storage.blob import (BlobBlock, BlobSasPermissions, BlobServiceClient, ContainerClient,
-                                ExponentialRetry, generate_blob_sas)
+                                ContainerSasPermissions, ExponentialRetry, generate_blob_sas, generate_container_sas)
 
 from ..errors import BatchAIError
 from .base import DatastoreContext, FileEntry, clean_relative_path
@@ -344,6 +344,16 @@ class BlobDatastore:
             expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes))
         return f"{self.container.get_blob_client(name).url}?{token}"
 
+    def container_url(self, expiry_minutes: int) -> str | None:
+        """The container's URL with a read/write/list/delete SAS, for a node that mounts it; None when these
+        credentials cannot sign one (a default credential)."""
+        s = self.settings
+        if s.account_key:
+            return container_sas_url(s.account_name, s.account_key, s.endpoint, s.container, expiry_minutes)
+        if s.sas_token:
+            return f"{s.endpoint}/{s.container}?{s.sas_token}"
+        return None
+
     def check(self) -> None:
         """Fails with a clear error when the container cannot be reached with these credentials."""
         with storage_errors(f"blob datastore container {self.settings.container!r}"):
@@ -355,6 +365,15 @@ class BlobDatastore:
                 self.container.create_container()
             except ResourceExistsError:
                 pass
+
+
+def container_sas_url(account: str, key: str, endpoint: str, container: str, expiry_minutes: int) -> str:
+    """`endpoint`/`container` with a SAS, signed by the account key, to read, write, list and delete in it."""
+    token = generate_container_sas(
+        account, container, account_key=key,
+        permission=ContainerSasPermissions(read=True, add=True, create=True, write=True, delete=True, list=True),
+        expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=expiry_minutes))
+    return f"{endpoint.rstrip('/')}/{container}?{token}"
 
 
 def _block_id(offset: int) -> str:

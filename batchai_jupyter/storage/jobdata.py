@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 from typing import Callable, Optional
 
 from ..errors import BatchAIError
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
+from .native_mounts import NodeScript, mount_natively, unmount_under_script
 
 SegmentOf = Callable[[str, str, str], str]  # (experiment, job, uuid) -> the job's folder in a datastore
 # A remote backend's way to show mounts on one of its nodes: (mount root on the node, mounts). It puts a
@@ -34,49 +36,66 @@ class JobData:
     def _default_sync(self, job: dict):
         return getattr(self.datastore_for(job["workspace"]), "sync", None)
 
-    def _resolver(self, workspace: str) -> MountResolver:
+    def _resolver(self, workspace: str, native: bool = False) -> MountResolver:
         return MountResolver(
             datastores=lambda: self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name",
                                                 workspace),
             open_datastore=lambda name: self.datastore_for(workspace, name),
-            create_local_datastore=local_datastore_creator(self.store, self.layout, workspace))
+            create_local_datastore=local_datastore_creator(self.store, self.layout, workspace), native=native)
 
     def mounts(self, job: dict) -> tuple[list[Mount], list[Mount]]:
         """(cluster-level, job-level) mounts of the job."""
-        resolver = self._resolver(job["workspace"])
         cluster = self.store.cluster(job["workspace"], job["cluster"]) or {"spec": {}}
+        resolver = self._resolver(job["workspace"], bool(cluster["spec"].get("native_mounts")))
         return (resolver.resolve(cluster["spec"].get("mount_volumes")),
                 resolver.resolve(job["spec"].get("mount_volumes")))
 
     @staticmethod
-    def _stage(mounts: list[Mount]) -> None:
+    def _show(mounts: list[Mount], mount_root: str, node_name: str, run: Optional[NodeScript],
+              show: Optional[ShowMounts], staged: set) -> list[str]:
+        """Shows `mounts` under `mount_root` on one node: a native mount where it can make one, else
+        (`show` for a remote node) the staged copy, directory or mount command. Returns notes."""
+        notes, rest = [], []
         for mount in mounts:
-            if mount.sync is not None:
-                mount.sync.stage_in("")  # a mount shows the whole container; unchanged files are not fetched
-
-    @staticmethod
-    def _link(mounts: list[Mount], mount_root: str) -> None:
-        for mount in mounts:
-            if mount.command:
-                run_mount_command(mount_root, mount)
-            else:
-                link_mount(mount_root, mount)
+            if mount.native is not None:
+                if run is None:
+                    notes.append(f"mount {mount.relative_path} on {node_name}: this backend cannot mount storage "
+                                 "on its nodes, so the node gets a copy")
+                else:
+                    mounted, note = mount_natively(run, mount.native, posixpath.join(mount_root, mount.relative_path))
+                    notes.append(f"mount {mount.relative_path} on {node_name}: {note}")
+                    if mounted:
+                        continue
+            rest.append(mount)
+        for mount in rest:
+            if id(mount) not in staged:
+                mount.stage()
+                staged.add(id(mount))
+        if show is not None:
+            show(mount_root, rest)
+        else:
+            for mount in rest:
+                if mount.command:
+                    run_mount_command(mount_root, mount)
+                else:
+                    link_mount(mount_root, mount)
+        return notes
 
     # -- a new node, before its setup task ------------------------------------------------------
 
-    def show_cluster_mounts(self, cluster: dict, mount_root: str, remote: bool,
-                            show: Optional[ShowMounts] = None) -> None:
+    def show_cluster_mounts(self, cluster: dict, node_name: str, mount_root: str, remote: bool,
+                            show: Optional[ShowMounts] = None, run: Optional[NodeScript] = None) -> list[str]:
         """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task);
-        on a remote node through the backend's `show` (None: the backend cannot)."""
-        mounts = self._resolver(cluster["workspace"]).resolve(cluster["spec"].get("mount_volumes"))
-        if mounts and remote and show is None:
+        on a remote node through the backend's `show` (None: the backend cannot); `run` runs a script on
+        the node (for native mounts). Returns notes."""
+        spec = cluster["spec"]
+        mounts = self._resolver(cluster["workspace"], bool(spec.get("native_mounts"))).resolve(
+            spec.get("mount_volumes"))
+        if not mounts:
+            return []
+        if remote and show is None:
             raise BatchAIError("MountsNotSupported", f"nodeSetup.mountVolumes: {NOT_SUPPORTED}")
-        self._stage(mounts)
-        if remote:
-            if mounts:
-                show(mount_root, mounts)
-        else:
-            self._link(mounts, mount_root)
+        return self._show(mounts, mount_root, node_name, run, show if remote else None, set())
 
     def flush_folder(self, workspace: str, folder: str) -> None:
         """Copies a finished folder (a node's setup-task logs) out of the default datastore's mirror."""
@@ -90,9 +109,11 @@ class JobData:
     # -- before the tasks start ----------------------------------------------------------------
 
     def prepare(self, job: dict, input_paths: list[str], nodes: list, remote: bool,
-                show: Optional[Callable[[int], ShowMounts]] = None) -> list[str]:
+                show: Optional[Callable[[int], ShowMounts]] = None,
+                run: Optional[Callable[[int], NodeScript]] = None) -> list[str]:
         """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
-        A remote backend shows them through `show(node index)` (None: it cannot)."""
+        A remote backend shows them through `show(node index)` (None: it cannot); `run(node index)` runs
+        a script on a node, for native mounts."""
         sync = self._default_sync(job)
         if sync is not None:
             for path in input_paths:
@@ -104,16 +125,32 @@ class JobData:
             return []
         if remote and show is None:
             raise BatchAIError("MountsNotSupported", f"mountVolumes: {NOT_SUPPORTED}")
-        self._stage(cluster_mounts + job_mounts)
+        notes = [f"mount {m.relative_path}: {m.note}" for m in cluster_mounts + job_mounts if m.note]
+        staged: set = set()
         for index, node in enumerate(nodes):
-            if remote:
-                # both roots, even one with no mounts: the node then forgets what it showed there before
-                show(index)(node.mount_root, cluster_mounts)
-                show(index)(node.job_mount_root, job_mounts)
-            else:
-                self._link(cluster_mounts, node.mount_root)
-                self._link(job_mounts, node.job_mount_root)
-        return [f"mount {m.relative_path}: {m.note}" for m in cluster_mounts + job_mounts if m.note]
+            # both roots, even one with no mounts: a remote node then forgets what it showed there before
+            for mounts, root in ((cluster_mounts, node.mount_root), (job_mounts, node.job_mount_root)):
+                notes += self._show(mounts, root, node.name, run and run(index), show and show(index), staged)
+        return notes
+
+    def mounts_are_native(self, job: dict) -> list[bool]:
+        """For each job-level mount: whether nodes may have mounted it natively."""
+        try:
+            _cluster_mounts, job_mounts = self.mounts(job)
+        except BatchAIError:
+            return []
+        return [m.native is not None or bool(m.command) for m in job_mounts]
+
+    def unmount_job(self, nodes: list, run: Callable[[int], NodeScript]) -> list[dict]:
+        """Unmounts what the job mounted under its nodes' $AZ_BATCHAI_JOB_MOUNT_ROOT, each mount once the
+        files the job wrote there are in the storage; errors say what was not."""
+        errors = []
+        for index, node in enumerate(nodes):
+            code, output = run(index)(unmount_under_script(node.job_mount_root), "")
+            if code != 0:
+                errors.append({"code": "UnmountFailed", "message": (
+                    f"the job's mounts on {node.name} were not all unmounted cleanly: {output.strip()[-300:]}")})
+        return errors
 
     # -- while it runs, and at its end ---------------------------------------------------------
 

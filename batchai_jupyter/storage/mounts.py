@@ -13,9 +13,14 @@ Each entry becomes a directory at `<mount root>/<relativeMountPath>` on the node
 
 A mount that is not what the job asked for (a local directory standing in for a share) says so in
 its `note`, which the job's execution log repeats.
+
+On a cluster with `nativeMounts: true`, a container or share with credentials also carries a
+`native` mount (storage/native_mounts.py): a node with the tool mounts the storage itself, and the
+staged copy or directory above is only the fallback for a node without it.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import shlex
@@ -26,6 +31,7 @@ from typing import Callable
 
 from ..errors import BatchAIError
 from .base import Datastore, clean_relative_path
+from .native_mounts import MOUNT_SAS_MINUTES, NativeMount, blob_native_mount, smb_native_mount
 
 PLACEHOLDERS = {"<AZURE_BATCHAI_STORAGE_ACCOUNT>": "AZURE_BATCHAI_STORAGE_ACCOUNT",
                 "<AZURE_BATCHAI_STORAGE_KEY>": "AZURE_BATCHAI_STORAGE_KEY"}
@@ -38,6 +44,13 @@ class Mount:
     sync: object | None = None  # the MirrorSync of a staged datastore
     command: str = ""  # an unmanagedFileSystems mountCommand
     note: str = ""
+    native: NativeMount | None = None  # the real mount a node with the tool makes instead
+
+    def stage(self) -> None:
+        """Brings the staged copy up to date (a mount shows the whole container; unchanged files are not
+        fetched)."""
+        if self.sync is not None:
+            self.sync.stage_in("")
 
 
 @dataclass
@@ -47,20 +60,25 @@ class MountResolver:
     datastores: Callable[[], list[dict]]  # the workspace's datastore rows
     open_datastore: Callable[[str], Datastore]  # by name
     create_local_datastore: Callable[[str], dict]  # by name: registers home/datastores/<ws>/<name>
+    native: bool = False  # the cluster asks for real mounts where its nodes can make them
 
     def resolve(self, volumes: dict | None) -> list[Mount]:
         volumes = volumes or {}
         mounts = []
         for index, entry in enumerate(volumes.get("azureBlobFileSystems") or []):
             where = f"mountVolumes.azureBlobFileSystems[{index}]"
-            mounts.append(self._storage_mount(where, entry, entry.get("accountName", ""),
-                                              entry.get("containerName", ""), "container"))
+            account, container = entry.get("accountName", ""), entry.get("containerName", "")
+            mount, row = self._storage_mount(where, entry, account, container, "container")
+            mounts.append(self._with_native(mount, lambda key: self._blob_native(row, account, container, key),
+                                            entry, account))
         for index, entry in enumerate(volumes.get("azureFileShares") or []):
             where = f"mountVolumes.azureFileShares[{index}]"
             url = str(entry.get("azureFileUrl") or "")
             share = url.rstrip("/").rsplit("/", 1)[-1] if "/" in url else ""
             account = entry.get("accountName") or url.split("//", 1)[-1].split(".", 1)[0]
-            mounts.append(self._storage_mount(where, entry, account, share, "share"))
+            mount, _row = self._storage_mount(where, entry, account, share, "share")
+            mounts.append(self._with_native(mount, lambda key: smb_native_mount(url, account, key, where)
+                                            if key else None, entry, account))
         for index, entry in enumerate(volumes.get("fileServers") or []):
             mounts.append(self._file_server_mount(f"mountVolumes.fileServers[{index}]", entry))
         for index, entry in enumerate(volumes.get("unmanagedFileSystems") or []):
@@ -72,7 +90,10 @@ class MountResolver:
             mounts.append(Mount(_relative(where, entry), command=command))
         return mounts
 
-    def _storage_mount(self, where: str, entry: dict, account: str, container: str, what: str) -> Mount:
+    def _storage_mount(self, where: str, entry: dict, account: str, container: str,
+                       what: str) -> tuple[Mount, dict | None]:
+        """The mount of a container or share, and the registered datastore row it resolved to (None: a
+        local directory stands in)."""
         relative = _relative(where, entry)
         if not container:
             raise BatchAIError("InvalidMount", f"{where}: name the {what} to mount")
@@ -82,14 +103,46 @@ class MountResolver:
                     not account or config.get("account_name") in (account, None, "")):
                 store = self.open_datastore(row["name"])
                 return Mount(relative, store.node_path(""), getattr(store, "sync", None),
-                             note=f"{what} {container!r} of account {account!r}: datastore {row['name']!r}")
+                             note=f"{what} {container!r} of account {account!r}: datastore {row['name']!r}"), row
         name = _local_name(container)
         row = next((r for r in self.datastores() if r["name"] == name and r["kind"] == "local"), None)
         if row is None:
             row = self.create_local_datastore(name)
         return Mount(relative, row["config"]["path"], note=(
             f"{what} {container!r} of account {account!r}: no datastore is registered for it here, so it is the "
-            f"local directory datastore {name!r} ({row['config']['path']})"))
+            f"local directory datastore {name!r} ({row['config']['path']})")), None
+
+    def _with_native(self, mount: Mount, make: Callable[[str], NativeMount | None], entry: dict,
+                     account: str) -> Mount:
+        """`mount` with its native mount, when the cluster asks and there are credentials to make one.
+        `make(account key)` builds it (the key: the entry's own, else a registered datastore's on the account)."""
+        if not self.native:
+            return mount
+        native = make(_entry_key(entry) or self._account_key(account))
+        if native is None:
+            return dataclasses.replace(mount, note=mount.note + "; there are no credentials here to mount it on "
+                                                               "the nodes, so they get a copy")
+        return dataclasses.replace(mount, native=native)
+
+    def _blob_native(self, row: dict | None, account: str, container: str, key: str) -> NativeMount | None:
+        if row is not None:
+            url = getattr(self.open_datastore(row["name"]), "container_url", lambda minutes: None)(MOUNT_SAS_MINUTES)
+        elif key and account:
+            from .blob import container_sas_url
+            url = container_sas_url(account, key, f"https://{account}.blob.core.windows.net", container,
+                                    MOUNT_SAS_MINUTES)
+        else:
+            url = None
+        return blob_native_mount(container, url) if url else None
+
+    def _account_key(self, account: str) -> str:
+        """The key of a registered datastore on `account` (a share of an account whose Blob is registered)."""
+        for row in self.datastores():
+            if account and row["kind"] != "local" and row["config"].get("account_name") == account:
+                key = getattr(getattr(self.open_datastore(row["name"]), "settings", None), "account_key", "")
+                if key:
+                    return key
+        return ""
 
     def _file_server_mount(self, where: str, entry: dict) -> Mount:
         relative = _relative(where, entry)
@@ -112,6 +165,12 @@ def _relative(where: str, entry: dict) -> str:
     if not isinstance(path, str) or not path:
         raise BatchAIError("InvalidMount", f"{where}.relativeMountPath: give the directory name under the mount root")
     return clean_relative_path(path, f"{where}.relativeMountPath")
+
+
+def _entry_key(entry: dict) -> str:
+    credentials = entry.get("credentials")
+    key = credentials.get("accountKey") if isinstance(credentials, dict) else None
+    return key if isinstance(key, str) and not key.startswith("<") else ""
 
 
 def _local_name(container: str) -> str:
