@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 from azurite_server import Azurite, blob_datastore
+from samba_server import Samba
 from batchai_jupyter.storage.native_mounts import (NO_TOOL_EXIT, blob_native_mount, mount_natively,
                                                    mount_points_under, run_local_script, unmount_under_script)
 from conftest import make_cluster, read_log, require_tool, wait_for, wait_job
@@ -155,3 +156,40 @@ def test_unmounting_waits_for_the_files_still_to_upload(tmp_path, node_dir, azur
     assert code == 0, output
     assert not mount_points_under(str(node_dir))
     assert scratch.read("big.bin") == payload
+
+
+@pytest.fixture(scope="module")
+def samba(tmp_path_factory):
+    server = Samba(str(tmp_path_factory.mktemp("samba")), "models", "myaccount", "share-key-1").start()
+    yield server
+    server.stop()
+
+
+def test_a_file_share_is_mounted_over_smb(service_home, shared_client, unique, samba):
+    """azureFileShares on a nativeMounts cluster: the share of a real Samba server, mounted on the node
+    (the kernel's CIFS client where it has one, here rclone over SMB); the key comes from the job.json."""
+    with open(os.path.join(samba.path, "input.txt"), "w") as handle:
+        handle.write("on the share\n")
+    cluster = unique("smb")
+    make_cluster(shared_client, cluster, nodes=1, nativeMounts=True)
+    job = unique("job")
+    share = {"accountName": samba.user, "azureFileUrl": f"https://127.0.0.1:{samba.port}/{samba.share}",
+             "credentials": {"accountKey": samba.password}, "relativeMountPath": "afs"}
+    shared_client.create_job("default", "default", {"properties": {
+        "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+        "mountVolumes": {"azureFileShares": [share]},
+        "customToolkitSettings": {"commandLine": (
+            "grep -c ' fuse.rclone ' /proc/self/mounts; cat $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/input.txt && "
+            "mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out && echo trained > $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out/m.txt")}}},
+        job, cluster=cluster)
+    done = wait_job(shared_client, job)
+    assert done["executionState"] == "succeeded", read_log(shared_client, job, "stderr.txt")
+    assert "on the share" in read_log(shared_client, job, "stdout.txt")
+    log = _execution_log(shared_client, job)
+    assert "SMB share 'models'" in log and "mounted rclone" in log and samba.password not in log
+    # Written on the server's disk, and the job's mount is gone.
+    with open(os.path.join(samba.path, "out", "m.txt")) as handle:
+        assert handle.read() == "trained\n"
+    assert not [p for p in mount_points_under(service_home) if "/jobs/" in p]
+    shown = shared_client.get(f"workspaces/default/experiments/default/jobs/{job}")
+    assert samba.password not in str(shown)
