@@ -27,6 +27,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_listening(process: subprocess.Popen, port: int, what: str, log: str, timeout: float) -> None:
+    """Waits until the server `process` accepts connections on 127.0.0.1:`port`; fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}; see {log}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
+
+
 def require_tool(name: str, install_hint: str) -> str:
     """Tests that need a tool fail (never skip) when it is missing."""
     path = shutil.which(name)

@@ -185,7 +185,7 @@ def unmount_under_script(root: str, wait_seconds: int = UPLOAD_WAIT_SECONDS) -> 
         "done <<EOF",
         "$(awk -v r=\"$root\" '$2 == r || index($2, r \"/\") == 1 {print $2}' /proc/self/mounts | sort -r)",
         "EOF",
-        f"exit $status",
+        "exit $status",
     ]) + "\n"
 
 

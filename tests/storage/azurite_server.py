@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 
-from conftest import free_port, require_tool
+from conftest import free_port, require_tool, wait_listening
 
 ACCOUNT = "devstoreaccount1"
 # The emulator's published well-known key (it is not a secret: every Azurite has it).
@@ -39,16 +37,8 @@ class Azurite:
         self.process = subprocess.Popen(
             [program, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--skipApiVersionCheck", "--loose",
              *storage], cwd=self.work_dir, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"azurite exited with {self.process.returncode}; see {self.work_dir}/azurite.log")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"azurite did not listen on port {self.port} within {timeout}s")
+        wait_listening(self.process, self.port, "azurite", f"{self.work_dir}/azurite.log", timeout)
+        return self
 
     def stop(self, graceful: bool = False) -> None:
         """Kills it (a crash), or with `graceful` lets it save its state (a restart keeps the blobs)."""

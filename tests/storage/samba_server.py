@@ -6,11 +6,9 @@ user name is mapped to root, so no system account is created.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 
-from conftest import free_port, require_tool
+from conftest import free_port, require_tool, wait_listening
 
 CONFIG = """[global]
   smb ports = {port}
@@ -59,16 +57,8 @@ class Samba:
         self.process = subprocess.Popen([smbd, "-s", config, "--foreground", "--no-process-group"],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"smbd exited with {self.process.returncode}; see {self.work_dir}/smbd.log")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"smbd did not listen on port {self.port} within {timeout}s")
+        wait_listening(self.process, self.port, "smbd", f"{self.work_dir}/smbd.log", timeout)
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
