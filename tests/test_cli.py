@@ -149,6 +149,12 @@ def test_cluster_resize_and_auto_scale(shared_service):
     wait_for(lambda: name not in {c["name"] for c in client.clusters("default")}, "the cluster to be deleted")
 
 
+def test_cluster_create_native_mounts(shared_service):
+    created = json.loads(ok(cli(shared_service, "cluster", "create", "-n", "nm", "-t", "0", "--native-mounts")))
+    assert created["properties"]["nativeMounts"] is True
+    ok(cli(shared_service, "cluster", "delete", "-n", "nm", "-y"))
+
+
 def test_experiment_create_and_list(shared_service):
     name = job_named("exp")
     created = json.loads(ok(cli(shared_service, "experiment", "create", "-n", name)))

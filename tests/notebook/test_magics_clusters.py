@@ -151,9 +151,15 @@ def test_backend_options_from_the_magic(run, shared_client, unique):
     _, out, err = run(f"%batchai_cluster create {name} --nodes 1 --no-monitor --option partition=debug "
                       "--option maxNodesInUse=2 --option 'hosts=[\"me@a\", \"me@b\"]'")
     assert name in out, err
-    options = shared_client.get(f"workspaces/default/clusters/{name}")["properties"]["backendOptions"]
+    properties = shared_client.get(f"workspaces/default/clusters/{name}")["properties"]
+    options = properties["backendOptions"]
     assert options == {"partition": "debug", "maxNodesInUse": 2, "hosts": ["me@a", "me@b"]}, options
+    assert properties["nativeMounts"] is False
     run(f"%batchai_cluster delete {name} -y")
+    native = unique("native")
+    _, out, err = run(f"%batchai_cluster create {native} --nodes 1 --no-monitor --native-mounts")
+    assert shared_client.get(f"workspaces/default/clusters/{native}")["properties"]["nativeMounts"] is True, err
+    run(f"%batchai_cluster delete {native} -y")
     _, _, err = run(f"%batchai_cluster create {unique('bad')} --option partition")
     assert err.strip() == "UsageError: --option 'partition': write KEY=VALUE, e.g. --option partition=debug", err
 
