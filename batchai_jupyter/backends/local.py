@@ -79,7 +79,7 @@ class LocalBackend:
 
     def release(self, cluster: dict, node: dict) -> None:
         root = self._node_root(cluster, node)
-        code, output = run_local_script(unmount_under_script(root))
+        code, output = run_local_script(unmount_under_script(root)) if mount_points_under(root) else (0, "")
         if mount_points_under(root):  # removing the tree would delete what the storage holds
             log.warning("batchai: node %s keeps %s: something is still mounted there (%s)", node["name"], root,
                         output.strip()[-300:])
