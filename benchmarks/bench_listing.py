@@ -78,15 +78,15 @@ CASES = {  # name: (experiment, state, skip as a function of the number of jobs)
 
 
 def time_in_process(homes: dict[int, str], repeats: int) -> dict[int, dict[str, list[float]]]:
-    """{number of jobs: {case: seconds}}, the stores taking turns so that load on the machine
-    falls on both alike."""
+    """{number of jobs: {case: seconds}}, the stores and the cases taking turns so that load on the
+    machine falls on all alike."""
     services = {jobs: Service(Settings(home=home)) for jobs, home in homes.items()}
     for service in services.values():
         service.start()
     try:
         samples: dict[int, dict[str, list[float]]] = {jobs: {case: [] for case in CASES} for jobs in homes}
-        for case, (experiment, state, skip) in CASES.items():
-            for round in range(repeats + 1):  # the first round warms up
+        for round in range(repeats + 1):  # the first round warms up
+            for case, (experiment, state, skip) in CASES.items():
                 for jobs, service in services.items():
                     start = time.perf_counter()
                     listed = list_page(service, experiment, state, skip(jobs))
