@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks (job_id, attempt);
 """
 
-# Step n (1-based) takes a database from version n-1 to n; each runs in one transaction. Append only.
+# Step n (1-based) takes a database from version n-1 to n, in one transaction. The schema changes only
+# by appending a step (SCHEMA stays what version 0 was), so every older store can be brought up to date.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: job listings page in SQL. Every index ends with the rowid (= id), so each filter reads its
     # page in id order; the queue index counts the jobs ahead of a queued job without reading rows.
@@ -244,7 +245,7 @@ class Store:
         return self._queued_between(job["workspace"], job["cluster"], None, job)
 
     def queue_positions(self, jobs: list[dict]) -> dict[int, int]:
-        """{id: 1-based queue position} of the queued ones among `jobs` (as views.queue_positions
+        """{id: 1-based queue position} of the queued ones among `jobs` (as scheduler.queue_positions
         gives for the whole queue). Each cluster's are counted from one to the next in queue
         order, so a page of them costs about one count up to its last, not one count per job."""
         queues: dict[tuple[str, str], list[dict]] = {}
