@@ -49,14 +49,16 @@ class Service:
     """`batchai serve` on a free port with its own temporary BATCHAI_HOME and token.
 
     Use as a context manager; on exit the service is stopped, every job wrapper it left is
-    killed and the home is removed (unless keep=True)."""
+    killed and the home is removed (unless keep=True). `seed_home`: a home to start from (copied)."""
 
-    def __init__(self, keep: bool = False, extra_env: dict | None = None, wrap: list[str] | None = None):
+    def __init__(self, keep: bool = False, extra_env: dict | None = None, wrap: list[str] | None = None,
+                 seed_home: str | None = None):
         self.base = tempfile.mkdtemp(prefix="batchai-bench-")
         self.home = os.path.join(self.base, "home")
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.keep = keep
+        self.seed_home = seed_home
         self.extra_env = extra_env or {}
         # BATCHAI_BENCH_PYSPY=FILE runs the service under `py-spy record` (collapsed stacks in FILE).
         profile = os.environ.get("BATCHAI_BENCH_PYSPY")
@@ -71,7 +73,10 @@ class Service:
         return f"http://127.0.0.1:{self.port}/"
 
     def __enter__(self) -> "Service":
-        os.makedirs(self.home)
+        if self.seed_home:
+            shutil.copytree(self.seed_home, self.home)
+        else:
+            os.makedirs(self.home)
         env = {**os.environ, "BATCHAI_HOME": self.home, "JUPYTER_RUNTIME_DIR": os.path.join(self.base, "runtime"),
                **self.extra_env}
         for name in ("BATCHAI_URL", "BATCHAI_TOKEN"):
@@ -225,9 +230,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-def print_rows(title: str, rows: list[tuple[str, str, str, str]]) -> None:
-    """rows: (measure, service, direct, ratio)."""
-    header = ("measure", "batchai service", "direct", "service/direct")
+def print_rows(title: str, rows: list[tuple[str, str, str, str]],
+               header: tuple[str, str, str, str] = ("measure", "batchai service", "direct", "service/direct")) -> None:
+    """rows: (measure, service, direct, ratio), or under another `header`'s four columns."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     print(f"\n{title}")
     for row in [header, tuple("-" * w for w in widths), *rows]:

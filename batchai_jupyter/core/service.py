@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..backends import load_backends
 from ..backends.base import BackendContext
@@ -32,7 +33,6 @@ from .store import Store
 
 # Variables of the service's own process that must not leak into jobs.
 PRIVATE_ENV = ("BATCHAI_TOKEN", "JUPYTER_TOKEN", "JPY_API_TOKEN")
-DEFAULT_PAGE_SIZE = 1000
 
 
 @dataclass
@@ -46,17 +46,10 @@ def _base_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
 
 
-def page(items: list, max_results: int | None, skip: int) -> dict:
-    size = DEFAULT_PAGE_SIZE if max_results is None else max_results
-    if not 1 <= size <= 1000:
-        raise BatchAIError("InvalidMaxResults", f"maxresults: {size} is not valid; use 1 to 1000")
-    if skip < 0:
-        raise BatchAIError("InvalidSkip", f"skip: {skip} is not valid; use 0 or more (or follow nextLink)")
-    chunk = items[skip: skip + size]
-    result = {"value": chunk}
-    if skip + size < len(items):
-        result["nextSkip"] = skip + size
-    return result
+class Page(NamedTuple):
+    """One page of a listing the store pages itself: its items, and whether more follow."""
+    items: list
+    more: bool
 
 
 class Service:
@@ -397,20 +390,18 @@ class Service:
     def get_job(self, workspace: str, experiment: str, name: str) -> dict:
         return self._job_view(self._job_row(workspace, experiment, name))
 
-    def list_jobs(self, workspace: str, experiment: str | None = None, state: str | None = None) -> list[dict]:
+    def list_jobs(self, workspace: str, experiment: str | None = None, state: str | None = None,
+                  skip: int = 0, limit: int | None = None) -> Page:
+        """Up to `limit` (None: all) jobs from the `skip`th on, in creation order, as the list shows them."""
         self.get_workspace(workspace)
-        sql, args = "SELECT * FROM jobs WHERE workspace = ?", [workspace]
         if experiment:
             self.get_experiment(workspace, experiment)
-            sql, args = sql + " AND experiment = ?", args + [experiment]
-        if state:
-            if state not in JOB_STATES:
-                raise BatchAIError("InvalidArgument", f"state: {state!r} is not a job state; use one of "
-                                                      f"{', '.join(JOB_STATES)}")
-            sql, args = sql + " AND state = ?", args + [state]
-        jobs = self.store.query(sql + " ORDER BY id", *args)
-        positions = views.queue_positions(self.store.job_briefs("queued"))
-        return [views.job_view(j, positions.get(j["id"])) for j in jobs]
+        if state and state not in JOB_STATES:
+            raise BatchAIError("InvalidArgument", f"state: {state!r} is not a job state; use one of "
+                                                  f"{', '.join(JOB_STATES)}")
+        jobs, more = self.store.job_page(workspace, experiment or None, state or None, skip, limit)
+        positions = self.store.queue_positions(jobs)
+        return Page([views.job_view(j, positions.get(j["id"])) for j in jobs], more)
 
     def terminate_job(self, workspace: str, experiment: str, name: str) -> dict:
         job = self._job_row(workspace, experiment, name)

@@ -2,6 +2,9 @@
 
 Every multi-row change goes through `transaction()`, so a crash at any point leaves either the
 old or the new state. Rows come back as plain dicts; JSON columns are decoded.
+
+The schema has a version (PRAGMA user_version): SCHEMA is version 0, as the first releases wrote it,
+and each step of MIGRATIONS upgrades it by one, in place, when the store is opened.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+from ..errors import BatchAIError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -52,6 +57,19 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks (job_id, attempt);
 """
 
+# Step n (1-based) takes a database from version n-1 to n, in one transaction. The schema changes only
+# by appending a step (SCHEMA stays what version 0 was), so every older store can be brought up to date.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: job listings page in SQL. Every index ends with the rowid (= id), so each filter reads its
+    # page in id order; the queue index counts the jobs ahead of a queued job without reading rows.
+    ("CREATE INDEX IF NOT EXISTS jobs_by_workspace ON jobs (workspace)",
+     "CREATE INDEX IF NOT EXISTS jobs_by_workspace_state ON jobs (workspace, state)",
+     "CREATE INDEX IF NOT EXISTS jobs_by_experiment ON jobs (workspace, experiment)",
+     "CREATE INDEX IF NOT EXISTS jobs_by_experiment_state ON jobs (workspace, experiment, state)",
+     "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, workspace, cluster, priority)"),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
 JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
@@ -86,7 +104,31 @@ class Store:
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.executescript(SCHEMA)
         self._depth = 0
+        try:
+            self._migrate()
+        except BaseException:
+            self._connection.close()
+            raise
         self._json_in_sql = True  # json_extract() available; job_briefs() finds out otherwise
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._connection.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        while True:
+            with self.transaction():  # re-read inside: another process may have just upgraded it
+                version = self.schema_version()
+                if version > SCHEMA_VERSION:
+                    raise BatchAIError("StoreTooNew", f"{self.path} has schema version {version}, written by a "
+                                                      f"newer batchai (this one knows up to {SCHEMA_VERSION}); "
+                                                      "upgrade batchai, or set BATCHAI_HOME to another directory",
+                                       status=409)
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in MIGRATIONS[version]:
+                    self._connection.execute(statement)
+                self._connection.execute(f"PRAGMA user_version = {version + 1}")
 
     def close(self) -> None:
         with self._lock:
@@ -182,15 +224,57 @@ class Store:
             brief["node_ids"] = json.loads(brief["node_ids"]) if brief["node_ids"] != "[]" else []
         return briefs
 
+    def job_page(self, workspace: str, experiment: str | None, state: str | None, skip: int,
+                 limit: int | None) -> tuple[list[dict], bool]:
+        """Up to `limit` (None: all) jobs of `workspace`, optionally of one experiment and in one
+        state, in id order from the `skip`th on, and whether more follow. The page's ids come from
+        an index alone, so only its own rows are read and decoded."""
+        conditions, args = ["workspace = ?"], [workspace]
+        for column, value in (("experiment", experiment), ("state", state)):
+            if value is not None:
+                conditions, args = conditions + [f"{column} = ?"], args + [value]
+        rows = self.query(f"SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs WHERE {' AND '.join(conditions)} "
+                          "ORDER BY id LIMIT ? OFFSET ?) ORDER BY id", *args, -1 if limit is None else limit + 1, skip)
+        if limit is None or len(rows) <= limit:
+            return rows, False
+        return rows[:limit], True
+
     def queued_ahead(self, job: dict) -> int:
         """How many queued jobs of `job`'s cluster come before it in scheduler.order_queue's order
-        (larger priority first, then lower id): one COUNT instead of loading the whole queue."""
-        return self._connection_count(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND workspace = ? AND cluster = ? "
-            "AND (priority > ? OR (priority = ? AND id < ?))",
-            job["workspace"], job["cluster"], job["priority"], job["priority"], job["id"])
+        (larger priority first, then lower id): counted in the queue index, not loaded."""
+        return self._queued_between(job["workspace"], job["cluster"], None, job)
 
-    def _connection_count(self, sql: str, *args) -> int:
+    def queue_positions(self, jobs: list[dict]) -> dict[int, int]:
+        """{id: 1-based queue position} of the queued ones among `jobs` (as scheduler.queue_positions
+        gives for the whole queue). Each cluster's are counted from one to the next in queue
+        order, so a page of them costs about one count up to its last, not one count per job."""
+        queues: dict[tuple[str, str], list[dict]] = {}
+        for job in jobs:
+            if job["state"] == "queued":
+                queues.setdefault((job["workspace"], job["cluster"]), []).append(job)
+        positions = {}
+        for (workspace, cluster), queued in queues.items():
+            position, previous = 0, None
+            for job in sorted(queued, key=lambda j: (-j["priority"], j["id"])):
+                position += self._queued_between(workspace, cluster, previous, job) + 1
+                positions[job["id"]] = position
+                previous = job
+        return positions
+
+    def _queued_between(self, workspace: str, cluster: str, after: dict | None, before: dict) -> int:
+        """Queued jobs of the cluster strictly after `after` (None: from the head) and before
+        `before` in queue order, as a sum of ranges the queue index answers directly."""
+        ranges = [("priority = ? AND id < ?", before["priority"], before["id"])]
+        if after is None:
+            ranges.append(("priority > ?", before["priority"]))
+        elif after["priority"] == before["priority"]:
+            ranges = [("priority = ? AND id > ? AND id < ?", before["priority"], after["id"], before["id"])]
+        else:
+            ranges += [("priority > ? AND priority < ?", before["priority"], after["priority"]),
+                       ("priority = ? AND id > ?", after["priority"], after["id"])]
+        queue = "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND workspace = ? AND cluster = ? AND "
+        sql = "SELECT " + " + ".join(f"({queue}{condition})" for condition, *_ in ranges)
+        args = [value for _, *values in ranges for value in (workspace, cluster, *values)]
         with self._lock:
             return self._connection.execute(sql, args).fetchone()[0]
 

@@ -80,7 +80,3 @@ def queued_job(job: dict) -> scheduler.QueuedJob:
     fields = job["spec"] if "spec" in job else job
     return scheduler.QueuedJob(job["id"], f"{job['workspace']}/{job['cluster']}", job["priority"], job["id"],
                                fields["node_count"], fields["max_wall_clock_seconds"])
-
-
-def queue_positions(queued_jobs: list[dict]) -> dict[int, int]:
-    return scheduler.queue_positions([queued_job(j) for j in queued_jobs])

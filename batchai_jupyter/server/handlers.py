@@ -16,8 +16,9 @@ from tornado.iostream import StreamClosedError
 
 from .. import __version__
 from ..core import uploads
-from ..core.service import page
+from ..core.service import Page
 from ..errors import BatchAIError
+from .paging import PageRequest, page_body, page_request, slice_page
 
 API = "/batchai/api/v1"
 NAME = r"([^/]+)"
@@ -59,16 +60,18 @@ class BaseHandler(APIHandler):
         self.set_status(status)
         self.finish(json.dumps(value))
 
+    def page_request(self) -> PageRequest:
+        return page_request(self.int_argument("maxresults", None), self.int_argument("skip", 0) or 0)
+
     def reply_page(self, items: list) -> None:
-        result = page(items, self.int_argument("maxresults", None), self.int_argument("skip", 0) or 0)
-        if "nextSkip" in result:
-            skip = result.pop("nextSkip")
-            # The next page keeps the request's other arguments (state, outputdirectoryid, path, ...).
-            kept = [(key, value.decode()) for key, values in self.request.query_arguments.items()
-                    if key not in ("maxresults", "skip") for value in values]
-            query = urlencode(kept + [("maxresults", len(result["value"])), ("skip", skip)])
-            result["nextLink"] = f"{self.request.path}?{query}"
-        self.reply(result)
+        """Replies with the requested page of a list the service returned whole."""
+        request = self.page_request()
+        self.reply_paged(slice_page(items, request), request)
+
+    def reply_paged(self, page: Page, request: PageRequest) -> None:
+        arguments = [(key, value.decode()) for key, values in self.request.query_arguments.items()
+                     for value in values]
+        self.reply(page_body(page, request, self.request.path, arguments))
 
     def write_error(self, status_code: int, **kwargs) -> None:
         error = kwargs.get("exc_info", (None, None))[1]
@@ -296,8 +299,9 @@ class ClusterNodeExecHandler(BaseHandler):
 class JobsHandler(BaseHandler):
     @web.authenticated
     async def get(self, workspace, experiment=None):
-        state = self.get_query_argument("state", None)
-        self.reply_page(await self.call(self.service.list_jobs, workspace, experiment, state))
+        state, request = self.get_query_argument("state", None), self.page_request()
+        self.reply_paged(await self.call(self.service.list_jobs, workspace, experiment, state, request.skip,
+                                         request.size), request)
 
     @web.authenticated
     async def post(self, workspace, experiment):

@@ -28,6 +28,10 @@ def _fill(store: Store, seed: int) -> None:
                      node_ids=[rng.randint(1, 9)] if state == "running" else [])
 
 
+def _whole_queue_positions(queued_jobs: list[dict]) -> dict[int, int]:
+    return scheduler.queue_positions([views.queued_job(j) for j in queued_jobs])
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("json_in_sql", [True, False])
 def test_job_briefs_match_the_full_rows(store, seed, json_in_sql):
@@ -50,9 +54,34 @@ def test_queue_positions_agree_with_the_scheduler(store, seed):
     queued = [views.queued_job(j) for j in store.jobs_in_state("queued")]
     expected = {job.id: scheduler.queue_position(queued, job.id) for job in queued}
     assert scheduler.queue_positions(queued) == expected
-    assert views.queue_positions(store.job_briefs("queued")) == expected
-    assert views.queue_positions(store.jobs_in_state("queued")) == expected
+    assert _whole_queue_positions(store.job_briefs("queued")) == expected
+    assert _whole_queue_positions(store.jobs_in_state("queued")) == expected
     assert {j["id"]: store.queued_ahead(j) + 1 for j in store.jobs_in_state("queued")} == expected
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_positions_of_any_few_queued_jobs_agree_with_the_whole_queue(store, seed):
+    _fill(store, seed)
+    expected = _whole_queue_positions(store.job_briefs("queued"))
+    jobs = store.query("SELECT * FROM jobs ORDER BY id")
+    rng = random.Random(seed)
+    for size in (1, 2, 5, 20, len(jobs)):
+        chosen = rng.sample(jobs, size)
+        assert store.queue_positions(chosen) == {j["id"]: expected[j["id"]] for j in chosen if j["state"] == "queued"}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_job_pages_are_the_filtered_jobs_in_id_order(store, seed):
+    _fill(store, seed)
+    for workspace, experiment, state in [("w1", None, None), ("w2", "e", None), ("w1", None, "queued"),
+                                         ("w2", "e", "running"), ("w1", "other", None)]:
+        wanted = [j for j in store.query("SELECT * FROM jobs ORDER BY id") if j["workspace"] == workspace
+                  and experiment in (None, j["experiment"]) and state in (None, j["state"])]
+        assert store.job_page(workspace, experiment, state, 0, None) == (wanted, False)
+        for skip, limit in [(0, 1), (0, 7), (3, 7), (len(wanted) - 2, 2), (len(wanted), 5), (0, len(wanted))]:
+            rows, more = store.job_page(workspace, experiment, state, skip, limit)
+            assert rows == wanted[skip:skip + limit]
+            assert more == (skip + limit < len(wanted))
 
 
 @pytest.mark.parametrize("seed", range(300))
