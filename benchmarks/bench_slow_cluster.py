@@ -7,8 +7,9 @@ cluster's (`--blocker cluster-mount`: it runs while the cluster's node is provis
 sample gets a blocker of its own, on a 1-node cluster of its own, and is taken while that blocker's
 mount command is still sleeping; the quiet samples are taken first, with nothing else on the service.
 
-Each sample, on the 1-node cluster `fast`: PUT a job running `sleep 600`, wait for its `running`
-event (submit→running), POST terminate, wait for its `failed` event (terminate→ended).
+Each sample, on the 1-node cluster `fast`: a job running `sleep 600` is terminated (POST terminate →
+its `terminating` and `failed` events), then another is PUT (→ its `running` event); in a slow sample
+the blocker is started after the first job runs, so both measures fall while its mount sleeps.
 
     python benchmarks/bench_slow_cluster.py [-n 5] [--slow-seconds 30] [--blocker job-mount|cluster-mount]
 
@@ -58,7 +59,7 @@ def _wait(condition, what: str, timeout: float = 120.0) -> None:
     raise TimeoutError(f"waited {timeout:.0f} s for {what}")
 
 
-def _sample(service: Service, stream: EventStream, name: str) -> dict[str, float]:
+def _submit(service: Service, stream: EventStream, name: str) -> float:
     t0 = time.time()
     service.client.create_job("default", "default",
                               {"cluster": "fast", "customToolkitSettings": {"commandLine": "sleep 600"}}, name)
@@ -66,13 +67,28 @@ def _sample(service: Service, stream: EventStream, name: str) -> dict[str, float
     # The task's wrapper records its pid a few ms after `running`; a terminate before that finds
     # nothing to signal and waits out the grace period, which is not what is measured here.
     time.sleep(TASK_SETTLE_SECONDS)
-    t1 = time.time()
+    return running["received"] - t0
+
+
+def _terminate(service: Service, stream: EventStream, name: str) -> tuple[float, float]:
+    t0 = time.time()
     service.client.request("POST", service.client.job_path("default", "default", name) + "/terminate")
     terminating = stream.wait_for(lambda e: e.get("name") == name and e.get("state") == "terminating", timeout=300)
     ended = stream.wait_for(lambda e: e.get("name") == name and e.get("state") in ("failed", "succeeded"),
                             timeout=300)
-    return {"submit→running": running["received"] - t0, "terminate→terminating": terminating["received"] - t1,
-            "terminate→ended": ended["received"] - t1}
+    return terminating["received"] - t0, ended["received"] - t0
+
+
+def _sample(service: Service, stream: EventStream, name: str, blocker=None) -> dict[str, float]:
+    """A job running on `fast` is terminated, then another is submitted; `blocker` (when given)
+    starts the slow operation in between, so both happen while it is under way."""
+    _submit(service, stream, f"{name}-a")
+    if blocker is not None:
+        blocker()
+    terminating, ended = _terminate(service, stream, f"{name}-a")
+    running = _submit(service, stream, f"{name}-b")
+    _terminate(service, stream, f"{name}-b")
+    return {"submit→running": running, "terminate→terminating": terminating, "terminate→ended": ended}
 
 
 def measure(runs: int, seconds: float, kind: str) -> dict[str, dict[str, list[float]]]:
@@ -87,8 +103,8 @@ def measure(runs: int, seconds: float, kind: str) -> dict[str, dict[str, list[fl
                     samples["quiet"][measure_name].append(value)
             for i in range(runs):
                 started = time.monotonic()
-                _start_blocker(service, kind, i, seconds)
-                for measure_name, value in _sample(service, stream, f"slow-{i}").items():
+                blocker = lambda i=i: _start_blocker(service, kind, i, seconds)  # noqa: E731
+                for measure_name, value in _sample(service, stream, f"slow-{i}", blocker).items():
                     samples["slow"][measure_name].append(value)
                 if time.monotonic() - started > seconds:
                     print(f"  note: slow sample {i} outlasted its blocker's {seconds:g} s")
