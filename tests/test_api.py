@@ -81,8 +81,10 @@ BAD_JOBS = {
                               ["exactly one toolkit block", "customToolkitSettings", "pyTorchSettings"]),
     "two toolkit blocks": ({**ECHO, "pyTorchSettings": {"pythonScriptFilePath": "train.py"}}, "InvalidSpec",
                            ["exactly one toolkit block", "pyTorchSettings", "customToolkitSettings"]),
-    "nodeCount 0": ({**ECHO, "nodeCount": 0}, "InvalidSpec", ["nodeCount", "0", "an integer >= 1"]),
-    "nodeCount abc": ({**ECHO, "nodeCount": "abc"}, "InvalidSpec", ["nodeCount", "'abc'", "an integer >= 1"]),
+    "nodeCount 0": ({**ECHO, "nodeCount": 0}, "InvalidSpec", ["nodeCount", "0", "an integer from 1 to 1000"]),
+    "nodeCount abc": ({**ECHO, "nodeCount": "abc"}, "InvalidSpec",
+                      ["nodeCount", "'abc'", "an integer from 1 to 1000"]),
+    "nodeCount 100000": ({**ECHO, "nodeCount": 100000}, "InvalidSpec", ["nodeCount", "100000", "1 to 1000"]),
     "bad maxWallClockTime": ({**ECHO, "constraints": {"maxWallClockTime": "soon"}}, "InvalidSpec",
                              ["constraints.maxWallClockTime", "'soon'", "7.00:00:00", "P7D"]),
     "negative maxWallClockTime": ({**ECHO, "constraints": {"maxWallClockTime": -5}}, "InvalidSpec",
@@ -126,8 +128,9 @@ def test_a_job_bigger_than_an_auto_scaled_cluster_can_grow_is_refused(shared_ser
 
 
 BAD_CLUSTERS = {
-    "nodeCount abc": ({"nodeCount": "abc"}, "InvalidSpec", ["nodeCount", "'abc'", "an integer >= 0"]),
+    "nodeCount abc": ({"nodeCount": "abc"}, "InvalidSpec", ["nodeCount", "'abc'", "an integer from 0 to 1000"]),
     "nodeCount -1": ({"nodeCount": -1}, "InvalidSpec", ["nodeCount", "-1"]),
+    "nodeCount 1000000": ({"nodeCount": 1000000}, "InvalidSpec", ["nodeCount", "1000000", "0 to 1000"]),
     "manual and autoScale": ({"scaleSettings": {"manual": {"targetNodeCount": 1},
                                                 "autoScale": {"minimumNodeCount": 0, "maximumNodeCount": 2}}},
                              "InvalidSpec", ["scaleSettings.manual", "scaleSettings.autoScale", "not both"]),

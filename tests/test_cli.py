@@ -380,7 +380,7 @@ def test_errors_are_one_line_and_exit_1(shared_service, cluster_c, tmp_path):
     zero = write_json(tmp_path, "zero.json", {"properties": {
         "nodeCount": 0, "stdOutErrPathPrefix": "x", "customToolkitSettings": {"commandLine": "true"}}})
     one_line_error(cli(shared_service, "job", "create", "-f", zero, "-c", "c", "-n", "zero"),
-                   "properties.nodeCount", "an integer >= 1")
+                   "properties.nodeCount", "an integer from 1 to 1000")
     one_line_error(cli(shared_service, "job", "create", "-f", zero, "-c", "no-such-cluster", "-n", "zero"))
     one_line_error(cli(shared_service, "cluster", "create", "-n", "bad name", "-t", "1"), "'bad name'")
     unreachable = {**shared_service.env(), "BATCHAI_URL": "http://127.0.0.1:9/"}

@@ -5,7 +5,7 @@ import dataclasses
 from typing import Any
 
 from .durations import parse_duration
-from .models import DEALLOCATION_OPTIONS, DEFAULT_WORKSPACE, ClusterSpec, ScaleSettings, SetupTask
+from .models import DEALLOCATION_OPTIONS, DEFAULT_WORKSPACE, MAX_NODES_PER_CLUSTER, ClusterSpec, ScaleSettings, SetupTask
 from .spec import (NATIVE, Fields, build_dataclass, command_block, known_fields, mask_secrets, named_values, one_of,
                    raw_block, resource_name, unwrap, variables_to_wire)
 
@@ -86,7 +86,7 @@ def _scale(body: Fields) -> ScaleSettings:
     if way == "scaleSettings":
         return _scale_settings(body.obj("scaleSettings"), idle)
     if way == "nodeCount":
-        return ScaleSettings(target=body.integer("nodeCount", minimum=0), idle_seconds_before_scaledown=idle)
+        return ScaleSettings(target=body.integer("nodeCount", minimum=0, maximum=MAX_NODES_PER_CLUSTER), idle_seconds_before_scaledown=idle)
     if way is not None:
         return _auto_scale(body, "minNodes", "maxNodes", None, idle)
     return ScaleSettings(idle_seconds_before_scaledown=idle)
@@ -103,7 +103,7 @@ def _scale_settings(block: Fields, idle: float) -> ScaleSettings:
     manual = block.obj("manual")
     return ScaleSettings(
         mode="manual",
-        target=manual.integer("targetNodeCount", 0, minimum=0),
+        target=manual.integer("targetNodeCount", 0, minimum=0, maximum=MAX_NODES_PER_CLUSTER),
         node_deallocation_option=manual.choice("nodeDeallocationOption", DEALLOCATION_OPTIONS, "requeue"),
         idle_seconds_before_scaledown=idle,
     )
@@ -111,8 +111,8 @@ def _scale_settings(block: Fields, idle: float) -> ScaleSettings:
 
 def _auto_scale(fields: Fields, min_key: str, max_key: str, initial_key: str | None,
                 idle: float) -> ScaleSettings:
-    minimum = fields.integer(min_key, 0, minimum=0)
-    maximum = fields.integer(max_key, minimum=max(minimum, 1), required=True)
+    minimum = fields.integer(min_key, 0, minimum=0, maximum=MAX_NODES_PER_CLUSTER)
+    maximum = fields.integer(max_key, minimum=max(minimum, 1), maximum=MAX_NODES_PER_CLUSTER, required=True)
     initial = fields.integer(initial_key, 0, minimum=0, maximum=maximum) if initial_key else 0
     return ScaleSettings(mode="auto", target=0, minimum=minimum, maximum=maximum, initial=initial,
                          idle_seconds_before_scaledown=idle)

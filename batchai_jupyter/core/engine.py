@@ -1,5 +1,8 @@
-"""The service's heart: one thread that, on every wake-up, keeps clusters at their size, moves
-running jobs on, and applies the pure scheduler's decisions."""
+"""The service's heart. The engine thread only decides what each cluster needs looked at; the work
+itself (keeping a cluster's nodes at its size, moving its running jobs on, starting what the pure
+scheduler decides, handing jobs to a scheduler backend, and the user's terminate and delete) runs on
+that cluster's own worker (core/workers.py). No lock is held across I/O: a cluster whose mount command,
+host or scheduler is slow delays only its own work."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +14,7 @@ from .handover import HandOver
 from .jobrun import JobRunner, error
 from .nodes import NodeKeeper
 from .store import Store
+from .workers import ClusterWorkers
 
 log = logging.getLogger("batchai")
 
@@ -19,6 +23,8 @@ log = logging.getLogger("batchai")
 POLL_SECONDS = 0.5
 # How many errors of removed unusable nodes a cluster keeps showing.
 MAX_CLUSTER_ERRORS = 10
+# How long Service.stop() waits for the cluster workers to finish what they are doing.
+STOP_SECONDS = 10.0
 
 
 def cluster_key(workspace: str, name: str) -> str:
@@ -32,7 +38,7 @@ class Engine:
         self.keeper = keeper
         # Clusters of scheduler backends (Slurm) get whole jobs handed over instead of placed.
         self.handover = handover or HandOver(store, runner.events, runner, {})
-        self.lock = threading.RLock()  # held while processes are started or stopped
+        self.workers = ClusterWorkers()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -46,6 +52,7 @@ class Engine:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
+        self.workers.stop(STOP_SECONDS)
 
     def wake(self) -> None:
         self._wake.set()
@@ -55,45 +62,61 @@ class Engine:
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
             try:
-                self.cycle()
+                self.dispatch()
             except Exception:  # keep the service alive; the log says what broke
                 log.exception("batchai engine cycle failed")
 
-    def cycle(self) -> None:
-        with self.lock:
-            clusters = self.store.query("SELECT * FROM clusters WHERE deleting = 0")
-            handed = [c for c in clusters if self.handover.owns(c)]
-            for cluster in clusters:
-                if cluster not in handed:
-                    self.keeper.reconcile(cluster)
-            self.handover.cycle(handed)
-            handed_keys = {cluster_key(c["workspace"], c["name"]) for c in handed}
-            for job in self.store.jobs_in_state("running", "terminating"):
-                if cluster_key(job["workspace"], job["cluster"]) not in handed_keys:
-                    self.runner.advance(job)
-            self._schedule()
+    def dispatch(self) -> None:
+        """Asks every cluster's worker for a cycle (coalesced: a cluster still busy gets one more
+        afterwards, not a backlog)."""
+        keys = set()
+        for cluster in self.store.query("SELECT workspace, name FROM clusters WHERE deleting = 0"):
+            workspace, name = cluster["workspace"], cluster["name"]
+            key = cluster_key(workspace, name)
+            keys.add(key)
+            self.workers.request_cycle(key, lambda w=workspace, n=name: self.cluster_cycle(w, n))
+        self.workers.retire_idle(keys)
+        self.workers.report_slow()
+
+    def cluster_cycle(self, workspace: str, name: str) -> None:
+        """One cluster's turn, on its worker: nodes, running jobs, then the scheduler's decisions."""
+        cluster = self.store.cluster(workspace, name)
+        if cluster is None or cluster["deleting"]:
+            return
+        if self.handover.owns(cluster):
+            self.handover.cycle([cluster])
+            return
+        more_nodes = self.keeper.reconcile(cluster)
+        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
+                                    "('running', 'terminating') ORDER BY id", workspace, name):
+            self.runner.advance(job)
+        self._schedule(self.store.cluster(workspace, name) or cluster)
+        if more_nodes:
+            self.wake()
+
+    def _on_worker(self, workspace: str, cluster: str, what: str, action) -> None:
+        self.workers.run(cluster_key(workspace, cluster), what, action)
+        self.wake()
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _schedule(self) -> None:
-        clusters = {cluster_key(c["workspace"], c["name"]): c
-                    for c in self.store.query("SELECT * FROM clusters WHERE deleting = 0")
-                    if not self.handover.owns(c)}
-        nodes = self.store.query("SELECT * FROM nodes")
-        cluster_views = [self._cluster_view(key, c, nodes) for key, c in clusters.items()]
-        node_views = [scheduler.NodeView(n["id"], cluster_key(n["workspace"], n["cluster"]), n["state"],
+    def _schedule(self, cluster: dict) -> None:
+        key = cluster_key(cluster["workspace"], cluster["name"])
+        clusters = {key: cluster}
+        nodes = self.store.nodes_of(cluster["workspace"], cluster["name"])
+        cluster_views = [self._cluster_view(key, cluster, nodes)]
+        node_views = [scheduler.NodeView(n["id"], key, n["state"],
                                          n["state_since"] if n["state"] in ("idle", "unusable") else None)
                       for n in nodes]
         # Briefs, not whole rows, and none while every node is busy: this runs on every wake-up
         # (each submit, each task end), so a long queue must not make each one cost more.
-        running = [scheduler.RunningJob(j["id"], cluster_key(j["workspace"], j["cluster"]), tuple(j["node_ids"]),
-                                        j["started"], j["max_wall_clock_seconds"])
-                   for j in self.store.job_briefs("running") if cluster_key(j["workspace"], j["cluster"]) in clusters]
+        running = [scheduler.RunningJob(j["id"], key, tuple(j["node_ids"]), j["started"], j["max_wall_clock_seconds"])
+                   for j in self.store.job_briefs("running", workspace=cluster["workspace"], cluster=cluster["name"])]
         queued = []
         if scheduler.needs_queue(cluster_views, node_views, running):
-            queued = [scheduler.QueuedJob(j["id"], cluster_key(j["workspace"], j["cluster"]), j["priority"], j["id"],
-                                          j["node_count"], j["max_wall_clock_seconds"])
-                      for j in self.store.job_briefs("queued")]
+            queued = [scheduler.QueuedJob(j["id"], key, j["priority"], j["id"], j["node_count"],
+                                          j["max_wall_clock_seconds"])
+                      for j in self.store.job_briefs("queued", workspace=cluster["workspace"], cluster=cluster["name"])]
         decisions = scheduler.plan(clusters=cluster_views, nodes=node_views, queued=queued, running=running,
                                    now=time.time())
         for decision in decisions:
@@ -140,42 +163,55 @@ class Engine:
             for node in victims:
                 self.keeper.remove(cluster, node)
 
-    # -- user actions that stop processes ---------------------------------------------------
+    # -- user actions that stop processes: on the job's cluster's worker, waited for ---------
 
     def terminate_job(self, job: dict, code: str, message: str) -> None:
-        with self.lock:
-            job = self.store.job(job["id"])
-            if self.handover.owns(self.store.cluster(job["workspace"], job["cluster"])):
-                self.handover.terminate(job, error(code, message))
-            elif job["state"] == "queued":
-                self.runner.finish(job, "failed", None, [error(code, message)])
-            elif job["state"] == "running":
-                self.runner.terminate(job, [error(code, message)])
-        self.wake()
+        def terminate() -> None:
+            current = self.store.job(job["id"])
+            if current is None:
+                return
+            if self.handover.owns(self.store.cluster(current["workspace"], current["cluster"])):
+                self.handover.terminate(current, error(code, message))
+            elif current["state"] == "queued":
+                self.runner.finish(current, "failed", None, [error(code, message)])
+            elif current["state"] == "running":
+                self.runner.terminate(current, [error(code, message)])
+
+        self._on_worker(job["workspace"], job["cluster"], "terminating a job", terminate)
 
     def delete_job(self, job: dict) -> None:
-        with self.lock:
-            job = self.store.job(job["id"])
-            self.handover.cancel(job)
-            if job["state"] in ("running", "terminating"):
-                self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-                self.runner.finish(job, "failed", None, [])
+        def delete() -> None:
+            current = self.store.job(job["id"])
+            if current is None:
+                return
+            self.handover.cancel(current)
+            if current["state"] in ("running", "terminating"):
+                self.runner.kill_tasks(current, self.store.tasks_of(current["id"], current["attempt"]), force=True)
+                self.runner.finish(current, "failed", None, [])
             with self.store.transaction():
-                self.store.delete("tasks", job_id=job["id"])
-                self.store.delete("jobs", id=job["id"])
-            self.handover.forget(job)
-        self.wake()
+                self.store.delete("tasks", job_id=current["id"])
+                self.store.delete("jobs", id=current["id"])
+            self.handover.forget(current)
+
+        self._on_worker(job["workspace"], job["cluster"], "deleting a job", delete)
 
     def delete_cluster(self, cluster: dict) -> None:
-        with self.lock:
-            self.store.update("clusters", {"workspace": cluster["workspace"], "name": cluster["name"]}, deleting=1)
+        workspace, name = cluster["workspace"], cluster["name"]
+        # Marked first, so no new cycle of the cluster starts while its worker gets to the deletion.
+        self.store.update("clusters", {"workspace": workspace, "name": name}, deleting=1)
+
+        def delete() -> None:
+            current = self.store.cluster(workspace, name)
+            if current is None:
+                return
             for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
-                                        "('queued', 'running', 'terminating')", cluster["workspace"], cluster["name"]):
+                                        "('queued', 'running', 'terminating')", workspace, name):
                 self.handover.cancel(job)
                 self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
                 self.runner.finish(job, "failed", None, [error(
-                    "ClusterDeleted", f"cluster {cluster['name']} was deleted before the job finished")])
-            for node in self.store.nodes_of(cluster["workspace"], cluster["name"]):
-                self.keeper.remove(cluster, node)
-            self.store.delete("clusters", workspace=cluster["workspace"], name=cluster["name"])
-        self.wake()
+                    "ClusterDeleted", f"cluster {name} was deleted before the job finished")])
+            for node in self.store.nodes_of(workspace, name):
+                self.keeper.remove(current, node)
+            self.store.delete("clusters", workspace=workspace, name=name)
+
+        self._on_worker(workspace, name, "deleting the cluster", delete)

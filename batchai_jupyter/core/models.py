@@ -21,6 +21,10 @@ NODE_STATES = ("preparing", "idle", "running", "leaving", "unusable")
 PRIORITY_BY_NAME = {"low": -100, "normal": 0, "high": 100}
 DEFAULT_MAX_WALL_CLOCK_SECONDS = 7 * 24 * 3600.0
 DEALLOCATION_OPTIONS = ("requeue", "terminate", "waitforjobcompletion")
+# Upper bounds checked at submit: a typo such as nodeCount 100000 is a clear 400, not hours of
+# provisioning. Batch AI's own clusters and jobs stayed far below these.
+MAX_NODES_PER_CLUSTER = 1000
+MAX_PROCESSES_PER_JOB = 100000
 
 DEFAULT_WORKSPACE = "default"
 DEFAULT_EXPERIMENT = "default"

@@ -19,6 +19,8 @@ from .store import Store
 log = logging.getLogger("batchai")
 
 # Victims of a shrink, cheapest first: nodes doing nothing useful, then idle, then busy ones.
+# How many nodes one cycle of a cluster provisions at most; the next cycle follows at once.
+PROVISION_BATCH = 16
 SHRINK_ORDER = {"unusable": 0, "preparing": 1, "idle": 2, "leaving": 3, "running": 4}
 
 
@@ -33,7 +35,9 @@ class NodeKeeper:
         self.datastore_for = datastore_for
         self.base_env = base_env
 
-    def reconcile(self, cluster: dict) -> None:
+    def reconcile(self, cluster: dict) -> bool:
+        """Moves the cluster's nodes towards its target; True when nodes are still to be provisioned
+        (a cycle provisions a batch at a time, so a huge target never monopolises the cluster's worker)."""
         nodes = self.store.nodes_of(cluster["workspace"], cluster["name"])
         health = getattr(self.backend_for(cluster["workspace"], cluster["name"]), "node_health", None)
         for node in nodes:
@@ -45,12 +49,15 @@ class NodeKeeper:
                 self.remove(cluster, node)
         live = [n for n in self.store.nodes_of(cluster["workspace"], cluster["name"]) if n["state"] != "leaving"]
         if len(live) < cluster["target"]:
-            for _ in range(cluster["target"] - len(live)):
+            missing = cluster["target"] - len(live)
+            for _ in range(min(missing, PROVISION_BATCH)):
                 self.provision(cluster)
+            return missing > PROVISION_BATCH
         elif len(live) > cluster["target"]:
             victims = sorted(live, key=lambda n: (SHRINK_ORDER[n["state"]], -n["id"]))
             for node in victims[: len(live) - cluster["target"]]:
                 self.shrink(cluster, node)
+        return False
 
     # -- growing ---------------------------------------------------------------------------
 

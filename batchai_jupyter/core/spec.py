@@ -16,8 +16,9 @@ from typing import Any, Callable
 
 from ..errors import SpecError
 from .durations import format_duration, parse_duration
-from .models import (DEFAULT_EXPERIMENT, DEFAULT_MAX_WALL_CLOCK_SECONDS, DEFAULT_WORKSPACE, PRIORITY_BY_NAME,
-                     TOOLKITS, InputDirectory, JobSpec, OutputDirectory, ToolkitSettings, priority_name)
+from .models import (DEFAULT_EXPERIMENT, DEFAULT_MAX_WALL_CLOCK_SECONDS, DEFAULT_WORKSPACE, MAX_NODES_PER_CLUSTER,
+                     MAX_PROCESSES_PER_JOB, PRIORITY_BY_NAME, TOOLKITS, InputDirectory, JobSpec, OutputDirectory,
+                     ToolkitSettings, priority_name)
 from .names import validate_name
 
 API_VERSIONS = ("2017-09-01-preview", "2018-03-01", "2018-05-01")
@@ -239,7 +240,7 @@ _text = Fields.text
 
 
 def _count(fields: Fields, key: str) -> int | None:
-    return fields.integer(key, minimum=1)
+    return fields.integer(key, minimum=1, maximum=MAX_PROCESSES_PER_JOB)
 
 
 _FIELD_READERS: dict[str, tuple[str, Callable[[Fields, str], Any]]] = {
@@ -353,7 +354,7 @@ def parse_job_spec(doc: Any, *, name: str | None = None, workspace: str | None =
         toolkit=_toolkit(body),
         workspace=resource_name("workspace", workspace, "workspace", body, outer, DEFAULT_WORKSPACE),
         experiment=resource_name("experiment", experiment, "experiment", body, outer, DEFAULT_EXPERIMENT),
-        node_count=body.integer("nodeCount", 1, minimum=1, required=batch_ai),
+        node_count=body.integer("nodeCount", 1, minimum=1, maximum=MAX_NODES_PER_CLUSTER, required=batch_ai),
         priority=_priority(body),
         max_wall_clock_seconds=_max_wall_clock(constraints),
         max_retries=_max_retries(body, constraints),

@@ -198,24 +198,28 @@ class Store:
         marks = ", ".join("?" for _ in states)
         return self.query(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", *states)
 
-    def job_briefs(self, *states: str) -> list[dict]:
+    def job_briefs(self, *states: str, workspace: str | None = None, cluster: str | None = None) -> list[dict]:
         """Jobs in `states` with only what queueing and scheduling read: id, workspace, cluster,
         priority, state, started, node_ids, node_count, max_wall_clock_seconds. SQLite pulls the
         two spec fields out itself, so the engine's every cycle does not decode every queued
         job's whole spec (that made a long queue O(queue) JSON work per wake-up)."""
         marks = ", ".join("?" for _ in states)
-        where = f"FROM jobs WHERE state IN ({marks}) ORDER BY id"
+        args: tuple = states
+        where = f"FROM jobs WHERE state IN ({marks})"
+        if workspace is not None and cluster is not None:  # one cluster's jobs
+            where, args = where + " AND workspace = ? AND cluster = ?", (*states, workspace, cluster)
+        where += " ORDER BY id"
         with self._lock:
             if self._json_in_sql:
                 try:
                     rows = self._connection.execute(
                         f"SELECT {_BRIEF_COLUMNS}, json_extract(spec, '$.node_count'), "
-                        f"json_extract(spec, '$.max_wall_clock_seconds') {where}", states).fetchall()
+                        f"json_extract(spec, '$.max_wall_clock_seconds') {where}", args).fetchall()
                 except sqlite3.OperationalError:  # an SQLite built without its JSON functions
                     self._json_in_sql = False
             if not self._json_in_sql:
                 rows = [(*row[:-1], spec["node_count"], spec["max_wall_clock_seconds"])
-                        for row in self._connection.execute(f"SELECT {_BRIEF_COLUMNS}, spec {where}", states)
+                        for row in self._connection.execute(f"SELECT {_BRIEF_COLUMNS}, spec {where}", args)
                         for spec in (json.loads(row[-1]),)]
         keys = ("id", "workspace", "cluster", "priority", "state", "started", "node_ids", "node_count",
                 "max_wall_clock_seconds")

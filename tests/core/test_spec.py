@@ -460,6 +460,9 @@ def pytorch(**fields):
     return wrapped(pyTorchSettings={"pythonScriptFilePath": "train.py", **fields})
 
 
+NODE_COUNTS = "an integer from 1 to 1000"  # a job spans at most a whole cluster
+CLUSTER_SIZES = "an integer from 0 to 1000"
+
 JOB_ERRORS = [
     # (document, keyword arguments, path, value, part of what is allowed)
     (native(name="bad name!"), {}, "name", "bad name!", "job names are 1-64 characters"),
@@ -486,12 +489,13 @@ JOB_ERRORS = [
     (native(toolkit=["custom"]), {}, "toolkit", ["custom"], 'a toolkit kind or an object {"type": kind'),
     (wrapped(pyTorchSettings="train.py"), {"name": "j", "cluster": "c"}, "properties.pyTorchSettings",
      "train.py", "a JSON object"),
-    (wrapped(nodeCount=None), {"name": "j", "cluster": "c"}, "properties.nodeCount", None, "an integer >= 1"),
-    (wrapped(nodeCount=0), {"name": "j", "cluster": "c"}, "properties.nodeCount", 0, "an integer >= 1"),
-    (wrapped(nodeCount="two"), {"name": "j", "cluster": "c"}, "properties.nodeCount", "two", "an integer >= 1"),
-    (wrapped(nodeCount=1.5), {"name": "j", "cluster": "c"}, "properties.nodeCount", 1.5, "an integer >= 1"),
-    (wrapped(nodeCount=True), {"name": "j", "cluster": "c"}, "properties.nodeCount", True, "an integer >= 1"),
-    (native(nodeCount=-1), {}, "nodeCount", -1, "an integer >= 1"),
+    (wrapped(nodeCount=None), {"name": "j", "cluster": "c"}, "properties.nodeCount", None, NODE_COUNTS),
+    (wrapped(nodeCount=0), {"name": "j", "cluster": "c"}, "properties.nodeCount", 0, NODE_COUNTS),
+    (wrapped(nodeCount="two"), {"name": "j", "cluster": "c"}, "properties.nodeCount", "two", NODE_COUNTS),
+    (wrapped(nodeCount=1.5), {"name": "j", "cluster": "c"}, "properties.nodeCount", 1.5, NODE_COUNTS),
+    (wrapped(nodeCount=True), {"name": "j", "cluster": "c"}, "properties.nodeCount", True, NODE_COUNTS),
+    (native(nodeCount=-1), {}, "nodeCount", -1, NODE_COUNTS),
+    (native(nodeCount=100000), {}, "nodeCount", 100000, NODE_COUNTS),
     (wrapped(stdOutErrPathPrefix=None), {"name": "j", "cluster": "c"}, "properties.stdOutErrPathPrefix", None,
      "stdOutErrPathPrefix is required"),
     (wrapped(stdOutErrPathPrefix=5), {"name": "j", "cluster": "c"}, "properties.stdOutErrPathPrefix", 5,
@@ -509,7 +513,7 @@ JOB_ERRORS = [
     (native(maxRetries=1, constraints={"maxRetries": 2}), {}, "constraints.maxRetries", 2,
      "either maxRetries or constraints.maxRetries"),
     (pytorch(processCount=0), {"name": "j", "cluster": "c"}, "properties.pyTorchSettings.processCount", 0,
-     "an integer >= 1"),
+     "an integer from 1 to 100000"),
     (pytorch(communicationBackend="nccl"), {"name": "j", "cluster": "c"},
      "properties.pyTorchSettings.communicationBackend", "nccl", "one of tcp, gloo, mpi"),
     (pytorch(pythonScriptFilePath=None), {"name": "j", "cluster": "c"},
@@ -531,7 +535,7 @@ JOB_ERRORS = [
     (native(toolkit={"type": "tensorflow", "pythonScriptFilePath": "t", "tfConfigChief": "maybe"}), {},
      "toolkit.tfConfigChief", "maybe", "true or false"),
     (native(toolkit={"type": "tensorflow", "pythonScriptFilePath": "t", "workerCount": 0}), {},
-     "toolkit.workerCount", 0, "an integer >= 1"),
+     "toolkit.workerCount", 0, "an integer from 1 to 100000"),
     (native(toolkit={"type": "tensorflow", "pythonScriptFilePath": "t", "parameterServerCount": -1}), {},
      "toolkit.parameterServerCount", -1, "an integer >= 0"),
     (native(inputDirectories={"id": "A"}), {}, "inputDirectories", {"id": "A"}, "a list of objects"),
@@ -797,13 +801,13 @@ CLUSTER_ERRORS = [
     (cluster_wrapped(scaleSettings={"manual": {}, "autoScale": {"maximumNodeCount": 1}}), {"name": "c"},
      "properties.scaleSettings.autoScale", {"maximumNodeCount": 1}, "either properties.scaleSettings.manual"),
     (cluster_wrapped(scaleSettings={"manual": {"targetNodeCount": -1}}), {"name": "c"},
-     "properties.scaleSettings.manual.targetNodeCount", -1, "an integer >= 0"),
+     "properties.scaleSettings.manual.targetNodeCount", -1, CLUSTER_SIZES),
     (cluster_wrapped(scaleSettings={"manual": {"nodeDeallocationOption": "kill"}}), {"name": "c"},
      "properties.scaleSettings.manual.nodeDeallocationOption", "kill", "requeue, terminate, waitforjobcompletion"),
     (auto(minimumNodeCount=3, maximumNodeCount=2), {"name": "c"},
-     "properties.scaleSettings.autoScale.maximumNodeCount", 2, "an integer >= 3"),
+     "properties.scaleSettings.autoScale.maximumNodeCount", 2, "an integer from 3 to 1000"),
     (auto(maximumNodeCount=0), {"name": "c"}, "properties.scaleSettings.autoScale.maximumNodeCount", 0,
-     "an integer >= 1"),
+     "an integer from 1 to 1000"),
     (auto(minimumNodeCount=1), {"name": "c"}, "properties.scaleSettings.autoScale.maximumNodeCount", None,
      "maximumNodeCount is required"),
     (auto(maximumNodeCount=2, initialNodeCount=3), {"name": "c"},
@@ -818,7 +822,8 @@ CLUSTER_ERRORS = [
     ({"name": "c", "nodeCount": 2, "scaleSettings": {"manual": {}}}, {}, "nodeCount", 2,
      "either scaleSettings or nodeCount"),
     ({"name": "c", "minNodes": 1}, {}, "maxNodes", None, "maxNodes is required"),
-    ({"name": "c", "nodeCount": "many"}, {}, "nodeCount", "many", "an integer >= 0"),
+    ({"name": "c", "nodeCount": "many"}, {}, "nodeCount", "many", CLUSTER_SIZES),
+    ({"name": "c", "nodeCount": 5000}, {}, "nodeCount", 5000, CLUSTER_SIZES),
     (cluster_wrapped(nodeSetup={"setupTask": {"stdOutErrPathPrefix": "/x"}}), {"name": "c"},
      "properties.nodeSetup.setupTask.commandLine", None, "commandLine is required"),
     (cluster_wrapped(nodeSetup={"setupTask": {"commandLine": "x", "secrets": [
