@@ -13,15 +13,9 @@ Clusters and jobs come back as the service's JSON; jobs as a Job handle (jobhand
 """
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from ..client import Client
 from ..errors import BatchAIError
 from .jobhandle import Job
-
-
-def _q(name: str) -> str:
-    return quote(name, safe="")
 
 
 def cluster_document(parameters: dict | None = None, *, nodes: int | None = None, backend: str | None = None,
@@ -52,10 +46,6 @@ class ClusterOperations:
     def __init__(self, workspace: "Workspace"):
         self.ws = workspace
 
-    @property
-    def _base(self) -> str:
-        return f"workspaces/{_q(self.ws.name)}/clusters"
-
     def create(self, cluster_name: str, parameters: dict | None = None, **options) -> dict:
         """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size,
         backend_options (a dict merged into backendOptions), native_mounts (nodes with the tool mount
@@ -63,7 +53,7 @@ class ClusterOperations:
         return self.ws.client.create_cluster(self.ws.name, cluster_document(parameters, **options), cluster_name)
 
     def get(self, cluster_name: str) -> dict:
-        return self.ws.client.get(f"{self._base}/{_q(cluster_name)}")
+        return self.ws.client.cluster(self.ws.name, cluster_name)
 
     def list(self) -> list[dict]:
         return self.ws.client.clusters(self.ws.name)
@@ -72,7 +62,7 @@ class ClusterOperations:
         return self.list()
 
     def nodes(self, cluster_name: str) -> list[dict]:
-        return self.ws.client.list(f"{self._base}/{_q(cluster_name)}/nodes")
+        return self.ws.client.cluster_nodes(self.ws.name, cluster_name)
 
     def resize(self, cluster_name: str, target: int, deallocation: str = "requeue") -> dict:
         return self.ws.client.scale_cluster(self.ws.name, cluster_name, {"manual": {
@@ -88,7 +78,7 @@ class ClusterOperations:
         return self.ws.client.scale_cluster(self.ws.name, cluster_name, scale_settings)
 
     def delete(self, cluster_name: str) -> None:
-        self.ws.client.request("DELETE", f"{self._base}/{_q(cluster_name)}")
+        self.ws.client.delete_cluster(self.ws.name, cluster_name)
 
     def monitor(self, cluster_name: str, **options):
         from .widgets.cluster_monitor import ClusterMonitor
@@ -104,13 +94,13 @@ class ExperimentOperations:
         return self.ws.client.create_experiment(self.ws.name, experiment_name)
 
     def get(self, experiment_name: str) -> dict:
-        return self.ws.client.get(f"workspaces/{_q(self.ws.name)}/experiments/{_q(experiment_name)}")
+        return self.ws.client.experiment(self.ws.name, experiment_name)
 
     def list(self) -> list[dict]:
         return self.ws.client.experiments(self.ws.name)
 
     def delete(self, experiment_name: str) -> None:
-        self.ws.client.request("DELETE", f"workspaces/{_q(self.ws.name)}/experiments/{_q(experiment_name)}")
+        self.ws.client.delete_experiment(self.ws.name, experiment_name)
 
     def ensure(self, experiment_name: str) -> None:
         """Creates the experiment unless it exists (the default one always does)."""
@@ -141,8 +131,7 @@ class JobOperations:
 
     def list(self, experiment_name: str | None = None, state: str | None = None,
              cluster: str | None = None) -> list[dict]:
-        path = f"workspaces/{_q(self.ws.name)}" + (f"/experiments/{_q(experiment_name)}" if experiment_name else "")
-        jobs = self.ws.client.list(f"{path}/jobs", state=state)
+        jobs = self.ws.client.jobs(self.ws.name, experiment_name, state)
         return [j for j in jobs if cluster is None or j["cluster"] == cluster]
 
     def list_by_experiment(self, experiment_name: str) -> list[dict]:  # azure-mgmt-batchai's name
@@ -152,7 +141,7 @@ class JobOperations:
         return self.handle(experiment_name, job_name).terminate()
 
     def delete(self, experiment_name: str, job_name: str) -> None:
-        self.ws.client.request("DELETE", self.ws.client.job_path(self.ws.name, experiment_name, job_name))
+        self.ws.client.delete_job(self.ws.name, experiment_name, job_name)
 
     def list_output_files(self, experiment_name: str, job_name: str, outputdirectoryid: str = "stdouterr",
                           directory: str = ".") -> list[dict]:
