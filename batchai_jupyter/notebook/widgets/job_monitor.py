@@ -130,7 +130,7 @@ class JobMonitor(widgets.VBox):
         self._shown_files: tuple = ()
         self._shown_tasks: list = []
         self._ended_seen = False
-        self._pace = (log_poll, poll_max, idle_wait)
+        self._pace = (log_poll, poll_min, poll_max, idle_wait)
         super().__init__([self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view,
                           self.error_view])
         self.poller = Poller(self.step, self._show_error, poll_min, poll_max, name=f"batchai-job-{job.name}")
@@ -188,16 +188,21 @@ class JobMonitor(widgets.VBox):
         self.error_view.value = ""
         finished = ended and self._ended_seen and not changed and not more
         self._ended_seen = self._ended_seen or ended
-        self._set_pace(running=info["executionState"] in ("running", "terminating") or more)
+        # An ended job is read once more, at once, to be sure all its output is shown.
+        self._set_pace(running=info["executionState"] in ("running", "terminating") or more or ended)
         if finished:
             self.stop_listening()
             self.job.client.close()
         return changed or more, finished
 
     def _set_pace(self, running: bool) -> None:
-        log_poll, poll_max, idle_wait = self._pace
-        listening = self.events is not None and self.events.connected
-        self.poller.maximum = log_poll if running else (idle_wait if listening else poll_max)
+        log_poll, poll_min, poll_max, idle_wait = self._pace
+        if running:  # log lines come without events
+            self.poller.pace(log_poll, log_poll)
+        elif self.events is not None and self.events.connected:  # the job's next change wakes the poller
+            self.poller.pace(idle_wait, idle_wait)
+        else:
+            self.poller.pace(poll_min, poll_max)
 
     def _new_attempt(self) -> None:
         self.task_logs = {}

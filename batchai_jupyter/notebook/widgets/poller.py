@@ -15,8 +15,9 @@ Step = Callable[[], tuple[bool, bool]]
 
 
 class Poller:
-    """`maximum` is the longest wait between steps; its owner may change it between steps (a monitor
-    polls a running job's logs at a steady pace, and waits long for events while a job is queued)."""
+    """Waits `minimum` after a step that changed something, backing off to `maximum` while nothing
+    does; its owner may change the pace between steps (`pace()`: a monitor polls a running job's logs
+    steadily, and waits long for events while the job is queued)."""
 
     def __init__(self, step: Step, on_error: Callable[[Exception], None], minimum: float = 0.1,
                  maximum: float = 1.0, name: str = "batchai-monitor"):
@@ -43,6 +44,9 @@ class Poller:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
+
+    def pace(self, minimum: float, maximum: float) -> None:
+        self.minimum, self.maximum = minimum, maximum
 
     def wake(self) -> None:
         """Runs the next step now (something happened)."""
