@@ -11,6 +11,7 @@ from .cli_common import confirm as _confirm
 from .cli_common import service_client as _client
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .client.follow import follow_job
+from .client.specs import cluster_document
 from .errors import BatchAIError
 from .formatting import print_result
 from .jsonfile import read_json_object
@@ -51,43 +52,12 @@ def experiment_command(args) -> object:
 # -- cluster --------------------------------------------------------------------------------------
 
 def _cluster_document(args) -> dict:
-    document = _load_json_file(args.config_file) if args.config_file else {}
-    overrides: dict = {}
-    if args.backend:
-        overrides["backend"] = args.backend
-    if args.vm_size:
-        overrides["vmSize"] = args.vm_size
-    if args.vm_priority:
-        overrides["vmPriority"] = args.vm_priority
-    if args.cpus:
-        overrides["cpusPerNode"] = args.cpus
-    if args.target is not None:
-        overrides["nodeCount"] = args.target
-    if args.min is not None or args.max is not None:
-        overrides["minNodes"] = args.min or 0
-        overrides["maxNodes"] = args.max if args.max is not None else args.min
-    if args.idle is not None:
-        overrides["idleSecondsBeforeScaledown"] = args.idle
-    if args.setup_task:
-        overrides["setupTask"] = args.setup_task
-    if args.native_mounts:
-        overrides["nativeMounts"] = True
-    body = dict(document.get("properties", document))
-    backend_options = _backend_options(args)
-    if backend_options.get("hosts") and args.target is None and args.min is None and "nodeCount" not in body \
-            and "scaleSettings" not in body:
-        overrides["nodeCount"] = len(backend_options["hosts"])  # an SSH cluster: one node per host
-    if backend_options:
-        overrides["backendOptions"] = {**(body.get("backendOptions") or {}), **backend_options}
-    if not overrides:
-        return document
-    # Command-line options override the file, as `az batchai cluster create -f` did.
-    if "nodeCount" in overrides or "minNodes" in overrides:
-        body.pop("scaleSettings", None)
-    body.update(overrides)
-    if "properties" in document:
-        return {**document, "properties": body}
-    return body
+    return cluster_document(_load_json_file(args.config_file) if args.config_file else None,
+                            nodes=args.target, backend=args.backend or None, min_nodes=args.min, max_nodes=args.max,
+                            idle_seconds=args.idle, setup=args.setup_task or None, priority=args.vm_priority or None,
+                            vm_size=args.vm_size or None, cpus=args.cpus or None,
+                            backend_options=_backend_options(args), native_mounts=args.native_mounts or None,
+                            node_per_host=True)
 
 
 def node_exec(client, args) -> None:

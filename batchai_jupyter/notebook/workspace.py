@@ -14,32 +14,9 @@ Clusters and jobs come back as the service's JSON; jobs as a Job handle (jobhand
 from __future__ import annotations
 
 from ..client import Client
+from ..client.specs import cluster_document
 from ..errors import BatchAIError
 from .jobhandle import Job
-
-
-def cluster_document(parameters: dict | None = None, *, nodes: int | None = None, backend: str | None = None,
-                     min_nodes: int | None = None, max_nodes: int | None = None, idle_seconds: float | None = None,
-                     setup: str | None = None, priority: str | None = None, vm_size: str | None = None,
-                     backend_options: dict | None = None, native_mounts: bool | None = None) -> dict:
-    """A cluster spec: `parameters` (cluster.json or native) with the given options overriding it."""
-    document = dict(parameters or {})
-    body = dict(document.get("properties", document))
-    overrides = {"backend": backend, "vmSize": vm_size, "vmPriority": priority,
-                 "idleSecondsBeforeScaledown": idle_seconds, "setupTask": setup, "nativeMounts": native_mounts}
-    if nodes is not None:
-        overrides["nodeCount"] = nodes
-    if min_nodes is not None or max_nodes is not None:
-        overrides["minNodes"] = min_nodes or 0
-        overrides["maxNodes"] = max_nodes if max_nodes is not None else min_nodes
-    if "nodeCount" in overrides or "minNodes" in overrides:
-        body.pop("scaleSettings", None)
-    body.update({key: value for key, value in overrides.items() if value is not None})
-    if backend_options:
-        body["backendOptions"] = {**body.get("backendOptions", {}), **backend_options}
-    if "backend" not in body and "properties" not in document:
-        body["backend"] = "local"
-    return {**document, "properties": body} if "properties" in document else body
 
 
 class ClusterOperations:
@@ -50,7 +27,8 @@ class ClusterOperations:
         """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size,
         backend_options (a dict merged into backendOptions), native_mounts (nodes with the tool mount
         Blob containers and file shares themselves)."""
-        return self.ws.client.create_cluster(self.ws.name, cluster_document(parameters, **options), cluster_name)
+        document = cluster_document(parameters, default_backend="local", **options)
+        return self.ws.client.create_cluster(self.ws.name, document, cluster_name)
 
     def get(self, cluster_name: str) -> dict:
         return self.ws.client.cluster(self.ws.name, cluster_name)
