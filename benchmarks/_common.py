@@ -225,9 +225,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-def print_rows(title: str, rows: list[tuple[str, str, str, str]]) -> None:
-    """rows: (measure, service, direct, ratio)."""
-    header = ("measure", "batchai service", "direct", "service/direct")
+def print_rows(title: str, rows: list[tuple[str, str, str, str]],
+               header: tuple[str, str, str, str] = ("measure", "batchai service", "direct", "service/direct")) -> None:
+    """rows: (measure, service, direct, ratio), or what `header` names."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     print(f"\n{title}")
     for row in [header, tuple("-" * w for w in widths), *rows]:

@@ -6,7 +6,8 @@ batchai_jupyter polls job, tasks and every log file each step), "after" runs thi
 snapshot, driven by the event stream). Every HTTP request a monitor's process sends is counted (a
 long-lived event stream counts once). The job first waits queued behind a job holding both nodes
 (`--queued` seconds), then both ranks print a line with their time.time() every 0.3 s; a line's
-latency is (seen in the monitor's model − printed) on the machine's one clock.
+latency is (seen in the monitor's model − printed) on the machine's one clock. The ranks start
+printing once both monitors show both of them.
 
     python benchmarks/bench_widgets.py [--lines 60] [--queued 10]      # reduced: --lines 20 --queued 4
 """
@@ -75,10 +76,10 @@ def watch(url: str, token: str, job_name: str, timeout: float) -> None:
     print("ready" if monitor.poller.running else "not running", flush=True)
     while len(observed) < 2 and time.monotonic() < deadline:
         for task in set(monitor.task_logs) - observed:
-            if not monitor.task_logs[task].stdout.value:  # attached before the rank printed anything
-                monitor.task_logs[task].stdout.observe(observer(task), names="value")
-                observed.add(task)
+            monitor.task_logs[task].stdout.observe(observer(task), names="value")
+            observed.add(task)
         time.sleep(0.005)
+    print("observing", flush=True)  # the ranks wait for this before they print
     while monitor.poller.running and time.monotonic() < deadline:
         time.sleep(0.05)
     finished = time.time()
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> dict:
         queued_to = time.time()
         open(hold, "w").close()
         client.wait_for_job("default", "default", "hold", timeout=60)
+        for side, process in watchers.items():
+            if process.stdout.readline().strip() != "observing":
+                raise RuntimeError(f"the {side} monitor did not see both ranks")
         open(start, "w").close()
         client.wait_for_job("default", "default", "ticks", timeout=timeout)
         results = {}
@@ -153,13 +157,18 @@ def main(argv: list[str] | None = None) -> dict:
                        "running_rps": rate(result["requests"], running_from, running_to),
                        "requests": len(result["requests"]), "latency": summary(result["delays"])}
     before, after = table["before"], table["after"]
-    fewer = {phase: before[f"{phase}_rps"] / max(after[f"{phase}_rps"], 1e-9) for phase in ("queued", "running")}
+    fewer = {phase: before[f"{phase}_rps"] / after[f"{phase}_rps"] if after[f"{phase}_rps"] else float("inf")
+             for phase in ("queued", "running")}
     total_fewer = before["requests"] / after["requests"]
+
+    def times(ratio: float) -> str:
+        return f"{ratio:6.1f}x fewer" if ratio != float("inf") else "  none after"
+
     rows = [("requests/s while queued", f"{after['queued_rps']:8.2f}", f"{before['queued_rps']:8.2f}",
-             f"{fewer['queued']:6.1f}x fewer"),
+             times(fewer["queued"])),
             ("requests/s while printing", f"{after['running_rps']:8.2f}", f"{before['running_rps']:8.2f}",
-             f"{fewer['running']:6.1f}x fewer"),
-            ("requests, whole job", str(after["requests"]), str(before["requests"]), f"{total_fewer:6.1f}x fewer")]
+             times(fewer["running"])),
+            ("requests, whole job", str(after["requests"]), str(before["requests"]), times(total_fewer))]
     for stat in ("median", "p90"):
         rows.append((f"line printed → widget, {stat}", ms(after["latency"][stat]), ms(before["latency"][stat]),
                      f"{after['latency'][stat] / before['latency'][stat]:6.2f}x"))
@@ -167,8 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
            "p90": after["latency"]["p90"] <= TARGET_P90_SECONDS}
     result = {"lines": args.lines, "queued_seconds": args.queued, "before_package": sides["before"],
               "sides": table, "fewer": {**fewer, "whole_job": total_fewer}, "met": met}
-    print_rows(f"JobMonitor on a 2-node job ({args.lines} lines per rank, {args.queued:g} s queued); "
-               "columns: after (snapshot + events) | before (polling)", rows)
+    print_rows(f"JobMonitor on a 2-node job ({args.lines} lines per rank, {args.queued:g} s queued)", rows,
+               ("measure", "after (snapshot + events)", f"before ({sides['before']})", "after vs before"))
     print(f"  target ≥ {TARGET_FEWER:g}x fewer requests: {'met' if met['fewer'] else 'MISSED'}; "
           f"target p90 ≤ {TARGET_P90_SECONDS * 1000:.0f} ms: {'met' if met['p90'] else 'MISSED'}")
     print(f"  written to {write_result('widgets', result, args.json)}")
