@@ -5,7 +5,8 @@ Kernels, the CLI, the widgets and the demo use only this package, never the serv
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from ..errors import BatchAIError
 from .discovery import Announce, find_service
@@ -13,7 +14,7 @@ from .events import EventStream
 from .transport import API, Transport, q
 
 ENDED = ("succeeded", "failed")
-__all__ = ["API", "Client", "ENDED"]
+__all__ = ["API", "ENDED", "Client"]
 
 
 class Client(Transport):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 import requests
 
@@ -26,8 +26,8 @@ class EventStream:
 
     def __iter__(self) -> Iterator[dict]:
         try:
-            for line in self._response.iter_lines(decode_unicode=True):
-                if line and line.startswith("data: "):
+            for line in self._response.iter_lines():
+                if line.startswith(b"data: "):
                     yield json.loads(line[6:])
         except (requests.RequestException, OSError, ValueError, AttributeError):
             if not self.closed:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import codecs
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from ..errors import BatchAIError
 

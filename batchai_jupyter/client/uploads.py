@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
 
 from ..errors import BatchAIError
 
@@ -26,7 +27,12 @@ class UploadFile:
 
     @property
     def size(self) -> int:
-        return len(self.data) if self.data is not None else os.path.getsize(self.local)
+        return len(self.data) if self.data is not None else os.path.getsize(self._local())
+
+    def _local(self) -> str:
+        if self.local is None:
+            raise ValueError(f"UploadFile {self.path!r}: give its data or a local file")
+        return self.local
 
     def chunks(self) -> Iterator[bytes]:
         """At least one chunk (an empty file is one empty chunk)."""
@@ -34,7 +40,7 @@ class UploadFile:
             for start in range(0, max(len(self.data), 1), CHUNK_BYTES):
                 yield self.data[start:start + CHUNK_BYTES]
             return
-        with open(self.local, "rb") as handle:
+        with open(self._local(), "rb") as handle:
             first = True
             for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
                 first = False

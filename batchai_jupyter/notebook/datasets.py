@@ -14,7 +14,7 @@ from ..client.uploads import Progress, UploadFile, files_of, upload_files
 from ..errors import BatchAIError
 
 DIGEST_LENGTH = 20
-__all__ = ["Progress", "UploadFile", "UploadReport", "files_of", "upload", "tree_digest"]
+__all__ = ["Progress", "UploadFile", "UploadReport", "files_of", "tree_digest", "upload"]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ..client import ENDED, Client
 from ..client.follow import FileTail, follow_job
