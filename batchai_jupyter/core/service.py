@@ -477,8 +477,9 @@ class Service:
     # -- a job in one response (the job snapshot) -----------------------------------------------
 
     SNAPSHOT_MAX_BYTES = 1024 * 1024  # per file and response; a client continues with ranged reads
+    SNAPSHOT_TAIL_BYTES = 64 * 1024
 
-    def job_snapshot(self, workspace: str, experiment: str, name: str, tail_bytes: int = 64 * 1024,
+    def job_snapshot(self, workspace: str, experiment: str, name: str, tail_bytes: int = SNAPSHOT_TAIL_BYTES,
                      since: dict[str, int] | None = None, metrics_file: str | None = None) -> dict:
         """The job, its tasks, the last `tail_bytes` of each current task's stdout and stderr (or, for a
         file named in `since`, its bytes from that offset) with their offsets, the same for the job's

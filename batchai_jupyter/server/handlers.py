@@ -379,7 +379,8 @@ class JobSnapshotHandler(BaseHandler):
                                                       "since=1024:stdout-0.txt")
             since[path] = int(offset)
         snapshot = await self.call(self.service.job_snapshot, workspace, experiment, job,
-                                   self.int_argument("tailbytes", 64 * 1024), since, METRICS_FILE)
+                                   self.int_argument("tailbytes", self.service.SNAPSHOT_TAIL_BYTES), since,
+                                   METRICS_FILE)
         content_url = self.request.path[:-len("/snapshot")] + "/files/content"
         for output_id, entries in snapshot["outputFiles"].items():
             with_download_links(entries, content_url, {"outputdirectoryid": output_id})
