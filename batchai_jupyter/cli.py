@@ -4,37 +4,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import requests
 
+from .cli_common import confirm as _confirm
+from .cli_common import service_client as _client
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
+from .client.follow import follow_job
+from .client.specs import cluster_document
 from .errors import BatchAIError
-from .jsonfile import read_json_object
 from .formatting import print_result
+from .jsonfile import read_json_object
 from .storage.mounts import fill_placeholders
-
-CONFIRM_HINT = "add -y to confirm (no terminal to ask on)"
-
-
-def _client():
-    from .client import Client
-
-    return Client.discover(announce=lambda line: print(line, file=sys.stderr))
 
 
 def _load_json_file(path: str) -> dict:
     # Batch AI recipes carry <AZURE_BATCHAI_STORAGE_ACCOUNT> / <AZURE_BATCHAI_STORAGE_KEY>; az filled them in.
     return fill_placeholders(read_json_object(path), os.environ)
-
-
-def _confirm(args, question: str) -> None:
-    if args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise BatchAIError("NotConfirmed", f"{question}: {CONFIRM_HINT}")
-    if input(f"{question} (y/n): ").strip().lower() not in ("y", "yes"):
-        raise BatchAIError("NotConfirmed", "cancelled")
 
 
 # -- workspace / experiment -------------------------------------------------------------------
@@ -46,9 +32,9 @@ def workspace_command(args) -> object:
     if args.verb == "list":
         return client.workspaces()
     if args.verb == "show":
-        return client.get(f"workspaces/{args.name}")
+        return client.workspace(args.name)
     _confirm(args, f"Delete workspace '{args.name}' with all its clusters and jobs")
-    return client.request("DELETE", f"workspaces/{args.name}")
+    return client.delete_workspace(args.name)
 
 
 def experiment_command(args) -> object:
@@ -57,61 +43,28 @@ def experiment_command(args) -> object:
         return client.create_experiment(args.workspace, args.name)
     if args.verb == "list":
         return client.experiments(args.workspace)
-    path = f"workspaces/{args.workspace}/experiments/{args.name}"
     if args.verb == "show":
-        return client.get(path)
+        return client.experiment(args.workspace, args.name)
     _confirm(args, f"Delete experiment '{args.name}' and its jobs")
-    return client.request("DELETE", path)
+    return client.delete_experiment(args.workspace, args.name)
 
 
 # -- cluster --------------------------------------------------------------------------------------
 
 def _cluster_document(args) -> dict:
-    document = _load_json_file(args.config_file) if args.config_file else {}
-    overrides: dict = {}
-    if args.backend:
-        overrides["backend"] = args.backend
-    if args.vm_size:
-        overrides["vmSize"] = args.vm_size
-    if args.vm_priority:
-        overrides["vmPriority"] = args.vm_priority
-    if args.cpus:
-        overrides["cpusPerNode"] = args.cpus
-    if args.target is not None:
-        overrides["nodeCount"] = args.target
-    if args.min is not None or args.max is not None:
-        overrides["minNodes"] = args.min or 0
-        overrides["maxNodes"] = args.max if args.max is not None else args.min
-    if args.idle is not None:
-        overrides["idleSecondsBeforeScaledown"] = args.idle
-    if args.setup_task:
-        overrides["setupTask"] = args.setup_task
-    if args.native_mounts:
-        overrides["nativeMounts"] = True
-    body = dict(document.get("properties", document))
-    backend_options = _backend_options(args)
-    if backend_options.get("hosts") and args.target is None and args.min is None and "nodeCount" not in body \
-            and "scaleSettings" not in body:
-        overrides["nodeCount"] = len(backend_options["hosts"])  # an SSH cluster: one node per host
-    if backend_options:
-        overrides["backendOptions"] = {**(body.get("backendOptions") or {}), **backend_options}
-    if not overrides:
-        return document
-    # Command-line options override the file, as `az batchai cluster create -f` did.
-    if "nodeCount" in overrides or "minNodes" in overrides:
-        body.pop("scaleSettings", None)
-    body.update(overrides)
-    if "properties" in document:
-        return {**document, "properties": body}
-    return body
+    return cluster_document(_load_json_file(args.config_file) if args.config_file else None,
+                            nodes=args.target, backend=args.backend or None, min_nodes=args.min, max_nodes=args.max,
+                            idle_seconds=args.idle, setup=args.setup_task or None, priority=args.vm_priority or None,
+                            vm_size=args.vm_size or None, cpus=args.cpus or None,
+                            backend_options=_backend_options(args), native_mounts=args.native_mounts or None,
+                            node_per_host=True)
 
 
 def node_exec(client, args) -> None:
     """`cluster node exec [-n CLUSTER] NODE -- CMD...`: the command's output, and its exit code as ours."""
     cluster = args.name or _cluster_of_node(client, args.workspace, args.node_id)
     # The words are joined as ssh joins them: the remote shell reads them (quote what it must not split).
-    result = client.request("POST", f"{client.cluster_path(args.workspace, cluster)}/nodes/{args.node_id}/exec",
-                            json_body={"command": " ".join(args.command), "timeout": args.timeout})
+    result = client.exec_on_node(args.workspace, cluster, args.node_id, " ".join(args.command), args.timeout)
     sys.stdout.write(result["stdout"])
     sys.stderr.write(result["stderr"])
     sys.stdout.flush()
@@ -120,7 +73,7 @@ def node_exec(client, args) -> None:
 
 def _cluster_of_node(client, workspace: str, node_id: str) -> str:
     for cluster in client.clusters(workspace):
-        if any(n["nodeId"] == node_id for n in client.list(client.cluster_path(workspace, cluster["name"]) + "/nodes")):
+        if any(n["nodeId"] == node_id for n in client.cluster_nodes(workspace, cluster["name"])):
             return cluster["name"]
     raise BatchAIError("NotFound", f"node {node_id!r} is in no cluster of workspace '{workspace}'; list them with "
                                    "`batchai cluster node list -n CLUSTER`")
@@ -152,13 +105,12 @@ def cluster_command(args) -> object:
     client = _client()
     if args.verb == "create" and not args.name:
         args.name = args.cluster_name
-    path = client.cluster_path(args.workspace, args.name) if getattr(args, "name", None) else ""
     if args.verb == "create":
         return client.create_cluster(args.workspace, _cluster_document(args), args.name)
     if args.verb == "list":
         return client.clusters(args.workspace)
     if args.verb == "show":
-        return client.get(path)
+        return client.cluster(args.workspace, args.name)
     if args.verb == "resize":
         return client.scale_cluster(args.workspace, args.name, {"manual": {
             "targetNodeCount": args.target, "nodeDeallocationOption": args.deallocation}})
@@ -170,39 +122,39 @@ def cluster_command(args) -> object:
     if args.verb == "node" and args.node_verb == "exec":
         return node_exec(client, args)
     if args.verb == "node":
-        return client.list(f"{path}/nodes")
+        return client.cluster_nodes(args.workspace, args.name)
     if args.verb == "file":
-        return client.list(f"{path}/files", path=args.path)
+        return client.cluster_files(args.workspace, args.name, args.path)
     _confirm(args, f"Delete cluster '{args.name}' (running jobs on it are stopped)")
-    return client.request("DELETE", path)
+    return client.delete_cluster(args.workspace, args.name)
 
 
 # -- job ------------------------------------------------------------------------------------------
 
 def job_command(args) -> object:
     client = _client()
-    path = client.job_path(args.workspace, args.experiment, args.name) if getattr(args, "name", None) else ""
+    job = (args.workspace, args.experiment, getattr(args, "name", None))
     if args.verb == "create":
         document = _load_json_file(args.config_file)
         return client.create_job(args.workspace, args.experiment, document, args.name, args.cluster)
     if args.verb == "list":
-        return client.list(f"workspaces/{args.workspace}/experiments/{args.experiment}/jobs", state=args.state)
+        return client.jobs(args.workspace, args.experiment, args.state)
     if args.verb == "show":
-        return client.get(path)
+        return client.job(*job)
     if args.verb == "wait":
         return wait_command(client, args)
     if args.verb == "terminate":
         _confirm(args, f"Terminate job '{args.name}'")
-        return client.request("POST", f"{path}/terminate")
+        return client.terminate_job(*job)
     if args.verb == "node":
-        return client.list(f"{path}/nodes")
+        return client.job_nodes(*job)
     if args.verb == "file" and args.file_verb == "list":
-        return client.list(f"{path}/files", outputdirectoryid=args.output_directory_id, path=args.path)
+        return client.job_files(*job, args.output_directory_id, args.path)
     if args.verb == "file":
         stream_file(client, args.workspace, args.experiment, args.name, args.output_directory_id, args.file_name)
         return None
     _confirm(args, f"Delete job '{args.name}'")
-    return client.request("DELETE", path)
+    return client.delete_job(*job)
 
 
 def wait_command(client, args) -> object:
@@ -217,29 +169,19 @@ def wait_command(client, args) -> object:
 
 
 def stream_file(client, workspace: str, experiment: str, job: str, output_id: str, file_name: str,
-                out=None, poll: float = 0.5) -> None:
+                out=None) -> None:
     """Prints a file as the job writes it, until the job has ended (az batchai job file stream)."""
     out = out or sys.stdout.buffer
-    offset, announced = 0, False
-    while True:
-        state = client.job(workspace, experiment, job)["executionState"]
-        try:
-            chunk = client.read_job_file(workspace, experiment, job, file_name, output_id, offset)
-        except BatchAIError as failure:
-            if failure.code != "FileNotFound":
-                raise
-            chunk = b""
-            if not announced and state not in ("succeeded", "failed"):
-                print(f'The file "{file_name}" not found. Waiting for the job to generate it.', file=sys.stderr)
-                announced = True
-        if chunk:
-            out.write(chunk)
-            out.flush()
-            offset += len(chunk)
-            continue
-        if state in ("succeeded", "failed"):
-            return
-        time.sleep(poll)
+
+    def write(_path: str, chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    def waiting(_path: str) -> None:
+        print(f'The file "{file_name}" not found. Waiting for the job to generate it.', file=sys.stderr)
+
+    follow_job(client, workspace, experiment, job, [file_name], write, output_id=output_id, on_missing=waiting,
+               poll=0.5)
 
 
 # -- serve / demo ---------------------------------------------------------------------------------

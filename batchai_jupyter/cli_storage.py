@@ -6,18 +6,12 @@ AZURE_STORAGE_CONNECTION_STRING. The service never shows them back.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
-from urllib.parse import quote
 
+from .cli_common import confirm, service_client
+from .client.uploads import download_file, files_of, upload_files
 from .errors import BatchAIError
-
-CHUNK_BYTES = 16 * 1024 * 1024  # under the service's request body limit
-
-
-def _base(args) -> str:
-    return f"workspaces/{quote(args.workspace, safe='')}/datastores/{quote(args.name, safe='')}"
 
 
 def _create_document(args) -> dict:
@@ -52,114 +46,63 @@ def _create_document(args) -> dict:
 
 
 def datastore_command(args) -> object:
-    from .cli import _client, _confirm
-
-    client = _client()
+    client = service_client()
     if args.verb == "list":
-        return client.list(f"workspaces/{quote(args.workspace, safe='')}/datastores")
+        return client.datastores(args.workspace)
     if args.verb == "create":
-        return client.request("PUT", _base(args), json_body=_create_document(args))
+        return client.create_datastore(args.workspace, args.name, _create_document(args))
     if args.verb == "show":
-        return client.get(_base(args))
+        return client.datastore(args.workspace, args.name)
     if args.verb == "delete":
-        _confirm(args, f"Forget datastore '{args.name}' (its files stay where they are)")
-        return client.request("DELETE", _base(args))
+        confirm(args, f"Forget datastore '{args.name}' (its files stay where they are)")
+        return client.delete_datastore(args.workspace, args.name)
     if args.verb == "ls":
-        return client.list(f"{_base(args)}/files", path=args.path)
+        return client.datastore_files(args.workspace, args.name, args.path)
     if args.verb == "upload":
-        return upload(client, _base(args), args.source, args.path)
-    return download(client, _base(args), args.path, args.destination)
+        return upload(client, args.workspace, args.name, args.source, args.path)
+    return download(client, args.workspace, args.name, args.path, args.destination)
 
 
 def file_server_command(args) -> object:
     """A file server is a shared path every node sees (NFS, ...): a local datastore that mounts name."""
-    from .cli import _client, _confirm
-
-    client = _client()
+    client = service_client()
     if args.verb == "list":
-        return [d for d in client.list(f"workspaces/{quote(args.workspace, safe='')}/datastores")
-                if d["kind"] == "local" and d["name"] != "default"]
+        return [d for d in client.datastores(args.workspace) if d["kind"] == "local" and d["name"] != "default"]
     if args.verb == "create":
-        return client.request("PUT", _base(args), json_body={"kind": "local", "path": os.path.abspath(args.path)})
+        return client.create_datastore(args.workspace, args.name, {"kind": "local", "path": os.path.abspath(args.path)})
     if args.verb == "show":
-        return client.get(_base(args))
-    _confirm(args, f"Forget file server '{args.name}' (its files stay where they are)")
-    return client.request("DELETE", _base(args))
+        return client.datastore(args.workspace, args.name)
+    confirm(args, f"Forget file server '{args.name}' (its files stay where they are)")
+    return client.delete_datastore(args.workspace, args.name)
 
 
-def _put_chunk(client, base: str, params: dict, data: bytes) -> dict:
-    from .client import API, _error_from
-
-    response = client.session.put(f"{client.url}{API}/{base}/files/content", params=params, data=data,
-                                  timeout=client.timeout)
-    if response.status_code >= 400:
-        raise _error_from(response)
-    return response.json()
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def upload(client, base: str, source: str, destination: str) -> dict:
+def upload(client, workspace: str, datastore: str, source: str, destination: str) -> dict:
     """Uploads a file or a folder (recursively) in chunks; a file appears only once it is whole, and a
     file the datastore already holds with the same SHA-256 is not sent again."""
-    source = os.path.abspath(os.path.expanduser(source))
-    if os.path.isdir(source):
-        pairs = [(os.path.join(root, name), os.path.relpath(os.path.join(root, name), source).replace(os.sep, "/"))
-                 for root, _dirs, names in os.walk(source) for name in sorted(names)]
-    elif os.path.isfile(source):
-        pairs = [(source, os.path.basename(source))]
-    else:
-        raise BatchAIError("FileNotFound", f"--source: {source!r} is not a file or folder")
-    files = [{"local": local, "path": f"{destination.strip('/')}/{relative}" if destination not in ("", ".")
-              else relative, "size": os.path.getsize(local), "sha256": _sha256(local)} for local, relative in pairs]
-    wanted = [{k: f[k] for k in ("path", "size", "sha256")} for f in files]
-    absent = set(client.request("POST", f"{base}/missing", json_body={"files": wanted})["missing"])
-    total = sum(f["size"] for f in files if f["path"] in absent)
-    sent = 0
-    for item in (f for f in files if f["path"] in absent):
-        offset = 0
-        with open(item["local"], "rb") as handle:
-            while True:
-                chunk = handle.read(CHUNK_BYTES)
-                final = offset + len(chunk) >= item["size"]
-                _put_chunk(client, base, {"path": item["path"], "offset": offset, "final": str(final).lower(),
-                                          "sha256": item["sha256"]}, chunk)
-                offset += len(chunk)
-                sent += len(chunk)
-                print(f"\rupload: {sent}/{total} bytes", end="", file=sys.stderr)
-                if final:
-                    break
-    if total:
+    files = files_of(source, "--source")
+    shown = {"total": 0}
+
+    def progress(sent: int, total: int) -> None:
+        shown["total"] = total
+        if total:
+            print(f"\rupload: {sent}/{total} bytes", end="", file=sys.stderr)
+
+    result = upload_files(client, workspace, datastore, files, destination, compare_hashes=True, progress=progress)
+    if shown["total"]:
         print(file=sys.stderr)
-    everything = sum(f["size"] for f in files)
-    return {"files": len(files), "filesSent": len(absent), "bytesSent": sent, "bytesSkipped": everything - sent}
+    return {"files": result.files, "filesSent": len(result.files_sent), "bytesSent": result.bytes_sent,
+            "bytesSkipped": result.total_bytes - result.bytes_sent}
 
 
-def download(client, base: str, path: str, destination: str | None) -> dict:
+def download(client, workspace: str, datastore: str, path: str, destination: str | None) -> dict:
     """Downloads one file by ranged reads into `destination`, which appears only when it is whole."""
     target = os.path.abspath(destination or os.path.basename(path.rstrip("/")))
     if os.path.isdir(target):
         target = os.path.join(target, os.path.basename(path.rstrip("/")))
-    partial = target + ".part"
-    offset = 0
-    with open(partial, "wb") as handle:
-        while True:
-            data = client.request("GET", f"{base}/files/content", params={
-                "path": path, "offset": offset, "length": CHUNK_BYTES}, raw=True).content
-            if not data:
-                break
-            handle.write(data)
-            offset += len(data)
-            print(f"\rdownload: {offset} bytes", end="", file=sys.stderr)
+    size = download_file(client, workspace, datastore, path, target,
+                         progress=lambda got: print(f"\rdownload: {got} bytes", end="", file=sys.stderr))
     print(file=sys.stderr)
-    os.replace(partial, target)
-    return {"path": target, "bytes": offset}
+    return {"path": target, "bytes": size}
 
 
 def add_storage_parsers(sub, scope, yes) -> None:

@@ -12,7 +12,7 @@ import sys
 import time
 
 from .client import Client
-from .errors import BatchAIError
+from .client.follow import follow_job
 
 CLUSTER = "demo"
 SCRIPT_NAME = "train_linear.py"
@@ -111,28 +111,32 @@ def _write_script(client: Client) -> str:
     return path
 
 
-def _follow_logs(client: Client, name: str, ranks: int, state: str) -> dict:
-    offsets = {rank: 0 for rank in range(ranks)}
-    while True:
-        job = client.job("default", "default", name)
-        if job["executionState"] != state:
-            state = job["executionState"]
-            _say(f"Job state: {state} ExitCode: {job['executionInfo']['exitCode']}")
-        for rank in offsets:
-            try:
-                chunk = client.read_job_file("default", "default", name, f"stdout-{rank}.txt", offset=offsets[rank])
-            except BatchAIError:
-                continue
-            offsets[rank] += len(chunk)
-            for line in chunk.decode(errors="replace").splitlines():
-                _say(f"  [stdout-{rank}.txt] {line}")
-        if state in ("succeeded", "failed"):
-            return job
-        time.sleep(0.2)
+def _follow_logs(client: Client, name: str, ranks: int, submitted_state: str) -> dict:
+    partial: dict[str, str] = {}
+    shown = {"state": submitted_state}
+
+    def show(path: str, text: str) -> None:
+        lines = (partial.get(path, "") + text).split("\n")
+        partial[path] = lines.pop()  # a line still being written
+        for line in lines:
+            _say(f"  [{path}] {line}")
+
+    def state(job: dict) -> None:
+        if job["executionState"] == shown["state"]:
+            return
+        shown["state"] = job["executionState"]
+        _say(f"Job state: {job['executionState']} ExitCode: {job['executionInfo']['exitCode']}")
+
+    job = follow_job(client, "default", "default", name, [f"stdout-{rank}.txt" for rank in range(ranks)], show,
+                     text=True, on_state=state)
+    for path, rest in partial.items():
+        if rest:
+            _say(f"  [{path}] {rest}")
+    return job
 
 
 def _print_files(client: Client, name: str, output_id: str) -> None:
-    files = client.list(f"{client.job_path('default', 'default', name)}/files", outputdirectoryid=output_id)
+    files = client.job_files("default", "default", name, output_id)
     _say(f"Files in {output_id}:")
     for entry in files:
         _say(f"  {entry['name']:<28} {entry['contentLength'] or '':>8}  {client.url}{entry.get('downloadUrl', '')[1:]}")

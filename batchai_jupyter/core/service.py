@@ -464,3 +464,64 @@ class Service:
         if not relative:
             raise BatchAIError("InvalidPath", "path: give the name of a file inside the output directory")
         return self.datastore(workspace).read(f"{segment}/{relative}", offset, length)
+
+    # -- a job in one response (the job snapshot) -----------------------------------------------
+
+    SNAPSHOT_MAX_BYTES = 1024 * 1024  # per file and response; a client continues with ranged reads
+    SNAPSHOT_TAIL_BYTES = 64 * 1024
+
+    def job_snapshot(self, workspace: str, experiment: str, name: str, tail_bytes: int = SNAPSHOT_TAIL_BYTES,
+                     since: dict[str, int] | None = None, metrics_file: str | None = None) -> dict:
+        """The job, its tasks, the last `tail_bytes` of each current task's stdout and stderr (or, for a
+        file named in `since`, its bytes from that offset) with their offsets, the same for the job's
+        `metrics_file` (in stdouterr), and the top of each output directory."""
+        if not 0 <= tail_bytes <= self.SNAPSHOT_MAX_BYTES:
+            raise BatchAIError("InvalidArgument", f"tailbytes: {tail_bytes} is not valid; use 0 to "
+                                                  f"{self.SNAPSHOT_MAX_BYTES}")
+        since = since or {}
+        job = self.get_job(workspace, experiment, name)
+        tasks = self.list_tasks(workspace, experiment, name)
+        sizes = {entry["path"]: entry["contentLength"] or 0
+                 for entry in self.list_job_files(workspace, experiment, name, "stdouterr")
+                 if entry["fileType"] == "file"}
+
+        def part(path: str) -> dict | None:
+            if path not in sizes:
+                return None  # not written yet
+            size = sizes[path]
+            start = since[path] if path in since else max(0, size - tail_bytes)
+            data = b""
+            if start < size:
+                data = self.read_job_file(workspace, experiment, name, "stdouterr", path, start,
+                                          min(size - start, self.SNAPSHOT_MAX_BYTES))
+            if path not in since:  # a tail begins at a character, not inside one
+                cut = next((i for i, byte in enumerate(data[:4]) if byte & 0xC0 != 0x80), 0)
+                start, data = start + cut, data[cut:]
+            if job["executionState"] not in ("succeeded", "failed"):  # an ended job's last bytes are all there is
+                data = data[:_whole_utf8_length(data)]
+            return {"path": path, "offset": start, "nextOffset": start + len(data), "size": size,
+                    "text": data.decode("utf-8", errors="replace")}
+
+        logs = []
+        for task in (t for t in tasks if t["attempt"] == job["attempt"]):
+            for stream in ("stdout", "stderr"):
+                read = part(task[stream])
+                if read is not None:
+                    logs.append({"task": task["name"], "stream": stream, **read})
+        outputs = [d["id"] for d in job["properties"].get("outputDirectories", [])]
+        files = {output_id: self.list_job_files(workspace, experiment, name, output_id) for output_id in outputs}
+        return {"job": job, "tasks": tasks, "logs": logs, "metrics": part(metrics_file) if metrics_file else None,
+                "outputFiles": files, "tailBytes": tail_bytes}
+
+
+def _whole_utf8_length(data: bytes) -> int:
+    """How much of `data` ends on a whole UTF-8 character (the rest is read next time)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: look further back for its lead
+        if byte & 0x80 == 0:
+            return len(data)
+        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4
+        return len(data) if back >= need else len(data) - back
+    return len(data)

@@ -4,15 +4,13 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import time
-from typing import Callable
+from collections.abc import Callable
 
-from ..client import Client
+from ..client import ENDED, Client
+from ..client.follow import FileTail, follow_job
 from ..errors import BatchAIError
 from ..runtime import cellrunner
-from .tail import FileTail
 
-ENDED = ("succeeded", "failed")
 OUTPUTS_ID = "OUTPUTS"
 
 
@@ -47,7 +45,7 @@ class Job:
         return self.info["executionInfo"]["exitCode"]
 
     def tasks(self) -> list[dict]:
-        return self.client.list(f"{self.path}/tasks")
+        return self.client.job_tasks(self.workspace, self.experiment, self.name)
 
     def wait(self, timeout: float | None = None, stream: bool = False, out=None,
              on_change: Callable[[dict], None] | None = None) -> "Job":
@@ -87,33 +85,22 @@ class Job:
         return FileTail(self.client, self.workspace, self.experiment, self.name,
                         chosen["stderr" if stderr else "stdout"]).read()
 
-    def _follow(self, task, out, timeout: float | None, stderr: bool = False, poll: float = 0.2) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        tail, attempt = None, None
-        while True:
-            state = self.refresh()["executionState"]
-            if self.info["attempt"] != attempt:  # a retry writes its logs afresh
-                tail, attempt = None, self.info["attempt"]
-            if tail is None:
-                chosen = self.log_task(task)
-                if chosen is not None:
-                    tail = FileTail(self.client, self.workspace, self.experiment, self.name,
-                                    chosen["stderr" if stderr else "stdout"])
-            text = tail.read() if tail else ""
-            if text:
-                out.write(text)
-                out.flush()
-                continue
-            if state in ENDED:
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                raise BatchAIError("WaitTimeout", f"job '{self.name}' is still {state} after {timeout:.0f}s")
-            time.sleep(poll)
+    def _follow(self, task, out, timeout: float | None, stderr: bool = False) -> None:
+        def chosen_file(_info: dict) -> list[str] | None:
+            chosen = self.log_task(task)
+            return [chosen["stderr" if stderr else "stdout"]] if chosen else None
+
+        def write(_path: str, text: str) -> None:
+            out.write(text)
+            out.flush()
+
+        self._info = follow_job(self.client, self.workspace, self.experiment, self.name, chosen_file, write,
+                                text=True, timeout=timeout)
 
     # -- files and results -----------------------------------------------------------------------
 
     def files(self, output_id: str = OUTPUTS_ID, path: str = ".") -> list[dict]:
-        return self.client.list(f"{self.path}/files", outputdirectoryid=output_id, path=path)
+        return self.client.job_files(self.workspace, self.experiment, self.name, output_id, path)
 
     def read_file(self, path: str, output_id: str = OUTPUTS_ID) -> bytes:
         return self.client.read_job_file(self.workspace, self.experiment, self.name, path, output_id)
@@ -127,7 +114,7 @@ class Job:
         return target
 
     def terminate(self) -> dict:
-        self._info = self.client.request("POST", f"{self.path}/terminate")
+        self._info = self.client.terminate_job(self.workspace, self.experiment, self.name)
         return self._info
 
     def result(self) -> dict:

@@ -13,57 +13,25 @@ Clusters and jobs come back as the service's JSON; jobs as a Job handle (jobhand
 """
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from ..client import Client
+from ..client.specs import cluster_document
 from ..errors import BatchAIError
 from .jobhandle import Job
-
-
-def _q(name: str) -> str:
-    return quote(name, safe="")
-
-
-def cluster_document(parameters: dict | None = None, *, nodes: int | None = None, backend: str | None = None,
-                     min_nodes: int | None = None, max_nodes: int | None = None, idle_seconds: float | None = None,
-                     setup: str | None = None, priority: str | None = None, vm_size: str | None = None,
-                     backend_options: dict | None = None, native_mounts: bool | None = None) -> dict:
-    """A cluster spec: `parameters` (cluster.json or native) with the given options overriding it."""
-    document = dict(parameters or {})
-    body = dict(document.get("properties", document))
-    overrides = {"backend": backend, "vmSize": vm_size, "vmPriority": priority,
-                 "idleSecondsBeforeScaledown": idle_seconds, "setupTask": setup, "nativeMounts": native_mounts}
-    if nodes is not None:
-        overrides["nodeCount"] = nodes
-    if min_nodes is not None or max_nodes is not None:
-        overrides["minNodes"] = min_nodes or 0
-        overrides["maxNodes"] = max_nodes if max_nodes is not None else min_nodes
-    if "nodeCount" in overrides or "minNodes" in overrides:
-        body.pop("scaleSettings", None)
-    body.update({key: value for key, value in overrides.items() if value is not None})
-    if backend_options:
-        body["backendOptions"] = {**body.get("backendOptions", {}), **backend_options}
-    if "backend" not in body and "properties" not in document:
-        body["backend"] = "local"
-    return {**document, "properties": body} if "properties" in document else body
 
 
 class ClusterOperations:
     def __init__(self, workspace: "Workspace"):
         self.ws = workspace
 
-    @property
-    def _base(self) -> str:
-        return f"workspaces/{_q(self.ws.name)}/clusters"
-
     def create(self, cluster_name: str, parameters: dict | None = None, **options) -> dict:
         """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size,
         backend_options (a dict merged into backendOptions), native_mounts (nodes with the tool mount
         Blob containers and file shares themselves)."""
-        return self.ws.client.create_cluster(self.ws.name, cluster_document(parameters, **options), cluster_name)
+        document = cluster_document(parameters, default_backend="local", **options)
+        return self.ws.client.create_cluster(self.ws.name, document, cluster_name)
 
     def get(self, cluster_name: str) -> dict:
-        return self.ws.client.get(f"{self._base}/{_q(cluster_name)}")
+        return self.ws.client.cluster(self.ws.name, cluster_name)
 
     def list(self) -> list[dict]:
         return self.ws.client.clusters(self.ws.name)
@@ -72,7 +40,7 @@ class ClusterOperations:
         return self.list()
 
     def nodes(self, cluster_name: str) -> list[dict]:
-        return self.ws.client.list(f"{self._base}/{_q(cluster_name)}/nodes")
+        return self.ws.client.cluster_nodes(self.ws.name, cluster_name)
 
     def resize(self, cluster_name: str, target: int, deallocation: str = "requeue") -> dict:
         return self.ws.client.scale_cluster(self.ws.name, cluster_name, {"manual": {
@@ -88,7 +56,7 @@ class ClusterOperations:
         return self.ws.client.scale_cluster(self.ws.name, cluster_name, scale_settings)
 
     def delete(self, cluster_name: str) -> None:
-        self.ws.client.request("DELETE", f"{self._base}/{_q(cluster_name)}")
+        self.ws.client.delete_cluster(self.ws.name, cluster_name)
 
     def monitor(self, cluster_name: str, **options):
         from .widgets.cluster_monitor import ClusterMonitor
@@ -104,13 +72,13 @@ class ExperimentOperations:
         return self.ws.client.create_experiment(self.ws.name, experiment_name)
 
     def get(self, experiment_name: str) -> dict:
-        return self.ws.client.get(f"workspaces/{_q(self.ws.name)}/experiments/{_q(experiment_name)}")
+        return self.ws.client.experiment(self.ws.name, experiment_name)
 
     def list(self) -> list[dict]:
         return self.ws.client.experiments(self.ws.name)
 
     def delete(self, experiment_name: str) -> None:
-        self.ws.client.request("DELETE", f"workspaces/{_q(self.ws.name)}/experiments/{_q(experiment_name)}")
+        self.ws.client.delete_experiment(self.ws.name, experiment_name)
 
     def ensure(self, experiment_name: str) -> None:
         """Creates the experiment unless it exists (the default one always does)."""
@@ -141,8 +109,7 @@ class JobOperations:
 
     def list(self, experiment_name: str | None = None, state: str | None = None,
              cluster: str | None = None) -> list[dict]:
-        path = f"workspaces/{_q(self.ws.name)}" + (f"/experiments/{_q(experiment_name)}" if experiment_name else "")
-        jobs = self.ws.client.list(f"{path}/jobs", state=state)
+        jobs = self.ws.client.jobs(self.ws.name, experiment_name, state)
         return [j for j in jobs if cluster is None or j["cluster"] == cluster]
 
     def list_by_experiment(self, experiment_name: str) -> list[dict]:  # azure-mgmt-batchai's name
@@ -152,7 +119,7 @@ class JobOperations:
         return self.handle(experiment_name, job_name).terminate()
 
     def delete(self, experiment_name: str, job_name: str) -> None:
-        self.ws.client.request("DELETE", self.ws.client.job_path(self.ws.name, experiment_name, job_name))
+        self.ws.client.delete_job(self.ws.name, experiment_name, job_name)
 
     def list_output_files(self, experiment_name: str, job_name: str, outputdirectoryid: str = "stdouterr",
                           directory: str = ".") -> list[dict]:

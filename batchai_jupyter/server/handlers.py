@@ -18,6 +18,7 @@ from .. import __version__
 from ..core import uploads
 from ..core.service import Page
 from ..errors import BatchAIError
+from ..runtime.metrics import METRICS_FILE
 from .paging import PageRequest, page_body, page_request, slice_page
 
 API = "/batchai/api/v1"
@@ -147,14 +148,18 @@ class ExperimentHandler(BaseHandler):
         self.finish()
 
 
+def with_download_links(entries: list[dict], content_url: str, extra: dict) -> list[dict]:
+    for entry in entries:
+        if entry["fileType"] == "file":  # a datastore's own link (a Blob SAS URL) is kept
+            entry.setdefault("downloadUrl", f"{content_url}?{urlencode({**extra, 'path': entry['path']})}")
+    return entries
+
+
 class FileHandlerMixin:
     """Listing and ranged reads, shared by job and cluster files."""
 
     def reply_files(self: BaseHandler, entries: list[dict], content_url: str, extra: dict) -> None:
-        for entry in entries:
-            if entry["fileType"] == "file":  # a datastore's own link (a Blob SAS URL) is kept
-                entry.setdefault("downloadUrl", f"{content_url}?{urlencode({**extra, 'path': entry['path']})}")
-        self.reply_page(entries)
+        self.reply_page(with_download_links(entries, content_url, extra))
 
     def reply_bytes(self: BaseHandler, data: bytes, offset: int) -> None:
         self.set_header("Content-Type", "application/octet-stream")
@@ -364,6 +369,28 @@ class JobFileContentHandler(FileHandlerMixin, BaseHandler):
         self.reply_bytes(data, offset)
 
 
+class JobSnapshotHandler(BaseHandler):
+    """GET the job, its tasks, log tails with offsets, metrics and output files in one response:
+    ?tailbytes=N (the last N bytes of each log), &since=OFFSET:FILE (repeatable: read FILE on from OFFSET)."""
+
+    @web.authenticated
+    async def get(self, workspace, experiment, job):
+        since: dict[str, int] = {}
+        for value in self.get_query_arguments("since"):
+            offset, colon, path = value.partition(":")
+            if not (colon and path and offset.isdigit()):
+                raise BatchAIError("InvalidArgument", f"since: {value!r} is not OFFSET:FILE; give e.g. "
+                                                      "since=1024:stdout-0.txt")
+            since[path] = int(offset)
+        snapshot = await self.call(self.service.job_snapshot, workspace, experiment, job,
+                                   self.int_argument("tailbytes", self.service.SNAPSHOT_TAIL_BYTES), since,
+                                   METRICS_FILE)
+        content_url = self.request.path[:-len("/snapshot")] + "/files/content"
+        for output_id, entries in snapshot["outputFiles"].items():
+            with_download_links(entries, content_url, {"outputdirectoryid": output_id})
+        self.reply(snapshot)
+
+
 class ClusterFilesHandler(FileHandlerMixin, BaseHandler):
     @web.authenticated
     async def get(self, workspace, cluster):
@@ -446,4 +473,5 @@ def routes() -> list[tuple[str, type]]:
         (f"{job}/nodes", JobNodesHandler),
         (f"{job}/files", JobFilesHandler),
         (f"{job}/files/content", JobFileContentHandler),
+        (f"{job}/snapshot", JobSnapshotHandler),
     ]

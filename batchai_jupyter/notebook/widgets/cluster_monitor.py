@@ -41,15 +41,10 @@ class ClusterMonitor(widgets.VBox):
         if start:
             self.poller.start()
 
-    @property
-    def _path(self) -> str:
-        return self.client.cluster_path(self.workspace_name, self.name)
-
     def step(self) -> tuple[bool, bool]:
-        cluster = self.client.get(self._path)
-        nodes = self.client.list(f"{self._path}/nodes")
-        queued = [j for j in self.client.list(f"workspaces/{self.workspace_name}/jobs", state="queued")
-                  if j["cluster"] == self.name]
+        cluster = self.client.cluster(self.workspace_name, self.name)
+        nodes = self.client.cluster_nodes(self.workspace_name, self.name)
+        queued = [j for j in self.client.jobs(self.workspace_name, state="queued") if j["cluster"] == self.name]
         self.cluster, self.queued = cluster, len(queued)
         self.counts = {state: cluster["nodeStateCounts"][f"{state}NodeCount"] for state in NODE_STATES}
         snapshot = (cluster["allocationState"], tuple(sorted(self.counts.items())), self.queued,
@@ -89,5 +84,5 @@ class ClusterMonitor(widgets.VBox):
 
     def close(self) -> None:
         self.poller.stop()
-        self.client.session.close()
+        self.client.close()
         super().close()

@@ -1,25 +1,39 @@
 """JobMonitor: a job's state, tasks, live per-task logs, output files and metric plot, in one widget.
 
-One background thread (Poller) with its own connection updates it by ranged reads; the thread ends
-when the job has ended and everything is read, or when the widget is closed.
+One background thread (Poller) with its own connection updates it from the job's snapshot (one
+request: job, tasks, logs and metrics read on from the offsets shown so far, output files). While the
+job runs it reads at a steady pace (log lines have no events); otherwise it waits for the service's
+event stream (an EventWaker) to say the job changed, and polls with backoff while that stream is
+unavailable. The threads end when the job has ended and everything is read, or when the widget closes.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import urljoin
 
 import ipywidgets as widgets
 from traitlets import HasTraits, Unicode
 
+from ...client import ENDED, Client
+from ...runtime.cellrunner import RESULT_OUTPUT_ID
 from ...runtime.metrics import METRICS_FILE
-from ..jobhandle import ENDED, Job
 from ..packaging import human_size
-from ..tail import FileTail
-from .poller import Poller, own_client
+from .poller import EventWaker, Poller, own_client
 from .render import Raw, badge, elapsed, html_table, line_plot
 
-FILES_EVERY_STEPS = 10
+TAIL_BYTES = 256 * 1024  # of each log, when the monitor first sees it
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """Which job a monitor shows, and its own connection to the service."""
+
+    client: Client
+    workspace: str
+    experiment: str
+    name: str
 
 
 def _task_colour(task: dict) -> str:
@@ -52,31 +66,30 @@ LOG_PRE = ("flex:none;overflow:visible;margin:0;padding:4px 8px;white-space:pre-
 
 
 class TaskLog:
-    """The stdout and stderr of one task, fed by tails of its files, shown as one tailing log view."""
+    """The stdout and stderr of one task, fed from snapshots, shown as one tailing log view."""
 
-    def __init__(self, job: Job, task: dict):
+    def __init__(self, task: dict):
         self.task = task["name"]
         self.stdout = LogText()
         self.stderr = LogText()
+        self.offsets: dict[str, int] = {}  # {file: the offset shown up to}
         self.box = widgets.HTML(layout=widgets.Layout(width="100%"))
-        self._tails = [(FileTail(job.client, job.workspace, job.experiment, job.name, task[stream]), text)
-                       for stream, text in (("stdout", self.stdout), ("stderr", self.stderr))]
         self._render()
 
     @property
     def has_output(self) -> bool:
         return bool(self.stdout.value or self.stderr.value)
 
-    def update(self) -> bool:
-        changed = False
-        for tail, text in self._tails:
-            more = tail.read()
-            if more:
-                text.value += more
-                changed = True
-        if changed:
-            self._render()
-        return changed
+    def add(self, part: dict) -> bool:
+        """Takes a snapshot's part of one of the task's files if it continues what is shown."""
+        shown = self.offsets.setdefault(part["path"], part["offset"])
+        if part["offset"] != shown or not part["text"]:
+            return False
+        self.offsets[part["path"]] = part["nextOffset"]
+        text = self.stdout if part["stream"] == "stdout" else self.stderr
+        text.value += part["text"]
+        self._render()
+        return True
 
     def _render(self) -> None:
         task = escape(self.task, quote=True)
@@ -94,8 +107,13 @@ class TaskLog:
 
 
 class JobMonitor(widgets.VBox):
-    def __init__(self, job: Job, start: bool = True, poll_min: float = 0.1, poll_max: float = 0.5):
-        self.job = Job(own_client(job.client), job.workspace, job.experiment, job.name)
+    """`job` is anything with client, workspace, experiment and name (a jobhandle.Job). `log_poll` is the
+    pace while the job runs; `poll_min`/`poll_max` the backoff while polling without the event stream;
+    `idle_wait` the longest wait for an event while the job is not running."""
+
+    def __init__(self, job, start: bool = True, poll_min: float = 0.25, poll_max: float = 2.0,
+                 log_poll: float = 0.3, idle_wait: float = 10.0, events: bool = True):
+        self.job = JobRef(own_client(job.client), job.workspace, job.experiment, job.name)
         self.header = widgets.HTML()
         self.task_table = widgets.HTML()
         self.log_tabs = widgets.Tab(children=[])
@@ -107,55 +125,97 @@ class JobMonitor(widgets.VBox):
         self.metrics: dict[str, list[tuple[float, float]]] = {}
         self.state = "?"
         self.info: dict = {}
-        self._metrics_tail = FileTail(self.job.client, job.workspace, job.experiment, job.name, METRICS_FILE)
+        self._metrics_offset = 0
         self._partial_metric = ""
-        self._steps = 0
+        self._shown_files: tuple = ()
+        self._shown_tasks: list = []
         self._ended_seen = False
+        self._pace = (log_poll, poll_min, poll_max, idle_wait)
         super().__init__([self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view,
                           self.error_view])
         self.poller = Poller(self.step, self._show_error, poll_min, poll_max, name=f"batchai-job-{job.name}")
+        self.events: EventWaker | None = None
         if start:
-            self.poller.start()
+            self.start(events)
+
+    def start(self, events: bool = True) -> None:
+        if events and self.events is None:
+            self.events = EventWaker(self.job.client, lambda _event: self.poller.wake(),
+                                     thread_name=f"batchai-job-events-{self.job.name}", type="job",
+                                     workspace=self.job.workspace, experiment=self.job.experiment,
+                                     name=self.job.name)
+        self.poller.start()
 
     # -- one round of updates ----------------------------------------------------------------------
 
+    def _snapshot(self) -> dict:
+        since = {path: offset for log in self.task_logs.values() for path, offset in log.offsets.items()}
+        since[METRICS_FILE] = self._metrics_offset
+        return self.job.client.job_snapshot(self.job.workspace, self.job.experiment, self.job.name,
+                                            tail_bytes=TAIL_BYTES, since=since)
+
     def step(self) -> tuple[bool, bool]:
         """Reads what is new; returns (changed, finished). Finished = the job ended and all is read."""
-        info = self.job.refresh()
-        ended = info["executionState"] in ENDED
-        changed = info["executionState"] != self.state
+        snapshot = self._snapshot()
+        info = snapshot["job"]
         if self.info and info["attempt"] != self.info["attempt"]:
             self._new_attempt()  # a retried job writes its logs afresh (earlier ones move to attempt-<n>/)
+            snapshot = self._snapshot()
+            info = snapshot["job"]
+        ended = info["executionState"] in ENDED
+        changed = info["executionState"] != self.state
         self.state, self.info = info["executionState"], info
         self._render_header()
-        tasks = [t for t in self.job.tasks() if t["attempt"] == info["attempt"]]
-        self._render_tasks(tasks)
+        tasks = [t for t in snapshot["tasks"] if t["attempt"] == info["attempt"]]
+        if tasks != self._shown_tasks:
+            self._render_tasks(tasks)
+            self._shown_tasks = tasks
         for task in tasks:
-            log = self.task_logs.get(task["name"]) or self._add_task_log(task)
-            changed = log.update() or changed
+            if task["name"] not in self.task_logs:
+                self._add_task_log(task)
+        more = False
+        for part in snapshot["logs"]:
+            log = self.task_logs.get(part["task"])
+            if log is not None:
+                changed = log.add(part) or changed
+                more = more or part["nextOffset"] < part["size"]
         self._show_tabs()
-        changed = self._update_metrics() or changed
-        self._steps += 1
-        if changed or ended or self._steps % FILES_EVERY_STEPS == 1:
-            self._render_files()
+        metrics = snapshot["metrics"]
+        if metrics is not None:
+            changed = self._update_metrics(metrics) or changed
+            more = more or metrics["nextOffset"] < metrics["size"]
+        self._render_files(snapshot["outputFiles"])
         self.error_view.value = ""
-        finished = ended and self._ended_seen and not changed
+        finished = ended and self._ended_seen and not changed and not more
         self._ended_seen = self._ended_seen or ended
+        # An ended job is read once more, at once, to be sure all its output is shown.
+        self._set_pace(running=info["executionState"] in ("running", "terminating") or more or ended)
         if finished:
-            self.job.client.session.close()
-        return changed, finished
+            self.stop_listening()
+            self.job.client.close()
+        return changed or more, finished
+
+    def _set_pace(self, running: bool) -> None:
+        log_poll, poll_min, poll_max, idle_wait = self._pace
+        if running:  # log lines come without events
+            self.poller.pace(log_poll, log_poll)
+        elif self.events is not None and self.events.connected:  # the job's next change wakes the poller
+            self.poller.pace(idle_wait, idle_wait)
+        else:
+            self.poller.pace(poll_min, poll_max)
 
     def _new_attempt(self) -> None:
         self.task_logs = {}
         self._task_order = {}
+        self._shown_tasks = []
         self.log_tabs.children = []
         self.metrics = {}
         self.metrics_view.value = ""
-        self._metrics_tail = FileTail(self.job.client, self.job.workspace, self.job.experiment, self.job.name,
-                                      METRICS_FILE)
+        self._metrics_offset = 0
+        self._partial_metric = ""
 
     def _add_task_log(self, task: dict) -> TaskLog:
-        log = TaskLog(self.job, task)
+        log = TaskLog(task)
         self.task_logs[task["name"]] = log
         self._task_order[task["name"]] = _task_key(task)
         return log
@@ -195,9 +255,11 @@ class JobMonitor(widgets.VBox):
                  t["exitCode"]] for t in tasks]
         self.task_table.value = html_table(["node", "rank / role", "host", "state", "exit code"], rows) if rows else ""
 
-    def _update_metrics(self) -> bool:
-        text = self._partial_metric + self._metrics_tail.read()
-        lines = text.split("\n")
+    def _update_metrics(self, part: dict) -> bool:
+        if part["offset"] != self._metrics_offset or not part["text"]:
+            return False
+        self._metrics_offset = part["nextOffset"]
+        lines = (self._partial_metric + part["text"]).split("\n")
         self._partial_metric = lines.pop()  # a line still being written
         added = False
         for line in lines:
@@ -214,19 +276,22 @@ class JobMonitor(widgets.VBox):
             self.metrics_view.value = line_plot(self.metrics)
         return added
 
-    def _render_files(self) -> None:
-        ids = [d["id"] for d in self.info["properties"].get("outputDirectories", [])
-               if d["id"] != "BATCHAI_RESULT"]
-        rows = []
-        for output_id in ids:
-            for entry in self.job.files(output_id):
+    def _render_files(self, outputs: dict[str, list[dict]]) -> None:
+        rows, shown = [], []
+        for output_id, entries in outputs.items():
+            if output_id == RESULT_OUTPUT_ID:
+                continue
+            for entry in entries:
                 if entry["fileType"] != "file":
                     continue
+                shown.append((output_id, entry["path"], entry["contentLength"]))
                 link = urljoin(self.job.client.url, entry["downloadUrl"])
                 rows.append([output_id, Raw(f'<a href="{escape(link)}" download="{escape(entry["name"])}" '
                                             f'target="_blank">{escape(entry["path"])}</a>'),
                              human_size(entry["contentLength"] or 0)])
-        self.files_view.value = html_table(["output", "file", "size"], rows) if rows else ""
+        if tuple(shown) != self._shown_files:
+            self._shown_files = tuple(shown)
+            self.files_view.value = html_table(["output", "file", "size"], rows) if rows else ""
 
     def _show_error(self, failure: Exception) -> None:
         self.error_view.value = f'<span style="color:#e53935">{escape(str(failure))}</span>'
@@ -240,7 +305,12 @@ class JobMonitor(widgets.VBox):
         logs = self.task_logs.get(task) if task else None
         return logs.stdout.value if logs else ""
 
+    def stop_listening(self) -> None:
+        if self.events is not None:
+            self.events.stop()
+
     def close(self) -> None:
+        self.stop_listening()
         self.poller.stop()
-        self.job.client.session.close()
+        self.job.client.close()
         super().close()
