@@ -1,8 +1,8 @@
 """A JobMonitor on a 2-node job: requests it makes to the service, and line printed → in the widget.
 
 Two monitors watch the same job at the same time, each in its own process: "before" runs the
-package of an earlier revision (default /work/main, or --before DIR: a checkout whose
-batchai_jupyter polls job, tasks and every log file each step), "after" runs this checkout's (the job
+package of an earlier revision (--before DIR or BATCHAI_BENCH_BEFORE: a checkout whose
+batchai_jupyter polls job, tasks and every log file each step, e.g. `git worktree add DIR 970ec42`), "after" runs this checkout's (the job
 snapshot, driven by the event stream). Every HTTP request a monitor's process sends is counted (a
 long-lived event stream counts once). The job first waits queued behind a job holding both nodes
 (`--queued` seconds), then both ranks print a line with their time.time() every 0.3 s; a line's
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=60, help="lines each rank prints, one per 0.3 s")
     parser.add_argument("--queued", type=float, default=10.0, help="seconds the job waits queued")
-    parser.add_argument("--before", default=os.environ.get("BATCHAI_BENCH_BEFORE", "/work/main"),
+    parser.add_argument("--before", default=os.environ.get("BATCHAI_BENCH_BEFORE"), required=not os.environ.get(
+                        "BATCHAI_BENCH_BEFORE"),
                         help="the directory holding the earlier revision's batchai_jupyter")
     parser.add_argument("--json", help="write the result here (default benchmarks/results/widgets.json)")
     parser.add_argument("--watch", nargs=3, metavar=("URL", "TOKEN", "JOB"), help=argparse.SUPPRESS)
