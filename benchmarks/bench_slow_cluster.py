@@ -3,15 +3,17 @@ cluster, with and without another cluster busy in a slow operation, side by side
 
 The slow operation is a mount command that sleeps (`--slow-seconds`, 30 by default), either a job's
 `unmanagedFileSystems` mount (`--blocker job-mount`: it runs when that job starts on its node) or a
-cluster's (`--blocker cluster-mount`: it runs while the cluster's node is provisioned). Each slow
-sample gets a blocker of its own, on a 1-node cluster of its own, and is taken while that blocker's
-mount command is still sleeping; the quiet samples are taken first, with nothing else on the service.
+cluster's (`--blocker cluster-mount`: it runs while the cluster's node is provisioned), each on a
+1-node cluster of its own.
 
 Each sample, on the 1-node cluster `fast`: a job running `sleep 600` is terminated (POST terminate →
 its `terminating` and `failed` events), then another is PUT (→ its `running` event); in a slow sample
 the blocker is started after the first job runs, so both measures fall while its mount sleeps.
+Slow and quiet samples take turns by rounds: a round's slow samples share one blocker, its quiet
+ones follow once that blocker's cluster is deleted, so both see the machine's load of the same minutes.
 
-    python benchmarks/bench_slow_cluster.py [-n 5] [--slow-seconds 30] [--blocker job-mount|cluster-mount]
+    python benchmarks/bench_slow_cluster.py [-n 3] [--per-round 3] [--slow-seconds 30] \
+        [--blocker job-mount|cluster-mount]
 
 To measure the code before a change, serve another checkout of the package with
 BATCHAI_BENCH_PACKAGE=DIR (see _common.Service).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Callable
 
 from _common import EventStream, Service, ms, print_rows, summary, write_result
 
@@ -36,21 +39,26 @@ def _mount(seconds: float) -> dict:
     return {"unmanagedFileSystems": [{"mountCommand": f"sleep {seconds:g}; mkdir -p", "relativeMountPath": "slow"}]}
 
 
-def _start_blocker(service: Service, kind: str, index: int, seconds: float) -> None:
-    """Starts a slow operation on a cluster of its own and returns once it is under way."""
+def _start_blocker(service: Service, kind: str, index: int, seconds: float) -> tuple[str, Callable[[], bool]]:
+    """Starts a slow operation on a cluster of its own once it is under way; returns the cluster's
+    name and a check that says whether the operation is over."""
     cluster = f"slow-{kind}-{index}"
+
+    def counts() -> dict:
+        return service.client.get(service.client.cluster_path("default", cluster))["nodeStateCounts"]
+
     if kind == "cluster-mount":
         service.client.create_cluster("default", {"backend": "local", "nodeCount": 1,
                                                   "nodeSetup": {"mountVolumes": _mount(seconds)}}, cluster)
-        _wait(lambda: service.client.get(service.client.cluster_path("default", cluster))["nodeStateCounts"]
-              ["preparingNodeCount"] == 1, f"cluster {cluster} to start preparing its node")
-        return
+        _wait(lambda: counts()["preparingNodeCount"] == 1, f"cluster {cluster} to start preparing its node")
+        return cluster, lambda: counts()["idleNodeCount"] == 1
     service.make_cluster(cluster, 1)
     name = f"blocker-{index}"
     service.client.create_job("default", "default", {"cluster": cluster, "mountVolumes": _mount(seconds),
                                                      "customToolkitSettings": {"commandLine": "true"}}, name)
     # The store says running as soon as the job has its node; its mount command runs right after.
     _wait(lambda: service.job(name)["executionState"] == "running", f"job {name} to take its node")
+    return cluster, lambda: service.job(name)["executionState"] in ("succeeded", "failed")
 
 
 def _wait(condition, what: str, timeout: float = 120.0) -> None:
@@ -95,23 +103,31 @@ def _sample(service: Service, stream: EventStream, name: str, blocker=None) -> d
     return {"submit→running": running, "terminate→terminating": terminating, "terminate→ended": ended}
 
 
-def measure(runs: int, seconds: float, kind: str) -> dict[str, dict[str, list[float]]]:
+def measure(rounds: int, per_round: int, seconds: float, kind: str) -> dict[str, dict[str, list[float]]]:
+    """Rounds of `per_round` slow samples (within one blocker's sleep) then as many quiet ones (after
+    that blocker's cluster is gone), so both kinds see the machine's load of the same minutes."""
     samples: dict[str, dict[str, list[float]]] = {mode: {m: [] for m in MEASURES} for mode in ("quiet", "slow")}
     with Service() as service:
         service.make_cluster("fast", 1)
         stream = EventStream(service, type="job")
         try:
             _sample(service, stream, "warmup")
-            for i in range(runs):
-                for measure_name, value in _sample(service, stream, f"quiet-{i}").items():
-                    samples["quiet"][measure_name].append(value)
-            for i in range(runs):
-                started = time.monotonic()
-                blocker = lambda i=i: _start_blocker(service, kind, i, seconds)  # noqa: E731
-                for measure_name, value in _sample(service, stream, f"slow-{i}", blocker).items():
-                    samples["slow"][measure_name].append(value)
-                if time.monotonic() - started > seconds:
-                    print(f"  note: slow sample {i} outlasted its blocker's {seconds:g} s")
+            for r in range(rounds):
+                blocked: list[tuple[str, Callable[[], bool]]] = []
+                for k in range(per_round):
+                    start = (lambda r=r: blocked.append(_start_blocker(service, kind, r, seconds))) if k == 0 else None
+                    for measure_name, value in _sample(service, stream, f"slow-{r}-{k}", start).items():
+                        samples["slow"][measure_name].append(value)
+                cluster, over = blocked[0]
+                if over():
+                    print(f"  note: round {r}'s samples outlasted the blocker's {seconds:g} s; use fewer per round")
+                _wait(over, f"the slow operation on {cluster} to end", timeout=seconds + 120)
+                service.client.request("DELETE", service.client.cluster_path("default", cluster))
+                _wait(lambda: cluster not in {c["name"] for c in service.client.clusters("default")},
+                      f"cluster {cluster} to be deleted")
+                for k in range(per_round):
+                    for measure_name, value in _sample(service, stream, f"quiet-{r}-{k}").items():
+                        samples["quiet"][measure_name].append(value)
         finally:
             stream.close()
     return samples
@@ -119,13 +135,14 @@ def measure(runs: int, seconds: float, kind: str) -> dict[str, dict[str, list[fl
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", "--runs", type=int, default=5)
+    parser.add_argument("-n", "--rounds", type=int, default=3)
+    parser.add_argument("--per-round", type=int, default=3, help="samples of each kind per round")
     parser.add_argument("--slow-seconds", type=float, default=30.0)
     parser.add_argument("--blocker", choices=("job-mount", "cluster-mount"), default="job-mount")
     parser.add_argument("--json", help="write the result here (default benchmarks/results/slow_cluster.json)")
     args = parser.parse_args(argv)
 
-    samples = measure(args.runs, args.slow_seconds, args.blocker)
+    samples = measure(args.rounds, args.per_round, args.slow_seconds, args.blocker)
     stats = {mode: {k: summary(v) for k, v in measures.items()} for mode, measures in samples.items()}
     rows, ratios = [], {}
     for measure_name in MEASURES:
@@ -134,10 +151,10 @@ def main(argv: list[str] | None = None) -> dict:
             ratios[f"{measure_name} {stat}"] = slow / quiet
             rows.append((f"{measure_name} {stat}", ms(slow), ms(quiet), f"{slow / quiet:7.2f}x"))
     met = all(ratios[f"{m} median"] <= TARGET_RATIO for m in MEASURES)
-    result = {"runs": args.runs, "slow_seconds": args.slow_seconds, "blocker": args.blocker, "stats": stats,
+    result = {"rounds": args.rounds, "per_round": args.per_round, "slow_seconds": args.slow_seconds, "blocker": args.blocker, "stats": stats,
               "samples": samples, "ratios": ratios, "target_ratio": TARGET_RATIO, "met": met}
     header = f"A job on a healthy cluster while another cluster's {args.blocker} sleeps {args.slow_seconds:g} s"
-    print_rows(f"{header} (N={args.runs})", rows, ("measure", "with the slow cluster", "without", "with/without"))
+    print_rows(f"{header} (N={args.rounds * args.per_round} of each)", rows, ("measure", "with the slow cluster", "without", "with/without"))
     print(f"  target: median ratios ≤ {TARGET_RATIO}: {'met' if met else 'MISSED'}")
     print(f"  written to {write_result(f'slow_cluster_{args.blocker}', result, args.json)}")
     return result
