@@ -25,10 +25,10 @@ from typing import Callable
 
 from ..core import launch, models
 from ..errors import BatchAIError
+from ..ports.compute import (GANG_ENDED, PRIVATE_ENV, BackendContext, ChecksClusters, GangRequest, GangStatus, GangTask,
+                             NodePlacement, NodePool, SchedulerBackend, SchedulerNode, SchedulerUnavailable)
 from ..runtime import wrapper
 from . import slurm_driver, slurm_step
-from .base import (GANG_ENDED, BackendContext, GangRequest, GangStatus, GangTask, SchedulerNode,
-                   SchedulerUnavailable)
 from .slurm_commands import (LOST_STATES, RUNNING_STATES, WAITING_STATES, SlurmCommands, expand_hostlist,
                              local_runner, node_state, sbatch_time, slurm_env, ssh_runner)
 from .slurm_options import SlurmOptions, parse_slurm_options
@@ -81,9 +81,7 @@ def _scrub_secrets(control: str) -> None:
             pass
 
 
-def _service_env() -> dict:
-    from ..core.service import PRIVATE_ENV  # the service's own secrets never reach Slurm jobs
-
+def _service_env() -> dict:  # the service's own secrets never reach Slurm jobs
     return {name: value for name, value in os.environ.items() if name not in PRIVATE_ENV}
 
 
@@ -110,9 +108,8 @@ class QueuePacer:
         self.last = float("-inf")
 
 
-class SlurmBackend:
+class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
     name = "slurm"
-    schedules_jobs = True
 
     def __init__(self, home: str, site_options: dict,
                  commands_for: Callable[[SlurmOptions], SlurmCommands] | None = None):
@@ -173,7 +170,7 @@ class SlurmBackend:
 
     # -- node-pool protocol: a Slurm cluster's nodes are never ours to provision --------------------
 
-    def provision(self, cluster: dict, node: dict):
+    def provision(self, cluster: dict, node: dict) -> NodePlacement:
         raise BatchAIError("ClusterSizedByScheduler", "a Slurm cluster's nodes are Slurm's; they are not provisioned")
 
     def release(self, cluster: dict, node: dict) -> None:

@@ -34,7 +34,8 @@ from ..errors import BatchAIError
 from ..runtime import wrapper
 from ..storage.mounts import Mount, mount_command
 from ..storage.native_mounts import FAILED_EXIT, UPLOAD_WAIT_SECONDS, unmount_under_script
-from .base import BackendContext, NodePlacement, TaskLaunch, TaskStatus
+from ..ports.compute import (BackendContext, ChecksClusters, ComputeBackend, NodeExec, NodeHealth, NodePlacement,
+                             NodeScripts, RemoteNodes, TaskLaunch, TaskStatus)
 from .ssh_cluster_keys import ClusterKeys, HostAssignments
 from .ssh_connection import ConnectionPool, HostConnection, Login, SshError
 from .ssh_health import HostMonitor
@@ -64,9 +65,8 @@ else echo "python-error=$PYTHON_VERSION"; fi
 """
 
 
-class SshBackend:
-    name = "ssh"
-    remote = True  # nodes do not see the service's files: the backend stages them
+class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScripts, RemoteNodes):
+    name = "ssh"  # its nodes are remote: they do not see the service's files, the backend stages them
 
     def __init__(self, context: BackendContext):
         self.home = context.layout.root

@@ -10,20 +10,21 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from ..backends import load_backends
-from ..backends.base import BackendContext
 from ..errors import BatchAIError, Conflict, NotFound
+from ..ports.compute import PRIVATE_ENV, BackendContext, ChecksClusters, ComputeBackend, NodeExec
+from ..ports.datastores import (Checkable, CountsTransfers, CreatesContainer, Datastore, DatastoreContext,
+                                DownloadLinks, PublicSettings, clean_relative_path)
+from ..ports.layout import HomeLayout, cluster_segment, job_segment
 from ..storage import open_datastore
-from ..storage.base import Datastore, DatastoreContext, clean_relative_path
 from ..storage.documents import datastore_view, parse_datastore_document
 from . import views
 from .engine import Engine
 from .handover import HandOver
 from .events import EventBus
 from .jobrun import JobRunner
-from .layout import HomeLayout, cluster_segment, job_segment
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
 from .names import validate_name
 from .nodes import NodeKeeper
@@ -31,8 +32,6 @@ from .cluster_spec import cluster_spec_to_dict, parse_cluster_spec
 from .spec import job_spec_to_dict, parse_job_spec
 from .store import Store
 
-# Variables of the service's own process that must not leak into jobs.
-PRIVATE_ENV = ("BATCHAI_TOKEN", "JUPYTER_TOKEN", "JPY_API_TOKEN")
 
 
 @dataclass
@@ -92,10 +91,11 @@ class Service:
 
     # -- plumbing for the engine ---------------------------------------------------------------
 
-    def _backend_for(self, workspace: str, cluster_name: str):
+    def _backend_for(self, workspace: str, cluster_name: str) -> ComputeBackend:
         cluster = self.store.cluster(workspace, cluster_name)
         backend = cluster["spec"]["backend"] if cluster else "local"
-        return self.backends[backend]
+        # A scheduler backend's cluster gets here only to release nodes and run scripts on them.
+        return cast(ComputeBackend, self.backends[backend])
 
     def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
         row = self._datastore_row(workspace, name)
@@ -185,8 +185,8 @@ class Service:
 
     def get_datastore(self, workspace: str, name: str) -> dict:
         row = self._datastore_row(workspace, name)
-        transfers = getattr(self.datastore(workspace, name), "transfers", None)
-        return datastore_view(row, transfers() if transfers else None)
+        datastore = self.datastore(workspace, name)
+        return datastore_view(row, datastore.transfers() if isinstance(datastore, CountsTransfers) else None)
 
     def create_datastore(self, workspace: str, name: str, document: dict) -> dict:
         """Registers a datastore; "default" may be replaced while the workspace has no jobs yet."""
@@ -202,11 +202,11 @@ class Service:
                                                     "outputs are in its default datastore; create a new workspace "
                                                     "for this datastore, or register it under another name")
         datastore = open_datastore(kind, {**config, **secrets}, DatastoreContext(self.layout.root))
-        if document.get("createContainer") and hasattr(datastore, "create_container"):
+        if document.get("createContainer") and isinstance(datastore, CreatesContainer):
             datastore.create_container()
-        if hasattr(datastore, "check"):
+        if isinstance(datastore, Checkable):
             datastore.check()  # a wrong key or a missing container is refused now, not at the first job
-        if hasattr(datastore, "public_settings"):
+        if isinstance(datastore, PublicSettings):
             config.update({k: v for k, v in datastore.public_settings().items() if v})
         with self.store.transaction():
             if existing:
@@ -246,9 +246,9 @@ class Service:
         if spec.backend not in self.backends:
             raise BatchAIError("UnknownBackend", f"backend: {spec.backend!r} is not available here; "
                                                  f"use one of: {', '.join(sorted(self.backends))}")
-        check_cluster = getattr(self.backends[spec.backend], "check_cluster", None)
-        if check_cluster is not None:  # the backend's own checks of backendOptions (raises BatchAIError)
-            check_cluster(cluster_spec_to_dict(spec))
+        backend = self.backends[spec.backend]
+        if isinstance(backend, ChecksClusters):  # the backend's own checks of backendOptions (raises BatchAIError)
+            backend.check_cluster(cluster_spec_to_dict(spec))
         if self.store.cluster(workspace, spec.name):
             raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
                                             "delete it first or pick another name")
@@ -319,12 +319,12 @@ class Service:
             raise NotFound("node", node_name, f"list them with `batchai cluster node list -n {name}`")
         if not isinstance(command, str) or not command.strip():
             raise BatchAIError("InvalidCommand", "command: give the shell command to run on the node")
-        run = getattr(self._backend_for(workspace, name), "exec", None)
-        if run is None:
+        backend = self.backends[row["spec"]["backend"]]
+        if not isinstance(backend, NodeExec):
             raise BatchAIError("NodeExecNotSupported", f"the nodes of cluster '{name}' (backend "
                                                        f"{row['spec']['backend']!r}) do not take commands; "
                                                        "use a cluster of the ssh backend")
-        code, out, err = run(node, command, timeout)
+        code, out, err = backend.exec(node, command, timeout)
         return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
 
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
@@ -442,10 +442,9 @@ class Service:
         entries = [{"name": e.name, "path": f"{relative}/{e.name}" if relative else e.name, "fileType": e.file_type,
                     "contentLength": e.size, "lastModified": views.iso(e.modified)}
                    for e in datastore.list(full)]
-        link = getattr(datastore, "download_url", None)  # a link that works without this service (Blob SAS)
-        for entry in entries:
-            url = (link(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
-                   if link and entry["fileType"] == "file" else None)
+        for entry in entries:  # a link that works without this service (Blob SAS)
+            url = (datastore.download_url(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
+                   if isinstance(datastore, DownloadLinks) and entry["fileType"] == "file" else None)
             if url:
                 entry["downloadUrl"] = url
         return entries

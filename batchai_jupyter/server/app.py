@@ -4,7 +4,7 @@ from __future__ import annotations
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Unicode, default
 
-from ..core.layout import default_home
+from ..ports.layout import default_home
 from ..core.service import Service, Settings
 from ..errors import BatchAIError
 from .handlers import routes

@@ -24,7 +24,8 @@ from azure.storage.blob import (BlobBlock, BlobSasPermissions, BlobServiceClient
                                 ContainerSasPermissions, ExponentialRetry, generate_blob_sas, generate_container_sas)
 
 from ..errors import BatchAIError
-from .base import DatastoreContext, FileEntry, clean_relative_path
+from ..ports.datastores import (ChunkedUploads, Checkable, CountsTransfers, CreatesContainer, Datastore, DatastoreContext,
+                                DownloadLinks, FileEntry, PublicSettings, clean_relative_path)
 from .staging import MirrorSync, TransferCounters
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -135,7 +136,8 @@ def storage_errors(where: str) -> Iterator[None]:
         raise BatchAIError("StorageError", f"{where}: {type(failure).__name__}; retry", 503) from None
 
 
-class BlobDatastore:
+class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer, Checkable, PublicSettings,
+                    DownloadLinks):
     kind = "blob"
 
     def __init__(self, settings: BlobSettings, mirror_root: str, counters: TransferCounters):

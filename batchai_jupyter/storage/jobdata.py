@@ -13,8 +13,10 @@ import posixpath
 from typing import Callable, Optional
 
 from ..errors import BatchAIError
+from ..ports.compute import NodeScript
+from ..ports.datastores import JobStorage
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
-from .native_mounts import NodeScript, mount_natively, unmount_under_script
+from .native_mounts import mount_natively, run_local_script, unmount_under_script
 
 SegmentOf = Callable[[str, str, str], str]  # (experiment, job, uuid) -> the job's folder in a datastore
 # A remote backend's way to show mounts on one of its nodes: (mount root on the node, mounts). It puts a
@@ -26,12 +28,15 @@ NOT_SUPPORTED = ("this cluster's backend cannot show datastore mounts on its nod
 log = logging.getLogger("batchai")
 
 
-class JobData:
+class JobData(JobStorage):
     def __init__(self, store, layout, datastore_for: Callable[..., object], job_segment: SegmentOf):
         self.store = store
         self.layout = layout
         self.datastore_for = datastore_for  # (workspace[, name]) -> Datastore
         self.job_segment = job_segment
+
+    def run_here(self, script: str, stdin: str) -> tuple[int, str]:
+        return run_local_script(script, stdin)
 
     def _default_sync(self, job: dict):
         return getattr(self.datastore_for(job["workspace"]), "sync", None)

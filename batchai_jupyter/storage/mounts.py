@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import BatchAIError
-from .base import Datastore, clean_relative_path
+from ..ports.datastores import Datastore, clean_relative_path
 from .native_mounts import MOUNT_SAS_MINUTES, NativeMount, blob_native_mount, smb_native_mount
 
 PLACEHOLDERS = {"<AZURE_BATCHAI_STORAGE_ACCOUNT>": "AZURE_BATCHAI_STORAGE_ACCOUNT",

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from batchai_jupyter.backends.base import GangRequest
+from batchai_jupyter.ports.compute import GangRequest
 from batchai_jupyter.backends.slurm import QueuePacer, SlurmBackend
 from batchai_jupyter.backends.slurm_commands import (expand_hostlist, node_state, parse_nodes, parse_queue,
                                                      sbatch_time)

@@ -52,7 +52,7 @@ class Azurite:
 
 def blob_datastore(home: str, container: str, **config):
     """A BlobDatastore on `container` (config: connection_string=..., or account_name/account_key/...)."""
-    from batchai_jupyter.storage.base import DatastoreContext
+    from batchai_jupyter.ports.datastores import DatastoreContext
     from batchai_jupyter.storage.blob import create
 
     return create({"container": container, **config}, DatastoreContext(home))
