@@ -10,9 +10,8 @@ import requests
 
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .errors import BatchAIError
-from .jsonfile import read_json_object
+from .jsonfile import fill_placeholders, read_json_object
 from .formatting import print_result
-from .storage.mounts import fill_placeholders
 
 CONFIRM_HINT = "add -y to confirm (no terminal to ask on)"
 

@@ -21,9 +21,8 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
-from ..core import launch, models
 from ..errors import BatchAIError
 from ..ports.compute import (GANG_ENDED, PRIVATE_ENV, BackendContext, ChecksClusters, GangRequest, GangStatus, GangTask,
                              NodePlacement, NodePool, SchedulerBackend, SchedulerNode, SchedulerUnavailable)
@@ -45,9 +44,9 @@ _LOST_MESSAGES = {
     "DEADLINE": "Slurm ended the job at its deadline",
     "OUT_OF_MEMORY": "the job ran out of memory (Slurm OUT_OF_MEMORY)",
 }
+# Shipped with the core's task planner (BackendContext.planner_files: package `batchai_launch`).
 _RUNTIME_FILES = {"slurm_driver.py": slurm_driver.__file__, "slurm_step.py": slurm_step.__file__,
-                  "wrapper.py": wrapper.__file__, "batchai_launch/launch.py": launch.__file__,
-                  "batchai_launch/models.py": models.__file__}
+                  "wrapper.py": wrapper.__file__}
 
 
 def _read_json(path: str):
@@ -112,8 +111,10 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
     name = "slurm"
 
     def __init__(self, home: str, site_options: dict,
-                 commands_for: Callable[[SlurmOptions], SlurmCommands] | None = None):
+                 commands_for: Callable[[SlurmOptions], SlurmCommands] | None = None,
+                 planner_files: Mapping[str, str] | None = None):
         self.home = home
+        self._runtime_files = {**_RUNTIME_FILES, **(planner_files or {})}
         self.site_options = dict(site_options or {})
         self._commands_for = commands_for or self._default_commands
         self._ssh_pool = None
@@ -253,7 +254,7 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         """Copies the driver, the step, the wrapper and the launch code to the shared file system
         once per version (content-hashed directory, written aside and renamed into place)."""
         digest = hashlib.sha256()
-        for name, path in sorted(_RUNTIME_FILES.items()):
+        for name, path in sorted(self._runtime_files.items()):
             with open(path, "rb") as handle:
                 digest.update(name.encode() + b"\0" + handle.read())
         target = os.path.join(options.shared_root, "runtime", digest.hexdigest()[:16])
@@ -264,7 +265,7 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         staging = tempfile.mkdtemp(prefix=".runtime-", dir=os.path.dirname(target))
         os.makedirs(os.path.join(staging, "batchai_launch"))
         _write(os.path.join(staging, "batchai_launch", "__init__.py"), "")
-        for name, path in _RUNTIME_FILES.items():
+        for name, path in self._runtime_files.items():
             shutil.copyfile(path, os.path.join(staging, name))
         os.chmod(staging, 0o755)
         try:
@@ -386,4 +387,8 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
 
 
 def create(context: BackendContext) -> SlurmBackend:
-    return SlurmBackend(context.layout.root, dict(context.options))
+    if not context.planner_files:  # the driver plans tasks with them on the allocation
+        raise BatchAIError("BackendUnavailable", "the slurm backend needs the core's task planner files "
+                                                 "(BackendContext.planner_files); build the service with "
+                                                 "batchai_jupyter.assembly.build_service")
+    return SlurmBackend(context.layout.root, dict(context.options), planner_files=context.planner_files)

@@ -10,9 +10,8 @@ from typing import Callable
 
 from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
-from ..ports.datastores import Datastore
+from ..ports.datastores import Datastore, JobStorage
 from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_segment
-from ..storage.jobdata import JobData
 from . import launch
 from .events import EventBus
 from .spec import job_spec_from_dict
@@ -35,14 +34,14 @@ def error(code: str, message: str) -> dict:
 class JobRunner:
     def __init__(self, store: Store, layout: HomeLayout, events: EventBus,
                  backend_for: Callable[[str, str], ComputeBackend],
-                 datastore_for: Callable[[str], Datastore], base_env: Callable[[], dict]):
+                 datastore_for: Callable[[str], Datastore], base_env: Callable[[], dict], data: JobStorage):
         self.store = store
         self.layout = layout
         self.events = events
         self.backend_for = backend_for  # (workspace, cluster) -> backend
         self.datastore_for = datastore_for  # workspace -> its default datastore
         self.base_env = base_env
-        self.data = JobData(store, layout, datastore_for, job_segment)  # staging, mounts, flushing (storage/)
+        self.data = data  # staging, mounts, flushing: storage/jobdata.py
 
     # -- building the launch context -------------------------------------------------------
 

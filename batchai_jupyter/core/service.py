@@ -10,16 +10,14 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import NamedTuple, cast
 
-from ..backends import load_backends
 from ..errors import BatchAIError, Conflict, NotFound
-from ..ports.compute import PRIVATE_ENV, BackendContext, ChecksClusters, ComputeBackend, NodeExec
+from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec
 from ..ports.datastores import (Checkable, CountsTransfers, CreatesContainer, Datastore, DatastoreContext,
-                                DownloadLinks, PublicSettings, clean_relative_path)
+                                DatastoreKinds, DownloadLinks, PublicSettings, clean_relative_path)
 from ..ports.layout import HomeLayout, cluster_segment, job_segment
-from ..storage import open_datastore
-from ..storage.documents import datastore_view, parse_datastore_document
 from . import views
 from .engine import Engine
 from .handover import HandOver
@@ -52,15 +50,21 @@ class Page(NamedTuple):
 
 
 class Service:
-    def __init__(self, settings: Settings):
+    """Built with its backends and datastore kinds from outside (batchai_jupyter/assembly.py: build_service),
+    so the core imports neither."""
+
+    def __init__(self, settings: Settings, backends: Mapping[str, Backend], datastore_kinds: DatastoreKinds,
+                 unavailable_backends: Mapping[str, str] | None = None):
         self.settings = settings
         self.layout = HomeLayout(settings.home)
         self.store = Store(self.layout.database)
         self.events = EventBus()
         self._datastores: dict[tuple, Datastore] = {}  # opened once: they keep transfer state
-        self.backends, self.unavailable_backends = load_backends(
-            BackendContext(self.layout, settings.heartbeat_seconds, settings.backend_options))
-        self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env)
+        self.datastore_kinds = datastore_kinds
+        self.backends = dict(backends)
+        self.unavailable_backends = dict(unavailable_backends or {})  # name -> why it did not load
+        self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env,
+                                datastore_kinds.job_storage(self.store, self.layout, self.datastore))
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
@@ -101,8 +105,8 @@ class Service:
         row = self._datastore_row(workspace, name)
         key = (workspace, name, row["kind"], row["created"])
         if key not in self._datastores:
-            self._datastores[key] = open_datastore(row["kind"], {**row["config"], **row["secrets"]},
-                                                   DatastoreContext(self.layout.root))
+            self._datastores[key] = self.datastore_kinds.open(row["kind"], {**row["config"], **row["secrets"]},
+                                                              DatastoreContext(self.layout.root))
         return self._datastores[key]
 
     # -- workspaces, experiments, datastores ---------------------------------------------------
@@ -180,19 +184,19 @@ class Service:
 
     def list_datastores(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
-        return [datastore_view(r)
+        return [self.datastore_kinds.view(r)
                 for r in self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
 
     def get_datastore(self, workspace: str, name: str) -> dict:
         row = self._datastore_row(workspace, name)
         datastore = self.datastore(workspace, name)
-        return datastore_view(row, datastore.transfers() if isinstance(datastore, CountsTransfers) else None)
+        return self.datastore_kinds.view(row, datastore.transfers() if isinstance(datastore, CountsTransfers) else None)
 
     def create_datastore(self, workspace: str, name: str, document: dict) -> dict:
         """Registers a datastore; "default" may be replaced while the workspace has no jobs yet."""
         self.get_workspace(workspace)
         validate_name("datastore", name, "name")
-        kind, config, secrets = parse_datastore_document(document)
+        kind, config, secrets = self.datastore_kinds.parse_document(document)
         existing = self.store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
         if existing and name != DEFAULT_DATASTORE:
             raise Conflict("DatastoreExists", f"datastore '{name}' already exists in workspace '{workspace}'; "
@@ -201,7 +205,7 @@ class Service:
             raise Conflict("DefaultDatastoreInUse", f"workspace '{workspace}' already has jobs whose logs and "
                                                     "outputs are in its default datastore; create a new workspace "
                                                     "for this datastore, or register it under another name")
-        datastore = open_datastore(kind, {**config, **secrets}, DatastoreContext(self.layout.root))
+        datastore = self.datastore_kinds.open(kind, {**config, **secrets}, DatastoreContext(self.layout.root))
         if document.get("createContainer") and isinstance(datastore, CreatesContainer):
             datastore.create_container()
         if isinstance(datastore, Checkable):

@@ -5,7 +5,8 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Unicode, default
 
 from ..ports.layout import default_home
-from ..core.service import Service, Settings
+from ..assembly import build_service
+from ..core.service import Settings
 from ..errors import BatchAIError
 from .handlers import routes
 
@@ -31,8 +32,8 @@ class BatchAIApp(ExtensionApp):
         return default_home()
 
     def initialize_settings(self) -> None:
-        service = Service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
-                                    backend_options=dict(self.backend_options)))
+        service = build_service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
+                                         backend_options=dict(self.backend_options)))
         try:
             service.start()
         except BatchAIError as failure:

@@ -33,10 +33,6 @@ from ..errors import BatchAIError
 from ..ports.datastores import Datastore, clean_relative_path
 from .native_mounts import MOUNT_SAS_MINUTES, NativeMount, blob_native_mount, smb_native_mount
 
-PLACEHOLDERS = {"<AZURE_BATCHAI_STORAGE_ACCOUNT>": "AZURE_BATCHAI_STORAGE_ACCOUNT",
-                "<AZURE_BATCHAI_STORAGE_KEY>": "AZURE_BATCHAI_STORAGE_KEY"}
-
-
 @dataclass(frozen=True)
 class Mount:
     relative_path: str  # under $AZ_BATCHAI_MOUNT_ROOT or $AZ_BATCHAI_JOB_MOUNT_ROOT
@@ -175,19 +171,6 @@ def _entry_key(entry: dict) -> str:
 
 def _local_name(container: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in container)[:63] or "share"
-
-
-def fill_placeholders(value, env: dict) -> object:
-    """The Batch AI CLI's <AZURE_BATCHAI_STORAGE_ACCOUNT> / <AZURE_BATCHAI_STORAGE_KEY>, from `env`."""
-    if isinstance(value, dict):
-        return {key: fill_placeholders(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [fill_placeholders(item, env) for item in value]
-    if isinstance(value, str):
-        for placeholder, variable in PLACEHOLDERS.items():
-            if placeholder in value and env.get(variable):
-                value = value.replace(placeholder, env[variable])
-    return value
 
 
 def link_mount(mount_root: str, mount: Mount) -> str:

@@ -97,7 +97,7 @@ def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_pat
     assert created["kind"] == "blob"
     make_cluster(client, "bfs", nodes=2)
     os.environ["AZURE_BATCHAI_STORAGE_ACCOUNT"] = ACCOUNT
-    from batchai_jupyter.storage.mounts import fill_placeholders
+    from batchai_jupyter.jsonfile import fill_placeholders
 
     gate = str(tmp_path / "gate")
     document = fill_placeholders(_job_json(container, gate), {"AZURE_BATCHAI_STORAGE_ACCOUNT": ACCOUNT,
