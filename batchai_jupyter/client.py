@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote, urljoin
 
 import requests
@@ -47,8 +47,8 @@ class Client:
             response = self.session.request(method, url, json=json_body, params=params, headers=headers,
                                             timeout=self.timeout, stream=stream)
         except requests.ConnectionError:
-            raise BatchAIError("ServiceUnreachable", f"cannot reach the batchai service at {self.url}; "
-                                                     "is it running? (`batchai serve` starts one)", status=503)
+            raise BatchAIError("ServiceUnreachable", f"cannot reach the batchai service at {self.url}; is it "
+                                                     "running? (`batchai serve` starts one)", status=503) from None
         if response.status_code >= 400:
             raise _error_from(response)
         if stream or raw:
@@ -150,7 +150,7 @@ class Client:
     # -- discovery ---------------------------------------------------------------------------
 
     @classmethod
-    def discover(cls, start: bool = True, announce: Callable[[str], None] = print) -> "Client":
+    def discover(cls, start: bool = True, announce: Callable[[str], None] = print) -> Client:
         url = os.environ.get("BATCHAI_URL")
         if url:
             return cls(url, os.environ.get("BATCHAI_TOKEN", ""))

@@ -17,9 +17,10 @@ def read_json_object(path: str, option: str = "-f") -> dict:
         with open(path) as handle:
             document = json.load(handle)
     except FileNotFoundError:
-        raise BatchAIError("FileNotFound", f"{option} {path!r}: the file does not exist (relative to {os.getcwd()})")
+        raise BatchAIError("FileNotFound",
+                           f"{option} {path!r}: the file does not exist (relative to {os.getcwd()})") from None
     except ValueError as failure:
-        raise BatchAIError("InvalidJson", f"{option} {path!r}: not valid JSON ({failure}); fix the file")
+        raise BatchAIError("InvalidJson", f"{option} {path!r}: not valid JSON ({failure}); fix the file") from None
     if not isinstance(document, dict):
         raise BatchAIError("InvalidJson", f"{option} {path!r}: must hold a JSON object")
     return document

@@ -29,8 +29,8 @@ import tempfile
 import time
 import uuid
 
-from _common import Service as ServeProcess, ms, print_rows, summary, write_result
-
+from _common import Service as ServeProcess
+from _common import ms, print_rows, summary, write_result
 from batchai_jupyter.core.service import Service, Settings
 
 PAGE = 100

@@ -104,7 +104,8 @@ def transfer_benchmark(connection: str, work: str, megabytes: int, reps: int) ->
     return result
 
 
-TRAIN = "import os; print(sum(len(open(os.path.join(d, f), 'rb').read()) for d in [os.environ['AZ_BATCHAI_INPUT_DATA']] for f in os.listdir(d)))"
+TRAIN = ("import os; print(sum(len(open(os.path.join(d, f), 'rb').read()) "
+         "for d in [os.environ['AZ_BATCHAI_INPUT_DATA']] for f in os.listdir(d)))")
 
 
 def resubmission_benchmark(connection: str, work: str, dataset_megabytes: int) -> dict:

@@ -18,11 +18,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
+from ..ports.compute import BackendContext, ComputeBackend, NodePlacement, TaskLaunch, TaskStatus
 from ..runtime import wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
-from ..ports.compute import BackendContext, ComputeBackend, NodePlacement, TaskLaunch, TaskStatus
 
 WRAPPER_PATH = os.path.abspath(wrapper.__file__)
 log = logging.getLogger("batchai")

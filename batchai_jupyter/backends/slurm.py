@@ -21,15 +21,37 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..errors import BatchAIError
-from ..ports.compute import (GANG_ENDED, PRIVATE_ENV, BackendContext, ChecksClusters, GangRequest, GangStatus, GangTask,
-                             NodePlacement, NodePool, SchedulerBackend, SchedulerNode, SchedulerUnavailable)
+from ..ports.compute import (
+    GANG_ENDED,
+    PRIVATE_ENV,
+    BackendContext,
+    ChecksClusters,
+    GangRequest,
+    GangStatus,
+    GangTask,
+    NodePlacement,
+    NodePool,
+    SchedulerBackend,
+    SchedulerNode,
+    SchedulerUnavailable,
+)
 from ..runtime import wrapper
 from . import slurm_driver, slurm_step
-from .slurm_commands import (LOST_STATES, RUNNING_STATES, WAITING_STATES, SlurmCommands, expand_hostlist,
-                             local_runner, node_state, sbatch_time, slurm_env, ssh_runner)
+from .slurm_commands import (
+    LOST_STATES,
+    RUNNING_STATES,
+    WAITING_STATES,
+    SlurmCommands,
+    expand_hostlist,
+    local_runner,
+    node_state,
+    sbatch_time,
+    slurm_env,
+    ssh_runner,
+)
 from .slurm_options import SlurmOptions, parse_slurm_options
 
 JOB_NAME_PREFIX = "batchai-"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import getpass
 import shlex
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 from ..errors import BatchAIError
 from ..ports.compute import SchedulerUnavailable

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..ports.compute import GANG_ENDED, Backend, GangRequest, GangStatus, SchedulerBackend, SchedulerUnavailable
+from . import views
 from .events import EventBus
 from .jobrun import JobRunner, error
 from .models import DEFAULT_MAX_WALL_CLOCK_SECONDS
 from .scheduler import WALL_CLOCK_REASON, format_duration, order_queue
 from .store import Store
-from . import views
 
 log = logging.getLogger("batchai")
 
@@ -89,9 +89,9 @@ class HandOver:
         known = {node["name"]: node for node in self.store.nodes_of(*key)}
         now = time.time()
         with self.store.transaction():
-            for name, node in known.items():
+            for name, row in known.items():
                 if name not in reported:
-                    self.store.delete("nodes", id=node["id"])
+                    self.store.delete("nodes", id=row["id"])
             for name, node in reported.items():
                 info = {"mpi_host": name, "cpus": node.cpus, "gpus": node.gpus, "root": ""}
                 errors = [error("NodeUnusable", f"{name}: {node.reason}")] if node.state == "unusable" and \

@@ -6,7 +6,7 @@ import os
 import shutil
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
@@ -62,7 +62,8 @@ class JobRunner:
             # A backend whose nodes are other machines names the Python there (node info "python").
             python=self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
             node_base_env=self.base_env(),
-            checkpoint_dir=datastore.node_path(f"{job_segment(job['experiment'], job['name'], job['uuid'])}/checkpoints"))
+            checkpoint_dir=datastore.node_path(
+                f"{job_segment(job['experiment'], job['name'], job['uuid'])}/checkpoints"))
         return context, nodes
 
     def _node_python(self, job: dict) -> str:
@@ -161,7 +162,7 @@ class JobRunner:
                     run_dir=run_dir, stdout=plan.stdout_name, stderr=plan.stderr_name, state="running", launched=now)
                 rows.append((task_id, plan, run_dir))
         base = self.base_env()
-        for task_id, plan, run_dir in rows:
+        for _task_id, plan, run_dir in rows:
             node = nodes[plan.node_index]
             shutil.rmtree(run_dir, ignore_errors=True)
             self.backend_for(job["workspace"], job["cluster"]).start_task(

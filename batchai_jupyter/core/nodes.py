@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import BatchAIError
 from ..ports.compute import ComputeBackend, NodeHealth, RemoteNodes, TaskLaunch
@@ -85,7 +85,8 @@ class NodeKeeper:
             run = self.runner.node_scripts(backend, [node_id])
             notes = self.runner.data.show_cluster_mounts(
                 cluster, name, os.path.join(placement.root, "mounts"), remote=remote,
-                show=(lambda root, mounts: backend.show_mounts(node, root, mounts)) if remote else None,
+                show=((lambda root, mounts: backend.show_mounts(node, root, mounts))
+                      if isinstance(backend, RemoteNodes) else None),
                 run=run and run(0))
             for note in notes:
                 log.info("batchai: cluster %s: %s", cluster["name"], note)

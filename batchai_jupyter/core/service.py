@@ -9,27 +9,35 @@ import fcntl
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import NamedTuple, cast
+from dataclasses import dataclass, field
+from typing import IO, NamedTuple, cast
 
 from ..errors import BatchAIError, Conflict, NotFound
 from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec
-from ..ports.datastores import (Checkable, CountsTransfers, CreatesContainer, Datastore, DatastoreContext,
-                                DatastoreKinds, DownloadLinks, PublicSettings, clean_relative_path)
+from ..ports.datastores import (
+    Checkable,
+    CountsTransfers,
+    CreatesContainer,
+    Datastore,
+    DatastoreContext,
+    DatastoreKinds,
+    DownloadLinks,
+    PublicSettings,
+    clean_relative_path,
+)
 from ..ports.layout import HomeLayout, cluster_segment, job_segment
 from . import views
+from .cluster_spec import cluster_spec_to_dict, parse_cluster_spec
 from .engine import Engine
-from .handover import HandOver
 from .events import EventBus
+from .handover import HandOver
 from .jobrun import JobRunner
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
 from .names import validate_name
 from .nodes import NodeKeeper
-from .cluster_spec import cluster_spec_to_dict, parse_cluster_spec
 from .spec import job_spec_to_dict, parse_job_spec
 from .store import Store
-
 
 
 @dataclass
@@ -70,7 +78,7 @@ class Service:
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
-        self._lock_handle = None
+        self._lock_handle: IO[str] | None = None
         self._ensure_workspace(DEFAULT_WORKSPACE)
 
     # -- life cycle --------------------------------------------------------------------------
@@ -83,7 +91,7 @@ class Service:
         except BlockingIOError:
             handle.close()
             raise BatchAIError("HomeInUse", f"another batchai service already manages {self.layout.root}; "
-                                            "stop it, or set BATCHAI_HOME to another directory", status=409)
+                                            "stop it, or set BATCHAI_HOME to another directory", status=409) from None
         self._lock_handle = handle
         self.engine.start()
 
@@ -284,8 +292,9 @@ class Service:
         """PATCH scaleSettings: `{"manual": {...}}` (resize) or `{"autoScale": {...}}` (auto-scale)."""
         row = self._cluster_row(workspace, name)
         if self.handover.owns(row):
-            raise BatchAIError("ClusterSizedByScheduler", f"cluster '{name}': its nodes are the {row['spec']['backend']} "
-                                                          "scheduler's, so it is neither resized nor auto-scaled here; "
+            raise BatchAIError("ClusterSizedByScheduler", f"cluster '{name}': its nodes are the "
+                                                          f"{row['spec']['backend']} scheduler's, so it is neither "
+                                                          "resized nor auto-scaled here; "
                                                           "to cap how many nodes its jobs use at once, create it with "
                                                           "backendOptions.maxNodesInUse (--max-nodes-in-use)")
         current = dict(row["spec"])

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 from urllib.parse import quote
 
 import requests
@@ -136,7 +136,8 @@ def _put(client: Client, path: str, data: bytes, params: dict) -> dict:
     try:
         response = client.session.put(f"{client.url}{API}/{path}", params=params, data=data, timeout=client.timeout)
     except requests.ConnectionError:
-        raise BatchAIError("ServiceUnreachable", f"cannot reach the batchai service at {client.url}", status=503)
+        raise BatchAIError("ServiceUnreachable", f"cannot reach the batchai service at {client.url}",
+                           status=503) from None
     if response.status_code >= 400:
         raise _error_from(response)
     return response.json()

@@ -5,7 +5,7 @@ import os
 import pickle
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..client import Client
 from ..errors import BatchAIError
@@ -50,7 +50,7 @@ class Job:
         return self.client.list(f"{self.path}/tasks")
 
     def wait(self, timeout: float | None = None, stream: bool = False, out=None,
-             on_change: Callable[[dict], None] | None = None) -> "Job":
+             on_change: Callable[[dict], None] | None = None) -> Job:
         """Blocks until the job ends; with `stream`, prints the first task's output as it comes."""
         if not stream:
             self._info = self.client.wait_for_job(self.workspace, self.experiment, self.name, timeout=timeout,

@@ -49,7 +49,7 @@ def cluster_document(parameters: dict | None = None, *, nodes: int | None = None
 
 
 class ClusterOperations:
-    def __init__(self, workspace: "Workspace"):
+    def __init__(self, workspace: Workspace):
         self.ws = workspace
 
     @property
@@ -97,7 +97,7 @@ class ClusterOperations:
 
 
 class ExperimentOperations:
-    def __init__(self, workspace: "Workspace"):
+    def __init__(self, workspace: Workspace):
         self.ws = workspace
 
     def create(self, experiment_name: str) -> dict:
@@ -123,7 +123,7 @@ class ExperimentOperations:
 
 
 class JobOperations:
-    def __init__(self, workspace: "Workspace"):
+    def __init__(self, workspace: Workspace):
         self.ws = workspace
 
     def handle(self, experiment_name: str, job_name: str, info: dict | None = None) -> Job:

@@ -4,10 +4,10 @@ from __future__ import annotations
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Unicode, default
 
-from ..ports.layout import default_home
 from ..assembly import build_service
 from ..core.service import Settings
 from ..errors import BatchAIError
+from ..ports.layout import default_home
 from .handlers import routes
 
 
@@ -40,7 +40,7 @@ class BatchAIApp(ExtensionApp):
             service.store.close()
             self.log.error("batchai: %s: %s", failure.code, failure.message)
             if self.exit_if_unavailable:
-                raise SystemExit(1)  # not an Exception: the server's extension loader does not swallow it
+                raise SystemExit(1) from None  # not an Exception: the server's extension loader does not swallow it
             self.settings["batchai_unavailable"] = failure.message
             return
         self.service = service

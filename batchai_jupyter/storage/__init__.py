@@ -31,13 +31,15 @@ def open_datastore(kind: str, config: dict, context: DatastoreContext) -> Datast
         return create(config, context)
     point = datastore_factories().get(kind)
     if point is None:
-        raise BatchAIError("UnknownDatastoreKind", f"datastore kind {kind!r} is not installed here; "
-                                                   f"use one of: {', '.join(sorted({'local', *datastore_factories()}))}")
+        kinds = ", ".join(sorted({"local", *datastore_factories()}))
+        raise BatchAIError("UnknownDatastoreKind",
+                           f"datastore kind {kind!r} is not installed here; use one of: {kinds}")
     try:
         factory = point.load()
     except Exception as failure:
         raise BatchAIError("DatastoreUnavailable", f"datastore kind {kind!r} cannot be loaded here "
-                                                   f"({type(failure).__name__}: {failure}); install its dependency")
+                                                   f"({type(failure).__name__}: {failure}); install its "
+                                                   "dependency") from None
     return factory(config, context)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..errors import BatchAIError
 from ..ports.compute import NodeScript
@@ -56,8 +56,8 @@ class JobData(JobStorage):
                 resolver.resolve(job["spec"].get("mount_volumes")))
 
     @staticmethod
-    def _show(mounts: list[Mount], mount_root: str, node_name: str, run: Optional[NodeScript],
-              show: Optional[ShowMounts], staged: set) -> list[str]:
+    def _show(mounts: list[Mount], mount_root: str, node_name: str, run: NodeScript | None,
+              show: ShowMounts | None, staged: set) -> list[str]:
         """Shows `mounts` under `mount_root` on one node: a native mount where it can make one, else
         (`show` for a remote node) the staged copy, directory or mount command. Returns notes."""
         notes, rest = [], []
@@ -89,7 +89,7 @@ class JobData(JobStorage):
     # -- a new node, before its setup task ------------------------------------------------------
 
     def show_cluster_mounts(self, cluster: dict, node_name: str, mount_root: str, remote: bool,
-                            show: Optional[ShowMounts] = None, run: Optional[NodeScript] = None) -> list[str]:
+                            show: ShowMounts | None = None, run: NodeScript | None = None) -> list[str]:
         """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task);
         on a remote node through the backend's `show` (None: the backend cannot); `run` runs a script on
         the node (for native mounts). Returns notes."""
@@ -114,8 +114,8 @@ class JobData(JobStorage):
     # -- before the tasks start ----------------------------------------------------------------
 
     def prepare(self, job: dict, input_paths: list[str], nodes: list, remote: bool,
-                show: Optional[Callable[[int], ShowMounts]] = None,
-                run: Optional[Callable[[int], NodeScript]] = None) -> list[str]:
+                show: Callable[[int], ShowMounts] | None = None,
+                run: Callable[[int], NodeScript] | None = None) -> list[str]:
         """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
         A remote backend shows them through `show(node index)` (None: it cannot); `run(node index)` runs
         a script on a node, for native mounts."""

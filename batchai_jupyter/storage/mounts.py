@@ -21,17 +21,19 @@ staged copy or directory above is only the fallback for a node without it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import posixpath
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import BatchAIError
 from ..ports.datastores import Datastore, clean_relative_path
 from .native_mounts import MOUNT_SAS_MINUTES, NativeMount, blob_native_mount, smb_native_mount
+
 
 @dataclass(frozen=True)
 class Mount:
@@ -47,6 +49,10 @@ class Mount:
         fetched)."""
         if self.sync is not None:
             self.sync.stage_in("")
+
+
+def _smb_native(url: str, account: str, where: str, key: str) -> NativeMount | None:
+    return smb_native_mount(url, account, key, where) if key else None
 
 
 @dataclass
@@ -65,7 +71,7 @@ class MountResolver:
             where = f"mountVolumes.azureBlobFileSystems[{index}]"
             account, container = entry.get("accountName", ""), entry.get("containerName", "")
             mount, row = self._storage_mount(where, entry, account, container, "container")
-            mounts.append(self._with_native(mount, lambda key: self._blob_native(row, account, container, key),
+            mounts.append(self._with_native(mount, functools.partial(self._blob_native, row, account, container),
                                             entry, account))
         for index, entry in enumerate(volumes.get("azureFileShares") or []):
             where = f"mountVolumes.azureFileShares[{index}]"
@@ -73,8 +79,7 @@ class MountResolver:
             share = url.rstrip("/").rsplit("/", 1)[-1] if "/" in url else ""
             account = entry.get("accountName") or url.split("//", 1)[-1].split(".", 1)[0]
             mount, _row = self._storage_mount(where, entry, account, share, "share")
-            mounts.append(self._with_native(mount, lambda key: smb_native_mount(url, account, key, where)
-                                            if key else None, entry, account))
+            mounts.append(self._with_native(mount, functools.partial(_smb_native, url, account, where), entry, account))
         for index, entry in enumerate(volumes.get("fileServers") or []):
             mounts.append(self._file_server_mount(f"mountVolumes.fileServers[{index}]", entry))
         for index, entry in enumerate(volumes.get("unmanagedFileSystems") or []):
@@ -204,7 +209,8 @@ def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> 
     try:
         done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s")
+        raise BatchAIError("MountFailed",
+                           f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s") from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
         raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} exited with code {done.returncode} "
