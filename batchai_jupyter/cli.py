@@ -14,8 +14,7 @@ from .client.follow import follow_job
 from .client.specs import cluster_document
 from .errors import BatchAIError
 from .formatting import print_result
-from .jsonfile import read_json_object
-from .storage.mounts import fill_placeholders
+from .jsonfile import fill_placeholders, read_json_object
 
 
 def _load_json_file(path: str) -> dict:
@@ -247,8 +246,10 @@ def _add_cluster_parsers(sub) -> None:
     slurm.add_argument("--shared-root", help="directory on the file system shared with the nodes")
     ssh = create.add_argument_group("ssh backend (--backend ssh: the cluster's nodes are your machines)")
     ssh.add_argument("--hosts", type=_ssh_hosts, help="user@host[:port],... (one node per host by default)")
-    ssh.add_argument("--key", type=_local_path, help="private key file to log in with (default: the SSH agent, ~/.ssh/id_*)")
-    ssh.add_argument("--known-hosts", type=_local_path, help="known_hosts file host keys are checked against (~/.ssh/known_hosts)")
+    ssh.add_argument("--key", type=_local_path,
+                     help="private key file to log in with (default: the SSH agent, ~/.ssh/id_*)")
+    ssh.add_argument("--known-hosts", type=_local_path,
+                     help="known_hosts file host keys are checked against (~/.ssh/known_hosts)")
     ssh.add_argument("--trust-on-first-use", action="store_const", const=True,
                      help="record an unknown host key instead of refusing it")
     ssh.add_argument("--python", help="Python on the hosts (default python3)")
@@ -374,13 +375,13 @@ def main(argv: list[str] | None = None) -> None:
         result = COMMANDS[args.group](args)
     except BatchAIError as failure:
         print(f"error: {failure.message}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     except requests.RequestException as failure:  # timeouts, broken connections: one line, no traceback
         print(f"error: talking to the batchai service failed ({type(failure).__name__}: {failure}); "
               "check that it is running and retry", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     if result is not None:
         print_result(args, result)
 

@@ -48,9 +48,9 @@ def _kind(args) -> str | None:
 def table(rows: list[dict], columns: list[Column]) -> str:
     cells = [[("" if getter(row) is None else str(getter(row))) for _, getter in columns] for row in rows]
     widths = [max([len(title)] + [len(line[i]) for line in cells]) for i, (title, _) in enumerate(columns)]
-    lines = ["  ".join(title.ljust(width) for (title, _), width in zip(columns, widths)).rstrip(),
+    lines = ["  ".join(title.ljust(width) for (title, _), width in zip(columns, widths, strict=True)).rstrip(),
              "  ".join("-" * width for width in widths)]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells]
     return "\n".join(lines)
 
 

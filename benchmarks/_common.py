@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 
@@ -72,7 +72,7 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def __enter__(self) -> "Service":
+    def __enter__(self) -> Service:
         if self.seed_home:
             shutil.copytree(self.seed_home, self.home)
         else:
@@ -140,7 +140,7 @@ class EventStream:
     (`received`, this process's time.time(): the same clock as the server's on one machine)."""
 
     def __init__(self, service: Service, **filters: str):
-        self.events: "queue.Queue[dict]" = queue.Queue()
+        self.events: queue.Queue[dict] = queue.Queue()
         self._response = requests.get(f"{service.url}batchai/api/v1/events", params=filters, stream=True,
                                       headers={"Authorization": f"token {service.token}"}, timeout=(10, None))
         self._response.raise_for_status()
@@ -175,6 +175,10 @@ class EventStream:
                 continue
             if predicate(event):
                 return event
+
+    def wait_for_job(self, name: str, *states: str, timeout: float = 120.0) -> dict:
+        """The first event of job `name` reaching one of `states`."""
+        return self.wait_for(lambda e: e.get("name") == name and e.get("state") in states, timeout)
 
     def close(self) -> None:
         try:
@@ -236,4 +240,4 @@ def print_rows(title: str, rows: list[tuple[str, str, str, str]],
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     print(f"\n{title}")
     for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)))

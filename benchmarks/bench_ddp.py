@@ -77,7 +77,7 @@ def _run_together(what: str, launches: list[tuple[list[str], dict]]) -> dict:
                  for command, env in launches]
     outputs = [process.communicate(timeout=300) for process in processes]
     wall = time.time() - t0
-    for process, (_out, err) in zip(processes, outputs):
+    for process, (_out, err) in zip(processes, outputs, strict=True):
         if process.returncode != 0:
             raise RuntimeError(f"{what} exited with {process.returncode}:\n{err[-3000:]}")
     return {"wall_s": wall, "train_s": _train_seconds("".join(out for out, _ in outputs))}

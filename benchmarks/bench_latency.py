@@ -42,8 +42,8 @@ def measure_service(runs: int, warmup: int) -> dict[str, list[float]]:
                 service.client.create_job("default", "default",
                                           {"cluster": "lat", "customToolkitSettings": {"commandLine": "true"}}, name)
                 replied = time.time()
-                running = stream.wait_for(lambda e: e.get("name") == name and e.get("state") == "running")
-                done = stream.wait_for(lambda e: e.get("name") == name and e.get("state") in ("succeeded", "failed"))
+                running = stream.wait_for_job(name, "running")
+                done = stream.wait_for_job(name, "succeeded", "failed")
                 if done["state"] != "succeeded":
                     raise RuntimeError(f"job {name} failed: {service.job(name)['executionInfo']}")
                 info = service.job(name)["executionInfo"]

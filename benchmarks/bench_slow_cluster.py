@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
+from functools import partial
 
 from _common import EventStream, Service, ms, print_rows, summary, write_result
 
@@ -103,6 +104,24 @@ def _sample(service: Service, stream: EventStream, name: str, blocker=None) -> d
     return {"submit→running": running, "terminate→terminating": terminating, "terminate→ended": ended}
 
 
+def _slow_round(service: Service, stream: EventStream, samples: dict[str, list[float]], kind: str, r: int,
+                per_round: int, seconds: float) -> tuple[str, Callable[[], bool]]:
+    """One blocker, and `per_round` samples while it sleeps; returns its cluster and its end check."""
+    blocked: list[tuple[str, Callable[[], bool]]] = []
+    for k in range(per_round):
+        start = (lambda: blocked.append(_start_blocker(service, kind, r, seconds))) if k == 0 else None
+        for measure_name, value in _sample(service, stream, f"slow-{r}-{k}", start).items():
+            samples[measure_name].append(value)
+    cluster, over = blocked[0]
+    if over():
+        print(f"  note: round {r}'s samples outlasted the blocker's {seconds:g} s; use fewer per round")
+    return cluster, over
+
+
+def _cluster_gone(service: Service, cluster: str) -> bool:
+    return cluster not in {c["name"] for c in service.client.clusters("default")}
+
+
 def measure(rounds: int, per_round: int, seconds: float, kind: str) -> dict[str, dict[str, list[float]]]:
     """Rounds of `per_round` slow samples (within one blocker's sleep) then as many quiet ones (after
     that blocker's cluster is gone), so both kinds see the machine's load of the same minutes."""
@@ -113,18 +132,10 @@ def measure(rounds: int, per_round: int, seconds: float, kind: str) -> dict[str,
         try:
             _sample(service, stream, "warmup")
             for r in range(rounds):
-                blocked: list[tuple[str, Callable[[], bool]]] = []
-                for k in range(per_round):
-                    start = (lambda r=r: blocked.append(_start_blocker(service, kind, r, seconds))) if k == 0 else None
-                    for measure_name, value in _sample(service, stream, f"slow-{r}-{k}", start).items():
-                        samples["slow"][measure_name].append(value)
-                cluster, over = blocked[0]
-                if over():
-                    print(f"  note: round {r}'s samples outlasted the blocker's {seconds:g} s; use fewer per round")
+                cluster, over = _slow_round(service, stream, samples["slow"], kind, r, per_round, seconds)
                 _wait(over, f"the slow operation on {cluster} to end", timeout=seconds + 120)
                 service.client.request("DELETE", service.client.cluster_path("default", cluster))
-                _wait(lambda: cluster not in {c["name"] for c in service.client.clusters("default")},
-                      f"cluster {cluster} to be deleted")
+                _wait(partial(_cluster_gone, service, cluster), f"cluster {cluster} to be deleted")
                 for k in range(per_round):
                     for measure_name, value in _sample(service, stream, f"quiet-{r}-{k}").items():
                         samples["quiet"][measure_name].append(value)
@@ -151,10 +162,12 @@ def main(argv: list[str] | None = None) -> dict:
             ratios[f"{measure_name} {stat}"] = slow / quiet
             rows.append((f"{measure_name} {stat}", ms(slow), ms(quiet), f"{slow / quiet:7.2f}x"))
     met = all(ratios[f"{m} median"] <= TARGET_RATIO for m in MEASURES)
-    result = {"rounds": args.rounds, "per_round": args.per_round, "slow_seconds": args.slow_seconds, "blocker": args.blocker, "stats": stats,
-              "samples": samples, "ratios": ratios, "target_ratio": TARGET_RATIO, "met": met}
+    result = {"rounds": args.rounds, "per_round": args.per_round, "slow_seconds": args.slow_seconds,
+              "blocker": args.blocker, "stats": stats, "samples": samples, "ratios": ratios,
+              "target_ratio": TARGET_RATIO, "met": met}
     header = f"A job on a healthy cluster while another cluster's {args.blocker} sleeps {args.slow_seconds:g} s"
-    print_rows(f"{header} (N={args.rounds * args.per_round} of each)", rows, ("measure", "with the slow cluster", "without", "with/without"))
+    print_rows(f"{header} (N={args.rounds * args.per_round} of each)", rows,
+               ("measure", "with the slow cluster", "without", "with/without"))
     print(f"  target: median ratios ≤ {TARGET_RATIO}: {'met' if met else 'MISSED'}")
     print(f"  written to {write_result(f'slow_cluster_{args.blocker}', result, args.json)}")
     return result

@@ -25,11 +25,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "ssh"))
 
 from _common import Service, write_result  # noqa: E402
-from sshd_hosts import SshHosts  # noqa: E402
-
 from batchai_jupyter.backends.ssh_connection import ConnectionPool, Login  # noqa: E402
 from batchai_jupyter.backends.ssh_options import HostSpec  # noqa: E402
 from batchai_jupyter.backends.ssh_staging import FileHashes, Stager  # noqa: E402
+from sshd_hosts import SshHosts  # noqa: E402
 
 
 def random_file(directory: str, mib: int) -> str:
@@ -106,13 +105,13 @@ def bench_failover(hosts: SshHosts, kills: int) -> dict:
                 "cluster": "bench", "nodeCount": 2, "maxRetries": 1,
                 "inputDirectories": [{"id": "S", "path": scripts}],
                 "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_S/sleep.py"}}, name)
-            _wait(lambda: _running_tasks(client, name) == 2, "the job's tasks", 120)
+            _wait(lambda name=name: _running_tasks(client, name) == 2, "the job's tasks", 120)
             time.sleep(1.0)
             ip = client.list(client.job_path("default", "default", name) + "/tasks")[0]["ip"]
             victim = next(h for h in hosts.hosts if h.address == ip)
             killed = time.perf_counter()
             hosts.kill(victim)
-            _wait(lambda: client.job("default", "default", name)["attempt"] == 2, "the requeue", 60, 0.02)
+            _wait(lambda name=name: client.job("default", "default", name)["attempt"] == 2, "the requeue", 60, 0.02)
             seconds.append(time.perf_counter() - killed)
             print(f"  round {round_ + 1}: host killed -> job requeued in {seconds[-1]:.2f} s")
             client.request("POST", client.job_path("default", "default", name) + "/terminate")

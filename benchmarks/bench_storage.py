@@ -61,7 +61,7 @@ def _timed(action) -> float:
 def transfer_benchmark(connection: str, work: str, megabytes: int, reps: int) -> dict:
     from azure.storage.blob import ContainerClient
 
-    from batchai_jupyter.storage.base import DatastoreContext
+    from batchai_jupyter.ports.datastores import DatastoreContext
     from batchai_jupyter.storage.blob import create
 
     source = os.path.join(work, "big.bin")
@@ -104,12 +104,13 @@ def transfer_benchmark(connection: str, work: str, megabytes: int, reps: int) ->
     return result
 
 
-TRAIN = "import os; print(sum(len(open(os.path.join(d, f), 'rb').read()) for d in [os.environ['AZ_BATCHAI_INPUT_DATA']] for f in os.listdir(d)))"
+TRAIN = ("import os; print(sum(len(open(os.path.join(d, f), 'rb').read()) "
+         "for d in [os.environ['AZ_BATCHAI_INPUT_DATA']] for f in os.listdir(d)))")
 
 
 def resubmission_benchmark(connection: str, work: str, dataset_megabytes: int) -> dict:
     from batchai_jupyter.notebook.datasets import files_of, upload
-    from batchai_jupyter.storage.base import DatastoreContext
+    from batchai_jupyter.ports.datastores import DatastoreContext
     from batchai_jupyter.storage.blob import create
 
     container = "resubmit"

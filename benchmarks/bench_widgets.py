@@ -2,7 +2,8 @@
 
 Two monitors watch the same job at the same time, each in its own process: "before" runs the
 package of an earlier revision (--before DIR or BATCHAI_BENCH_BEFORE: a checkout whose
-batchai_jupyter polls job, tasks and every log file each step, e.g. `git worktree add DIR 970ec42`), "after" runs this checkout's (the job
+batchai_jupyter polls job, tasks and every log file each step, e.g. `git worktree add DIR 970ec42`),
+"after" runs this checkout's (the job
 snapshot, driven by the event stream). Every HTTP request a monitor's process sends is counted (a
 long-lived event stream counts once). The job first waits queued behind a job holding both nodes
 (`--queued` seconds), then both ranks print a line with their time.time() every 0.3 s; a line's

@@ -30,7 +30,7 @@ generator = torch.Generator().manual_seed(rank)
 inputs = torch.randn(args.batch, 64, generator=generator)
 labels = torch.randint(0, 10, (args.batch,), generator=generator)
 started = time.time()
-for step in range(args.steps):
+for _step in range(args.steps):
     optimiser.zero_grad()
     loss = torch.nn.functional.cross_entropy(model(inputs), labels)
     loss.backward()

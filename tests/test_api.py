@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import uuid
 
@@ -157,7 +156,8 @@ BAD_NAMES = {"space": "a b", "65 chars": "x" * 65, "dot": "a.b"}
 def test_bad_names_are_refused_everywhere(shared_service, cluster, bad):
     name = BAD_NAMES[bad]
     clusters, jobs = names(shared_service, CLUSTERS), names(shared_service, JOBS)
-    workspaces, experiments = names(shared_service, "workspaces"), names(shared_service, "workspaces/default/experiments")
+    workspaces = names(shared_service, "workspaces")
+    experiments = names(shared_service, "workspaces/default/experiments")
     quoted = requests.utils.quote(name, safe="")
     for path, body in [(f"workspaces/{quoted}", None), (f"workspaces/default/experiments/{quoted}", None),
                        (f"{CLUSTERS}/{quoted}", {"nodeCount": 0}), (f"{JOBS}/{quoted}", {"cluster": cluster, **ECHO})]:

@@ -14,9 +14,8 @@ import uuid
 
 import pytest
 
-from conftest import TOKEN, wait_for
-
 from batchai_jupyter.client import Client
+from conftest import TOKEN, wait_for
 
 
 def batchai_script() -> str:

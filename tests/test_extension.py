@@ -13,10 +13,9 @@ import uuid
 import pytest
 import requests
 
-from conftest import _kill_leftover_tasks, free_port, make_cluster, read_log, submit, wait_job
-
 from batchai_jupyter.client import Client
 from batchai_jupyter.errors import BatchAIError
+from conftest import _kill_leftover_tasks, free_port, make_cluster, read_log, submit, wait_job
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

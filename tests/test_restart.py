@@ -6,7 +6,19 @@ import os
 import subprocess
 import sys
 
-from conftest import TOKEN, append, free_port, lines, open_gate, make_cluster, read_log, submit, wait_for, wait_gate, wait_job
+from conftest import (
+    TOKEN,
+    append,
+    free_port,
+    lines,
+    make_cluster,
+    open_gate,
+    read_log,
+    submit,
+    wait_for,
+    wait_gate,
+    wait_job,
+)
 
 
 def job(client, name: str) -> dict:

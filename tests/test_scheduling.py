@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from conftest import append, lines, make_cluster, open_gate, read_log, submit, wait_for, wait_gate, wait_job
 from batchai_jupyter.errors import BatchAIError
+from conftest import append, lines, make_cluster, open_gate, read_log, submit, wait_for, wait_gate, wait_job
 
 LEGACY_SCHEMA = "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-03-01/job.json"
 # Long enough to observe the engine (it wakes at least every 0.5 s) deciding several times.

@@ -566,7 +566,7 @@ def test_job_environment_contract(shared_client, shared_service, unique, tmp_pat
         f"{mpirun} | sort",
         f"{shlex.quote(PYTHON)} {shlex.quote(script)}",
     ])
-    job = run_job(client, name, cluster, {
+    run_job(client, name, cluster, {
         "nodeCount": 2,
         "inputDirectories": [{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs/data"},
                              {"id": "SCRIPTS", "path": str(tmp_path)}],

@@ -1,6 +1,7 @@
 """Compute backends, registered by name under the entry-point group `batchai_jupyter.backends`.
 
-An entry point names a factory `factory(context: BackendContext) -> ComputeBackend`. A backend whose
+An entry point names a factory `factory(context: BackendContext) -> Backend` (ports/compute.py: the
+backend's class declares which capabilities it has by inheriting them). A backend whose
 module cannot be imported here (a missing optional dependency) is not offered, and creating a
 cluster on it says why.
 """
@@ -9,15 +10,15 @@ from __future__ import annotations
 import logging
 from importlib.metadata import entry_points
 
-from .base import BackendContext, ComputeBackend
+from ..ports.compute import Backend, BackendContext
 
 GROUP = "batchai_jupyter.backends"
 log = logging.getLogger("batchai_jupyter")
 
 
-def load_backends(context: BackendContext) -> tuple[dict[str, ComputeBackend], dict[str, str]]:
+def load_backends(context: BackendContext) -> tuple[dict[str, Backend], dict[str, str]]:
     """The backends that load, by name, and for those that do not, why."""
-    loaded: dict[str, ComputeBackend] = {}
+    loaded: dict[str, Backend] = {}
     unavailable: dict[str, str] = {}
     for point in entry_points(group=GROUP):
         try:

@@ -18,11 +18,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
+from ..ports.compute import BackendContext, ComputeBackend, NodePlacement, TaskLaunch, TaskStatus
 from ..runtime import wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
-from .base import BackendContext, NodePlacement, TaskLaunch, TaskStatus
 
 WRAPPER_PATH = os.path.abspath(wrapper.__file__)
 log = logging.getLogger("batchai")
@@ -54,7 +54,7 @@ def _read_pid(run_dir: str) -> int | None:
         return None
 
 
-class LocalBackend:
+class LocalBackend(ComputeBackend):
     name = "local"
 
     def __init__(self, node_root: Callable[[dict, dict], str], heartbeat_seconds: float = 2.0, home: str = ""):

@@ -21,16 +21,37 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable, Mapping
 
-from ..core import launch, models
 from ..errors import BatchAIError
+from ..ports.compute import (
+    GANG_ENDED,
+    PRIVATE_ENV,
+    BackendContext,
+    ChecksClusters,
+    GangRequest,
+    GangStatus,
+    GangTask,
+    NodePlacement,
+    NodePool,
+    SchedulerBackend,
+    SchedulerNode,
+    SchedulerUnavailable,
+)
 from ..runtime import wrapper
 from . import slurm_driver, slurm_step
-from .base import (GANG_ENDED, BackendContext, GangRequest, GangStatus, GangTask, SchedulerNode,
-                   SchedulerUnavailable)
-from .slurm_commands import (LOST_STATES, RUNNING_STATES, WAITING_STATES, SlurmCommands, expand_hostlist,
-                             local_runner, node_state, sbatch_time, slurm_env, ssh_runner)
+from .slurm_commands import (
+    LOST_STATES,
+    RUNNING_STATES,
+    WAITING_STATES,
+    SlurmCommands,
+    expand_hostlist,
+    local_runner,
+    node_state,
+    sbatch_time,
+    slurm_env,
+    ssh_runner,
+)
 from .slurm_options import SlurmOptions, parse_slurm_options
 
 JOB_NAME_PREFIX = "batchai-"
@@ -45,9 +66,9 @@ _LOST_MESSAGES = {
     "DEADLINE": "Slurm ended the job at its deadline",
     "OUT_OF_MEMORY": "the job ran out of memory (Slurm OUT_OF_MEMORY)",
 }
+# Shipped with the core's task planner (BackendContext.planner_files: package `batchai_launch`).
 _RUNTIME_FILES = {"slurm_driver.py": slurm_driver.__file__, "slurm_step.py": slurm_step.__file__,
-                  "wrapper.py": wrapper.__file__, "batchai_launch/launch.py": launch.__file__,
-                  "batchai_launch/models.py": models.__file__}
+                  "wrapper.py": wrapper.__file__}
 
 
 def _read_json(path: str):
@@ -81,9 +102,7 @@ def _scrub_secrets(control: str) -> None:
             pass
 
 
-def _service_env() -> dict:
-    from ..core.service import PRIVATE_ENV  # the service's own secrets never reach Slurm jobs
-
+def _service_env() -> dict:  # the service's own secrets never reach Slurm jobs
     return {name: value for name, value in os.environ.items() if name not in PRIVATE_ENV}
 
 
@@ -110,13 +129,14 @@ class QueuePacer:
         self.last = float("-inf")
 
 
-class SlurmBackend:
+class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
     name = "slurm"
-    schedules_jobs = True
 
     def __init__(self, home: str, site_options: dict,
-                 commands_for: Callable[[SlurmOptions], SlurmCommands] | None = None):
+                 commands_for: Callable[[SlurmOptions], SlurmCommands] | None = None,
+                 planner_files: Mapping[str, str] | None = None):
         self.home = home
+        self._runtime_files = {**_RUNTIME_FILES, **(planner_files or {})}
         self.site_options = dict(site_options or {})
         self._commands_for = commands_for or self._default_commands
         self._ssh_pool = None
@@ -173,7 +193,7 @@ class SlurmBackend:
 
     # -- node-pool protocol: a Slurm cluster's nodes are never ours to provision --------------------
 
-    def provision(self, cluster: dict, node: dict):
+    def provision(self, cluster: dict, node: dict) -> NodePlacement:
         raise BatchAIError("ClusterSizedByScheduler", "a Slurm cluster's nodes are Slurm's; they are not provisioned")
 
     def release(self, cluster: dict, node: dict) -> None:
@@ -256,7 +276,7 @@ class SlurmBackend:
         """Copies the driver, the step, the wrapper and the launch code to the shared file system
         once per version (content-hashed directory, written aside and renamed into place)."""
         digest = hashlib.sha256()
-        for name, path in sorted(_RUNTIME_FILES.items()):
+        for name, path in sorted(self._runtime_files.items()):
             with open(path, "rb") as handle:
                 digest.update(name.encode() + b"\0" + handle.read())
         target = os.path.join(options.shared_root, "runtime", digest.hexdigest()[:16])
@@ -267,7 +287,7 @@ class SlurmBackend:
         staging = tempfile.mkdtemp(prefix=".runtime-", dir=os.path.dirname(target))
         os.makedirs(os.path.join(staging, "batchai_launch"))
         _write(os.path.join(staging, "batchai_launch", "__init__.py"), "")
-        for name, path in _RUNTIME_FILES.items():
+        for name, path in self._runtime_files.items():
             shutil.copyfile(path, os.path.join(staging, name))
         os.chmod(staging, 0o755)
         try:
@@ -389,4 +409,8 @@ class SlurmBackend:
 
 
 def create(context: BackendContext) -> SlurmBackend:
-    return SlurmBackend(context.layout.root, dict(context.options))
+    if not context.planner_files:  # the driver plans tasks with them on the allocation
+        raise BatchAIError("BackendUnavailable", "the slurm backend needs the core's task planner files "
+                                                 "(BackendContext.planner_files); build the service with "
+                                                 "batchai_jupyter.assembly.build_service")
+    return SlurmBackend(context.layout.root, dict(context.options), planner_files=context.planner_files)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import getpass
 import shlex
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 from ..errors import BatchAIError
-from .base import SchedulerUnavailable
+from ..ports.compute import SchedulerUnavailable
 
 COMMAND_TIMEOUT_SECONDS = 60.0
 # What Slurm's commands say when slurmctld cannot be reached (a restart, an outage): try again later.

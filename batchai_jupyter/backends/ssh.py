@@ -28,13 +28,24 @@ import shlex
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import BatchAIError
+from ..ports.compute import (
+    BackendContext,
+    ChecksClusters,
+    ComputeBackend,
+    NodeExec,
+    NodeHealth,
+    NodePlacement,
+    NodeScripts,
+    RemoteNodes,
+    TaskLaunch,
+    TaskStatus,
+)
 from ..runtime import wrapper
 from ..storage.mounts import Mount, mount_command
 from ..storage.native_mounts import FAILED_EXIT, UPLOAD_WAIT_SECONDS, unmount_under_script
-from .base import BackendContext, NodePlacement, TaskLaunch, TaskStatus
 from .ssh_cluster_keys import ClusterKeys, HostAssignments
 from .ssh_connection import ConnectionPool, HostConnection, Login, SshError
 from .ssh_health import HostMonitor
@@ -64,9 +75,8 @@ else echo "python-error=$PYTHON_VERSION"; fi
 """
 
 
-class SshBackend:
-    name = "ssh"
-    remote = True  # nodes do not see the service's files: the backend stages them
+class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScripts, RemoteNodes):
+    name = "ssh"  # its nodes are remote: they do not see the service's files, the backend stages them
 
     def __init__(self, context: BackendContext):
         self.home = context.layout.root
@@ -290,7 +300,8 @@ class SshBackend:
             return []
         _, options = self._node_host(node)
         login = self._login(options)
-        by_address = {(h.address or _resolve(h.host)): h for h in self.assignments.hosts_of(node["info"]["cluster_uuid"])}
+        hosts = self.assignments.hosts_of(node["info"]["cluster_uuid"])
+        by_address = {(h.address or _resolve(h.host)): h for h in hosts}
         return [self.pool.get(by_address[a], login) for a in addresses if a in by_address]
 
     def _ssh_env(self, node: dict) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import socket
 import threading
 from dataclasses import dataclass
 
@@ -108,7 +107,7 @@ def connect(host: HostSpec, login: Login) -> paramiko.SSHClient:
         raise SshError(f"host {host.label} refused {which} for user {host.user}: add the public key to "
                        f"~{host.user}/.ssh/authorized_keys there, or pass the right one with --key "
                        "(backendOptions.keyFile)") from None
-    except (OSError, socket.timeout, paramiko.SSHException, EOFError) as failure:
+    except (TimeoutError, OSError, paramiko.SSHException, EOFError) as failure:
         client.close()
         reason = str(failure) or type(failure).__name__
         raise SshError(f"cannot reach host {host.label}: {reason}; check the address and port, that the host "
@@ -167,7 +166,7 @@ class HostConnection:
             channel.close()
         except SshError:
             raise
-        except (OSError, socket.timeout, paramiko.SSHException, EOFError) as failure:
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as failure:
             self.drop()
             raise SshError(f"host {self.host.label} stopped answering: {failure or type(failure).__name__}") from None
         return status, out.decode(errors="replace"), err.decode(errors="replace")

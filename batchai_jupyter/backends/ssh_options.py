@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import BatchAIError
 
@@ -59,7 +60,7 @@ class SshOptions:
                 "output_sync_seconds": self.output_sync_seconds}
 
     @classmethod
-    def from_node_dict(cls, host: dict, login: dict) -> "SshOptions":
+    def from_node_dict(cls, host: dict, login: dict) -> SshOptions:
         return cls((HostSpec(**host),), login["key_file"], login["known_hosts"], login["tofu"], login["python"],
                    login["root"], login["connect_timeout"], login["output_sync_seconds"])
 

@@ -36,7 +36,7 @@ class TaskRecord:
         os.replace(temporary, path)
 
     @classmethod
-    def load(cls, path: str) -> "TaskRecord | None":
+    def load(cls, path: str) -> TaskRecord | None:
         try:
             with open(path) as handle:
                 return cls(**json.load(handle))
@@ -79,7 +79,7 @@ class TaskFollower:
         self._lock = threading.Lock()  # one copier at a time: the thread or finish()
         self._thread = threading.Thread(target=self._loop, name=f"batchai-ssh-follow-{record.run_dir}", daemon=True)
 
-    def start(self) -> "TaskFollower":
+    def start(self) -> TaskFollower:
         self._thread.start()
         return self
 

@@ -5,8 +5,8 @@ Kernels, the CLI, the widgets and the demo use only this package, never the serv
 from __future__ import annotations
 
 import time
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import BatchAIError
 from .discovery import Announce, find_service
@@ -19,11 +19,11 @@ __all__ = ["API", "ENDED", "Client"]
 
 class Client(Transport):
     @classmethod
-    def discover(cls, start: bool = True, announce: Announce = print) -> "Client":
+    def discover(cls, start: bool = True, announce: Announce = print) -> Client:
         """The service from BATCHAI_URL/BATCHAI_TOKEN, a running Jupyter server, or one started here."""
         return cls(*find_service(start, announce))
 
-    def clone(self) -> "Client":
+    def clone(self) -> Client:
         """A client of the same service with its own connection pool (for another thread)."""
         return type(self)(self.url, self.token, self.timeout)
 

@@ -83,7 +83,7 @@ def _free_port() -> int:
 
 def start_local_service(announce: Announce = print) -> tuple[str, str]:
     """Starts `batchai serve` detached (it outlives this process) and waits until it answers."""
-    from ..core.layout import default_home
+    from ..ports.layout import default_home
 
     home = default_home()
     os.makedirs(home, exist_ok=True)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import codecs
 import time
-from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BatchAIError
 
@@ -17,7 +17,7 @@ ENDED = ("succeeded", "failed")
 class FileTail:
     """The new bytes (or text) of one job file since the last read; nothing while it does not exist yet."""
 
-    def __init__(self, client: "Client", workspace: str, experiment: str, job: str, path: str,
+    def __init__(self, client: Client, workspace: str, experiment: str, job: str, path: str,
                  output_id: str = "stdouterr", offset: int = 0):
         self.client = client
         self.where = (workspace, experiment, job)
@@ -50,7 +50,7 @@ class FileTail:
 Choose = Callable[[dict], "list[str] | None"]
 
 
-def follow_job(client: "Client", workspace: str, experiment: str, job: str, files: Choose | list[str],
+def follow_job(client: Client, workspace: str, experiment: str, job: str, files: Choose | list[str],
                on_data: Callable[[str, Any], None], *, output_id: str = "stdouterr", text: bool = False,
                on_state: Callable[[dict], None] | None = None, on_missing: Callable[[str], None] | None = None,
                timeout: float | None = None, poll: float = 0.2) -> dict:

@@ -33,8 +33,8 @@ class Transport:
             response = self.session.request(method, url, json=json_body, params=params, headers=headers, data=data,
                                             timeout=timeout or self.timeout, stream=stream)
         except requests.ConnectionError:
-            raise BatchAIError("ServiceUnreachable", f"cannot reach the batchai service at {self.url}; "
-                                                     "is it running? (`batchai serve` starts one)", status=503)
+            raise BatchAIError("ServiceUnreachable", f"cannot reach the batchai service at {self.url}; is it "
+                                                     "running? (`batchai serve` starts one)", status=503) from None
         if response.status_code >= 400:
             raise error_from(response)
         if stream or raw:

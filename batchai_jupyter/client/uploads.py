@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from collections.abc import Callable, Iterator
 
 from ..errors import BatchAIError
 
@@ -82,7 +82,7 @@ def files_of(local_path: str, where: str) -> list[UploadFile]:
     return found
 
 
-def upload_files(client: "Client", workspace: str, datastore: str, files: list[UploadFile], folder: str = "",
+def upload_files(client: Client, workspace: str, datastore: str, files: list[UploadFile], folder: str = "",
                  *, hashes: dict[str, str] | None = None, compare_hashes: bool = False,
                  progress: Progress | None = None) -> UploadResult:
     """Uploads `files` under `folder` of the datastore. The datastore is first asked which of them it does
@@ -124,7 +124,7 @@ def upload_files(client: "Client", workspace: str, datastore: str, files: list[U
     return result
 
 
-def download_file(client: "Client", workspace: str, datastore: str, path: str, target: str,
+def download_file(client: Client, workspace: str, datastore: str, path: str, target: str,
                   progress: Callable[[int], None] | None = None) -> int:
     """Downloads one datastore file by ranged reads into `target`, which appears only when it is whole."""
     partial = target + ".part"

@@ -5,9 +5,28 @@ import dataclasses
 from typing import Any
 
 from .durations import parse_duration
-from .models import DEALLOCATION_OPTIONS, DEFAULT_WORKSPACE, MAX_NODES_PER_CLUSTER, ClusterSpec, ScaleSettings, SetupTask
-from .spec import (NATIVE, Fields, build_dataclass, command_block, known_fields, mask_secrets, named_values, one_of,
-                   raw_block, resource_name, unwrap, variables_to_wire)
+from .models import (
+    DEALLOCATION_OPTIONS,
+    DEFAULT_WORKSPACE,
+    MAX_NODES_PER_CLUSTER,
+    ClusterSpec,
+    ScaleSettings,
+    SetupTask,
+)
+from .spec import (
+    NATIVE,
+    Fields,
+    build_dataclass,
+    command_block,
+    known_fields,
+    mask_secrets,
+    named_values,
+    one_of,
+    raw_block,
+    resource_name,
+    unwrap,
+    variables_to_wire,
+)
 
 VM_PRIORITIES = ("dedicated", "lowpriority")
 DEFAULT_IDLE_SECONDS = 300.0
@@ -86,7 +105,8 @@ def _scale(body: Fields) -> ScaleSettings:
     if way == "scaleSettings":
         return _scale_settings(body.obj("scaleSettings"), idle)
     if way == "nodeCount":
-        return ScaleSettings(target=body.integer("nodeCount", minimum=0, maximum=MAX_NODES_PER_CLUSTER), idle_seconds_before_scaledown=idle)
+        return ScaleSettings(target=body.integer("nodeCount", minimum=0, maximum=MAX_NODES_PER_CLUSTER),
+                             idle_seconds_before_scaledown=idle)
     if way is not None:
         return _auto_scale(body, "minNodes", "maxNodes", None, idle)
     return ScaleSettings(idle_seconds_before_scaledown=idle)
@@ -144,7 +164,7 @@ def cluster_spec_to_wire(spec: ClusterSpec) -> dict:
     """The camelCase cluster properties the API returns: no secret values, keys masked."""
     scale = spec.scale
     if scale.mode == "auto":
-        scale_settings = {"autoScale": {"minimumNodeCount": scale.minimum,
+        scale_settings: dict[str, dict[str, Any]] = {"autoScale": {"minimumNodeCount": scale.minimum,
                                         "maximumNodeCount": scale.maximum,
                                         "initialNodeCount": scale.initial}}
     else:

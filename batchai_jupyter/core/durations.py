@@ -77,7 +77,7 @@ def _parse_iso(text: str) -> float | None:
     match = _ISO.fullmatch(text)
     if not match:
         return None
-    return sum(float(number or 0) * _UNIT_SECONDS[unit] for number, unit in zip(match.groups(), "wdhms"))
+    return sum(float(number or 0) * _UNIT_SECONDS[unit] for number, unit in zip(match.groups(), "wdhms", strict=True))
 
 
 def _parse_friendly(text: str) -> float | None:

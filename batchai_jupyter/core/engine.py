@@ -5,6 +5,7 @@ that cluster's own worker (core/workers.py). No lock is held across I/O: a clust
 host or scheduler is slow delays only its own work."""
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -74,7 +75,7 @@ class Engine:
             workspace, name = cluster["workspace"], cluster["name"]
             key = cluster_key(workspace, name)
             keys.add(key)
-            self.workers.request_cycle(key, lambda w=workspace, n=name: self.cluster_cycle(w, n))
+            self.workers.request_cycle(key, functools.partial(self.cluster_cycle, workspace, name))
         self.workers.retire_idle(keys)
         self.workers.report_slow()
 
@@ -140,7 +141,8 @@ class Engine:
                 log.exception("starting job %s failed", job["name"])
                 job = self.store.job(job["id"])
                 self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-                self.runner.finish(job, "failed", None, [error("JobStartFailed", f"the job could not start: {failure}")])
+                self.runner.finish(job, "failed", None,
+                                   [error("JobStartFailed", f"the job could not start: {failure}")])
         elif isinstance(decision, scheduler.KillJob):
             job = self.store.job(decision.job_id)
             self.runner.terminate(job, [error(decision.reason, decision.message)])

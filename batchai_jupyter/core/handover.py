@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
-from ..backends.base import GANG_ENDED, GangRequest, GangStatus, SchedulerUnavailable, schedules_jobs
+from ..ports.compute import GANG_ENDED, Backend, GangRequest, GangStatus, SchedulerBackend, SchedulerUnavailable
+from . import views
 from .events import EventBus
 from .jobrun import JobRunner, error
 from .models import DEFAULT_MAX_WALL_CLOCK_SECONDS
 from .scheduler import WALL_CLOCK_REASON, format_duration, order_queue
 from .store import Store
-from . import views
 
 log = logging.getLogger("batchai")
 
@@ -33,7 +33,7 @@ def attempt_key(job: dict) -> str:
 
 
 class HandOver:
-    def __init__(self, store: Store, events: EventBus, runner: JobRunner, backends: Mapping[str, object]):
+    def __init__(self, store: Store, events: EventBus, runner: JobRunner, backends: Mapping[str, Backend]):
         self.store = store
         self.events = events
         self.runner = runner
@@ -42,10 +42,12 @@ class HandOver:
         self._waiting: dict[int, str] = {}  # job id → why it still waits (the scheduler's reason, our cap)
 
     def owns(self, cluster: dict | None) -> bool:
-        return cluster is not None and schedules_jobs(self.backends.get(cluster["spec"]["backend"]))
+        return cluster is not None and isinstance(self.backends.get(cluster["spec"]["backend"]), SchedulerBackend)
 
-    def _backend(self, cluster: dict):
-        return self.backends[cluster["spec"]["backend"]]
+    def _backend(self, cluster: dict) -> SchedulerBackend:
+        backend = self.backends[cluster["spec"]["backend"]]
+        assert isinstance(backend, SchedulerBackend), "only clusters this hand-over owns get here"
+        return backend
 
     def waiting_reason(self, job: dict) -> str:
         """Why a queued job of a scheduler cluster still waits, as last seen ("" when unknown)."""
@@ -87,9 +89,9 @@ class HandOver:
         known = {node["name"]: node for node in self.store.nodes_of(*key)}
         now = time.time()
         with self.store.transaction():
-            for name, node in known.items():
+            for name, row in known.items():
                 if name not in reported:
-                    self.store.delete("nodes", id=node["id"])
+                    self.store.delete("nodes", id=row["id"])
             for name, node in reported.items():
                 info = {"mpi_host": name, "cpus": node.cpus, "gpus": node.gpus, "root": ""}
                 errors = [error("NodeUnusable", f"{name}: {node.reason}")] if node.state == "unusable" and \
@@ -292,10 +294,9 @@ class HandOver:
     def forget(self, job: dict) -> None:
         """Lets the backend drop what it kept for each attempt of a deleted job (control files)."""
         cluster = self.store.cluster(job["workspace"], job["cluster"])
-        forget = getattr(self._backend(cluster), "forget", None) if self.owns(cluster) else None
-        if forget is not None:
+        if self.owns(cluster):
             for attempt in range(1, job["attempt"] + 1):
-                forget(cluster, f"{job['uuid']}-{attempt}")
+                self._backend(cluster).forget(cluster, f"{job['uuid']}-{attempt}")
 
 
 def _job_key(job: dict) -> dict:

@@ -6,16 +6,14 @@ import os
 import shutil
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from ..backends.base import ComputeBackend, TaskLaunch
 from ..errors import BatchAIError
-from ..storage.jobdata import JobData
-from ..storage.native_mounts import NodeScript, run_local_script
-from ..storage.base import Datastore
+from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
+from ..ports.datastores import Datastore, JobStorage
+from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_segment
 from . import launch
 from .events import EventBus
-from .layout import HomeLayout, job_segment, output_segment, stdouterr_segment
 from .spec import job_spec_from_dict
 from .store import Store
 
@@ -36,14 +34,14 @@ def error(code: str, message: str) -> dict:
 class JobRunner:
     def __init__(self, store: Store, layout: HomeLayout, events: EventBus,
                  backend_for: Callable[[str, str], ComputeBackend],
-                 datastore_for: Callable[[str], Datastore], base_env: Callable[[], dict]):
+                 datastore_for: Callable[[str], Datastore], base_env: Callable[[], dict], data: JobStorage):
         self.store = store
         self.layout = layout
         self.events = events
         self.backend_for = backend_for  # (workspace, cluster) -> backend
         self.datastore_for = datastore_for  # workspace -> its default datastore
         self.base_env = base_env
-        self.data = JobData(store, layout, datastore_for, job_segment)  # staging, mounts, flushing (storage/)
+        self.data = data  # staging, mounts, flushing: storage/jobdata.py
 
     # -- building the launch context -------------------------------------------------------
 
@@ -64,7 +62,8 @@ class JobRunner:
             # A backend whose nodes are other machines names the Python there (node info "python").
             python=self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
             node_base_env=self.base_env(),
-            checkpoint_dir=datastore.node_path(f"{job_segment(job['experiment'], job['name'], job['uuid'])}/checkpoints"))
+            checkpoint_dir=datastore.node_path(
+                f"{job_segment(job['experiment'], job['name'], job['uuid'])}/checkpoints"))
         return context, nodes
 
     def _node_python(self, job: dict) -> str:
@@ -84,8 +83,8 @@ class JobRunner:
         first = self.store.node(node_ids[0])
         backend = self.backend_for(job["workspace"], job["cluster"])
         # A backend whose nodes are other machines asks the master's host for a free port.
-        pick_port = getattr(backend, "free_port", None)
-        master_port = pick_port(first) if pick_port else _free_port(first["ip"])
+        remote = isinstance(backend, RemoteNodes)
+        master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first["ip"])
         with self.store.transaction():
             self.store.set_job_state(job["id"], "running", started=time.time(), node_ids=list(node_ids),
                                      master_port=master_port, exit_code=None)
@@ -93,13 +92,11 @@ class JobRunner:
                 self.store.set_node_state(node_id, "running", job_id=job["id"])
         job = self.store.job(job["id"])
         context, nodes = self.context(job)
-        self._prepare_directories(context, nodes, local_nodes=not getattr(backend, "remote", False))
+        self._prepare_directories(context, nodes, local_nodes=not remote)
         try:
-            show = getattr(backend, "show_mounts", None)  # a remote backend that can show mounts itself
             notes = self.data.prepare(
-                job, list(context.input_paths.values()), nodes, remote=getattr(backend, "remote", False),
-                show=show and (lambda index: lambda root, mounts: show(self.store.node(node_ids[index]), root,
-                                                                        mounts)),
+                job, list(context.input_paths.values()), nodes, remote=remote,
+                show=self._show_mounts_on(backend, node_ids),
                 run=self.node_scripts(backend, node_ids))
         except BatchAIError as failure:
             self.attempt_failed(job, error(failure.code, f"the job's inputs or mounts are not ready: {failure}"), None)
@@ -110,15 +107,21 @@ class JobRunner:
         self._launch_phase(job, context, nodes, "prep" if prep else "main", prep or launch.plan_tasks(context, nodes))
         self.events.publish("job", **_job_key(job), state="running", attempt=job["attempt"])
 
-    def node_scripts(self, backend: ComputeBackend, node_ids) -> Callable[[int], NodeScript] | None:
-        """Runs scripts on the job's nodes (by index): here for local nodes, else through the backend's
-        `run_script`; None when the backend has none."""
-        if not getattr(backend, "remote", False):
-            return lambda index: run_local_script
-        run_script = getattr(backend, "run_script", None)
-        if run_script is None:
+    def _show_mounts_on(self, backend: Backend, node_ids) -> Callable[[int], Callable[[str, list], None]] | None:
+        """Shows mounts on the job's nodes (by index) through a remote backend; None for nodes that see
+        the service's files (the mounts are linked here)."""
+        if not isinstance(backend, RemoteNodes):
             return None
-        return lambda index: lambda script, stdin: run_script(self.store.node(node_ids[index]), script, stdin)
+        return lambda index: lambda root, mounts: backend.show_mounts(self.store.node(node_ids[index]), root, mounts)
+
+    def node_scripts(self, backend: Backend, node_ids) -> Callable[[int], NodeScript] | None:
+        """Runs scripts on the job's nodes (by index): here for nodes that see the service's files, else
+        through the backend's `run_script`; None when the backend has none."""
+        if not isinstance(backend, RemoteNodes):
+            return lambda index: self.data.run_here
+        if not isinstance(backend, NodeScripts):
+            return None
+        return lambda index: lambda script, stdin: backend.run_script(self.store.node(node_ids[index]), script, stdin)
 
     def _unmount(self, job: dict) -> list[dict]:
         """Unmounts the job's native mounts on its nodes (they upload what the job wrote first)."""
@@ -159,7 +162,7 @@ class JobRunner:
                     run_dir=run_dir, stdout=plan.stdout_name, stderr=plan.stderr_name, state="running", launched=now)
                 rows.append((task_id, plan, run_dir))
         base = self.base_env()
-        for task_id, plan, run_dir in rows:
+        for _task_id, plan, run_dir in rows:
             node = nodes[plan.node_index]
             shutil.rmtree(run_dir, ignore_errors=True)
             self.backend_for(job["workspace"], job["cluster"]).start_task(

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from ..backends.base import ComputeBackend, TaskLaunch
 from ..errors import BatchAIError
-from ..storage.base import Datastore
+from ..ports.compute import ComputeBackend, NodeHealth, RemoteNodes, TaskLaunch
+from ..ports.datastores import Datastore
+from ..ports.layout import cluster_segment
 from . import launch
 from .events import EventBus
 from .jobrun import JobRunner, error
-from .layout import cluster_segment
 from .store import Store
 
 log = logging.getLogger("batchai")
@@ -39,10 +39,10 @@ class NodeKeeper:
         """Moves the cluster's nodes towards its target; True when nodes are still to be provisioned
         (a cycle provisions a batch at a time, so a huge target never monopolises the cluster's worker)."""
         nodes = self.store.nodes_of(cluster["workspace"], cluster["name"])
-        health = getattr(self.backend_for(cluster["workspace"], cluster["name"]), "node_health", None)
+        backend = self.backend_for(cluster["workspace"], cluster["name"])
         for node in nodes:
-            if health is not None and node["state"] in ("idle", "running", "unusable"):
-                self._apply_health(cluster, node, health(node))
+            if isinstance(backend, NodeHealth) and node["state"] in ("idle", "running", "unusable"):
+                self._apply_health(cluster, node, backend.node_health(node))
             if node["state"] == "preparing":
                 self._check_setup(cluster, node)
             elif node["state"] == "leaving" and node["job_id"] is None:
@@ -81,11 +81,13 @@ class NodeKeeper:
         node = self.store.node(node_id)
         setup = cluster["spec"].get("setup_task")
         try:  # the cluster's mountVolumes, under $AZ_BATCHAI_MOUNT_ROOT before the setup task runs
-            show = getattr(backend, "show_mounts", None)  # a remote backend that can show mounts itself
+            remote = isinstance(backend, RemoteNodes)
             run = self.runner.node_scripts(backend, [node_id])
             notes = self.runner.data.show_cluster_mounts(
-                cluster, name, os.path.join(placement.root, "mounts"), remote=getattr(backend, "remote", False),
-                show=show and (lambda root, mounts: show(node, root, mounts)), run=run and run(0))
+                cluster, name, os.path.join(placement.root, "mounts"), remote=remote,
+                show=((lambda root, mounts: backend.show_mounts(node, root, mounts))
+                      if isinstance(backend, RemoteNodes) else None),
+                run=run and run(0))
             for note in notes:
                 log.info("batchai: cluster %s: %s", cluster["name"], note)
         except BatchAIError as failure:

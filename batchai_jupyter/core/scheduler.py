@@ -22,8 +22,8 @@ Policy, per cluster:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 WALL_CLOCK_REASON = "MaxWallClockTimeExceeded"
 
@@ -92,7 +92,7 @@ class RemoveIdleNodes:
     node_ids: tuple[int, ...]
 
 
-Decision = Union[StartJob, KillJob, ScaleCluster, RemoveIdleNodes]
+Decision = StartJob | KillJob | ScaleCluster | RemoveIdleNodes
 
 
 def order_queue(queued: Sequence[QueuedJob]) -> list[QueuedJob]:

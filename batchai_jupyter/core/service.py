@@ -9,30 +9,35 @@ import fcntl
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import IO, NamedTuple, cast
 
-from ..backends import load_backends
-from ..backends.base import BackendContext
 from ..errors import BatchAIError, Conflict, NotFound
-from ..storage import open_datastore
-from ..storage.base import Datastore, DatastoreContext, clean_relative_path
-from ..storage.documents import datastore_view, parse_datastore_document
+from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec
+from ..ports.datastores import (
+    Checkable,
+    CountsTransfers,
+    CreatesContainer,
+    Datastore,
+    DatastoreContext,
+    DatastoreKinds,
+    DownloadLinks,
+    PublicSettings,
+    clean_relative_path,
+)
+from ..ports.layout import HomeLayout, cluster_segment, job_segment
 from . import views
+from .cluster_spec import cluster_spec_to_dict, parse_cluster_spec
 from .engine import Engine
-from .handover import HandOver
 from .events import EventBus
+from .handover import HandOver
 from .jobrun import JobRunner
-from .layout import HomeLayout, cluster_segment, job_segment
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
 from .names import validate_name
 from .nodes import NodeKeeper
-from .cluster_spec import cluster_spec_to_dict, parse_cluster_spec
 from .spec import job_spec_to_dict, parse_job_spec
 from .store import Store
-
-# Variables of the service's own process that must not leak into jobs.
-PRIVATE_ENV = ("BATCHAI_TOKEN", "JUPYTER_TOKEN", "JPY_API_TOKEN")
 
 
 @dataclass
@@ -53,21 +58,27 @@ class Page(NamedTuple):
 
 
 class Service:
-    def __init__(self, settings: Settings):
+    """Built with its backends and datastore kinds from outside (batchai_jupyter/assembly.py: build_service),
+    so the core imports neither."""
+
+    def __init__(self, settings: Settings, backends: Mapping[str, Backend], datastore_kinds: DatastoreKinds,
+                 unavailable_backends: Mapping[str, str] | None = None):
         self.settings = settings
         self.layout = HomeLayout(settings.home)
         self.store = Store(self.layout.database)
         self.events = EventBus()
         self._datastores: dict[tuple, Datastore] = {}  # opened once: they keep transfer state
-        self.backends, self.unavailable_backends = load_backends(
-            BackendContext(self.layout, settings.heartbeat_seconds, settings.backend_options))
-        self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env)
+        self.datastore_kinds = datastore_kinds
+        self.backends = dict(backends)
+        self.unavailable_backends = dict(unavailable_backends or {})  # name -> why it did not load
+        self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env,
+                                datastore_kinds.job_storage(self.store, self.layout, self.datastore))
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
-        self._lock_handle = None
+        self._lock_handle: IO[str] | None = None
         self._ensure_workspace(DEFAULT_WORKSPACE)
 
     # -- life cycle --------------------------------------------------------------------------
@@ -80,7 +91,7 @@ class Service:
         except BlockingIOError:
             handle.close()
             raise BatchAIError("HomeInUse", f"another batchai service already manages {self.layout.root}; "
-                                            "stop it, or set BATCHAI_HOME to another directory", status=409)
+                                            "stop it, or set BATCHAI_HOME to another directory", status=409) from None
         self._lock_handle = handle
         self.engine.start()
 
@@ -92,17 +103,18 @@ class Service:
 
     # -- plumbing for the engine ---------------------------------------------------------------
 
-    def _backend_for(self, workspace: str, cluster_name: str):
+    def _backend_for(self, workspace: str, cluster_name: str) -> ComputeBackend:
         cluster = self.store.cluster(workspace, cluster_name)
         backend = cluster["spec"]["backend"] if cluster else "local"
-        return self.backends[backend]
+        # A scheduler backend's cluster gets here only to release nodes and run scripts on them.
+        return cast(ComputeBackend, self.backends[backend])
 
     def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
         row = self._datastore_row(workspace, name)
         key = (workspace, name, row["kind"], row["created"])
         if key not in self._datastores:
-            self._datastores[key] = open_datastore(row["kind"], {**row["config"], **row["secrets"]},
-                                                   DatastoreContext(self.layout.root))
+            self._datastores[key] = self.datastore_kinds.open(row["kind"], {**row["config"], **row["secrets"]},
+                                                              DatastoreContext(self.layout.root))
         return self._datastores[key]
 
     # -- workspaces, experiments, datastores ---------------------------------------------------
@@ -180,19 +192,19 @@ class Service:
 
     def list_datastores(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
-        return [datastore_view(r)
+        return [self.datastore_kinds.view(r)
                 for r in self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
 
     def get_datastore(self, workspace: str, name: str) -> dict:
         row = self._datastore_row(workspace, name)
-        transfers = getattr(self.datastore(workspace, name), "transfers", None)
-        return datastore_view(row, transfers() if transfers else None)
+        datastore = self.datastore(workspace, name)
+        return self.datastore_kinds.view(row, datastore.transfers() if isinstance(datastore, CountsTransfers) else None)
 
     def create_datastore(self, workspace: str, name: str, document: dict) -> dict:
         """Registers a datastore; "default" may be replaced while the workspace has no jobs yet."""
         self.get_workspace(workspace)
         validate_name("datastore", name, "name")
-        kind, config, secrets = parse_datastore_document(document)
+        kind, config, secrets = self.datastore_kinds.parse_document(document)
         existing = self.store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
         if existing and name != DEFAULT_DATASTORE:
             raise Conflict("DatastoreExists", f"datastore '{name}' already exists in workspace '{workspace}'; "
@@ -201,12 +213,12 @@ class Service:
             raise Conflict("DefaultDatastoreInUse", f"workspace '{workspace}' already has jobs whose logs and "
                                                     "outputs are in its default datastore; create a new workspace "
                                                     "for this datastore, or register it under another name")
-        datastore = open_datastore(kind, {**config, **secrets}, DatastoreContext(self.layout.root))
-        if document.get("createContainer") and hasattr(datastore, "create_container"):
+        datastore = self.datastore_kinds.open(kind, {**config, **secrets}, DatastoreContext(self.layout.root))
+        if document.get("createContainer") and isinstance(datastore, CreatesContainer):
             datastore.create_container()
-        if hasattr(datastore, "check"):
+        if isinstance(datastore, Checkable):
             datastore.check()  # a wrong key or a missing container is refused now, not at the first job
-        if hasattr(datastore, "public_settings"):
+        if isinstance(datastore, PublicSettings):
             config.update({k: v for k, v in datastore.public_settings().items() if v})
         with self.store.transaction():
             if existing:
@@ -246,9 +258,9 @@ class Service:
         if spec.backend not in self.backends:
             raise BatchAIError("UnknownBackend", f"backend: {spec.backend!r} is not available here; "
                                                  f"use one of: {', '.join(sorted(self.backends))}")
-        check_cluster = getattr(self.backends[spec.backend], "check_cluster", None)
-        if check_cluster is not None:  # the backend's own checks of backendOptions (raises BatchAIError)
-            check_cluster(cluster_spec_to_dict(spec))
+        backend = self.backends[spec.backend]
+        if isinstance(backend, ChecksClusters):  # the backend's own checks of backendOptions (raises BatchAIError)
+            backend.check_cluster(cluster_spec_to_dict(spec))
         if self.store.cluster(workspace, spec.name):
             raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
                                             "delete it first or pick another name")
@@ -280,8 +292,9 @@ class Service:
         """PATCH scaleSettings: `{"manual": {...}}` (resize) or `{"autoScale": {...}}` (auto-scale)."""
         row = self._cluster_row(workspace, name)
         if self.handover.owns(row):
-            raise BatchAIError("ClusterSizedByScheduler", f"cluster '{name}': its nodes are the {row['spec']['backend']} "
-                                                          "scheduler's, so it is neither resized nor auto-scaled here; "
+            raise BatchAIError("ClusterSizedByScheduler", f"cluster '{name}': its nodes are the "
+                                                          f"{row['spec']['backend']} scheduler's, so it is neither "
+                                                          "resized nor auto-scaled here; "
                                                           "to cap how many nodes its jobs use at once, create it with "
                                                           "backendOptions.maxNodesInUse (--max-nodes-in-use)")
         current = dict(row["spec"])
@@ -319,12 +332,12 @@ class Service:
             raise NotFound("node", node_name, f"list them with `batchai cluster node list -n {name}`")
         if not isinstance(command, str) or not command.strip():
             raise BatchAIError("InvalidCommand", "command: give the shell command to run on the node")
-        run = getattr(self._backend_for(workspace, name), "exec", None)
-        if run is None:
+        backend = self.backends[row["spec"]["backend"]]
+        if not isinstance(backend, NodeExec):
             raise BatchAIError("NodeExecNotSupported", f"the nodes of cluster '{name}' (backend "
                                                        f"{row['spec']['backend']!r}) do not take commands; "
                                                        "use a cluster of the ssh backend")
-        code, out, err = run(node, command, timeout)
+        code, out, err = backend.exec(node, command, timeout)
         return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
 
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
@@ -442,10 +455,9 @@ class Service:
         entries = [{"name": e.name, "path": f"{relative}/{e.name}" if relative else e.name, "fileType": e.file_type,
                     "contentLength": e.size, "lastModified": views.iso(e.modified)}
                    for e in datastore.list(full)]
-        link = getattr(datastore, "download_url", None)  # a link that works without this service (Blob SAS)
-        for entry in entries:
-            url = (link(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
-                   if link and entry["fileType"] == "file" else None)
+        for entry in entries:  # a link that works without this service (Blob SAS)
+            url = (datastore.download_url(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
+                   if isinstance(datastore, DownloadLinks) and entry["fileType"] == "file" else None)
             if url:
                 entry["downloadUrl"] = url
         return entries

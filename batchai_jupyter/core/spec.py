@@ -12,13 +12,25 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import SpecError
 from .durations import format_duration, parse_duration
-from .models import (DEFAULT_EXPERIMENT, DEFAULT_MAX_WALL_CLOCK_SECONDS, DEFAULT_WORKSPACE, MAX_NODES_PER_CLUSTER,
-                     MAX_PROCESSES_PER_JOB, PRIORITY_BY_NAME, TOOLKITS, InputDirectory, JobSpec, OutputDirectory,
-                     ToolkitSettings, priority_name)
+from .models import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_MAX_WALL_CLOCK_SECONDS,
+    DEFAULT_WORKSPACE,
+    MAX_NODES_PER_CLUSTER,
+    MAX_PROCESSES_PER_JOB,
+    PRIORITY_BY_NAME,
+    TOOLKITS,
+    InputDirectory,
+    JobSpec,
+    OutputDirectory,
+    ToolkitSettings,
+    priority_name,
+)
 from .names import validate_name
 
 API_VERSIONS = ("2017-09-01-preview", "2018-03-01", "2018-05-01")

@@ -13,8 +13,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import BatchAIError
 
@@ -135,7 +136,7 @@ class Store:
             self._connection.close()
 
     @contextmanager
-    def transaction(self) -> Iterator["Store"]:
+    def transaction(self) -> Iterator[Store]:
         """All writes inside commit together or not at all; transactions nest."""
         with self._lock:
             outermost = self._depth == 0
@@ -223,7 +224,7 @@ class Store:
                         for spec in (json.loads(row[-1]),)]
         keys = ("id", "workspace", "cluster", "priority", "state", "started", "node_ids", "node_count",
                 "max_wall_clock_seconds")
-        briefs = [dict(zip(keys, row)) for row in rows]
+        briefs = [dict(zip(keys, row, strict=True)) for row in rows]
         for brief in briefs:  # a queued job's "[]" needs no decoding
             brief["node_ids"] = json.loads(brief["node_ids"]) if brief["node_ids"] != "[]" else []
         return briefs
@@ -268,7 +269,7 @@ class Store:
     def _queued_between(self, workspace: str, cluster: str, after: dict | None, before: dict) -> int:
         """Queued jobs of the cluster strictly after `after` (None: from the head) and before
         `before` in queue order, as a sum of ranges the queue index answers directly."""
-        ranges = [("priority = ? AND id < ?", before["priority"], before["id"])]
+        ranges: list[tuple[Any, ...]] = [("priority = ? AND id < ?", before["priority"], before["id"])]
         if after is None:
             ranges.append(("priority > ?", before["priority"]))
         elif after["priority"] == before["priority"]:

@@ -12,7 +12,7 @@ import hashlib
 import os
 
 from ..errors import BatchAIError
-from ..storage.base import Datastore, clean_relative_path
+from ..ports.datastores import ChunkedUploads, CountsTransfers, Datastore, clean_relative_path
 
 PART_SUFFIX = ".upload"
 MAX_FILES_PER_CHECK = 100_000
@@ -26,14 +26,9 @@ def _upload_path(path: str) -> str:
     return relative
 
 
-def _takes_chunks(datastore: Datastore) -> bool:
-    """Remote datastores (Blob) stage chunks themselves and commit on the final one."""
-    return hasattr(datastore, "write_chunk")
-
-
 def _local_file(datastore: Datastore, path: str) -> str:
     """The local file a datastore path names; only datastores that are directories here take uploads."""
-    if getattr(datastore, "kind", "") != "local":
+    if datastore.kind != "local":
         raise BatchAIError("UploadNotSupported", f"datastore kind {datastore.kind!r} does not take uploads through "
                                                  "the service; upload with that storage's own tools")
     return datastore.node_path(_upload_path(path))
@@ -54,14 +49,14 @@ def missing(datastore: Datastore, files: object) -> list[str]:
         digest = entry.get("sha256")
         if digest is not None and not isinstance(digest, str):
             raise BatchAIError("InvalidArgument", f"files[{position}].sha256: give the file's SHA-256 as hex")
-        if _takes_chunks(datastore):
+        if isinstance(datastore, ChunkedUploads):  # remote datastores (Blob) stage chunks themselves
             held = datastore.remote_file(_upload_path(entry["path"]))
             present = held is not None and held[0] == entry["size"] and (digest is None or held[1] == digest.lower())
         else:
             target = _local_file(datastore, entry["path"])
             present = (os.path.isfile(target) and os.path.getsize(target) == entry["size"]
                        and (digest is None or _sha256_of(target) == digest.lower()))
-        if present and hasattr(datastore, "counters"):
+        if present and isinstance(datastore, CountsTransfers):
             datastore.counters.add(skipped=entry["size"])
         elif not present:
             absent.append(entry["path"])
@@ -71,7 +66,7 @@ def missing(datastore: Datastore, files: object) -> list[str]:
 def write(datastore: Datastore, path: str, data: bytes, offset: int = 0, final: bool = True,
           sha256: str | None = None) -> dict:
     """Writes `data` at `offset` of the file being uploaded to `path`; the final chunk puts it in place."""
-    if _takes_chunks(datastore):
+    if isinstance(datastore, ChunkedUploads):
         relative = _upload_path(path)
         have = datastore.uploaded_size(relative)
         if offset not in (0, have):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import datetime
 
+from ..ports.layout import job_segment
 from . import scheduler
-from .layout import job_segment
-from .models import NODE_STATES, priority_name
 from .cluster_spec import cluster_spec_from_dict, cluster_spec_to_wire
+from .models import NODE_STATES, priority_name
 from .spec import job_spec_from_dict, job_spec_to_wire
 
 

@@ -48,7 +48,7 @@ class Job:
         return self.client.job_tasks(self.workspace, self.experiment, self.name)
 
     def wait(self, timeout: float | None = None, stream: bool = False, out=None,
-             on_change: Callable[[dict], None] | None = None) -> "Job":
+             on_change: Callable[[dict], None] | None = None) -> Job:
         """Blocks until the job ends; with `stream`, prints the first task's output as it comes."""
         if not stream:
             self._info = self.client.wait_for_job(self.workspace, self.experiment, self.name, timeout=timeout,

@@ -150,7 +150,7 @@ class BatchAIMagics(Magics):
         try:
             answer = input(f"{question}? (y/n) ")
         except (EOFError, OSError, StdinNotImplementedError):
-            raise BatchAIError("NotConfirmed", f"{question}: no way to ask here; add -y to confirm")
+            raise BatchAIError("NotConfirmed", f"{question}: no way to ask here; add -y to confirm") from None
         if answer.strip().lower() not in ("y", "yes"):
             raise BatchAIError("NotConfirmed", "cancelled; nothing was deleted")
 

@@ -64,7 +64,7 @@ class GitIgnore:
             self.rules.append((line.lstrip("/"), negate, directory_only, anchored))
 
     @classmethod
-    def of(cls, root: str) -> "GitIgnore":
+    def of(cls, root: str) -> GitIgnore:
         try:
             with open(os.path.join(root, ".gitignore")) as handle:
                 return cls(handle.readlines())
@@ -121,7 +121,8 @@ def pickle_variables(names: list[str], namespace: dict) -> dict[str, bytes]:
             pickled[name] = pickle.dumps(namespace[name])
         except Exception as failure:
             raise BatchAIError("NotPicklable", f"--push {name}: cannot be pickled ({type(failure).__name__}: "
-                                               f"{failure}); push plain data, or save it to a file and use --files")
+                                               f"{failure}); push plain data, or save it to a file and use "
+                                               "--files") from None
     return pickled
 
 

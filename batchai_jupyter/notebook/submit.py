@@ -11,8 +11,8 @@ import os
 import shlex
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..errors import BatchAIError
 from ..jsonfile import read_json_object
@@ -131,7 +131,8 @@ def _default_cluster(ws: Workspace) -> str:
     if not clusters:
         raise BatchAIError("NoCluster", "--cluster: this workspace has no cluster; create one with "
                                         "`%batchai_cluster create NAME --nodes 1`")
-    raise BatchAIError("NoCluster", f"--cluster: give the cluster to run on (this workspace has: {', '.join(clusters)})")
+    raise BatchAIError("NoCluster",
+                       f"--cluster: give the cluster to run on (this workspace has: {', '.join(clusters)})")
 
 
 def _upload_data(ws: Workspace, data: list[str], progress: ProgressFactory | None,

@@ -20,7 +20,7 @@ from .jobhandle import Job
 
 
 class ClusterOperations:
-    def __init__(self, workspace: "Workspace"):
+    def __init__(self, workspace: Workspace):
         self.ws = workspace
 
     def create(self, cluster_name: str, parameters: dict | None = None, **options) -> dict:
@@ -65,7 +65,7 @@ class ClusterOperations:
 
 
 class ExperimentOperations:
-    def __init__(self, workspace: "Workspace"):
+    def __init__(self, workspace: Workspace):
         self.ws = workspace
 
     def create(self, experiment_name: str) -> dict:
@@ -91,7 +91,7 @@ class ExperimentOperations:
 
 
 class JobOperations:
-    def __init__(self, workspace: "Workspace"):
+    def __init__(self, workspace: Workspace):
         self.ws = workspace
 
     def handle(self, experiment_name: str, job_name: str, info: dict | None = None) -> Job:

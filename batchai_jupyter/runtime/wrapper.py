@@ -111,7 +111,7 @@ def run(task_dir: str) -> int:
             signal.setitimer(signal.ITIMER_REAL, 0)
             code = _exit_code(os.waitstatus_to_exitcode(status))
     # json.dumps's own format, without importing json.
-    _write_atomically(os.path.join(task_dir, "exit"), '{"exit_code": %d, "ended": %r}' % (code, time.time()))
+    _write_atomically(os.path.join(task_dir, "exit"), f'{{"exit_code": {code:d}, "ended": {time.time()!r}}}')
     return code
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Unicode, default
 
-from ..core.layout import default_home
-from ..core.service import Service, Settings
+from ..assembly import build_service
+from ..core.service import Settings
 from ..errors import BatchAIError
+from ..ports.layout import default_home
 from .handlers import routes
 
 
@@ -31,15 +32,15 @@ class BatchAIApp(ExtensionApp):
         return default_home()
 
     def initialize_settings(self) -> None:
-        service = Service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
-                                    backend_options=dict(self.backend_options)))
+        service = build_service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
+                                         backend_options=dict(self.backend_options)))
         try:
             service.start()
         except BatchAIError as failure:
             service.store.close()
             self.log.error("batchai: %s: %s", failure.code, failure.message)
             if self.exit_if_unavailable:
-                raise SystemExit(1)  # not an Exception: the server's extension loader does not swallow it
+                raise SystemExit(1) from None  # not an Exception: the server's extension loader does not swallow it
             self.settings["batchai_unavailable"] = failure.message
             return
         self.service = service

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from jupyter_server.base.handlers import APIHandler
@@ -40,7 +41,8 @@ class BaseHandler(APIHandler):
         try:
             document = json.loads(self.request.body)
         except ValueError as failure:
-            raise BatchAIError("InvalidJson", f"request body is not valid JSON ({failure}); send a JSON object")
+            raise BatchAIError("InvalidJson",
+                               f"request body is not valid JSON ({failure}); send a JSON object") from None
         if not isinstance(document, dict):
             raise BatchAIError("InvalidJson", "request body must be a JSON object")
         return document
@@ -52,7 +54,7 @@ class BaseHandler(APIHandler):
         try:
             return int(value)
         except ValueError:
-            raise BatchAIError("InvalidArgument", f"{name}: {value!r} is not an integer")
+            raise BatchAIError("InvalidArgument", f"{name}: {value!r} is not an integer") from None
 
     async def call(self, function: Callable, *args, **kwargs) -> Any:
         return await asyncio.to_thread(function, *args, **kwargs)

@@ -14,17 +14,43 @@ import datetime as dt
 import os
 import re
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
-from azure.core.exceptions import (AzureError, ClientAuthenticationError, HttpResponseError, ResourceExistsError,
-                                   ResourceNotFoundError, ServiceRequestError, ServiceResponseError)
-from azure.storage.blob import (BlobBlock, BlobSasPermissions, BlobServiceClient, ContainerClient,
-                                ContainerSasPermissions, ExponentialRetry, generate_blob_sas, generate_container_sas)
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import (
+    BlobBlock,
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContainerClient,
+    ContainerSasPermissions,
+    ExponentialRetry,
+    generate_blob_sas,
+    generate_container_sas,
+)
 
 from ..errors import BatchAIError
-from .base import DatastoreContext, FileEntry, clean_relative_path
+from ..ports.datastores import (
+    Checkable,
+    ChunkedUploads,
+    CountsTransfers,
+    CreatesContainer,
+    Datastore,
+    DatastoreContext,
+    DownloadLinks,
+    FileEntry,
+    PublicSettings,
+    clean_relative_path,
+)
 from .staging import MirrorSync, TransferCounters
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -50,7 +76,7 @@ class BlobSettings:
     retries: int = 3  # per request, 1 + 2, 1 + 4, 1 + 8 seconds apart: an outage becomes an error, not a hang
 
     @classmethod
-    def from_config(cls, config: dict) -> "BlobSettings":
+    def from_config(cls, config: dict) -> BlobSettings:
         container = str(config.get("container") or "")
         if not _CONTAINER_NAME.match(container):
             raise BatchAIError("InvalidDatastore", f"containerName: {container!r} is not a valid container name; use "
@@ -73,7 +99,8 @@ class BlobSettings:
             raise BatchAIError("InvalidDatastore", "a blob datastore needs credentials: give connectionString, "
                                                    "accountName + accountKey, sasToken, or credential: \"default\"")
         if not settings.endpoint:
-            raise BatchAIError("InvalidDatastore", "a blob datastore needs accountName (or endpoint) to find its account")
+            raise BatchAIError("InvalidDatastore",
+                               "a blob datastore needs accountName (or endpoint) to find its account")
         return settings
 
 
@@ -112,9 +139,10 @@ def storage_errors(where: str) -> Iterator[None]:
     except BatchAIError:
         raise
     except (ClientAuthenticationError, _Forbidden) as failure:
+        code = failure.error_code or "AuthenticationFailed"
         raise BatchAIError("StorageAuthenticationFailed", f"{where}: the storage account refused the datastore's "
-                                                          f"credentials ({failure.error_code or 'AuthenticationFailed'})"
-                                                          "; check the account key, the SAS token and its expiry, or "
+                                                          f"credentials ({code}); check the account key, the SAS "
+                                                          "token and its expiry, or "
                                                           "the identity DefaultAzureCredential signs in with, then "
                                                           "recreate the datastore", 400) from None
     except ResourceNotFoundError as failure:
@@ -135,7 +163,8 @@ def storage_errors(where: str) -> Iterator[None]:
         raise BatchAIError("StorageError", f"{where}: {type(failure).__name__}; retry", 503) from None
 
 
-class BlobDatastore:
+class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer, Checkable, PublicSettings,
+                    DownloadLinks):
     kind = "blob"
 
     def __init__(self, settings: BlobSettings, mirror_root: str, counters: TransferCounters):

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..errors import BatchAIError
+from ..ports.compute import NodeScript
+from ..ports.datastores import JobStorage
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
-from .native_mounts import NodeScript, mount_natively, unmount_under_script
+from .native_mounts import mount_natively, run_local_script, unmount_under_script
 
 SegmentOf = Callable[[str, str, str], str]  # (experiment, job, uuid) -> the job's folder in a datastore
 # A remote backend's way to show mounts on one of its nodes: (mount root on the node, mounts). It puts a
@@ -26,12 +28,15 @@ NOT_SUPPORTED = ("this cluster's backend cannot show datastore mounts on its nod
 log = logging.getLogger("batchai")
 
 
-class JobData:
+class JobData(JobStorage):
     def __init__(self, store, layout, datastore_for: Callable[..., object], job_segment: SegmentOf):
         self.store = store
         self.layout = layout
         self.datastore_for = datastore_for  # (workspace[, name]) -> Datastore
         self.job_segment = job_segment
+
+    def run_here(self, script: str, stdin: str) -> tuple[int, str]:
+        return run_local_script(script, stdin)
 
     def _default_sync(self, job: dict):
         return getattr(self.datastore_for(job["workspace"]), "sync", None)
@@ -51,8 +56,8 @@ class JobData:
                 resolver.resolve(job["spec"].get("mount_volumes")))
 
     @staticmethod
-    def _show(mounts: list[Mount], mount_root: str, node_name: str, run: Optional[NodeScript],
-              show: Optional[ShowMounts], staged: set) -> list[str]:
+    def _show(mounts: list[Mount], mount_root: str, node_name: str, run: NodeScript | None,
+              show: ShowMounts | None, staged: set) -> list[str]:
         """Shows `mounts` under `mount_root` on one node: a native mount where it can make one, else
         (`show` for a remote node) the staged copy, directory or mount command. Returns notes."""
         notes, rest = [], []
@@ -84,7 +89,7 @@ class JobData:
     # -- a new node, before its setup task ------------------------------------------------------
 
     def show_cluster_mounts(self, cluster: dict, node_name: str, mount_root: str, remote: bool,
-                            show: Optional[ShowMounts] = None, run: Optional[NodeScript] = None) -> list[str]:
+                            show: ShowMounts | None = None, run: NodeScript | None = None) -> list[str]:
         """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task);
         on a remote node through the backend's `show` (None: the backend cannot); `run` runs a script on
         the node (for native mounts). Returns notes."""
@@ -109,8 +114,8 @@ class JobData:
     # -- before the tasks start ----------------------------------------------------------------
 
     def prepare(self, job: dict, input_paths: list[str], nodes: list, remote: bool,
-                show: Optional[Callable[[int], ShowMounts]] = None,
-                run: Optional[Callable[[int], NodeScript]] = None) -> list[str]:
+                show: Callable[[int], ShowMounts] | None = None,
+                run: Callable[[int], NodeScript] | None = None) -> list[str]:
         """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
         A remote backend shows them through `show(node index)` (None: it cannot); `run(node index)` runs
         a script on a node, for native mounts."""

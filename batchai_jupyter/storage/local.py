@@ -4,10 +4,10 @@ from __future__ import annotations
 import os
 
 from ..errors import BatchAIError
-from .base import DatastoreContext, FileEntry, clean_relative_path
+from ..ports.datastores import Datastore, DatastoreContext, FileEntry, clean_relative_path
 
 
-class LocalDatastore:
+class LocalDatastore(Datastore):
     kind = "local"
 
     def __init__(self, root: str):

@@ -21,20 +21,18 @@ staged copy or directory above is only the fallback for a node without it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import posixpath
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import BatchAIError
-from .base import Datastore, clean_relative_path
+from ..ports.datastores import Datastore, clean_relative_path
 from .native_mounts import MOUNT_SAS_MINUTES, NativeMount, blob_native_mount, smb_native_mount
-
-PLACEHOLDERS = {"<AZURE_BATCHAI_STORAGE_ACCOUNT>": "AZURE_BATCHAI_STORAGE_ACCOUNT",
-                "<AZURE_BATCHAI_STORAGE_KEY>": "AZURE_BATCHAI_STORAGE_KEY"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,10 @@ class Mount:
             self.sync.stage_in("")
 
 
+def _smb_native(url: str, account: str, where: str, key: str) -> NativeMount | None:
+    return smb_native_mount(url, account, key, where) if key else None
+
+
 @dataclass
 class MountResolver:
     """Turns a mountVolumes block into Mounts, for one workspace's registered datastores."""
@@ -69,7 +71,7 @@ class MountResolver:
             where = f"mountVolumes.azureBlobFileSystems[{index}]"
             account, container = entry.get("accountName", ""), entry.get("containerName", "")
             mount, row = self._storage_mount(where, entry, account, container, "container")
-            mounts.append(self._with_native(mount, lambda key: self._blob_native(row, account, container, key),
+            mounts.append(self._with_native(mount, functools.partial(self._blob_native, row, account, container),
                                             entry, account))
         for index, entry in enumerate(volumes.get("azureFileShares") or []):
             where = f"mountVolumes.azureFileShares[{index}]"
@@ -77,8 +79,7 @@ class MountResolver:
             share = url.rstrip("/").rsplit("/", 1)[-1] if "/" in url else ""
             account = entry.get("accountName") or url.split("//", 1)[-1].split(".", 1)[0]
             mount, _row = self._storage_mount(where, entry, account, share, "share")
-            mounts.append(self._with_native(mount, lambda key: smb_native_mount(url, account, key, where)
-                                            if key else None, entry, account))
+            mounts.append(self._with_native(mount, functools.partial(_smb_native, url, account, where), entry, account))
         for index, entry in enumerate(volumes.get("fileServers") or []):
             mounts.append(self._file_server_mount(f"mountVolumes.fileServers[{index}]", entry))
         for index, entry in enumerate(volumes.get("unmanagedFileSystems") or []):
@@ -177,19 +178,6 @@ def _local_name(container: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in container)[:63] or "share"
 
 
-def fill_placeholders(value, env: dict) -> object:
-    """The Batch AI CLI's <AZURE_BATCHAI_STORAGE_ACCOUNT> / <AZURE_BATCHAI_STORAGE_KEY>, from `env`."""
-    if isinstance(value, dict):
-        return {key: fill_placeholders(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [fill_placeholders(item, env) for item in value]
-    if isinstance(value, str):
-        for placeholder, variable in PLACEHOLDERS.items():
-            if placeholder in value and env.get(variable):
-                value = value.replace(placeholder, env[variable])
-    return value
-
-
 def link_mount(mount_root: str, mount: Mount) -> str:
     """Makes `<mount_root>/<relative path>` show the mount's source (a symlink; idempotent)."""
     path = os.path.join(mount_root, mount.relative_path)
@@ -221,7 +209,8 @@ def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> 
     try:
         done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s")
+        raise BatchAIError("MountFailed",
+                           f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s") from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
         raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} exited with code {done.returncode} "

@@ -19,10 +19,10 @@ import re
 import shlex
 import subprocess
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlsplit
 
 from ..errors import BatchAIError
+from ..ports.compute import NodeScript
 
 # How long a node's mount may write to the container with the SAS it was given.
 MOUNT_SAS_MINUTES = 7 * 24 * 60
@@ -140,9 +140,6 @@ def mount_points_under(root: str, mounts_table: str = "/proc/self/mounts") -> li
         return []
     return sorted(found, key=len, reverse=True)
 
-
-# Runs a bash script on a node: (script, standard input) -> (exit code, output).
-NodeScript = Callable[[str, str], "tuple[int, str]"]
 
 
 def cache_dir(path: str) -> str:

@@ -60,7 +60,7 @@ class TransferCounters:
     def add(self, sent: int = 0, skipped: int = 0, received: int = 0, reused: int = 0) -> None:
         with _lock_for(self.path):
             values = self.snapshot()
-            for name, amount in zip(self.FIELDS, (sent, skipped, received, reused)):
+            for name, amount in zip(self.FIELDS, (sent, skipped, received, reused), strict=True):
                 values[name] += amount
             _write_json_atomically(self.path, values)
 

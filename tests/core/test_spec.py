@@ -9,6 +9,13 @@ import json
 
 import pytest
 
+from batchai_jupyter.core.cluster_spec import (
+    cluster_spec_from_dict,
+    cluster_spec_to_dict,
+    cluster_spec_to_wire,
+    parse_cluster_spec,
+    vm_size_resources,
+)
 from batchai_jupyter.core.models import (
     ClusterSpec,
     InputDirectory,
@@ -17,13 +24,6 @@ from batchai_jupyter.core.models import (
     ScaleSettings,
     SetupTask,
     ToolkitSettings,
-)
-from batchai_jupyter.core.cluster_spec import (
-    cluster_spec_from_dict,
-    cluster_spec_to_dict,
-    cluster_spec_to_wire,
-    parse_cluster_spec,
-    vm_size_resources,
 )
 from batchai_jupyter.core.spec import (
     LOCAL_ARM_PREFIX,

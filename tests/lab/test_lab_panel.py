@@ -56,7 +56,8 @@ def test_each_task_of_a_two_node_job_has_its_own_log(lab_client, lab_page, tmp_p
     make_cluster(lab_client, "pair-pool", nodes=2)
     script = tmp_path / "hello_rank.py"
     script.write_text("import os\nprint('hello from rank', os.environ['RANK'])\n")
-    submit(lab_client, "pair-job", "pair-pool", {"nodeCount": 2, "pyTorchSettings": {"pythonScriptFilePath": str(script)}})
+    submit(lab_client, "pair-job", "pair-pool",
+           {"nodeCount": 2, "pyTorchSettings": {"pythonScriptFilePath": str(script)}})
     assert wait_job(lab_client, "pair-job")["executionState"] == "succeeded"
     lab_page.command("batchai:open-job", {"experiment": "default", "name": "pair-job"})
     view = page.locator(".bai-JobView").filter(has_text="pair-job")
@@ -76,8 +77,9 @@ def test_output_files_download_through_the_authenticated_endpoint(lab_client, la
     page = lab_page.page
     make_cluster(lab_client, "files-pool", nodes=1)
     command = "echo model-bytes > $AZ_BATCHAI_OUTPUT_MODEL/model.txt; echo done"
-    submit(lab_client, "files-job", "files-pool", {"customToolkitSettings": {"commandLine": command},
-                                                   "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs"}]})
+    submit(lab_client, "files-job", "files-pool", {
+        "customToolkitSettings": {"commandLine": command},
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs"}]})
     wait_job(lab_client, "files-job")
     lab_page.command("batchai:open-job", {"experiment": "default", "name": "files-job"})
     view = page.locator(".bai-JobView").filter(has_text="files-job")
@@ -327,5 +329,6 @@ def test_without_the_event_stream_the_panel_polls_with_backoff(lab, lab_client, 
 
 
 def test_browser_console_has_no_errors_from_the_panel(lab_page):
-    problems = [line for line in lab_page.console if "batchai" in line.lower() and line.startswith(("error", "pageerror"))]
+    problems = [line for line in lab_page.console
+                if "batchai" in line.lower() and line.startswith(("error", "pageerror"))]
     assert not problems, problems

@@ -33,7 +33,7 @@ def slurm_conf_text(root: str, host: str, controller_port: int, node_ports: list
                     munge_socket: str) -> str:
     nodes = "\n".join(
         f"NodeName={name} NodeHostname={host} NodeAddr={address} Port={port} CPUs=2 RealMemory=1000 State=UNKNOWN"
-        for name, address, port in zip(NODE_NAMES, node_addresses(controller_port), node_ports))
+        for name, address, port in zip(NODE_NAMES, node_addresses(controller_port), node_ports, strict=False))
     return f"""\
 ClusterName=bai{controller_port}
 SlurmctldHost={host}

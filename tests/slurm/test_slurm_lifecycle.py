@@ -16,8 +16,14 @@ import pytest
 from batchai_jupyter.client import Client
 from batchai_jupyter.errors import BatchAIError
 from conftest import TOKEN, read_log, submit, wait_for, wait_job
-from slurmfixtures import (make_slurm_cluster, slurm, slurm_client, slurm_service,  # noqa: F401 (fixtures)
-                           start_slurm_service, stop_slurm_service)
+from slurmfixtures import (  # noqa: F401 (fixtures)
+    make_slurm_cluster,
+    slurm,
+    slurm_client,
+    slurm_service,
+    start_slurm_service,
+    stop_slurm_service,
+)
 
 JOB_TIMEOUT = 180.0
 

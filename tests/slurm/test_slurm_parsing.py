@@ -5,12 +5,11 @@ import sys
 
 import pytest
 
-from batchai_jupyter.backends.base import GangRequest
 from batchai_jupyter.backends.slurm import QueuePacer, SlurmBackend
-from batchai_jupyter.backends.slurm_commands import (expand_hostlist, node_state, parse_nodes, parse_queue,
-                                                     sbatch_time)
+from batchai_jupyter.backends.slurm_commands import expand_hostlist, node_state, parse_nodes, parse_queue, sbatch_time
 from batchai_jupyter.backends.slurm_options import parse_slurm_options
 from batchai_jupyter.errors import BatchAIError
+from batchai_jupyter.ports.compute import GangRequest
 
 
 def test_hostlists_expand_like_scontrol_show_hostnames():

@@ -127,7 +127,8 @@ class SshHosts:
                 mounts.append(f"mount --bind {keep} {inside}")
         mounts.append(f"mount --rbind {host.home} {real_home}")
         mounts += [f"mount -t tmpfs tmpfs {path}" for path in self.hidden]
-        script = " && ".join(mounts) + f" && exec {SSHD} -D -f {host.directory}/sshd_config -E {host.directory}/sshd.log"
+        sshd = f"exec {SSHD} -D -f {host.directory}/sshd_config -E {host.directory}/sshd.log"
+        script = " && ".join([*mounts, sshd])
         host.process = subprocess.Popen(["ip", "netns", "exec", host.name, "sh", "-c", script],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=open(os.path.join(host.directory, "start.log"), "ab"))
@@ -135,7 +136,8 @@ class SshHosts:
         while time.monotonic() < deadline:
             if host.process.poll() is not None:
                 raise RuntimeError(f"sshd of {host.name} exited: {self.log(host)}")
-            probe = subprocess.run(["ip", "netns", "exec", host.name, "sh", "-c", "ss -ltn 'sport = :22' | grep -q LISTEN"],
+            listening = "ss -ltn 'sport = :22' | grep -q LISTEN"
+            probe = subprocess.run(["ip", "netns", "exec", host.name, "sh", "-c", listening],
                                    capture_output=True)
             if probe.returncode == 0:
                 return

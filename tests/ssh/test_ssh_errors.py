@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import wait_for
 from batchai_jupyter.errors import BatchAIError
+from conftest import wait_for
 from sshfixtures import ssh_cluster_spec, ssh_hosts  # noqa: F401  (fixture)
 
 

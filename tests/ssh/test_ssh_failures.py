@@ -84,7 +84,8 @@ def test_host_killed_mid_job_requeues_and_resumes_from_checkpoint(service, hosts
     victim = next(h for h in hosts.hosts if h.address == master_ip)
     killed_at = time.monotonic()
     hosts.kill(victim)
-    requeued = wait_for(lambda: (lambda j: j if j["attempt"] == 2 else None)(client.job("default", "default", "resume")),
+    requeued = wait_for(lambda: (lambda j: j if j["attempt"] == 2 else None)(
+                            client.job("default", "default", "resume")),
                         "the job to be requeued", timeout=60, interval=0.05)
     seconds = time.monotonic() - killed_at
     print(f"\nhost killed -> job requeued in {seconds:.2f} s")
@@ -112,7 +113,8 @@ def test_host_killed_mid_job_requeues_and_resumes_from_checkpoint(service, hosts
              [victim.address]["state"] == "idle", "the host's node to be idle again", timeout=60)
     # Even when it lost its node root (reinstalled), the host runs tasks again: the wrapper is resent.
     shutil.rmtree(os.path.join(victim.home, "batchai-node"))
-    scripts = put_in_datastore(process.home, "inputs/hello3", {"hello.py": "print('hello from rank', __import__('os').environ['RANK'])\n"})
+    scripts = put_in_datastore(process.home, "inputs/hello3",
+                               {"hello.py": "print('hello from rank', __import__('os').environ['RANK'])\n"})
     submit(client, "after", "fail", {
         "nodeCount": 3, "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
         "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/hello.py"}})

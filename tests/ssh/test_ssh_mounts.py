@@ -13,7 +13,8 @@ from conftest import read_log, wait_for, wait_job
 from sshfixtures import ssh_cluster_spec, ssh_hosts  # noqa: F401  (fixture)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "storage"))
-from azurite_server import ACCOUNT as AZURITE_ACCOUNT, Azurite, blob_datastore  # noqa: E402
+from azurite_server import ACCOUNT as AZURITE_ACCOUNT  # noqa: E402
+from azurite_server import Azurite, blob_datastore
 
 JOB_TIMEOUT = 180.0
 ACCOUNT = "olddemo"

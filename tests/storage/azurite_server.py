@@ -29,7 +29,7 @@ class Azurite:
         return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
                 f"BlobEndpoint={self.endpoint};")
 
-    def start(self, timeout: float = 60.0) -> "Azurite":
+    def start(self, timeout: float = 60.0) -> Azurite:
         program = require_tool("azurite-blob", "install it with `npm install -g azurite@3`")
         storage = ["--location", self.location] if self.location else ["--inMemoryPersistence"]
         os.makedirs(self.work_dir, exist_ok=True)
@@ -52,7 +52,7 @@ class Azurite:
 
 def blob_datastore(home: str, container: str, **config):
     """A BlobDatastore on `container` (config: connection_string=..., or account_name/account_key/...)."""
-    from batchai_jupyter.storage.base import DatastoreContext
+    from batchai_jupyter.ports.datastores import DatastoreContext
     from batchai_jupyter.storage.blob import create
 
     return create({"container": container, **config}, DatastoreContext(home))

@@ -42,7 +42,7 @@ class Samba:
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "Samba":
+    def start(self, timeout: float = 30.0) -> Samba:
         smbd = require_tool("smbd", "install it with `apt-get install samba`")
         for sub in ("private", "state", "export"):
             os.makedirs(os.path.join(self.work_dir, sub), exist_ok=True)

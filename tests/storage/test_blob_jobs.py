@@ -97,7 +97,7 @@ def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_pat
     assert created["kind"] == "blob"
     make_cluster(client, "bfs", nodes=2)
     os.environ["AZURE_BATCHAI_STORAGE_ACCOUNT"] = ACCOUNT
-    from batchai_jupyter.storage.mounts import fill_placeholders
+    from batchai_jupyter.jsonfile import fill_placeholders
 
     gate = str(tmp_path / "gate")
     document = fill_placeholders(_job_json(container, gate), {"AZURE_BATCHAI_STORAGE_ACCOUNT": ACCOUNT,
@@ -168,7 +168,8 @@ def test_killed_task_keeps_committed_outputs_and_flushed_logs(client, azurite, t
     scratch, _ = _blob_default_datastore(client, azurite.connection_string, tmp_path, container, flushSeconds=0.5)
     make_cluster(client, "one", nodes=1)
     client.create_job("default", "default", {
-        "cluster": "one", "nodeCount": 1, "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT"}],
+        "cluster": "one", "nodeCount": 1,
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT"}],
         "customToolkitSettings": {"commandLine": "echo checkpoint-1 > $AZ_BATCHAI_OUTPUT_MODEL/ckpt-1.txt; "
                                                  "echo epoch 1 saved; exec sleep 600"}}, "victim")
 

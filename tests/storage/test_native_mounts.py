@@ -13,10 +13,15 @@ import shutil
 import pytest
 
 from azurite_server import Azurite, blob_datastore
-from samba_server import Samba
-from batchai_jupyter.storage.native_mounts import (blob_native_mount, mount_natively,
-                                                   mount_points_under, run_local_script, unmount_under_script)
+from batchai_jupyter.storage.native_mounts import (
+    blob_native_mount,
+    mount_natively,
+    mount_points_under,
+    run_local_script,
+    unmount_under_script,
+)
 from conftest import make_cluster, read_log, require_tool, wait_for, wait_job
+from samba_server import Samba
 from test_blob_jobs import _log_text
 from test_mounts import _execution_log
 
@@ -178,7 +183,8 @@ def test_a_file_share_is_mounted_over_smb(service_home, shared_client, unique, s
         "mountVolumes": {"azureFileShares": [share]},
         "customToolkitSettings": {"commandLine": (
             "grep -c ' fuse.rclone ' /proc/self/mounts; cat $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/input.txt && "
-            "mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out && echo trained > $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out/m.txt")}}},
+            "mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out && "
+            "echo trained > $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out/m.txt")}}},
         job, cluster=cluster)
     done = wait_job(shared_client, job)
     assert done["executionState"] == "succeeded", read_log(shared_client, job, "stderr.txt")

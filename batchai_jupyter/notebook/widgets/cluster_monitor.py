@@ -59,8 +59,9 @@ class ClusterMonitor(widgets.VBox):
 
     def _render(self, nodes: list[dict]) -> None:
         cluster = self.cluster
+        allocation = cluster["allocationState"]
         self.header.value = (f"<b>cluster {escape(self.name)}</b> &nbsp; {escape(cluster['backend'])} &nbsp; "
-                             f"{badge('idle' if cluster['allocationState'] == 'steady' else 'preparing', cluster['allocationState'])}"
+                             f"{badge('idle' if allocation == 'steady' else 'preparing', allocation)}"
                              f" &nbsp; {cluster['currentNodeCount']} of {cluster['targetNodeCount']} nodes"
                              f" &nbsp; queue: {self.queued} job(s)")
         self.counts_view.value = " ".join(badge(state, f"{state} {count}") for state, count in self.counts.items())

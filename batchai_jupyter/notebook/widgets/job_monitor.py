@@ -237,7 +237,8 @@ class JobMonitor(widgets.VBox):
         execution = self.info["executionInfo"]
         exit_code = execution["exitCode"]
         parts = [f"<b>{escape(self.job.experiment)}/{escape(self.job.name)}</b>", badge(self.state),
-                 f"cluster {escape(self.info['cluster'])}", f"elapsed {elapsed(execution['startTime'], execution['endTime'])}"]
+                 f"cluster {escape(self.info['cluster'])}",
+                 f"elapsed {elapsed(execution['startTime'], execution['endTime'])}"]
         if exit_code is not None:
             parts.append(f"exit code {exit_code}")
         if self.info.get("queuePosition"):

@@ -17,10 +17,14 @@ def badge(state: str, text: str | None = None) -> str:
             f"{escape(text if text is not None else state)}</span>")
 
 
+def _cell_html(cell: object) -> str:
+    return cell if isinstance(cell, Raw) else escape("" if cell is None else str(cell))
+
+
 def html_table(headers: list[str], rows: list[list[object]]) -> str:
     head = "".join(f'<th style="text-align:left;padding:2px 8px">{escape(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(f'<td style="padding:2px 8px">{cell if isinstance(cell, Raw) else escape("" if cell is None else str(cell))}</td>'
-                                    for cell in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f'<td style="padding:2px 8px">{_cell_html(cell)}</td>' for cell in row) + "</tr>"
+                   for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

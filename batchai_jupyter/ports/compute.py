@@ -1,0 +1,255 @@
+"""What the core asks of a compute backend, as small capabilities a backend declares by inheriting them.
+
+The core checks a capability with `isinstance(backend, Capability)`, never by probing attributes, so a
+backend does exactly what its class line says. Two kinds of backend:
+
+- Node-pool backends (local, ssh) get nodes from the service's scheduler (`NodePool`) and run one task
+  at a time on a node as a detached process (`DetachedTasks`), under the runtime wrapper, which leaves
+  pid / heartbeat / exit files in the task's run directory on the node: everything the service needs to
+  re-attach after a restart is in those files. `ComputeBackend` is the two together with `NodeFiles`.
+- Scheduler backends (slurm) have their own scheduler (`SchedulerBackend`): it allocates the nodes and
+  runs a job's whole gang itself; the service hands each queued job over (core/handover.py).
+
+Optional capabilities: `ChecksClusters`, `NodeHealth`, `NodeExec`, `NodeScripts`, `RemoteNodes`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import BatchAIError
+from .layout import HomeLayout
+
+# Variables of the service's own process that must not leak into jobs.
+PRIVATE_ENV = ("BATCHAI_TOKEN", "JUPYTER_TOKEN", "JPY_API_TOKEN")
+
+# (script, stdin) -> (exit code, output): runs a bash script on one node.
+NodeScript = Callable[[str, str], tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend factory is given: the service's home and this backend's own configuration."""
+
+    layout: HomeLayout
+    heartbeat_seconds: float = 2.0
+    all_options: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # BatchAIApp.backend_options
+    options: Mapping[str, Any] = field(default_factory=dict)  # this backend's entry of all_options
+    # The core's task planner as source files ({name in package `batchai_launch`: path}), for a backend
+    # that plans a gang's tasks where it runs (Slurm's driver, on the allocation).
+    planner_files: Mapping[str, str] = field(default_factory=dict)
+
+    def for_backend(self, name: str) -> BackendContext:
+        return replace(self, options=dict(self.all_options.get(name) or {}))
+
+
+@dataclass(frozen=True)
+class NodePlacement:
+    """What provisioning a node learned about it."""
+
+    ip: str  # the address other tasks reach it at
+    mpi_host: str  # the name written to MPI hostfiles
+    cpus: int
+    gpus: int
+    root: str  # the node's sandbox directory (mounts/, jobs/, run/ live under it)
+    port: int | None = None  # where users log in to it (SSH), shown by `cluster node list`
+    extra: Mapping[str, Any] = field(default_factory=dict)  # the backend's own facts, kept in the node's info
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    state: str  # "running" | "exited" | "lost"
+    exit_code: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    command: str
+    env: Mapping[str, str]
+    cwd: str
+    stdout: str
+    stderr: str
+
+
+class Backend(ABC):
+    """Every backend: a name (the cluster spec's `backend`) and a way to wake the engine."""
+
+    name: str
+
+    @abstractmethod
+    def set_wakeup(self, callback: Callable[[], None]) -> None:
+        """`callback` makes the engine run a cycle now (a task ended, a host came back)."""
+
+
+class NodePool(Backend):
+    """Nodes that the service adds and removes to keep a cluster at its target."""
+
+    @abstractmethod
+    def provision(self, cluster: dict[str, Any], node: dict[str, Any]) -> NodePlacement: ...
+
+    @abstractmethod
+    def release(self, cluster: dict[str, Any], node: dict[str, Any]) -> None: ...
+
+
+class DetachedTasks(ABC):
+    """Runs one task on a node as a detached process that the service re-attaches to after a restart."""
+
+    @abstractmethod
+    def start_task(self, node: dict[str, Any], run_dir: str, launch: TaskLaunch) -> None: ...
+
+    @abstractmethod
+    def poll_task(self, node: dict[str, Any], run_dir: str, launched_at: float) -> TaskStatus: ...
+
+    @abstractmethod
+    def kill_task(self, node: dict[str, Any], run_dir: str, force: bool = False) -> None: ...
+
+
+class NodeFiles(ABC):
+    """Writes files on a node (a task's MPI hostfile, ...)."""
+
+    @abstractmethod
+    def write_text(self, node: dict[str, Any], path: str, text: str) -> None: ...
+
+
+class ComputeBackend(NodePool, DetachedTasks, NodeFiles):
+    """A node-pool backend: the service places tasks on its nodes."""
+
+
+class ChecksClusters(ABC):
+    """Checks a new cluster's backendOptions before the cluster is stored."""
+
+    @abstractmethod
+    def check_cluster(self, spec: dict[str, Any]) -> None:
+        """Raises BatchAIError naming the option at fault."""
+
+
+class NodeHealth(ABC):
+    """Knows whether a node is reachable, without running a task there."""
+
+    @abstractmethod
+    def node_health(self, node: dict[str, Any]) -> str | None:
+        """None while the node is healthy, else why it is not."""
+
+
+class NodeExec(ABC):
+    """Runs a user's shell command on a node (`cluster node exec`)."""
+
+    @abstractmethod
+    def exec(self, node: dict[str, Any], command: str, timeout: float = 300.0) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr)."""
+
+
+class NodeScripts(ABC):
+    """Runs the service's own scripts (native mounts, unmounts) on a node."""
+
+    @abstractmethod
+    def run_script(self, node: dict[str, Any], script: str, stdin: str = "") -> tuple[int, str]: ...
+
+
+class RemoteNodes(ABC):
+    """Nodes that are other machines: they do not see the service's files, so the backend stages inputs
+    and mounts onto them and makes their directories itself, and picks ports on them."""
+
+    @abstractmethod
+    def free_port(self, node: dict[str, Any]) -> int:
+        """A TCP port free on the node (the job's master port)."""
+
+    @abstractmethod
+    def show_mounts(self, node: dict[str, Any], mount_root: str, mounts: list[Any]) -> None:
+        """Puts each mount (storage's Mount) at <mount_root>/<relative path> on the node: a copy of its
+        source directory, or the result of its mount command."""
+
+
+# -- scheduler backends ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchedulerNode:
+    """One node as the scheduler reports it, in our node states."""
+
+    name: str
+    state: str  # idle | running | unusable | preparing
+    ip: str
+    cpus: int
+    gpus: int
+    reason: str = ""  # why it is unusable, in the scheduler's words
+
+
+@dataclass(frozen=True)
+class GangRequest:
+    """One attempt of one job, for the scheduler to allocate nodes to and run."""
+
+    key: str  # unique per attempt: "<job uuid>-<attempt>"
+    job_name: str
+    context: Any  # core.launch.JobContext: everything but the nodes (the allocation decides those)
+    node_count: int
+    max_wall_clock_seconds: float  # the spec's value; `explicit_wall_clock` says whether the user set it
+    explicit_wall_clock: bool
+    priority: int
+
+
+@dataclass(frozen=True)
+class GangTask:
+    """One task of a running gang, as its files on the shared file system tell."""
+
+    name: str
+    node: str
+    phase: str  # "prep" | "main"
+    role: str
+    rank: int
+    required: bool
+    stdout: str
+    stderr: str
+    state: str  # "running" | "exited" | "killed" (stopped when the gang ended)
+    exit_code: int | None = None
+    launched: float | None = None
+    ended: float | None = None
+
+
+# Gang states: queued, running (in the scheduler); succeeded, failed (a task failed), lost (the
+# allocation died under it: a node failure, or the job vanished), timeout, cancelled (ended).
+GANG_ENDED = ("succeeded", "failed", "lost", "timeout", "cancelled")
+
+
+@dataclass(frozen=True)
+class GangStatus:
+    state: str
+    nodes: tuple[str, ...] = ()
+    tasks: tuple[GangTask, ...] = ()
+    exit_code: int | None = None
+    error: dict[str, str] | None = None  # {"code", "message"} for an unsuccessful end
+    reason: str = ""  # why a queued gang waits, in the scheduler's words
+
+
+class SchedulerBackend(Backend):
+    """Takes whole jobs: the core hands each queued job over instead of placing its tasks."""
+
+    @abstractmethod
+    def scheduler_nodes(self, cluster: dict[str, Any]) -> list[SchedulerNode]: ...
+
+    @abstractmethod
+    def node_cap(self, cluster: dict[str, Any]) -> int | None: ...
+
+    @abstractmethod
+    def submit(self, cluster: dict[str, Any], request: GangRequest) -> None: ...
+
+    @abstractmethod
+    def poll(self, cluster: dict[str, Any], keys: list[str]) -> dict[str, GangStatus]: ...
+
+    @abstractmethod
+    def cancel(self, cluster: dict[str, Any], key: str) -> None: ...
+
+    @abstractmethod
+    def forget(self, cluster: dict[str, Any], key: str) -> None:
+        """The job was deleted: drop what was kept for this attempt."""
+
+
+class SchedulerUnavailable(BatchAIError):
+    """The scheduler cannot be reached just now (its controller is down, its login node does not
+    answer): what was asked is tried again later, nothing fails for it."""
+
+    def __init__(self, message: str):
+        super().__init__("SchedulerUnavailable", message, status=503)

@@ -1,0 +1,170 @@
+"""What the core asks of a datastore: every datastore is a `Datastore` (paths for nodes, listings and
+ranged reads); the optional capabilities below are declared by inheriting them and checked with
+`isinstance`. `DatastoreKinds` opens datastores and reads their documents; `JobStorage` moves a job's
+data (staging in, mounts, flushing out) for the core. storage/ implements all three.
+"""
+from __future__ import annotations
+
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import BatchAIError
+from .compute import NodeScript
+from .layout import HomeLayout
+
+
+@dataclass(frozen=True)
+class DatastoreContext:
+    """What a datastore factory is given besides its own stored configuration."""
+
+    home: str  # the service's BATCHAI_HOME (for caches and local mount points)
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    file_type: str  # "file" | "directory"
+    size: int | None
+    modified: float | None
+
+
+def clean_relative_path(path: str, where: str = "path") -> str:
+    """A user-given path inside a datastore, normalised; refuses anything that would leave the root."""
+    text = (path or ".").replace("\\", "/")
+    normal = posixpath.normpath(text)
+    if text.startswith("/") or normal == ".." or normal.startswith("../"):
+        raise BatchAIError(
+            "InvalidPath", f"{where}: {path!r} points outside the datastore; give a path relative to it, without '..'")
+    return "" if normal == "." else normal
+
+
+class Datastore(ABC):
+    kind: str
+
+    @abstractmethod
+    def node_path(self, segment: str) -> str:
+        """An absolute directory for `segment` that local-backend nodes read and write directly."""
+
+    @abstractmethod
+    def list(self, segment: str) -> list[FileEntry]:
+        """Entries directly inside `segment`; [] when it does not exist yet."""
+
+    @abstractmethod
+    def read(self, segment: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes of a file from `offset`; b"" past its end."""
+
+    @abstractmethod
+    def exists(self, segment: str) -> bool: ...
+
+
+class ChunkedUploads(ABC):
+    """Takes client uploads chunk by chunk itself (staging blocks remotely), committing on the final one."""
+
+    @abstractmethod
+    def remote_file(self, segment: str) -> tuple[int, str | None] | None:
+        """(size, SHA-256 recorded at upload or None) of a stored file; None when there is none."""
+
+    @abstractmethod
+    def uploaded_size(self, segment: str) -> int:
+        """Bytes of the upload in progress to `segment` received so far."""
+
+    @abstractmethod
+    def write_chunk(self, segment: str, data: bytes, offset: int, final: bool, sha256: str | None) -> None: ...
+
+
+class TransferCounter(Protocol):
+    def add(self, sent: int = 0, skipped: int = 0, received: int = 0, reused: int = 0) -> None: ...
+
+
+class CountsTransfers(ABC):
+    """Counts the bytes it moves (shown on the datastore's view)."""
+
+    counters: TransferCounter
+
+    @abstractmethod
+    def transfers(self) -> dict[str, Any]:
+        """The counters so far, for the datastore's view."""
+
+
+class CreatesContainer(ABC):
+    """Can create its container when asked to at registration (`createContainer`)."""
+
+    @abstractmethod
+    def create_container(self) -> None: ...
+
+
+class Checkable(ABC):
+    """Can be checked at registration, so a wrong key or a missing container is refused then."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raises BatchAIError saying what is wrong."""
+
+
+class PublicSettings(ABC):
+    """Has settings worth showing that are not in its stored configuration (a connection string's account)."""
+
+    @abstractmethod
+    def public_settings(self) -> dict[str, Any]: ...
+
+
+class DownloadLinks(ABC):
+    """Gives links to its files that work without this service (Blob SAS)."""
+
+    @abstractmethod
+    def download_url(self, segment: str, expiry_minutes: int | None = None) -> str | None: ...
+
+
+class JobStorage(ABC):
+    """A job's data beyond the nodes' own disks, for the core: inputs staged in, mounts shown on nodes,
+    logs and outputs flushed out. Node lists are core.launch.NodeContext values."""
+
+    @abstractmethod
+    def run_here(self, script: str, stdin: str) -> tuple[int, str]:
+        """Runs a storage script on this host: what nodes that share the service's files get."""
+
+    @abstractmethod
+    def show_cluster_mounts(self, cluster: dict[str, Any], node_name: str, mount_root: str, remote: bool,
+                            show: Callable[[str, list[Any]], None] | None = None,
+                            run: NodeScript | None = None) -> list[str]: ...
+
+    @abstractmethod
+    def flush_folder(self, workspace: str, folder: str) -> None: ...
+
+    @abstractmethod
+    def prepare(self, job: dict[str, Any], input_paths: list[str], nodes: list[Any], remote: bool,
+                show: Callable[[int], Callable[[str, list[Any]], None]] | None = None,
+                run: Callable[[int], NodeScript] | None = None) -> list[str]: ...
+
+    @abstractmethod
+    def mounts_are_native(self, job: dict[str, Any]) -> list[bool]: ...
+
+    @abstractmethod
+    def unmount_job(self, nodes: list[Any], run: Callable[[int], NodeScript]) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def flush(self, job: dict[str, Any], final: bool) -> list[dict[str, Any]]: ...
+
+
+class DatastoreKinds(ABC):
+    """The datastore kinds this service can open, their request documents and views."""
+
+    @abstractmethod
+    def open(self, kind: str, config: dict[str, Any], context: DatastoreContext) -> Datastore:
+        """`config` includes the secrets: never log it."""
+
+    @abstractmethod
+    def parse_document(self, document: object) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """(kind, config, secrets) of a create request, or a BatchAIError naming the field at fault."""
+
+    @abstractmethod
+    def view(self, row: dict[str, Any], transfers: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The API's view of a stored datastore row, without secrets."""
+
+    @abstractmethod
+    def job_storage(self, store: Any, layout: HomeLayout,
+                    datastore_for: Callable[..., Datastore]) -> JobStorage:
+        """`store` is the core's Store; `datastore_for(workspace[, name])` opens a workspace's datastore."""
