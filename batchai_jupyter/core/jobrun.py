@@ -234,7 +234,9 @@ class JobRunner:
     def kill_tasks(self, job: dict, tasks: list[dict], force: bool) -> None:
         backend = self.backend_for(job["workspace"], job["cluster"])
         for task in tasks:
-            if task["state"] == "running":
+            # With force also a task that ended: what it left running must not outlive its job.
+            # (A scheduler backend's tasks, without a run directory, end with their allocation.)
+            if task["run_dir"] and (force or task["state"] == "running"):
                 backend.kill_task(self.store.node(task["node_id"]), task["run_dir"], force=force)
         if force:
             with self.store.transaction():
@@ -281,6 +283,7 @@ class JobRunner:
             self.finish(job, "failed", exit_code, [failure])
 
     def finish(self, job: dict, state: str, exit_code: int | None, errors: list[dict]) -> None:
+        self.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
         upload_errors = self._unmount(job) + self.data.flush(job, final=True)
         if upload_errors:
             state, errors = "failed", errors + upload_errors
