@@ -5,45 +5,12 @@ by scanning /proc for the processes the job's script started under names only it
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import time
 import uuid
 
 import pytest
-
-# Each rank starts two background sleeps named after the test's token: one in its process group,
-# one in a new session (setsid: out of the group and the session). Rank 1 then fails (or, with
-# `hold`, stays), rank 0 stays in the foreground.
-SCRIPT = r'''
-import os, subprocess, sys, time
-token, gate, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-rank = os.environ["RANK"]
-subprocess.Popen([f"{token}-r{rank}-group", "600"], executable="/bin/sleep")
-subprocess.Popen([f"{token}-r{rank}-session", "600"], executable="/bin/sleep", start_new_session=True)
-open(f"{gate}.{rank}", "w").close()
-if rank == "1" and mode == "fail":
-    while not os.path.exists(f"{gate}.0"):
-        time.sleep(0.05)
-    sys.exit(3)
-time.sleep(600)
-'''
-
-
-def processes_named(token: str) -> list[str]:
-    """Live (non-zombie) processes whose argv[0] starts with `token`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                name = handle.read().split(b"\0")[0].decode(errors="replace")
-            with open(f"/proc/{entry}/stat") as handle:
-                state = handle.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if name.startswith(token) and state != "Z":
-            found.append(name)
-    return sorted(found)
 
 
 def wait_until(condition, what: str, timeout: float = 60.0):
@@ -56,6 +23,10 @@ def wait_until(condition, what: str, timeout: float = 60.0):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def idle_nodes(client, cluster: str) -> int:
+    return client.get(client.cluster_path("default", cluster))["nodeStateCounts"]["idleNodeCount"]
+
+
 @pytest.fixture
 def cluster(shared_client):
     name = "procs-" + uuid.uuid4().hex[:6]
@@ -64,41 +35,66 @@ def cluster(shared_client):
     return name
 
 
-def idle_nodes(client, cluster: str) -> int:
-    return client.get(client.cluster_path("default", cluster))["nodeStateCounts"]["idleNodeCount"]
-
-
-def start_job(client, cluster: str, tmp_path, mode: str) -> tuple[str, str]:
+def start_job(client, cluster: str, tmp_path, probe) -> tuple[str, str]:
+    """A 2-rank job whose ranks both run with their background processes; rank 1 fails once the
+    test creates tmp_path/go."""
     script = tmp_path / "ranks.py"
-    script.write_text(SCRIPT)
-    token = "batchai-test-" + uuid.uuid4().hex[:10]
+    script.write_text(probe.SCRIPT)
+    token = probe.token()
     name = "job-" + token[-10:]
-    gate = tmp_path / "started"
     client.create_job("default", "default", {"cluster": cluster, "nodeCount": 2, "pyTorchSettings": {
-        "pythonScriptFilePath": str(script), "commandLineArgs": f"{token} {gate} {mode}"}}, name)
-    expected = [f"{token}-r{rank}-{kind}" for rank in "01" for kind in ("group", "session")]
-    if mode == "hold":  # both ranks run, each with its two background sleeps
-        wait_until(lambda: processes_named(token) == expected, "every rank's background processes")
+        "pythonScriptFilePath": str(script), "commandLineArgs": f"{token} {tmp_path / 'go'}"}}, name)
+    wait_until(lambda: probe.processes(token) == probe.expected(token), "every rank's background processes")
     return name, token
 
 
-def test_a_failed_rank_ends_the_job_and_every_process_it_started(shared_client, cluster, tmp_path):
-    name, token = start_job(shared_client, cluster, tmp_path, "fail")
+def test_a_failed_rank_ends_the_job_and_every_process_it_started(shared_client, cluster, tmp_path, leftover_probe):
+    name, token = start_job(shared_client, cluster, tmp_path, leftover_probe)
+    (tmp_path / "go").touch()  # rank 1 exits 3, leaving its two sleeps behind
     done = shared_client.wait_for_job("default", "default", name, timeout=120)
     assert done["executionState"] == "failed"
-    assert [e["code"] for e in done["executionInfo"]["errors"]] == ["JobFailed"], done["executionInfo"]
-    assert "exited with code 3" in done["executionInfo"]["errors"][0]["message"]
-    # rank 1 started its sleeps before it failed: the job got that far, and they are gone too
-    assert (tmp_path / "started.1").exists() and (tmp_path / "started.0").exists()
-    wait_until(lambda: processes_named(token) == [], "the failed job's processes to be gone", timeout=10)
+    errors = done["executionInfo"]["errors"]
+    assert [e["code"] for e in errors] == ["JobFailed"] and "exited with code 3" in errors[0]["message"], errors
+    wait_until(lambda: leftover_probe.processes(token) == [], "the failed job's processes to be gone", timeout=10)
     assert idle_nodes(shared_client, cluster) == 2
 
 
-def test_terminating_a_job_kills_every_process_it_started(shared_client, cluster, tmp_path):
-    name, token = start_job(shared_client, cluster, tmp_path, "hold")
+def test_terminating_a_job_kills_every_process_it_started(shared_client, cluster, tmp_path, leftover_probe):
+    name, token = start_job(shared_client, cluster, tmp_path, leftover_probe)
     shared_client.request("POST", f"workspaces/default/experiments/default/jobs/{name}/terminate")
     done = shared_client.wait_for_job("default", "default", name, timeout=120)
     assert done["executionState"] == "failed"
     assert [e["code"] for e in done["executionInfo"]["errors"]] == ["JobTerminated"]
-    wait_until(lambda: processes_named(token) == [], "the terminated job's processes to be gone", timeout=10)
+    wait_until(lambda: leftover_probe.processes(token) == [], "the terminated job's processes to be gone",
+               timeout=10)
     assert idle_nodes(shared_client, cluster) == 2
+
+
+def test_a_restart_between_killing_the_tasks_and_ending_the_job_runs_the_attempt_again(
+        client, service_process, tmp_path):
+    """The service recorded the attempt's tasks killed, then died before it wrote the job's end
+    (here: killed -9, and the store brought to that point by hand). Restarted, it must not take the
+    killed tasks for a success: the attempt runs again, not counted as a retry."""
+    name = "interrupted-" + uuid.uuid4().hex[:6]
+    client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "one")
+    wait_until(lambda: idle_nodes(client, "one") == 1, "the cluster's node")
+    runs = tmp_path / "runs"
+    client.create_job("default", "default", {"cluster": "one", "customToolkitSettings": {"commandLine": (
+        f"echo run >> {runs}; [ $(wc -l < {runs}) -ge 2 ] && exit 0; exec sleep 600")}}, name)
+    wait_until(lambda: runs.exists() and runs.read_text() == "run\n", "the first attempt to start")
+    service_process.kill()
+    database = os.path.join(service_process.home, "batchai.db")
+    with sqlite3.connect(database) as db:
+        [(job_id, state)] = db.execute("SELECT id, state FROM jobs WHERE name = ?", (name,)).fetchall()
+        assert state == "running"
+        [(run_dir,)] = db.execute("SELECT run_dir FROM tasks WHERE job_id = ?", (job_id,)).fetchall()
+        db.execute("UPDATE tasks SET state = 'killed', ended = ? WHERE job_id = ?", (time.time(), job_id))
+    with open(os.path.join(run_dir, "pid")) as handle:  # the kill itself had happened too
+        os.killpg(int(handle.read()), signal.SIGKILL)
+
+    client = service_process.start()
+    done = client.wait_for_job("default", "default", name, timeout=120)
+    assert done["executionState"] == "succeeded", done["executionInfo"]
+    assert runs.read_text() == "run\nrun\n"
+    assert [e["code"] for e in done["executionInfo"]["errors"]] == ["AttemptInterrupted"]
+    assert (done["attempt"], done["retriesUsed"]) == (2, 0)

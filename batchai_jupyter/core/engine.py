@@ -9,6 +9,7 @@ import time
 from . import scheduler
 from .handover import HandOver
 from .jobrun import JobRunner, error
+from .lifecycle import JobEvent
 from .nodes import NodeKeeper
 from .store import Store
 
@@ -115,9 +116,8 @@ class Engine:
                 self.runner.start(job, decision.node_ids)
             except Exception as failure:
                 log.exception("starting job %s failed", job["name"])
-                job = self.store.job(job["id"])
-                self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-                self.runner.finish(job, "failed", None, [error("JobStartFailed", f"the job could not start: {failure}")])
+                self.runner.end(job, JobEvent.START_FAILED, None,
+                                [error("JobStartFailed", f"the job could not start: {failure}")])
         elif isinstance(decision, scheduler.KillJob):
             job = self.store.job(decision.job_id)
             self.runner.terminate(job, [error(decision.reason, decision.message)])
@@ -148,7 +148,7 @@ class Engine:
             if self.handover.owns(self.store.cluster(job["workspace"], job["cluster"])):
                 self.handover.terminate(job, error(code, message))
             elif job["state"] == "queued":
-                self.runner.finish(job, "failed", None, [error(code, message)])
+                self.runner.end(job, JobEvent.TERMINATE, None, [error(code, message)])
             elif job["state"] == "running":
                 self.runner.terminate(job, [error(code, message)])
         self.wake()
@@ -158,8 +158,7 @@ class Engine:
             job = self.store.job(job["id"])
             self.handover.cancel(job)
             if job["state"] in ("running", "terminating"):
-                self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-                self.runner.finish(job, "failed", None, [])
+                self.runner.end(job, JobEvent.DELETED)
             with self.store.transaction():
                 self.store.delete("tasks", job_id=job["id"])
                 self.store.delete("jobs", id=job["id"])
@@ -172,8 +171,7 @@ class Engine:
             for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
                                         "('queued', 'running', 'terminating')", cluster["workspace"], cluster["name"]):
                 self.handover.cancel(job)
-                self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-                self.runner.finish(job, "failed", None, [error(
+                self.runner.end(job, JobEvent.CLUSTER_DELETED, None, [error(
                     "ClusterDeleted", f"cluster {cluster['name']} was deleted before the job finished")])
             for node in self.store.nodes_of(cluster["workspace"], cluster["name"]):
                 self.keeper.remove(cluster, node)
