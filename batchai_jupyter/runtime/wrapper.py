@@ -179,41 +179,38 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def task_processes(task_dir: str) -> list:
-    """The live processes of the task in `task_dir`: the wrapper, every process in its process
-    group or session while the wrapper leads them, and every process carrying the task's marker
-    (those that escaped into a session of their own). The group alone is not trusted once its
-    leader is gone: its number may by then belong to another task's wrapper."""
-    leader = None
+def _task_leader(task_dir: str):
+    """The task's wrapper pid (its process group and session id) while that very wrapper runs:
+    once it is gone, the number may lead another task's group."""
     text = _read(os.path.join(task_dir, "pid")).strip()
-    if text.isdigit():
-        leader = int(text)
-        # argv[-1] is the task dir: the wrapper of this very task, not a process that got its pid
-        if _read(f"/proc/{leader}/cmdline").split(b"\0")[-2:-1] != [task_dir.encode()]:
-            leader = None
+    if not text.isdigit():
+        return None
+    # argv[-1] is the task dir: the wrapper of this task, not a process that got its pid later
+    if _read(f"/proc/{int(text)}/cmdline").split(b"\0")[-2:-1] != [task_dir.encode()]:
+        return None
+    return int(text)
+
+
+def marked_processes(task_dir: str) -> list:
+    """Processes that carry the task's marker, wherever they went (another group, a new session)."""
     marker = f"{TASK_MARKER}={task_dir}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        stat = _read(f"/proc/{name}/stat")
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if len(fields) < 4 or fields[0] == b"Z":  # gone, or a zombie (nothing left to kill)
-            continue
-        pid = int(name)
-        if leader is not None and leader in (pid, int(fields[2]), int(fields[3])):
-            found.append(pid)
-        elif marker in _read(f"/proc/{name}/environ").split(b"\0"):
-            found.append(pid)
-    return found
+    mine = os.getpid()
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != mine
+            and marker in _read(f"/proc/{name}/environ").split(b"\0")]
 
 
-def kill_task_processes(task_dir: str, signal_number: int) -> int:
-    """Sends `signal_number` to every process of the task; with SIGKILL, again while new ones
-    appear. Returns how many processes were signalled."""
+def kill_task_processes(task_dir: str, signal_number: int) -> None:
+    """Sends `signal_number` to the task whole: its process group while its wrapper leads it, and
+    every process carrying its marker; with SIGKILL, again while new marked ones appear."""
     signalled = set()
+    leader = _task_leader(task_dir)
+    if leader is not None:
+        try:
+            os.killpg(leader, signal_number)
+        except (ProcessLookupError, PermissionError):
+            pass
     for _ in range(KILL_ROUNDS if signal_number == signal.SIGKILL else 1):
-        pids = [pid for pid in task_processes(task_dir) if signal_number != signal.SIGKILL or pid not in signalled]
+        pids = [pid for pid in marked_processes(task_dir) if pid not in signalled]
         for pid in pids:
             try:
                 os.kill(pid, signal_number)
@@ -222,7 +219,6 @@ def kill_task_processes(task_dir: str, signal_number: int) -> int:
             signalled.add(pid)
         if not pids:
             break
-    return len(signalled)
 
 
 if __name__ == "__main__":
