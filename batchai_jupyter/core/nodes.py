@@ -14,7 +14,7 @@ from . import launch
 from .events import EventBus
 from .jobrun import JobRunner, error
 from .layout import cluster_segment
-from .lifecycle import JobEvent, NodeEvent
+from .lifecycle import REMOVAL_EFFECTS, JobEvent, KillSetup, NodeEvent, NodeState
 from .store import Store
 
 log = logging.getLogger("batchai")
@@ -177,7 +177,7 @@ class NodeKeeper:
         self.remove(cluster, self.store.node(node["id"]))
 
     def remove(self, cluster: dict, node: dict) -> None:
-        if "setup_run_dir" in node["info"] and node["state"] == "preparing":
+        if "setup_run_dir" in node["info"] and KillSetup() in REMOVAL_EFFECTS[NodeState(node["state"])]:
             self.backend_for(cluster["workspace"], cluster["name"]).kill_task(
                 node, node["info"]["setup_run_dir"], force=True)
         self.store.delete("nodes", id=node["id"])
