@@ -129,13 +129,9 @@ class LocalBackend(ComputeBackend):
         return TaskStatus("lost", None, "the task's wrapper process is gone without recording an exit code")
 
     def kill_task(self, node: dict, run_dir: str, force: bool = False) -> None:
-        pid = _read_pid(run_dir)
-        if pid is None:
-            return
-        try:
-            os.killpg(pid, signal.SIGKILL if force else signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """Signals the task whole: its process group and whatever it started that left it (the
+        wrapper's marker); with force also after the task exited, for what it left running."""
+        wrapper.kill_task_processes(run_dir, signal.SIGKILL if force else signal.SIGTERM)
 
     def write_text(self, node: dict, path: str, text: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -153,15 +149,10 @@ def create(context: BackendContext) -> LocalBackend:
 
 
 def kill_unfinished_tasks(nodes_dir: str) -> None:
-    """SIGKILLs the process group of every task under `nodes_dir` that has a pid but no exit file:
-    what a test or benchmark left behind when it stopped its service mid-job."""
+    """SIGKILLs every process of every task under `nodes_dir` that started: what a test or
+    benchmark left behind when it stopped its service mid-job."""
     for root, dirs, files in os.walk(nodes_dir):
         # never into a mount: a container holds no task of ours, and walking it may be slow or hang
         dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(root, d))]
-        if "pid" in files and "exit" not in files:
-            pid = _read_pid(root)
-            if pid is not None:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        if "pid" in files:
+            wrapper.kill_task_processes(root, signal.SIGKILL)

@@ -380,9 +380,13 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         if self.monitor.down_reason(connection):
             return
         signal_name = "KILL" if force else "TERM"
+        # The wrapper kills the task whole (its group and what escaped it); a wrapper of an older
+        # release, without --kill, leaves the process group to kill.
+        wrapper_path, python = shlex.quote(node["info"]["wrapper"]), shlex.quote(node["info"]["python"])
         try:
-            connection.run(f"p=$(cat {shlex.quote(run_dir)}/pid 2>/dev/null) && kill -{signal_name} -- -$p "
-                           "2>/dev/null; true", timeout=15)
+            connection.run(f"{python} -S {wrapper_path} --kill {shlex.quote(run_dir)} {signal_name} 2>/dev/null || "
+                           f"{{ p=$(cat {shlex.quote(run_dir)}/pid 2>/dev/null) && kill -{signal_name} -- -$p "
+                           "2>/dev/null; }; true", timeout=15)
         except SshError:
             pass
 

@@ -13,6 +13,7 @@ import time
 from . import scheduler
 from .handover import HandOver
 from .jobrun import JobRunner, error
+from .lifecycle import JobEvent
 from .nodes import NodeKeeper
 from .store import Store
 from .workers import ClusterWorkers
@@ -139,10 +140,8 @@ class Engine:
                 self.runner.start(job, decision.node_ids)
             except Exception as failure:
                 log.exception("starting job %s failed", job["name"])
-                job = self.store.job(job["id"])
-                self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-                self.runner.finish(job, "failed", None,
-                                   [error("JobStartFailed", f"the job could not start: {failure}")])
+                self.runner.end(job, JobEvent.START_FAILED, None,
+                                [error("JobStartFailed", f"the job could not start: {failure}")])
         elif isinstance(decision, scheduler.KillJob):
             job = self.store.job(decision.job_id)
             self.runner.terminate(job, [error(decision.reason, decision.message)])
@@ -175,7 +174,7 @@ class Engine:
             if self.handover.owns(self.store.cluster(current["workspace"], current["cluster"])):
                 self.handover.terminate(current, error(code, message))
             elif current["state"] == "queued":
-                self.runner.finish(current, "failed", None, [error(code, message)])
+                self.runner.end(current, JobEvent.TERMINATE, None, [error(code, message)])
             elif current["state"] == "running":
                 self.runner.terminate(current, [error(code, message)])
 
@@ -188,8 +187,7 @@ class Engine:
                 return
             self.handover.cancel(current)
             if current["state"] in ("running", "terminating"):
-                self.runner.kill_tasks(current, self.store.tasks_of(current["id"], current["attempt"]), force=True)
-                self.runner.finish(current, "failed", None, [])
+                self.runner.end(current, JobEvent.DELETED)
             with self.store.transaction():
                 self.store.delete("tasks", job_id=current["id"])
                 self.store.delete("jobs", id=current["id"])
@@ -209,8 +207,7 @@ class Engine:
             for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
                                         "('queued', 'running', 'terminating')", workspace, name):
                 self.handover.cancel(job)
-                self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-                self.runner.finish(job, "failed", None, [error(
+                self.runner.end(job, JobEvent.CLUSTER_DELETED, None, [error(
                     "ClusterDeleted", f"cluster {name} was deleted before the job finished")])
             for node in self.store.nodes_of(workspace, name):
                 self.keeper.remove(current, node)

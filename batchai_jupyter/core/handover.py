@@ -17,6 +17,7 @@ from ..ports.compute import GANG_ENDED, Backend, GangRequest, GangStatus, Schedu
 from . import views
 from .events import EventBus
 from .jobrun import JobRunner, error
+from .lifecycle import JobEvent, TaskEvent, reported_node_event
 from .models import DEFAULT_MAX_WALL_CLOCK_SECONDS
 from .scheduler import WALL_CLOCK_REASON, format_duration, order_queue
 from .store import Store
@@ -102,7 +103,8 @@ class HandOver:
                                       ip=node.ip, state_since=now, info=info, errors=errors)
                 elif (row["state"], row["ip"], row["info"], row["errors"]) != (node.state, node.ip, info, errors):
                     if row["state"] != node.state:
-                        self.store.set_node_state(row["id"], node.state, ip=node.ip, info=info, errors=errors)
+                        self.store.set_node_state(row["id"], reported_node_event(node.state), ip=node.ip, info=info,
+                                                  errors=errors)
                     else:
                         self.store.update("nodes", {"id": row["id"]}, ip=node.ip, info=info, errors=errors)
             # The cluster's size is the scheduler's: the target follows it, so the view is steady.
@@ -165,8 +167,8 @@ class HandOver:
             raise  # not the job's fault: it stays queued and is submitted once the scheduler answers
         except Exception as failure:  # the scheduler's own words say what it refused
             log.warning("batchai: submitting job %s to %s failed: %s", job["name"], backend.name, failure)
-            self.runner.finish(job, "failed", None, [error("JobSubmissionFailed", f"{backend.name} did not "
-                                                                                  f"take the job: {failure}")])
+            self.runner.end(job, JobEvent.SUBMISSION_FAILED, None, [error(
+                "JobSubmissionFailed", f"{backend.name} did not take the job: {failure}")])
             return
         self.store.update("jobs", {"id": job["id"]}, phase=SUBMITTED)
 
@@ -191,8 +193,8 @@ class HandOver:
         self._waiting.pop(job["id"], None)
         node_ids = self._node_ids(cluster, status.nodes)
         if job["state"] == "queued":
-            self.store.set_job_state(job["id"], "running", phase="main", started=time.time(), node_ids=node_ids,
-                                     exit_code=None)
+            self.store.set_job_state(job["id"], JobEvent.SCHEDULER_STARTED, phase="main", started=time.time(),
+                                     node_ids=node_ids, exit_code=None)
             job = self.store.job(job["id"])
             self.events.publish("job", **_job_key(job), state="running", attempt=job["attempt"])
         elif node_ids and node_ids != job["node_ids"]:
@@ -229,26 +231,23 @@ class HandOver:
                         required=int(task.required), run_dir="", stdout=task.stdout, stderr=task.stderr,
                         state=task.state, exit_code=task.exit_code, launched=task.launched or now, ended=ended)
                 elif row["state"] == "running" and task.state != "running":
-                    self.store.update("tasks", {"id": row["id"]}, state=task.state, exit_code=task.exit_code,
-                                      ended=ended)
+                    self.store.set_task_state(row["id"], TaskEvent(task.state), exit_code=task.exit_code, ended=ended)
 
     def _end(self, job: dict, status: GangStatus) -> None:
-        with self.store.transaction():  # what still runs is killed with the allocation
-            for task in self.store.tasks_of(job["id"], job["attempt"]):
-                if task["state"] == "running":
-                    self.store.update("tasks", {"id": task["id"]}, state="killed", ended=time.time())
+        # what still runs is killed with the allocation
+        self.store.record_killed(self.store.tasks_of(job["id"], job["attempt"]))
         job = self.store.job(job["id"])
         if job["state"] == "terminating":
-            self.runner.finish(job, "failed", status.exit_code, [])
+            self.runner.end(job, JobEvent.TASKS_STOPPED, status.exit_code)
         elif status.state == "succeeded":
-            self.runner.finish(job, "succeeded", 0, [])
+            self.runner.end(job, JobEvent.SUCCEEDED, 0)
         elif status.state in ("failed", "lost"):
             self.runner.attempt_failed(job, status.error or error("JobFailed", "the job failed"), status.exit_code)
         elif status.state == "timeout":
-            self.runner.finish(job, "failed", status.exit_code, [self._wall_clock_error(job)])
+            self.runner.end(job, JobEvent.SCHEDULER_ENDED, status.exit_code, [self._wall_clock_error(job)])
         else:
-            self.runner.finish(job, "failed", status.exit_code,
-                               [status.error or error("JobCancelled", "the job was cancelled in the scheduler")])
+            self.runner.end(job, JobEvent.SCHEDULER_ENDED, status.exit_code,
+                            [status.error or error("JobCancelled", "the job was cancelled in the scheduler")])
 
     @staticmethod
     def _wall_clock_error(job: dict) -> dict:
@@ -267,12 +266,12 @@ class HandOver:
         job = self.store.job(job["id"])
         self._waiting.pop(job["id"], None)
         if job["state"] == "queued" and job["phase"] != SUBMITTED:
-            self.runner.finish(job, "failed", None, [failure])
+            self.runner.end(job, JobEvent.TERMINATE, None, [failure])
             return
         if job["state"] not in ("queued", "running"):
             return
         self.cancel(job)
-        self.store.set_job_state(job["id"], "terminating", errors=job["errors"] + [failure])
+        self.store.set_job_state(job["id"], JobEvent.TERMINATE_HANDED_OVER, errors=job["errors"] + [failure])
         self.events.publish("job", **_job_key(job), state="terminating")
 
     def cancel(self, job: dict) -> None:
@@ -285,10 +284,8 @@ class HandOver:
         if not self.owns(cluster):
             return
         self._backend(cluster).cancel(cluster, attempt_key(job))
-        with self.store.transaction():  # they end with the allocation; nothing of ours to signal
-            for task in self.store.tasks_of(job["id"], job["attempt"]):
-                if task["state"] == "running":
-                    self.store.update("tasks", {"id": task["id"]}, state="killed", ended=time.time())
+        # they end with the allocation; nothing of ours to signal
+        self.store.record_killed(self.store.tasks_of(job["id"], job["attempt"]))
 
 
     def forget(self, job: dict) -> None:

@@ -6,14 +6,15 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
 from ..ports.datastores import Datastore, JobStorage
 from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_segment
-from . import launch
+from . import launch, lifecycle
 from .events import EventBus
+from .lifecycle import JobEvent, NodeEvent, TaskEvent
 from .spec import job_spec_from_dict
 from .store import Store
 
@@ -86,10 +87,10 @@ class JobRunner:
         remote = isinstance(backend, RemoteNodes)
         master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first["ip"])
         with self.store.transaction():
-            self.store.set_job_state(job["id"], "running", started=time.time(), node_ids=list(node_ids),
+            self.store.set_job_state(job["id"], JobEvent.START, started=time.time(), node_ids=list(node_ids),
                                      master_port=master_port, exit_code=None)
             for node_id in node_ids:
-                self.store.set_node_state(node_id, "running", job_id=job["id"])
+                self.store.set_node_state(node_id, NodeEvent.CLAIMED, job_id=job["id"])
         job = self.store.job(job["id"])
         context, nodes = self.context(job)
         self._prepare_directories(context, nodes, local_nodes=not remote)
@@ -190,12 +191,12 @@ class JobRunner:
             status = backend.poll_task(self.store.node(task["node_id"]), task["run_dir"], task["launched"])
             if status.state == "running":
                 continue
-            task["state"] = "exited" if status.state == "exited" else "lost"
             task["exit_code"] = status.exit_code
             task["detail"] = status.detail
             task["ended"] = time.time()
-            self.store.update("tasks", {"id": task["id"]}, state=task["state"], exit_code=status.exit_code,
-                              ended=task["ended"])
+            task["state"] = self.store.set_task_state(
+                task["id"], TaskEvent.EXITED if status.state == "exited" else TaskEvent.LOST,
+                exit_code=status.exit_code, ended=task["ended"]).state
         return tasks
 
     def advance(self, job: dict) -> None:
@@ -205,20 +206,22 @@ class JobRunner:
         if job["state"] == "terminating":
             self._advance_termination(job, tasks)
             return
-        failed = [t for t in tasks if t["state"] == "lost" or (t["state"] == "exited" and t["exit_code"] != 0)]
-        if failed:
-            self.kill_tasks(job, tasks, force=True)
+        outcome = lifecycle.phase_outcome(
+            job["phase"], [lifecycle.TaskBrief(t["state"], t["exit_code"], bool(t["required"])) for t in tasks])
+        if outcome is None:
+            return
+        if outcome == JobEvent.TASK_FAILED:
+            failed = [t for t in tasks if t["state"] == "lost" or (t["state"] == "exited" and t["exit_code"] != 0)]
             self.attempt_failed(job, self._failure_error(job, failed[0]), failed[0]["exit_code"])
-            return
-        required = [t for t in tasks if t["required"]]
-        if any(t["state"] == "running" for t in required):
-            return
-        if job["phase"] == "prep":
+        elif outcome == JobEvent.PREP_DONE:
             context, nodes = self.context(job)
             self._launch_phase(job, context, nodes, "main", launch.plan_tasks(context, nodes))
-            return
-        self.kill_tasks(job, tasks, force=True)  # parameter servers never end by themselves
-        self.finish(job, "succeeded", 0, [])
+        elif outcome == JobEvent.INTERRUPTED:
+            self.end(job, outcome, None, [error("AttemptInterrupted", (
+                f"the service stopped while it was ending attempt {job['attempt']}; the job runs again "
+                "(not counted as a retry)"))])
+        else:  # succeeded; parameter servers, which never end by themselves, are killed with the rest
+            self.end(job, outcome, 0)
 
     def _failure_error(self, job: dict, task: dict) -> dict:
         node = self.store.node(task["node_id"])
@@ -237,71 +240,71 @@ class JobRunner:
     def kill_tasks(self, job: dict, tasks: list[dict], force: bool) -> None:
         backend = self.backend_for(job["workspace"], job["cluster"])
         for task in tasks:
-            if task["state"] == "running":
+            # With force also a task that ended: what it left running must not outlive its job.
+            # (A scheduler backend's tasks, without a run directory, end with their allocation.)
+            if task["run_dir"] and (force or task["state"] == "running"):
                 backend.kill_task(self.store.node(task["node_id"]), task["run_dir"], force=force)
         if force:
-            with self.store.transaction():
-                for task in tasks:
-                    if task["state"] == "running":
-                        task["state"] = "killed"
-                        self.store.update("tasks", {"id": task["id"]}, state="killed", ended=time.time())
+            self.store.record_killed(tasks)
 
     def terminate(self, job: dict, errors: list[dict]) -> None:
         """Signals a running job's tasks; the job fails with `errors` once they have ended."""
-        self.store.set_job_state(job["id"], "terminating", errors=job["errors"] + errors)
-        job = self.store.job(job["id"])
-        self.kill_tasks(job, [t for t in self.store.tasks_of(job["id"], job["attempt"])], force=False)
-        self.events.publish("job", **_job_key(job), state="terminating")
+        self.end(job, JobEvent.TERMINATE, None, errors)
 
     def _advance_termination(self, job: dict, tasks: list[dict]) -> None:
         running = [t for t in tasks if t["state"] == "running"]
         if running and time.time() - job["state_since"] < TERMINATE_GRACE_SECONDS:
             return
-        self.kill_tasks(job, running, force=True)
         codes = [t["exit_code"] for t in tasks if t["exit_code"] not in (None, 0)]
-        self.finish(job, "failed", codes[0] if codes else None, [])
+        self.end(job, JobEvent.TASKS_STOPPED, codes[0] if codes else None)
 
-    def requeue(self, job: dict, errors: list[dict], count_as_retry: bool) -> None:
-        """Stops the attempt (tasks killed outright) and puts the job back in the queue."""
-        self.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-        self._archive_logs(job)
-        errors = errors + self._unmount(job) + self.data.flush(job, final=True)
-        with self.store.transaction():
-            self._release_nodes(job)
-            self.store.set_job_state(
-                job["id"], "queued", phase="", attempt=job["attempt"] + 1, node_ids=[], started=None,
-                retries_used=job["retries_used"] + int(count_as_retry), errors=job["errors"] + errors)
-        self.events.publish("job", **_job_key(job), state="queued", attempt=job["attempt"] + 1)
-
-    def attempt_failed(self, job: dict, failure: dict, exit_code: int | None) -> None:
+    def attempt_failed(self, job: dict, failure: dict, exit_code: int | None, node_lost: bool = False) -> None:
         spec = job["spec"]
-        if job["retries_used"] < spec.get("max_retries", 0):
+        event = lifecycle.failure_event(job["retries_used"], spec.get("max_retries", 0), node_lost)
+        if event in (JobEvent.TASK_FAILED_RETRY, JobEvent.NODE_LOST_RETRY):
             retry = job["retries_used"] + 1
             note = error("AttemptFailed", f"attempt {job['attempt']} failed ({failure['message']}); "
                                           f"retry {retry} of {spec['max_retries']} queued")
-            self.requeue(job, [note], count_as_retry=True)
+            self.end(job, event, None, [note])
         else:
-            self.finish(job, "failed", exit_code, [failure])
+            self.end(job, event, exit_code, [failure])
 
-    def finish(self, job: dict, state: str, exit_code: int | None, errors: list[dict]) -> None:
-        upload_errors = self._unmount(job) + self.data.flush(job, final=True)
-        if upload_errors:
-            state, errors = "failed", errors + upload_errors
+    def end(self, job: dict, event: JobEvent, exit_code: int | None = None, errors: Sequence[dict] = ()) -> None:
+        """Moves the job by `event`: the lifecycle's effects, in its order, then the new state.
+        (ClaimNodes, PrepareAndLaunch and LaunchMain are `start`'s and `advance`'s own work;
+        CancelInScheduler the hand-over's.)"""
+        job = self.store.job(job["id"]) or job
+        transition = lifecycle.job_transition(job["state"], event)  # an illegal event changes nothing
+        errors, values, upload_errors = list(errors), {}, []
+        for effect in transition.effects:
+            if isinstance(effect, lifecycle.KillTasks):
+                self.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=effect.force)
+            elif isinstance(effect, lifecycle.ArchiveLogs):
+                self._archive_logs(job)
+            elif isinstance(effect, lifecycle.FlushOutputs):
+                upload_errors = self._unmount(job) + self.data.flush(job, final=True)
+            elif isinstance(effect, lifecycle.NextAttempt):
+                values = dict(phase="", attempt=job["attempt"] + 1, node_ids=[], started=None,
+                              retries_used=job["retries_used"] + int(effect.count_as_retry))
+        if upload_errors and transition.state == lifecycle.JobState.SUCCEEDED:
+            event = JobEvent.OUTPUTS_FAILED
+        if transition.state in (lifecycle.JobState.SUCCEEDED, lifecycle.JobState.FAILED):
+            values = dict(phase="", ended=time.time(), exit_code=exit_code)
         with self.store.transaction():
-            self._release_nodes(job)
-            self.store.set_job_state(job["id"], state, phase="", ended=time.time(), exit_code=exit_code,
-                                     errors=job["errors"] + errors)
-        self.events.publish("job", **_job_key(job), state=state, exitCode=exit_code)
+            if lifecycle.ReleaseNodes() in transition.effects:
+                self._release_nodes(job)
+            state = self.store.set_job_state(job["id"], event, errors=job["errors"] + errors + upload_errors,
+                                             **values).state
+        extra = {"attempt": values["attempt"]} if "attempt" in values else \
+            {"exitCode": exit_code} if "ended" in values else {}
+        self.events.publish("job", **_job_key(job), state=state, **extra)
 
     def _release_nodes(self, job: dict) -> None:
         for node_id in job["node_ids"]:
             node = self.store.node(node_id)
             if node is None or node["job_id"] != job["id"]:
                 continue
-            if node["state"] == "leaving":
-                self.store.update("nodes", {"id": node_id}, job_id=None)
-            else:
-                self.store.set_node_state(node_id, "idle", job_id=None)
+            self.store.set_node_state(node_id, NodeEvent.RELEASED, job_id=None)
 
     def _archive_logs(self, job: dict) -> None:
         """Keeps an attempt's logs in stdouterr/attempt-<n>/ so the next attempt starts clean."""

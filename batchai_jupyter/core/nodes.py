@@ -14,6 +14,7 @@ from ..ports.layout import cluster_segment
 from . import launch
 from .events import EventBus
 from .jobrun import JobRunner, error
+from .lifecycle import REMOVAL_EFFECTS, JobEvent, KillSetup, NodeEvent, NodeState
 from .store import Store
 
 log = logging.getLogger("batchai")
@@ -72,7 +73,7 @@ class NodeKeeper:
         try:
             placement = backend.provision(cluster, node)
         except Exception as failure:  # the backend's own message says what went wrong
-            self.store.set_node_state(node_id, "unusable",
+            self.store.set_node_state(node_id, NodeEvent.SETUP_FAILED,
                                       errors=[error("NodeProvisioningFailed", f"{name}: {failure}")])
             return
         info = {"mpi_host": placement.mpi_host, "cpus": placement.cpus, "gpus": placement.gpus,
@@ -91,12 +92,13 @@ class NodeKeeper:
             for note in notes:
                 log.info("batchai: cluster %s: %s", cluster["name"], note)
         except BatchAIError as failure:
-            self.store.set_node_state(node_id, "unusable", errors=[error(failure.code, f"{name}: {failure.message}")])
+            self.store.set_node_state(node_id, NodeEvent.SETUP_FAILED,
+                                      errors=[error(failure.code, f"{name}: {failure.message}")])
         else:
             if setup:
                 self._start_setup(cluster, node, setup)
             else:
-                self.store.set_node_state(node_id, "idle")
+                self.store.set_node_state(node_id, NodeEvent.READY)
         self.events.publish("node", workspace=cluster["workspace"], cluster=cluster["name"], node=name,
                             state=self.store.node(node_id)["state"])
 
@@ -131,10 +133,10 @@ class NodeKeeper:
             return
         self.runner.data.flush_folder(cluster["workspace"], cluster_segment(cluster["name"], cluster["uuid"]))
         if status.state == "exited" and status.exit_code == 0:
-            self.store.set_node_state(node["id"], "idle")
+            self.store.set_node_state(node["id"], NodeEvent.READY)
         else:
             how = f"exited with code {status.exit_code}" if status.state == "exited" else "was lost"
-            self.store.set_node_state(node["id"], "unusable", errors=[error(
+            self.store.set_node_state(node["id"], NodeEvent.SETUP_FAILED, errors=[error(
                 "NodeSetupFailed", f"the setup task on node {node['name']} {how}; see "
                                    f"stderr-setup-{node['name']}.txt in `batchai cluster file list`")])
         self.events.publish("node", workspace=cluster["workspace"], cluster=cluster["name"], node=node["name"],
@@ -147,17 +149,16 @@ class NodeKeeper:
         (requeued while retries remain); back to idle once the host answers again."""
         if failure and node["state"] in ("idle", "running"):
             job = self.store.job(node["job_id"]) if node["job_id"] is not None else None
-            self.store.set_node_state(node["id"], "unusable", job_id=None,
+            self.store.set_node_state(node["id"], NodeEvent.UNREACHABLE, job_id=None,
                                       errors=[error("NodeUnreachable", f"node {node['name']}: {failure}")])
             lost = error("NodeFailed", f"node {node['name']} ({node['ip']}) failed during the job: {failure}")
             if job is not None and job["state"] == "running":
-                self.runner.attempt_failed(job, lost, None)
+                self.runner.attempt_failed(job, lost, None, node_lost=True)
             elif job is not None and job["state"] == "terminating":
-                self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-                self.runner.finish(job, "failed", None, [lost])
+                self.runner.end(job, JobEvent.NODE_LOST, None, [lost])
         elif not failure and node["state"] == "unusable" and any(
                 e.get("code") == "NodeUnreachable" for e in node["errors"]):
-            self.store.set_node_state(node["id"], "idle", errors=[])
+            self.store.set_node_state(node["id"], NodeEvent.REACHABLE, errors=[])
         else:
             return
         node["state"] = self.store.node(node["id"])["state"]
@@ -173,20 +174,19 @@ class NodeKeeper:
         job = self.store.job(node["job_id"])
         option = cluster["spec"]["scale"]["node_deallocation_option"]
         if option == "waitforjobcompletion":
-            self.store.set_node_state(node["id"], "leaving")
+            self.store.set_node_state(node["id"], NodeEvent.DRAIN)
             return
         if option == "requeue":
-            self.runner.requeue(job, [error("JobRequeued", f"node {node['name']} was removed by a cluster resize; "
-                                                            "the job was requeued")], count_as_retry=False)
+            self.runner.end(job, JobEvent.RESIZE_REQUEUE, None, [error(
+                "JobRequeued", f"node {node['name']} was removed by a cluster resize; the job was requeued")])
         else:
-            self.runner.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=True)
-            self.runner.finish(job, "failed", None, [error(
+            self.runner.end(job, JobEvent.RESIZE_TERMINATE, None, [error(
                 "JobTerminatedByResize", f"node {node['name']} was removed by a cluster resize "
                                          "(nodeDeallocationOption terminate)")])
         self.remove(cluster, self.store.node(node["id"]))
 
     def remove(self, cluster: dict, node: dict) -> None:
-        if "setup_run_dir" in node["info"] and node["state"] == "preparing":
+        if "setup_run_dir" in node["info"] and KillSetup() in REMOVAL_EFFECTS[NodeState(node["state"])]:
             self.backend_for(cluster["workspace"], cluster["name"]).kill_task(
                 node, node["info"]["setup_run_dir"], force=True)
         self.store.delete("nodes", id=node["id"])

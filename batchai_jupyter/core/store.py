@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import BatchAIError
+from . import lifecycle
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -297,8 +298,34 @@ class Store:
             return self.query("SELECT * FROM tasks WHERE job_id = ? ORDER BY id", job_id)
         return self.query("SELECT * FROM tasks WHERE job_id = ? AND attempt = ? ORDER BY id", job_id, attempt)
 
-    def set_job_state(self, job_id: int, state: str, **values) -> None:
-        self.update("jobs", {"id": job_id}, state=state, state_since=time.time(), **values)
+    # -- states: only ever moved by an event of core/lifecycle.py's tables ----------------
 
-    def set_node_state(self, node_id: int, state: str, **values) -> None:
-        self.update("nodes", {"id": node_id}, state=state, state_since=time.time(), **values)
+    def set_job_state(self, job_id: int, event: str, **values) -> lifecycle.Transition | None:
+        """Moves the job by `event` and writes `values` with it; None when the job is gone.
+        Raises lifecycle.IllegalTransition, writing nothing, for a pair the job table lacks."""
+        return self._move("jobs", lifecycle.job_transition, job_id, event, values)
+
+    def set_node_state(self, node_id: int, event: str, **values) -> lifecycle.Transition | None:
+        return self._move("nodes", lifecycle.node_transition, node_id, event, values)
+
+    def set_task_state(self, task_id: int, event: str, **values) -> lifecycle.Transition | None:
+        return self._move("tasks", lifecycle.task_transition, task_id, event, values)
+
+    def record_killed(self, tasks: list[dict]) -> None:
+        """Records each running task of `tasks` killed (also in the dicts given)."""
+        now = time.time()
+        with self.transaction():
+            for task in tasks:
+                if task["state"] == lifecycle.TaskState.RUNNING:
+                    task["state"] = self.set_task_state(task["id"], lifecycle.TaskEvent.KILLED, ended=now).state
+
+    def _move(self, table: str, step, row_id: int, event: str, values: dict) -> lifecycle.Transition | None:
+        with self._lock:  # the state read and the write are one step for every thread
+            row = self.query_one(f"SELECT state FROM {table} WHERE id = ?", row_id)
+            if row is None:
+                return None
+            transition = step(row["state"], event)
+            if transition.state != row["state"] and table != "tasks":
+                values = dict(values, state_since=time.time())
+            self.update(table, {"id": row_id}, state=transition.state, **values)
+            return transition

@@ -3,6 +3,7 @@
 Started detached (its own session, so a dying service does not take it along) as
 
     python -S wrapper.py TASK_DIR
+    python -S wrapper.py --kill TASK_DIR SIGNAL     (what `kill_task_processes` does, on the node)
 
 It is deliberately stdlib-only and self-contained: backends copy this single file to a node and
 run it with whatever Python is there. TASK_DIR/task.json says what to run:
@@ -21,6 +22,10 @@ and the wrapper records, beside it:
 
 task.json holds secret values, so the wrapper deletes it as soon as it has read it.
 
+The task runs with BATCHAI_TASK_DIR=TASK_DIR in its environment. Its processes inherit it, also
+those that leave the task's process group or session (`setsid`, daemons), so the task can be
+killed whole: its group while the wrapper leads it, and every process that carries the marker.
+
 Every job pays for this file's start-up, so it imports almost nothing: no `subprocess` (the task
 is started with fork/execve and waited for with waitpid, which is what subprocess does on POSIX)
 and, where CPython's C scanner is there, not `json` either (its `re` import alone costs more than
@@ -34,6 +39,9 @@ import sys
 import time
 
 WRAPPER_VERSION = "1"
+TASK_MARKER = "BATCHAI_TASK_DIR"
+# Killing a task repeats its scan while processes keep appearing (a fork racing the kill).
+KILL_ROUNDS = 20
 
 
 def _parse_json(text: str):
@@ -102,7 +110,7 @@ def run(task_dir: str) -> int:
             code = 127
         else:
             if child == 0:  # the task's process: never returns from here
-                _exec_task(task, out.fileno(), err.fileno())
+                _exec_task(task, task_dir, out.fileno(), err.fileno())
             # The heartbeat is touched from SIGALRM while waitpid blocks (PEP 475 resumes the wait).
             interval = float(task.get("heartbeat_seconds", 2))
             signal.signal(signal.SIGALRM, lambda *_: _touch(heartbeat))
@@ -115,7 +123,7 @@ def run(task_dir: str) -> int:
     return code
 
 
-def _exec_task(task: dict, stdout: int, stderr: int) -> None:
+def _exec_task(task: dict, task_dir: str, stdout: int, stderr: int) -> None:
     """In the forked child: what subprocess.Popen(["/bin/bash", "-c", command], cwd=..., env=...,
     stdin=DEVNULL, stdout=..., stderr=...) does before and at exec. A failure to start is told
     on the task's stderr and ends the child with 127, as a shell does."""
@@ -131,7 +139,8 @@ def _exec_task(task: dict, stdout: int, stderr: int) -> None:
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
         # inherit_env: on top of the node's own environment (remote backends), else the whole of it.
-        env = {**os.environ, **task["env"]} if task.get("inherit_env") else task["env"]
+        env = {**os.environ, **task["env"]} if task.get("inherit_env") else dict(task["env"])
+        env[TASK_MARKER] = task_dir
         os.execve("/bin/bash", ["/bin/bash", "-c", task["command"]], env)
     except BaseException as error:
         try:
@@ -159,5 +168,61 @@ def _close_fds_above_stderr() -> None:
                 pass
 
 
+# -- killing a task whole -------------------------------------------------------------------------
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:  # gone, or not ours to read
+        return b""
+
+
+def _task_leader(task_dir: str):
+    """The task's wrapper pid (its process group and session id) while that very wrapper runs:
+    once it is gone, the number may lead another task's group."""
+    text = _read(os.path.join(task_dir, "pid")).strip()
+    if not text.isdigit():
+        return None
+    # argv[-1] is the task dir: the wrapper of this task, not a process that got its pid later
+    if _read(f"/proc/{int(text)}/cmdline").split(b"\0")[-2:-1] != [task_dir.encode()]:
+        return None
+    return int(text)
+
+
+def marked_processes(task_dir: str) -> list:
+    """Processes that carry the task's marker, wherever they went (another group, a new session)."""
+    marker = f"{TASK_MARKER}={task_dir}".encode()
+    mine = os.getpid()
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != mine
+            and marker in _read(f"/proc/{name}/environ").split(b"\0")]
+
+
+def kill_task_processes(task_dir: str, signal_number: int) -> None:
+    """Sends `signal_number` to the task whole: its process group while its wrapper leads it, and
+    every process carrying its marker; with SIGKILL, again while new marked ones appear."""
+    signalled = set()
+    leader = _task_leader(task_dir)
+    if leader is not None:
+        try:
+            os.killpg(leader, signal_number)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for _ in range(KILL_ROUNDS if signal_number == signal.SIGKILL else 1):
+        pids = [pid for pid in marked_processes(task_dir) if pid not in signalled]
+        for pid in pids:
+            try:
+                os.kill(pid, signal_number)
+            except (ProcessLookupError, PermissionError):
+                pass
+            signalled.add(pid)
+        if not pids:
+            break
+
+
 if __name__ == "__main__":
-    run(sys.argv[1])
+    if sys.argv[1] == "--kill":
+        kill_task_processes(sys.argv[2], getattr(signal, "SIG" + sys.argv[3]))
+    else:
+        run(sys.argv[1])
