@@ -27,6 +27,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture
+def port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    return free_port()
+
+
 def wait_listening(process: subprocess.Popen, port: int, what: str, log: str, timeout: float) -> None:
     """Waits until the server `process` accepts connections on 127.0.0.1:`port`; fails if it exits first."""
     deadline = time.monotonic() + timeout
@@ -71,7 +77,7 @@ class ServiceProcess:
         os.makedirs(self.home, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port), "--token", TOKEN],
+            [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env(), start_new_session=True)
         client = Client(self.url, TOKEN)
         deadline = time.monotonic() + timeout

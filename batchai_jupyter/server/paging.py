@@ -36,7 +36,8 @@ def page_body(page: Page, request: PageRequest, path: str, arguments: list[tuple
     `arguments` (state, outputdirectoryid, path, ...)."""
     body: dict = {"value": page.items}
     if page.more:
-        kept = [(key, value) for key, value in arguments if key not in ("maxresults", "skip")]
+        # A token given as ?token= is a credential: never copied into a response.
+        kept = [(key, value) for key, value in arguments if key not in ("maxresults", "skip", "token")]
         query = urlencode(kept + [("maxresults", len(page.items)), ("skip", request.skip + len(page.items))])
         body["nextLink"] = f"{path}?{query}"
     return body
