@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from ..errors import SpecError
 from .durations import format_duration, parse_duration
+from .limits import check_spec_limits
 from .models import (
     DEFAULT_EXPERIMENT,
     DEFAULT_MAX_WALL_CLOCK_SECONDS,
@@ -206,7 +207,7 @@ def named_values(fields: Fields, key: str, *, secret: bool = False) -> dict[str,
             entries.append((item.get("name"), item.get("value"), item.at("name"), item.at("value")))
     result: dict[str, str] = {}
     for name, item, name_path, value_path in entries:
-        _identifier(name, name_path, set(result), "a variable name", fields.at(key))
+        _identifier(name, name_path, result, "a variable name", fields.at(key))
         result[name] = _variable_value(item, value_path, secret)
     return result
 
@@ -237,7 +238,7 @@ def _ids(fields: Fields, key: str) -> list[Fields]:
     return items
 
 
-def _identifier(value: Any, path: str, seen: set[str], what: str, where: str) -> str:
+def _identifier(value: Any, path: str, seen: Container[str], what: str, where: str) -> str:
     """An id or variable name: letters, digits, '_', not a leading digit, once in its list."""
     if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
         raise SpecError(path, value, f"{what} of letters, digits and '_', not starting with a digit")
@@ -357,6 +358,7 @@ def parse_job_spec(doc: Any, *, name: str | None = None, workspace: str | None =
 
     Keyword arguments (the CLI's -n/-w/-e/-c) override the document.
     """
+    check_spec_limits(doc)
     body, outer, api_version = unwrap(doc)
     batch_ai = api_version != NATIVE
     constraints = body.obj("constraints")

@@ -24,6 +24,8 @@ from .paging import PageRequest, page_body, page_request, slice_page
 
 API = "/batchai/api/v1"
 NAME = r"([^/]+)"
+# JSON request bodies (specs, settings); file contents go through the upload routes, not this.
+MAX_JSON_BODY_BYTES = 4 * 1024 * 1024
 
 
 class BaseHandler(APIHandler):
@@ -38,8 +40,14 @@ class BaseHandler(APIHandler):
     def body(self) -> dict:
         if not self.request.body:
             return {}
+        if len(self.request.body) > MAX_JSON_BODY_BYTES:
+            raise BatchAIError("RequestTooLarge", f"request body is {len(self.request.body)} bytes; a JSON body "
+                                                  f"may be at most {MAX_JSON_BODY_BYTES} bytes", status=413)
         try:
             document = json.loads(self.request.body)
+        except RecursionError:
+            raise BatchAIError("InvalidJson", "request body is nested too deeply to read; "
+                                              "send a JSON object nested at most a few dozen levels") from None
         except ValueError as failure:
             raise BatchAIError("InvalidJson",
                                f"request body is not valid JSON ({failure}); send a JSON object") from None

@@ -107,3 +107,38 @@ def cmdline(pid: int) -> list[str]:
 @pytest.fixture
 def read_cmdline():
     return cmdline
+
+
+class Api:
+    """Raw HTTP to a running service, as an attacker sends it: any method, path, body."""
+
+    def __init__(self, url: str, token: str):
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {token}"
+        self.tried = 0
+
+    def __call__(self, method: str, path: str, timeout: float = 120, **kwargs) -> requests.Response:
+        self.tried += 1
+        return self.session.request(method, f"{self.url}{API}/{path}", timeout=timeout, **kwargs)
+
+
+@pytest.fixture
+def api(shared_service):
+    caller = Api(shared_service.url, shared_service.env()["BATCHAI_TOKEN"])
+    yield caller
+    caller.session.close()
+
+
+def refused(response: requests.Response, status: int = 400, *words: str) -> dict:
+    """The response is a JSON error with `status` whose message holds each of `words`."""
+    assert response.status_code == status, f"{response.status_code}: {response.text[:2000]}"
+    body = response.json()
+    for word in words:
+        assert word in body["message"], body
+    return body
+
+
+@pytest.fixture
+def expect_refused():
+    return refused
