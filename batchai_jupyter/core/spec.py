@@ -55,6 +55,7 @@ CNTK_LANGUAGES = ("BrainScript", "Python")
 _ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"(key|password|sastoken|token)$", re.IGNORECASE)
 _MASK = "***"
+_HIDDEN = "<hidden>"
 
 class Fields:
     """A JSON object being read, with its JSON-ish path for error messages. None means absent."""
@@ -197,6 +198,8 @@ def named_values(fields: Fields, key: str, *, secret: bool = False) -> dict[str,
     if not fields.has(key):
         return {}
     value = fields.get(key)
+    if secret:
+        _check_secret_shapes(value, fields.at(key))
     if isinstance(value, dict):  # (name, value, path of the name, path of the value)
         entries = [(name, item, f"{fields.at(key)}.{name}", f"{fields.at(key)}.{name}")
                    for name, item in value.items()]
@@ -212,6 +215,15 @@ def named_values(fields: Fields, key: str, *, secret: bool = False) -> dict[str,
     return result
 
 
+def _check_secret_shapes(value: Any, path: str) -> None:
+    """A secrets block of the wrong shape is refused without showing what it holds: it may be the secret."""
+    if not isinstance(value, (dict, list)):
+        raise SpecError(path, _HIDDEN, 'a list of {"name": ..., "value": ...} objects or an object of names to values')
+    for index, item in enumerate(value if isinstance(value, list) else []):
+        if not isinstance(item, dict):
+            raise SpecError(f"{path}[{index}]", _HIDDEN, 'an object {"name": ..., "value": ...}')
+
+
 def _check_secret_reference(item: Fields, secret: bool) -> None:
     if secret and not item.has("value") and item.has("valueSecretReference"):
         raise SpecError(item.at("valueSecretReference"), item.get("valueSecretReference"),
@@ -224,7 +236,7 @@ def _variable_value(value: Any, path: str, secret: bool) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    shown = "<hidden>" if secret and value is not None else value
+    shown = _HIDDEN if secret and value is not None else value
     raise SpecError(path, shown, "a string value" + (" (value is required)" if value is None else ""))
 
 

@@ -59,4 +59,9 @@ class LocalDatastore(Datastore):
 
 
 def create(config: dict, context: DatastoreContext) -> LocalDatastore:
+    root, home = os.path.realpath(config["path"]), os.path.realpath(context.home)
+    if home == root or home.startswith(root.rstrip(os.sep) + os.sep):
+        # Its files would include the service's store, with every job's secrets, for anyone with the API.
+        raise BatchAIError("DatastoreContainsHome", f"path: {config['path']!r} holds the service's home {home}; "
+                                                    "register a directory outside it")
     return LocalDatastore(config["path"])
