@@ -38,6 +38,7 @@ from .names import validate_name
 from .nodes import NodeKeeper
 from .spec import job_spec_to_dict, parse_job_spec
 from .store import Store
+from .store_health import warn_if_home_orphaned
 
 
 @dataclass
@@ -66,6 +67,8 @@ class Service:
         self.settings = settings
         self.layout = HomeLayout(settings.home)
         self.store = Store(self.layout.database)
+        warn_if_home_orphaned(self.store.holds_nothing(), self.layout.database, self.layout.root,
+                              [os.path.join(self.layout.root, part) for part in ("datastores", "nodes", "shared")])
         self.events = EventBus()
         self._datastores: dict[tuple, Datastore] = {}  # opened once: they keep transfer state
         self.datastore_kinds = datastore_kinds

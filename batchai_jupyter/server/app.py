@@ -40,12 +40,14 @@ class BatchAIApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         self._check_auth()
-        service = build_service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
-                                         backend_options=dict(self.backend_options)))
+        service = None
         try:
+            service = build_service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
+                                             backend_options=dict(self.backend_options)))
             service.start()
-        except BatchAIError as failure:
-            service.store.close()
+        except BatchAIError as failure:  # e.g. HomeInUse, StoreDamaged
+            if service is not None:
+                service.store.close()
             self.log.error("batchai: %s: %s", failure.code, failure.message)
             if self.exit_if_unavailable:
                 raise SystemExit(1) from None  # not an Exception: the server's extension loader does not swallow it
