@@ -197,7 +197,7 @@ def serve_command(args) -> None:
                                           "can read (--token-file PATH, mode 600)")
     argv = [f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}", "--ServerApp.port_retries=0",
             "--ServerApp.open_browser=False", "--ServerApp.allow_root=True", "--BatchAIApp.exit_if_unavailable=True",
-            "--BatchAIApp.refuse_without_auth=True"]
+            "--BatchAIApp.refuse_without_auth=True", "--ServerApp.terminals_enabled=False"]
     argv += serve_auth_arguments(args.token_file, args.no_auth_i_have_my_own_proxy)
     HeadlessBatchAIApp.launch_instance(argv=argv)
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.serverapp import ServerApp
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from traitlets import Bool, Dict, Float, Unicode, default
 
 from ..assembly import build_service
@@ -88,9 +90,28 @@ class BatchAIApp(ExtensionApp):
             service.stop()
 
 
-class HeadlessBatchAIApp(BatchAIApp):
-    """`batchai serve`: the service alone, no notebook UI, no other extensions."""
+class NoFilesContentsManager(AsyncLargeFileManager):
+    """Jupyter's contents manager without the /files/ route it adds to the server."""
 
+    def get_extra_handlers(self) -> list:
+        return []
+
+
+class ServiceOnlyServerApp(ServerApp):
+    """A Jupyter server with none of Jupyter's own APIs (contents, files, kernels, sessions, terminals, ...):
+    `batchai serve` is the service, not a way into its working directory. `auth` stays: it is the login."""
+
+    default_services = ("auth",)
+
+    @default("contents_manager_class")
+    def _default_contents_manager_class(self) -> type:
+        return NoFilesContentsManager
+
+
+class HeadlessBatchAIApp(BatchAIApp):
+    """`batchai serve`: the service alone, no notebook UI, no other extensions, none of Jupyter's APIs."""
+
+    serverapp_class = ServiceOnlyServerApp
     load_other_extensions = False
     open_browser = False
     serverapp_config = {"open_browser": False}
