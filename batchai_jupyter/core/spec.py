@@ -32,6 +32,7 @@ from .models import (
     ToolkitSettings,
     priority_name,
 )
+from .mount_spec import check_mount_volumes
 from .names import validate_name
 
 API_VERSIONS = ("2017-09-01-preview", "2018-03-01", "2018-05-01")
@@ -452,10 +453,14 @@ def _job_preparation(body: Fields) -> str:
 
 
 def raw_block(fields: Fields | None, key: str) -> dict | None:
-    """A block kept as given (mountVolumes, backendOptions), copied so the caller's doc stays its own."""
+    """A block kept as given (mountVolumes, backendOptions), copied so the caller's doc stays its own;
+    mountVolumes is checked first."""
     if fields is None or not fields.has(key):
         return None
-    return copy.deepcopy(fields.obj(key).data)
+    block = fields.obj(key)
+    if key == "mountVolumes":
+        check_mount_volumes(block.data, block.path)
+    return copy.deepcopy(block.data)
 
 
 def job_spec_to_wire(spec: JobSpec) -> dict:
