@@ -64,3 +64,25 @@ def test_mount_volumes_every_job_can_mount_are_accepted(api, idle_cluster, uniqu
     assert response.status_code == 201, response.text
     shown = response.json()["properties"]["mountVolumes"]["azureBlobFileSystems"][0]
     assert shown["credentials"]["accountKey"] == "***"
+
+
+def test_a_cell_job_with_a_bad_data_name_uploads_nothing(shared_client, tmp_path, idle_cluster):
+    from batchai_jupyter.errors import BatchAIError
+    from batchai_jupyter.notebook.submit import CellJobOptions, submit_cell
+    from batchai_jupyter.notebook.workspace import Workspace
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "payload.txt").write_text("x" * 1000)
+    def uploaded() -> list:
+        return [shared_client.list("workspaces/default/datastores/default/files", path=folder)
+                for folder in (".", ".batchai", ".batchai/datasets", ".batchai/packages")]
+
+    before = uploaded()
+    for bad in ("../../evil", "1st", "a-b", "x/y"):
+        options = CellJobOptions(cluster=idle_cluster, data=[f"{bad}={evil}"])
+        with pytest.raises(BatchAIError) as refused:
+            submit_cell(Workspace(client=shared_client), "print(1)", options, {}, str(tmp_path),
+                        announce=lambda _: None)
+        assert "is not a dataset name" in refused.value.message and repr(bad) in refused.value.message
+    assert uploaded() == before
