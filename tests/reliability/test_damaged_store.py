@@ -113,3 +113,17 @@ def test_a_schema_upgrade_backs_up_the_store_first(service_process):
     made = os.path.getmtime(backup)
     service_process.start()
     assert os.path.getmtime(backup) == made
+
+
+def test_inside_jupyter_a_damaged_store_answers_503_with_the_reason(launch):
+    home = launch.env["BATCHAI_HOME"]
+    os.makedirs(home)
+    with open(store_of(home), "wb") as handle:
+        handle.write(b"garbage, not a store" * 100)
+    launch.start(launch.jupyter_argv("--IdentityProvider.token=jt"), token="jt", ready=503)
+    error = launch.get("version", "jt").json()
+    assert error["error"] == "ServiceUnavailable", error
+    assert f"the store {store_of(home)} is not a batchai store" in error["message"]
+    assert "To recover" in error["message"]
+    assert launch.get("workspaces", "jt").status_code == 503
+    assert contents(store_of(home)) == b"garbage, not a store" * 100
