@@ -123,3 +123,14 @@ def test_the_cli_says_a_directory_is_not_a_job_json(shared_service, tmp_path):
     result = cli(shared_service, "job", "create", "-n", "j", "-c", "c", "-f", str(tmp_path))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "cannot be read" in result.stderr and os.fspath(tmp_path) in result.stderr
+
+
+def test_huge_paging_and_snapshot_arguments(api, linked_job, expect_refused):
+    for path in ("workspaces/default/jobs", "workspaces/default/experiments/default/jobs", "workspaces",
+                 f"{JOBS}/{linked_job}/tasks"):
+        for skip in (str(10**30), str(2**63)):
+            expect_refused(api("GET", path, params={"skip": skip, "maxresults": "5"}), 400, "skip")
+        assert api("GET", path, params={"skip": str(2**62)}).json()["value"] == []
+    snapshot = api("GET", f"{JOBS}/{linked_job}/snapshot",
+                   params={"since": [f"{10**30}:stdout.txt", "0:../../../../../../etc/passwd", "0:/etc/passwd"]})
+    assert snapshot.status_code == 200 and "root:" not in snapshot.text, snapshot.text[:500]
