@@ -6,6 +6,8 @@ import os
 from ..errors import BatchAIError
 from ..ports.datastores import Datastore, DatastoreContext, FileEntry, clean_relative_path
 
+SYSTEM_TREES = ("/proc", "/sys", "/dev")
+
 
 class LocalDatastore(Datastore):
     kind = "local"
@@ -64,4 +66,8 @@ def create(config: dict, context: DatastoreContext) -> LocalDatastore:
         # Its files would include the service's store, with every job's secrets, for anyone with the API.
         raise BatchAIError("DatastoreContainsHome", f"path: {config['path']!r} holds the service's home {home}; "
                                                     "register a directory outside it")
+    if any(root == system or root.startswith(system + os.sep) for system in SYSTEM_TREES):
+        # Not files but the kernel's view of processes and devices: the service's own environment among them.
+        raise BatchAIError("InvalidDatastore", f"path: {config['path']!r} is inside {', '.join(SYSTEM_TREES)}; "
+                                               "register a directory of files")
     return LocalDatastore(config["path"])

@@ -1,6 +1,7 @@
 """Inputs that made the service answer 500 or the CLI print a traceback: each gets a clear 4xx / one line."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -134,3 +135,28 @@ def test_huge_paging_and_snapshot_arguments(api, linked_job, expect_refused):
     snapshot = api("GET", f"{JOBS}/{linked_job}/snapshot",
                    params={"since": [f"{10**30}:stdout.txt", "0:../../../../../../etc/passwd", "0:/etc/passwd"]})
     assert snapshot.status_code == 200 and "root:" not in snapshot.text, snapshot.text[:500]
+
+
+def test_an_upload_that_runs_into_a_file_or_a_folder(api, expect_refused, unique):
+    folder = unique("clash")
+    assert api("PUT", f"{FILES}/content", params={"path": f"{folder}/file.txt"}, data=b"x").status_code == 200
+    for path in (f"{folder}/file.txt/inner", folder, f"{folder}/file.txt/a/b"):
+        expect_refused(api("PUT", f"{FILES}/content", params={"path": path}, data=b"y"), 409, "runs into")
+    assert api("GET", f"{FILES}/content", params={"path": f"{folder}/file.txt"}).content == b"x"
+
+
+@pytest.mark.parametrize("body,says", [
+    ({"kind": "local", "path": "/tmp/a\u0000b"}, "absolute path"),
+    ({"kind": "local", "path": "/tmp/\ud800"}, "absolute path"),
+    ({"kind": "local", "path": "/proc/self"}, "register a directory of files"),
+    ({"kind": "local", "path": "/dev"}, "register a directory of files"),
+    ({"kind": "blob", "containerName": "abc", "accountName": "a", "accountKey": "!!notbase64"}, "refused"),
+    ({"kind": "blob", "containerName": "abc", "accountName": "a", "accountKey": "a2V5", "endpoint": "not a url"},
+     "endpoint: 'not a url' is not valid"),
+])
+def test_datastore_settings_no_one_could_use(api, expect_refused, unique, body, says):
+    name = unique("ds")
+    response = api("PUT", f"workspaces/default/datastores/{name}", data=json.dumps(body))
+    assert 400 <= response.status_code < 500, response.text
+    assert says in response.json()["message"] and "notbase64" not in response.text and "a2V5" not in response.text
+    assert api("GET", f"workspaces/default/datastores/{name}").status_code == 404
