@@ -9,13 +9,13 @@ import requests
 
 from .cli_common import confirm as _confirm
 from .cli_common import service_client as _client
-from .cli_serve import OPT_OUT_FLAG, serve_auth_arguments
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .client.follow import follow_job
 from .client.specs import cluster_document
 from .errors import BatchAIError
 from .formatting import print_result
 from .jsonfile import fill_placeholders, read_json_object
+from .serve_token import OPT_OUT_FLAG, serve_auth_arguments
 
 
 def _load_json_file(path: str) -> dict:
