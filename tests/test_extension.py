@@ -13,10 +13,12 @@ import uuid
 import pytest
 import requests
 
-from conftest import _kill_leftover_tasks, free_port, make_cluster, read_log, submit, wait_job
 
 from batchai_jupyter.client import Client
 from batchai_jupyter.errors import BatchAIError
+from helpers.api import make_cluster, read_log, submit, wait_job
+from helpers.service import kill_leftover_tasks
+from helpers.tools import free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -78,7 +80,7 @@ class JupyterServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        _kill_leftover_tasks(self.home)
+        kill_leftover_tasks(self.home)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ import uuid
 
 import pytest
 
-from conftest import make_cluster, read_log, require_tool, submit, wait_job
+from helpers.api import make_cluster, read_log, submit, wait_job
+from helpers.tools import require_tool
 
 PYTHON = sys.executable
 JOB_TIMEOUT = 120.0

@@ -5,15 +5,13 @@ node's mount root and collects what the job writes there back into the datastore
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-from conftest import read_log, wait_for, wait_job
-from sshfixtures import ssh_cluster_spec, ssh_hosts  # noqa: F401  (fixture)
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "storage"))
-from azurite_server import ACCOUNT as AZURITE_ACCOUNT, Azurite, blob_datastore  # noqa: E402
+from helpers.api import read_log, wait_job
+from helpers.azurite_server import ACCOUNT as AZURITE_ACCOUNT, Azurite, blob_datastore
+from helpers.ssh import ssh_cluster_spec
+from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
 ACCOUNT = "olddemo"
@@ -52,7 +50,7 @@ def _url(share: str) -> str:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from conftest import ServiceProcess
+    from helpers.service import ServiceProcess
 
     base = tmp_path_factory.mktemp("ssh-mounts-service")
     process = ServiceProcess(str(base / "home"), str(base / "runtime"))

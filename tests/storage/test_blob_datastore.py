@@ -11,17 +11,10 @@ import urllib.request
 import pytest
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-from azurite_server import ACCOUNT, KEY, Azurite, blob_datastore
 from batchai_jupyter.core import uploads
 from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.storage.local import LocalDatastore
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(str(tmp_path_factory.mktemp("azurite"))).start()
-    yield server
-    server.stop()
+from helpers.azurite_server import ACCOUNT, KEY, Azurite, blob_datastore
 
 
 @pytest.fixture

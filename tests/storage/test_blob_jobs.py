@@ -15,10 +15,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from azurite_server import ACCOUNT, Azurite, blob_datastore
 from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.notebook.datasets import files_of, upload
-from conftest import make_cluster, wait_for, wait_job
+from helpers.api import make_cluster, stdout_text, wait_job
+from helpers.azurite_server import ACCOUNT, Azurite, blob_datastore
+from helpers.waits import wait_for
 
 TRAIN = r'''
 import hashlib, os, sys, time
@@ -40,13 +41,6 @@ print("rank", rank, "done", flush=True)
 '''
 
 
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(str(tmp_path_factory.mktemp("azurite"))).start()
-    yield server
-    server.stop()
-
-
 def _job_json(container: str, gate: str) -> dict:
     """A Batch AI 2018-05-01 job.json, as its users wrote them (placeholders and all)."""
     return {"properties": {
@@ -60,15 +54,6 @@ def _job_json(container: str, gate: str) -> dict:
         "environmentVariables": [{"name": "GATE", "value": gate}],
         "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs/scripts/train.py",
                             "communicationBackend": "gloo"}}}
-
-
-def _log_text(client, job: str) -> str:
-    texts = []
-    for entry in client.list(f"workspaces/default/experiments/default/jobs/{job}/files",
-                             outputdirectoryid="stdouterr"):
-        if entry["fileType"] == "file" and entry["name"].startswith("stdout"):
-            texts.append(client.read_job_file("default", "default", job, entry["name"], "stdouterr").decode())
-    return "\n".join(texts)
 
 
 def _blob_default_datastore(client, connection_string: str, tmp_path, container: str, **settings):
@@ -105,7 +90,7 @@ def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_pat
     client.create_job("default", "default", document, "train-1", cluster="bfs")
 
     # Followed from Blob while the job runs (the tasks are held at the gate).
-    log = wait_for(lambda: (lambda t: t if t.count("step 2") == 2 else None)(_log_text(client, "train-1")),
+    log = wait_for(lambda: (lambda t: t if t.count("step 2") == 2 else None)(stdout_text(client, "train-1")),
                    "both ranks' logs to reach Blob while the job runs", timeout=90)
     assert client.job("default", "default", "train-1")["executionState"] == "running"
     assert log.count(f"dataset {expected}") == 2

@@ -12,16 +12,14 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 import requests
 
-from batchai_jupyter.client import Client
-from conftest import _kill_leftover_tasks, free_port, require_tool
+from .tools import free_port
 
 LAB_TOKEN = "lab-token-" + uuid.uuid4().hex[:8]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(os.environ.get("BATCHAI_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
+ARTIFACTS = Path(os.environ.get("BATCHAI_TEST_ARTIFACTS", Path(__file__).parents[1] / "lab" / "artifacts"))
 
 
 class LabServer:
@@ -76,32 +74,6 @@ class LabServer:
                 self.process.wait()
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    server = LabServer(tmp_path_factory.mktemp("lab"))
-    server.start()
-    yield server
-    server.stop()
-    _kill_leftover_tasks(server.env["BATCHAI_HOME"])
-
-
-@pytest.fixture(scope="module")
-def lab_client(lab) -> Client:
-    """The batchai REST client, talking to the service inside the Lab server."""
-    return Client(lab.url, LAB_TOKEN)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = require_tool("chromium", "install Debian's chromium package (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
 class LabPage:
     """One browser tab on JupyterLab, with the Batch AI panel open; `shot(name)` keeps a screenshot."""
 
@@ -144,12 +116,3 @@ class LabPage:
 
     def command(self, command: str, args: dict | None = None) -> None:
         self.page.evaluate("([id, args]) => window.jupyterapp.commands.execute(id, args)", [command, args or {}])
-
-
-@pytest.fixture(scope="module")
-def lab_page(lab, browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True)
-    page = LabPage(context.new_page(), lab)
-    page.open()
-    yield page
-    context.close()
