@@ -16,12 +16,12 @@ import pytest
 
 from batchai_jupyter.client import Client
 from helpers.api import make_cluster, read_log
+from helpers.jobs import job_nodes, job_tasks, list_files, logs_of, one_record, run_job, task_by_name, write_script
 from helpers.service import TOKEN
 from helpers.slurm import make_slurm_cluster
+from helpers.toolkit_jobs import (DDP_ENV_SCRIPT, ENV_DUMP_SCRIPT, MPI4PY_SCRIPT, PREP_COMMAND, PREP_TASK_SCRIPT,
+                                  PYTORCH_OUTPUTS, check_ddp_job, check_tf_placement, run_tensorflow)
 from helpers.tools import require_tool
-from test_toolkits import (DDP_ENV_SCRIPT, ENV_DUMP_SCRIPT, MPI4PY_SCRIPT, PREP_COMMAND, PREP_TASK_SCRIPT,
-                           PYTORCH_OUTPUTS, check_ddp_job, check_tf_placement, job_nodes, job_tasks, list_files,
-                           logs_of, one_record, run_job, run_tensorflow, task_by_name, write_script)
 
 PYTHON = sys.executable
 JOB_TIMEOUT = 180.0
