@@ -8,13 +8,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import requests
 
 from .tools import free_port
+from .waits import wait_for_server
 
 LAB_TOKEN = "lab-token-" + uuid.uuid4().hex[:8]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -47,19 +47,12 @@ class LabServer:
              "--port", str(self.port), f"--IdentityProvider.token={LAB_TOKEN}",
              f"--ServerApp.root_dir={self.base / 'notebooks'}", "--LabApp.expose_app_in_browser=True"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                reply = requests.get(f"{self.url}batchai/api/v1/version",
-                                     headers={"Authorization": f"token {LAB_TOKEN}"}, timeout=5)
-                if reply.status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"jupyter lab did not answer within {timeout}s:\n{self.log()}")
+        wait_for_server(self.process, self._serves_batchai, "jupyter lab", timeout, self.log)
+
+    def _serves_batchai(self) -> bool:
+        reply = requests.get(f"{self.url}batchai/api/v1/version", headers={"Authorization": f"token {LAB_TOKEN}"},
+                             timeout=5)
+        return reply.status_code == 200
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]

@@ -5,14 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 from batchai_jupyter.backends.local import kill_unfinished_tasks
 from batchai_jupyter.client import Client
-from batchai_jupyter.errors import BatchAIError
 
 from .tools import free_port
+from .waits import wait_for_server
 
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
 
@@ -42,16 +41,8 @@ class ServiceProcess:
             [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port), "--token", TOKEN],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env(), start_new_session=True)
         client = Client(self.url, TOKEN)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"batchai serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                client.version()
-                return client
-            except BatchAIError:
-                time.sleep(0.1)
-        raise RuntimeError(f"batchai serve did not answer within {timeout}s:\n{self.log()}")
+        wait_for_server(self.process, client.version, "batchai serve", timeout, self.log)
+        return client
 
     def log(self) -> str:
         with open(self.log_path, errors="replace") as handle:

@@ -23,7 +23,9 @@ def not_there_yet(error: BaseException) -> bool:
         return error.status == 404 or error.code == _UNREACHABLE
     if isinstance(error, HTTPClientError):  # an in-process server's answer (tornado's client)
         return error.code == 404
-    return isinstance(error, (FileNotFoundError, ConnectionRefusedError, requests.ConnectionError))
+    # ConnectionError and TimeoutError: a server that is not listening, or not answering, yet.
+    return isinstance(error, (FileNotFoundError, ConnectionError, TimeoutError, requests.ConnectionError,
+                              requests.Timeout))
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0, interval: float = 0.1,
@@ -74,15 +76,25 @@ def _timed_out(what: str, timeout: float, last_error: BaseException | None,
     return message
 
 
+def wait_for_server(process: subprocess.Popen, answers: Callable[[], Any], what: str, timeout: float,
+                    log: Callable[[], str]) -> Any:
+    """Waits until the server `process` answers (`answers()` is truthy); fails at once, with its log,
+    if the process exits first."""
+    def answered():
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log()}")
+        return answers()
+
+    return wait_for(answered, f"{what} to answer", timeout=timeout, explain=log)
+
+
 def wait_listening(process: subprocess.Popen, port: int, what: str, log: str, timeout: float) -> None:
     """Waits until the server `process` accepts connections on 127.0.0.1:`port`; fails if it exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}; see {log}")
+    def accepts() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
+            return True
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout}s")
+            return False
+
+    wait_for_server(process, accepts, what, timeout, lambda: f"see {log}")
