@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from batchai_jupyter.client import Client
+from helpers.azurite_server import Azurite
 from helpers.service import TOKEN, ServiceProcess, kill_leftover_tasks
 
 
@@ -51,3 +52,20 @@ def unique():
     """unique('job') -> 'job-<n>-<random>' so tests sharing a service never collide."""
     tag = uuid.uuid4().hex[:6]
     return lambda prefix: f"{prefix}-{next(_names)}-{tag}"
+
+
+@pytest.fixture
+def make_azurite(tmp_path):
+    """make_azurite(persistent=False) -> an Azurite of the test's own, for tests that stop or restart it;
+    `persistent` keeps its blobs on disk across a restart. Whatever is still running is stopped at the end."""
+    started = []
+
+    def make(persistent: bool = False) -> Azurite:
+        location = str(tmp_path / f"azurite-data-{len(started)}") if persistent else None
+        server = Azurite(str(tmp_path / f"azurite-{len(started)}"), location=location).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()

@@ -7,8 +7,21 @@ from helpers.ssh import make_hosts
 
 
 @pytest.fixture(scope="module")
-def ssh_hosts(tmp_path_factory):
+def make_ssh_hosts(tmp_path_factory):
+    """make_ssh_hosts(count) -> a set of `count` hosts for the module; all are removed at its end."""
+    made = []
+
+    def make(count: int):
+        hosts = make_hosts(tmp_path_factory, count)
+        made.append(hosts)
+        return hosts
+
+    yield make
+    for hosts in made:
+        hosts.close()
+
+
+@pytest.fixture(scope="module")
+def ssh_hosts(make_ssh_hosts):
     """Two hosts for the whole module."""
-    hosts = make_hosts(tmp_path_factory, 2)
-    yield hosts
-    hosts.close()
+    return make_ssh_hosts(2)

@@ -12,7 +12,7 @@ import pytest
 
 from helpers.api import read_log, submit, wait_job
 from helpers.service import ServiceProcess
-from helpers.ssh import PYTHON, create_ssh_cluster, make_hosts, put_in_datastore
+from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
 from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
@@ -40,10 +40,8 @@ CHECKPOINTED = """
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory):
-    made = make_hosts(tmp_path_factory, 3)
-    yield made
-    made.close()
+def hosts(make_ssh_hosts):
+    return make_ssh_hosts(3)
 
 
 @pytest.fixture

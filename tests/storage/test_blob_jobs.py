@@ -18,7 +18,7 @@ import pytest
 from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.notebook.datasets import files_of, upload
 from helpers.api import make_cluster, stdout_text, wait_job
-from helpers.azurite_server import ACCOUNT, Azurite, blob_datastore
+from helpers.azurite_server import ACCOUNT, blob_datastore
 from helpers.waits import wait_for
 
 TRAIN = r'''
@@ -190,28 +190,25 @@ def test_cluster_mount_is_there_for_the_setup_task_whose_log_lands_in_blob(clien
     assert any(p.endswith(stdout) and p.startswith(".clusters/") for p, _s, _e in scratch.remote_files(""))
 
 
-def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, tmp_path, unique):
-    server = Azurite(str(tmp_path / "azurite")).start()
-    try:
-        container = unique("down")
-        _blob_default_datastore(client, server.connection_string, tmp_path, container, retries=0, flushSeconds=60)
-        make_cluster(client, "one", nodes=1)
-        gate = tmp_path / "gate"
-        client.create_job("default", "default", {
-            "cluster": "one", "nodeCount": 1, "outputDirectories": [{"id": "OUT", "pathPrefix": "x"}],
-            "customToolkitSettings": {"commandLine": f"while [ ! -e {gate} ]; do sleep 0.1; done; "
-                                                     "echo result > $AZ_BATCHAI_OUTPUT_OUT/result.txt"}}, "lost")
-        wait_for(lambda: client.job("default", "default", "lost")["executionState"] == "running", "the job to run")
-        server.stop()
-        gate.touch()
-        job = wait_job(client, "lost")
-        assert job["executionState"] == "failed"
-        [failure] = [e for e in job["executionInfo"]["errors"] if e["code"] == "OutputUploadFailed"]
-        assert "did not answer" in failure["message"] and "kept in" in failure["message"]
-        kept = failure["message"].rsplit("kept in ", 1)[1]
-        assert open(os.path.join(kept, "outputs", "OUT", "result.txt")).read() == "result\n"
-    finally:
-        server.stop()
+def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, make_azurite, tmp_path, unique):
+    server = make_azurite()
+    container = unique("down")
+    _blob_default_datastore(client, server.connection_string, tmp_path, container, retries=0, flushSeconds=60)
+    make_cluster(client, "one", nodes=1)
+    gate = tmp_path / "gate"
+    client.create_job("default", "default", {
+        "cluster": "one", "nodeCount": 1, "outputDirectories": [{"id": "OUT", "pathPrefix": "x"}],
+        "customToolkitSettings": {"commandLine": f"while [ ! -e {gate} ]; do sleep 0.1; done; "
+                                                 "echo result > $AZ_BATCHAI_OUTPUT_OUT/result.txt"}}, "lost")
+    wait_for(lambda: client.job("default", "default", "lost")["executionState"] == "running", "the job to run")
+    server.stop()
+    gate.touch()
+    job = wait_job(client, "lost")
+    assert job["executionState"] == "failed"
+    [failure] = [e for e in job["executionInfo"]["errors"] if e["code"] == "OutputUploadFailed"]
+    assert "did not answer" in failure["message"] and "kept in" in failure["message"]
+    kept = failure["message"].rsplit("kept in ", 1)[1]
+    assert open(os.path.join(kept, "outputs", "OUT", "result.txt")).read() == "result\n"
 
 
 def test_service_killed_mid_job_resumes_flushing_without_duplicating_log(service_process, client, azurite, tmp_path,
