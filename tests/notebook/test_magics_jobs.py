@@ -7,8 +7,8 @@ import threading
 
 from batchai_jupyter.notebook.jobhandle import Job
 from batchai_jupyter.notebook.packaging import DEFAULT_LIMIT_BYTES
-from conftest import make_cluster, wait_for
-from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
+from helpers.api import make_cluster
+from helpers.waits import wait_for
 
 
 def test_cell_runs_as_job_with_pushed_and_pulled_variables(run, shell, shared_client, unique):

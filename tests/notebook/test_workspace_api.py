@@ -6,8 +6,7 @@ import sys
 
 import batchai_jupyter
 from batchai_jupyter.notebook.jobhandle import Job
-from conftest import wait_for
-from nbfixtures import service_env, ws  # noqa: F401  (fixtures)
+from helpers.waits import wait_for
 
 
 def test_import_stays_light():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import read_log, submit, wait_job
-from slurmfixtures import make_slurm_cluster, slurm, slurm_client, slurm_service  # noqa: F401 (fixtures)
+from helpers.api import read_log, submit, wait_job
+from helpers.slurm import make_slurm_cluster
 
 JOB_TIMEOUT = 120.0
 

@@ -8,15 +8,16 @@ import shlex
 
 import pytest
 
-from conftest import read_log, submit, wait_for, wait_job
-from sshfixtures import PYTHON, create_ssh_cluster, put_in_datastore, ssh_hosts  # noqa: F401  (fixture)
+from helpers.api import read_log, submit, wait_job
+from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
+from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from conftest import ServiceProcess
+    from helpers.service import ServiceProcess
 
     base = tmp_path_factory.mktemp("ssh-service")
     process = ServiceProcess(str(base / "home"), str(base / "runtime"))
@@ -76,7 +77,8 @@ def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, 
         "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/hello.py {shlex.quote(home)}"},
     })
     # Logs stream back while the job runs.
-    live = wait_for(lambda: "tick 3" in _try_log(client, "hello"), "live log lines from the host", timeout=90)
+    live = wait_for(lambda: "tick 3" in read_log(client, "hello", "stdout.txt"), "live log lines from the host",
+                    timeout=90)
     assert live
     assert client.job("default", "default", "hello")["executionState"] == "running"
     job = wait_job(client, "hello", timeout=JOB_TIMEOUT)
@@ -89,13 +91,6 @@ def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, 
     assert len(client.read_job_file("default", "default", "hello", "deep/er/x.bin", "RESULTS")) == 100000
     node = client.list(client.job_path("default", "default", "hello") + "/nodes")[0]
     assert node["ipAddress"] in [h.address for h in ssh_hosts.hosts]
-
-
-def _try_log(client, job: str) -> str:
-    try:
-        return read_log(client, job, "stdout.txt")
-    except Exception:
-        return ""
 
 
 # ---------------------------------------------------------------------------------------------
