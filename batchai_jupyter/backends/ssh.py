@@ -95,6 +95,14 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
     def set_wakeup(self, callback: Callable[[], None]) -> None:
         self._wakeup = callback
 
+    def close(self) -> None:
+        with self._lock:
+            followers, self._followers = list(self._followers.values()), {}
+        for follower in followers:
+            follower.stop()
+        self.monitor.stop()
+        self.pool.close()
+
     # -- options and connections -----------------------------------------------------------
 
     def check_cluster(self, spec: dict) -> None:

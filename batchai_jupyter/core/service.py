@@ -96,7 +96,14 @@ class Service:
         self.engine.start()
 
     def stop(self) -> None:
+        """Stops the engine and its cluster workers, then closes every backend, datastore and the store;
+        tasks keep running on their nodes for the next start to re-attach to."""
         self.engine.stop()
+        for backend in self.backends.values():
+            backend.close()
+        for datastore in self._datastores.values():
+            datastore.close()
+        self._datastores.clear()
         if self._lock_handle:
             self._lock_handle.close()
         self.store.close()

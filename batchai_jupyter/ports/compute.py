@@ -83,6 +83,10 @@ class Backend(ABC):
     def set_wakeup(self, callback: Callable[[], None]) -> None:
         """`callback` makes the engine run a cycle now (a task ended, a host came back)."""
 
+    def close(self) -> None:  # noqa: B027 (most backends hold nothing to close)
+        """Stops the backend's own threads and closes its connections, once, when the service stops.
+        Tasks keep running on the nodes: a service started again re-attaches to them."""
+
 
 class NodePool(Backend):
     """Nodes that the service adds and removes to keep a cluster at its target."""

@@ -174,6 +174,9 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
         self.container = self._container_client()
         self.sync = MirrorSync(mirror_root, self, counters, settings.flush_seconds)
 
+    def close(self) -> None:
+        self.container.close()
+
     def _container_client(self) -> ContainerClient:
         s = self.settings
         options = {"retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=s.retries),
