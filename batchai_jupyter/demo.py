@@ -153,7 +153,8 @@ def run_demo(client: Client, nodes: int = 2) -> int:
             "constraints": {"maxWallClockTime": "0:10:00"}}
     submitted = client.create_job("default", "default", spec, name)
     _say(f"Submitted job '{name}': PyTorch toolkit, {nodes} nodes, {nodes} ranks")
-    _say(f"Job state: {submitted['executionState']} (queue position {submitted.get('queuePosition')})")
+    position = submitted.get("queuePosition")
+    _say(f"Job state: {submitted['executionState']}" + (f" (queue position {position})" if position else ""))
     job = _follow_logs(client, name, nodes, submitted["executionState"])
     _print_files(client, name, "stdouterr")
     _print_files(client, name, "MODEL")
