@@ -15,6 +15,7 @@ from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_se
 from . import launch, lifecycle
 from .events import EventBus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
+from .locations import location_of
 from .spec import job_spec_from_dict
 from .store import Store
 
@@ -35,12 +36,12 @@ def error(code: str, message: str) -> dict:
 class JobRunner:
     def __init__(self, store: Store, layout: HomeLayout, events: EventBus,
                  backend_for: Callable[[str, str], ComputeBackend],
-                 datastore_for: Callable[[str], Datastore], base_env: Callable[[], dict], data: JobStorage):
+                 datastore_for: Callable[..., Datastore], base_env: Callable[[], dict], data: JobStorage):
         self.store = store
         self.layout = layout
         self.events = events
         self.backend_for = backend_for  # (workspace, cluster) -> backend
-        self.datastore_for = datastore_for  # workspace -> its default datastore
+        self.datastore_for = datastore_for  # (workspace[, name]) -> a datastore, by default the default one
         self.base_env = base_env
         self.data = data  # staging, mounts, flushing: storage/jobdata.py
 
@@ -56,7 +57,8 @@ class JobRunner:
                  for index, node_id in enumerate(job["node_ids"])]
         context = launch.JobContext(
             spec=spec, attempt=job["attempt"], stdouterr_dir=datastore.node_path(segment),
-            shared_job_temp=shared, input_paths={d.id: d.path for d in spec.input_directories},
+            shared_job_temp=shared, input_paths={d.id: self._on_nodes(job["workspace"], d.path)
+                                                 for d in spec.input_directories},
             output_paths={d.id: datastore.node_path(output_segment(job["experiment"], job["name"], job["uuid"], d.id))
                           for d in spec.output_directories},
             hostfile=os.path.join(shared, "hostfile"), master_port=job["master_port"] or 0,
@@ -66,6 +68,14 @@ class JobRunner:
             checkpoint_dir=datastore.node_path(
                 f"{job_segment(job['experiment'], job['name'], job['uuid'])}/checkpoints"))
         return context, nodes
+
+    def _on_nodes(self, workspace: str, path: str) -> str:
+        """Where the service's side of the nodes sees a data path: a location's datastore gives its
+        node_path (a remote backend maps that on for its nodes); any other path is the node's own."""
+        location = location_of(path)
+        if location is None:
+            return path
+        return self.datastore_for(workspace, location.datastore).node_path(location.path)
 
     def _node_python(self, job: dict) -> str:
         first = self.store.node(job["node_ids"][0]) if job["node_ids"] else None
