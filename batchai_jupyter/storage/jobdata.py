@@ -187,6 +187,6 @@ class JobData(JobStorage):
                 sync.flush_final(folder)
             except BatchAIError as failure:
                 errors.append({"code": "OutputUploadFailed", "message": (
-                    f"the job's logs and outputs could not all be copied to their datastore ({failure}); they are "
-                    f"kept in {sync.local(folder)}")})
+                    f"the job's logs and outputs could not all be copied to their datastore ({failure}); the "
+                    f"service keeps them in its local copy of {folder or 'the datastore'}")})
         return errors

@@ -8,6 +8,7 @@ with the same data transfers nothing.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import hashlib
 import os
 import urllib.request
@@ -206,7 +207,7 @@ def test_cluster_mount_is_there_for_the_setup_task_whose_log_lands_in_blob(clien
     assert any(p.endswith(stdout) and p.startswith(".clusters/") for p, _s, _e in scratch.remote_files(""))
 
 
-def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, tmp_path, unique):
+def test_storage_down_when_the_job_ends_is_a_clear_job_error(service_process, client, tmp_path, unique):
     server = Azurite(str(tmp_path / "azurite")).start()
     try:
         container = unique("down")
@@ -223,9 +224,12 @@ def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, tmp_path, u
         job = wait_job(client, "lost")
         assert job["executionState"] == "failed"
         [failure] = [e for e in job["executionInfo"]["errors"] if e["code"] == "OutputUploadFailed"]
-        assert "did not answer" in failure["message"] and "kept in" in failure["message"]
-        kept = failure["message"].rsplit("kept in ", 1)[1]
-        assert open(os.path.join(kept, "outputs", "OUT", "result.txt")).read() == "result\n"
+        segment = job["jobOutputDirectoryPathSegment"]
+        assert "did not answer" in failure["message"] and f"its local copy of {segment}" in failure["message"]
+        assert service_process.home not in failure["message"]  # where the service keeps it is its own business
+        kept = glob.glob(os.path.join(service_process.home, "mirrors", "**", segment, "outputs", "OUT", "result.txt"),
+                         recursive=True)
+        assert [open(path).read() for path in kept] == ["result\n"], kept
     finally:
         server.stop()
 
