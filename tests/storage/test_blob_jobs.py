@@ -257,3 +257,26 @@ def test_service_killed_mid_job_resumes_flushing_without_duplicating_log(service
     assert job["executionState"] == "succeeded", job
     assert scratch.read(log_blob) == b"before\nafter\n"
     assert client.read_job_file("default", "default", "survivor", "stdout.txt", "stdouterr") == b"before\nafter\n"
+
+
+def test_a_job_reads_a_blob_datastore_named_by_location(client, azurite, tmp_path, unique):
+    """An input in a Blob datastore that is not the workspace's default is staged into its mirror."""
+    container = unique("located")
+    blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string
+                   ).create_container()
+    client.create_datastore("default", "shelf", {"kind": "blob", "containerName": container,
+                                                 "connectionString": azurite.connection_string})
+    folder = tmp_path / "set"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "deep" / "b.txt").write_text("beta\n")
+    report = upload(client, "default", "sets", files_of(str(folder), "set"), datastore="shelf")
+    assert report.location == f"datastore://shelf/{report.datastore_path}"
+    client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "one")
+    client.create_job("default", "default", {
+        "cluster": "one", "nodeCount": 1, "inputDirectories": [{"id": "SET", "path": report.location}],
+        "customToolkitSettings": {"commandLine": 'cd "$AZ_BATCHAI_INPUT_SET" && cat a.txt deep/b.txt'}}, "located")
+    job = client.wait_for_job("default", "default", "located", timeout=120)
+    stdout = client.read_job_file("default", "default", "located", "stdout.txt").decode()
+    assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
+    assert stdout == "alpha\nbeta\n"
