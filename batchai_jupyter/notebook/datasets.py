@@ -9,13 +9,14 @@ service keeps it, and where nodes see it, is the service's business.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 
 from ..client import Client
 from ..client.uploads import Progress, UploadFile, files_of, upload_files
 
 DIGEST_LENGTH = 20
-__all__ = ["Progress", "UploadFile", "UploadReport", "files_of", "tree_digest", "upload"]
+__all__ = ["Progress", "UploadFile", "UploadReport", "files_of", "location_of", "tree_digest", "upload"]
 
 
 @dataclass
@@ -47,3 +48,9 @@ def upload(client: Client, workspace: str, prefix: str, files: list[UploadFile],
     result = upload_files(client, workspace, datastore, files, folder, hashes=hashes, progress=progress)
     report.bytes_sent, report.files_sent = result.bytes_sent, result.files_sent
     return report
+
+
+def location_of(report: UploadReport, local_path: str, files: list[UploadFile]) -> str:
+    """The location naming what `local_path` was: the upload's folder, or the one file in it."""
+    single = os.path.isfile(os.path.expanduser(local_path))
+    return f"{report.location}/{files[0].path}" if single else report.location

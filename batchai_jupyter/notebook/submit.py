@@ -143,9 +143,7 @@ def _upload_data(ws: Workspace, data: list[str], progress: ProgressFactory | Non
         label = f"data {name}"
         report = datasets.upload(ws.client, ws.name, f"{DATASETS_PREFIX}/{name}", files,
                                  progress=progress(label, sum(f.size for f in files)) if progress else None)
-        single = os.path.isfile(os.path.expanduser(local))
-        path = f"{report.location}/{files[0].path}" if single else report.location
-        inputs.append({"id": name, "path": path})
+        inputs.append({"id": name, "path": datasets.location_of(report, local, files)})
         reports[name] = report
         announce(f"{label}: {report.files} file(s) {human_size(report.total_bytes)}, "
                  f"{human_size(report.bytes_sent)} sent" +
