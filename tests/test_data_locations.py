@@ -101,3 +101,16 @@ def test_no_datastore_or_job_response_shows_the_service_home(shared_service, sha
     views = shared_client.datastores("default")
     assert {v["name"]: v["location"] for v in views}[other_datastore] == f"datastore://{other_datastore}/"
     assert all("path" not in v for v in views)
+
+
+def test_a_job_whose_datastore_is_gone_before_it_starts_fails_clearly(shared_client, other_datastore, unique):
+    cluster, job = unique("gone"), unique("orphan")
+    shared_client.create_cluster("default", {"backend": "local", "nodeCount": 0}, cluster)
+    _reader_job(shared_client, job, cluster, {"DATA": f"datastore://{other_datastore}/labels"})
+    shared_client.delete_datastore("default", other_datastore)
+    shared_client.scale_cluster("default", cluster, {"manual": {"targetNodeCount": 1}})
+    ended = shared_client.wait_for_job("default", "default", job, timeout=JOB_TIMEOUT)
+    assert ended["executionState"] == "failed"
+    [failure] = ended["executionInfo"]["errors"]
+    assert failure["code"] == "JobStartFailed", failure
+    assert f"datastore '{other_datastore}' not found" in failure["message"], failure

@@ -57,7 +57,7 @@ class JobRunner:
                  for index, node_id in enumerate(job["node_ids"])]
         context = launch.JobContext(
             spec=spec, attempt=job["attempt"], stdouterr_dir=datastore.node_path(segment),
-            shared_job_temp=shared, input_paths={d.id: self._on_nodes(job["workspace"], d.path)
+            shared_job_temp=shared, input_paths={d.id: self._resolve(job["workspace"], d.path)
                                                  for d in spec.input_directories},
             output_paths={d.id: datastore.node_path(output_segment(job["experiment"], job["name"], job["uuid"], d.id))
                           for d in spec.output_directories},
@@ -69,9 +69,9 @@ class JobRunner:
                 f"{job_segment(job['experiment'], job['name'], job['uuid'])}/checkpoints"))
         return context, nodes
 
-    def _on_nodes(self, workspace: str, path: str) -> str:
-        """Where the service's side of the nodes sees a data path: a location's datastore gives its
-        node_path (a remote backend maps that on for its nodes); any other path is the node's own."""
+    def _resolve(self, workspace: str, path: str) -> str:
+        """A data path on the service's machine: a location's datastore gives its node_path (for nodes
+        that are other machines, node_view maps it on); any other path is kept as given."""
         location = location_of(path)
         if location is None:
             return path
