@@ -197,9 +197,8 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
         return BlobServiceClient(s.endpoint, credential=credential, **options).get_container_client(s.container)
 
     def public_settings(self) -> dict:
-        """The account, endpoint and mirror, for views (a connection string's are not otherwise shown)."""
-        return {"account_name": self.settings.account_name, "endpoint": self.settings.endpoint,
-                "path": self.mirror_root}  # where nodes see it: staged in before, copied out after a job
+        """The account and endpoint, for views (a connection string's are not otherwise shown)."""
+        return {"account_name": self.settings.account_name, "endpoint": self.settings.endpoint}
 
     def transfers(self) -> dict:
         return self.counters.snapshot()

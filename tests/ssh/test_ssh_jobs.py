@@ -93,6 +93,24 @@ def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, 
     assert node["ipAddress"] in [h.address for h in ssh_hosts.hosts]
 
 
+def test_inputs_named_by_location_are_staged_to_the_host(service, cluster):
+    client = service[1]
+    client.write_datastore_chunk("default", "default", "located/set/a.txt", b"alpha\n")
+    client.write_datastore_chunk("default", "default", "located/set/deep/b.txt", b"beta\n")
+    client.create_job("default", "default", {
+        "cluster": cluster, "nodeCount": 1,
+        "inputDirectories": [{"id": "SET", "path": "datastore://default/located/set"}],
+        "customToolkitSettings": {"commandLine": 'cat "$AZ_BATCHAI_INPUT_SET/a.txt" "$AZ_BATCHAI_INPUT_SET/deep/b.txt"'
+                                                 ' && echo "$AZ_BATCHAI_INPUT_SET"'}}, "located")
+    job = client.wait_for_job("default", "default", "located", timeout=JOB_TIMEOUT)
+    stdout = client.read_job_file("default", "default", "located", "stdout.txt").decode()
+    assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
+    lines = stdout.splitlines()
+    assert lines[:2] == ["alpha", "beta"], stdout
+    # On the host, the location is the host's staged mirror of the datastore, not the service's path.
+    assert "/batchai-node/mirror/" in lines[2] and service[0].home not in lines[2], lines[2]
+
+
 # ---------------------------------------------------------------------------------------------
 # Distributed toolkits across the hosts
 

@@ -8,6 +8,7 @@ with the same data transfers nothing.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import hashlib
 import os
 import urllib.request
@@ -191,7 +192,8 @@ def test_cluster_mount_is_there_for_the_setup_task_whose_log_lands_in_blob(clien
     assert any(p.endswith(stdout) and p.startswith(".clusters/") for p, _s, _e in scratch.remote_files(""))
 
 
-def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, make_azurite, tmp_path, unique):
+def test_storage_down_when_the_job_ends_is_a_clear_job_error(service_process, client, make_azurite, tmp_path,
+                                                             unique):
     server = make_azurite()
     container = unique("down")
     _blob_default_datastore(client, server.connection_string, tmp_path, container, retries=0, flushSeconds=60)
@@ -207,9 +209,12 @@ def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, make_azurit
     job = wait_job(client, "lost")
     assert job["executionState"] == "failed"
     [failure] = [e for e in job["executionInfo"]["errors"] if e["code"] == "OutputUploadFailed"]
-    assert "did not answer" in failure["message"] and "kept in" in failure["message"]
-    kept = failure["message"].rsplit("kept in ", 1)[1]
-    assert open(os.path.join(kept, "outputs", "OUT", "result.txt")).read() == "result\n"
+    segment = job["jobOutputDirectoryPathSegment"]
+    assert "did not answer" in failure["message"] and f"its local copy of {segment}" in failure["message"]
+    assert service_process.home not in failure["message"]  # where the service keeps it is its own business
+    kept = glob.glob(os.path.join(service_process.home, "mirrors", "**", segment, "outputs", "OUT", "result.txt"),
+                     recursive=True)
+    assert [open(path).read() for path in kept] == ["result\n"], kept
 
 
 def test_service_killed_mid_job_resumes_flushing_without_duplicating_log(service_process, client, azurite, tmp_path,
@@ -235,3 +240,26 @@ def test_service_killed_mid_job_resumes_flushing_without_duplicating_log(service
     assert job["executionState"] == "succeeded", job
     assert scratch.read(log_blob) == b"before\nafter\n"
     assert client.read_job_file("default", "default", "survivor", "stdout.txt", "stdouterr") == b"before\nafter\n"
+
+
+def test_a_job_reads_a_blob_datastore_named_by_location(client, azurite, tmp_path, unique):
+    """An input in a Blob datastore that is not the workspace's default is staged into its mirror."""
+    container = unique("located")
+    blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string
+                   ).create_container()
+    client.create_datastore("default", "shelf", {"kind": "blob", "containerName": container,
+                                                 "connectionString": azurite.connection_string})
+    folder = tmp_path / "set"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "deep" / "b.txt").write_text("beta\n")
+    report = upload(client, "default", "sets", files_of(str(folder), "set"), datastore="shelf")
+    assert report.location == f"datastore://shelf/{report.datastore_path}"
+    client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "one")
+    client.create_job("default", "default", {
+        "cluster": "one", "nodeCount": 1, "inputDirectories": [{"id": "SET", "path": report.location}],
+        "customToolkitSettings": {"commandLine": 'cd "$AZ_BATCHAI_INPUT_SET" && cat a.txt deep/b.txt'}}, "located")
+    job = client.wait_for_job("default", "default", "located", timeout=120)
+    stdout = client.read_job_file("default", "default", "located", "stdout.txt").decode()
+    assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
+    assert stdout == "alpha\nbeta\n"
