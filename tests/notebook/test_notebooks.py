@@ -5,7 +5,8 @@ import os
 import shutil
 
 import nbformat
-from nbclient import NotebookClient
+
+from helpers.notebooks import execute_notebook
 
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "..", "notebooks")
 
@@ -18,27 +19,7 @@ def execute(name: str, service_process, client, tmp_path) -> list[str]:
     notebook = nbformat.read(str(work / name), as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
         f"{name} must be saved without outputs"
-    old = {key: os.environ.get(key) for key in ("BATCHAI_URL", "BATCHAI_TOKEN")}
-    os.environ.update(BATCHAI_URL=service_process.url, BATCHAI_TOKEN=client.token)
-    try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(work)}}).execute()
-    finally:
-        for key, value in old.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-    return [_text(cell) for cell in notebook.cells if cell.cell_type == "code"]
-
-
-def _text(cell) -> str:
-    parts = []
-    for output in cell.outputs:
-        if output.output_type == "stream":
-            parts.append(output.text)
-        elif output.output_type in ("execute_result", "display_data"):
-            parts.append(output.data.get("text/plain", ""))
-        elif output.output_type == "error":
-            parts.append(f"{output.ename}: {output.evalue}")
-    return "".join(parts)
+    return execute_notebook(notebook, service_process.url, client.token, str(work))
 
 
 def test_quickstart(service_process, client, tmp_path):
