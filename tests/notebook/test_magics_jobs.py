@@ -165,3 +165,14 @@ def test_detach_on_interrupt_leaves_the_job_running(run, shared_client, unique):
     assert f"stopped waiting; job '{name}' goes on (running)" in out, (out, err)
     assert job.state == "running"
     job.terminate()
+
+
+def test_a_syntax_error_is_reported_before_anything_is_queued(run, shared_client, unique):
+    cluster = unique("se")
+    make_cluster(shared_client, cluster, nodes=1, wait=False)
+    name = unique("syntax")
+    value, out, err = run(f"%%batchai_job --cluster {cluster} --name {name}\nx = 1\nprint(x +)\n")
+    assert value is None and out == ""
+    assert err.strip() == "UsageError: the cell does not compile (line 3: invalid syntax: print(x +)); " \
+                          "nothing was uploaded or queued", err
+    assert name not in [job["name"] for job in shared_client.jobs("default")]
