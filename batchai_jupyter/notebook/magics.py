@@ -137,6 +137,8 @@ class BatchAIMagics(Magics):
                    "containers and file shares themselves instead of getting a copy")
     @argument("-f", "--file", dest="config_file", help="create: a Batch AI cluster.json or native spec")
     @argument("-y", "--yes", action="store_true", help="delete: do not ask for confirmation")
+    @argument("--exist-ok", action="store_true", help="create: a cluster of that name that exists already is "
+              "used as it is (a notebook run again)")
     @argument("--no-monitor", action="store_true", help="create/show/resize: print instead of a ClusterMonitor")
     @_help
     @line_magic
@@ -156,7 +158,7 @@ class BatchAIMagics(Magics):
                                       min_nodes=args.min, max_nodes=args.max, idle_seconds=args.idle,
                                       setup=args.setup, priority=args.priority, vm_size=args.vm_size,
                                       backend_options=_backend_options(args.option),
-                                      native_mounts=args.native_mounts)
+                                      native_mounts=args.native_mounts, exist_ok=args.exist_ok)
         elif args.verb == "show":
             cluster = clusters.get(args.name)
         elif args.verb == "resize":
@@ -207,6 +209,8 @@ class BatchAIMagics(Magics):
     @argument("--max-time", metavar="DURATION", help="maximum wall-clock time, e.g. 1:00:00, 2h, P1D")
     @argument("--experiment", "-e", default="default", help="experiment (created when missing)")
     @argument("--name", "-n", help="job name (default cell-<time>-<id>)")
+    @argument("--replace", action="store_true", help="with --name: a job of that name is deleted first "
+              "(terminated if it runs), so the notebook can be run again")
     @argument("--wait", action="store_true", help="block until the job ends, streaming its output; "
               "interrupting the kernel terminates the job")
     @argument("--detach-on-interrupt", action="store_true", help="with --wait: an interrupt only stops waiting")
@@ -223,7 +227,8 @@ class BatchAIMagics(Magics):
             cluster=args.cluster, nodes=args.nodes, processes=args.processes, framework=args.framework,
             files=args.files, data=args.data, push=_comma_list(args.push), pull=_comma_list(args.pull),
             requirements=args.requirements, env=args.env, priority=args.priority, retries=args.retries,
-            max_time=args.max_time, experiment=args.experiment, name=args.name, config_file=args.config_file)
+            max_time=args.max_time, experiment=args.experiment, name=args.name, config_file=args.config_file,
+            replace=args.replace)
         submission = submit_cell(self.workspace, cell, options, self.shell.user_ns, os.getcwd(),
                                  self.package_limit, progress=_progress_bar)
         job = submission.job
