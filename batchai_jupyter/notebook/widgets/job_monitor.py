@@ -23,6 +23,7 @@ from ..packaging import human_size
 from .failure import exception_line, failing_task, task_label
 from .poller import EventWaker, Poller, own_client
 from .render import Raw, badge, elapsed, html_table, line_plot
+from .snapshot import log_section, snapshot_box
 
 TAIL_BYTES = 256 * 1024  # of each log, when the monitor first sees it
 
@@ -132,6 +133,7 @@ class JobMonitor(widgets.VBox):
         self._shown_tasks: list = []
         self._ended_seen = False
         self._failure_tab_opened = False
+        self._display = None  # the DisplayHandle of show(): its snapshot is refreshed when the job ends
         self._pace = (log_poll, poll_min, poll_max, idle_wait)
         super().__init__([self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view,
                           self.error_view])
@@ -195,6 +197,8 @@ class JobMonitor(widgets.VBox):
         if finished:
             self.stop_listening()
             self.job.client.close()
+            if self._display is not None:
+                self._display.update(self)  # the notebook keeps the final snapshot
         return changed or more, finished
 
     def _set_pace(self, running: bool) -> None:
@@ -317,6 +321,38 @@ class JobMonitor(widgets.VBox):
 
     def _show_error(self, failure: Exception) -> None:
         self.error_view.value = f'<span style="color:#e53935">{escape(str(failure))}</span>'
+
+    # -- what the notebook keeps -------------------------------------------------------------------
+
+    def show(self) -> None:
+        """Displays the monitor with a display id, so the snapshot saved with it is the job's final one."""
+        from IPython.display import display
+
+        self._display = display(self, display_id=True)
+
+    def summary(self) -> str:
+        execution = self.info.get("executionInfo") or {}
+        text = f"job {self.job.experiment}/{self.job.name}: {self.state}"
+        if execution.get("exitCode") is not None:
+            text += f" (exit code {execution['exitCode']})"
+        failure = self.failure
+        return f"{text}; {failure}" if failure else text
+
+    def snapshot_html(self) -> str:
+        """What the widget shows, as plain HTML: header (state, failure), tasks, each task's last lines
+        (the failing task's opened), the metric plot and the output files with their links."""
+        failed = failing_task(self._shown_tasks)
+        names = sorted(self.task_logs, key=self._task_order.get)
+        logs = [log_section(name, self.task_logs[name].stdout.value, self.task_logs[name].stderr.value,
+                            opened=failed is not None and failed["name"] == name) for name in names]
+        return snapshot_box(self.state, [self.header.value, self.task_table.value, *logs, self.metrics_view.value,
+                                          self.files_view.value])
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        bundle["text/plain"] = self.summary()
+        bundle["text/html"] = self.snapshot_html()
+        return bundle
 
     # -- life cycle --------------------------------------------------------------------------------
 
