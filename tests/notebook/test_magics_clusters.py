@@ -14,6 +14,11 @@ def test_cluster_life_cycle(run, shared_client, unique):
     name = unique("life")
     monitor, out, err = run(f"%batchai_cluster create {name} --nodes 1")
     assert isinstance(monitor, ClusterMonitor), err
+    # What the notebook keeps besides the widget: the cluster as first shown, before any wait.
+    bundle = monitor._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/html"].startswith('<div class="batchai-snapshot" data-state="')
+    assert f"<b>cluster {name}</b>" in bundle["text/html"] and "<table>" in bundle["text/html"]
     try:
         wait_for(lambda: monitor.counts.get("idle") == 1, "the monitor to count 1 idle node", timeout=60)
         assert "idle 1" in monitor.counts_view.value

@@ -45,8 +45,8 @@ def test_a_saved_notebook_shows_the_ended_job_without_a_kernel(shared_service, s
     assert monitor_output[0].data["text/plain"] == (
         f"job default/{job}: failed (exit code 1); rank 1 failed (exit code 1): RuntimeError: rank 1 ran out of data")
     html, _ = HTMLExporter().from_notebook_node(reopened)
-    snapshot = html.split('class="batchai-snapshot"', 1)[1]
-    assert snapshot.startswith(' data-state="failed"')
+    assert f"<b>cluster {cluster}</b>" in html.split('class="batchai-snapshot"', 2)[1]  # the ClusterMonitor's
+    snapshot = html.split('class="batchai-snapshot" data-state="failed"', 1)[1]  # the JobMonitor's, final
     assert "rank 1 failed (exit code 1): RuntimeError: rank 1 ran out of data" in snapshot
     assert "rank 0 step 2" in snapshot and "rank 1 step 2" in snapshot  # each task's last lines
     assert '<details open=""><summary>log of task 1</summary>' in snapshot  # the failing task's log, opened
