@@ -164,3 +164,21 @@ def test_the_client_discovers_the_server_through_its_runtime_file(jupyter, monke
     with pytest.raises(BatchAIError) as refused:
         Client.discover(start=False)
     assert refused.value.code == "NoService"
+
+
+def test_serve_status_shows_the_jupyter_server_and_serve_stop_leaves_it_running(jupyter):
+    def serve(action: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "batchai_jupyter.cli", "serve", action], env=jupyter.env,
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    status = serve("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    pid = jupyter.process.pid
+    assert status.stdout.startswith(f"* http://127.0.0.1:{jupyter.port}/ (inside a Jupyter server, pid {pid}, "), \
+        status.stdout
+    assert f"home {jupyter.home}, " in status.stdout
+    stop = serve("stop")  # the user's Jupyter server is theirs to shut down, not `batchai serve stop`'s
+    assert stop.returncode == 1
+    assert stop.stderr.strip() == (f"error: the batchai service at http://127.0.0.1:{jupyter.port}/ runs inside a "
+                                   f"Jupyter server (pid {pid}); stop that server (File > Shut Down) instead")
+    assert jupyter.process.poll() is None

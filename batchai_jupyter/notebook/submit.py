@@ -50,6 +50,7 @@ class CellJobOptions:
     experiment: str = "default"
     name: str | None = None
     config_file: str | None = None
+    replace: bool = False  # a job of the same name is deleted first (a notebook run again)
 
 
 @dataclass
@@ -193,5 +194,10 @@ def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: di
     name = options.name or f"cell-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     if options.experiment != "default":
         ws.experiments.ensure(options.experiment)
-    job = ws.jobs.create(options.experiment, name, body, cluster)
+    try:
+        job = ws.jobs.create(options.experiment, name, body, cluster, replace=options.replace)
+    except BatchAIError as failure:
+        if failure.code == "JobExists":
+            raise BatchAIError(failure.code, f"{failure.message}; or add --replace to replace it") from None
+        raise
     return Submission(job, package, package_report, data_reports)

@@ -26,12 +26,18 @@ class ClusterOperations:
     def __init__(self, workspace: Workspace):
         self.ws = workspace
 
-    def create(self, cluster_name: str, parameters: dict | None = None, **options) -> dict:
+    def create(self, cluster_name: str, parameters: dict | None = None, exist_ok: bool = False, **options) -> dict:
         """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size,
         backend_options (a dict merged into backendOptions), native_mounts (nodes with the tool mount
-        Blob containers and file shares themselves)."""
+        Blob containers and file shares themselves). With `exist_ok`, a cluster of that name that exists
+        already is returned as it is (a notebook run again finds the one it created)."""
         document = cluster_document(parameters, default_backend="local", **options)
-        return self.ws.client.create_cluster(self.ws.name, document, cluster_name)
+        try:
+            return self.ws.client.create_cluster(self.ws.name, document, cluster_name)
+        except BatchAIError as failure:
+            if exist_ok and failure.code == "ClusterExists":
+                return self.get(cluster_name)
+            raise
 
     def get(self, cluster_name: str) -> dict:
         return self.ws.client.cluster(self.ws.name, cluster_name)
@@ -120,8 +126,16 @@ class JobOperations:
     def handle(self, experiment_name: str, job_name: str, info: dict | None = None) -> Job:
         return Job(self.ws.client, self.ws.name, experiment_name, job_name, info)
 
-    def create(self, experiment_name: str, job_name: str, parameters: dict, cluster: str | None = None) -> Job:
-        """Submits a job (job.json or native spec); `cluster` names the cluster when the spec does not."""
+    def create(self, experiment_name: str, job_name: str, parameters: dict, cluster: str | None = None,
+               replace: bool = False) -> Job:
+        """Submits a job (job.json or native spec); `cluster` names the cluster when the spec does not. With
+        `replace`, a job of that name is deleted first (terminated if it runs): a notebook run again."""
+        if replace:
+            try:
+                self.delete(experiment_name, job_name)  # answers once the job is gone
+            except BatchAIError as failure:
+                if failure.status != 404:
+                    raise
         info = self.ws.client.create_job(self.ws.name, experiment_name, parameters, job_name, cluster)
         return self.handle(experiment_name, job_name, info)
 

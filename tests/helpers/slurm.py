@@ -1,10 +1,13 @@
 """A real `batchai serve` whose Slurm commands talk to the test's Slurm (slurm_daemons.py), and clusters on it."""
 from __future__ import annotations
 
+import pytest
+
 from batchai_jupyter.client import Client
 
 from .service import ServiceProcess, kill_leftover_tasks
-from .slurm_daemons import NODE_NAMES, SlurmDaemons
+from .slurm_daemons import NODE_NAMES, SLURM_TOOLS, SlurmDaemons
+from .tools import require_tool
 from .waits import wait_for
 
 
@@ -39,3 +42,24 @@ def make_slurm_cluster(client: Client, name: str, **options) -> dict:
         return cluster if cluster["nodeStateCounts"]["idleNodeCount"] == len(NODE_NAMES) else None
 
     return wait_for(steady, f"slurm cluster {name} to show {len(NODE_NAMES)} idle nodes", timeout=60)
+
+
+# Fixtures, imported by the conftest.py of each folder whose tests need a real Slurm.
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    for tool in SLURM_TOOLS:
+        require_tool(tool, "apt-get install slurm-wlm munge")
+    daemons = SlurmDaemons(str(tmp_path_factory.mktemp("slurm")))
+    try:
+        daemons.start()
+        yield daemons
+    finally:
+        daemons.stop()
+
+
+@pytest.fixture(scope="module")
+def slurm_service(slurm, tmp_path_factory):
+    service = start_slurm_service(tmp_path_factory.mktemp("slurm-service"), slurm)
+    yield service
+    stop_slurm_service(service)

@@ -7,6 +7,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from batchai_jupyter.notebook.magics import BatchAIMagics
 from batchai_jupyter.notebook.workspace import Workspace
+from helpers.slurm import slurm, slurm_service  # noqa: F401  (fixtures: the README creates a Slurm cluster)
 
 
 @pytest.fixture

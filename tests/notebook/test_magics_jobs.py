@@ -172,3 +172,33 @@ def test_detach_on_interrupt_leaves_the_job_running(run, shared_client, unique):
     assert f"stopped waiting; job '{name}' goes on (running)" in out, (out, err)
     assert job.state == "running"
     job.terminate()
+
+
+def test_a_syntax_error_is_reported_before_anything_is_queued(run, shared_client, unique):
+    cluster = unique("se")
+    make_cluster(shared_client, cluster, nodes=1, wait=False)
+    name = unique("syntax")
+    value, out, err = run(f"%%batchai_job --cluster {cluster} --name {name}\nx = 1\nprint(x +)\n")
+    assert value is None and "uploading" not in out and "submitted" not in out, out
+    assert "UsageError: the cell does not compile (line 3: invalid syntax: print(x +)); " \
+           "nothing was uploaded or queued" in err.splitlines(), err
+    assert name not in [job["name"] for job in shared_client.jobs("default")]
+
+
+def test_a_cell_run_again_finds_its_cluster_and_replaces_its_job(run, shared_client, unique):
+    cluster, name = unique("again"), unique("again-job")
+    uuids = []
+    for _ in range(2):
+        _, out, err = run(f"%batchai_cluster create {cluster} --nodes 1 --exist-ok --no-monitor")
+        assert err == "" and cluster in out
+        job, _, err = run(f"%%batchai_job --cluster {cluster} --name {name} --replace\nimport time\ntime.sleep(60)\n")
+        assert err == "" and job.name == name
+        uuids.append(job.info["uuid"])
+    # The second --replace deleted the first job (queued or running) and created a new one of that name.
+    assert [j["uuid"] for j in shared_client.jobs("default") if j["name"] == name] == [uuids[1]] != [uuids[0]]
+    _, _, err = run(f"%%batchai_job --cluster {cluster} --name {name}\nprint(1)\n")
+    assert err.strip() == (f"UsageError: job '{name}' already exists in experiment 'default'; delete it or pick "
+                           "another name; or add --replace to replace it"), err
+    _, _, err = run(f"%batchai_cluster create {cluster} --nodes 1 --no-monitor")
+    assert f"cluster '{cluster}' already exists" in err
+    job.terminate()

@@ -6,30 +6,9 @@ import pytest
 
 from batchai_jupyter.client import Client
 from helpers.service import TOKEN
-from helpers.slurm import start_slurm_service, stop_slurm_service
-from helpers.slurm_daemons import SLURM_TOOLS, SlurmDaemons
-from helpers.tools import require_tool
-
-
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    for tool in SLURM_TOOLS:
-        require_tool(tool, "apt-get install slurm-wlm munge")
-    daemons = SlurmDaemons(str(tmp_path_factory.mktemp("slurm")))
-    try:
-        daemons.start()
-        yield daemons
-    finally:
-        daemons.stop()
-
-
-@pytest.fixture(scope="module")
-def slurm_service(slurm, tmp_path_factory):
-    service = start_slurm_service(tmp_path_factory.mktemp("slurm-service"), slurm)
-    yield service
-    stop_slurm_service(service)
+from helpers.slurm import slurm, slurm_service  # noqa: F401  (fixtures, shared with tests/notebook)
 
 
 @pytest.fixture
-def slurm_client(slurm_service) -> Client:
+def slurm_client(slurm_service) -> Client:  # noqa: F811  (the fixture imported above)
     return Client(slurm_service.url, TOKEN)
