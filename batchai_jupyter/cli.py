@@ -187,6 +187,10 @@ def stream_file(client, workspace: str, experiment: str, job: str, output_id: st
 # -- serve / demo ---------------------------------------------------------------------------------
 
 def serve_command(args) -> None:
+    if args.action:  # status / stop: the services already running
+        from .cli_serve import serve_status, serve_stop
+
+        raise SystemExit({"status": serve_status, "stop": serve_stop}[args.action](args))
     if args.home:
         os.environ["BATCHAI_HOME"] = os.path.abspath(args.home)
     from .server.app import HeadlessBatchAIApp
@@ -346,7 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_parsers(sub)
     _add_job_parsers(sub)
     add_storage_parsers(sub, _scope, _yes)
-    serve = sub.add_parser("serve", help="run the service headless (no notebook UI)")
+    serve = sub.add_parser("serve", help="run the service headless (no notebook UI); `serve status` shows the "
+                                         "services running here, `serve stop` stops the one of this home")
+    serve.add_argument("action", nargs="?", choices=("status", "stop"),
+                       help="status: which services run here (URL, pid, version, home); stop: stop the `batchai "
+                            "serve` of this home (--home, else $BATCHAI_HOME, else the default)")
     serve.add_argument("--ip", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--token", help=argparse.SUPPRESS)  # refused with the reason: argv is public

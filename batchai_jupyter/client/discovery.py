@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import requests
 
@@ -40,11 +41,26 @@ def _wanted_home() -> str | None:
     return os.path.abspath(os.path.expanduser(home)) if home else None
 
 
-def _from_jupyter_runtime() -> tuple[str, str] | None:
+@dataclass(frozen=True)
+class RunningService:
+    """A batchai service this machine's Jupyter runtime files name, that answers."""
+
+    url: str
+    token: str
+    pid: int | None
+    home: str
+    version: str
+    runtime_file: str
+
+
+def running_services() -> list[RunningService]:
+    """The services found through Jupyter's runtime files (headless `batchai serve` or a Jupyter server
+    with the extension), newest first; servers without the extension and stale files are left out."""
     from jupyter_core.paths import jupyter_runtime_dir
 
     files = sorted(glob.glob(os.path.join(jupyter_runtime_dir(), "jpserver-*.json")), key=os.path.getmtime,
                    reverse=True)
+    found = []
     for path in files:
         try:
             with open(path) as handle:
@@ -58,8 +74,17 @@ def _from_jupyter_runtime() -> tuple[str, str] | None:
                 probe.close()
         except (OSError, ValueError, KeyError, BatchAIError, requests.RequestException):
             continue
-        if version and (_wanted_home() is None or version.get("home") == _wanted_home()):
-            return info["url"], info.get("token", "")
+        if version:
+            found.append(RunningService(info["url"], info.get("token", ""), info.get("pid"), version.get("home", ""),
+                                        version.get("version", ""), path))
+    return found
+
+
+def _from_jupyter_runtime() -> tuple[str, str] | None:
+    wanted = _wanted_home()
+    for service in running_services():
+        if wanted is None or service.home == wanted:
+            return service.url, service.token
     return None
 
 
@@ -104,7 +129,8 @@ def start_local_service(announce: Announce = print) -> tuple[str, str]:
                                                          f"see {log_path}", status=503)
             try:
                 probe.request("GET", "version")
-                announce(f"Started a local batchai service at {probe.url} (pid {process.pid}, log {log_path})")
+                announce(f"Started a local batchai service at {probe.url} (pid {process.pid}, log {log_path}); "
+                         "it keeps running: `batchai serve status` shows it, `batchai serve stop` stops it")
                 return url, token
             except BatchAIError:
                 time.sleep(0.2)

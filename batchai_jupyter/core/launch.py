@@ -160,7 +160,10 @@ def node_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeCo
     env = _job_environment(job, nodes, node)
     base = dict(env)
     for input_id, path in job.input_paths.items():
-        env[f"AZ_BATCHAI_INPUT_{input_id}"] = expand_vars(path, base)
+        resolved = expand_vars(path, base)
+        # Batch AI upper-cased input ids (`train` -> AZ_BATCHAI_INPUT_TRAIN); the id as written is kept too.
+        env.setdefault(f"AZ_BATCHAI_INPUT_{input_id.upper()}", resolved)
+        env[f"AZ_BATCHAI_INPUT_{input_id}"] = resolved
     for output_id, path in job.output_paths.items():
         env[f"AZ_BATCHAI_OUTPUT_{output_id}"] = expand_vars(path, base)
     for name, value in job.spec.environment.items():

@@ -21,6 +21,7 @@ class Job:
         self.experiment = experiment
         self.name = name
         self._info = info
+        self.displayed = None  # the JobMonitor this handle was last displayed as
 
     # -- state -------------------------------------------------------------------------------
 
@@ -142,9 +143,8 @@ class Job:
         return JobMonitor(self, **options)
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.monitor())
+        self.displayed = self.monitor()
+        self.displayed.show()
 
     def __repr__(self) -> str:
         state = self._info["executionState"] if self._info else "?"

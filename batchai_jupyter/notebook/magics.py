@@ -12,7 +12,7 @@ import shlex
 import sys
 
 from IPython.core.error import StdinNotImplementedError, UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Integer, Unicode
@@ -44,12 +44,43 @@ def _backend_options(pairs: list[str]) -> dict:
     return options
 
 
+def without_comment(line: str) -> str:
+    """The line up to a `#` that starts a word outside quotes, as a shell reads it: `--nodes 2  # two`
+    -> `--nodes 2`, while `--env COLOR=#fff` and `--setup 'echo #1'` keep theirs."""
+    quote = ""
+    escaped = False
+    word_start = True  # after unquoted, unescaped whitespace
+    for position, char in enumerate(line):
+        if escaped:
+            escaped = word_start = False
+            continue
+        if char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and word_start:
+            return line[:position]
+        word_start = not quote and char.isspace()
+    return line
+
+
+def bodiless_cell_magic(lines: list[str]) -> list[str]:
+    """`%%batchai_job --help` alone in a cell runs as the line magic: IPython refuses a cell magic without
+    a body before the magic could print its help."""
+    if lines and lines[0].startswith("%%batchai_job") and not "".join(lines[1:]).strip():
+        return [lines[0][1:]]
+    return lines
+
+
 def user_errors(magic):
     """BatchAIError -> one UsageError line; --help prints the magic's full help."""
     @functools.wraps(magic)
     def run(self, line, cell=None):
         try:
-            argv = shlex.split(line)  # shell quoting, as in a terminal: --setup 'echo ready'
+            # shell quoting and comments, as in a terminal: --setup 'echo ready'  # comment
+            argv = shlex.split(without_comment(line))
         except ValueError as failure:
             raise UsageError(f"%{magic.__name__} {line}: {failure}; check the quotes") from None
         args = run.parser.parse_args(argv)
@@ -76,6 +107,8 @@ class BatchAIMagics(Magics):
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
         self._workspace: Workspace | None = None
+        if shell is not None and bodiless_cell_magic not in shell.input_transformers_cleanup:
+            shell.input_transformers_cleanup.append(bodiless_cell_magic)
 
     @property
     def workspace(self) -> Workspace:
@@ -104,6 +137,8 @@ class BatchAIMagics(Magics):
                    "containers and file shares themselves instead of getting a copy")
     @argument("-f", "--file", dest="config_file", help="create: a Batch AI cluster.json or native spec")
     @argument("-y", "--yes", action="store_true", help="delete: do not ask for confirmation")
+    @argument("--exist-ok", action="store_true", help="create: a cluster of that name that exists already is "
+              "used as it is (a notebook run again)")
     @argument("--no-monitor", action="store_true", help="create/show/resize: print instead of a ClusterMonitor")
     @_help
     @line_magic
@@ -123,7 +158,7 @@ class BatchAIMagics(Magics):
                                       min_nodes=args.min, max_nodes=args.max, idle_seconds=args.idle,
                                       setup=args.setup, priority=args.priority, vm_size=args.vm_size,
                                       backend_options=_backend_options(args.option),
-                                      native_mounts=args.native_mounts)
+                                      native_mounts=args.native_mounts, exist_ok=args.exist_ok)
         elif args.verb == "show":
             cluster = clusters.get(args.name)
         elif args.verb == "resize":
@@ -174,20 +209,26 @@ class BatchAIMagics(Magics):
     @argument("--max-time", metavar="DURATION", help="maximum wall-clock time, e.g. 1:00:00, 2h, P1D")
     @argument("--experiment", "-e", default="default", help="experiment (created when missing)")
     @argument("--name", "-n", help="job name (default cell-<time>-<id>)")
+    @argument("--replace", action="store_true", help="with --name: a job of that name is deleted first "
+              "(terminated if it runs), so the notebook can be run again")
     @argument("--wait", action="store_true", help="block until the job ends, streaming its output; "
               "interrupting the kernel terminates the job")
     @argument("--detach-on-interrupt", action="store_true", help="with --wait: an interrupt only stops waiting")
     @argument("-f", "--file", dest="config_file", help="a Batch AI job.json or native spec; the cell is its script")
     @_help
-    @cell_magic
+    @line_cell_magic
     @user_errors
-    def batchai_job(self, args, cell):
+    def batchai_job(self, args, cell=None):
         """Run the cell as a job on a cluster. The cell's value is a Job handle (`job = _`)."""
+        if not (cell or "").strip():
+            raise BatchAIError("MissingCell", "%%batchai_job runs the code below its line: write the job's code "
+                                              "under `%%batchai_job ...` in the same cell")
         options = CellJobOptions(
             cluster=args.cluster, nodes=args.nodes, processes=args.processes, framework=args.framework,
             files=args.files, data=args.data, push=_comma_list(args.push), pull=_comma_list(args.pull),
             requirements=args.requirements, env=args.env, priority=args.priority, retries=args.retries,
-            max_time=args.max_time, experiment=args.experiment, name=args.name, config_file=args.config_file)
+            max_time=args.max_time, experiment=args.experiment, name=args.name, config_file=args.config_file,
+            replace=args.replace)
         submission = submit_cell(self.workspace, cell, options, self.shell.user_ns, os.getcwd(),
                                  self.package_limit, progress=_progress_bar)
         job = submission.job

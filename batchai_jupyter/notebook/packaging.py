@@ -128,6 +128,13 @@ def pickle_variables(names: list[str], namespace: dict) -> dict[str, bytes]:
 
 def build_package(cell: str, patterns: list[str], push: list[str], pull: list[str], namespace: dict,
                   root: str, limit: int = DEFAULT_LIMIT_BYTES) -> Package:
+    try:
+        cellrunner.compile_cell(cell)
+    except SyntaxError as failure:
+        where = f"line {failure.lineno}: " if failure.lineno else ""
+        code = f": {failure.text.strip()}" if failure.text and failure.text.strip() else ""
+        raise BatchAIError("CellSyntaxError", f"the cell does not compile ({where}{failure.msg}{code}); "
+                                              "nothing was uploaded or queued") from None
     with open(cellrunner.__file__, "rb") as handle:
         runner = handle.read()
     source = cell.encode()

@@ -53,6 +53,7 @@ class CellJobOptions:
     experiment: str = "default"
     name: str | None = None
     config_file: str | None = None
+    replace: bool = False  # a job of the same name is deleted first (a notebook run again)
 
 
 @dataclass
@@ -157,9 +158,7 @@ def _upload_data(ws: Workspace, data: dict[str, str], progress: ProgressFactory 
         label = f"data {name}"
         report = datasets.upload(ws.client, ws.name, f"{DATASETS_PREFIX}/{name}", files,
                                  progress=progress(label, sum(f.size for f in files)) if progress else None)
-        single = os.path.isfile(os.path.expanduser(local))
-        path = f"{report.node_path}/{files[0].path}" if single else report.node_path
-        inputs.append({"id": name, "path": path})
+        inputs.append({"id": name, "path": datasets.location_of(report, local, files)})
         reports[name] = report
         announce(f"{label}: {report.files} file(s) {human_size(report.total_bytes)}, "
                  f"{human_size(report.bytes_sent)} sent" +
@@ -188,7 +187,7 @@ def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: di
     data_inputs, data_reports = _upload_data(ws, data, progress, announce)
     package_report = datasets.upload(ws.client, ws.name, PACKAGES_PREFIX, package.files)
     body["inputDirectories"] = [*body.get("inputDirectories", []), *data_inputs,
-                                {"id": PACKAGE_INPUT_ID, "path": package_report.node_path}]
+                                {"id": PACKAGE_INPUT_ID, "path": package_report.location}]
     body["outputDirectories"] = [*body.get("outputDirectories", []),
                                  {"id": OUTPUTS_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
                                  {"id": cellrunner.RESULT_OUTPUT_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"}]
@@ -210,5 +209,10 @@ def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: di
     name = options.name or f"cell-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     if options.experiment != "default":
         ws.experiments.ensure(options.experiment)
-    job = ws.jobs.create(options.experiment, name, body, cluster)
+    try:
+        job = ws.jobs.create(options.experiment, name, body, cluster, replace=options.replace)
+    except BatchAIError as failure:
+        if failure.code == "JobExists":
+            raise BatchAIError(failure.code, f"{failure.message}; or add --replace to replace it") from None
+        raise
     return Submission(job, package, package_report, data_reports)

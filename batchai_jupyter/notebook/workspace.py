@@ -7,6 +7,8 @@
     client.experiments.create(rg, ws, exp).result()                 ws.experiments.create(exp)
     client.jobs.create(rg, ws, exp, job, parameters).result()       ws.jobs.create(exp, job, parameters)
     client.jobs.list_output_files(rg, ws, exp, job, options)        ws.jobs.list_output_files(exp, job, "stdouterr")
+    (files uploaded to an Azure File share or a Blob container)      ws.datastores.upload("./data") -> a location
+                                                                    for inputDirectories: datastore://default/...
 
 `parameters` is a Batch AI JSON body (camelCase, with or without "properties") or the native spec.
 Clusters and jobs come back as the service's JSON; jobs as a Job handle (jobhandle.Job).
@@ -16,6 +18,7 @@ from __future__ import annotations
 from ..client import Client
 from ..client.specs import cluster_document
 from ..errors import BatchAIError
+from . import datasets
 from .jobhandle import Job
 
 
@@ -23,12 +26,18 @@ class ClusterOperations:
     def __init__(self, workspace: Workspace):
         self.ws = workspace
 
-    def create(self, cluster_name: str, parameters: dict | None = None, **options) -> dict:
+    def create(self, cluster_name: str, parameters: dict | None = None, exist_ok: bool = False, **options) -> dict:
         """Options: nodes, backend, min_nodes, max_nodes, idle_seconds, setup, priority, vm_size,
         backend_options (a dict merged into backendOptions), native_mounts (nodes with the tool mount
-        Blob containers and file shares themselves)."""
+        Blob containers and file shares themselves). With `exist_ok`, a cluster of that name that exists
+        already is returned as it is (a notebook run again finds the one it created)."""
         document = cluster_document(parameters, default_backend="local", **options)
-        return self.ws.client.create_cluster(self.ws.name, document, cluster_name)
+        try:
+            return self.ws.client.create_cluster(self.ws.name, document, cluster_name)
+        except BatchAIError as failure:
+            if exist_ok and failure.code == "ClusterExists":
+                return self.get(cluster_name)
+            raise
 
     def get(self, cluster_name: str) -> dict:
         return self.ws.client.cluster(self.ws.name, cluster_name)
@@ -90,6 +99,26 @@ class ExperimentOperations:
             self.create(experiment_name)
 
 
+class DatastoreOperations:
+    """The workspace's datastores, and uploads that give the location a job's inputDirectories name."""
+
+    def __init__(self, workspace: Workspace):
+        self.ws = workspace
+
+    def list(self) -> list[dict]:
+        return self.ws.client.datastores(self.ws.name)
+
+    def get(self, datastore_name: str) -> dict:
+        return self.ws.client.datastore(self.ws.name, datastore_name)
+
+    def upload(self, local_path: str, datastore_name: str = "default", prefix: str = "datasets") -> str:
+        """Uploads a file or a folder under `<prefix>/<digest of its content>/` (unchanged data is not
+        sent again); returns its location, `datastore://<datastore>/<prefix>/<digest>[/<file>]`."""
+        files = datasets.files_of(local_path, "local_path")
+        report = datasets.upload(self.ws.client, self.ws.name, prefix, files, datastore=datastore_name)
+        return datasets.location_of(report, local_path, files)
+
+
 class JobOperations:
     def __init__(self, workspace: Workspace):
         self.ws = workspace
@@ -97,8 +126,16 @@ class JobOperations:
     def handle(self, experiment_name: str, job_name: str, info: dict | None = None) -> Job:
         return Job(self.ws.client, self.ws.name, experiment_name, job_name, info)
 
-    def create(self, experiment_name: str, job_name: str, parameters: dict, cluster: str | None = None) -> Job:
-        """Submits a job (job.json or native spec); `cluster` names the cluster when the spec does not."""
+    def create(self, experiment_name: str, job_name: str, parameters: dict, cluster: str | None = None,
+               replace: bool = False) -> Job:
+        """Submits a job (job.json or native spec); `cluster` names the cluster when the spec does not. With
+        `replace`, a job of that name is deleted first (terminated if it runs): a notebook run again."""
+        if replace:
+            try:
+                self.delete(experiment_name, job_name)  # answers once the job is gone
+            except BatchAIError as failure:
+                if failure.status != 404:
+                    raise
         info = self.ws.client.create_job(self.ws.name, experiment_name, parameters, job_name, cluster)
         return self.handle(experiment_name, job_name, info)
 
@@ -134,6 +171,7 @@ class Workspace:
         self.name = name
         self.clusters = ClusterOperations(self)
         self.experiments = ExperimentOperations(self)
+        self.datastores = DatastoreOperations(self)
         self.jobs = JobOperations(self)
 
     def __repr__(self) -> str:

@@ -8,9 +8,11 @@ task's working directory on every rank, makes the pushed variables globals, runs
 from __future__ import annotations
 
 import json
+import linecache
 import os
 import pickle
 import sys
+import traceback
 
 RUNNER_NAME = "_batchai_cell.py"
 SOURCE_NAME = "_batchai_cell_source.py"
@@ -19,6 +21,37 @@ MANIFEST_NAME = "_batchai_manifest.json"
 RESULT_OUTPUT_ID = "BATCHAI_RESULT"
 RESULT_NAME = "pulled.pkl"
 _RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "AZ_BATCHAI_TASK_INDEX")
+CELL_FILENAME = "<cell>"
+# The code of a cell starts under its `%%batchai_job` line: its first line is the cell's line 2.
+CELL_FIRST_LINE = 2
+
+
+def _numbered(source: str) -> str:
+    return "\n" * (CELL_FIRST_LINE - 1) + source
+
+
+def compile_cell(source: str):
+    """The cell's code object, with line numbers as the notebook shows them (SyntaxError as Python raises it)."""
+    return compile(_numbered(source), CELL_FILENAME, "exec")
+
+
+def run_cell(source: str, namespace: dict) -> None:
+    """Runs the cell; an exception it raises is printed from the cell's own frame on (this runner's frames
+    are not the user's) and ends the process with exit code 1, as an uncaught exception would."""
+    code = compile_cell(source)
+    lines = _numbered(source).splitlines(True)
+    linecache.cache[CELL_FILENAME] = (len(source), None, lines, CELL_FILENAME)  # tracebacks quote the lines
+    try:
+        exec(code, namespace)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as failure:
+        frames = failure.__traceback__
+        while frames is not None and frames.tb_frame.f_code.co_filename != CELL_FILENAME:
+            frames = frames.tb_next
+        traceback.print_exception(type(failure), failure, frames or failure.__traceback__)
+        sys.stderr.flush()
+        sys.exit(1)
 
 
 def task_rank() -> int:
@@ -55,7 +88,7 @@ def main(directory: str = ".") -> None:
     with open(os.path.join(directory, SOURCE_NAME)) as handle:
         source = handle.read()
     sys.argv = [SOURCE_NAME]
-    exec(compile(source, "<cell>", "exec"), namespace)
+    run_cell(source, namespace)
     result_dir = os.environ.get(f"AZ_BATCHAI_OUTPUT_{RESULT_OUTPUT_ID}")
     if manifest.get("pull") and task_rank() == 0 and result_dir:
         os.makedirs(result_dir, exist_ok=True)

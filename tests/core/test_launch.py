@@ -157,6 +157,20 @@ def test_node_environment_has_every_contract_variable() -> None:
     }
 
 
+def test_input_ids_are_upper_cased_as_batch_ai_did_and_kept_as_written() -> None:
+    nodes = make_nodes(1)
+    job = with_paths(make_job(minimal_toolkit("custom")),
+                     inputs={"train": "/data/train", "Eval": "/data/eval",
+                             "ckpt": "/data/lower", "CKPT": "/data/upper"},
+                     outputs={})
+    env = node_environment(job, nodes, nodes[0])
+    assert env["AZ_BATCHAI_INPUT_TRAIN"] == env["AZ_BATCHAI_INPUT_train"] == "/data/train"
+    assert env["AZ_BATCHAI_INPUT_EVAL"] == env["AZ_BATCHAI_INPUT_Eval"] == "/data/eval"
+    # An id written in upper case is that input's own name: it wins over another id's upper-cased one.
+    assert env["AZ_BATCHAI_INPUT_CKPT"] == "/data/upper"
+    assert env["AZ_BATCHAI_INPUT_ckpt"] == "/data/lower"
+
+
 def test_user_env_expands_against_contract_and_earlier_user_vars_then_secrets() -> None:
     nodes = make_nodes(1)
     job = with_paths(

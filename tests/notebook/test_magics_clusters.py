@@ -4,15 +4,21 @@ from __future__ import annotations
 import pytest
 
 from batchai_jupyter.notebook.jobhandle import Job
+from batchai_jupyter.notebook.magics import without_comment
 from batchai_jupyter.notebook.widgets import ClusterMonitor
-from conftest import make_cluster, wait_for
-from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
+from helpers.api import make_cluster
+from helpers.waits import wait_for
 
 
 def test_cluster_life_cycle(run, shared_client, unique):
     name = unique("life")
     monitor, out, err = run(f"%batchai_cluster create {name} --nodes 1")
     assert isinstance(monitor, ClusterMonitor), err
+    # What the notebook keeps besides the widget: the cluster as first shown, before any wait.
+    bundle = monitor._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/html"].startswith('<div class="batchai-snapshot" data-state="')
+    assert f"<b>cluster {name}</b>" in bundle["text/html"] and "<table>" in bundle["text/html"]
     try:
         wait_for(lambda: monitor.counts.get("idle") == 1, "the monitor to count 1 idle node", timeout=60)
         assert "idle 1" in monitor.counts_view.value
@@ -76,6 +82,7 @@ def test_jobs_logs_and_show(run, shared_client, unique):
     ("%batchai_cluster create x -f nothere.json", "UsageError: -f 'nothere.json': the file does not exist"),
     ("%%batchai_job --cluster {missing}\nprint(1)", "UsageError: cluster '{missing}' not found"),
     ("%%batchai_job --nodes two\nprint(1)", "UsageError: argument --nodes: invalid int value: 'two'"),
+    ("%%batchai_job --nodes 2\n", "UsageError: %%batchai_job runs the code below its line"),
     ("%%batchai_job --bogus\nprint(1)", "UsageError: unrecognized arguments: --bogus"),
     ("%%batchai_job --files nothere.py\nprint(1)", "UsageError: --files: 'nothere.py' matches no file in"),
     ("%%batchai_job --files ../up.py\nprint(1)", "UsageError: --files: '../up.py' is outside the notebook's folder"),
@@ -109,13 +116,32 @@ def test_unknown_task_names_the_tasks(run, shared_client, unique):
 
 
 def test_help_explains_every_option(run):
-    _, out, _ = run("%%batchai_job --help\npass\n")
+    _, out, _ = run("%%batchai_job --help   # the cell has no body: --help needs none\n")
     for option in ("--cluster", "--nodes", "--processes", "--framework", "--files", "--data", "--push", "--pull",
                    "--requirements", "--env", "--priority", "--retries", "--max-time", "--experiment", "--name",
                    "--wait", "--detach-on-interrupt", "-f"):
         assert option in out
     _, out, _ = run("%batchai_cluster --help")
     assert "auto-scale" in out and "--idle" in out and "--setup" in out
+
+
+def test_line_magics_take_trailing_comments_as_a_shell_does(run, shared_client, unique):
+    name = unique("cm")
+    _, out, err = run(f"%batchai_cluster create {name} --nodes 1 --setup 'echo #1 > setup.txt' --no-monitor  "
+                      "# one node, see --help")
+    assert err == "" and name in out
+    spec = shared_client.get(shared_client.cluster_path("default", name))
+    assert spec["properties"]["nodeSetup"]["setupTask"]["commandLine"] == "echo #1 > setup.txt"
+
+
+@pytest.mark.parametrize("line, without", [
+    ("create gpu --nodes 2   # shows a live ClusterMonitor", "create gpu --nodes 2   "),
+    ("--env COLOR=#fff # the colour", "--env COLOR=#fff "),
+    ("--setup 'echo # not a comment' \"#quoted\" x\\ #y", "--setup 'echo # not a comment' \"#quoted\" x\\ #y"),
+    ("# all comment", ""),
+])
+def test_without_comment(line, without):
+    assert without_comment(line) == without
 
 
 _cluster_cache: dict = {}

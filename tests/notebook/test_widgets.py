@@ -4,8 +4,8 @@ from __future__ import annotations
 import ipywidgets
 
 from batchai_jupyter.notebook.widgets import JobMonitor
-from conftest import make_cluster, wait_for
-from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
+from helpers.api import make_cluster
+from helpers.waits import wait_for
 
 STEPPED_JOB = """%%batchai_job --cluster {cluster} --nodes 2 --framework pytorch
 import os, time
@@ -80,3 +80,34 @@ def test_job_monitor_shows_the_current_attempt_of_a_retried_job(run, shared_clie
         assert job.logs() == "attempt 2\n"
     finally:
         monitor.close()
+
+
+RANK_1_FAILS = """%%batchai_job --cluster {cluster} --nodes 2 --framework pytorch
+import os, time
+rank = int(os.environ["RANK"])
+def check(rank):
+    if rank == 1:
+        raise ValueError(f"rank {{rank}} found a bad shard")
+print(f"rank {{rank}} started", flush=True)
+check(rank)
+time.sleep(20)
+"""
+
+
+def test_a_failed_job_shows_its_failing_task_and_exception_first(run, shared_client, unique):
+    cluster = unique("wf")
+    make_cluster(shared_client, cluster, nodes=2)
+    job, _, _ = run(RANK_1_FAILS.format(cluster=cluster))
+    monitor = job.monitor()
+    wait_for(lambda: monitor.state == "failed" and not monitor.poller.running, "the monitor to finish", timeout=120)
+    # The failing rank's log is the open tab, and the headline quotes its exception.
+    assert monitor.log_tabs.titles[monitor.log_tabs.selected_index] == "1"
+    assert monitor.failure == "rank 1 failed (exit code 1): ValueError: rank 1 found a bad shard", monitor.failure
+    assert "ValueError: rank 1 found a bad shard" in monitor.header.value
+    # The traceback is the cell's own: no frame of our runner, line numbers as the notebook shows the cell
+    # (the %%batchai_job line is line 1).
+    stderr = monitor.task_logs["1"].stderr.value
+    assert "_batchai_cell" not in stderr and "cellrunner" not in stderr, stderr
+    assert 'File "<cell>", line 8, in <module>\n    check(rank)\n' in stderr, stderr
+    assert 'File "<cell>", line 6, in check\n    raise ValueError(f"rank {rank} found a bad shard")\n' in stderr
+    monitor.close()

@@ -13,6 +13,7 @@ from ...client import Client
 from ...errors import BatchAIError
 from .poller import Poller, own_client
 from .render import Raw, badge, html_table
+from .snapshot import snapshot_box
 
 NODE_STATES = ("idle", "running", "preparing", "unusable", "leaving")
 STEADY_ROUNDS_BEFORE_STOP = 20
@@ -39,7 +40,23 @@ class ClusterMonitor(widgets.VBox):
                           self.nodes_view, self.error_view])
         self.poller = Poller(self.step, self._show_error, poll_min, poll_max, name=f"batchai-cluster-{name}")
         if start:
+            self._first_step()
             self.poller.start()
+
+    def _first_step(self) -> None:
+        """One round before the monitor is shown, so the snapshot kept in the notebook has the cluster."""
+        try:
+            self.step()
+        except (BatchAIError, OSError) as failure:  # the poller retries; the widget shows why
+            self._show_error(failure)
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget, with a static snapshot of the cluster as it was shown: a notebook reopened without
+        its kernel (nbconvert, GitHub's viewer) shows that instead of a missing widget."""
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        sections = (self.header.value, self.counts_view.value, self.nodes_view.value, self.error_view.value)
+        bundle["text/html"] = snapshot_box(self.cluster.get("allocationState", "?"), list(sections))
+        return bundle
 
     def step(self) -> tuple[bool, bool]:
         cluster = self.client.cluster(self.workspace_name, self.name)

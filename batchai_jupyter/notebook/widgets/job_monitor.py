@@ -20,8 +20,10 @@ from ...client import ENDED, Client
 from ...runtime.cellrunner import RESULT_OUTPUT_ID
 from ...runtime.metrics import METRICS_FILE
 from ..packaging import human_size
+from .failure import exception_line, failing_task, task_label
 from .poller import EventWaker, Poller, own_client
 from .render import Raw, badge, elapsed, html_table, line_plot
+from .snapshot import log_section, snapshot_box
 
 TAIL_BYTES = 256 * 1024  # of each log, when the monitor first sees it
 
@@ -130,6 +132,8 @@ class JobMonitor(widgets.VBox):
         self._shown_files: tuple = ()
         self._shown_tasks: list = []
         self._ended_seen = False
+        self._failure_tab_opened = False
+        self._display = None  # the DisplayHandle of show(): its snapshot is refreshed when the job ends
         self._pace = (log_poll, poll_min, poll_max, idle_wait)
         super().__init__([self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view,
                           self.error_view])
@@ -165,7 +169,6 @@ class JobMonitor(widgets.VBox):
         ended = info["executionState"] in ENDED
         changed = info["executionState"] != self.state
         self.state, self.info = info["executionState"], info
-        self._render_header()
         tasks = [t for t in snapshot["tasks"] if t["attempt"] == info["attempt"]]
         if tasks != self._shown_tasks:
             self._render_tasks(tasks)
@@ -180,6 +183,7 @@ class JobMonitor(widgets.VBox):
                 changed = log.add(part) or changed
                 more = more or part["nextOffset"] < part["size"]
         self._show_tabs()
+        self._render_header()
         metrics = snapshot["metrics"]
         if metrics is not None:
             changed = self._update_metrics(metrics) or changed
@@ -193,6 +197,8 @@ class JobMonitor(widgets.VBox):
         if finished:
             self.stop_listening()
             self.job.client.close()
+            if self._display is not None:
+                self._display.update(self)  # the notebook keeps the final snapshot
         return changed or more, finished
 
     def _set_pace(self, running: bool) -> None:
@@ -225,13 +231,28 @@ class JobMonitor(widgets.VBox):
         has printed something (an empty first tab hid the ranks' logs)."""
         names = sorted((name for name, log in self.task_logs.items()
                         if not self._task_order[name][0] or log.has_output), key=self._task_order.get)
-        if names == list(self.log_tabs.titles) and len(names) == len(self.log_tabs.children):
-            return
-        with self.log_tabs.hold_sync():
-            self.log_tabs.children = [self.task_logs[name].box for name in names]
-            self.log_tabs.titles = tuple(names)
-            if names and self.log_tabs.selected_index is None:
-                self.log_tabs.selected_index = 0
+        if names != list(self.log_tabs.titles) or len(names) != len(self.log_tabs.children):
+            with self.log_tabs.hold_sync():
+                self.log_tabs.children = [self.task_logs[name].box for name in names]
+                self.log_tabs.titles = tuple(names)
+                if names and self.log_tabs.selected_index is None:
+                    self.log_tabs.selected_index = 0
+        failed = failing_task(self._shown_tasks)
+        if failed is not None and not self._failure_tab_opened and failed["name"] in names:
+            self.log_tabs.selected_index = names.index(failed["name"])  # once: the user may look elsewhere
+            self._failure_tab_opened = True
+
+    @property
+    def failure(self) -> str | None:
+        """"rank 1 failed (exit code 1): ValueError: ..." once a task has failed: which, and the line of its
+        stderr that says why."""
+        failed = failing_task(self._shown_tasks)
+        if failed is None:
+            return None
+        log = self.task_logs.get(failed["name"])
+        why = exception_line(log.stderr.value) if log else None
+        headline = f"{task_label(failed)} failed (exit code {failed['exitCode']})"
+        return f"{headline}: {why}" if why else headline
 
     def _render_header(self) -> None:
         execution = self.info["executionInfo"]
@@ -245,6 +266,10 @@ class JobMonitor(widgets.VBox):
             parts.append(f"queue position {self.info['queuePosition']}")
         reason = self.info.get("waitingReason") or "; ".join(e.get("message", "") for e in execution["errors"] or [])
         html = " &nbsp; ".join(parts)
+        failure = self.failure
+        if failure:
+            html += (f'<div class="batchai-failure" style="color:var(--jp-error-color1,#d32f2f);'
+                     f'font-family:var(--jp-code-font-family,monospace)">{escape(failure)}</div>')
         if reason:
             html += f"<br><small>{escape(reason)}</small>"
         self.header.value = html
@@ -296,6 +321,38 @@ class JobMonitor(widgets.VBox):
 
     def _show_error(self, failure: Exception) -> None:
         self.error_view.value = f'<span style="color:#e53935">{escape(str(failure))}</span>'
+
+    # -- what the notebook keeps -------------------------------------------------------------------
+
+    def show(self) -> None:
+        """Displays the monitor with a display id, so the snapshot saved with it is the job's final one."""
+        from IPython.display import display
+
+        self._display = display(self, display_id=True)
+
+    def summary(self) -> str:
+        execution = self.info.get("executionInfo") or {}
+        text = f"job {self.job.experiment}/{self.job.name}: {self.state}"
+        if execution.get("exitCode") is not None:
+            text += f" (exit code {execution['exitCode']})"
+        failure = self.failure
+        return f"{text}; {failure}" if failure else text
+
+    def snapshot_html(self) -> str:
+        """What the widget shows, as plain HTML: header (state, failure), tasks, each task's last lines
+        (the failing task's opened), the metric plot and the output files with their links."""
+        failed = failing_task(self._shown_tasks)
+        names = sorted(self.task_logs, key=self._task_order.get)
+        logs = [log_section(name, self.task_logs[name].stdout.value, self.task_logs[name].stderr.value,
+                            opened=failed is not None and failed["name"] == name) for name in names]
+        return snapshot_box(self.state, [self.header.value, self.task_table.value, *logs, self.metrics_view.value,
+                                          self.files_view.value])
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        bundle["text/plain"] = self.summary()
+        bundle["text/html"] = self.snapshot_html()
+        return bundle
 
     # -- life cycle --------------------------------------------------------------------------------
 

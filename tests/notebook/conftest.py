@@ -1,4 +1,5 @@
-"""An IPython shell with the extension loaded, pointed at the module's real `batchai serve`."""
+"""Fixtures for the notebook tests: an IPython shell with the extension loaded, pointed at the module's
+real `batchai serve`, and the Workspace API on the same service."""
 from __future__ import annotations
 
 import pytest
@@ -6,6 +7,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from batchai_jupyter.notebook.magics import BatchAIMagics
 from batchai_jupyter.notebook.workspace import Workspace
+from helpers.slurm import slurm, slurm_service  # noqa: F401  (fixtures: the README creates a Slurm cluster)
 
 
 @pytest.fixture
