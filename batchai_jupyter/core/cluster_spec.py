@@ -1,7 +1,6 @@
 """Cluster specs: the native spec and Batch AI's cluster.json, read with the job spec's Fields reader."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from .durations import parse_duration
@@ -16,9 +15,7 @@ from .models import (
 from .spec import (
     NATIVE,
     Fields,
-    build_dataclass,
     command_block,
-    known_fields,
     mask_secrets,
     named_values,
     one_of,
@@ -192,22 +189,3 @@ def _setup_task_to_wire(task: SetupTask | None) -> dict | None:
             "stdOutErrPathPrefix": task.std_out_err_path_prefix,
             "environmentVariables": variables_to_wire(task.environment),
             "secrets": [{"name": name} for name in task.secrets]}
-
-
-
-# ---- store form -----------------------------------------------------------------------------
-
-def cluster_spec_to_dict(spec: ClusterSpec) -> dict:
-    """Plain JSON-able dict of every field, setup-task secrets excluded."""
-    data = dataclasses.asdict(spec)
-    if data["setup_task"] is not None:
-        data["setup_task"]["secrets"] = {}
-    return data
-
-
-def cluster_spec_from_dict(data: dict) -> ClusterSpec:
-    values = known_fields(ClusterSpec, data)
-    values["scale"] = build_dataclass(ScaleSettings, values.get("scale") or {})
-    if values.get("setup_task") is not None:
-        values["setup_task"] = build_dataclass(SetupTask, values["setup_task"])
-    return ClusterSpec(**values)

@@ -15,7 +15,7 @@ from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_se
 from . import launch, lifecycle
 from .events import EventBus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
-from .spec import job_spec_from_dict
+from .spec_codec import decode_job_spec
 from .store import Store
 
 # How long terminated tasks get to exit after SIGTERM before they are killed outright.
@@ -47,7 +47,7 @@ class JobRunner:
     # -- building the launch context -------------------------------------------------------
 
     def context(self, job: dict) -> tuple[launch.JobContext, list[launch.NodeContext]]:
-        spec = job_spec_from_dict(job["spec"])
+        spec = decode_job_spec(job["spec"])
         spec.secrets = dict(job["secrets"])
         datastore = self.datastore_for(job["workspace"])
         segment = stdouterr_segment(job["experiment"], job["name"], job["uuid"])

@@ -5,6 +5,7 @@ through these methods. Long-running work happens in the Engine's thread.
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import time
@@ -28,7 +29,7 @@ from ..ports.datastores import (
 )
 from ..ports.layout import HomeLayout, cluster_segment, job_segment
 from . import views
-from .cluster_spec import cluster_spec_to_dict, parse_cluster_spec
+from .cluster_spec import parse_cluster_spec
 from .engine import Engine
 from .events import EventBus
 from .handover import HandOver
@@ -36,7 +37,8 @@ from .jobrun import JobRunner
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
 from .names import validate_name
 from .nodes import NodeKeeper
-from .spec import job_spec_to_dict, parse_job_spec
+from .spec import parse_job_spec
+from .spec_codec import decode_cluster_spec, encode_cluster_spec, encode_job_spec
 from .store import Store
 
 
@@ -260,7 +262,7 @@ class Service:
                                                  f"use one of: {', '.join(sorted(self.backends))}")
         backend = self.backends[spec.backend]
         if isinstance(backend, ChecksClusters):  # the backend's own checks of backendOptions (raises BatchAIError)
-            backend.check_cluster(cluster_spec_to_dict(spec))
+            backend.check_cluster(encode_cluster_spec(spec))
         if self.store.cluster(workspace, spec.name):
             raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
                                             "delete it first or pick another name")
@@ -268,7 +270,7 @@ class Service:
         target = scale.target if scale.mode == "manual" else max(scale.minimum, scale.initial)
         secrets = spec.setup_task.secrets if spec.setup_task else {}
         self.store.insert("clusters", workspace=workspace, name=spec.name, uuid=uuid.uuid4().hex,
-                          spec=cluster_spec_to_dict(spec), secrets=dict(secrets), target=target, created=time.time())
+                          spec=encode_cluster_spec(spec), secrets=dict(secrets), target=target, created=time.time())
         self.events.publish("cluster", workspace=workspace, cluster=spec.name, state="created")
         self.engine.wake()
         return self.get_cluster(workspace, spec.name)
@@ -297,23 +299,23 @@ class Service:
                                                           "resized nor auto-scaled here; "
                                                           "to cap how many nodes its jobs use at once, create it with "
                                                           "backendOptions.maxNodesInUse (--max-nodes-in-use)")
-        current = dict(row["spec"])
-        merged = parse_cluster_spec({"name": name, "backend": current["backend"], "scaleSettings": scale_document},
+        current = decode_cluster_spec(row["spec"])
+        merged = parse_cluster_spec({"name": name, "backend": current.backend, "scaleSettings": scale_document},
                                     workspace=workspace)
         scale = merged.scale
-        previous_idle = current["scale"]["idle_seconds_before_scaledown"]
-        current["scale"] = cluster_spec_to_dict(merged)["scale"]
         auto_block = scale_document.get("autoScale")
         if not (isinstance(auto_block, dict) and "idleSecondsBeforeScaledown" in auto_block):
             # The idle timeout is not part of Batch AI's scaleSettings: a resize that does not
             # name one keeps the cluster's own, instead of falling back to the default.
-            current["scale"]["idle_seconds_before_scaledown"] = previous_idle
+            scale = dataclasses.replace(scale,
+                                        idle_seconds_before_scaledown=current.scale.idle_seconds_before_scaledown)
         if scale.mode == "manual":
             target = scale.target
         else:
             live = len([n for n in self.store.nodes_of(workspace, name) if n["state"] != "leaving"])
             target = min(max(live, scale.minimum), scale.maximum)
-        self.store.update("clusters", {"workspace": workspace, "name": name}, spec=current, target=target)
+        self.store.update("clusters", {"workspace": workspace, "name": name},
+                          spec=encode_cluster_spec(dataclasses.replace(current, scale=scale)), target=target)
         self.engine.wake()
         return self.get_cluster(workspace, name)
 
@@ -367,7 +369,7 @@ class Service:
         try:
             job_id = self.store.insert(
                 "jobs", workspace=workspace, experiment=experiment, name=spec.name, uuid=uuid.uuid4().hex,
-                cluster=spec.cluster, priority=spec.priority, state="queued", spec=job_spec_to_dict(spec),
+                cluster=spec.cluster, priority=spec.priority, state="queued", spec=encode_job_spec(spec),
                 secrets=dict(spec.secrets), created=now, state_since=now)
         except Exception as failure:
             if "UNIQUE" in str(failure):

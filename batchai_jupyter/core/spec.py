@@ -10,7 +10,6 @@ whether error paths start with `properties.`. Unknown and legacy keys are ignore
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -493,28 +492,3 @@ def mask_secrets(value: Any) -> Any:
 def _is_secret(key: str, value: Any) -> bool:
     # A `...Key` holding an object (e.g. accountKeySecretReference's parts) is walked into instead.
     return bool(_SECRET_KEY.search(key)) and value not in (None, "") and not isinstance(value, (dict, list))
-
-
-# ---- store form -----------------------------------------------------------------------------
-
-def job_spec_to_dict(spec: JobSpec) -> dict:
-    """Plain JSON-able dict of every field, secrets excluded (the store keeps them apart)."""
-    return dataclasses.asdict(spec) | {"secrets": {}}
-
-
-def job_spec_from_dict(data: dict) -> JobSpec:
-    values = known_fields(JobSpec, data)
-    values["toolkit"] = build_dataclass(ToolkitSettings, values["toolkit"])
-    values["input_directories"] = [build_dataclass(InputDirectory, d) for d in values.get("input_directories", [])]
-    values["output_directories"] = [build_dataclass(OutputDirectory, d) for d in values.get("output_directories", [])]
-    return JobSpec(**values)
-
-
-def known_fields(cls: type, data: dict) -> dict:
-    """The entries of `data` that are fields of `cls` (a newer store may hold more)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {key: value for key, value in data.items() if key in names}
-
-
-def build_dataclass(cls: type, data: dict) -> Any:
-    return cls(**known_fields(cls, data))

@@ -5,9 +5,10 @@ import datetime
 
 from ..ports.layout import job_segment
 from . import scheduler
-from .cluster_spec import cluster_spec_from_dict, cluster_spec_to_wire
+from .cluster_spec import cluster_spec_to_wire
 from .models import NODE_STATES, priority_name
-from .spec import job_spec_from_dict, job_spec_to_wire
+from .spec import job_spec_to_wire
+from .spec_codec import decode_cluster_spec, decode_job_spec
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -17,7 +18,7 @@ def iso(timestamp: float | None) -> str | None:
 
 
 def job_view(job: dict, queue_position: int | None = None, waiting_reason: str = "") -> dict:
-    spec = job_spec_from_dict(job["spec"])
+    spec = decode_job_spec(job["spec"])
     spec.secrets = {name: "" for name in job["secrets"]}
     view = {
         "name": job["name"], "workspace": job["workspace"], "experiment": job["experiment"],
@@ -53,7 +54,7 @@ def node_state_counts(nodes: list[dict]) -> dict:
 
 
 def cluster_view(cluster: dict, nodes: list[dict]) -> dict:
-    spec = cluster_spec_from_dict(cluster["spec"])
+    spec = decode_cluster_spec(cluster["spec"])
     if spec.setup_task is not None:  # the store keeps secret values apart; show their names only
         spec.setup_task.secrets = {name: "" for name in cluster["secrets"]}
     live = [n for n in nodes if n["state"] != "leaving"]
