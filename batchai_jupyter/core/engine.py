@@ -15,6 +15,7 @@ from .handover import HandOver
 from .jobrun import JobRunner, error
 from .lifecycle import JobEvent
 from .nodes import NodeKeeper
+from .records import Job
 from .store import Store
 from .workers import ClusterWorkers
 
@@ -89,8 +90,7 @@ class Engine:
             self.handover.cycle([cluster])
             return
         more_nodes = self.keeper.reconcile(cluster)
-        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
-                                    "('running', 'terminating') ORDER BY id", workspace, name):
+        for job in self.store.jobs_of_cluster(workspace, name, "running", "terminating"):
             self.runner.advance(job)
         self._schedule(self.store.cluster(workspace, name) or cluster)
         if more_nodes:
@@ -112,12 +112,12 @@ class Engine:
                       for n in nodes]
         # Briefs, not whole rows, and none while every node is busy: this runs on every wake-up
         # (each submit, each task end), so a long queue must not make each one cost more.
-        running = [scheduler.RunningJob(j["id"], key, tuple(j["node_ids"]), j["started"], j["max_wall_clock_seconds"])
+        running = [scheduler.RunningJob(j.id, key, tuple(j.node_ids), j.started, j.max_wall_clock_seconds)
                    for j in self.store.job_briefs("running", workspace=cluster["workspace"], cluster=cluster["name"])]
         queued = []
         if scheduler.needs_queue(cluster_views, node_views, running):
-            queued = [scheduler.QueuedJob(j["id"], key, j["priority"], j["id"], j["node_count"],
-                                          j["max_wall_clock_seconds"])
+            queued = [scheduler.QueuedJob(j.id, key, j.priority, j.id, j.node_count,
+                                          j.max_wall_clock_seconds)
                       for j in self.store.job_briefs("queued", workspace=cluster["workspace"], cluster=cluster["name"])]
         decisions = scheduler.plan(clusters=cluster_views, nodes=node_views, queued=queued, running=running,
                                    now=time.time())
@@ -139,7 +139,7 @@ class Engine:
             try:
                 self.runner.start(job, decision.node_ids)
             except Exception as failure:
-                log.exception("starting job %s failed", job["name"])
+                log.exception("starting job %s failed", job.name)
                 self.runner.end(job, JobEvent.START_FAILED, None,
                                 [error("JobStartFailed", f"the job could not start: {failure}")])
         elif isinstance(decision, scheduler.KillJob):
@@ -166,34 +166,34 @@ class Engine:
 
     # -- user actions that stop processes: on the job's cluster's worker, waited for ---------
 
-    def terminate_job(self, job: dict, code: str, message: str) -> None:
+    def terminate_job(self, job: Job, code: str, message: str) -> None:
         def terminate() -> None:
-            current = self.store.job(job["id"])
+            current = self.store.job(job.id)
             if current is None:
                 return
-            if self.handover.owns(self.store.cluster(current["workspace"], current["cluster"])):
+            if self.handover.owns(self.store.cluster(current.workspace, current.cluster)):
                 self.handover.terminate(current, error(code, message))
-            elif current["state"] == "queued":
+            elif current.state == "queued":
                 self.runner.end(current, JobEvent.TERMINATE, None, [error(code, message)])
-            elif current["state"] == "running":
+            elif current.state == "running":
                 self.runner.terminate(current, [error(code, message)])
 
-        self._on_worker(job["workspace"], job["cluster"], "terminating a job", terminate)
+        self._on_worker(job.workspace, job.cluster, "terminating a job", terminate)
 
-    def delete_job(self, job: dict) -> None:
+    def delete_job(self, job: Job) -> None:
         def delete() -> None:
-            current = self.store.job(job["id"])
+            current = self.store.job(job.id)
             if current is None:
                 return
             self.handover.cancel(current)
-            if current["state"] in ("running", "terminating"):
+            if current.state in ("running", "terminating"):
                 self.runner.end(current, JobEvent.DELETED)
             with self.store.transaction():
-                self.store.delete("tasks", job_id=current["id"])
-                self.store.delete("jobs", id=current["id"])
+                self.store.delete("tasks", job_id=current.id)
+                self.store.delete("jobs", id=current.id)
             self.handover.forget(current)
 
-        self._on_worker(job["workspace"], job["cluster"], "deleting a job", delete)
+        self._on_worker(job.workspace, job.cluster, "deleting a job", delete)
 
     def delete_cluster(self, cluster: dict) -> None:
         workspace, name = cluster["workspace"], cluster["name"]
@@ -204,8 +204,7 @@ class Engine:
             current = self.store.cluster(workspace, name)
             if current is None:
                 return
-            for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
-                                        "('queued', 'running', 'terminating')", workspace, name):
+            for job in self.store.jobs_of_cluster(workspace, name, "queued", "running", "terminating"):
                 self.handover.cancel(job)
                 self.runner.end(job, JobEvent.CLUSTER_DELETED, None, [error(
                     "ClusterDeleted", f"cluster {name} was deleted before the job finished")])

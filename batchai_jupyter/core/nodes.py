@@ -152,9 +152,9 @@ class NodeKeeper:
             self.store.set_node_state(node["id"], NodeEvent.UNREACHABLE, job_id=None,
                                       errors=[error("NodeUnreachable", f"node {node['name']}: {failure}")])
             lost = error("NodeFailed", f"node {node['name']} ({node['ip']}) failed during the job: {failure}")
-            if job is not None and job["state"] == "running":
+            if job is not None and job.state == "running":
                 self.runner.attempt_failed(job, lost, None, node_lost=True)
-            elif job is not None and job["state"] == "terminating":
+            elif job is not None and job.state == "terminating":
                 self.runner.end(job, JobEvent.NODE_LOST, None, [lost])
         elif not failure and node["state"] == "unusable" and any(
                 e.get("code") == "NodeUnreachable" for e in node["errors"]):

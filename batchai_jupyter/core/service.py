@@ -37,6 +37,7 @@ from .jobrun import JobRunner
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
 from .names import validate_name
 from .nodes import NodeKeeper
+from .records import Job
 from .spec import parse_job_spec
 from .spec_codec import decode_cluster_spec, encode_cluster_spec, encode_job_spec
 from .store import Store
@@ -152,7 +153,7 @@ class Service:
         self.get_workspace(name)
         for cluster in self.store.query("SELECT * FROM clusters WHERE workspace = ?", name):
             self.engine.delete_cluster(cluster)
-        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ?", name):
+        for job in self.store.jobs_of(name):
             self.engine.delete_job(job)
         with self.store.transaction():
             for table in ("experiments", "datastores"):
@@ -182,7 +183,7 @@ class Service:
 
     def delete_experiment(self, workspace: str, name: str) -> None:
         self.get_experiment(workspace, name)
-        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND experiment = ?", workspace, name):
+        for job in self.store.jobs_of(workspace, name):
             self.engine.delete_job(job)
         self.store.delete("experiments", workspace=workspace, name=name)
 
@@ -380,26 +381,26 @@ class Service:
         self.engine.wake()
         return self._job_view(self.store.job(job_id))
 
-    def _job_row(self, workspace: str, experiment: str, name: str) -> dict:
+    def _job_row(self, workspace: str, experiment: str, name: str) -> Job:
         row = self.store.job_by_name(workspace, experiment, name)
         if row is None:
             raise NotFound("job", name, f"list jobs with `batchai job list -w {workspace} -e {experiment}`")
         return row
 
-    def _job_view(self, job: dict) -> dict:
-        if job["state"] != "queued":
+    def _job_view(self, job: Job) -> dict:
+        if job.state != "queued":
             return views.job_view(job)
         position = self.store.queued_ahead(job) + 1  # = scheduler.queue_position, without the whole queue
         return views.job_view(job, position, self._waiting_reason(job))
 
-    def _waiting_reason(self, job: dict) -> str:
-        cluster = self.store.cluster(job["workspace"], job["cluster"])
+    def _waiting_reason(self, job: Job) -> str:
+        cluster = self.store.cluster(job.workspace, job.cluster)
         if self.handover.owns(cluster):  # the scheduler's own reason, or our cap's
             return self.handover.waiting_reason(job)
-        need = job["spec"]["node_count"]
+        need = job.spec.node_count
         if cluster and cluster["spec"]["scale"]["mode"] == "manual" and need > cluster["target"]:
-            return (f"needs {need} nodes but cluster '{job['cluster']}' has {cluster['target']}; "
-                    f"resize it with `batchai cluster resize -n {job['cluster']} -t {need}`")
+            return (f"needs {need} nodes but cluster '{job.cluster}' has {cluster['target']}; "
+                    f"resize it with `batchai cluster resize -n {job.cluster} -t {need}`")
         return ""
 
     def get_job(self, workspace: str, experiment: str, name: str) -> dict:
@@ -416,11 +417,11 @@ class Service:
                                                   f"{', '.join(JOB_STATES)}")
         jobs, more = self.store.job_page(workspace, experiment or None, state or None, skip, limit)
         positions = self.store.queue_positions(jobs)
-        return Page([views.job_view(j, positions.get(j["id"])) for j in jobs], more)
+        return Page([views.job_view(j, positions.get(j.id)) for j in jobs], more)
 
     def terminate_job(self, workspace: str, experiment: str, name: str) -> dict:
         job = self._job_row(workspace, experiment, name)
-        if job["state"] in ("queued", "running"):
+        if job.state in ("queued", "running"):
             self.engine.terminate_job(job, "JobTerminated", "the job was terminated by the user")
         return self.get_job(workspace, experiment, name)
 
@@ -429,21 +430,21 @@ class Service:
 
     def list_tasks(self, workspace: str, experiment: str, name: str) -> list[dict]:
         job = self._job_row(workspace, experiment, name)
-        return [views.task_view(t, self.store.node(t["node_id"])) for t in self.store.tasks_of(job["id"])]
+        return [views.task_view(t, self.store.node(t.node_id)) for t in self.store.tasks_of(job.id)]
 
     def list_job_nodes(self, workspace: str, experiment: str, name: str) -> list[dict]:
         job = self._job_row(workspace, experiment, name)
-        return [views.node_view(n) for n in (self.store.node(i) for i in job["node_ids"]) if n]
+        return [views.node_view(n) for n in (self.store.node(i) for i in job.node_ids) if n]
 
-    def _job_files_segment(self, job: dict, output_id: str) -> str:
-        base = job_segment(job["experiment"], job["name"], job["uuid"])
+    def _job_files_segment(self, job: Job, output_id: str) -> str:
+        base = job_segment(job.experiment, job.name, job.uuid)
         if output_id == "stdouterr":
             return f"{base}/stdouterr"
-        ids = [d["id"] for d in job["spec"]["output_directories"]]
+        ids = [d.id for d in job.spec.output_directories]
         if output_id not in ids:
             allowed = ", ".join(["stdouterr", *ids])
             raise BatchAIError("InvalidOutputDirectoryId", f"outputdirectoryid: {output_id!r} is not an output "
-                                                           f"directory of job '{job['name']}'; use one of: {allowed}")
+                                                           f"directory of job '{job.name}'; use one of: {allowed}")
         return f"{base}/outputs/{output_id}"
 
     def _list(self, workspace: str, segment: str, path: str, datastore_name: str = DEFAULT_DATASTORE,

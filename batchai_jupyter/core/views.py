@@ -1,14 +1,16 @@
-"""Stored rows → the camelCase JSON the API returns (Batch AI's names, secrets never included)."""
+"""Store records → the camelCase JSON the API returns (Batch AI's names, secrets never included)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 from ..ports.layout import job_segment
 from . import scheduler
 from .cluster_spec import cluster_spec_to_wire
 from .models import NODE_STATES, priority_name
+from .records import Job, JobBrief, Task
 from .spec import job_spec_to_wire
-from .spec_codec import decode_cluster_spec, decode_job_spec
+from .spec_codec import decode_cluster_spec
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -17,33 +19,32 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def job_view(job: dict, queue_position: int | None = None, waiting_reason: str = "") -> dict:
-    spec = decode_job_spec(job["spec"])
-    spec.secrets = {name: "" for name in job["secrets"]}
+def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = "") -> dict:
+    spec = dataclasses.replace(job.spec, secrets={name: "" for name in job.secrets})  # their names only
     view = {
-        "name": job["name"], "workspace": job["workspace"], "experiment": job["experiment"],
-        "cluster": job["cluster"], "uuid": job["uuid"], "toolType": spec.toolkit.kind,
-        "nodeCount": spec.node_count, "schedulingPriority": priority_name(job["priority"]),
-        "executionState": job["state"], "executionStateTransitionTime": iso(job["state_since"]),
-        "creationTime": iso(job["created"]), "attempt": job["attempt"], "maxRetries": spec.max_retries,
-        "retriesUsed": job["retries_used"],
-        "jobOutputDirectoryPathSegment": job_segment(job["experiment"], job["name"], job["uuid"]),
-        "executionInfo": {"startTime": iso(job["started"]), "endTime": iso(job["ended"]),
-                          "exitCode": job["exit_code"], "errors": job["errors"]},
+        "name": job.name, "workspace": job.workspace, "experiment": job.experiment,
+        "cluster": job.cluster, "uuid": job.uuid, "toolType": spec.toolkit.kind,
+        "nodeCount": spec.node_count, "schedulingPriority": priority_name(job.priority),
+        "executionState": job.state, "executionStateTransitionTime": iso(job.state_since),
+        "creationTime": iso(job.created), "attempt": job.attempt, "maxRetries": spec.max_retries,
+        "retriesUsed": job.retries_used,
+        "jobOutputDirectoryPathSegment": job_segment(job.experiment, job.name, job.uuid),
+        "executionInfo": {"startTime": iso(job.started), "endTime": iso(job.ended),
+                          "exitCode": job.exit_code, "errors": job.errors},
         "properties": job_spec_to_wire(spec),
     }
-    if job["state"] == "queued":
+    if job.state == "queued":
         view["queuePosition"] = queue_position
         if waiting_reason:
             view["waitingReason"] = waiting_reason
     return view
 
 
-def task_view(task: dict, node: dict | None) -> dict:
-    return {"name": task["name"], "role": task["role"], "index": task["rank"], "attempt": task["attempt"],
-            "phase": task["phase"], "node": node["name"] if node else None, "ip": node["ip"] if node else None,
-            "state": task["state"], "exitCode": task["exit_code"], "stdout": task["stdout"],
-            "stderr": task["stderr"], "startTime": iso(task["launched"]), "endTime": iso(task["ended"])}
+def task_view(task: Task, node: dict | None) -> dict:
+    return {"name": task.name, "role": task.role, "index": task.rank, "attempt": task.attempt,
+            "phase": task.phase, "node": node["name"] if node else None, "ip": node["ip"] if node else None,
+            "state": task.state, "exitCode": task.exit_code, "stdout": task.stdout,
+            "stderr": task.stderr, "startTime": iso(task.launched), "endTime": iso(task.ended)}
 
 
 def node_state_counts(nodes: list[dict]) -> dict:
@@ -76,8 +77,8 @@ def node_view(node: dict) -> dict:
             "cpus": node["info"].get("cpus"), "gpus": node["info"].get("gpus"), "errors": node["errors"]}
 
 
-def queued_job(job: dict) -> scheduler.QueuedJob:
-    """The scheduler's view of a queued job, from a full job row or a Store.job_briefs() row."""
-    fields = job["spec"] if "spec" in job else job
-    return scheduler.QueuedJob(job["id"], f"{job['workspace']}/{job['cluster']}", job["priority"], job["id"],
-                               fields["node_count"], fields["max_wall_clock_seconds"])
+def queued_job(job: Job | JobBrief) -> scheduler.QueuedJob:
+    """The scheduler's view of a queued job, from a full job record or a Store.job_briefs() one."""
+    fields = job.spec if isinstance(job, Job) else job
+    return scheduler.QueuedJob(job.id, f"{job.workspace}/{job.cluster}", job.priority, job.id,
+                               fields.node_count, fields.max_wall_clock_seconds)

@@ -118,6 +118,33 @@ class DownloadLinks(ABC):
     def download_url(self, segment: str, expiry_minutes: int | None = None) -> str | None: ...
 
 
+class JobSpecRef(Protocol):
+    @property
+    def mount_volumes(self) -> dict[str, Any] | None: ...
+
+
+class JobRef(Protocol):
+    """What JobStorage reads of a job: the core's Job record (core/records.py) fits it."""
+
+    @property
+    def workspace(self) -> str: ...
+
+    @property
+    def experiment(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def uuid(self) -> str: ...
+
+    @property
+    def cluster(self) -> str: ...
+
+    @property
+    def spec(self) -> JobSpecRef: ...
+
+
 class JobStorage(ABC):
     """A job's data beyond the nodes' own disks, for the core: inputs staged in, mounts shown on nodes,
     logs and outputs flushed out. Node lists are core.launch.NodeContext values."""
@@ -135,18 +162,18 @@ class JobStorage(ABC):
     def flush_folder(self, workspace: str, folder: str) -> None: ...
 
     @abstractmethod
-    def prepare(self, job: dict[str, Any], input_paths: list[str], nodes: list[Any], remote: bool,
+    def prepare(self, job: JobRef, input_paths: list[str], nodes: list[Any], remote: bool,
                 show: Callable[[int], Callable[[str, list[Any]], None]] | None = None,
                 run: Callable[[int], NodeScript] | None = None) -> list[str]: ...
 
     @abstractmethod
-    def mounts_are_native(self, job: dict[str, Any]) -> list[bool]: ...
+    def mounts_are_native(self, job: JobRef) -> list[bool]: ...
 
     @abstractmethod
     def unmount_job(self, nodes: list[Any], run: Callable[[int], NodeScript]) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def flush(self, job: dict[str, Any], final: bool) -> list[dict[str, Any]]: ...
+    def flush(self, job: JobRef, final: bool) -> list[dict[str, Any]]: ...
 
 
 class DatastoreKinds(ABC):

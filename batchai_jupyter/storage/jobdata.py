@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from ..errors import BatchAIError
 from ..ports.compute import NodeScript
-from ..ports.datastores import JobStorage
+from ..ports.datastores import JobRef, JobStorage
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
 from .native_mounts import mount_natively, run_local_script, unmount_under_script
 
@@ -38,8 +38,8 @@ class JobData(JobStorage):
     def run_here(self, script: str, stdin: str) -> tuple[int, str]:
         return run_local_script(script, stdin)
 
-    def _default_sync(self, job: dict):
-        return getattr(self.datastore_for(job["workspace"]), "sync", None)
+    def _default_sync(self, job: JobRef):
+        return getattr(self.datastore_for(job.workspace), "sync", None)
 
     def _resolver(self, workspace: str, native: bool = False) -> MountResolver:
         return MountResolver(
@@ -48,12 +48,12 @@ class JobData(JobStorage):
             open_datastore=lambda name: self.datastore_for(workspace, name),
             create_local_datastore=local_datastore_creator(self.store, self.layout, workspace), native=native)
 
-    def mounts(self, job: dict) -> tuple[list[Mount], list[Mount]]:
+    def mounts(self, job: JobRef) -> tuple[list[Mount], list[Mount]]:
         """(cluster-level, job-level) mounts of the job."""
-        cluster = self.store.cluster(job["workspace"], job["cluster"]) or {"spec": {}}
-        resolver = self._resolver(job["workspace"], bool(cluster["spec"].get("native_mounts")))
+        cluster = self.store.cluster(job.workspace, job.cluster) or {"spec": {}}
+        resolver = self._resolver(job.workspace, bool(cluster["spec"].get("native_mounts")))
         return (resolver.resolve(cluster["spec"].get("mount_volumes")),
-                resolver.resolve(job["spec"].get("mount_volumes")))
+                resolver.resolve(job.spec.mount_volumes))
 
     @staticmethod
     def _show(mounts: list[Mount], mount_root: str, node_name: str, run: NodeScript | None,
@@ -113,7 +113,7 @@ class JobData(JobStorage):
 
     # -- before the tasks start ----------------------------------------------------------------
 
-    def prepare(self, job: dict, input_paths: list[str], nodes: list, remote: bool,
+    def prepare(self, job: JobRef, input_paths: list[str], nodes: list, remote: bool,
                 show: Callable[[int], ShowMounts] | None = None,
                 run: Callable[[int], NodeScript] | None = None) -> list[str]:
         """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
@@ -138,7 +138,7 @@ class JobData(JobStorage):
                 notes += self._show(mounts, root, node.name, run and run(index), show and show(index), staged)
         return notes
 
-    def mounts_are_native(self, job: dict) -> list[bool]:
+    def mounts_are_native(self, job: JobRef) -> list[bool]:
         """For each job-level mount: whether nodes may have mounted it natively."""
         try:
             _cluster_mounts, job_mounts = self.mounts(job)
@@ -159,12 +159,12 @@ class JobData(JobStorage):
 
     # -- while it runs, and at its end ---------------------------------------------------------
 
-    def flush(self, job: dict, final: bool) -> list[dict]:
+    def flush(self, job: JobRef, final: bool) -> list[dict]:
         """Copies the job's logs and outputs (and, at the end, its mounts' changes) out of the mirrors."""
         syncs = []
         sync = self._default_sync(job)
         if sync is not None:
-            syncs.append((sync, self.job_segment(job["experiment"], job["name"], job["uuid"])))
+            syncs.append((sync, self.job_segment(job.experiment, job.name, job.uuid)))
         if final:
             try:
                 cluster_mounts, job_mounts = self.mounts(job)

@@ -1,0 +1,88 @@
+"""What the Store gives back: typed, frozen records of its rows, a job's spec decoded once.
+
+A record is a snapshot: a change goes through the Store, and the caller reads the record again
+(`store.job(id)`) or builds the next snapshot with `dataclasses.replace`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .models import JobSpec
+from .spec_codec import decode_job_spec
+
+ErrorList = list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    workspace: str
+    experiment: str
+    name: str
+    uuid: str
+    cluster: str
+    priority: int
+    state: str
+    phase: str
+    spec: JobSpec  # secrets excluded: their values are `secrets`
+    secrets: dict[str, str]
+    attempt: int
+    created: float
+    state_since: float
+    started: float | None
+    ended: float | None
+    exit_code: int | None
+    errors: ErrorList
+    node_ids: list[int]
+    master_port: int | None
+    retries_used: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(**dict(row, spec=decode_job_spec(row["spec"])))
+
+    def with_secrets(self) -> JobSpec:
+        """The spec with its secret values, for what runs the job (never for a view)."""
+        return replace(self.spec, secrets=dict(self.secrets))
+
+
+@dataclass(frozen=True, slots=True)
+class JobBrief:
+    """What queueing and scheduling read of a job (Store.job_briefs), without decoding its spec."""
+
+    id: int
+    workspace: str
+    cluster: str
+    priority: int
+    state: str
+    started: float | None
+    node_ids: list[int]
+    node_count: int
+    max_wall_clock_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    job_id: int
+    attempt: int
+    phase: str
+    name: str
+    node_id: int
+    role: str
+    rank: int
+    required: bool
+    run_dir: str
+    stdout: str
+    stderr: str
+    state: str
+    exit_code: int | None
+    launched: float
+    ended: float | None
+    # Why a task was lost, as the poll that saw it end told (not stored).
+    detail: str = field(default="", compare=False)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Task:
+        return cls(**dict(row, required=bool(row["required"])))
