@@ -15,7 +15,7 @@ from .handover import HandOver
 from .jobrun import JobRunner, error
 from .lifecycle import JobEvent
 from .nodes import NodeKeeper
-from .records import Job
+from .records import Cluster, Job, Node
 from .store import Store
 from .workers import ClusterWorkers
 
@@ -73,8 +73,8 @@ class Engine:
         """Asks every cluster's worker for a cycle (coalesced: a cluster still busy gets one more
         afterwards, not a backlog)."""
         keys = set()
-        for cluster in self.store.query("SELECT workspace, name FROM clusters WHERE deleting = 0"):
-            workspace, name = cluster["workspace"], cluster["name"]
+        for row in self.store.query("SELECT workspace, name FROM clusters WHERE deleting = 0"):
+            workspace, name = row["workspace"], row["name"]
             key = cluster_key(workspace, name)
             keys.add(key)
             self.workers.request_cycle(key, functools.partial(self.cluster_cycle, workspace, name))
@@ -84,7 +84,7 @@ class Engine:
     def cluster_cycle(self, workspace: str, name: str) -> None:
         """One cluster's turn, on its worker: nodes, running jobs, then the scheduler's decisions."""
         cluster = self.store.cluster(workspace, name)
-        if cluster is None or cluster["deleting"]:
+        if cluster is None or cluster.deleting:
             return
         if self.handover.owns(cluster):
             self.handover.cycle([cluster])
@@ -102,35 +102,35 @@ class Engine:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _schedule(self, cluster: dict) -> None:
-        key = cluster_key(cluster["workspace"], cluster["name"])
+    def _schedule(self, cluster: Cluster) -> None:
+        key = cluster_key(cluster.workspace, cluster.name)
         clusters = {key: cluster}
-        nodes = self.store.nodes_of(cluster["workspace"], cluster["name"])
+        nodes = self.store.nodes_of(cluster.workspace, cluster.name)
         cluster_views = [self._cluster_view(key, cluster, nodes)]
-        node_views = [scheduler.NodeView(n["id"], key, n["state"],
-                                         n["state_since"] if n["state"] in ("idle", "unusable") else None)
+        node_views = [scheduler.NodeView(n.id, key, n.state,
+                                         n.state_since if n.state in ("idle", "unusable") else None)
                       for n in nodes]
         # Briefs, not whole rows, and none while every node is busy: this runs on every wake-up
         # (each submit, each task end), so a long queue must not make each one cost more.
         running = [scheduler.RunningJob(j.id, key, tuple(j.node_ids), j.started, j.max_wall_clock_seconds)
-                   for j in self.store.job_briefs("running", workspace=cluster["workspace"], cluster=cluster["name"])]
+                   for j in self.store.job_briefs("running", workspace=cluster.workspace, cluster=cluster.name)]
         queued = []
         if scheduler.needs_queue(cluster_views, node_views, running):
             queued = [scheduler.QueuedJob(j.id, key, j.priority, j.id, j.node_count,
                                           j.max_wall_clock_seconds)
-                      for j in self.store.job_briefs("queued", workspace=cluster["workspace"], cluster=cluster["name"])]
+                      for j in self.store.job_briefs("queued", workspace=cluster.workspace, cluster=cluster.name)]
         decisions = scheduler.plan(clusters=cluster_views, nodes=node_views, queued=queued, running=running,
                                    now=time.time())
         for decision in decisions:
             self._apply(decision, clusters)
 
     @staticmethod
-    def _cluster_view(key: str, cluster: dict, nodes: list[dict]) -> scheduler.ClusterView:
-        scale = cluster["spec"]["scale"]
-        current = sum(1 for n in nodes if cluster_key(n["workspace"], n["cluster"]) == key and n["state"] != "leaving")
+    def _cluster_view(key: str, cluster: Cluster, nodes: list[Node]) -> scheduler.ClusterView:
+        scale = cluster.spec.scale
+        current = sum(1 for n in nodes if cluster_key(n.workspace, n.cluster) == key and n.state != "leaving")
         return scheduler.ClusterView(
-            key=key, mode=scale["mode"], target=cluster["target"], minimum=scale["minimum"],
-            maximum=scale["maximum"], idle_seconds_before_scaledown=scale["idle_seconds_before_scaledown"],
+            key=key, mode=scale.mode, target=cluster.target, minimum=scale.minimum,
+            maximum=scale.maximum, idle_seconds_before_scaledown=scale.idle_seconds_before_scaledown,
             current_nodes=current)
 
     def _apply(self, decision, clusters: dict) -> None:
@@ -147,19 +147,19 @@ class Engine:
             self.runner.terminate(job, [error(decision.reason, decision.message)])
         elif isinstance(decision, scheduler.ScaleCluster):
             cluster = clusters[decision.cluster]
-            self.store.update("clusters", {"workspace": cluster["workspace"], "name": cluster["name"]},
+            self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name},
                               target=decision.target)
-            self.keeper.reconcile(self.store.cluster(cluster["workspace"], cluster["name"]))
+            self.keeper.reconcile(self.store.cluster(cluster.workspace, cluster.name))
         elif isinstance(decision, scheduler.RemoveIdleNodes):
             cluster = clusters[decision.cluster]
             victims = [node for node in (self.store.node(node_id) for node_id in decision.node_ids)
-                       if node is not None and node["state"] in ("idle", "unusable")]
-            live = [n for n in self.store.nodes_of(cluster["workspace"], cluster["name"]) if n["state"] != "leaving"]
+                       if node is not None and node.state in ("idle", "unusable")]
+            live = [n for n in self.store.nodes_of(cluster.workspace, cluster.name) if n.state != "leaving"]
             # A removed unusable node's errors stay visible on the cluster (the latest few).
-            lost = [e for node in victims if node["state"] == "unusable" for e in node["errors"]]
-            errors = (self.store.cluster(cluster["workspace"], cluster["name"])["errors"] + lost)[-MAX_CLUSTER_ERRORS:]
+            lost = [e for node in victims if node.state == "unusable" for e in node.errors]
+            errors = (self.store.cluster(cluster.workspace, cluster.name).errors + lost)[-MAX_CLUSTER_ERRORS:]
             # The target drops first, so a reader never sees fewer nodes than a stale target.
-            self.store.update("clusters", {"workspace": cluster["workspace"], "name": cluster["name"]},
+            self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name},
                               target=len(live) - len(victims), errors=errors)
             for node in victims:
                 self.keeper.remove(cluster, node)
@@ -195,8 +195,8 @@ class Engine:
 
         self._on_worker(job.workspace, job.cluster, "deleting a job", delete)
 
-    def delete_cluster(self, cluster: dict) -> None:
-        workspace, name = cluster["workspace"], cluster["name"]
+    def delete_cluster(self, cluster: Cluster) -> None:
+        workspace, name = cluster.workspace, cluster.name
         # Marked first, so no new cycle of the cluster starts while its worker gets to the deletion.
         self.store.update("clusters", {"workspace": workspace, "name": name}, deleting=1)
 

@@ -20,7 +20,7 @@ from .events import EventBus
 from .jobrun import JobRunner, error
 from .lifecycle import JobEvent, TaskEvent, reported_node_event
 from .models import DEFAULT_MAX_WALL_CLOCK_SECONDS
-from .records import Job
+from .records import Cluster, Job
 from .scheduler import WALL_CLOCK_REASON, format_duration, order_queue
 from .store import Store
 
@@ -44,11 +44,11 @@ class HandOver:
         self._nodes_synced: dict[tuple[str, str], float] = {}
         self._waiting: dict[int, str] = {}  # job id → why it still waits (the scheduler's reason, our cap)
 
-    def owns(self, cluster: dict | None) -> bool:
-        return cluster is not None and isinstance(self.backends.get(cluster["spec"]["backend"]), SchedulerBackend)
+    def owns(self, cluster: Cluster | None) -> bool:
+        return cluster is not None and isinstance(self.backends.get(cluster.spec.backend), SchedulerBackend)
 
-    def _backend(self, cluster: dict) -> SchedulerBackend:
-        backend = self.backends[cluster["spec"]["backend"]]
+    def _backend(self, cluster: Cluster) -> SchedulerBackend:
+        backend = self.backends[cluster.spec.backend]
         assert isinstance(backend, SchedulerBackend), "only clusters this hand-over owns get here"
         return backend
 
@@ -58,7 +58,7 @@ class HandOver:
 
     # -- the engine's cycle ---------------------------------------------------------------------
 
-    def cycle(self, clusters: list[dict]) -> None:
+    def cycle(self, clusters: list[Cluster]) -> None:
         for cluster in clusters:
             try:
                 try:
@@ -72,27 +72,27 @@ class HandOver:
             except SchedulerUnavailable as failure:
                 self._unavailable(cluster, failure.message)
             except Exception:  # one broken scheduler must not stop the other clusters
-                log.exception("batchai: handing jobs of cluster %s to %s failed", cluster["name"],
-                              cluster["spec"]["backend"])
+                log.exception("batchai: handing jobs of cluster %s to %s failed", cluster.name,
+                              cluster.spec.backend)
 
-    def _jobs(self, cluster: dict, *states: str) -> list[Job]:
-        return self.store.jobs_of_cluster(cluster["workspace"], cluster["name"], *states)
+    def _jobs(self, cluster: Cluster, *states: str) -> list[Job]:
+        return self.store.jobs_of_cluster(cluster.workspace, cluster.name, *states)
 
     # -- nodes -------------------------------------------------------------------------------
 
-    def _sync_nodes(self, cluster: dict, force: bool = False) -> None:
-        key = (cluster["workspace"], cluster["name"])
+    def _sync_nodes(self, cluster: Cluster, force: bool = False) -> None:
+        key = (cluster.workspace, cluster.name)
         if not force and time.monotonic() - self._nodes_synced.get(key, float("-inf")) < NODE_SYNC_SECONDS:
             return
         self._nodes_synced[key] = time.monotonic()
         reported = {node.name: node for node in self._backend(cluster).scheduler_nodes(cluster)}
         self._set_unavailable_error(cluster, None)
-        known = {node["name"]: node for node in self.store.nodes_of(*key)}
+        known = {node.name: node for node in self.store.nodes_of(*key)}
         now = time.time()
         with self.store.transaction():
             for name, row in known.items():
                 if name not in reported:
-                    self.store.delete("nodes", id=row["id"])
+                    self.store.delete("nodes", id=row.id)
             for name, node in reported.items():
                 info = {"mpi_host": name, "cpus": node.cpus, "gpus": node.gpus, "root": ""}
                 errors = [error("NodeUnusable", f"{name}: {node.reason}")] if node.state == "unusable" and \
@@ -101,36 +101,36 @@ class HandOver:
                 if row is None:
                     self.store.insert("nodes", workspace=key[0], cluster=key[1], name=name, state=node.state,
                                       ip=node.ip, state_since=now, info=info, errors=errors)
-                elif (row["state"], row["ip"], row["info"], row["errors"]) != (node.state, node.ip, info, errors):
-                    if row["state"] != node.state:
-                        self.store.set_node_state(row["id"], reported_node_event(node.state), ip=node.ip, info=info,
+                elif (row.state, row.ip, row.info, row.errors) != (node.state, node.ip, info, errors):
+                    if row.state != node.state:
+                        self.store.set_node_state(row.id, reported_node_event(node.state), ip=node.ip, info=info,
                                                   errors=errors)
                     else:
-                        self.store.update("nodes", {"id": row["id"]}, ip=node.ip, info=info, errors=errors)
+                        self.store.update("nodes", {"id": row.id}, ip=node.ip, info=info, errors=errors)
             # The cluster's size is the scheduler's: the target follows it, so the view is steady.
             self.store.update("clusters", {"workspace": key[0], "name": key[1]}, target=len(reported))
 
-    def _unavailable(self, cluster: dict, message: str) -> None:
-        log.warning("batchai: cluster %s: %s", cluster["name"], message)
-        self._nodes_synced.pop((cluster["workspace"], cluster["name"]), None)  # ask again next cycle
+    def _unavailable(self, cluster: Cluster, message: str) -> None:
+        log.warning("batchai: cluster %s: %s", cluster.name, message)
+        self._nodes_synced.pop((cluster.workspace, cluster.name), None)  # ask again next cycle
         self._set_unavailable_error(cluster, message)
         for job in self._jobs(cluster, "queued"):
             if job.phase != SUBMITTED:
                 self._waiting[job.id] = f"{message}; the job is handed over once the scheduler answers"
 
-    def _set_unavailable_error(self, cluster: dict, message: str | None) -> None:
+    def _set_unavailable_error(self, cluster: Cluster, message: str | None) -> None:
         """Shows (or, once it answers again, clears) the scheduler's outage in the cluster's errors."""
-        row = self.store.cluster(cluster["workspace"], cluster["name"])
+        row = self.store.cluster(cluster.workspace, cluster.name)
         if row is None:
             return
-        kept = [e for e in row["errors"] if e.get("code") != SchedulerUnavailable.__name__]
+        kept = [e for e in row.errors if e.get("code") != SchedulerUnavailable.__name__]
         errors = kept + ([error(SchedulerUnavailable.__name__, message)] if message else [])
-        if errors != row["errors"]:
-            self.store.update("clusters", {"workspace": cluster["workspace"], "name": cluster["name"]}, errors=errors)
+        if errors != row.errors:
+            self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name}, errors=errors)
 
     # -- submitting ----------------------------------------------------------------------------
 
-    def _submit_queued(self, cluster: dict) -> None:
+    def _submit_queued(self, cluster: Cluster) -> None:
         waiting = [job for job in self._jobs(cluster, "queued") if job.phase != SUBMITTED]
         if not waiting:
             return
@@ -144,7 +144,7 @@ class HandOver:
             need = job.spec.node_count
             if cap is not None and in_use + need > cap:
                 # Queue order is kept: nothing overtakes the job that waits for the cap.
-                note = (f"held back by the maxNodesInUse of {cap} of cluster '{cluster['name']}' "
+                note = (f"held back by the maxNodesInUse of {cap} of cluster '{cluster.name}' "
                         f"({in_use} node(s) in use, {need} needed)")
                 for held in sorted(waiting, key=lambda j: order[j.id])[position:]:
                     self._waiting[held.id] = note
@@ -153,7 +153,7 @@ class HandOver:
             self._submit(cluster, backend, job)
             in_use += need
 
-    def _submit(self, cluster: dict, backend, job: Job) -> None:
+    def _submit(self, cluster: Cluster, backend, job: Job) -> None:
         context, _ = self.runner.context(dataclasses.replace(job, node_ids=[]))
         spec = job.spec
         request = GangRequest(
@@ -174,7 +174,7 @@ class HandOver:
 
     # -- following -------------------------------------------------------------------------------
 
-    def _follow(self, cluster: dict) -> None:
+    def _follow(self, cluster: Cluster) -> None:
         jobs = [job for job in self._jobs(cluster, "queued", "running", "terminating")
                 if job.state != "queued" or job.phase == SUBMITTED]
         if not jobs:
@@ -185,7 +185,7 @@ class HandOver:
             if status is not None:
                 self._apply(cluster, job, status)
 
-    def _apply(self, cluster: dict, job: Job, status: GangStatus) -> None:
+    def _apply(self, cluster: Cluster, job: Job, status: GangStatus) -> None:
         if status.state == "queued":
             if status.reason and status.reason != "None":
                 self._waiting[job.id] = f"waiting in {self._backend(cluster).name}: {status.reason}"
@@ -205,20 +205,20 @@ class HandOver:
             return
         self._end(job, status)
 
-    def _node_ids(self, cluster: dict, names: tuple[str, ...]) -> list[int]:
+    def _node_ids(self, cluster: Cluster, names: tuple[str, ...]) -> list[int]:
         if not names:
             return []
-        by_name = {n["name"]: n["id"] for n in self.store.nodes_of(cluster["workspace"], cluster["name"])}
+        by_name = {n.name: n.id for n in self.store.nodes_of(cluster.workspace, cluster.name)}
         if any(name not in by_name for name in names):
             self._sync_nodes(cluster, force=True)
-            by_name = {n["name"]: n["id"] for n in self.store.nodes_of(cluster["workspace"], cluster["name"])}
+            by_name = {n.name: n.id for n in self.store.nodes_of(cluster.workspace, cluster.name)}
         return [by_name[name] for name in names if name in by_name]
 
-    def _record_tasks(self, cluster: dict, job: Job, status: GangStatus) -> None:
+    def _record_tasks(self, cluster: Cluster, job: Job, status: GangStatus) -> None:
         if not status.tasks:
             return
         rows = {row.name: row for row in self.store.tasks_of(job.id, job.attempt)}
-        by_name = {n["name"]: n["id"] for n in self.store.nodes_of(cluster["workspace"], cluster["name"])}
+        by_name = {n.name: n.id for n in self.store.nodes_of(cluster.workspace, cluster.name)}
         now = time.time()
         with self.store.transaction():
             for task in status.tasks:
@@ -254,7 +254,7 @@ class HandOver:
         limit = format_duration(job.spec.max_wall_clock_seconds)
         return error(WALL_CLOCK_REASON, f"Job exceeded its maximum wall-clock time of {limit} and was killed")
 
-    def _check_wall_clock(self, cluster: dict, job: Job) -> None:
+    def _check_wall_clock(self, cluster: Cluster, job: Job) -> None:
         if job.state == "running" and job.started is not None and \
                 time.time() - job.started >= job.spec.max_wall_clock_seconds:
             self.terminate(job, self._wall_clock_error(job))

@@ -16,7 +16,7 @@ from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_se
 from . import launch, lifecycle
 from .events import EventBus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
-from .records import Job, Task
+from .records import Job, Node, Task
 from .store import Store
 
 # How long terminated tasks get to exit after SIGTERM before they are killed outright.
@@ -69,12 +69,12 @@ class JobRunner:
 
     def _node_python(self, job: Job) -> str:
         first = self.store.node(job.node_ids[0]) if job.node_ids else None
-        return (first or {}).get("info", {}).get("python", "")
+        return first.info.get("python", "") if first is not None else ""
 
-    def _node_context(self, job: Job, node: dict, index: int) -> launch.NodeContext:
-        info = node["info"]
+    def _node_context(self, job: Job, node: Node, index: int) -> launch.NodeContext:
+        info = node.info
         return launch.node_context(
-            name=node["name"], index=index, ip=node["ip"], mpi_host=info["mpi_host"], cpus=info["cpus"],
+            name=node.name, index=index, ip=node.ip, mpi_host=info["mpi_host"], cpus=info["cpus"],
             gpus=info["gpus"], root=info["root"], workspace=job.workspace, experiment=job.experiment,
             job=job.name)
 
@@ -85,7 +85,7 @@ class JobRunner:
         backend = self.backend_for(job.workspace, job.cluster)
         # A backend whose nodes are other machines asks the master's host for a free port.
         remote = isinstance(backend, RemoteNodes)
-        master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first["ip"])
+        master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first.ip)
         with self.store.transaction():
             self.store.set_job_state(job.id, JobEvent.START, started=time.time(), node_ids=list(node_ids),
                                      master_port=master_port, exit_code=None)
@@ -226,7 +226,7 @@ class JobRunner:
 
     def _failure_error(self, job: Job, task: Task) -> dict:
         node = self.store.node(task.node_id)
-        where = f"node {node['name'] if node else task.node_id}"
+        where = f"node {node.name if node else task.node_id}"
         logs = f"see {task.stdout} and {task.stderr}"
         if task.state == "lost":
             why = task.detail or "its process vanished"
@@ -303,7 +303,7 @@ class JobRunner:
     def _release_nodes(self, job: Job) -> None:
         for node_id in job.node_ids:
             node = self.store.node(node_id)
-            if node is None or node["job_id"] != job.id:
+            if node is None or node.job_id != job.id:
                 continue
             self.store.set_node_state(node_id, NodeEvent.RELEASED, job_id=None)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .models import JobSpec
-from .spec_codec import decode_job_spec
+from .models import ClusterSpec, JobSpec
+from .spec_codec import decode_cluster_spec, decode_job_spec
 
 ErrorList = list[dict[str, Any]]
 
@@ -86,3 +86,38 @@ class Task:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Task:
         return cls(**dict(row, required=bool(row["required"])))
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    workspace: str
+    name: str
+    uuid: str
+    spec: ClusterSpec  # setup-task secrets excluded: their values are `secrets`
+    secrets: dict[str, str]
+    target: int
+    created: float
+    deleting: bool
+    errors: ErrorList
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Cluster:
+        return cls(**dict(row, spec=decode_cluster_spec(row["spec"]), deleting=bool(row["deleting"])))
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: int
+    workspace: str
+    cluster: str
+    name: str
+    state: str
+    ip: str
+    job_id: int | None
+    state_since: float
+    errors: ErrorList
+    info: dict[str, Any]  # what its backend placed it with (mpi_host, cpus, gpus, root, ...)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Node:
+        return cls(**row)

@@ -37,9 +37,9 @@ from .jobrun import JobRunner
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
 from .names import validate_name
 from .nodes import NodeKeeper
-from .records import Job
+from .records import Cluster, Job
 from .spec import parse_job_spec
-from .spec_codec import decode_cluster_spec, encode_cluster_spec, encode_job_spec
+from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 
 
@@ -108,7 +108,7 @@ class Service:
 
     def _backend_for(self, workspace: str, cluster_name: str) -> ComputeBackend:
         cluster = self.store.cluster(workspace, cluster_name)
-        backend = cluster["spec"]["backend"] if cluster else "local"
+        backend = cluster.spec.backend if cluster else "local"
         # A scheduler backend's cluster gets here only to release nodes and run scripts on them.
         return cast(ComputeBackend, self.backends[backend])
 
@@ -151,7 +151,7 @@ class Service:
 
     def delete_workspace(self, name: str) -> None:
         self.get_workspace(name)
-        for cluster in self.store.query("SELECT * FROM clusters WHERE workspace = ?", name):
+        for cluster in self.store.clusters_of(name):
             self.engine.delete_cluster(cluster)
         for job in self.store.jobs_of(name):
             self.engine.delete_job(job)
@@ -263,7 +263,7 @@ class Service:
                                                  f"use one of: {', '.join(sorted(self.backends))}")
         backend = self.backends[spec.backend]
         if isinstance(backend, ChecksClusters):  # the backend's own checks of backendOptions (raises BatchAIError)
-            backend.check_cluster(encode_cluster_spec(spec))
+            backend.check_cluster(spec)
         if self.store.cluster(workspace, spec.name):
             raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
                                             "delete it first or pick another name")
@@ -276,7 +276,7 @@ class Service:
         self.engine.wake()
         return self.get_cluster(workspace, spec.name)
 
-    def _cluster_row(self, workspace: str, name: str) -> dict:
+    def _cluster_row(self, workspace: str, name: str) -> Cluster:
         row = self.store.cluster(workspace, name)
         if row is None:
             raise NotFound("cluster", name, f"create it with `batchai cluster create -w {workspace} -n {name}`")
@@ -296,11 +296,11 @@ class Service:
         row = self._cluster_row(workspace, name)
         if self.handover.owns(row):
             raise BatchAIError("ClusterSizedByScheduler", f"cluster '{name}': its nodes are the "
-                                                          f"{row['spec']['backend']} scheduler's, so it is neither "
+                                                          f"{row.spec.backend} scheduler's, so it is neither "
                                                           "resized nor auto-scaled here; "
                                                           "to cap how many nodes its jobs use at once, create it with "
                                                           "backendOptions.maxNodesInUse (--max-nodes-in-use)")
-        current = decode_cluster_spec(row["spec"])
+        current = row.spec
         merged = parse_cluster_spec({"name": name, "backend": current.backend, "scaleSettings": scale_document},
                                     workspace=workspace)
         scale = merged.scale
@@ -313,7 +313,7 @@ class Service:
         if scale.mode == "manual":
             target = scale.target
         else:
-            live = len([n for n in self.store.nodes_of(workspace, name) if n["state"] != "leaving"])
+            live = len([n for n in self.store.nodes_of(workspace, name) if n.state != "leaving"])
             target = min(max(live, scale.minimum), scale.maximum)
         self.store.update("clusters", {"workspace": workspace, "name": name},
                           spec=encode_cluster_spec(dataclasses.replace(current, scale=scale)), target=target)
@@ -330,28 +330,28 @@ class Service:
     def exec_on_node(self, workspace: str, name: str, node_name: str, command: str, timeout: float = 300.0) -> dict:
         """`cluster node exec`: runs a shell command on a node (backends whose nodes can: `exec`)."""
         row = self._cluster_row(workspace, name)
-        node = next((n for n in self.store.nodes_of(workspace, name) if n["name"] == node_name), None)
+        node = next((n for n in self.store.nodes_of(workspace, name) if n.name == node_name), None)
         if node is None:
             raise NotFound("node", node_name, f"list them with `batchai cluster node list -n {name}`")
         if not isinstance(command, str) or not command.strip():
             raise BatchAIError("InvalidCommand", "command: give the shell command to run on the node")
-        backend = self.backends[row["spec"]["backend"]]
+        backend = self.backends[row.spec.backend]
         if not isinstance(backend, NodeExec):
             raise BatchAIError("NodeExecNotSupported", f"the nodes of cluster '{name}' (backend "
-                                                       f"{row['spec']['backend']!r}) do not take commands; "
+                                                       f"{row.spec.backend!r}) do not take commands; "
                                                        "use a cluster of the ssh backend")
         code, out, err = backend.exec(node, command, timeout)
         return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
 
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
         row = self._cluster_row(workspace, name)
-        segment = cluster_segment(name, row["uuid"])
+        segment = cluster_segment(name, row.uuid)
         return self._list(workspace, segment, path)
 
     def read_cluster_file(self, workspace: str, name: str, path: str, offset: int = 0,
                           length: int | None = None) -> bytes:
         row = self._cluster_row(workspace, name)
-        return self.datastore(workspace).read(f"{cluster_segment(name, row['uuid'])}/{clean_relative_path(path)}",
+        return self.datastore(workspace).read(f"{cluster_segment(name, row.uuid)}/{clean_relative_path(path)}",
                                               offset, length)
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -361,10 +361,10 @@ class Service:
         self.get_experiment(workspace, experiment)
         spec = parse_job_spec(document, name=name, workspace=workspace, experiment=experiment, cluster=cluster)
         cluster_row = self._cluster_row(workspace, spec.cluster)
-        scale = cluster_row["spec"]["scale"]
-        if scale["mode"] == "auto" and spec.node_count > scale["maximum"]:
+        scale = cluster_row.spec.scale
+        if scale.mode == "auto" and spec.node_count > scale.maximum:
             raise BatchAIError("TooManyNodes", f"nodeCount: {spec.node_count} is more than cluster "
-                                               f"'{spec.cluster}' can ever have (maximum {scale['maximum']}); "
+                                               f"'{spec.cluster}' can ever have (maximum {scale.maximum}); "
                                                "lower nodeCount or raise the cluster's maximum")
         now = time.time()
         try:
@@ -398,8 +398,8 @@ class Service:
         if self.handover.owns(cluster):  # the scheduler's own reason, or our cap's
             return self.handover.waiting_reason(job)
         need = job.spec.node_count
-        if cluster and cluster["spec"]["scale"]["mode"] == "manual" and need > cluster["target"]:
-            return (f"needs {need} nodes but cluster '{job.cluster}' has {cluster['target']}; "
+        if cluster and cluster.spec.scale.mode == "manual" and need > cluster.target:
+            return (f"needs {need} nodes but cluster '{job.cluster}' has {cluster.target}; "
                     f"resize it with `batchai cluster resize -n {job.cluster} -t {need}`")
         return ""
 

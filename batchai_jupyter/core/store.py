@@ -1,8 +1,8 @@
 """SQLite (WAL) persistence of workspaces, experiments, datastores, clusters, nodes, jobs and tasks.
 
 Every multi-row change goes through `transaction()`, so a crash at any point leaves either the
-old or the new state. Jobs and tasks come back as typed records (records.py), a job's spec decoded
-once; the other tables' rows as dicts, their JSON columns decoded.
+old or the new state. Clusters, nodes, jobs and tasks come back as typed records (records.py), specs
+decoded once; the other tables' rows as dicts, their JSON columns decoded.
 
 The schema has a version (PRAGMA user_version): SCHEMA is version 0, as the first releases wrote it,
 and each step of MIGRATIONS upgrades it by one, in place, when the store is opened.
@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import BatchAIError
 from . import lifecycle
-from .records import Job, JobBrief, Task
+from .records import Cluster, Job, JobBrief, Node, Task
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -303,14 +303,22 @@ class Store:
         with self._lock:
             return self._connection.execute(sql, args).fetchone()[0]
 
-    def cluster(self, workspace: str, name: str) -> dict | None:
-        return self.query_one("SELECT * FROM clusters WHERE workspace = ? AND name = ?", workspace, name)
+    def cluster(self, workspace: str, name: str) -> Cluster | None:
+        row = self.query_one("SELECT * FROM clusters WHERE workspace = ? AND name = ?", workspace, name)
+        return None if row is None else Cluster.from_row(row)
 
-    def nodes_of(self, workspace: str, cluster: str) -> list[dict]:
-        return self.query("SELECT * FROM nodes WHERE workspace = ? AND cluster = ? ORDER BY id", workspace, cluster)
+    def clusters_of(self, workspace: str) -> list[Cluster]:
+        """A workspace's clusters, by name."""
+        return [Cluster.from_row(row)
+                for row in self.query("SELECT * FROM clusters WHERE workspace = ? ORDER BY name", workspace)]
 
-    def node(self, node_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM nodes WHERE id = ?", node_id)
+    def nodes_of(self, workspace: str, cluster: str) -> list[Node]:
+        return [Node.from_row(row) for row in
+                self.query("SELECT * FROM nodes WHERE workspace = ? AND cluster = ? ORDER BY id", workspace, cluster)]
+
+    def node(self, node_id: int) -> Node | None:
+        row = self.query_one("SELECT * FROM nodes WHERE id = ?", node_id)
+        return None if row is None else Node.from_row(row)
 
     def tasks_of(self, job_id: int, attempt: int | None = None) -> list[Task]:
         if attempt is None:

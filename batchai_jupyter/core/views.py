@@ -8,9 +8,8 @@ from ..ports.layout import job_segment
 from . import scheduler
 from .cluster_spec import cluster_spec_to_wire
 from .models import NODE_STATES, priority_name
-from .records import Job, JobBrief, Task
+from .records import Cluster, Job, JobBrief, Node, Task
 from .spec import job_spec_to_wire
-from .spec_codec import decode_cluster_spec
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -40,41 +39,42 @@ def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = 
     return view
 
 
-def task_view(task: Task, node: dict | None) -> dict:
+def task_view(task: Task, node: Node | None) -> dict:
     return {"name": task.name, "role": task.role, "index": task.rank, "attempt": task.attempt,
-            "phase": task.phase, "node": node["name"] if node else None, "ip": node["ip"] if node else None,
+            "phase": task.phase, "node": node.name if node else None, "ip": node.ip if node else None,
             "state": task.state, "exitCode": task.exit_code, "stdout": task.stdout,
             "stderr": task.stderr, "startTime": iso(task.launched), "endTime": iso(task.ended)}
 
 
-def node_state_counts(nodes: list[dict]) -> dict:
+def node_state_counts(nodes: list[Node]) -> dict:
     counts = {f"{state}NodeCount": 0 for state in NODE_STATES}
     for node in nodes:
-        counts[f"{node['state']}NodeCount"] += 1
+        counts[f"{node.state}NodeCount"] += 1
     return counts
 
 
-def cluster_view(cluster: dict, nodes: list[dict]) -> dict:
-    spec = decode_cluster_spec(cluster["spec"])
+def cluster_view(cluster: Cluster, nodes: list[Node]) -> dict:
+    spec = cluster.spec
     if spec.setup_task is not None:  # the store keeps secret values apart; show their names only
-        spec.setup_task.secrets = {name: "" for name in cluster["secrets"]}
-    live = [n for n in nodes if n["state"] != "leaving"]
-    steady = len(live) == cluster["target"] and not any(n["state"] in ("preparing", "leaving") for n in nodes)
+        spec = dataclasses.replace(spec, setup_task=dataclasses.replace(
+            spec.setup_task, secrets={name: "" for name in cluster.secrets}))
+    live = [n for n in nodes if n.state != "leaving"]
+    steady = len(live) == cluster.target and not any(n.state in ("preparing", "leaving") for n in nodes)
     return {
-        "name": cluster["name"], "workspace": cluster["workspace"], "backend": spec.backend,
-        "uuid": cluster["uuid"], "creationTime": iso(cluster["created"]),
-        "provisioningState": "deleting" if cluster["deleting"] else "succeeded",
+        "name": cluster.name, "workspace": cluster.workspace, "backend": spec.backend,
+        "uuid": cluster.uuid, "creationTime": iso(cluster.created),
+        "provisioningState": "deleting" if cluster.deleting else "succeeded",
         "allocationState": "steady" if steady else "resizing",
-        "currentNodeCount": len(nodes), "targetNodeCount": cluster["target"],
-        "nodeStateCounts": node_state_counts(nodes), "errors": cluster["errors"],
+        "currentNodeCount": len(nodes), "targetNodeCount": cluster.target,
+        "nodeStateCounts": node_state_counts(nodes), "errors": cluster.errors,
         "properties": cluster_spec_to_wire(spec),
     }
 
 
-def node_view(node: dict) -> dict:
-    return {"nodeId": node["name"], "ipAddress": node["ip"], "port": node["info"].get("port"), "state": node["state"],
-            "jobId": node["job_id"], "stateTransitionTime": iso(node["state_since"]),
-            "cpus": node["info"].get("cpus"), "gpus": node["info"].get("gpus"), "errors": node["errors"]}
+def node_view(node: Node) -> dict:
+    return {"nodeId": node.name, "ipAddress": node.ip, "port": node.info.get("port"), "state": node.state,
+            "jobId": node.job_id, "stateTransitionTime": iso(node.state_since),
+            "cpus": node.info.get("cpus"), "gpus": node.info.get("gpus"), "errors": node.errors}
 
 
 def queued_job(job: Job | JobBrief) -> scheduler.QueuedJob:

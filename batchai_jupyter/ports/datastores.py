@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import BatchAIError
-from .compute import NodeScript
+from .compute import ClusterRef, NodeScript
 from .layout import HomeLayout
 
 
@@ -154,7 +154,7 @@ class JobStorage(ABC):
         """Runs a storage script on this host: what nodes that share the service's files get."""
 
     @abstractmethod
-    def show_cluster_mounts(self, cluster: dict[str, Any], node_name: str, mount_root: str, remote: bool,
+    def show_cluster_mounts(self, cluster: ClusterRef, node_name: str, mount_root: str, remote: bool,
                             show: Callable[[str, list[Any]], None] | None = None,
                             run: NodeScript | None = None) -> list[str]: ...
 

@@ -13,7 +13,7 @@ import posixpath
 from collections.abc import Callable
 
 from ..errors import BatchAIError
-from ..ports.compute import NodeScript
+from ..ports.compute import ClusterRef, NodeScript
 from ..ports.datastores import JobRef, JobStorage
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
 from .native_mounts import mount_natively, run_local_script, unmount_under_script
@@ -50,9 +50,9 @@ class JobData(JobStorage):
 
     def mounts(self, job: JobRef) -> tuple[list[Mount], list[Mount]]:
         """(cluster-level, job-level) mounts of the job."""
-        cluster = self.store.cluster(job.workspace, job.cluster) or {"spec": {}}
-        resolver = self._resolver(job.workspace, bool(cluster["spec"].get("native_mounts")))
-        return (resolver.resolve(cluster["spec"].get("mount_volumes")),
+        cluster = self.store.cluster(job.workspace, job.cluster)
+        resolver = self._resolver(job.workspace, cluster is not None and cluster.spec.native_mounts)
+        return (resolver.resolve(cluster.spec.mount_volumes if cluster is not None else None),
                 resolver.resolve(job.spec.mount_volumes))
 
     @staticmethod
@@ -88,14 +88,12 @@ class JobData(JobStorage):
 
     # -- a new node, before its setup task ------------------------------------------------------
 
-    def show_cluster_mounts(self, cluster: dict, node_name: str, mount_root: str, remote: bool,
+    def show_cluster_mounts(self, cluster: ClusterRef, node_name: str, mount_root: str, remote: bool,
                             show: ShowMounts | None = None, run: NodeScript | None = None) -> list[str]:
         """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task);
         on a remote node through the backend's `show` (None: the backend cannot); `run` runs a script on
         the node (for native mounts). Returns notes."""
-        spec = cluster["spec"]
-        mounts = self._resolver(cluster["workspace"], bool(spec.get("native_mounts"))).resolve(
-            spec.get("mount_volumes"))
+        mounts = self._resolver(cluster.workspace, cluster.spec.native_mounts).resolve(cluster.spec.mount_volumes)
         if not mounts:
             return []
         if remote and show is None:
