@@ -112,7 +112,7 @@ class Engine:
                       for n in nodes]
         # Briefs, not whole rows, and none while every node is busy: this runs on every wake-up
         # (each submit, each task end), so a long queue must not make each one cost more.
-        running = [scheduler.RunningJob(j.id, key, tuple(j.node_ids), j.started, j.max_wall_clock_seconds)
+        running = [scheduler.RunningJob(j.id, key, tuple(j.node_ids), j.started or 0.0, j.max_wall_clock_seconds)
                    for j in self.store.job_briefs("running", workspace=cluster.workspace, cluster=cluster.name)]
         queued = []
         if scheduler.needs_queue(cluster_views, node_views, running):
@@ -135,7 +135,7 @@ class Engine:
 
     def _apply(self, decision, clusters: dict) -> None:
         if isinstance(decision, scheduler.StartJob):
-            job = self.store.job(decision.job_id)
+            job = self.store.existing_job(decision.job_id)
             try:
                 self.runner.start(job, decision.node_ids)
             except Exception as failure:
@@ -143,13 +143,13 @@ class Engine:
                 self.runner.end(job, JobEvent.START_FAILED, None,
                                 [error("JobStartFailed", f"the job could not start: {failure}")])
         elif isinstance(decision, scheduler.KillJob):
-            job = self.store.job(decision.job_id)
+            job = self.store.existing_job(decision.job_id)
             self.runner.terminate(job, [error(decision.reason, decision.message)])
         elif isinstance(decision, scheduler.ScaleCluster):
             cluster = clusters[decision.cluster]
             self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name},
                               target=decision.target)
-            self.keeper.reconcile(self.store.cluster(cluster.workspace, cluster.name))
+            self.keeper.reconcile(self.store.existing_cluster(cluster.workspace, cluster.name))
         elif isinstance(decision, scheduler.RemoveIdleNodes):
             cluster = clusters[decision.cluster]
             victims = [node for node in (self.store.node(node_id) for node_id in decision.node_ids)
@@ -157,7 +157,7 @@ class Engine:
             live = [n for n in self.store.nodes_of(cluster.workspace, cluster.name) if n.state != "leaving"]
             # A removed unusable node's errors stay visible on the cluster (the latest few).
             lost = [e for node in victims if node.state == "unusable" for e in node.errors]
-            errors = (self.store.cluster(cluster.workspace, cluster.name).errors + lost)[-MAX_CLUSTER_ERRORS:]
+            errors = (self.store.existing_cluster(cluster.workspace, cluster.name).errors + lost)[-MAX_CLUSTER_ERRORS:]
             # The target drops first, so a reader never sees fewer nodes than a stale target.
             self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name},
                               target=len(live) - len(victims), errors=errors)

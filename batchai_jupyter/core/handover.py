@@ -97,16 +97,16 @@ class HandOver:
                 info = {"mpi_host": name, "cpus": node.cpus, "gpus": node.gpus, "root": ""}
                 errors = [error("NodeUnusable", f"{name}: {node.reason}")] if node.state == "unusable" and \
                     node.reason else []
-                row = known.get(name)
-                if row is None:
+                stored = known.get(name)
+                if stored is None:
                     self.store.insert("nodes", workspace=key[0], cluster=key[1], name=name, state=node.state,
                                       ip=node.ip, state_since=now, info=info, errors=errors)
-                elif (row.state, row.ip, row.info, row.errors) != (node.state, node.ip, info, errors):
-                    if row.state != node.state:
-                        self.store.set_node_state(row.id, reported_node_event(node.state), ip=node.ip, info=info,
+                elif (stored.state, stored.ip, stored.info, stored.errors) != (node.state, node.ip, info, errors):
+                    if stored.state != node.state:
+                        self.store.set_node_state(stored.id, reported_node_event(node.state), ip=node.ip, info=info,
                                                   errors=errors)
                     else:
-                        self.store.update("nodes", {"id": row.id}, ip=node.ip, info=info, errors=errors)
+                        self.store.update("nodes", {"id": stored.id}, ip=node.ip, info=info, errors=errors)
             # The cluster's size is the scheduler's: the target follows it, so the view is steady.
             self.store.update("clusters", {"workspace": key[0], "name": key[1]}, target=len(reported))
 
@@ -195,7 +195,7 @@ class HandOver:
         if job.state == "queued":
             self.store.set_job_state(job.id, JobEvent.SCHEDULER_STARTED, phase="main", started=time.time(),
                                      node_ids=node_ids, exit_code=None)
-            job = self.store.job(job.id)
+            job = self.store.existing_job(job.id)
             self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
         elif node_ids and node_ids != job.node_ids:
             self.store.update("jobs", {"id": job.id}, node_ids=node_ids)
@@ -236,7 +236,7 @@ class HandOver:
     def _end(self, job: Job, status: GangStatus) -> None:
         # what still runs is killed with the allocation
         self.store.record_killed(self.store.tasks_of(job.id, job.attempt))
-        job = self.store.job(job.id)
+        job = self.store.existing_job(job.id)
         if job.state == "terminating":
             self.runner.end(job, JobEvent.TASKS_STOPPED, status.exit_code)
         elif status.state == "succeeded":
@@ -263,7 +263,7 @@ class HandOver:
 
     def terminate(self, job: Job, failure: dict) -> None:
         """Cancels the job in the scheduler; it fails with `failure` once the scheduler has ended it."""
-        job = self.store.job(job.id)
+        job = self.store.existing_job(job.id)
         self._waiting.pop(job.id, None)
         if job.state == "queued" and job.phase != SUBMITTED:
             self.runner.end(job, JobEvent.TERMINATE, None, [failure])
@@ -281,7 +281,7 @@ class HandOver:
         if job.state not in ("queued", "running", "terminating"):
             return
         cluster = self.store.cluster(job.workspace, job.cluster)
-        if not self.owns(cluster):
+        if cluster is None or not self.owns(cluster):
             return
         self._backend(cluster).cancel(cluster, attempt_key(job))
         # they end with the allocation; nothing of ours to signal
@@ -291,7 +291,7 @@ class HandOver:
     def forget(self, job: Job) -> None:
         """Lets the backend drop what it kept for each attempt of a deleted job (control files)."""
         cluster = self.store.cluster(job.workspace, job.cluster)
-        if self.owns(cluster):
+        if cluster is not None and self.owns(cluster):
             for attempt in range(1, job.attempt + 1):
                 self._backend(cluster).forget(cluster, f"{job.uuid}-{attempt}")
 

@@ -52,7 +52,7 @@ class JobRunner:
         datastore = self.datastore_for(job.workspace)
         segment = stdouterr_segment(job.experiment, job.name, job.uuid)
         shared = self.layout.shared_job_temp(job.uuid)
-        nodes = [self._node_context(job, self.store.node(node_id), index)
+        nodes = [self._node_context(job, self.store.existing_node(node_id), index)
                  for index, node_id in enumerate(job.node_ids)]
         context = launch.JobContext(
             spec=spec, attempt=job.attempt, stdouterr_dir=datastore.node_path(segment),
@@ -81,7 +81,7 @@ class JobRunner:
     # -- start -----------------------------------------------------------------------------
 
     def start(self, job: Job, node_ids: tuple[int, ...]) -> None:
-        first = self.store.node(node_ids[0])
+        first = self.store.existing_node(node_ids[0])
         backend = self.backend_for(job.workspace, job.cluster)
         # A backend whose nodes are other machines asks the master's host for a free port.
         remote = isinstance(backend, RemoteNodes)
@@ -91,7 +91,7 @@ class JobRunner:
                                      master_port=master_port, exit_code=None)
             for node_id in node_ids:
                 self.store.set_node_state(node_id, NodeEvent.CLAIMED, job_id=job.id)
-        job = self.store.job(job.id)
+        job = self.store.existing_job(job.id)
         context, nodes = self.context(job)
         self._prepare_directories(context, nodes, local_nodes=not remote)
         try:
@@ -113,7 +113,8 @@ class JobRunner:
         the service's files (the mounts are linked here)."""
         if not isinstance(backend, RemoteNodes):
             return None
-        return lambda index: lambda root, mounts: backend.show_mounts(self.store.node(node_ids[index]), root, mounts)
+        return lambda index: lambda root, mounts: backend.show_mounts(self.store.existing_node(node_ids[index]), root,
+                                                                      mounts)
 
     def node_scripts(self, backend: Backend, node_ids) -> Callable[[int], NodeScript] | None:
         """Runs scripts on the job's nodes (by index): here for nodes that see the service's files, else
@@ -122,7 +123,8 @@ class JobRunner:
             return lambda index: self.data.run_here
         if not isinstance(backend, NodeScripts):
             return None
-        return lambda index: lambda script, stdin: backend.run_script(self.store.node(node_ids[index]), script, stdin)
+        return lambda index: lambda script, stdin: backend.run_script(self.store.existing_node(node_ids[index]),
+                                                                              script, stdin)
 
     def _unmount(self, job: Job) -> list[dict]:
         """Unmounts the job's native mounts on its nodes (they upload what the job wrote first)."""
@@ -167,7 +169,7 @@ class JobRunner:
             node = nodes[plan.node_index]
             shutil.rmtree(run_dir, ignore_errors=True)
             self.backend_for(job.workspace, job.cluster).start_task(
-                self.store.node(node_ids[plan.node_index]), run_dir,
+                self.store.existing_node(node_ids[plan.node_index]), run_dir,
                 TaskLaunch(command=plan.command, env={**base, **plan.env}, cwd=node.job_temp,
                            stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
                            stderr=os.path.join(context.stdouterr_dir, plan.stderr_name)))
@@ -189,14 +191,14 @@ class JobRunner:
             if task.phase != job.phase:
                 continue
             if task.state == "running":
-                status = backend.poll_task(self.store.node(task.node_id), task.run_dir, task.launched)
+                status = backend.poll_task(self.store.existing_node(task.node_id), task.run_dir, task.launched)
                 if status.state != "running":
                     ended = time.time()
-                    state = self.store.set_task_state(
+                    moved = self.store.set_task_state(
                         task.id, TaskEvent.EXITED if status.state == "exited" else TaskEvent.LOST,
-                        exit_code=status.exit_code, ended=ended).state
-                    task = dataclasses.replace(task, state=state, exit_code=status.exit_code, ended=ended,
-                                               detail=status.detail or "")
+                        exit_code=status.exit_code, ended=ended)
+                    task = dataclasses.replace(task, state=moved.state if moved else task.state,
+                                               exit_code=status.exit_code, ended=ended, detail=status.detail or "")
             tasks.append(task)
         return tasks
 
@@ -244,7 +246,7 @@ class JobRunner:
             # With force also a task that ended: what it left running must not outlive its job.
             # (A scheduler backend's tasks, without a run directory, end with their allocation.)
             if task.run_dir and (force or task.state == "running"):
-                backend.kill_task(self.store.node(task.node_id), task.run_dir, force=force)
+                backend.kill_task(self.store.existing_node(task.node_id), task.run_dir, force=force)
         if force:
             self.store.record_killed(tasks)
 
@@ -294,8 +296,8 @@ class JobRunner:
         with self.store.transaction():
             if lifecycle.ReleaseNodes() in transition.effects:
                 self._release_nodes(job)
-            state = self.store.set_job_state(job.id, event, errors=job.errors + errors + upload_errors,
-                                             **values).state
+            moved = self.store.set_job_state(job.id, event, errors=job.errors + errors + upload_errors, **values)
+        state = moved.state if moved else transition.state
         extra = {"attempt": values["attempt"]} if "attempt" in values else \
             {"exitCode": exit_code} if "ended" in values else {}
         self.events.publish("job", **_job_key(job), state=state, **extra)

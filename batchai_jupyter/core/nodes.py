@@ -70,7 +70,7 @@ class NodeKeeper:
                                     state="preparing", ip="", state_since=now)
         name = f"tvm-{node_id}"
         self.store.update("nodes", {"id": node_id}, name=name)
-        node = self.store.node(node_id)
+        node = self.store.existing_node(node_id)
         backend = self.backend_for(cluster.workspace, cluster.name)
         try:
             placement = backend.provision(cluster, node)
@@ -81,7 +81,7 @@ class NodeKeeper:
         info = {"mpi_host": placement.mpi_host, "cpus": placement.cpus, "gpus": placement.gpus,
                 "root": placement.root, "port": placement.port, **placement.extra}
         self.store.update("nodes", {"id": node_id}, ip=placement.ip, info=info)
-        node = self.store.node(node_id)
+        node = self.store.existing_node(node_id)
         setup = cluster.spec.setup_task
         try:  # the cluster's mountVolumes, under $AZ_BATCHAI_MOUNT_ROOT before the setup task runs
             remote = isinstance(backend, RemoteNodes)
@@ -102,7 +102,7 @@ class NodeKeeper:
             else:
                 self.store.set_node_state(node_id, NodeEvent.READY)
         self.events.publish("node", workspace=cluster.workspace, cluster=cluster.name, node=name,
-                            state=self.store.node(node_id).state)
+                            state=self.store.existing_node(node_id).state)
 
     def setup_log_dir(self, cluster: Cluster) -> str:
         datastore = self.datastore_for(cluster.workspace)
@@ -142,7 +142,7 @@ class NodeKeeper:
                 "NodeSetupFailed", f"the setup task on node {node.name} {how}; see "
                                    f"stderr-setup-{node.name}.txt in `batchai cluster file list`")])
         self.events.publish("node", workspace=cluster.workspace, cluster=cluster.name, node=node.name,
-                            state=self.store.node(node.id).state)
+                            state=self.store.existing_node(node.id).state)
 
     # -- health (backends whose nodes can fail apart from the service: node_health) -----------
 
@@ -164,7 +164,7 @@ class NodeKeeper:
         else:
             return
         self.events.publish("node", workspace=cluster.workspace, cluster=cluster.name, node=node.name,
-                            state=self.store.node(node.id).state)
+                            state=self.store.existing_node(node.id).state)
 
     # -- shrinking -------------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ class NodeKeeper:
         if node.job_id is None:
             self.remove(cluster, node)
             return
-        job = self.store.job(node.job_id)
+        job = self.store.existing_job(node.job_id)
         option = cluster.spec.scale.node_deallocation_option
         if option == "waitforjobcompletion":
             self.store.set_node_state(node.id, NodeEvent.DRAIN)
@@ -184,7 +184,7 @@ class NodeKeeper:
             self.runner.end(job, JobEvent.RESIZE_TERMINATE, None, [error(
                 "JobTerminatedByResize", f"node {node.name} was removed by a cluster resize "
                                          "(nodeDeallocationOption terminate)")])
-        self.remove(cluster, self.store.node(node.id))
+        self.remove(cluster, self.store.existing_node(node.id))
 
     def remove(self, cluster: Cluster, node: Node) -> None:
         if "setup_run_dir" in node.info and KillSetup() in REMOVAL_EFFECTS[NodeState(node.state)]:

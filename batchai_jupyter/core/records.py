@@ -1,4 +1,4 @@
-"""What the Store gives back: typed, frozen records of its rows, a job's spec decoded once.
+"""What the Store gives back: typed, frozen records of its rows, specs decoded once (spec_codec.py).
 
 A record is a snapshot: a change goes through the Store, and the caller reads the record again
 (`store.job(id)`) or builds the next snapshot with `dataclasses.replace`.

@@ -172,8 +172,9 @@ class Service:
         row = self.store.query_one("SELECT * FROM experiments WHERE workspace = ? AND name = ?", workspace, name)
         if row is None:
             raise NotFound("experiment", name, f"create it with `batchai experiment create -w {workspace} -n {name}`")
-        jobs = self.store.query_one("SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?",
-                                    workspace, name)["n"]
+        counted = self.store.query_one("SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?",
+                                       workspace, name)
+        jobs = counted["n"] if counted else 0
         return {"name": name, "workspace": workspace, "creationTime": views.iso(row["created"]), "jobCount": jobs}
 
     def list_experiments(self, workspace: str) -> list[dict]:
@@ -379,7 +380,7 @@ class Service:
             raise
         self.events.publish("job", workspace=workspace, experiment=experiment, name=spec.name, state="queued")
         self.engine.wake()
-        return self._job_view(self.store.job(job_id))
+        return self._job_view(self.store.existing_job(job_id))
 
     def _job_row(self, workspace: str, experiment: str, name: str) -> Job:
         row = self.store.job_by_name(workspace, experiment, name)

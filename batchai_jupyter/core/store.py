@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import BatchAIError
 from . import lifecycle
@@ -74,13 +74,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+Record = TypeVar("Record")
 JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 
-def _decode(row: sqlite3.Row | None) -> dict | None:
-    if row is None:
-        return None
+def _decode(row: sqlite3.Row) -> dict:
     record = dict(row)
     for column in JSON_COLUMNS:
         if column in record and isinstance(record[column], str):
@@ -90,6 +89,16 @@ def _decode(row: sqlite3.Row | None) -> dict | None:
 
 def _encode(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+class RecordGone(LookupError):
+    """A record the caller relied on is not in the store (a bug, or a change behind the service's back)."""
+
+
+def _existing(record: Record | None, kind: str, key: object) -> Record:
+    if record is None:
+        raise RecordGone(f"{kind} {key} is not in the store")
+    return record
 
 
 class Store:
@@ -165,7 +174,8 @@ class Store:
 
     def query_one(self, sql: str, *args) -> dict | None:
         with self._lock:
-            return _decode(self._connection.execute(sql, args).fetchone())
+            row = self._connection.execute(sql, args).fetchone()
+        return None if row is None else _decode(row)
 
     def insert(self, table: str, **values) -> int:
         columns = ", ".join(values)
@@ -173,7 +183,9 @@ class Store:
         with self._lock:
             cursor = self._connection.execute(
                 f"INSERT INTO {table} ({columns}) VALUES ({marks})", [_encode(v) for v in values.values()])
-            return cursor.lastrowid
+        if cursor.lastrowid is None:  # sqlite3 sets it after every INSERT of one row
+            raise RuntimeError(f"inserting into {table} gave no row id")
+        return cursor.lastrowid
 
     def update(self, table: str, where: dict, **values) -> int:
         assignments = ", ".join(f"{column} = ?" for column in values)
@@ -200,6 +212,10 @@ class Store:
 
     def job(self, job_id: int) -> Job | None:
         return self._job("SELECT * FROM jobs WHERE id = ?", job_id)
+
+    def existing_job(self, job_id: int) -> Job:
+        """The job, which the caller knows is there (it placed, started or just read it)."""
+        return _existing(self.job(job_id), "job", job_id)
 
     def job_by_name(self, workspace: str, experiment: str, name: str) -> Job | None:
         return self._job(
@@ -307,6 +323,10 @@ class Store:
         row = self.query_one("SELECT * FROM clusters WHERE workspace = ? AND name = ?", workspace, name)
         return None if row is None else Cluster.from_row(row)
 
+    def existing_cluster(self, workspace: str, name: str) -> Cluster:
+        """The cluster, which the caller knows is there (its worker is running its cycle)."""
+        return _existing(self.cluster(workspace, name), "cluster", f"{workspace}/{name}")
+
     def clusters_of(self, workspace: str) -> list[Cluster]:
         """A workspace's clusters, by name."""
         return [Cluster.from_row(row)
@@ -319,6 +339,10 @@ class Store:
     def node(self, node_id: int) -> Node | None:
         row = self.query_one("SELECT * FROM nodes WHERE id = ?", node_id)
         return None if row is None else Node.from_row(row)
+
+    def existing_node(self, node_id: int) -> Node:
+        """The node, which the caller knows is there (a job's claimed node, one just provisioned)."""
+        return _existing(self.node(node_id), "node", node_id)
 
     def tasks_of(self, job_id: int, attempt: int | None = None) -> list[Task]:
         if attempt is None:
