@@ -7,7 +7,6 @@ demo runs on a machine with nothing but this package.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -16,6 +15,7 @@ from .client.follow import follow_job
 
 CLUSTER = "demo"
 SCRIPT_NAME = "train_linear.py"
+SCRIPT_FOLDER = "demo"
 
 SCRIPT = r'''
 import json, os, socket, struct, sys, time
@@ -102,13 +102,10 @@ def _ensure_cluster(client: Client, nodes: int) -> None:
         client.scale_cluster("default", CLUSTER, {"manual": {"targetNodeCount": nodes}})
 
 
-def _write_script(client: Client) -> str:
-    home = client.version()["home"]
-    path = os.path.join(home, "demo", SCRIPT_NAME)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as handle:
-        handle.write(SCRIPT)
-    return path
+def _upload_script(client: Client) -> str:
+    """Puts the training script into the default datastore; returns the location jobs name it by."""
+    client.write_datastore_chunk("default", "default", f"{SCRIPT_FOLDER}/{SCRIPT_NAME}", SCRIPT.encode())
+    return f"datastore://default/{SCRIPT_FOLDER}"
 
 
 def _follow_logs(client: Client, name: str, ranks: int, submitted_state: str) -> dict:
@@ -144,16 +141,18 @@ def _print_files(client: Client, name: str, output_id: str) -> None:
 
 def run_demo(client: Client, nodes: int = 2) -> int:
     _ensure_cluster(client, nodes)
-    script = _write_script(client)
+    scripts = _upload_script(client)
     name = time.strftime("demo-%Y%m%d-%H%M%S")
-    spec = {"cluster": CLUSTER, "nodeCount": nodes,
-            "pyTorchSettings": {"pythonScriptFilePath": script, "processCount": nodes,
+    spec = {"cluster": CLUSTER, "nodeCount": nodes, "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "pyTorchSettings": {"pythonScriptFilePath": f"$AZ_BATCHAI_INPUT_SCRIPTS/{SCRIPT_NAME}",
+                                "processCount": nodes,
                                 "communicationBackend": "gloo"},
             "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT"}],
             "constraints": {"maxWallClockTime": "0:10:00"}}
     submitted = client.create_job("default", "default", spec, name)
     _say(f"Submitted job '{name}': PyTorch toolkit, {nodes} nodes, {nodes} ranks")
-    _say(f"Job state: {submitted['executionState']} (queue position {submitted.get('queuePosition')})")
+    position = submitted.get("queuePosition")
+    _say(f"Job state: {submitted['executionState']}" + (f" (queue position {position})" if position else ""))
     job = _follow_logs(client, name, nodes, submitted["executionState"])
     _print_files(client, name, "stdouterr")
     _print_files(client, name, "MODEL")

@@ -25,8 +25,8 @@ COLUMNS: dict[str, list[Column]] = {
              ("Size", lambda r: r["contentLength"]), ("Modified", lambda r: r["lastModified"])],
     "datastore": [("Name", lambda r: r["name"]), ("Kind", lambda r: r["kind"]),
                   ("Container", lambda r: r.get("containerName")), ("Account", lambda r: r.get("accountName")),
-                  ("Path", lambda r: r.get("path"))],
-    "file-server": [("Name", lambda r: r["name"]), ("Mount Point", lambda r: r.get("path"))],
+                  ("Location", lambda r: r.get("location"))],
+    "file-server": [("Name", lambda r: r["name"]), ("Location", lambda r: r.get("location"))],
     "node": [("ID", lambda r: r["nodeId"]), ("IP", lambda r: r["ipAddress"]), ("SSH Port", lambda r: r["port"]),
              ("State", lambda r: r["state"])],
 }

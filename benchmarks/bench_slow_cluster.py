@@ -28,7 +28,6 @@ from functools import partial
 from _common import EventStream, Service, ms, print_rows, summary, write_result
 
 TARGET_RATIO = 1.2
-TASK_SETTLE_SECONDS = 0.5
 # Starting a blocker (a cluster, a node, a mount process) is a burst of work on this machine; what is
 # measured is the wait for a cluster that sleeps, so samples begin once that burst is over.
 BLOCKER_SETTLE_SECONDS = 1.0
@@ -76,9 +75,6 @@ def _submit(service: Service, stream: EventStream, name: str) -> float:
     service.client.create_job("default", "default",
                               {"cluster": "fast", "customToolkitSettings": {"commandLine": "sleep 600"}}, name)
     running = stream.wait_for(lambda e: e.get("name") == name and e.get("state") == "running", timeout=300)
-    # The task's wrapper records its pid a few ms after `running`; a terminate before that finds
-    # nothing to signal and waits out the grace period, which is not what is measured here.
-    time.sleep(TASK_SETTLE_SECONDS)
     return running["received"] - t0
 
 

@@ -24,11 +24,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "ssh"))
 
+from sshd_hosts import SshHosts  # noqa: E402
+
 from _common import Service, write_result  # noqa: E402
 from batchai_jupyter.backends.ssh_connection import ConnectionPool, Login  # noqa: E402
 from batchai_jupyter.backends.ssh_options import HostSpec  # noqa: E402
 from batchai_jupyter.backends.ssh_staging import FileHashes, Stager  # noqa: E402
-from sshd_hosts import SshHosts  # noqa: E402
 
 
 def random_file(directory: str, mib: int) -> str:

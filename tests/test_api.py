@@ -13,7 +13,9 @@ import uuid
 import pytest
 import requests
 
-from conftest import TOKEN, make_cluster, submit, wait_for, wait_job
+from helpers.api import make_cluster, submit, wait_job
+from helpers.service import TOKEN
+from helpers.waits import wait_for
 
 API = "batchai/api/v1"
 JOBS = "workspaces/default/experiments/default/jobs"

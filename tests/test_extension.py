@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -15,7 +14,10 @@ import requests
 
 from batchai_jupyter.client import Client
 from batchai_jupyter.errors import BatchAIError
-from conftest import _kill_leftover_tasks, free_port, make_cluster, read_log, submit, wait_job
+from helpers.api import make_cluster, read_log, submit, wait_job
+from helpers.service import kill_leftover_tasks
+from helpers.tools import free_port
+from helpers.waits import wait_for_server
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -55,19 +57,12 @@ class JupyterServer:
             return handle.read()[-5000:]
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"jupyter server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                response = requests.get(f"{self.url}batchai/api/v1/version",
-                                        headers={"Authorization": f"token {self.token}"}, timeout=5)
-                if response.status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"jupyter server did not serve /batchai/api/v1/version within {timeout}s:\n{self.log()}")
+        wait_for_server(self.process, self._serves_batchai, "jupyter server", timeout, self.log)
+
+    def _serves_batchai(self) -> bool:
+        response = requests.get(f"{self.url}batchai/api/v1/version",
+                                headers={"Authorization": f"token {self.token}"}, timeout=5)
+        return response.status_code == 200
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -77,7 +72,7 @@ class JupyterServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        _kill_leftover_tasks(self.home)
+        kill_leftover_tasks(self.home)
 
 
 @pytest.fixture(scope="module")

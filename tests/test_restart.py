@@ -6,19 +6,11 @@ import os
 import subprocess
 import sys
 
-from conftest import (
-    TOKEN,
-    append,
-    free_port,
-    lines,
-    make_cluster,
-    open_gate,
-    read_log,
-    submit,
-    wait_for,
-    wait_gate,
-    wait_job,
-)
+from helpers.api import make_cluster, read_log, submit, wait_job
+from helpers.gates import append, lines, open_gate, wait_gate
+from helpers.service import TOKEN
+from helpers.tools import free_port
+from helpers.waits import wait_for
 
 
 def job(client, name: str) -> dict:

@@ -15,7 +15,9 @@ import time
 import pytest
 
 from batchai_jupyter.errors import BatchAIError
-from conftest import append, lines, make_cluster, open_gate, read_log, submit, wait_for, wait_gate, wait_job
+from helpers.api import make_cluster, read_log, submit, wait_job
+from helpers.gates import append, lines, open_gate, wait_gate
+from helpers.waits import wait_for
 
 LEGACY_SCHEMA = "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-03-01/job.json"
 # Long enough to observe the engine (it wakes at least every 0.5 s) deciding several times.
@@ -285,7 +287,7 @@ def test_terminate_queued_and_running_jobs(shared_client, unique, tmp_path, home
     assert terminated["executionState"] == "failed"
     assert error_codes(terminated) == ["JobTerminated"]
 
-    sleep_pid = int(wait_for(lambda: open(pid_file).read().strip() if pid_file.exists() else None, "the job's pid"))
+    sleep_pid = int(wait_for(lambda: pid_file.read_text().strip(), "the job's pid"))
     [run_dir] = run_dirs(home, c, job(client, running)["uuid"])
     wrapper_pid = int(open(os.path.join(run_dir, "pid")).read())
     assert process_alive(sleep_pid) and group_members(wrapper_pid)
@@ -318,7 +320,7 @@ def test_delete_queued_running_and_finished_jobs(shared_client, unique, tmp_path
         "commandLine": f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"}})
     submit(client, queued, c, {"customToolkitSettings": {"commandLine": append(ran, "queued")}})
     wait_state(client, running, "running")
-    sleep_pid = int(wait_for(lambda: open(pid_file).read().strip() if pid_file.exists() else None, "the job's pid"))
+    sleep_pid = int(wait_for(lambda: pid_file.read_text().strip(), "the job's pid"))
 
     client.request("DELETE", job_path(client, queued))
     client.request("DELETE", job_path(client, running))

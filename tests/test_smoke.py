@@ -1,4 +1,4 @@
-from conftest import make_cluster, read_log, submit, wait_job
+from helpers.api import make_cluster, read_log, submit, wait_job
 
 
 def test_custom_job_runs_and_logs(client, unique):

@@ -10,92 +10,41 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import re
 import shlex
 import sys
-import textwrap
 import uuid
 
 import pytest
 
-from conftest import make_cluster, read_log, require_tool, submit, wait_job
+from helpers.api import make_cluster, read_log, submit, wait_job
+from helpers.jobs import job_nodes, job_tasks, list_files, logs_of, one_record, run_job, task_by_name, write_script
+from helpers.toolkit_jobs import (
+    DDP_ENV_SCRIPT,
+    DDP_TRAINING,
+    ENV_DUMP_SCRIPT,
+    MPI4PY_SCRIPT,
+    PREP_COMMAND,
+    PREP_TASK_SCRIPT,
+    PYTORCH_OUTPUTS,
+    check_ddp_job,
+    check_tf_placement,
+    run_tensorflow,
+)
+from helpers.tools import require_tool
 
 PYTHON = sys.executable
 JOB_TIMEOUT = 120.0
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers
-
-
-def write_script(directory, name: str, body: str) -> str:
-    path = directory / name
-    path.write_text(textwrap.dedent(body).lstrip())
-    return str(path)
-
-
-def job_path(client, job: str) -> str:
-    return client.job_path("default", "default", job)
-
-
-def list_files(client, job: str, output_id: str = "stdouterr") -> dict[str, dict]:
-    entries = client.list(f"{job_path(client, job)}/files", outputdirectoryid=output_id)
-    return {entry["name"]: entry for entry in entries}
-
-
-def job_tasks(client, job: str) -> list[dict]:
-    return client.list(f"{job_path(client, job)}/tasks")
-
-
-def job_nodes(client, job: str) -> list[dict]:
-    """The job's nodes in launch order (index 0 is the master)."""
-    return client.list(f"{job_path(client, job)}/nodes")
-
-
-def read_bytes(client, job: str, path: str, output_id: str) -> bytes:
-    return client.read_job_file("default", "default", job, path, output_id)
-
-
-def logs_of(client, job: str) -> str:
-    """Every file of the job's stdouterr directory, for failure messages."""
-    parts = []
-    for name, entry in sorted(list_files(client, job).items()):
-        if entry["fileType"] == "file":
-            parts.append(f"--- {name}\n{read_log(client, job, name)[-3000:]}")
-    return "\n".join(parts)
-
-
-def run_job(client, name: str, cluster: str, spec: dict, timeout: float = JOB_TIMEOUT) -> dict:
-    """Submits a job, waits for it, and fails with all its logs unless it succeeded."""
-    submit(client, name, cluster, spec)
-    job = wait_job(client, name, timeout=timeout)
-    assert job["executionState"] == "succeeded", (
-        f"job {name} {job['executionState']}: {job['executionInfo']}\n{logs_of(client, name)}")
-    assert job["executionInfo"]["exitCode"] == 0, job["executionInfo"]
-    return job
-
-
-def records(text: str, tag: str = "RECORD") -> list[dict]:
-    """The JSON objects a script printed as `<tag> {...}` lines."""
-    prefix = tag + " "
-    return [json.loads(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix)]
-
-
-def one_record(text: str, tag: str = "RECORD") -> dict:
-    found = records(text, tag)
-    assert len(found) == 1, f"expected one {tag} line in:\n{text}"
-    return found[0]
+# Helpers (the scripts and checks shared with the Slurm toolkit tests are in helpers/toolkit_jobs.py)
 
 
 def when(iso: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
-
-
-def task_by_name(tasks: list[dict], phase: str = "main") -> dict[str, dict]:
-    return {t["name"]: t for t in tasks if t["phase"] == phase}
 
 
 @pytest.fixture
@@ -109,50 +58,6 @@ def cluster(shared_client, unique):
 # ---------------------------------------------------------------------------------------------
 # 1. PyTorch DDP over gloo
 
-
-DDP_TRAINING = """
-    torch.manual_seed(0)  # the same initial weights on every rank
-    model = torch.nn.Linear(4, 1)
-    ddp = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
-    data = torch.Generator().manual_seed(100 + rank)  # a different shard per rank
-    for step in range(20):
-        x = torch.randn(16, 4, generator=data)
-        y = x.sum(dim=1, keepdim=True)
-        loss = ((ddp(x) - y) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
-    gathered = [torch.zeros_like(weights) for _ in range(world)]
-    dist.all_gather(gathered, weights)
-    in_sync = all(torch.equal(gathered[0], other) for other in gathered)
-    print(f"rank {rank} of {world} trained, weights in sync: {in_sync}", flush=True)
-    print("RECORD " + json.dumps({
-        "rank": rank, "world": world, "in_sync": in_sync, "loss": loss.item(),
-        "task_index": os.environ["AZ_BATCHAI_TASK_INDEX"],
-        "backend": os.environ["AZ_BATCHAI_PYTORCH_BACKEND"],
-        "job_temp": os.environ["AZ_BATCHAI_JOB_TEMP"],
-        "init_method": os.environ["AZ_BATCHAI_PYTORCH_INIT_METHOD"],
-    }), flush=True)
-    if rank == 0:
-        torch.save(model.state_dict(), os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "model.pt"))
-    dist.barrier()  # gloo aborts at teardown when a peer is already gone
-    dist.destroy_process_group()
-    # gloo's threads can still abort interpreter teardown ("terminate called without an active
-    # exception"); that is PyTorch's, not the launcher's, so skip it.
-    print(end="", flush=True)
-    os._exit(0)
-"""
-
-DDP_ENV_SCRIPT = """
-    import json, os
-    import torch
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo")  # env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
-    rank, world = dist.get_rank(), dist.get_world_size()
-""" + DDP_TRAINING
 
 # The Batch AI PyTorch recipe: init_method from AZ_BATCHAI_PYTORCH_INIT_METHOD, rank from
 # AZ_BATCHAI_TASK_INDEX and the world size passed by the job itself (Batch AI did not export it).
@@ -178,39 +83,6 @@ DDP_RECIPE_SCRIPT = """
                             rank=int(os.environ["AZ_BATCHAI_TASK_INDEX"]), world_size=args.world_size)
     rank, world = dist.get_rank(), dist.get_world_size()
 """ + DDP_TRAINING
-
-
-def check_ddp_job(client, name: str) -> None:
-    import torch
-
-    files = list_files(client, name)
-    assert {"stdout-0.txt", "stdout-1.txt", "stderr-0.txt", "stderr-1.txt"} <= set(files), sorted(files)
-    assert "stdout.txt" not in files  # one file pair per rank for pytorch
-    tasks = task_by_name(job_tasks(client, name))
-    assert set(tasks) == {"0", "1"}, tasks
-    assert tasks["0"]["node"] != tasks["1"]["node"], "the two ranks must run on different nodes"
-    assert [n["nodeId"] for n in job_nodes(client, name)] == [tasks["0"]["node"], tasks["1"]["node"]]
-    losses = []
-    for rank in (0, 1):
-        text = read_log(client, name, f"stdout-{rank}.txt")
-        assert f"rank {rank} of 2 trained, weights in sync: True" in text, text
-        record = one_record(text)
-        assert record["task_index"] == str(rank) and record["backend"] == "gloo", record
-        # Each rank ran in its own node's job temp (the path names the node).
-        assert f"/{tasks[str(rank)]['node']}/" in record["job_temp"], (record, tasks)
-        losses.append(record["loss"])
-    assert losses[0] < 1.0, f"the model did not learn: loss {losses}"
-
-    outputs = list_files(client, name, "MODEL")
-    assert "model.pt" in outputs and outputs["model.pt"]["fileType"] == "file", outputs
-    assert outputs["model.pt"]["contentLength"] > 0
-    state = torch.load(io.BytesIO(read_bytes(client, name, "model.pt", "MODEL")), weights_only=True)
-    assert set(state) == {"weight", "bias"} and tuple(state["weight"].shape) == (1, 4), state
-    # Trained towards y = sum(x): every weight moved from its random start towards 1.
-    assert torch.all(state["weight"] > 0.5), state
-
-
-PYTORCH_OUTPUTS = [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}]
 
 
 def test_pytorch_ddp_gloo_env_init(shared_client, cluster, unique, tmp_path):
@@ -242,25 +114,6 @@ def test_pytorch_ddp_gloo_batchai_init_method(shared_client, cluster, unique, tm
 
 # ---------------------------------------------------------------------------------------------
 # 2. customMpi with mpi4py
-
-MPI4PY_SCRIPT = """
-    import os, sys
-    try:
-        from mpi4py import MPI
-    except ImportError as failure:
-        print(f"MPI4PY_IMPORT_FAILED: {failure}", file=sys.stderr, flush=True)
-        sys.exit(3)
-    comm = MPI.COMM_WORLD
-    rank, size = comm.Get_rank(), comm.Get_size()
-    total = comm.allreduce(rank + 1, op=MPI.SUM)
-    gathered = comm.allgather(os.environ["OMPI_COMM_WORLD_RANK"])
-    # User variables and secrets must reach every rank (mpirun forwards them; Batch AI issue 27).
-    line = (f"mpi4py rank {rank} of {size} allreduce {total} ranks {','.join(gathered)} "
-            f"job {os.environ['AZ_BATCHAI_JOB_NAME']} tag {os.environ.get('MPI_TAG')} "
-            f"secret length {len(os.environ.get('MPI_SECRET', ''))} argv {' '.join(sys.argv[1:])}\\n")
-    os.write(1, line.encode())  # one write: see MPI_RANK_SCRIPT
-"""
-
 
 def test_custom_mpi_mpi4py_two_ranks_over_two_nodes(shared_client, cluster, unique, tmp_path):
     require_tool("mpirun", "apt-get install openmpi-bin")
@@ -340,111 +193,6 @@ def test_mpi_launched_toolkit_runs_both_ranks(shared_client, cluster, unique, tm
 
 # ---------------------------------------------------------------------------------------------
 # 4. TensorFlow parameter servers and workers
-
-TF_SCRIPT = """
-    import json, os, socket, sys, threading, time
-
-    config = json.loads(os.environ["TF_CONFIG"])
-    kind, index = config["task"]["type"], config["task"]["index"]
-    role = {"master": "worker", "chief": "chief"}.get(kind, kind)
-    mine = config["cluster"][role][0 if kind == "master" else index]
-    host, port = mine.rsplit(":", 1)
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((host, int(port)))  # what a tf.train.Server does with its own address
-    # Printed before listening: no peer can reach this task, and so no worker can end the job
-    # (which stops the ps), before its output is written.
-    print("RECORD " + json.dumps({
-        "args": sys.argv[1:], "tf_config": config, "task_index": os.environ["AZ_BATCHAI_TASK_INDEX"],
-        "ps_hosts": os.environ["AZ_BATCHAI_PS_HOSTS"], "worker_hosts": os.environ["AZ_BATCHAI_WORKER_HOSTS"],
-        "address": mine,
-    }), flush=True)
-    print(f"bound {mine}", flush=True)
-    server.listen(16)
-
-    def serve():
-        while True:
-            server.accept()[0].close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    if kind == "ps":
-        while True:  # a real parameter server never exits by itself
-            time.sleep(3600)
-
-    # A worker reaches every other task of the cluster, as the TF runtime does at start-up.
-    peers = [a for hosts in config["cluster"].values() for a in hosts if a != mine]
-    deadline = time.time() + 60
-    for peer in peers:
-        while True:
-            try:
-                peer_host, peer_port = peer.rsplit(":", 1)
-                socket.create_connection((peer_host, int(peer_port)), 2).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    sys.exit(f"cannot reach {peer}")
-                time.sleep(0.1)
-    print(f"reached {','.join(sorted(peers))}", flush=True)
-    # Stay up until every worker has reached its peers (files in the shared job temp).
-    shared = os.environ["AZ_BATCHAI_SHARED_JOB_TEMP"]
-    open(os.path.join(shared, f"reached-{kind}-{index}"), "w").close()
-    workers = sum(len(config["cluster"].get(r, [])) for r in ("chief", "worker"))
-    while len([f for f in os.listdir(shared) if f.startswith("reached-")]) < workers:
-        if time.time() > deadline:
-            sys.exit("the other workers never reached their peers")
-        time.sleep(0.1)
-"""
-
-
-def run_tensorflow(client, cluster: str, name: str, tmp_path, chief: bool) -> tuple[dict, dict[str, dict], list]:
-    script = write_script(tmp_path, "tf_task.py", TF_SCRIPT)
-    settings = {
-        "pythonScriptFilePath": script, "pythonInterpreterPath": PYTHON,
-        "parameterServerCount": 1, "workerCount": 2,
-        "masterCommandLineArgs": "--role master --job $AZ_BATCHAI_JOB_NAME",
-        "workerCommandLineArgs": "--role worker",
-        "parameterServerCommandLineArgs": "--role ps",
-    }
-    if chief:
-        settings["tfConfigChief"] = True
-    job = run_job(client, name, cluster, {"nodeCount": 2, "tensorFlowSettings": settings})
-    assert job["toolType"] == "tensorflow"
-    files = list_files(client, name)
-    expected = {f"{stream}-{task}.txt" for stream in ("stdout", "stderr") for task in ("wk-0", "wk-1", "ps-0")}
-    assert expected <= set(files), sorted(files)
-    assert "stdout.txt" not in files
-    logs = {}
-    for task in ("wk-0", "wk-1", "ps-0"):
-        text = read_log(client, name, f"stdout-{task}.txt")
-        record = one_record(text)
-        assert f"bound {record['address']}" in text, text
-        logs[task] = record
-    tasks = task_by_name(job_tasks(client, name))
-    nodes = job_nodes(client, name)
-    return logs, tasks, nodes
-
-
-def check_tf_placement(logs: dict, tasks: dict, nodes: list) -> tuple[str, str, str]:
-    """ps0 and worker0 on node 0 at :2222/:2223, worker1 on node 1 at :2222 (contract section 4)."""
-    assert len(nodes) == 2 and nodes[0]["ipAddress"] != nodes[1]["ipAddress"], nodes
-    ip0, ip1 = nodes[0]["ipAddress"], nodes[1]["ipAddress"]
-    ps0, wk0, wk1 = f"{ip0}:2222", f"{ip0}:2223", f"{ip1}:2222"
-    assert tasks["ps-0"]["node"] == nodes[0]["nodeId"] and tasks["wk-0"]["node"] == nodes[0]["nodeId"], tasks
-    assert tasks["wk-1"]["node"] == nodes[1]["nodeId"], tasks
-    assert {t: tasks[t]["role"] for t in tasks} == {"ps-0": "ps", "wk-0": "worker", "wk-1": "worker"}, tasks
-    for task, record in logs.items():
-        assert record["ps_hosts"] == ps0, record
-        assert record["worker_hosts"] == f"{wk0},{wk1}", record
-        assert record["tf_config"]["environment"] == "cloud", record
-        assert record["task_index"] == task.split("-")[1], (task, record)
-    assert (logs["ps-0"]["address"], logs["wk-0"]["address"], logs["wk-1"]["address"]) == (ps0, wk0, wk1)
-    assert logs["wk-0"]["args"][:2] == ["--role", "master"] and logs["wk-1"]["args"] == ["--role", "worker"]
-    assert logs["ps-0"]["args"] == ["--role", "ps"]
-    # The job ended with its workers; the parameter server, which never exits, was stopped.
-    assert tasks["wk-0"]["exitCode"] == 0 and tasks["wk-1"]["exitCode"] == 0, tasks
-    assert tasks["ps-0"]["state"] == "killed", tasks["ps-0"]
-    return ps0, wk0, wk1
-
 
 def test_tensorflow_ps_workers_batchai_tf_config(shared_client, cluster, unique, tmp_path):
     name = unique("tf")
@@ -527,27 +275,6 @@ def test_caffe2_shards_rendezvous_in_shared_job_temp(shared_client, cluster, uni
 
 # ---------------------------------------------------------------------------------------------
 # 6. The environment contract, variable by variable
-
-ENV_DUMP_SCRIPT = """
-    import hashlib, json, os, subprocess
-
-    env = dict(os.environ)
-    secret = env.pop("API_KEY", None)  # never echo a secret; its digest proves it arrived intact
-    facts = {"cwd": os.getcwd()}
-    for name in ("AZ_BATCHAI_MOUNT_ROOT", "AZ_BATCHAI_JOB_MOUNT_ROOT", "AZ_BATCHAI_JOB_TEMP",
-                 "AZ_BATCHAI_JOB_TEMP_DIR", "AZ_BATCHAI_SHARED_JOB_TEMP", "AZ_BATCHAI_STDOUTERR_DIR",
-                 "AZ_BATCHAI_OUTPUT_OUT"):
-        facts[name + ":isdir"] = os.path.isdir(env.get(name, "/nonexistent"))
-    output = os.path.join(env["AZ_BATCHAI_OUTPUT_OUT"], "written-by-job.txt")
-    with open(output, "w") as handle:
-        handle.write("the output directory is writable")
-    facts["stdout_in_stdouterr_dir"] = os.path.isfile(os.path.join(env["AZ_BATCHAI_STDOUTERR_DIR"], "stdout.txt"))
-    with open(env["AZ_BATCHAI_MPI_HOST_FILE"]) as handle:
-        facts["hostfile"] = handle.read()
-    facts["secret_sha256"] = hashlib.sha256(secret.encode()).hexdigest() if secret is not None else None
-    print("RECORD " + json.dumps({"env": env, "facts": facts}), flush=True)
-"""
-
 
 def test_job_environment_contract(shared_client, shared_service, unique, tmp_path):
     require_tool("mpirun", "apt-get install openmpi-bin")
@@ -655,17 +382,6 @@ def test_job_environment_contract(shared_client, shared_service, unique, tmp_pat
 
 # ---------------------------------------------------------------------------------------------
 # 7. Job preparation on every node
-
-PREP_TASK_SCRIPT = """
-    import os
-    marker = os.path.join(os.environ["AZ_BATCHAI_JOB_TEMP"], "prepared.txt")
-    with open(marker) as handle:
-        print(f"task {os.environ['AZ_BATCHAI_TASK_INDEX']} found: {handle.read().strip()}", flush=True)
-"""
-
-PREP_COMMAND = ('echo "preparing $AZ_BATCHAI_JOB_TEMP with $PREP_SETTING and a secret of ${#PREP_SECRET}"; '
-                'echo "prepared in $AZ_BATCHAI_JOB_TEMP" > $AZ_BATCHAI_JOB_TEMP/prepared.txt')
-
 
 def test_job_preparation_runs_on_every_node(shared_client, cluster, unique, tmp_path):
     script = write_script(tmp_path, "after_prep.py", PREP_TASK_SCRIPT)

@@ -152,6 +152,12 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
     def set_wakeup(self, callback: Callable[[], None]) -> None:
         self._wakeup = callback
 
+    def close(self) -> None:
+        with self._lock:
+            pool, self._ssh_pool = self._ssh_pool, None
+        if pool is not None:  # the login node's connections
+            pool.close()
+
     def options(self, spec: ClusterSpecRef) -> SlurmOptions:
         """A cluster's options, from its spec."""
         options = parse_slurm_options(self.site_options, spec.backend_options or {}, self.home)

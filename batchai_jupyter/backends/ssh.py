@@ -6,10 +6,11 @@ installs our runtime wrapper (runtime/wrapper.py, the same file the local backen
 `<root>/bin/` over SFTP, named by its content so a changed wrapper is installed again.
 
 Tasks run under that wrapper, detached on the host (own session), so a dropped connection or a
-restarted service does not stop them. Paths under the service's home (the job's stdouterr,
-inputs, outputs, shared temp, hostfile) are mirrored under `<root>/mirror/` on the host: inputs
-are staged there through the content-addressed cache, logs are streamed back live, outputs are
-copied back while the task runs and when it ends.
+restarted service does not stop them. Directories under the service's home (a datastore's folders
+for the job's stdouterr, inputs and outputs, the shared temp with the hostfile) are seen on the host
+under `<root>/mirror/` (`node_path`: the core plans the tasks with those paths, and names the
+directories in each launch): inputs are staged there through the content-addressed cache, logs are
+streamed back live, outputs are copied back while the task runs and when it ends.
 
 Batch AI mountVolumes (storage/mounts.py) are shown the same way: `show_mounts` stages each mount's
 directory on the service's machine (a datastore's directory or mirror) to `<mount root>/<relative
@@ -37,6 +38,7 @@ from ..ports.compute import (
     ClusterRef,
     ClusterSpecRef,
     ComputeBackend,
+    NodeDirectory,
     NodeExec,
     NodeHealth,
     NodePlacement,
@@ -60,9 +62,6 @@ WRAPPER_SOURCE = open(wrapper.__file__, "rb").read()
 WRAPPER_DIGEST = hashlib.sha256(WRAPPER_SOURCE).hexdigest()[:16]
 START_GRACE_SECONDS = 30.0
 NODE_DIRS = ("mounts", "jobs", "run", "cache", "mirror", "bin", "ssh")
-# Environment names whose directories a task writes and the service copies back (and stages back
-# in for the next attempt, so a retried job resumes from its checkpoint).
-OUTPUT_PREFIXES = ("AZ_BATCHAI_OUTPUT_", "AZ_BATCHAI_CHECKPOINT_DIR")
 
 PROBE = r"""
 set -e
@@ -97,6 +96,14 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
 
     def set_wakeup(self, callback: Callable[[], None]) -> None:
         self._wakeup = callback
+
+    def close(self) -> None:
+        with self._lock:
+            followers, self._followers = list(self._followers.values()), {}
+        for follower in followers:
+            follower.stop()
+        self.monitor.stop()
+        self.pool.close()
 
     # -- options and connections -----------------------------------------------------------
 
@@ -220,49 +227,46 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
 
     # -- tasks -----------------------------------------------------------------------------
 
-    def _to_remote(self, node: NodeRef) -> Callable[[str], str]:
-        mirror = node.info["root"] + "/mirror"
-        prefixes = sorted({self.home, os.path.realpath(self.home)}, key=len, reverse=True)
+    def node_path(self, node: NodeRef, path: str) -> str:
+        """Where the node's host sees a directory of the service's machine: under the host's mirror of
+        the service's home (datastores, mirrors, the job's shared temp: staged there), or, outside the
+        home, `path` itself (a file system every host shares)."""
+        relative = self._home_relative(path)
+        return path if relative is None else f"{node.info['root']}/mirror/{relative}"
 
-        def translate(text: str) -> str:
-            for prefix in prefixes:
-                text = text.replace(prefix + "/", mirror + "/")
-            return text
+    def _home_relative(self, path: str) -> str | None:
+        """`path` relative to the service's home, by whole components ("<home>/../x" is not under it)."""
+        normal = os.path.normpath(path)
+        for root in (self.home, os.path.realpath(self.home)):
+            relative = os.path.relpath(normal, root)
+            if relative not in (".", "..") and not relative.startswith(".." + os.sep):
+                return relative.replace(os.sep, "/")
+        return None
 
-        return translate
-
-    def _is_local(self, path: str) -> bool:
-        return any(path.startswith(prefix + "/") for prefix in {self.home, os.path.realpath(self.home)})
-
-    def _files_to_move(self, env: dict, to_remote: Callable[[str], str]) -> tuple[list, list]:
-        """What a task's variables name under the service's home: (to stage in as [(local, remote,
-        copy)], output directories to collect as [[remote, local]]). Inputs are staged read-only;
-        outputs and checkpoints are staged back in (a retry resumes from them) and collected."""
+    @staticmethod
+    def _files_to_move(directories: tuple[NodeDirectory, ...]) -> tuple[list, list]:
+        """The launch's directories the host does not share: (to stage in as [(local, remote, copy)],
+        output directories to collect as [[remote, local]]). Inputs are staged read-only; outputs and
+        checkpoints are staged back in (a retry resumes from them) and collected."""
         staged, outputs = [], []
-        for name, value in env.items():
-            value = os.path.normpath(value)  # "<home>/../x" is not under the home, nor its copy under the mirror
-            if not self._is_local(value) or not os.path.exists(value):
+        for directory in directories:
+            if directory.on_node == directory.here or not os.path.exists(directory.here):
                 continue
-            if name.startswith(OUTPUT_PREFIXES):
-                staged.append((value, to_remote(value), True))
-                outputs.append([to_remote(value), value])
-            elif name == "AZ_BATCHAI_SHARED_JOB_TEMP":  # the hostfile and the like
-                staged.append((value, to_remote(value), True))
-            elif name not in ("AZ_BATCHAI_STDOUTERR_DIR", "AZ_BATCHAI_MPI_HOST_FILE"):  # logs stream apart
-                staged.append((value, to_remote(value), False))
+            staged.append((directory.here, directory.on_node, directory.kind != "input"))
+            if directory.kind == "output":
+                outputs.append([directory.on_node, directory.here])
         return staged, outputs
 
     def start_task(self, node: NodeRef, run_dir: str, launch: TaskLaunch) -> None:
         connection = self.connection(node)
-        to_remote = self._to_remote(node)
         # The service's own environment stays here: the host's login environment is the base there.
         env = {name: value for name, value in launch.env.items() if os.environ.get(name) != value}
-        staged, outputs = self._files_to_move(env, to_remote)
+        staged, outputs = self._files_to_move(launch.directories)
         outputs += self._mount_outputs(node, launch.env)
-        env = {name: to_remote(value) for name, value in env.items()}
         env = {**self._ssh_env(node), **env}  # the job's own settings win
-        logs = [[to_remote(launch.stdout), launch.stdout], [to_remote(launch.stderr), launch.stderr]]
-        remote_dirs = {run_dir, to_remote(launch.cwd), *(os.path.dirname(remote) for remote, _ in logs),
+        logs = [[self.node_path(node, launch.stdout), launch.stdout], [self.node_path(node, launch.stderr),
+                                                                       launch.stderr]]
+        remote_dirs = {run_dir, launch.cwd, *(os.path.dirname(remote) for remote, _ in logs),
                        *(remote for remote, _ in outputs), *(f"{node.info['root']}/{d}" for d in NODE_DIRS)}
         stale = [f"{run_dir}/{name}" for name in ("pid", "exit", "heartbeat")] + [remote for remote, _ in logs]
         wrapper_path = node.info["wrapper"]
@@ -279,7 +283,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
             peer.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs - {run_dir})))
             self.stager.stage(peer, node.info["root"] + "/cache", staged)
         self._send_ssh_config(connection, node)
-        task = {"command": to_remote(launch.command), "env": env, "inherit_env": True, "cwd": to_remote(launch.cwd),
+        task = {"command": launch.command, "env": env, "inherit_env": True, "cwd": launch.cwd,
                 "stdout": logs[0][0], "stderr": logs[1][0], "heartbeat_seconds": self.heartbeat_seconds}
         sftp = connection.sftp()
         try:

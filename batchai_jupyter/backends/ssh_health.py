@@ -21,6 +21,7 @@ class HostMonitor:
         self._down: dict[tuple, str] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @staticmethod
     def _key(connection: HostConnection) -> tuple:
@@ -51,14 +52,18 @@ class HostMonitor:
         with self._lock:
             return self._down.get(self._key(connection))
 
+    def stop(self) -> None:
+        """Ends the heartbeat thread (probes under way finish on their own)."""
+        self._stopping.set()
+
     def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             started = time.monotonic()
             with self._lock:
                 connections = [(key, connection) for key, (connection, _) in self._watched.items()]
             for key, connection in connections:
                 threading.Thread(target=self._probe, args=(key, connection), daemon=True).start()
-            time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+            self._stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def _probe(self, key: tuple, connection: HostConnection) -> None:
         if getattr(connection, "_probing", False):  # the last probe of this host is still waiting

@@ -13,9 +13,10 @@ from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
 from ..ports.datastores import Datastore, JobStorage
 from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_segment
-from . import launch, lifecycle
+from . import launch, lifecycle, node_view
 from .events import EventBus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
+from .locations import location_of
 from .records import Job, Node, Task
 from .store import Store
 
@@ -36,12 +37,12 @@ def error(code: str, message: str) -> dict:
 class JobRunner:
     def __init__(self, store: Store, layout: HomeLayout, events: EventBus,
                  backend_for: Callable[[str, str], ComputeBackend],
-                 datastore_for: Callable[[str], Datastore], base_env: Callable[[], dict], data: JobStorage):
+                 datastore_for: Callable[..., Datastore], base_env: Callable[[], dict], data: JobStorage):
         self.store = store
         self.layout = layout
         self.events = events
         self.backend_for = backend_for  # (workspace, cluster) -> backend
-        self.datastore_for = datastore_for  # workspace -> its default datastore
+        self.datastore_for = datastore_for  # (workspace[, name]) -> a datastore, by default the default one
         self.base_env = base_env
         self.data = data  # staging, mounts, flushing: storage/jobdata.py
 
@@ -56,7 +57,8 @@ class JobRunner:
                  for index, node_id in enumerate(job.node_ids)]
         context = launch.JobContext(
             spec=spec, attempt=job.attempt, stdouterr_dir=datastore.node_path(segment),
-            shared_job_temp=shared, input_paths={d.id: d.path for d in spec.input_directories},
+            shared_job_temp=shared, input_paths={d.id: self._resolve(job.workspace, d.path)
+                                                 for d in spec.input_directories},
             output_paths={d.id: datastore.node_path(output_segment(job.experiment, job.name, job.uuid, d.id))
                           for d in spec.output_directories},
             hostfile=os.path.join(shared, "hostfile"), master_port=job.master_port or 0,
@@ -66,6 +68,14 @@ class JobRunner:
             checkpoint_dir=datastore.node_path(
                 f"{job_segment(job.experiment, job.name, job.uuid)}/checkpoints"))
         return context, nodes
+
+    def _resolve(self, workspace: str, path: str) -> str:
+        """A data path on the service's machine: a location's datastore gives its node_path (for nodes
+        that are other machines, node_view maps it on); any other path is kept as given."""
+        location = location_of(path)
+        if location is None:
+            return path
+        return self.datastore_for(workspace, location.datastore).node_path(location.path)
 
     def _node_python(self, job: Job) -> str:
         first = self.store.node(job.node_ids[0]) if job.node_ids else None
@@ -105,7 +115,7 @@ class JobRunner:
         for note in notes:
             self._log_execution(context, nodes, nodes[0], note)
         prep = launch.plan_job_preparation(context, nodes)
-        self._launch_phase(job, context, nodes, "prep" if prep else "main", prep or launch.plan_tasks(context, nodes))
+        self._launch_phase(job, context, nodes, "prep" if prep else "main")
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
 
     def _show_mounts_on(self, backend: Backend, node_ids) -> Callable[[int], Callable[[str, list], None]] | None:
@@ -148,14 +158,24 @@ class JobRunner:
         with open(context.hostfile, "w") as handle:
             handle.write(launch.hostfile_text(context, nodes))
 
+    def _node_paths(self, backend: Backend, node_ids) -> Callable[[int], node_view.NodePath] | None:
+        """Where each of the job's nodes (by index) sees the service's directories; None for nodes that
+        see the service's files."""
+        if not isinstance(backend, RemoteNodes):
+            return None
+        return lambda index: lambda path: backend.node_path(self.store.existing_node(node_ids[index]), path)
+
     def _launch_phase(self, job: Job, context: launch.JobContext, nodes: list[launch.NodeContext],
-                      phase: str, plans: list[launch.TaskPlan]) -> None:
+                      phase: str) -> None:
         now = time.time()
         node_ids = job.node_ids
+        backend = self.backend_for(job.workspace, job.cluster)
+        planned = node_view.plan_on_nodes(launch.plan_job_preparation if phase == "prep" else launch.plan_tasks,
+                                          context, nodes, self._node_paths(backend, node_ids))
         rows = []
         with self.store.transaction():
             self.store.update("jobs", {"id": job.id}, phase=phase)
-            for plan in plans:
+            for plan, directories in planned:
                 run_dir = os.path.join(nodes[plan.node_index].job_temp_dir, "..", "run",
                                        f"{job.uuid}-{job.attempt}-{plan.name}")
                 run_dir = os.path.normpath(run_dir)
@@ -163,16 +183,16 @@ class JobRunner:
                     "tasks", job_id=job.id, attempt=job.attempt, phase=phase, name=plan.name,
                     node_id=node_ids[plan.node_index], role=plan.role, rank=plan.index, required=int(plan.required),
                     run_dir=run_dir, stdout=plan.stdout_name, stderr=plan.stderr_name, state="running", launched=now)
-                rows.append((task_id, plan, run_dir))
+                rows.append((task_id, plan, directories, run_dir))
         base = self.base_env()
-        for _task_id, plan, run_dir in rows:
+        for _task_id, plan, directories, run_dir in rows:
             node = nodes[plan.node_index]
             shutil.rmtree(run_dir, ignore_errors=True)
-            self.backend_for(job.workspace, job.cluster).start_task(
+            backend.start_task(
                 self.store.existing_node(node_ids[plan.node_index]), run_dir,
                 TaskLaunch(command=plan.command, env={**base, **plan.env}, cwd=node.job_temp,
                            stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
-                           stderr=os.path.join(context.stdouterr_dir, plan.stderr_name)))
+                           stderr=os.path.join(context.stdouterr_dir, plan.stderr_name), directories=directories))
             self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
 
     def _log_execution(self, context, nodes, node, message: str) -> None:
@@ -218,7 +238,7 @@ class JobRunner:
             self.attempt_failed(job, self._failure_error(job, failed[0]), failed[0].exit_code)
         elif outcome == JobEvent.PREP_DONE:
             context, nodes = self.context(job)
-            self._launch_phase(job, context, nodes, "main", launch.plan_tasks(context, nodes))
+            self._launch_phase(job, context, nodes, "main")
         elif outcome == JobEvent.INTERRUPTED:
             self.end(job, outcome, None, [error("AttemptInterrupted", (
                 f"the service stopped while it was ending attempt {job.attempt}; the job runs again "

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, NamedTuple, cast
 
-from ..errors import BatchAIError, Conflict, NotFound
+from ..errors import BatchAIError, Conflict, NotFound, SpecError
 from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec
 from ..ports.datastores import (
     Checkable,
@@ -34,11 +34,12 @@ from .engine import Engine
 from .events import EventBus
 from .handover import HandOver
 from .jobrun import JobRunner
-from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES
+from .locations import location_of
+from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES, JobSpec
 from .names import validate_name
 from .nodes import NodeKeeper
 from .records import Cluster, Job
-from .spec import parse_job_spec
+from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 
@@ -99,7 +100,14 @@ class Service:
         self.engine.start()
 
     def stop(self) -> None:
+        """Stops the engine and its cluster workers, then closes every backend, datastore and the store;
+        tasks keep running on their nodes for the next start to re-attach to."""
         self.engine.stop()
+        for backend in self.backends.values():
+            backend.close()
+        for datastore in self._datastores.values():
+            datastore.close()
+        self._datastores.clear()
         if self._lock_handle:
             self._lock_handle.close()
         self.store.close()
@@ -361,6 +369,7 @@ class Service:
                    cluster: str | None = None) -> dict:
         self.get_experiment(workspace, experiment)
         spec = parse_job_spec(document, name=name, workspace=workspace, experiment=experiment, cluster=cluster)
+        self._check_locations(workspace, spec)
         cluster_row = self._cluster_row(workspace, spec.cluster)
         scale = cluster_row.spec.scale
         if scale.mode == "auto" and spec.node_count > scale.maximum:
@@ -381,6 +390,17 @@ class Service:
         self.events.publish("job", workspace=workspace, experiment=experiment, name=spec.name, state="queued")
         self.engine.wake()
         return self._job_view(self.store.existing_job(job_id))
+
+    def _check_locations(self, workspace: str, spec: JobSpec) -> None:
+        """Every datastore:// location of the spec names a datastore of the workspace."""
+        prefix = "" if spec.api_version == NATIVE else "properties."
+        for index, directory in enumerate(spec.input_directories):
+            location = location_of(directory.path)
+            if location is not None and not self.store.query_one(
+                    "SELECT 1 FROM datastores WHERE workspace = ? AND name = ?", workspace, location.datastore):
+                raise SpecError(f"{prefix}inputDirectories[{index}].path", directory.path,
+                                f"workspace '{workspace}' has no datastore '{location.datastore}'; list them with "
+                                f"`batchai datastore list -w {workspace}`", code="DatastoreNotFound")
 
     def _job_row(self, workspace: str, experiment: str, name: str) -> Job:
         row = self.store.job_by_name(workspace, experiment, name)

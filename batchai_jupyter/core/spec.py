@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import SpecError
 from .durations import format_duration, parse_duration
+from .locations import FORMS, parse_data_path
 from .models import (
     DEFAULT_EXPERIMENT,
     DEFAULT_MAX_WALL_CLOCK_SECONDS,
@@ -370,7 +371,8 @@ def parse_job_spec(doc: Any, *, name: str | None = None, workspace: str | None =
         max_wall_clock_seconds=_max_wall_clock(constraints),
         max_retries=_max_retries(body, constraints),
         job_preparation=_job_preparation(body),
-        input_directories=[InputDirectory(id=item.text("id"), path=item.text("path", required="a path"))
+        input_directories=[InputDirectory(id=item.text("id"), path=parse_data_path(
+                               item.text("path", required=f"a path: {FORMS}"), item.at("path")))
                            for item in _ids(body, "inputDirectories")],
         output_directories=[OutputDirectory(id=item.text("id"),
                                             path_prefix=item.text("pathPrefix", required="a path prefix"),

@@ -3,24 +3,26 @@
 A set of files goes to `<prefix>/<digest>/...`, where the digest covers every file's relative path
 and SHA-256. The service is asked which files it does not hold yet (`missing`), and only those are
 sent, in chunks, each checked against its hash: a second upload of the same data sends 0 bytes.
+Specs then name the folder by its location, `datastore://<datastore>/<prefix>/<digest>`: where the
+service keeps it, and where nodes see it, is the service's business.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 
 from ..client import Client
 from ..client.uploads import Progress, UploadFile, files_of, upload_files
-from ..errors import BatchAIError
 
 DIGEST_LENGTH = 20
-__all__ = ["Progress", "UploadFile", "UploadReport", "files_of", "tree_digest", "upload"]
+__all__ = ["Progress", "UploadFile", "UploadReport", "files_of", "location_of", "tree_digest", "upload"]
 
 
 @dataclass
 class UploadReport:
     datastore_path: str  # the upload's folder inside the datastore
-    node_path: str  # the same folder as nodes see it
+    location: str  # the same folder as specs name it: datastore://<datastore>/<folder>
     files: int
     total_bytes: int
     bytes_sent: int = 0  # as counted by the datastore (bytesWritten)
@@ -36,26 +38,19 @@ def tree_digest(files: list[UploadFile]) -> tuple[str, dict[str, str]]:
     return digest.hexdigest()[:DIGEST_LENGTH], hashes
 
 
-def datastore_root(client: Client, workspace: str, datastore: str) -> str:
-    """Where nodes see the datastore's root (a local datastore's directory)."""
-    for entry in client.datastores(workspace):
-        if entry["name"] == datastore:
-            if not entry.get("path"):
-                raise BatchAIError("UploadNotSupported", f"datastore '{datastore}' ({entry.get('kind')}) has no "
-                                                         "path nodes can read uploads from; use a local datastore")
-            return entry["path"]
-    raise BatchAIError("DatastoreNotFound", f"datastore '{datastore}' not found in workspace '{workspace}'; "
-                                            "list them with `batchai datastore list`")
-
-
 def upload(client: Client, workspace: str, prefix: str, files: list[UploadFile], datastore: str = "default",
            progress: Progress | None = None) -> UploadReport:
     """Uploads `files` under `<prefix>/<digest>/` unless the datastore holds them already."""
     digest, hashes = tree_digest(files)
     folder = f"{prefix}/{digest}"
-    report = UploadReport(folder, f"{datastore_root(client, workspace, datastore)}/{folder}", len(files),
-                          sum(f.size for f in files))
+    report = UploadReport(folder, f"datastore://{datastore}/{folder}", len(files), sum(f.size for f in files))
     # The folder's name is the digest of every file's content: a file there at that size is the same file.
     result = upload_files(client, workspace, datastore, files, folder, hashes=hashes, progress=progress)
     report.bytes_sent, report.files_sent = result.bytes_sent, result.files_sent
     return report
+
+
+def location_of(report: UploadReport, local_path: str, files: list[UploadFile]) -> str:
+    """The location naming what `local_path` was: the upload's folder, or the one file in it."""
+    single = os.path.isfile(os.path.expanduser(local_path))
+    return f"{report.location}/{files[0].path}" if single else report.location

@@ -143,9 +143,7 @@ def _upload_data(ws: Workspace, data: list[str], progress: ProgressFactory | Non
         label = f"data {name}"
         report = datasets.upload(ws.client, ws.name, f"{DATASETS_PREFIX}/{name}", files,
                                  progress=progress(label, sum(f.size for f in files)) if progress else None)
-        single = os.path.isfile(os.path.expanduser(local))
-        path = f"{report.node_path}/{files[0].path}" if single else report.node_path
-        inputs.append({"id": name, "path": path})
+        inputs.append({"id": name, "path": datasets.location_of(report, local, files)})
         reports[name] = report
         announce(f"{label}: {report.files} file(s) {human_size(report.total_bytes)}, "
                  f"{human_size(report.bytes_sent)} sent" +
@@ -173,7 +171,7 @@ def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: di
     data_inputs, data_reports = _upload_data(ws, options.data, progress, announce)
     package_report = datasets.upload(ws.client, ws.name, PACKAGES_PREFIX, package.files)
     body["inputDirectories"] = [*body.get("inputDirectories", []), *data_inputs,
-                                {"id": PACKAGE_INPUT_ID, "path": package_report.node_path}]
+                                {"id": PACKAGE_INPUT_ID, "path": package_report.location}]
     body["outputDirectories"] = [*body.get("outputDirectories", []),
                                  {"id": OUTPUTS_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
                                  {"id": cellrunner.RESULT_OUTPUT_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"}]

@@ -7,6 +7,8 @@
     client.experiments.create(rg, ws, exp).result()                 ws.experiments.create(exp)
     client.jobs.create(rg, ws, exp, job, parameters).result()       ws.jobs.create(exp, job, parameters)
     client.jobs.list_output_files(rg, ws, exp, job, options)        ws.jobs.list_output_files(exp, job, "stdouterr")
+    (files uploaded to an Azure File share or a Blob container)      ws.datastores.upload("./data") -> a location
+                                                                    for inputDirectories: datastore://default/...
 
 `parameters` is a Batch AI JSON body (camelCase, with or without "properties") or the native spec.
 Clusters and jobs come back as the service's JSON; jobs as a Job handle (jobhandle.Job).
@@ -16,6 +18,7 @@ from __future__ import annotations
 from ..client import Client
 from ..client.specs import cluster_document
 from ..errors import BatchAIError
+from . import datasets
 from .jobhandle import Job
 
 
@@ -90,6 +93,26 @@ class ExperimentOperations:
             self.create(experiment_name)
 
 
+class DatastoreOperations:
+    """The workspace's datastores, and uploads that give the location a job's inputDirectories name."""
+
+    def __init__(self, workspace: Workspace):
+        self.ws = workspace
+
+    def list(self) -> list[dict]:
+        return self.ws.client.datastores(self.ws.name)
+
+    def get(self, datastore_name: str) -> dict:
+        return self.ws.client.datastore(self.ws.name, datastore_name)
+
+    def upload(self, local_path: str, datastore_name: str = "default", prefix: str = "datasets") -> str:
+        """Uploads a file or a folder under `<prefix>/<digest of its content>/` (unchanged data is not
+        sent again); returns its location, `datastore://<datastore>/<prefix>/<digest>[/<file>]`."""
+        files = datasets.files_of(local_path, "local_path")
+        report = datasets.upload(self.ws.client, self.ws.name, prefix, files, datastore=datastore_name)
+        return datasets.location_of(report, local_path, files)
+
+
 class JobOperations:
     def __init__(self, workspace: Workspace):
         self.ws = workspace
@@ -134,6 +157,7 @@ class Workspace:
         self.name = name
         self.clusters = ClusterOperations(self)
         self.experiments = ExperimentOperations(self)
+        self.datastores = DatastoreOperations(self)
         self.jobs = JobOperations(self)
 
     def __repr__(self) -> str:

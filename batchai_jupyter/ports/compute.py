@@ -123,12 +123,23 @@ class TaskStatus:
 
 
 @dataclass(frozen=True)
+class NodeDirectory:
+    """A directory of the job on the service's machine (`here`) and where the task's node sees it."""
+
+    here: str
+    on_node: str
+    kind: str  # "input": read there; "output": written there and copied back; "shared": the job's temp
+
+
+@dataclass(frozen=True)
 class TaskLaunch:
-    command: str
-    env: Mapping[str, str]
-    cwd: str
-    stdout: str
+    command: str  # with paths as the node sees them
+    env: Mapping[str, str]  # the same
+    cwd: str  # on the node
+    stdout: str  # where the service keeps the task's logs (a remote backend streams them there)
     stderr: str
+    # What the node must see of the service's directories (RemoteNodes: the backend puts them there).
+    directories: tuple[NodeDirectory, ...] = ()
 
 
 class Backend(ABC):
@@ -139,6 +150,10 @@ class Backend(ABC):
     @abstractmethod
     def set_wakeup(self, callback: Callable[[], None]) -> None:
         """`callback` makes the engine run a cycle now (a task ended, a host came back)."""
+
+    def close(self) -> None:  # noqa: B027 (most backends hold nothing to close)
+        """Stops the backend's own threads and closes its connections, once, when the service stops.
+        Tasks keep running on the nodes: a service started again re-attaches to them."""
 
 
 class NodePool(Backend):
@@ -209,6 +224,11 @@ class NodeScripts(ABC):
 class RemoteNodes(ABC):
     """Nodes that are other machines: they do not see the service's files, so the backend stages inputs
     and mounts onto them and makes their directories itself, and picks ports on them."""
+
+    @abstractmethod
+    def node_path(self, node: NodeRef, path: str) -> str:
+        """Where the node sees the service's directory `path` (a datastore's node_path, the job's shared
+        temp): where the backend stages it to, or `path` itself on a file system the node shares."""
 
     @abstractmethod
     def free_port(self, node: NodeRef) -> int:

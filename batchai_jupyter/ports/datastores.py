@@ -44,6 +44,9 @@ def clean_relative_path(path: str, where: str = "path") -> str:
 class Datastore(ABC):
     kind: str
 
+    def close(self) -> None:  # noqa: B027 (a local directory holds nothing to close)
+        """Closes the datastore's connections, once, when the service stops."""
+
     @abstractmethod
     def node_path(self, segment: str) -> str:
         """An absolute directory for `segment` that local-backend nodes read and write directly."""

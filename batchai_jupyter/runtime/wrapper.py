@@ -20,6 +20,9 @@ and the wrapper records, beside it:
     heartbeat  touched every heartbeat_seconds while the task runs
     exit       {"exit_code": N, "ended": unix time}, written atomically when the task ends
 
+A kill first writes `kill-requested` (the signal number) there: a task whose pid was not written yet when
+it was killed, so that there was nothing to signal, reads it just before it starts and ends with it.
+
 task.json holds secret values, so the wrapper deletes it as soon as it has read it.
 
 The task runs with BATCHAI_TASK_DIR=TASK_DIR in its environment. Its processes inherit it, also
@@ -42,6 +45,8 @@ WRAPPER_VERSION = "1"
 TASK_MARKER = "BATCHAI_TASK_DIR"
 # Killing a task repeats its scan while processes keep appearing (a fork racing the kill).
 KILL_ROUNDS = 20
+# Written by a kill into the task's directory: the signal a task not yet started must end with.
+KILL_REQUESTED = "kill-requested"
 
 
 def _parse_json(text: str):
@@ -128,6 +133,13 @@ def _exec_task(task: dict, task_dir: str, stdout: int, stderr: int) -> None:
     stdin=DEVNULL, stdout=..., stderr=...) does before and at exec. A failure to start is told
     on the task's stderr and ends the child with 127, as a shell does."""
     try:
+        # From here a terminate takes the signal's default action; one asked for before it could reach
+        # this process (the service found no pid to signal yet) was recorded, and ends the task now.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        requested = _read(os.path.join(task_dir, KILL_REQUESTED)).strip()
+        if requested.isdigit():
+            os.kill(os.getpid(), int(requested))
         # Sources are moved above 2 first, so no dup2 onto 0..2 can clobber one of them.
         sources = [_above_stderr(os.open(os.devnull, os.O_RDWR)), _above_stderr(stdout), _above_stderr(stderr)]
         for target, source in enumerate(sources):
@@ -203,6 +215,11 @@ def kill_task_processes(task_dir: str, signal_number: int) -> None:
     """Sends `signal_number` to the task whole: its process group while its wrapper leads it, and
     every process carrying its marker; with SIGKILL, again while new marked ones appear."""
     signalled = set()
+    try:  # recorded first: a task whose pid is not written yet reads it before it starts (_exec_task)
+        with open(os.path.join(task_dir, KILL_REQUESTED), "w") as handle:
+            handle.write(str(int(signal_number)))
+    except OSError:  # the task's directory is gone: nothing of it can start any more
+        pass
     leader = _task_leader(task_dir)
     if leader is not None:
         try:

@@ -174,6 +174,9 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
         self.container = self._container_client()
         self.sync = MirrorSync(mirror_root, self, counters, settings.flush_seconds)
 
+    def close(self) -> None:
+        self.container.close()
+
     def _container_client(self) -> ContainerClient:
         s = self.settings
         options = {"retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=s.retries),
@@ -194,9 +197,8 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
         return BlobServiceClient(s.endpoint, credential=credential, **options).get_container_client(s.container)
 
     def public_settings(self) -> dict:
-        """The account, endpoint and mirror, for views (a connection string's are not otherwise shown)."""
-        return {"account_name": self.settings.account_name, "endpoint": self.settings.endpoint,
-                "path": self.mirror_root}  # where nodes see it: staged in before, copied out after a job
+        """The account and endpoint, for views (a connection string's are not otherwise shown)."""
+        return {"account_name": self.settings.account_name, "endpoint": self.settings.endpoint}
 
     def transfers(self) -> dict:
         return self.counters.snapshot()

@@ -69,7 +69,8 @@ def datastore_view(row: dict, transfers: dict | None = None) -> dict:
     """A datastore as the API shows it: its kind and public settings, never its secrets."""
     config = row["config"]
     view = {"name": row["name"], "workspace": row["workspace"], "kind": row["kind"]}
-    view["path"] = config.get("path")  # where nodes see it (a Blob datastore's local mirror)
+    # How specs name it (datastore://<name>/<path>); where its files are on the service's machine is never shown.
+    view["location"] = f"datastore://{row['name']}/"
     if row["kind"] != "local":
         for field, stored in BLOB_FIELDS.items():
             if stored in config:

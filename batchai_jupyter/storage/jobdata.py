@@ -41,6 +41,13 @@ class JobData(JobStorage):
     def _default_sync(self, job: JobRef):
         return getattr(self.datastore_for(job.workspace), "sync", None)
 
+    def _sync_of(self, workspace_and_name: tuple[str, str]):
+        return getattr(self.datastore_for(*workspace_and_name), "sync", None)
+
+    def _datastore_names(self, workspace: str) -> list[tuple[str, str]]:
+        return [(workspace, row["name"]) for row in
+                self.store.query("SELECT name FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+
     def _resolver(self, workspace: str, native: bool = False) -> MountResolver:
         return MountResolver(
             datastores=lambda: self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name",
@@ -117,9 +124,9 @@ class JobData(JobStorage):
         """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
         A remote backend shows them through `show(node index)` (None: it cannot); `run(node index)` runs
         a script on a node, for native mounts."""
-        sync = self._default_sync(job)
-        if sync is not None:
-            for path in input_paths:
+        syncs = [sync for sync in map(self._sync_of, self._datastore_names(job.workspace)) if sync is not None]
+        for path in input_paths:  # an input in a staged datastore's mirror (a datastore:// location there)
+            for sync in syncs:
                 relative = os.path.relpath(os.path.abspath(path), sync.root)
                 if relative != ".." and not relative.startswith("../"):
                     sync.stage_in("" if relative == "." else relative.replace(os.sep, "/"))
@@ -178,6 +185,6 @@ class JobData(JobStorage):
                 sync.flush_final(folder)
             except BatchAIError as failure:
                 errors.append({"code": "OutputUploadFailed", "message": (
-                    f"the job's logs and outputs could not all be copied to their datastore ({failure}); they are "
-                    f"kept in {sync.local(folder)}")})
+                    f"the job's logs and outputs could not all be copied to their datastore ({failure}); the "
+                    f"service keeps them in its local copy of {folder or 'the datastore'}")})
         return errors

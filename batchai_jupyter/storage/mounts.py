@@ -111,7 +111,7 @@ class MountResolver:
             row = self.create_local_datastore(name)
         return Mount(relative, row["config"]["path"], note=(
             f"{what} {container!r} of account {account!r}: no datastore is registered for it here, so it is the "
-            f"local directory datastore {name!r} ({row['config']['path']})")), None
+            f"local directory datastore {name!r} (datastore://{name}/)")), None
 
     def _with_native(self, mount: Mount, make: Callable[[str], NativeMount | None], entry: dict,
                      account: str) -> Mount:

@@ -10,8 +10,9 @@ import sys
 
 from playwright.sync_api import expect
 
-from conftest import make_cluster, submit, wait_for, wait_job
-from labfixtures import LabPage, browser, lab, lab_client, lab_page  # noqa: F401  (fixtures)
+from helpers.api import make_cluster, submit, wait_job
+from helpers.lab import LabPage
+from helpers.waits import wait_for
 
 SLOW = 60_000  # ms: the machine is small and shared; nothing here is a timing assertion
 

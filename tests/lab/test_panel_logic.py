@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
+from helpers.tools import require_tool
 
 LABEXTENSION = Path(__file__).resolve().parents[2] / "labextension"
 

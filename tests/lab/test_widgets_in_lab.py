@@ -12,8 +12,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from conftest import TOKEN, _kill_leftover_tasks
-from labfixtures import ARTIFACTS, LAB_TOKEN, LabServer, browser  # noqa: F401  (fixtures)
+from helpers.lab import ARTIFACTS, LAB_TOKEN, LabServer
+from helpers.service import TOKEN, kill_leftover_tasks
 
 SLOW = 120_000  # ms: a small shared machine; none of this is a timing assertion
 
@@ -45,7 +45,7 @@ def widget_lab(service_process, client, tmp_path):
     lab.start()
     yield lab
     lab.stop()
-    _kill_leftover_tasks(lab.env["BATCHAI_HOME"])
+    kill_leftover_tasks(lab.env["BATCHAI_HOME"])
 
 
 def shot(page, name: str) -> None:

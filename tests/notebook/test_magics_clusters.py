@@ -5,8 +5,8 @@ import pytest
 
 from batchai_jupyter.notebook.jobhandle import Job
 from batchai_jupyter.notebook.widgets import ClusterMonitor
-from conftest import make_cluster, wait_for
-from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
+from helpers.api import make_cluster
+from helpers.waits import wait_for
 
 
 def test_cluster_life_cycle(run, shared_client, unique):

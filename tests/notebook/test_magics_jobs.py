@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import _thread
+import json
 import os
 import threading
 
 from batchai_jupyter.notebook.jobhandle import Job
 from batchai_jupyter.notebook.packaging import DEFAULT_LIMIT_BYTES
-from conftest import make_cluster, wait_for
-from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
+from helpers.api import make_cluster
+from helpers.waits import wait_for
 
 
 def test_cell_runs_as_job_with_pushed_and_pulled_variables(run, shell, shared_client, unique):
@@ -41,7 +42,7 @@ with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUTPUTS"], "model.txt"), "w
     assert job.result() == {"total": 18, "squares": [1, 4, 9]}
 
 
-def test_data_is_uploaded_once_and_seen_by_the_job(run, shell, shared_client, unique):
+def test_data_is_uploaded_once_and_seen_by_the_job(run, shell, shared_service, shared_client, unique):
     cluster = unique("cd")
     make_cluster(shared_client, cluster, nodes=1)
     os.makedirs("dataset/sub")
@@ -62,6 +63,12 @@ listing = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.wa
     for job in (first, second):
         job.wait(timeout=120)
         assert job.result() == {"listing": ["a.txt", "sub/b.txt"]}, job.logs(stderr=True)
+    # What the magic sent names the data by its location, never by where the service keeps it.
+    sent = shared_client.job(first.workspace, first.experiment, first.name)["properties"]["inputDirectories"]
+    assert [d["path"].split("/")[:4] for d in sent] == [
+        ["datastore:", "", "default", ".batchai"], ["datastore:", "", "default", ".batchai"]], sent
+    home = shared_service.home
+    assert home not in json.dumps(sent) and os.path.realpath(home) not in json.dumps(sent)
 
 
 def test_data_upload_counts_bytes_written_by_the_datastore(shared_client, tmp_path):
@@ -73,9 +80,9 @@ def test_data_upload_counts_bytes_written_by_the_datastore(shared_client, tmp_pa
     second = datasets.upload(shared_client, "default", f".batchai/test/{tmp_path.name}", files)
     assert (first.bytes_sent, first.files_sent) == (3000, ["f.bin"])
     assert (second.bytes_sent, second.files_sent) == (0, [])
-    assert first.node_path == second.node_path
-    with open(os.path.join(first.node_path, "f.bin"), "rb") as handle:
-        assert handle.read() == (tmp_path / "f.bin").read_bytes()
+    assert first.location == second.location == f"datastore://default/{first.datastore_path}"
+    stored = shared_client.read_datastore_file("default", "default", f"{first.datastore_path}/f.bin")
+    assert stored == (tmp_path / "f.bin").read_bytes()
 
 
 def test_oversize_package_is_refused_with_what_is_big(run, shell, shared_client, unique):

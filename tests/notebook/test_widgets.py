@@ -4,8 +4,8 @@ from __future__ import annotations
 import ipywidgets
 
 from batchai_jupyter.notebook.widgets import JobMonitor
-from conftest import make_cluster, wait_for
-from nbfixtures import run, service_env, shell  # noqa: F401  (fixtures)
+from helpers.api import make_cluster
+from helpers.waits import wait_for
 
 STEPPED_JOB = """%%batchai_job --cluster {cluster} --nodes 2 --framework pytorch
 import os, time

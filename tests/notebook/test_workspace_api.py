@@ -6,8 +6,7 @@ import sys
 
 import batchai_jupyter
 from batchai_jupyter.notebook.jobhandle import Job
-from conftest import wait_for
-from nbfixtures import service_env, ws  # noqa: F401  (fixtures)
+from helpers.waits import wait_for
 
 
 def test_import_stays_light():
@@ -46,3 +45,24 @@ def test_clusters_experiments_and_jobs(ws, unique):
     ws.jobs.delete(experiment, name)
     assert ws.jobs.list(experiment) == []
     ws.clusters.delete(cluster)
+
+
+def test_uploads_give_locations_that_jobs_read(ws, shared_service, unique, tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "a.txt").write_text("alpha\n")
+    (tmp_path / "labels.txt").write_text("beta\n")
+    data = ws.datastores.upload(str(folder))
+    labels = ws.datastores.upload(str(tmp_path / "labels.txt"), prefix="labels")
+    assert data.startswith("datastore://default/datasets/") and labels.endswith("/labels.txt")
+    assert ws.datastores.upload(str(folder)) == data  # the same content, the same place
+    assert "datastore://default/" in [d["location"] for d in ws.datastores.list()]
+    cluster, name = unique("up"), unique("job")
+    ws.clusters.create(cluster, nodes=1)
+    job = ws.jobs.create("default", name, {
+        "nodeCount": 1, "inputDirectories": [{"id": "DATA", "path": data}, {"id": "LABELS", "path": labels}],
+        "customToolkitSettings": {"commandLine": 'cat "$AZ_BATCHAI_INPUT_DATA/a.txt" "$AZ_BATCHAI_INPUT_LABELS"'}},
+        cluster=cluster)
+    assert job.wait(timeout=120).info["executionState"] == "succeeded", job.logs(stderr=True)
+    assert job.logs() == "alpha\nbeta\n"
+    assert shared_service.home not in str(job.info)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import read_log, submit, wait_job
-from slurmfixtures import make_slurm_cluster, slurm, slurm_client, slurm_service  # noqa: F401 (fixtures)
+from helpers.api import read_log, submit, wait_job
+from helpers.slurm import make_slurm_cluster
 
 JOB_TIMEOUT = 120.0
 
@@ -25,3 +25,16 @@ def test_custom_job_runs_as_one_slurm_job(slurm, slurm_client, unique):
     out = subprocess.run(["squeue", "-h", "--states=all", "-j", slurm_job, "-o", "%j|%T|%D"], env=slurm.env(),
                          capture_output=True, text=True).stdout.strip()
     assert out.startswith("batchai-") and out.endswith("|COMPLETED|2"), out
+
+
+def test_an_input_named_by_location_is_read_where_the_slurm_nodes_see_it(slurm_client, unique):
+    cluster, name, folder = unique("hpc"), unique("located"), unique("set")
+    make_slurm_cluster(slurm_client, cluster)
+    slurm_client.write_datastore_chunk("default", "default", f"{folder}/a.txt", b"alpha\n")
+    slurm_client.create_job("default", "default", {
+        "cluster": cluster, "nodeCount": 1, "inputDirectories": [{"id": "SET", "path": f"datastore://default/{folder}"}],
+        "customToolkitSettings": {"commandLine": 'cat "$AZ_BATCHAI_INPUT_SET/a.txt"'}}, name)
+    job = slurm_client.wait_for_job("default", "default", name, timeout=JOB_TIMEOUT)
+    stdout = slurm_client.read_job_file("default", "default", name, "stdout.txt").decode()
+    assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
+    assert stdout == "alpha\n"

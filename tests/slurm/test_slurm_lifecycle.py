@@ -15,15 +15,10 @@ import pytest
 
 from batchai_jupyter.client import Client
 from batchai_jupyter.errors import BatchAIError
-from conftest import TOKEN, read_log, submit, wait_for, wait_job
-from slurmfixtures import (  # noqa: F401 (fixtures)
-    make_slurm_cluster,
-    slurm,
-    slurm_client,
-    slurm_service,
-    start_slurm_service,
-    stop_slurm_service,
-)
+from helpers.api import read_log, submit, wait_job
+from helpers.service import TOKEN
+from helpers.slurm import make_slurm_cluster, start_slurm_service, stop_slurm_service
+from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
 
@@ -48,10 +43,7 @@ def job_view(client, name: str) -> dict:
 
 def wait_for_text(client, name: str, text: str, file_name: str = "stdout.txt", timeout: float = JOB_TIMEOUT) -> str:
     def found():
-        try:
-            content = read_log(client, name, file_name)
-        except BatchAIError:
-            return None
+        content = read_log(client, name, file_name)
         return content if text in content else None
 
     return wait_for(found, f"{text!r} in {name}'s {file_name}", timeout=timeout)
@@ -337,7 +329,7 @@ def test_service_restart_reattaches_by_slurm_job_id(slurm, tmp_path, unique):
 
 
 def test_cli_creates_a_slurm_cluster_on_a_partition(slurm_service, slurm_client, unique):
-    from test_cli import cli, ok
+    from helpers.cli import cli, ok
 
     name = unique("cli-hpc")
     created = json.loads(ok(cli(slurm_service, "-o", "json", "cluster", "create", name, "--backend", "slurm",

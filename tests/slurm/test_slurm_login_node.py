@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 
 import pytest
 
-from conftest import read_log, require_tool, submit, wait_job
-from slurmfixtures import make_slurm_cluster, slurm, slurm_client, slurm_service  # noqa: F401 (fixtures)
+from helpers.api import read_log, submit, wait_job
+from helpers.slurm import make_slurm_cluster
+from helpers.tools import require_tool
+from helpers.waits import wait_for
 
 SSHD_CONFIG = """\
 ListenAddress 127.0.0.1
@@ -47,10 +48,8 @@ def login_node(tmp_path_factory):
     os.makedirs("/run/sshd", exist_ok=True)
     subprocess.run(["/usr/sbin/sshd", "-f", str(directory / "sshd_config"), "-E", str(directory / "sshd.log")],
                    check=True)
-    pid_file, deadline = directory / "sshd.pid", time.monotonic() + 20
-    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    pid = int(pid_file.read_text().strip())
+    pid_file = directory / "sshd.pid"
+    pid = int(wait_for(lambda: pid_file.read_text().strip(), "the login node's sshd to write its pid file", timeout=20))
     user = os.environ.get("USER") or "root"
     yield f"{user}@127.0.0.1:{port}", str(directory / "user_key"), str(directory / "known_hosts"), \
         str(directory / "sshd.log")

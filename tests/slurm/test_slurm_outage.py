@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import signal
 
-from conftest import read_log, submit, wait_for, wait_job
-from slurm_daemons import _wait_gone
-from slurmfixtures import make_slurm_cluster, slurm, slurm_client, slurm_service  # noqa: F401 (fixtures)
+from helpers.api import read_log, submit, wait_job
+from helpers.slurm import make_slurm_cluster
+from helpers.slurm_daemons import wait_gone
+from helpers.waits import wait_for
 
 
 def test_controller_outage_keeps_jobs_waiting_and_resumes(slurm, slurm_client, unique, tmp_path):
@@ -20,7 +21,7 @@ def test_controller_outage_keeps_jobs_waiting_and_resumes(slurm, slurm_client, u
              slurm_client.job("default", "default", running)["executionState"] == "running" else False,
              "the first job to run", timeout=120)
     pid = slurm.kill("slurmctld", signal.SIGTERM)
-    assert pid and _wait_gone(pid, 30), "slurmctld did not stop"
+    assert pid and wait_gone(pid, 30), "slurmctld did not stop"
     try:
         submit(slurm_client, later, cluster, {"customToolkitSettings": {"commandLine": "echo after the outage"}})
 

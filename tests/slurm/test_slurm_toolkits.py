@@ -15,9 +15,11 @@ import sys
 import pytest
 
 from batchai_jupyter.client import Client
-from conftest import TOKEN, make_cluster, read_log, require_tool
-from slurmfixtures import make_slurm_cluster, slurm, slurm_client, slurm_service  # noqa: F401 (fixtures)
-from test_toolkits import (
+from helpers.api import make_cluster, read_log
+from helpers.jobs import job_nodes, job_tasks, list_files, logs_of, one_record, run_job, task_by_name, write_script
+from helpers.service import TOKEN
+from helpers.slurm import make_slurm_cluster
+from helpers.toolkit_jobs import (
     DDP_ENV_SCRIPT,
     ENV_DUMP_SCRIPT,
     MPI4PY_SCRIPT,
@@ -26,16 +28,9 @@ from test_toolkits import (
     PYTORCH_OUTPUTS,
     check_ddp_job,
     check_tf_placement,
-    job_nodes,
-    job_tasks,
-    list_files,
-    logs_of,
-    one_record,
-    run_job,
     run_tensorflow,
-    task_by_name,
-    write_script,
 )
+from helpers.tools import require_tool
 
 PYTHON = sys.executable
 JOB_TIMEOUT = 180.0

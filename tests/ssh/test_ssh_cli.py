@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
-from conftest import wait_for
-from sshfixtures import PYTHON, ssh_hosts  # noqa: F401  (fixture)
+from helpers.ssh import PYTHON
+from helpers.waits import wait_for
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from conftest import ServiceProcess
+    from helpers.service import ServiceProcess
 
     base = tmp_path_factory.mktemp("ssh-cli")
     process = ServiceProcess(str(base / "home"), str(base / "runtime"))

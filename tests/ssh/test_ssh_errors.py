@@ -8,13 +8,13 @@ import subprocess
 import pytest
 
 from batchai_jupyter.errors import BatchAIError
-from conftest import wait_for
-from sshfixtures import ssh_cluster_spec, ssh_hosts  # noqa: F401  (fixture)
+from helpers.ssh import ssh_cluster_spec
+from helpers.waits import wait_for
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from conftest import ServiceProcess
+    from helpers.service import ServiceProcess
 
     base = tmp_path_factory.mktemp("ssh-errors")
     process = ServiceProcess(str(base / "home"), str(base / "runtime"))

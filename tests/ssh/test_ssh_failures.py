@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from conftest import ServiceProcess, read_log, submit, wait_for, wait_job
-from sshfixtures import PYTHON, create_ssh_cluster, make_hosts, put_in_datastore
+from helpers.api import read_log, submit, wait_job
+from helpers.service import ServiceProcess
+from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
+from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
 
@@ -38,10 +40,8 @@ CHECKPOINTED = """
 
 
 @pytest.fixture(scope="module")
-def hosts(tmp_path_factory):
-    made = make_hosts(tmp_path_factory, 3)
-    yield made
-    made.close()
+def hosts(make_ssh_hosts):
+    return make_ssh_hosts(3)
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_service_restart_mid_job_reattaches(service, hosts):
         "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
         "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/slow.py"},
     })
-    wait_for(lambda: "line 2" in _log(client, "survivor"), "the job's first lines", timeout=90)
+    wait_for(lambda: "line 2" in read_log(client, "survivor", "stdout.txt"), "the job's first lines", timeout=90)
     process.kill()
     time.sleep(1.5)
     client = process.start()
@@ -150,10 +150,3 @@ def test_service_restart_mid_job_reattaches(service, hosts):
     out = read_log(client, "survivor", "stdout.txt")
     assert [line for line in out.splitlines()] == [f"line {i}" for i in range(24)], out  # no gap, no repeat
     assert read_log(client, "survivor", "starts", "OUT") == "start\n", "the task must not start twice"
-
-
-def _log(client, job: str) -> str:
-    try:
-        return read_log(client, job, "stdout.txt")
-    except Exception:
-        return ""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sshfixtures import PYTHON, create_ssh_cluster, put_in_datastore, ssh_hosts  # noqa: F401  (fixture)
+from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
 
 
 def wait_until(condition, what: str, timeout: float = 60.0):

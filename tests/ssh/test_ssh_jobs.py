@@ -8,15 +8,16 @@ import shlex
 
 import pytest
 
-from conftest import read_log, submit, wait_for, wait_job
-from sshfixtures import PYTHON, create_ssh_cluster, put_in_datastore, ssh_hosts  # noqa: F401  (fixture)
+from helpers.api import read_log, submit, wait_job
+from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
+from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from conftest import ServiceProcess
+    from helpers.service import ServiceProcess
 
     base = tmp_path_factory.mktemp("ssh-service")
     process = ServiceProcess(str(base / "home"), str(base / "runtime"))
@@ -76,7 +77,8 @@ def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, 
         "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/hello.py {shlex.quote(home)}"},
     })
     # Logs stream back while the job runs.
-    live = wait_for(lambda: "tick 3" in _try_log(client, "hello"), "live log lines from the host", timeout=90)
+    live = wait_for(lambda: "tick 3" in read_log(client, "hello", "stdout.txt"), "live log lines from the host",
+                    timeout=90)
     assert live
     assert client.job("default", "default", "hello")["executionState"] == "running"
     job = wait_job(client, "hello", timeout=JOB_TIMEOUT)
@@ -91,11 +93,22 @@ def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, 
     assert node["ipAddress"] in [h.address for h in ssh_hosts.hosts]
 
 
-def _try_log(client, job: str) -> str:
-    try:
-        return read_log(client, job, "stdout.txt")
-    except Exception:
-        return ""
+def test_inputs_named_by_location_are_staged_to_the_host(service, cluster):
+    client = service[1]
+    client.write_datastore_chunk("default", "default", "located/set/a.txt", b"alpha\n")
+    client.write_datastore_chunk("default", "default", "located/set/deep/b.txt", b"beta\n")
+    client.create_job("default", "default", {
+        "cluster": cluster, "nodeCount": 1,
+        "inputDirectories": [{"id": "SET", "path": "datastore://default/located/set"}],
+        "customToolkitSettings": {"commandLine": 'cat "$AZ_BATCHAI_INPUT_SET/a.txt" "$AZ_BATCHAI_INPUT_SET/deep/b.txt"'
+                                                 ' && echo "$AZ_BATCHAI_INPUT_SET"'}}, "located")
+    job = client.wait_for_job("default", "default", "located", timeout=JOB_TIMEOUT)
+    stdout = client.read_job_file("default", "default", "located", "stdout.txt").decode()
+    assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
+    lines = stdout.splitlines()
+    assert lines[:2] == ["alpha", "beta"], stdout
+    # On the host, the location is the host's staged mirror of the datastore, not the service's path.
+    assert "/batchai-node/mirror/" in lines[2] and service[0].home not in lines[2], lines[2]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,16 +5,14 @@ node's mount root and collects what the job writes there back into the datastore
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-from conftest import read_log, wait_for, wait_job
-from sshfixtures import ssh_cluster_spec, ssh_hosts  # noqa: F401  (fixture)
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "storage"))
-from azurite_server import ACCOUNT as AZURITE_ACCOUNT  # noqa: E402
-from azurite_server import Azurite, blob_datastore
+from helpers.api import read_log, wait_job
+from helpers.azurite_server import ACCOUNT as AZURITE_ACCOUNT
+from helpers.azurite_server import blob_datastore
+from helpers.ssh import ssh_cluster_spec
+from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
 ACCOUNT = "olddemo"
@@ -53,7 +51,7 @@ def _url(share: str) -> str:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from conftest import ServiceProcess
+    from helpers.service import ServiceProcess
 
     base = tmp_path_factory.mktemp("ssh-mounts-service")
     process = ServiceProcess(str(base / "home"), str(base / "runtime"))
@@ -172,33 +170,30 @@ def test_a_failing_mount_command_on_a_host_fails_the_job_clearly(service, ssh_ho
         ssh_hosts.hosts[0].address in message, message
 
 
-def test_a_blob_container_mounted_on_a_host_gets_what_the_job_wrote(service, ssh_hosts, tmp_path):
+def test_a_blob_container_mounted_on_a_host_gets_what_the_job_wrote(service, ssh_hosts, make_azurite, tmp_path):
     """azureBlobFileSystems with a Blob datastore registered for the container (a real Azurite): the
     container's mirror is staged onto the host, and the job's writes there end up in the container."""
     process, client = service
-    azurite = Azurite(str(tmp_path / "azurite")).start()
-    try:
-        container = "mntdata"
-        scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
-        scratch.create_container()
-        scratch.put_bytes("datasets/numbers.txt", b"3\n4\n5\n")
-        client.request("PUT", "workspaces/default/datastores/blobdata", json_body={
-            "kind": "blob", "containerName": container, "connectionString": azurite.connection_string})
-        client.create_cluster("default", ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[1]]), "mntblob")
-        wait_for(lambda: client.get(client.cluster_path("default", "mntblob"))["nodeStateCounts"][
-            "idleNodeCount"] == 1, "the SSH cluster's node", timeout=90)
-        bfs = "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs"
-        client.create_job("default", "default", {"properties": {
-            "nodeCount": 1, "stdOutErrPathPrefix": bfs,
-            "mountVolumes": {"azureBlobFileSystems": [{"accountName": AZURITE_ACCOUNT, "containerName": container,
-                                                       "relativeMountPath": "bfs"}]},
-            "customToolkitSettings": {"commandLine": (
-                f"test ! -e {process.home} && mkdir -p {bfs}/sums && "
-                f"awk '{{s += $1}} END {{print s}}' {bfs}/datasets/numbers.txt > {bfs}/sums/total.txt")}}},
-            "blobjob", cluster="mntblob")
-        job = wait_job(client, "blobjob", timeout=JOB_TIMEOUT)
-        assert job["executionState"] == "succeeded", (job["executionInfo"], read_log(client, "blobjob", "stderr.txt"))
-        assert scratch.read("sums/total.txt") == b"12\n"
-        assert scratch.read("datasets/numbers.txt") == b"3\n4\n5\n"
-    finally:
-        azurite.stop()
+    azurite = make_azurite()
+    container = "mntdata"
+    scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
+    scratch.create_container()
+    scratch.put_bytes("datasets/numbers.txt", b"3\n4\n5\n")
+    client.request("PUT", "workspaces/default/datastores/blobdata", json_body={
+        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string})
+    client.create_cluster("default", ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[1]]), "mntblob")
+    wait_for(lambda: client.get(client.cluster_path("default", "mntblob"))["nodeStateCounts"][
+        "idleNodeCount"] == 1, "the SSH cluster's node", timeout=90)
+    bfs = "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs"
+    client.create_job("default", "default", {"properties": {
+        "nodeCount": 1, "stdOutErrPathPrefix": bfs,
+        "mountVolumes": {"azureBlobFileSystems": [{"accountName": AZURITE_ACCOUNT, "containerName": container,
+                                                   "relativeMountPath": "bfs"}]},
+        "customToolkitSettings": {"commandLine": (
+            f"test ! -e {process.home} && mkdir -p {bfs}/sums && "
+            f"awk '{{s += $1}} END {{print s}}' {bfs}/datasets/numbers.txt > {bfs}/sums/total.txt")}}},
+        "blobjob", cluster="mntblob")
+    job = wait_job(client, "blobjob", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", (job["executionInfo"], read_log(client, "blobjob", "stderr.txt"))
+    assert scratch.read("sums/total.txt") == b"12\n"
+    assert scratch.read("datasets/numbers.txt") == b"3\n4\n5\n"

@@ -11,17 +11,10 @@ import urllib.request
 import pytest
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-from azurite_server import ACCOUNT, KEY, Azurite, blob_datastore
 from batchai_jupyter.core import uploads
 from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.storage.local import LocalDatastore
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(str(tmp_path_factory.mktemp("azurite"))).start()
-    yield server
-    server.stop()
+from helpers.azurite_server import ACCOUNT, KEY, blob_datastore
 
 
 @pytest.fixture
@@ -142,29 +135,26 @@ def test_chunked_client_upload_commits_only_on_the_final_chunk(store, tmp_path):
                            ) == ["d/x.txt"]
 
 
-def test_storage_stopped_mid_upload_is_a_clear_error_and_a_retry_completes(tmp_path, unique):
-    server = Azurite(str(tmp_path / "azurite"), location=str(tmp_path / "azurite-data")).start()
-    try:
-        store = blob_datastore(str(tmp_path / "home"), unique("flaky"), connection_string=server.connection_string,
-                               retries=1)
-        store.create_container()
-        source = tmp_path / "big.bin"
-        expected = _random_file(source, 96)  # over the SDK's single-put size: block upload
-        stopped = threading.Event()
+def test_storage_stopped_mid_upload_is_a_clear_error_and_a_retry_completes(make_azurite, tmp_path, unique):
+    server = make_azurite(persistent=True)
+    store = blob_datastore(str(tmp_path / "home"), unique("flaky"), connection_string=server.connection_string,
+                           retries=1)
+    store.create_container()
+    source = tmp_path / "big.bin"
+    expected = _random_file(source, 96)  # over the SDK's single-put size: block upload
+    stopped = threading.Event()
 
-        def stop_half_way(done: int, total: int) -> None:
-            if done >= total // 3 and not stopped.is_set():
-                stopped.set()
-                server.stop(graceful=True)
+    def stop_half_way(done: int, total: int) -> None:
+        if done >= total // 3 and not stopped.is_set():
+            stopped.set()
+            server.stop(graceful=True)
 
-        with pytest.raises(BatchAIError) as cut:
-            store.upload_file(str(source), "data/big.bin", progress=stop_half_way, concurrency=2)
-        assert stopped.is_set()
-        assert cut.value.code == "StorageUnreachable" and "retry" in cut.value.message
-        server.start()
-        assert not store.exists("data/big.bin")  # nothing half-uploaded is ever a blob
-        store.upload_file(str(source), "data/big.bin")
-        store.download_file("data/big.bin", str(tmp_path / "back.bin"))
-        assert _sha256(tmp_path / "back.bin") == expected
-    finally:
-        server.stop()
+    with pytest.raises(BatchAIError) as cut:
+        store.upload_file(str(source), "data/big.bin", progress=stop_half_way, concurrency=2)
+    assert stopped.is_set()
+    assert cut.value.code == "StorageUnreachable" and "retry" in cut.value.message
+    server.start()
+    assert not store.exists("data/big.bin")  # nothing half-uploaded is ever a blob
+    store.upload_file(str(source), "data/big.bin")
+    store.download_file("data/big.bin", str(tmp_path / "back.bin"))
+    assert _sha256(tmp_path / "back.bin") == expected

@@ -8,6 +8,7 @@ with the same data transfers nothing.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import hashlib
 import os
 import urllib.request
@@ -15,10 +16,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from azurite_server import ACCOUNT, Azurite, blob_datastore
 from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.notebook.datasets import files_of, upload
-from conftest import make_cluster, wait_for, wait_job
+from helpers.api import make_cluster, stdout_text, wait_job
+from helpers.azurite_server import ACCOUNT, blob_datastore
+from helpers.waits import wait_for
 
 TRAIN = r'''
 import hashlib, os, sys, time
@@ -40,13 +42,6 @@ print("rank", rank, "done", flush=True)
 '''
 
 
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(str(tmp_path_factory.mktemp("azurite"))).start()
-    yield server
-    server.stop()
-
-
 def _job_json(container: str, gate: str) -> dict:
     """A Batch AI 2018-05-01 job.json, as its users wrote them (placeholders and all)."""
     return {"properties": {
@@ -60,15 +55,6 @@ def _job_json(container: str, gate: str) -> dict:
         "environmentVariables": [{"name": "GATE", "value": gate}],
         "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs/scripts/train.py",
                             "communicationBackend": "gloo"}}}
-
-
-def _log_text(client, job: str) -> str:
-    texts = []
-    for entry in client.list(f"workspaces/default/experiments/default/jobs/{job}/files",
-                             outputdirectoryid="stdouterr"):
-        if entry["fileType"] == "file" and entry["name"].startswith("stdout"):
-            texts.append(client.read_job_file("default", "default", job, entry["name"], "stdouterr").decode())
-    return "\n".join(texts)
 
 
 def _blob_default_datastore(client, connection_string: str, tmp_path, container: str, **settings):
@@ -105,7 +91,7 @@ def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_pat
     client.create_job("default", "default", document, "train-1", cluster="bfs")
 
     # Followed from Blob while the job runs (the tasks are held at the gate).
-    log = wait_for(lambda: (lambda t: t if t.count("step 2") == 2 else None)(_log_text(client, "train-1")),
+    log = wait_for(lambda: (lambda t: t if t.count("step 2") == 2 else None)(stdout_text(client, "train-1")),
                    "both ranks' logs to reach Blob while the job runs", timeout=90)
     assert client.job("default", "default", "train-1")["executionState"] == "running"
     assert log.count(f"dataset {expected}") == 2
@@ -206,28 +192,29 @@ def test_cluster_mount_is_there_for_the_setup_task_whose_log_lands_in_blob(clien
     assert any(p.endswith(stdout) and p.startswith(".clusters/") for p, _s, _e in scratch.remote_files(""))
 
 
-def test_storage_down_when_the_job_ends_is_a_clear_job_error(client, tmp_path, unique):
-    server = Azurite(str(tmp_path / "azurite")).start()
-    try:
-        container = unique("down")
-        _blob_default_datastore(client, server.connection_string, tmp_path, container, retries=0, flushSeconds=60)
-        make_cluster(client, "one", nodes=1)
-        gate = tmp_path / "gate"
-        client.create_job("default", "default", {
-            "cluster": "one", "nodeCount": 1, "outputDirectories": [{"id": "OUT", "pathPrefix": "x"}],
-            "customToolkitSettings": {"commandLine": f"while [ ! -e {gate} ]; do sleep 0.1; done; "
-                                                     "echo result > $AZ_BATCHAI_OUTPUT_OUT/result.txt"}}, "lost")
-        wait_for(lambda: client.job("default", "default", "lost")["executionState"] == "running", "the job to run")
-        server.stop()
-        gate.touch()
-        job = wait_job(client, "lost")
-        assert job["executionState"] == "failed"
-        [failure] = [e for e in job["executionInfo"]["errors"] if e["code"] == "OutputUploadFailed"]
-        assert "did not answer" in failure["message"] and "kept in" in failure["message"]
-        kept = failure["message"].rsplit("kept in ", 1)[1]
-        assert open(os.path.join(kept, "outputs", "OUT", "result.txt")).read() == "result\n"
-    finally:
-        server.stop()
+def test_storage_down_when_the_job_ends_is_a_clear_job_error(service_process, client, make_azurite, tmp_path,
+                                                             unique):
+    server = make_azurite()
+    container = unique("down")
+    _blob_default_datastore(client, server.connection_string, tmp_path, container, retries=0, flushSeconds=60)
+    make_cluster(client, "one", nodes=1)
+    gate = tmp_path / "gate"
+    client.create_job("default", "default", {
+        "cluster": "one", "nodeCount": 1, "outputDirectories": [{"id": "OUT", "pathPrefix": "x"}],
+        "customToolkitSettings": {"commandLine": f"while [ ! -e {gate} ]; do sleep 0.1; done; "
+                                                 "echo result > $AZ_BATCHAI_OUTPUT_OUT/result.txt"}}, "lost")
+    wait_for(lambda: client.job("default", "default", "lost")["executionState"] == "running", "the job to run")
+    server.stop()
+    gate.touch()
+    job = wait_job(client, "lost")
+    assert job["executionState"] == "failed"
+    [failure] = [e for e in job["executionInfo"]["errors"] if e["code"] == "OutputUploadFailed"]
+    segment = job["jobOutputDirectoryPathSegment"]
+    assert "did not answer" in failure["message"] and f"its local copy of {segment}" in failure["message"]
+    assert service_process.home not in failure["message"]  # where the service keeps it is its own business
+    kept = glob.glob(os.path.join(service_process.home, "mirrors", "**", segment, "outputs", "OUT", "result.txt"),
+                     recursive=True)
+    assert [open(path).read() for path in kept] == ["result\n"], kept
 
 
 def test_service_killed_mid_job_resumes_flushing_without_duplicating_log(service_process, client, azurite, tmp_path,
@@ -253,3 +240,26 @@ def test_service_killed_mid_job_resumes_flushing_without_duplicating_log(service
     assert job["executionState"] == "succeeded", job
     assert scratch.read(log_blob) == b"before\nafter\n"
     assert client.read_job_file("default", "default", "survivor", "stdout.txt", "stdouterr") == b"before\nafter\n"
+
+
+def test_a_job_reads_a_blob_datastore_named_by_location(client, azurite, tmp_path, unique):
+    """An input in a Blob datastore that is not the workspace's default is staged into its mirror."""
+    container = unique("located")
+    blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string
+                   ).create_container()
+    client.create_datastore("default", "shelf", {"kind": "blob", "containerName": container,
+                                                 "connectionString": azurite.connection_string})
+    folder = tmp_path / "set"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "deep" / "b.txt").write_text("beta\n")
+    report = upload(client, "default", "sets", files_of(str(folder), "set"), datastore="shelf")
+    assert report.location == f"datastore://shelf/{report.datastore_path}"
+    client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "one")
+    client.create_job("default", "default", {
+        "cluster": "one", "nodeCount": 1, "inputDirectories": [{"id": "SET", "path": report.location}],
+        "customToolkitSettings": {"commandLine": 'cd "$AZ_BATCHAI_INPUT_SET" && cat a.txt deep/b.txt'}}, "located")
+    job = client.wait_for_job("default", "default", "located", timeout=120)
+    stdout = client.read_job_file("default", "default", "located", "stdout.txt").decode()
+    assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
+    assert stdout == "alpha\nbeta\n"

@@ -5,15 +5,8 @@ import urllib.request
 
 import pytest
 
-from azurite_server import KEY, Azurite, blob_datastore
 from batchai_jupyter.errors import BatchAIError
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(str(tmp_path_factory.mktemp("azurite"))).start()
-    yield server
-    server.stop()
+from helpers.azurite_server import KEY, blob_datastore
 
 
 def _container(azurite, tmp_path, name: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchai_jupyter.errors import BatchAIError
-from conftest import make_cluster, read_log, wait_job
+from helpers.api import execution_log, make_cluster, read_log, wait_job
 
 
 def _run(client, name: str, cluster: str, properties: dict) -> dict:
@@ -13,12 +13,6 @@ def _run(client, name: str, cluster: str, properties: dict) -> dict:
                                                             "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs", **properties}},
                       name, cluster=cluster)
     return wait_job(client, name)
-
-
-def _execution_log(client, job: str) -> str:
-    names = [e["name"] for e in client.list(f"workspaces/default/experiments/default/jobs/{job}/files",
-                                            outputdirectoryid="stdouterr") if e["name"].startswith("execution")]
-    return read_log(client, job, names[0])
 
 
 def test_file_share_without_azure_is_a_local_datastore_named_after_it(shared_client, unique):
@@ -33,7 +27,7 @@ def test_file_share_without_azure_is_a_local_datastore_named_after_it(shared_cli
         "customToolkitSettings": {"commandLine": "mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/models && "
                                                  "echo trained > $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/models/m.txt"}})
     assert done["executionState"] == "succeeded", done
-    assert f"local directory datastore '{share}'" in _execution_log(shared_client, job)
+    assert f"local directory datastore '{share}'" in execution_log(shared_client, job)
     stores = {d["name"]: d for d in shared_client.list("workspaces/default/datastores")}
     assert stores[share]["kind"] == "local"
     listed = shared_client.list(f"workspaces/default/datastores/{share}/files", path="models")

@@ -12,7 +12,6 @@ import shutil
 
 import pytest
 
-from azurite_server import Azurite, blob_datastore
 from batchai_jupyter.storage.native_mounts import (
     blob_native_mount,
     mount_natively,
@@ -20,10 +19,11 @@ from batchai_jupyter.storage.native_mounts import (
     run_local_script,
     unmount_under_script,
 )
-from conftest import make_cluster, read_log, require_tool, wait_for, wait_job
-from samba_server import Samba
-from test_blob_jobs import _log_text
-from test_mounts import _execution_log
+from helpers.api import execution_log, make_cluster, read_log, stdout_text, wait_job
+from helpers.azurite_server import Azurite, blob_datastore
+from helpers.samba_server import Samba
+from helpers.tools import require_tool
+from helpers.waits import wait_for
 
 SCRIPT = r'''
 import os, sys
@@ -97,10 +97,10 @@ def test_a_two_node_job_reads_and_writes_the_container_through_real_mounts(servi
     done = wait_job(shared_client, job)
     if done["executionState"] != "succeeded":
         pytest.fail(f"{done['properties'].get('executionInfo')}\n{read_log(shared_client, job, 'stderr.txt')}")
-    stdout = _log_text(shared_client, job)
+    stdout = stdout_text(shared_client, job)
     assert stdout.count("AZ_BATCHAI_MOUNT_ROOT fuse") == 2 and stdout.count("AZ_BATCHAI_JOB_MOUNT_ROOT fuse") == 2
     assert stdout.count("read through FUSE") == 2
-    assert "mounted rclone" in _execution_log(shared_client, job)
+    assert "mounted rclone" in execution_log(shared_client, job)
 
     # Everything the job closed is in the container, without any copying by the service.
     files = {name: size for name, size, _sha in scratch.remote_files("models")}
@@ -189,7 +189,7 @@ def test_a_file_share_is_mounted_over_smb(service_home, shared_client, unique, s
     done = wait_job(shared_client, job)
     assert done["executionState"] == "succeeded", read_log(shared_client, job, "stderr.txt")
     assert "on the share" in read_log(shared_client, job, "stdout.txt")
-    log = _execution_log(shared_client, job)
+    log = execution_log(shared_client, job)
     assert "SMB share 'models'" in log and "mounted rclone" in log and samba.password not in log
     # Written on the server's disk, and the job's mount is gone.
     with open(os.path.join(samba.path, "out", "m.txt")) as handle:

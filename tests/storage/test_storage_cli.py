@@ -4,17 +4,8 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
-from azurite_server import ACCOUNT, KEY, Azurite, blob_datastore
-from test_cli import cli, ok, one_line_error
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    server = Azurite(str(tmp_path_factory.mktemp("azurite"))).start()
-    yield server
-    server.stop()
+from helpers.azurite_server import ACCOUNT, KEY, blob_datastore
+from helpers.cli import cli, ok, one_line_error
 
 
 def test_datastore_verbs_with_the_key_from_the_environment(shared_service, azurite, tmp_path, unique):
@@ -69,7 +60,7 @@ def test_file_server_registration_and_placeholders_in_job_json(shared_service, s
     ok(cli(shared_service, "file-server", "create", "-n", server, "--path", str(export)))
     assert server in ok(cli(shared_service, "file-server", "list"))
     cluster = unique("fs")
-    from conftest import make_cluster, read_log, wait_job
+    from helpers.api import make_cluster, read_log, wait_job
 
     make_cluster(shared_client, cluster, nodes=1)
     job_json = tmp_path / "job.json"

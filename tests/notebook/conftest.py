@@ -1,4 +1,5 @@
-"""An IPython shell with the extension loaded, pointed at the module's real `batchai serve`."""
+"""Fixtures for the notebook tests: an IPython shell with the extension loaded, pointed at the module's
+real `batchai serve`, and the Workspace API on the same service."""
 from __future__ import annotations
 
 import pytest

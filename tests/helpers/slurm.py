@@ -1,24 +1,11 @@
-"""Fixtures for the Slurm backend's tests: a real Slurm (slurm_daemons.py) and a real `batchai serve`
-whose Slurm commands talk to it (SLURM_CONF)."""
+"""A real `batchai serve` whose Slurm commands talk to the test's Slurm (slurm_daemons.py), and clusters on it."""
 from __future__ import annotations
 
-import pytest
-
 from batchai_jupyter.client import Client
-from conftest import TOKEN, ServiceProcess, _kill_leftover_tasks, require_tool, wait_for
-from slurm_daemons import NODE_NAMES, SLURM_TOOLS, SlurmDaemons
 
-
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    for tool in SLURM_TOOLS:
-        require_tool(tool, "apt-get install slurm-wlm munge")
-    daemons = SlurmDaemons(str(tmp_path_factory.mktemp("slurm")))
-    try:
-        daemons.start()
-        yield daemons
-    finally:
-        daemons.stop()
+from .service import ServiceProcess, kill_leftover_tasks
+from .slurm_daemons import NODE_NAMES, SlurmDaemons
+from .waits import wait_for
 
 
 class SlurmServiceProcess(ServiceProcess):
@@ -40,19 +27,7 @@ def start_slurm_service(base, slurm: SlurmDaemons) -> SlurmServiceProcess:
 
 def stop_slurm_service(service: SlurmServiceProcess) -> None:
     service.stop()
-    _kill_leftover_tasks(service.home)
-
-
-@pytest.fixture(scope="module")
-def slurm_service(slurm, tmp_path_factory):
-    service = start_slurm_service(tmp_path_factory.mktemp("slurm-service"), slurm)
-    yield service
-    stop_slurm_service(service)
-
-
-@pytest.fixture
-def slurm_client(slurm_service) -> Client:
-    return Client(slurm_service.url, TOKEN)
+    kill_leftover_tasks(service.home)
 
 
 def make_slurm_cluster(client: Client, name: str, **options) -> dict:
@@ -64,4 +39,3 @@ def make_slurm_cluster(client: Client, name: str, **options) -> dict:
         return cluster if cluster["nodeStateCounts"]["idleNodeCount"] == len(NODE_NAMES) else None
 
     return wait_for(steady, f"slurm cluster {name} to show {len(NODE_NAMES)} idle nodes", timeout=60)
-

@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 import subprocess
 
-from conftest import free_port, require_tool, wait_listening
+from .tools import free_port, require_tool
+from .waits import wait_listening
 
 ACCOUNT = "devstoreaccount1"
 # The emulator's published well-known key (it is not a secret: every Azurite has it).

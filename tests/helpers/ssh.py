@@ -1,5 +1,5 @@
-"""Fixtures for the SSH backend: real sshd hosts (sshd_hosts.py) and helpers to put a job's files
-into the service's datastore (what an upload from a notebook does)."""
+"""SSH clusters on real sshd hosts (sshd_hosts.py), and putting a job's files into the service's
+datastore (what an upload from a notebook does)."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,9 @@ import textwrap
 
 import pytest
 
-from conftest import require_tool, wait_for
-from sshd_hosts import SSHD, SshHosts
+from .sshd_hosts import SSHD, SshHosts
+from .tools import require_tool
+from .waits import wait_for
 
 PYTHON = sys.executable
 
@@ -27,13 +28,6 @@ def make_hosts(tmp_path_factory, count: int) -> SshHosts:
     require_sshd()
     # The hosts must not see the service's files: pytest's base directory holds its home.
     return SshHosts(count, hidden=[str(tmp_path_factory.getbasetemp().parent)])
-
-
-@pytest.fixture(scope="module")
-def ssh_hosts(tmp_path_factory):
-    hosts = make_hosts(tmp_path_factory, 2)
-    yield hosts
-    hosts.close()
 
 
 def ssh_cluster_spec(hosts: SshHosts, members=None, **options) -> dict:

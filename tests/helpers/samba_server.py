@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 
-from conftest import free_port, require_tool, wait_listening
+from .tools import free_port, require_tool
+from .waits import wait_listening
 
 CONFIG = """[global]
   smb ports = {port}

@@ -22,6 +22,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from .waits import wait_for_server
+
 SSHD = "/usr/sbin/sshd"
 
 SSHD_CONFIG = """\
@@ -132,17 +134,13 @@ class SshHosts:
         host.process = subprocess.Popen(["ip", "netns", "exec", host.name, "sh", "-c", script],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=open(os.path.join(host.directory, "start.log"), "ab"))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if host.process.poll() is not None:
-                raise RuntimeError(f"sshd of {host.name} exited: {self.log(host)}")
+        def listens() -> bool:
             listening = "ss -ltn 'sport = :22' | grep -q LISTEN"
             probe = subprocess.run(["ip", "netns", "exec", host.name, "sh", "-c", listening],
                                    capture_output=True)
-            if probe.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"sshd of {host.name} did not listen within {timeout}s: {self.log(host)}")
+            return probe.returncode == 0
+
+        wait_for_server(host.process, listens, f"sshd of {host.name}", timeout, lambda: self.log(host))
 
     def log(self, host: SshHost) -> str:
         text = ""

@@ -12,14 +12,11 @@ import socket
 import subprocess
 import time
 
+from .tools import free_port
+from .waits import wait_for
+
 NODE_NAMES = ("n1", "n2")
 SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo", "srun")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def node_addresses(controller_port: int) -> list[str]:
@@ -71,8 +68,8 @@ class SlurmDaemons:
         self.conf = os.path.join(root, "slurm.conf")
         self.munge_socket = os.path.join(root, "munge", "munge.sock")
         self.host = socket.gethostname().split(".")[0]
-        self.controller_port = _free_port()
-        self.node_ports = [_free_port() for _ in NODE_NAMES]
+        self.controller_port = free_port()
+        self.node_ports = [free_port() for _ in NODE_NAMES]
 
     def env(self) -> dict:
         return {**os.environ, "SLURM_CONF": self.conf}
@@ -128,12 +125,7 @@ class SlurmDaemons:
         return {name for name, state in self.sinfo_states().items() if state == "idle"}
 
     def wait_until(self, condition, what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.logs()}")
+        wait_for(condition, what, timeout=timeout, interval=0.5, explain=self.logs)
 
     def logs(self) -> str:
         text = []
@@ -165,7 +157,7 @@ class SlurmDaemons:
         subprocess.run(["scancel", "--user", str(os.getuid())], env=self.env(), capture_output=True, timeout=30)
         for daemon in (*(f"slurmd-{n}" for n in NODE_NAMES), "slurmctld", "munged"):
             pid = self.kill(daemon)
-            if pid is not None and not _wait_gone(pid, 10):
+            if pid is not None and not wait_gone(pid, 10):
                 _signal(pid, signal.SIGKILL)
         # What outlived that (a slurmd whose pid file went, a slurmstepd that could not report its
         # end to a stopped controller) is still ours: it runs with this Slurm's SLURM_CONF.
@@ -195,7 +187,7 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
+def wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -8,20 +8,18 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import pytest
 import requests
 
-from batchai_jupyter.client import Client
-from conftest import _kill_leftover_tasks, free_port, require_tool
+from .tools import free_port
+from .waits import wait_for_server
 
 LAB_TOKEN = "lab-token-" + uuid.uuid4().hex[:8]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(os.environ.get("BATCHAI_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
+ARTIFACTS = Path(os.environ.get("BATCHAI_TEST_ARTIFACTS", Path(__file__).parents[1] / "lab" / "artifacts"))
 
 
 class LabServer:
@@ -49,19 +47,12 @@ class LabServer:
              "--port", str(self.port), f"--IdentityProvider.token={LAB_TOKEN}",
              f"--ServerApp.root_dir={self.base / 'notebooks'}", "--LabApp.expose_app_in_browser=True"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                reply = requests.get(f"{self.url}batchai/api/v1/version",
-                                     headers={"Authorization": f"token {LAB_TOKEN}"}, timeout=5)
-                if reply.status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"jupyter lab did not answer within {timeout}s:\n{self.log()}")
+        wait_for_server(self.process, self._serves_batchai, "jupyter lab", timeout, self.log)
+
+    def _serves_batchai(self) -> bool:
+        reply = requests.get(f"{self.url}batchai/api/v1/version", headers={"Authorization": f"token {LAB_TOKEN}"},
+                             timeout=5)
+        return reply.status_code == 200
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
@@ -74,32 +65,6 @@ class LabServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    server = LabServer(tmp_path_factory.mktemp("lab"))
-    server.start()
-    yield server
-    server.stop()
-    _kill_leftover_tasks(server.env["BATCHAI_HOME"])
-
-
-@pytest.fixture(scope="module")
-def lab_client(lab) -> Client:
-    """The batchai REST client, talking to the service inside the Lab server."""
-    return Client(lab.url, LAB_TOKEN)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = require_tool("chromium", "install Debian's chromium package (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
 
 
 class LabPage:
@@ -144,12 +109,3 @@ class LabPage:
 
     def command(self, command: str, args: dict | None = None) -> None:
         self.page.evaluate("([id, args]) => window.jupyterapp.commands.execute(id, args)", [command, args or {}])
-
-
-@pytest.fixture(scope="module")
-def lab_page(lab, browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True)
-    page = LabPage(context.new_page(), lab)
-    page.open()
-    yield page
-    context.close()
