@@ -11,6 +11,7 @@ Version 0 is what releases before versions wrote (no "v" key; the same fields, w
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -86,10 +87,9 @@ def _decode_versioned(cls: type[Spec], stored: dict[str, Any], upgrades: tuple[U
 def _decode(cls: type, data: Any, path: str) -> Any:
     if not isinstance(data, dict):
         raise StoredSpecError(f"stored {path} is {type(data).__name__}, not an object")
-    fields = {f.name for f in dataclasses.fields(cls)} - _EXCLUDED.get(cls, frozenset())
-    unknown = sorted(set(data) - fields)
-    missing = sorted(fields - set(data))
-    if unknown or missing:
+    fields = _stored_fields(cls)
+    if data.keys() != fields:
+        unknown, missing = sorted(data.keys() - fields), sorted(fields - data.keys())
         problems = [f"unknown field {path}.{name}" for name in unknown] + \
                    [f"missing field {path}.{name}" for name in missing]
         raise StoredSpecError(f"stored {path} does not match {cls.__name__} (version {SPEC_VERSION}): "
@@ -102,6 +102,11 @@ def _decode(cls: type, data: Any, path: str) -> Any:
     for name, item_cls in _NESTED_LISTS.get(cls, {}).items():
         values[name] = [_decode(item_cls, item, f"{path}.{name}[{index}]") for index, item in enumerate(values[name])]
     return cls(**values)
+
+
+@functools.cache
+def _stored_fields(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls)) - _EXCLUDED.get(cls, frozenset())
 
 
 # ---- upgrades: step n takes a stored spec from version n to n + 1 --------------------------------
