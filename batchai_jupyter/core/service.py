@@ -151,11 +151,10 @@ class Service:
         row = self.store.query_one("SELECT * FROM workspaces WHERE name = ?", name)
         if row is None:
             raise NotFound("workspace", name, "list them with `batchai workspace list`")
-        return {"name": row["name"], "creationTime": views.iso(row["created"])}
+        return views.workspace_view(row)
 
     def list_workspaces(self) -> list[dict]:
-        return [{"name": r["name"], "creationTime": views.iso(r["created"])}
-                for r in self.store.query("SELECT * FROM workspaces ORDER BY name")]
+        return [views.workspace_view(r) for r in self.store.query("SELECT * FROM workspaces ORDER BY name")]
 
     def delete_workspace(self, name: str) -> None:
         self.get_workspace(name)
@@ -183,7 +182,7 @@ class Service:
         counted = self.store.query_one("SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?",
                                        workspace, name)
         jobs = counted["n"] if counted else 0
-        return {"name": name, "workspace": workspace, "creationTime": views.iso(row["created"]), "jobCount": jobs}
+        return views.experiment_view(row, jobs)
 
     def list_experiments(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
@@ -476,9 +475,7 @@ class Service:
         relative = clean_relative_path(path)
         full = "/".join(part for part in (segment, relative) if part)
         datastore = self.datastore(workspace, datastore_name)
-        entries = [{"name": e.name, "path": f"{relative}/{e.name}" if relative else e.name, "fileType": e.file_type,
-                    "contentLength": e.size, "lastModified": views.iso(e.modified)}
-                   for e in datastore.list(full)]
+        entries = [views.file_view(e, relative) for e in datastore.list(full)]
         for entry in entries:  # a link that works without this service (Blob SAS)
             url = (datastore.download_url(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
                    if isinstance(datastore, DownloadLinks) and entry["fileType"] == "file" else None)

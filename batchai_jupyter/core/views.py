@@ -1,9 +1,10 @@
-"""Store records → the camelCase JSON the API returns (Batch AI's names, secrets never included)."""
+"""Store records and rows → the camelCase JSON the API returns (Batch AI's names, secrets never included)."""
 from __future__ import annotations
 
 import dataclasses
 import datetime
 
+from ..ports.datastores import FileEntry
 from ..ports.layout import job_segment
 from . import scheduler
 from .cluster_spec import cluster_spec_to_wire
@@ -16,6 +17,21 @@ def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def workspace_view(row: dict) -> dict:
+    return {"name": row["name"], "creationTime": iso(row["created"])}
+
+
+def experiment_view(row: dict, job_count: int) -> dict:
+    return {"name": row["name"], "workspace": row["workspace"], "creationTime": iso(row["created"]),
+            "jobCount": job_count}
+
+
+def file_view(entry: FileEntry, folder: str) -> dict:
+    """A file or folder of a listing of `folder` (a path relative to what is listed; "" its top)."""
+    return {"name": entry.name, "path": f"{folder}/{entry.name}" if folder else entry.name,
+            "fileType": entry.file_type, "contentLength": entry.size, "lastModified": iso(entry.modified)}
 
 
 def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = "") -> dict:
