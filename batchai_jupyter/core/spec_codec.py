@@ -41,8 +41,11 @@ Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class StoredSpecError(BatchAIError):
-    def __init__(self, message: str):
-        super().__init__("StoredSpecUnreadable", message, status=500)
+    """A stored spec this release cannot read: 409 when a newer release wrote it (as the Store's own
+    StoreTooNew), else 500 (the store and the model disagree: a bug, or a missing upgrade step)."""
+
+    def __init__(self, message: str, status: int = 500):
+        super().__init__("StoredSpecUnreadable", message, status=status)
 
 
 def encode_job_spec(spec: JobSpec) -> dict[str, Any]:
@@ -75,9 +78,11 @@ def _encode(value: Any) -> Any:
 def _decode_versioned(cls: type[Spec], stored: dict[str, Any], upgrades: tuple[Upgrade, ...], what: str) -> Spec:
     data = dict(stored)
     version = data.pop("v", 0)
-    if not isinstance(version, int) or not 0 <= version <= SPEC_VERSION:
-        raise StoredSpecError(f"a stored {what} has version {version!r}; this batchai reads versions 0 to "
-                              f"{SPEC_VERSION} (was the store written by a newer release?)")
+    if not isinstance(version, int) or version < 0:
+        raise StoredSpecError(f"a stored {what} has version {version!r}, which no batchai writes")
+    if version > SPEC_VERSION:
+        raise StoredSpecError(f"a stored {what} has version {version}, written by a newer release (this batchai "
+                              f"reads versions 0 to {SPEC_VERSION}); upgrade batchai", status=409)
     for upgrade in upgrades[version:]:
         data = upgrade(data)
     decoded: Spec = _decode(cls, data, what)

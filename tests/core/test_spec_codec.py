@@ -68,8 +68,9 @@ def test_a_field_the_store_lacks_is_an_error_not_a_default():
 
 def test_a_spec_from_a_newer_release_is_refused_clearly():
     stored = dict(encode_cluster_spec(parse_cluster_spec({"name": "c"})), v=SPEC_VERSION + 1)
-    with pytest.raises(StoredSpecError, match="newer release"):
+    with pytest.raises(StoredSpecError, match="newer release") as raised:
         decode_cluster_spec(stored)
+    assert raised.value.status == 409
 
 
 def test_specs_stored_by_the_release_before_versions_load():
