@@ -121,3 +121,19 @@ class Node:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Node:
         return cls(**row)
+
+
+@dataclass(frozen=True, slots=True)
+class DatastoreRow:
+    """A registered datastore: its kind and settings; `secrets` are the values its `open` needs besides."""
+
+    workspace: str
+    name: str
+    kind: str
+    config: dict[str, Any]
+    secrets: dict[str, str]
+    created: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> DatastoreRow:
+        return cls(**row)

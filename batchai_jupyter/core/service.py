@@ -38,7 +38,7 @@ from .locations import location_of
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES, JobSpec
 from .names import validate_name
 from .nodes import NodeKeeper
-from .records import Cluster, Job
+from .records import Cluster, DatastoreRow, Job
 from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
@@ -122,9 +122,9 @@ class Service:
 
     def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
         row = self._datastore_row(workspace, name)
-        key = (workspace, name, row["kind"], row["created"])
+        key = (workspace, name, row.kind, row.created)
         if key not in self._datastores:
-            self._datastores[key] = self.datastore_kinds.open(row["kind"], {**row["config"], **row["secrets"]},
+            self._datastores[key] = self.datastore_kinds.open(row.kind, {**row.config, **row.secrets},
                                                               DatastoreContext(self.layout.root))
         return self._datastores[key]
 
@@ -195,16 +195,15 @@ class Service:
             self.engine.delete_job(job)
         self.store.delete("experiments", workspace=workspace, name=name)
 
-    def _datastore_row(self, workspace: str, name: str) -> dict:
-        row = self.store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+    def _datastore_row(self, workspace: str, name: str) -> DatastoreRow:
+        row = self.store.datastore_row(workspace, name)
         if row is None:
             raise NotFound("datastore", name, f"list them with `batchai datastore list -w {workspace}`")
         return row
 
     def list_datastores(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
-        return [self.datastore_kinds.view(r)
-                for r in self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+        return [self.datastore_kinds.view(r) for r in self.store.datastores_of(workspace)]
 
     def get_datastore(self, workspace: str, name: str) -> dict:
         row = self._datastore_row(workspace, name)
@@ -216,7 +215,7 @@ class Service:
         self.get_workspace(workspace)
         validate_name("datastore", name, "name")
         kind, config, secrets = self.datastore_kinds.parse_document(document)
-        existing = self.store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+        existing = self.store.datastore_row(workspace, name)
         if existing and name != DEFAULT_DATASTORE:
             raise Conflict("DatastoreExists", f"datastore '{name}' already exists in workspace '{workspace}'; "
                                               "delete it first or pick another name")

@@ -1,8 +1,8 @@
 """SQLite (WAL) persistence of workspaces, experiments, datastores, clusters, nodes, jobs and tasks.
 
 Every multi-row change goes through `transaction()`, so a crash at any point leaves either the
-old or the new state. Clusters, nodes, jobs and tasks come back as typed records (records.py), specs
-decoded once; the other tables' rows as dicts, their JSON columns decoded.
+old or the new state. Datastores, clusters, nodes, jobs and tasks come back as typed records (records.py),
+specs decoded once; workspaces and experiments (and `query`) as dicts, their JSON columns decoded.
 
 The schema has a version (PRAGMA user_version): SCHEMA is version 0, as the first releases wrote it,
 and each step of MIGRATIONS upgrades it by one, in place, when the store is opened.
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..errors import BatchAIError
 from . import lifecycle
-from .records import Cluster, Job, JobBrief, Node, Task
+from .records import Cluster, DatastoreRow, Job, JobBrief, Node, Task
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -331,6 +331,15 @@ class Store:
         """A workspace's clusters, by name."""
         return [Cluster.from_row(row)
                 for row in self.query("SELECT * FROM clusters WHERE workspace = ? ORDER BY name", workspace)]
+
+    def datastore_row(self, workspace: str, name: str) -> DatastoreRow | None:
+        row = self.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+        return None if row is None else DatastoreRow.from_row(row)
+
+    def datastores_of(self, workspace: str) -> list[DatastoreRow]:
+        """A workspace's datastores, by name."""
+        return [DatastoreRow.from_row(row)
+                for row in self.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
 
     def nodes_of(self, workspace: str, cluster: str) -> list[Node]:
         return [Node.from_row(row) for row in

@@ -148,6 +148,25 @@ class JobRef(Protocol):
     def spec(self) -> JobSpecRef: ...
 
 
+class DatastoreRef(Protocol):
+    """A registered datastore as storage sees it: the core's DatastoreRow record fits it."""
+
+    @property
+    def workspace(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+    @property
+    def secrets(self) -> dict[str, str]: ...
+
+
 class JobStorage(ABC):
     """A job's data beyond the nodes' own disks, for the core: inputs staged in, mounts shown on nodes,
     logs and outputs flushed out. Node lists are core.launch.NodeContext values."""
@@ -191,8 +210,8 @@ class DatastoreKinds(ABC):
         """(kind, config, secrets) of a create request, or a BatchAIError naming the field at fault."""
 
     @abstractmethod
-    def view(self, row: dict[str, Any], transfers: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The API's view of a stored datastore row, without secrets."""
+    def view(self, row: DatastoreRef, transfers: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The API's view of a registered datastore, without secrets."""
 
     @abstractmethod
     def job_storage(self, store: Any, layout: HomeLayout,

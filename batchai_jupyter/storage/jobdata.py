@@ -45,13 +45,11 @@ class JobData(JobStorage):
         return getattr(self.datastore_for(*workspace_and_name), "sync", None)
 
     def _datastore_names(self, workspace: str) -> list[tuple[str, str]]:
-        return [(workspace, row["name"]) for row in
-                self.store.query("SELECT name FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+        return [(workspace, row.name) for row in self.store.datastores_of(workspace)]
 
     def _resolver(self, workspace: str, native: bool = False) -> MountResolver:
         return MountResolver(
-            datastores=lambda: self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name",
-                                                workspace),
+            datastores=lambda: self.store.datastores_of(workspace),
             open_datastore=lambda name: self.datastore_for(workspace, name),
             create_local_datastore=local_datastore_creator(self.store, self.layout, workspace), native=native)
 
