@@ -50,8 +50,10 @@ def fill(home: str, jobs: int) -> None:
     service.create_experiment("default", "e2")
     service.create_cluster("default", {"backend": "local", "nodeCount": 0}, "never")
     command = {"cluster": "never", "customToolkitSettings": {"commandLine": "true"}}
-    templates = {experiment: service.store.job_by_name("default", experiment, service.create_job(
-                     "default", experiment, command, "template")["name"]) for experiment in ("default", "e2")}
+    templates = {experiment: service.store.query_one(  # the stored row, to copy as it is
+                     "SELECT * FROM jobs WHERE workspace = 'default' AND experiment = ? AND name = ?", experiment,
+                     service.create_job("default", experiment, command, "template")["name"])
+                 for experiment in ("default", "e2")}
     now = time.time()
     with service.store.transaction():
         for experiment in templates:

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import shlex
 import threading
-import time
 
 from batchai_jupyter.core.workers import ClusterWorkers
+from helpers.waits import wait_for
 
 WAIT_SECONDS = 120.0
 
 
-def _wait(condition, what: str):
-    """Waits for `condition` to hold; "not yet" is never an error before the deadline."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {WAIT_SECONDS:.0f} s waiting for {what}")
-
-
 def _cluster(client, name: str, nodes: int = 1) -> None:
     client.create_cluster("default", {"backend": "local", "nodeCount": nodes}, name)
-    _wait(lambda: client.get(client.cluster_path("default", name))["nodeStateCounts"]["idleNodeCount"] == nodes,
+    wait_for(lambda: client.get(client.cluster_path("default", name))["nodeStateCounts"]["idleNodeCount"] == nodes,
           f"cluster {name} to have {nodes} idle node(s)")
 
 
@@ -44,15 +33,15 @@ def test_a_cluster_stuck_in_a_mount_command_holds_up_no_other_cluster(shared_cli
     client.create_job("default", "default", {
         "cluster": stuck, "customToolkitSettings": {"commandLine": "echo mounted"},
         "mountVolumes": {"unmanagedFileSystems": [{"mountCommand": mount, "relativeMountPath": "gated"}]}}, blocker)
-    _wait(lambda: _state(client, blocker) == "running", f"job {blocker} to take its node and start mounting")
+    wait_for(lambda: _state(client, blocker) == "running", f"job {blocker} to take its node and start mounting")
 
     long_job, quick_job = unique("long"), unique("quick")
     client.create_job("default", "default", {"cluster": free, "customToolkitSettings": {"commandLine": "sleep 600"}},
                       long_job)
-    _wait(lambda: client.list(client.job_path("default", "default", long_job) + "/tasks"),
+    wait_for(lambda: client.list(client.job_path("default", "default", long_job) + "/tasks"),
           f"job {long_job} to have started its task")
     client.request("POST", client.job_path("default", "default", long_job) + "/terminate")
-    _wait(lambda: _state(client, long_job) == "failed", f"terminated job {long_job} to end")
+    wait_for(lambda: _state(client, long_job) == "failed", f"terminated job {long_job} to end")
     client.create_job("default", "default", {"cluster": free, "customToolkitSettings": {"commandLine": "echo hi"}},
                       quick_job)
     assert client.wait_for_job("default", "default", quick_job, timeout=WAIT_SECONDS)["executionState"] == "succeeded"
@@ -88,7 +77,7 @@ def test_a_busy_worker_delays_no_other_cluster_and_cycles_coalesce():
         assert workers.run("ws/other", "a user's action", lambda: "done") == "done"
         assert cycles == ["stuck"]
         release.set()
-        _wait(lambda: cycles == ["stuck", "stuck"], "the one coalesced cycle to run")
+        wait_for(lambda: cycles == ["stuck", "stuck"], "the one coalesced cycle to run")
         assert workers.run("ws/stuck", "a user's action", lambda: len(cycles)) == 2
     finally:
         release.set()

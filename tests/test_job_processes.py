@@ -12,15 +12,7 @@ import uuid
 
 import pytest
 
-
-def wait_until(condition, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from helpers.waits import wait_for
 
 
 def idle_nodes(client, cluster: str) -> int:
@@ -31,7 +23,7 @@ def idle_nodes(client, cluster: str) -> int:
 def cluster(shared_client):
     name = "procs-" + uuid.uuid4().hex[:6]
     shared_client.create_cluster("default", {"backend": "local", "nodeCount": 2}, name)
-    wait_until(lambda: idle_nodes(shared_client, name) == 2, f"cluster {name} to have 2 idle nodes")
+    wait_for(lambda: idle_nodes(shared_client, name) == 2, f"cluster {name} to have 2 idle nodes")
     return name
 
 
@@ -44,7 +36,7 @@ def start_job(client, cluster: str, tmp_path, probe) -> tuple[str, str]:
     name = "job-" + token[-10:]
     client.create_job("default", "default", {"cluster": cluster, "nodeCount": 2, "pyTorchSettings": {
         "pythonScriptFilePath": str(script), "commandLineArgs": f"{token} {tmp_path / 'go'}"}}, name)
-    wait_until(lambda: probe.processes(token) == probe.expected(token), "every rank's background processes")
+    wait_for(lambda: probe.processes(token) == probe.expected(token), "every rank's background processes")
     return name, token
 
 
@@ -55,7 +47,7 @@ def test_a_failed_rank_ends_the_job_and_every_process_it_started(shared_client, 
     assert done["executionState"] == "failed"
     errors = done["executionInfo"]["errors"]
     assert [e["code"] for e in errors] == ["JobFailed"] and "exited with code 3" in errors[0]["message"], errors
-    wait_until(lambda: leftover_probe.processes(token) == [], "the failed job's processes to be gone", timeout=10)
+    wait_for(lambda: leftover_probe.processes(token) == [], "the failed job's processes to be gone")
     assert idle_nodes(shared_client, cluster) == 2
 
 
@@ -65,8 +57,7 @@ def test_terminating_a_job_kills_every_process_it_started(shared_client, cluster
     done = shared_client.wait_for_job("default", "default", name, timeout=120)
     assert done["executionState"] == "failed"
     assert [e["code"] for e in done["executionInfo"]["errors"]] == ["JobTerminated"]
-    wait_until(lambda: leftover_probe.processes(token) == [], "the terminated job's processes to be gone",
-               timeout=10)
+    wait_for(lambda: leftover_probe.processes(token) == [], "the terminated job's processes to be gone")
     assert idle_nodes(shared_client, cluster) == 2
 
 
@@ -77,11 +68,11 @@ def test_a_restart_between_killing_the_tasks_and_ending_the_job_runs_the_attempt
     killed tasks for a success: the attempt runs again, not counted as a retry."""
     name = "interrupted-" + uuid.uuid4().hex[:6]
     client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "one")
-    wait_until(lambda: idle_nodes(client, "one") == 1, "the cluster's node")
+    wait_for(lambda: idle_nodes(client, "one") == 1, "the cluster's node")
     runs = tmp_path / "runs"
     client.create_job("default", "default", {"cluster": "one", "customToolkitSettings": {"commandLine": (
         f"echo run >> {runs}; [ $(wc -l < {runs}) -ge 2 ] && exit 0; exec sleep 600")}}, name)
-    wait_until(lambda: runs.exists() and runs.read_text() == "run\n", "the first attempt to start")
+    wait_for(lambda: runs.exists() and runs.read_text() == "run\n", "the first attempt to start")
     service_process.kill()
     database = os.path.join(service_process.home, "batchai.db")
     with sqlite3.connect(database) as db:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 
 import pytest
 import requests
 
 from batchai_jupyter.client import Client
 from batchai_jupyter.errors import BatchAIError
+from helpers.waits import wait_for
 
 # Prints 40 numbered lines ending in a two-byte character, records three metrics, writes an output file.
 SCRIPT = """
@@ -26,21 +26,11 @@ with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "weights.bin"), "w
 LOG = "".join(f"line {i:02d} é\n" for i in range(40)).encode()
 
 
-def _eventually(condition, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def finished_job(shared_service) -> tuple[Client, str]:
     client = Client(shared_service.url, shared_service.env()["BATCHAI_TOKEN"])
     client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "snap")
-    _eventually(lambda: client.cluster("default", "snap")["nodeStateCounts"]["idleNodeCount"] == 1,
+    wait_for(lambda: client.cluster("default", "snap")["nodeStateCounts"]["idleNodeCount"] == 1,
                 "the cluster's node")
     spec = {"cluster": "snap", "customToolkitSettings": {
                 "commandLine": f"{shlex.quote(sys.executable)} -c {shlex.quote(SCRIPT)}"},

@@ -4,22 +4,12 @@ cluster worker end, backends and datastores are closed, and the home can be serv
 from __future__ import annotations
 
 import threading
-import time
 
 from batchai_jupyter.assembly import build_service
 from batchai_jupyter.core.service import Settings
+from helpers.waits import wait_for
 
 WAIT_SECONDS = 120.0
-
-
-def _wait(condition, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {WAIT_SECONDS:.0f} s waiting for {what}")
 
 
 def _service_threads() -> list[str]:
@@ -35,19 +25,19 @@ def test_stop_ends_every_thread_it_started_and_a_new_service_reattaches(tmp_path
             service.create_cluster("default", {"backend": "local", "nodeCount": 1}, name)
         service.create_job("default", "default", {"cluster": "one", "customToolkitSettings": {
             "commandLine": "sleep 600"}}, "long")
-        _wait(lambda: service.list_tasks("default", "default", "long"), "the job's task to start")
+        wait_for(lambda: service.list_tasks("default", "default", "long"), "the job's task to start")
         assert any(name.startswith("batchai-cluster-") for name in _service_threads())
     finally:
         service.stop()
-    _wait(lambda: _service_threads() == before, "the service's threads to end")
+    wait_for(lambda: _service_threads() == before, "the service's threads to end")
 
     again = build_service(Settings(home=str(tmp_path / "home")))
     again.start()
     try:
         assert again.get_job("default", "default", "long")["executionState"] == "running"
         again.terminate_job("default", "default", "long")
-        _wait(lambda: again.get_job("default", "default", "long")["executionState"] == "failed",
+        wait_for(lambda: again.get_job("default", "default", "long")["executionState"] == "failed",
               "the re-attached job to end after terminate")
     finally:
         again.stop()
-    _wait(lambda: _service_threads() == before, "the second service's threads to end")
+    wait_for(lambda: _service_threads() == before, "the second service's threads to end")

@@ -20,7 +20,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..ports.compute import BackendContext, ComputeBackend, NodePlacement, TaskLaunch, TaskStatus
+from ..ports.compute import (
+    BackendContext,
+    ClusterRef,
+    ComputeBackend,
+    NodePlacement,
+    NodeRef,
+    TaskLaunch,
+    TaskStatus,
+)
 from ..runtime import wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
 
@@ -57,7 +65,7 @@ def _read_pid(run_dir: str) -> int | None:
 class LocalBackend(ComputeBackend):
     name = "local"
 
-    def __init__(self, node_root: Callable[[dict, dict], str], heartbeat_seconds: float = 2.0, home: str = ""):
+    def __init__(self, node_root: Callable[[ClusterRef, NodeRef], str], heartbeat_seconds: float = 2.0, home: str = ""):
         self._node_root = node_root
         self._home = home
         self._heartbeat_seconds = heartbeat_seconds
@@ -68,27 +76,27 @@ class LocalBackend(ComputeBackend):
     def set_wakeup(self, callback: Callable[[], None]) -> None:
         self._wakeup = callback
 
-    def provision(self, cluster: dict, node: dict) -> NodePlacement:
+    def provision(self, cluster: ClusterRef, node: NodeRef) -> NodePlacement:
         root = self._node_root(cluster, node)
         for sub in ("mounts", "jobs", "run"):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
-        spec = cluster["spec"]
-        cpus = int(spec.get("cpus_per_node") or 1)
-        gpus = int(spec.get("gpus_per_node") or 0)
-        return NodePlacement(node_address(node["id"], self._home), "localhost", cpus, gpus, root)
+        spec = cluster.spec
+        cpus = int(spec.cpus_per_node or 1)
+        gpus = int(spec.gpus_per_node or 0)
+        return NodePlacement(node_address(node.id, self._home), "localhost", cpus, gpus, root)
 
-    def release(self, cluster: dict, node: dict) -> None:
+    def release(self, cluster: ClusterRef, node: NodeRef) -> None:
         root = self._node_root(cluster, node)
         code, output = run_local_script(unmount_under_script(root)) if mount_points_under(root) else (0, "")
         if mount_points_under(root):  # removing the tree would delete what the storage holds
-            log.warning("batchai: node %s keeps %s: something is still mounted there (%s)", node["name"], root,
+            log.warning("batchai: node %s keeps %s: something is still mounted there (%s)", node.name, root,
                         output.strip()[-300:])
             return
         if code != 0:
-            log.warning("batchai: node %s: %s", node["name"], output.strip()[-300:])
+            log.warning("batchai: node %s: %s", node.name, output.strip()[-300:])
         shutil.rmtree(root, ignore_errors=True)
 
-    def start_task(self, node: dict, run_dir: str, launch: TaskLaunch) -> None:
+    def start_task(self, node: NodeRef, run_dir: str, launch: TaskLaunch) -> None:
         os.makedirs(run_dir, exist_ok=True)
         task = {"command": launch.command, "env": dict(launch.env), "cwd": launch.cwd,
                 "stdout": launch.stdout, "stderr": launch.stderr, "heartbeat_seconds": self._heartbeat_seconds}
@@ -109,7 +117,7 @@ class LocalBackend(ComputeBackend):
             self._children.pop(run_dir, None)
         self._wakeup()
 
-    def poll_task(self, node: dict, run_dir: str, launched_at: float) -> TaskStatus:
+    def poll_task(self, node: NodeRef, run_dir: str, launched_at: float) -> TaskStatus:
         exit_file = os.path.join(run_dir, "exit")
         try:
             with open(exit_file) as handle:
@@ -128,12 +136,12 @@ class LocalBackend(ComputeBackend):
             return TaskStatus("running")
         return TaskStatus("lost", None, "the task's wrapper process is gone without recording an exit code")
 
-    def kill_task(self, node: dict, run_dir: str, force: bool = False) -> None:
+    def kill_task(self, node: NodeRef, run_dir: str, force: bool = False) -> None:
         """Signals the task whole: its process group and whatever it started that left it (the
         wrapper's marker); with force also after the task exited, for what it left running."""
         wrapper.kill_task_processes(run_dir, signal.SIGKILL if force else signal.SIGTERM)
 
-    def write_text(self, node: dict, path: str, text: str) -> None:
+    def write_text(self, node: NodeRef, path: str, text: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
             handle.write(text)
@@ -142,8 +150,8 @@ class LocalBackend(ComputeBackend):
 def create(context: BackendContext) -> LocalBackend:
     layout = context.layout
 
-    def node_root(cluster: dict, node: dict) -> str:
-        return layout.local_node(cluster["workspace"], cluster["name"], node["name"])
+    def node_root(cluster: ClusterRef, node: NodeRef) -> str:
+        return layout.local_node(cluster.workspace, cluster.name, node.name)
 
     return LocalBackend(node_root, context.heartbeat_seconds, layout.root)
 

@@ -29,11 +29,14 @@ from ..ports.compute import (
     PRIVATE_ENV,
     BackendContext,
     ChecksClusters,
+    ClusterRef,
+    ClusterSpecRef,
     GangRequest,
     GangStatus,
     GangTask,
     NodePlacement,
     NodePool,
+    NodeRef,
     SchedulerBackend,
     SchedulerNode,
     SchedulerUnavailable,
@@ -155,11 +158,11 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         if pool is not None:  # the login node's connections
             pool.close()
 
-    def options(self, cluster: dict) -> SlurmOptions:
-        spec = cluster["spec"]
-        options = parse_slurm_options(self.site_options, spec.get("backend_options") or {}, self.home)
-        if not options.gpus_per_node and spec.get("gpus_per_node"):  # the cluster's own gpusPerNode
-            options = dataclasses.replace(options, gpus_per_node=int(spec["gpus_per_node"]))
+    def options(self, spec: ClusterSpecRef) -> SlurmOptions:
+        """A cluster's options, from its spec."""
+        options = parse_slurm_options(self.site_options, spec.backend_options or {}, self.home)
+        if not options.gpus_per_node and spec.gpus_per_node:  # the cluster's own gpusPerNode
+            options = dataclasses.replace(options, gpus_per_node=int(spec.gpus_per_node))
         return options
 
     def commands(self, options: SlurmOptions) -> SlurmCommands:
@@ -179,30 +182,30 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
 
     # -- clusters ----------------------------------------------------------------------------------
 
-    def check_cluster(self, spec: dict) -> None:
+    def check_cluster(self, spec: ClusterSpecRef) -> None:
         """Refuses a cluster whose options are wrong or whose partition Slurm does not have."""
-        options = self.options({"spec": spec})
+        options = self.options(spec)
         partitions = self.commands(options).partitions()
         if options.partition and options.partition not in partitions:
             raise BatchAIError("UnknownPartition", f"backendOptions.partition: Slurm has no partition "
                                                    f"{options.partition!r}; `sinfo` lists: {', '.join(partitions)}")
 
-    def scheduler_nodes(self, cluster: dict) -> list[SchedulerNode]:
-        options = self.options(cluster)
+    def scheduler_nodes(self, cluster: ClusterRef) -> list[SchedulerNode]:
+        options = self.options(cluster.spec)
         entries = self.commands(options).nodes(options.partition)
         self._addresses.update({entry.name: entry.address for entry in entries})
         return [SchedulerNode(entry.name, node_state(entry), entry.address, entry.cpus, options.gpus_per_node,
                               entry.reason) for entry in entries]
 
-    def node_cap(self, cluster: dict) -> int | None:
-        return self.options(cluster).max_nodes_in_use
+    def node_cap(self, cluster: ClusterRef) -> int | None:
+        return self.options(cluster.spec).max_nodes_in_use
 
     # -- node-pool protocol: a Slurm cluster's nodes are never ours to provision --------------------
 
-    def provision(self, cluster: dict, node: dict) -> NodePlacement:
+    def provision(self, cluster: ClusterRef, node: NodeRef) -> NodePlacement:
         raise BatchAIError("ClusterSizedByScheduler", "a Slurm cluster's nodes are Slurm's; they are not provisioned")
 
-    def release(self, cluster: dict, node: dict) -> None:
+    def release(self, cluster: ClusterRef, node: NodeRef) -> None:
         pass
 
     # -- submitting --------------------------------------------------------------------------------
@@ -210,8 +213,8 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
     def control_dir(self, options: SlurmOptions, key: str) -> str:
         return os.path.join(options.shared_root, "jobs", key)
 
-    def submit(self, cluster: dict, request: GangRequest) -> None:
-        options = self.options(cluster)
+    def submit(self, cluster: ClusterRef, request: GangRequest) -> None:
+        options = self.options(cluster.spec)
         commands = self.commands(options)
         control = self.control_dir(options, request.key)
         if os.path.exists(os.path.join(control, "slurm_job_id")):
@@ -323,8 +326,8 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         pacer.observed(now, {job_id: entry.state for job_id, entry in entries.items()})
         return entries
 
-    def poll(self, cluster: dict, keys: list[str]) -> dict[str, GangStatus]:
-        options = self.options(cluster)
+    def poll(self, cluster: ClusterRef, keys: list[str]) -> dict[str, GangStatus]:
+        options = self.options(cluster.spec)
         queue = self._queue(options, self.commands(options))  # before the files: they are newer then
         statuses = {key: self._status(options, key, queue) for key in keys}
         for key, status in statuses.items():
@@ -392,8 +395,8 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
 
     # -- cancelling --------------------------------------------------------------------------------
 
-    def cancel(self, cluster: dict, key: str) -> None:
-        options = self.options(cluster)
+    def cancel(self, cluster: ClusterRef, key: str) -> None:
+        options = self.options(cluster.spec)
         control = self.control_dir(options, key)
         try:
             with open(os.path.join(control, "slurm_job_id")) as handle:
@@ -409,9 +412,9 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         self._pacer(options).reset()
 
 
-    def forget(self, cluster: dict, key: str) -> None:
+    def forget(self, cluster: ClusterRef, key: str) -> None:
         """A deleted job's attempt: its control directory goes (task exit files, batch output)."""
-        shutil.rmtree(self.control_dir(self.options(cluster), key), ignore_errors=True)
+        shutil.rmtree(self.control_dir(self.options(cluster.spec), key), ignore_errors=True)
 
 
 def create(context: BackendContext) -> SlurmBackend:

@@ -35,11 +35,14 @@ from ..errors import BatchAIError
 from ..ports.compute import (
     BackendContext,
     ChecksClusters,
+    ClusterRef,
+    ClusterSpecRef,
     ComputeBackend,
     NodeDirectory,
     NodeExec,
     NodeHealth,
     NodePlacement,
+    NodeRef,
     NodeScripts,
     RemoteNodes,
     TaskLaunch,
@@ -104,23 +107,23 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
 
     # -- options and connections -----------------------------------------------------------
 
-    def check_cluster(self, spec: dict) -> None:
+    def check_cluster(self, spec: ClusterSpecRef) -> None:
         """Raises BatchAIError (400) when the cluster's backendOptions are not usable."""
-        parse_options(self.site_options, spec.get("backend_options"))
+        parse_options(self.site_options, spec.backend_options)
 
-    def _options(self, cluster: dict) -> SshOptions:
-        return parse_options(self.site_options, cluster["spec"].get("backend_options"))
+    def _options(self, cluster: ClusterRef) -> SshOptions:
+        return parse_options(self.site_options, cluster.spec.backend_options)
 
     @staticmethod
     def _login(options: SshOptions) -> Login:
         return Login(options.key_file, options.known_hosts, options.trust_on_first_use, options.connect_timeout)
 
-    def _node_host(self, node: dict) -> tuple[HostSpec, SshOptions]:
-        info = node["info"]
+    def _node_host(self, node: NodeRef) -> tuple[HostSpec, SshOptions]:
+        info = node.info
         options = SshOptions.from_node_dict(info["ssh_host"], info["ssh_login"])
         return options.hosts[0], options
 
-    def connection(self, node: dict) -> HostConnection:
+    def connection(self, node: NodeRef) -> HostConnection:
         host, options = self._node_host(node)
         connection = self.pool.get(host, self._login(options))
         key = _node_key(node)
@@ -130,11 +133,11 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
 
     # -- nodes -------------------------------------------------------------------------------
 
-    def provision(self, cluster: dict, node: dict) -> NodePlacement:
+    def provision(self, cluster: ClusterRef, node: NodeRef) -> NodePlacement:
         options = self._options(cluster)
-        host = self.assignments.take(cluster["uuid"], node["name"], options.hosts)
+        host = self.assignments.take(cluster.uuid, node.name, options.hosts)
         if host is None:
-            raise SshError(f"all {len(options.hosts)} hosts of cluster {cluster['name']} already have a node; "
+            raise SshError(f"all {len(options.hosts)} hosts of cluster {cluster.name} already have a node; "
                            "add hosts to backendOptions.hosts or lower the node count")
         connection = self.pool.get(host, self._login(options))
         facts = self._probe(connection, options)
@@ -142,10 +145,10 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         options = dataclasses.replace(options, hosts=(host,), root=root)
         connection.check("mkdir -p " + " ".join(shlex.quote(f"{root}/{d}") for d in NODE_DIRS))
         wrapper_path = self._install_wrapper(connection, root)
-        self.cluster_keys.install(connection, cluster["uuid"], root)
+        self.cluster_keys.install(connection, cluster.uuid, root)
         address = host.address or _resolve(host.host)
         extra = {"ssh_host": dataclasses.asdict(host), "ssh_login": options.to_dict(), "wrapper": wrapper_path,
-                 "python": options.python, "cluster_uuid": cluster["uuid"],
+                 "python": options.python, "cluster_uuid": cluster.uuid,
                  # The interface the other hosts reach this one on: gloo and NCCL otherwise go by the
                  # host name, which on many machines resolves to a loopback address.
                  "interface": facts["interfaces"].get(address, "")}
@@ -184,52 +187,52 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
             sftp.close()
         return path
 
-    def release(self, cluster: dict, node: dict) -> None:
+    def release(self, cluster: ClusterRef, node: NodeRef) -> None:
         key = _node_key(node)
         self.monitor.unwatch(key)
         with self._lock:
             for name in [k for k in self._followers if k.startswith(key + ":")]:
                 self._followers.pop(name).stop()
-        if "ssh_host" in node["info"]:
+        if "ssh_host" in node.info:
             connection = self.connection(node)
             self.monitor.unwatch(key)
-            root = node["info"]["root"]
+            root = node.info["root"]
             try:
                 # native mounts first (they upload what is still to upload), and never into one left mounted
                 connection.run("bash -c " + shlex.quote(unmount_under_script(root)), timeout=UPLOAD_WAIT_SECONDS + 60)
                 connection.run("rm -rf --one-file-system " + " ".join(
                     shlex.quote(f"{root}/{d}") for d in ("jobs", "run", "mirror", "mounts")), timeout=30)
-                self.cluster_keys.remove(connection, cluster["uuid"])
+                self.cluster_keys.remove(connection, cluster.uuid)
             except SshError:
                 pass  # a host that is gone keeps its leftovers; nothing else depends on them
-        self.assignments.release(cluster["uuid"], node["name"])
-        if not self.assignments.hosts_of(cluster["uuid"]):
-            self.cluster_keys.forget(cluster["uuid"])  # the cluster's last node: its key pair goes too
+        self.assignments.release(cluster.uuid, node.name)
+        if not self.assignments.hosts_of(cluster.uuid):
+            self.cluster_keys.forget(cluster.uuid)  # the cluster's last node: its key pair goes too
 
-    def node_health(self, node: dict) -> str | None:
+    def node_health(self, node: NodeRef) -> str | None:
         """Why the node's host is not answering, or None while it is (cheap: heartbeats run apart)."""
-        if "ssh_host" not in node["info"]:
+        if "ssh_host" not in node.info:
             return None
         return self.monitor.down_reason(self.connection(node))
 
-    def free_port(self, node: dict) -> int:
+    def free_port(self, node: NodeRef) -> int:
         """A port free on the node's host (PyTorch's MASTER_PORT)."""
         program = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
-        return int(self.connection(node).check(f"{shlex.quote(node['info']['python'])} -c {shlex.quote(program)}"))
+        return int(self.connection(node).check(f"{shlex.quote(node.info['python'])} -c {shlex.quote(program)}"))
 
-    def exec(self, node: dict, command: str, timeout: float = 300.0) -> tuple[int, str, str]:
+    def exec(self, node: NodeRef, command: str, timeout: float = 300.0) -> tuple[int, str, str]:
         """`batchai cluster node exec`: runs `command` on the node's host, in the node's root."""
-        root = node["info"]["root"]
+        root = node.info["root"]
         return self.connection(node).run(f"cd {shlex.quote(root)} && {command}", timeout=timeout)
 
     # -- tasks -----------------------------------------------------------------------------
 
-    def node_path(self, node: dict, path: str) -> str:
+    def node_path(self, node: NodeRef, path: str) -> str:
         """Where the node's host sees a directory of the service's machine: under the host's mirror of
         the service's home (datastores, mirrors, the job's shared temp: staged there), or, outside the
         home, `path` itself (a file system every host shares)."""
         relative = self._home_relative(path)
-        return path if relative is None else f"{node['info']['root']}/mirror/{relative}"
+        return path if relative is None else f"{node.info['root']}/mirror/{relative}"
 
     def _home_relative(self, path: str) -> str | None:
         """`path` relative to the service's home, by whole components ("<home>/../x" is not under it)."""
@@ -254,7 +257,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
                 outputs.append([directory.on_node, directory.here])
         return staged, outputs
 
-    def start_task(self, node: dict, run_dir: str, launch: TaskLaunch) -> None:
+    def start_task(self, node: NodeRef, run_dir: str, launch: TaskLaunch) -> None:
         connection = self.connection(node)
         # The service's own environment stays here: the host's login environment is the base there.
         env = {name: value for name, value in launch.env.items() if os.environ.get(name) != value}
@@ -264,21 +267,21 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         logs = [[self.node_path(node, launch.stdout), launch.stdout], [self.node_path(node, launch.stderr),
                                                                        launch.stderr]]
         remote_dirs = {run_dir, launch.cwd, *(os.path.dirname(remote) for remote, _ in logs),
-                       *(remote for remote, _ in outputs), *(f"{node['info']['root']}/{d}" for d in NODE_DIRS)}
+                       *(remote for remote, _ in outputs), *(f"{node.info['root']}/{d}" for d in NODE_DIRS)}
         stale = [f"{run_dir}/{name}" for name in ("pid", "exit", "heartbeat")] + [remote for remote, _ in logs]
-        wrapper_path = node["info"]["wrapper"]
+        wrapper_path = node.info["wrapper"]
         answer = connection.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs)) +
                                   " && rm -f " + " ".join(shlex.quote(path) for path in stale) +
                                   f" && {{ test -f {shlex.quote(wrapper_path)} || echo WRAPPER-MISSING; }}")
         if "WRAPPER-MISSING" in answer:  # the host came back without its node root (a reinstall, a tmpfs)
-            self._install_wrapper(connection, node["info"]["root"])
-            self.cluster_keys.install(connection, node["info"]["cluster_uuid"], node["info"]["root"])
-            self._ssh_config_sent.pop((connection.host.host, connection.host.port, node["info"]["root"]), None)
-        self.stager.stage(connection, node["info"]["root"] + "/cache", staged)
+            self._install_wrapper(connection, node.info["root"])
+            self.cluster_keys.install(connection, node.info["cluster_uuid"], node.info["root"])
+            self._ssh_config_sent.pop((connection.host.host, connection.host.port, node.info["root"]), None)
+        self.stager.stage(connection, node.info["root"] + "/cache", staged)
         for peer in self._peers(node, launch):
             # mpirun starts ranks on the job's other hosts: they need the same inputs there.
             peer.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs - {run_dir})))
-            self.stager.stage(peer, node["info"]["root"] + "/cache", staged)
+            self.stager.stage(peer, node.info["root"] + "/cache", staged)
         self._send_ssh_config(connection, node)
         task = {"command": launch.command, "env": env, "inherit_env": True, "cwd": launch.cwd,
                 "stdout": logs[0][0], "stderr": logs[1][0], "heartbeat_seconds": self.heartbeat_seconds}
@@ -289,57 +292,57 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
                 handle.write(json.dumps(task).encode())
         finally:
             sftp.close()
-        python = node["info"]["python"]
+        python = node.info["python"]
         connection.check(f"cd / && (setsid {shlex.quote(python)} -S {shlex.quote(wrapper_path)} {shlex.quote(run_dir)}"
                          " </dev/null >/dev/null 2>&1 &)")
-        record = TaskRecord(node["info"]["ssh_host"], node["info"]["ssh_login"], run_dir, logs, outputs)
+        record = TaskRecord(node.info["ssh_host"], node.info["ssh_login"], run_dir, logs, outputs)
         record.save(self._record_path(node, run_dir))
         self._follow(node, run_dir, record, connection)
 
-    def _peers(self, node: dict, launch: TaskLaunch) -> list[HostConnection]:
+    def _peers(self, node: NodeRef, launch: TaskLaunch) -> list[HostConnection]:
         """Connections to the job's other hosts (AZ_BATCH_HOST_LIST) when this task starts processes
         there itself (mpirun: the MPI toolkits, or a custom command line that calls it)."""
-        addresses = [a for a in launch.env.get("AZ_BATCH_HOST_LIST", "").split(",") if a and a != node["ip"]]
+        addresses = [a for a in launch.env.get("AZ_BATCH_HOST_LIST", "").split(",") if a and a != node.ip]
         if not addresses or "mpirun" not in launch.command:
             return []
         _, options = self._node_host(node)
         login = self._login(options)
-        hosts = self.assignments.hosts_of(node["info"]["cluster_uuid"])
+        hosts = self.assignments.hosts_of(node.info["cluster_uuid"])
         by_address = {(h.address or _resolve(h.host)): h for h in hosts}
         return [self.pool.get(by_address[a], login) for a in addresses if a in by_address]
 
-    def _ssh_env(self, node: dict) -> dict:
+    def _ssh_env(self, node: NodeRef) -> dict:
         """How mpirun on this node reaches the job's other hosts (the cluster key and known hosts)."""
-        config = node["info"]["root"] + "/ssh/config"
+        config = node.info["root"] + "/ssh/config"
         env = {"OMPI_MCA_plm_rsh_agent": "ssh", "OMPI_MCA_plm_rsh_args": f"-F {config}"}
-        if node["info"].get("interface"):
-            env.update(GLOO_SOCKET_IFNAME=node["info"]["interface"], NCCL_SOCKET_IFNAME=node["info"]["interface"])
+        if node.info.get("interface"):
+            env.update(GLOO_SOCKET_IFNAME=node.info["interface"], NCCL_SOCKET_IFNAME=node.info["interface"])
         return env
 
-    def _send_ssh_config(self, connection: HostConnection, node: dict) -> None:
+    def _send_ssh_config(self, connection: HostConnection, node: NodeRef) -> None:
         host, options = self._node_host(node)
-        root = node["info"]["root"]
-        script = self.cluster_keys.ssh_files(root, options, self.assignments.hosts_of(node["info"]["cluster_uuid"]))
+        root = node.info["root"]
+        script = self.cluster_keys.ssh_files(root, options, self.assignments.hosts_of(node.info["cluster_uuid"]))
         key = (host.host, host.port, root)
         if self._ssh_config_sent.get(key) != script:
             connection.check("sh -se", stdin=script.encode())
             self._ssh_config_sent[key] = script
 
-    def _record_path(self, node: dict, run_dir: str) -> str:
+    def _record_path(self, node: NodeRef, run_dir: str) -> str:
         digest = hashlib.sha256(f"{_node_key(node)}:{run_dir}".encode()).hexdigest()[:24]
         return os.path.join(self.home, "ssh", "tasks", digest + ".json")
 
-    def _follow(self, node: dict, run_dir: str, record: TaskRecord, connection: HostConnection) -> TaskFollower:
+    def _follow(self, node: NodeRef, run_dir: str, record: TaskRecord, connection: HostConnection) -> TaskFollower:
         key = f"{_node_key(node)}:{run_dir}"
         with self._lock:
             follower = self._followers.get(key)
             if follower is None:
-                output_sync = float(node["info"]["ssh_login"]["output_sync_seconds"])
+                output_sync = float(node.info["ssh_login"]["output_sync_seconds"])
                 follower = TaskFollower(connection, record, self.stager, output_sync).start()
                 self._followers[key] = follower
             return follower
 
-    def _follower(self, node: dict, run_dir: str, connection: HostConnection) -> TaskFollower | None:
+    def _follower(self, node: NodeRef, run_dir: str, connection: HostConnection) -> TaskFollower | None:
         with self._lock:
             follower = self._followers.get(f"{_node_key(node)}:{run_dir}")
         if follower is None:  # the service restarted: re-attach from the record
@@ -348,7 +351,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
                 follower = self._follow(node, run_dir, record, connection)
         return follower
 
-    def poll_task(self, node: dict, run_dir: str, launched_at: float) -> TaskStatus:
+    def poll_task(self, node: NodeRef, run_dir: str, launched_at: float) -> TaskStatus:
         connection = self.connection(node)
         down = self.monitor.down_reason(connection)
         if down:
@@ -379,14 +382,14 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         return TaskStatus("lost", None, f"the task's wrapper on host {connection.host.label} is gone without "
                                         "recording an exit code")
 
-    def kill_task(self, node: dict, run_dir: str, force: bool = False) -> None:
+    def kill_task(self, node: NodeRef, run_dir: str, force: bool = False) -> None:
         connection = self.connection(node)
         if self.monitor.down_reason(connection):
             return
         signal_name = "KILL" if force else "TERM"
         # The wrapper kills the task whole (its group and what escaped it); a wrapper of an older
         # release, without --kill, leaves the process group to kill.
-        wrapper_path, python = shlex.quote(node["info"]["wrapper"]), shlex.quote(node["info"]["python"])
+        wrapper_path, python = shlex.quote(node.info["wrapper"]), shlex.quote(node.info["python"])
         try:
             connection.run(f"{python} -S {wrapper_path} --kill {shlex.quote(run_dir)} {signal_name} 2>/dev/null || "
                            f"{{ p=$(cat {shlex.quote(run_dir)}/pid 2>/dev/null) && kill -{signal_name} -- -$p "
@@ -396,7 +399,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
 
     # -- mounts ----------------------------------------------------------------------------
 
-    def show_mounts(self, node: dict, mount_root: str, mounts: list[Mount]) -> None:
+    def show_mounts(self, node: NodeRef, mount_root: str, mounts: list[Mount]) -> None:
         """Shows `mounts` under `mount_root` on the node's host: a fresh copy of each source directory
         (through the cache: unchanged files are not sent again), or the mount command run there.
         The tasks started after it collect the copies back (`_mount_outputs`)."""
@@ -421,18 +424,18 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
             # (else the next collection would bring them back).
             connection = self.connection(node)
             connection.check("rm -rf --one-file-system " + " ".join(shlex.quote(r) for _, r, _ in pairs))
-            self.stager.stage(connection, node["info"]["root"] + "/cache", pairs)
+            self.stager.stage(connection, node.info["root"] + "/cache", pairs)
         path = self._mounts_path(node, mount_root)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "w") as handle:
             json.dump(collected, handle)
         os.replace(path + ".tmp", path)
 
-    def _mounts_path(self, node: dict, mount_root: str) -> str:
+    def _mounts_path(self, node: NodeRef, mount_root: str) -> str:
         digest = hashlib.sha256(f"{_node_key(node)}:{mount_root}".encode()).hexdigest()[:24]
         return os.path.join(self.home, "ssh", "mounts", digest + ".json")
 
-    def _mount_outputs(self, node: dict, env: dict) -> list[list[str]]:
+    def _mount_outputs(self, node: NodeRef, env: dict) -> list[list[str]]:
         """[host directory, local directory] of the mounts shown under the task's mount roots."""
         found = []
         for name in ("AZ_BATCHAI_MOUNT_ROOT", "AZ_BATCHAI_JOB_MOUNT_ROOT"):
@@ -445,7 +448,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
                 pass
         return found
 
-    def run_script(self, node: dict, script: str, stdin: str = "") -> tuple[int, str]:
+    def run_script(self, node: NodeRef, script: str, stdin: str = "") -> tuple[int, str]:
         """Runs a bash script on the node's host, `stdin` (a mount's secret) on its standard input."""
         connection = self.connection(node)
         try:
@@ -455,14 +458,14 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
             return FAILED_EXIT, str(failure)
         return code, out + err
 
-    def write_text(self, node: dict, path: str, text: str) -> None:
+    def write_text(self, node: NodeRef, path: str, text: str) -> None:
         connection = self.connection(node)
         connection.check(f"mkdir -p {shlex.quote(os.path.dirname(path))} && cat > {shlex.quote(path)}",
                          stdin=text.encode())
 
 
-def _node_key(node: dict) -> str:
-    return f"{node['workspace']}/{node['cluster']}/{node['name']}"
+def _node_key(node: NodeRef) -> str:
+    return f"{node.workspace}/{node.cluster}/{node.name}"
 
 
 def _resolve(host: str) -> str:

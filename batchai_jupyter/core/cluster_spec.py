@@ -1,7 +1,6 @@
 """Cluster specs: the native spec and Batch AI's cluster.json, read with the job spec's Fields reader."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from .durations import parse_duration
@@ -17,9 +16,7 @@ from .models import (
 from .spec import (
     NATIVE,
     Fields,
-    build_dataclass,
     command_block,
-    known_fields,
     mask_secrets,
     named_values,
     one_of,
@@ -95,7 +92,7 @@ def parse_cluster_spec(doc: Any, *, name: str | None = None, workspace: str | No
 
 def _scale(body: Fields) -> ScaleSettings:
     """scaleSettings, or the native shorthands nodeCount (manual) / minNodes+maxNodes (auto)."""
-    auto_block = body.obj("scaleSettings").obj("autoScale") if body.has("scaleSettings") else None
+    auto_block = body.present_obj("scaleSettings").obj("autoScale") if body.has("scaleSettings") else None
     idle_place = one_of((body, "idleSecondsBeforeScaledown"), (auto_block, "idleSecondsBeforeScaledown"))
     idle = _idle_seconds(*idle_place) if idle_place else DEFAULT_IDLE_SECONDS
     ways = [key for key in ("scaleSettings", "nodeCount", "minNodes") if body.has(key)]
@@ -105,9 +102,9 @@ def _scale(body: Fields) -> ScaleSettings:
         one_of((body, ways[0]), (body, ways[1]))
     way = ways[0] if ways else None
     if way == "scaleSettings":
-        return _scale_settings(body.obj("scaleSettings"), idle)
+        return _scale_settings(body.present_obj("scaleSettings"), idle)
     if way == "nodeCount":
-        return ScaleSettings(target=body.integer("nodeCount", minimum=0, maximum=MAX_NODES_PER_CLUSTER),
+        return ScaleSettings(target=body.integer("nodeCount", minimum=0, maximum=MAX_NODES_PER_CLUSTER, required=True),
                              idle_seconds_before_scaledown=idle)
     if way is not None:
         return _auto_scale(body, "minNodes", "maxNodes", None, idle)
@@ -118,11 +115,11 @@ def _scale_settings(block: Fields, idle: float) -> ScaleSettings:
     if block.has("manual") and block.has("autoScale"):
         one_of((block, "manual"), (block, "autoScale"))
     if block.has("autoScale"):
-        return _auto_scale(block.obj("autoScale"), "minimumNodeCount", "maximumNodeCount",
+        return _auto_scale(block.present_obj("autoScale"), "minimumNodeCount", "maximumNodeCount",
                            "initialNodeCount", idle)
     if not block.has("manual"):
         raise block.missing("manual", "scaleSettings needs exactly one of manual or autoScale")
-    manual = block.obj("manual")
+    manual = block.present_obj("manual")
     return ScaleSettings(
         mode="manual",
         target=manual.integer("targetNodeCount", 0, minimum=0, maximum=MAX_NODES_PER_CLUSTER),
@@ -194,22 +191,3 @@ def _setup_task_to_wire(task: SetupTask | None) -> dict | None:
             "stdOutErrPathPrefix": task.std_out_err_path_prefix,
             "environmentVariables": variables_to_wire(task.environment),
             "secrets": [{"name": name} for name in task.secrets]}
-
-
-
-# ---- store form -----------------------------------------------------------------------------
-
-def cluster_spec_to_dict(spec: ClusterSpec) -> dict:
-    """Plain JSON-able dict of every field, setup-task secrets excluded."""
-    data = dataclasses.asdict(spec)
-    if data["setup_task"] is not None:
-        data["setup_task"]["secrets"] = {}
-    return data
-
-
-def cluster_spec_from_dict(data: dict) -> ClusterSpec:
-    values = known_fields(ClusterSpec, data)
-    values["scale"] = build_dataclass(ScaleSettings, values.get("scale") or {})
-    if values.get("setup_task") is not None:
-        values["setup_task"] = build_dataclass(SetupTask, values["setup_task"])
-    return ClusterSpec(**values)

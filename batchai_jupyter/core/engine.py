@@ -15,6 +15,7 @@ from .handover import HandOver
 from .jobrun import JobRunner, error
 from .lifecycle import JobEvent
 from .nodes import NodeKeeper
+from .records import Cluster, Job, Node
 from .store import Store
 from .workers import ClusterWorkers
 
@@ -72,8 +73,8 @@ class Engine:
         """Asks every cluster's worker for a cycle (coalesced: a cluster still busy gets one more
         afterwards, not a backlog)."""
         keys = set()
-        for cluster in self.store.query("SELECT workspace, name FROM clusters WHERE deleting = 0"):
-            workspace, name = cluster["workspace"], cluster["name"]
+        for row in self.store.query("SELECT workspace, name FROM clusters WHERE deleting = 0"):
+            workspace, name = row["workspace"], row["name"]
             key = cluster_key(workspace, name)
             keys.add(key)
             self.workers.request_cycle(key, functools.partial(self.cluster_cycle, workspace, name))
@@ -83,14 +84,13 @@ class Engine:
     def cluster_cycle(self, workspace: str, name: str) -> None:
         """One cluster's turn, on its worker: nodes, running jobs, then the scheduler's decisions."""
         cluster = self.store.cluster(workspace, name)
-        if cluster is None or cluster["deleting"]:
+        if cluster is None or cluster.deleting:
             return
         if self.handover.owns(cluster):
             self.handover.cycle([cluster])
             return
         more_nodes = self.keeper.reconcile(cluster)
-        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
-                                    "('running', 'terminating') ORDER BY id", workspace, name):
+        for job in self.store.jobs_of_cluster(workspace, name, "running", "terminating"):
             self.runner.advance(job)
         self._schedule(self.store.cluster(workspace, name) or cluster)
         if more_nodes:
@@ -102,101 +102,101 @@ class Engine:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _schedule(self, cluster: dict) -> None:
-        key = cluster_key(cluster["workspace"], cluster["name"])
+    def _schedule(self, cluster: Cluster) -> None:
+        key = cluster_key(cluster.workspace, cluster.name)
         clusters = {key: cluster}
-        nodes = self.store.nodes_of(cluster["workspace"], cluster["name"])
+        nodes = self.store.nodes_of(cluster.workspace, cluster.name)
         cluster_views = [self._cluster_view(key, cluster, nodes)]
-        node_views = [scheduler.NodeView(n["id"], key, n["state"],
-                                         n["state_since"] if n["state"] in ("idle", "unusable") else None)
+        node_views = [scheduler.NodeView(n.id, key, n.state,
+                                         n.state_since if n.state in ("idle", "unusable") else None)
                       for n in nodes]
         # Briefs, not whole rows, and none while every node is busy: this runs on every wake-up
         # (each submit, each task end), so a long queue must not make each one cost more.
-        running = [scheduler.RunningJob(j["id"], key, tuple(j["node_ids"]), j["started"], j["max_wall_clock_seconds"])
-                   for j in self.store.job_briefs("running", workspace=cluster["workspace"], cluster=cluster["name"])]
+        running = [scheduler.RunningJob(j.id, key, tuple(j.node_ids), j.started or 0.0, j.max_wall_clock_seconds)
+                   for j in self.store.job_briefs("running", workspace=cluster.workspace, cluster=cluster.name)]
         queued = []
         if scheduler.needs_queue(cluster_views, node_views, running):
-            queued = [scheduler.QueuedJob(j["id"], key, j["priority"], j["id"], j["node_count"],
-                                          j["max_wall_clock_seconds"])
-                      for j in self.store.job_briefs("queued", workspace=cluster["workspace"], cluster=cluster["name"])]
+            queued = [scheduler.QueuedJob(j.id, key, j.priority, j.id, j.node_count,
+                                          j.max_wall_clock_seconds)
+                      for j in self.store.job_briefs("queued", workspace=cluster.workspace, cluster=cluster.name)]
         decisions = scheduler.plan(clusters=cluster_views, nodes=node_views, queued=queued, running=running,
                                    now=time.time())
         for decision in decisions:
             self._apply(decision, clusters)
 
     @staticmethod
-    def _cluster_view(key: str, cluster: dict, nodes: list[dict]) -> scheduler.ClusterView:
-        scale = cluster["spec"]["scale"]
-        current = sum(1 for n in nodes if cluster_key(n["workspace"], n["cluster"]) == key and n["state"] != "leaving")
+    def _cluster_view(key: str, cluster: Cluster, nodes: list[Node]) -> scheduler.ClusterView:
+        scale = cluster.spec.scale
+        current = sum(1 for n in nodes if cluster_key(n.workspace, n.cluster) == key and n.state != "leaving")
         return scheduler.ClusterView(
-            key=key, mode=scale["mode"], target=cluster["target"], minimum=scale["minimum"],
-            maximum=scale["maximum"], idle_seconds_before_scaledown=scale["idle_seconds_before_scaledown"],
+            key=key, mode=scale.mode, target=cluster.target, minimum=scale.minimum,
+            maximum=scale.maximum, idle_seconds_before_scaledown=scale.idle_seconds_before_scaledown,
             current_nodes=current)
 
     def _apply(self, decision, clusters: dict) -> None:
         if isinstance(decision, scheduler.StartJob):
-            job = self.store.job(decision.job_id)
+            job = self.store.existing_job(decision.job_id)
             try:
                 self.runner.start(job, decision.node_ids)
             except Exception as failure:
-                log.exception("starting job %s failed", job["name"])
+                log.exception("starting job %s failed", job.name)
                 self.runner.end(job, JobEvent.START_FAILED, None,
                                 [error("JobStartFailed", f"the job could not start: {failure}")])
         elif isinstance(decision, scheduler.KillJob):
-            job = self.store.job(decision.job_id)
+            job = self.store.existing_job(decision.job_id)
             self.runner.terminate(job, [error(decision.reason, decision.message)])
         elif isinstance(decision, scheduler.ScaleCluster):
             cluster = clusters[decision.cluster]
-            self.store.update("clusters", {"workspace": cluster["workspace"], "name": cluster["name"]},
+            self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name},
                               target=decision.target)
-            self.keeper.reconcile(self.store.cluster(cluster["workspace"], cluster["name"]))
+            self.keeper.reconcile(self.store.existing_cluster(cluster.workspace, cluster.name))
         elif isinstance(decision, scheduler.RemoveIdleNodes):
             cluster = clusters[decision.cluster]
             victims = [node for node in (self.store.node(node_id) for node_id in decision.node_ids)
-                       if node is not None and node["state"] in ("idle", "unusable")]
-            live = [n for n in self.store.nodes_of(cluster["workspace"], cluster["name"]) if n["state"] != "leaving"]
+                       if node is not None and node.state in ("idle", "unusable")]
+            live = [n for n in self.store.nodes_of(cluster.workspace, cluster.name) if n.state != "leaving"]
             # A removed unusable node's errors stay visible on the cluster (the latest few).
-            lost = [e for node in victims if node["state"] == "unusable" for e in node["errors"]]
-            errors = (self.store.cluster(cluster["workspace"], cluster["name"])["errors"] + lost)[-MAX_CLUSTER_ERRORS:]
+            lost = [e for node in victims if node.state == "unusable" for e in node.errors]
+            errors = (self.store.existing_cluster(cluster.workspace, cluster.name).errors + lost)[-MAX_CLUSTER_ERRORS:]
             # The target drops first, so a reader never sees fewer nodes than a stale target.
-            self.store.update("clusters", {"workspace": cluster["workspace"], "name": cluster["name"]},
+            self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name},
                               target=len(live) - len(victims), errors=errors)
             for node in victims:
                 self.keeper.remove(cluster, node)
 
     # -- user actions that stop processes: on the job's cluster's worker, waited for ---------
 
-    def terminate_job(self, job: dict, code: str, message: str) -> None:
+    def terminate_job(self, job: Job, code: str, message: str) -> None:
         def terminate() -> None:
-            current = self.store.job(job["id"])
+            current = self.store.job(job.id)
             if current is None:
                 return
-            if self.handover.owns(self.store.cluster(current["workspace"], current["cluster"])):
+            if self.handover.owns(self.store.cluster(current.workspace, current.cluster)):
                 self.handover.terminate(current, error(code, message))
-            elif current["state"] == "queued":
+            elif current.state == "queued":
                 self.runner.end(current, JobEvent.TERMINATE, None, [error(code, message)])
-            elif current["state"] == "running":
+            elif current.state == "running":
                 self.runner.terminate(current, [error(code, message)])
 
-        self._on_worker(job["workspace"], job["cluster"], "terminating a job", terminate)
+        self._on_worker(job.workspace, job.cluster, "terminating a job", terminate)
 
-    def delete_job(self, job: dict) -> None:
+    def delete_job(self, job: Job) -> None:
         def delete() -> None:
-            current = self.store.job(job["id"])
+            current = self.store.job(job.id)
             if current is None:
                 return
             self.handover.cancel(current)
-            if current["state"] in ("running", "terminating"):
+            if current.state in ("running", "terminating"):
                 self.runner.end(current, JobEvent.DELETED)
             with self.store.transaction():
-                self.store.delete("tasks", job_id=current["id"])
-                self.store.delete("jobs", id=current["id"])
+                self.store.delete("tasks", job_id=current.id)
+                self.store.delete("jobs", id=current.id)
             self.handover.forget(current)
 
-        self._on_worker(job["workspace"], job["cluster"], "deleting a job", delete)
+        self._on_worker(job.workspace, job.cluster, "deleting a job", delete)
 
-    def delete_cluster(self, cluster: dict) -> None:
-        workspace, name = cluster["workspace"], cluster["name"]
+    def delete_cluster(self, cluster: Cluster) -> None:
+        workspace, name = cluster.workspace, cluster.name
         # Marked first, so no new cycle of the cluster starts while its worker gets to the deletion.
         self.store.update("clusters", {"workspace": workspace, "name": name}, deleting=1)
 
@@ -204,8 +204,7 @@ class Engine:
             current = self.store.cluster(workspace, name)
             if current is None:
                 return
-            for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN "
-                                        "('queued', 'running', 'terminating')", workspace, name):
+            for job in self.store.jobs_of_cluster(workspace, name, "queued", "running", "terminating"):
                 self.handover.cancel(job)
                 self.runner.end(job, JobEvent.CLUSTER_DELETED, None, [error(
                     "ClusterDeleted", f"cluster {name} was deleted before the job finished")])

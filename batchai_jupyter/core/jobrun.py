@@ -2,6 +2,7 @@
 tasks, and end it (succeeded, failed, requeued for a retry, or terminated)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -16,7 +17,7 @@ from . import launch, lifecycle, node_view
 from .events import EventBus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
 from .locations import location_of
-from .spec import job_spec_from_dict
+from .records import Job, Node, Task
 from .store import Store
 
 # How long terminated tasks get to exit after SIGTERM before they are killed outright.
@@ -47,26 +48,25 @@ class JobRunner:
 
     # -- building the launch context -------------------------------------------------------
 
-    def context(self, job: dict) -> tuple[launch.JobContext, list[launch.NodeContext]]:
-        spec = job_spec_from_dict(job["spec"])
-        spec.secrets = dict(job["secrets"])
-        datastore = self.datastore_for(job["workspace"])
-        segment = stdouterr_segment(job["experiment"], job["name"], job["uuid"])
-        shared = self.layout.shared_job_temp(job["uuid"])
-        nodes = [self._node_context(job, self.store.node(node_id), index)
-                 for index, node_id in enumerate(job["node_ids"])]
+    def context(self, job: Job) -> tuple[launch.JobContext, list[launch.NodeContext]]:
+        spec = job.with_secrets()
+        datastore = self.datastore_for(job.workspace)
+        segment = stdouterr_segment(job.experiment, job.name, job.uuid)
+        shared = self.layout.shared_job_temp(job.uuid)
+        nodes = [self._node_context(job, self.store.existing_node(node_id), index)
+                 for index, node_id in enumerate(job.node_ids)]
         context = launch.JobContext(
-            spec=spec, attempt=job["attempt"], stdouterr_dir=datastore.node_path(segment),
-            shared_job_temp=shared, input_paths={d.id: self._resolve(job["workspace"], d.path)
+            spec=spec, attempt=job.attempt, stdouterr_dir=datastore.node_path(segment),
+            shared_job_temp=shared, input_paths={d.id: self._resolve(job.workspace, d.path)
                                                  for d in spec.input_directories},
-            output_paths={d.id: datastore.node_path(output_segment(job["experiment"], job["name"], job["uuid"], d.id))
+            output_paths={d.id: datastore.node_path(output_segment(job.experiment, job.name, job.uuid, d.id))
                           for d in spec.output_directories},
-            hostfile=os.path.join(shared, "hostfile"), master_port=job["master_port"] or 0,
+            hostfile=os.path.join(shared, "hostfile"), master_port=job.master_port or 0,
             # A backend whose nodes are other machines names the Python there (node info "python").
             python=self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
             node_base_env=self.base_env(),
             checkpoint_dir=datastore.node_path(
-                f"{job_segment(job['experiment'], job['name'], job['uuid'])}/checkpoints"))
+                f"{job_segment(job.experiment, job.name, job.uuid)}/checkpoints"))
         return context, nodes
 
     def _resolve(self, workspace: str, path: str) -> str:
@@ -77,31 +77,31 @@ class JobRunner:
             return path
         return self.datastore_for(workspace, location.datastore).node_path(location.path)
 
-    def _node_python(self, job: dict) -> str:
-        first = self.store.node(job["node_ids"][0]) if job["node_ids"] else None
-        return (first or {}).get("info", {}).get("python", "")
+    def _node_python(self, job: Job) -> str:
+        first = self.store.node(job.node_ids[0]) if job.node_ids else None
+        return first.info.get("python", "") if first is not None else ""
 
-    def _node_context(self, job: dict, node: dict, index: int) -> launch.NodeContext:
-        info = node["info"]
+    def _node_context(self, job: Job, node: Node, index: int) -> launch.NodeContext:
+        info = node.info
         return launch.node_context(
-            name=node["name"], index=index, ip=node["ip"], mpi_host=info["mpi_host"], cpus=info["cpus"],
-            gpus=info["gpus"], root=info["root"], workspace=job["workspace"], experiment=job["experiment"],
-            job=job["name"])
+            name=node.name, index=index, ip=node.ip, mpi_host=info["mpi_host"], cpus=info["cpus"],
+            gpus=info["gpus"], root=info["root"], workspace=job.workspace, experiment=job.experiment,
+            job=job.name)
 
     # -- start -----------------------------------------------------------------------------
 
-    def start(self, job: dict, node_ids: tuple[int, ...]) -> None:
-        first = self.store.node(node_ids[0])
-        backend = self.backend_for(job["workspace"], job["cluster"])
+    def start(self, job: Job, node_ids: tuple[int, ...]) -> None:
+        first = self.store.existing_node(node_ids[0])
+        backend = self.backend_for(job.workspace, job.cluster)
         # A backend whose nodes are other machines asks the master's host for a free port.
         remote = isinstance(backend, RemoteNodes)
-        master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first["ip"])
+        master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first.ip)
         with self.store.transaction():
-            self.store.set_job_state(job["id"], JobEvent.START, started=time.time(), node_ids=list(node_ids),
+            self.store.set_job_state(job.id, JobEvent.START, started=time.time(), node_ids=list(node_ids),
                                      master_port=master_port, exit_code=None)
             for node_id in node_ids:
-                self.store.set_node_state(node_id, NodeEvent.CLAIMED, job_id=job["id"])
-        job = self.store.job(job["id"])
+                self.store.set_node_state(node_id, NodeEvent.CLAIMED, job_id=job.id)
+        job = self.store.existing_job(job.id)
         context, nodes = self.context(job)
         self._prepare_directories(context, nodes, local_nodes=not remote)
         try:
@@ -116,14 +116,15 @@ class JobRunner:
             self._log_execution(context, nodes, nodes[0], note)
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main")
-        self.events.publish("job", **_job_key(job), state="running", attempt=job["attempt"])
+        self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
 
     def _show_mounts_on(self, backend: Backend, node_ids) -> Callable[[int], Callable[[str, list], None]] | None:
         """Shows mounts on the job's nodes (by index) through a remote backend; None for nodes that see
         the service's files (the mounts are linked here)."""
         if not isinstance(backend, RemoteNodes):
             return None
-        return lambda index: lambda root, mounts: backend.show_mounts(self.store.node(node_ids[index]), root, mounts)
+        return lambda index: lambda root, mounts: backend.show_mounts(self.store.existing_node(node_ids[index]), root,
+                                                                      mounts)
 
     def node_scripts(self, backend: Backend, node_ids) -> Callable[[int], NodeScript] | None:
         """Runs scripts on the job's nodes (by index): here for nodes that see the service's files, else
@@ -132,13 +133,14 @@ class JobRunner:
             return lambda index: self.data.run_here
         if not isinstance(backend, NodeScripts):
             return None
-        return lambda index: lambda script, stdin: backend.run_script(self.store.node(node_ids[index]), script, stdin)
+        return lambda index: lambda script, stdin: backend.run_script(self.store.existing_node(node_ids[index]),
+                                                                              script, stdin)
 
-    def _unmount(self, job: dict) -> list[dict]:
+    def _unmount(self, job: Job) -> list[dict]:
         """Unmounts the job's native mounts on its nodes (they upload what the job wrote first)."""
-        if not job["node_ids"] or not any(self.data.mounts_are_native(job)):
+        if not job.node_ids or not any(self.data.mounts_are_native(job)):
             return []
-        run = self.node_scripts(self.backend_for(job["workspace"], job["cluster"]), job["node_ids"])
+        run = self.node_scripts(self.backend_for(job.workspace, job.cluster), job.node_ids)
         if run is None:
             return []
         _context, nodes = self.context(job)
@@ -161,24 +163,24 @@ class JobRunner:
         see the service's files."""
         if not isinstance(backend, RemoteNodes):
             return None
-        return lambda index: lambda path: backend.node_path(self.store.node(node_ids[index]), path)
+        return lambda index: lambda path: backend.node_path(self.store.existing_node(node_ids[index]), path)
 
-    def _launch_phase(self, job: dict, context: launch.JobContext, nodes: list[launch.NodeContext],
+    def _launch_phase(self, job: Job, context: launch.JobContext, nodes: list[launch.NodeContext],
                       phase: str) -> None:
         now = time.time()
-        node_ids = job["node_ids"]
-        backend = self.backend_for(job["workspace"], job["cluster"])
+        node_ids = job.node_ids
+        backend = self.backend_for(job.workspace, job.cluster)
         planned = node_view.plan_on_nodes(launch.plan_job_preparation if phase == "prep" else launch.plan_tasks,
                                           context, nodes, self._node_paths(backend, node_ids))
         rows = []
         with self.store.transaction():
-            self.store.update("jobs", {"id": job["id"]}, phase=phase)
+            self.store.update("jobs", {"id": job.id}, phase=phase)
             for plan, directories in planned:
                 run_dir = os.path.join(nodes[plan.node_index].job_temp_dir, "..", "run",
-                                       f"{job['uuid']}-{job['attempt']}-{plan.name}")
+                                       f"{job.uuid}-{job.attempt}-{plan.name}")
                 run_dir = os.path.normpath(run_dir)
                 task_id = self.store.insert(
-                    "tasks", job_id=job["id"], attempt=job["attempt"], phase=phase, name=plan.name,
+                    "tasks", job_id=job.id, attempt=job.attempt, phase=phase, name=plan.name,
                     node_id=node_ids[plan.node_index], role=plan.role, rank=plan.index, required=int(plan.required),
                     run_dir=run_dir, stdout=plan.stdout_name, stderr=plan.stderr_name, state="running", launched=now)
                 rows.append((task_id, plan, directories, run_dir))
@@ -187,7 +189,7 @@ class JobRunner:
             node = nodes[plan.node_index]
             shutil.rmtree(run_dir, ignore_errors=True)
             backend.start_task(
-                self.store.node(node_ids[plan.node_index]), run_dir,
+                self.store.existing_node(node_ids[plan.node_index]), run_dir,
                 TaskLaunch(command=plan.command, env={**base, **plan.env}, cwd=node.job_temp,
                            stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
                            stderr=os.path.join(context.stdouterr_dir, plan.stderr_name), directories=directories))
@@ -201,111 +203,112 @@ class JobRunner:
 
     # -- watching --------------------------------------------------------------------------
 
-    def poll(self, job: dict) -> list[dict]:
-        """Records the end of any task of the job's current phase; returns the phase's tasks."""
-        backend = self.backend_for(job["workspace"], job["cluster"])
-        tasks = [t for t in self.store.tasks_of(job["id"], job["attempt"]) if t["phase"] == job["phase"]]
-        for task in tasks:
-            if task["state"] != "running":
+    def poll(self, job: Job) -> list[Task]:
+        """Records the end of any task of the job's current phase; returns the phase's tasks as they are now."""
+        backend = self.backend_for(job.workspace, job.cluster)
+        tasks = []
+        for task in self.store.tasks_of(job.id, job.attempt):
+            if task.phase != job.phase:
                 continue
-            status = backend.poll_task(self.store.node(task["node_id"]), task["run_dir"], task["launched"])
-            if status.state == "running":
-                continue
-            task["exit_code"] = status.exit_code
-            task["detail"] = status.detail
-            task["ended"] = time.time()
-            task["state"] = self.store.set_task_state(
-                task["id"], TaskEvent.EXITED if status.state == "exited" else TaskEvent.LOST,
-                exit_code=status.exit_code, ended=task["ended"]).state
+            if task.state == "running":
+                status = backend.poll_task(self.store.existing_node(task.node_id), task.run_dir, task.launched)
+                if status.state != "running":
+                    ended = time.time()
+                    moved = self.store.set_task_state(
+                        task.id, TaskEvent.EXITED if status.state == "exited" else TaskEvent.LOST,
+                        exit_code=status.exit_code, ended=ended)
+                    task = dataclasses.replace(task, state=moved.state if moved else task.state,
+                                               exit_code=status.exit_code, ended=ended, detail=status.detail or "")
+            tasks.append(task)
         return tasks
 
-    def advance(self, job: dict) -> None:
+    def advance(self, job: Job) -> None:
         """Moves a running job on once its current phase's tasks have ended."""
         tasks = self.poll(job)
         self.data.flush(job, final=False)
-        if job["state"] == "terminating":
+        if job.state == "terminating":
             self._advance_termination(job, tasks)
             return
         outcome = lifecycle.phase_outcome(
-            job["phase"], [lifecycle.TaskBrief(t["state"], t["exit_code"], bool(t["required"])) for t in tasks])
+            job.phase, [lifecycle.TaskBrief(t.state, t.exit_code, t.required) for t in tasks])
         if outcome is None:
             return
         if outcome == JobEvent.TASK_FAILED:
-            failed = [t for t in tasks if t["state"] == "lost" or (t["state"] == "exited" and t["exit_code"] != 0)]
-            self.attempt_failed(job, self._failure_error(job, failed[0]), failed[0]["exit_code"])
+            failed = [t for t in tasks if t.state == "lost" or (t.state == "exited" and t.exit_code != 0)]
+            self.attempt_failed(job, self._failure_error(job, failed[0]), failed[0].exit_code)
         elif outcome == JobEvent.PREP_DONE:
             context, nodes = self.context(job)
             self._launch_phase(job, context, nodes, "main")
         elif outcome == JobEvent.INTERRUPTED:
             self.end(job, outcome, None, [error("AttemptInterrupted", (
-                f"the service stopped while it was ending attempt {job['attempt']}; the job runs again "
+                f"the service stopped while it was ending attempt {job.attempt}; the job runs again "
                 "(not counted as a retry)"))])
         else:  # succeeded; parameter servers, which never end by themselves, are killed with the rest
             self.end(job, outcome, 0)
 
-    def _failure_error(self, job: dict, task: dict) -> dict:
-        node = self.store.node(task["node_id"])
-        where = f"node {node['name'] if node else task['node_id']}"
-        logs = f"see {task['stdout']} and {task['stderr']}"
-        if task["state"] == "lost":
-            why = task.get("detail") or "its process vanished"
-            return error("TaskLost", f"task {task['name']} on {where} was lost ({why}); {logs}")
-        if task["phase"] == "prep":
+    def _failure_error(self, job: Job, task: Task) -> dict:
+        node = self.store.node(task.node_id)
+        where = f"node {node.name if node else task.node_id}"
+        logs = f"see {task.stdout} and {task.stderr}"
+        if task.state == "lost":
+            why = task.detail or "its process vanished"
+            return error("TaskLost", f"task {task.name} on {where} was lost ({why}); {logs}")
+        if task.phase == "prep":
             return error("JobPreparationFailed",
-                         f"job preparation failed on {where} with exit code {task['exit_code']}; {logs}")
-        return error("JobFailed", f"task {task['name']} on {where} exited with code {task['exit_code']}; {logs}")
+                         f"job preparation failed on {where} with exit code {task.exit_code}; {logs}")
+        return error("JobFailed", f"task {task.name} on {where} exited with code {task.exit_code}; {logs}")
 
     # -- ending ----------------------------------------------------------------------------
 
-    def kill_tasks(self, job: dict, tasks: list[dict], force: bool) -> None:
-        backend = self.backend_for(job["workspace"], job["cluster"])
+    def kill_tasks(self, job: Job, tasks: list[Task], force: bool) -> None:
+        backend = self.backend_for(job.workspace, job.cluster)
         for task in tasks:
             # With force also a task that ended: what it left running must not outlive its job.
             # (A scheduler backend's tasks, without a run directory, end with their allocation.)
-            if task["run_dir"] and (force or task["state"] == "running"):
-                backend.kill_task(self.store.node(task["node_id"]), task["run_dir"], force=force)
+            if task.run_dir and (force or task.state == "running"):
+                backend.kill_task(self.store.existing_node(task.node_id), task.run_dir, force=force)
         if force:
             self.store.record_killed(tasks)
 
-    def terminate(self, job: dict, errors: list[dict]) -> None:
+    def terminate(self, job: Job, errors: list[dict]) -> None:
         """Signals a running job's tasks; the job fails with `errors` once they have ended."""
         self.end(job, JobEvent.TERMINATE, None, errors)
 
-    def _advance_termination(self, job: dict, tasks: list[dict]) -> None:
-        running = [t for t in tasks if t["state"] == "running"]
-        if running and time.time() - job["state_since"] < TERMINATE_GRACE_SECONDS:
+    def _advance_termination(self, job: Job, tasks: list[Task]) -> None:
+        running = [t for t in tasks if t.state == "running"]
+        if running and time.time() - job.state_since < TERMINATE_GRACE_SECONDS:
             return
-        codes = [t["exit_code"] for t in tasks if t["exit_code"] not in (None, 0)]
+        codes = [t.exit_code for t in tasks if t.exit_code not in (None, 0)]
         self.end(job, JobEvent.TASKS_STOPPED, codes[0] if codes else None)
 
-    def attempt_failed(self, job: dict, failure: dict, exit_code: int | None, node_lost: bool = False) -> None:
-        spec = job["spec"]
-        event = lifecycle.failure_event(job["retries_used"], spec.get("max_retries", 0), node_lost)
+    def attempt_failed(self, job: Job, failure: dict, exit_code: int | None, node_lost: bool = False) -> None:
+        max_retries = job.spec.max_retries
+        event = lifecycle.failure_event(job.retries_used, max_retries, node_lost)
         if event in (JobEvent.TASK_FAILED_RETRY, JobEvent.NODE_LOST_RETRY):
-            retry = job["retries_used"] + 1
-            note = error("AttemptFailed", f"attempt {job['attempt']} failed ({failure['message']}); "
-                                          f"retry {retry} of {spec['max_retries']} queued")
+            retry = job.retries_used + 1
+            note = error("AttemptFailed", f"attempt {job.attempt} failed ({failure['message']}); "
+                                          f"retry {retry} of {max_retries} queued")
             self.end(job, event, None, [note])
         else:
             self.end(job, event, exit_code, [failure])
 
-    def end(self, job: dict, event: JobEvent, exit_code: int | None = None, errors: Sequence[dict] = ()) -> None:
+    def end(self, job: Job, event: JobEvent, exit_code: int | None = None, errors: Sequence[dict] = ()) -> None:
         """Moves the job by `event`: the lifecycle's effects, in its order, then the new state.
         (ClaimNodes, PrepareAndLaunch and LaunchMain are `start`'s and `advance`'s own work;
         CancelInScheduler the hand-over's.)"""
-        job = self.store.job(job["id"]) or job
-        transition = lifecycle.job_transition(job["state"], event)  # an illegal event changes nothing
+        job = self.store.job(job.id) or job
+        transition = lifecycle.job_transition(job.state, event)  # an illegal event changes nothing
         errors, values, upload_errors = list(errors), {}, []
         for effect in transition.effects:
             if isinstance(effect, lifecycle.KillTasks):
-                self.kill_tasks(job, self.store.tasks_of(job["id"], job["attempt"]), force=effect.force)
+                self.kill_tasks(job, self.store.tasks_of(job.id, job.attempt), force=effect.force)
             elif isinstance(effect, lifecycle.ArchiveLogs):
                 self._archive_logs(job)
             elif isinstance(effect, lifecycle.FlushOutputs):
                 upload_errors = self._unmount(job) + self.data.flush(job, final=True)
             elif isinstance(effect, lifecycle.NextAttempt):
-                values = dict(phase="", attempt=job["attempt"] + 1, node_ids=[], started=None,
-                              retries_used=job["retries_used"] + int(effect.count_as_retry))
+                values = dict(phase="", attempt=job.attempt + 1, node_ids=[], started=None,
+                              retries_used=job.retries_used + int(effect.count_as_retry))
         if upload_errors and transition.state == lifecycle.JobState.SUCCEEDED:
             event = JobEvent.OUTPUTS_FAILED
         if transition.state in (lifecycle.JobState.SUCCEEDED, lifecycle.JobState.FAILED):
@@ -313,26 +316,26 @@ class JobRunner:
         with self.store.transaction():
             if lifecycle.ReleaseNodes() in transition.effects:
                 self._release_nodes(job)
-            state = self.store.set_job_state(job["id"], event, errors=job["errors"] + errors + upload_errors,
-                                             **values).state
+            moved = self.store.set_job_state(job.id, event, errors=job.errors + errors + upload_errors, **values)
+        state = moved.state if moved else transition.state
         extra = {"attempt": values["attempt"]} if "attempt" in values else \
             {"exitCode": exit_code} if "ended" in values else {}
         self.events.publish("job", **_job_key(job), state=state, **extra)
 
-    def _release_nodes(self, job: dict) -> None:
-        for node_id in job["node_ids"]:
+    def _release_nodes(self, job: Job) -> None:
+        for node_id in job.node_ids:
             node = self.store.node(node_id)
-            if node is None or node["job_id"] != job["id"]:
+            if node is None or node.job_id != job.id:
                 continue
             self.store.set_node_state(node_id, NodeEvent.RELEASED, job_id=None)
 
-    def _archive_logs(self, job: dict) -> None:
+    def _archive_logs(self, job: Job) -> None:
         """Keeps an attempt's logs in stdouterr/attempt-<n>/ so the next attempt starts clean."""
-        datastore = self.datastore_for(job["workspace"])
-        directory = datastore.node_path(stdouterr_segment(job["experiment"], job["name"], job["uuid"]))
+        datastore = self.datastore_for(job.workspace)
+        directory = datastore.node_path(stdouterr_segment(job.experiment, job.name, job.uuid))
         if not os.path.isdir(directory):
             return
-        archive = os.path.join(directory, f"attempt-{job['attempt']}")
+        archive = os.path.join(directory, f"attempt-{job.attempt}")
         os.makedirs(archive, exist_ok=True)
         for entry in os.listdir(directory):
             path = os.path.join(directory, entry)
@@ -340,8 +343,8 @@ class JobRunner:
                 os.replace(path, os.path.join(archive, entry))
 
 
-def _job_key(job: dict) -> dict:
-    return {"workspace": job["workspace"], "experiment": job["experiment"], "name": job["name"]}
+def _job_key(job: Job) -> dict:
+    return {"workspace": job.workspace, "experiment": job.experiment, "name": job.name}
 
 
 def _default_python() -> str:

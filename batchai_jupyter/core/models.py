@@ -1,8 +1,9 @@
 """The internal job and cluster specs every input dialect is parsed into.
 
-These dataclasses are the one schema the service works with; `spec.py` builds them from the
-native spec or Batch AI's job.json / cluster.json, `wire.py` turns stored rows back into the
-camelCase JSON the API returns.
+These dataclasses are the one schema the service works with; `spec.py` and `cluster_spec.py` build
+them from the native spec or Batch AI's job.json / cluster.json (once, at submit), `spec_codec.py`
+stores them as versioned JSON and reads them back strictly, and `views.py` turns the Store's records
+into the camelCase JSON the API returns.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ through these methods. Long-running work happens in the Engine's thread.
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import time
@@ -28,7 +29,7 @@ from ..ports.datastores import (
 )
 from ..ports.layout import HomeLayout, cluster_segment, job_segment
 from . import views
-from .cluster_spec import cluster_spec_to_dict, parse_cluster_spec
+from .cluster_spec import parse_cluster_spec
 from .engine import Engine
 from .events import EventBus
 from .handover import HandOver
@@ -37,7 +38,9 @@ from .locations import location_of
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES, JobSpec
 from .names import validate_name
 from .nodes import NodeKeeper
-from .spec import NATIVE, job_spec_to_dict, parse_job_spec
+from .records import Cluster, DatastoreRow, Job
+from .spec import NATIVE, parse_job_spec
+from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 from .store_health import warn_if_home_orphaned
 
@@ -116,15 +119,15 @@ class Service:
 
     def _backend_for(self, workspace: str, cluster_name: str) -> ComputeBackend:
         cluster = self.store.cluster(workspace, cluster_name)
-        backend = cluster["spec"]["backend"] if cluster else "local"
+        backend = cluster.spec.backend if cluster else "local"
         # A scheduler backend's cluster gets here only to release nodes and run scripts on them.
         return cast(ComputeBackend, self.backends[backend])
 
     def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
         row = self._datastore_row(workspace, name)
-        key = (workspace, name, row["kind"], row["created"])
+        key = (workspace, name, row.kind, row.created)
         if key not in self._datastores:
-            self._datastores[key] = self.datastore_kinds.open(row["kind"], {**row["config"], **row["secrets"]},
+            self._datastores[key] = self.datastore_kinds.open(row.kind, {**row.config, **row.secrets},
                                                               DatastoreContext(self.layout.root))
         return self._datastores[key]
 
@@ -151,17 +154,16 @@ class Service:
         row = self.store.query_one("SELECT * FROM workspaces WHERE name = ?", name)
         if row is None:
             raise NotFound("workspace", name, "list them with `batchai workspace list`")
-        return {"name": row["name"], "creationTime": views.iso(row["created"])}
+        return views.workspace_view(row)
 
     def list_workspaces(self) -> list[dict]:
-        return [{"name": r["name"], "creationTime": views.iso(r["created"])}
-                for r in self.store.query("SELECT * FROM workspaces ORDER BY name")]
+        return [views.workspace_view(r) for r in self.store.query("SELECT * FROM workspaces ORDER BY name")]
 
     def delete_workspace(self, name: str) -> None:
         self.get_workspace(name)
-        for cluster in self.store.query("SELECT * FROM clusters WHERE workspace = ?", name):
+        for cluster in self.store.clusters_of(name):
             self.engine.delete_cluster(cluster)
-        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ?", name):
+        for job in self.store.jobs_of(name):
             self.engine.delete_job(job)
         with self.store.transaction():
             for table in ("experiments", "datastores"):
@@ -180,9 +182,10 @@ class Service:
         row = self.store.query_one("SELECT * FROM experiments WHERE workspace = ? AND name = ?", workspace, name)
         if row is None:
             raise NotFound("experiment", name, f"create it with `batchai experiment create -w {workspace} -n {name}`")
-        jobs = self.store.query_one("SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?",
-                                    workspace, name)["n"]
-        return {"name": name, "workspace": workspace, "creationTime": views.iso(row["created"]), "jobCount": jobs}
+        counted = self.store.query_one("SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?",
+                                       workspace, name)
+        jobs = counted["n"] if counted else 0
+        return views.experiment_view(row, jobs)
 
     def list_experiments(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
@@ -191,20 +194,19 @@ class Service:
 
     def delete_experiment(self, workspace: str, name: str) -> None:
         self.get_experiment(workspace, name)
-        for job in self.store.query("SELECT * FROM jobs WHERE workspace = ? AND experiment = ?", workspace, name):
+        for job in self.store.jobs_of(workspace, name):
             self.engine.delete_job(job)
         self.store.delete("experiments", workspace=workspace, name=name)
 
-    def _datastore_row(self, workspace: str, name: str) -> dict:
-        row = self.store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+    def _datastore_row(self, workspace: str, name: str) -> DatastoreRow:
+        row = self.store.datastore_row(workspace, name)
         if row is None:
             raise NotFound("datastore", name, f"list them with `batchai datastore list -w {workspace}`")
         return row
 
     def list_datastores(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
-        return [self.datastore_kinds.view(r)
-                for r in self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+        return [self.datastore_kinds.view(r) for r in self.store.datastores_of(workspace)]
 
     def get_datastore(self, workspace: str, name: str) -> dict:
         row = self._datastore_row(workspace, name)
@@ -216,7 +218,7 @@ class Service:
         self.get_workspace(workspace)
         validate_name("datastore", name, "name")
         kind, config, secrets = self.datastore_kinds.parse_document(document)
-        existing = self.store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+        existing = self.store.datastore_row(workspace, name)
         if existing and name != DEFAULT_DATASTORE:
             raise Conflict("DatastoreExists", f"datastore '{name}' already exists in workspace '{workspace}'; "
                                               "delete it first or pick another name")
@@ -271,7 +273,7 @@ class Service:
                                                  f"use one of: {', '.join(sorted(self.backends))}")
         backend = self.backends[spec.backend]
         if isinstance(backend, ChecksClusters):  # the backend's own checks of backendOptions (raises BatchAIError)
-            backend.check_cluster(cluster_spec_to_dict(spec))
+            backend.check_cluster(spec)
         if self.store.cluster(workspace, spec.name):
             raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
                                             "delete it first or pick another name")
@@ -279,12 +281,12 @@ class Service:
         target = scale.target if scale.mode == "manual" else max(scale.minimum, scale.initial)
         secrets = spec.setup_task.secrets if spec.setup_task else {}
         self.store.insert("clusters", workspace=workspace, name=spec.name, uuid=uuid.uuid4().hex,
-                          spec=cluster_spec_to_dict(spec), secrets=dict(secrets), target=target, created=time.time())
+                          spec=encode_cluster_spec(spec), secrets=dict(secrets), target=target, created=time.time())
         self.events.publish("cluster", workspace=workspace, cluster=spec.name, state="created")
         self.engine.wake()
         return self.get_cluster(workspace, spec.name)
 
-    def _cluster_row(self, workspace: str, name: str) -> dict:
+    def _cluster_row(self, workspace: str, name: str) -> Cluster:
         row = self.store.cluster(workspace, name)
         if row is None:
             raise NotFound("cluster", name, f"create it with `batchai cluster create -w {workspace} -n {name}`")
@@ -304,27 +306,27 @@ class Service:
         row = self._cluster_row(workspace, name)
         if self.handover.owns(row):
             raise BatchAIError("ClusterSizedByScheduler", f"cluster '{name}': its nodes are the "
-                                                          f"{row['spec']['backend']} scheduler's, so it is neither "
+                                                          f"{row.spec.backend} scheduler's, so it is neither "
                                                           "resized nor auto-scaled here; "
                                                           "to cap how many nodes its jobs use at once, create it with "
                                                           "backendOptions.maxNodesInUse (--max-nodes-in-use)")
-        current = dict(row["spec"])
-        merged = parse_cluster_spec({"name": name, "backend": current["backend"], "scaleSettings": scale_document},
+        current = row.spec
+        merged = parse_cluster_spec({"name": name, "backend": current.backend, "scaleSettings": scale_document},
                                     workspace=workspace)
         scale = merged.scale
-        previous_idle = current["scale"]["idle_seconds_before_scaledown"]
-        current["scale"] = cluster_spec_to_dict(merged)["scale"]
         auto_block = scale_document.get("autoScale")
         if not (isinstance(auto_block, dict) and "idleSecondsBeforeScaledown" in auto_block):
             # The idle timeout is not part of Batch AI's scaleSettings: a resize that does not
             # name one keeps the cluster's own, instead of falling back to the default.
-            current["scale"]["idle_seconds_before_scaledown"] = previous_idle
+            scale = dataclasses.replace(scale,
+                                        idle_seconds_before_scaledown=current.scale.idle_seconds_before_scaledown)
         if scale.mode == "manual":
             target = scale.target
         else:
-            live = len([n for n in self.store.nodes_of(workspace, name) if n["state"] != "leaving"])
+            live = len([n for n in self.store.nodes_of(workspace, name) if n.state != "leaving"])
             target = min(max(live, scale.minimum), scale.maximum)
-        self.store.update("clusters", {"workspace": workspace, "name": name}, spec=current, target=target)
+        self.store.update("clusters", {"workspace": workspace, "name": name},
+                          spec=encode_cluster_spec(dataclasses.replace(current, scale=scale)), target=target)
         self.engine.wake()
         return self.get_cluster(workspace, name)
 
@@ -338,28 +340,28 @@ class Service:
     def exec_on_node(self, workspace: str, name: str, node_name: str, command: str, timeout: float = 300.0) -> dict:
         """`cluster node exec`: runs a shell command on a node (backends whose nodes can: `exec`)."""
         row = self._cluster_row(workspace, name)
-        node = next((n for n in self.store.nodes_of(workspace, name) if n["name"] == node_name), None)
+        node = next((n for n in self.store.nodes_of(workspace, name) if n.name == node_name), None)
         if node is None:
             raise NotFound("node", node_name, f"list them with `batchai cluster node list -n {name}`")
         if not isinstance(command, str) or not command.strip():
             raise BatchAIError("InvalidCommand", "command: give the shell command to run on the node")
-        backend = self.backends[row["spec"]["backend"]]
+        backend = self.backends[row.spec.backend]
         if not isinstance(backend, NodeExec):
             raise BatchAIError("NodeExecNotSupported", f"the nodes of cluster '{name}' (backend "
-                                                       f"{row['spec']['backend']!r}) do not take commands; "
+                                                       f"{row.spec.backend!r}) do not take commands; "
                                                        "use a cluster of the ssh backend")
         code, out, err = backend.exec(node, command, timeout)
         return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
 
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
         row = self._cluster_row(workspace, name)
-        segment = cluster_segment(name, row["uuid"])
+        segment = cluster_segment(name, row.uuid)
         return self._list(workspace, segment, path)
 
     def read_cluster_file(self, workspace: str, name: str, path: str, offset: int = 0,
                           length: int | None = None) -> bytes:
         row = self._cluster_row(workspace, name)
-        return self.datastore(workspace).read(f"{cluster_segment(name, row['uuid'])}/{clean_relative_path(path)}",
+        return self.datastore(workspace).read(f"{cluster_segment(name, row.uuid)}/{clean_relative_path(path)}",
                                               offset, length)
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -370,16 +372,16 @@ class Service:
         spec = parse_job_spec(document, name=name, workspace=workspace, experiment=experiment, cluster=cluster)
         self._check_locations(workspace, spec)
         cluster_row = self._cluster_row(workspace, spec.cluster)
-        scale = cluster_row["spec"]["scale"]
-        if scale["mode"] == "auto" and spec.node_count > scale["maximum"]:
+        scale = cluster_row.spec.scale
+        if scale.mode == "auto" and spec.node_count > scale.maximum:
             raise BatchAIError("TooManyNodes", f"nodeCount: {spec.node_count} is more than cluster "
-                                               f"'{spec.cluster}' can ever have (maximum {scale['maximum']}); "
+                                               f"'{spec.cluster}' can ever have (maximum {scale.maximum}); "
                                                "lower nodeCount or raise the cluster's maximum")
         now = time.time()
         try:
             job_id = self.store.insert(
                 "jobs", workspace=workspace, experiment=experiment, name=spec.name, uuid=uuid.uuid4().hex,
-                cluster=spec.cluster, priority=spec.priority, state="queued", spec=job_spec_to_dict(spec),
+                cluster=spec.cluster, priority=spec.priority, state="queued", spec=encode_job_spec(spec),
                 secrets=dict(spec.secrets), created=now, state_since=now)
         except Exception as failure:
             if "UNIQUE" in str(failure):
@@ -388,7 +390,7 @@ class Service:
             raise
         self.events.publish("job", workspace=workspace, experiment=experiment, name=spec.name, state="queued")
         self.engine.wake()
-        return self._job_view(self.store.job(job_id))
+        return self._job_view(self.store.existing_job(job_id))
 
     def _check_locations(self, workspace: str, spec: JobSpec) -> None:
         """Every datastore:// location of the spec names a datastore of the workspace."""
@@ -401,26 +403,26 @@ class Service:
                                 f"workspace '{workspace}' has no datastore '{location.datastore}'; list them with "
                                 f"`batchai datastore list -w {workspace}`", code="DatastoreNotFound")
 
-    def _job_row(self, workspace: str, experiment: str, name: str) -> dict:
+    def _job_row(self, workspace: str, experiment: str, name: str) -> Job:
         row = self.store.job_by_name(workspace, experiment, name)
         if row is None:
             raise NotFound("job", name, f"list jobs with `batchai job list -w {workspace} -e {experiment}`")
         return row
 
-    def _job_view(self, job: dict) -> dict:
-        if job["state"] != "queued":
+    def _job_view(self, job: Job) -> dict:
+        if job.state != "queued":
             return views.job_view(job)
         position = self.store.queued_ahead(job) + 1  # = scheduler.queue_position, without the whole queue
         return views.job_view(job, position, self._waiting_reason(job))
 
-    def _waiting_reason(self, job: dict) -> str:
-        cluster = self.store.cluster(job["workspace"], job["cluster"])
+    def _waiting_reason(self, job: Job) -> str:
+        cluster = self.store.cluster(job.workspace, job.cluster)
         if self.handover.owns(cluster):  # the scheduler's own reason, or our cap's
             return self.handover.waiting_reason(job)
-        need = job["spec"]["node_count"]
-        if cluster and cluster["spec"]["scale"]["mode"] == "manual" and need > cluster["target"]:
-            return (f"needs {need} nodes but cluster '{job['cluster']}' has {cluster['target']}; "
-                    f"resize it with `batchai cluster resize -n {job['cluster']} -t {need}`")
+        need = job.spec.node_count
+        if cluster and cluster.spec.scale.mode == "manual" and need > cluster.target:
+            return (f"needs {need} nodes but cluster '{job.cluster}' has {cluster.target}; "
+                    f"resize it with `batchai cluster resize -n {job.cluster} -t {need}`")
         return ""
 
     def get_job(self, workspace: str, experiment: str, name: str) -> dict:
@@ -437,11 +439,11 @@ class Service:
                                                   f"{', '.join(JOB_STATES)}")
         jobs, more = self.store.job_page(workspace, experiment or None, state or None, skip, limit)
         positions = self.store.queue_positions(jobs)
-        return Page([views.job_view(j, positions.get(j["id"])) for j in jobs], more)
+        return Page([views.job_view(j, positions.get(j.id)) for j in jobs], more)
 
     def terminate_job(self, workspace: str, experiment: str, name: str) -> dict:
         job = self._job_row(workspace, experiment, name)
-        if job["state"] in ("queued", "running"):
+        if job.state in ("queued", "running"):
             self.engine.terminate_job(job, "JobTerminated", "the job was terminated by the user")
         return self.get_job(workspace, experiment, name)
 
@@ -450,21 +452,21 @@ class Service:
 
     def list_tasks(self, workspace: str, experiment: str, name: str) -> list[dict]:
         job = self._job_row(workspace, experiment, name)
-        return [views.task_view(t, self.store.node(t["node_id"])) for t in self.store.tasks_of(job["id"])]
+        return [views.task_view(t, self.store.node(t.node_id)) for t in self.store.tasks_of(job.id)]
 
     def list_job_nodes(self, workspace: str, experiment: str, name: str) -> list[dict]:
         job = self._job_row(workspace, experiment, name)
-        return [views.node_view(n) for n in (self.store.node(i) for i in job["node_ids"]) if n]
+        return [views.node_view(n) for n in (self.store.node(i) for i in job.node_ids) if n]
 
-    def _job_files_segment(self, job: dict, output_id: str) -> str:
-        base = job_segment(job["experiment"], job["name"], job["uuid"])
+    def _job_files_segment(self, job: Job, output_id: str) -> str:
+        base = job_segment(job.experiment, job.name, job.uuid)
         if output_id == "stdouterr":
             return f"{base}/stdouterr"
-        ids = [d["id"] for d in job["spec"]["output_directories"]]
+        ids = [d.id for d in job.spec.output_directories]
         if output_id not in ids:
             allowed = ", ".join(["stdouterr", *ids])
             raise BatchAIError("InvalidOutputDirectoryId", f"outputdirectoryid: {output_id!r} is not an output "
-                                                           f"directory of job '{job['name']}'; use one of: {allowed}")
+                                                           f"directory of job '{job.name}'; use one of: {allowed}")
         return f"{base}/outputs/{output_id}"
 
     def _list(self, workspace: str, segment: str, path: str, datastore_name: str = DEFAULT_DATASTORE,
@@ -475,9 +477,7 @@ class Service:
         relative = clean_relative_path(path)
         full = "/".join(part for part in (segment, relative) if part)
         datastore = self.datastore(workspace, datastore_name)
-        entries = [{"name": e.name, "path": f"{relative}/{e.name}" if relative else e.name, "fileType": e.file_type,
-                    "contentLength": e.size, "lastModified": views.iso(e.modified)}
-                   for e in datastore.list(full)]
+        entries = [views.file_view(e, relative) for e in datastore.list(full)]
         for entry in entries:  # a link that works without this service (Blob SAS)
             url = (datastore.download_url(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
                    if isinstance(datastore, DownloadLinks) and entry["fileType"] == "file" else None)

@@ -10,10 +10,9 @@ whether error paths start with `properties.`. Unknown and legacy keys are ignore
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 from collections.abc import Callable, Container
-from typing import Any
+from typing import Any, Literal, overload
 
 from ..errors import SpecError
 from .durations import format_duration, parse_duration
@@ -83,6 +82,10 @@ class Fields:
     def obj(self, key: str) -> Fields | None:
         return Fields(self.data[key], self.at(key)) if self.has(key) else None
 
+    def present_obj(self, key: str) -> Fields:
+        """The object at `key`, which the caller has seen is given."""
+        return Fields(self.data[key], self.at(key))
+
     def text(self, key: str, default: str = "", required: str = "") -> str:
         if not self.has(key):
             if required:
@@ -92,6 +95,18 @@ class Fields:
         if not isinstance(value, str):
             raise SpecError(self.at(key), value, "a string")
         return value
+
+    @overload
+    def integer(self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None,
+                required: bool = False) -> int: ...
+
+    @overload
+    def integer(self, key: str, default: None = None, *, minimum: int = 0, maximum: int | None = None,
+                required: Literal[True]) -> int: ...
+
+    @overload
+    def integer(self, key: str, default: None = None, *, minimum: int = 0, maximum: int | None = None,
+                required: bool = False) -> int | None: ...
 
     def integer(self, key: str, default: int | None = None, *, minimum: int = 0,
                 maximum: int | None = None, required: bool = False) -> int | None:
@@ -317,14 +332,14 @@ def _toolkit(body: Fields) -> ToolkitSettings:
                         f"a job has exactly one toolkit block, not both {given[0]} and {given[1]}")
     key = given[0]
     if key in TOOLKIT_BLOCKS:
-        return _toolkit_settings(TOOLKIT_BLOCKS[key], body.obj(key))
+        return _toolkit_settings(TOOLKIT_BLOCKS[key], body.present_obj(key))
     value = body.get("toolkit")
     if isinstance(value, str):  # the kind alone; its fields sit at the top of the native spec
         return _toolkit_settings(_toolkit_kind(value, body.at("toolkit")), body)
     if not isinstance(value, dict):
         raise SpecError(body.at("toolkit"), value,
                         'a toolkit kind or an object {"type": kind, ...the fields of its settings block}')
-    block = body.obj("toolkit")
+    block = body.present_obj("toolkit")
     if not block.has("type"):
         raise block.missing("type", "one of " + ", ".join(TOOLKITS))
     return _toolkit_settings(_toolkit_kind(block.get("type"), block.at("type")), block)
@@ -407,7 +422,7 @@ def _job_cluster(body: Fields, override: str | None) -> str:
     """The cluster name: the argument, a plain name, or the last segment of `{"id": ARM id}`."""
     if override is not None or not isinstance(body.get("cluster"), dict):
         return resource_name("cluster", override, "cluster", body)
-    reference = body.obj("cluster")
+    reference = body.present_obj("cluster")
     arm_id = reference.text("id", required="the cluster's ARM id or name")
     return validate_name("cluster", arm_id.rstrip("/").rsplit("/", 1)[-1], reference.at("id"))
 
@@ -432,7 +447,7 @@ def _max_wall_clock(constraints: Fields | None) -> float:
 
 def _max_retries(body: Fields, constraints: Fields | None) -> int:
     place = one_of((body, "maxRetries"), (constraints, "maxRetries"))
-    return place[0].integer(place[1], minimum=0) if place else 0
+    return place[0].integer(place[1], minimum=0, required=True) if place else 0
 
 
 def command_block(fields: Fields, key: str) -> Fields | str:
@@ -442,7 +457,7 @@ def command_block(fields: Fields, key: str) -> Fields | str:
         return value
     if not isinstance(value, dict):
         raise SpecError(fields.at(key), value, 'a command string or an object {"commandLine": ...}')
-    block = fields.obj(key)
+    block = fields.present_obj(key)
     block.text("commandLine", required="the command to run on each node")
     return block
 
@@ -459,7 +474,7 @@ def raw_block(fields: Fields | None, key: str) -> dict | None:
     mountVolumes is checked first."""
     if fields is None or not fields.has(key):
         return None
-    block = fields.obj(key)
+    block = fields.present_obj(key)
     if key == "mountVolumes":
         check_mount_volumes(block.data, block.path)
     return copy.deepcopy(block.data)
@@ -514,28 +529,3 @@ def mask_secrets(value: Any) -> Any:
 def _is_secret(key: str, value: Any) -> bool:
     # A `...Key` holding an object (e.g. accountKeySecretReference's parts) is walked into instead.
     return bool(_SECRET_KEY.search(key)) and value not in (None, "") and not isinstance(value, (dict, list))
-
-
-# ---- store form -----------------------------------------------------------------------------
-
-def job_spec_to_dict(spec: JobSpec) -> dict:
-    """Plain JSON-able dict of every field, secrets excluded (the store keeps them apart)."""
-    return dataclasses.asdict(spec) | {"secrets": {}}
-
-
-def job_spec_from_dict(data: dict) -> JobSpec:
-    values = known_fields(JobSpec, data)
-    values["toolkit"] = build_dataclass(ToolkitSettings, values["toolkit"])
-    values["input_directories"] = [build_dataclass(InputDirectory, d) for d in values.get("input_directories", [])]
-    values["output_directories"] = [build_dataclass(OutputDirectory, d) for d in values.get("output_directories", [])]
-    return JobSpec(**values)
-
-
-def known_fields(cls: type, data: dict) -> dict:
-    """The entries of `data` that are fields of `cls` (a newer store may hold more)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {key: value for key, value in data.items() if key in names}
-
-
-def build_dataclass(cls: type, data: dict) -> Any:
-    return cls(**known_fields(cls, data))

@@ -1,7 +1,8 @@
 """SQLite (WAL) persistence of workspaces, experiments, datastores, clusters, nodes, jobs and tasks.
 
 Every multi-row change goes through `transaction()`, so a crash at any point leaves either the
-old or the new state. Rows come back as plain dicts; JSON columns are decoded.
+old or the new state. Datastores, clusters, nodes, jobs and tasks come back as typed records (records.py),
+specs decoded once; workspaces and experiments (and `query`) as dicts, their JSON columns decoded.
 
 The schema has a version (PRAGMA user_version): SCHEMA is version 0, as the first releases wrote it,
 and each step of MIGRATIONS upgrades it by one, in place, when the store is opened.
@@ -15,10 +16,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import BatchAIError
 from . import lifecycle
+from .records import Cluster, DatastoreRow, Job, JobBrief, Node, Task
 from .store_health import StoreDamaged, back_up, check_opened, check_store_file
 
 SCHEMA = """
@@ -73,13 +75,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+Record = TypeVar("Record")
 JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 
-def _decode(row: sqlite3.Row | None) -> dict | None:
-    if row is None:
-        return None
+def _decode(row: sqlite3.Row) -> dict:
     record = dict(row)
     for column in JSON_COLUMNS:
         if column in record and isinstance(record[column], str):
@@ -89,6 +90,16 @@ def _decode(row: sqlite3.Row | None) -> dict | None:
 
 def _encode(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+class RecordGone(LookupError):
+    """A record the caller relied on is not in the store (a bug, or a change behind the service's back)."""
+
+
+def _existing(record: Record | None, kind: str, key: object) -> Record:
+    if record is None:
+        raise RecordGone(f"{kind} {key} is not in the store")
+    return record
 
 
 class Store:
@@ -179,7 +190,8 @@ class Store:
 
     def query_one(self, sql: str, *args) -> dict | None:
         with self._lock:
-            return _decode(self._connection.execute(sql, args).fetchone())
+            row = self._connection.execute(sql, args).fetchone()
+        return None if row is None else _decode(row)
 
     def insert(self, table: str, **values) -> int:
         columns = ", ".join(values)
@@ -187,7 +199,9 @@ class Store:
         with self._lock:
             cursor = self._connection.execute(
                 f"INSERT INTO {table} ({columns}) VALUES ({marks})", [_encode(v) for v in values.values()])
-            return cursor.lastrowid
+        if cursor.lastrowid is None:  # sqlite3 sets it after every INSERT of one row
+            raise RuntimeError(f"inserting into {table} gave no row id")
+        return cursor.lastrowid
 
     def update(self, table: str, where: dict, **values) -> int:
         assignments = ", ".join(f"{column} = ?" for column in values)
@@ -205,18 +219,42 @@ class Store:
 
     # -- named lookups used by several callers --------------------------------------------
 
-    def job(self, job_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM jobs WHERE id = ?", job_id)
+    def _job(self, sql: str, *args: Any) -> Job | None:
+        row = self.query_one(sql, *args)
+        return None if row is None else Job.from_row(row)
 
-    def job_by_name(self, workspace: str, experiment: str, name: str) -> dict | None:
-        return self.query_one(
+    def _jobs(self, sql: str, *args: Any) -> list[Job]:
+        return [Job.from_row(row) for row in self.query(sql, *args)]
+
+    def job(self, job_id: int) -> Job | None:
+        return self._job("SELECT * FROM jobs WHERE id = ?", job_id)
+
+    def existing_job(self, job_id: int) -> Job:
+        """The job, which the caller knows is there (it placed, started or just read it)."""
+        return _existing(self.job(job_id), "job", job_id)
+
+    def job_by_name(self, workspace: str, experiment: str, name: str) -> Job | None:
+        return self._job(
             "SELECT * FROM jobs WHERE workspace = ? AND experiment = ? AND name = ?", workspace, experiment, name)
 
-    def jobs_in_state(self, *states: str) -> list[dict]:
+    def jobs_in_state(self, *states: str) -> list[Job]:
         marks = ", ".join("?" for _ in states)
-        return self.query(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", *states)
+        return self._jobs(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", *states)
 
-    def job_briefs(self, *states: str, workspace: str | None = None, cluster: str | None = None) -> list[dict]:
+    def jobs_of_cluster(self, workspace: str, cluster: str, *states: str) -> list[Job]:
+        """The cluster's jobs in `states`, in id order."""
+        marks = ", ".join("?" for _ in states)
+        return self._jobs(f"SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN ({marks}) "
+                          "ORDER BY id", workspace, cluster, *states)
+
+    def jobs_of(self, workspace: str, experiment: str | None = None) -> list[Job]:
+        """A workspace's jobs, or one experiment's, in id order."""
+        if experiment is None:
+            return self._jobs("SELECT * FROM jobs WHERE workspace = ? ORDER BY id", workspace)
+        return self._jobs("SELECT * FROM jobs WHERE workspace = ? AND experiment = ? ORDER BY id",
+                          workspace, experiment)
+
+    def job_briefs(self, *states: str, workspace: str | None = None, cluster: str | None = None) -> list[JobBrief]:
         """Jobs in `states` with only what queueing and scheduling read: id, workspace, cluster,
         priority, state, started, node_ids, node_count, max_wall_clock_seconds. SQLite pulls the
         two spec fields out itself, so the engine's every cycle does not decode every queued
@@ -239,15 +277,12 @@ class Store:
                 rows = [(*row[:-1], spec["node_count"], spec["max_wall_clock_seconds"])
                         for row in self._connection.execute(f"SELECT {_BRIEF_COLUMNS}, spec {where}", args)
                         for spec in (json.loads(row[-1]),)]
-        keys = ("id", "workspace", "cluster", "priority", "state", "started", "node_ids", "node_count",
-                "max_wall_clock_seconds")
-        briefs = [dict(zip(keys, row, strict=True)) for row in rows]
-        for brief in briefs:  # a queued job's "[]" needs no decoding
-            brief["node_ids"] = json.loads(brief["node_ids"]) if brief["node_ids"] != "[]" else []
-        return briefs
+        return [JobBrief(id=row[0], workspace=row[1], cluster=row[2], priority=row[3], state=row[4], started=row[5],
+                         node_ids=json.loads(row[6]) if row[6] != "[]" else [],  # a queued job's "[]" needs no decoding
+                         node_count=row[7], max_wall_clock_seconds=row[8]) for row in rows]
 
     def job_page(self, workspace: str, experiment: str | None, state: str | None, skip: int,
-                 limit: int | None) -> tuple[list[dict], bool]:
+                 limit: int | None) -> tuple[list[Job], bool]:
         """Up to `limit` (None: all) jobs of `workspace`, optionally of one experiment and in one
         state, in id order from the `skip`th on, and whether more follow. The page's ids come from
         an index alone, so only its own rows are read and decoded."""
@@ -255,64 +290,91 @@ class Store:
         for column, value in (("experiment", experiment), ("state", state)):
             if value is not None:
                 conditions, args = conditions + [f"{column} = ?"], args + [value]
-        rows = self.query(f"SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs WHERE {' AND '.join(conditions)} "
+        rows = self._jobs(f"SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs WHERE {' AND '.join(conditions)} "
                           "ORDER BY id LIMIT ? OFFSET ?) ORDER BY id", *args, -1 if limit is None else limit + 1, skip)
         if limit is None or len(rows) <= limit:
             return rows, False
         return rows[:limit], True
 
-    def queued_ahead(self, job: dict) -> int:
+    def queued_ahead(self, job: Job) -> int:
         """How many queued jobs of `job`'s cluster come before it in scheduler.order_queue's order
         (larger priority first, then lower id): counted in the queue index, not loaded."""
-        return self._queued_between(job["workspace"], job["cluster"], None, job)
+        return self._queued_between(job.workspace, job.cluster, None, job)
 
-    def queue_positions(self, jobs: list[dict]) -> dict[int, int]:
+    def queue_positions(self, jobs: list[Job]) -> dict[int, int]:
         """{id: 1-based queue position} of the queued ones among `jobs` (as scheduler.queue_positions
         gives for the whole queue). Each cluster's are counted from one to the next in queue
         order, so a page of them costs about one count up to its last, not one count per job."""
-        queues: dict[tuple[str, str], list[dict]] = {}
+        queues: dict[tuple[str, str], list[Job]] = {}
         for job in jobs:
-            if job["state"] == "queued":
-                queues.setdefault((job["workspace"], job["cluster"]), []).append(job)
+            if job.state == "queued":
+                queues.setdefault((job.workspace, job.cluster), []).append(job)
         positions = {}
         for (workspace, cluster), queued in queues.items():
             position, previous = 0, None
-            for job in sorted(queued, key=lambda j: (-j["priority"], j["id"])):
+            for job in sorted(queued, key=lambda j: (-j.priority, j.id)):
                 position += self._queued_between(workspace, cluster, previous, job) + 1
-                positions[job["id"]] = position
+                positions[job.id] = position
                 previous = job
         return positions
 
-    def _queued_between(self, workspace: str, cluster: str, after: dict | None, before: dict) -> int:
+    def _queued_between(self, workspace: str, cluster: str, after: Job | None, before: Job) -> int:
         """Queued jobs of the cluster strictly after `after` (None: from the head) and before
         `before` in queue order, as a sum of ranges the queue index answers directly."""
-        ranges: list[tuple[Any, ...]] = [("priority = ? AND id < ?", before["priority"], before["id"])]
+        ranges: list[tuple[Any, ...]] = [("priority = ? AND id < ?", before.priority, before.id)]
         if after is None:
-            ranges.append(("priority > ?", before["priority"]))
-        elif after["priority"] == before["priority"]:
-            ranges = [("priority = ? AND id > ? AND id < ?", before["priority"], after["id"], before["id"])]
+            ranges.append(("priority > ?", before.priority))
+        elif after.priority == before.priority:
+            ranges = [("priority = ? AND id > ? AND id < ?", before.priority, after.id, before.id)]
         else:
-            ranges += [("priority > ? AND priority < ?", before["priority"], after["priority"]),
-                       ("priority = ? AND id > ?", after["priority"], after["id"])]
+            ranges += [("priority > ? AND priority < ?", before.priority, after.priority),
+                       ("priority = ? AND id > ?", after.priority, after.id)]
         queue = "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND workspace = ? AND cluster = ? AND "
         sql = "SELECT " + " + ".join(f"({queue}{condition})" for condition, *_ in ranges)
         args = [value for _, *values in ranges for value in (workspace, cluster, *values)]
         with self._lock:
             return self._connection.execute(sql, args).fetchone()[0]
 
-    def cluster(self, workspace: str, name: str) -> dict | None:
-        return self.query_one("SELECT * FROM clusters WHERE workspace = ? AND name = ?", workspace, name)
+    def cluster(self, workspace: str, name: str) -> Cluster | None:
+        row = self.query_one("SELECT * FROM clusters WHERE workspace = ? AND name = ?", workspace, name)
+        return None if row is None else Cluster.from_row(row)
 
-    def nodes_of(self, workspace: str, cluster: str) -> list[dict]:
-        return self.query("SELECT * FROM nodes WHERE workspace = ? AND cluster = ? ORDER BY id", workspace, cluster)
+    def existing_cluster(self, workspace: str, name: str) -> Cluster:
+        """The cluster, which the caller knows is there (its worker is running its cycle)."""
+        return _existing(self.cluster(workspace, name), "cluster", f"{workspace}/{name}")
 
-    def node(self, node_id: int) -> dict | None:
-        return self.query_one("SELECT * FROM nodes WHERE id = ?", node_id)
+    def clusters_of(self, workspace: str) -> list[Cluster]:
+        """A workspace's clusters, by name."""
+        return [Cluster.from_row(row)
+                for row in self.query("SELECT * FROM clusters WHERE workspace = ? ORDER BY name", workspace)]
 
-    def tasks_of(self, job_id: int, attempt: int | None = None) -> list[dict]:
+    def datastore_row(self, workspace: str, name: str) -> DatastoreRow | None:
+        row = self.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+        return None if row is None else DatastoreRow.from_row(row)
+
+    def datastores_of(self, workspace: str) -> list[DatastoreRow]:
+        """A workspace's datastores, by name."""
+        return [DatastoreRow.from_row(row)
+                for row in self.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+
+    def nodes_of(self, workspace: str, cluster: str) -> list[Node]:
+        return [Node.from_row(row) for row in
+                self.query("SELECT * FROM nodes WHERE workspace = ? AND cluster = ? ORDER BY id", workspace, cluster)]
+
+    def node(self, node_id: int) -> Node | None:
+        row = self.query_one("SELECT * FROM nodes WHERE id = ?", node_id)
+        return None if row is None else Node.from_row(row)
+
+    def existing_node(self, node_id: int) -> Node:
+        """The node, which the caller knows is there (a job's claimed node, one just provisioned)."""
+        return _existing(self.node(node_id), "node", node_id)
+
+    def tasks_of(self, job_id: int, attempt: int | None = None) -> list[Task]:
         if attempt is None:
-            return self.query("SELECT * FROM tasks WHERE job_id = ? ORDER BY id", job_id)
-        return self.query("SELECT * FROM tasks WHERE job_id = ? AND attempt = ? ORDER BY id", job_id, attempt)
+            rows = self.query("SELECT * FROM tasks WHERE job_id = ? ORDER BY id", job_id)
+        else:
+            rows = self.query("SELECT * FROM tasks WHERE job_id = ? AND attempt = ? ORDER BY id", job_id, attempt)
+        return [Task.from_row(row) for row in rows]
 
     # -- states: only ever moved by an event of core/lifecycle.py's tables ----------------
 
@@ -327,13 +389,13 @@ class Store:
     def set_task_state(self, task_id: int, event: str, **values) -> lifecycle.Transition | None:
         return self._move("tasks", lifecycle.task_transition, task_id, event, values)
 
-    def record_killed(self, tasks: list[dict]) -> None:
-        """Records each running task of `tasks` killed (also in the dicts given)."""
+    def record_killed(self, tasks: list[Task]) -> None:
+        """Records each running task of `tasks` killed."""
         now = time.time()
         with self.transaction():
             for task in tasks:
-                if task["state"] == lifecycle.TaskState.RUNNING:
-                    task["state"] = self.set_task_state(task["id"], lifecycle.TaskEvent.KILLED, ended=now).state
+                if task.state == lifecycle.TaskState.RUNNING:
+                    self.set_task_state(task.id, lifecycle.TaskEvent.KILLED, ended=now)
 
     def _move(self, table: str, step, row_id: int, event: str, values: dict) -> lifecycle.Transition | None:
         with self._lock:  # the state read and the write are one step for every thread

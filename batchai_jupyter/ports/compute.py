@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import BatchAIError
 from .layout import HomeLayout
@@ -27,6 +27,63 @@ PRIVATE_ENV = ("BATCHAI_TOKEN", "JUPYTER_TOKEN", "JPY_API_TOKEN")
 
 # (script, stdin) -> (exit code, output): runs a bash script on one node.
 NodeScript = Callable[[str, str], tuple[int, str]]
+
+
+class ClusterSpecRef(Protocol):
+    """What backends and storage read of a cluster's spec: the core's ClusterSpec fits it."""
+
+    @property
+    def backend_options(self) -> dict[str, Any]: ...
+
+    @property
+    def cpus_per_node(self) -> int: ...
+
+    @property
+    def gpus_per_node(self) -> int: ...
+
+    @property
+    def native_mounts(self) -> bool: ...
+
+    @property
+    def mount_volumes(self) -> dict[str, Any] | None: ...
+
+
+class ClusterRef(Protocol):
+    """A cluster as backends and storage see it: the core's Cluster record fits it."""
+
+    @property
+    def workspace(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def uuid(self) -> str: ...
+
+    @property
+    def spec(self) -> ClusterSpecRef: ...
+
+
+class NodeRef(Protocol):
+    """A node as backends see it: the core's Node record fits it."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def workspace(self) -> str: ...
+
+    @property
+    def cluster(self) -> str: ...  # its cluster's name
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ip(self) -> str: ...
+
+    @property
+    def info(self) -> dict[str, Any]: ...  # what its backend placed it with (NodePlacement, extra)
 
 
 @dataclass(frozen=True)
@@ -103,30 +160,30 @@ class NodePool(Backend):
     """Nodes that the service adds and removes to keep a cluster at its target."""
 
     @abstractmethod
-    def provision(self, cluster: dict[str, Any], node: dict[str, Any]) -> NodePlacement: ...
+    def provision(self, cluster: ClusterRef, node: NodeRef) -> NodePlacement: ...
 
     @abstractmethod
-    def release(self, cluster: dict[str, Any], node: dict[str, Any]) -> None: ...
+    def release(self, cluster: ClusterRef, node: NodeRef) -> None: ...
 
 
 class DetachedTasks(ABC):
     """Runs one task on a node as a detached process that the service re-attaches to after a restart."""
 
     @abstractmethod
-    def start_task(self, node: dict[str, Any], run_dir: str, launch: TaskLaunch) -> None: ...
+    def start_task(self, node: NodeRef, run_dir: str, launch: TaskLaunch) -> None: ...
 
     @abstractmethod
-    def poll_task(self, node: dict[str, Any], run_dir: str, launched_at: float) -> TaskStatus: ...
+    def poll_task(self, node: NodeRef, run_dir: str, launched_at: float) -> TaskStatus: ...
 
     @abstractmethod
-    def kill_task(self, node: dict[str, Any], run_dir: str, force: bool = False) -> None: ...
+    def kill_task(self, node: NodeRef, run_dir: str, force: bool = False) -> None: ...
 
 
 class NodeFiles(ABC):
     """Writes files on a node (a task's MPI hostfile, ...)."""
 
     @abstractmethod
-    def write_text(self, node: dict[str, Any], path: str, text: str) -> None: ...
+    def write_text(self, node: NodeRef, path: str, text: str) -> None: ...
 
 
 class ComputeBackend(NodePool, DetachedTasks, NodeFiles):
@@ -137,7 +194,7 @@ class ChecksClusters(ABC):
     """Checks a new cluster's backendOptions before the cluster is stored."""
 
     @abstractmethod
-    def check_cluster(self, spec: dict[str, Any]) -> None:
+    def check_cluster(self, spec: ClusterSpecRef) -> None:
         """Raises BatchAIError naming the option at fault."""
 
 
@@ -145,7 +202,7 @@ class NodeHealth(ABC):
     """Knows whether a node is reachable, without running a task there."""
 
     @abstractmethod
-    def node_health(self, node: dict[str, Any]) -> str | None:
+    def node_health(self, node: NodeRef) -> str | None:
         """None while the node is healthy, else why it is not."""
 
 
@@ -153,7 +210,7 @@ class NodeExec(ABC):
     """Runs a user's shell command on a node (`cluster node exec`)."""
 
     @abstractmethod
-    def exec(self, node: dict[str, Any], command: str, timeout: float = 300.0) -> tuple[int, str, str]:
+    def exec(self, node: NodeRef, command: str, timeout: float = 300.0) -> tuple[int, str, str]:
         """(exit code, stdout, stderr)."""
 
 
@@ -161,7 +218,7 @@ class NodeScripts(ABC):
     """Runs the service's own scripts (native mounts, unmounts) on a node."""
 
     @abstractmethod
-    def run_script(self, node: dict[str, Any], script: str, stdin: str = "") -> tuple[int, str]: ...
+    def run_script(self, node: NodeRef, script: str, stdin: str = "") -> tuple[int, str]: ...
 
 
 class RemoteNodes(ABC):
@@ -169,16 +226,16 @@ class RemoteNodes(ABC):
     and mounts onto them and makes their directories itself, and picks ports on them."""
 
     @abstractmethod
-    def node_path(self, node: dict[str, Any], path: str) -> str:
+    def node_path(self, node: NodeRef, path: str) -> str:
         """Where the node sees the service's directory `path` (a datastore's node_path, the job's shared
         temp): where the backend stages it to, or `path` itself on a file system the node shares."""
 
     @abstractmethod
-    def free_port(self, node: dict[str, Any]) -> int:
+    def free_port(self, node: NodeRef) -> int:
         """A TCP port free on the node (the job's master port)."""
 
     @abstractmethod
-    def show_mounts(self, node: dict[str, Any], mount_root: str, mounts: list[Any]) -> None:
+    def show_mounts(self, node: NodeRef, mount_root: str, mounts: list[Any]) -> None:
         """Puts each mount (storage's Mount) at <mount_root>/<relative path> on the node: a copy of its
         source directory, or the result of its mount command."""
 
@@ -248,22 +305,22 @@ class SchedulerBackend(Backend):
     """Takes whole jobs: the core hands each queued job over instead of placing its tasks."""
 
     @abstractmethod
-    def scheduler_nodes(self, cluster: dict[str, Any]) -> list[SchedulerNode]: ...
+    def scheduler_nodes(self, cluster: ClusterRef) -> list[SchedulerNode]: ...
 
     @abstractmethod
-    def node_cap(self, cluster: dict[str, Any]) -> int | None: ...
+    def node_cap(self, cluster: ClusterRef) -> int | None: ...
 
     @abstractmethod
-    def submit(self, cluster: dict[str, Any], request: GangRequest) -> None: ...
+    def submit(self, cluster: ClusterRef, request: GangRequest) -> None: ...
 
     @abstractmethod
-    def poll(self, cluster: dict[str, Any], keys: list[str]) -> dict[str, GangStatus]: ...
+    def poll(self, cluster: ClusterRef, keys: list[str]) -> dict[str, GangStatus]: ...
 
     @abstractmethod
-    def cancel(self, cluster: dict[str, Any], key: str) -> None: ...
+    def cancel(self, cluster: ClusterRef, key: str) -> None: ...
 
     @abstractmethod
-    def forget(self, cluster: dict[str, Any], key: str) -> None:
+    def forget(self, cluster: ClusterRef, key: str) -> None:
         """The job was deleted: drop what was kept for this attempt."""
 
 

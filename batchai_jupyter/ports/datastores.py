@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import BatchAIError
-from .compute import NodeScript
+from .compute import ClusterRef, NodeScript
 from .layout import HomeLayout
 
 
@@ -138,6 +138,52 @@ class DownloadLinks(ABC):
     def download_url(self, segment: str, expiry_minutes: int | None = None) -> str | None: ...
 
 
+class JobSpecRef(Protocol):
+    @property
+    def mount_volumes(self) -> dict[str, Any] | None: ...
+
+
+class JobRef(Protocol):
+    """What JobStorage reads of a job: the core's Job record (core/records.py) fits it."""
+
+    @property
+    def workspace(self) -> str: ...
+
+    @property
+    def experiment(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def uuid(self) -> str: ...
+
+    @property
+    def cluster(self) -> str: ...
+
+    @property
+    def spec(self) -> JobSpecRef: ...
+
+
+class DatastoreRef(Protocol):
+    """A registered datastore as storage sees it: the core's DatastoreRow record fits it."""
+
+    @property
+    def workspace(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def config(self) -> dict[str, Any]: ...
+
+    @property
+    def secrets(self) -> dict[str, str]: ...
+
+
 class JobStorage(ABC):
     """A job's data beyond the nodes' own disks, for the core: inputs staged in, mounts shown on nodes,
     logs and outputs flushed out. Node lists are core.launch.NodeContext values."""
@@ -147,7 +193,7 @@ class JobStorage(ABC):
         """Runs a storage script on this host: what nodes that share the service's files get."""
 
     @abstractmethod
-    def show_cluster_mounts(self, cluster: dict[str, Any], node_name: str, mount_root: str, remote: bool,
+    def show_cluster_mounts(self, cluster: ClusterRef, node_name: str, mount_root: str, remote: bool,
                             show: Callable[[str, list[Any]], None] | None = None,
                             run: NodeScript | None = None) -> list[str]: ...
 
@@ -155,18 +201,18 @@ class JobStorage(ABC):
     def flush_folder(self, workspace: str, folder: str) -> None: ...
 
     @abstractmethod
-    def prepare(self, job: dict[str, Any], input_paths: list[str], nodes: list[Any], remote: bool,
+    def prepare(self, job: JobRef, input_paths: list[str], nodes: list[Any], remote: bool,
                 show: Callable[[int], Callable[[str, list[Any]], None]] | None = None,
                 run: Callable[[int], NodeScript] | None = None) -> list[str]: ...
 
     @abstractmethod
-    def mounts_are_native(self, job: dict[str, Any]) -> list[bool]: ...
+    def mounts_are_native(self, job: JobRef) -> list[bool]: ...
 
     @abstractmethod
     def unmount_job(self, nodes: list[Any], run: Callable[[int], NodeScript]) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def flush(self, job: dict[str, Any], final: bool) -> list[dict[str, Any]]: ...
+    def flush(self, job: JobRef, final: bool) -> list[dict[str, Any]]: ...
 
 
 class DatastoreKinds(ABC):
@@ -181,8 +227,8 @@ class DatastoreKinds(ABC):
         """(kind, config, secrets) of a create request, or a BatchAIError naming the field at fault."""
 
     @abstractmethod
-    def view(self, row: dict[str, Any], transfers: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The API's view of a stored datastore row, without secrets."""
+    def view(self, row: DatastoreRef, transfers: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The API's view of a registered datastore, without secrets."""
 
     @abstractmethod
     def job_storage(self, store: Any, layout: HomeLayout,

@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ..errors import BatchAIError
-from ..ports.datastores import Datastore, DatastoreContext, DatastoreKinds, JobStorage
+from ..ports.datastores import Datastore, DatastoreContext, DatastoreKinds, DatastoreRef, JobStorage
 from ..ports.layout import HomeLayout, job_segment
 from .documents import datastore_view, parse_datastore_document
 from .jobdata import JobData
@@ -52,7 +52,7 @@ class StorageKinds(DatastoreKinds):
     def parse_document(self, document: object) -> tuple[str, dict[str, Any], dict[str, Any]]:
         return parse_datastore_document(document)
 
-    def view(self, row: dict[str, Any], transfers: dict[str, Any] | None = None) -> dict[str, Any]:
+    def view(self, row: DatastoreRef, transfers: dict[str, Any] | None = None) -> dict[str, Any]:
         return datastore_view(row, transfers)
 
     def job_storage(self, store: Any, layout: HomeLayout, datastore_for: Callable[..., Datastore]) -> JobStorage:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from ..errors import BatchAIError
+from ..ports.datastores import DatastoreRef
 
 # camelCase request field -> stored field; secrets go to the row's secrets, never to its config.
 BLOB_FIELDS = {"containerName": "container", "accountName": "account_name", "endpoint": "endpoint",
@@ -69,17 +70,17 @@ def parse_datastore_document(document: object) -> tuple[str, dict, dict]:
     return "blob", config, secrets
 
 
-def datastore_view(row: dict, transfers: dict | None = None) -> dict:
+def datastore_view(row: DatastoreRef, transfers: dict | None = None) -> dict:
     """A datastore as the API shows it: its kind and public settings, never its secrets."""
-    config = row["config"]
-    view = {"name": row["name"], "workspace": row["workspace"], "kind": row["kind"]}
+    config = row.config
+    view = {"name": row.name, "workspace": row.workspace, "kind": row.kind}
     # How specs name it (datastore://<name>/<path>); where its files are on the service's machine is never shown.
-    view["location"] = f"datastore://{row['name']}/"
-    if row["kind"] != "local":
+    view["location"] = f"datastore://{row.name}/"
+    if row.kind != "local":
         for field, stored in BLOB_FIELDS.items():
             if stored in config:
                 view[field] = config[stored]
-        secrets = row.get("secrets") or {}
+        secrets = row.secrets or {}
         view["authentication"] = next((field for field, stored in BLOB_SECRETS.items() if stored in secrets),
                                       "defaultCredential")
     if transfers is not None:

@@ -13,8 +13,8 @@ import posixpath
 from collections.abc import Callable
 
 from ..errors import BatchAIError
-from ..ports.compute import NodeScript
-from ..ports.datastores import JobStorage
+from ..ports.compute import ClusterRef, NodeScript
+from ..ports.datastores import JobRef, JobStorage
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
 from .native_mounts import mount_natively, run_local_script, unmount_under_script
 
@@ -38,29 +38,27 @@ class JobData(JobStorage):
     def run_here(self, script: str, stdin: str) -> tuple[int, str]:
         return run_local_script(script, stdin)
 
-    def _default_sync(self, job: dict):
-        return getattr(self.datastore_for(job["workspace"]), "sync", None)
+    def _default_sync(self, job: JobRef):
+        return getattr(self.datastore_for(job.workspace), "sync", None)
 
     def _sync_of(self, workspace_and_name: tuple[str, str]):
         return getattr(self.datastore_for(*workspace_and_name), "sync", None)
 
     def _datastore_names(self, workspace: str) -> list[tuple[str, str]]:
-        return [(workspace, row["name"]) for row in
-                self.store.query("SELECT name FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+        return [(workspace, row.name) for row in self.store.datastores_of(workspace)]
 
     def _resolver(self, workspace: str, native: bool = False) -> MountResolver:
         return MountResolver(
-            datastores=lambda: self.store.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name",
-                                                workspace),
+            datastores=lambda: self.store.datastores_of(workspace),
             open_datastore=lambda name: self.datastore_for(workspace, name),
             create_local_datastore=local_datastore_creator(self.store, self.layout, workspace), native=native)
 
-    def mounts(self, job: dict) -> tuple[list[Mount], list[Mount]]:
+    def mounts(self, job: JobRef) -> tuple[list[Mount], list[Mount]]:
         """(cluster-level, job-level) mounts of the job."""
-        cluster = self.store.cluster(job["workspace"], job["cluster"]) or {"spec": {}}
-        resolver = self._resolver(job["workspace"], bool(cluster["spec"].get("native_mounts")))
-        return (resolver.resolve(cluster["spec"].get("mount_volumes")),
-                resolver.resolve(job["spec"].get("mount_volumes")))
+        cluster = self.store.cluster(job.workspace, job.cluster)
+        resolver = self._resolver(job.workspace, cluster is not None and cluster.spec.native_mounts)
+        return (resolver.resolve(cluster.spec.mount_volumes if cluster is not None else None),
+                resolver.resolve(job.spec.mount_volumes))
 
     @staticmethod
     def _show(mounts: list[Mount], mount_root: str, node_name: str, run: NodeScript | None,
@@ -95,14 +93,12 @@ class JobData(JobStorage):
 
     # -- a new node, before its setup task ------------------------------------------------------
 
-    def show_cluster_mounts(self, cluster: dict, node_name: str, mount_root: str, remote: bool,
+    def show_cluster_mounts(self, cluster: ClusterRef, node_name: str, mount_root: str, remote: bool,
                             show: ShowMounts | None = None, run: NodeScript | None = None) -> list[str]:
         """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task);
         on a remote node through the backend's `show` (None: the backend cannot); `run` runs a script on
         the node (for native mounts). Returns notes."""
-        spec = cluster["spec"]
-        mounts = self._resolver(cluster["workspace"], bool(spec.get("native_mounts"))).resolve(
-            spec.get("mount_volumes"))
+        mounts = self._resolver(cluster.workspace, cluster.spec.native_mounts).resolve(cluster.spec.mount_volumes)
         if not mounts:
             return []
         if remote and show is None:
@@ -120,13 +116,13 @@ class JobData(JobStorage):
 
     # -- before the tasks start ----------------------------------------------------------------
 
-    def prepare(self, job: dict, input_paths: list[str], nodes: list, remote: bool,
+    def prepare(self, job: JobRef, input_paths: list[str], nodes: list, remote: bool,
                 show: Callable[[int], ShowMounts] | None = None,
                 run: Callable[[int], NodeScript] | None = None) -> list[str]:
         """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
         A remote backend shows them through `show(node index)` (None: it cannot); `run(node index)` runs
         a script on a node, for native mounts."""
-        syncs = [sync for sync in map(self._sync_of, self._datastore_names(job["workspace"])) if sync is not None]
+        syncs = [sync for sync in map(self._sync_of, self._datastore_names(job.workspace)) if sync is not None]
         for path in input_paths:  # an input in a staged datastore's mirror (a datastore:// location there)
             for sync in syncs:
                 relative = os.path.relpath(os.path.abspath(path), sync.root)
@@ -145,7 +141,7 @@ class JobData(JobStorage):
                 notes += self._show(mounts, root, node.name, run and run(index), show and show(index), staged)
         return notes
 
-    def mounts_are_native(self, job: dict) -> list[bool]:
+    def mounts_are_native(self, job: JobRef) -> list[bool]:
         """For each job-level mount: whether nodes may have mounted it natively."""
         try:
             _cluster_mounts, job_mounts = self.mounts(job)
@@ -166,12 +162,12 @@ class JobData(JobStorage):
 
     # -- while it runs, and at its end ---------------------------------------------------------
 
-    def flush(self, job: dict, final: bool) -> list[dict]:
+    def flush(self, job: JobRef, final: bool) -> list[dict]:
         """Copies the job's logs and outputs (and, at the end, its mounts' changes) out of the mirrors."""
         syncs = []
         sync = self._default_sync(job)
         if sync is not None:
-            syncs.append((sync, self.job_segment(job["experiment"], job["name"], job["uuid"])))
+            syncs.append((sync, self.job_segment(job.experiment, job.name, job.uuid)))
         if final:
             try:
                 cluster_mounts, job_mounts = self.mounts(job)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import BatchAIError
-from ..ports.datastores import Datastore, clean_relative_path
+from ..ports.datastores import Datastore, DatastoreRef, clean_relative_path
 from .native_mounts import MOUNT_SAS_MINUTES, NativeMount, blob_native_mount, smb_native_mount
 
 
@@ -59,9 +59,9 @@ def _smb_native(url: str, account: str, where: str, key: str) -> NativeMount | N
 class MountResolver:
     """Turns a mountVolumes block into Mounts, for one workspace's registered datastores."""
 
-    datastores: Callable[[], list[dict]]  # the workspace's datastore rows
+    datastores: Callable[[], list[DatastoreRef]]  # the workspace's registered datastores
     open_datastore: Callable[[str], Datastore]  # by name
-    create_local_datastore: Callable[[str], dict]  # by name: registers home/datastores/<ws>/<name>
+    create_local_datastore: Callable[[str], DatastoreRef]  # by name: registers home/datastores/<ws>/<name>
     native: bool = False  # the cluster asks for real mounts where its nodes can make them
 
     def resolve(self, volumes: dict | None) -> list[Mount]:
@@ -92,24 +92,24 @@ class MountResolver:
         return mounts
 
     def _storage_mount(self, where: str, entry: dict, account: str, container: str,
-                       what: str) -> tuple[Mount, dict | None]:
+                       what: str) -> tuple[Mount, DatastoreRef | None]:
         """The mount of a container or share, and the registered datastore row it resolved to (None: a
         local directory stands in)."""
         relative = _relative(where, entry)
         if not container:
             raise BatchAIError("InvalidMount", f"{where}: name the {what} to mount")
         for row in self.datastores():
-            config = row["config"]
-            if row["kind"] != "local" and config.get("container") == container and (
+            config = row.config
+            if row.kind != "local" and config.get("container") == container and (
                     not account or config.get("account_name") in (account, None, "")):
-                store = self.open_datastore(row["name"])
+                store = self.open_datastore(row.name)
                 return Mount(relative, store.node_path(""), getattr(store, "sync", None),
-                             note=f"{what} {container!r} of account {account!r}: datastore {row['name']!r}"), row
+                             note=f"{what} {container!r} of account {account!r}: datastore {row.name!r}"), row
         name = _local_name(container)
-        row = next((r for r in self.datastores() if r["name"] == name and r["kind"] == "local"), None)
+        row = next((r for r in self.datastores() if r.name == name and r.kind == "local"), None)
         if row is None:
             row = self.create_local_datastore(name)
-        return Mount(relative, row["config"]["path"], note=(
+        return Mount(relative, row.config["path"], note=(
             f"{what} {container!r} of account {account!r}: no datastore is registered for it here, so it is the "
             f"local directory datastore {name!r} (datastore://{name}/)")), None
 
@@ -125,9 +125,9 @@ class MountResolver:
                                                                "the nodes, so they get a copy")
         return dataclasses.replace(mount, native=native)
 
-    def _blob_native(self, row: dict | None, account: str, container: str, key: str) -> NativeMount | None:
+    def _blob_native(self, row: DatastoreRef | None, account: str, container: str, key: str) -> NativeMount | None:
         if row is not None:
-            url = getattr(self.open_datastore(row["name"]), "container_url", lambda minutes: None)(MOUNT_SAS_MINUTES)
+            url = getattr(self.open_datastore(row.name), "container_url", lambda minutes: None)(MOUNT_SAS_MINUTES)
         elif key and account:
             from .blob import container_sas_url
             url = container_sas_url(account, key, f"https://{account}.blob.core.windows.net", container,
@@ -139,8 +139,8 @@ class MountResolver:
     def _account_key(self, account: str) -> str:
         """The key of a registered datastore on `account` (a share of an account whose Blob is registered)."""
         for row in self.datastores():
-            if account and row["kind"] != "local" and row["config"].get("account_name") == account:
-                key = getattr(getattr(self.open_datastore(row["name"]), "settings", None), "account_key", "")
+            if account and row.kind != "local" and row.config.get("account_name") == account:
+                key = getattr(getattr(self.open_datastore(row.name), "settings", None), "account_key", "")
                 if key:
                     return key
         return ""
@@ -150,12 +150,12 @@ class MountResolver:
         server = entry.get("fileServer") or {}
         identity = str(server.get("id") if isinstance(server, dict) else server or "")
         name = identity.rstrip("/").rsplit("/", 1)[-1]
-        row = next((r for r in self.datastores() if r["name"] == name and r["kind"] == "local"), None)
+        row = next((r for r in self.datastores() if r.name == name and r.kind == "local"), None)
         if row is None:
             raise BatchAIError("FileServerNotFound", f"{where}.fileServer.id: no file server {name!r} is registered; "
                                                      f"register it with `batchai file-server create -n {name} "
                                                      "--path <shared directory>`")
-        source = row["config"]["path"]
+        source = row.config["path"]
         inside = clean_relative_path(str(entry.get("sourceDirectory") or "").lstrip("/"), f"{where}.sourceDirectory")
         return Mount(relative, os.path.join(source, inside) if inside else source,
                      note=f"file server {name!r}: {source}")
@@ -217,16 +217,16 @@ def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> 
                                           f"({tail[0][:200]}); fix the command or the file system it mounts")
 
 
-def local_datastore_creator(store, layout, workspace: str) -> Callable[[str], dict]:
+def local_datastore_creator(store, layout, workspace: str) -> Callable[[str], DatastoreRef]:
     """Registers (once) a local directory datastore standing in for a share that is not reachable here."""
 
-    def create(name: str) -> dict:
+    def create(name: str) -> DatastoreRef:
         path = layout.local_datastore(workspace, name)
         os.makedirs(path, exist_ok=True)
         with store.transaction():
             if not store.query_one("SELECT 1 FROM datastores WHERE workspace = ? AND name = ?", workspace, name):
                 store.insert("datastores", workspace=workspace, name=name, kind="local", config={"path": path},
                              created=time.time())
-        return store.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
+        return store.datastore_row(workspace, name)
 
     return create

@@ -2,7 +2,8 @@
 import pytest
 
 from batchai_jupyter.core.locations import Location, location_of, parse_data_path, parse_location
-from batchai_jupyter.core.spec import job_spec_from_dict, job_spec_to_dict, job_spec_to_wire, parse_job_spec
+from batchai_jupyter.core.spec import job_spec_to_wire, parse_job_spec
+from batchai_jupyter.core.spec_codec import decode_job_spec, encode_job_spec
 from batchai_jupyter.errors import SpecError
 
 
@@ -52,7 +53,7 @@ def test_a_job_spec_takes_locations_in_input_directories_and_keeps_them_in_norma
                                                 {"id": "HERE", "path": "/data/x"}]})
     assert [d.path for d in spec.input_directories] == [
         "datastore://default/sets/mnist", "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs", "/data/x"]
-    assert job_spec_from_dict(job_spec_to_dict(spec)).input_directories == spec.input_directories
+    assert decode_job_spec(encode_job_spec(spec)).input_directories == spec.input_directories
     assert job_spec_to_wire(spec)["inputDirectories"][0] == {"id": "DATA", "path": "datastore://default/sets/mnist"}
     assert location_of(spec.input_directories[0].path) == Location("default", "sets/mnist")
 

@@ -43,9 +43,9 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
 
     store = Store(path)
     assert store.schema_version() == SCHEMA_VERSION
-    assert [j["name"] for j in store.job_page("default", None, "queued", 0, None)[0]] == \
+    assert [j.name for j in store.job_page("default", None, "queued", 0, None)[0]] == \
            ["waiting-secret", "waiting-low", "waiting-high"]
-    assert store.job_by_name("default", "default", "waiting-secret")["secrets"] == {"API_KEY": "s3cr3t-v0"}
+    assert store.job_by_name("default", "default", "waiting-secret").secrets == {"API_KEY": "s3cr3t-v0"}
     store.close()
     assert LISTING_INDEXES <= _indexes(path)
     with sqlite3.connect(path) as connection:

@@ -4,21 +4,11 @@ namespaces of this machine, so /proc here shows their processes."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
-
-
-def wait_until(condition, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from helpers.waits import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def start_job(client, home: str, cluster: str, probe) -> tuple[str, str]:
         "cluster": cluster, "nodeCount": 2, "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
         "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ranks.py",
                             "pythonInterpreterPath": PYTHON, "commandLineArgs": f"{token} ~/go-{token}"}}, name)
-    wait_until(lambda: probe.processes(token) == probe.expected(token), "every rank's background processes",
+    wait_for(lambda: probe.processes(token) == probe.expected(token), "every rank's background processes",
                timeout=120)
     return name, token
 
@@ -56,7 +46,7 @@ def test_a_failed_rank_leaves_nothing_running_on_the_hosts(shared_service, share
     assert done["executionState"] == "failed"
     errors = done["executionInfo"]["errors"]
     assert [e["code"] for e in errors] == ["JobFailed"] and "exited with code 3" in errors[0]["message"], errors
-    wait_until(lambda: leftover_probe.processes(token) == [], "the failed job's processes to be gone", timeout=30)
+    wait_for(lambda: leftover_probe.processes(token) == [], "the failed job's processes to be gone")
     assert idle_nodes(shared_client, cluster) == 2
 
 
@@ -66,6 +56,5 @@ def test_terminating_leaves_nothing_running_on_the_hosts(shared_service, shared_
     done = shared_client.wait_for_job("default", "default", name, timeout=180)
     assert done["executionState"] == "failed"
     assert [e["code"] for e in done["executionInfo"]["errors"]] == ["JobTerminated"]
-    wait_until(lambda: leftover_probe.processes(token) == [], "the terminated job's processes to be gone",
-               timeout=30)
+    wait_for(lambda: leftover_probe.processes(token) == [], "the terminated job's processes to be gone")
     assert idle_nodes(shared_client, cluster) == 2
