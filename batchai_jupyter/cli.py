@@ -15,6 +15,7 @@ from .client.specs import cluster_document
 from .errors import BatchAIError
 from .formatting import print_result
 from .jsonfile import fill_placeholders, read_json_object
+from .serve_token import OPT_OUT_FLAG, serve_auth_arguments
 
 
 def _load_json_file(path: str) -> dict:
@@ -194,11 +195,14 @@ def serve_command(args) -> None:
         os.environ["BATCHAI_HOME"] = os.path.abspath(args.home)
     from .server.app import HeadlessBatchAIApp
 
+    if args.token is not None:
+        raise BatchAIError("TokenInArgv", "--token is no longer accepted: every local user can read a process's "
+                                          "arguments (ps); pass the token in BATCHAI_TOKEN or in a file only you "
+                                          "can read (--token-file PATH, mode 600)")
     argv = [f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}", "--ServerApp.port_retries=0",
-            "--ServerApp.open_browser=False", "--ServerApp.allow_root=True", "--BatchAIApp.exit_if_unavailable=True"]
-    token = args.token if args.token is not None else os.environ.get("BATCHAI_TOKEN")
-    if token is not None:
-        argv.append(f"--IdentityProvider.token={token}")
+            "--ServerApp.open_browser=False", "--ServerApp.allow_root=True", "--BatchAIApp.exit_if_unavailable=True",
+            "--BatchAIApp.refuse_without_auth=True", "--ServerApp.terminals_enabled=False"]
+    argv += serve_auth_arguments(args.token_file, args.no_auth_i_have_my_own_proxy)
     HeadlessBatchAIApp.launch_instance(argv=argv)
 
 
@@ -353,7 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "serve` of this home (--home, else $BATCHAI_HOME, else the default)")
     serve.add_argument("--ip", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--token", help="API token (default: $BATCHAI_TOKEN, else a random one)")
+    serve.add_argument("--token", help=argparse.SUPPRESS)  # refused with the reason: argv is public
+    serve.add_argument("--token-file", help="file holding the API token, readable only by you (mode 600); "
+                                            "default: $BATCHAI_TOKEN, else a random one (printed)")
+    serve.add_argument(OPT_OUT_FLAG, action="store_true",
+                       help="serve WITHOUT authentication, because a proxy in front authenticates every "
+                            "request (logged at every start)")
     serve.add_argument("--home", help="state directory (default: $BATCHAI_HOME)")
     demo = sub.add_parser("demo", help="run a 2-node distributed job on a local cluster and watch it")
     demo.add_argument("--nodes", type=int, default=2)

@@ -79,8 +79,8 @@ class Service:
             os.makedirs(self.home)
         env = {**os.environ, "BATCHAI_HOME": self.home, "JUPYTER_RUNTIME_DIR": os.path.join(self.base, "runtime"),
                **self.extra_env}
-        for name in ("BATCHAI_URL", "BATCHAI_TOKEN"):
-            env.pop(name, None)
+        env.pop("BATCHAI_URL", None)
+        env["BATCHAI_TOKEN"] = self.token  # not in argv, where `ps` shows it
         # BATCHAI_BENCH_PACKAGE=DIR serves the batchai_jupyter package found in DIR instead of the
         # installed one (e.g. DIR from `git archive <rev> batchai_jupyter | tar -x -C DIR`), to
         # measure a before/after pair with the same benchmark code.
@@ -89,8 +89,7 @@ class Service:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.abspath(package), env.get("PYTHONPATH")]))
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [*self.wrap, sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port),
-             "--token", self.token],
+            [*self.wrap, sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True, cwd=self.base)
         log.close()
         self.client = Client(self.url, self.token)

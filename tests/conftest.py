@@ -13,7 +13,9 @@ import pytest
 from batchai_jupyter.client import Client
 from helpers.azurite_server import Azurite
 from helpers.processes import LeftoverProbe
+from helpers.servers import Launch
 from helpers.service import TOKEN, ServiceProcess, kill_leftover_tasks
+from helpers.tools import free_port
 
 
 @pytest.fixture
@@ -76,3 +78,17 @@ def make_azurite(tmp_path):
 def leftover_probe() -> LeftoverProbe:
     """A job script whose ranks leave background processes, and a scan for what is left of them."""
     return LeftoverProbe()
+
+
+@pytest.fixture
+def port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    return free_port()
+
+
+@pytest.fixture
+def launch(tmp_path, port) -> Launch:
+    """`batchai serve` or a Jupyter server started the way a user (or an attacker) starts one; stopped at the end."""
+    server = Launch(tmp_path, port)
+    yield server
+    server.stop()

@@ -8,7 +8,6 @@ import sys
 
 from helpers.api import make_cluster, read_log, submit, wait_job
 from helpers.gates import append, lines, open_gate, wait_gate
-from helpers.service import TOKEN
 from helpers.tools import free_port
 from helpers.waits import wait_for
 
@@ -136,7 +135,7 @@ def test_kill_9_while_idle_keeps_clusters_nodes_and_jobs(client, service_process
 
 def test_second_service_on_the_same_home_is_refused(client, service_process):
     second = subprocess.run(
-        [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(free_port()), "--token", TOKEN],
+        [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(free_port())],
         env={**service_process.env(), "JUPYTER_RUNTIME_DIR": service_process.runtime_dir + "-second"},
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90)
     output = second.stdout + second.stderr

@@ -116,9 +116,9 @@ def start_local_service(announce: Announce = print) -> tuple[str, str]:
     log_path = os.path.join(home, "serve.log")
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(port), "--token", token],
+            [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            env={**os.environ, "BATCHAI_HOME": home})
+            env={**os.environ, "BATCHAI_HOME": home, "BATCHAI_TOKEN": token})  # never in argv: `ps` shows it
     url = f"http://127.0.0.1:{port}/"
     probe = Transport(url, token)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .durations import parse_duration
+from .limits import check_spec_limits
 from .models import (
     DEALLOCATION_OPTIONS,
     DEFAULT_WORKSPACE,
@@ -65,6 +66,7 @@ def parse_cluster_spec(doc: Any, *, name: str | None = None, workspace: str | No
     userAccountSettings, virtualMachineConfiguration and subnet are accepted and dropped, so no
     password or key from them is ever kept.
     """
+    check_spec_limits(doc)
     body, outer, api_version = unwrap(doc)
     vm_size = body.text("vmSize", "local", required="an Azure VM size" if api_version != NATIVE else "")
     cores, gpus, memory_mb = vm_size_resources(vm_size)

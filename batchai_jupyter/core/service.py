@@ -42,6 +42,7 @@ from .records import Cluster, DatastoreRow, Job
 from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
+from .store_health import warn_if_home_orphaned
 
 
 @dataclass
@@ -70,6 +71,8 @@ class Service:
         self.settings = settings
         self.layout = HomeLayout(settings.home)
         self.store = Store(self.layout.database)
+        warn_if_home_orphaned(self.store.holds_nothing(), self.layout.database, self.layout.root,
+                              [os.path.join(self.layout.root, part) for part in ("datastores", "nodes", "shared")])
         self.events = EventBus()
         self._datastores: dict[tuple, Datastore] = {}  # opened once: they keep transfer state
         self.datastore_kinds = datastore_kinds

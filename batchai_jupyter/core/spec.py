@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, Literal, overload
 
 from ..errors import SpecError
 from .durations import format_duration, parse_duration
+from .limits import check_spec_limits
 from .locations import FORMS, parse_data_path
 from .models import (
     DEFAULT_EXPERIMENT,
@@ -31,6 +32,7 @@ from .models import (
     ToolkitSettings,
     priority_name,
 )
+from .mount_spec import check_mount_volumes
 from .names import validate_name
 
 API_VERSIONS = ("2017-09-01-preview", "2018-03-01", "2018-05-01")
@@ -54,6 +56,7 @@ CNTK_LANGUAGES = ("BrainScript", "Python")
 _ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"(key|password|sastoken|token)$", re.IGNORECASE)
 _MASK = "***"
+_HIDDEN = "<hidden>"
 
 class Fields:
     """A JSON object being read, with its JSON-ish path for error messages. None means absent."""
@@ -212,6 +215,8 @@ def named_values(fields: Fields, key: str, *, secret: bool = False) -> dict[str,
     if not fields.has(key):
         return {}
     value = fields.get(key)
+    if secret:
+        _check_secret_shapes(value, fields.at(key))
     if isinstance(value, dict):  # (name, value, path of the name, path of the value)
         entries = [(name, item, f"{fields.at(key)}.{name}", f"{fields.at(key)}.{name}")
                    for name, item in value.items()]
@@ -222,9 +227,18 @@ def named_values(fields: Fields, key: str, *, secret: bool = False) -> dict[str,
             entries.append((item.get("name"), item.get("value"), item.at("name"), item.at("value")))
     result: dict[str, str] = {}
     for name, item, name_path, value_path in entries:
-        _identifier(name, name_path, set(result), "a variable name", fields.at(key))
+        _identifier(name, name_path, result, "a variable name", fields.at(key))
         result[name] = _variable_value(item, value_path, secret)
     return result
+
+
+def _check_secret_shapes(value: Any, path: str) -> None:
+    """A secrets block of the wrong shape is refused without showing what it holds: it may be the secret."""
+    if not isinstance(value, (dict, list)):
+        raise SpecError(path, _HIDDEN, 'a list of {"name": ..., "value": ...} objects or an object of names to values')
+    for index, item in enumerate(value if isinstance(value, list) else []):
+        if not isinstance(item, dict):
+            raise SpecError(f"{path}[{index}]", _HIDDEN, 'an object {"name": ..., "value": ...}')
 
 
 def _check_secret_reference(item: Fields, secret: bool) -> None:
@@ -239,7 +253,7 @@ def _variable_value(value: Any, path: str, secret: bool) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    shown = "<hidden>" if secret and value is not None else value
+    shown = _HIDDEN if secret and value is not None else value
     raise SpecError(path, shown, "a string value" + (" (value is required)" if value is None else ""))
 
 
@@ -253,7 +267,7 @@ def _ids(fields: Fields, key: str) -> list[Fields]:
     return items
 
 
-def _identifier(value: Any, path: str, seen: set[str], what: str, where: str) -> str:
+def _identifier(value: Any, path: str, seen: Container[str], what: str, where: str) -> str:
     """An id or variable name: letters, digits, '_', not a leading digit, once in its list."""
     if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
         raise SpecError(path, value, f"{what} of letters, digits and '_', not starting with a digit")
@@ -373,6 +387,7 @@ def parse_job_spec(doc: Any, *, name: str | None = None, workspace: str | None =
 
     Keyword arguments (the CLI's -n/-w/-e/-c) override the document.
     """
+    check_spec_limits(doc)
     body, outer, api_version = unwrap(doc)
     batch_ai = api_version != NATIVE
     constraints = body.obj("constraints")
@@ -455,10 +470,14 @@ def _job_preparation(body: Fields) -> str:
 
 
 def raw_block(fields: Fields | None, key: str) -> dict | None:
-    """A block kept as given (mountVolumes, backendOptions), copied so the caller's doc stays its own."""
+    """A block kept as given (mountVolumes, backendOptions), copied so the caller's doc stays its own;
+    mountVolumes is checked first."""
     if fields is None or not fields.has(key):
         return None
-    return copy.deepcopy(fields.present_obj(key).data)
+    block = fields.present_obj(key)
+    if key == "mountVolumes":
+        check_mount_volumes(block.data, block.path)
+    return copy.deepcopy(block.data)
 
 
 def job_spec_to_wire(spec: JobSpec) -> dict:

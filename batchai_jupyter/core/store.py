@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from ..errors import BatchAIError
 from . import lifecycle
 from .records import Cluster, DatastoreRow, Job, JobBrief, Node, Task
+from .store_health import StoreDamaged, back_up, check_opened, check_store_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -107,18 +108,25 @@ class Store:
     def __init__(self, path: str):
         self.path = path
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fresh = not os.path.exists(path)
+        fresh = not os.path.lexists(path)
+        if not fresh:
+            check_store_file(path)
         self._lock = threading.RLock()
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._connection.row_factory = sqlite3.Row
         if fresh:
             os.chmod(path, 0o600)  # the store holds secret values
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        self._connection.executescript(SCHEMA)
         self._depth = 0
         try:
-            self._migrate()
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            if not fresh:
+                check_opened(self._connection, path)
+            self._connection.executescript(SCHEMA)
+            self._migrate(backup=not fresh)
+        except sqlite3.DatabaseError as failure:
+            self._connection.close()
+            raise StoreDamaged(path, f"cannot be read ({failure})") from None
         except BaseException:
             self._connection.close()
             raise
@@ -128,7 +136,9 @@ class Store:
         with self._lock:
             return self._connection.execute("PRAGMA user_version").fetchone()[0]
 
-    def _migrate(self) -> None:
+    def _migrate(self, backup: bool) -> None:
+        if backup and self.schema_version() < SCHEMA_VERSION:
+            back_up(self._connection, self.path, self.schema_version())
         while True:
             with self.transaction():  # re-read inside: another process may have just upgraded it
                 version = self.schema_version()
@@ -142,6 +152,12 @@ class Store:
                 for statement in MIGRATIONS[version]:
                     self._connection.execute(statement)
                 self._connection.execute(f"PRAGMA user_version = {version + 1}")
+
+    def holds_nothing(self) -> bool:
+        """No job and no cluster: what a new store, or one that replaced a lost store, holds."""
+        with self._lock:
+            return not self._connection.execute(
+                "SELECT EXISTS (SELECT 1 FROM jobs) OR EXISTS (SELECT 1 FROM clusters)").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:

@@ -76,21 +76,26 @@ def write(datastore: Datastore, path: str, data: bytes, offset: int = 0, final: 
         return {"path": relative, "bytesWritten": len(data), "complete": final}
     target = _local_file(datastore, path)
     part = target + PART_SUFFIX
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    have = os.path.getsize(part) if os.path.exists(part) else 0
-    if offset not in (0, have):
-        raise BatchAIError("UploadOffsetMismatch", f"offset: {offset} does not continue the upload of {path!r} "
-                                                   f"({have} bytes received so far); resend from offset 0", 409)
-    with open(part, "r+b" if offset else "wb") as handle:
-        handle.seek(offset)
-        handle.write(data)
-        handle.truncate()
-    if final:
-        if sha256 is not None and _sha256_of(part) != sha256.lower():
-            os.remove(part)
-            raise BatchAIError("UploadCorrupted", f"{path!r}: the received bytes do not match sha256 {sha256}; "
-                                                  "upload the file again")
-        os.replace(part, target)
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        have = os.path.getsize(part) if os.path.exists(part) else 0
+        if offset not in (0, have):
+            raise BatchAIError("UploadOffsetMismatch", f"offset: {offset} does not continue the upload of {path!r} "
+                                                       f"({have} bytes received so far); resend from offset 0", 409)
+        with open(part, "r+b" if offset else "wb") as handle:
+            handle.seek(offset)
+            handle.write(data)
+            handle.truncate()
+        if final:
+            if sha256 is not None and _sha256_of(part) != sha256.lower():
+                os.remove(part)
+                raise BatchAIError("UploadCorrupted", f"{path!r}: the received bytes do not match sha256 {sha256}; "
+                                                      "upload the file again")
+            os.replace(part, target)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise BatchAIError("PathConflict", f"path: {path!r} runs into what the datastore holds (a file where a "
+                                           "folder is named, or a folder where the file would go); pick another "
+                                           "path or delete what is there", 409) from None
     return {"path": clean_relative_path(path), "bytesWritten": len(data), "complete": final}
 
 

@@ -8,6 +8,7 @@ has the output directories OUTPUTS (for the user's files) and BATCHAI_RESULT (pu
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import time
 import uuid
@@ -27,6 +28,8 @@ PRIORITIES = ("low", "normal", "high")
 PACKAGE_INPUT_ID = "BATCHAI_PACKAGE"
 PACKAGES_PREFIX = ".batchai/packages"
 DATASETS_PREFIX = ".batchai/datasets"
+# The service's rule for input directory ids (and so for the $AZ_BATCHAI_INPUT_<ID> variable names).
+INPUT_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BLOCKS = {"custom": "customToolkitSettings", "mpi": "customMpiSettings", "pytorch": "pyTorchSettings",
            "tensorflow": "tensorFlowSettings", "horovod": "horovodSettings", "chainer": "chainerSettings",
            "cntk": "cntkSettings", "caffe": "caffeSettings", "caffe2": "caffe2Settings"}
@@ -136,10 +139,21 @@ def _default_cluster(ws: Workspace) -> str:
                        f"--cluster: give the cluster to run on (this workspace has: {', '.join(clusters)})")
 
 
-def _upload_data(ws: Workspace, data: list[str], progress: ProgressFactory | None,
+def _data_pairs(data: list[str]) -> dict[str, str]:
+    """--data NAME=PATH, each NAME an input directory id: checked before anything is uploaded."""
+    pairs = split_pairs(data, "--data", "a dataset")
+    for name in pairs:
+        if not INPUT_ID.fullmatch(name):
+            raise BatchAIError("InvalidArgument", f"--data {name}=...: {name!r} is not a dataset name; use letters, "
+                                                  "digits and '_', not starting with a digit (it becomes the input "
+                                                  f"directory id, $AZ_BATCHAI_INPUT_<NAME>)")
+    return pairs
+
+
+def _upload_data(ws: Workspace, data: dict[str, str], progress: ProgressFactory | None,
                  announce: Announce) -> tuple[list[dict], dict[str, datasets.UploadReport]]:
     inputs, reports = [], {}
-    for name, local in split_pairs(data, "--data", "a dataset").items():
+    for name, local in data.items():
         files = datasets.files_of(local, f"--data {name}")
         label = f"data {name}"
         report = datasets.upload(ws.client, ws.name, f"{DATASETS_PREFIX}/{name}", files,
@@ -161,6 +175,7 @@ def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: di
     if options.priority and options.priority not in PRIORITIES:
         raise BatchAIError("InvalidArgument", f"--priority {options.priority!r}: use one of {', '.join(PRIORITIES)}")
     env = split_pairs(options.env, "--env", "a variable")
+    data = _data_pairs(options.data)
     patterns = list(options.files)
     if options.requirements:
         if not os.path.isfile(os.path.join(root, options.requirements)):
@@ -169,7 +184,7 @@ def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: di
     cluster = options.cluster or (None if body.get("cluster") else _default_cluster(ws))
     package = build_package(cell, patterns, options.push, options.pull, namespace, root, limit)
     announce(f"{package.describe()}; uploading")
-    data_inputs, data_reports = _upload_data(ws, options.data, progress, announce)
+    data_inputs, data_reports = _upload_data(ws, data, progress, announce)
     package_report = datasets.upload(ws.client, ws.name, PACKAGES_PREFIX, package.files)
     body["inputDirectories"] = [*body.get("inputDirectories", []), *data_inputs,
                                 {"id": PACKAGE_INPUT_ID, "path": package_report.location}]

@@ -26,9 +26,14 @@ class DatastoreContext:
 @dataclass(frozen=True)
 class FileEntry:
     name: str
-    file_type: str  # "file" | "directory"
+    file_type: str  # "file" | "directory" | "link" (shown as itself, never followed)
     size: int | None
     modified: float | None
+
+
+# File systems refuse names over 255 bytes; an upload's partial file adds a suffix to the name.
+MAX_NAME_BYTES = 200
+MAX_PATH_BYTES = 1024
 
 
 def clean_relative_path(path: str, where: str = "path") -> str:
@@ -38,6 +43,18 @@ def clean_relative_path(path: str, where: str = "path") -> str:
     if text.startswith("/") or normal == ".." or normal.startswith("../"):
         raise BatchAIError(
             "InvalidPath", f"{where}: {path!r} points outside the datastore; give a path relative to it, without '..'")
+    if "\0" in text:
+        raise BatchAIError("InvalidPath", f"{where}: a path cannot hold a NUL character")
+    try:
+        encoded = normal.encode()
+    except UnicodeEncodeError:
+        raise BatchAIError("InvalidPath", f"{where}: {path!r} is not valid Unicode (a lone surrogate?)") from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise BatchAIError("InvalidPath", f"{where}: {len(encoded)} bytes long; at most {MAX_PATH_BYTES}")
+    for name in normal.split("/"):
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise BatchAIError("InvalidPath", f"{where}: the name {name[:40]!r}... is {len(name.encode())} bytes "
+                                              f"long; a file or directory name may be at most {MAX_NAME_BYTES}")
     return "" if normal == "." else normal
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.serverapp import ServerApp
+from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from traitlets import Bool, Dict, Float, Unicode, default
 
 from ..assembly import build_service
@@ -26,18 +28,28 @@ class BatchAIApp(ExtensionApp):
     exit_if_unavailable = Bool(False, help="Stop the whole server when the service cannot start (for example "
                                            "HomeInUse); `batchai serve` sets it, since the service is all "
                                            "that server is for").tag(config=True)
+    no_auth_i_have_my_own_proxy = Bool(False, help="Serve the API although the Jupyter server checks no token or "
+                                                   "password, because a proxy in front of it authenticates every "
+                                                   "request. Logged at every start.").tag(config=True)
+    refuse_without_auth = Bool(False, help="Stop the server when it checks no token or password and "
+                                           "no_auth_i_have_my_own_proxy is not set (`batchai serve` sets it); "
+                                           "inside a user's Jupyter server a loud warning is logged "
+                                           "instead").tag(config=True)
 
     @default("home")
     def _default_home(self) -> str:
         return default_home()
 
     def initialize_settings(self) -> None:
-        service = build_service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
-                                         backend_options=dict(self.backend_options)))
+        self._check_auth()
+        service = None
         try:
+            service = build_service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
+                                             backend_options=dict(self.backend_options)))
             service.start()
-        except BatchAIError as failure:
-            service.store.close()
+        except BatchAIError as failure:  # e.g. HomeInUse, StoreDamaged
+            if service is not None:
+                service.store.close()
             self.log.error("batchai: %s: %s", failure.code, failure.message)
             if self.exit_if_unavailable:
                 raise SystemExit(1) from None  # not an Exception: the server's extension loader does not swallow it
@@ -46,6 +58,28 @@ class BatchAIApp(ExtensionApp):
         self.service = service
         self.settings["batchai_service"] = service
         self.log.info("batchai: service running with home %s", self.home)
+
+    def _check_auth(self) -> None:
+        if self.serverapp.identity_provider.auth_enabled:
+            return
+        if self.no_auth_i_have_my_own_proxy:
+            self.log.warning("batchai: AUTHENTICATION IS OFF by choice (no_auth_i_have_my_own_proxy): the API "
+                             "trusts every request that reaches it; only a proxy in front of %s protects it",
+                             self.serverapp.connection_url)
+            return
+        if self.refuse_without_auth:
+            self.log.error("batchai: refusing to serve without authentication: the token is empty. Set "
+                           "BATCHAI_TOKEN or --token-file to a secret, or pass --no-auth-i-have-my-own-proxy "
+                           "if a proxy in front of this service authenticates every request")
+            raise SystemExit(2)  # not an Exception: the server's extension loader does not swallow it
+        # Inside a user's Jupyter server: its kernels and terminals are as open as this API, so refusing the
+        # API would protect nothing and break setups that switched auth off on purpose (Jupyter's own
+        # convention is a warning too); say loudly what is exposed and how to silence it.
+        self.log.warning("batchai: WARNING: this Jupyter server checks no token or password, so anyone who can "
+                         "connect to %s can run jobs, read job files and datastores as this user through the "
+                         "batchai API. Set a token (ServerApp.token / IdentityProvider.token) or, if a proxy in "
+                         "front authenticates every request, set c.BatchAIApp.no_auth_i_have_my_own_proxy = True",
+                         self.serverapp.connection_url)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes())
@@ -56,9 +90,28 @@ class BatchAIApp(ExtensionApp):
             service.stop()
 
 
-class HeadlessBatchAIApp(BatchAIApp):
-    """`batchai serve`: the service alone, no notebook UI, no other extensions."""
+class NoFilesContentsManager(AsyncLargeFileManager):
+    """Jupyter's contents manager without the /files/ route it adds to the server."""
 
+    def get_extra_handlers(self) -> list:
+        return []
+
+
+class ServiceOnlyServerApp(ServerApp):
+    """A Jupyter server with none of Jupyter's own APIs (contents, files, kernels, sessions, terminals, ...):
+    `batchai serve` is the service, not a way into its working directory. `auth` stays: it is the login."""
+
+    default_services = ("auth",)
+
+    @default("contents_manager_class")
+    def _default_contents_manager_class(self) -> type:
+        return NoFilesContentsManager
+
+
+class HeadlessBatchAIApp(BatchAIApp):
+    """`batchai serve`: the service alone, no notebook UI, no other extensions, none of Jupyter's APIs."""
+
+    serverapp_class = ServiceOnlyServerApp
     load_other_extensions = False
     open_browser = False
     serverapp_config = {"open_browser": False}

@@ -19,11 +19,15 @@ from .. import __version__
 from ..core import uploads
 from ..core.service import Page
 from ..errors import BatchAIError
+from ..jsonfile import FINITE_NUMBERS, MAX_JSON_DEPTH, nesting_depth
 from ..runtime.metrics import METRICS_FILE
 from .paging import PageRequest, page_body, page_request, slice_page
 
 API = "/batchai/api/v1"
 NAME = r"([^/]+)"
+# JSON request bodies (specs, settings); file contents go through the upload routes, not this.
+MAX_JSON_BODY_BYTES = 4 * 1024 * 1024
+MAX_FILE_OFFSET = 2**63 - 1  # what a file offset (off_t) can hold
 
 
 class BaseHandler(APIHandler):
@@ -38,13 +42,21 @@ class BaseHandler(APIHandler):
     def body(self) -> dict:
         if not self.request.body:
             return {}
+        if len(self.request.body) > MAX_JSON_BODY_BYTES:
+            raise BatchAIError("RequestTooLarge", f"request body is {len(self.request.body)} bytes; a JSON body "
+                                                  f"may be at most {MAX_JSON_BODY_BYTES} bytes", status=413)
         try:
-            document = json.loads(self.request.body)
+            document = json.loads(self.request.body, **FINITE_NUMBERS)
+        except RecursionError:
+            raise BatchAIError("InvalidJson", "request body is nested too deeply to read; "
+                                              "send a JSON object nested at most a few dozen levels") from None
         except ValueError as failure:
             raise BatchAIError("InvalidJson",
                                f"request body is not valid JSON ({failure}); send a JSON object") from None
         if not isinstance(document, dict):
             raise BatchAIError("InvalidJson", "request body must be a JSON object")
+        if nesting_depth(document) > MAX_JSON_DEPTH:
+            raise BatchAIError("InvalidJson", f"request body is nested more than {MAX_JSON_DEPTH} levels deep")
         return document
 
     def int_argument(self, name: str, default: int | None) -> int | None:
@@ -185,6 +197,9 @@ class FileHandlerMixin:
             length = int(end) - offset + 1 if end else None
         if offset < 0 or (length is not None and length < 0):
             raise BatchAIError("InvalidRange", "offset and length must not be negative")
+        if offset > MAX_FILE_OFFSET or (length is not None and length > MAX_FILE_OFFSET):
+            raise BatchAIError("InvalidRange", f"offset and length must be at most {MAX_FILE_OFFSET} "
+                                               "(the largest file offset)")
         return offset, length
 
 

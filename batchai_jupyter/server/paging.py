@@ -9,6 +9,7 @@ from ..errors import BatchAIError
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 1000
+MAX_SKIP = 2**62  # the store counts in signed 64-bit integers; no listing comes near this
 
 
 class PageRequest(NamedTuple):
@@ -20,8 +21,8 @@ def page_request(max_results: int | None, skip: int) -> PageRequest:
     size = DEFAULT_PAGE_SIZE if max_results is None else max_results
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise BatchAIError("InvalidMaxResults", f"maxresults: {size} is not valid; use 1 to {MAX_PAGE_SIZE}")
-    if skip < 0:
-        raise BatchAIError("InvalidSkip", f"skip: {skip} is not valid; use 0 or more (or follow nextLink)")
+    if not 0 <= skip <= MAX_SKIP:
+        raise BatchAIError("InvalidSkip", f"skip: {skip} is not valid; use 0 to {MAX_SKIP} (or follow nextLink)")
     return PageRequest(skip, size)
 
 
@@ -36,7 +37,8 @@ def page_body(page: Page, request: PageRequest, path: str, arguments: list[tuple
     `arguments` (state, outputdirectoryid, path, ...)."""
     body: dict = {"value": page.items}
     if page.more:
-        kept = [(key, value) for key, value in arguments if key not in ("maxresults", "skip")]
+        # A token given as ?token= is a credential: never copied into a response.
+        kept = [(key, value) for key, value in arguments if key not in ("maxresults", "skip", "token")]
         query = urlencode(kept + [("maxresults", len(page.items)), ("skip", request.skip + len(page.items))])
         body["nextLink"] = f"{path}?{query}"
     return body

@@ -139,7 +139,7 @@ def storage_errors(where: str) -> Iterator[None]:
     except BatchAIError:
         raise
     except (ClientAuthenticationError, _Forbidden) as failure:
-        code = failure.error_code or "AuthenticationFailed"
+        code = getattr(failure, "error_code", None) or "AuthenticationFailed"  # a signing error has none
         raise BatchAIError("StorageAuthenticationFailed", f"{where}: the storage account refused the datastore's "
                                                           f"credentials ({code}); check the account key, the SAS "
                                                           "token and its expiry, or "
@@ -161,6 +161,10 @@ def storage_errors(where: str) -> Iterator[None]:
                                            "datastore's configuration", status) from None
     except AzureError as failure:
         raise BatchAIError("StorageError", f"{where}: {type(failure).__name__}; retry", 503) from None
+    except ValueError:  # the SDK refusing the settings; its message is not shown, it may quote a credential
+        raise BatchAIError("InvalidDatastore", f"{where}: the storage SDK cannot use the datastore's settings; check "
+                                               "that endpoint is a URL (https://<account>.blob.core.windows.net), "
+                                               "and the accountName and the key's format") from None
 
 
 class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer, Checkable, PublicSettings,

@@ -37,7 +37,7 @@ def parse_datastore_document(document: object) -> tuple[str, dict, dict]:
     kind = document.get("kind", "blob" if "containerName" in document else "local")
     if kind == "local":
         path = document.get("path")
-        if not isinstance(path, str) or not os.path.isabs(path):
+        if not isinstance(path, str) or not os.path.isabs(path) or not path.isprintable():
             raise BatchAIError("InvalidDatastore", f"path: {path!r} is not valid; give the absolute path of a "
                                                    "directory every node sees at that same path")
         return "local", {"path": os.path.normpath(path)}, {}
@@ -53,6 +53,10 @@ def parse_datastore_document(document: object) -> tuple[str, dict, dict]:
             if not isinstance(value, str):
                 raise BatchAIError("InvalidDatastore", f"{field}: give a string")
             secrets[stored] = value
+    endpoint = document.get("endpoint")
+    if endpoint not in (None, "") and not (isinstance(endpoint, str) and endpoint.startswith(("https://", "http://"))):
+        raise BatchAIError("InvalidDatastore", f"endpoint: {endpoint!r} is not valid; give the account's Blob URL, "
+                                               "https://<account>.blob.core.windows.net")
     for field in ("linkExpiryInMinutes", "flushSeconds"):
         value = document.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):

@@ -6,6 +6,8 @@ import os
 from ..errors import BatchAIError
 from ..ports.datastores import Datastore, DatastoreContext, FileEntry, clean_relative_path
 
+SYSTEM_TREES = ("/proc", "/sys", "/dev")
+
 
 class LocalDatastore(Datastore):
     kind = "local"
@@ -34,10 +36,15 @@ class LocalDatastore(Datastore):
         entries = []
         with os.scandir(directory) as scan:
             for entry in sorted(scan, key=lambda e: e.name):
-                if entry.is_dir():
+                try:
+                    stat = entry.stat(follow_symlinks=False)  # a link may point anywhere: never follow it
+                except FileNotFoundError:
+                    continue  # removed while listing
+                if entry.is_symlink():
+                    entries.append(FileEntry(entry.name, "link", None, stat.st_mtime))
+                elif entry.is_dir(follow_symlinks=False):
                     entries.append(FileEntry(entry.name, "directory", None, None))
                 else:
-                    stat = entry.stat()
                     entries.append(FileEntry(entry.name, "file", stat.st_size, stat.st_mtime))
         return entries
 
@@ -46,9 +53,21 @@ class LocalDatastore(Datastore):
         if not os.path.isfile(path):
             raise BatchAIError("FileNotFound", f"file {segment!r} does not exist (yet)", status=404)
         with open(path, "rb") as handle:
-            handle.seek(max(0, offset))
-            return handle.read() if length is None else handle.read(length)
+            left = os.fstat(handle.fileno()).st_size - offset
+            if left <= 0:
+                return b""  # past the end (a seek there may be refused by the file system)
+            handle.seek(offset)
+            return handle.read() if length is None else handle.read(min(length, left))
 
 
 def create(config: dict, context: DatastoreContext) -> LocalDatastore:
+    root, home = os.path.realpath(config["path"]), os.path.realpath(context.home)
+    if home == root or home.startswith(root.rstrip(os.sep) + os.sep):
+        # Its files would include the service's store, with every job's secrets, for anyone with the API.
+        raise BatchAIError("DatastoreContainsHome", f"path: {config['path']!r} holds the service's home {home}; "
+                                                    "register a directory outside it")
+    if any(root == system or root.startswith(system + os.sep) for system in SYSTEM_TREES):
+        # Not files but the kernel's view of processes and devices: the service's own environment among them.
+        raise BatchAIError("InvalidDatastore", f"path: {config['path']!r} is inside {', '.join(SYSTEM_TREES)}; "
+                                               "register a directory of files")
     return LocalDatastore(config["path"])

@@ -38,7 +38,7 @@ class ServiceProcess:
         os.makedirs(self.home, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port), "--token", TOKEN],
+            [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env(), start_new_session=True)
         client = Client(self.url, TOKEN)
         wait_for_server(self.process, client.version, "batchai serve", timeout, self.log)
