@@ -3,6 +3,7 @@
 Kept import-light: the job wrapper and the CLI import this package, so nothing heavy loads here
 (`Workspace` and the IPython extension load their modules when first used).
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 and puts a Service together from them. The server extension, `batchai serve` (through it) and tests that
 want a Service in-process call `build_service`.
 """
+
 from __future__ import annotations
 
 from .backends import load_backends
@@ -17,7 +18,8 @@ PLANNER_FILES = {"batchai_launch/launch.py": launch.__file__, "batchai_launch/mo
 
 def build_service(settings: Settings) -> Service:
     """A Service with every installed backend (those that cannot load are named, with why) and datastore kind."""
-    context = BackendContext(HomeLayout(settings.home), settings.heartbeat_seconds, settings.backend_options,
-                             planner_files=PLANNER_FILES)
+    context = BackendContext(
+        HomeLayout(settings.home), settings.heartbeat_seconds, settings.backend_options, planner_files=PLANNER_FILES
+    )
     backends, unavailable = load_backends(context)
     return Service(settings, backends, StorageKinds(), unavailable)

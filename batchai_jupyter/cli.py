@@ -1,4 +1,5 @@
 """`batchai`: the verbs of `az batchai`, against the batchai service, plus `serve` and `demo`."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ def _load_json_file(path: str) -> dict:
 
 
 # -- workspace / experiment -------------------------------------------------------------------
+
 
 def workspace_command(args) -> object:
     client = _client()
@@ -51,13 +53,23 @@ def experiment_command(args) -> object:
 
 # -- cluster --------------------------------------------------------------------------------------
 
+
 def _cluster_document(args) -> dict:
-    return cluster_document(_load_json_file(args.config_file) if args.config_file else None,
-                            nodes=args.target, backend=args.backend or None, min_nodes=args.min, max_nodes=args.max,
-                            idle_seconds=args.idle, setup=args.setup_task or None, priority=args.vm_priority or None,
-                            vm_size=args.vm_size or None, cpus=args.cpus or None,
-                            backend_options=_backend_options(args), native_mounts=args.native_mounts or None,
-                            node_per_host=True)
+    return cluster_document(
+        _load_json_file(args.config_file) if args.config_file else None,
+        nodes=args.target,
+        backend=args.backend or None,
+        min_nodes=args.min,
+        max_nodes=args.max,
+        idle_seconds=args.idle,
+        setup=args.setup_task or None,
+        priority=args.vm_priority or None,
+        vm_size=args.vm_size or None,
+        cpus=args.cpus or None,
+        backend_options=_backend_options(args),
+        native_mounts=args.native_mounts or None,
+        node_per_host=True,
+    )
 
 
 def node_exec(client, args) -> None:
@@ -75,8 +87,11 @@ def _cluster_of_node(client, workspace: str, node_id: str) -> str:
     for cluster in client.clusters(workspace):
         if any(n["nodeId"] == node_id for n in client.cluster_nodes(workspace, cluster["name"])):
             return cluster["name"]
-    raise BatchAIError("NotFound", f"node {node_id!r} is in no cluster of workspace '{workspace}'; list them with "
-                                   "`batchai cluster node list -n CLUSTER`")
+    raise BatchAIError(
+        "NotFound",
+        f"node {node_id!r} is in no cluster of workspace '{workspace}'; list them with "
+        "`batchai cluster node list -n CLUSTER`",
+    )
 
 
 def _ssh_hosts(text: str) -> list[str]:
@@ -89,16 +104,30 @@ def _local_path(text: str) -> str:
 
 
 # `cluster create` options that become backendOptions (see backends/slurm_options.py, ssh_options.py).
-BACKEND_OPTION_FLAGS = {"partition": "partition", "account": "account", "qos": "qos", "gres": "gres",
-                        "gpus_per_node": "gpusPerNode", "sbatch_option": "sbatchOptions",
-                        "max_nodes_in_use": "maxNodesInUse", "shared_root": "sharedRoot",
-                        "hosts": "hosts", "key": "keyFile", "known_hosts": "knownHosts",
-                        "trust_on_first_use": "trustOnFirstUse", "python": "python", "node_root": "root"}
+BACKEND_OPTION_FLAGS = {
+    "partition": "partition",
+    "account": "account",
+    "qos": "qos",
+    "gres": "gres",
+    "gpus_per_node": "gpusPerNode",
+    "sbatch_option": "sbatchOptions",
+    "max_nodes_in_use": "maxNodesInUse",
+    "shared_root": "sharedRoot",
+    "hosts": "hosts",
+    "key": "keyFile",
+    "known_hosts": "knownHosts",
+    "trust_on_first_use": "trustOnFirstUse",
+    "python": "python",
+    "node_root": "root",
+}
 
 
 def _backend_options(args) -> dict:
-    return {key: getattr(args, flag) for flag, key in BACKEND_OPTION_FLAGS.items()
-            if getattr(args, flag, None) not in (None, [])}
+    return {
+        key: getattr(args, flag)
+        for flag, key in BACKEND_OPTION_FLAGS.items()
+        if getattr(args, flag, None) not in (None, [])
+    }
 
 
 def cluster_command(args) -> object:
@@ -112,8 +141,11 @@ def cluster_command(args) -> object:
     if args.verb == "show":
         return client.cluster(args.workspace, args.name)
     if args.verb == "resize":
-        return client.scale_cluster(args.workspace, args.name, {"manual": {
-            "targetNodeCount": args.target, "nodeDeallocationOption": args.deallocation}})
+        return client.scale_cluster(
+            args.workspace,
+            args.name,
+            {"manual": {"targetNodeCount": args.target, "nodeDeallocationOption": args.deallocation}},
+        )
     if args.verb == "auto-scale":
         auto = {"minimumNodeCount": args.min, "maximumNodeCount": args.max}
         if args.idle is not None:
@@ -130,6 +162,7 @@ def cluster_command(args) -> object:
 
 
 # -- job ------------------------------------------------------------------------------------------
+
 
 def job_command(args) -> object:
     client = _client()
@@ -168,8 +201,7 @@ def wait_command(client, args) -> object:
     raise SystemExit(0 if job["executionState"] == "succeeded" else (code if code else 255))
 
 
-def stream_file(client, workspace: str, experiment: str, job: str, output_id: str, file_name: str,
-                out=None) -> None:
+def stream_file(client, workspace: str, experiment: str, job: str, output_id: str, file_name: str, out=None) -> None:
     """Prints a file as the job writes it, until the job has ended (az batchai job file stream)."""
     out = out or sys.stdout.buffer
 
@@ -180,11 +212,13 @@ def stream_file(client, workspace: str, experiment: str, job: str, output_id: st
     def waiting(_path: str) -> None:
         print(f'The file "{file_name}" not found. Waiting for the job to generate it.', file=sys.stderr)
 
-    follow_job(client, workspace, experiment, job, [file_name], write, output_id=output_id, on_missing=waiting,
-               poll=0.5)
+    follow_job(
+        client, workspace, experiment, job, [file_name], write, output_id=output_id, on_missing=waiting, poll=0.5
+    )
 
 
 # -- serve / demo ---------------------------------------------------------------------------------
+
 
 def serve_command(args) -> None:
     if args.action:  # status / stop: the services already running
@@ -196,12 +230,22 @@ def serve_command(args) -> None:
     from .server.app import HeadlessBatchAIApp
 
     if args.token is not None:
-        raise BatchAIError("TokenInArgv", "--token is no longer accepted: every local user can read a process's "
-                                          "arguments (ps); pass the token in BATCHAI_TOKEN or in a file only you "
-                                          "can read (--token-file PATH, mode 600)")
-    argv = [f"--ServerApp.ip={args.ip}", f"--ServerApp.port={args.port}", "--ServerApp.port_retries=0",
-            "--ServerApp.open_browser=False", "--ServerApp.allow_root=True", "--BatchAIApp.exit_if_unavailable=True",
-            "--BatchAIApp.refuse_without_auth=True", "--ServerApp.terminals_enabled=False"]
+        raise BatchAIError(
+            "TokenInArgv",
+            "--token is no longer accepted: every local user can read a process's "
+            "arguments (ps); pass the token in BATCHAI_TOKEN or in a file only you "
+            "can read (--token-file PATH, mode 600)",
+        )
+    argv = [
+        f"--ServerApp.ip={args.ip}",
+        f"--ServerApp.port={args.port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.allow_root=True",
+        "--BatchAIApp.exit_if_unavailable=True",
+        "--BatchAIApp.refuse_without_auth=True",
+        "--ServerApp.terminals_enabled=False",
+    ]
     argv += serve_auth_arguments(args.token_file, args.no_auth_i_have_my_own_proxy)
     HeadlessBatchAIApp.launch_instance(argv=argv)
 
@@ -213,6 +257,7 @@ def demo_command(args) -> None:
 
 
 # -- parser ---------------------------------------------------------------------------------------
+
 
 def _scope(parser, experiment: bool = False) -> None:
     parser.add_argument("-w", "--workspace", default="default", help="workspace (default: default)")
@@ -239,9 +284,12 @@ def _add_cluster_parsers(sub) -> None:
     create.add_argument("--max", type=int, help="auto-scale maximum nodes")
     create.add_argument("--idle", type=float, help="idle seconds before an auto-scaled node is removed")
     create.add_argument("--setup-task", help="command run on every node when it is provisioned")
-    create.add_argument("--native-mounts", action="store_true",
-                        help="nodes that have rclone (FUSE) or a kernel CIFS client mount the mountVolumes' Blob "
-                             "containers and file shares themselves instead of getting a copy")
+    create.add_argument(
+        "--native-mounts",
+        action="store_true",
+        help="nodes that have rclone (FUSE) or a kernel CIFS client mount the mountVolumes' Blob "
+        "containers and file shares themselves instead of getting a copy",
+    )
     create.add_argument("cluster_name", nargs="?", metavar="NAME", help="cluster name (as -n)")
     slurm = create.add_argument_group("slurm backend (--backend slurm: the cluster's nodes are Slurm's)")
     slurm.add_argument("--partition", help="Slurm partition for jobs and nodes")
@@ -254,12 +302,18 @@ def _add_cluster_parsers(sub) -> None:
     slurm.add_argument("--shared-root", help="directory on the file system shared with the nodes")
     ssh = create.add_argument_group("ssh backend (--backend ssh: the cluster's nodes are your machines)")
     ssh.add_argument("--hosts", type=_ssh_hosts, help="user@host[:port],... (one node per host by default)")
-    ssh.add_argument("--key", type=_local_path,
-                     help="private key file to log in with (default: the SSH agent, ~/.ssh/id_*)")
-    ssh.add_argument("--known-hosts", type=_local_path,
-                     help="known_hosts file host keys are checked against (~/.ssh/known_hosts)")
-    ssh.add_argument("--trust-on-first-use", action="store_const", const=True,
-                     help="record an unknown host key instead of refusing it")
+    ssh.add_argument(
+        "--key", type=_local_path, help="private key file to log in with (default: the SSH agent, ~/.ssh/id_*)"
+    )
+    ssh.add_argument(
+        "--known-hosts", type=_local_path, help="known_hosts file host keys are checked against (~/.ssh/known_hosts)"
+    )
+    ssh.add_argument(
+        "--trust-on-first-use",
+        action="store_const",
+        const=True,
+        help="record an unknown host key instead of refusing it",
+    )
     ssh.add_argument("--python", help="Python on the hosts (default python3)")
     ssh.add_argument("--node-root", help="working directory on each host (default ~/.batchai-node)")
     for verb in ("show", "delete", "resize", "auto-scale"):
@@ -270,24 +324,28 @@ def _add_cluster_parsers(sub) -> None:
             _yes(parser)
         if verb == "resize":
             parser.add_argument("-t", "--target", type=int, required=True, help="new number of nodes")
-            parser.add_argument("--deallocation", default="requeue",
-                                choices=["requeue", "terminate", "waitforjobcompletion"],
-                                help="what happens to jobs on removed nodes (default requeue)")
+            parser.add_argument(
+                "--deallocation",
+                default="requeue",
+                choices=["requeue", "terminate", "waitforjobcompletion"],
+                help="what happens to jobs on removed nodes (default requeue)",
+            )
         if verb == "auto-scale":
             parser.add_argument("--min", type=int, required=True)
             parser.add_argument("--max", type=int, required=True)
             parser.add_argument("--idle", type=float, help="idle seconds before scale-down")
     _scope(cluster.add_parser("list", help="list clusters"))
-    node_verbs = cluster.add_parser("node", help="nodes of a cluster: `cluster node list -n NAME`, "
-                                                 "`cluster node exec NODE -- CMD`").add_subparsers(
-        dest="node_verb", required=True)
+    node_verbs = cluster.add_parser(
+        "node", help="nodes of a cluster: `cluster node list -n NAME`, `cluster node exec NODE -- CMD`"
+    ).add_subparsers(dest="node_verb", required=True)
     node = node_verbs.add_parser("list", help="list a cluster's nodes (with their IP and SSH port)")
     _scope(node)
     node.add_argument("-n", "--name", "-c", "--cluster", dest="name", required=True)
     node = node_verbs.add_parser("exec", help="run a command on a node: `cluster node exec NODE -- CMD ARGS`")
     _scope(node)
-    node.add_argument("-n", "--name", "-c", "--cluster", dest="name",
-                      help="the node's cluster (default: the one that has NODE)")
+    node.add_argument(
+        "-n", "--name", "-c", "--cluster", dest="name", help="the node's cluster (default: the one that has NODE)"
+    )
     node.add_argument("--timeout", type=float, default=300.0, help="seconds the command may run (default 300)")
     node.add_argument("node_id", metavar="NODE", help="the node (its nodeId in `cluster node list`)")
     node.add_argument("command", nargs="+", metavar="-- COMMAND", help="the command and its arguments")
@@ -329,8 +387,13 @@ def _add_job_parsers(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchai", description="Batch AI for Jupyter: clusters, jobs and storage.")
-    parser.add_argument("-o", "--output", choices=["table", "json"], default=None,
-                        help="output format (default: table for lists, json for one resource)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "json"],
+        default=None,
+        help="output format (default: table for lists, json for one resource)",
+    )
     sub = parser.add_subparsers(dest="group", required=True)
     workspace = sub.add_parser("workspace", help="workspaces").add_subparsers(dest="verb", required=True)
     for verb in ("create", "show", "delete", "list"):
@@ -350,19 +413,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_parsers(sub)
     _add_job_parsers(sub)
     add_storage_parsers(sub, _scope, _yes)
-    serve = sub.add_parser("serve", help="run the service headless (no notebook UI); `serve status` shows the "
-                                         "services running here, `serve stop` stops the one of this home")
-    serve.add_argument("action", nargs="?", choices=("status", "stop"),
-                       help="status: which services run here (URL, pid, version, home); stop: stop the `batchai "
-                            "serve` of this home (--home, else $BATCHAI_HOME, else the default)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the service headless (no notebook UI); `serve status` shows the "
+        "services running here, `serve stop` stops the one of this home",
+    )
+    serve.add_argument(
+        "action",
+        nargs="?",
+        choices=("status", "stop"),
+        help="status: which services run here (URL, pid, version, home); stop: stop the `batchai "
+        "serve` of this home (--home, else $BATCHAI_HOME, else the default)",
+    )
     serve.add_argument("--ip", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--token", help=argparse.SUPPRESS)  # refused with the reason: argv is public
-    serve.add_argument("--token-file", help="file holding the API token, readable only by you (mode 600); "
-                                            "default: $BATCHAI_TOKEN, else a random one (printed)")
-    serve.add_argument(OPT_OUT_FLAG, action="store_true",
-                       help="serve WITHOUT authentication, because a proxy in front authenticates every "
-                            "request (logged at every start)")
+    serve.add_argument(
+        "--token-file",
+        help="file holding the API token, readable only by you (mode 600); "
+        "default: $BATCHAI_TOKEN, else a random one (printed)",
+    )
+    serve.add_argument(
+        OPT_OUT_FLAG,
+        action="store_true",
+        help="serve WITHOUT authentication, because a proxy in front authenticates every "
+        "request (logged at every start)",
+    )
     serve.add_argument("--home", help="state directory (default: $BATCHAI_HOME)")
     demo = sub.add_parser("demo", help="run a 2-node distributed job on a local cluster and watch it")
     demo.add_argument("--nodes", type=int, default=2)
@@ -377,13 +453,25 @@ def _add_output_option(subparsers) -> None:
         if nested:
             _add_output_option(nested[0])
         elif name not in ("serve", "demo"):
-            leaf.add_argument("-o", "--output", choices=["table", "json"], default=argparse.SUPPRESS,
-                              help="output format (default: table for lists, json for one resource)")
+            leaf.add_argument(
+                "-o",
+                "--output",
+                choices=["table", "json"],
+                default=argparse.SUPPRESS,
+                help="output format (default: table for lists, json for one resource)",
+            )
 
 
-COMMANDS = {"workspace": workspace_command, "experiment": experiment_command, "cluster": cluster_command,
-            "job": job_command, "serve": serve_command, "demo": demo_command,
-            "datastore": datastore_command, "file-server": file_server_command}
+COMMANDS = {
+    "workspace": workspace_command,
+    "experiment": experiment_command,
+    "cluster": cluster_command,
+    "job": job_command,
+    "serve": serve_command,
+    "demo": demo_command,
+    "datastore": datastore_command,
+    "file-server": file_server_command,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -396,8 +484,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except requests.RequestException as failure:  # timeouts, broken connections: one line, no traceback
-        print(f"error: talking to the batchai service failed ({type(failure).__name__}: {failure}); "
-              "check that it is running and retry", file=sys.stderr)
+        print(
+            f"error: talking to the batchai service failed ({type(failure).__name__}: {failure}); "
+            "check that it is running and retry",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
     if result is not None:
         print_result(args, result)

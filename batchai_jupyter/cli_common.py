@@ -1,4 +1,5 @@
 """What every `batchai` command needs: the service's client, and asking before destroying something."""
+
 from __future__ import annotations
 
 import sys

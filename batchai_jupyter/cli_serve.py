@@ -1,5 +1,6 @@
 """`batchai serve status` and `batchai serve stop`: the services running on this machine, found through
 Jupyter's runtime files as every client finds them, and stopping the one of a home."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,10 @@ def _headless(pid: int | None) -> bool | None:
 
 def _describe(service: RunningService) -> str:
     kind = {True: "batchai serve", False: "inside a Jupyter server", None: "batchai"}[_headless(service.pid)]
-    return (f"{service.url} ({kind}, pid {service.pid}, version {service.version}, home {service.home}, "
-            f"runtime file {service.runtime_file})")
+    return (
+        f"{service.url} ({kind}, pid {service.pid}, version {service.version}, home {service.home}, "
+        f"runtime file {service.runtime_file})"
+    )
 
 
 def serve_status(args) -> int:
@@ -55,8 +58,11 @@ def serve_stop(args) -> int:
         return 0
     for service in mine:
         if _headless(service.pid) is False:
-            raise BatchAIError("NotStopped", f"the batchai service at {service.url} runs inside a Jupyter server "
-                                             f"(pid {service.pid}); stop that server (File > Shut Down) instead")
+            raise BatchAIError(
+                "NotStopped",
+                f"the batchai service at {service.url} runs inside a Jupyter server "
+                f"(pid {service.pid}); stop that server (File > Shut Down) instead",
+            )
         if not service.pid:
             raise BatchAIError("NotStopped", f"the service at {service.url} has no pid in {service.runtime_file}")
         os.kill(service.pid, signal.SIGTERM)  # the server shuts down cleanly and removes its runtime file
@@ -73,5 +79,8 @@ def _wait_gone(service: RunningService) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
-    raise BatchAIError("NotStopped", f"the batchai service (pid {service.pid}) is still running "
-                                     f"{STOP_TIMEOUT_SECONDS:.0f}s after SIGTERM; see {service.home}/serve.log")
+    raise BatchAIError(
+        "NotStopped",
+        f"the batchai service (pid {service.pid}) is still running "
+        f"{STOP_TIMEOUT_SECONDS:.0f}s after SIGTERM; see {service.home}/serve.log",
+    )

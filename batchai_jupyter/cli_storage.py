@@ -4,6 +4,7 @@ Keys may come from the environment instead of the command line (which lands in s
 AZURE_BATCHAI_STORAGE_ACCOUNT / AZURE_BATCHAI_STORAGE_KEY as the az CLI read them, and
 AZURE_STORAGE_CONNECTION_STRING. The service never shows them back.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,11 @@ def _create_document(args) -> dict:
     if not args.container:
         raise BatchAIError("InvalidArgument", "--container: give the Blob container the datastore is on")
     document = {"kind": "blob", "containerName": args.container}
-    connection = args.connection_string or (None if args.account_name or args.sas_token or args.default_credential
-                                            else os.environ.get("AZURE_STORAGE_CONNECTION_STRING"))
+    connection = args.connection_string or (
+        None
+        if args.account_name or args.sas_token or args.default_credential
+        else os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    )
     account = args.account_name or os.environ.get("AZURE_BATCHAI_STORAGE_ACCOUNT")
     if connection:
         document["connectionString"] = connection
@@ -34,12 +38,19 @@ def _create_document(args) -> dict:
     else:
         key = args.account_key or os.environ.get("AZURE_BATCHAI_STORAGE_KEY")
         if not (account and key):
-            raise BatchAIError("InvalidArgument", "give --connection-string, --account-name with --account-key "
-                                                  "(or AZURE_BATCHAI_STORAGE_ACCOUNT/_KEY), --sas-token, or "
-                                                  "--default-credential")
+            raise BatchAIError(
+                "InvalidArgument",
+                "give --connection-string, --account-name with --account-key "
+                "(or AZURE_BATCHAI_STORAGE_ACCOUNT/_KEY), --sas-token, or "
+                "--default-credential",
+            )
         document.update(accountName=account, accountKey=key)
-    for field, value in (("endpoint", args.endpoint), ("linkExpiryInMinutes", args.link_expiry),
-                         ("flushSeconds", args.flush_seconds), ("createContainer", args.create_container or None)):
+    for field, value in (
+        ("endpoint", args.endpoint),
+        ("linkExpiryInMinutes", args.link_expiry),
+        ("flushSeconds", args.flush_seconds),
+        ("createContainer", args.create_container or None),
+    ):
         if value is not None:
             document[field] = value
     return document
@@ -90,8 +101,12 @@ def upload(client, workspace: str, datastore: str, source: str, destination: str
     result = upload_files(client, workspace, datastore, files, destination, compare_hashes=True, progress=progress)
     if shown["total"]:
         print(file=sys.stderr)
-    return {"files": result.files, "filesSent": len(result.files_sent), "bytesSent": result.bytes_sent,
-            "bytesSkipped": result.total_bytes - result.bytes_sent}
+    return {
+        "files": result.files,
+        "filesSent": len(result.files_sent),
+        "bytesSent": result.bytes_sent,
+        "bytesSkipped": result.total_bytes - result.bytes_sent,
+    }
 
 
 def download(client, workspace: str, datastore: str, path: str, destination: str | None) -> dict:
@@ -99,22 +114,33 @@ def download(client, workspace: str, datastore: str, path: str, destination: str
     target = os.path.abspath(destination or os.path.basename(path.rstrip("/")))
     if os.path.isdir(target):
         target = os.path.join(target, os.path.basename(path.rstrip("/")))
-    size = download_file(client, workspace, datastore, path, target,
-                         progress=lambda got: print(f"\rdownload: {got} bytes", end="", file=sys.stderr))
+    size = download_file(
+        client,
+        workspace,
+        datastore,
+        path,
+        target,
+        progress=lambda got: print(f"\rdownload: {got} bytes", end="", file=sys.stderr),
+    )
     print(file=sys.stderr)
     return {"path": target, "bytes": size}
 
 
 def add_storage_parsers(sub, scope, yes) -> None:
     """The datastore and file-server verbs; `scope` and `yes` are cli.py's -w and -y adders."""
-    datastore = sub.add_parser("datastore", help="datastores: Blob containers, local and shared directories"
-                               ).add_subparsers(dest="verb", required=True)
+    datastore = sub.add_parser(
+        "datastore", help="datastores: Blob containers, local and shared directories"
+    ).add_subparsers(dest="verb", required=True)
     listing = datastore.add_parser("list", help="list datastores")
     scope(listing)
     create = datastore.add_parser("create", help="register a datastore")
-    for verb, helptext in (("show", "show a datastore and its transfer counters"),
-                           ("delete", "forget a datastore"), ("ls", "list files"),
-                           ("upload", "upload a file or folder"), ("download", "download a file")):
+    for verb, helptext in (
+        ("show", "show a datastore and its transfer counters"),
+        ("delete", "forget a datastore"),
+        ("ls", "list files"),
+        ("upload", "upload a file or folder"),
+        ("download", "download a file"),
+    ):
         parser = datastore.add_parser(verb, help=helptext)
         scope(parser)
         parser.add_argument("-n", "--name", required=True)
@@ -142,8 +168,9 @@ def add_storage_parsers(sub, scope, yes) -> None:
     create.add_argument("--flush-seconds", type=float, help="how often running jobs' logs are copied out (2)")
     create.add_argument("--create-container", action="store_true")
     create.add_argument("--path", help="directory of a local datastore")
-    server = sub.add_parser("file-server", help="shared paths (NFS, ...) that mountVolumes.fileServers name"
-                            ).add_subparsers(dest="verb", required=True)
+    server = sub.add_parser(
+        "file-server", help="shared paths (NFS, ...) that mountVolumes.fileServers name"
+    ).add_subparsers(dest="verb", required=True)
     for verb in ("create", "show", "delete", "list"):
         parser = server.add_parser(verb, help=f"{verb} file servers")
         scope(parser)

@@ -5,6 +5,7 @@ gradient of its shard, the ranks average it, rank 0 saves the model. With PyTorc
 uses DistributedDataParallel over gloo; without it, the same averaging over a TCP socket, so the
 demo runs on a machine with nothing but this package.
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,7 +18,7 @@ CLUSTER = "demo"
 SCRIPT_NAME = "train_linear.py"
 SCRIPT_FOLDER = "demo"
 
-SCRIPT = r'''
+SCRIPT = r"""
 import json, os, socket, struct, sys, time
 rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 xs = [i / 100 for i in range(100)][rank::world]
@@ -86,7 +87,7 @@ if rank == 0:
 # gloo's threads can abort interpreter teardown ("terminate called without an active exception").
 sys.stdout.flush()
 os._exit(0)
-'''
+"""
 
 
 def _say(text: str) -> None:
@@ -124,8 +125,16 @@ def _follow_logs(client: Client, name: str, ranks: int, submitted_state: str) ->
         shown["state"] = job["executionState"]
         _say(f"Job state: {job['executionState']} ExitCode: {job['executionInfo']['exitCode']}")
 
-    job = follow_job(client, "default", "default", name, [f"stdout-{rank}.txt" for rank in range(ranks)], show,
-                     text=True, on_state=state)
+    job = follow_job(
+        client,
+        "default",
+        "default",
+        name,
+        [f"stdout-{rank}.txt" for rank in range(ranks)],
+        show,
+        text=True,
+        on_state=state,
+    )
     for path, rest in partial.items():
         if rest:
             _say(f"  [{path}] {rest}")
@@ -143,12 +152,18 @@ def run_demo(client: Client, nodes: int = 2) -> int:
     _ensure_cluster(client, nodes)
     scripts = _upload_script(client)
     name = time.strftime("demo-%Y%m%d-%H%M%S")
-    spec = {"cluster": CLUSTER, "nodeCount": nodes, "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-            "pyTorchSettings": {"pythonScriptFilePath": f"$AZ_BATCHAI_INPUT_SCRIPTS/{SCRIPT_NAME}",
-                                "processCount": nodes,
-                                "communicationBackend": "gloo"},
-            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT"}],
-            "constraints": {"maxWallClockTime": "0:10:00"}}
+    spec = {
+        "cluster": CLUSTER,
+        "nodeCount": nodes,
+        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+        "pyTorchSettings": {
+            "pythonScriptFilePath": f"$AZ_BATCHAI_INPUT_SCRIPTS/{SCRIPT_NAME}",
+            "processCount": nodes,
+            "communicationBackend": "gloo",
+        },
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT"}],
+        "constraints": {"maxWallClockTime": "0:10:00"},
+    }
     submitted = client.create_job("default", "default", spec, name)
     _say(f"Submitted job '{name}': PyTorch toolkit, {nodes} nodes, {nodes} ranks")
     position = submitted.get("queuePosition")

@@ -1,4 +1,5 @@
 """The one error type users see: what was wrong, where, and what to do."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Table and JSON output for the CLI, with the columns `az batchai` printed."""
+
 from __future__ import annotations
 
 import json
@@ -8,27 +9,52 @@ Column = tuple[str, callable]
 
 COLUMNS: dict[str, list[Column]] = {
     "workspace": [("Name", lambda r: r["name"]), ("Created", lambda r: r["creationTime"])],
-    "experiment": [("Name", lambda r: r["name"]), ("Workspace", lambda r: r["workspace"]),
-                   ("Jobs", lambda r: r["jobCount"])],
-    "cluster": [("Name", lambda r: r["name"]), ("Workspace", lambda r: r["workspace"]),
-                ("Backend", lambda r: r["backend"]), ("VM Size", lambda r: r["properties"].get("vmSize")),
-                ("State", lambda r: "deleting" if r["provisioningState"] == "deleting" else r["allocationState"]),
-                ("Idle", lambda r: r["nodeStateCounts"]["idleNodeCount"]),
-                ("Running", lambda r: r["nodeStateCounts"]["runningNodeCount"]),
-                ("Preparing", lambda r: r["nodeStateCounts"]["preparingNodeCount"]),
-                ("Leaving", lambda r: r["nodeStateCounts"]["leavingNodeCount"]),
-                ("Unusable", lambda r: r["nodeStateCounts"]["unusableNodeCount"])],
-    "job": [("Name", lambda r: r["name"]), ("Experiment", lambda r: r["experiment"]),
-            ("Cluster", lambda r: r["cluster"]), ("Tool", lambda r: r["toolType"]), ("Nodes", lambda r: r["nodeCount"]),
-            ("State", lambda r: r["executionState"]), ("Exit code", lambda r: r["executionInfo"]["exitCode"])],
-    "file": [("Name", lambda r: r["name"]), ("Type", lambda r: r["fileType"]),
-             ("Size", lambda r: r["contentLength"]), ("Modified", lambda r: r["lastModified"])],
-    "datastore": [("Name", lambda r: r["name"]), ("Kind", lambda r: r["kind"]),
-                  ("Container", lambda r: r.get("containerName")), ("Account", lambda r: r.get("accountName")),
-                  ("Location", lambda r: r.get("location"))],
+    "experiment": [
+        ("Name", lambda r: r["name"]),
+        ("Workspace", lambda r: r["workspace"]),
+        ("Jobs", lambda r: r["jobCount"]),
+    ],
+    "cluster": [
+        ("Name", lambda r: r["name"]),
+        ("Workspace", lambda r: r["workspace"]),
+        ("Backend", lambda r: r["backend"]),
+        ("VM Size", lambda r: r["properties"].get("vmSize")),
+        ("State", lambda r: "deleting" if r["provisioningState"] == "deleting" else r["allocationState"]),
+        ("Idle", lambda r: r["nodeStateCounts"]["idleNodeCount"]),
+        ("Running", lambda r: r["nodeStateCounts"]["runningNodeCount"]),
+        ("Preparing", lambda r: r["nodeStateCounts"]["preparingNodeCount"]),
+        ("Leaving", lambda r: r["nodeStateCounts"]["leavingNodeCount"]),
+        ("Unusable", lambda r: r["nodeStateCounts"]["unusableNodeCount"]),
+    ],
+    "job": [
+        ("Name", lambda r: r["name"]),
+        ("Experiment", lambda r: r["experiment"]),
+        ("Cluster", lambda r: r["cluster"]),
+        ("Tool", lambda r: r["toolType"]),
+        ("Nodes", lambda r: r["nodeCount"]),
+        ("State", lambda r: r["executionState"]),
+        ("Exit code", lambda r: r["executionInfo"]["exitCode"]),
+    ],
+    "file": [
+        ("Name", lambda r: r["name"]),
+        ("Type", lambda r: r["fileType"]),
+        ("Size", lambda r: r["contentLength"]),
+        ("Modified", lambda r: r["lastModified"]),
+    ],
+    "datastore": [
+        ("Name", lambda r: r["name"]),
+        ("Kind", lambda r: r["kind"]),
+        ("Container", lambda r: r.get("containerName")),
+        ("Account", lambda r: r.get("accountName")),
+        ("Location", lambda r: r.get("location")),
+    ],
     "file-server": [("Name", lambda r: r["name"]), ("Location", lambda r: r.get("location"))],
-    "node": [("ID", lambda r: r["nodeId"]), ("IP", lambda r: r["ipAddress"]), ("SSH Port", lambda r: r["port"]),
-             ("State", lambda r: r["state"])],
+    "node": [
+        ("ID", lambda r: r["nodeId"]),
+        ("IP", lambda r: r["ipAddress"]),
+        ("SSH Port", lambda r: r["port"]),
+        ("State", lambda r: r["state"]),
+    ],
 }
 
 
@@ -48,8 +74,10 @@ def _kind(args) -> str | None:
 def table(rows: list[dict], columns: list[Column]) -> str:
     cells = [[("" if getter(row) is None else str(getter(row))) for _, getter in columns] for row in rows]
     widths = [max([len(title)] + [len(line[i]) for line in cells]) for i, (title, _) in enumerate(columns)]
-    lines = ["  ".join(title.ljust(width) for (title, _), width in zip(columns, widths, strict=True)).rstrip(),
-             "  ".join("-" * width for width in widths)]
+    lines = [
+        "  ".join(title.ljust(width) for (title, _), width in zip(columns, widths, strict=True)).rstrip(),
+        "  ".join("-" * width for width in widths),
+    ]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells]
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
 """Reading a user's JSON document (job.json, cluster.json, a native spec) with errors that say what to do,
 and filling in the Batch AI CLI's placeholders."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,10 @@ import os
 
 from .errors import BatchAIError
 
-PLACEHOLDERS = {"<AZURE_BATCHAI_STORAGE_ACCOUNT>": "AZURE_BATCHAI_STORAGE_ACCOUNT",
-                "<AZURE_BATCHAI_STORAGE_KEY>": "AZURE_BATCHAI_STORAGE_KEY"}
+PLACEHOLDERS = {
+    "<AZURE_BATCHAI_STORAGE_ACCOUNT>": "AZURE_BATCHAI_STORAGE_ACCOUNT",
+    "<AZURE_BATCHAI_STORAGE_KEY>": "AZURE_BATCHAI_STORAGE_KEY",
+}
 
 
 # Deeper than any spec needs; code that walks a document recursively stays far from Python's stack limit.
@@ -22,13 +25,15 @@ def read_json_object(path: str, option: str = "-f") -> dict:
         with open(path) as handle:
             document = json.load(handle, **FINITE_NUMBERS)
     except FileNotFoundError:
-        raise BatchAIError("FileNotFound",
-                           f"{option} {path!r}: the file does not exist (relative to {os.getcwd()})") from None
+        raise BatchAIError(
+            "FileNotFound", f"{option} {path!r}: the file does not exist (relative to {os.getcwd()})"
+        ) from None
     except OSError as failure:
         raise BatchAIError("FileUnreadable", f"{option} {path!r}: cannot be read ({failure.strerror})") from None
     except RecursionError:
-        raise BatchAIError("InvalidJson", f"{option} {path!r}: nested too deeply to read; "
-                                          f"a spec nests at most {MAX_JSON_DEPTH} levels") from None
+        raise BatchAIError(
+            "InvalidJson", f"{option} {path!r}: nested too deeply to read; a spec nests at most {MAX_JSON_DEPTH} levels"
+        ) from None
     except ValueError as failure:
         raise BatchAIError("InvalidJson", f"{option} {path!r}: not valid JSON ({failure}); fix the file") from None
     if not isinstance(document, dict):

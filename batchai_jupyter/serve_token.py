@@ -1,5 +1,6 @@
 """The token `batchai serve` checks: from $BATCHAI_TOKEN or a file only readable by its owner, never from
 argv (`ps` shows every process's arguments to every local user), and never empty by accident."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,12 @@ def serve_auth_arguments(token_file: str | None, no_auth: bool, environ=os.envir
     elif "BATCHAI_TOKEN" in environ:
         token = environ["BATCHAI_TOKEN"].strip()
         if not token:
-            raise BatchAIError("EmptyToken", "BATCHAI_TOKEN is set but empty, which would switch authentication "
-                                             f"off; set it to a secret, unset it for a random one, or pass "
-                                             f"{OPT_OUT_FLAG} if a proxy in front authenticates every request")
+            raise BatchAIError(
+                "EmptyToken",
+                "BATCHAI_TOKEN is set but empty, which would switch authentication "
+                f"off; set it to a secret, unset it for a random one, or pass "
+                f"{OPT_OUT_FLAG} if a proxy in front authenticates every request",
+            )
     else:
         return []
     return [f"--IdentityProvider.token={token}"]
@@ -35,10 +39,15 @@ def read_token_file(path: str) -> str:
     except OSError as failure:
         raise BatchAIError("TokenFileUnreadable", f"--token-file {path}: {failure.strerror}") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise BatchAIError("TokenFileOpen", f"--token-file {path} can be read by other users (mode "
-                                            f"{stat.S_IMODE(mode):o}); run `chmod 600 {path}`")
+        raise BatchAIError(
+            "TokenFileOpen",
+            f"--token-file {path} can be read by other users (mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`",
+        )
     if not token:
-        raise BatchAIError("EmptyToken", f"--token-file {path} is empty, which would switch authentication off; "
-                                         f"write a secret into it, or pass {OPT_OUT_FLAG} if a proxy in front "
-                                         "authenticates every request")
+        raise BatchAIError(
+            "EmptyToken",
+            f"--token-file {path} is empty, which would switch authentication off; "
+            f"write a secret into it, or pass {OPT_OUT_FLAG} if a proxy in front "
+            "authenticates every request",
+        )
     return token

@@ -1,5 +1,6 @@
 """Shared plumbing for the benchmarks: a private `batchai serve`, the event stream, statistics,
 and where results go. Benchmarks only use the public REST API (through batchai_jupyter.client)."""
+
 from __future__ import annotations
 
 import datetime
@@ -51,8 +52,13 @@ class Service:
     Use as a context manager; on exit the service is stopped, every job wrapper it left is
     killed and the home is removed (unless keep=True). `seed_home`: a home to start from (copied)."""
 
-    def __init__(self, keep: bool = False, extra_env: dict | None = None, wrap: list[str] | None = None,
-                 seed_home: str | None = None):
+    def __init__(
+        self,
+        keep: bool = False,
+        extra_env: dict | None = None,
+        wrap: list[str] | None = None,
+        seed_home: str | None = None,
+    ):
         self.base = tempfile.mkdtemp(prefix="batchai-bench-")
         self.home = os.path.join(self.base, "home")
         self.port = free_port()
@@ -77,8 +83,12 @@ class Service:
             shutil.copytree(self.seed_home, self.home)
         else:
             os.makedirs(self.home)
-        env = {**os.environ, "BATCHAI_HOME": self.home, "JUPYTER_RUNTIME_DIR": os.path.join(self.base, "runtime"),
-               **self.extra_env}
+        env = {
+            **os.environ,
+            "BATCHAI_HOME": self.home,
+            "JUPYTER_RUNTIME_DIR": os.path.join(self.base, "runtime"),
+            **self.extra_env,
+        }
         env.pop("BATCHAI_URL", None)
         env["BATCHAI_TOKEN"] = self.token  # not in argv, where `ps` shows it
         # BATCHAI_BENCH_PACKAGE=DIR serves the batchai_jupyter package found in DIR instead of the
@@ -90,7 +100,13 @@ class Service:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [*self.wrap, sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True, cwd=self.base)
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            cwd=self.base,
+        )
         log.close()
         self.client = Client(self.url, self.token)
         deadline = time.monotonic() + 60
@@ -140,8 +156,13 @@ class EventStream:
 
     def __init__(self, service: Service, **filters: str):
         self.events: queue.Queue[dict] = queue.Queue()
-        self._response = requests.get(f"{service.url}batchai/api/v1/events", params=filters, stream=True,
-                                      headers={"Authorization": f"token {service.token}"}, timeout=(10, None))
+        self._response = requests.get(
+            f"{service.url}batchai/api/v1/events",
+            params=filters,
+            stream=True,
+            headers={"Authorization": f"token {service.token}"},
+            timeout=(10, None),
+        )
         self._response.raise_for_status()
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -202,22 +223,41 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float]) -> dict:
-    return {"n": len(values), "median": statistics.median(values), "p90": percentile(values, 90),
-            "min": min(values), "max": max(values), "mean": statistics.fmean(values)}
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "p90": percentile(values, 90),
+        "min": min(values),
+        "max": max(values),
+        "mean": statistics.fmean(values),
+    }
 
 
 def environment() -> dict:
     try:
-        commit = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", REPO_ROOT, "status", "--porcelain", "--", "batchai_jupyter"],
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
+        commit = subprocess.run(
+            ["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", REPO_ROOT, "status", "--porcelain", "--", "batchai_jupyter"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", False
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "commit": commit, "package_dirty": dirty, "loadavg": os.getloadavg(),
-            "package_override": os.environ.get("BATCHAI_BENCH_PACKAGE"),
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "commit": commit,
+        "package_dirty": dirty,
+        "loadavg": os.getloadavg(),
+        "package_override": os.environ.get("BATCHAI_BENCH_PACKAGE"),
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def write_result(name: str, result: dict, path: str | None = None) -> str:
@@ -233,8 +273,11 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-def print_rows(title: str, rows: list[tuple[str, str, str, str]],
-               header: tuple[str, str, str, str] = ("measure", "batchai service", "direct", "service/direct")) -> None:
+def print_rows(
+    title: str,
+    rows: list[tuple[str, str, str, str]],
+    header: tuple[str, str, str, str] = ("measure", "batchai service", "direct", "service/direct"),
+) -> None:
     """rows: (measure, service, direct, ratio), or under another `header`'s four columns."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     print(f"\n{title}")

@@ -16,6 +16,7 @@ Repetitions are interleaved (service, torchrun, plain, service, ...); medians ar
 
     python benchmarks/bench_ddp.py [--reps 3] [--steps 300]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,27 +41,45 @@ def _train_seconds(text: str) -> float | None:
 
 
 def run_service_once(service: Service, stream: EventStream, name: str, steps: int) -> dict:
-    spec = {"cluster": "ddp", "nodeCount": 2,
-            "pyTorchSettings": {"pythonScriptFilePath": SCRIPT, "commandLineArgs": f"--steps {steps}",
-                                "processCount": 2, "communicationBackend": "gloo"}}
+    spec = {
+        "cluster": "ddp",
+        "nodeCount": 2,
+        "pyTorchSettings": {
+            "pythonScriptFilePath": SCRIPT,
+            "commandLineArgs": f"--steps {steps}",
+            "processCount": 2,
+            "communicationBackend": "gloo",
+        },
+    }
     t0 = time.time()
     service.client.create_job("default", "default", spec, name)
-    done = stream.wait_for(lambda e: e.get("name") == name and e.get("state") in ("succeeded", "failed"),
-                           timeout=300)
+    done = stream.wait_for(lambda e: e.get("name") == name and e.get("state") in ("succeeded", "failed"), timeout=300)
     wall = done["received"] - t0
     if done["state"] != "succeeded":
         job = service.job(name)
         log = service.client.read_job_file("default", "default", name, "stderr-0.txt").decode(errors="replace")
         raise RuntimeError(f"DDP job {name} failed: {job['executionInfo']}\n{log[-3000:]}")
-    out = "".join(service.client.read_job_file("default", "default", name, f"stdout-{r}.txt").decode()
-                  for r in range(2))
+    out = "".join(
+        service.client.read_job_file("default", "default", name, f"stdout-{r}.txt").decode() for r in range(2)
+    )
     return {"wall_s": wall, "train_s": _train_seconds(out)}
 
 
 def run_torchrun_once(steps: int) -> dict:
     port, run_id = free_port(), uuid.uuid4().hex[:8]
-    command = ["torchrun", "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend=c10d",
-               f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id={run_id}", SCRIPT, "--steps", str(steps)]
+    command = [
+        "torchrun",
+        "--nnodes",
+        "2",
+        "--nproc-per-node",
+        "1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{port}",
+        f"--rdzv-id={run_id}",
+        SCRIPT,
+        "--steps",
+        str(steps),
+    ]
     return _run_together("torchrun", [(command, dict(os.environ))] * 2)
 
 
@@ -73,8 +92,10 @@ def run_plain_once(steps: int) -> dict:
 def _run_together(what: str, launches: list[tuple[list[str], dict]]) -> dict:
     """Starts every (command, env) at once and times them until all have exited."""
     t0 = time.time()
-    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for command, env in launches]
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for command, env in launches
+    ]
     outputs = [process.communicate(timeout=300) for process in processes]
     wall = time.time() - t0
     for process, (_out, err) in zip(processes, outputs, strict=True):
@@ -86,8 +107,13 @@ def _run_together(what: str, launches: list[tuple[list[str], dict]]) -> dict:
 def _stats(runs: list[dict]) -> dict:
     walls = [r["wall_s"] for r in runs]
     trains = [r["train_s"] for r in runs if r["train_s"] is not None]
-    return {"runs": runs, "median_wall_s": statistics.median(walls), "min_wall_s": min(walls),
-            "max_wall_s": max(walls), "median_train_s": statistics.median(trains) if trains else None}
+    return {
+        "runs": runs,
+        "median_wall_s": statistics.median(walls),
+        "min_wall_s": min(walls),
+        "max_wall_s": max(walls),
+        "median_train_s": statistics.median(trains) if trains else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -112,30 +138,64 @@ def main(argv: list[str] | None = None) -> dict:
             stream.close()
     stats = {k: _stats(v) for k, v in runs.items() if v}
     ratio = stats["service"]["median_wall_s"] / stats["torchrun"]["median_wall_s"]
-    result = {"reps": args.reps, "steps": args.steps, **stats,
-              "ratios": {"wall service/torchrun": ratio},
-              "headline": {"measure": "DDP wall time ratio service/torchrun (median)", "value": ratio,
-                           "target": TARGET_RATIO, "met": ratio <= TARGET_RATIO, "ratio": ratio}}
+    result = {
+        "reps": args.reps,
+        "steps": args.steps,
+        **stats,
+        "ratios": {"wall service/torchrun": ratio},
+        "headline": {
+            "measure": "DDP wall time ratio service/torchrun (median)",
+            "value": ratio,
+            "target": TARGET_RATIO,
+            "met": ratio <= TARGET_RATIO,
+            "ratio": ratio,
+        },
+    }
     result["summary"] = [
-        {"measure": f"2-node DDP ({args.steps} steps): median wall time",
-         "service": f"{stats['service']['median_wall_s']:.2f} s",
-         "direct": f"{stats['torchrun']['median_wall_s']:.2f} s (2 torchrun agents)", "ratio": ratio,
-         "target": f"ratio ≤ {TARGET_RATIO:.2f}", "met": result["headline"]["met"]},
+        {
+            "measure": f"2-node DDP ({args.steps} steps): median wall time",
+            "service": f"{stats['service']['median_wall_s']:.2f} s",
+            "direct": f"{stats['torchrun']['median_wall_s']:.2f} s (2 torchrun agents)",
+            "ratio": ratio,
+            "target": f"ratio ≤ {TARGET_RATIO:.2f}",
+            "met": result["headline"]["met"],
+        },
     ]
-    rows = [("wall time, median", f"{stats['service']['median_wall_s']:.2f} s",
-             f"{stats['torchrun']['median_wall_s']:.2f} s", f"{ratio:.3f}x"),
-            ("wall time, min..max",
-             f"{stats['service']['min_wall_s']:.2f}..{stats['service']['max_wall_s']:.2f} s",
-             f"{stats['torchrun']['min_wall_s']:.2f}..{stats['torchrun']['max_wall_s']:.2f} s", ""),
-            ("training loop (in-script), median", f"{stats['service']['median_train_s']:.2f} s",
-             f"{stats['torchrun']['median_train_s']:.2f} s", "")]
+    rows = [
+        (
+            "wall time, median",
+            f"{stats['service']['median_wall_s']:.2f} s",
+            f"{stats['torchrun']['median_wall_s']:.2f} s",
+            f"{ratio:.3f}x",
+        ),
+        (
+            "wall time, min..max",
+            f"{stats['service']['min_wall_s']:.2f}..{stats['service']['max_wall_s']:.2f} s",
+            f"{stats['torchrun']['min_wall_s']:.2f}..{stats['torchrun']['max_wall_s']:.2f} s",
+            "",
+        ),
+        (
+            "training loop (in-script), median",
+            f"{stats['service']['median_train_s']:.2f} s",
+            f"{stats['torchrun']['median_train_s']:.2f} s",
+            "",
+        ),
+    ]
     if "plain" in stats:
         plain = stats["plain"]["median_wall_s"]
         result["ratios"]["wall service/plain"] = stats["service"]["median_wall_s"] / plain
-        rows.append(("reference: 2 plain python ranks, median", "", f"{plain:.2f} s",
-                     f"{result['ratios']['wall service/plain']:.3f}x (vs plain)"))
-    print_rows(f"PyTorch DDP, 2 nodes x 1 rank, gloo, {args.steps} steps, {args.reps} reps "
-               "(direct = 2 torchrun agents, c10d)", rows)
+        rows.append(
+            (
+                "reference: 2 plain python ranks, median",
+                "",
+                f"{plain:.2f} s",
+                f"{result['ratios']['wall service/plain']:.3f}x (vs plain)",
+            )
+        )
+    print_rows(
+        f"PyTorch DDP, 2 nodes x 1 rank, gloo, {args.steps} steps, {args.reps} reps (direct = 2 torchrun agents, c10d)",
+        rows,
+    )
     print(f"  target: ratio ≤ {TARGET_RATIO:.2f}: {'met' if result['headline']['met'] else 'MISSED'} ({ratio:.3f})")
     print(f"  written to {write_result('ddp', result, args.json)}")
     return result

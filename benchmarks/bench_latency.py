@@ -17,6 +17,7 @@ succeeded = wait() returned.
 
     python benchmarks/bench_latency.py [-n 30] [--warmup 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ TARGET_MEDIAN_SUBMIT_TO_RUNNING = 0.150
 
 
 def measure_service(runs: int, warmup: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {k: [] for k in (
-        "submit reply", "running (event)", "running (server)", "succeeded (event)", "succeeded (server)")}
+    samples: dict[str, list[float]] = {
+        k: []
+        for k in ("submit reply", "running (event)", "running (server)", "succeeded (event)", "succeeded (server)")
+    }
     with Service() as service:
         service.make_cluster("lat", 1)
         stream = EventStream(service, type="job")
@@ -39,8 +42,9 @@ def measure_service(runs: int, warmup: int) -> dict[str, list[float]]:
             for i in range(warmup + runs):
                 name = f"lat-{i:03d}"
                 t0 = time.time()
-                service.client.create_job("default", "default",
-                                          {"cluster": "lat", "customToolkitSettings": {"commandLine": "true"}}, name)
+                service.client.create_job(
+                    "default", "default", {"cluster": "lat", "customToolkitSettings": {"commandLine": "true"}}, name
+                )
                 replied = time.time()
                 running = stream.wait_for_job(name, "running")
                 done = stream.wait_for_job(name, "succeeded", "failed")
@@ -87,10 +91,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     direct = {k: summary(v) for k, v in measure_direct(args.runs, args.warmup).items()}
     service = {k: summary(v) for k, v in measure_service(args.runs, args.warmup).items()}
-    pairs = [("submit→running", "running (event)", "running"),
-             ("submit→running (startTime)", "running (server)", "running"),
-             ("submit→succeeded", "succeeded (event)", "succeeded"),
-             ("submit→succeeded (endTime)", "succeeded (server)", "succeeded")]
+    pairs = [
+        ("submit→running", "running (event)", "running"),
+        ("submit→running (startTime)", "running (server)", "running"),
+        ("submit→succeeded", "succeeded (event)", "succeeded"),
+        ("submit→succeeded (endTime)", "succeeded (server)", "succeeded"),
+    ]
     rows, ratios = [], {}
     for label, ours, theirs in pairs:
         for stat in ("median", "p90"):
@@ -101,26 +107,42 @@ def main(argv: list[str] | None = None) -> dict:
     rows.append(("reference: `bash -c true` median", "", ms(direct["bash -c true"]["median"]), ""))
     headline = service["running (event)"]["median"]
     result = {
-        "runs": args.runs, "warmup": args.warmup,
-        "service": service, "direct": direct, "ratios": ratios,
-        "headline": {"measure": "median submit→running (SSE event)", "value_s": headline,
-                     "target_s": TARGET_MEDIAN_SUBMIT_TO_RUNNING,
-                     "met": headline <= TARGET_MEDIAN_SUBMIT_TO_RUNNING,
-                     "ratio": ratios["submit→running median"]},
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "service": service,
+        "direct": direct,
+        "ratios": ratios,
+        "headline": {
+            "measure": "median submit→running (SSE event)",
+            "value_s": headline,
+            "target_s": TARGET_MEDIAN_SUBMIT_TO_RUNNING,
+            "met": headline <= TARGET_MEDIAN_SUBMIT_TO_RUNNING,
+            "ratio": ratios["submit→running median"],
+        },
     }
     result["summary"] = [
-        {"measure": "empty job: median submit→running", "service": f"{headline * 1000:.1f} ms",
-         "direct": f"{direct['running']['median'] * 1000:.1f} ms (Popen)",
-         "ratio": ratios["submit→running median"], "target": f"≤ {TARGET_MEDIAN_SUBMIT_TO_RUNNING * 1000:.0f} ms",
-         "met": result["headline"]["met"]},
-        {"measure": "empty job: median submit→succeeded",
-         "service": f"{service['succeeded (event)']['median'] * 1000:.1f} ms",
-         "direct": f"{direct['succeeded']['median'] * 1000:.1f} ms (python -c pass)",
-         "ratio": ratios["submit→succeeded median"], "target": "", "met": None},
+        {
+            "measure": "empty job: median submit→running",
+            "service": f"{headline * 1000:.1f} ms",
+            "direct": f"{direct['running']['median'] * 1000:.1f} ms (Popen)",
+            "ratio": ratios["submit→running median"],
+            "target": f"≤ {TARGET_MEDIAN_SUBMIT_TO_RUNNING * 1000:.0f} ms",
+            "met": result["headline"]["met"],
+        },
+        {
+            "measure": "empty job: median submit→succeeded",
+            "service": f"{service['succeeded (event)']['median'] * 1000:.1f} ms",
+            "direct": f"{direct['succeeded']['median'] * 1000:.1f} ms (python -c pass)",
+            "ratio": ratios["submit→succeeded median"],
+            "target": "",
+            "met": None,
+        },
     ]
     print_rows(f"Empty-job latency, N={args.runs} (direct = subprocess `python -c pass`)", rows)
-    print(f"  target: median submit→running ≤ {TARGET_MEDIAN_SUBMIT_TO_RUNNING * 1000:.0f} ms: "
-          f"{'met' if result['headline']['met'] else 'MISSED'} ({headline * 1000:.1f} ms)")
+    print(
+        f"  target: median submit→running ≤ {TARGET_MEDIAN_SUBMIT_TO_RUNNING * 1000:.0f} ms: "
+        f"{'met' if result['headline']['met'] else 'MISSED'} ({headline * 1000:.1f} ms)"
+    )
     print(f"  written to {write_result('latency', result, args.json)}")
     return result
 

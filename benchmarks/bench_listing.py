@@ -19,6 +19,7 @@ The in-process side runs against whatever batchai_jupyter is imported first, so 
 measures an older release too (PYTHONPATH=<its checkout>); a release whose list_jobs returns the
 whole list is paged here as its handler did.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,10 +51,14 @@ def fill(home: str, jobs: int) -> None:
     service.create_experiment("default", "e2")
     service.create_cluster("default", {"backend": "local", "nodeCount": 0}, "never")
     command = {"cluster": "never", "customToolkitSettings": {"commandLine": "true"}}
-    templates = {experiment: service.store.query_one(  # the stored row, to copy as it is
-                     "SELECT * FROM jobs WHERE workspace = 'default' AND experiment = ? AND name = ?", experiment,
-                     service.create_job("default", experiment, command, "template")["name"])
-                 for experiment in ("default", "e2")}
+    templates = {
+        experiment: service.store.query_one(  # the stored row, to copy as it is
+            "SELECT * FROM jobs WHERE workspace = 'default' AND experiment = ? AND name = ?",
+            experiment,
+            service.create_job("default", experiment, command, "template")["name"],
+        )
+        for experiment in ("default", "e2")
+    }
     now = time.time()
     with service.store.transaction():
         for experiment in templates:
@@ -62,9 +67,15 @@ def fill(home: str, jobs: int) -> None:
             template = templates["e2" if index % 5 == 0 else "default"]
             row = {key: value for key, value in template.items() if key != "id"}
             failed = index % 4 == 0
-            row.update(name=f"job-{index:05d}", uuid=uuid.uuid4().hex, priority=PRIORITIES[index % len(PRIORITIES)],
-                       state="failed" if failed else "queued", created=now + index * 1e-3,
-                       state_since=now + index * 1e-3, ended=now if failed else None)
+            row.update(
+                name=f"job-{index:05d}",
+                uuid=uuid.uuid4().hex,
+                priority=PRIORITIES[index % len(PRIORITIES)],
+                state="failed" if failed else "queued",
+                created=now + index * 1e-3,
+                state_since=now + index * 1e-3,
+                ended=now if failed else None,
+            )
             service.store.insert("jobs", **row)
     service.stop()
 
@@ -72,7 +83,7 @@ def fill(home: str, jobs: int) -> None:
 def list_page(service: Service, experiment: str | None, state: str | None, skip: int) -> list:
     if "limit" in inspect.signature(service.list_jobs).parameters:
         return service.list_jobs("default", experiment, state, skip, PAGE).items
-    return service.list_jobs("default", experiment, state)[skip:skip + PAGE]  # a release that listed all
+    return service.list_jobs("default", experiment, state)[skip : skip + PAGE]  # a release that listed all
 
 
 CASES = {  # name: (experiment, state, skip as a function of the number of jobs)
@@ -142,29 +153,49 @@ def main(argv: list[str] | None = None) -> dict:
 
     header = ("measure", f"of {args.jobs} jobs", f"of {PAGE} jobs", f"ratio to {PAGE} of {PAGE}")
     baseline = small["page 1, no filter"]["median"]
-    rows = [(case, ms(large[case]["median"]), ms(small[case]["median"]),
-             f"{large[case]['median'] / baseline:6.2f}x") for case in CASES]
+    rows = [
+        (case, ms(large[case]["median"]), ms(small[case]["median"]), f"{large[case]['median'] / baseline:6.2f}x")
+        for case in CASES
+    ]
     ratios = {case: large[case]["median"] / baseline for case in CASES}
     first = large["page 1, no filter"]["median"]
     worst = max(large[case]["median"] for case in CASES)
     met = worst <= TARGET_MEDIAN_S and max(ratios.values()) <= TARGET_RATIO
-    result = {"jobs": args.jobs, "page": PAGE, "repeats": args.repeats, "small": small, "large": large,
-              "ratios_to_100_of_100": ratios,
-              "http": {str(jobs): value for jobs, value in http.items()},
-              "headline": {"measure": f"median page of {PAGE} of {args.jobs} jobs, in-process", "value_s": first,
-                           "worst_case_s": worst, "target_s": TARGET_MEDIAN_S, "target_ratio": TARGET_RATIO,
-                           "met": met}}
-    print_rows(f"A page of {PAGE} jobs, in-process through Service.list_jobs, median of {args.repeats} "
-               f"({args.jobs} jobs vs {PAGE} jobs; ratio: large / a page of {PAGE} of {PAGE}, no filter)",
-               rows, header)
+    result = {
+        "jobs": args.jobs,
+        "page": PAGE,
+        "repeats": args.repeats,
+        "small": small,
+        "large": large,
+        "ratios_to_100_of_100": ratios,
+        "http": {str(jobs): value for jobs, value in http.items()},
+        "headline": {
+            "measure": f"median page of {PAGE} of {args.jobs} jobs, in-process",
+            "value_s": first,
+            "worst_case_s": worst,
+            "target_s": TARGET_MEDIAN_S,
+            "target_ratio": TARGET_RATIO,
+            "met": met,
+        },
+    }
+    print_rows(
+        f"A page of {PAGE} jobs, in-process through Service.list_jobs, median of {args.repeats} "
+        f"({args.jobs} jobs vs {PAGE} jobs; ratio: large / a page of {PAGE} of {PAGE}, no filter)",
+        rows,
+        header,
+    )
     if http:
         ratio = http[args.jobs]["median"] / http[PAGE]["median"]
         result["http"]["ratio"] = ratio
-        print_rows(f"GET .../jobs?maxresults={PAGE} through `batchai serve`, median of {args.repeats}",
-                   [("page 1, no filter", ms(http[args.jobs]["median"]), ms(http[PAGE]["median"]), f"{ratio:6.2f}x")],
-                   header)
-    print(f"  target: every page ≤ {TARGET_MEDIAN_S * 1000:.0f} ms and ≤ {TARGET_RATIO}x of a page of {PAGE} of "
-          f"{PAGE}: {'met' if met else 'MISSED'} (worst {worst * 1000:.1f} ms, {max(ratios.values()):.2f}x)")
+        print_rows(
+            f"GET .../jobs?maxresults={PAGE} through `batchai serve`, median of {args.repeats}",
+            [("page 1, no filter", ms(http[args.jobs]["median"]), ms(http[PAGE]["median"]), f"{ratio:6.2f}x")],
+            header,
+        )
+    print(
+        f"  target: every page ≤ {TARGET_MEDIAN_S * 1000:.0f} ms and ≤ {TARGET_RATIO}x of a page of {PAGE} of "
+        f"{PAGE}: {'met' if met else 'MISSED'} (worst {worst * 1000:.1f} ms, {max(ratios.values()):.2f}x)"
+    )
     print(f"  written to {write_result('listing', result, args.json)}")
     return result
 

@@ -18,6 +18,7 @@ ones follow once that blocker's cluster is deleted, so both see the machine's lo
 To measure the code before a change, serve another checkout of the package with
 BATCHAI_BENCH_PACKAGE=DIR (see _common.Service).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,14 +49,19 @@ def _start_blocker(service: Service, kind: str, index: int, seconds: float) -> t
         return service.client.get(service.client.cluster_path("default", cluster))["nodeStateCounts"]
 
     if kind == "cluster-mount":
-        service.client.create_cluster("default", {"backend": "local", "nodeCount": 1,
-                                                  "nodeSetup": {"mountVolumes": _mount(seconds)}}, cluster)
+        service.client.create_cluster(
+            "default", {"backend": "local", "nodeCount": 1, "nodeSetup": {"mountVolumes": _mount(seconds)}}, cluster
+        )
         _wait(lambda: counts()["preparingNodeCount"] == 1, f"cluster {cluster} to start preparing its node")
         return cluster, lambda: counts()["idleNodeCount"] == 1
     service.make_cluster(cluster, 1)
     name = f"blocker-{index}"
-    service.client.create_job("default", "default", {"cluster": cluster, "mountVolumes": _mount(seconds),
-                                                     "customToolkitSettings": {"commandLine": "true"}}, name)
+    service.client.create_job(
+        "default",
+        "default",
+        {"cluster": cluster, "mountVolumes": _mount(seconds), "customToolkitSettings": {"commandLine": "true"}},
+        name,
+    )
     # The store says running as soon as the job has its node; its mount command runs right after.
     _wait(lambda: service.job(name)["executionState"] == "running", f"job {name} to take its node")
     return cluster, lambda: service.job(name)["executionState"] in ("succeeded", "failed")
@@ -72,8 +78,9 @@ def _wait(condition, what: str, timeout: float = 120.0) -> None:
 
 def _submit(service: Service, stream: EventStream, name: str) -> float:
     t0 = time.time()
-    service.client.create_job("default", "default",
-                              {"cluster": "fast", "customToolkitSettings": {"commandLine": "sleep 600"}}, name)
+    service.client.create_job(
+        "default", "default", {"cluster": "fast", "customToolkitSettings": {"commandLine": "sleep 600"}}, name
+    )
     running = stream.wait_for(lambda e: e.get("name") == name and e.get("state") == "running", timeout=300)
     return running["received"] - t0
 
@@ -82,8 +89,7 @@ def _terminate(service: Service, stream: EventStream, name: str) -> tuple[float,
     t0 = time.time()
     service.client.request("POST", service.client.job_path("default", "default", name) + "/terminate")
     terminating = stream.wait_for(lambda e: e.get("name") == name and e.get("state") == "terminating", timeout=300)
-    ended = stream.wait_for(lambda e: e.get("name") == name and e.get("state") in ("failed", "succeeded"),
-                            timeout=300)
+    ended = stream.wait_for(lambda e: e.get("name") == name and e.get("state") in ("failed", "succeeded"), timeout=300)
     return terminating["received"] - t0, ended["received"] - t0
 
 
@@ -100,8 +106,15 @@ def _sample(service: Service, stream: EventStream, name: str, blocker=None) -> d
     return {"submit→running": running, "terminate→terminating": terminating, "terminate→ended": ended}
 
 
-def _slow_round(service: Service, stream: EventStream, samples: dict[str, list[float]], kind: str, r: int,
-                per_round: int, seconds: float) -> tuple[str, Callable[[], bool]]:
+def _slow_round(
+    service: Service,
+    stream: EventStream,
+    samples: dict[str, list[float]],
+    kind: str,
+    r: int,
+    per_round: int,
+    seconds: float,
+) -> tuple[str, Callable[[], bool]]:
     """One blocker, and `per_round` samples while it sleeps; returns its cluster and its end check."""
     blocked: list[tuple[str, Callable[[], bool]]] = []
     for k in range(per_round):
@@ -158,12 +171,23 @@ def main(argv: list[str] | None = None) -> dict:
             ratios[f"{measure_name} {stat}"] = slow / quiet
             rows.append((f"{measure_name} {stat}", ms(slow), ms(quiet), f"{slow / quiet:7.2f}x"))
     met = all(ratios[f"{m} median"] <= TARGET_RATIO for m in MEASURES)
-    result = {"rounds": args.rounds, "per_round": args.per_round, "slow_seconds": args.slow_seconds,
-              "blocker": args.blocker, "stats": stats, "samples": samples, "ratios": ratios,
-              "target_ratio": TARGET_RATIO, "met": met}
+    result = {
+        "rounds": args.rounds,
+        "per_round": args.per_round,
+        "slow_seconds": args.slow_seconds,
+        "blocker": args.blocker,
+        "stats": stats,
+        "samples": samples,
+        "ratios": ratios,
+        "target_ratio": TARGET_RATIO,
+        "met": met,
+    }
     header = f"A job on a healthy cluster while another cluster's {args.blocker} sleeps {args.slow_seconds:g} s"
-    print_rows(f"{header} (N={args.rounds * args.per_round} of each)", rows,
-               ("measure", "with the slow cluster", "without", "with/without"))
+    print_rows(
+        f"{header} (N={args.rounds * args.per_round} of each)",
+        rows,
+        ("measure", "with the slow cluster", "without", "with/without"),
+    )
     print(f"  target: median ratios ≤ {TARGET_RATIO}: {'met' if met else 'MISSED'}")
     print(f"  written to {write_result(f'slow_cluster_{args.blocker}', result, args.json)}")
     return result

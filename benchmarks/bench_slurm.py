@@ -13,6 +13,7 @@ Latency: single jobs one after another, submit → seen finished, both sides (sa
 
     python benchmarks/bench_slurm.py [-n 100] [--single 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,13 @@ TARGET_RATIO = 0.9
 
 
 def active_slurm_jobs(slurm: SlurmDaemons, ids: set[str]) -> set[str]:
-    out = subprocess.run(["squeue", "-h", "--states=PENDING,CONFIGURING,RUNNING,COMPLETING", "-o", "%i"],
-                         env=slurm.env(), capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "--states=PENDING,CONFIGURING,RUNNING,COMPLETING", "-o", "%i"],
+        env=slurm.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return ids & {line.strip() for line in out.splitlines()}
 
 
@@ -41,8 +47,13 @@ def raw_sbatch(slurm: SlurmDaemons, jobs: int) -> float:
     start = time.time()
     ids = set()
     for _ in range(jobs):
-        out = subprocess.run(["sbatch", "--parsable", "--nodes=1", "--output=/dev/null", "--wrap", "true"],
-                             env=slurm.env(), capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["sbatch", "--parsable", "--nodes=1", "--output=/dev/null", "--wrap", "true"],
+            env=slurm.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         ids.add(out.strip().split(";")[0])
     while active_slurm_jobs(slurm, ids):
         time.sleep(POLL_SECONDS)
@@ -54,8 +65,9 @@ def through_service(service: Service, cluster: str, jobs: int, prefix: str) -> f
     names = [f"{prefix}-{i:04d}" for i in range(jobs)]
     start = time.time()
     for name in names:
-        client.create_job("default", "default", {"cluster": cluster, "customToolkitSettings": {"commandLine": "true"}},
-                          name)
+        client.create_job(
+            "default", "default", {"cluster": cluster, "customToolkitSettings": {"commandLine": "true"}}, name
+        )
     pending = set(names)
     while pending:
         time.sleep(POLL_SECONDS)
@@ -76,8 +88,9 @@ def main() -> None:
     slurm.start()
     try:
         with Service(extra_env={"SLURM_CONF": slurm.conf}) as service:
-            service.client.create_cluster("default", {"backend": "slurm", "backendOptions": {"partition": "debug"}},
-                                          "hpc")
+            service.client.create_cluster(
+                "default", {"backend": "slurm", "backendOptions": {"partition": "debug"}}, "hpc"
+            )
             through_service(service, "hpc", 2, "warm")  # ships the runtime, warms caches
             raw_sbatch(slurm, 2)
             raw = raw_sbatch(slurm, args.jobs)
@@ -90,19 +103,37 @@ def main() -> None:
     ratio = our_rate / raw_rate
     added = (ours - raw) / args.jobs
     single_raw, single_ours = summary(raw_single), summary(ours_single)
-    print_rows(f"{args.jobs} trivial jobs on a 2-node Slurm (target throughput ratio >= {TARGET_RATIO})", [
-        ("elapsed", f"{ours:.1f} s", f"{raw:.1f} s (raw sbatch)", f"{ours / raw:.3f}x"),
-        ("throughput", f"{our_rate:.2f} jobs/s", f"{raw_rate:.2f} jobs/s", f"{ratio:.3f}"),
-        ("added per job (elapsed)", f"{added * 1000:.0f} ms", "", ""),
-        ("single job, median", f"{single_ours['median']:.2f} s", f"{single_raw['median']:.2f} s",
-         f"{single_ours['median'] / single_raw['median']:.2f}x"),
-    ])
+    print_rows(
+        f"{args.jobs} trivial jobs on a 2-node Slurm (target throughput ratio >= {TARGET_RATIO})",
+        [
+            ("elapsed", f"{ours:.1f} s", f"{raw:.1f} s (raw sbatch)", f"{ours / raw:.3f}x"),
+            ("throughput", f"{our_rate:.2f} jobs/s", f"{raw_rate:.2f} jobs/s", f"{ratio:.3f}"),
+            ("added per job (elapsed)", f"{added * 1000:.0f} ms", "", ""),
+            (
+                "single job, median",
+                f"{single_ours['median']:.2f} s",
+                f"{single_raw['median']:.2f} s",
+                f"{single_ours['median'] / single_raw['median']:.2f}x",
+            ),
+        ],
+    )
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
-    print(f"\nthroughput ratio {ratio:.3f} (target >= {TARGET_RATIO}: {verdict}); "
-          f"added latency per single job {single_ours['median'] - single_raw['median']:+.2f} s (median)")
-    path = write_result("slurm", {"jobs": args.jobs, "raw_seconds": raw, "service_seconds": ours,
-                                  "throughput_ratio": ratio, "added_seconds_per_job": added,
-                                  "single_raw": single_raw, "single_service": single_ours})
+    print(
+        f"\nthroughput ratio {ratio:.3f} (target >= {TARGET_RATIO}: {verdict}); "
+        f"added latency per single job {single_ours['median'] - single_raw['median']:+.2f} s (median)"
+    )
+    path = write_result(
+        "slurm",
+        {
+            "jobs": args.jobs,
+            "raw_seconds": raw,
+            "service_seconds": ours,
+            "throughput_ratio": ratio,
+            "added_seconds_per_job": added,
+            "single_raw": single_raw,
+            "single_service": single_ours,
+        },
+    )
     print(f"results: {path}")
 
 

@@ -11,6 +11,7 @@ other requests. Side by side in one run:
 The in-process side runs against whatever batchai_jupyter is imported first (PYTHONPATH=<an older
 checkout> measures that release; there, keep --variables small: 32,000 took minutes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,13 @@ except ImportError:  # a release before the limits
 
 
 def job(variables: int) -> dict:
-    return {"name": "flood", "cluster": "none", "toolkit": "custom", "commandLine": "true",
-            "environmentVariables": [{"name": f"V{i}", "value": "x"} for i in range(variables)]}
+    return {
+        "name": "flood",
+        "cluster": "none",
+        "toolkit": "custom",
+        "commandLine": "true",
+        "environmentVariables": [{"name": f"V{i}", "value": "x"} for i in range(variables)],
+    }
 
 
 def parse_seconds(variables: int, repeats: int) -> float:
@@ -63,8 +69,12 @@ def flood(service: Service, clients: int, repeats: int) -> tuple[list[float], li
 
     def submit() -> None:
         started = time.perf_counter()
-        response = requests.put(f"{service.url}batchai/api/v1/workspaces/default/experiments/default/jobs/flood",
-                                json=body, headers={"Authorization": f"token {service.token}"}, timeout=600)
+        response = requests.put(
+            f"{service.url}batchai/api/v1/workspaces/default/experiments/default/jobs/flood",
+            json=body,
+            headers={"Authorization": f"token {service.token}"},
+            timeout=600,
+        )
         flood_times.append(time.perf_counter() - started)
         statuses.append(response.status_code)
 
@@ -85,21 +95,46 @@ def main() -> None:
     parser.add_argument("--no-http", action="store_true", help="the in-process side only (for older releases)")
     args = parser.parse_args()
     small, large = parse_seconds(args.variables, args.repeats), parse_seconds(4 * args.variables, args.repeats)
-    rows = [(f"parse {args.variables} / {4 * args.variables} variables", ms(large), ms(small),
-             f"{large / small:.1f}x (linear ~4, quadratic ~16)")]
+    rows = [
+        (
+            f"parse {args.variables} / {4 * args.variables} variables",
+            ms(large),
+            ms(small),
+            f"{large / small:.1f}x (linear ~4, quadratic ~16)",
+        )
+    ]
     alone, during, flood_times, statuses = 0.0, [], [], []
     if not args.no_http:
         with Service() as service:
             alone = statistics.median(version_seconds(service, 20))
             during, flood_times, statuses = flood(service, args.flood, 20)
-        rows += [(f"GET version during {args.flood} x 100,000-variable submits / alone",
-                  ms(statistics.median(during)), ms(alone), f"{statistics.median(during) / alone:.1f}x"),
-                 ("100,000-variable submit, slowest of the flood", ms(max(flood_times)), "",
-                  f"statuses {sorted(set(statuses))}")]
+        rows += [
+            (
+                f"GET version during {args.flood} x 100,000-variable submits / alone",
+                ms(statistics.median(during)),
+                ms(alone),
+                f"{statistics.median(during) / alone:.1f}x",
+            ),
+            (
+                "100,000-variable submit, slowest of the flood",
+                ms(max(flood_times)),
+                "",
+                f"statuses {sorted(set(statuses))}",
+            ),
+        ]
     print_rows("job specs with many environment variables", rows, ("measure", "value", "baseline", "ratio"))
-    write_result("bench_spec_parsing", {"parse_small_s": small, "parse_large_s": large, "variables": args.variables,
-                                        "version_alone_s": alone, "version_during_flood_s": during,
-                                        "flood_s": flood_times, "flood_statuses": statuses})
+    write_result(
+        "bench_spec_parsing",
+        {
+            "parse_small_s": small,
+            "parse_large_s": large,
+            "variables": args.variables,
+            "version_alone_s": alone,
+            "version_during_flood_s": during,
+            "flood_s": flood_times,
+            "flood_statuses": statuses,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Needs root (network namespaces), openssh-server/-client and iproute2 (.ci/instal
 
     python bench_ssh.py --mb 500 --reps 3 --kills 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,19 +59,38 @@ def bench_staging(hosts: SshHosts, mib: int, reps: int, workdir: str) -> dict:
         again = Stager(hashes).stage(connection, cache, [(source, target + ".again", False)])
         sent_again.append(again.bytes_sent)
         started = time.perf_counter()
-        subprocess.run(["scp", "-q", "-i", hosts.client_key, "-o", f"UserKnownHostsFile={hosts.known_hosts}",
-                        "-o", "StrictHostKeyChecking=yes", source, f"root@{host.address}:/tmp/bench-scp-{rep}.bin"],
-                       check=True)
+        subprocess.run(
+            [
+                "scp",
+                "-q",
+                "-i",
+                hosts.client_key,
+                "-o",
+                f"UserKnownHostsFile={hosts.known_hosts}",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                source,
+                f"root@{host.address}:/tmp/bench-scp-{rep}.bin",
+            ],
+            check=True,
+        )
         theirs.append(time.perf_counter() - started)
         connection.check(f"rm -rf {cache} /tmp/bench-staged-{rep} /tmp/bench-scp-{rep}.bin")
     started = time.perf_counter()
     FileHashes().of(source)
     hash_seconds = time.perf_counter() - started
     ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
-    result = {"mib": mib, "reps": reps, "backend_seconds": ours, "scp_seconds": theirs,
-              "backend_mib_per_s": mib / ours_median, "scp_mib_per_s": mib / theirs_median,
-              "throughput_ratio": theirs_median / ours_median, "bytes_sent_on_resubmit": sent_again,
-              "first_hash_seconds": hash_seconds}
+    result = {
+        "mib": mib,
+        "reps": reps,
+        "backend_seconds": ours,
+        "scp_seconds": theirs,
+        "backend_mib_per_s": mib / ours_median,
+        "scp_mib_per_s": mib / theirs_median,
+        "throughput_ratio": theirs_median / ours_median,
+        "bytes_sent_on_resubmit": sent_again,
+        "first_hash_seconds": hash_seconds,
+    }
     print(f"\nstaging {mib} MiB to a host ({reps} reps, medians)")
     print(f"  backend stager : {ours_median:6.2f} s  {mib / ours_median:7.1f} MiB/s")
     print(f"  OpenSSH scp    : {theirs_median:6.2f} s  {mib / theirs_median:7.1f} MiB/s")
@@ -91,9 +111,17 @@ def bench_failover(hosts: SshHosts, kills: int) -> dict:
     seconds = []
     with Service() as service:
         client = service.client
-        cluster = {"backend": "ssh", "nodeCount": 3, "backendOptions": {
-            "hosts": [h.spec for h in hosts.hosts], "keyFile": hosts.client_key, "knownHosts": hosts.known_hosts,
-            "python": sys.executable, "root": "~/batchai-node"}}
+        cluster = {
+            "backend": "ssh",
+            "nodeCount": 3,
+            "backendOptions": {
+                "hosts": [h.spec for h in hosts.hosts],
+                "keyFile": hosts.client_key,
+                "knownHosts": hosts.known_hosts,
+                "python": sys.executable,
+                "root": "~/batchai-node",
+            },
+        }
         client.create_cluster("default", cluster, "bench")
         scripts = os.path.join(service.home, "datastores", "default", "default", "bench-inputs")
         os.makedirs(scripts)
@@ -102,10 +130,18 @@ def bench_failover(hosts: SshHosts, kills: int) -> dict:
         for round_ in range(kills):
             _wait(lambda: _idle(client) >= 2, "2 idle nodes", 120)
             name = f"victim-{round_}"
-            client.create_job("default", "default", {
-                "cluster": "bench", "nodeCount": 2, "maxRetries": 1,
-                "inputDirectories": [{"id": "S", "path": scripts}],
-                "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_S/sleep.py"}}, name)
+            client.create_job(
+                "default",
+                "default",
+                {
+                    "cluster": "bench",
+                    "nodeCount": 2,
+                    "maxRetries": 1,
+                    "inputDirectories": [{"id": "S", "path": scripts}],
+                    "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_S/sleep.py"},
+                },
+                name,
+            )
             _wait(lambda name=name: _running_tasks(client, name) == 2, "the job's tasks", 120)
             time.sleep(1.0)
             ip = client.list(client.job_path("default", "default", name) + "/tasks")[0]["ip"]
@@ -150,8 +186,10 @@ def main() -> None:
     # inputs through the datastore like the tests do, and staging is measured on its own.
     hosts = SshHosts(3, hidden=[])
     try:
-        result = {"staging": bench_staging(hosts, args.mb, args.reps, workdir),
-                  "failover": bench_failover(hosts, args.kills) if args.kills else None}
+        result = {
+            "staging": bench_staging(hosts, args.mb, args.reps, workdir),
+            "failover": bench_failover(hosts, args.kills) if args.kills else None,
+        }
     finally:
         hosts.close()
         subprocess.run(["rm", "-rf", workdir])

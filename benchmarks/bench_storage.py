@@ -11,6 +11,7 @@
 
     python benchmarks/bench_storage.py [--megabytes 500] [--reps 5] [--dataset-megabytes 50]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,9 +38,22 @@ def start_azurite(work: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([program, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-                                "--skipApiVersionCheck", "--loose"], cwd=work, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            program,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+        ],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -47,8 +61,10 @@ def start_azurite(work: str) -> tuple[subprocess.Popen, str]:
             break
         except OSError:
             time.sleep(0.1)
-    connection = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-                  f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+    )
     return process, connection
 
 
@@ -84,17 +100,21 @@ def transfer_benchmark(connection: str, work: str, megabytes: int, reps: int) ->
 
     for rep in range(reps):
         pairs = [("datastore_up", lambda: store.upload_file(source, "store.bin")), ("raw_up", raw_upload)]
-        for name, action in (pairs if rep % 2 == 0 else pairs[::-1]):
+        for name, action in pairs if rep % 2 == 0 else pairs[::-1]:
             times[name].append(_timed(action))
-        pairs = [("datastore_down", lambda: store.download_file("store.bin", os.path.join(work, "store-back.bin"))),
-                 ("raw_down", raw_download)]
-        for name, action in (pairs if rep % 2 == 0 else pairs[::-1]):
+        pairs = [
+            ("datastore_down", lambda: store.download_file("store.bin", os.path.join(work, "store-back.bin"))),
+            ("raw_down", raw_download),
+        ]
+        for name, action in pairs if rep % 2 == 0 else pairs[::-1]:
             times[name].append(_timed(action))
     with open(os.path.join(work, "store-back.bin"), "rb") as back, open(source, "rb") as original:
         assert hashlib.sha256(back.read()).digest() == hashlib.sha256(original.read()).digest()
     mb = size / 1e6
-    result = {name: {"seconds": summary(values), "MBps_median": mb / summary(values)["median"]}
-              for name, values in times.items()}
+    result = {
+        name: {"seconds": summary(values), "MBps_median": mb / summary(values)["median"]}
+        for name, values in times.items()
+    }
     result["upload_ratio"] = result["datastore_up"]["MBps_median"] / result["raw_up"]["MBps_median"]
     result["download_ratio"] = result["datastore_down"]["MBps_median"] / result["raw_down"]["MBps_median"]
     # On a busy machine the medians wander; the best runs show what each side can do.
@@ -104,8 +124,10 @@ def transfer_benchmark(connection: str, work: str, megabytes: int, reps: int) ->
     return result
 
 
-TRAIN = ("import os; print(sum(len(open(os.path.join(d, f), 'rb').read()) "
-         "for d in [os.environ['AZ_BATCHAI_INPUT_DATA']] for f in os.listdir(d)))")
+TRAIN = (
+    "import os; print(sum(len(open(os.path.join(d, f), 'rb').read()) "
+    "for d in [os.environ['AZ_BATCHAI_INPUT_DATA']] for f in os.listdir(d)))"
+)
 
 
 def resubmission_benchmark(connection: str, work: str, dataset_megabytes: int) -> dict:
@@ -124,15 +146,25 @@ def resubmission_benchmark(connection: str, work: str, dataset_megabytes: int) -
         seed.upload_file(os.path.join(dataset, f"part-{index}.bin"), f"datasets/d/part-{index}.bin")
     with Service() as service:
         client = service.client
-        client.request("PUT", "workspaces/default/datastores/default", json_body={
-            "kind": "blob", "containerName": container, "connectionString": connection})
+        client.request(
+            "PUT",
+            "workspaces/default/datastores/default",
+            json_body={"kind": "blob", "containerName": container, "connectionString": connection},
+        )
         service.make_cluster("c", 2)
-        job = {"properties": {
-            "nodeCount": 2, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs",
-            "mountVolumes": {"azureBlobFileSystems": [{"accountName": ACCOUNT, "containerName": container,
-                                                       "relativeMountPath": "bfs"}]},
-            "inputDirectories": [{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs/datasets/d"}],
-            "customToolkitSettings": {"commandLine": f"python -c \"{TRAIN}\""}}}
+        job = {
+            "properties": {
+                "nodeCount": 2,
+                "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs",
+                "mountVolumes": {
+                    "azureBlobFileSystems": [
+                        {"accountName": ACCOUNT, "containerName": container, "relativeMountPath": "bfs"}
+                    ]
+                },
+                "inputDirectories": [{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs/datasets/d"}],
+                "customToolkitSettings": {"commandLine": f'python -c "{TRAIN}"'},
+            }
+        }
         counters = []
         for name in ("first", "second"):
             before = client.get("workspaces/default/datastores/default")["transfers"]
@@ -141,8 +173,12 @@ def resubmission_benchmark(connection: str, work: str, dataset_megabytes: int) -
             after = client.get("workspaces/default/datastores/default")["transfers"]
             counters.append({"state": state, **{k: after[k] - before[k] for k in after}})
         uploads = [upload(client, "default", "datasets", files_of(dataset, "dataset")).bytes_sent for _ in range(2)]
-    return {"job_first": counters[0], "job_second": counters[1], "dataset_upload_bytes_sent": uploads,
-            "dataset_bytes": dataset_megabytes * (1 << 20) // 5 * 5}
+    return {
+        "job_first": counters[0],
+        "job_second": counters[1],
+        "dataset_upload_bytes_sent": uploads,
+        "dataset_bytes": dataset_megabytes * (1 << 20) // 5 * 5,
+    }
 
 
 def main() -> None:
@@ -160,29 +196,52 @@ def main() -> None:
         azurite.kill()
         azurite.wait()
         shutil.rmtree(work, ignore_errors=True)
-    print_rows(f"{args.megabytes} MB through the Blob datastore vs the raw SDK (max_concurrency=8), on Azurite", [
-        ("upload, median", f"{transfers['datastore_up']['MBps_median']:.0f} MB/s",
-         f"{transfers['raw_up']['MBps_median']:.0f} MB/s", f"{transfers['upload_ratio']:.3f}"),
-        ("download, median", f"{transfers['datastore_down']['MBps_median']:.0f} MB/s",
-         f"{transfers['raw_down']['MBps_median']:.0f} MB/s", f"{transfers['download_ratio']:.3f}"),
-        ("upload, best run", "", "", f"{transfers['upload_ratio_best']:.3f}"),
-        ("download, best run", "", "", f"{transfers['download_ratio_best']:.3f}"),
-    ])
+    print_rows(
+        f"{args.megabytes} MB through the Blob datastore vs the raw SDK (max_concurrency=8), on Azurite",
+        [
+            (
+                "upload, median",
+                f"{transfers['datastore_up']['MBps_median']:.0f} MB/s",
+                f"{transfers['raw_up']['MBps_median']:.0f} MB/s",
+                f"{transfers['upload_ratio']:.3f}",
+            ),
+            (
+                "download, median",
+                f"{transfers['datastore_down']['MBps_median']:.0f} MB/s",
+                f"{transfers['raw_down']['MBps_median']:.0f} MB/s",
+                f"{transfers['download_ratio']:.3f}",
+            ),
+            ("upload, best run", "", "", f"{transfers['upload_ratio_best']:.3f}"),
+            ("download, best run", "", "", f"{transfers['download_ratio_best']:.3f}"),
+        ],
+    )
     first, second = resubmission["job_first"], resubmission["job_second"]
     print(f"\nresubmission with unchanged data ({resubmission['dataset_bytes']} bytes of dataset, 2 nodes):")
-    print(f"  first job:  received {first['bytesReceived']} B from Blob, reused {first['bytesReusedFromMirror']} B "
-          f"({first['state']})")
-    print(f"  second job: received {second['bytesReceived']} B from Blob, reused {second['bytesReusedFromMirror']} B "
-          f"({second['state']})  target 0 received")
-    print(f"  dataset upload (content-addressed): sent {resubmission['dataset_upload_bytes_sent'][0]} B, then "
-          f"{resubmission['dataset_upload_bytes_sent'][1]} B  target 0")
-    targets = {"upload_ratio >= 0.9": transfers["upload_ratio"] >= TARGET_RATIO,
-               "download_ratio >= 0.9": transfers["download_ratio"] >= TARGET_RATIO,
-               "resubmission receives 0": second["bytesReceived"] == 0,
-               "re-upload sends 0": resubmission["dataset_upload_bytes_sent"][1] == 0}
+    print(
+        f"  first job:  received {first['bytesReceived']} B from Blob, reused {first['bytesReusedFromMirror']} B "
+        f"({first['state']})"
+    )
+    print(
+        f"  second job: received {second['bytesReceived']} B from Blob, reused {second['bytesReusedFromMirror']} B "
+        f"({second['state']})  target 0 received"
+    )
+    print(
+        f"  dataset upload (content-addressed): sent {resubmission['dataset_upload_bytes_sent'][0]} B, then "
+        f"{resubmission['dataset_upload_bytes_sent'][1]} B  target 0"
+    )
+    targets = {
+        "upload_ratio >= 0.9": transfers["upload_ratio"] >= TARGET_RATIO,
+        "download_ratio >= 0.9": transfers["download_ratio"] >= TARGET_RATIO,
+        "resubmission receives 0": second["bytesReceived"] == 0,
+        "re-upload sends 0": resubmission["dataset_upload_bytes_sent"][1] == 0,
+    }
     print("targets:", ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items()))
-    print("results:", write_result("storage", {"transfers": transfers, "resubmission": resubmission,
-                                               "targets": targets, "args": vars(args)}))
+    print(
+        "results:",
+        write_result(
+            "storage", {"transfers": transfers, "resubmission": resubmission, "targets": targets, "args": vars(args)}
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ before starting the next (two at a time, as the two nodes do). Elapsed = first s
 
     python benchmarks/bench_throughput.py [-n 500] [--nodes 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ def measure_service(jobs: int, nodes: int) -> dict:
             names = [f"tp-{i:04d}" for i in range(jobs)]
             first_submit = time.time()
             for name in names:
-                service.client.create_job("default", "default",
-                                          {"cluster": "tp", "customToolkitSettings": {"commandLine": "true"}}, name)
+                service.client.create_job(
+                    "default", "default", {"cluster": "tp", "customToolkitSettings": {"commandLine": "true"}}, name
+                )
             submitted = time.time()
             pending = set(names)
             failed = []
@@ -53,10 +55,16 @@ def measure_service(jobs: int, nodes: int) -> dict:
     starts = [iso_to_epoch(j["executionInfo"]["startTime"]) for j in listing if j["name"] in set(names)]
     last_end = max(ends)
     elapsed = last_end - first_submit
-    return {"jobs": jobs, "nodes": nodes, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed,
-            "submit_s": submitted - first_submit, "submits_per_s": jobs / (submitted - first_submit),
-            "first_start_after_submit_s": min(starts) - first_submit,
-            "all_events_seen_s": observed - first_submit}
+    return {
+        "jobs": jobs,
+        "nodes": nodes,
+        "elapsed_s": elapsed,
+        "jobs_per_s": jobs / elapsed,
+        "submit_s": submitted - first_submit,
+        "submits_per_s": jobs / (submitted - first_submit),
+        "first_start_after_submit_s": min(starts) - first_submit,
+        "all_events_seen_s": observed - first_submit,
+    }
 
 
 def measure_direct(jobs: int, parallel: int) -> dict:
@@ -91,26 +99,50 @@ def main(argv: list[str] | None = None) -> dict:
     direct = measure_direct(args.jobs, args.nodes)
     service = measure_service(args.jobs, args.nodes)
     ratio = service["jobs_per_s"] / direct["jobs_per_s"]
-    result = {"service": service, "direct": direct, "ratios": {"jobs_per_s service/direct": ratio},
-              "headline": {"measure": f"jobs/s, {args.jobs} jobs on {args.nodes} nodes",
-                           "value": service["jobs_per_s"], "target": TARGET_JOBS_PER_SECOND,
-                           "met": service["jobs_per_s"] >= TARGET_JOBS_PER_SECOND, "ratio": ratio}}
+    result = {
+        "service": service,
+        "direct": direct,
+        "ratios": {"jobs_per_s service/direct": ratio},
+        "headline": {
+            "measure": f"jobs/s, {args.jobs} jobs on {args.nodes} nodes",
+            "value": service["jobs_per_s"],
+            "target": TARGET_JOBS_PER_SECOND,
+            "met": service["jobs_per_s"] >= TARGET_JOBS_PER_SECOND,
+            "ratio": ratio,
+        },
+    }
     result["summary"] = [
-        {"measure": f"{args.jobs} `true` jobs on {args.nodes} nodes: jobs/s",
-         "service": f"{service['jobs_per_s']:.1f}/s",
-         "direct": f"{direct['jobs_per_s']:.1f}/s (bash -c true x{args.nodes})", "ratio": ratio,
-         "target": f"≥ {TARGET_JOBS_PER_SECOND:.0f}/s", "met": result["headline"]["met"]},
+        {
+            "measure": f"{args.jobs} `true` jobs on {args.nodes} nodes: jobs/s",
+            "service": f"{service['jobs_per_s']:.1f}/s",
+            "direct": f"{direct['jobs_per_s']:.1f}/s (bash -c true x{args.nodes})",
+            "ratio": ratio,
+            "target": f"≥ {TARGET_JOBS_PER_SECOND:.0f}/s",
+            "met": result["headline"]["met"],
+        },
     ]
-    print_rows(f"Throughput, {args.jobs} `true` jobs, {args.nodes} nodes (direct = `bash -c true`, "
-               f"{args.nodes} at a time)", [
-        ("jobs/s (first submit → last end)", f"{service['jobs_per_s']:.1f}", f"{direct['jobs_per_s']:.1f}",
-         f"{ratio:.3f}x"),
-        ("elapsed", f"{service['elapsed_s']:.2f} s", f"{direct['elapsed_s']:.2f} s",
-         f"{service['elapsed_s'] / direct['elapsed_s']:.1f}x"),
-        ("submitting all (PUTs)", f"{service['submit_s']:.2f} s ({service['submits_per_s']:.0f}/s)", "", ""),
-    ])
-    print(f"  target: ≥ {TARGET_JOBS_PER_SECOND:.0f} jobs/s: {'met' if result['headline']['met'] else 'MISSED'} "
-          f"({service['jobs_per_s']:.1f} jobs/s)")
+    print_rows(
+        f"Throughput, {args.jobs} `true` jobs, {args.nodes} nodes (direct = `bash -c true`, {args.nodes} at a time)",
+        [
+            (
+                "jobs/s (first submit → last end)",
+                f"{service['jobs_per_s']:.1f}",
+                f"{direct['jobs_per_s']:.1f}",
+                f"{ratio:.3f}x",
+            ),
+            (
+                "elapsed",
+                f"{service['elapsed_s']:.2f} s",
+                f"{direct['elapsed_s']:.2f} s",
+                f"{service['elapsed_s'] / direct['elapsed_s']:.1f}x",
+            ),
+            ("submitting all (PUTs)", f"{service['submit_s']:.2f} s ({service['submits_per_s']:.0f}/s)", "", ""),
+        ],
+    )
+    print(
+        f"  target: ≥ {TARGET_JOBS_PER_SECOND:.0f} jobs/s: {'met' if result['headline']['met'] else 'MISSED'} "
+        f"({service['jobs_per_s']:.1f} jobs/s)"
+    )
     print(f"  written to {write_result('throughput', result, args.json)}")
     return result
 

@@ -12,6 +12,7 @@ printing once both monitors show both of them.
 
     python benchmarks/bench_widgets.py [--lines 60] [--queued 10]      # reduced: --lines 20 --queued 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,9 +67,10 @@ def watch(url: str, token: str, job_name: str, timeout: float) -> None:
             now = time.time()
             complete = [line for line in change["new"].split("\n")[:-1] if line.startswith("tick ")]
             with lock:
-                for line in complete[seen.get(task, 0):]:
+                for line in complete[seen.get(task, 0) :]:
                     delays.append(now - float(line.split()[2]))
                 seen[task] = len(complete)
+
         return on_value
 
     monitor = JobMonitor(Job(Client(url, token), "default", "default", job_name))
@@ -93,8 +95,21 @@ def watch(url: str, token: str, job_name: str, timeout: float) -> None:
 
 def _watcher(side: str, package: str, service: Service, job: str, timeout: float) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([package, os.path.join(REPO_ROOT, "benchmarks")])}
-    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--watch", service.url, service.token, job,
-                             "--timeout", str(timeout)], env=env, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--watch",
+            service.url,
+            service.token,
+            job,
+            "--timeout",
+            str(timeout),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def rate(stamps: list[float], start: float, end: float) -> float:
@@ -105,9 +120,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=60, help="lines each rank prints, one per 0.3 s")
     parser.add_argument("--queued", type=float, default=10.0, help="seconds the job waits queued")
-    parser.add_argument("--before", default=os.environ.get("BATCHAI_BENCH_BEFORE"), required=not os.environ.get(
-                        "BATCHAI_BENCH_BEFORE"),
-                        help="the directory holding the earlier revision's batchai_jupyter")
+    parser.add_argument(
+        "--before",
+        default=os.environ.get("BATCHAI_BENCH_BEFORE"),
+        required=not os.environ.get("BATCHAI_BENCH_BEFORE"),
+        help="the directory holding the earlier revision's batchai_jupyter",
+    )
     parser.add_argument("--json", help="write the result here (default benchmarks/results/widgets.json)")
     parser.add_argument("--watch", nargs=3, metavar=("URL", "TOKEN", "JOB"), help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=300.0, help=argparse.SUPPRESS)
@@ -124,10 +142,18 @@ def main(argv: list[str] | None = None) -> dict:
         with open(script, "w") as handle:
             handle.write(TICKS.format(start=start, lines=args.lines))
         client = service.client
-        client.create_job("default", "default", {"cluster": "mon", "nodeCount": 2, "customToolkitSettings": {
-            "commandLine": HOLD.format(gate=hold)}}, "hold")
-        client.create_job("default", "default", {"cluster": "mon", "nodeCount": 2, "pyTorchSettings": {
-            "pythonScriptFilePath": script, "processCount": 2}}, "ticks")
+        client.create_job(
+            "default",
+            "default",
+            {"cluster": "mon", "nodeCount": 2, "customToolkitSettings": {"commandLine": HOLD.format(gate=hold)}},
+            "hold",
+        )
+        client.create_job(
+            "default",
+            "default",
+            {"cluster": "mon", "nodeCount": 2, "pyTorchSettings": {"pythonScriptFilePath": script, "processCount": 2}},
+            "ticks",
+        )
         timeout = args.queued + args.lines * 0.3 + 120
         watchers = {side: _watcher(side, package, service, "ticks", timeout) for side, package in sides.items()}
         for side, process in watchers.items():
@@ -147,41 +173,77 @@ def main(argv: list[str] | None = None) -> dict:
         for side, process in watchers.items():
             output, _ = process.communicate(timeout=timeout)
             results[side] = json.loads(output.strip().splitlines()[-1])
-        printed = sorted(float(line.split()[2]) for line in
-                         client.read_job_file("default", "default", "ticks", "stdout-0.txt").decode().splitlines()
-                         if line.startswith("tick "))
+        printed = sorted(
+            float(line.split()[2])
+            for line in client.read_job_file("default", "default", "ticks", "stdout-0.txt").decode().splitlines()
+            if line.startswith("tick ")
+        )
     running_from, running_to = printed[0], printed[-1]
     table: dict[str, dict] = {}
     for side, result in results.items():
         if len(result["delays"]) != 2 * args.lines:
             raise RuntimeError(f"the {side} monitor saw {len(result['delays'])} of {2 * args.lines} lines")
-        table[side] = {"queued_rps": rate(result["requests"], queued_from, queued_to),
-                       "running_rps": rate(result["requests"], running_from, running_to),
-                       "requests": len(result["requests"]), "latency": summary(result["delays"])}
+        table[side] = {
+            "queued_rps": rate(result["requests"], queued_from, queued_to),
+            "running_rps": rate(result["requests"], running_from, running_to),
+            "requests": len(result["requests"]),
+            "latency": summary(result["delays"]),
+        }
     before, after = table["before"], table["after"]
-    fewer = {phase: before[f"{phase}_rps"] / after[f"{phase}_rps"] if after[f"{phase}_rps"] else float("inf")
-             for phase in ("queued", "running")}
+    fewer = {
+        phase: before[f"{phase}_rps"] / after[f"{phase}_rps"] if after[f"{phase}_rps"] else float("inf")
+        for phase in ("queued", "running")
+    }
     total_fewer = before["requests"] / after["requests"]
 
     def times(ratio: float) -> str:
         return f"{ratio:6.1f}x fewer" if ratio != float("inf") else "  none after"
 
-    rows = [("requests/s while queued", f"{after['queued_rps']:8.2f}", f"{before['queued_rps']:8.2f}",
-             times(fewer["queued"])),
-            ("requests/s while printing", f"{after['running_rps']:8.2f}", f"{before['running_rps']:8.2f}",
-             times(fewer["running"])),
-            ("requests, whole job", str(after["requests"]), str(before["requests"]), times(total_fewer))]
+    rows = [
+        (
+            "requests/s while queued",
+            f"{after['queued_rps']:8.2f}",
+            f"{before['queued_rps']:8.2f}",
+            times(fewer["queued"]),
+        ),
+        (
+            "requests/s while printing",
+            f"{after['running_rps']:8.2f}",
+            f"{before['running_rps']:8.2f}",
+            times(fewer["running"]),
+        ),
+        ("requests, whole job", str(after["requests"]), str(before["requests"]), times(total_fewer)),
+    ]
     for stat in ("median", "p90"):
-        rows.append((f"line printed → widget, {stat}", ms(after["latency"][stat]), ms(before["latency"][stat]),
-                     f"{after['latency'][stat] / before['latency'][stat]:6.2f}x"))
-    met = {"fewer": min(fewer["running"], total_fewer) >= TARGET_FEWER,
-           "p90": after["latency"]["p90"] <= TARGET_P90_SECONDS}
-    result = {"lines": args.lines, "queued_seconds": args.queued, "before_package": sides["before"],
-              "sides": table, "fewer": {**fewer, "whole_job": total_fewer}, "met": met}
-    print_rows(f"JobMonitor on a 2-node job ({args.lines} lines per rank, {args.queued:g} s queued)", rows,
-               ("measure", "after (snapshot + events)", f"before ({sides['before']})", "after vs before"))
-    print(f"  target ≥ {TARGET_FEWER:g}x fewer requests: {'met' if met['fewer'] else 'MISSED'}; "
-          f"target p90 ≤ {TARGET_P90_SECONDS * 1000:.0f} ms: {'met' if met['p90'] else 'MISSED'}")
+        rows.append(
+            (
+                f"line printed → widget, {stat}",
+                ms(after["latency"][stat]),
+                ms(before["latency"][stat]),
+                f"{after['latency'][stat] / before['latency'][stat]:6.2f}x",
+            )
+        )
+    met = {
+        "fewer": min(fewer["running"], total_fewer) >= TARGET_FEWER,
+        "p90": after["latency"]["p90"] <= TARGET_P90_SECONDS,
+    }
+    result = {
+        "lines": args.lines,
+        "queued_seconds": args.queued,
+        "before_package": sides["before"],
+        "sides": table,
+        "fewer": {**fewer, "whole_job": total_fewer},
+        "met": met,
+    }
+    print_rows(
+        f"JobMonitor on a 2-node job ({args.lines} lines per rank, {args.queued:g} s queued)",
+        rows,
+        ("measure", "after (snapshot + events)", f"before ({sides['before']})", "after vs before"),
+    )
+    print(
+        f"  target ≥ {TARGET_FEWER:g}x fewer requests: {'met' if met['fewer'] else 'MISSED'}; "
+        f"target p90 ≤ {TARGET_P90_SECONDS * 1000:.0f} ms: {'met' if met['p90'] else 'MISSED'}"
+    )
     print(f"  written to {write_result('widgets', result, args.json)}")
     return result
 

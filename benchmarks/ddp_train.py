@@ -4,6 +4,7 @@ MASTER_ADDR, MASTER_PORT), which both torchrun and the service's pyTorch toolkit
 
     ddp_train.py [--steps 300]
 """
+
 import argparse
 import os
 import sys
@@ -22,9 +23,15 @@ torch.set_num_threads(1)  # both ranks share the machine's cores, the same way u
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
 torch.manual_seed(0)
-model = torch.nn.parallel.DistributedDataParallel(torch.nn.Sequential(
-    torch.nn.Linear(64, args.hidden), torch.nn.ReLU(), torch.nn.Linear(args.hidden, args.hidden), torch.nn.ReLU(),
-    torch.nn.Linear(args.hidden, 10)))
+model = torch.nn.parallel.DistributedDataParallel(
+    torch.nn.Sequential(
+        torch.nn.Linear(64, args.hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(args.hidden, args.hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(args.hidden, 10),
+    )
+)
 optimiser = torch.optim.SGD(model.parameters(), lr=0.05)
 generator = torch.Generator().manual_seed(rank)
 inputs = torch.randn(args.batch, 64, generator=generator)

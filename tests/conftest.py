@@ -3,6 +3,7 @@ BATCHAI_HOME (one per test, or one per module), a client for it, and unique name
 
 Helpers that are plain functions live in the `helpers` package; each test folder's conftest.py
 adds the fixtures of its own components (Slurm, sshd hosts, Azurite, JupyterLab, ...)."""
+
 from __future__ import annotations
 
 import itertools

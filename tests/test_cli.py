@@ -2,6 +2,7 @@
 
 Batch AI job.json files of each API version are written here, in the tests, and run unchanged.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,19 +56,30 @@ def cluster_c(shared_service):
     """`batchai cluster create -n c -t 2`, run once; the module's jobs run on it."""
     created = cli(shared_service, "cluster", "create", "-n", "c", "-t", "2")
     client = api(shared_service)
-    wait_for(lambda: client.get(client.cluster_path("default", "c"))["nodeStateCounts"]["idleNodeCount"] == 2,
-             "cluster c to have 2 idle nodes")
+    wait_for(
+        lambda: client.get(client.cluster_path("default", "c"))["nodeStateCounts"]["idleNodeCount"] == 2,
+        "cluster c to have 2 idle nodes",
+    )
     return created
 
 
 def submit_cli(service, tmp_path, name: str, command: str, cluster: str = "c") -> dict:
-    path = write_json(tmp_path, f"{name}.json", {"properties": {
-        "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs",
-        "customToolkitSettings": {"commandLine": command}}})
+    path = write_json(
+        tmp_path,
+        f"{name}.json",
+        {
+            "properties": {
+                "nodeCount": 1,
+                "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs",
+                "customToolkitSettings": {"commandLine": command},
+            }
+        },
+    )
     return json.loads(ok(cli(service, "job", "create", "-f", path, "-c", cluster, "-n", name)))
 
 
 # ---- workspaces, clusters, experiments --------------------------------------------------------------
+
 
 def test_workspace_list_is_a_table(shared_service):
     header, rows = table_rows(ok(cli(shared_service, "workspace", "list")))
@@ -110,7 +122,8 @@ def test_cluster_resize_and_auto_scale(shared_service):
     wait_for(lambda: client.get(path)["nodeStateCounts"]["idleNodeCount"] == 2, "the resize to 2 nodes")
     scaled = json.loads(ok(cli(shared_service, "cluster", "auto-scale", "-n", name, "--min", "0", "--max", "3")))
     assert scaled["properties"]["scaleSettings"] == {
-        "autoScale": {"minimumNodeCount": 0, "maximumNodeCount": 3, "initialNodeCount": 0}}
+        "autoScale": {"minimumNodeCount": 0, "maximumNodeCount": 3, "initialNodeCount": 0}
+    }
     assert client.get(path)["properties"]["scaleSettings"]["autoScale"]["maximumNodeCount"] == 3
     one_line_error(cli(shared_service, "cluster", "delete", "-n", name), "add -y")
     ok(cli(shared_service, "cluster", "delete", "-n", name, "-y"))
@@ -147,9 +160,17 @@ JOB_FILES = {
             "nodeCount": 1,
             "customToolkitSettings": {
                 "commandLine": "echo preview $AZ_BATCHAI_JOB_NAME > $AZ_BATCHAI_OUTPUT_MODEL/model.txt; "
-                               "echo preview-ran"},
-            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external",
-                                   "pathSuffix": "Models", "type": "model", "createNew": True}],
+                "echo preview-ran"
+            },
+            "outputDirectories": [
+                {
+                    "id": "MODEL",
+                    "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external",
+                    "pathSuffix": "Models",
+                    "type": "model",
+                    "createNew": True,
+                }
+            ],
             "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external",
         },
     },
@@ -162,9 +183,16 @@ JOB_FILES = {
             "customToolkitSettings": {"commandLine": "echo march ${#DB_PASSWORD} $GREETING"},
             "environmentVariables": [{"name": "GREETING", "value": "hello"}],
             "secrets": [{"name": "DB_PASSWORD", "value": "pa55word-2018"}],
-            "mountVolumes": {"azureFileShares": [{
-                "accountName": "myaccount", "azureFileUrl": "https://myaccount.file.core.windows.net/share",
-                "relativeMountPath": "afs", "credentialsInfo": {"accountKey": "ACCOUNT-KEY-2018"}}]},
+            "mountVolumes": {
+                "azureFileShares": [
+                    {
+                        "accountName": "myaccount",
+                        "azureFileUrl": "https://myaccount.file.core.windows.net/share",
+                        "relativeMountPath": "afs",
+                        "credentialsInfo": {"accountKey": "ACCOUNT-KEY-2018"},
+                    }
+                ]
+            },
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
         },
     },
@@ -175,10 +203,14 @@ JOB_FILES = {
         "properties": {
             "nodeCount": 2,
             "schedulingPriority": "high",
-            "cluster": {"id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/demo/providers/"
-                              "Microsoft.BatchAI/workspaces/ws/clusters/c"},
-            "customMpiSettings": {"commandLine": "echo rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE",
-                                  "processCount": 2},
+            "cluster": {
+                "id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/demo/providers/"
+                "Microsoft.BatchAI/workspaces/ws/clusters/c"
+            },
+            "customMpiSettings": {
+                "commandLine": "echo rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE",
+                "processCount": 2,
+            },
             "constraints": {"maxWallClockTime": "1.00:00:00"},
             "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs",
         },
@@ -190,8 +222,9 @@ def _check_preview(service, name: str, shown: dict) -> None:
     assert shown["toolType"] == "custom" and shown["schedulingPriority"] == "high"  # integer priority 100
     client = api(service)
     assert client.read_job_file("default", "default", name, "stdout.txt") == b"preview-ran\n"
-    assert client.read_job_file("default", "default", name, "model.txt", output_id="MODEL") == \
-        f"preview {name}\n".encode()
+    assert (
+        client.read_job_file("default", "default", name, "model.txt", output_id="MODEL") == f"preview {name}\n".encode()
+    )
 
 
 def _check_march(service, name: str, shown: dict) -> None:
@@ -232,6 +265,7 @@ def test_a_batch_ai_job_file_of_each_api_version_runs_unchanged(shared_service, 
 
 
 # ---- job verbs ----------------------------------------------------------------------------------------
+
 
 def test_job_list_table_and_json(shared_service, cluster_c, tmp_path):
     good, bad = job_named("listok"), job_named("listbad")
@@ -286,11 +320,20 @@ def test_job_file_list_and_node_list(shared_service, cluster_c, tmp_path):
 def test_job_file_stream_follows_a_live_file_until_the_job_ends(shared_service, cluster_c, tmp_path):
     name = job_named("stream")
     go = tmp_path / "go"
-    submit_cli(shared_service, tmp_path, name,
-               f"echo before; while [ ! -f {go} ]; do sleep 0.05; done; echo after-1; sleep 0.5; echo after-2")
-    stream = subprocess.Popen([batchai_script(), "job", "file", "stream", "-n", name, "-f", "stdout.txt"],
-                              env=shared_service.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    submit_cli(
+        shared_service,
+        tmp_path,
+        name,
+        f"echo before; while [ ! -f {go} ]; do sleep 0.05; done; echo after-1; sleep 0.5; echo after-2",
+    )
+    stream = subprocess.Popen(
+        [batchai_script(), "job", "file", "stream", "-n", name, "-f", "stdout.txt"],
+        env=shared_service.env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(stream.stdout.readline, "")), daemon=True)
     reader.start()
@@ -337,18 +380,28 @@ def test_job_delete_without_yes_and_no_terminal_is_refused(shared_service, clust
 
 # ---- errors ----------------------------------------------------------------------------------------
 
+
 def test_errors_are_one_line_and_exit_1(shared_service, cluster_c, tmp_path):
     one_line_error(cli(shared_service, "job", "show", "-n", "no-such-job"), "no-such-job", "not found")
     one_line_error(cli(shared_service, "cluster", "show", "-n", "no-such-cluster"), "no-such-cluster", "not found")
-    one_line_error(cli(shared_service, "job", "create", "-f", str(tmp_path / "missing.json"), "-c", "c"),
-                   "missing.json", "does not exist")
+    one_line_error(
+        cli(shared_service, "job", "create", "-f", str(tmp_path / "missing.json"), "-c", "c"),
+        "missing.json",
+        "does not exist",
+    )
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     one_line_error(cli(shared_service, "job", "create", "-f", str(broken), "-c", "c"), "broken.json", "not valid JSON")
-    zero = write_json(tmp_path, "zero.json", {"properties": {
-        "nodeCount": 0, "stdOutErrPathPrefix": "x", "customToolkitSettings": {"commandLine": "true"}}})
-    one_line_error(cli(shared_service, "job", "create", "-f", zero, "-c", "c", "-n", "zero"),
-                   "properties.nodeCount", "an integer from 1 to 1000")
+    zero = write_json(
+        tmp_path,
+        "zero.json",
+        {"properties": {"nodeCount": 0, "stdOutErrPathPrefix": "x", "customToolkitSettings": {"commandLine": "true"}}},
+    )
+    one_line_error(
+        cli(shared_service, "job", "create", "-f", zero, "-c", "c", "-n", "zero"),
+        "properties.nodeCount",
+        "an integer from 1 to 1000",
+    )
     one_line_error(cli(shared_service, "job", "create", "-f", zero, "-c", "no-such-cluster", "-n", "zero"))
     one_line_error(cli(shared_service, "cluster", "create", "-n", "bad name", "-t", "1"), "'bad name'")
     unreachable = {**shared_service.env(), "BATCHAI_URL": "http://127.0.0.1:9/"}
@@ -359,9 +412,11 @@ def test_errors_are_one_line_and_exit_1(shared_service, cluster_c, tmp_path):
 
 # ---- discovery ---------------------------------------------------------------------------------------
 
+
 def test_the_cli_finds_the_service_through_jupyter_runtime_files(shared_service, cluster_c):
-    runtime_files = [f for f in os.listdir(shared_service.runtime_dir) if f.startswith("jpserver-")
-                     and f.endswith(".json")]
+    runtime_files = [
+        f for f in os.listdir(shared_service.runtime_dir) if f.startswith("jpserver-") and f.endswith(".json")
+    ]
     assert runtime_files, os.listdir(shared_service.runtime_dir)
     env = {k: v for k, v in shared_service.env().items() if k not in ("BATCHAI_URL", "BATCHAI_TOKEN")}
     env["JUPYTER_RUNTIME_DIR"] = shared_service.runtime_dir

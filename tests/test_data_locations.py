@@ -1,5 +1,6 @@
 """Data named by location (`datastore://<name>/<path>`) on a real service with the local backend: jobs read it,
 bad locations are refused at submit, and no response shows where the service keeps its files."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,17 @@ def _put(client: Client, datastore: str, path: str, text: str) -> None:
 def _reader_job(client: Client, name: str, cluster: str, inputs: dict[str, str]) -> dict:
     """A job that prints each input's files (AZ_BATCHAI_INPUT_<ID>) and ends."""
     command = " && ".join(f'cat "$AZ_BATCHAI_INPUT_{input_id}"/*' for input_id in inputs)
-    return client.create_job("default", "default", {
-        "cluster": cluster, "nodeCount": 1, "customToolkitSettings": {"commandLine": command},
-        "inputDirectories": [{"id": input_id, "path": path} for input_id, path in inputs.items()]}, name)
+    return client.create_job(
+        "default",
+        "default",
+        {
+            "cluster": cluster,
+            "nodeCount": 1,
+            "customToolkitSettings": {"commandLine": command},
+            "inputDirectories": [{"id": input_id, "path": path} for input_id, path in inputs.items()],
+        },
+        name,
+    )
 
 
 @pytest.fixture
@@ -39,21 +48,30 @@ def test_a_job_reads_inputs_named_by_location(shared_client, other_datastore, un
     folder = unique("sets")
     _put(shared_client, "default", f"{folder}/train/a.txt", "from the default datastore\n")
     _put(shared_client, other_datastore, "labels/b.txt", "from another datastore\n")
-    submitted = _reader_job(shared_client, job, cluster, {
-        "TRAIN": f"datastore://default/{folder}/./train/", "LABELS": f"datastore://{other_datastore}/labels"})
+    submitted = _reader_job(
+        shared_client,
+        job,
+        cluster,
+        {"TRAIN": f"datastore://default/{folder}/./train/", "LABELS": f"datastore://{other_datastore}/labels"},
+    )
     assert [d["path"] for d in submitted["properties"]["inputDirectories"]] == [
-        f"datastore://default/{folder}/train", f"datastore://{other_datastore}/labels"]
+        f"datastore://default/{folder}/train",
+        f"datastore://{other_datastore}/labels",
+    ]
     ended = shared_client.wait_for_job("default", "default", job, timeout=JOB_TIMEOUT)
     log = shared_client.read_job_file("default", "default", job, "stdout.txt").decode()
     assert ended["executionState"] == "succeeded", (ended["executionInfo"], log)
     assert log == "from the default datastore\nfrom another datastore\n"
 
 
-@pytest.mark.parametrize(("path", "code", "says"), [
-    ("datastore://no-such-store/x", "DatastoreNotFound", "workspace 'default' has no datastore 'no-such-store'"),
-    ("datastore://default/../../etc", "InvalidLocation", "points outside datastore 'default'"),
-    ("s3://bucket/x", "InvalidLocation", "s3:// locations are not known here"),
-])
+@pytest.mark.parametrize(
+    ("path", "code", "says"),
+    [
+        ("datastore://no-such-store/x", "DatastoreNotFound", "workspace 'default' has no datastore 'no-such-store'"),
+        ("datastore://default/../../etc", "InvalidLocation", "points outside datastore 'default'"),
+        ("s3://bucket/x", "InvalidLocation", "s3:// locations are not known here"),
+    ],
+)
 def test_a_bad_location_is_refused_at_submit_and_nothing_is_created(shared_client, unique, path, code, says):
     cluster, job = unique("bad"), unique("refused")
     shared_client.create_cluster("default", {"backend": "local", "nodeCount": 1}, cluster)
@@ -75,17 +93,19 @@ def _responses(client: Client, job: str) -> list[tuple[str, object]]:
     for datastore in client.datastores("default"):
         answers.append((f"datastore {datastore['name']}", client.datastore("default", datastore["name"])))
         answers.append((f"datastore {datastore['name']} files", client.datastore_files("default", datastore["name"])))
-    answers += [("jobs", client.jobs("default")), ("job", client.job("default", "default", job)),
-                ("tasks", client.job_tasks("default", "default", job)),
-                ("job nodes", client.job_nodes("default", "default", job)),
-                ("job files", client.job_files("default", "default", job)),
-                ("snapshot", client.job_snapshot("default", "default", job)),
-                ("job via request", client.get(job_path))]
+    answers += [
+        ("jobs", client.jobs("default")),
+        ("job", client.job("default", "default", job)),
+        ("tasks", client.job_tasks("default", "default", job)),
+        ("job nodes", client.job_nodes("default", "default", job)),
+        ("job files", client.job_files("default", "default", job)),
+        ("snapshot", client.job_snapshot("default", "default", job)),
+        ("job via request", client.get(job_path)),
+    ]
     return answers
 
 
-def test_no_datastore_or_job_response_shows_the_service_home(shared_service, shared_client, other_datastore,
-                                                             unique):
+def test_no_datastore_or_job_response_shows_the_service_home(shared_service, shared_client, other_datastore, unique):
     cluster, job = unique("home"), unique("quiet")
     shared_client.create_cluster("default", {"backend": "local", "nodeCount": 1}, cluster)
     _put(shared_client, "default", "quiet/a.txt", "a\n")

@@ -1,4 +1,5 @@
 """batchai inside a REAL Jupyter server: enabled by the installed config file, served behind Jupyter's auth."""
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,16 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def isolated_env(base, **extra) -> dict:
     """Jupyter and batchai paths all inside `base`, so nothing of the user's setup is involved."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("BATCHAI_URL", "BATCHAI_TOKEN", "JUPYTER_TOKEN")}
-    env.update(JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-               JUPYTER_DATA_DIR=str(base / "data"), BATCHAI_HOME=str(base / "home"), **extra)
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("BATCHAI_URL", "BATCHAI_TOKEN", "JUPYTER_TOKEN")
+    }
+    env.update(
+        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        JUPYTER_DATA_DIR=str(base / "data"),
+        BATCHAI_HOME=str(base / "home"),
+        **extra,
+    )
     return env
 
 
@@ -46,11 +53,25 @@ class JupyterServer:
         root.mkdir()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyter_server", f"--ServerApp.token={self.token}", f"--port={self.port}",
-                 "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0", "--allow-root", "--no-browser",
-                 f"--ServerApp.root_dir={root}"],
-                env=self.env, cwd=str(root), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter_server",
+                    f"--ServerApp.token={self.token}",
+                    f"--port={self.port}",
+                    "--ServerApp.ip=127.0.0.1",
+                    "--ServerApp.port_retries=0",
+                    "--allow-root",
+                    "--no-browser",
+                    f"--ServerApp.root_dir={root}",
+                ],
+                env=self.env,
+                cwd=str(root),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
 
     def log(self) -> str:
         with open(self.log_path, errors="replace") as handle:
@@ -60,8 +81,9 @@ class JupyterServer:
         wait_for_server(self.process, self._serves_batchai, "jupyter server", timeout, self.log)
 
     def _serves_batchai(self) -> bool:
-        response = requests.get(f"{self.url}batchai/api/v1/version",
-                                headers={"Authorization": f"token {self.token}"}, timeout=5)
+        response = requests.get(
+            f"{self.url}batchai/api/v1/version", headers={"Authorization": f"token {self.token}"}, timeout=5
+        )
         return response.status_code == 200
 
     def stop(self) -> None:
@@ -92,8 +114,13 @@ def test_the_installed_config_file_enables_the_extension(tmp_path):
     with open(shipped) as a, open(installed) as b:
         assert json.load(a) == json.load(b) == {"ServerApp": {"jpserver_extensions": {"batchai_jupyter": True}}}
     # An empty user config dir: only the installed file can be what enables the extension.
-    result = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"],
-                            env=isolated_env(tmp_path), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = ANSI.sub("", result.stdout + result.stderr)
     assert result.returncode == 0, output
     assert re.search(r"^\s*batchai_jupyter enabled\s*$", output, re.MULTILINE), output
@@ -103,8 +130,9 @@ def test_the_installed_config_file_enables_the_extension(tmp_path):
 
 
 def test_a_real_jupyter_server_serves_the_api(jupyter):
-    response = requests.get(f"{jupyter.url}batchai/api/v1/version",
-                            headers={"Authorization": f"token {jupyter.token}"}, timeout=10)
+    response = requests.get(
+        f"{jupyter.url}batchai/api/v1/version", headers={"Authorization": f"token {jupyter.token}"}, timeout=10
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["api"] == "v1" and body["home"] == jupyter.home
@@ -118,8 +146,9 @@ def test_the_jupyter_server_runs_a_cluster_and_a_job(jupyter):
     client = Client(jupyter.url, jupyter.token)
     cluster = "jc-" + uuid.uuid4().hex[:6]
     make_cluster(client, cluster, nodes=1)
-    submit(client, "inside-jupyter", cluster,
-           {"customToolkitSettings": {"commandLine": "echo from $AZ_BATCHAI_JOB_NAME"}})
+    submit(
+        client, "inside-jupyter", cluster, {"customToolkitSettings": {"commandLine": "echo from $AZ_BATCHAI_JOB_NAME"}}
+    )
     job = wait_job(client, "inside-jupyter", timeout=90)
     assert job["executionState"] == "succeeded", job
     assert read_log(client, "inside-jupyter", "stdout.txt") == "from inside-jupyter\n"
@@ -134,15 +163,22 @@ def test_a_post_without_token_or_xsrf_is_refused(jupyter):
     response = requests.post(clusters, json={"name": "sneaky", "nodeCount": 1}, timeout=10)
     assert response.status_code == 403, response.text
     # A browser-like request with an _xsrf cookie but no matching X-XSRFToken: refused as well.
-    response = requests.post(clusters, json={"name": "sneaky", "nodeCount": 1}, timeout=10,
-                             cookies={"_xsrf": "2|made|up|value"})
+    response = requests.post(
+        clusters, json={"name": "sneaky", "nodeCount": 1}, timeout=10, cookies={"_xsrf": "2|made|up|value"}
+    )
     assert response.status_code == 403, response.text
     # Another site's page (cookie, foreign Origin, no token): Jupyter blocks cross-origin API calls.
-    response = requests.post(clusters, json={"name": "sneaky", "nodeCount": 1}, timeout=10,
-                             cookies={"_xsrf": "2|made|up|value"}, headers={"Origin": "http://evil.example"})
+    response = requests.post(
+        clusters,
+        json={"name": "sneaky", "nodeCount": 1},
+        timeout=10,
+        cookies={"_xsrf": "2|made|up|value"},
+        headers={"Origin": "http://evil.example"},
+    )
     assert response.status_code in (403, 404), response.text
-    response = requests.put(f"{clusters}/sneaky", json={"nodeCount": 1}, headers={"Authorization": "token nope"},
-                            timeout=10)
+    response = requests.put(
+        f"{clusters}/sneaky", json={"nodeCount": 1}, headers={"Authorization": "token nope"}, timeout=10
+    )
     assert response.status_code == 403, response.text
     after = {c["name"] for c in requests.get(clusters, headers=auth, timeout=10).json()["value"]}
     assert after == before and "sneaky" not in after
@@ -168,17 +204,26 @@ def test_the_client_discovers_the_server_through_its_runtime_file(jupyter, monke
 
 def test_serve_status_shows_the_jupyter_server_and_serve_stop_leaves_it_running(jupyter):
     def serve(action: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "batchai_jupyter.cli", "serve", action], env=jupyter.env,
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "batchai_jupyter.cli", "serve", action],
+            env=jupyter.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
 
     status = serve("status")
     assert status.returncode == 0, status.stdout + status.stderr
     pid = jupyter.process.pid
-    assert status.stdout.startswith(f"* http://127.0.0.1:{jupyter.port}/ (inside a Jupyter server, pid {pid}, "), \
+    assert status.stdout.startswith(f"* http://127.0.0.1:{jupyter.port}/ (inside a Jupyter server, pid {pid}, "), (
         status.stdout
+    )
     assert f"home {jupyter.home}, " in status.stdout
     stop = serve("stop")  # the user's Jupyter server is theirs to shut down, not `batchai serve stop`'s
     assert stop.returncode == 1
-    assert stop.stderr.strip() == (f"error: the batchai service at http://127.0.0.1:{jupyter.port}/ runs inside a "
-                                   f"Jupyter server (pid {pid}); stop that server (File > Shut Down) instead")
+    assert stop.stderr.strip() == (
+        f"error: the batchai service at http://127.0.0.1:{jupyter.port}/ runs inside a "
+        f"Jupyter server (pid {pid}); stop that server (File > Shut Down) instead"
+    )
     assert jupyter.process.poll() is None

@@ -2,6 +2,7 @@
 not the running rank's process group, not what an exited rank left in the background, not what
 escaped into a session of its own. Checked on the local backend through a real `batchai serve`,
 by scanning /proc for the processes the job's script started under names only it uses."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,16 @@ def start_job(client, cluster: str, tmp_path, probe) -> tuple[str, str]:
     script.write_text(probe.SCRIPT)
     token = probe.token()
     name = "job-" + token[-10:]
-    client.create_job("default", "default", {"cluster": cluster, "nodeCount": 2, "pyTorchSettings": {
-        "pythonScriptFilePath": str(script), "commandLineArgs": f"{token} {tmp_path / 'go'}"}}, name)
+    client.create_job(
+        "default",
+        "default",
+        {
+            "cluster": cluster,
+            "nodeCount": 2,
+            "pyTorchSettings": {"pythonScriptFilePath": str(script), "commandLineArgs": f"{token} {tmp_path / 'go'}"},
+        },
+        name,
+    )
     wait_for(lambda: probe.processes(token) == probe.expected(token), "every rank's background processes")
     return name, token
 
@@ -62,7 +71,8 @@ def test_terminating_a_job_kills_every_process_it_started(shared_client, cluster
 
 
 def test_a_restart_between_killing_the_tasks_and_ending_the_job_runs_the_attempt_again(
-        client, service_process, tmp_path):
+    client, service_process, tmp_path
+):
     """The service recorded the attempt's tasks killed, then died before it wrote the job's end
     (here: killed -9, and the store brought to that point by hand). Restarted, it must not take the
     killed tasks for a success: the attempt runs again, not counted as a retry."""
@@ -70,8 +80,17 @@ def test_a_restart_between_killing_the_tasks_and_ending_the_job_runs_the_attempt
     client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "one")
     wait_for(lambda: idle_nodes(client, "one") == 1, "the cluster's node")
     runs = tmp_path / "runs"
-    client.create_job("default", "default", {"cluster": "one", "customToolkitSettings": {"commandLine": (
-        f"echo run >> {runs}; [ $(wc -l < {runs}) -ge 2 ] && exit 0; exec sleep 600")}}, name)
+    client.create_job(
+        "default",
+        "default",
+        {
+            "cluster": "one",
+            "customToolkitSettings": {
+                "commandLine": (f"echo run >> {runs}; [ $(wc -l < {runs}) -ge 2 ] && exit 0; exec sleep 600")
+            },
+        },
+        name,
+    )
     wait_for(lambda: runs.exists() and runs.read_text() == "run\n", "the first attempt to start")
     service_process.kill()
     database = os.path.join(service_process.home, "batchai.db")

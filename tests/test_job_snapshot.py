@@ -1,5 +1,6 @@
 """GET .../jobs/{job}/snapshot against a real `batchai serve`: the job, its tasks, log tails with the
 offsets a client continues from, metrics and output files in one response; clean refusals."""
+
 from __future__ import annotations
 
 import shlex
@@ -30,11 +31,12 @@ LOG = "".join(f"line {i:02d} é\n" for i in range(40)).encode()
 def finished_job(shared_service) -> tuple[Client, str]:
     client = Client(shared_service.url, shared_service.env()["BATCHAI_TOKEN"])
     client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "snap")
-    wait_for(lambda: client.cluster("default", "snap")["nodeStateCounts"]["idleNodeCount"] == 1,
-                "the cluster's node")
-    spec = {"cluster": "snap", "customToolkitSettings": {
-                "commandLine": f"{shlex.quote(sys.executable)} -c {shlex.quote(SCRIPT)}"},
-            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT"}]}
+    wait_for(lambda: client.cluster("default", "snap")["nodeStateCounts"]["idleNodeCount"] == 1, "the cluster's node")
+    spec = {
+        "cluster": "snap",
+        "customToolkitSettings": {"commandLine": f"{shlex.quote(sys.executable)} -c {shlex.quote(SCRIPT)}"},
+        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT"}],
+    }
     client.create_job("default", "default", spec, "snapped")
     assert client.wait_for_job("default", "default", "snapped", timeout=120)["executionState"] == "succeeded"
     return client, "snapped"
@@ -60,12 +62,18 @@ def test_a_snapshot_holds_the_job_its_tasks_logs_metrics_and_files(finished_job)
 
 def test_a_tail_starts_at_a_character_and_continues_with_ranged_reads(finished_job):
     client, name = finished_job
-    stdout = next(part for part in client.job_snapshot("default", "default", name, tail_bytes=4)["logs"]
-                  if part["stream"] == "stdout")
+    stdout = next(
+        part
+        for part in client.job_snapshot("default", "default", name, tail_bytes=4)["logs"]
+        if part["stream"] == "stdout"
+    )
     assert stdout["text"] == " é\n" and stdout["offset"] == len(LOG) - 4
     # The last 2 bytes start inside "é" (2 bytes): the tail begins after it, at the newline.
-    stdout = next(part for part in client.job_snapshot("default", "default", name, tail_bytes=2)["logs"]
-                  if part["stream"] == "stdout")
+    stdout = next(
+        part
+        for part in client.job_snapshot("default", "default", name, tail_bytes=2)["logs"]
+        if part["stream"] == "stdout"
+    )
     assert stdout["text"] == "\n" and stdout["offset"] == len(LOG) - 1 == stdout["nextOffset"] - 1
     # A client continues from any offset it holds: by a ranged read, or by naming the file in `since`.
     middle = LOG.index(b"line 20")
@@ -89,12 +97,24 @@ def test_an_unknown_job_or_bad_arguments_are_refused_clearly(finished_job):
     client, name = finished_job
     base = f"{client.url}batchai/api/v1/workspaces/default/experiments/default/jobs"
     _refusal(client.session.get(f"{base}/no-such-job/snapshot", timeout=30), 404, "JobNotFound", "no-such-job")
-    _refusal(client.session.get(f"{base}/{name}/snapshot", params={"since": "stdout.txt"}, timeout=30),
-             400, "InvalidArgument", "since")
-    _refusal(client.session.get(f"{base}/{name}/snapshot", params={"tailbytes": "-1"}, timeout=30),
-             400, "InvalidArgument", "tailbytes")
-    _refusal(client.session.get(f"{base}/{name}/snapshot", params={"tailbytes": "lots"}, timeout=30),
-             400, "InvalidArgument", "tailbytes")
+    _refusal(
+        client.session.get(f"{base}/{name}/snapshot", params={"since": "stdout.txt"}, timeout=30),
+        400,
+        "InvalidArgument",
+        "since",
+    )
+    _refusal(
+        client.session.get(f"{base}/{name}/snapshot", params={"tailbytes": "-1"}, timeout=30),
+        400,
+        "InvalidArgument",
+        "tailbytes",
+    )
+    _refusal(
+        client.session.get(f"{base}/{name}/snapshot", params={"tailbytes": "lots"}, timeout=30),
+        400,
+        "InvalidArgument",
+        "tailbytes",
+    )
     with pytest.raises(BatchAIError) as refused:
         client.job_snapshot("default", "default", "no-such-job")
     assert refused.value.status == 404

@@ -1,5 +1,6 @@
 """The service survives kill -9: running jobs are re-attached (never started twice), queued jobs
 run once, clusters/nodes/jobs are kept, and a second service on the same home is refused."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,11 @@ def nodes(client, name: str) -> list[dict]:
 
 
 def wait_state(client, name: str, state: str, timeout: float = 30.0) -> dict:
-    return wait_for(lambda: (lambda j: j if j["executionState"] == state else None)(job(client, name)),
-                    f"job {name} to be {state}", timeout)
+    return wait_for(
+        lambda: (lambda j: j if j["executionState"] == state else None)(job(client, name)),
+        f"job {name} to be {state}",
+        timeout,
+    )
 
 
 def exit_files(home: str, cluster_name: str, job_uuid: str) -> list[str]:
@@ -48,14 +52,35 @@ def test_kill_9_reattaches_running_jobs_and_runs_queued_jobs_once(client, servic
     wide, early = unique("wide"), unique("early")
     queued = [unique("q"), unique("q")]
     # A 2-node job that is still running across the restart, then writes output and exits 3.
-    submit(client, wide, c_wide, {"nodeCount": 2, "customToolkitSettings": {
-        "commandLine": f"{append(runs, 'run')}; {wait_gate(gate)}; sleep 0.5; echo wide-output; exit 3"}})
+    submit(
+        client,
+        wide,
+        c_wide,
+        {
+            "nodeCount": 2,
+            "customToolkitSettings": {
+                "commandLine": f"{append(runs, 'run')}; {wait_gate(gate)}; sleep 0.5; echo wide-output; exit 3"
+            },
+        },
+    )
     for name in queued:
-        submit(client, name, c_wide, {"customToolkitSettings": {
-            "commandLine": f"{append(queued_runs, name)}; echo {name}-output"}})
+        submit(
+            client,
+            name,
+            c_wide,
+            {"customToolkitSettings": {"commandLine": f"{append(queued_runs, name)}; echo {name}-output"}},
+        )
     # A job that ends while the service is down.
-    submit(client, early, c_one, {"customToolkitSettings": {
-        "commandLine": f"{append(early_runs, 'run')}; {wait_gate(gate_early)}; echo early-output"}})
+    submit(
+        client,
+        early,
+        c_one,
+        {
+            "customToolkitSettings": {
+                "commandLine": f"{append(early_runs, 'run')}; {wait_gate(gate_early)}; echo early-output"
+            }
+        },
+    )
     before = wait_state(client, wide, "running")
     early_uuid = wait_state(client, early, "running")["uuid"]
     wait_for(lambda: lines(runs) == ["run"] and lines(early_runs) == ["run"], "both jobs' commands to start")
@@ -63,8 +88,11 @@ def test_kill_9_reattaches_running_jobs_and_runs_queued_jobs_once(client, servic
 
     service_process.kill()
     open_gate(gate_early)
-    wait_for(lambda: exit_files(service_process.home, c_one, early_uuid),
-             "the early job to end while the service is down", timeout=30)
+    wait_for(
+        lambda: exit_files(service_process.home, c_one, early_uuid),
+        "the early job to end while the service is down",
+        timeout=30,
+    )
 
     client = service_process.start()
     # The finished job's end is recorded from what its wrapper left on disk.
@@ -137,7 +165,11 @@ def test_second_service_on_the_same_home_is_refused(client, service_process):
     second = subprocess.run(
         [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(free_port())],
         env={**service_process.env(), "JUPYTER_RUNTIME_DIR": service_process.runtime_dir + "-second"},
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90)
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     output = second.stdout + second.stderr
     assert second.returncode != 0, output[-3000:]
     assert "HomeInUse" in output, output[-3000:]

@@ -5,6 +5,7 @@ Everything goes through the REST API of a real `batchai serve` (one per module; 
 its own uniquely named clusters and jobs). Ordering is made deterministic with gate files: a job
 blocks in `while [ ! -f GATE ]` until the test creates the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ OBSERVE_SECONDS = 1.5
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
 
 def cluster(client, name: str) -> dict:
     return client.get(client.cluster_path("default", name))
@@ -51,8 +53,11 @@ def job_files(client, name: str, path: str = ".") -> list[dict]:
 
 
 def wait_state(client, name: str, state: str, timeout: float = 30.0) -> dict:
-    return wait_for(lambda: (lambda j: j if j["executionState"] == state else None)(job(client, name)),
-                    f"job {name} to be {state}", timeout)
+    return wait_for(
+        lambda: (lambda j: j if j["executionState"] == state else None)(job(client, name)),
+        f"job {name} to be {state}",
+        timeout,
+    )
 
 
 def wait_counts(client, name: str, timeout: float = 30.0, **expected) -> dict:
@@ -60,6 +65,7 @@ def wait_counts(client, name: str, timeout: float = 30.0, **expected) -> dict:
         view = cluster(client, name)
         got = view["nodeStateCounts"]
         return view if all(got[key] == value for key, value in expected.items()) else None
+
     return wait_for(check, f"cluster {name} to have {expected}", timeout)
 
 
@@ -120,14 +126,16 @@ def home(shared_service) -> str:
 
 # -- priority, FIFO, legacy integer priority ---------------------------------------------------------
 
+
 def test_priority_order_and_fifo_within_priority(shared_client, unique, tmp_path):
     client = shared_client
     c = unique("prio")
     make_cluster(client, c, nodes=1)
     gate, order = tmp_path / "gate", tmp_path / "order"
     blocker = unique("blocker")
-    submit(client, blocker, c, {"customToolkitSettings": {
-        "commandLine": f"{wait_gate(gate)}; {append(order, 'blocker')}"}})
+    submit(
+        client, blocker, c, {"customToolkitSettings": {"commandLine": f"{wait_gate(gate)}; {append(order, 'blocker')}"}}
+    )
     wait_state(client, blocker, "running")
 
     names = {}
@@ -142,13 +150,23 @@ def test_priority_order_and_fifo_within_priority(shared_client, unique, tmp_path
     def legacy(label: str, priority: int) -> None:
         # A 2018-03-01 job.json: integer `priority`, cluster by ARM id, stdOutErrPathPrefix required.
         names[label] = unique(label)
-        client.create_job("default", "default", {
-            "$schema": LEGACY_SCHEMA,
-            "properties": {
-                "cluster": {"id": f"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.BatchAI/clusters/{c}"},
-                "nodeCount": 1, "priority": priority, "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs",
-                "customToolkitSettings": {"commandLine": append(order, label)},
-            }}, names[label])
+        client.create_job(
+            "default",
+            "default",
+            {
+                "$schema": LEGACY_SCHEMA,
+                "properties": {
+                    "cluster": {
+                        "id": f"/subscriptions/0000/resourceGroups/rg/providers/Microsoft.BatchAI/clusters/{c}"
+                    },
+                    "nodeCount": 1,
+                    "priority": priority,
+                    "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs",
+                    "customToolkitSettings": {"commandLine": append(order, label)},
+                },
+            },
+            names[label],
+        )
 
     native("low-a", "low")
     native("normal-a", None)  # the default is normal
@@ -178,6 +196,7 @@ def test_priority_order_and_fifo_within_priority(shared_client, unique, tmp_path
 
 # -- gang scheduling ----------------------------------------------------------------------------------
 
+
 def test_gang_job_waits_for_all_its_nodes(shared_client, unique, tmp_path):
     client = shared_client
     c = unique("gang")
@@ -186,12 +205,23 @@ def test_gang_job_waits_for_all_its_nodes(shared_client, unique, tmp_path):
     small, gang = unique("small"), unique("gang")
     submit(client, small, c, {"customToolkitSettings": {"commandLine": wait_gate(gate_small)}})
     wait_state(client, small, "running")
-    submit(client, gang, c, {"nodeCount": 2, "customToolkitSettings": {
-        "commandLine": f"{append(ran, 'gang')}; echo $AZ_BATCH_HOST_LIST; {wait_gate(gate_gang)}"}})
+    submit(
+        client,
+        gang,
+        c,
+        {
+            "nodeCount": 2,
+            "customToolkitSettings": {
+                "commandLine": f"{append(ran, 'gang')}; echo $AZ_BATCH_HOST_LIST; {wait_gate(gate_gang)}"
+            },
+        },
+    )
 
     wait_counts(client, c, idleNodeCount=1, runningNodeCount=1)
-    stays(lambda: job(client, gang)["executionState"] == "queued" and counts(client, c)["idleNodeCount"] == 1,
-          "a 2-node job must not start while only one node is idle")
+    stays(
+        lambda: job(client, gang)["executionState"] == "queued" and counts(client, c)["idleNodeCount"] == 1,
+        "a 2-node job must not start while only one node is idle",
+    )
     assert lines(ran) == []
     assert job(client, gang)["queuePosition"] == 1
 
@@ -201,8 +231,13 @@ def test_gang_job_waits_for_all_its_nodes(shared_client, unique, tmp_path):
     assert running["executionInfo"]["startTime"] >= job(client, small)["executionInfo"]["endTime"]
     assigned = client.list(job_path(client, gang) + "/nodes")
     assert len(assigned) == 2 and len({n["nodeId"] for n in assigned}) == 2
-    assert counts(client, c) == {"idleNodeCount": 0, "runningNodeCount": 2, "preparingNodeCount": 0,
-                                 "unusableNodeCount": 0, "leavingNodeCount": 0}
+    assert counts(client, c) == {
+        "idleNodeCount": 0,
+        "runningNodeCount": 2,
+        "preparingNodeCount": 0,
+        "unusableNodeCount": 0,
+        "leavingNodeCount": 0,
+    }
     assert cluster(client, c)["allocationState"] == "steady"
     open_gate(gate_gang)
     done = wait_job(client, gang)
@@ -215,6 +250,7 @@ def test_gang_job_waits_for_all_its_nodes(shared_client, unique, tmp_path):
 
 # -- EASY backfill ------------------------------------------------------------------------------------
 
+
 def test_backfill_never_delays_the_head_job(shared_client, unique, tmp_path):
     client = shared_client
     c = unique("backfill")
@@ -222,24 +258,47 @@ def test_backfill_never_delays_the_head_job(shared_client, unique, tmp_path):
     gate, order = tmp_path / "gate", tmp_path / "order"
     first, head, long_small, short_small = unique("first"), unique("head"), unique("long"), unique("short")
     # The running 1-node job promises to end within 60 s: the head's shadow time is at most then.
-    submit(client, first, c, {"constraints": {"maxWallClockTime": "0:01:00"},
-                              "customToolkitSettings": {"commandLine": f"{wait_gate(gate)}; {append(order, 'first')}"}})
+    submit(
+        client,
+        first,
+        c,
+        {
+            "constraints": {"maxWallClockTime": "0:01:00"},
+            "customToolkitSettings": {"commandLine": f"{wait_gate(gate)}; {append(order, 'first')}"},
+        },
+    )
     wait_state(client, first, "running")
     submit(client, head, c, {"nodeCount": 2, "customToolkitSettings": {"commandLine": append(order, "head")}})
     # Would run past the head's shadow time: it must not take the node the head holds.
-    submit(client, long_small, c, {"constraints": {"maxWallClockTime": "0:10:00"},
-                                   "customToolkitSettings": {"commandLine": append(order, "long")}})
+    submit(
+        client,
+        long_small,
+        c,
+        {
+            "constraints": {"maxWallClockTime": "0:10:00"},
+            "customToolkitSettings": {"commandLine": append(order, "long")},
+        },
+    )
     # Sure to end before the head could start: it may borrow the held node.
-    submit(client, short_small, c, {"constraints": {"maxWallClockTime": "0:00:20"},
-                                    "customToolkitSettings": {"commandLine": append(order, "short")}})
+    submit(
+        client,
+        short_small,
+        c,
+        {
+            "constraints": {"maxWallClockTime": "0:00:20"},
+            "customToolkitSettings": {"commandLine": append(order, "short")},
+        },
+    )
 
     # The short job was submitted after the long one, so by the time it has run the scheduler has
     # passed over the long job (and the head) while a node was idle.
     assert wait_job(client, short_small)["executionState"] == "succeeded"
     assert job(client, long_small)["executionState"] == "queued"
     assert job(client, head)["executionState"] == "queued"
-    stays(lambda: job(client, long_small)["executionState"] == "queued",
-          "a backfill job running past the head's shadow time must not start")
+    stays(
+        lambda: job(client, long_small)["executionState"] == "queued",
+        "a backfill job running past the head's shadow time must not start",
+    )
     assert lines(order) == ["short"]
 
     open_gate(gate)
@@ -251,13 +310,21 @@ def test_backfill_never_delays_the_head_job(shared_client, unique, tmp_path):
 
 # -- max wall-clock time ------------------------------------------------------------------------------
 
+
 def test_max_wall_clock_time_kills_the_job(shared_client, unique):
     client = shared_client
     c = unique("wall")
     make_cluster(client, c, nodes=1)
     name = unique("sleeper")
-    submit(client, name, c, {"constraints": {"maxWallClockTime": "0:00:02"},
-                             "customToolkitSettings": {"commandLine": "echo started; sleep 60; echo never"}})
+    submit(
+        client,
+        name,
+        c,
+        {
+            "constraints": {"maxWallClockTime": "0:00:02"},
+            "customToolkitSettings": {"commandLine": "echo started; sleep 60; echo never"},
+        },
+    )
     done = wait_job(client, name, timeout=30)
     assert done["executionState"] == "failed"
     errors = done["executionInfo"]["errors"]
@@ -271,14 +338,19 @@ def test_max_wall_clock_time_kills_the_job(shared_client, unique):
 
 # -- terminate and delete -----------------------------------------------------------------------------
 
+
 def test_terminate_queued_and_running_jobs(shared_client, unique, tmp_path, home):
     client = shared_client
     c = unique("term")
     make_cluster(client, c, nodes=1)
     running, queued = unique("running"), unique("queued")
     pid_file, ran = tmp_path / "sleep.pid", tmp_path / "ran"
-    submit(client, running, c, {"customToolkitSettings": {
-        "commandLine": f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"}})
+    submit(
+        client,
+        running,
+        c,
+        {"customToolkitSettings": {"commandLine": f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"}},
+    )
     submit(client, queued, c, {"customToolkitSettings": {"commandLine": append(ran, "queued")}})
     wait_state(client, running, "running")
     assert job(client, queued)["executionState"] == "queued"
@@ -316,8 +388,12 @@ def test_delete_queued_running_and_finished_jobs(shared_client, unique, tmp_path
     pid_file, ran = tmp_path / "sleep.pid", tmp_path / "ran"
     submit(client, finished, c, {"customToolkitSettings": {"commandLine": "echo done"}})
     assert wait_job(client, finished)["executionState"] == "succeeded"
-    submit(client, running, c, {"customToolkitSettings": {
-        "commandLine": f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"}})
+    submit(
+        client,
+        running,
+        c,
+        {"customToolkitSettings": {"commandLine": f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"}},
+    )
     submit(client, queued, c, {"customToolkitSettings": {"commandLine": append(ran, "queued")}})
     wait_state(client, running, "running")
     sleep_pid = int(wait_for(lambda: pid_file.read_text().strip(), "the job's pid"))
@@ -338,13 +414,16 @@ def test_delete_queued_running_and_finished_jobs(shared_client, unique, tmp_path
 
 # -- retries ------------------------------------------------------------------------------------------
 
+
 def test_retry_after_a_failed_attempt(shared_client, unique, tmp_path):
     client = shared_client
     c = unique("retry")
     make_cluster(client, c, nodes=1)
     marker = tmp_path / "tried"
-    flaky = (f"if [ -f {marker} ]; then echo attempt-two; exit 0; "
-             f"else touch {marker}; echo attempt-one; echo broken >&2; exit 7; fi")
+    flaky = (
+        f"if [ -f {marker} ]; then echo attempt-two; exit 0; "
+        f"else touch {marker}; echo attempt-one; echo broken >&2; exit 7; fi"
+    )
     name = unique("flaky")
     submit(client, name, c, {"maxRetries": 1, "customToolkitSettings": {"commandLine": flaky}})
     done = wait_job(client, name)
@@ -370,11 +449,13 @@ def test_retry_after_a_failed_attempt(shared_client, unique, tmp_path):
 
 # -- node setup task ------------------------------------------------------------------------------------
 
+
 def test_failing_setup_task_makes_the_node_unusable(shared_client, unique):
     client = shared_client
     c = unique("badsetup")
-    client.create_cluster("default", {"backend": "local", "nodeCount": 1,
-                                      "setupTask": "echo setting up; echo no-driver >&2; exit 4"}, c)
+    client.create_cluster(
+        "default", {"backend": "local", "nodeCount": 1, "setupTask": "echo setting up; echo no-driver >&2; exit 4"}, c
+    )
     view = wait_counts(client, c, unusableNodeCount=1)
     assert view["nodeStateCounts"]["idleNodeCount"] == 0
     [node] = nodes(client, c)
@@ -388,8 +469,10 @@ def test_failing_setup_task_makes_the_node_unusable(shared_client, unique):
     assert {f"stdout-setup-{node['nodeId']}.txt", f"stderr-setup-{node['nodeId']}.txt"} <= files, files
 
     def content(path: str) -> bytes:
-        return client.request("GET", client.cluster_path("default", c) + "/files/content",
-                              params={"path": path}, raw=True).content
+        return client.request(
+            "GET", client.cluster_path("default", c) + "/files/content", params={"path": path}, raw=True
+        ).content
+
     assert content(f"stderr-setup-{node['nodeId']}.txt") == b"no-driver\n"
     assert content(f"stdout-setup-{node['nodeId']}.txt") == b"setting up\n"
 
@@ -427,14 +510,22 @@ def test_setup_task_runs_once_per_node_before_it_is_idle(shared_client, unique, 
 
 # -- job preparation ----------------------------------------------------------------------------------
 
+
 def test_job_preparation_failure_names_its_log(shared_client, unique, tmp_path):
     client = shared_client
     c = unique("prep")
     make_cluster(client, c, nodes=1)
     ran = tmp_path / "ran"
     name = unique("prepfail")
-    submit(client, name, c, {"jobPreparation": {"commandLine": "echo preparing; echo no-such-package >&2; exit 2"},
-                             "customToolkitSettings": {"commandLine": append(ran, "main")}})
+    submit(
+        client,
+        name,
+        c,
+        {
+            "jobPreparation": {"commandLine": "echo preparing; echo no-such-package >&2; exit 2"},
+            "customToolkitSettings": {"commandLine": append(ran, "main")},
+        },
+    )
     done = wait_job(client, name)
     assert done["executionState"] == "failed"
     assert done["executionInfo"]["exitCode"] == 2
@@ -449,17 +540,26 @@ def test_job_preparation_failure_names_its_log(shared_client, unique, tmp_path):
     wait_counts(client, c, idleNodeCount=1)
 
     ok = unique("prepok")
-    submit(client, ok, c, {"jobPreparation": {"commandLine": append(ran, "prep")},
-                           "customToolkitSettings": {"commandLine": append(ran, "main")}})
+    submit(
+        client,
+        ok,
+        c,
+        {
+            "jobPreparation": {"commandLine": append(ran, "prep")},
+            "customToolkitSettings": {"commandLine": append(ran, "main")},
+        },
+    )
     assert wait_job(client, ok)["executionState"] == "succeeded"
     assert lines(ran) == ["prep", "main"]
 
 
 # -- resize ---------------------------------------------------------------------------------------------
 
+
 def _resize(client, name: str, target: int, option: str = "requeue") -> dict:
-    return client.scale_cluster("default", name, {"manual": {"targetNodeCount": target,
-                                                             "nodeDeallocationOption": option}})
+    return client.scale_cluster(
+        "default", name, {"manual": {"targetNodeCount": target, "nodeDeallocationOption": option}}
+    )
 
 
 def test_resize_grows_a_cluster(shared_client, unique):
@@ -475,8 +575,12 @@ def test_resize_grows_a_cluster(shared_client, unique):
 
 
 def _two_node_job(client, c: str, name: str, gate, runs) -> None:
-    submit(client, name, c, {"nodeCount": 2, "customToolkitSettings": {
-        "commandLine": f"{append(runs, 'run')}; {wait_gate(gate)}"}})
+    submit(
+        client,
+        name,
+        c,
+        {"nodeCount": 2, "customToolkitSettings": {"commandLine": f"{append(runs, 'run')}; {wait_gate(gate)}"}},
+    )
     wait_state(client, name, "running")
     wait_for(lambda: lines(runs), "the job's command to start")
 
@@ -533,8 +637,10 @@ def test_shrink_waiting_for_job_completion(shared_client, unique, tmp_path):
     assert view["allocationState"] == "resizing"
     leaving = [n for n in nodes(client, c) if n["state"] == "leaving"]
     assert len(leaving) == 1
-    stays(lambda: job(client, name)["executionState"] == "running"
-          and counts(client, c)["leavingNodeCount"] == 1, "the job keeps running on the leaving node")
+    stays(
+        lambda: job(client, name)["executionState"] == "running" and counts(client, c)["leavingNodeCount"] == 1,
+        "the job keeps running on the leaving node",
+    )
 
     open_gate(gate)
     assert wait_job(client, name)["executionState"] == "succeeded"
@@ -546,11 +652,13 @@ def test_shrink_waiting_for_job_completion(shared_client, unique, tmp_path):
 
 # -- auto-scale -------------------------------------------------------------------------------------------
 
+
 def test_auto_scale_grows_to_demand_and_shrinks_when_idle(shared_client, unique, tmp_path):
     client = shared_client
     c = unique("auto")
-    client.create_cluster("default", {"backend": "local", "minNodes": 0, "maxNodes": 2,
-                                      "idleSecondsBeforeScaledown": 2}, c)
+    client.create_cluster(
+        "default", {"backend": "local", "minNodes": 0, "maxNodes": 2, "idleSecondsBeforeScaledown": 2}, c
+    )
     view = cluster(client, c)
     assert view["currentNodeCount"] == 0 and view["allocationState"] == "steady"
 
@@ -570,27 +678,37 @@ def test_auto_scale_grows_to_demand_and_shrinks_when_idle(shared_client, unique,
             except BatchAIError:
                 pass
             time.sleep(0.05)
+
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
         gate, runs = tmp_path / "gate", tmp_path / "runs"
         first, second = unique("wide"), unique("wide")
-        submit(client, first, c, {"nodeCount": 2, "customToolkitSettings": {
-            "commandLine": f"{append(runs, 'first')}; {wait_gate(gate)}"}})
+        submit(
+            client,
+            first,
+            c,
+            {"nodeCount": 2, "customToolkitSettings": {"commandLine": f"{append(runs, 'first')}; {wait_gate(gate)}"}},
+        )
         submit(client, second, c, {"nodeCount": 2, "customToolkitSettings": {"commandLine": append(runs, "second")}})
         wait_state(client, first, "running", timeout=30)
         view = cluster(client, c)
         assert view["currentNodeCount"] == 2 and view["nodeStateCounts"]["runningNodeCount"] == 2
         assert view["targetNodeCount"] == 2
-        stays(lambda: job(client, second)["executionState"] == "queued" and len(nodes(client, c)) == 2,
-              "demand of 4 nodes must not grow the cluster above its maximum of 2")
+        stays(
+            lambda: job(client, second)["executionState"] == "queued" and len(nodes(client, c)) == 2,
+            "demand of 4 nodes must not grow the cluster above its maximum of 2",
+        )
 
         open_gate(gate)
         for name in (first, second):
             assert wait_job(client, name)["executionState"] == "succeeded"
         assert lines(runs) == ["first", "second"]
-        view = wait_for(lambda: (lambda v: v if v["currentNodeCount"] == 0 else None)(cluster(client, c)),
-                        "the idle nodes to be removed", timeout=20)
+        view = wait_for(
+            lambda: (lambda v: v if v["currentNodeCount"] == 0 else None)(cluster(client, c)),
+            "the idle nodes to be removed",
+            timeout=20,
+        )
         assert view["targetNodeCount"] == 0 and view["allocationState"] == "steady"
     finally:
         stop.set()
@@ -612,8 +730,11 @@ def test_auto_scale_replaces_an_unusable_node_within_its_maximum(shared_client, 
     tried = tmp_path / "tried"
     # The setup task fails on the first node only (as a flaky driver install would).
     setup = f"if [ -f {tried} ]; then echo ok; else touch {tried}; echo first-try-fails >&2; exit 1; fi"
-    client.create_cluster("default", {"backend": "local", "minNodes": 0, "maxNodes": 2,
-                                      "idleSecondsBeforeScaledown": 2, "setupTask": setup}, c)
+    client.create_cluster(
+        "default",
+        {"backend": "local", "minNodes": 0, "maxNodes": 2, "idleSecondsBeforeScaledown": 2, "setupTask": setup},
+        c,
+    )
     name = unique("needs-one")
     submit(client, name, c, {"customToolkitSettings": {"commandLine": "echo ran"}})
     done = wait_job(client, name, timeout=30)
@@ -626,8 +747,11 @@ def test_auto_scale_replaces_an_unusable_node_within_its_maximum(shared_client, 
 
     # Once nothing needs them, the unusable node goes too (after the idle timeout); its error
     # stays visible on the cluster.
-    view = wait_for(lambda: (lambda v: v if v["currentNodeCount"] == 0 else None)(cluster(client, c)),
-                    "the unusable and idle nodes to be removed", timeout=20)
+    view = wait_for(
+        lambda: (lambda v: v if v["currentNodeCount"] == 0 else None)(cluster(client, c)),
+        "the unusable and idle nodes to be removed",
+        timeout=20,
+    )
     assert view["targetNodeCount"] == 0 and view["allocationState"] == "steady"
     assert [e["code"] for e in view["errors"]] == ["NodeSetupFailed"]
     assert bad["nodeId"] in view["errors"][0]["message"]

@@ -1,6 +1,7 @@
 """Service.stop() leaves nothing of the service behind in its process: the engine thread and every
 cluster worker end, backends and datastores are closed, and the home can be served again at once
 (the running job is re-attached, not lost). In process, with the local backend."""
+
 from __future__ import annotations
 
 import threading
@@ -23,8 +24,9 @@ def test_stop_ends_every_thread_it_started_and_a_new_service_reattaches(tmp_path
     try:
         for name in ("one", "two"):
             service.create_cluster("default", {"backend": "local", "nodeCount": 1}, name)
-        service.create_job("default", "default", {"cluster": "one", "customToolkitSettings": {
-            "commandLine": "sleep 600"}}, "long")
+        service.create_job(
+            "default", "default", {"cluster": "one", "customToolkitSettings": {"commandLine": "sleep 600"}}, "long"
+        )
         wait_for(lambda: service.list_tasks("default", "default", "long"), "the job's task to start")
         assert any(name.startswith("batchai-cluster-") for name in _service_threads())
     finally:
@@ -36,8 +38,10 @@ def test_stop_ends_every_thread_it_started_and_a_new_service_reattaches(tmp_path
     try:
         assert again.get_job("default", "default", "long")["executionState"] == "running"
         again.terminate_job("default", "default", "long")
-        wait_for(lambda: again.get_job("default", "default", "long")["executionState"] == "failed",
-              "the re-attached job to end after terminate")
+        wait_for(
+            lambda: again.get_job("default", "default", "long")["executionState"] == "failed",
+            "the re-attached job to end after terminate",
+        )
     finally:
         again.stop()
     wait_for(lambda: _service_threads() == before, "the second service's threads to end")

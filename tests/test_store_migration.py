@@ -1,6 +1,7 @@
 """A home whose store was written by the release before schema versions (tests/data/store-v0.sql,
 made by that release) works after an upgrade: `batchai serve` opens it, lists its jobs exactly as
 that release did, and runs its queued jobs, secrets included, once the cluster gets a node."""
+
 from __future__ import annotations
 
 import json
@@ -25,12 +26,18 @@ def test_a_store_from_before_schema_versions_lists_and_runs_its_jobs(service_pro
     assert client.list("workspaces/default/jobs") == listed_then["all"]
     assert client.list("workspaces/default/experiments/exp/jobs") == listed_then["exp"]
     assert client.list("workspaces/default/jobs", state="queued") == listed_then["queued"]
-    assert [(j["name"], j["queuePosition"]) for j in listed_then["queued"]] == \
-           [("waiting-secret", 2), ("waiting-low", 3), ("waiting-high", 1)]
+    assert [(j["name"], j["queuePosition"]) for j in listed_then["queued"]] == [
+        ("waiting-secret", 2),
+        ("waiting-low", 3),
+        ("waiting-high", 1),
+    ]
 
     client.scale_cluster("default", "later", {"manual": {"targetNodeCount": 1}})
-    outputs = {("default", "waiting-high"): "high-output\n", ("default", "waiting-secret"): "hello secret-ok\n",
-               ("exp", "waiting-low"): "low-output\n"}
+    outputs = {
+        ("default", "waiting-high"): "high-output\n",
+        ("default", "waiting-secret"): "hello secret-ok\n",
+        ("exp", "waiting-low"): "low-output\n",
+    }
     for (experiment, name), output in outputs.items():
         job = client.wait_for_job("default", experiment, name, timeout=120)
         assert (job["executionState"], job["executionInfo"]["exitCode"]) == ("succeeded", 0), job

@@ -5,6 +5,7 @@ makes its own 2-node cluster on one service shared by the module, and checks wha
 contract promises (research contract sections 1, 4 and 5): the environment, how each toolkit is
 launched across the nodes, and the stdout/stderr file names.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -61,7 +62,8 @@ def cluster(shared_client, unique):
 
 # The Batch AI PyTorch recipe: init_method from AZ_BATCHAI_PYTORCH_INIT_METHOD, rank from
 # AZ_BATCHAI_TASK_INDEX and the world size passed by the job itself (Batch AI did not export it).
-DDP_RECIPE_SCRIPT = """
+DDP_RECIPE_SCRIPT = (
+    """
     import argparse, json, os
     import torch
     import torch.distributed as dist
@@ -82,30 +84,45 @@ DDP_RECIPE_SCRIPT = """
                             init_method=os.environ["AZ_BATCHAI_PYTORCH_INIT_METHOD"],
                             rank=int(os.environ["AZ_BATCHAI_TASK_INDEX"]), world_size=args.world_size)
     rank, world = dist.get_rank(), dist.get_world_size()
-""" + DDP_TRAINING
+"""
+    + DDP_TRAINING
+)
 
 
 def test_pytorch_ddp_gloo_env_init(shared_client, cluster, unique, tmp_path):
     script = write_script(tmp_path, "ddp_env.py", DDP_ENV_SCRIPT)
     name = unique("ddp-env")
-    run_job(shared_client, name, cluster, {
-        "nodeCount": 2, "outputDirectories": PYTORCH_OUTPUTS,
-        "pyTorchSettings": {"pythonScriptFilePath": script, "communicationBackend": "gloo"},
-    })
+    run_job(
+        shared_client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "outputDirectories": PYTORCH_OUTPUTS,
+            "pyTorchSettings": {"pythonScriptFilePath": script, "communicationBackend": "gloo"},
+        },
+    )
     check_ddp_job(shared_client, name)
 
 
 def test_pytorch_ddp_gloo_batchai_init_method(shared_client, cluster, unique, tmp_path):
     script = write_script(tmp_path, "ddp_recipe.py", DDP_RECIPE_SCRIPT)
     name = unique("ddp-recipe")
-    job = run_job(shared_client, name, cluster, {
-        "nodeCount": 2, "outputDirectories": PYTORCH_OUTPUTS,
-        "pyTorchSettings": {
-            "pythonScriptFilePath": script, "communicationBackend": "gloo",
-            "commandLineArgs": "--world-size 2 --dist-backend $AZ_BATCHAI_PYTORCH_BACKEND"
-                               " --dist-url $AZ_BATCHAI_PYTORCH_INIT_METHOD --rank $AZ_BATCHAI_TASK_INDEX",
+    job = run_job(
+        shared_client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "outputDirectories": PYTORCH_OUTPUTS,
+            "pyTorchSettings": {
+                "pythonScriptFilePath": script,
+                "communicationBackend": "gloo",
+                "commandLineArgs": "--world-size 2 --dist-backend $AZ_BATCHAI_PYTORCH_BACKEND"
+                " --dist-url $AZ_BATCHAI_PYTORCH_INIT_METHOD --rank $AZ_BATCHAI_TASK_INDEX",
+            },
         },
-    })
+    )
     assert job["toolType"] == "pytorch"
     check_ddp_job(shared_client, name)
     init = one_record(read_log(shared_client, name, "stdout-1.txt"))["init_method"]
@@ -115,22 +132,28 @@ def test_pytorch_ddp_gloo_batchai_init_method(shared_client, cluster, unique, tm
 # ---------------------------------------------------------------------------------------------
 # 2. customMpi with mpi4py
 
+
 def test_custom_mpi_mpi4py_two_ranks_over_two_nodes(shared_client, cluster, unique, tmp_path):
     require_tool("mpirun", "apt-get install openmpi-bin")
     if importlib.util.find_spec("mpi4py") is None:
         pytest.fail("mpi4py is not installed for the tasks' Python; `pip install mpi4py` (needs libopenmpi-dev)")
     script = write_script(tmp_path, "mpi_allreduce.py", MPI4PY_SCRIPT)
     name = unique("mpi")
-    submit(shared_client, name, cluster, {
-        "nodeCount": 2,
-        "environmentVariables": [{"name": "MPI_TAG", "value": "tag-$AZ_BATCHAI_JOB_NAME"}],
-        "secrets": [{"name": "MPI_SECRET", "value": "x" * 17}],
-        "customMpiSettings": {
-            # $OMPI_COMM_WORLD_RANK is only known inside each rank: the rank's shell expands it.
-            "commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)} --shard $OMPI_COMM_WORLD_RANK",
-            "processCount": 2,
+    submit(
+        shared_client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "environmentVariables": [{"name": "MPI_TAG", "value": "tag-$AZ_BATCHAI_JOB_NAME"}],
+            "secrets": [{"name": "MPI_SECRET", "value": "x" * 17}],
+            "customMpiSettings": {
+                # $OMPI_COMM_WORLD_RANK is only known inside each rank: the rank's shell expands it.
+                "commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)} --shard $OMPI_COMM_WORLD_RANK",
+                "processCount": 2,
+            },
         },
-    })
+    )
     job = wait_job(shared_client, name, timeout=JOB_TIMEOUT)
     stderr = read_log(shared_client, name, "stderr.txt")
     if "MPI4PY_IMPORT_FAILED" in stderr:
@@ -138,10 +161,13 @@ def test_custom_mpi_mpi4py_two_ranks_over_two_nodes(shared_client, cluster, uniq
     assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
     files = list_files(shared_client, name)
     assert "stdout.txt" in files and "stdout-0.txt" not in files, sorted(files)
-    lines = sorted(line for line in read_log(shared_client, name, "stdout.txt").splitlines()
-                   if line.startswith("mpi4py "))
-    assert lines == [f"mpi4py rank {rank} of 2 allreduce 3 ranks 0,1 job {name} tag tag-{name} secret length 17"
-                     f" argv --shard {rank}" for rank in (0, 1)], lines
+    lines = sorted(
+        line for line in read_log(shared_client, name, "stdout.txt").splitlines() if line.startswith("mpi4py ")
+    )
+    assert lines == [
+        f"mpi4py rank {rank} of 2 allreduce 3 ranks 0,1 job {name} tag tag-{name} secret length 17 argv --shard {rank}"
+        for rank in (0, 1)
+    ], lines
     # One mpirun on the master node drives both ranks.
     assert [t["name"] for t in job_tasks(shared_client, name)] == ["master"]
 
@@ -173,18 +199,28 @@ def test_mpi_launched_toolkit_runs_both_ranks(shared_client, cluster, unique, tm
     script = write_script(tmp_path, "ranks.py", MPI_RANK_SCRIPT)
     block, extra = MPI_LAUNCHED[toolkit]
     name = unique(toolkit)
-    job = run_job(shared_client, name, cluster, {
-        "nodeCount": 2,
-        block: {"pythonScriptFilePath": script, "pythonInterpreterPath": PYTHON, "processCount": 2,
-                "commandLineArgs": f"{toolkit} --job $AZ_BATCHAI_JOB_NAME", **extra},
-    })
+    job = run_job(
+        shared_client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            block: {
+                "pythonScriptFilePath": script,
+                "pythonInterpreterPath": PYTHON,
+                "processCount": 2,
+                "commandLineArgs": f"{toolkit} --job $AZ_BATCHAI_JOB_NAME",
+                **extra,
+            },
+        },
+    )
     assert job["toolType"] == toolkit
     files = list_files(shared_client, name)
     assert {"stdout.txt", "stderr.txt"} <= set(files) and "stdout-0.txt" not in files, sorted(files)
-    stdouterr = shared_client.job(
-        "default", "default", name)["jobOutputDirectoryPathSegment"] + "/stdouterr"
-    lines = sorted(line for line in read_log(shared_client, name, "stdout.txt").splitlines()
-                   if line.startswith(f"{toolkit} rank "))
+    stdouterr = shared_client.job("default", "default", name)["jobOutputDirectoryPathSegment"] + "/stdouterr"
+    lines = sorted(
+        line for line in read_log(shared_client, name, "stdout.txt").splitlines() if line.startswith(f"{toolkit} rank ")
+    )
     assert len(lines) == 2, read_log(shared_client, name, "stdout.txt")
     for rank, line in enumerate(lines):
         assert line.startswith(f"{toolkit} rank {rank} size 2 args --job {name} stdouterr /"), line
@@ -194,14 +230,18 @@ def test_mpi_launched_toolkit_runs_both_ranks(shared_client, cluster, unique, tm
 # ---------------------------------------------------------------------------------------------
 # 4. TensorFlow parameter servers and workers
 
+
 def test_tensorflow_ps_workers_batchai_tf_config(shared_client, cluster, unique, tmp_path):
     name = unique("tf")
     logs, tasks, nodes = run_tensorflow(shared_client, cluster, name, tmp_path, chief=False)
     ps0, wk0, wk1 = check_tf_placement(logs, tasks, nodes)
     assert logs["wk-0"]["args"] == ["--role", "master", "--job", name]
     cluster_spec = {"ps": [ps0], "worker": [wk0, wk1]}  # Batch AI's form: master is worker[0], no chief
-    assert logs["wk-0"]["tf_config"] == {"cluster": cluster_spec, "task": {"type": "master", "index": 0},
-                                         "environment": "cloud"}
+    assert logs["wk-0"]["tf_config"] == {
+        "cluster": cluster_spec,
+        "task": {"type": "master", "index": 0},
+        "environment": "cloud",
+    }
     assert logs["wk-1"]["tf_config"]["cluster"] == cluster_spec
     assert logs["wk-1"]["tf_config"]["task"] == {"type": "worker", "index": 1}
     assert logs["ps-0"]["tf_config"]["cluster"] == cluster_spec
@@ -252,14 +292,20 @@ CAFFE2_SCRIPT = """
 def test_caffe2_shards_rendezvous_in_shared_job_temp(shared_client, cluster, unique, tmp_path):
     script = write_script(tmp_path, "caffe2_shard.py", CAFFE2_SCRIPT)
     name = unique("caffe2")
-    run_job(shared_client, name, cluster, {
-        "nodeCount": 2,
-        "caffe2Settings": {
-            "pythonScriptFilePath": script, "pythonInterpreterPath": PYTHON,
-            "commandLineArgs": "--shard_id $AZ_BATCHAI_TASK_INDEX --num_shards 2"
-                               " --file_store_path $AZ_BATCHAI_SHARED_JOB_TEMP",
+    run_job(
+        shared_client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "caffe2Settings": {
+                "pythonScriptFilePath": script,
+                "pythonInterpreterPath": PYTHON,
+                "commandLineArgs": "--shard_id $AZ_BATCHAI_TASK_INDEX --num_shards 2"
+                " --file_store_path $AZ_BATCHAI_SHARED_JOB_TEMP",
+            },
         },
-    })
+    )
     files = list_files(shared_client, name)
     assert {"stdout-0.txt", "stdout-1.txt", "stderr-0.txt", "stderr-1.txt"} <= set(files), sorted(files)
     tasks = task_by_name(job_tasks(shared_client, name))
@@ -268,13 +314,16 @@ def test_caffe2_shards_rendezvous_in_shared_job_temp(shared_client, cluster, uni
     for shard in (0, 1):
         text = read_log(shared_client, name, f"stdout-{shard}.txt")
         peer = 1 - shard
-        pattern = (rf"shard {shard} of 2 \(task index {shard}\) read: hello from shard {peer} "
-                   rf"in /\S+/{re.escape(nodes[peer])}/\S+")
+        pattern = (
+            rf"shard {shard} of 2 \(task index {shard}\) read: hello from shard {peer} "
+            rf"in /\S+/{re.escape(nodes[peer])}/\S+"
+        )
         assert re.fullmatch(pattern, text.strip()), text
 
 
 # ---------------------------------------------------------------------------------------------
 # 6. The environment contract, variable by variable
+
 
 def test_job_environment_contract(shared_client, shared_service, unique, tmp_path):
     require_tool("mpirun", "apt-get install openmpi-bin")
@@ -284,25 +333,38 @@ def test_job_environment_contract(shared_client, shared_service, unique, tmp_pat
     script = write_script(tmp_path, "dump_env.py", ENV_DUMP_SCRIPT)
     secret = f"s3cr3t-{uuid.uuid4().hex}-$NOT_A_VAR"
     name = unique("env")
-    mpirun = ("mpirun --allow-run-as-root --oversubscribe --hostfile $AZ_BATCHAI_MPI_HOST_FILE -np 2"
-              " bash -c 'echo mpi-slot-$OMPI_COMM_WORLD_RANK'")
-    command = "; ".join([
-        'echo "nope=[$AZ_BATCHAI_INPUT_NOPE]"',
-        "GREETING=hello sh -c 'echo greeting=$GREETING' | tr a-z A-Z",
-        '[ -n "$API_KEY" ] && echo secret-seen-by-shell',
-        f"{mpirun} | sort",
-        f"{shlex.quote(PYTHON)} {shlex.quote(script)}",
-    ])
-    run_job(client, name, cluster, {
-        "nodeCount": 2,
-        "inputDirectories": [{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs/data"},
-                             {"id": "SCRIPTS", "path": str(tmp_path)}],
-        "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
-        "environmentVariables": [{"name": "RESULTS", "value": "$AZ_BATCHAI_OUTPUT_OUT/results"},
-                                 {"name": "PLAIN", "value": "a value with spaces"}],
-        "secrets": [{"name": "API_KEY", "value": secret}],
-        "customToolkitSettings": {"commandLine": command},
-    })
+    mpirun = (
+        "mpirun --allow-run-as-root --oversubscribe --hostfile $AZ_BATCHAI_MPI_HOST_FILE -np 2"
+        " bash -c 'echo mpi-slot-$OMPI_COMM_WORLD_RANK'"
+    )
+    command = "; ".join(
+        [
+            'echo "nope=[$AZ_BATCHAI_INPUT_NOPE]"',
+            "GREETING=hello sh -c 'echo greeting=$GREETING' | tr a-z A-Z",
+            '[ -n "$API_KEY" ] && echo secret-seen-by-shell',
+            f"{mpirun} | sort",
+            f"{shlex.quote(PYTHON)} {shlex.quote(script)}",
+        ]
+    )
+    run_job(
+        client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "inputDirectories": [
+                {"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs/data"},
+                {"id": "SCRIPTS", "path": str(tmp_path)},
+            ],
+            "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+            "environmentVariables": [
+                {"name": "RESULTS", "value": "$AZ_BATCHAI_OUTPUT_OUT/results"},
+                {"name": "PLAIN", "value": "a value with spaces"},
+            ],
+            "secrets": [{"name": "API_KEY", "value": secret}],
+            "customToolkitSettings": {"commandLine": command},
+        },
+    )
     stdout = read_log(client, name, "stdout.txt")
     lines = stdout.splitlines()
     # Shell features of the command line: `;`, `|`, `VAR=x cmd`, undefined input expands to "".
@@ -313,13 +375,27 @@ def test_job_environment_contract(shared_client, shared_service, unique, tmp_pat
     nodes = job_nodes(client, name)
     assert len(nodes) == 2
     master = nodes[0]["nodeId"]
-    for variable in ("AZ_BATCHAI_MOUNT_ROOT", "AZ_BATCHAI_JOB_MOUNT_ROOT", "AZ_BATCHAI_JOB_TEMP",
-                     "AZ_BATCHAI_JOB_TEMP_DIR", "AZ_BATCHAI_SHARED_JOB_TEMP", "AZ_BATCHAI_STDOUTERR_DIR",
-                     "AZ_BATCHAI_OUTPUT_OUT", "AZ_BATCHAI_INPUT_DATA", "AZ_BATCHAI_MPI_HOST_FILE"):
+    for variable in (
+        "AZ_BATCHAI_MOUNT_ROOT",
+        "AZ_BATCHAI_JOB_MOUNT_ROOT",
+        "AZ_BATCHAI_JOB_TEMP",
+        "AZ_BATCHAI_JOB_TEMP_DIR",
+        "AZ_BATCHAI_SHARED_JOB_TEMP",
+        "AZ_BATCHAI_STDOUTERR_DIR",
+        "AZ_BATCHAI_OUTPUT_OUT",
+        "AZ_BATCHAI_INPUT_DATA",
+        "AZ_BATCHAI_MPI_HOST_FILE",
+    ):
         assert os.path.isabs(env[variable]), (variable, env.get(variable))
-    for variable in ("AZ_BATCHAI_MOUNT_ROOT", "AZ_BATCHAI_JOB_MOUNT_ROOT", "AZ_BATCHAI_JOB_TEMP",
-                     "AZ_BATCHAI_JOB_TEMP_DIR", "AZ_BATCHAI_SHARED_JOB_TEMP", "AZ_BATCHAI_STDOUTERR_DIR",
-                     "AZ_BATCHAI_OUTPUT_OUT"):
+    for variable in (
+        "AZ_BATCHAI_MOUNT_ROOT",
+        "AZ_BATCHAI_JOB_MOUNT_ROOT",
+        "AZ_BATCHAI_JOB_TEMP",
+        "AZ_BATCHAI_JOB_TEMP_DIR",
+        "AZ_BATCHAI_SHARED_JOB_TEMP",
+        "AZ_BATCHAI_STDOUTERR_DIR",
+        "AZ_BATCHAI_OUTPUT_OUT",
+    ):
         assert facts[variable + ":isdir"], f"{variable}={env[variable]} does not exist on the node"
 
     # Mount roots: the node's cluster mounts, and this job's own mounts.
@@ -331,13 +407,18 @@ def test_job_environment_contract(shared_client, shared_service, unique, tmp_pat
     assert "AZ_BATCHAI_INPUT_NOPE" not in env
     # Job temp: the working directory, under the root of all job temps; the shared temp is per job.
     assert facts["cwd"] == env["AZ_BATCHAI_JOB_TEMP"]
-    assert os.path.commonpath([env["AZ_BATCHAI_JOB_TEMP"], env["AZ_BATCHAI_JOB_TEMP_DIR"]]) == \
-        env["AZ_BATCHAI_JOB_TEMP_DIR"] != env["AZ_BATCHAI_JOB_TEMP"]
+    assert (
+        os.path.commonpath([env["AZ_BATCHAI_JOB_TEMP"], env["AZ_BATCHAI_JOB_TEMP_DIR"]])
+        == env["AZ_BATCHAI_JOB_TEMP_DIR"]
+        != env["AZ_BATCHAI_JOB_TEMP"]
+    )
     assert env["AZ_BATCHAI_SHARED_JOB_TEMP"] not in (env["AZ_BATCHAI_JOB_TEMP"], env["AZ_BATCHAI_JOB_TEMP_DIR"])
     # stdout/stderr: the directory stdout.txt is written to, at <segment>/stdouterr (contract section 5).
     segment = client.job("default", "default", name)["jobOutputDirectoryPathSegment"]
-    assert env["AZ_BATCHAI_STDOUTERR_DIR"].endswith("/" + segment + "/stdouterr"), (env["AZ_BATCHAI_STDOUTERR_DIR"],
-                                                                                     segment)
+    assert env["AZ_BATCHAI_STDOUTERR_DIR"].endswith("/" + segment + "/stdouterr"), (
+        env["AZ_BATCHAI_STDOUTERR_DIR"],
+        segment,
+    )
     assert facts["stdout_in_stdouterr_dir"]
     # Output directory: created, writable, and what the API lists for outputdirectoryid=OUT.
     assert env["AZ_BATCHAI_OUTPUT_OUT"].endswith("/" + segment + "/outputs/OUT"), env["AZ_BATCHAI_OUTPUT_OUT"]
@@ -383,16 +464,22 @@ def test_job_environment_contract(shared_client, shared_service, unique, tmp_pat
 # ---------------------------------------------------------------------------------------------
 # 7. Job preparation on every node
 
+
 def test_job_preparation_runs_on_every_node(shared_client, cluster, unique, tmp_path):
     script = write_script(tmp_path, "after_prep.py", PREP_TASK_SCRIPT)
     name = unique("prep")
-    run_job(shared_client, name, cluster, {
-        "nodeCount": 2,
-        "environmentVariables": [{"name": "PREP_SETTING", "value": "setting-for-$AZ_BATCHAI_JOB_NAME"}],
-        "secrets": [{"name": "PREP_SECRET", "value": "y" * 11}],
-        "jobPreparation": {"commandLine": PREP_COMMAND},
-        "caffe2Settings": {"pythonScriptFilePath": script, "pythonInterpreterPath": PYTHON},
-    })
+    run_job(
+        shared_client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "environmentVariables": [{"name": "PREP_SETTING", "value": "setting-for-$AZ_BATCHAI_JOB_NAME"}],
+            "secrets": [{"name": "PREP_SECRET", "value": "y" * 11}],
+            "jobPreparation": {"commandLine": PREP_COMMAND},
+            "caffe2Settings": {"pythonScriptFilePath": script, "pythonInterpreterPath": PYTHON},
+        },
+    )
     nodes = [n["nodeId"] for n in job_nodes(shared_client, name)]
     assert len(set(nodes)) == 2, nodes
     files = list_files(shared_client, name)
@@ -407,8 +494,11 @@ def test_job_preparation_runs_on_every_node(shared_client, cluster, unique, tmp_
     main = task_by_name(tasks)
     for index, node in enumerate(nodes):
         prep_out = read_log(shared_client, name, f"stdout-job_prep-{node}.txt")
-        match = re.fullmatch(rf"preparing (/\S+/{re.escape(node)}/\S+) with setting-for-{re.escape(name)}"
-                             r" and a secret of 11\n", prep_out)
+        match = re.fullmatch(
+            rf"preparing (/\S+/{re.escape(node)}/\S+) with setting-for-{re.escape(name)}"
+            r" and a secret of 11\n",
+            prep_out,
+        )
         assert match, prep_out
         job_temp = match.group(1)
         # The task on the same node saw the marker its preparation left in that node's job temp.
@@ -423,11 +513,16 @@ def test_job_preparation_single_node_file_names(shared_client, unique):
     cluster = unique("prep1")
     make_cluster(shared_client, cluster, nodes=1)
     name = unique("prep1")
-    run_job(shared_client, name, cluster, {
-        "nodeCount": 1,
-        "jobPreparation": {"commandLine": "echo prepared > $AZ_BATCHAI_JOB_TEMP/prepared.txt; echo prep done"},
-        "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_JOB_TEMP/prepared.txt"},
-    })
+    run_job(
+        shared_client,
+        name,
+        cluster,
+        {
+            "nodeCount": 1,
+            "jobPreparation": {"commandLine": "echo prepared > $AZ_BATCHAI_JOB_TEMP/prepared.txt; echo prep done"},
+            "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_JOB_TEMP/prepared.txt"},
+        },
+    )
     files = list_files(shared_client, name)
     assert {"stdout-job_prep.txt", "stderr-job_prep.txt", "execution.log", "stdout.txt"} <= set(files), sorted(files)
     assert not any(f.startswith("stdout-job_prep-") or f.startswith("execution-") for f in files), sorted(files)

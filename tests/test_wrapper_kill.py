@@ -1,6 +1,7 @@
 """A kill that reaches a task before its wrapper has written a pid (a terminate right after a start)
 is not lost: the task ends with the signal before its command runs, instead of running on until the
 service's grace period forces it. Runs the real wrapper on a real task directory."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,14 @@ from batchai_jupyter.runtime import wrapper
 def _task_dir(tmp_path, command: str) -> str:
     task_dir = tmp_path / "run"
     task_dir.mkdir()
-    task = {"command": command, "env": {"PATH": os.environ["PATH"]}, "cwd": str(tmp_path),
-            "stdout": str(tmp_path / "stdout.txt"), "stderr": str(tmp_path / "stderr.txt"), "heartbeat_seconds": 1}
+    task = {
+        "command": command,
+        "env": {"PATH": os.environ["PATH"]},
+        "cwd": str(tmp_path),
+        "stdout": str(tmp_path / "stdout.txt"),
+        "stderr": str(tmp_path / "stderr.txt"),
+        "heartbeat_seconds": 1,
+    }
     (task_dir / "task.json").write_text(json.dumps(task))
     return str(task_dir)
 

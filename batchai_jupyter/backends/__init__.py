@@ -5,6 +5,7 @@ backend's class declares which capabilities it has by inheriting them). A backen
 module cannot be imported here (a missing optional dependency) is not offered, and creating a
 cluster on it says why.
 """
+
 from __future__ import annotations
 
 import logging

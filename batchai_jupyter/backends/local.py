@@ -5,6 +5,7 @@ service's home and x.y from the node's id, so TensorFlow's per-node ports 2222/2
 between nodes nor between two services on one machine) and its own CPU slots. Tasks run as
 detached process groups under the runtime wrapper.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -89,8 +90,12 @@ class LocalBackend(ComputeBackend):
         root = self._node_root(cluster, node)
         code, output = run_local_script(unmount_under_script(root)) if mount_points_under(root) else (0, "")
         if mount_points_under(root):  # removing the tree would delete what the storage holds
-            log.warning("batchai: node %s keeps %s: something is still mounted there (%s)", node.name, root,
-                        output.strip()[-300:])
+            log.warning(
+                "batchai: node %s keeps %s: something is still mounted there (%s)",
+                node.name,
+                root,
+                output.strip()[-300:],
+            )
             return
         if code != 0:
             log.warning("batchai: node %s: %s", node.name, output.strip()[-300:])
@@ -98,15 +103,26 @@ class LocalBackend(ComputeBackend):
 
     def start_task(self, node: NodeRef, run_dir: str, launch: TaskLaunch) -> None:
         os.makedirs(run_dir, exist_ok=True)
-        task = {"command": launch.command, "env": dict(launch.env), "cwd": launch.cwd,
-                "stdout": launch.stdout, "stderr": launch.stderr, "heartbeat_seconds": self._heartbeat_seconds}
+        task = {
+            "command": launch.command,
+            "env": dict(launch.env),
+            "cwd": launch.cwd,
+            "stdout": launch.stdout,
+            "stderr": launch.stderr,
+            "heartbeat_seconds": self._heartbeat_seconds,
+        }
         task_file = os.path.join(run_dir, "task.json")
         descriptor = os.open(task_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump(task, handle)
         child = subprocess.Popen(
-            [sys.executable, "-S", WRAPPER_PATH, run_dir], start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+            [sys.executable, "-S", WRAPPER_PATH, run_dir],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
         with self._lock:
             self._children[run_dir] = child
         threading.Thread(target=self._reap, args=(run_dir, child), daemon=True).start()

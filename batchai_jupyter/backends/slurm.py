@@ -10,6 +10,7 @@ by reading them. Slurm itself is asked with one `squeue` per poll for all jobs, 
 to learn what files cannot tell: why a job waits, and jobs Slurm ended (timeout, node failure,
 cancellation) before our driver could say so.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,8 +71,11 @@ _LOST_MESSAGES = {
     "OUT_OF_MEMORY": "the job ran out of memory (Slurm OUT_OF_MEMORY)",
 }
 # Shipped with the core's task planner (BackendContext.planner_files: package `batchai_launch`).
-_RUNTIME_FILES = {"slurm_driver.py": slurm_driver.__file__, "slurm_step.py": slurm_step.__file__,
-                  "wrapper.py": wrapper.__file__}
+_RUNTIME_FILES = {
+    "slurm_driver.py": slurm_driver.__file__,
+    "slurm_step.py": slurm_step.__file__,
+    "wrapper.py": wrapper.__file__,
+}
 
 
 def _read_json(path: str):
@@ -135,9 +139,13 @@ class QueuePacer:
 class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
     name = "slurm"
 
-    def __init__(self, home: str, site_options: dict,
-                 commands_for: Callable[[SlurmOptions], SlurmCommands] | None = None,
-                 planner_files: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        home: str,
+        site_options: dict,
+        commands_for: Callable[[SlurmOptions], SlurmCommands] | None = None,
+        planner_files: Mapping[str, str] | None = None,
+    ):
         self.home = home
         self._runtime_files = {**_RUNTIME_FILES, **(planner_files or {})}
         self.site_options = dict(site_options or {})
@@ -187,15 +195,20 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         options = self.options(spec)
         partitions = self.commands(options).partitions()
         if options.partition and options.partition not in partitions:
-            raise BatchAIError("UnknownPartition", f"backendOptions.partition: Slurm has no partition "
-                                                   f"{options.partition!r}; `sinfo` lists: {', '.join(partitions)}")
+            raise BatchAIError(
+                "UnknownPartition",
+                f"backendOptions.partition: Slurm has no partition "
+                f"{options.partition!r}; `sinfo` lists: {', '.join(partitions)}",
+            )
 
     def scheduler_nodes(self, cluster: ClusterRef) -> list[SchedulerNode]:
         options = self.options(cluster.spec)
         entries = self.commands(options).nodes(options.partition)
         self._addresses.update({entry.name: entry.address for entry in entries})
-        return [SchedulerNode(entry.name, node_state(entry), entry.address, entry.cpus, options.gpus_per_node,
-                              entry.reason) for entry in entries]
+        return [
+            SchedulerNode(entry.name, node_state(entry), entry.address, entry.cpus, options.gpus_per_node, entry.reason)
+            for entry in entries
+        ]
 
     def node_cap(self, cluster: ClusterRef) -> int | None:
         return self.options(cluster.spec).max_nodes_in_use
@@ -226,9 +239,11 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
             return
         runtime = self._ship_runtime(options)
         self._write_job_files(options, request, control, runtime)
-        script = (f"#!/bin/sh\nexec {shlex.quote(options.python)} -S "
-                  f"{shlex.quote(os.path.join(options.on_nodes(runtime), 'slurm_driver.py'))} "
-                  f"{shlex.quote(options.on_nodes(control))}\n")
+        script = (
+            f"#!/bin/sh\nexec {shlex.quote(options.python)} -S "
+            f"{shlex.quote(os.path.join(options.on_nodes(runtime), 'slurm_driver.py'))} "
+            f"{shlex.quote(options.on_nodes(control))}\n"
+        )
         job_id = commands.sbatch(self._sbatch_options(options, request, options.on_nodes(control)), script)
         _write(os.path.join(control, "slurm_job_id"), job_id)
         self._pacer(options).reset()
@@ -252,9 +267,14 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         context["output_paths"] = {k: on_nodes(v) for k, v in context["output_paths"].items()}
         if options.python_given:
             context["python"] = options.python
-        job = {"context": context, "runtime": on_nodes(runtime), "node_root": options.nodes_root,
-               "gpus_per_node": options.gpus_per_node, "python": options.python,
-               "node_addresses": dict(self._addresses)}
+        job = {
+            "context": context,
+            "runtime": on_nodes(runtime),
+            "node_root": options.nodes_root,
+            "gpus_per_node": options.gpus_per_node,
+            "python": options.python,
+            "node_addresses": dict(self._addresses),
+        }
         for stale in ("result.json", "started.json", "tasks.json", "cancelled"):
             if os.path.exists(os.path.join(control, stale)):
                 os.unlink(os.path.join(control, stale))
@@ -263,8 +283,13 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
 
     @staticmethod
     def _sbatch_options(options: SlurmOptions, request: GangRequest, control: str) -> list[str]:
-        argv = [f"--job-name={JOB_NAME_PREFIX}{request.key}", f"--nodes={request.node_count}",
-                f"--output={control}/batch.out", f"--chdir={control}", "--no-requeue"]
+        argv = [
+            f"--job-name={JOB_NAME_PREFIX}{request.key}",
+            f"--nodes={request.node_count}",
+            f"--output={control}/batch.out",
+            f"--chdir={control}",
+            "--no-requeue",
+        ]
         if options.partition:
             argv.append(f"--partition={options.partition}")
         if options.account:
@@ -352,9 +377,18 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
             return GangStatus("running" if started else "queued", nodes, tasks)
         entry = queue.get(job_id)
         if entry is None:
-            return GangStatus("lost", nodes, tasks, error={"code": "SlurmJobVanished", "message": (
-                f"Slurm job {job_id} is gone without our driver recording how it ended; see "
-                f"{os.path.join(control, 'batch.out')}")})
+            return GangStatus(
+                "lost",
+                nodes,
+                tasks,
+                error={
+                    "code": "SlurmJobVanished",
+                    "message": (
+                        f"Slurm job {job_id} is gone without our driver recording how it ended; see "
+                        f"{os.path.join(control, 'batch.out')}"
+                    ),
+                },
+            )
         if entry.state in WAITING_STATES:
             return GangStatus("running" if started else "queued", nodes, tasks, reason=entry.reason)
         if entry.state in RUNNING_STATES:
@@ -362,8 +396,9 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         return self._ended_without_result(control, job_id, entry, nodes, tasks)
 
     def _ended_without_result(self, control: str, job_id: str, entry, nodes, tasks) -> GangStatus:
-        what = f"Slurm job {job_id} ended {entry.state}" + (f" ({entry.reason})" if entry.reason not in
-                                                             ("", "None") else "")
+        what = f"Slurm job {job_id} ended {entry.state}" + (
+            f" ({entry.reason})" if entry.reason not in ("", "None") else ""
+        )
         if entry.state == "TIMEOUT":
             return GangStatus("timeout", nodes, tasks, error={"code": "MaxWallClockTimeExceeded", "message": what})
         if entry.state == "CANCELLED":
@@ -372,10 +407,21 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
             return GangStatus("cancelled", nodes, tasks, error={"code": "JobCancelled", "message": message})
         if entry.state in LOST_STATES:
             message = f"{_LOST_MESSAGES.get(entry.state, what)} (Slurm job {job_id})"
-            return GangStatus("lost", nodes, tasks, error={"code": "NodeFailure" if entry.state == "NODE_FAIL"
-                                                           else "SlurmJobFailed", "message": message})
-        return GangStatus("lost", nodes, tasks, error={"code": "SlurmJobFailed", "message": (
-            f"{what} without our driver recording a result; see {os.path.join(control, 'batch.out')}")})
+            return GangStatus(
+                "lost",
+                nodes,
+                tasks,
+                error={"code": "NodeFailure" if entry.state == "NODE_FAIL" else "SlurmJobFailed", "message": message},
+            )
+        return GangStatus(
+            "lost",
+            nodes,
+            tasks,
+            error={
+                "code": "SlurmJobFailed",
+                "message": (f"{what} without our driver recording a result; see {os.path.join(control, 'batch.out')}"),
+            },
+        )
 
     @staticmethod
     def _tasks(control: str, result: dict | None) -> tuple[GangTask, ...]:
@@ -386,11 +432,22 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         for item in manifest:
             ended = None if item["name"] in stopped else _read_json(os.path.join(control, "runs", item["name"], "exit"))
             state = "exited" if ended else "killed" if item["name"] in stopped else "running"
-            tasks.append(GangTask(
-                name=item["name"], node=item["node"], phase=item["phase"], role=item["role"], rank=item["rank"],
-                required=item["required"], stdout=item["stdout"], stderr=item["stderr"], state=state,
-                exit_code=int(ended["exit_code"]) if ended else None, launched=item.get("launched"),
-                ended=ended.get("ended") if ended else None))
+            tasks.append(
+                GangTask(
+                    name=item["name"],
+                    node=item["node"],
+                    phase=item["phase"],
+                    role=item["role"],
+                    rank=item["rank"],
+                    required=item["required"],
+                    stdout=item["stdout"],
+                    stderr=item["stderr"],
+                    state=state,
+                    exit_code=int(ended["exit_code"]) if ended else None,
+                    launched=item.get("launched"),
+                    ended=ended.get("ended") if ended else None,
+                )
+            )
         return tuple(tasks)
 
     # -- cancelling --------------------------------------------------------------------------------
@@ -411,7 +468,6 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         _scrub_secrets(control)  # a job cancelled before it ran never read them
         self._pacer(options).reset()
 
-
     def forget(self, cluster: ClusterRef, key: str) -> None:
         """A deleted job's attempt: its control directory goes (task exit files, batch output)."""
         shutil.rmtree(self.control_dir(self.options(cluster.spec), key), ignore_errors=True)
@@ -419,7 +475,10 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
 
 def create(context: BackendContext) -> SlurmBackend:
     if not context.planner_files:  # the driver plans tasks with them on the allocation
-        raise BatchAIError("BackendUnavailable", "the slurm backend needs the core's task planner files "
-                                                 "(BackendContext.planner_files); build the service with "
-                                                 "batchai_jupyter.assembly.build_service")
+        raise BatchAIError(
+            "BackendUnavailable",
+            "the slurm backend needs the core's task planner files "
+            "(BackendContext.planner_files); build the service with "
+            "batchai_jupyter.assembly.build_service",
+        )
     return SlurmBackend(context.layout.root, dict(context.options), planner_files=context.planner_files)

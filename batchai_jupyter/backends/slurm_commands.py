@@ -4,6 +4,7 @@ Every command runs with a fixed output format (`-o`) and no header, so parsing n
 site's SQUEUE_FORMAT or locale. The runner is a function, so the same code can run the commands on
 this machine or, later, on a login node over SSH.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -17,12 +18,28 @@ from ..ports.compute import SchedulerUnavailable
 
 COMMAND_TIMEOUT_SECONDS = 60.0
 # What Slurm's commands say when slurmctld cannot be reached (a restart, an outage): try again later.
-_UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
-                "Zero Bytes were transmitted", "Slurm backup controller in standby mode")
+_UNREACHABLE = (
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "Connection refused",
+    "Zero Bytes were transmitted",
+    "Slurm backup controller in standby mode",
+)
 
 # Slurm job states (squeue %T) → what they mean for us.
-WAITING_STATES = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD",
-                  "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING", "STAGE_OUT"}
+WAITING_STATES = {
+    "PENDING",
+    "CONFIGURING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESV_DEL_HOLD",
+    "SUSPENDED",
+    "STOPPED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+}
 RUNNING_STATES = {"RUNNING", "COMPLETING"}
 LOST_STATES = {"NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "DEADLINE", "OUT_OF_MEMORY", "SPECIAL_EXIT"}
 # and the ends: COMPLETED, FAILED, TIMEOUT, CANCELLED (read with the job's result file).
@@ -40,16 +57,22 @@ Runner = Callable[[Sequence[str], str | None], CommandResult]
 
 def local_runner(env: Mapping[str, str]) -> Runner:
     """Runs Slurm commands on this machine (the service is on a login node) with `env`."""
+
     def run(argv: Sequence[str], stdin: str | None = None) -> CommandResult:
         try:
-            done = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, env=dict(env),
-                                  timeout=COMMAND_TIMEOUT_SECONDS)
+            done = subprocess.run(
+                list(argv), input=stdin, capture_output=True, text=True, env=dict(env), timeout=COMMAND_TIMEOUT_SECONDS
+            )
         except FileNotFoundError:
-            raise BatchAIError("SlurmNotFound", f"{argv[0]} is not installed on this machine; run the service on "
-                                                "a Slurm login node (or install slurm-client)") from None
+            raise BatchAIError(
+                "SlurmNotFound",
+                f"{argv[0]} is not installed on this machine; run the service on "
+                "a Slurm login node (or install slurm-client)",
+            ) from None
         except subprocess.TimeoutExpired:
-            raise SchedulerUnavailable(f"{argv[0]} did not answer within {COMMAND_TIMEOUT_SECONDS:.0f}s; "
-                                       "is slurmctld up? (`scontrol ping`)") from None
+            raise SchedulerUnavailable(
+                f"{argv[0]} did not answer within {COMMAND_TIMEOUT_SECONDS:.0f}s; is slurmctld up? (`scontrol ping`)"
+            ) from None
         return CommandResult(done.returncode, done.stdout, done.stderr)
 
     return run
@@ -57,20 +80,23 @@ def local_runner(env: Mapping[str, str]) -> Runner:
 
 def ssh_runner(connection, slurm_conf: str) -> Runner:
     """Runs Slurm commands on a login node over an SSH connection (ssh_connection.HostConnection)."""
+
     def run(argv: Sequence[str], stdin: str | None = None) -> CommandResult:
         command = shlex.join(argv)
         if slurm_conf:
             command = f"SLURM_CONF={shlex.quote(slurm_conf)} {command}"
         try:
-            code, out, err = connection.run(command, timeout=COMMAND_TIMEOUT_SECONDS,
-                                            stdin=stdin.encode() if stdin is not None else None)
+            code, out, err = connection.run(
+                command, timeout=COMMAND_TIMEOUT_SECONDS, stdin=stdin.encode() if stdin is not None else None
+            )
         except BatchAIError as failure:
             if "cannot reach" in failure.message or "stopped answering" in failure.message:
                 raise SchedulerUnavailable(f"the login node does not answer: {failure.message}") from None
             raise
         if code == 127 and not out:
-            raise BatchAIError("SlurmNotFound", f"{argv[0]} is not installed on the login node "
-                                                f"{connection.host.label}: {err.strip()}")
+            raise BatchAIError(
+                "SlurmNotFound", f"{argv[0]} is not installed on the login node {connection.host.label}: {err.strip()}"
+            )
         return CommandResult(code, out, err)
 
     return run
@@ -105,8 +131,9 @@ class SlurmCommands:
         if result.returncode != 0:
             said = (result.stderr or result.stdout).strip().replace("\n", "; ")
             if any(sign in said for sign in _UNREACHABLE):
-                raise SchedulerUnavailable(f"Slurm's controller cannot be reached ({said}); is slurmctld up? "
-                                           "(`scontrol ping`)")
+                raise SchedulerUnavailable(
+                    f"Slurm's controller cannot be reached ({said}); is slurmctld up? (`scontrol ping`)"
+                )
             raise BatchAIError("SlurmCommandFailed", f"`{' '.join(argv[:2])} ...` failed: {said}")
         return result.stdout
 
@@ -120,8 +147,9 @@ class SlurmCommands:
 
     def queue(self) -> list[QueueEntry]:
         """All of this user's jobs Slurm still knows (finished ones for MinJobAge), in one call."""
-        out = self._checked(["squeue", "--noheader", "--all", "--states=all", f"--user={self.user}",
-                             "--format=%i|%j|%T|%r|%N"])
+        out = self._checked(
+            ["squeue", "--noheader", "--all", "--states=all", f"--user={self.user}", "--format=%i|%j|%T|%r|%N"]
+        )
         return parse_queue(out)
 
     def nodes(self, partition: str) -> list[NodeEntry]:
@@ -137,8 +165,11 @@ class SlurmCommands:
     def cancel(self, job_id: str, signal: str = "") -> None:
         argv = ["scancel", *([f"--signal={signal}"] if signal else []), job_id]
         result = self.run(argv, None)
-        if result.returncode != 0 and "Invalid job id" not in result.stderr and "already completing" \
-                not in result.stderr:
+        if (
+            result.returncode != 0
+            and "Invalid job id" not in result.stderr
+            and "already completing" not in result.stderr
+        ):
             said = (result.stderr or result.stdout).strip()
             raise BatchAIError("SlurmCommandFailed", f"scancel {job_id} failed: {said}")
 
@@ -150,8 +181,15 @@ def parse_queue(text: str) -> list[QueueEntry]:
         if len(parts) != 5 or not parts[0]:
             continue
         job_id, name, state, reason, nodes = parts
-        entries.append(QueueEntry(job_id.strip(), name.strip(), state.strip().split()[0] if state.strip() else "",
-                                  reason.strip(), nodes.strip()))
+        entries.append(
+            QueueEntry(
+                job_id.strip(),
+                name.strip(),
+                state.strip().split()[0] if state.strip() else "",
+                reason.strip(),
+                nodes.strip(),
+            )
+        )
     return entries
 
 
@@ -168,8 +206,10 @@ def parse_nodes(text: str) -> list[NodeEntry]:
             count = int(cpus)
         except ValueError:
             count = 1
-        seen.setdefault(name, NodeEntry(name, base, "*" in state, address or name, count,
-                                        "" if reason in ("none", "(null)") else reason))
+        seen.setdefault(
+            name,
+            NodeEntry(name, base, "*" in state, address or name, count, "" if reason in ("none", "(null)") else reason),
+        )
     return list(seen.values())
 
 
@@ -229,4 +269,3 @@ def sbatch_time(seconds: float) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
-

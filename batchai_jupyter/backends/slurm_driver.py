@@ -21,6 +21,7 @@ RUN_DIR`); the job ends as JobRunner.advance decides: the first failed task fail
 required tasks (parameter servers never end) succeeds it. Slurm ends any step still running when
 this script exits.
 """
+
 from __future__ import annotations
 
 import json
@@ -92,8 +93,9 @@ def _free_port(address: str) -> int:
 
 def _job_spec(models, data: dict, secrets: dict):
     values = {k: v for k, v in data.items() if k in models.JobSpec.__dataclass_fields__}
-    values["toolkit"] = models.ToolkitSettings(**{k: v for k, v in values["toolkit"].items()
-                                                  if k in models.ToolkitSettings.__dataclass_fields__})
+    values["toolkit"] = models.ToolkitSettings(
+        **{k: v for k, v in values["toolkit"].items() if k in models.ToolkitSettings.__dataclass_fields__}
+    )
     values["input_directories"] = [models.InputDirectory(**d) for d in values.get("input_directories", [])]
     values["output_directories"] = [models.OutputDirectory(**d) for d in values.get("output_directories", [])]
     values["secrets"] = dict(secrets)
@@ -122,10 +124,21 @@ class Driver:
         data.pop("node_base_env", None)
         data["master_port"] = _free_port(addresses[names[0]])
         self.context = launch.JobContext(spec=spec, node_base_env=dict(os.environ), **data)
-        self.nodes = [launch.node_context(
-            name=name, index=index, ip=addresses[name], mpi_host=name, cpus=cpus[index],
-            gpus=int(self.job["gpus_per_node"]), root=self.job["node_root"].replace("NODE", name),
-            workspace=spec.workspace, experiment=spec.experiment, job=spec.name) for index, name in enumerate(names)]
+        self.nodes = [
+            launch.node_context(
+                name=name,
+                index=index,
+                ip=addresses[name],
+                mpi_host=name,
+                cpus=cpus[index],
+                gpus=int(self.job["gpus_per_node"]),
+                root=self.job["node_root"].replace("NODE", name),
+                workspace=spec.workspace,
+                experiment=spec.experiment,
+                job=spec.name,
+            )
+            for index, name in enumerate(names)
+        ]
 
     # -- the attempt -------------------------------------------------------------------------------
 
@@ -135,8 +148,9 @@ class Driver:
             os.makedirs(path, exist_ok=True)
         with open(context.hostfile, "w") as handle:
             handle.write(self.launch.hostfile_text(context, self.nodes))
-        _write_json(os.path.join(self.control, "started.json"),
-                    {"nodes": [n.name for n in self.nodes], "time": time.time()})
+        _write_json(
+            os.path.join(self.control, "started.json"), {"nodes": [n.name for n in self.nodes], "time": time.time()}
+        )
         prep = self.launch.plan_job_preparation(context, self.nodes)
         if prep:
             failure = self._run_phase("prep", prep)
@@ -147,8 +161,10 @@ class Driver:
 
     def _finish(self, state: str, failure: dict | None) -> int:
         code = 0 if failure is None else failure.pop("exit_code", None)
-        _write_json(os.path.join(self.control, "result.json"),
-                    {"state": state, "exit_code": code, "error": failure, "stopped": self.stopped})
+        _write_json(
+            os.path.join(self.control, "result.json"),
+            {"state": state, "exit_code": code, "error": failure, "stopped": self.stopped},
+        )
         return 0 if state == "succeeded" else 1
 
     def _run_phase(self, phase: str, plans: list) -> dict | None:
@@ -161,18 +177,52 @@ class Driver:
             for leftover in ("exit", "pid", "heartbeat"):
                 if os.path.exists(os.path.join(run_dir, leftover)):
                     os.unlink(os.path.join(run_dir, leftover))
-            _write_json(os.path.join(run_dir, "task.json"), {
-                "command": plan.command, "env": dict(plan.env), "cwd": node.job_temp,
-                "stdout": os.path.join(self.context.stdouterr_dir, plan.stdout_name),
-                "stderr": os.path.join(self.context.stdouterr_dir, plan.stderr_name),
-                "heartbeat_seconds": 5}, mode=0o600)
-            self.manifest.append({"name": plan.name, "node": node.name, "phase": phase, "role": plan.role,
-                                  "rank": plan.index, "required": plan.required, "stdout": plan.stdout_name,
-                                  "stderr": plan.stderr_name, "launched": time.time()})
-            steps[plan.name] = (plan, node, run_dir, subprocess.Popen(
-                ["srun", "--overlap", "--nodes=1", "--ntasks=1", f"--nodelist={node.name}", f"--job-name={plan.name}",
-                 "--quiet", self.job["python"], "-S", os.path.join(self.job["runtime"], "slurm_step.py"), run_dir],
-                stdin=subprocess.DEVNULL))
+            _write_json(
+                os.path.join(run_dir, "task.json"),
+                {
+                    "command": plan.command,
+                    "env": dict(plan.env),
+                    "cwd": node.job_temp,
+                    "stdout": os.path.join(self.context.stdouterr_dir, plan.stdout_name),
+                    "stderr": os.path.join(self.context.stdouterr_dir, plan.stderr_name),
+                    "heartbeat_seconds": 5,
+                },
+                mode=0o600,
+            )
+            self.manifest.append(
+                {
+                    "name": plan.name,
+                    "node": node.name,
+                    "phase": phase,
+                    "role": plan.role,
+                    "rank": plan.index,
+                    "required": plan.required,
+                    "stdout": plan.stdout_name,
+                    "stderr": plan.stderr_name,
+                    "launched": time.time(),
+                }
+            )
+            steps[plan.name] = (
+                plan,
+                node,
+                run_dir,
+                subprocess.Popen(
+                    [
+                        "srun",
+                        "--overlap",
+                        "--nodes=1",
+                        "--ntasks=1",
+                        f"--nodelist={node.name}",
+                        f"--job-name={plan.name}",
+                        "--quiet",
+                        self.job["python"],
+                        "-S",
+                        os.path.join(self.job["runtime"], "slurm_step.py"),
+                        run_dir,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                ),
+            )
             self._log(node, f"{phase} task {plan.name} ({plan.role}) started")
         _write_json(os.path.join(self.control, "tasks.json"), self.manifest)
         return self._wait(phase, steps)
@@ -229,22 +279,39 @@ def _failure(phase: str, plan, node, code: int | None) -> dict:
     where = f"node {node.name}"
     logs = f"see {plan.stdout_name} and {plan.stderr_name}"
     if code is None:
-        return {"code": "TaskLost", "exit_code": None,
-                "message": f"task {plan.name} on {where} was lost (its srun step ended without an exit code); {logs}"}
+        return {
+            "code": "TaskLost",
+            "exit_code": None,
+            "message": f"task {plan.name} on {where} was lost (its srun step ended without an exit code); {logs}",
+        }
     if phase == "prep":
-        return {"code": "JobPreparationFailed", "exit_code": code,
-                "message": f"job preparation failed on {where} with exit code {code}; {logs}"}
-    return {"code": "JobFailed", "exit_code": code, "message": f"task {plan.name} on {where} exited with code {code}; "
-                                                                f"{logs}"}
+        return {
+            "code": "JobPreparationFailed",
+            "exit_code": code,
+            "message": f"job preparation failed on {where} with exit code {code}; {logs}",
+        }
+    return {
+        "code": "JobFailed",
+        "exit_code": code,
+        "message": f"task {plan.name} on {where} exited with code {code}; {logs}",
+    }
 
 
 def main(control: str) -> int:
     try:
         return Driver(control).run()
     except Exception as failure:  # a broken attempt still tells the service why
-        _write_json(os.path.join(control, "result.json"), {"state": "failed", "exit_code": None, "error": {
-            "code": "JobStartFailed", "message": f"the job could not start on the allocation: "
-                                                 f"{type(failure).__name__}: {failure}"}})
+        _write_json(
+            os.path.join(control, "result.json"),
+            {
+                "state": "failed",
+                "exit_code": None,
+                "error": {
+                    "code": "JobStartFailed",
+                    "message": f"the job could not start on the allocation: {type(failure).__name__}: {failure}",
+                },
+            },
+        )
         return 1
 
 

@@ -27,6 +27,7 @@ Every option, camelCase as in cluster.json:
                      trustOnFirstUse, connectTimeout as for `--backend ssh`). The shared file system
                      must still be mounted on the service's machine (pathMap for other paths).
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,22 @@ from typing import Any
 
 from ..errors import BatchAIError
 
-_KNOWN = {"partition", "account", "qos", "highPriorityQos", "gpusPerNode", "gres", "sbatchOptions",
-          "maxNodesInUse", "sharedRoot", "pathMap", "nodeRoot", "python", "slurmConf", "loginNode"}
+_KNOWN = {
+    "partition",
+    "account",
+    "qos",
+    "highPriorityQos",
+    "gpusPerNode",
+    "gres",
+    "sbatchOptions",
+    "maxNodesInUse",
+    "sharedRoot",
+    "pathMap",
+    "nodeRoot",
+    "python",
+    "slurmConf",
+    "loginNode",
+}
 _LOGIN_KNOWN = {"keyFile", "key", "knownHosts", "trustOnFirstUse", "connectTimeout"}
 
 
@@ -70,7 +85,7 @@ class SlurmOptions:
         """`path` as the nodes see it (pathMap applied, longest prefix first)."""
         for local, remote in self.path_map:
             if path == local or path.startswith(local.rstrip("/") + "/"):
-                return remote.rstrip("/") + path[len(local.rstrip("/")):]
+                return remote.rstrip("/") + path[len(local.rstrip("/")) :]
         return path
 
     @property
@@ -96,8 +111,9 @@ def _count(options: Mapping, key: str, minimum: int) -> int | None:
     except (TypeError, ValueError):
         number = None
     if number is None or isinstance(value, bool) or number < minimum or str(number) != str(value).strip():
-        raise BatchAIError("InvalidBackendOptions", f"backendOptions.{key}: {value!r} is not a whole number of "
-                                                    f"at least {minimum}")
+        raise BatchAIError(
+            "InvalidBackendOptions", f"backendOptions.{key}: {value!r} is not a whole number of at least {minimum}"
+        )
     return number
 
 
@@ -112,30 +128,44 @@ def parse_slurm_options(site: Mapping[str, Any], cluster: Mapping[str, Any], hom
     merged = {**(site or {}), **(cluster or {})}
     unknown = sorted(set(merged) - _KNOWN - _LOGIN_KNOWN)
     if unknown:
-        raise BatchAIError("InvalidBackendOptions", f"backendOptions: {', '.join(unknown)} not known to the slurm "
-                                                    f"backend; use: {', '.join(sorted(_KNOWN))}")
+        raise BatchAIError(
+            "InvalidBackendOptions",
+            f"backendOptions: {', '.join(unknown)} not known to the slurm backend; use: {', '.join(sorted(_KNOWN))}",
+        )
     extra = merged.get("sbatchOptions") or []
     if isinstance(extra, str):
         extra = extra.split()
     if not isinstance(extra, list) or not all(isinstance(item, str) and item.startswith("-") for item in extra):
-        raise BatchAIError("InvalidBackendOptions", "backendOptions.sbatchOptions: give a list of sbatch options "
-                                                    "such as [\"--constraint=ib\"]")
+        raise BatchAIError(
+            "InvalidBackendOptions",
+            'backendOptions.sbatchOptions: give a list of sbatch options such as ["--constraint=ib"]',
+        )
     path_map = merged.get("pathMap") or {}
-    if not isinstance(path_map, dict) or not all(isinstance(k, str) and isinstance(v, str) and
-                                                 os.path.isabs(k) and os.path.isabs(v) for k, v in path_map.items()):
-        raise BatchAIError("InvalidBackendOptions", "backendOptions.pathMap: give {\"/path/on/service\": "
-                                                    "\"/path/on/nodes\"} with absolute paths")
+    if not isinstance(path_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and os.path.isabs(k) and os.path.isabs(v) for k, v in path_map.items()
+    ):
+        raise BatchAIError(
+            "InvalidBackendOptions",
+            'backendOptions.pathMap: give {"/path/on/service": "/path/on/nodes"} with absolute paths',
+        )
     given = _absolute(merged, "python", _text(merged, "python"))
     return SlurmOptions(
         shared_root=_absolute(merged, "sharedRoot", _text(merged, "sharedRoot")) or os.path.join(home, "slurm"),
-        partition=_text(merged, "partition"), account=_text(merged, "account"), qos=_text(merged, "qos"),
+        partition=_text(merged, "partition"),
+        account=_text(merged, "account"),
+        qos=_text(merged, "qos"),
         high_priority_qos=_text(merged, "highPriorityQos"),
-        gpus_per_node=_count(merged, "gpusPerNode", 0) or 0, gres=_text(merged, "gres"),
-        sbatch_options=tuple(extra), max_nodes_in_use=_count(merged, "maxNodesInUse", 1),
+        gpus_per_node=_count(merged, "gpusPerNode", 0) or 0,
+        gres=_text(merged, "gres"),
+        sbatch_options=tuple(extra),
+        max_nodes_in_use=_count(merged, "maxNodesInUse", 1),
         path_map=tuple(sorted(path_map.items(), key=lambda item: -len(item[0]))),
-        node_root=_absolute(merged, "nodeRoot", _text(merged, "nodeRoot")), python=given or sys.executable,
+        node_root=_absolute(merged, "nodeRoot", _text(merged, "nodeRoot")),
+        python=given or sys.executable,
         python_given=bool(given),
-        slurm_conf=_absolute(merged, "slurmConf", _text(merged, "slurmConf")), **_login(merged))
+        slurm_conf=_absolute(merged, "slurmConf", _text(merged, "slurmConf")),
+        **_login(merged),
+    )
 
 
 def _login(merged: Mapping) -> dict:
@@ -143,12 +173,14 @@ def _login(merged: Mapping) -> dict:
     if not merged.get("loginNode"):
         extra = sorted(set(merged) & _LOGIN_KNOWN)
         if extra:
-            raise BatchAIError("InvalidBackendOptions", f"backendOptions.{extra[0]}: only used with loginNode "
-                                                        "(the login node the Slurm commands run on over SSH)")
+            raise BatchAIError(
+                "InvalidBackendOptions",
+                f"backendOptions.{extra[0]}: only used with loginNode "
+                "(the login node the Slurm commands run on over SSH)",
+            )
         return {}
     from .ssh_options import parse_host, parse_options
 
     host = parse_host(merged["loginNode"], "loginNode", os.environ.get("USER") or "root")
     ssh = parse_options({}, {"hosts": [merged["loginNode"]], **{k: merged[k] for k in _LOGIN_KNOWN if k in merged}})
-    return {"login_node": host, "login": (ssh.key_file, ssh.known_hosts, ssh.trust_on_first_use,
-                                          ssh.connect_timeout)}
+    return {"login_node": host, "login": (ssh.key_file, ssh.known_hosts, ssh.trust_on_first_use, ssh.connect_timeout)}

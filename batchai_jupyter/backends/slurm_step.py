@@ -6,6 +6,7 @@ Creates the task's node-local directories, puts the step's own environment (SLUR
 PATH...) under the task's variables, and runs the task under the runtime wrapper (shipped beside
 this file), which leaves pid / heartbeat / exit files in RUN_DIR on the shared file system.
 """
+
 from __future__ import annotations
 
 import json

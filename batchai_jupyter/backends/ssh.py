@@ -19,6 +19,7 @@ hold mounts copies what is new there back into that directory, while it runs and
 job's end then uploads it when the datastore is Blob). An `unmanagedFileSystems` entry runs its
 mountCommand on the host.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -137,8 +138,10 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         options = self._options(cluster)
         host = self.assignments.take(cluster.uuid, node.name, options.hosts)
         if host is None:
-            raise SshError(f"all {len(options.hosts)} hosts of cluster {cluster.name} already have a node; "
-                           "add hosts to backendOptions.hosts or lower the node count")
+            raise SshError(
+                f"all {len(options.hosts)} hosts of cluster {cluster.name} already have a node; "
+                "add hosts to backendOptions.hosts or lower the node count"
+            )
         connection = self.pool.get(host, self._login(options))
         facts = self._probe(connection, options)
         root = options.root.replace("~", facts["home"], 1) if options.root.startswith("~") else options.root
@@ -147,14 +150,20 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         wrapper_path = self._install_wrapper(connection, root)
         self.cluster_keys.install(connection, cluster.uuid, root)
         address = host.address or _resolve(host.host)
-        extra = {"ssh_host": dataclasses.asdict(host), "ssh_login": options.to_dict(), "wrapper": wrapper_path,
-                 "python": options.python, "cluster_uuid": cluster.uuid,
-                 # The interface the other hosts reach this one on: gloo and NCCL otherwise go by the
-                 # host name, which on many machines resolves to a loopback address.
-                 "interface": facts["interfaces"].get(address, "")}
+        extra = {
+            "ssh_host": dataclasses.asdict(host),
+            "ssh_login": options.to_dict(),
+            "wrapper": wrapper_path,
+            "python": options.python,
+            "cluster_uuid": cluster.uuid,
+            # The interface the other hosts reach this one on: gloo and NCCL otherwise go by the
+            # host name, which on many machines resolves to a loopback address.
+            "interface": facts["interfaces"].get(address, ""),
+        }
         self.monitor.watch(_node_key(node), connection)
-        return NodePlacement(ip=address, mpi_host=address, cpus=facts["cpus"], gpus=facts["gpus"], root=root,
-                             port=host.port, extra=extra)
+        return NodePlacement(
+            ip=address, mpi_host=address, cpus=facts["cpus"], gpus=facts["gpus"], root=root, port=host.port, extra=extra
+        )
 
     @staticmethod
     def _probe(connection: HostConnection, options: SshOptions) -> dict:
@@ -162,11 +171,17 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         if "python" not in facts or tuple(int(p) for p in facts["python"].split(".")) < (3, 8):
             why = facts.get("python-error", "").strip() or f"Python {facts.get('python')} is older than 3.8"
-            raise SshError(f"host {connection.host.label} has no usable Python at {options.python!r} ({why[-300:]}); "
-                           "install Python 3.8 or newer there, or set backendOptions.python to one")
+            raise SshError(
+                f"host {connection.host.label} has no usable Python at {options.python!r} ({why[-300:]}); "
+                "install Python 3.8 or newer there, or set backendOptions.python to one"
+            )
         interfaces = dict(pair.split("=", 1) for pair in facts.get("interfaces", "").split() if "=" in pair)
-        return {"home": facts.get("home", "~"), "cpus": max(1, int(facts.get("cpus") or 1)),
-                "gpus": int(facts.get("gpus") or 0), "interfaces": {a.split("/")[0]: n for n, a in interfaces.items()}}
+        return {
+            "home": facts.get("home", "~"),
+            "cpus": max(1, int(facts.get("cpus") or 1)),
+            "gpus": int(facts.get("gpus") or 0),
+            "interfaces": {a.split("/")[0]: n for n, a in interfaces.items()},
+        }
 
     @staticmethod
     def _install_wrapper(connection: HostConnection, root: str) -> str:
@@ -200,8 +215,11 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
             try:
                 # native mounts first (they upload what is still to upload), and never into one left mounted
                 connection.run("bash -c " + shlex.quote(unmount_under_script(root)), timeout=UPLOAD_WAIT_SECONDS + 60)
-                connection.run("rm -rf --one-file-system " + " ".join(
-                    shlex.quote(f"{root}/{d}") for d in ("jobs", "run", "mirror", "mounts")), timeout=30)
+                connection.run(
+                    "rm -rf --one-file-system "
+                    + " ".join(shlex.quote(f"{root}/{d}") for d in ("jobs", "run", "mirror", "mounts")),
+                    timeout=30,
+                )
                 self.cluster_keys.remove(connection, cluster.uuid)
             except SshError:
                 pass  # a host that is gone keeps its leftovers; nothing else depends on them
@@ -264,15 +282,26 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         staged, outputs = self._files_to_move(launch.directories)
         outputs += self._mount_outputs(node, launch.env)
         env = {**self._ssh_env(node), **env}  # the job's own settings win
-        logs = [[self.node_path(node, launch.stdout), launch.stdout], [self.node_path(node, launch.stderr),
-                                                                       launch.stderr]]
-        remote_dirs = {run_dir, launch.cwd, *(os.path.dirname(remote) for remote, _ in logs),
-                       *(remote for remote, _ in outputs), *(f"{node.info['root']}/{d}" for d in NODE_DIRS)}
+        logs = [
+            [self.node_path(node, launch.stdout), launch.stdout],
+            [self.node_path(node, launch.stderr), launch.stderr],
+        ]
+        remote_dirs = {
+            run_dir,
+            launch.cwd,
+            *(os.path.dirname(remote) for remote, _ in logs),
+            *(remote for remote, _ in outputs),
+            *(f"{node.info['root']}/{d}" for d in NODE_DIRS),
+        }
         stale = [f"{run_dir}/{name}" for name in ("pid", "exit", "heartbeat")] + [remote for remote, _ in logs]
         wrapper_path = node.info["wrapper"]
-        answer = connection.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs)) +
-                                  " && rm -f " + " ".join(shlex.quote(path) for path in stale) +
-                                  f" && {{ test -f {shlex.quote(wrapper_path)} || echo WRAPPER-MISSING; }}")
+        answer = connection.check(
+            "mkdir -p "
+            + " ".join(shlex.quote(d) for d in sorted(remote_dirs))
+            + " && rm -f "
+            + " ".join(shlex.quote(path) for path in stale)
+            + f" && {{ test -f {shlex.quote(wrapper_path)} || echo WRAPPER-MISSING; }}"
+        )
         if "WRAPPER-MISSING" in answer:  # the host came back without its node root (a reinstall, a tmpfs)
             self._install_wrapper(connection, node.info["root"])
             self.cluster_keys.install(connection, node.info["cluster_uuid"], node.info["root"])
@@ -283,8 +312,15 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
             peer.check("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(remote_dirs - {run_dir})))
             self.stager.stage(peer, node.info["root"] + "/cache", staged)
         self._send_ssh_config(connection, node)
-        task = {"command": launch.command, "env": env, "inherit_env": True, "cwd": launch.cwd,
-                "stdout": logs[0][0], "stderr": logs[1][0], "heartbeat_seconds": self.heartbeat_seconds}
+        task = {
+            "command": launch.command,
+            "env": env,
+            "inherit_env": True,
+            "cwd": launch.cwd,
+            "stdout": logs[0][0],
+            "stderr": logs[1][0],
+            "heartbeat_seconds": self.heartbeat_seconds,
+        }
         sftp = connection.sftp()
         try:
             with sftp.open(f"{run_dir}/task.json", "wb") as handle:
@@ -293,8 +329,10 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         finally:
             sftp.close()
         python = node.info["python"]
-        connection.check(f"cd / && (setsid {shlex.quote(python)} -S {shlex.quote(wrapper_path)} {shlex.quote(run_dir)}"
-                         " </dev/null >/dev/null 2>&1 &)")
+        connection.check(
+            f"cd / && (setsid {shlex.quote(python)} -S {shlex.quote(wrapper_path)} {shlex.quote(run_dir)}"
+            " </dev/null >/dev/null 2>&1 &)"
+        )
         record = TaskRecord(node.info["ssh_host"], node.info["ssh_login"], run_dir, logs, outputs)
         record.save(self._record_path(node, run_dir))
         self._follow(node, run_dir, record, connection)
@@ -357,9 +395,11 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         if down:
             return TaskStatus("lost", None, down)
         quoted = shlex.quote(run_dir)
-        script = (f"d={quoted}; if [ -f $d/exit ]; then echo EXIT; cat $d/exit; elif [ -f $d/pid ]; then "
-                  "if kill -0 $(cat $d/pid) 2>/dev/null; then echo RUNNING; elif [ -f $d/exit ]; then echo EXIT; "
-                  "cat $d/exit; else echo GONE; fi; else echo NOPID; fi")
+        script = (
+            f"d={quoted}; if [ -f $d/exit ]; then echo EXIT; cat $d/exit; elif [ -f $d/pid ]; then "
+            "if kill -0 $(cat $d/pid) 2>/dev/null; then echo RUNNING; elif [ -f $d/exit ]; then echo EXIT; "
+            "cat $d/exit; else echo GONE; fi; else echo NOPID; fi"
+        )
         try:
             out = connection.check(script, timeout=30)
         except SshError:
@@ -379,8 +419,9 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
             return TaskStatus("running")
         if follower is not None:
             follower.stop()
-        return TaskStatus("lost", None, f"the task's wrapper on host {connection.host.label} is gone without "
-                                        "recording an exit code")
+        return TaskStatus(
+            "lost", None, f"the task's wrapper on host {connection.host.label} is gone without recording an exit code"
+        )
 
     def kill_task(self, node: NodeRef, run_dir: str, force: bool = False) -> None:
         connection = self.connection(node)
@@ -391,9 +432,12 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         # release, without --kill, leaves the process group to kill.
         wrapper_path, python = shlex.quote(node.info["wrapper"]), shlex.quote(node.info["python"])
         try:
-            connection.run(f"{python} -S {wrapper_path} --kill {shlex.quote(run_dir)} {signal_name} 2>/dev/null || "
-                           f"{{ p=$(cat {shlex.quote(run_dir)}/pid 2>/dev/null) && kill -{signal_name} -- -$p "
-                           "2>/dev/null; }; true", timeout=15)
+            connection.run(
+                f"{python} -S {wrapper_path} --kill {shlex.quote(run_dir)} {signal_name} 2>/dev/null || "
+                f"{{ p=$(cat {shlex.quote(run_dir)}/pid 2>/dev/null) && kill -{signal_name} -- -$p "
+                "2>/dev/null; }; true",
+                timeout=15,
+            )
         except SshError:
             pass
 
@@ -412,9 +456,12 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
                 code, out, err = connection.run(line, timeout=300)
                 if code != 0:
                     tail = (err or out).strip().splitlines()[-1:] or [""]
-                    raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} exited with code {code} on "
-                                                      f"host {connection.host.label} ({tail[0][:200]}); fix the "
-                                                      "command or the file system it mounts")
+                    raise BatchAIError(
+                        "MountFailed",
+                        f"mountCommand {mount.command!r} exited with code {code} on "
+                        f"host {connection.host.label} ({tail[0][:200]}); fix the "
+                        "command or the file system it mounts",
+                    )
                 continue
             os.makedirs(mount.source, exist_ok=True)
             pairs.append((mount.source, remote, True))  # copies: the job may rewrite them in place
@@ -452,16 +499,18 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         """Runs a bash script on the node's host, `stdin` (a mount's secret) on its standard input."""
         connection = self.connection(node)
         try:
-            code, out, err = connection.run("bash -c " + shlex.quote(script), timeout=UPLOAD_WAIT_SECONDS + 60,
-                                            stdin=stdin.encode())
+            code, out, err = connection.run(
+                "bash -c " + shlex.quote(script), timeout=UPLOAD_WAIT_SECONDS + 60, stdin=stdin.encode()
+            )
         except SshError as failure:
             return FAILED_EXIT, str(failure)
         return code, out + err
 
     def write_text(self, node: NodeRef, path: str, text: str) -> None:
         connection = self.connection(node)
-        connection.check(f"mkdir -p {shlex.quote(os.path.dirname(path))} && cat > {shlex.quote(path)}",
-                         stdin=text.encode())
+        connection.check(
+            f"mkdir -p {shlex.quote(os.path.dirname(path))} && cat > {shlex.quote(path)}", stdin=text.encode()
+        )
 
 
 def _node_key(node: NodeRef) -> str:

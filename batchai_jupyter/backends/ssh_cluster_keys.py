@@ -6,6 +6,7 @@ key into the host's ~/.ssh/authorized_keys (tagged, removed when the node is rel
 `<root>/ssh/config` + `known_hosts` name the cluster's hosts with the host keys the service itself
 verified. The user's own private key never leaves the service's machine.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,8 +83,9 @@ class ClusterKeys:
             if not os.path.exists(private_path):
                 os.makedirs(os.path.dirname(private_path), mode=0o700, exist_ok=True)
                 key = Ed25519PrivateKey.generate()
-                pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                        serialization.NoEncryption())
+                pem = key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+                )
                 descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(descriptor, "wb") as handle:
                     handle.write(pem)
@@ -97,15 +99,19 @@ class ClusterKeys:
         pem, public = self.key_pair(cluster_uuid)
         key_path = shlex.quote(f"{root}/ssh/id_cluster")
         tag = shlex.quote(f"batchai-cluster-{cluster_uuid}")
-        script = (f"umask 077; mkdir -p ~/.ssh {shlex.quote(root + '/ssh')}; cat > {key_path}.tmp && "
-                  f"mv {key_path}.tmp {key_path}; touch ~/.ssh/authorized_keys; "
-                  f"grep -q {tag} ~/.ssh/authorized_keys || echo {shlex.quote(public)} >> ~/.ssh/authorized_keys")
+        script = (
+            f"umask 077; mkdir -p ~/.ssh {shlex.quote(root + '/ssh')}; cat > {key_path}.tmp && "
+            f"mv {key_path}.tmp {key_path}; touch ~/.ssh/authorized_keys; "
+            f"grep -q {tag} ~/.ssh/authorized_keys || echo {shlex.quote(public)} >> ~/.ssh/authorized_keys"
+        )
         connection.check(f"sh -c {shlex.quote(script)}", stdin=pem)
 
     def remove(self, connection: HostConnection, cluster_uuid: str) -> None:
         tag = f"batchai-cluster-{cluster_uuid}"
-        connection.run(f"[ -f ~/.ssh/authorized_keys ] && sed -i {shlex.quote('/' + tag + '/d')} "
-                       "~/.ssh/authorized_keys; true", timeout=30)
+        connection.run(
+            f"[ -f ~/.ssh/authorized_keys ] && sed -i {shlex.quote('/' + tag + '/d')} ~/.ssh/authorized_keys; true",
+            timeout=30,
+        )
 
     def forget(self, cluster_uuid: str) -> None:
         path = os.path.join(self.directory, cluster_uuid, "id_ed25519")
@@ -118,9 +124,11 @@ class ClusterKeys:
         known = paramiko.HostKeys()
         if os.path.exists(options.known_hosts):
             known.load(options.known_hosts)
-        config = [f"Host *\n  IdentityFile {root}/ssh/id_cluster\n  IdentitiesOnly yes\n"
-                  f"  UserKnownHostsFile {root}/ssh/known_hosts\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
-                  "  LogLevel ERROR\n"]
+        config = [
+            f"Host *\n  IdentityFile {root}/ssh/id_cluster\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {root}/ssh/known_hosts\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
+            "  LogLevel ERROR\n"
+        ]
         known_lines = []
         for host in hosts:
             address = host.address or _resolve(host.host)
@@ -131,9 +139,12 @@ class ClusterKeys:
                 for name in names:
                     shown = name if host.port == 22 else f"[{name}]:{host.port}"
                     known_lines.append(f"{shown} {key.get_name()} {key.get_base64()}")
-        return (f"umask 077\ncat > {shlex.quote(root + '/ssh/config')} <<'BATCHAI_EOF'\n{''.join(config)}BATCHAI_EOF\n"
-                f"cat > {shlex.quote(root + '/ssh/known_hosts')} <<'BATCHAI_EOF'\n" + "\n".join(known_lines) +
-                "\nBATCHAI_EOF\n")
+        return (
+            f"umask 077\ncat > {shlex.quote(root + '/ssh/config')} <<'BATCHAI_EOF'\n{''.join(config)}BATCHAI_EOF\n"
+            f"cat > {shlex.quote(root + '/ssh/known_hosts')} <<'BATCHAI_EOF'\n"
+            + "\n".join(known_lines)
+            + "\nBATCHAI_EOF\n"
+        )
 
 
 def _resolve(host: str) -> str:

@@ -4,6 +4,7 @@ Host keys are checked against a known_hosts file. An unknown key is refused with
 and the way to trust it, unless trust-on-first-use was asked for, which records it. paramiko's
 AutoAddPolicy is never used.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,7 +29,8 @@ class _Transport(paramiko.Transport):
     over every packet, which is most of its cost on a bulk transfer (measured: benchmarks/bench_ssh.py)."""
 
     _preferred_ciphers = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com") + tuple(
-        c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c)
+        c for c in paramiko.Transport._preferred_ciphers if "gcm" not in c
+    )
 
     def __init__(self, sock, **options):
         super().__init__(sock, default_window_size=WINDOW_BYTES, **options)
@@ -64,7 +66,8 @@ class _CheckHostKey(paramiko.MissingHostKeyPolicy):
                 f"host {self.host.label} offered an unknown host key {key.get_name()} {fingerprint(key)}, not in "
                 f"{self.known_hosts}; after checking that fingerprint on the host (`ssh-keygen -lf "
                 f"/etc/ssh/ssh_host_*_key.pub`), trust it with `ssh-keyscan -p {self.host.port} {self.host.host} "
-                f">> {self.known_hosts}`, or set backendOptions.trustOnFirstUse to true to record it on first use")
+                f">> {self.known_hosts}`, or set backendOptions.trustOnFirstUse to true to record it on first use"
+            )
         with _known_hosts_lock:
             os.makedirs(os.path.dirname(self.known_hosts) or ".", exist_ok=True)
             with open(self.known_hosts, "a") as handle:
@@ -87,10 +90,18 @@ def connect(host: HostSpec, login: Login) -> paramiko.SSHClient:
         client.load_host_keys(login.known_hosts)
     client.set_missing_host_key_policy(_CheckHostKey(host, login.known_hosts, login.trust_on_first_use))
     try:
-        client.connect(host.host, port=host.port, username=host.user, key_filename=login.key_file,
-                       timeout=login.connect_timeout, banner_timeout=login.connect_timeout,
-                       auth_timeout=login.connect_timeout, allow_agent=True, look_for_keys=login.key_file is None,
-                       transport_factory=_Transport)
+        client.connect(
+            host.host,
+            port=host.port,
+            username=host.user,
+            key_filename=login.key_file,
+            timeout=login.connect_timeout,
+            banner_timeout=login.connect_timeout,
+            auth_timeout=login.connect_timeout,
+            allow_agent=True,
+            look_for_keys=login.key_file is None,
+            transport_factory=_Transport,
+        )
     except SshError:
         client.close()
         raise
@@ -100,18 +111,23 @@ def connect(host: HostSpec, login: Login) -> paramiko.SSHClient:
             f"host {host.label} offered host key {fingerprint(failure.key)}, but {login.known_hosts} expects "
             f"{fingerprint(failure.expected_key)} for it: the host was reinstalled or someone is in between; if "
             f"you trust the new key, remove the old one with `ssh-keygen -R '{known_hosts_name(host)}' -f "
-            f"{login.known_hosts}`") from None
+            f"{login.known_hosts}`"
+        ) from None
     except paramiko.AuthenticationException:
         client.close()
         which = f"the key {login.key_file}" if login.key_file else "the SSH agent's and ~/.ssh's keys"
-        raise SshError(f"host {host.label} refused {which} for user {host.user}: add the public key to "
-                       f"~{host.user}/.ssh/authorized_keys there, or pass the right one with --key "
-                       "(backendOptions.keyFile)") from None
+        raise SshError(
+            f"host {host.label} refused {which} for user {host.user}: add the public key to "
+            f"~{host.user}/.ssh/authorized_keys there, or pass the right one with --key "
+            "(backendOptions.keyFile)"
+        ) from None
     except (TimeoutError, OSError, paramiko.SSHException, EOFError) as failure:
         client.close()
         reason = str(failure) or type(failure).__name__
-        raise SshError(f"cannot reach host {host.label}: {reason}; check the address and port, that the host "
-                       "is up and that sshd runs there") from None
+        raise SshError(
+            f"cannot reach host {host.label}: {reason}; check the address and port, that the host "
+            "is up and that sshd runs there"
+        ) from None
     client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
     return client
 
@@ -174,20 +190,25 @@ class HostConnection:
     def check(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> str:
         status, out, err = self.run(command, timeout, stdin)
         if status != 0:
-            raise SshError(f"on host {self.host.label}, `{command[:120]}` failed with exit code {status}: "
-                           f"{(err or out).strip()[-500:]}")
+            raise SshError(
+                f"on host {self.host.label}, `{command[:120]}` failed with exit code {status}: "
+                f"{(err or out).strip()[-500:]}"
+            )
         return out
 
     def sftp(self) -> paramiko.SFTPClient:
         """A new SFTP channel (callers that run in parallel each take their own)."""
         try:
-            return paramiko.SFTPClient.from_transport(self.client().get_transport(), window_size=WINDOW_BYTES,
-                                                      max_packet_size=MAX_PACKET_BYTES)
+            return paramiko.SFTPClient.from_transport(
+                self.client().get_transport(), window_size=WINDOW_BYTES, max_packet_size=MAX_PACKET_BYTES
+            )
         except SshError:
             raise
         except paramiko.SSHException as failure:
-            raise SshError(f"host {self.host.label} refused an SFTP session ({failure}); enable the sftp subsystem "
-                           "in its sshd_config (`Subsystem sftp internal-sftp`)") from None
+            raise SshError(
+                f"host {self.host.label} refused an SFTP session ({failure}); enable the sftp subsystem "
+                "in its sshd_config (`Subsystem sftp internal-sftp`)"
+            ) from None
         except (OSError, EOFError) as failure:
             self.drop()
             raise SshError(f"host {self.host.label} stopped answering: {failure or type(failure).__name__}") from None

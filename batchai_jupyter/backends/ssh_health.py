@@ -2,6 +2,7 @@
 pooled connection. A host that stops answering is reported down (with the reason) until it
 answers again; the service then makes its node `unusable`, requeues its job, and returns the node
 to `idle` once the host is back."""
+
 from __future__ import annotations
 
 import threading

@@ -15,6 +15,7 @@ magics). Every option, camelCase as in cluster.json:
     connectTimeout   seconds to wait for a host to answer (default 10)
     outputSyncSeconds  how often outputs (checkpoints) are copied back while a job runs (default 10)
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,17 @@ from typing import Any
 from ..errors import BatchAIError
 
 _HOST = re.compile(r"^(?:(?P<user>[^@\s:]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@\s:\[\]]+)(?::(?P<port>\d+))?$")
-_KNOWN = {"hosts", "keyFile", "key", "knownHosts", "trustOnFirstUse", "python", "root", "connectTimeout",
-          "outputSyncSeconds"}
+_KNOWN = {
+    "hosts",
+    "keyFile",
+    "key",
+    "knownHosts",
+    "trustOnFirstUse",
+    "python",
+    "root",
+    "connectTimeout",
+    "outputSyncSeconds",
+}
 
 
 @dataclass(frozen=True)
@@ -55,14 +65,28 @@ class SshOptions:
 
     def to_dict(self) -> dict:
         """The login details a node keeps in its info (no secret: a key file's path, not its content)."""
-        return {"key_file": self.key_file, "known_hosts": self.known_hosts, "tofu": self.trust_on_first_use,
-                "python": self.python, "root": self.root, "connect_timeout": self.connect_timeout,
-                "output_sync_seconds": self.output_sync_seconds}
+        return {
+            "key_file": self.key_file,
+            "known_hosts": self.known_hosts,
+            "tofu": self.trust_on_first_use,
+            "python": self.python,
+            "root": self.root,
+            "connect_timeout": self.connect_timeout,
+            "output_sync_seconds": self.output_sync_seconds,
+        }
 
     @classmethod
     def from_node_dict(cls, host: dict, login: dict) -> SshOptions:
-        return cls((HostSpec(**host),), login["key_file"], login["known_hosts"], login["tofu"], login["python"],
-                   login["root"], login["connect_timeout"], login["output_sync_seconds"])
+        return cls(
+            (HostSpec(**host),),
+            login["key_file"],
+            login["known_hosts"],
+            login["tofu"],
+            login["python"],
+            login["root"],
+            login["connect_timeout"],
+            login["output_sync_seconds"],
+        )
 
 
 def _fail(field: str, message: str) -> BatchAIError:
@@ -86,8 +110,9 @@ def parse_host(value: Any, field: str, default_user: str) -> HostSpec:
         port = value.get("port", 22)
         if isinstance(port, bool) or not isinstance(port, int):
             raise _fail(f"{field}.port", f"{port!r} is not a port number")
-        spec = HostSpec(value["host"].strip(), str(value.get("user") or default_user), port,
-                        str(value.get("address") or ""))
+        spec = HostSpec(
+            value["host"].strip(), str(value.get("user") or default_user), port, str(value.get("address") or "")
+        )
     else:
         raise _fail(field, f"{value!r} is not a host; write user@host[:port] or an object with host/user/port")
     if not 1 <= spec.port <= 65535:
@@ -119,8 +144,11 @@ def parse_options(site: Mapping | None, cluster: Mapping | None) -> SshOptions:
     if isinstance(hosts, str):
         hosts = [h for h in hosts.split(",") if h.strip()]
     if not isinstance(hosts, list) or not hosts:
-        raise _fail("hosts", "give the cluster's hosts, e.g. [\"user@a\", \"user@b:2222\"] "
-                             "(`batchai cluster create --backend ssh --hosts user@a,user@b`)")
+        raise _fail(
+            "hosts",
+            'give the cluster\'s hosts, e.g. ["user@a", "user@b:2222"] '
+            "(`batchai cluster create --backend ssh --hosts user@a,user@b`)",
+        )
     default_user = os.environ.get("USER") or "root"
     parsed = tuple(parse_host(h, f"hosts[{i}]", default_user) for i, h in enumerate(hosts))
     seen: set[tuple[str, int]] = set()
@@ -132,14 +160,22 @@ def parse_options(site: Mapping | None, cluster: Mapping | None) -> SshOptions:
     if key_file:
         key_file = os.path.abspath(os.path.expanduser(key_file))
         if not os.path.isfile(key_file):
-            raise _fail("keyFile", f"{key_file} does not exist on the service's machine; give the path of "
-                                   "your private key (e.g. ~/.ssh/id_ed25519), or leave it out to use the SSH agent")
+            raise _fail(
+                "keyFile",
+                f"{key_file} does not exist on the service's machine; give the path of "
+                "your private key (e.g. ~/.ssh/id_ed25519), or leave it out to use the SSH agent",
+            )
     known_hosts = os.path.abspath(os.path.expanduser(_text(options, "knownHosts", "~/.ssh/known_hosts")))
     tofu = options.get("trustOnFirstUse", False)
     if not isinstance(tofu, bool):
         raise _fail("trustOnFirstUse", f"{tofu!r} is not true or false")
     return SshOptions(
-        hosts=parsed, key_file=key_file, known_hosts=known_hosts, trust_on_first_use=tofu,
-        python=_text(options, "python", "python3"), root=_text(options, "root", "~/.batchai-node"),
+        hosts=parsed,
+        key_file=key_file,
+        known_hosts=known_hosts,
+        trust_on_first_use=tofu,
+        python=_text(options, "python", "python3"),
+        root=_text(options, "root", "~/.batchai-node"),
         connect_timeout=_number(options, "connectTimeout", 10.0, 0.5),
-        output_sync_seconds=_number(options, "outputSyncSeconds", 10.0, 0.5))
+        output_sync_seconds=_number(options, "outputSyncSeconds", 10.0, 0.5),
+    )

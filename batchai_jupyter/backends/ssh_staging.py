@@ -8,6 +8,7 @@ each over its own SFTP channel with pipelined writes, so the link stays full.
 Down: only files whose size or modification time changed are fetched (outputs and checkpoints,
 collected while a job runs and at its end).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,8 +101,11 @@ class Stager:
             parent = shlex.quote(os.path.dirname(target))
             source, quoted = shlex.quote(f"{cache}/{sha}"), shlex.quote(target)
             # A copy keeps the original's time, so collect() never takes an unchanged copy for news.
-            how = (f"cp {source} {quoted} && touch -m -d @{mtimes[target]:.6f} {quoted}" if copy
-                   else f"ln -f {source} {quoted} 2>/dev/null || cp {source} {quoted}")
+            how = (
+                f"cp {source} {quoted} && touch -m -d @{mtimes[target]:.6f} {quoted}"
+                if copy
+                else f"ln -f {source} {quoted} 2>/dev/null || cp {source} {quoted}"
+            )
             script.append(f"mkdir -p {parent} && rm -f {quoted} && {how}")
         if script:
             connection.check("sh -se", stdin=("\n".join(script) + "\n").encode())
@@ -110,8 +114,10 @@ class Stager:
     def _missing(self, connection: HostConnection, cache: str, hashes: set[str]) -> set[str]:
         if not hashes:
             return set()
-        script = f"mkdir -p {shlex.quote(cache)} && cd {shlex.quote(cache)} && while read h; do " \
-                 "[ -f \"$h\" ] || echo \"$h\"; done\n"
+        script = (
+            f"mkdir -p {shlex.quote(cache)} && cd {shlex.quote(cache)} && while read h; do "
+            '[ -f "$h" ] || echo "$h"; done\n'
+        )
         out = connection.check(f"sh -c {shlex.quote(script)}", stdin=("\n".join(sorted(hashes)) + "\n").encode())
         return {line.strip() for line in out.splitlines() if line.strip()}
 
@@ -127,8 +133,11 @@ class Stager:
                 self._send_chunk(sftp, local, temporary, *chunks[0])
             else:
                 with ThreadPoolExecutor(min(self.streams, len(chunks))) as pool:
-                    list(pool.map(lambda chunk: self._send_chunk_on_own_channel(connection, local, temporary,
-                                                                                 *chunk), chunks))
+                    list(
+                        pool.map(
+                            lambda chunk: self._send_chunk_on_own_channel(connection, local, temporary, *chunk), chunks
+                        )
+                    )
             sftp.chmod(temporary, 0o444)
             sftp.posix_rename(temporary, remote)
         except BaseException:
@@ -141,8 +150,9 @@ class Stager:
             sftp.close()
         return size
 
-    def _send_chunk_on_own_channel(self, connection: HostConnection, local: str, remote: str, offset: int,
-                                   length: int) -> None:
+    def _send_chunk_on_own_channel(
+        self, connection: HostConnection, local: str, remote: str, offset: int, length: int
+    ) -> None:
         sftp = connection.sftp()
         try:
             self._send_chunk(sftp, local, remote, offset, length)

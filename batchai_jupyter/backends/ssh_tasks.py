@@ -4,6 +4,7 @@ thread that streams its logs back live and copies its outputs (checkpoints) whil
 The record of each task is kept in a small JSON file under the service's home, so a restarted
 service finds the task again and re-attaches to it.
 """
+
 from __future__ import annotations
 
 import json

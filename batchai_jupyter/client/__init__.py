@@ -1,5 +1,6 @@
 """The Python SDK of the batchai service: `Client` (every REST route), finding or starting a service,
 uploads (`client.uploads`), following files (`client.follow`) and the event stream (`client.events`)."""
+
 from .api import API, ENDED, Client
 from .discovery import start_local_service
 from .events import EventStream

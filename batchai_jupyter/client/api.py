@@ -2,6 +2,7 @@
 
 Kernels, the CLI, the widgets and the demo use only this package, never the server code.
 """
+
 from __future__ import annotations
 
 import time
@@ -99,21 +100,30 @@ class Client(Transport):
 
     def missing_datastore_files(self, workspace: str, name: str, files: list[dict]) -> list[str]:
         """Of `files` ([{"path", "size", "sha256"?}]), the paths the datastore does not hold yet."""
-        return self.request("POST", f"{self.datastore_path(workspace, name)}/missing",
-                            json_body={"files": files})["missing"]
+        return self.request("POST", f"{self.datastore_path(workspace, name)}/missing", json_body={"files": files})[
+            "missing"
+        ]
 
-    def write_datastore_chunk(self, workspace: str, name: str, path: str, data: bytes, offset: int = 0,
-                              final: bool = True, sha256: str | None = None) -> dict:
+    def write_datastore_chunk(
+        self,
+        workspace: str,
+        name: str,
+        path: str,
+        data: bytes,
+        offset: int = 0,
+        final: bool = True,
+        sha256: str | None = None,
+    ) -> dict:
         """One chunk of an upload (see client.uploads.upload_files, which sends whole files)."""
         params: dict[str, Any] = {"path": path, "offset": offset, "final": "true" if final else "false"}
         if sha256:
             params["sha256"] = sha256
         return self.request("PUT", f"{self.datastore_path(workspace, name)}/files/content", params=params, data=data)
 
-    def read_datastore_file(self, workspace: str, name: str, path: str, offset: int = 0,
-                            length: int | None = None) -> bytes:
-        return self._read(f"{self.datastore_path(workspace, name)}/files/content",
-                          {"path": path}, offset, length)
+    def read_datastore_file(
+        self, workspace: str, name: str, path: str, offset: int = 0, length: int | None = None
+    ) -> bytes:
+        return self._read(f"{self.datastore_path(workspace, name)}/files/content", {"path": path}, offset, length)
 
     # -- clusters ----------------------------------------------------------------------------------
 
@@ -138,15 +148,19 @@ class Client(Transport):
         return self.list(f"{self.cluster_path(workspace, name)}/nodes")
 
     def exec_on_node(self, workspace: str, cluster: str, node: str, command: str, timeout: float = 300.0) -> dict:
-        return self.request("POST", f"{self.cluster_path(workspace, cluster)}/nodes/{q(node)}/exec",
-                            json_body={"command": command, "timeout": timeout},
-                            timeout=max(self.timeout, timeout + 30))
+        return self.request(
+            "POST",
+            f"{self.cluster_path(workspace, cluster)}/nodes/{q(node)}/exec",
+            json_body={"command": command, "timeout": timeout},
+            timeout=max(self.timeout, timeout + 30),
+        )
 
     def cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
         return self.list(f"{self.cluster_path(workspace, name)}/files", path=path)
 
-    def read_cluster_file(self, workspace: str, name: str, path: str, offset: int = 0,
-                          length: int | None = None) -> bytes:
+    def read_cluster_file(
+        self, workspace: str, name: str, path: str, offset: int = 0, length: int | None = None
+    ) -> bytes:
         return self._read(f"{self.cluster_path(workspace, name)}/files/content", {"path": path}, offset, length)
 
     # -- jobs ----------------------------------------------------------------------------------------
@@ -155,8 +169,9 @@ class Client(Transport):
         base = self.experiment_path(workspace, experiment) if experiment else self.workspace_path(workspace)
         return self.list(f"{base}/jobs", state=state)
 
-    def create_job(self, workspace: str, experiment: str, spec: dict, name: str | None = None,
-                   cluster: str | None = None) -> dict:
+    def create_job(
+        self, workspace: str, experiment: str, spec: dict, name: str | None = None, cluster: str | None = None
+    ) -> dict:
         if name:
             params = {"cluster": cluster} if cluster else None
             return self.request("PUT", self.job_path(workspace, experiment, name), json_body=spec, params=params)
@@ -178,18 +193,47 @@ class Client(Transport):
     def job_nodes(self, workspace: str, experiment: str, name: str) -> list[dict]:
         return self.list(f"{self.job_path(workspace, experiment, name)}/nodes")
 
-    def job_files(self, workspace: str, experiment: str, name: str, output_id: str = "stdouterr",
-                  path: str = ".", link_expiry_minutes: int | None = None) -> list[dict]:
-        return self.list(f"{self.job_path(workspace, experiment, name)}/files", outputdirectoryid=output_id,
-                         path=path, linkexpiryinminutes=link_expiry_minutes)
+    def job_files(
+        self,
+        workspace: str,
+        experiment: str,
+        name: str,
+        output_id: str = "stdouterr",
+        path: str = ".",
+        link_expiry_minutes: int | None = None,
+    ) -> list[dict]:
+        return self.list(
+            f"{self.job_path(workspace, experiment, name)}/files",
+            outputdirectoryid=output_id,
+            path=path,
+            linkexpiryinminutes=link_expiry_minutes,
+        )
 
-    def read_job_file(self, workspace: str, experiment: str, name: str, path: str,
-                      output_id: str = "stdouterr", offset: int = 0, length: int | None = None) -> bytes:
-        return self._read(f"{self.job_path(workspace, experiment, name)}/files/content",
-                          {"outputdirectoryid": output_id, "path": path}, offset, length)
+    def read_job_file(
+        self,
+        workspace: str,
+        experiment: str,
+        name: str,
+        path: str,
+        output_id: str = "stdouterr",
+        offset: int = 0,
+        length: int | None = None,
+    ) -> bytes:
+        return self._read(
+            f"{self.job_path(workspace, experiment, name)}/files/content",
+            {"outputdirectoryid": output_id, "path": path},
+            offset,
+            length,
+        )
 
-    def job_snapshot(self, workspace: str, experiment: str, name: str, tail_bytes: int | None = None,
-                     since: dict[str, int] | None = None) -> dict:
+    def job_snapshot(
+        self,
+        workspace: str,
+        experiment: str,
+        name: str,
+        tail_bytes: int | None = None,
+        since: dict[str, int] | None = None,
+    ) -> dict:
         """The job, its tasks, the tails of its logs and metrics, its output files, in one response.
         `since` ({file in stdouterr: offset}) reads those files on from where the caller got to."""
         params: dict[str, Any] = {}
@@ -199,8 +243,15 @@ class Client(Transport):
             params["since"] = [f"{offset}:{path}" for path, offset in since.items()]
         return self.request("GET", f"{self.job_path(workspace, experiment, name)}/snapshot", params=params)
 
-    def wait_for_job(self, workspace: str, experiment: str, name: str, timeout: float | None = None,
-                     on_change: Callable[[dict], None] | None = None, poll: float = 0.2) -> dict:
+    def wait_for_job(
+        self,
+        workspace: str,
+        experiment: str,
+        name: str,
+        timeout: float | None = None,
+        on_change: Callable[[dict], None] | None = None,
+        poll: float = 0.2,
+    ) -> dict:
         """Blocks until the job has ended; `on_change(job)` on each state it is seen in."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last_state = None

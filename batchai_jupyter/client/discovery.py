@@ -1,5 +1,6 @@
 """Finding the service: BATCHAI_URL / BATCHAI_TOKEN, then Jupyter's runtime files of running servers
 with the extension, else a detached local `batchai serve` that this starts (and says so)."""
+
 from __future__ import annotations
 
 import glob
@@ -31,8 +32,11 @@ def find_service(start: bool = True, announce: Announce = print) -> tuple[str, s
     if found:
         return found
     if not start:
-        raise BatchAIError("NoService", "no batchai service found; start one with `batchai serve` or set "
-                                        "BATCHAI_URL and BATCHAI_TOKEN", status=503)
+        raise BatchAIError(
+            "NoService",
+            "no batchai service found; start one with `batchai serve` or set BATCHAI_URL and BATCHAI_TOKEN",
+            status=503,
+        )
     return start_local_service(announce)
 
 
@@ -58,8 +62,9 @@ def running_services() -> list[RunningService]:
     with the extension), newest first; servers without the extension and stale files are left out."""
     from jupyter_core.paths import jupyter_runtime_dir
 
-    files = sorted(glob.glob(os.path.join(jupyter_runtime_dir(), "jpserver-*.json")), key=os.path.getmtime,
-                   reverse=True)
+    files = sorted(
+        glob.glob(os.path.join(jupyter_runtime_dir(), "jpserver-*.json")), key=os.path.getmtime, reverse=True
+    )
     found = []
     for path in files:
         try:
@@ -75,8 +80,16 @@ def running_services() -> list[RunningService]:
         except (OSError, ValueError, KeyError, BatchAIError, requests.RequestException):
             continue
         if version:
-            found.append(RunningService(info["url"], info.get("token", ""), info.get("pid"), version.get("home", ""),
-                                        version.get("version", ""), path))
+            found.append(
+                RunningService(
+                    info["url"],
+                    info.get("token", ""),
+                    info.get("pid"),
+                    version.get("home", ""),
+                    version.get("version", ""),
+                    path,
+                )
+            )
     return found
 
 
@@ -117,24 +130,36 @@ def start_local_service(announce: Announce = print) -> tuple[str, str]:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            env={**os.environ, "BATCHAI_HOME": home, "BATCHAI_TOKEN": token})  # never in argv: `ps` shows it
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env={**os.environ, "BATCHAI_HOME": home, "BATCHAI_TOKEN": token},
+        )  # never in argv: `ps` shows it
     url = f"http://127.0.0.1:{port}/"
     probe = Transport(url, token)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise BatchAIError("ServiceStartFailed", f"`batchai serve` exited with code {process.returncode}; "
-                                                         f"see {log_path}", status=503)
+                raise BatchAIError(
+                    "ServiceStartFailed",
+                    f"`batchai serve` exited with code {process.returncode}; see {log_path}",
+                    status=503,
+                )
             try:
                 probe.request("GET", "version")
-                announce(f"Started a local batchai service at {probe.url} (pid {process.pid}, log {log_path}); "
-                         "it keeps running: `batchai serve status` shows it, `batchai serve stop` stops it")
+                announce(
+                    f"Started a local batchai service at {probe.url} (pid {process.pid}, log {log_path}); "
+                    "it keeps running: `batchai serve status` shows it, `batchai serve stop` stops it"
+                )
                 return url, token
             except BatchAIError:
                 time.sleep(0.2)
     finally:
         probe.close()
-    raise BatchAIError("ServiceStartFailed", f"`batchai serve` did not answer within {START_TIMEOUT_SECONDS:.0f}s; "
-                                             f"see {log_path}", status=503)
+    raise BatchAIError(
+        "ServiceStartFailed",
+        f"`batchai serve` did not answer within {START_TIMEOUT_SECONDS:.0f}s; see {log_path}",
+        status=503,
+    )

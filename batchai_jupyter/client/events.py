@@ -1,4 +1,5 @@
 """The service's event stream (server-sent events): one dict per state change, until closed."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,8 @@ class EventStream:
     def __init__(self, transport: Transport, **filters: str):
         params = {key: value for key, value in filters.items() if value is not None}
         self._response: requests.Response = transport.request(
-            "GET", "events", params=params, stream=True, timeout=(10.0, READ_TIMEOUT_SECONDS))
+            "GET", "events", params=params, stream=True, timeout=(10.0, READ_TIMEOUT_SECONDS)
+        )
         self.closed = False
 
     def __iter__(self) -> Iterator[dict]:

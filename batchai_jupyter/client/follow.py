@@ -1,4 +1,5 @@
 """Following files of a job as they grow, by ranged reads: the one follower every view of logs uses."""
+
 from __future__ import annotations
 
 import codecs
@@ -17,8 +18,16 @@ ENDED = ("succeeded", "failed")
 class FileTail:
     """The new bytes (or text) of one job file since the last read; nothing while it does not exist yet."""
 
-    def __init__(self, client: Client, workspace: str, experiment: str, job: str, path: str,
-                 output_id: str = "stdouterr", offset: int = 0):
+    def __init__(
+        self,
+        client: Client,
+        workspace: str,
+        experiment: str,
+        job: str,
+        path: str,
+        output_id: str = "stdouterr",
+        offset: int = 0,
+    ):
         self.client = client
         self.where = (workspace, experiment, job)
         self.path = path
@@ -50,10 +59,21 @@ class FileTail:
 Choose = Callable[[dict], "list[str] | None"]
 
 
-def follow_job(client: Client, workspace: str, experiment: str, job: str, files: Choose | list[str],
-               on_data: Callable[[str, Any], None], *, output_id: str = "stdouterr", text: bool = False,
-               on_state: Callable[[dict], None] | None = None, on_missing: Callable[[str], None] | None = None,
-               timeout: float | None = None, poll: float = 0.2) -> dict:
+def follow_job(
+    client: Client,
+    workspace: str,
+    experiment: str,
+    job: str,
+    files: Choose | list[str],
+    on_data: Callable[[str, Any], None],
+    *,
+    output_id: str = "stdouterr",
+    text: bool = False,
+    on_state: Callable[[dict], None] | None = None,
+    on_missing: Callable[[str], None] | None = None,
+    timeout: float | None = None,
+    poll: float = 0.2,
+) -> dict:
     """Delivers each file's new bytes (str with `text`) as the job writes them, until the job has ended
     and everything is read; returns the ended job. A retried job's files are followed afresh from 0."""
     choose = files if callable(files) else (lambda _job: list(files))

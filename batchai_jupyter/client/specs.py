@@ -1,25 +1,50 @@
 """Request bodies built from options: a cluster spec from a cluster.json (or native spec) and the
 options of `batchai cluster create`, `%batchai_cluster create` and `Workspace.clusters.create`."""
+
 from __future__ import annotations
 
 
-def cluster_document(parameters: dict | None = None, *, nodes: int | None = None, backend: str | None = None,
-                     min_nodes: int | None = None, max_nodes: int | None = None, idle_seconds: float | None = None,
-                     setup: str | None = None, priority: str | None = None, vm_size: str | None = None,
-                     cpus: int | None = None, backend_options: dict | None = None,
-                     native_mounts: bool | None = None, node_per_host: bool = False,
-                     default_backend: str | None = None) -> dict:
+def cluster_document(
+    parameters: dict | None = None,
+    *,
+    nodes: int | None = None,
+    backend: str | None = None,
+    min_nodes: int | None = None,
+    max_nodes: int | None = None,
+    idle_seconds: float | None = None,
+    setup: str | None = None,
+    priority: str | None = None,
+    vm_size: str | None = None,
+    cpus: int | None = None,
+    backend_options: dict | None = None,
+    native_mounts: bool | None = None,
+    node_per_host: bool = False,
+    default_backend: str | None = None,
+) -> dict:
     """`parameters` (with or without Batch AI's "properties" wrapper) with the given options overriding
     it, as `az batchai cluster create -f` did. `node_per_host`: a cluster given `hosts` and no size
     anywhere gets one node per host; `default_backend` applies when neither names a backend."""
     document = dict(parameters or {})
     body = dict(document.get("properties", document))
     options = backend_options or {}
-    if node_per_host and options.get("hosts") and nodes is None and min_nodes is None \
-            and "nodeCount" not in body and "scaleSettings" not in body:
+    if (
+        node_per_host
+        and options.get("hosts")
+        and nodes is None
+        and min_nodes is None
+        and "nodeCount" not in body
+        and "scaleSettings" not in body
+    ):
         nodes = len(options["hosts"])
-    overrides = {"backend": backend, "vmSize": vm_size, "vmPriority": priority, "cpusPerNode": cpus,
-                 "idleSecondsBeforeScaledown": idle_seconds, "setupTask": setup, "nativeMounts": native_mounts}
+    overrides = {
+        "backend": backend,
+        "vmSize": vm_size,
+        "vmPriority": priority,
+        "cpusPerNode": cpus,
+        "idleSecondsBeforeScaledown": idle_seconds,
+        "setupTask": setup,
+        "nativeMounts": native_mounts,
+    }
     if nodes is not None:
         overrides["nodeCount"] = nodes
     if min_nodes is not None or max_nodes is not None:

@@ -1,4 +1,5 @@
 """HTTP to the batchai service: one session, URL-quoted paths, and the service's errors as BatchAIError."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,16 +26,38 @@ class Transport:
         if token:
             self.session.headers["Authorization"] = f"token {token}"
 
-    def request(self, method: str, path: str, *, json_body=None, params=None, raw: bool = False,
-                headers=None, stream: bool = False, data: bytes | None = None, timeout=None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body=None,
+        params=None,
+        raw: bool = False,
+        headers=None,
+        stream: bool = False,
+        data: bytes | None = None,
+        timeout=None,
+    ) -> Any:
         """`path` is relative to the API root, its segments already quoted (see `q`)."""
         url = f"{self.url}{API}/{path.lstrip('/')}"
         try:
-            response = self.session.request(method, url, json=json_body, params=params, headers=headers, data=data,
-                                            timeout=timeout or self.timeout, stream=stream)
+            response = self.session.request(
+                method,
+                url,
+                json=json_body,
+                params=params,
+                headers=headers,
+                data=data,
+                timeout=timeout or self.timeout,
+                stream=stream,
+            )
         except requests.ConnectionError:
-            raise BatchAIError("ServiceUnreachable", f"cannot reach the batchai service at {self.url}; is it "
-                                                     "running? (`batchai serve` starts one)", status=503) from None
+            raise BatchAIError(
+                "ServiceUnreachable",
+                f"cannot reach the batchai service at {self.url}; is it running? (`batchai serve` starts one)",
+                status=503,
+            ) from None
         if response.status_code >= 400:
             raise error_from(response)
         if stream or raw:
@@ -71,11 +94,16 @@ def error_from(response: requests.Response) -> BatchAIError:
         except ValueError:
             reason = "Forbidden"
         where = response.url.split("/batchai/")[0]
-        return BatchAIError("Forbidden", f"the batchai service at {where}/ refused the request (403 {reason}); "
-                                         "check BATCHAI_TOKEN (the Jupyter server's token)", 403)
+        return BatchAIError(
+            "Forbidden",
+            f"the batchai service at {where}/ refused the request (403 {reason}); "
+            "check BATCHAI_TOKEN (the Jupyter server's token)",
+            403,
+        )
     try:
         body = response.json()
         return BatchAIError(body.get("error", "HttpError"), body.get("message", response.reason), response.status_code)
     except ValueError:
-        return BatchAIError("HttpError", f"{response.status_code} {response.reason} from {response.url}",
-                            response.status_code)
+        return BatchAIError(
+            "HttpError", f"{response.status_code} {response.reason} from {response.url}", response.status_code
+        )

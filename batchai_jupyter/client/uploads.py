@@ -1,5 +1,6 @@
 """The one uploader: files into a datastore in chunks, each checked against its SHA-256, skipping what
 the datastore already holds; and the matching chunked download."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,7 @@ class UploadFile:
         """At least one chunk (an empty file is one empty chunk)."""
         if self.data is not None:
             for start in range(0, max(len(self.data), 1), CHUNK_BYTES):
-                yield self.data[start:start + CHUNK_BYTES]
+                yield self.data[start : start + CHUNK_BYTES]
             return
         with open(self._local(), "rb") as handle:
             first = True
@@ -70,8 +71,10 @@ def files_of(local_path: str, where: str) -> list[UploadFile]:
     if os.path.isfile(full):
         return [UploadFile(os.path.basename(full), local=full)]
     if not os.path.isdir(full):
-        raise BatchAIError("FileNotFound", f"{where}: {local_path!r} does not exist; give a file or folder path "
-                                           f"(relative to {os.getcwd()})")
+        raise BatchAIError(
+            "FileNotFound",
+            f"{where}: {local_path!r} does not exist; give a file or folder path (relative to {os.getcwd()})",
+        )
     found = []
     for root, dirs, names in os.walk(full):
         dirs[:] = sorted(d for d in dirs if d != ".git")
@@ -82,9 +85,17 @@ def files_of(local_path: str, where: str) -> list[UploadFile]:
     return found
 
 
-def upload_files(client: Client, workspace: str, datastore: str, files: list[UploadFile], folder: str = "",
-                 *, hashes: dict[str, str] | None = None, compare_hashes: bool = False,
-                 progress: Progress | None = None) -> UploadResult:
+def upload_files(
+    client: Client,
+    workspace: str,
+    datastore: str,
+    files: list[UploadFile],
+    folder: str = "",
+    *,
+    hashes: dict[str, str] | None = None,
+    compare_hashes: bool = False,
+    progress: Progress | None = None,
+) -> UploadResult:
     """Uploads `files` under `folder` of the datastore. The datastore is first asked which of them it does
     not hold at that size (and, with `compare_hashes`, with that SHA-256); only those are sent. `hashes`
     ({path: sha256}) saves hashing again what the caller hashed already."""
@@ -97,8 +108,9 @@ def upload_files(client: Client, workspace: str, datastore: str, files: list[Upl
     def target(item: UploadFile) -> str:
         return f"{prefix}/{item.path}" if prefix not in ("", ".") else item.path
 
-    wanted = [{"path": target(f), "size": f.size, **({"sha256": hashes[f.path]} if compare_hashes else {})}
-              for f in files]
+    wanted = [
+        {"path": target(f), "size": f.size, **({"sha256": hashes[f.path]} if compare_hashes else {})} for f in files
+    ]
     absent = set(client.missing_datastore_files(workspace, datastore, wanted))
     to_send = [f for f in files if target(f) in absent]
     result = UploadResult(len(files), sum(f.size for f in files))
@@ -111,8 +123,9 @@ def upload_files(client: Client, workspace: str, datastore: str, files: list[Upl
         chunk = next(chunks)
         while True:
             following = next(chunks, None)
-            written = client.write_datastore_chunk(workspace, datastore, target(item), chunk, offset,
-                                                   final=following is None, sha256=hashes[item.path])["bytesWritten"]
+            written = client.write_datastore_chunk(
+                workspace, datastore, target(item), chunk, offset, final=following is None, sha256=hashes[item.path]
+            )["bytesWritten"]
             offset += len(chunk)
             result.bytes_sent += written
             if progress:
@@ -124,8 +137,14 @@ def upload_files(client: Client, workspace: str, datastore: str, files: list[Upl
     return result
 
 
-def download_file(client: Client, workspace: str, datastore: str, path: str, target: str,
-                  progress: Callable[[int], None] | None = None) -> int:
+def download_file(
+    client: Client,
+    workspace: str,
+    datastore: str,
+    path: str,
+    target: str,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Downloads one datastore file by ranged reads into `target`, which appears only when it is whole."""
     partial = target + ".part"
     offset = 0

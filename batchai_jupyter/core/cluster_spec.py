@@ -1,4 +1,5 @@
 """Cluster specs: the native spec and Batch AI's cluster.json, read with the job spec's Fields reader."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -46,7 +47,8 @@ ND6s 6 1 112 | ND12s 12 2 224 | ND24s 24 4 448 | ND24rs 24 4 448
 # "standard_nc6" -> (cores, GPUs, memory MiB)
 VM_SIZES: dict[str, tuple[int, int, int]] = {
     f"standard_{name.lower()}": (int(cores), int(gpus), int(float(gib) * 1024))
-    for row in _VM_TABLE.replace("\n", "|").split("|") if row.strip()
+    for row in _VM_TABLE.replace("\n", "|").split("|")
+    if row.strip()
     for name, cores, gpus, gib in [row.split()]
 }
 
@@ -59,8 +61,9 @@ def vm_size_resources(vm_size: str) -> tuple[int, int, int]:
     return VM_SIZES.get(key, (1, 0, 0))
 
 
-def parse_cluster_spec(doc: Any, *, name: str | None = None, workspace: str | None = None,
-                       backend: str | None = None) -> ClusterSpec:
+def parse_cluster_spec(
+    doc: Any, *, name: str | None = None, workspace: str | None = None, backend: str | None = None
+) -> ClusterSpec:
     """A ClusterSpec from a native spec or a Batch AI cluster.json; SpecError if invalid.
 
     userAccountSettings, virtualMachineConfiguration and subnet are accepted and dropped, so no
@@ -104,8 +107,10 @@ def _scale(body: Fields) -> ScaleSettings:
     if way == "scaleSettings":
         return _scale_settings(body.present_obj("scaleSettings"), idle)
     if way == "nodeCount":
-        return ScaleSettings(target=body.integer("nodeCount", minimum=0, maximum=MAX_NODES_PER_CLUSTER, required=True),
-                             idle_seconds_before_scaledown=idle)
+        return ScaleSettings(
+            target=body.integer("nodeCount", minimum=0, maximum=MAX_NODES_PER_CLUSTER, required=True),
+            idle_seconds_before_scaledown=idle,
+        )
     if way is not None:
         return _auto_scale(body, "minNodes", "maxNodes", None, idle)
     return ScaleSettings(idle_seconds_before_scaledown=idle)
@@ -115,8 +120,9 @@ def _scale_settings(block: Fields, idle: float) -> ScaleSettings:
     if block.has("manual") and block.has("autoScale"):
         one_of((block, "manual"), (block, "autoScale"))
     if block.has("autoScale"):
-        return _auto_scale(block.present_obj("autoScale"), "minimumNodeCount", "maximumNodeCount",
-                           "initialNodeCount", idle)
+        return _auto_scale(
+            block.present_obj("autoScale"), "minimumNodeCount", "maximumNodeCount", "initialNodeCount", idle
+        )
     if not block.has("manual"):
         raise block.missing("manual", "scaleSettings needs exactly one of manual or autoScale")
     manual = block.present_obj("manual")
@@ -128,13 +134,13 @@ def _scale_settings(block: Fields, idle: float) -> ScaleSettings:
     )
 
 
-def _auto_scale(fields: Fields, min_key: str, max_key: str, initial_key: str | None,
-                idle: float) -> ScaleSettings:
+def _auto_scale(fields: Fields, min_key: str, max_key: str, initial_key: str | None, idle: float) -> ScaleSettings:
     minimum = fields.integer(min_key, 0, minimum=0, maximum=MAX_NODES_PER_CLUSTER)
     maximum = fields.integer(max_key, minimum=max(minimum, 1), maximum=MAX_NODES_PER_CLUSTER, required=True)
     initial = fields.integer(initial_key, 0, minimum=0, maximum=maximum) if initial_key else 0
-    return ScaleSettings(mode="auto", target=0, minimum=minimum, maximum=maximum, initial=initial,
-                         idle_seconds_before_scaledown=idle)
+    return ScaleSettings(
+        mode="auto", target=0, minimum=minimum, maximum=maximum, initial=initial, idle_seconds_before_scaledown=idle
+    )
 
 
 def _idle_seconds(fields: Fields, key: str) -> float:
@@ -163,18 +169,26 @@ def cluster_spec_to_wire(spec: ClusterSpec) -> dict:
     """The camelCase cluster properties the API returns: no secret values, keys masked."""
     scale = spec.scale
     if scale.mode == "auto":
-        scale_settings: dict[str, dict[str, Any]] = {"autoScale": {"minimumNodeCount": scale.minimum,
-                                        "maximumNodeCount": scale.maximum,
-                                        "initialNodeCount": scale.initial}}
+        scale_settings: dict[str, dict[str, Any]] = {
+            "autoScale": {
+                "minimumNodeCount": scale.minimum,
+                "maximumNodeCount": scale.maximum,
+                "initialNodeCount": scale.initial,
+            }
+        }
     else:
-        scale_settings = {"manual": {"targetNodeCount": scale.target,
-                                     "nodeDeallocationOption": scale.node_deallocation_option}}
-    node_setup = {"setupTask": _setup_task_to_wire(spec.setup_task),
-                  "mountVolumes": mask_secrets(spec.mount_volumes)}
+        scale_settings = {
+            "manual": {"targetNodeCount": scale.target, "nodeDeallocationOption": scale.node_deallocation_option}
+        }
+    node_setup = {"setupTask": _setup_task_to_wire(spec.setup_task), "mountVolumes": mask_secrets(spec.mount_volumes)}
     return {
-        "name": spec.name, "workspace": spec.workspace, "backend": spec.backend,
-        "vmSize": spec.vm_size, "vmPriority": spec.vm_priority,
-        "cpusPerNode": spec.cpus_per_node, "gpusPerNode": spec.gpus_per_node,
+        "name": spec.name,
+        "workspace": spec.workspace,
+        "backend": spec.backend,
+        "vmSize": spec.vm_size,
+        "vmPriority": spec.vm_priority,
+        "cpusPerNode": spec.cpus_per_node,
+        "gpusPerNode": spec.gpus_per_node,
         "memoryMbPerNode": spec.memory_mb_per_node,
         "scaleSettings": scale_settings,
         "idleSecondsBeforeScaledown": scale.idle_seconds_before_scaledown,
@@ -187,7 +201,9 @@ def cluster_spec_to_wire(spec: ClusterSpec) -> dict:
 def _setup_task_to_wire(task: SetupTask | None) -> dict | None:
     if task is None:
         return None
-    return {"commandLine": task.command_line,
-            "stdOutErrPathPrefix": task.std_out_err_path_prefix,
-            "environmentVariables": variables_to_wire(task.environment),
-            "secrets": [{"name": name} for name in task.secrets]}
+    return {
+        "commandLine": task.command_line,
+        "stdOutErrPathPrefix": task.std_out_err_path_prefix,
+        "environmentVariables": variables_to_wire(task.environment),
+        "secrets": [{"name": name} for name in task.secrets],
+    }

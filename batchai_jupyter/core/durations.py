@@ -1,4 +1,5 @@
 """Durations as Batch AI users wrote them (schema, REST, CLI output) and as we print them."""
+
 from __future__ import annotations
 
 import math
@@ -67,10 +68,7 @@ def _parse_clock(text: str) -> float | None:
     days, hours, minutes, secs, fraction = match.groups()
     if int(minutes) >= 60 or int(secs) >= 60 or (days is not None and int(hours) >= 24):
         return None
-    return (
-        int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(secs)
-        + float(fraction or 0)
-    )
+    return int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(secs) + float(fraction or 0)
 
 
 def _parse_iso(text: str) -> float | None:

@@ -3,6 +3,7 @@ itself (keeping a cluster's nodes at its size, moving its running jobs on, start
 scheduler decides, handing jobs to a scheduler backend, and the user's terminate and delete) runs on
 that cluster's own worker (core/workers.py). No lock is held across I/O: a cluster whose mount command,
 host or scheduler is slow delays only its own work."""
+
 from __future__ import annotations
 
 import functools
@@ -107,20 +108,25 @@ class Engine:
         clusters = {key: cluster}
         nodes = self.store.nodes_of(cluster.workspace, cluster.name)
         cluster_views = [self._cluster_view(key, cluster, nodes)]
-        node_views = [scheduler.NodeView(n.id, key, n.state,
-                                         n.state_since if n.state in ("idle", "unusable") else None)
-                      for n in nodes]
+        node_views = [
+            scheduler.NodeView(n.id, key, n.state, n.state_since if n.state in ("idle", "unusable") else None)
+            for n in nodes
+        ]
         # Briefs, not whole rows, and none while every node is busy: this runs on every wake-up
         # (each submit, each task end), so a long queue must not make each one cost more.
-        running = [scheduler.RunningJob(j.id, key, tuple(j.node_ids), j.started or 0.0, j.max_wall_clock_seconds)
-                   for j in self.store.job_briefs("running", workspace=cluster.workspace, cluster=cluster.name)]
+        running = [
+            scheduler.RunningJob(j.id, key, tuple(j.node_ids), j.started or 0.0, j.max_wall_clock_seconds)
+            for j in self.store.job_briefs("running", workspace=cluster.workspace, cluster=cluster.name)
+        ]
         queued = []
         if scheduler.needs_queue(cluster_views, node_views, running):
-            queued = [scheduler.QueuedJob(j.id, key, j.priority, j.id, j.node_count,
-                                          j.max_wall_clock_seconds)
-                      for j in self.store.job_briefs("queued", workspace=cluster.workspace, cluster=cluster.name)]
-        decisions = scheduler.plan(clusters=cluster_views, nodes=node_views, queued=queued, running=running,
-                                   now=time.time())
+            queued = [
+                scheduler.QueuedJob(j.id, key, j.priority, j.id, j.node_count, j.max_wall_clock_seconds)
+                for j in self.store.job_briefs("queued", workspace=cluster.workspace, cluster=cluster.name)
+            ]
+        decisions = scheduler.plan(
+            clusters=cluster_views, nodes=node_views, queued=queued, running=running, now=time.time()
+        )
         for decision in decisions:
             self._apply(decision, clusters)
 
@@ -129,9 +135,14 @@ class Engine:
         scale = cluster.spec.scale
         current = sum(1 for n in nodes if cluster_key(n.workspace, n.cluster) == key and n.state != "leaving")
         return scheduler.ClusterView(
-            key=key, mode=scale.mode, target=cluster.target, minimum=scale.minimum,
-            maximum=scale.maximum, idle_seconds_before_scaledown=scale.idle_seconds_before_scaledown,
-            current_nodes=current)
+            key=key,
+            mode=scale.mode,
+            target=cluster.target,
+            minimum=scale.minimum,
+            maximum=scale.maximum,
+            idle_seconds_before_scaledown=scale.idle_seconds_before_scaledown,
+            current_nodes=current,
+        )
 
     def _apply(self, decision, clusters: dict) -> None:
         if isinstance(decision, scheduler.StartJob):
@@ -140,27 +151,36 @@ class Engine:
                 self.runner.start(job, decision.node_ids)
             except Exception as failure:
                 log.exception("starting job %s failed", job.name)
-                self.runner.end(job, JobEvent.START_FAILED, None,
-                                [error("JobStartFailed", f"the job could not start: {failure}")])
+                self.runner.end(
+                    job, JobEvent.START_FAILED, None, [error("JobStartFailed", f"the job could not start: {failure}")]
+                )
         elif isinstance(decision, scheduler.KillJob):
             job = self.store.existing_job(decision.job_id)
             self.runner.terminate(job, [error(decision.reason, decision.message)])
         elif isinstance(decision, scheduler.ScaleCluster):
             cluster = clusters[decision.cluster]
-            self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name},
-                              target=decision.target)
+            self.store.update(
+                "clusters", {"workspace": cluster.workspace, "name": cluster.name}, target=decision.target
+            )
             self.keeper.reconcile(self.store.existing_cluster(cluster.workspace, cluster.name))
         elif isinstance(decision, scheduler.RemoveIdleNodes):
             cluster = clusters[decision.cluster]
-            victims = [node for node in (self.store.node(node_id) for node_id in decision.node_ids)
-                       if node is not None and node.state in ("idle", "unusable")]
+            victims = [
+                node
+                for node in (self.store.node(node_id) for node_id in decision.node_ids)
+                if node is not None and node.state in ("idle", "unusable")
+            ]
             live = [n for n in self.store.nodes_of(cluster.workspace, cluster.name) if n.state != "leaving"]
             # A removed unusable node's errors stay visible on the cluster (the latest few).
             lost = [e for node in victims if node.state == "unusable" for e in node.errors]
             errors = (self.store.existing_cluster(cluster.workspace, cluster.name).errors + lost)[-MAX_CLUSTER_ERRORS:]
             # The target drops first, so a reader never sees fewer nodes than a stale target.
-            self.store.update("clusters", {"workspace": cluster.workspace, "name": cluster.name},
-                              target=len(live) - len(victims), errors=errors)
+            self.store.update(
+                "clusters",
+                {"workspace": cluster.workspace, "name": cluster.name},
+                target=len(live) - len(victims),
+                errors=errors,
+            )
             for node in victims:
                 self.keeper.remove(cluster, node)
 
@@ -206,8 +226,12 @@ class Engine:
                 return
             for job in self.store.jobs_of_cluster(workspace, name, "queued", "running", "terminating"):
                 self.handover.cancel(job)
-                self.runner.end(job, JobEvent.CLUSTER_DELETED, None, [error(
-                    "ClusterDeleted", f"cluster {name} was deleted before the job finished")])
+                self.runner.end(
+                    job,
+                    JobEvent.CLUSTER_DELETED,
+                    None,
+                    [error("ClusterDeleted", f"cluster {name} was deleted before the job finished")],
+                )
             for node in self.store.nodes_of(workspace, name):
                 self.keeper.remove(current, node)
             self.store.delete("clusters", workspace=workspace, name=name)

@@ -1,4 +1,5 @@
 """A small thread-safe publish/subscribe bus for state changes (the API's event stream)."""
+
 from __future__ import annotations
 
 import itertools

@@ -7,6 +7,7 @@ A job's phase says how far it got: "" queued with us, "submitted" queued in the 
 running there. The backend keeps what it needs to find an attempt again (its own job id) under the
 attempt's key, so a restarted service picks every submitted job up where it was.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,8 +73,7 @@ class HandOver:
             except SchedulerUnavailable as failure:
                 self._unavailable(cluster, failure.message)
             except Exception:  # one broken scheduler must not stop the other clusters
-                log.exception("batchai: handing jobs of cluster %s to %s failed", cluster.name,
-                              cluster.spec.backend)
+                log.exception("batchai: handing jobs of cluster %s to %s failed", cluster.name, cluster.spec.backend)
 
     def _jobs(self, cluster: Cluster, *states: str) -> list[Job]:
         return self.store.jobs_of_cluster(cluster.workspace, cluster.name, *states)
@@ -95,16 +95,29 @@ class HandOver:
                     self.store.delete("nodes", id=row.id)
             for name, node in reported.items():
                 info = {"mpi_host": name, "cpus": node.cpus, "gpus": node.gpus, "root": ""}
-                errors = [error("NodeUnusable", f"{name}: {node.reason}")] if node.state == "unusable" and \
-                    node.reason else []
+                errors = (
+                    [error("NodeUnusable", f"{name}: {node.reason}")]
+                    if node.state == "unusable" and node.reason
+                    else []
+                )
                 stored = known.get(name)
                 if stored is None:
-                    self.store.insert("nodes", workspace=key[0], cluster=key[1], name=name, state=node.state,
-                                      ip=node.ip, state_since=now, info=info, errors=errors)
+                    self.store.insert(
+                        "nodes",
+                        workspace=key[0],
+                        cluster=key[1],
+                        name=name,
+                        state=node.state,
+                        ip=node.ip,
+                        state_since=now,
+                        info=info,
+                        errors=errors,
+                    )
                 elif (stored.state, stored.ip, stored.info, stored.errors) != (node.state, node.ip, info, errors):
                     if stored.state != node.state:
-                        self.store.set_node_state(stored.id, reported_node_event(node.state), ip=node.ip, info=info,
-                                                  errors=errors)
+                        self.store.set_node_state(
+                            stored.id, reported_node_event(node.state), ip=node.ip, info=info, errors=errors
+                        )
                     else:
                         self.store.update("nodes", {"id": stored.id}, ip=node.ip, info=info, errors=errors)
             # The cluster's size is the scheduler's: the target follows it, so the view is steady.
@@ -136,16 +149,22 @@ class HandOver:
             return
         backend = self._backend(cluster)
         cap = backend.node_cap(cluster)
-        in_use = sum(job.spec.node_count for job in self._jobs(cluster, "queued", "running", "terminating")
-                     if job.state != "queued" or job.phase == SUBMITTED)
-        order = {brief.id: position for position, brief in enumerate(order_queue([views.queued_job(j)
-                                                                                  for j in waiting]))}
+        in_use = sum(
+            job.spec.node_count
+            for job in self._jobs(cluster, "queued", "running", "terminating")
+            if job.state != "queued" or job.phase == SUBMITTED
+        )
+        order = {
+            brief.id: position for position, brief in enumerate(order_queue([views.queued_job(j) for j in waiting]))
+        }
         for position, job in enumerate(sorted(waiting, key=lambda j: order[j.id])):
             need = job.spec.node_count
             if cap is not None and in_use + need > cap:
                 # Queue order is kept: nothing overtakes the job that waits for the cap.
-                note = (f"held back by the maxNodesInUse of {cap} of cluster '{cluster.name}' "
-                        f"({in_use} node(s) in use, {need} needed)")
+                note = (
+                    f"held back by the maxNodesInUse of {cap} of cluster '{cluster.name}' "
+                    f"({in_use} node(s) in use, {need} needed)"
+                )
                 for held in sorted(waiting, key=lambda j: order[j.id])[position:]:
                     self._waiting[held.id] = note
                 return
@@ -157,26 +176,37 @@ class HandOver:
         context, _ = self.runner.context(dataclasses.replace(job, node_ids=[]))
         spec = job.spec
         request = GangRequest(
-            key=attempt_key(job), job_name=job.name, context=context, node_count=spec.node_count,
+            key=attempt_key(job),
+            job_name=job.name,
+            context=context,
+            node_count=spec.node_count,
             max_wall_clock_seconds=spec.max_wall_clock_seconds,
             explicit_wall_clock=spec.max_wall_clock_seconds != DEFAULT_MAX_WALL_CLOCK_SECONDS,
-            priority=job.priority)
+            priority=job.priority,
+        )
         try:
             backend.submit(cluster, request)
         except SchedulerUnavailable:
             raise  # not the job's fault: it stays queued and is submitted once the scheduler answers
         except Exception as failure:  # the scheduler's own words say what it refused
             log.warning("batchai: submitting job %s to %s failed: %s", job.name, backend.name, failure)
-            self.runner.end(job, JobEvent.SUBMISSION_FAILED, None, [error(
-                "JobSubmissionFailed", f"{backend.name} did not take the job: {failure}")])
+            self.runner.end(
+                job,
+                JobEvent.SUBMISSION_FAILED,
+                None,
+                [error("JobSubmissionFailed", f"{backend.name} did not take the job: {failure}")],
+            )
             return
         self.store.update("jobs", {"id": job.id}, phase=SUBMITTED)
 
     # -- following -------------------------------------------------------------------------------
 
     def _follow(self, cluster: Cluster) -> None:
-        jobs = [job for job in self._jobs(cluster, "queued", "running", "terminating")
-                if job.state != "queued" or job.phase == SUBMITTED]
+        jobs = [
+            job
+            for job in self._jobs(cluster, "queued", "running", "terminating")
+            if job.state != "queued" or job.phase == SUBMITTED
+        ]
         if not jobs:
             return
         statuses = self._backend(cluster).poll(cluster, [attempt_key(job) for job in jobs])
@@ -193,8 +223,9 @@ class HandOver:
         self._waiting.pop(job.id, None)
         node_ids = self._node_ids(cluster, status.nodes)
         if job.state == "queued":
-            self.store.set_job_state(job.id, JobEvent.SCHEDULER_STARTED, phase="main", started=time.time(),
-                                     node_ids=node_ids, exit_code=None)
+            self.store.set_job_state(
+                job.id, JobEvent.SCHEDULER_STARTED, phase="main", started=time.time(), node_ids=node_ids, exit_code=None
+            )
             job = self.store.existing_job(job.id)
             self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
         elif node_ids and node_ids != job.node_ids:
@@ -226,10 +257,23 @@ class HandOver:
                 ended = (task.ended or now) if task.state != "running" else None
                 if row is None:
                     self.store.insert(
-                        "tasks", job_id=job.id, attempt=job.attempt, phase=task.phase, name=task.name,
-                        node_id=by_name.get(task.node, 0), role=task.role, rank=task.rank,
-                        required=int(task.required), run_dir="", stdout=task.stdout, stderr=task.stderr,
-                        state=task.state, exit_code=task.exit_code, launched=task.launched or now, ended=ended)
+                        "tasks",
+                        job_id=job.id,
+                        attempt=job.attempt,
+                        phase=task.phase,
+                        name=task.name,
+                        node_id=by_name.get(task.node, 0),
+                        role=task.role,
+                        rank=task.rank,
+                        required=int(task.required),
+                        run_dir="",
+                        stdout=task.stdout,
+                        stderr=task.stderr,
+                        state=task.state,
+                        exit_code=task.exit_code,
+                        launched=task.launched or now,
+                        ended=ended,
+                    )
                 elif row.state == "running" and task.state != "running":
                     self.store.set_task_state(row.id, TaskEvent(task.state), exit_code=task.exit_code, ended=ended)
 
@@ -246,8 +290,12 @@ class HandOver:
         elif status.state == "timeout":
             self.runner.end(job, JobEvent.SCHEDULER_ENDED, status.exit_code, [self._wall_clock_error(job)])
         else:
-            self.runner.end(job, JobEvent.SCHEDULER_ENDED, status.exit_code,
-                            [status.error or error("JobCancelled", "the job was cancelled in the scheduler")])
+            self.runner.end(
+                job,
+                JobEvent.SCHEDULER_ENDED,
+                status.exit_code,
+                [status.error or error("JobCancelled", "the job was cancelled in the scheduler")],
+            )
 
     @staticmethod
     def _wall_clock_error(job: Job) -> dict:
@@ -255,8 +303,11 @@ class HandOver:
         return error(WALL_CLOCK_REASON, f"Job exceeded its maximum wall-clock time of {limit} and was killed")
 
     def _check_wall_clock(self, cluster: Cluster, job: Job) -> None:
-        if job.state == "running" and job.started is not None and \
-                time.time() - job.started >= job.spec.max_wall_clock_seconds:
+        if (
+            job.state == "running"
+            and job.started is not None
+            and time.time() - job.started >= job.spec.max_wall_clock_seconds
+        ):
             self.terminate(job, self._wall_clock_error(job))
 
     # -- user actions ------------------------------------------------------------------------------
@@ -287,7 +338,6 @@ class HandOver:
         # they end with the allocation; nothing of ours to signal
         self.store.record_killed(self.store.tasks_of(job.id, job.attempt))
 
-
     def forget(self, job: Job) -> None:
         """Lets the backend drop what it kept for each attempt of a deleted job (control files)."""
         cluster = self.store.cluster(job.workspace, job.cluster)
@@ -298,4 +348,3 @@ class HandOver:
 
 def _job_key(job: Job) -> dict:
     return {"workspace": job.workspace, "experiment": job.experiment, "name": job.name}
-

@@ -1,5 +1,6 @@
 """Running one job attempt on its nodes: start, watch, advance from preparation to the toolkit's
 tasks, and end it (succeeded, failed, requeued for a retry, or terminated)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,9 +36,16 @@ def error(code: str, message: str) -> dict:
 
 
 class JobRunner:
-    def __init__(self, store: Store, layout: HomeLayout, events: EventBus,
-                 backend_for: Callable[[str, str], ComputeBackend],
-                 datastore_for: Callable[..., Datastore], base_env: Callable[[], dict], data: JobStorage):
+    def __init__(
+        self,
+        store: Store,
+        layout: HomeLayout,
+        events: EventBus,
+        backend_for: Callable[[str, str], ComputeBackend],
+        datastore_for: Callable[..., Datastore],
+        base_env: Callable[[], dict],
+        data: JobStorage,
+    ):
         self.store = store
         self.layout = layout
         self.events = events
@@ -53,20 +61,27 @@ class JobRunner:
         datastore = self.datastore_for(job.workspace)
         segment = stdouterr_segment(job.experiment, job.name, job.uuid)
         shared = self.layout.shared_job_temp(job.uuid)
-        nodes = [self._node_context(job, self.store.existing_node(node_id), index)
-                 for index, node_id in enumerate(job.node_ids)]
+        nodes = [
+            self._node_context(job, self.store.existing_node(node_id), index)
+            for index, node_id in enumerate(job.node_ids)
+        ]
         context = launch.JobContext(
-            spec=spec, attempt=job.attempt, stdouterr_dir=datastore.node_path(segment),
-            shared_job_temp=shared, input_paths={d.id: self._resolve(job.workspace, d.path)
-                                                 for d in spec.input_directories},
-            output_paths={d.id: datastore.node_path(output_segment(job.experiment, job.name, job.uuid, d.id))
-                          for d in spec.output_directories},
-            hostfile=os.path.join(shared, "hostfile"), master_port=job.master_port or 0,
+            spec=spec,
+            attempt=job.attempt,
+            stdouterr_dir=datastore.node_path(segment),
+            shared_job_temp=shared,
+            input_paths={d.id: self._resolve(job.workspace, d.path) for d in spec.input_directories},
+            output_paths={
+                d.id: datastore.node_path(output_segment(job.experiment, job.name, job.uuid, d.id))
+                for d in spec.output_directories
+            },
+            hostfile=os.path.join(shared, "hostfile"),
+            master_port=job.master_port or 0,
             # A backend whose nodes are other machines names the Python there (node info "python").
             python=self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
             node_base_env=self.base_env(),
-            checkpoint_dir=datastore.node_path(
-                f"{job_segment(job.experiment, job.name, job.uuid)}/checkpoints"))
+            checkpoint_dir=datastore.node_path(f"{job_segment(job.experiment, job.name, job.uuid)}/checkpoints"),
+        )
         return context, nodes
 
     def _resolve(self, workspace: str, path: str) -> str:
@@ -84,9 +99,17 @@ class JobRunner:
     def _node_context(self, job: Job, node: Node, index: int) -> launch.NodeContext:
         info = node.info
         return launch.node_context(
-            name=node.name, index=index, ip=node.ip, mpi_host=info["mpi_host"], cpus=info["cpus"],
-            gpus=info["gpus"], root=info["root"], workspace=job.workspace, experiment=job.experiment,
-            job=job.name)
+            name=node.name,
+            index=index,
+            ip=node.ip,
+            mpi_host=info["mpi_host"],
+            cpus=info["cpus"],
+            gpus=info["gpus"],
+            root=info["root"],
+            workspace=job.workspace,
+            experiment=job.experiment,
+            job=job.name,
+        )
 
     # -- start -----------------------------------------------------------------------------
 
@@ -97,8 +120,14 @@ class JobRunner:
         remote = isinstance(backend, RemoteNodes)
         master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first.ip)
         with self.store.transaction():
-            self.store.set_job_state(job.id, JobEvent.START, started=time.time(), node_ids=list(node_ids),
-                                     master_port=master_port, exit_code=None)
+            self.store.set_job_state(
+                job.id,
+                JobEvent.START,
+                started=time.time(),
+                node_ids=list(node_ids),
+                master_port=master_port,
+                exit_code=None,
+            )
             for node_id in node_ids:
                 self.store.set_node_state(node_id, NodeEvent.CLAIMED, job_id=job.id)
         job = self.store.existing_job(job.id)
@@ -106,9 +135,13 @@ class JobRunner:
         self._prepare_directories(context, nodes, local_nodes=not remote)
         try:
             notes = self.data.prepare(
-                job, list(context.input_paths.values()), nodes, remote=remote,
+                job,
+                list(context.input_paths.values()),
+                nodes,
+                remote=remote,
                 show=self._show_mounts_on(backend, node_ids),
-                run=self.node_scripts(backend, node_ids))
+                run=self.node_scripts(backend, node_ids),
+            )
         except BatchAIError as failure:
             self.attempt_failed(job, error(failure.code, f"the job's inputs or mounts are not ready: {failure}"), None)
             return
@@ -123,8 +156,9 @@ class JobRunner:
         the service's files (the mounts are linked here)."""
         if not isinstance(backend, RemoteNodes):
             return None
-        return lambda index: lambda root, mounts: backend.show_mounts(self.store.existing_node(node_ids[index]), root,
-                                                                      mounts)
+        return lambda index: (
+            lambda root, mounts: backend.show_mounts(self.store.existing_node(node_ids[index]), root, mounts)
+        )
 
     def node_scripts(self, backend: Backend, node_ids) -> Callable[[int], NodeScript] | None:
         """Runs scripts on the job's nodes (by index): here for nodes that see the service's files, else
@@ -133,8 +167,9 @@ class JobRunner:
             return lambda index: self.data.run_here
         if not isinstance(backend, NodeScripts):
             return None
-        return lambda index: lambda script, stdin: backend.run_script(self.store.existing_node(node_ids[index]),
-                                                                              script, stdin)
+        return lambda index: (
+            lambda script, stdin: backend.run_script(self.store.existing_node(node_ids[index]), script, stdin)
+        )
 
     def _unmount(self, job: Job) -> list[dict]:
         """Unmounts the job's native mounts on its nodes (they upload what the job wrote first)."""
@@ -146,8 +181,9 @@ class JobRunner:
         _context, nodes = self.context(job)
         return self.data.unmount_job(nodes, run)
 
-    def _prepare_directories(self, context: launch.JobContext, nodes: list[launch.NodeContext],
-                             local_nodes: bool = True) -> None:
+    def _prepare_directories(
+        self, context: launch.JobContext, nodes: list[launch.NodeContext], local_nodes: bool = True
+    ) -> None:
         for path in (context.stdouterr_dir, context.shared_job_temp, *context.output_paths.values()):
             os.makedirs(path, exist_ok=True)
         if context.checkpoint_dir:
@@ -165,34 +201,57 @@ class JobRunner:
             return None
         return lambda index: lambda path: backend.node_path(self.store.existing_node(node_ids[index]), path)
 
-    def _launch_phase(self, job: Job, context: launch.JobContext, nodes: list[launch.NodeContext],
-                      phase: str) -> None:
+    def _launch_phase(self, job: Job, context: launch.JobContext, nodes: list[launch.NodeContext], phase: str) -> None:
         now = time.time()
         node_ids = job.node_ids
         backend = self.backend_for(job.workspace, job.cluster)
-        planned = node_view.plan_on_nodes(launch.plan_job_preparation if phase == "prep" else launch.plan_tasks,
-                                          context, nodes, self._node_paths(backend, node_ids))
+        planned = node_view.plan_on_nodes(
+            launch.plan_job_preparation if phase == "prep" else launch.plan_tasks,
+            context,
+            nodes,
+            self._node_paths(backend, node_ids),
+        )
         rows = []
         with self.store.transaction():
             self.store.update("jobs", {"id": job.id}, phase=phase)
             for plan, directories in planned:
-                run_dir = os.path.join(nodes[plan.node_index].job_temp_dir, "..", "run",
-                                       f"{job.uuid}-{job.attempt}-{plan.name}")
+                run_dir = os.path.join(
+                    nodes[plan.node_index].job_temp_dir, "..", "run", f"{job.uuid}-{job.attempt}-{plan.name}"
+                )
                 run_dir = os.path.normpath(run_dir)
                 task_id = self.store.insert(
-                    "tasks", job_id=job.id, attempt=job.attempt, phase=phase, name=plan.name,
-                    node_id=node_ids[plan.node_index], role=plan.role, rank=plan.index, required=int(plan.required),
-                    run_dir=run_dir, stdout=plan.stdout_name, stderr=plan.stderr_name, state="running", launched=now)
+                    "tasks",
+                    job_id=job.id,
+                    attempt=job.attempt,
+                    phase=phase,
+                    name=plan.name,
+                    node_id=node_ids[plan.node_index],
+                    role=plan.role,
+                    rank=plan.index,
+                    required=int(plan.required),
+                    run_dir=run_dir,
+                    stdout=plan.stdout_name,
+                    stderr=plan.stderr_name,
+                    state="running",
+                    launched=now,
+                )
                 rows.append((task_id, plan, directories, run_dir))
         base = self.base_env()
         for _task_id, plan, directories, run_dir in rows:
             node = nodes[plan.node_index]
             shutil.rmtree(run_dir, ignore_errors=True)
             backend.start_task(
-                self.store.existing_node(node_ids[plan.node_index]), run_dir,
-                TaskLaunch(command=plan.command, env={**base, **plan.env}, cwd=node.job_temp,
-                           stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
-                           stderr=os.path.join(context.stdouterr_dir, plan.stderr_name), directories=directories))
+                self.store.existing_node(node_ids[plan.node_index]),
+                run_dir,
+                TaskLaunch(
+                    command=plan.command,
+                    env={**base, **plan.env},
+                    cwd=node.job_temp,
+                    stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
+                    stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),
+                    directories=directories,
+                ),
+            )
             self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
 
     def _log_execution(self, context, nodes, node, message: str) -> None:
@@ -215,10 +274,18 @@ class JobRunner:
                 if status.state != "running":
                     ended = time.time()
                     moved = self.store.set_task_state(
-                        task.id, TaskEvent.EXITED if status.state == "exited" else TaskEvent.LOST,
-                        exit_code=status.exit_code, ended=ended)
-                    task = dataclasses.replace(task, state=moved.state if moved else task.state,
-                                               exit_code=status.exit_code, ended=ended, detail=status.detail or "")
+                        task.id,
+                        TaskEvent.EXITED if status.state == "exited" else TaskEvent.LOST,
+                        exit_code=status.exit_code,
+                        ended=ended,
+                    )
+                    task = dataclasses.replace(
+                        task,
+                        state=moved.state if moved else task.state,
+                        exit_code=status.exit_code,
+                        ended=ended,
+                        detail=status.detail or "",
+                    )
             tasks.append(task)
         return tasks
 
@@ -230,7 +297,8 @@ class JobRunner:
             self._advance_termination(job, tasks)
             return
         outcome = lifecycle.phase_outcome(
-            job.phase, [lifecycle.TaskBrief(t.state, t.exit_code, t.required) for t in tasks])
+            job.phase, [lifecycle.TaskBrief(t.state, t.exit_code, t.required) for t in tasks]
+        )
         if outcome is None:
             return
         if outcome == JobEvent.TASK_FAILED:
@@ -240,9 +308,20 @@ class JobRunner:
             context, nodes = self.context(job)
             self._launch_phase(job, context, nodes, "main")
         elif outcome == JobEvent.INTERRUPTED:
-            self.end(job, outcome, None, [error("AttemptInterrupted", (
-                f"the service stopped while it was ending attempt {job.attempt}; the job runs again "
-                "(not counted as a retry)"))])
+            self.end(
+                job,
+                outcome,
+                None,
+                [
+                    error(
+                        "AttemptInterrupted",
+                        (
+                            f"the service stopped while it was ending attempt {job.attempt}; the job runs again "
+                            "(not counted as a retry)"
+                        ),
+                    )
+                ],
+            )
         else:  # succeeded; parameter servers, which never end by themselves, are killed with the rest
             self.end(job, outcome, 0)
 
@@ -254,8 +333,9 @@ class JobRunner:
             why = task.detail or "its process vanished"
             return error("TaskLost", f"task {task.name} on {where} was lost ({why}); {logs}")
         if task.phase == "prep":
-            return error("JobPreparationFailed",
-                         f"job preparation failed on {where} with exit code {task.exit_code}; {logs}")
+            return error(
+                "JobPreparationFailed", f"job preparation failed on {where} with exit code {task.exit_code}; {logs}"
+            )
         return error("JobFailed", f"task {task.name} on {where} exited with code {task.exit_code}; {logs}")
 
     # -- ending ----------------------------------------------------------------------------
@@ -286,8 +366,10 @@ class JobRunner:
         event = lifecycle.failure_event(job.retries_used, max_retries, node_lost)
         if event in (JobEvent.TASK_FAILED_RETRY, JobEvent.NODE_LOST_RETRY):
             retry = job.retries_used + 1
-            note = error("AttemptFailed", f"attempt {job.attempt} failed ({failure['message']}); "
-                                          f"retry {retry} of {max_retries} queued")
+            note = error(
+                "AttemptFailed",
+                f"attempt {job.attempt} failed ({failure['message']}); retry {retry} of {max_retries} queued",
+            )
             self.end(job, event, None, [note])
         else:
             self.end(job, event, exit_code, [failure])
@@ -307,8 +389,13 @@ class JobRunner:
             elif isinstance(effect, lifecycle.FlushOutputs):
                 upload_errors = self._unmount(job) + self.data.flush(job, final=True)
             elif isinstance(effect, lifecycle.NextAttempt):
-                values = dict(phase="", attempt=job.attempt + 1, node_ids=[], started=None,
-                              retries_used=job.retries_used + int(effect.count_as_retry))
+                values = dict(
+                    phase="",
+                    attempt=job.attempt + 1,
+                    node_ids=[],
+                    started=None,
+                    retries_used=job.retries_used + int(effect.count_as_retry),
+                )
         if upload_errors and transition.state == lifecycle.JobState.SUCCEEDED:
             event = JobEvent.OUTPUTS_FAILED
         if transition.state in (lifecycle.JobState.SUCCEEDED, lifecycle.JobState.FAILED):
@@ -318,8 +405,13 @@ class JobRunner:
                 self._release_nodes(job)
             moved = self.store.set_job_state(job.id, event, errors=job.errors + errors + upload_errors, **values)
         state = moved.state if moved else transition.state
-        extra = {"attempt": values["attempt"]} if "attempt" in values else \
-            {"exitCode": exit_code} if "ended" in values else {}
+        extra = (
+            {"attempt": values["attempt"]}
+            if "attempt" in values
+            else {"exitCode": exit_code}
+            if "ended" in values
+            else {}
+        )
         self.events.publish("job", **_job_key(job), state=state, **extra)
 
     def _release_nodes(self, job: Job) -> None:

@@ -8,6 +8,7 @@ The launch rules follow Azure Batch AI (research contract sections 1, 4 and 5): 
 variables, mpirun-wrapped toolkits with one `stdout.txt`, TensorFlow's ps/worker placement and
 `TF_CONFIG`, and the per-task stdout/stderr file names.
 """
+
 from __future__ import annotations
 
 import json
@@ -146,13 +147,33 @@ def _job_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeCo
     return env
 
 
-def node_context(*, name: str, index: int, ip: str, mpi_host: str, cpus: int, gpus: int, root: str,
-                 workspace: str, experiment: str, job: str) -> NodeContext:
+def node_context(
+    *,
+    name: str,
+    index: int,
+    ip: str,
+    mpi_host: str,
+    cpus: int,
+    gpus: int,
+    root: str,
+    workspace: str,
+    experiment: str,
+    job: str,
+) -> NodeContext:
     """A node's directories for one job, under the node's sandbox `root` (mounts/, jobs/ in it)."""
     job_temp = f"{root}/jobs/{workspace}/{experiment}/{job}"
-    return NodeContext(name=name, index=index, ip=ip, mpi_host=mpi_host, cpus=cpus, gpus=gpus,
-                       mount_root=f"{root}/mounts", job_temp_dir=f"{root}/jobs", job_temp=job_temp,
-                       job_mount_root=f"{job_temp}/mounts")
+    return NodeContext(
+        name=name,
+        index=index,
+        ip=ip,
+        mpi_host=mpi_host,
+        cpus=cpus,
+        gpus=gpus,
+        mount_root=f"{root}/mounts",
+        job_temp_dir=f"{root}/jobs",
+        job_temp=job_temp,
+        job_mount_root=f"{job_temp}/mounts",
+    )
 
 
 def node_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeContext) -> dict[str, str]:
@@ -291,14 +312,27 @@ def _master_program(job: JobContext, env: Mapping[str, str]) -> str:
 
 
 def _task(
-    name: str, node: NodeContext, role: str, index: int, command: str, env: Mapping[str, str],
-    log_suffix: str, required: bool = True,
+    name: str,
+    node: NodeContext,
+    role: str,
+    index: int,
+    command: str,
+    env: Mapping[str, str],
+    log_suffix: str,
+    required: bool = True,
 ) -> TaskPlan:
     """A TaskPlan whose stdout/stderr files are `stdout[-<log_suffix>].txt` (contract section 5)."""
     tail = f"-{log_suffix}" if log_suffix else ""
     return TaskPlan(
-        name=name, node_index=node.index, role=role, index=index, command=command, env=env,
-        stdout_name=f"stdout{tail}.txt", stderr_name=f"stderr{tail}.txt", required=required,
+        name=name,
+        node_index=node.index,
+        role=role,
+        index=index,
+        command=command,
+        env=env,
+        stdout_name=f"stdout{tail}.txt",
+        stderr_name=f"stderr{tail}.txt",
+        required=required,
     )
 
 
@@ -400,11 +434,13 @@ def _tf_config(placed: Sequence[_TfTask], task: _TfTask, chief: bool) -> str:
     else:
         cluster = {"ps": ps, "worker": workers}
     task_type, index = _tf_task_type(task, chief)
-    return json.dumps({
-        "cluster": {role: hosts for role, hosts in cluster.items() if hosts},
-        "task": {"type": task_type, "index": index},
-        "environment": "cloud",
-    })
+    return json.dumps(
+        {
+            "cluster": {role: hosts for role, hosts in cluster.items() if hosts},
+            "task": {"type": task_type, "index": index},
+            "environment": "cloud",
+        }
+    )
 
 
 def _tf_args(toolkit: ToolkitSettings, task: _TfTask) -> str:
@@ -421,15 +457,18 @@ def _plan_tensorflow(job: JobContext, nodes: Sequence[NodeContext]) -> list[Task
     }
     tasks: list[TaskPlan] = []
     for task in placed:
-        env = node_environment(job, nodes, task.node) | hosts | {
-            "AZ_BATCHAI_TASK_INDEX": str(task.index),
-            "TF_CONFIG": _tf_config(placed, task, job.spec.toolkit.tf_config_chief),
-        }
+        env = (
+            node_environment(job, nodes, task.node)
+            | hosts
+            | {
+                "AZ_BATCHAI_TASK_INDEX": str(task.index),
+                "TF_CONFIG": _tf_config(placed, task, job.spec.toolkit.tf_config_chief),
+            }
+        )
         command = _python_script_command(job, env, _tf_args(job.spec.toolkit, task))
         prefix = "ps" if task.role == "ps" else "wk"
         name = f"{prefix}-{task.index}"
-        tasks.append(_task(name, task.node, task.role, task.index, command, env, name,
-                           required=task.role != "ps"))
+        tasks.append(_task(name, task.node, task.role, task.index, command, env, name, required=task.role != "ps"))
     return tasks
 
 

@@ -9,6 +9,7 @@ node must be empty before it takes the next job.
 Tables (`JOB_TRANSITIONS`, `TASK_TRANSITIONS`, `NODE_TRANSITIONS`) are what the closing note and
 tests/core/test_lifecycle.py show; `explain()` prints them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -158,8 +159,19 @@ class KillSetup:
     """A node leaves while its setup task may still run."""
 
 
-Effect = (ClaimNodes | PrepareAndLaunch | LaunchMain | KillTasks | CancelInScheduler | ArchiveLogs | FlushOutputs
-          | ReleaseNodes | NextAttempt | FailJob | KillSetup)
+Effect = (
+    ClaimNodes
+    | PrepareAndLaunch
+    | LaunchMain
+    | KillTasks
+    | CancelInScheduler
+    | ArchiveLogs
+    | FlushOutputs
+    | ReleaseNodes
+    | NextAttempt
+    | FailJob
+    | KillSetup
+)
 
 
 @dataclass(frozen=True)
@@ -173,8 +185,9 @@ class IllegalTransition(ValueError):
 
     def __init__(self, machine: str, state: str, event: str, allowed: Iterable[str]):
         names = ", ".join(sorted(allowed)) or "none (a final state)"
-        super().__init__(f"a {machine} in state {state!r} cannot take event {event!r}; "
-                         f"events allowed in {state!r}: {names}")
+        super().__init__(
+            f"a {machine} in state {state!r} cannot take event {event!r}; events allowed in {state!r}: {names}"
+        )
         self.machine, self.state, self.event = machine, state, event
 
 
@@ -245,8 +258,12 @@ TASK_TRANSITIONS: Mapping[tuple[TaskState, TaskEvent], Transition] = {
 # -- the node machine -----------------------------------------------------------------------------
 
 _P, _I, _N, _L, _U = NodeState.PREPARING, NodeState.IDLE, NodeState.RUNNING, NodeState.LEAVING, NodeState.UNUSABLE
-_REPORTED = {NodeEvent.REPORTED_PREPARING: _P, NodeEvent.REPORTED_IDLE: _I, NodeEvent.REPORTED_RUNNING: _N,
-             NodeEvent.REPORTED_UNUSABLE: _U}
+_REPORTED = {
+    NodeEvent.REPORTED_PREPARING: _P,
+    NodeEvent.REPORTED_IDLE: _I,
+    NodeEvent.REPORTED_RUNNING: _N,
+    NodeEvent.REPORTED_UNUSABLE: _U,
+}
 
 NODE_TRANSITIONS: Mapping[tuple[NodeState, NodeEvent], Transition] = {
     (_P, NodeEvent.READY): Transition(_I.value),
@@ -261,16 +278,21 @@ NODE_TRANSITIONS: Mapping[tuple[NodeState, NodeEvent], Transition] = {
     **{(state, event): Transition(target.value) for state in (_P, _I, _N, _U) for event, target in _REPORTED.items()},
 }
 # A node leaving any state is removed (a row deleted, not a state): REMOVAL_EFFECTS says what first.
-REMOVAL_EFFECTS: Mapping[NodeState, tuple[Effect, ...]] = {
-    _P: (KillSetup(),), _I: (), _N: (), _L: (), _U: ()}
+REMOVAL_EFFECTS: Mapping[NodeState, tuple[Effect, ...]] = {_P: (KillSetup(),), _I: (), _N: (), _L: (), _U: ()}
 
 
 S = TypeVar("S", JobState, TaskState, NodeState)
 V = TypeVar("V", JobEvent, TaskEvent, NodeEvent)
 
 
-def _step(machine: str, table: Mapping[tuple[S, V], Transition], state_type: type[S], event_type: type[V],
-          state: str, event: str) -> Transition:
+def _step(
+    machine: str,
+    table: Mapping[tuple[S, V], Transition],
+    state_type: type[S],
+    event_type: type[V],
+    state: str,
+    event: str,
+) -> Transition:
     try:
         key = (state_type(state), event_type(event))
     except ValueError:

@@ -1,5 +1,6 @@
 """Bounds on every count and size in a job or cluster spec, checked in one linear walk before the spec is
 read, so that no request can make the service parse, store or start something unbounded."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,14 +52,18 @@ def check_spec_limits(document: Any) -> None:
         if key in _VARIABLE_KEYS:
             variable_chars += _characters(value)
             if variable_chars > MAX_VARIABLE_CHARS:
-                raise SpecTooLarge(path, f"environment variables and secrets add up to more than "
-                                         f"{MAX_VARIABLE_CHARS} characters")
+                raise SpecTooLarge(
+                    path, f"environment variables and secrets add up to more than {MAX_VARIABLE_CHARS} characters"
+                )
         children = value.items() if isinstance(value, dict) else enumerate(value)
         for child_key, child in children:
             if isinstance(value, dict) and len(str(child_key)) > MAX_STRING_CHARS:
                 raise SpecTooLarge(path, f"a key of {len(str(child_key))} characters; at most {MAX_STRING_CHARS}")
-            child_path = (f"{path}.{child_key}" if path else str(child_key)) if isinstance(value, dict) \
+            child_path = (
+                (f"{path}.{child_key}" if path else str(child_key))
+                if isinstance(value, dict)
                 else f"{path}[{child_key}]"
+            )
             stack.append((child, child_path, str(child_key) if isinstance(value, dict) else "", depth + 1))
 
 

@@ -6,6 +6,7 @@ read it there, SSH nodes get it staged into their mirror, Slurm nodes see it on 
 A spec may still give the Batch AI forms (`$AZ_BATCHAI_JOB_MOUNT_ROOT/...`, resolved on each node) or an
 absolute path, which old recipes and local use rely on.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -18,8 +19,10 @@ from .names import MAX_NAME_LENGTH, NAME_PATTERN
 SCHEME = "datastore"
 PREFIX = f"{SCHEME}://"
 _ANY_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-FORMS = ("datastore://<datastore name>/<path inside it>, a $AZ_BATCHAI_MOUNT_ROOT or $AZ_BATCHAI_JOB_MOUNT_ROOT "
-         "path, or an absolute path")
+FORMS = (
+    "datastore://<datastore name>/<path inside it>, a $AZ_BATCHAI_MOUNT_ROOT or $AZ_BATCHAI_JOB_MOUNT_ROOT "
+    "path, or an absolute path"
+)
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,24 @@ def parse_location(text: str, where: str) -> Location:
     """The location `text` names; a SpecError at `where` when it is not a valid `datastore://` URI."""
     if not text.startswith(PREFIX):
         scheme = text.split("://", 1)[0]
-        raise SpecError(where, text, f"{scheme}:// locations are not known here; give {FORMS}",
-                        code="InvalidLocation")
-    name, _, path = text[len(PREFIX):].partition("/")
+        raise SpecError(where, text, f"{scheme}:// locations are not known here; give {FORMS}", code="InvalidLocation")
+    name, _, path = text[len(PREFIX) :].partition("/")
     if not (1 <= len(name) <= MAX_NAME_LENGTH and NAME_PATTERN.fullmatch(name)):
-        raise SpecError(where, text, "the datastore's name comes right after datastore:// (1-64 ASCII letters, "
-                                     "digits, '-' and '_'), as in datastore://default/data", code="InvalidLocation")
+        raise SpecError(
+            where,
+            text,
+            "the datastore's name comes right after datastore:// (1-64 ASCII letters, "
+            "digits, '-' and '_'), as in datastore://default/data",
+            code="InvalidLocation",
+        )
     normal = posixpath.normpath(path.replace("\\", "/") or ".")
     if normal == ".." or normal.startswith("../") or normal.startswith("/"):
-        raise SpecError(where, text, f"the path points outside datastore '{name}'; give a path inside it, "
-                                     "without '..'", code="InvalidLocation")
+        raise SpecError(
+            where,
+            text,
+            f"the path points outside datastore '{name}'; give a path inside it, without '..'",
+            code="InvalidLocation",
+        )
     return Location(name, "" if normal == "." else normal)
 
 

@@ -5,12 +5,21 @@ them from the native spec or Batch AI's job.json / cluster.json (once, at submit
 stores them as versioned JSON and reads them back strictly, and `views.py` turns the Store's records
 into the camelCase JSON the API returns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 TOOLKITS = (
-    "custom", "customMpi", "pytorch", "tensorflow", "horovod", "chainer", "cntk", "caffe", "caffe2",
+    "custom",
+    "customMpi",
+    "pytorch",
+    "tensorflow",
+    "horovod",
+    "chainer",
+    "cntk",
+    "caffe",
+    "caffe2",
 )
 # Toolkits Batch AI launched by wrapping the command in mpirun.
 MPI_TOOLKITS = ("customMpi", "horovod", "chainer", "cntk")

@@ -1,5 +1,6 @@
 """The shape of a `mountVolumes` block, checked when a job or cluster is submitted (storage resolves it to
 datastores only when the job starts, which is too late to say that it is wrong)."""
+
 from __future__ import annotations
 
 import re
@@ -50,18 +51,25 @@ def _mount_path(entry: dict, where: str) -> str:
 def _container(entry: dict, where: str) -> None:
     name = entry.get("containerName")
     if not isinstance(name, str) or not _CONTAINER_NAME.match(name):
-        raise SpecError(f"{where}.containerName", name, "a container name: 3-63 lower-case letters, digits and "
-                                                        "single hyphens")
+        raise SpecError(
+            f"{where}.containerName", name, "a container name: 3-63 lower-case letters, digits and single hyphens"
+        )
     _optional_text(entry, "accountName", where)
 
 
 def _share(entry: dict, where: str) -> None:
     url = entry.get("azureFileUrl")
     share = url.rstrip("/").rsplit("/", 1)[-1] if isinstance(url, str) and "//" in url else ""
-    if not share or "//" in share or share.startswith("<") or not re.fullmatch(r"[A-Za-z0-9._$-]+", share) \
-            or share in (".", ".."):
-        raise SpecError(f"{where}.azureFileUrl", url, "the share's URL, https://<account>.file.core.windows.net/"
-                                                      "<share>")
+    if (
+        not share
+        or "//" in share
+        or share.startswith("<")
+        or not re.fullmatch(r"[A-Za-z0-9._$-]+", share)
+        or share in (".", "..")
+    ):
+        raise SpecError(
+            f"{where}.azureFileUrl", url, "the share's URL, https://<account>.file.core.windows.net/<share>"
+        )
     _optional_text(entry, "accountName", where)
 
 
@@ -80,8 +88,11 @@ def _file_server(entry: dict, where: str) -> None:
 def _unmanaged(entry: dict, where: str) -> None:
     command = entry.get("mountCommand")
     if not isinstance(command, str) or not command.strip():
-        raise SpecError(f"{where}.mountCommand", command, "the command that mounts the file system (the mount "
-                                                          "path is appended to it)")
+        raise SpecError(
+            f"{where}.mountCommand",
+            command,
+            "the command that mounts the file system (the mount path is appended to it)",
+        )
 
 
 def _optional_text(entry: dict, key: str, where: str) -> None:
@@ -100,5 +111,9 @@ def _check_credentials(entry: dict, where: str) -> None:
             raise SpecError(f"{where}.credentials.{key}", _HIDDEN, "a string")
 
 
-_CHECKS = {"azureBlobFileSystems": _container, "azureFileShares": _share, "fileServers": _file_server,
-           "unmanagedFileSystems": _unmanaged}
+_CHECKS = {
+    "azureBlobFileSystems": _container,
+    "azureFileShares": _share,
+    "fileServers": _file_server,
+    "unmanagedFileSystems": _unmanaged,
+}

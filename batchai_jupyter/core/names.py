@@ -1,4 +1,5 @@
 """Resource names: workspace, cluster, experiment, job, file server (Batch AI's rule)."""
+
 from __future__ import annotations
 
 import re
@@ -12,11 +13,7 @@ MAX_NAME_LENGTH = 64
 
 def validate_name(kind: str, value, path: str) -> str:
     """`value` when it is a valid `kind` name (job, cluster, ...), else a SpecError at `path`."""
-    if (
-        isinstance(value, str)
-        and 1 <= len(value) <= MAX_NAME_LENGTH
-        and NAME_PATTERN.fullmatch(value)
-    ):
+    if isinstance(value, str) and 1 <= len(value) <= MAX_NAME_LENGTH and NAME_PATTERN.fullmatch(value):
         return value
     raise SpecError(
         path,

@@ -1,5 +1,6 @@
 """Keeping each cluster's nodes at its target: provisioning (with the node setup task), and
 shrinking by the cluster's nodeDeallocationOption."""
+
 from __future__ import annotations
 
 import logging
@@ -28,9 +29,15 @@ SHRINK_ORDER = {"unusable": 0, "preparing": 1, "idle": 2, "leaving": 3, "running
 
 
 class NodeKeeper:
-    def __init__(self, store: Store, events: EventBus, runner: JobRunner,
-                 backend_for: Callable[[str, str], ComputeBackend], datastore_for: Callable[[str], Datastore],
-                 base_env: Callable[[], dict]):
+    def __init__(
+        self,
+        store: Store,
+        events: EventBus,
+        runner: JobRunner,
+        backend_for: Callable[[str, str], ComputeBackend],
+        datastore_for: Callable[[str], Datastore],
+        base_env: Callable[[], dict],
+    ):
         self.store = store
         self.events = events
         self.runner = runner
@@ -66,8 +73,15 @@ class NodeKeeper:
 
     def provision(self, cluster: Cluster) -> None:
         now = time.time()
-        node_id = self.store.insert("nodes", workspace=cluster.workspace, cluster=cluster.name, name="",
-                                    state="preparing", ip="", state_since=now)
+        node_id = self.store.insert(
+            "nodes",
+            workspace=cluster.workspace,
+            cluster=cluster.name,
+            name="",
+            state="preparing",
+            ip="",
+            state_since=now,
+        )
         name = f"tvm-{node_id}"
         self.store.update("nodes", {"id": node_id}, name=name)
         node = self.store.existing_node(node_id)
@@ -75,11 +89,18 @@ class NodeKeeper:
         try:
             placement = backend.provision(cluster, node)
         except Exception as failure:  # the backend's own message says what went wrong
-            self.store.set_node_state(node_id, NodeEvent.SETUP_FAILED,
-                                      errors=[error("NodeProvisioningFailed", f"{name}: {failure}")])
+            self.store.set_node_state(
+                node_id, NodeEvent.SETUP_FAILED, errors=[error("NodeProvisioningFailed", f"{name}: {failure}")]
+            )
             return
-        info = {"mpi_host": placement.mpi_host, "cpus": placement.cpus, "gpus": placement.gpus,
-                "root": placement.root, "port": placement.port, **placement.extra}
+        info = {
+            "mpi_host": placement.mpi_host,
+            "cpus": placement.cpus,
+            "gpus": placement.gpus,
+            "root": placement.root,
+            "port": placement.port,
+            **placement.extra,
+        }
         self.store.update("nodes", {"id": node_id}, ip=placement.ip, info=info)
         node = self.store.existing_node(node_id)
         setup = cluster.spec.setup_task
@@ -87,22 +108,35 @@ class NodeKeeper:
             remote = isinstance(backend, RemoteNodes)
             run = self.runner.node_scripts(backend, [node_id])
             notes = self.runner.data.show_cluster_mounts(
-                cluster, name, os.path.join(placement.root, "mounts"), remote=remote,
-                show=((lambda root, mounts: backend.show_mounts(node, root, mounts))
-                      if isinstance(backend, RemoteNodes) else None),
-                run=run and run(0))
+                cluster,
+                name,
+                os.path.join(placement.root, "mounts"),
+                remote=remote,
+                show=(
+                    (lambda root, mounts: backend.show_mounts(node, root, mounts))
+                    if isinstance(backend, RemoteNodes)
+                    else None
+                ),
+                run=run and run(0),
+            )
             for note in notes:
                 log.info("batchai: cluster %s: %s", cluster.name, note)
         except BatchAIError as failure:
-            self.store.set_node_state(node_id, NodeEvent.SETUP_FAILED,
-                                      errors=[error(failure.code, f"{name}: {failure.message}")])
+            self.store.set_node_state(
+                node_id, NodeEvent.SETUP_FAILED, errors=[error(failure.code, f"{name}: {failure.message}")]
+            )
         else:
             if setup:
                 self._start_setup(cluster, node, setup)
             else:
                 self.store.set_node_state(node_id, NodeEvent.READY)
-        self.events.publish("node", workspace=cluster.workspace, cluster=cluster.name, node=name,
-                            state=self.store.existing_node(node_id).state)
+        self.events.publish(
+            "node",
+            workspace=cluster.workspace,
+            cluster=cluster.name,
+            node=name,
+            state=self.store.existing_node(node_id).state,
+        )
 
     def setup_log_dir(self, cluster: Cluster) -> str:
         datastore = self.datastore_for(cluster.workspace)
@@ -112,25 +146,35 @@ class NodeKeeper:
         logs = self.setup_log_dir(cluster)
         os.makedirs(logs, exist_ok=True)
         root = node.info["root"]
-        env = {"AZ_BATCHAI_MOUNT_ROOT": os.path.join(root, "mounts"),
-               "AZ_BATCHAI_NODE_NAME": node.name, "AZ_BATCHAI_NUM_GPUS": str(node.info["gpus"])}
+        env = {
+            "AZ_BATCHAI_MOUNT_ROOT": os.path.join(root, "mounts"),
+            "AZ_BATCHAI_NODE_NAME": node.name,
+            "AZ_BATCHAI_NUM_GPUS": str(node.info["gpus"]),
+        }
         for values in (setup.environment, cluster.secrets):
             env.update({name: launch.expand_vars(value, env) for name, value in values.items()})
         run_dir = os.path.join(root, "run", "setup")
         info = dict(node.info, setup_run_dir=run_dir, setup_launched=time.time())
         self.store.update("nodes", {"id": node.id}, info=info)
         self.backend_for(cluster.workspace, cluster.name).start_task(
-            node, run_dir, TaskLaunch(
-                command=launch.expand_vars(setup.command_line, env), env={**self.base_env(), **env}, cwd=root,
+            node,
+            run_dir,
+            TaskLaunch(
+                command=launch.expand_vars(setup.command_line, env),
+                env={**self.base_env(), **env},
+                cwd=root,
                 stdout=os.path.join(logs, f"stdout-setup-{node.name}.txt"),
-                stderr=os.path.join(logs, f"stderr-setup-{node.name}.txt")))
+                stderr=os.path.join(logs, f"stderr-setup-{node.name}.txt"),
+            ),
+        )
 
     def _check_setup(self, cluster: Cluster, node: Node) -> None:
         info = node.info
         if "setup_run_dir" not in info:
             return
         status = self.backend_for(cluster.workspace, cluster.name).poll_task(
-            node, info["setup_run_dir"], info["setup_launched"])
+            node, info["setup_run_dir"], info["setup_launched"]
+        )
         if status.state == "running":
             return
         self.runner.data.flush_folder(cluster.workspace, cluster_segment(cluster.name, cluster.uuid))
@@ -138,11 +182,24 @@ class NodeKeeper:
             self.store.set_node_state(node.id, NodeEvent.READY)
         else:
             how = f"exited with code {status.exit_code}" if status.state == "exited" else "was lost"
-            self.store.set_node_state(node.id, NodeEvent.SETUP_FAILED, errors=[error(
-                "NodeSetupFailed", f"the setup task on node {node.name} {how}; see "
-                                   f"stderr-setup-{node.name}.txt in `batchai cluster file list`")])
-        self.events.publish("node", workspace=cluster.workspace, cluster=cluster.name, node=node.name,
-                            state=self.store.existing_node(node.id).state)
+            self.store.set_node_state(
+                node.id,
+                NodeEvent.SETUP_FAILED,
+                errors=[
+                    error(
+                        "NodeSetupFailed",
+                        f"the setup task on node {node.name} {how}; see "
+                        f"stderr-setup-{node.name}.txt in `batchai cluster file list`",
+                    )
+                ],
+            )
+        self.events.publish(
+            "node",
+            workspace=cluster.workspace,
+            cluster=cluster.name,
+            node=node.name,
+            state=self.store.existing_node(node.id).state,
+        )
 
     # -- health (backends whose nodes can fail apart from the service: node_health) -----------
 
@@ -151,20 +208,28 @@ class NodeKeeper:
         (requeued while retries remain); back to idle once the host answers again."""
         if failure and node.state in ("idle", "running"):
             job = self.store.job(node.job_id) if node.job_id is not None else None
-            self.store.set_node_state(node.id, NodeEvent.UNREACHABLE, job_id=None,
-                                      errors=[error("NodeUnreachable", f"node {node.name}: {failure}")])
+            self.store.set_node_state(
+                node.id,
+                NodeEvent.UNREACHABLE,
+                job_id=None,
+                errors=[error("NodeUnreachable", f"node {node.name}: {failure}")],
+            )
             lost = error("NodeFailed", f"node {node.name} ({node.ip}) failed during the job: {failure}")
             if job is not None and job.state == "running":
                 self.runner.attempt_failed(job, lost, None, node_lost=True)
             elif job is not None and job.state == "terminating":
                 self.runner.end(job, JobEvent.NODE_LOST, None, [lost])
-        elif not failure and node.state == "unusable" and any(
-                e.get("code") == "NodeUnreachable" for e in node.errors):
+        elif not failure and node.state == "unusable" and any(e.get("code") == "NodeUnreachable" for e in node.errors):
             self.store.set_node_state(node.id, NodeEvent.REACHABLE, errors=[])
         else:
             return
-        self.events.publish("node", workspace=cluster.workspace, cluster=cluster.name, node=node.name,
-                            state=self.store.existing_node(node.id).state)
+        self.events.publish(
+            "node",
+            workspace=cluster.workspace,
+            cluster=cluster.name,
+            node=node.name,
+            state=self.store.existing_node(node.id).state,
+        )
 
     # -- shrinking -------------------------------------------------------------------------
 
@@ -178,19 +243,29 @@ class NodeKeeper:
             self.store.set_node_state(node.id, NodeEvent.DRAIN)
             return
         if option == "requeue":
-            self.runner.end(job, JobEvent.RESIZE_REQUEUE, None, [error(
-                "JobRequeued", f"node {node.name} was removed by a cluster resize; the job was requeued")])
+            self.runner.end(
+                job,
+                JobEvent.RESIZE_REQUEUE,
+                None,
+                [error("JobRequeued", f"node {node.name} was removed by a cluster resize; the job was requeued")],
+            )
         else:
-            self.runner.end(job, JobEvent.RESIZE_TERMINATE, None, [error(
-                "JobTerminatedByResize", f"node {node.name} was removed by a cluster resize "
-                                         "(nodeDeallocationOption terminate)")])
+            self.runner.end(
+                job,
+                JobEvent.RESIZE_TERMINATE,
+                None,
+                [
+                    error(
+                        "JobTerminatedByResize",
+                        f"node {node.name} was removed by a cluster resize (nodeDeallocationOption terminate)",
+                    )
+                ],
+            )
         self.remove(cluster, self.store.existing_node(node.id))
 
     def remove(self, cluster: Cluster, node: Node) -> None:
         if "setup_run_dir" in node.info and KillSetup() in REMOVAL_EFFECTS[NodeState(node.state)]:
-            self.backend_for(cluster.workspace, cluster.name).kill_task(
-                node, node.info["setup_run_dir"], force=True)
+            self.backend_for(cluster.workspace, cluster.name).kill_task(node, node.info["setup_run_dir"], force=True)
         self.store.delete("nodes", id=node.id)
         self.backend_for(cluster.workspace, cluster.name).release(cluster, node)
-        self.events.publish("node", workspace=cluster.workspace, cluster=cluster.name, node=node.name,
-                            state="removed")
+        self.events.publish("node", workspace=cluster.workspace, cluster=cluster.name, node=node.name, state="removed")

@@ -3,6 +3,7 @@
 A record is a snapshot: a change goes through the Store, and the caller reads the record again
 (`store.job(id)`) or builds the next snapshot with `dataclasses.replace`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

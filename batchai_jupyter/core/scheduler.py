@@ -20,6 +20,7 @@ Policy, per cluster:
   nodes, and they are the first to go on scale-down once unusable for the idle timeout (which also
   paces the retries of a setup task that keeps failing).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -130,14 +131,16 @@ def plan(
     decisions: list[Decision] = list(_kill_overdue(running, now))
     busy = {node_id for job in running for node_id in job.node_ids}
     for cluster in sorted(clusters, key=lambda c: c.key):
-        decisions.extend(_plan_cluster(
-            cluster,
-            [n for n in nodes if n.cluster == cluster.key],
-            order_queue([j for j in queued if j.cluster == cluster.key]),
-            [r for r in running if r.cluster == cluster.key],
-            busy,
-            now,
-        ))
+        decisions.extend(
+            _plan_cluster(
+                cluster,
+                [n for n in nodes if n.cluster == cluster.key],
+                order_queue([j for j in queued if j.cluster == cluster.key]),
+                [r for r in running if r.cluster == cluster.key],
+                busy,
+                now,
+            )
+        )
     return decisions
 
 
@@ -148,7 +151,8 @@ def needs_queue(clusters: Sequence[ClusterView], nodes: Sequence[NodeView], runn
     busy = {node_id for job in running for node_id in job.node_ids}
     keys = {cluster.key for cluster in clusters}
     return any(cluster.mode == "auto" for cluster in clusters) or any(
-        n.state == "idle" and n.id not in busy and n.cluster in keys for n in nodes)
+        n.state == "idle" and n.id not in busy and n.cluster in keys for n in nodes
+    )
 
 
 def format_duration(seconds: float) -> str:
@@ -166,8 +170,7 @@ def _kill_overdue(running: Sequence[RunningJob], now: float) -> list[KillJob]:
         KillJob(
             job.id,
             WALL_CLOCK_REASON,
-            f"Job exceeded its maximum wall-clock time of {format_duration(job.max_wall_clock)} "
-            "and was killed",
+            f"Job exceeded its maximum wall-clock time of {format_duration(job.max_wall_clock)} and was killed",
         )
         for job in sorted(running, key=lambda r: r.id)
         if now - job.started_at >= job.max_wall_clock
@@ -224,8 +227,7 @@ def _allocate(
             held = _pop(free, hold)
             reserved = set(held)
             continue
-        if shadow is not None and now + job.max_wall_clock <= shadow \
-                and job.node_count <= len(held) + len(free):
+        if shadow is not None and now + job.max_wall_clock <= shadow and job.node_count <= len(held) + len(free):
             # Ends before the head could start, so it may borrow held nodes; it takes those
             # first, leaving unreserved nodes to jobs that run past the shadow time.
             from_held = min(job.node_count, len(held))
@@ -243,15 +245,15 @@ def _pop(pool: list[int], count: int) -> list[int]:
     return taken
 
 
-def _start(job: QueuedJob, node_ids: list[int], now: float,
-           ends: list[tuple[float, int, int]]) -> StartJob:
+def _start(job: QueuedJob, node_ids: list[int], now: float, ends: list[tuple[float, int, int]]) -> StartJob:
     # A job started now frees its nodes by its wall-clock limit; a later shadow counts on that.
     ends.append((now + job.max_wall_clock, job.id, job.node_count))
     return StartJob(job.id, tuple(node_ids))
 
 
-def _reservation(need: int, idle: int, soon: int, ends: list[tuple[float, int, int]],
-                 now: float) -> tuple[float | None, int]:
+def _reservation(
+    need: int, idle: int, soon: int, ends: list[tuple[float, int, int]], now: float
+) -> tuple[float | None, int]:
     """(shadow time, idle nodes to hold) for a head job needing `need` nodes with `idle` free.
 
     The shadow is the earliest time enough nodes are sure to be free, each running job ending by
@@ -294,9 +296,13 @@ def _autoscale(
         return []
     in_use = held | busy | {node_id for s in starts for node_id in s.node_ids}
     expired = sorted(
-        (n for n in nodes
-         if (n.state == "unusable" or (n.state == "idle" and n.id not in in_use)) and n.idle_since is not None
-         and now - n.idle_since >= cluster.idle_seconds_before_scaledown),
+        (
+            n
+            for n in nodes
+            if (n.state == "unusable" or (n.state == "idle" and n.id not in in_use))
+            and n.idle_since is not None
+            and now - n.idle_since >= cluster.idle_seconds_before_scaledown
+        ),
         key=lambda n: (n.state != "unusable", n.idle_since, n.id),  # unusable, then longest idle first
     )[:spare]
     if not expired:

@@ -3,6 +3,7 @@
 Pure of HTTP and Jupyter: the server extension, `batchai serve` and the tests all drive it
 through these methods. Long-running work happens in the Engine's thread.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,6 +59,7 @@ def _base_env() -> dict:
 
 class Page(NamedTuple):
     """One page of a listing the store pages itself: its items, and whether more follow."""
+
     items: list
     more: bool
 
@@ -66,20 +68,36 @@ class Service:
     """Built with its backends and datastore kinds from outside (batchai_jupyter/assembly.py: build_service),
     so the core imports neither."""
 
-    def __init__(self, settings: Settings, backends: Mapping[str, Backend], datastore_kinds: DatastoreKinds,
-                 unavailable_backends: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        backends: Mapping[str, Backend],
+        datastore_kinds: DatastoreKinds,
+        unavailable_backends: Mapping[str, str] | None = None,
+    ):
         self.settings = settings
         self.layout = HomeLayout(settings.home)
         self.store = Store(self.layout.database)
-        warn_if_home_orphaned(self.store.holds_nothing(), self.layout.database, self.layout.root,
-                              [os.path.join(self.layout.root, part) for part in ("datastores", "nodes", "shared")])
+        warn_if_home_orphaned(
+            self.store.holds_nothing(),
+            self.layout.database,
+            self.layout.root,
+            [os.path.join(self.layout.root, part) for part in ("datastores", "nodes", "shared")],
+        )
         self.events = EventBus()
         self._datastores: dict[tuple, Datastore] = {}  # opened once: they keep transfer state
         self.datastore_kinds = datastore_kinds
         self.backends = dict(backends)
         self.unavailable_backends = dict(unavailable_backends or {})  # name -> why it did not load
-        self.runner = JobRunner(self.store, self.layout, self.events, self._backend_for, self.datastore, _base_env,
-                                datastore_kinds.job_storage(self.store, self.layout, self.datastore))
+        self.runner = JobRunner(
+            self.store,
+            self.layout,
+            self.events,
+            self._backend_for,
+            self.datastore,
+            _base_env,
+            datastore_kinds.job_storage(self.store, self.layout, self.datastore),
+        )
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
@@ -97,8 +115,12 @@ class Service:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise BatchAIError("HomeInUse", f"another batchai service already manages {self.layout.root}; "
-                                            "stop it, or set BATCHAI_HOME to another directory", status=409) from None
+            raise BatchAIError(
+                "HomeInUse",
+                f"another batchai service already manages {self.layout.root}; "
+                "stop it, or set BATCHAI_HOME to another directory",
+                status=409,
+            ) from None
         self._lock_handle = handle
         self.engine.start()
 
@@ -127,8 +149,9 @@ class Service:
         row = self._datastore_row(workspace, name)
         key = (workspace, name, row.kind, row.created)
         if key not in self._datastores:
-            self._datastores[key] = self.datastore_kinds.open(row.kind, {**row.config, **row.secrets},
-                                                              DatastoreContext(self.layout.root))
+            self._datastores[key] = self.datastore_kinds.open(
+                row.kind, {**row.config, **row.secrets}, DatastoreContext(self.layout.root)
+            )
         return self._datastores[key]
 
     # -- workspaces, experiments, datastores ---------------------------------------------------
@@ -140,8 +163,14 @@ class Service:
                 return
             self.store.insert("workspaces", name=name, created=now)
             self.store.insert("experiments", workspace=name, name=DEFAULT_EXPERIMENT, created=now)
-            self.store.insert("datastores", workspace=name, name=DEFAULT_DATASTORE, kind="local", created=now,
-                              config={"path": self.layout.local_datastore(name, DEFAULT_DATASTORE)})
+            self.store.insert(
+                "datastores",
+                workspace=name,
+                name=DEFAULT_DATASTORE,
+                kind="local",
+                created=now,
+                config={"path": self.layout.local_datastore(name, DEFAULT_DATASTORE)},
+            )
 
     def create_workspace(self, name: str) -> dict:
         validate_name("workspace", name, "name")
@@ -182,15 +211,18 @@ class Service:
         row = self.store.query_one("SELECT * FROM experiments WHERE workspace = ? AND name = ?", workspace, name)
         if row is None:
             raise NotFound("experiment", name, f"create it with `batchai experiment create -w {workspace} -n {name}`")
-        counted = self.store.query_one("SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?",
-                                       workspace, name)
+        counted = self.store.query_one(
+            "SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?", workspace, name
+        )
         jobs = counted["n"] if counted else 0
         return views.experiment_view(row, jobs)
 
     def list_experiments(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
-        return [self.get_experiment(workspace, r["name"])
-                for r in self.store.query("SELECT name FROM experiments WHERE workspace = ? ORDER BY name", workspace)]
+        return [
+            self.get_experiment(workspace, r["name"])
+            for r in self.store.query("SELECT name FROM experiments WHERE workspace = ? ORDER BY name", workspace)
+        ]
 
     def delete_experiment(self, workspace: str, name: str) -> None:
         self.get_experiment(workspace, name)
@@ -220,12 +252,17 @@ class Service:
         kind, config, secrets = self.datastore_kinds.parse_document(document)
         existing = self.store.datastore_row(workspace, name)
         if existing and name != DEFAULT_DATASTORE:
-            raise Conflict("DatastoreExists", f"datastore '{name}' already exists in workspace '{workspace}'; "
-                                              "delete it first or pick another name")
+            raise Conflict(
+                "DatastoreExists",
+                f"datastore '{name}' already exists in workspace '{workspace}'; delete it first or pick another name",
+            )
         if existing and self.store.query_one("SELECT 1 FROM jobs WHERE workspace = ?", workspace):
-            raise Conflict("DefaultDatastoreInUse", f"workspace '{workspace}' already has jobs whose logs and "
-                                                    "outputs are in its default datastore; create a new workspace "
-                                                    "for this datastore, or register it under another name")
+            raise Conflict(
+                "DefaultDatastoreInUse",
+                f"workspace '{workspace}' already has jobs whose logs and "
+                "outputs are in its default datastore; create a new workspace "
+                "for this datastore, or register it under another name",
+            )
         datastore = self.datastore_kinds.open(kind, {**config, **secrets}, DatastoreContext(self.layout.root))
         if document.get("createContainer") and isinstance(datastore, CreatesContainer):
             datastore.create_container()
@@ -236,16 +273,24 @@ class Service:
         with self.store.transaction():
             if existing:
                 self.store.delete("datastores", workspace=workspace, name=name)
-            self.store.insert("datastores", workspace=workspace, name=name, kind=kind, config=config,
-                              secrets=secrets, created=time.time())
+            self.store.insert(
+                "datastores",
+                workspace=workspace,
+                name=name,
+                kind=kind,
+                config=config,
+                secrets=secrets,
+                created=time.time(),
+            )
         return self.get_datastore(workspace, name)
 
     def list_datastore_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
         self._datastore_row(workspace, name)
         return self._list(workspace, "", path, name)
 
-    def read_datastore_file(self, workspace: str, name: str, path: str, offset: int = 0,
-                            length: int | None = None) -> bytes:
+    def read_datastore_file(
+        self, workspace: str, name: str, path: str, offset: int = 0, length: int | None = None
+    ) -> bytes:
         self._datastore_row(workspace, name)
         relative = clean_relative_path(path, "path")
         if not relative:
@@ -255,8 +300,10 @@ class Service:
     def delete_datastore(self, workspace: str, name: str) -> None:
         self._datastore_row(workspace, name)
         if name == DEFAULT_DATASTORE:
-            raise BatchAIError("DefaultDatastore", f"the workspace's default datastore cannot be deleted; "
-                                                   f"delete workspace '{workspace}' instead")
+            raise BatchAIError(
+                "DefaultDatastore",
+                f"the workspace's default datastore cannot be deleted; delete workspace '{workspace}' instead",
+            )
         self.store.delete("datastores", workspace=workspace, name=name)
 
     # -- clusters ------------------------------------------------------------------------------
@@ -265,23 +312,39 @@ class Service:
         self.get_workspace(workspace)
         spec = parse_cluster_spec(document, name=name, workspace=workspace)
         if spec.backend in self.unavailable_backends:
-            raise BatchAIError("BackendUnavailable", f"backend: {spec.backend!r} is installed but cannot load here "
-                                                     f"({self.unavailable_backends[spec.backend]}); install what it "
-                                                     "needs and restart the service")
+            raise BatchAIError(
+                "BackendUnavailable",
+                f"backend: {spec.backend!r} is installed but cannot load here "
+                f"({self.unavailable_backends[spec.backend]}); install what it "
+                "needs and restart the service",
+            )
         if spec.backend not in self.backends:
-            raise BatchAIError("UnknownBackend", f"backend: {spec.backend!r} is not available here; "
-                                                 f"use one of: {', '.join(sorted(self.backends))}")
+            raise BatchAIError(
+                "UnknownBackend",
+                f"backend: {spec.backend!r} is not available here; use one of: {', '.join(sorted(self.backends))}",
+            )
         backend = self.backends[spec.backend]
         if isinstance(backend, ChecksClusters):  # the backend's own checks of backendOptions (raises BatchAIError)
             backend.check_cluster(spec)
         if self.store.cluster(workspace, spec.name):
-            raise Conflict("ClusterExists", f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
-                                            "delete it first or pick another name")
+            raise Conflict(
+                "ClusterExists",
+                f"cluster '{spec.name}' already exists in workspace '{workspace}'; "
+                "delete it first or pick another name",
+            )
         scale = spec.scale
         target = scale.target if scale.mode == "manual" else max(scale.minimum, scale.initial)
         secrets = spec.setup_task.secrets if spec.setup_task else {}
-        self.store.insert("clusters", workspace=workspace, name=spec.name, uuid=uuid.uuid4().hex,
-                          spec=encode_cluster_spec(spec), secrets=dict(secrets), target=target, created=time.time())
+        self.store.insert(
+            "clusters",
+            workspace=workspace,
+            name=spec.name,
+            uuid=uuid.uuid4().hex,
+            spec=encode_cluster_spec(spec),
+            secrets=dict(secrets),
+            target=target,
+            created=time.time(),
+        )
         self.events.publish("cluster", workspace=workspace, cluster=spec.name, state="created")
         self.engine.wake()
         return self.get_cluster(workspace, spec.name)
@@ -298,35 +361,46 @@ class Service:
 
     def list_clusters(self, workspace: str) -> list[dict]:
         self.get_workspace(workspace)
-        return [self.get_cluster(workspace, r["name"])
-                for r in self.store.query("SELECT name FROM clusters WHERE workspace = ? ORDER BY name", workspace)]
+        return [
+            self.get_cluster(workspace, r["name"])
+            for r in self.store.query("SELECT name FROM clusters WHERE workspace = ? ORDER BY name", workspace)
+        ]
 
     def update_scale(self, workspace: str, name: str, scale_document: dict) -> dict:
         """PATCH scaleSettings: `{"manual": {...}}` (resize) or `{"autoScale": {...}}` (auto-scale)."""
         row = self._cluster_row(workspace, name)
         if self.handover.owns(row):
-            raise BatchAIError("ClusterSizedByScheduler", f"cluster '{name}': its nodes are the "
-                                                          f"{row.spec.backend} scheduler's, so it is neither "
-                                                          "resized nor auto-scaled here; "
-                                                          "to cap how many nodes its jobs use at once, create it with "
-                                                          "backendOptions.maxNodesInUse (--max-nodes-in-use)")
+            raise BatchAIError(
+                "ClusterSizedByScheduler",
+                f"cluster '{name}': its nodes are the "
+                f"{row.spec.backend} scheduler's, so it is neither "
+                "resized nor auto-scaled here; "
+                "to cap how many nodes its jobs use at once, create it with "
+                "backendOptions.maxNodesInUse (--max-nodes-in-use)",
+            )
         current = row.spec
-        merged = parse_cluster_spec({"name": name, "backend": current.backend, "scaleSettings": scale_document},
-                                    workspace=workspace)
+        merged = parse_cluster_spec(
+            {"name": name, "backend": current.backend, "scaleSettings": scale_document}, workspace=workspace
+        )
         scale = merged.scale
         auto_block = scale_document.get("autoScale")
         if not (isinstance(auto_block, dict) and "idleSecondsBeforeScaledown" in auto_block):
             # The idle timeout is not part of Batch AI's scaleSettings: a resize that does not
             # name one keeps the cluster's own, instead of falling back to the default.
-            scale = dataclasses.replace(scale,
-                                        idle_seconds_before_scaledown=current.scale.idle_seconds_before_scaledown)
+            scale = dataclasses.replace(
+                scale, idle_seconds_before_scaledown=current.scale.idle_seconds_before_scaledown
+            )
         if scale.mode == "manual":
             target = scale.target
         else:
             live = len([n for n in self.store.nodes_of(workspace, name) if n.state != "leaving"])
             target = min(max(live, scale.minimum), scale.maximum)
-        self.store.update("clusters", {"workspace": workspace, "name": name},
-                          spec=encode_cluster_spec(dataclasses.replace(current, scale=scale)), target=target)
+        self.store.update(
+            "clusters",
+            {"workspace": workspace, "name": name},
+            spec=encode_cluster_spec(dataclasses.replace(current, scale=scale)),
+            target=target,
+        )
         self.engine.wake()
         return self.get_cluster(workspace, name)
 
@@ -347,9 +421,12 @@ class Service:
             raise BatchAIError("InvalidCommand", "command: give the shell command to run on the node")
         backend = self.backends[row.spec.backend]
         if not isinstance(backend, NodeExec):
-            raise BatchAIError("NodeExecNotSupported", f"the nodes of cluster '{name}' (backend "
-                                                       f"{row.spec.backend!r}) do not take commands; "
-                                                       "use a cluster of the ssh backend")
+            raise BatchAIError(
+                "NodeExecNotSupported",
+                f"the nodes of cluster '{name}' (backend "
+                f"{row.spec.backend!r}) do not take commands; "
+                "use a cluster of the ssh backend",
+            )
         code, out, err = backend.exec(node, command, timeout)
         return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
 
@@ -358,35 +435,53 @@ class Service:
         segment = cluster_segment(name, row.uuid)
         return self._list(workspace, segment, path)
 
-    def read_cluster_file(self, workspace: str, name: str, path: str, offset: int = 0,
-                          length: int | None = None) -> bytes:
+    def read_cluster_file(
+        self, workspace: str, name: str, path: str, offset: int = 0, length: int | None = None
+    ) -> bytes:
         row = self._cluster_row(workspace, name)
-        return self.datastore(workspace).read(f"{cluster_segment(name, row.uuid)}/{clean_relative_path(path)}",
-                                              offset, length)
+        return self.datastore(workspace).read(
+            f"{cluster_segment(name, row.uuid)}/{clean_relative_path(path)}", offset, length
+        )
 
     # -- jobs ----------------------------------------------------------------------------------
 
-    def create_job(self, workspace: str, experiment: str, document: dict, name: str | None = None,
-                   cluster: str | None = None) -> dict:
+    def create_job(
+        self, workspace: str, experiment: str, document: dict, name: str | None = None, cluster: str | None = None
+    ) -> dict:
         self.get_experiment(workspace, experiment)
         spec = parse_job_spec(document, name=name, workspace=workspace, experiment=experiment, cluster=cluster)
         self._check_locations(workspace, spec)
         cluster_row = self._cluster_row(workspace, spec.cluster)
         scale = cluster_row.spec.scale
         if scale.mode == "auto" and spec.node_count > scale.maximum:
-            raise BatchAIError("TooManyNodes", f"nodeCount: {spec.node_count} is more than cluster "
-                                               f"'{spec.cluster}' can ever have (maximum {scale.maximum}); "
-                                               "lower nodeCount or raise the cluster's maximum")
+            raise BatchAIError(
+                "TooManyNodes",
+                f"nodeCount: {spec.node_count} is more than cluster "
+                f"'{spec.cluster}' can ever have (maximum {scale.maximum}); "
+                "lower nodeCount or raise the cluster's maximum",
+            )
         now = time.time()
         try:
             job_id = self.store.insert(
-                "jobs", workspace=workspace, experiment=experiment, name=spec.name, uuid=uuid.uuid4().hex,
-                cluster=spec.cluster, priority=spec.priority, state="queued", spec=encode_job_spec(spec),
-                secrets=dict(spec.secrets), created=now, state_since=now)
+                "jobs",
+                workspace=workspace,
+                experiment=experiment,
+                name=spec.name,
+                uuid=uuid.uuid4().hex,
+                cluster=spec.cluster,
+                priority=spec.priority,
+                state="queued",
+                spec=encode_job_spec(spec),
+                secrets=dict(spec.secrets),
+                created=now,
+                state_since=now,
+            )
         except Exception as failure:
             if "UNIQUE" in str(failure):
-                raise Conflict("JobExists", f"job '{spec.name}' already exists in experiment '{experiment}'; "
-                                            "delete it or pick another name") from None
+                raise Conflict(
+                    "JobExists",
+                    f"job '{spec.name}' already exists in experiment '{experiment}'; delete it or pick another name",
+                ) from None
             raise
         self.events.publish("job", workspace=workspace, experiment=experiment, name=spec.name, state="queued")
         self.engine.wake()
@@ -398,10 +493,15 @@ class Service:
         for index, directory in enumerate(spec.input_directories):
             location = location_of(directory.path)
             if location is not None and not self.store.query_one(
-                    "SELECT 1 FROM datastores WHERE workspace = ? AND name = ?", workspace, location.datastore):
-                raise SpecError(f"{prefix}inputDirectories[{index}].path", directory.path,
-                                f"workspace '{workspace}' has no datastore '{location.datastore}'; list them with "
-                                f"`batchai datastore list -w {workspace}`", code="DatastoreNotFound")
+                "SELECT 1 FROM datastores WHERE workspace = ? AND name = ?", workspace, location.datastore
+            ):
+                raise SpecError(
+                    f"{prefix}inputDirectories[{index}].path",
+                    directory.path,
+                    f"workspace '{workspace}' has no datastore '{location.datastore}'; list them with "
+                    f"`batchai datastore list -w {workspace}`",
+                    code="DatastoreNotFound",
+                )
 
     def _job_row(self, workspace: str, experiment: str, name: str) -> Job:
         row = self.store.job_by_name(workspace, experiment, name)
@@ -421,22 +521,31 @@ class Service:
             return self.handover.waiting_reason(job)
         need = job.spec.node_count
         if cluster and cluster.spec.scale.mode == "manual" and need > cluster.target:
-            return (f"needs {need} nodes but cluster '{job.cluster}' has {cluster.target}; "
-                    f"resize it with `batchai cluster resize -n {job.cluster} -t {need}`")
+            return (
+                f"needs {need} nodes but cluster '{job.cluster}' has {cluster.target}; "
+                f"resize it with `batchai cluster resize -n {job.cluster} -t {need}`"
+            )
         return ""
 
     def get_job(self, workspace: str, experiment: str, name: str) -> dict:
         return self._job_view(self._job_row(workspace, experiment, name))
 
-    def list_jobs(self, workspace: str, experiment: str | None = None, state: str | None = None,
-                  skip: int = 0, limit: int | None = None) -> Page:
+    def list_jobs(
+        self,
+        workspace: str,
+        experiment: str | None = None,
+        state: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> Page:
         """Up to `limit` (None: all) jobs from the `skip`th on, in creation order, as the list shows them."""
         self.get_workspace(workspace)
         if experiment:
             self.get_experiment(workspace, experiment)
         if state and state not in JOB_STATES:
-            raise BatchAIError("InvalidArgument", f"state: {state!r} is not a job state; use one of "
-                                                  f"{', '.join(JOB_STATES)}")
+            raise BatchAIError(
+                "InvalidArgument", f"state: {state!r} is not a job state; use one of {', '.join(JOB_STATES)}"
+            )
         jobs, more = self.store.job_page(workspace, experiment or None, state or None, skip, limit)
         positions = self.store.queue_positions(jobs)
         return Page([views.job_view(j, positions.get(j.id)) for j in jobs], more)
@@ -465,34 +574,63 @@ class Service:
         ids = [d.id for d in job.spec.output_directories]
         if output_id not in ids:
             allowed = ", ".join(["stdouterr", *ids])
-            raise BatchAIError("InvalidOutputDirectoryId", f"outputdirectoryid: {output_id!r} is not an output "
-                                                           f"directory of job '{job.name}'; use one of: {allowed}")
+            raise BatchAIError(
+                "InvalidOutputDirectoryId",
+                f"outputdirectoryid: {output_id!r} is not an output "
+                f"directory of job '{job.name}'; use one of: {allowed}",
+            )
         return f"{base}/outputs/{output_id}"
 
-    def _list(self, workspace: str, segment: str, path: str, datastore_name: str = DEFAULT_DATASTORE,
-              link_expiry_minutes: int | None = None) -> list[dict]:
+    def _list(
+        self,
+        workspace: str,
+        segment: str,
+        path: str,
+        datastore_name: str = DEFAULT_DATASTORE,
+        link_expiry_minutes: int | None = None,
+    ) -> list[dict]:
         if link_expiry_minutes is not None and not 1 <= link_expiry_minutes <= 10080:
-            raise BatchAIError("InvalidArgument", f"linkexpiryinminutes: {link_expiry_minutes} is not valid; "
-                                                  "use 1 to 10080 (a week)")
+            raise BatchAIError(
+                "InvalidArgument", f"linkexpiryinminutes: {link_expiry_minutes} is not valid; use 1 to 10080 (a week)"
+            )
         relative = clean_relative_path(path)
         full = "/".join(part for part in (segment, relative) if part)
         datastore = self.datastore(workspace, datastore_name)
         entries = [views.file_view(e, relative) for e in datastore.list(full)]
         for entry in entries:  # a link that works without this service (Blob SAS)
-            url = (datastore.download_url(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
-                   if isinstance(datastore, DownloadLinks) and entry["fileType"] == "file" else None)
+            url = (
+                datastore.download_url(f"{full}/{entry['name']}".lstrip("/"), link_expiry_minutes)
+                if isinstance(datastore, DownloadLinks) and entry["fileType"] == "file"
+                else None
+            )
             if url:
                 entry["downloadUrl"] = url
         return entries
 
-    def list_job_files(self, workspace: str, experiment: str, name: str, output_id: str = "stdouterr",
-                       path: str = ".", link_expiry_minutes: int | None = None) -> list[dict]:
+    def list_job_files(
+        self,
+        workspace: str,
+        experiment: str,
+        name: str,
+        output_id: str = "stdouterr",
+        path: str = ".",
+        link_expiry_minutes: int | None = None,
+    ) -> list[dict]:
         job = self._job_row(workspace, experiment, name)
-        return self._list(workspace, self._job_files_segment(job, output_id), path,
-                          link_expiry_minutes=link_expiry_minutes)
+        return self._list(
+            workspace, self._job_files_segment(job, output_id), path, link_expiry_minutes=link_expiry_minutes
+        )
 
-    def read_job_file(self, workspace: str, experiment: str, name: str, output_id: str, path: str,
-                      offset: int = 0, length: int | None = None) -> bytes:
+    def read_job_file(
+        self,
+        workspace: str,
+        experiment: str,
+        name: str,
+        output_id: str,
+        path: str,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> bytes:
         job = self._job_row(workspace, experiment, name)
         segment = self._job_files_segment(job, output_id)
         relative = clean_relative_path(path, "path")
@@ -505,20 +643,30 @@ class Service:
     SNAPSHOT_MAX_BYTES = 1024 * 1024  # per file and response; a client continues with ranged reads
     SNAPSHOT_TAIL_BYTES = 64 * 1024
 
-    def job_snapshot(self, workspace: str, experiment: str, name: str, tail_bytes: int = SNAPSHOT_TAIL_BYTES,
-                     since: dict[str, int] | None = None, metrics_file: str | None = None) -> dict:
+    def job_snapshot(
+        self,
+        workspace: str,
+        experiment: str,
+        name: str,
+        tail_bytes: int = SNAPSHOT_TAIL_BYTES,
+        since: dict[str, int] | None = None,
+        metrics_file: str | None = None,
+    ) -> dict:
         """The job, its tasks, the last `tail_bytes` of each current task's stdout and stderr (or, for a
         file named in `since`, its bytes from that offset) with their offsets, the same for the job's
         `metrics_file` (in stdouterr), and the top of each output directory."""
         if not 0 <= tail_bytes <= self.SNAPSHOT_MAX_BYTES:
-            raise BatchAIError("InvalidArgument", f"tailbytes: {tail_bytes} is not valid; use 0 to "
-                                                  f"{self.SNAPSHOT_MAX_BYTES}")
+            raise BatchAIError(
+                "InvalidArgument", f"tailbytes: {tail_bytes} is not valid; use 0 to {self.SNAPSHOT_MAX_BYTES}"
+            )
         since = since or {}
         job = self.get_job(workspace, experiment, name)
         tasks = self.list_tasks(workspace, experiment, name)
-        sizes = {entry["path"]: entry["contentLength"] or 0
-                 for entry in self.list_job_files(workspace, experiment, name, "stdouterr")
-                 if entry["fileType"] == "file"}
+        sizes = {
+            entry["path"]: entry["contentLength"] or 0
+            for entry in self.list_job_files(workspace, experiment, name, "stdouterr")
+            if entry["fileType"] == "file"
+        }
 
         def part(path: str) -> dict | None:
             if path not in sizes:
@@ -527,15 +675,21 @@ class Service:
             start = since[path] if path in since else max(0, size - tail_bytes)
             data = b""
             if start < size:
-                data = self.read_job_file(workspace, experiment, name, "stdouterr", path, start,
-                                          min(size - start, self.SNAPSHOT_MAX_BYTES))
+                data = self.read_job_file(
+                    workspace, experiment, name, "stdouterr", path, start, min(size - start, self.SNAPSHOT_MAX_BYTES)
+                )
             if path not in since:  # a tail begins at a character, not inside one
                 cut = next((i for i, byte in enumerate(data[:4]) if byte & 0xC0 != 0x80), 0)
                 start, data = start + cut, data[cut:]
             if job["executionState"] not in ("succeeded", "failed"):  # an ended job's last bytes are all there is
-                data = data[:_whole_utf8_length(data)]
-            return {"path": path, "offset": start, "nextOffset": start + len(data), "size": size,
-                    "text": data.decode("utf-8", errors="replace")}
+                data = data[: _whole_utf8_length(data)]
+            return {
+                "path": path,
+                "offset": start,
+                "nextOffset": start + len(data),
+                "size": size,
+                "text": data.decode("utf-8", errors="replace"),
+            }
 
         logs = []
         for task in (t for t in tasks if t["attempt"] == job["attempt"]):
@@ -545,8 +699,14 @@ class Service:
                     logs.append({"task": task["name"], "stream": stream, **read})
         outputs = [d["id"] for d in job["properties"].get("outputDirectories", [])]
         files = {output_id: self.list_job_files(workspace, experiment, name, output_id) for output_id in outputs}
-        return {"job": job, "tasks": tasks, "logs": logs, "metrics": part(metrics_file) if metrics_file else None,
-                "outputFiles": files, "tailBytes": tail_bytes}
+        return {
+            "job": job,
+            "tasks": tasks,
+            "logs": logs,
+            "metrics": part(metrics_file) if metrics_file else None,
+            "outputFiles": files,
+            "tailBytes": tail_bytes,
+        }
 
 
 def _whole_utf8_length(data: bytes) -> int:

@@ -7,6 +7,7 @@ may carry is read wherever it appears; the dialect only decides which fields are
 whether error paths start with `properties.`. Unknown and legacy keys are ignored. Cluster specs
 (cluster_spec.py) are read with the same Fields reader.
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,9 +42,15 @@ NATIVE = "native"
 LOCAL_ARM_PREFIX = "/subscriptions/local/resourceGroups/local/providers/Microsoft.BatchAI"
 
 TOOLKIT_BLOCKS = {
-    "tensorFlowSettings": "tensorflow", "pyTorchSettings": "pytorch", "horovodSettings": "horovod",
-    "chainerSettings": "chainer", "cntkSettings": "cntk", "caffeSettings": "caffe",
-    "caffe2Settings": "caffe2", "customMpiSettings": "customMpi", "customToolkitSettings": "custom",
+    "tensorFlowSettings": "tensorflow",
+    "pyTorchSettings": "pytorch",
+    "horovodSettings": "horovod",
+    "chainerSettings": "chainer",
+    "cntkSettings": "cntk",
+    "caffeSettings": "caffe",
+    "caffe2Settings": "caffe2",
+    "customMpiSettings": "customMpi",
+    "customToolkitSettings": "custom",
 }
 BLOCK_BY_KIND = {kind: block for block, kind in TOOLKIT_BLOCKS.items()}
 # Batch AI's `toolType` for each kind (its enum says `mpi` for custom MPI).
@@ -57,6 +64,7 @@ _ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"(key|password|sastoken|token)$", re.IGNORECASE)
 _MASK = "***"
 _HIDDEN = "<hidden>"
+
 
 class Fields:
     """A JSON object being read, with its JSON-ish path for error messages. None means absent."""
@@ -97,19 +105,29 @@ class Fields:
         return value
 
     @overload
-    def integer(self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None,
-                required: bool = False) -> int: ...
+    def integer(
+        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None, required: bool = False
+    ) -> int: ...
 
     @overload
-    def integer(self, key: str, default: None = None, *, minimum: int = 0, maximum: int | None = None,
-                required: Literal[True]) -> int: ...
+    def integer(
+        self, key: str, default: None = None, *, minimum: int = 0, maximum: int | None = None, required: Literal[True]
+    ) -> int: ...
 
     @overload
-    def integer(self, key: str, default: None = None, *, minimum: int = 0, maximum: int | None = None,
-                required: bool = False) -> int | None: ...
+    def integer(
+        self, key: str, default: None = None, *, minimum: int = 0, maximum: int | None = None, required: bool = False
+    ) -> int | None: ...
 
-    def integer(self, key: str, default: int | None = None, *, minimum: int = 0,
-                maximum: int | None = None, required: bool = False) -> int | None:
+    def integer(
+        self,
+        key: str,
+        default: int | None = None,
+        *,
+        minimum: int = 0,
+        maximum: int | None = None,
+        required: bool = False,
+    ) -> int | None:
         """An int within the range; integral floats and numeric strings ("2") count."""
         if not self.has(key):
             if required:
@@ -155,8 +173,11 @@ def one_of(*places: tuple[Fields | None, str]) -> tuple[Fields, str] | None:
     given = [(fields, key) for fields, key in places if fields is not None and fields.has(key)]
     if len(given) > 1:
         (first, first_key), (second, second_key) = given[:2]
-        raise SpecError(second.at(second_key), second.get(second_key),
-                        f"give either {first.at(first_key)} or {second.at(second_key)}, not both")
+        raise SpecError(
+            second.at(second_key),
+            second.get(second_key),
+            f"give either {first.at(first_key)} or {second.at(second_key)}, not both",
+        )
     return given[0] if given else None
 
 
@@ -196,8 +217,9 @@ def _schema_version(schema: Any) -> str:
     return API_VERSIONS[-1]
 
 
-def resource_name(kind: str, override: str | None, key: str, body: Fields, outer: Fields | None = None,
-                   default: str | None = None) -> str:
+def resource_name(
+    kind: str, override: str | None, key: str, body: Fields, outer: Fields | None = None, default: str | None = None
+) -> str:
     """A validated name: the keyword argument, else the body's or the outer document's, else `default`."""
     if override is not None:
         return validate_name(kind, override, key)
@@ -218,8 +240,7 @@ def named_values(fields: Fields, key: str, *, secret: bool = False) -> dict[str,
     if secret:
         _check_secret_shapes(value, fields.at(key))
     if isinstance(value, dict):  # (name, value, path of the name, path of the value)
-        entries = [(name, item, f"{fields.at(key)}.{name}", f"{fields.at(key)}.{name}")
-                   for name, item in value.items()]
+        entries = [(name, item, f"{fields.at(key)}.{name}", f"{fields.at(key)}.{name}") for name, item in value.items()]
     else:
         entries = []
         for item in fields.items(key):
@@ -243,9 +264,12 @@ def _check_secret_shapes(value: Any, path: str) -> None:
 
 def _check_secret_reference(item: Fields, secret: bool) -> None:
     if secret and not item.has("value") and item.has("valueSecretReference"):
-        raise SpecError(item.at("valueSecretReference"), item.get("valueSecretReference"),
-                        "Key Vault references cannot be resolved here; put the secret itself in `value`",
-                        code="UnsupportedSecretReference")
+        raise SpecError(
+            item.at("valueSecretReference"),
+            item.get("valueSecretReference"),
+            "Key Vault references cannot be resolved here; put the secret itself in `value`",
+            code="UnsupportedSecretReference",
+        )
 
 
 def _variable_value(value: Any, path: str, secret: bool) -> str:
@@ -262,8 +286,15 @@ def _ids(fields: Fields, key: str) -> list[Fields]:
     seen: set[str] = set()
     items = fields.items(key)
     for item in items:
-        seen.add(_identifier(item.text("id", required="an id of letters, digits and '_'"), item.at("id"), seen,
-                             "an id", fields.at(key)))
+        seen.add(
+            _identifier(
+                item.text("id", required="an id of letters, digits and '_'"),
+                item.at("id"),
+                seen,
+                "an id",
+                fields.at(key),
+            )
+        )
     return items
 
 
@@ -291,8 +322,7 @@ _FIELD_READERS: dict[str, tuple[str, Callable[[Fields, str], Any]]] = {
     "pythonInterpreterPath": ("python_interpreter", _text),
     "commandLineArgs": ("args", _text),
     "processCount": ("process_count", _count),
-    "communicationBackend": ("communication_backend",
-                             lambda f, k: f.choice(k, COMMUNICATION_BACKENDS, "gloo")),
+    "communicationBackend": ("communication_backend", lambda f, k: f.choice(k, COMMUNICATION_BACKENDS, "gloo")),
     "masterCommandLineArgs": ("master_args", _text),
     "workerCommandLineArgs": ("worker_args", _text),
     "parameterServerCommandLineArgs": ("ps_args", _text),
@@ -304,9 +334,16 @@ _FIELD_READERS: dict[str, tuple[str, Callable[[Fields, str], Any]]] = {
 }
 _PYTHON = ("pythonScriptFilePath", "pythonInterpreterPath", "commandLineArgs")
 TOOLKIT_FIELDS: dict[str, tuple[str, ...]] = {
-    "tensorflow": ("pythonScriptFilePath", "pythonInterpreterPath", "masterCommandLineArgs",
-                   "workerCommandLineArgs", "parameterServerCommandLineArgs", "workerCount",
-                   "parameterServerCount", "tfConfigChief"),
+    "tensorflow": (
+        "pythonScriptFilePath",
+        "pythonInterpreterPath",
+        "masterCommandLineArgs",
+        "workerCommandLineArgs",
+        "parameterServerCommandLineArgs",
+        "workerCount",
+        "parameterServerCount",
+        "tfConfigChief",
+    ),
     "pytorch": _PYTHON + ("processCount", "communicationBackend"),
     "horovod": _PYTHON + ("processCount",),
     "chainer": _PYTHON + ("processCount",),
@@ -324,12 +361,18 @@ def _toolkit(body: Fields) -> ToolkitSettings:
     given = [key for key in (*TOOLKIT_BLOCKS, "toolkit") if body.has(key)]
     if not given:
         allowed = ", ".join(TOOLKIT_BLOCKS)
-        raise SpecError(body.path or "toolkit", None,
-                        f"a job needs exactly one toolkit block: one of {allowed} (or a native `toolkit`)",
-                        code="MissingField")
+        raise SpecError(
+            body.path or "toolkit",
+            None,
+            f"a job needs exactly one toolkit block: one of {allowed} (or a native `toolkit`)",
+            code="MissingField",
+        )
     if len(given) > 1:
-        raise SpecError(body.at(given[1]), body.get(given[1]),
-                        f"a job has exactly one toolkit block, not both {given[0]} and {given[1]}")
+        raise SpecError(
+            body.at(given[1]),
+            body.get(given[1]),
+            f"a job has exactly one toolkit block, not both {given[0]} and {given[1]}",
+        )
     key = given[0]
     if key in TOOLKIT_BLOCKS:
         return _toolkit_settings(TOOLKIT_BLOCKS[key], body.present_obj(key))
@@ -337,8 +380,9 @@ def _toolkit(body: Fields) -> ToolkitSettings:
     if isinstance(value, str):  # the kind alone; its fields sit at the top of the native spec
         return _toolkit_settings(_toolkit_kind(value, body.at("toolkit")), body)
     if not isinstance(value, dict):
-        raise SpecError(body.at("toolkit"), value,
-                        'a toolkit kind or an object {"type": kind, ...the fields of its settings block}')
+        raise SpecError(
+            body.at("toolkit"), value, 'a toolkit kind or an object {"type": kind, ...the fields of its settings block}'
+        )
     block = body.present_obj("toolkit")
     if not block.has("type"):
         raise block.missing("type", "one of " + ", ".join(TOOLKITS))
@@ -373,16 +417,26 @@ def _check_toolkit(settings: ToolkitSettings, fields: Fields) -> None:
     elif kind == "customMpi":
         required = ("commandLine", settings.command_line, "the command mpirun starts on each node")
     elif kind == "caffe" and bool(settings.config_file) == bool(settings.python_script):
-        raise SpecError(fields.at("configFilePath"), settings.config_file or None,
-                        "caffe needs exactly one of configFilePath (solver prototxt) or pythonScriptFilePath")
+        raise SpecError(
+            fields.at("configFilePath"),
+            settings.config_file or None,
+            "caffe needs exactly one of configFilePath (solver prototxt) or pythonScriptFilePath",
+        )
     if required and not required[1]:
         raise fields.missing(required[0], f"{required[2]} ({kind})")
 
 
 # ---- jobs -----------------------------------------------------------------------------------
 
-def parse_job_spec(doc: Any, *, name: str | None = None, workspace: str | None = None,
-                   experiment: str | None = None, cluster: str | None = None) -> JobSpec:
+
+def parse_job_spec(
+    doc: Any,
+    *,
+    name: str | None = None,
+    workspace: str | None = None,
+    experiment: str | None = None,
+    cluster: str | None = None,
+) -> JobSpec:
     """A JobSpec from a native spec or a Batch AI job.json (already decoded); SpecError if invalid.
 
     Keyword arguments (the CLI's -n/-w/-e/-c) override the document.
@@ -402,17 +456,26 @@ def parse_job_spec(doc: Any, *, name: str | None = None, workspace: str | None =
         max_wall_clock_seconds=_max_wall_clock(constraints),
         max_retries=_max_retries(body, constraints),
         job_preparation=_job_preparation(body),
-        input_directories=[InputDirectory(id=item.text("id"), path=parse_data_path(
-                               item.text("path", required=f"a path: {FORMS}"), item.at("path")))
-                           for item in _ids(body, "inputDirectories")],
-        output_directories=[OutputDirectory(id=item.text("id"),
-                                            path_prefix=item.text("pathPrefix", required="a path prefix"),
-                                            path_suffix=item.text("pathSuffix"))
-                            for item in _ids(body, "outputDirectories")],
+        input_directories=[
+            InputDirectory(
+                id=item.text("id"),
+                path=parse_data_path(item.text("path", required=f"a path: {FORMS}"), item.at("path")),
+            )
+            for item in _ids(body, "inputDirectories")
+        ],
+        output_directories=[
+            OutputDirectory(
+                id=item.text("id"),
+                path_prefix=item.text("pathPrefix", required="a path prefix"),
+                path_suffix=item.text("pathSuffix"),
+            )
+            for item in _ids(body, "outputDirectories")
+        ],
         environment=named_values(body, "environmentVariables"),
         secrets=named_values(body, "secrets", secret=True),
         std_out_err_path_prefix=body.text(
-            "stdOutErrPathPrefix", required="where the stdouterr directory goes" if batch_ai else ""),
+            "stdOutErrPathPrefix", required="where the stdouterr directory goes" if batch_ai else ""
+        ),
         mount_volumes=raw_block(body, "mountVolumes"),
         api_version=api_version,
     )
@@ -484,17 +547,22 @@ def job_spec_to_wire(spec: JobSpec) -> dict:
     """The camelCase job properties the API returns: no secret values, mount keys masked."""
     kind = spec.toolkit.kind
     return {
-        "name": spec.name, "workspace": spec.workspace, "experiment": spec.experiment,
+        "name": spec.name,
+        "workspace": spec.workspace,
+        "experiment": spec.experiment,
         "cluster": {"id": f"{LOCAL_ARM_PREFIX}/workspaces/{spec.workspace}/clusters/{spec.cluster}"},
         "nodeCount": spec.node_count,
         "schedulingPriority": priority_name(spec.priority),
-        "constraints": {"maxWallClockTime": format_duration(spec.max_wall_clock_seconds),
-                        "maxRetries": spec.max_retries},
+        "constraints": {
+            "maxWallClockTime": format_duration(spec.max_wall_clock_seconds),
+            "maxRetries": spec.max_retries,
+        },
         "toolType": TOOL_TYPES[kind],
         BLOCK_BY_KIND[kind]: toolkit_to_wire(spec.toolkit),
         "inputDirectories": [{"id": d.id, "path": d.path} for d in spec.input_directories],
-        "outputDirectories": [{"id": d.id, "pathPrefix": d.path_prefix, "pathSuffix": d.path_suffix}
-                              for d in spec.output_directories],
+        "outputDirectories": [
+            {"id": d.id, "pathPrefix": d.path_prefix, "pathSuffix": d.path_suffix} for d in spec.output_directories
+        ],
         "environmentVariables": variables_to_wire(spec.environment),
         "secrets": [{"name": name} for name in spec.secrets],
         "jobPreparation": {"commandLine": spec.job_preparation} if spec.job_preparation else None,

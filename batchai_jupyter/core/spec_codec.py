@@ -8,6 +8,7 @@ change must bump SPEC_VERSION and add the step in UPGRADES that brings the older
 
 Version 0 is what releases before versions wrote (no "v" key; the same fields, with `"secrets": {}`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,10 +32,13 @@ SPEC_VERSION = 1
 # Fields a class's stored form leaves out: secret values live in their own column.
 _EXCLUDED: dict[type, frozenset[str]] = {JobSpec: frozenset({"secrets"}), SetupTask: frozenset({"secrets"})}
 # Fields holding another dataclass (or a list of them): decoded into it.
-_NESTED: dict[type, dict[str, type]] = {JobSpec: {"toolkit": ToolkitSettings}, ClusterSpec: {"scale": ScaleSettings,
-                                                                                           "setup_task": SetupTask}}
-_NESTED_LISTS: dict[type, dict[str, type]] = {JobSpec: {"input_directories": InputDirectory,
-                                                        "output_directories": OutputDirectory}}
+_NESTED: dict[type, dict[str, type]] = {
+    JobSpec: {"toolkit": ToolkitSettings},
+    ClusterSpec: {"scale": ScaleSettings, "setup_task": SetupTask},
+}
+_NESTED_LISTS: dict[type, dict[str, type]] = {
+    JobSpec: {"input_directories": InputDirectory, "output_directories": OutputDirectory}
+}
 
 Spec = TypeVar("Spec", JobSpec, ClusterSpec)
 Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
@@ -81,8 +85,11 @@ def _decode_versioned(cls: type[Spec], stored: dict[str, Any], upgrades: tuple[U
     if not isinstance(version, int) or version < 0:
         raise StoredSpecError(f"a stored {what} has version {version!r}, which no batchai writes")
     if version > SPEC_VERSION:
-        raise StoredSpecError(f"a stored {what} has version {version}, written by a newer release (this batchai "
-                              f"reads versions 0 to {SPEC_VERSION}); upgrade batchai", status=409)
+        raise StoredSpecError(
+            f"a stored {what} has version {version}, written by a newer release (this batchai "
+            f"reads versions 0 to {SPEC_VERSION}); upgrade batchai",
+            status=409,
+        )
     for upgrade in upgrades[version:]:
         data = upgrade(data)
     decoded: Spec = _decode(cls, data, what)
@@ -95,11 +102,14 @@ def _decode(cls: type, data: Any, path: str) -> Any:
     fields = _stored_fields(cls)
     if data.keys() != fields:
         unknown, missing = sorted(data.keys() - fields), sorted(fields - data.keys())
-        problems = [f"unknown field {path}.{name}" for name in unknown] + \
-                   [f"missing field {path}.{name}" for name in missing]
-        raise StoredSpecError(f"stored {path} does not match {cls.__name__} (version {SPEC_VERSION}): "
-                              f"{'; '.join(problems)}; a changed field needs a new SPEC_VERSION and an upgrade "
-                              "step in core/spec_codec.py")
+        problems = [f"unknown field {path}.{name}" for name in unknown] + [
+            f"missing field {path}.{name}" for name in missing
+        ]
+        raise StoredSpecError(
+            f"stored {path} does not match {cls.__name__} (version {SPEC_VERSION}): "
+            f"{'; '.join(problems)}; a changed field needs a new SPEC_VERSION and an upgrade "
+            "step in core/spec_codec.py"
+        )
     values = dict(data)
     for name, nested in _NESTED.get(cls, {}).items():
         if values[name] is not None:
@@ -115,6 +125,7 @@ def _stored_fields(cls: type) -> frozenset[str]:
 
 
 # ---- upgrades: step n takes a stored spec from version n to n + 1 --------------------------------
+
 
 def _job_v0(data: dict[str, Any]) -> dict[str, Any]:
     """Version 0 (releases before versions) stored an empty `secrets`; the values were always apart."""

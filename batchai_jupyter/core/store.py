@@ -7,6 +7,7 @@ specs decoded once; workspaces and experiments (and `query`) as dicts, their JSO
 The schema has a version (PRAGMA user_version): SCHEMA is version 0, as the first releases wrote it,
 and each step of MIGRATIONS upgrades it by one, in place, when the store is opened.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,11 +68,13 @@ CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks (job_id, attempt);
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: job listings page in SQL. Every index ends with the rowid (= id), so each filter reads its
     # page in id order; the queue index counts the jobs ahead of a queued job without reading rows.
-    ("CREATE INDEX IF NOT EXISTS jobs_by_workspace ON jobs (workspace)",
-     "CREATE INDEX IF NOT EXISTS jobs_by_workspace_state ON jobs (workspace, state)",
-     "CREATE INDEX IF NOT EXISTS jobs_by_experiment ON jobs (workspace, experiment)",
-     "CREATE INDEX IF NOT EXISTS jobs_by_experiment_state ON jobs (workspace, experiment, state)",
-     "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, workspace, cluster, priority)"),
+    (
+        "CREATE INDEX IF NOT EXISTS jobs_by_workspace ON jobs (workspace)",
+        "CREATE INDEX IF NOT EXISTS jobs_by_workspace_state ON jobs (workspace, state)",
+        "CREATE INDEX IF NOT EXISTS jobs_by_experiment ON jobs (workspace, experiment)",
+        "CREATE INDEX IF NOT EXISTS jobs_by_experiment_state ON jobs (workspace, experiment, state)",
+        "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, workspace, cluster, priority)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -143,10 +146,13 @@ class Store:
             with self.transaction():  # re-read inside: another process may have just upgraded it
                 version = self.schema_version()
                 if version > SCHEMA_VERSION:
-                    raise BatchAIError("StoreTooNew", f"{self.path} has schema version {version}, written by a "
-                                                      f"newer batchai (this one knows up to {SCHEMA_VERSION}); "
-                                                      "upgrade batchai, or set BATCHAI_HOME to another directory",
-                                       status=409)
+                    raise BatchAIError(
+                        "StoreTooNew",
+                        f"{self.path} has schema version {version}, written by a "
+                        f"newer batchai (this one knows up to {SCHEMA_VERSION}); "
+                        "upgrade batchai, or set BATCHAI_HOME to another directory",
+                        status=409,
+                    )
                 if version == SCHEMA_VERSION:
                     return
                 for statement in MIGRATIONS[version]:
@@ -157,7 +163,8 @@ class Store:
         """No job and no cluster: what a new store, or one that replaced a lost store, holds."""
         with self._lock:
             return not self._connection.execute(
-                "SELECT EXISTS (SELECT 1 FROM jobs) OR EXISTS (SELECT 1 FROM clusters)").fetchone()[0]
+                "SELECT EXISTS (SELECT 1 FROM jobs) OR EXISTS (SELECT 1 FROM clusters)"
+            ).fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
@@ -198,7 +205,8 @@ class Store:
         marks = ", ".join("?" for _ in values)
         with self._lock:
             cursor = self._connection.execute(
-                f"INSERT INTO {table} ({columns}) VALUES ({marks})", [_encode(v) for v in values.values()])
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})", [_encode(v) for v in values.values()]
+            )
         if cursor.lastrowid is None:  # sqlite3 sets it after every INSERT of one row
             raise RuntimeError(f"inserting into {table} gave no row id")
         return cursor.lastrowid
@@ -209,7 +217,8 @@ class Store:
         with self._lock:
             cursor = self._connection.execute(
                 f"UPDATE {table} SET {assignments} WHERE {condition}",
-                [_encode(v) for v in values.values()] + list(where.values()))
+                [_encode(v) for v in values.values()] + list(where.values()),
+            )
             return cursor.rowcount
 
     def delete(self, table: str, **where) -> int:
@@ -235,7 +244,8 @@ class Store:
 
     def job_by_name(self, workspace: str, experiment: str, name: str) -> Job | None:
         return self._job(
-            "SELECT * FROM jobs WHERE workspace = ? AND experiment = ? AND name = ?", workspace, experiment, name)
+            "SELECT * FROM jobs WHERE workspace = ? AND experiment = ? AND name = ?", workspace, experiment, name
+        )
 
     def jobs_in_state(self, *states: str) -> list[Job]:
         marks = ", ".join("?" for _ in states)
@@ -244,15 +254,20 @@ class Store:
     def jobs_of_cluster(self, workspace: str, cluster: str, *states: str) -> list[Job]:
         """The cluster's jobs in `states`, in id order."""
         marks = ", ".join("?" for _ in states)
-        return self._jobs(f"SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN ({marks}) "
-                          "ORDER BY id", workspace, cluster, *states)
+        return self._jobs(
+            f"SELECT * FROM jobs WHERE workspace = ? AND cluster = ? AND state IN ({marks}) ORDER BY id",
+            workspace,
+            cluster,
+            *states,
+        )
 
     def jobs_of(self, workspace: str, experiment: str | None = None) -> list[Job]:
         """A workspace's jobs, or one experiment's, in id order."""
         if experiment is None:
             return self._jobs("SELECT * FROM jobs WHERE workspace = ? ORDER BY id", workspace)
-        return self._jobs("SELECT * FROM jobs WHERE workspace = ? AND experiment = ? ORDER BY id",
-                          workspace, experiment)
+        return self._jobs(
+            "SELECT * FROM jobs WHERE workspace = ? AND experiment = ? ORDER BY id", workspace, experiment
+        )
 
     def job_briefs(self, *states: str, workspace: str | None = None, cluster: str | None = None) -> list[JobBrief]:
         """Jobs in `states` with only what queueing and scheduling read: id, workspace, cluster,
@@ -270,19 +285,35 @@ class Store:
                 try:
                     rows = self._connection.execute(
                         f"SELECT {_BRIEF_COLUMNS}, json_extract(spec, '$.node_count'), "
-                        f"json_extract(spec, '$.max_wall_clock_seconds') {where}", args).fetchall()
+                        f"json_extract(spec, '$.max_wall_clock_seconds') {where}",
+                        args,
+                    ).fetchall()
                 except sqlite3.OperationalError:  # an SQLite built without its JSON functions
                     self._json_in_sql = False
             if not self._json_in_sql:
-                rows = [(*row[:-1], spec["node_count"], spec["max_wall_clock_seconds"])
-                        for row in self._connection.execute(f"SELECT {_BRIEF_COLUMNS}, spec {where}", args)
-                        for spec in (json.loads(row[-1]),)]
-        return [JobBrief(id=row[0], workspace=row[1], cluster=row[2], priority=row[3], state=row[4], started=row[5],
-                         node_ids=json.loads(row[6]) if row[6] != "[]" else [],  # a queued job's "[]" needs no decoding
-                         node_count=row[7], max_wall_clock_seconds=row[8]) for row in rows]
+                rows = [
+                    (*row[:-1], spec["node_count"], spec["max_wall_clock_seconds"])
+                    for row in self._connection.execute(f"SELECT {_BRIEF_COLUMNS}, spec {where}", args)
+                    for spec in (json.loads(row[-1]),)
+                ]
+        return [
+            JobBrief(
+                id=row[0],
+                workspace=row[1],
+                cluster=row[2],
+                priority=row[3],
+                state=row[4],
+                started=row[5],
+                node_ids=json.loads(row[6]) if row[6] != "[]" else [],  # a queued job's "[]" needs no decoding
+                node_count=row[7],
+                max_wall_clock_seconds=row[8],
+            )
+            for row in rows
+        ]
 
-    def job_page(self, workspace: str, experiment: str | None, state: str | None, skip: int,
-                 limit: int | None) -> tuple[list[Job], bool]:
+    def job_page(
+        self, workspace: str, experiment: str | None, state: str | None, skip: int, limit: int | None
+    ) -> tuple[list[Job], bool]:
         """Up to `limit` (None: all) jobs of `workspace`, optionally of one experiment and in one
         state, in id order from the `skip`th on, and whether more follow. The page's ids come from
         an index alone, so only its own rows are read and decoded."""
@@ -290,8 +321,13 @@ class Store:
         for column, value in (("experiment", experiment), ("state", state)):
             if value is not None:
                 conditions, args = conditions + [f"{column} = ?"], args + [value]
-        rows = self._jobs(f"SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs WHERE {' AND '.join(conditions)} "
-                          "ORDER BY id LIMIT ? OFFSET ?) ORDER BY id", *args, -1 if limit is None else limit + 1, skip)
+        rows = self._jobs(
+            f"SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs WHERE {' AND '.join(conditions)} "
+            "ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
+            *args,
+            -1 if limit is None else limit + 1,
+            skip,
+        )
         if limit is None or len(rows) <= limit:
             return rows, False
         return rows[:limit], True
@@ -327,8 +363,10 @@ class Store:
         elif after.priority == before.priority:
             ranges = [("priority = ? AND id > ? AND id < ?", before.priority, after.id, before.id)]
         else:
-            ranges += [("priority > ? AND priority < ?", before.priority, after.priority),
-                       ("priority = ? AND id > ?", after.priority, after.id)]
+            ranges += [
+                ("priority > ? AND priority < ?", before.priority, after.priority),
+                ("priority = ? AND id > ?", after.priority, after.id),
+            ]
         queue = "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND workspace = ? AND cluster = ? AND "
         sql = "SELECT " + " + ".join(f"({queue}{condition})" for condition, *_ in ranges)
         args = [value for _, *values in ranges for value in (workspace, cluster, *values)]
@@ -345,8 +383,10 @@ class Store:
 
     def clusters_of(self, workspace: str) -> list[Cluster]:
         """A workspace's clusters, by name."""
-        return [Cluster.from_row(row)
-                for row in self.query("SELECT * FROM clusters WHERE workspace = ? ORDER BY name", workspace)]
+        return [
+            Cluster.from_row(row)
+            for row in self.query("SELECT * FROM clusters WHERE workspace = ? ORDER BY name", workspace)
+        ]
 
     def datastore_row(self, workspace: str, name: str) -> DatastoreRow | None:
         row = self.query_one("SELECT * FROM datastores WHERE workspace = ? AND name = ?", workspace, name)
@@ -354,12 +394,18 @@ class Store:
 
     def datastores_of(self, workspace: str) -> list[DatastoreRow]:
         """A workspace's datastores, by name."""
-        return [DatastoreRow.from_row(row)
-                for row in self.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)]
+        return [
+            DatastoreRow.from_row(row)
+            for row in self.query("SELECT * FROM datastores WHERE workspace = ? ORDER BY name", workspace)
+        ]
 
     def nodes_of(self, workspace: str, cluster: str) -> list[Node]:
-        return [Node.from_row(row) for row in
-                self.query("SELECT * FROM nodes WHERE workspace = ? AND cluster = ? ORDER BY id", workspace, cluster)]
+        return [
+            Node.from_row(row)
+            for row in self.query(
+                "SELECT * FROM nodes WHERE workspace = ? AND cluster = ? ORDER BY id", workspace, cluster
+            )
+        ]
 
     def node(self, node_id: int) -> Node | None:
         row = self.query_one("SELECT * FROM nodes WHERE id = ?", node_id)

@@ -1,6 +1,7 @@
 """Opening the store safely: a store file that exists but is not what the service wrote is refused, never
 replaced by an empty one; the store is copied aside before a schema migration; and a store that starts empty
 over a home full of job files says so loudly (the store may have been deleted)."""
+
 from __future__ import annotations
 
 import glob
@@ -18,8 +19,11 @@ class StoreDamaged(BatchAIError):
     status = 503
 
     def __init__(self, path: str, problem: str):
-        super().__init__("StoreDamaged", f"the store {path} {problem}; the service did not start, so nothing in "
-                                         f"it was changed. {recovery_hint(path)}")
+        super().__init__(
+            "StoreDamaged",
+            f"the store {path} {problem}; the service did not start, so nothing in "
+            f"it was changed. {recovery_hint(path)}",
+        )
 
 
 def backups(path: str) -> list[str]:
@@ -29,9 +33,11 @@ def backups(path: str) -> list[str]:
 def recovery_hint(path: str) -> str:
     found = backups(path)
     restore = f"copy the backup {found[-1]} over it" if found else "restore it from your own backup"
-    return (f"To recover: stop every batchai service on this home, then {restore}; or move {path} and "
-            f"{path}-wal aside to start with an empty store (its jobs, clusters and datastores are then "
-            "forgotten; their files stay in the home)")
+    return (
+        f"To recover: stop every batchai service on this home, then {restore}; or move {path} and "
+        f"{path}-wal aside to start with an empty store (its jobs, clusters and datastores are then "
+        "forgotten; their files stay in the home)"
+    )
 
 
 def check_store_file(path: str) -> None:
@@ -81,9 +87,15 @@ def warn_if_home_orphaned(holds_nothing: bool, path: str, home: str, job_data_ro
     found = next((file for root in job_data_roots for file in _files(root)), None)
     if found is None:
         return
-    log.warning("batchai: WARNING: the store %s holds no jobs or clusters, but %s holds job data (e.g. %s). If the "
-                "store was deleted or replaced, stop this service now and restore it (%s); the forgotten jobs' "
-                "files are not removed", path, home, found, ", ".join(backups(path)) or "no backups found next to it")
+    log.warning(
+        "batchai: WARNING: the store %s holds no jobs or clusters, but %s holds job data (e.g. %s). If the "
+        "store was deleted or replaced, stop this service now and restore it (%s); the forgotten jobs' "
+        "files are not removed",
+        path,
+        home,
+        found,
+        ", ".join(backups(path)) or "no backups found next to it",
+    )
 
 
 def _files(root: str):

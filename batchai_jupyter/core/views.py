@@ -1,4 +1,5 @@
 """Store records and rows → the camelCase JSON the API returns (Batch AI's names, secrets never included)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,28 +25,49 @@ def workspace_view(row: dict) -> dict:
 
 
 def experiment_view(row: dict, job_count: int) -> dict:
-    return {"name": row["name"], "workspace": row["workspace"], "creationTime": iso(row["created"]),
-            "jobCount": job_count}
+    return {
+        "name": row["name"],
+        "workspace": row["workspace"],
+        "creationTime": iso(row["created"]),
+        "jobCount": job_count,
+    }
 
 
 def file_view(entry: FileEntry, folder: str) -> dict:
     """A file or folder of a listing of `folder` (a path relative to what is listed; "" its top)."""
-    return {"name": entry.name, "path": f"{folder}/{entry.name}" if folder else entry.name,
-            "fileType": entry.file_type, "contentLength": entry.size, "lastModified": iso(entry.modified)}
+    return {
+        "name": entry.name,
+        "path": f"{folder}/{entry.name}" if folder else entry.name,
+        "fileType": entry.file_type,
+        "contentLength": entry.size,
+        "lastModified": iso(entry.modified),
+    }
 
 
 def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = "") -> dict:
     spec = dataclasses.replace(job.spec, secrets={name: "" for name in job.secrets})  # their names only
     view = {
-        "name": job.name, "workspace": job.workspace, "experiment": job.experiment,
-        "cluster": job.cluster, "uuid": job.uuid, "toolType": spec.toolkit.kind,
-        "nodeCount": spec.node_count, "schedulingPriority": priority_name(job.priority),
-        "executionState": job.state, "executionStateTransitionTime": iso(job.state_since),
-        "creationTime": iso(job.created), "attempt": job.attempt, "maxRetries": spec.max_retries,
+        "name": job.name,
+        "workspace": job.workspace,
+        "experiment": job.experiment,
+        "cluster": job.cluster,
+        "uuid": job.uuid,
+        "toolType": spec.toolkit.kind,
+        "nodeCount": spec.node_count,
+        "schedulingPriority": priority_name(job.priority),
+        "executionState": job.state,
+        "executionStateTransitionTime": iso(job.state_since),
+        "creationTime": iso(job.created),
+        "attempt": job.attempt,
+        "maxRetries": spec.max_retries,
         "retriesUsed": job.retries_used,
         "jobOutputDirectoryPathSegment": job_segment(job.experiment, job.name, job.uuid),
-        "executionInfo": {"startTime": iso(job.started), "endTime": iso(job.ended),
-                          "exitCode": job.exit_code, "errors": job.errors},
+        "executionInfo": {
+            "startTime": iso(job.started),
+            "endTime": iso(job.ended),
+            "exitCode": job.exit_code,
+            "errors": job.errors,
+        },
         "properties": job_spec_to_wire(spec),
     }
     if job.state == "queued":
@@ -56,10 +78,21 @@ def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = 
 
 
 def task_view(task: Task, node: Node | None) -> dict:
-    return {"name": task.name, "role": task.role, "index": task.rank, "attempt": task.attempt,
-            "phase": task.phase, "node": node.name if node else None, "ip": node.ip if node else None,
-            "state": task.state, "exitCode": task.exit_code, "stdout": task.stdout,
-            "stderr": task.stderr, "startTime": iso(task.launched), "endTime": iso(task.ended)}
+    return {
+        "name": task.name,
+        "role": task.role,
+        "index": task.rank,
+        "attempt": task.attempt,
+        "phase": task.phase,
+        "node": node.name if node else None,
+        "ip": node.ip if node else None,
+        "state": task.state,
+        "exitCode": task.exit_code,
+        "stdout": task.stdout,
+        "stderr": task.stderr,
+        "startTime": iso(task.launched),
+        "endTime": iso(task.ended),
+    }
 
 
 def node_state_counts(nodes: list[Node]) -> dict:
@@ -72,29 +105,44 @@ def node_state_counts(nodes: list[Node]) -> dict:
 def cluster_view(cluster: Cluster, nodes: list[Node]) -> dict:
     spec = cluster.spec
     if spec.setup_task is not None:  # the store keeps secret values apart; show their names only
-        spec = dataclasses.replace(spec, setup_task=dataclasses.replace(
-            spec.setup_task, secrets={name: "" for name in cluster.secrets}))
+        spec = dataclasses.replace(
+            spec, setup_task=dataclasses.replace(spec.setup_task, secrets={name: "" for name in cluster.secrets})
+        )
     live = [n for n in nodes if n.state != "leaving"]
     steady = len(live) == cluster.target and not any(n.state in ("preparing", "leaving") for n in nodes)
     return {
-        "name": cluster.name, "workspace": cluster.workspace, "backend": spec.backend,
-        "uuid": cluster.uuid, "creationTime": iso(cluster.created),
+        "name": cluster.name,
+        "workspace": cluster.workspace,
+        "backend": spec.backend,
+        "uuid": cluster.uuid,
+        "creationTime": iso(cluster.created),
         "provisioningState": "deleting" if cluster.deleting else "succeeded",
         "allocationState": "steady" if steady else "resizing",
-        "currentNodeCount": len(nodes), "targetNodeCount": cluster.target,
-        "nodeStateCounts": node_state_counts(nodes), "errors": cluster.errors,
+        "currentNodeCount": len(nodes),
+        "targetNodeCount": cluster.target,
+        "nodeStateCounts": node_state_counts(nodes),
+        "errors": cluster.errors,
         "properties": cluster_spec_to_wire(spec),
     }
 
 
 def node_view(node: Node) -> dict:
-    return {"nodeId": node.name, "ipAddress": node.ip, "port": node.info.get("port"), "state": node.state,
-            "jobId": node.job_id, "stateTransitionTime": iso(node.state_since),
-            "cpus": node.info.get("cpus"), "gpus": node.info.get("gpus"), "errors": node.errors}
+    return {
+        "nodeId": node.name,
+        "ipAddress": node.ip,
+        "port": node.info.get("port"),
+        "state": node.state,
+        "jobId": node.job_id,
+        "stateTransitionTime": iso(node.state_since),
+        "cpus": node.info.get("cpus"),
+        "gpus": node.info.get("gpus"),
+        "errors": node.errors,
+    }
 
 
 def queued_job(job: Job | JobBrief) -> scheduler.QueuedJob:
     """The scheduler's view of a queued job, from a full job record or a Store.job_briefs() one."""
     fields = job.spec if isinstance(job, Job) else job
-    return scheduler.QueuedJob(job.id, f"{job.workspace}/{job.cluster}", job.priority, job.id,
-                               fields.node_count, fields.max_wall_clock_seconds)
+    return scheduler.QueuedJob(
+        job.id, f"{job.workspace}/{job.cluster}", job.priority, job.id, fields.node_count, fields.max_wall_clock_seconds
+    )

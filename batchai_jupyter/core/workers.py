@@ -7,6 +7,7 @@ Work is either the cluster's periodic cycle (coalesced: asking again while one i
 adds nothing, asking while one runs makes one more run afterwards) or a user's action (terminate,
 delete), which callers may wait for. The threads are daemons owned by the engine and stop with it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,13 @@ class ClusterWorker:
         since = self.busy_since
         if since is not None and now - since > SLOW_WORK_SECONDS and not self._reported_slow:
             self._reported_slow = True
-            log.warning("batchai: cluster %s has been busy with %s for %.0f s; its other work waits, other "
-                        "clusters are not affected", self.key, self.busy_with, now - since)
+            log.warning(
+                "batchai: cluster %s has been busy with %s for %.0f s; its other work waits, other "
+                "clusters are not affected",
+                self.key,
+                self.busy_with,
+                now - since,
+            )
 
     def _run_cycle(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ sent, in chunks, each checked against its hash: a second upload of the same data
 Specs then name the folder by its location, `datastore://<datastore>/<prefix>/<digest>`: where the
 service keeps it, and where nodes see it, is the service's business.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,14 @@ def tree_digest(files: list[UploadFile]) -> tuple[str, dict[str, str]]:
     return digest.hexdigest()[:DIGEST_LENGTH], hashes
 
 
-def upload(client: Client, workspace: str, prefix: str, files: list[UploadFile], datastore: str = "default",
-           progress: Progress | None = None) -> UploadReport:
+def upload(
+    client: Client,
+    workspace: str,
+    prefix: str,
+    files: list[UploadFile],
+    datastore: str = "default",
+    progress: Progress | None = None,
+) -> UploadReport:
     """Uploads `files` under `<prefix>/<digest>/` unless the datastore holds them already."""
     digest, hashes = tree_digest(files)
     folder = f"{prefix}/{digest}"

@@ -1,4 +1,5 @@
 """The Job handle a cell, `%batchai_job_show` and `Workspace.jobs` give back: state, logs, files, results."""
+
 from __future__ import annotations
 
 import os
@@ -48,12 +49,18 @@ class Job:
     def tasks(self) -> list[dict]:
         return self.client.job_tasks(self.workspace, self.experiment, self.name)
 
-    def wait(self, timeout: float | None = None, stream: bool = False, out=None,
-             on_change: Callable[[dict], None] | None = None) -> Job:
+    def wait(
+        self,
+        timeout: float | None = None,
+        stream: bool = False,
+        out=None,
+        on_change: Callable[[dict], None] | None = None,
+    ) -> Job:
         """Blocks until the job ends; with `stream`, prints the first task's output as it comes."""
         if not stream:
-            self._info = self.client.wait_for_job(self.workspace, self.experiment, self.name, timeout=timeout,
-                                                  on_change=on_change)
+            self._info = self.client.wait_for_job(
+                self.workspace, self.experiment, self.name, timeout=timeout, on_change=on_change
+            )
             return self
         self._follow(None, out or sys.stdout, timeout)
         return self
@@ -74,8 +81,7 @@ class Job:
             raise BatchAIError("UnknownTask", f"--task {task}: job '{self.name}' has no such task; its tasks: {names}")
         return None  # not started yet
 
-    def logs(self, task: int | str | None = None, follow: bool = False, stderr: bool = False,
-             out=None) -> str | None:
+    def logs(self, task: int | str | None = None, follow: bool = False, stderr: bool = False, out=None) -> str | None:
         """The task's stdout (or stderr) so far; with `follow`, prints it live until the job ends."""
         if follow:
             self._follow(task, out or sys.stdout, None, stderr)
@@ -83,8 +89,9 @@ class Job:
         chosen = self.log_task(task)
         if chosen is None:
             return ""
-        return FileTail(self.client, self.workspace, self.experiment, self.name,
-                        chosen["stderr" if stderr else "stdout"]).read()
+        return FileTail(
+            self.client, self.workspace, self.experiment, self.name, chosen["stderr" if stderr else "stdout"]
+        ).read()
 
     def _follow(self, task, out, timeout: float | None, stderr: bool = False) -> None:
         def chosen_file(_info: dict) -> list[str] | None:
@@ -95,8 +102,9 @@ class Job:
             out.write(text)
             out.flush()
 
-        self._info = follow_job(self.client, self.workspace, self.experiment, self.name, chosen_file, write,
-                                text=True, timeout=timeout)
+        self._info = follow_job(
+            self.client, self.workspace, self.experiment, self.name, chosen_file, write, text=True, timeout=timeout
+        )
 
     # -- files and results -----------------------------------------------------------------------
 
@@ -121,14 +129,18 @@ class Job:
     def result(self) -> dict:
         """The variables the job pulled (`--pull`), once it has succeeded."""
         if self.refresh()["executionState"] != "succeeded":
-            raise BatchAIError("NoResult", f"job '{self.name}' is {self.info['executionState']}; results come "
-                                           "back when it has succeeded (job.wait() first)")
+            raise BatchAIError(
+                "NoResult",
+                f"job '{self.name}' is {self.info['executionState']}; results come "
+                "back when it has succeeded (job.wait() first)",
+            )
         try:
             data = self.read_file(cellrunner.RESULT_NAME, cellrunner.RESULT_OUTPUT_ID)
         except BatchAIError as failure:
             if failure.code in ("FileNotFound", "InvalidOutputDirectoryId"):
-                raise BatchAIError("NoResult", f"job '{self.name}' pulled no variables; submit it with "
-                                               "--pull NAME,...") from None
+                raise BatchAIError(
+                    "NoResult", f"job '{self.name}' pulled no variables; submit it with --pull NAME,..."
+                ) from None
             raise
         pulled = pickle.loads(data)
         for name, error in pulled["errors"].items():

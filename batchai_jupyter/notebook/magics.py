@@ -3,6 +3,7 @@
 Every magic takes `-h/--help`. Mistakes come back as one UsageError line (what, where, what to do),
 never as a traceback of ours.
 """
+
 from __future__ import annotations
 
 import functools
@@ -76,6 +77,7 @@ def bodiless_cell_magic(lines: list[str]) -> list[str]:
 
 def user_errors(magic):
     """BatchAIError -> one UsageError line; --help prints the magic's full help."""
+
     @functools.wraps(magic)
     def run(self, line, cell=None):
         try:
@@ -91,6 +93,7 @@ def user_errors(magic):
             return magic(self, args, cell) if cell is not None else magic(self, args)
         except BatchAIError as failure:
             raise UsageError(failure.message) from None
+
     return run
 
 
@@ -101,8 +104,10 @@ def _help(function):
 @magics_class
 class BatchAIMagics(Magics):
     workspace_name = Unicode("default", help="The workspace the magics work in").tag(config=True)
-    package_limit = Integer(DEFAULT_LIMIT_BYTES, help="Largest cell package (cell + --files + --push) in bytes; "
-                                                      "bigger data goes with --data").tag(config=True)
+    package_limit = Integer(
+        DEFAULT_LIMIT_BYTES,
+        help="Largest cell package (cell + --files + --push) in bytes; bigger data goes with --data",
+    ).tag(config=True)
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
@@ -129,16 +134,28 @@ class BatchAIMagics(Magics):
     @argument("--setup", help="create: command run on every node when it is provisioned")
     @argument("--priority", choices=["dedicated", "lowpriority"], help="create: VM priority")
     @argument("--vm-size", help="create: VM size (sets CPUs/GPUs for known Azure sizes)")
-    @argument("--option", action="append", default=[], metavar="KEY=VALUE",
-              help="create: a backend option, repeatable; VALUE is JSON when it parses, else text, e.g. "
-                   "--option partition=debug (slurm), --option 'hosts=[\"me@a\",\"me@b\"]' (ssh)")
-    @argument("--native-mounts", action="store_true", default=None,
-              help="create: nodes that have rclone (FUSE) or a kernel CIFS client mount the mountVolumes' Blob "
-                   "containers and file shares themselves instead of getting a copy")
+    @argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="create: a backend option, repeatable; VALUE is JSON when it parses, else text, e.g. "
+        '--option partition=debug (slurm), --option \'hosts=["me@a","me@b"]\' (ssh)',
+    )
+    @argument(
+        "--native-mounts",
+        action="store_true",
+        default=None,
+        help="create: nodes that have rclone (FUSE) or a kernel CIFS client mount the mountVolumes' Blob "
+        "containers and file shares themselves instead of getting a copy",
+    )
     @argument("-f", "--file", dest="config_file", help="create: a Batch AI cluster.json or native spec")
     @argument("-y", "--yes", action="store_true", help="delete: do not ask for confirmation")
-    @argument("--exist-ok", action="store_true", help="create: a cluster of that name that exists already is "
-              "used as it is (a notebook run again)")
+    @argument(
+        "--exist-ok",
+        action="store_true",
+        help="create: a cluster of that name that exists already is used as it is (a notebook run again)",
+    )
     @argument("--no-monitor", action="store_true", help="create/show/resize: print instead of a ClusterMonitor")
     @_help
     @line_magic
@@ -150,15 +167,27 @@ class BatchAIMagics(Magics):
             print(table(clusters.list(), COLUMNS["cluster"]))
             return None
         if not args.name and not (args.verb == "create" and args.config_file):
-            raise BatchAIError("MissingName", f"%batchai_cluster {args.verb}: give the cluster's name, e.g. "
-                                              f"`%batchai_cluster {args.verb} gpu`")
+            raise BatchAIError(
+                "MissingName",
+                f"%batchai_cluster {args.verb}: give the cluster's name, e.g. `%batchai_cluster {args.verb} gpu`",
+            )
         if args.verb == "create":
             parameters = load_config(args.config_file) if args.config_file else None
-            cluster = clusters.create(args.name, parameters, nodes=args.nodes, backend=args.backend,
-                                      min_nodes=args.min, max_nodes=args.max, idle_seconds=args.idle,
-                                      setup=args.setup, priority=args.priority, vm_size=args.vm_size,
-                                      backend_options=_backend_options(args.option),
-                                      native_mounts=args.native_mounts, exist_ok=args.exist_ok)
+            cluster = clusters.create(
+                args.name,
+                parameters,
+                nodes=args.nodes,
+                backend=args.backend,
+                min_nodes=args.min,
+                max_nodes=args.max,
+                idle_seconds=args.idle,
+                setup=args.setup,
+                priority=args.priority,
+                vm_size=args.vm_size,
+                backend_options=_backend_options(args.option),
+                native_mounts=args.native_mounts,
+                exist_ok=args.exist_ok,
+            )
         elif args.verb == "show":
             cluster = clusters.get(args.name)
         elif args.verb == "resize":
@@ -196,10 +225,21 @@ class BatchAIMagics(Magics):
     @argument("--nodes", type=int, help="number of nodes (gang-scheduled; default 1)")
     @argument("--processes", type=int, help="processes in all (ranks / TensorFlow workers; default one per node)")
     @argument("--framework", choices=FRAMEWORKS, help="toolkit that launches the cell (default custom)")
-    @argument("--files", nargs="+", default=[], metavar="GLOB", help="files shipped with the cell "
-              "(globs relative to the notebook; .gitignore honoured, .git never)")
-    @argument("--data", nargs="+", default=[], metavar="NAME=PATH", help="upload a file or folder to the "
-              "datastore (content-hashed, only once); the job sees it at $AZ_BATCHAI_INPUT_<NAME>")
+    @argument(
+        "--files",
+        nargs="+",
+        default=[],
+        metavar="GLOB",
+        help="files shipped with the cell (globs relative to the notebook; .gitignore honoured, .git never)",
+    )
+    @argument(
+        "--data",
+        nargs="+",
+        default=[],
+        metavar="NAME=PATH",
+        help="upload a file or folder to the "
+        "datastore (content-hashed, only once); the job sees it at $AZ_BATCHAI_INPUT_<NAME>",
+    )
     @argument("--push", action="append", metavar="VAR,...", help="notebook variables (pickled) the job gets as globals")
     @argument("--pull", action="append", metavar="VAR,...", help="globals of rank 0 brought back: job.result()")
     @argument("--requirements", metavar="FILE", help="pip requirements installed on each node first")
@@ -209,10 +249,17 @@ class BatchAIMagics(Magics):
     @argument("--max-time", metavar="DURATION", help="maximum wall-clock time, e.g. 1:00:00, 2h, P1D")
     @argument("--experiment", "-e", default="default", help="experiment (created when missing)")
     @argument("--name", "-n", help="job name (default cell-<time>-<id>)")
-    @argument("--replace", action="store_true", help="with --name: a job of that name is deleted first "
-              "(terminated if it runs), so the notebook can be run again")
-    @argument("--wait", action="store_true", help="block until the job ends, streaming its output; "
-              "interrupting the kernel terminates the job")
+    @argument(
+        "--replace",
+        action="store_true",
+        help="with --name: a job of that name is deleted first "
+        "(terminated if it runs), so the notebook can be run again",
+    )
+    @argument(
+        "--wait",
+        action="store_true",
+        help="block until the job ends, streaming its output; interrupting the kernel terminates the job",
+    )
     @argument("--detach-on-interrupt", action="store_true", help="with --wait: an interrupt only stops waiting")
     @argument("-f", "--file", dest="config_file", help="a Batch AI job.json or native spec; the cell is its script")
     @_help
@@ -221,19 +268,38 @@ class BatchAIMagics(Magics):
     def batchai_job(self, args, cell=None):
         """Run the cell as a job on a cluster. The cell's value is a Job handle (`job = _`)."""
         if not (cell or "").strip():
-            raise BatchAIError("MissingCell", "%%batchai_job runs the code below its line: write the job's code "
-                                              "under `%%batchai_job ...` in the same cell")
+            raise BatchAIError(
+                "MissingCell",
+                "%%batchai_job runs the code below its line: write the job's code "
+                "under `%%batchai_job ...` in the same cell",
+            )
         options = CellJobOptions(
-            cluster=args.cluster, nodes=args.nodes, processes=args.processes, framework=args.framework,
-            files=args.files, data=args.data, push=_comma_list(args.push), pull=_comma_list(args.pull),
-            requirements=args.requirements, env=args.env, priority=args.priority, retries=args.retries,
-            max_time=args.max_time, experiment=args.experiment, name=args.name, config_file=args.config_file,
-            replace=args.replace)
-        submission = submit_cell(self.workspace, cell, options, self.shell.user_ns, os.getcwd(),
-                                 self.package_limit, progress=_progress_bar)
+            cluster=args.cluster,
+            nodes=args.nodes,
+            processes=args.processes,
+            framework=args.framework,
+            files=args.files,
+            data=args.data,
+            push=_comma_list(args.push),
+            pull=_comma_list(args.pull),
+            requirements=args.requirements,
+            env=args.env,
+            priority=args.priority,
+            retries=args.retries,
+            max_time=args.max_time,
+            experiment=args.experiment,
+            name=args.name,
+            config_file=args.config_file,
+            replace=args.replace,
+        )
+        submission = submit_cell(
+            self.workspace, cell, options, self.shell.user_ns, os.getcwd(), self.package_limit, progress=_progress_bar
+        )
         job = submission.job
-        print(f"job '{job.name}' submitted to cluster '{job.info['cluster']}' "
-              f"(experiment '{job.experiment}', {job.info['executionState']})")
+        print(
+            f"job '{job.name}' submitted to cluster '{job.info['cluster']}' "
+            f"(experiment '{job.experiment}', {job.info['executionState']})"
+        )
         if args.wait:
             self._wait(job, args.detach_on_interrupt)
         return job
@@ -304,4 +370,5 @@ def _progress_bar(label: str, total: int):
         bar.max = max(to_send, 1)
         bar.value = min(sent, bar.max)
         text.value = f"{human_size(sent)} of {human_size(to_send)}"
+
     return update

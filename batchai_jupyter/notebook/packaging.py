@@ -3,6 +3,7 @@
 Files come from `--files` globs relative to the notebook's folder; `.gitignore` there is honoured and
 `.git` is never taken. A package over the limit is refused, naming its biggest parts.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -86,8 +87,7 @@ class GitIgnore:
         parts = path.split("/")
         if ".git" in parts:
             return True
-        return any(self._matches("/".join(parts[:i]), True) for i in range(1, len(parts))) or \
-            self._matches(path, False)
+        return any(self._matches("/".join(parts[:i]), True) for i in range(1, len(parts))) or self._matches(path, False)
 
 
 def select_files(patterns: list[str], root: str) -> list[UploadFile]:
@@ -96,14 +96,20 @@ def select_files(patterns: list[str], root: str) -> list[UploadFile]:
     chosen: dict[str, str] = {}
     for pattern in patterns:
         if os.path.isabs(pattern) or os.path.normpath(pattern).split(os.sep)[0] == "..":
-            raise BatchAIError("InvalidFiles", f"--files: {pattern!r} is outside the notebook's folder {root}; "
-                                               "give globs relative to it, or upload that data with --data")
+            raise BatchAIError(
+                "InvalidFiles",
+                f"--files: {pattern!r} is outside the notebook's folder {root}; "
+                "give globs relative to it, or upload that data with --data",
+            )
         matches = sorted(glob.glob(os.path.join(root, pattern), recursive=True))
         if not matches:
             raise BatchAIError("FileNotFound", f"--files: {pattern!r} matches no file in {root}; check the pattern")
         for match in matches:
-            walked = [match] if os.path.isfile(match) else [
-                os.path.join(folder, name) for folder, _dirs, names in os.walk(match) for name in names]
+            walked = (
+                [match]
+                if os.path.isfile(match)
+                else [os.path.join(folder, name) for folder, _dirs, names in os.walk(match) for name in names]
+            )
             for path in walked:
                 relative = os.path.relpath(path, root).replace(os.sep, "/")
                 if not ignore.ignores(relative):
@@ -115,26 +121,39 @@ def pickle_variables(names: list[str], namespace: dict) -> dict[str, bytes]:
     pickled = {}
     for name in names:
         if name not in namespace:
-            raise BatchAIError("UnknownVariable", f"--push {name}: the notebook has no variable '{name}'; "
-                                                  "run the cell that defines it first")
+            raise BatchAIError(
+                "UnknownVariable",
+                f"--push {name}: the notebook has no variable '{name}'; run the cell that defines it first",
+            )
         try:
             pickled[name] = pickle.dumps(namespace[name])
         except Exception as failure:
-            raise BatchAIError("NotPicklable", f"--push {name}: cannot be pickled ({type(failure).__name__}: "
-                                               f"{failure}); push plain data, or save it to a file and use "
-                                               "--files") from None
+            raise BatchAIError(
+                "NotPicklable",
+                f"--push {name}: cannot be pickled ({type(failure).__name__}: "
+                f"{failure}); push plain data, or save it to a file and use "
+                "--files",
+            ) from None
     return pickled
 
 
-def build_package(cell: str, patterns: list[str], push: list[str], pull: list[str], namespace: dict,
-                  root: str, limit: int = DEFAULT_LIMIT_BYTES) -> Package:
+def build_package(
+    cell: str,
+    patterns: list[str],
+    push: list[str],
+    pull: list[str],
+    namespace: dict,
+    root: str,
+    limit: int = DEFAULT_LIMIT_BYTES,
+) -> Package:
     try:
         cellrunner.compile_cell(cell)
     except SyntaxError as failure:
         where = f"line {failure.lineno}: " if failure.lineno else ""
         code = f": {failure.text.strip()}" if failure.text and failure.text.strip() else ""
-        raise BatchAIError("CellSyntaxError", f"the cell does not compile ({where}{failure.msg}{code}); "
-                                              "nothing was uploaded or queued") from None
+        raise BatchAIError(
+            "CellSyntaxError", f"the cell does not compile ({where}{failure.msg}{code}); nothing was uploaded or queued"
+        ) from None
     with open(cellrunner.__file__, "rb") as handle:
         runner = handle.read()
     source = cell.encode()
@@ -144,18 +163,28 @@ def build_package(cell: str, patterns: list[str], push: list[str], pull: list[st
     if clash:
         raise BatchAIError("InvalidFiles", f"--files: {clash[0]!r} has a name the package itself uses; rename it")
     variables = pickle_variables(push, namespace)
-    parts = [("cell", len(source))] + [(f"file {f.path}", f.size) for f in files] + \
-            [(f"variable {name}", len(data)) for name, data in variables.items()]
+    parts = (
+        [("cell", len(source))]
+        + [(f"file {f.path}", f.size) for f in files]
+        + [(f"variable {name}", len(data)) for name, data in variables.items()]
+    )
     manifest = json.dumps({"pull": pull, "push": sorted(variables)}).encode()
-    package_files = [UploadFile(cellrunner.RUNNER_NAME, data=runner), UploadFile(cellrunner.SOURCE_NAME, data=source),
-                     UploadFile(cellrunner.MANIFEST_NAME, data=manifest), *files]
+    package_files = [
+        UploadFile(cellrunner.RUNNER_NAME, data=runner),
+        UploadFile(cellrunner.SOURCE_NAME, data=source),
+        UploadFile(cellrunner.MANIFEST_NAME, data=manifest),
+        *files,
+    ]
     if variables:
         values = {name: namespace[name] for name in variables}
         package_files.append(UploadFile(cellrunner.PUSH_NAME, data=pickle.dumps(values)))
     package = Package(package_files, parts)
     if package.size > limit:
         biggest = ", ".join(f"{what} {human_size(size)}" for what, size in sorted(parts, key=lambda p: -p[1])[:3])
-        raise BatchAIError("PackageTooLarge", f"the job package is {human_size(package.size)}, over the "
-                                              f"{human_size(limit)} limit (biggest: {biggest}); pass large data with "
-                                              "--data NAME=PATH or put it in a datastore")
+        raise BatchAIError(
+            "PackageTooLarge",
+            f"the job package is {human_size(package.size)}, over the "
+            f"{human_size(limit)} limit (biggest: {biggest}); pass large data with "
+            "--data NAME=PATH or put it in a datastore",
+        )
     return package

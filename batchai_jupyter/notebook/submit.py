@@ -5,6 +5,7 @@ BATCHAI_PACKAGE; the job's preparation copies it into each node's working direct
 toolkit runs `_batchai_cell.py`. Each `--data NAME=PATH` is the input directory NAME. Every cell job
 has the output directories OUTPUTS (for the user's files) and BATCHAI_RESULT (pulled variables).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,9 +31,17 @@ PACKAGES_PREFIX = ".batchai/packages"
 DATASETS_PREFIX = ".batchai/datasets"
 # The service's rule for input directory ids (and so for the $AZ_BATCHAI_INPUT_<ID> variable names).
 INPUT_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BLOCKS = {"custom": "customToolkitSettings", "mpi": "customMpiSettings", "pytorch": "pyTorchSettings",
-           "tensorflow": "tensorFlowSettings", "horovod": "horovodSettings", "chainer": "chainerSettings",
-           "cntk": "cntkSettings", "caffe": "caffeSettings", "caffe2": "caffe2Settings"}
+_BLOCKS = {
+    "custom": "customToolkitSettings",
+    "mpi": "customMpiSettings",
+    "pytorch": "pyTorchSettings",
+    "tensorflow": "tensorFlowSettings",
+    "horovod": "horovodSettings",
+    "chainer": "chainerSettings",
+    "cntk": "cntkSettings",
+    "caffe": "caffeSettings",
+    "caffe2": "caffe2Settings",
+}
 
 
 @dataclass
@@ -109,8 +118,11 @@ def _file_framework(body: dict) -> str | None:
 def _with_toolkit(body: dict, framework: str, processes: int | None) -> dict:
     """The spec with its toolkit set to run the cell (a -f file's block keeps its other settings)."""
     block = _BLOCKS[framework]
-    settings = {key: value for key, value in dict(body.get(block) or {}).items()
-                if key not in ("commandLine", "pythonScriptFilePath", "configFilePath")}
+    settings = {
+        key: value
+        for key, value in dict(body.get(block) or {}).items()
+        if key not in ("commandLine", "pythonScriptFilePath", "configFilePath")
+    }
     settings.update(_toolkit(framework, processes))
     body = {key: value for key, value in body.items() if key not in _BLOCKS.values() and key != "toolkit"}
     body[block] = settings
@@ -133,10 +145,13 @@ def _default_cluster(ws: Workspace) -> str:
     if len(clusters) == 1:
         return clusters[0]
     if not clusters:
-        raise BatchAIError("NoCluster", "--cluster: this workspace has no cluster; create one with "
-                                        "`%batchai_cluster create NAME --nodes 1`")
-    raise BatchAIError("NoCluster",
-                       f"--cluster: give the cluster to run on (this workspace has: {', '.join(clusters)})")
+        raise BatchAIError(
+            "NoCluster",
+            "--cluster: this workspace has no cluster; create one with `%batchai_cluster create NAME --nodes 1`",
+        )
+    raise BatchAIError(
+        "NoCluster", f"--cluster: give the cluster to run on (this workspace has: {', '.join(clusters)})"
+    )
 
 
 def _data_pairs(data: list[str]) -> dict[str, str]:
@@ -144,31 +159,49 @@ def _data_pairs(data: list[str]) -> dict[str, str]:
     pairs = split_pairs(data, "--data", "a dataset")
     for name in pairs:
         if not INPUT_ID.fullmatch(name):
-            raise BatchAIError("InvalidArgument", f"--data {name}=...: {name!r} is not a dataset name; use letters, "
-                                                  "digits and '_', not starting with a digit (it becomes the input "
-                                                  f"directory id, $AZ_BATCHAI_INPUT_<NAME>)")
+            raise BatchAIError(
+                "InvalidArgument",
+                f"--data {name}=...: {name!r} is not a dataset name; use letters, "
+                "digits and '_', not starting with a digit (it becomes the input "
+                f"directory id, $AZ_BATCHAI_INPUT_<NAME>)",
+            )
     return pairs
 
 
-def _upload_data(ws: Workspace, data: dict[str, str], progress: ProgressFactory | None,
-                 announce: Announce) -> tuple[list[dict], dict[str, datasets.UploadReport]]:
+def _upload_data(
+    ws: Workspace, data: dict[str, str], progress: ProgressFactory | None, announce: Announce
+) -> tuple[list[dict], dict[str, datasets.UploadReport]]:
     inputs, reports = [], {}
     for name, local in data.items():
         files = datasets.files_of(local, f"--data {name}")
         label = f"data {name}"
-        report = datasets.upload(ws.client, ws.name, f"{DATASETS_PREFIX}/{name}", files,
-                                 progress=progress(label, sum(f.size for f in files)) if progress else None)
+        report = datasets.upload(
+            ws.client,
+            ws.name,
+            f"{DATASETS_PREFIX}/{name}",
+            files,
+            progress=progress(label, sum(f.size for f in files)) if progress else None,
+        )
         inputs.append({"id": name, "path": datasets.location_of(report, local, files)})
         reports[name] = report
-        announce(f"{label}: {report.files} file(s) {human_size(report.total_bytes)}, "
-                 f"{human_size(report.bytes_sent)} sent" +
-                 (" (already in the datastore)" if report.bytes_sent == 0 and report.total_bytes else ""))
+        announce(
+            f"{label}: {report.files} file(s) {human_size(report.total_bytes)}, "
+            f"{human_size(report.bytes_sent)} sent"
+            + (" (already in the datastore)" if report.bytes_sent == 0 and report.total_bytes else "")
+        )
     return inputs, reports
 
 
-def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: dict, root: str,
-                limit: int = DEFAULT_LIMIT_BYTES, announce: Announce = print,
-                progress: ProgressFactory | None = None) -> Submission:
+def submit_cell(
+    ws: Workspace,
+    cell: str,
+    options: CellJobOptions,
+    namespace: dict,
+    root: str,
+    limit: int = DEFAULT_LIMIT_BYTES,
+    announce: Announce = print,
+    progress: ProgressFactory | None = None,
+) -> Submission:
     body = load_config(options.config_file) if options.config_file else {}
     framework = options.framework or _file_framework(body) or "custom"
     body = _with_toolkit(body, framework, options.processes)
@@ -186,19 +219,26 @@ def submit_cell(ws: Workspace, cell: str, options: CellJobOptions, namespace: di
     announce(f"{package.describe()}; uploading")
     data_inputs, data_reports = _upload_data(ws, data, progress, announce)
     package_report = datasets.upload(ws.client, ws.name, PACKAGES_PREFIX, package.files)
-    body["inputDirectories"] = [*body.get("inputDirectories", []), *data_inputs,
-                                {"id": PACKAGE_INPUT_ID, "path": package_report.location}]
-    body["outputDirectories"] = [*body.get("outputDirectories", []),
-                                 {"id": OUTPUTS_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
-                                 {"id": cellrunner.RESULT_OUTPUT_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"}]
+    body["inputDirectories"] = [
+        *body.get("inputDirectories", []),
+        *data_inputs,
+        {"id": PACKAGE_INPUT_ID, "path": package_report.location},
+    ]
+    body["outputDirectories"] = [
+        *body.get("outputDirectories", []),
+        {"id": OUTPUTS_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
+        {"id": cellrunner.RESULT_OUTPUT_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
+    ]
     body["jobPreparation"] = {"commandLine": _preparation(body, options.requirements)}
     if options.nodes is not None:
         body["nodeCount"] = options.nodes
     if options.priority:
         body["schedulingPriority"] = options.priority
     if env:
-        body["environmentVariables"] = [*body.get("environmentVariables", []),
-                                        *({"name": k, "value": v} for k, v in env.items())]
+        body["environmentVariables"] = [
+            *body.get("environmentVariables", []),
+            *({"name": k, "value": v} for k, v in env.items()),
+        ]
     constraints = dict(body.get("constraints") or {})
     if options.max_time:
         constraints["maxWallClockTime"] = options.max_time

@@ -13,6 +13,7 @@
 `parameters` is a Batch AI JSON body (camelCase, with or without "properties") or the native spec.
 Clusters and jobs come back as the service's JSON; jobs as a Job handle (jobhandle.Job).
 """
+
 from __future__ import annotations
 
 from ..client import Client
@@ -52,8 +53,9 @@ class ClusterOperations:
         return self.ws.client.cluster_nodes(self.ws.name, cluster_name)
 
     def resize(self, cluster_name: str, target: int, deallocation: str = "requeue") -> dict:
-        return self.ws.client.scale_cluster(self.ws.name, cluster_name, {"manual": {
-            "targetNodeCount": target, "nodeDeallocationOption": deallocation}})
+        return self.ws.client.scale_cluster(
+            self.ws.name, cluster_name, {"manual": {"targetNodeCount": target, "nodeDeallocationOption": deallocation}}
+        )
 
     def auto_scale(self, cluster_name: str, minimum: int, maximum: int, idle_seconds: float | None = None) -> dict:
         auto = {"minimumNodeCount": minimum, "maximumNodeCount": maximum}
@@ -126,8 +128,9 @@ class JobOperations:
     def handle(self, experiment_name: str, job_name: str, info: dict | None = None) -> Job:
         return Job(self.ws.client, self.ws.name, experiment_name, job_name, info)
 
-    def create(self, experiment_name: str, job_name: str, parameters: dict, cluster: str | None = None,
-               replace: bool = False) -> Job:
+    def create(
+        self, experiment_name: str, job_name: str, parameters: dict, cluster: str | None = None, replace: bool = False
+    ) -> Job:
         """Submits a job (job.json or native spec); `cluster` names the cluster when the spec does not. With
         `replace`, a job of that name is deleted first (terminated if it runs): a notebook run again."""
         if replace:
@@ -144,8 +147,9 @@ class JobOperations:
         job.refresh()
         return job
 
-    def list(self, experiment_name: str | None = None, state: str | None = None,
-             cluster: str | None = None) -> list[dict]:
+    def list(
+        self, experiment_name: str | None = None, state: str | None = None, cluster: str | None = None
+    ) -> list[dict]:
         jobs = self.ws.client.jobs(self.ws.name, experiment_name, state)
         return [j for j in jobs if cluster is None or j["cluster"] == cluster]
 
@@ -158,8 +162,9 @@ class JobOperations:
     def delete(self, experiment_name: str, job_name: str) -> None:
         self.ws.client.delete_job(self.ws.name, experiment_name, job_name)
 
-    def list_output_files(self, experiment_name: str, job_name: str, outputdirectoryid: str = "stdouterr",
-                          directory: str = ".") -> list[dict]:
+    def list_output_files(
+        self, experiment_name: str, job_name: str, outputdirectoryid: str = "stdouterr", directory: str = "."
+    ) -> list[dict]:
         return self.handle(experiment_name, job_name).files(outputdirectoryid, directory)
 
 

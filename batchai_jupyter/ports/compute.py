@@ -12,6 +12,7 @@ backend does exactly what its class line says. Two kinds of backend:
 
 Optional capabilities: `ChecksClusters`, `NodeHealth`, `NodeExec`, `NodeScripts`, `RemoteNodes`.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

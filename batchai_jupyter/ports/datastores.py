@@ -3,6 +3,7 @@ ranged reads); the optional capabilities below are declared by inheriting them a
 `isinstance`. `DatastoreKinds` opens datastores and reads their documents; `JobStorage` moves a job's
 data (staging in, mounts, flushing out) for the core. storage/ implements all three.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -42,7 +43,8 @@ def clean_relative_path(path: str, where: str = "path") -> str:
     normal = posixpath.normpath(text)
     if text.startswith("/") or normal == ".." or normal.startswith("../"):
         raise BatchAIError(
-            "InvalidPath", f"{where}: {path!r} points outside the datastore; give a path relative to it, without '..'")
+            "InvalidPath", f"{where}: {path!r} points outside the datastore; give a path relative to it, without '..'"
+        )
     if "\0" in text:
         raise BatchAIError("InvalidPath", f"{where}: a path cannot hold a NUL character")
     try:
@@ -53,8 +55,11 @@ def clean_relative_path(path: str, where: str = "path") -> str:
         raise BatchAIError("InvalidPath", f"{where}: {len(encoded)} bytes long; at most {MAX_PATH_BYTES}")
     for name in normal.split("/"):
         if len(name.encode()) > MAX_NAME_BYTES:
-            raise BatchAIError("InvalidPath", f"{where}: the name {name[:40]!r}... is {len(name.encode())} bytes "
-                                              f"long; a file or directory name may be at most {MAX_NAME_BYTES}")
+            raise BatchAIError(
+                "InvalidPath",
+                f"{where}: the name {name[:40]!r}... is {len(name.encode())} bytes "
+                f"long; a file or directory name may be at most {MAX_NAME_BYTES}",
+            )
     return "" if normal == "." else normal
 
 
@@ -193,17 +198,29 @@ class JobStorage(ABC):
         """Runs a storage script on this host: what nodes that share the service's files get."""
 
     @abstractmethod
-    def show_cluster_mounts(self, cluster: ClusterRef, node_name: str, mount_root: str, remote: bool,
-                            show: Callable[[str, list[Any]], None] | None = None,
-                            run: NodeScript | None = None) -> list[str]: ...
+    def show_cluster_mounts(
+        self,
+        cluster: ClusterRef,
+        node_name: str,
+        mount_root: str,
+        remote: bool,
+        show: Callable[[str, list[Any]], None] | None = None,
+        run: NodeScript | None = None,
+    ) -> list[str]: ...
 
     @abstractmethod
     def flush_folder(self, workspace: str, folder: str) -> None: ...
 
     @abstractmethod
-    def prepare(self, job: JobRef, input_paths: list[str], nodes: list[Any], remote: bool,
-                show: Callable[[int], Callable[[str, list[Any]], None]] | None = None,
-                run: Callable[[int], NodeScript] | None = None) -> list[str]: ...
+    def prepare(
+        self,
+        job: JobRef,
+        input_paths: list[str],
+        nodes: list[Any],
+        remote: bool,
+        show: Callable[[int], Callable[[str, list[Any]], None]] | None = None,
+        run: Callable[[int], NodeScript] | None = None,
+    ) -> list[str]: ...
 
     @abstractmethod
     def mounts_are_native(self, job: JobRef) -> list[bool]: ...
@@ -231,6 +248,5 @@ class DatastoreKinds(ABC):
         """The API's view of a registered datastore, without secrets."""
 
     @abstractmethod
-    def job_storage(self, store: Any, layout: HomeLayout,
-                    datastore_for: Callable[..., Datastore]) -> JobStorage:
+    def job_storage(self, store: Any, layout: HomeLayout, datastore_for: Callable[..., Datastore]) -> JobStorage:
         """`store` is the core's Store; `datastore_for(workspace[, name])` opens a workspace's datastore."""

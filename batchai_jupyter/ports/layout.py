@@ -11,6 +11,7 @@
 
 Roots are kept short on purpose: deep paths broke OpenMPI's unix sockets for Batch AI users.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """What runs on nodes: the job wrapper, the cell runner, and helpers a job's script calls."""
+
 from .metrics import log_metric
 
 __all__ = ["log_metric"]

@@ -5,6 +5,7 @@ a manifest naming the variables to pull. This runner, started as `python _batcha
 task's working directory on every rank, makes the pushed variables globals, runs the cell as
 `__main__`, and on rank 0 pickles the pulled globals into the BATCHAI_RESULT output directory.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Each call appends one JSON line {"name", "value", "step", "rank", "time"} to `metrics.jsonl` in the
 job's stdouterr directory, which the monitor tails like a log. Outside a job it does nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def log_metric(name: str, value: float, step: int | None = None) -> dict | None:
         return None
     if step is None:
         _steps[name] = step = _steps.get(name, -1) + 1
-    record = {"name": name, "value": number if math.isfinite(number) else None, "step": int(step),
-              "rank": task_rank(), "time": time.time()}
+    record = {
+        "name": name,
+        "value": number if math.isfinite(number) else None,
+        "step": int(step),
+        "rank": task_rank(),
+        "time": time.time(),
+    }
     line = (json.dumps(record) + "\n").encode()
     descriptor = os.open(os.path.join(directory, METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -34,6 +34,7 @@ is started with fork/execve and waited for with waitpid, which is what subproces
 and, where CPython's C scanner is there, not `json` either (its `re` import alone costs more than
 the rest of the wrapper's own work).
 """
+
 from __future__ import annotations
 
 import os
@@ -207,8 +208,11 @@ def marked_processes(task_dir: str) -> list:
     """Processes that carry the task's marker, wherever they went (another group, a new session)."""
     marker = f"{TASK_MARKER}={task_dir}".encode()
     mine = os.getpid()
-    return [int(name) for name in os.listdir("/proc") if name.isdigit() and int(name) != mine
-            and marker in _read(f"/proc/{name}/environ").split(b"\0")]
+    return [
+        int(name)
+        for name in os.listdir("/proc")
+        if name.isdigit() and int(name) != mine and marker in _read(f"/proc/{name}/environ").split(b"\0")
+    ]
 
 
 def kill_task_processes(task_dir: str, signal_number: int) -> None:

@@ -1,4 +1,5 @@
 """The Jupyter server extension, and the same app run headless by `batchai serve`."""
+
 from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
@@ -20,21 +21,33 @@ class BatchAIApp(ExtensionApp):
     description = "Batch AI for Jupyter: clusters, storage and a priority job queue"
     load_other_extensions = True
 
-    home = Unicode(help="Where the store, local datastores and local nodes live "
-                        "(default: $BATCHAI_HOME, else <jupyter data dir>/batchai)").tag(config=True)
+    home = Unicode(
+        help="Where the store, local datastores and local nodes live "
+        "(default: $BATCHAI_HOME, else <jupyter data dir>/batchai)"
+    ).tag(config=True)
     heartbeat_seconds = Float(2.0, help="How often job wrappers prove they are alive").tag(config=True)
-    backend_options = Dict(help="Per-backend configuration, by backend name, for example "
-                                "{'ssh': {'hosts': ['gpu1', 'gpu2']}}").tag(config=True)
-    exit_if_unavailable = Bool(False, help="Stop the whole server when the service cannot start (for example "
-                                           "HomeInUse); `batchai serve` sets it, since the service is all "
-                                           "that server is for").tag(config=True)
-    no_auth_i_have_my_own_proxy = Bool(False, help="Serve the API although the Jupyter server checks no token or "
-                                                   "password, because a proxy in front of it authenticates every "
-                                                   "request. Logged at every start.").tag(config=True)
-    refuse_without_auth = Bool(False, help="Stop the server when it checks no token or password and "
-                                           "no_auth_i_have_my_own_proxy is not set (`batchai serve` sets it); "
-                                           "inside a user's Jupyter server a loud warning is logged "
-                                           "instead").tag(config=True)
+    backend_options = Dict(
+        help="Per-backend configuration, by backend name, for example {'ssh': {'hosts': ['gpu1', 'gpu2']}}"
+    ).tag(config=True)
+    exit_if_unavailable = Bool(
+        False,
+        help="Stop the whole server when the service cannot start (for example "
+        "HomeInUse); `batchai serve` sets it, since the service is all "
+        "that server is for",
+    ).tag(config=True)
+    no_auth_i_have_my_own_proxy = Bool(
+        False,
+        help="Serve the API although the Jupyter server checks no token or "
+        "password, because a proxy in front of it authenticates every "
+        "request. Logged at every start.",
+    ).tag(config=True)
+    refuse_without_auth = Bool(
+        False,
+        help="Stop the server when it checks no token or password and "
+        "no_auth_i_have_my_own_proxy is not set (`batchai serve` sets it); "
+        "inside a user's Jupyter server a loud warning is logged "
+        "instead",
+    ).tag(config=True)
 
     @default("home")
     def _default_home(self) -> str:
@@ -44,8 +57,11 @@ class BatchAIApp(ExtensionApp):
         self._check_auth()
         service = None
         try:
-            service = build_service(Settings(home=self.home, heartbeat_seconds=self.heartbeat_seconds,
-                                             backend_options=dict(self.backend_options)))
+            service = build_service(
+                Settings(
+                    home=self.home, heartbeat_seconds=self.heartbeat_seconds, backend_options=dict(self.backend_options)
+                )
+            )
             service.start()
         except BatchAIError as failure:  # e.g. HomeInUse, StoreDamaged
             if service is not None:
@@ -63,23 +79,29 @@ class BatchAIApp(ExtensionApp):
         if self.serverapp.identity_provider.auth_enabled:
             return
         if self.no_auth_i_have_my_own_proxy:
-            self.log.warning("batchai: AUTHENTICATION IS OFF by choice (no_auth_i_have_my_own_proxy): the API "
-                             "trusts every request that reaches it; only a proxy in front of %s protects it",
-                             self.serverapp.connection_url)
+            self.log.warning(
+                "batchai: AUTHENTICATION IS OFF by choice (no_auth_i_have_my_own_proxy): the API "
+                "trusts every request that reaches it; only a proxy in front of %s protects it",
+                self.serverapp.connection_url,
+            )
             return
         if self.refuse_without_auth:
-            self.log.error("batchai: refusing to serve without authentication: the token is empty. Set "
-                           "BATCHAI_TOKEN or --token-file to a secret, or pass --no-auth-i-have-my-own-proxy "
-                           "if a proxy in front of this service authenticates every request")
+            self.log.error(
+                "batchai: refusing to serve without authentication: the token is empty. Set "
+                "BATCHAI_TOKEN or --token-file to a secret, or pass --no-auth-i-have-my-own-proxy "
+                "if a proxy in front of this service authenticates every request"
+            )
             raise SystemExit(2)  # not an Exception: the server's extension loader does not swallow it
         # Inside a user's Jupyter server: its kernels and terminals are as open as this API, so refusing the
         # API would protect nothing and break setups that switched auth off on purpose (Jupyter's own
         # convention is a warning too); say loudly what is exposed and how to silence it.
-        self.log.warning("batchai: WARNING: this Jupyter server checks no token or password, so anyone who can "
-                         "connect to %s can run jobs, read job files and datastores as this user through the "
-                         "batchai API. Set a token (ServerApp.token / IdentityProvider.token) or, if a proxy in "
-                         "front authenticates every request, set c.BatchAIApp.no_auth_i_have_my_own_proxy = True",
-                         self.serverapp.connection_url)
+        self.log.warning(
+            "batchai: WARNING: this Jupyter server checks no token or password, so anyone who can "
+            "connect to %s can run jobs, read job files and datastores as this user through the "
+            "batchai API. Set a token (ServerApp.token / IdentityProvider.token) or, if a proxy in "
+            "front authenticates every request, set c.BatchAIApp.no_auth_i_have_my_own_proxy = True",
+            self.serverapp.connection_url,
+        )
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes())

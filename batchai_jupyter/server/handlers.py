@@ -3,6 +3,7 @@
 Every handler turns its request into one Service call (run off the IOLoop thread) and its
 result into JSON. Errors are `{"error": code, "message": ...}` with a 4xx status.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -43,16 +44,23 @@ class BaseHandler(APIHandler):
         if not self.request.body:
             return {}
         if len(self.request.body) > MAX_JSON_BODY_BYTES:
-            raise BatchAIError("RequestTooLarge", f"request body is {len(self.request.body)} bytes; a JSON body "
-                                                  f"may be at most {MAX_JSON_BODY_BYTES} bytes", status=413)
+            raise BatchAIError(
+                "RequestTooLarge",
+                f"request body is {len(self.request.body)} bytes; a JSON body "
+                f"may be at most {MAX_JSON_BODY_BYTES} bytes",
+                status=413,
+            )
         try:
             document = json.loads(self.request.body, **FINITE_NUMBERS)
         except RecursionError:
-            raise BatchAIError("InvalidJson", "request body is nested too deeply to read; "
-                                              "send a JSON object nested at most a few dozen levels") from None
+            raise BatchAIError(
+                "InvalidJson",
+                "request body is nested too deeply to read; send a JSON object nested at most a few dozen levels",
+            ) from None
         except ValueError as failure:
-            raise BatchAIError("InvalidJson",
-                               f"request body is not valid JSON ({failure}); send a JSON object") from None
+            raise BatchAIError(
+                "InvalidJson", f"request body is not valid JSON ({failure}); send a JSON object"
+            ) from None
         if not isinstance(document, dict):
             raise BatchAIError("InvalidJson", "request body must be a JSON object")
         if nesting_depth(document) > MAX_JSON_DEPTH:
@@ -84,8 +92,7 @@ class BaseHandler(APIHandler):
         self.reply_paged(slice_page(items, request), request)
 
     def reply_paged(self, page: Page, request: PageRequest) -> None:
-        arguments = [(key, value.decode()) for key, values in self.request.query_arguments.items()
-                     for value in values]
+        arguments = [(key, value.decode()) for key, values in self.request.query_arguments.items() for value in values]
         self.reply(page_body(page, request, self.request.path, arguments))
 
     def write_error(self, status_code: int, **kwargs) -> None:
@@ -191,15 +198,17 @@ class FileHandlerMixin:
         if header:
             start, dash, end = header[6:].partition("-") if header.startswith("bytes=") else ("", "", "")
             if not (dash and start.isdigit() and (end == "" or end.isdigit())):
-                raise BatchAIError("InvalidRange", f"Range: {header!r} is not supported; "
-                                                   "use bytes=<start>- or bytes=<start>-<end>")
+                raise BatchAIError(
+                    "InvalidRange", f"Range: {header!r} is not supported; use bytes=<start>- or bytes=<start>-<end>"
+                )
             offset = int(start)
             length = int(end) - offset + 1 if end else None
         if offset < 0 or (length is not None and length < 0):
             raise BatchAIError("InvalidRange", "offset and length must not be negative")
         if offset > MAX_FILE_OFFSET or (length is not None and length > MAX_FILE_OFFSET):
-            raise BatchAIError("InvalidRange", f"offset and length must be at most {MAX_FILE_OFFSET} "
-                                               "(the largest file offset)")
+            raise BatchAIError(
+                "InvalidRange", f"offset and length must be at most {MAX_FILE_OFFSET} (the largest file offset)"
+            )
         return offset, length
 
 
@@ -228,8 +237,9 @@ class DatastoreHandler(BaseHandler):
 class DatastoreFilesHandler(FileHandlerMixin, BaseHandler):
     @web.authenticated
     async def get(self, workspace, datastore):
-        entries = await self.call(self.service.list_datastore_files, workspace, datastore,
-                                  self.get_query_argument("path", "."))
+        entries = await self.call(
+            self.service.list_datastore_files, workspace, datastore, self.get_query_argument("path", ".")
+        )
         self.reply_files(entries, f"{self.request.path}/content", {})
 
 
@@ -250,17 +260,24 @@ class DatastoreFileContentHandler(FileHandlerMixin, BaseHandler):
     @web.authenticated
     async def get(self, workspace, datastore):
         offset, length = self.read_range()
-        data = await self.call(self.service.read_datastore_file, workspace, datastore,
-                               self.get_query_argument("path", ""), offset, length)
+        data = await self.call(
+            self.service.read_datastore_file, workspace, datastore, self.get_query_argument("path", ""), offset, length
+        )
         self.reply_bytes(data, offset)
 
     @web.authenticated
     async def put(self, workspace, datastore):
         store = await self.call(self.service.datastore, workspace, datastore)
         final = self.get_query_argument("final", "true").lower() != "false"
-        result = await self.call(uploads.write, store, self.get_query_argument("path", ""), self.request.body,
-                                 self.int_argument("offset", 0) or 0, final,
-                                 self.get_query_argument("sha256", None))
+        result = await self.call(
+            uploads.write,
+            store,
+            self.get_query_argument("path", ""),
+            self.request.body,
+            self.int_argument("offset", 0) or 0,
+            final,
+            self.get_query_argument("sha256", None),
+        )
         self.reply(result)
 
 
@@ -290,8 +307,11 @@ class ClusterHandler(BaseHandler):
         scale = properties.get("scaleSettings") if isinstance(properties, dict) else None
         if not isinstance(scale, dict):
             problem = "missing" if scale is None else f"{scale!r} is not an object"
-            raise BatchAIError("InvalidSpec", f"scaleSettings: {problem}; PATCH a cluster with "
-                                              '{"scaleSettings": {"manual": {...}} or {"autoScale": {...}}}')
+            raise BatchAIError(
+                "InvalidSpec",
+                f"scaleSettings: {problem}; PATCH a cluster with "
+                '{"scaleSettings": {"manual": {...}} or {"autoScale": {...}}}',
+            )
         self.reply(await self.call(self.service.update_scale, workspace, cluster, scale))
 
     @web.authenticated
@@ -314,16 +334,18 @@ class ClusterNodeExecHandler(BaseHandler):
         timeout = body.get("timeout", 300.0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
             raise BatchAIError("InvalidArgument", f"timeout: {timeout!r} is not a number of seconds from 1 to 3600")
-        self.reply(await self.call(self.service.exec_on_node, workspace, cluster, node, body.get("command"),
-                                   float(timeout)))
+        self.reply(
+            await self.call(self.service.exec_on_node, workspace, cluster, node, body.get("command"), float(timeout))
+        )
 
 
 class JobsHandler(BaseHandler):
     @web.authenticated
     async def get(self, workspace, experiment=None):
         state, request = self.get_query_argument("state", None), self.page_request()
-        self.reply_paged(await self.call(self.service.list_jobs, workspace, experiment, state, request.skip,
-                                         request.size), request)
+        self.reply_paged(
+            await self.call(self.service.list_jobs, workspace, experiment, state, request.skip, request.size), request
+        )
 
     @web.authenticated
     async def post(self, workspace, experiment):
@@ -370,8 +392,15 @@ class JobFilesHandler(FileHandlerMixin, BaseHandler):
     async def get(self, workspace, experiment, job):
         output_id = self.get_query_argument("outputdirectoryid", "stdouterr")
         path = self.get_query_argument("path", ".")
-        entries = await self.call(self.service.list_job_files, workspace, experiment, job, output_id, path,
-                                  self.int_argument("linkexpiryinminutes", None))
+        entries = await self.call(
+            self.service.list_job_files,
+            workspace,
+            experiment,
+            job,
+            output_id,
+            path,
+            self.int_argument("linkexpiryinminutes", None),
+        )
         self.reply_files(entries, f"{self.request.path}/content", {"outputdirectoryid": output_id})
 
 
@@ -381,8 +410,7 @@ class JobFileContentHandler(FileHandlerMixin, BaseHandler):
         output_id = self.get_query_argument("outputdirectoryid", "stdouterr")
         path = self.get_query_argument("path", "")
         offset, length = self.read_range()
-        data = await self.call(self.service.read_job_file, workspace, experiment, job, output_id, path,
-                               offset, length)
+        data = await self.call(self.service.read_job_file, workspace, experiment, job, output_id, path, offset, length)
         self.reply_bytes(data, offset)
 
 
@@ -396,13 +424,20 @@ class JobSnapshotHandler(BaseHandler):
         for value in self.get_query_arguments("since"):
             offset, colon, path = value.partition(":")
             if not (colon and path and offset.isdigit()):
-                raise BatchAIError("InvalidArgument", f"since: {value!r} is not OFFSET:FILE; give e.g. "
-                                                      "since=1024:stdout-0.txt")
+                raise BatchAIError(
+                    "InvalidArgument", f"since: {value!r} is not OFFSET:FILE; give e.g. since=1024:stdout-0.txt"
+                )
             since[path] = int(offset)
-        snapshot = await self.call(self.service.job_snapshot, workspace, experiment, job,
-                                   self.int_argument("tailbytes", self.service.SNAPSHOT_TAIL_BYTES), since,
-                                   METRICS_FILE)
-        content_url = self.request.path[:-len("/snapshot")] + "/files/content"
+        snapshot = await self.call(
+            self.service.job_snapshot,
+            workspace,
+            experiment,
+            job,
+            self.int_argument("tailbytes", self.service.SNAPSHOT_TAIL_BYTES),
+            since,
+            METRICS_FILE,
+        )
+        content_url = self.request.path[: -len("/snapshot")] + "/files/content"
         for output_id, entries in snapshot["outputFiles"].items():
             with_download_links(entries, content_url, {"outputdirectoryid": output_id})
         self.reply(snapshot)
@@ -411,8 +446,9 @@ class JobSnapshotHandler(BaseHandler):
 class ClusterFilesHandler(FileHandlerMixin, BaseHandler):
     @web.authenticated
     async def get(self, workspace, cluster):
-        entries = await self.call(self.service.list_cluster_files, workspace, cluster,
-                                  self.get_query_argument("path", "."))
+        entries = await self.call(
+            self.service.list_cluster_files, workspace, cluster, self.get_query_argument("path", ".")
+        )
         self.reply_files(entries, f"{self.request.path}/content", {})
 
 
@@ -420,8 +456,9 @@ class ClusterFileContentHandler(FileHandlerMixin, BaseHandler):
     @web.authenticated
     async def get(self, workspace, cluster):
         offset, length = self.read_range()
-        data = await self.call(self.service.read_cluster_file, workspace, cluster,
-                               self.get_query_argument("path", ""), offset, length)
+        data = await self.call(
+            self.service.read_cluster_file, workspace, cluster, self.get_query_argument("path", ""), offset, length
+        )
         self.reply_bytes(data, offset)
 
 
@@ -432,8 +469,11 @@ class EventsHandler(BaseHandler):
 
     @web.authenticated
     async def get(self):
-        wanted = {k: self.get_query_argument(k) for k in ("type", "workspace", "experiment", "name")
-                  if self.get_query_argument(k, None)}
+        wanted = {
+            k: self.get_query_argument(k)
+            for k in ("type", "workspace", "experiment", "name")
+            if self.get_query_argument(k, None)
+        }
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         loop = asyncio.get_running_loop()

@@ -1,4 +1,5 @@
 """HTTP paging of lists: `maxresults` and `skip` in, `{"value": [...], "nextLink": ...}` out."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -29,7 +30,7 @@ def page_request(max_results: int | None, skip: int) -> PageRequest:
 def slice_page(items: list, request: PageRequest) -> Page:
     """The requested page of a list the service returns whole."""
     end = request.skip + request.size
-    return Page(items[request.skip:end], end < len(items))
+    return Page(items[request.skip : end], end < len(items))
 
 
 def page_body(page: Page, request: PageRequest, path: str, arguments: list[tuple[str, str]]) -> dict:

@@ -4,6 +4,7 @@ An entry point names a factory `factory(config: dict, context: DatastoreContext)
 `config` is the datastore's stored configuration (its secrets included: never log it). `StorageKinds`
 is what the service is given to open them (ports/datastores.py: DatastoreKinds).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -32,14 +33,18 @@ def open_datastore(kind: str, config: dict, context: DatastoreContext) -> Datast
     point = datastore_factories().get(kind)
     if point is None:
         kinds = ", ".join(sorted({"local", *datastore_factories()}))
-        raise BatchAIError("UnknownDatastoreKind",
-                           f"datastore kind {kind!r} is not installed here; use one of: {kinds}")
+        raise BatchAIError(
+            "UnknownDatastoreKind", f"datastore kind {kind!r} is not installed here; use one of: {kinds}"
+        )
     try:
         factory = point.load()
     except Exception as failure:
-        raise BatchAIError("DatastoreUnavailable", f"datastore kind {kind!r} cannot be loaded here "
-                                                   f"({type(failure).__name__}: {failure}); install its "
-                                                   "dependency") from None
+        raise BatchAIError(
+            "DatastoreUnavailable",
+            f"datastore kind {kind!r} cannot be loaded here "
+            f"({type(failure).__name__}: {failure}); install its "
+            "dependency",
+        ) from None
     return factory(config, context)
 
 

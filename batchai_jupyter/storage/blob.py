@@ -8,6 +8,7 @@ errors carry the storage error code, never the service's message (which may echo
 Nodes cannot write to a container directly, so `node_path()` is a local mirror of the container on
 this machine; `storage/staging.MirrorSync` copies inputs into it and logs and outputs out of it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -79,8 +80,11 @@ class BlobSettings:
     def from_config(cls, config: dict) -> BlobSettings:
         container = str(config.get("container") or "")
         if not _CONTAINER_NAME.match(container):
-            raise BatchAIError("InvalidDatastore", f"containerName: {container!r} is not a valid container name; use "
-                                                   "3-63 lower-case letters, digits and single hyphens")
+            raise BatchAIError(
+                "InvalidDatastore",
+                f"containerName: {container!r} is not a valid container name; use "
+                "3-63 lower-case letters, digits and single hyphens",
+            )
         connection = str(config.get("connection_string") or "")
         parts = _connection_parts(connection) if connection else {}
         account = str(config.get("account_name") or parts.get("accountname") or "")
@@ -88,19 +92,27 @@ class BlobSettings:
         if not endpoint and account:
             endpoint = f"https://{account}.blob.core.windows.net"
         settings = cls(
-            container=container, account_name=account, endpoint=endpoint.rstrip("/"), connection_string=connection,
+            container=container,
+            account_name=account,
+            endpoint=endpoint.rstrip("/"),
+            connection_string=connection,
             account_key=str(config.get("account_key") or parts.get("accountkey") or ""),
             sas_token=str(config.get("sas_token") or parts.get("sharedaccesssignature") or "").lstrip("?"),
             use_default_credential=config.get("credential") == "default",
             link_expiry_minutes=int(config.get("link_expiry_minutes") or DEFAULT_LINK_EXPIRY_MINUTES),
             flush_seconds=float(config.get("flush_seconds") or 2.0),
-            retries=int(config.get("retries", 3)))
+            retries=int(config.get("retries", 3)),
+        )
         if not (connection or settings.account_key or settings.sas_token or settings.use_default_credential):
-            raise BatchAIError("InvalidDatastore", "a blob datastore needs credentials: give connectionString, "
-                                                   "accountName + accountKey, sasToken, or credential: \"default\"")
+            raise BatchAIError(
+                "InvalidDatastore",
+                "a blob datastore needs credentials: give connectionString, "
+                'accountName + accountKey, sasToken, or credential: "default"',
+            )
         if not settings.endpoint:
-            raise BatchAIError("InvalidDatastore",
-                               "a blob datastore needs accountName (or endpoint) to find its account")
+            raise BatchAIError(
+                "InvalidDatastore", "a blob datastore needs accountName (or endpoint) to find its account"
+            )
         return settings
 
 
@@ -140,35 +152,55 @@ def storage_errors(where: str) -> Iterator[None]:
         raise
     except (ClientAuthenticationError, _Forbidden) as failure:
         code = getattr(failure, "error_code", None) or "AuthenticationFailed"  # a signing error has none
-        raise BatchAIError("StorageAuthenticationFailed", f"{where}: the storage account refused the datastore's "
-                                                          f"credentials ({code}); check the account key, the SAS "
-                                                          "token and its expiry, or "
-                                                          "the identity DefaultAzureCredential signs in with, then "
-                                                          "recreate the datastore", 400) from None
+        raise BatchAIError(
+            "StorageAuthenticationFailed",
+            f"{where}: the storage account refused the datastore's "
+            f"credentials ({code}); check the account key, the SAS "
+            "token and its expiry, or "
+            "the identity DefaultAzureCredential signs in with, then "
+            "recreate the datastore",
+            400,
+        ) from None
     except ResourceNotFoundError as failure:
         code = failure.error_code or "ResourceNotFound"
         if code == "ContainerNotFound":
-            raise BatchAIError("ContainerNotFound", f"{where}: the container does not exist in the storage account; "
-                                                    "create it, or fix the datastore's containerName", 404) from None
+            raise BatchAIError(
+                "ContainerNotFound",
+                f"{where}: the container does not exist in the storage account; "
+                "create it, or fix the datastore's containerName",
+                404,
+            ) from None
         raise BatchAIError("FileNotFound", f"{where}: no such blob ({code})", 404) from None
     except (ServiceRequestError, ServiceResponseError) as failure:
-        raise BatchAIError("StorageUnreachable", f"{where}: the storage service did not answer "
-                           f"({type(failure).__name__}); check that it is reachable and retry", 503) from None
+        raise BatchAIError(
+            "StorageUnreachable",
+            f"{where}: the storage service did not answer "
+            f"({type(failure).__name__}); check that it is reachable and retry",
+            503,
+        ) from None
     except HttpResponseError as failure:
         status = failure.status_code if failure.status_code and 400 <= failure.status_code < 500 else 502
-        raise BatchAIError("StorageError", f"{where}: the storage service refused the request "
-                                           f"({failure.error_code or failure.status_code}); retry, or check the "
-                                           "datastore's configuration", status) from None
+        raise BatchAIError(
+            "StorageError",
+            f"{where}: the storage service refused the request "
+            f"({failure.error_code or failure.status_code}); retry, or check the "
+            "datastore's configuration",
+            status,
+        ) from None
     except AzureError as failure:
         raise BatchAIError("StorageError", f"{where}: {type(failure).__name__}; retry", 503) from None
     except ValueError:  # the SDK refusing the settings; its message is not shown, it may quote a credential
-        raise BatchAIError("InvalidDatastore", f"{where}: the storage SDK cannot use the datastore's settings; check "
-                                               "that endpoint is a URL (https://<account>.blob.core.windows.net), "
-                                               "and the accountName and the key's format") from None
+        raise BatchAIError(
+            "InvalidDatastore",
+            f"{where}: the storage SDK cannot use the datastore's settings; check "
+            "that endpoint is a URL (https://<account>.blob.core.windows.net), "
+            "and the accountName and the key's format",
+        ) from None
 
 
-class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer, Checkable, PublicSettings,
-                    DownloadLinks):
+class BlobDatastore(
+    Datastore, ChunkedUploads, CountsTransfers, CreatesContainer, Checkable, PublicSettings, DownloadLinks
+):
     kind = "blob"
 
     def __init__(self, settings: BlobSettings, mirror_root: str, counters: TransferCounters):
@@ -183,8 +215,10 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
 
     def _container_client(self) -> ContainerClient:
         s = self.settings
-        options = {"retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=s.retries),
-                   "connection_timeout": 10}
+        options = {
+            "retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=s.retries),
+            "connection_timeout": 10,
+        }
         if s.connection_string:
             return ContainerClient.from_connection_string(s.connection_string, s.container, **options)
         if s.account_key:
@@ -195,8 +229,10 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
             try:
                 from azure.identity import DefaultAzureCredential
             except ImportError:
-                raise BatchAIError("DatastoreUnavailable", 'credential: "default" needs azure-identity; '
-                                                           "pip install batchai-jupyter[blob]") from None
+                raise BatchAIError(
+                    "DatastoreUnavailable",
+                    'credential: "default" needs azure-identity; pip install batchai-jupyter[blob]',
+                ) from None
             credential = DefaultAzureCredential()
         return BlobServiceClient(s.endpoint, credential=credential, **options).get_container_client(s.container)
 
@@ -228,8 +264,12 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
         with storage_errors(self._where(segment)):
             if prefix and self.container.get_blob_client(prefix).exists():
                 return True
-            return any(True for _ in self.container.list_blobs(name_starts_with=prefix + "/" if prefix else None,
-                                                               results_per_page=1))
+            return any(
+                True
+                for _ in self.container.list_blobs(
+                    name_starts_with=prefix + "/" if prefix else None, results_per_page=1
+                )
+            )
 
     def list(self, segment: str) -> list[FileEntry]:
         prefix = clean_relative_path(segment)
@@ -237,7 +277,7 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
         entries = []
         with storage_errors(self._where(segment)):
             for item in self.container.walk_blobs(name_starts_with=prefix or None, delimiter="/"):
-                name = item.name[len(prefix):]
+                name = item.name[len(prefix) :]
                 if name.endswith("/"):
                     entries.append(FileEntry(name.rstrip("/"), "directory", None, None))
                 else:
@@ -258,26 +298,35 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
 
     # -- whole files -------------------------------------------------------------------------
 
-    def upload_file(self, local: str, segment: str, progress: Progress | None = None,
-                    concurrency: int = DEFAULT_CONCURRENCY) -> int:
+    def upload_file(
+        self, local: str, segment: str, progress: Progress | None = None, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> int:
         """Uploads a local file in parallel blocks; the blob appears only once every block is in."""
         size = os.path.getsize(local)
         hook = (lambda done, total: progress(done, size)) if progress else None
         with storage_errors(self._where(segment)), open(local, "rb") as handle:
-            self.container.upload_blob(self._blob_name(segment), handle, length=size, overwrite=True,
-                                       max_concurrency=concurrency, progress_hook=hook)
+            self.container.upload_blob(
+                self._blob_name(segment),
+                handle,
+                length=size,
+                overwrite=True,
+                max_concurrency=concurrency,
+                progress_hook=hook,
+            )
         self.counters.add(sent=size)
         return size
 
-    def download_file(self, segment: str, local: str, progress: Progress | None = None,
-                      concurrency: int = DEFAULT_CONCURRENCY) -> int:
+    def download_file(
+        self, segment: str, local: str, progress: Progress | None = None, concurrency: int = DEFAULT_CONCURRENCY
+    ) -> int:
         """Downloads a blob in parallel ranges into `local`, which appears only when it is whole."""
         os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
         partial = f"{local}.download-{os.getpid()}-{threading.get_ident()}"
         try:
             with storage_errors(self._where(segment)), open(partial, "wb") as handle:
                 stream = self.container.get_blob_client(self._blob_name(segment)).download_blob(
-                    max_concurrency=concurrency, progress_hook=progress)
+                    max_concurrency=concurrency, progress_hook=progress
+                )
                 size = stream.readinto(handle)
             os.replace(partial, local)
         finally:
@@ -325,8 +374,10 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
         """(path, size, etag) of every blob under a folder."""
         prefix = clean_relative_path(segment)
         with storage_errors(self._where(segment)):
-            return [(b.name, b.size, b.etag) for b in
-                    self.container.list_blobs(name_starts_with=prefix + "/" if prefix else None)]
+            return [
+                (b.name, b.size, b.etag)
+                for b in self.container.list_blobs(name_starts_with=prefix + "/" if prefix else None)
+            ]
 
     def append(self, segment: str, data: bytes, offset: int) -> None:
         """Appends `data` to a log blob that holds `offset` bytes so far (0: create it)."""
@@ -335,7 +386,7 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
             if offset == 0:
                 blob.create_append_blob()
             for start in range(0, len(data), APPEND_BLOCK_BYTES):
-                chunk = data[start:start + APPEND_BLOCK_BYTES]
+                chunk = data[start : start + APPEND_BLOCK_BYTES]
                 blob.append_block(chunk, appendpos_condition=offset + start)
         self.counters.add(sent=len(data))
 
@@ -374,9 +425,13 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
         minutes = expiry_minutes if expiry_minutes is not None else self.settings.link_expiry_minutes
         name = self._blob_name(segment)
         token = generate_blob_sas(
-            self.settings.account_name, self.settings.container, name, account_key=self.settings.account_key,
+            self.settings.account_name,
+            self.settings.container,
+            name,
+            account_key=self.settings.account_key,
             permission=BlobSasPermissions(read=True),
-            expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes))
+            expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes),
+        )
         return f"{self.container.get_blob_client(name).url}?{token}"
 
     def container_url(self, expiry_minutes: int) -> str | None:
@@ -405,9 +460,12 @@ class BlobDatastore(Datastore, ChunkedUploads, CountsTransfers, CreatesContainer
 def container_sas_url(account: str, key: str, endpoint: str, container: str, expiry_minutes: int) -> str:
     """`endpoint`/`container` with a SAS, signed by the account key, to read, write, list and delete in it."""
     token = generate_container_sas(
-        account, container, account_key=key,
+        account,
+        container,
+        account_key=key,
         permission=ContainerSasPermissions(read=True, add=True, create=True, write=True, delete=True, list=True),
-        expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=expiry_minutes))
+        expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=expiry_minutes),
+    )
     return f"{endpoint.rstrip('/')}/{container}?{token}"
 
 

@@ -12,6 +12,7 @@ Optional: "linkExpiryInMinutes" (SAS links in file listings, default 60), "flush
 running jobs' logs and outputs are copied out, default 2), "retries" (per storage request, default 3,
 1 + 2, 1 + 4, 1 + 8 seconds apart), "createContainer": true.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,15 @@ from ..errors import BatchAIError
 from ..ports.datastores import DatastoreRef
 
 # camelCase request field -> stored field; secrets go to the row's secrets, never to its config.
-BLOB_FIELDS = {"containerName": "container", "accountName": "account_name", "endpoint": "endpoint",
-               "credential": "credential", "linkExpiryInMinutes": "link_expiry_minutes",
-               "flushSeconds": "flush_seconds", "retries": "retries"}
+BLOB_FIELDS = {
+    "containerName": "container",
+    "accountName": "account_name",
+    "endpoint": "endpoint",
+    "credential": "credential",
+    "linkExpiryInMinutes": "link_expiry_minutes",
+    "flushSeconds": "flush_seconds",
+    "retries": "retries",
+}
 BLOB_SECRETS = {"connectionString": "connection_string", "accountKey": "account_key", "sasToken": "sas_token"}
 KNOWN = {"kind", "name", "default", "createContainer", "path", *BLOB_FIELDS, *BLOB_SECRETS}
 
@@ -38,8 +45,10 @@ def parse_datastore_document(document: object) -> tuple[str, dict, dict]:
     if kind == "local":
         path = document.get("path")
         if not isinstance(path, str) or not os.path.isabs(path) or not path.isprintable():
-            raise BatchAIError("InvalidDatastore", f"path: {path!r} is not valid; give the absolute path of a "
-                                                   "directory every node sees at that same path")
+            raise BatchAIError(
+                "InvalidDatastore",
+                f"path: {path!r} is not valid; give the absolute path of a directory every node sees at that same path",
+            )
         return "local", {"path": os.path.normpath(path)}, {}
     if kind != "blob":
         return str(kind), {}, {}
@@ -55,8 +64,11 @@ def parse_datastore_document(document: object) -> tuple[str, dict, dict]:
             secrets[stored] = value
     endpoint = document.get("endpoint")
     if endpoint not in (None, "") and not (isinstance(endpoint, str) and endpoint.startswith(("https://", "http://"))):
-        raise BatchAIError("InvalidDatastore", f"endpoint: {endpoint!r} is not valid; give the account's Blob URL, "
-                                               "https://<account>.blob.core.windows.net")
+        raise BatchAIError(
+            "InvalidDatastore",
+            f"endpoint: {endpoint!r} is not valid; give the account's Blob URL, "
+            "https://<account>.blob.core.windows.net",
+        )
     for field in ("linkExpiryInMinutes", "flushSeconds"):
         value = document.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
@@ -65,8 +77,11 @@ def parse_datastore_document(document: object) -> tuple[str, dict, dict]:
     if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10):
         raise BatchAIError("InvalidDatastore", f"retries: {retries!r} is not valid; give 0 to 10")
     if config.get("credential") not in (None, "default"):
-        raise BatchAIError("InvalidDatastore", f"credential: {config['credential']!r} is not valid; the only "
-                                               "value is \"default\" (azure-identity's DefaultAzureCredential)")
+        raise BatchAIError(
+            "InvalidDatastore",
+            f"credential: {config['credential']!r} is not valid; the only "
+            'value is "default" (azure-identity\'s DefaultAzureCredential)',
+        )
     return "blob", config, secrets
 
 
@@ -81,8 +96,9 @@ def datastore_view(row: DatastoreRef, transfers: dict | None = None) -> dict:
             if stored in config:
                 view[field] = config[stored]
         secrets = row.secrets or {}
-        view["authentication"] = next((field for field, stored in BLOB_SECRETS.items() if stored in secrets),
-                                      "defaultCredential")
+        view["authentication"] = next(
+            (field for field, stored in BLOB_SECRETS.items() if stored in secrets), "defaultCredential"
+        )
     if transfers is not None:
         view["transfers"] = transfers
     return view

@@ -5,6 +5,7 @@ The JobRunner calls `prepare()` before a job's tasks start and `flush()` on ever
 Datastores that nodes write directly (a local or shared directory) need none of it; a datastore
 with a `sync` (a MirrorSync: Blob) gets its mirror staged in and copied out.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,9 @@ SegmentOf = Callable[[str, str, str], str]  # (experiment, job, uuid) -> the job
 # copy of each source directory at <mount root>/<relative path> there (or runs the mount command) and
 # copies what the node writes there back into the source directory; see SshBackend.show_mounts.
 ShowMounts = Callable[[str, list], None]
-NOT_SUPPORTED = ("this cluster's backend cannot show datastore mounts on its nodes; use a shared path or "
-                 "inputDirectories")
+NOT_SUPPORTED = (
+    "this cluster's backend cannot show datastore mounts on its nodes; use a shared path or inputDirectories"
+)
 log = logging.getLogger("batchai")
 
 
@@ -51,26 +53,38 @@ class JobData(JobStorage):
         return MountResolver(
             datastores=lambda: self.store.datastores_of(workspace),
             open_datastore=lambda name: self.datastore_for(workspace, name),
-            create_local_datastore=local_datastore_creator(self.store, self.layout, workspace), native=native)
+            create_local_datastore=local_datastore_creator(self.store, self.layout, workspace),
+            native=native,
+        )
 
     def mounts(self, job: JobRef) -> tuple[list[Mount], list[Mount]]:
         """(cluster-level, job-level) mounts of the job."""
         cluster = self.store.cluster(job.workspace, job.cluster)
         resolver = self._resolver(job.workspace, cluster is not None and cluster.spec.native_mounts)
-        return (resolver.resolve(cluster.spec.mount_volumes if cluster is not None else None),
-                resolver.resolve(job.spec.mount_volumes))
+        return (
+            resolver.resolve(cluster.spec.mount_volumes if cluster is not None else None),
+            resolver.resolve(job.spec.mount_volumes),
+        )
 
     @staticmethod
-    def _show(mounts: list[Mount], mount_root: str, node_name: str, run: NodeScript | None,
-              show: ShowMounts | None, staged: set) -> list[str]:
+    def _show(
+        mounts: list[Mount],
+        mount_root: str,
+        node_name: str,
+        run: NodeScript | None,
+        show: ShowMounts | None,
+        staged: set,
+    ) -> list[str]:
         """Shows `mounts` under `mount_root` on one node: a native mount where it can make one, else
         (`show` for a remote node) the staged copy, directory or mount command. Returns notes."""
         notes, rest = [], []
         for mount in mounts:
             if mount.native is not None:
                 if run is None:
-                    notes.append(f"mount {mount.relative_path} on {node_name}: this backend cannot mount storage "
-                                 "on its nodes, so the node gets a copy")
+                    notes.append(
+                        f"mount {mount.relative_path} on {node_name}: this backend cannot mount storage "
+                        "on its nodes, so the node gets a copy"
+                    )
                 else:
                     mounted, note = mount_natively(run, mount.native, posixpath.join(mount_root, mount.relative_path))
                     notes.append(f"mount {mount.relative_path} on {node_name}: {note}")
@@ -93,8 +107,15 @@ class JobData(JobStorage):
 
     # -- a new node, before its setup task ------------------------------------------------------
 
-    def show_cluster_mounts(self, cluster: ClusterRef, node_name: str, mount_root: str, remote: bool,
-                            show: ShowMounts | None = None, run: NodeScript | None = None) -> list[str]:
+    def show_cluster_mounts(
+        self,
+        cluster: ClusterRef,
+        node_name: str,
+        mount_root: str,
+        remote: bool,
+        show: ShowMounts | None = None,
+        run: NodeScript | None = None,
+    ) -> list[str]:
         """Shows the cluster's mountVolumes under a new node's $AZ_BATCHAI_MOUNT_ROOT (for its setup task);
         on a remote node through the backend's `show` (None: the backend cannot); `run` runs a script on
         the node (for native mounts). Returns notes."""
@@ -116,9 +137,15 @@ class JobData(JobStorage):
 
     # -- before the tasks start ----------------------------------------------------------------
 
-    def prepare(self, job: JobRef, input_paths: list[str], nodes: list, remote: bool,
-                show: Callable[[int], ShowMounts] | None = None,
-                run: Callable[[int], NodeScript] | None = None) -> list[str]:
+    def prepare(
+        self,
+        job: JobRef,
+        input_paths: list[str],
+        nodes: list,
+        remote: bool,
+        show: Callable[[int], ShowMounts] | None = None,
+        run: Callable[[int], NodeScript] | None = None,
+    ) -> list[str]:
         """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
         A remote backend shows them through `show(node index)` (None: it cannot); `run(node index)` runs
         a script on a node, for native mounts."""
@@ -156,8 +183,14 @@ class JobData(JobStorage):
         for index, node in enumerate(nodes):
             code, output = run(index)(unmount_under_script(node.job_mount_root), "")
             if code != 0:
-                errors.append({"code": "UnmountFailed", "message": (
-                    f"the job's mounts on {node.name} were not all unmounted cleanly: {output.strip()[-300:]}")})
+                errors.append(
+                    {
+                        "code": "UnmountFailed",
+                        "message": (
+                            f"the job's mounts on {node.name} were not all unmounted cleanly: {output.strip()[-300:]}"
+                        ),
+                    }
+                )
         return errors
 
     # -- while it runs, and at its end ---------------------------------------------------------
@@ -182,7 +215,13 @@ class JobData(JobStorage):
             try:
                 sync.flush_final(folder)
             except BatchAIError as failure:
-                errors.append({"code": "OutputUploadFailed", "message": (
-                    f"the job's logs and outputs could not all be copied to their datastore ({failure}); the "
-                    f"service keeps them in its local copy of {folder or 'the datastore'}")})
+                errors.append(
+                    {
+                        "code": "OutputUploadFailed",
+                        "message": (
+                            f"the job's logs and outputs could not all be copied to their datastore ({failure}); the "
+                            f"service keeps them in its local copy of {folder or 'the datastore'}"
+                        ),
+                    }
+                )
         return errors

@@ -1,4 +1,5 @@
 """A datastore that is a directory on this machine (or a shared path every node mounts the same)."""
+
 from __future__ import annotations
 
 import os
@@ -64,10 +65,14 @@ def create(config: dict, context: DatastoreContext) -> LocalDatastore:
     root, home = os.path.realpath(config["path"]), os.path.realpath(context.home)
     if home == root or home.startswith(root.rstrip(os.sep) + os.sep):
         # Its files would include the service's store, with every job's secrets, for anyone with the API.
-        raise BatchAIError("DatastoreContainsHome", f"path: {config['path']!r} holds the service's home {home}; "
-                                                    "register a directory outside it")
+        raise BatchAIError(
+            "DatastoreContainsHome",
+            f"path: {config['path']!r} holds the service's home {home}; register a directory outside it",
+        )
     if any(root == system or root.startswith(system + os.sep) for system in SYSTEM_TREES):
         # Not files but the kernel's view of processes and devices: the service's own environment among them.
-        raise BatchAIError("InvalidDatastore", f"path: {config['path']!r} is inside {', '.join(SYSTEM_TREES)}; "
-                                               "register a directory of files")
+        raise BatchAIError(
+            "InvalidDatastore",
+            f"path: {config['path']!r} is inside {', '.join(SYSTEM_TREES)}; register a directory of files",
+        )
     return LocalDatastore(config["path"])

@@ -18,6 +18,7 @@ On a cluster with `nativeMounts: true`, a container or share with credentials al
 `native` mount (storage/native_mounts.py): a node with the tool mounts the storage itself, and the
 staged copy or directory above is only the fallback for a node without it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,8 +72,9 @@ class MountResolver:
             where = f"mountVolumes.azureBlobFileSystems[{index}]"
             account, container = entry.get("accountName", ""), entry.get("containerName", "")
             mount, row = self._storage_mount(where, entry, account, container, "container")
-            mounts.append(self._with_native(mount, functools.partial(self._blob_native, row, account, container),
-                                            entry, account))
+            mounts.append(
+                self._with_native(mount, functools.partial(self._blob_native, row, account, container), entry, account)
+            )
         for index, entry in enumerate(volumes.get("azureFileShares") or []):
             where = f"mountVolumes.azureFileShares[{index}]"
             url = str(entry.get("azureFileUrl") or "")
@@ -86,13 +88,17 @@ class MountResolver:
             where = f"mountVolumes.unmanagedFileSystems[{index}]"
             command = entry.get("mountCommand")
             if not isinstance(command, str) or not command.strip():
-                raise BatchAIError("InvalidMount", f"{where}.mountCommand: give the command that mounts the file "
-                                                   "system (the mount path is appended to it)")
+                raise BatchAIError(
+                    "InvalidMount",
+                    f"{where}.mountCommand: give the command that mounts the file "
+                    "system (the mount path is appended to it)",
+                )
             mounts.append(Mount(_relative(where, entry), command=command))
         return mounts
 
-    def _storage_mount(self, where: str, entry: dict, account: str, container: str,
-                       what: str) -> tuple[Mount, DatastoreRef | None]:
+    def _storage_mount(
+        self, where: str, entry: dict, account: str, container: str, what: str
+    ) -> tuple[Mount, DatastoreRef | None]:
         """The mount of a container or share, and the registered datastore row it resolved to (None: a
         local directory stands in)."""
         relative = _relative(where, entry)
@@ -100,29 +106,41 @@ class MountResolver:
             raise BatchAIError("InvalidMount", f"{where}: name the {what} to mount")
         for row in self.datastores():
             config = row.config
-            if row.kind != "local" and config.get("container") == container and (
-                    not account or config.get("account_name") in (account, None, "")):
+            if (
+                row.kind != "local"
+                and config.get("container") == container
+                and (not account or config.get("account_name") in (account, None, ""))
+            ):
                 store = self.open_datastore(row.name)
-                return Mount(relative, store.node_path(""), getattr(store, "sync", None),
-                             note=f"{what} {container!r} of account {account!r}: datastore {row.name!r}"), row
+                return Mount(
+                    relative,
+                    store.node_path(""),
+                    getattr(store, "sync", None),
+                    note=f"{what} {container!r} of account {account!r}: datastore {row.name!r}",
+                ), row
         name = _local_name(container)
         row = next((r for r in self.datastores() if r.name == name and r.kind == "local"), None)
         if row is None:
             row = self.create_local_datastore(name)
-        return Mount(relative, row.config["path"], note=(
-            f"{what} {container!r} of account {account!r}: no datastore is registered for it here, so it is the "
-            f"local directory datastore {name!r} (datastore://{name}/)")), None
+        return Mount(
+            relative,
+            row.config["path"],
+            note=(
+                f"{what} {container!r} of account {account!r}: no datastore is registered for it here, so it is the "
+                f"local directory datastore {name!r} (datastore://{name}/)"
+            ),
+        ), None
 
-    def _with_native(self, mount: Mount, make: Callable[[str], NativeMount | None], entry: dict,
-                     account: str) -> Mount:
+    def _with_native(self, mount: Mount, make: Callable[[str], NativeMount | None], entry: dict, account: str) -> Mount:
         """`mount` with its native mount, when the cluster asks and there are credentials to make one.
         `make(account key)` builds it (the key: the entry's own, else a registered datastore's on the account)."""
         if not self.native:
             return mount
         native = make(_entry_key(entry) or self._account_key(account))
         if native is None:
-            return dataclasses.replace(mount, note=mount.note + "; there are no credentials here to mount it on "
-                                                               "the nodes, so they get a copy")
+            return dataclasses.replace(
+                mount, note=mount.note + "; there are no credentials here to mount it on the nodes, so they get a copy"
+            )
         return dataclasses.replace(mount, native=native)
 
     def _blob_native(self, row: DatastoreRef | None, account: str, container: str, key: str) -> NativeMount | None:
@@ -130,8 +148,10 @@ class MountResolver:
             url = getattr(self.open_datastore(row.name), "container_url", lambda minutes: None)(MOUNT_SAS_MINUTES)
         elif key and account:
             from .blob import container_sas_url
-            url = container_sas_url(account, key, f"https://{account}.blob.core.windows.net", container,
-                                    MOUNT_SAS_MINUTES)
+
+            url = container_sas_url(
+                account, key, f"https://{account}.blob.core.windows.net", container, MOUNT_SAS_MINUTES
+            )
         else:
             url = None
         return blob_native_mount(container, url) if url else None
@@ -152,13 +172,17 @@ class MountResolver:
         name = identity.rstrip("/").rsplit("/", 1)[-1]
         row = next((r for r in self.datastores() if r.name == name and r.kind == "local"), None)
         if row is None:
-            raise BatchAIError("FileServerNotFound", f"{where}.fileServer.id: no file server {name!r} is registered; "
-                                                     f"register it with `batchai file-server create -n {name} "
-                                                     "--path <shared directory>`")
+            raise BatchAIError(
+                "FileServerNotFound",
+                f"{where}.fileServer.id: no file server {name!r} is registered; "
+                f"register it with `batchai file-server create -n {name} "
+                "--path <shared directory>`",
+            )
         source = row.config["path"]
         inside = clean_relative_path(str(entry.get("sourceDirectory") or "").lstrip("/"), f"{where}.sourceDirectory")
-        return Mount(relative, os.path.join(source, inside) if inside else source,
-                     note=f"file server {name!r}: {source}")
+        return Mount(
+            relative, os.path.join(source, inside) if inside else source, note=f"file server {name!r}: {source}"
+        )
 
 
 def _relative(where: str, entry: dict) -> str:
@@ -209,12 +233,16 @@ def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> 
     try:
         done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BatchAIError("MountFailed",
-                           f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s") from None
+        raise BatchAIError(
+            "MountFailed", f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s"
+        ) from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
-        raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} exited with code {done.returncode} "
-                                          f"({tail[0][:200]}); fix the command or the file system it mounts")
+        raise BatchAIError(
+            "MountFailed",
+            f"mountCommand {mount.command!r} exited with code {done.returncode} "
+            f"({tail[0][:200]}); fix the command or the file system it mounts",
+        )
 
 
 def local_datastore_creator(store, layout, workspace: str) -> Callable[[str], DatastoreRef]:
@@ -225,8 +253,14 @@ def local_datastore_creator(store, layout, workspace: str) -> Callable[[str], Da
         os.makedirs(path, exist_ok=True)
         with store.transaction():
             if not store.query_one("SELECT 1 FROM datastores WHERE workspace = ? AND name = ?", workspace, name):
-                store.insert("datastores", workspace=workspace, name=name, kind="local", config={"path": path},
-                             created=time.time())
+                store.insert(
+                    "datastores",
+                    workspace=workspace,
+                    name=name,
+                    kind="local",
+                    config={"path": path},
+                    created=time.time(),
+                )
         return store.datastore_row(workspace, name)
 
     return create

@@ -12,6 +12,7 @@ never in a command line, a file or a log.
 - SMB (azureFileShares): the kernel's CIFS client where the node's kernel has one (as Batch AI
   mounted shares), else `rclone mount` of the share over SMB.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -33,10 +34,13 @@ FAILED_EXIT = 4
 
 # The mount's rclone options: a write cache (jobs append and rewrite files), uploads on close, and a
 # short directory cache so that nodes see each other's new files soon.
-_RCLONE_OPTIONS = ("--config /dev/null --daemon --vfs-cache-mode writes --vfs-write-back 0s "
-                   "--dir-cache-time 2s --allow-non-empty")
-_HAS_FUSE_RCLONE = ("[ -e /dev/fuse ] && command -v rclone >/dev/null && "
-                    "{ command -v fusermount3 || command -v fusermount; } >/dev/null")
+_RCLONE_OPTIONS = (
+    "--config /dev/null --daemon --vfs-cache-mode writes --vfs-write-back 0s --dir-cache-time 2s --allow-non-empty"
+)
+_HAS_FUSE_RCLONE = (
+    "[ -e /dev/fuse ] && command -v rclone >/dev/null && "
+    "{ command -v fusermount3 || command -v fusermount; } >/dev/null"
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,7 @@ class NativeMount:
 
 def blob_native_mount(container: str, container_url: str) -> NativeMount:
     endpoint = container_url.split("?", 1)[0].rsplit("/", 1)[0]
-    return NativeMount("blob", f":azureblob:{container}", container_url,
-                       f"Blob container {container!r} at {endpoint}")
+    return NativeMount("blob", f":azureblob:{container}", container_url, f"Blob container {container!r} at {endpoint}")
 
 
 def smb_native_mount(azure_file_url: str, account: str, key: str, where: str) -> NativeMount:
@@ -66,14 +69,20 @@ def smb_native_mount(azure_file_url: str, account: str, key: str, where: str) ->
     parts = urlsplit(azure_file_url)
     share = parts.path.strip("/").split("/", 1)[0]
     if not parts.hostname or not share:
-        raise BatchAIError("InvalidMount", f"{where}.azureFileUrl: write it as "
-                                           "https://<account>.file.core.windows.net/<share>")
+        raise BatchAIError(
+            "InvalidMount", f"{where}.azureFileUrl: write it as https://<account>.file.core.windows.net/<share>"
+        )
     port = parts.port or 445
     user = account or parts.hostname.split(".", 1)[0]
     remote = f":smb,host={_remote_value(parts.hostname)},port={port},user={_remote_value(user)}:{share}"
-    return NativeMount("smb", remote, key, f"SMB share {share!r} on {parts.hostname}:{port}",
-                       cifs_source=f"//{parts.hostname}/{share}",
-                       cifs_options=f"vers=3.0,port={port},username={user},dir_mode=0777,file_mode=0777,serverino")
+    return NativeMount(
+        "smb",
+        remote,
+        key,
+        f"SMB share {share!r} on {parts.hostname}:{port}",
+        cifs_source=f"//{parts.hostname}/{share}",
+        cifs_options=f"vers=3.0,port={port},username={user},dir_mode=0777,file_mode=0777,serverino",
+    )
 
 
 def _remote_value(value: str) -> str:
@@ -94,14 +103,18 @@ def mount_script(native: NativeMount, path: str, cache: str) -> str:
         # the storage's error code where rclone logged one, else its first error, else its last line
         f"reason() {{ r=$(grep -o 'ServiceCode=[A-Za-z]*' {c}/mount.log 2>/dev/null | head -n 1); "
         f"[ -n \"$r\" ] || r=$(grep -m 1 ERROR {c}/mount.log 2>/dev/null | sed 's/.*ERROR : //'); "
-        f"[ -n \"$r\" ] || r=$(grep -v '^$' {c}/mount.log 2>/dev/null | tail -n 1); echo \"$r\"; }}",
+        f'[ -n "$r" ] || r=$(grep -v \'^$\' {c}/mount.log 2>/dev/null | tail -n 1); echo "$r"; }}',
         f": > {c}/mount.log",
     ]
-    rclone_mount = (f"rclone mount {remote} {p} {_RCLONE_OPTIONS} --cache-dir {c} "
-                    f"--log-file {c}/mount.log --log-level NOTICE </dev/null >>{c}/mount.log 2>&1")
+    rclone_mount = (
+        f"rclone mount {remote} {p} {_RCLONE_OPTIONS} --cache-dir {c} "
+        f"--log-file {c}/mount.log --log-level NOTICE </dev/null >>{c}/mount.log 2>&1"
+    )
     # rclone checks no credentials when it mounts: list the mount, so that a wrong key fails here
-    checked = (f'{{ if ls {p} >/dev/null 2>&1; then echo "mounted rclone"; exit 0; fi; '
-               f'fusermount3 -u {p} 2>/dev/null || fusermount -u {p}; }}')
+    checked = (
+        f'{{ if ls {p} >/dev/null 2>&1; then echo "mounted rclone"; exit 0; fi; '
+        f"fusermount3 -u {p} 2>/dev/null || fusermount -u {p}; }}"
+    )
     if native.kind == "blob":
         lines += [
             f"if ! {{ {_HAS_FUSE_RCLONE}; }}; then echo 'no rclone with FUSE (/dev/fuse and fusermount)'; "
@@ -113,7 +126,7 @@ def mount_script(native: NativeMount, path: str, cache: str) -> str:
             "if grep -qw cifs /proc/filesystems && command -v mount.cifs >/dev/null; then",
             f'  PASSWD="$SECRET" mount -t cifs {shlex.quote(native.cifs_source)} {p} '
             f'-o {shlex.quote(native.cifs_options)} 2>{c}/mount.log && {{ echo "mounted cifs"; exit 0; }}',
-            f"  echo \"failed: $(reason)\"; exit {FAILED_EXIT}",
+            f'  echo "failed: $(reason)"; exit {FAILED_EXIT}',
             "fi",
             f"if ! {{ {_HAS_FUSE_RCLONE}; }}; then echo 'neither a kernel CIFS client nor rclone with FUSE'; "
             f"exit {NO_TOOL_EXIT}; fi",
@@ -141,7 +154,6 @@ def mount_points_under(root: str, mounts_table: str = "/proc/self/mounts") -> li
     return sorted(found, key=len, reverse=True)
 
 
-
 def cache_dir(path: str) -> str:
     """Where the mount at `path` keeps its write cache: a hidden sibling, so that the node's unmount
     finds it from the mount point alone."""
@@ -159,38 +171,45 @@ def mount_natively(run: NodeScript, native: NativeMount, path: str) -> tuple[boo
     if code == NO_TOOL_EXIT:
         return False, f"{native.description} cannot be mounted there ({last}), so the node gets a copy"
     reason = last.removeprefix("failed: ") or f"exit code {code}"
-    raise BatchAIError("MountFailed", f"mounting {native.description} at {path} failed ({reason}); "
-                                      "check the storage's credentials and that the node reaches it")
+    raise BatchAIError(
+        "MountFailed",
+        f"mounting {native.description} at {path} failed ({reason}); "
+        "check the storage's credentials and that the node reaches it",
+    )
 
 
 def unmount_under_script(root: str, wait_seconds: int = UPLOAD_WAIT_SECONDS) -> str:
     """bash that unmounts every mount point at or under `root`, deepest first, each once its write
     cache holds nothing still to upload; exits FAILED_EXIT naming any that kept files or stayed mounted."""
-    return "\n".join([
-        f"root={shlex.quote(root.rstrip('/'))}",
-        "status=0",
-        "while IFS= read -r p; do",
-        "  [ -n \"$p\" ] || continue",
-        '  meta="$(dirname "$p")/.$(basename "$p").mount-cache/vfsMeta"',
-        f"  end=$((SECONDS + {int(wait_seconds)}))",
-        "  while grep -rqs '\"Dirty\": true' \"$meta\" && [ $SECONDS -lt $end ]; do sleep 0.2; done",
-        "  pending=$(grep -rls '\"Dirty\": true' \"$meta\" 2>/dev/null | wc -l)",
-        '  fusermount3 -u "$p" 2>/dev/null || fusermount -u "$p" 2>/dev/null || umount "$p" 2>/dev/null || '
-        'umount -l "$p" 2>/dev/null',
-        '  if mountpoint -q "$p"; then echo "$p: still mounted"; status=4',
-        '  elif [ "$pending" != 0 ]; then echo "$p: $pending file(s) were not yet uploaded"; status=4; fi',
-        "done <<EOF",
-        "$(awk -v r=\"$root\" '$2 == r || index($2, r \"/\") == 1 {print $2}' /proc/self/mounts | sort -r)",
-        "EOF",
-        "exit $status",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"root={shlex.quote(root.rstrip('/'))}",
+                "status=0",
+                "while IFS= read -r p; do",
+                '  [ -n "$p" ] || continue',
+                '  meta="$(dirname "$p")/.$(basename "$p").mount-cache/vfsMeta"',
+                f"  end=$((SECONDS + {int(wait_seconds)}))",
+                '  while grep -rqs \'"Dirty": true\' "$meta" && [ $SECONDS -lt $end ]; do sleep 0.2; done',
+                '  pending=$(grep -rls \'"Dirty": true\' "$meta" 2>/dev/null | wc -l)',
+                '  fusermount3 -u "$p" 2>/dev/null || fusermount -u "$p" 2>/dev/null || umount "$p" 2>/dev/null || '
+                'umount -l "$p" 2>/dev/null',
+                '  if mountpoint -q "$p"; then echo "$p: still mounted"; status=4',
+                '  elif [ "$pending" != 0 ]; then echo "$p: $pending file(s) were not yet uploaded"; status=4; fi',
+                "done <<EOF",
+                '$(awk -v r="$root" \'$2 == r || index($2, r "/") == 1 {print $2}\' /proc/self/mounts | sort -r)',
+                "EOF",
+                "exit $status",
+            ]
+        )
+        + "\n"
+    )
 
 
 def run_local_script(script: str, stdin: str = "", timeout: float = UPLOAD_WAIT_SECONDS + 60) -> tuple[int, str]:
     """A NodeScript for a node that is this machine."""
     try:
-        done = subprocess.run(["/bin/bash", "-c", script], input=stdin, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(["/bin/bash", "-c", script], input=stdin, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return FAILED_EXIT, f"did not finish within {timeout:.0f}s"
     return done.returncode, done.stdout + done.stderr

@@ -14,6 +14,7 @@
 - flush_soon(folder) runs a flush in the background at most every `flush_seconds`; the service
   calls it on every engine cycle and `flush(final=True)` when the job ends.
 """
+
 from __future__ import annotations
 
 import json
@@ -189,8 +190,9 @@ class MirrorSync:
             if time.monotonic() - self._last_flush.get(folder, 0.0) < self.flush_seconds:
                 return
             self._last_flush[folder] = time.monotonic()
-            thread = threading.Thread(target=self._flush_quietly, args=(folder,), daemon=True,
-                                      name=f"batchai-flush-{folder}")
+            thread = threading.Thread(
+                target=self._flush_quietly, args=(folder,), daemon=True, name=f"batchai-flush-{folder}"
+            )
             self._flushers[folder] = thread
             thread.start()
 

@@ -1,4 +1,5 @@
 """Task plans per toolkit: names, placement, commands, environment, hostfile (contract §1, §4, §5)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ from batchai_jupyter.core.models import TOOLKITS, JobSpec, ToolkitSettings
 HOSTFILE = "/jobs/j1/hostfile"
 
 
-def make_node(index: int, *, ip: str | None = None, mpi_host: str | None = None,
-              cpus: int = 4, gpus: int = 0) -> NodeContext:
+def make_node(
+    index: int, *, ip: str | None = None, mpi_host: str | None = None, cpus: int = 4, gpus: int = 0
+) -> NodeContext:
     return NodeContext(
         name=f"tvm-c1-{index}",
         index=index,
@@ -47,8 +49,9 @@ def make_nodes(count: int, **kwargs) -> list[NodeContext]:
 
 
 def make_job(toolkit: ToolkitSettings, node_count: int = 1, **spec_fields) -> JobContext:
-    spec = JobSpec(name="j1", cluster="c1", toolkit=toolkit, node_count=node_count,
-                   workspace="ws", experiment="exp", **spec_fields)
+    spec = JobSpec(
+        name="j1", cluster="c1", toolkit=toolkit, node_count=node_count, workspace="ws", experiment="exp", **spec_fields
+    )
     return JobContext(
         spec=spec,
         attempt=1,
@@ -94,31 +97,36 @@ def mpirun_parts(command: str) -> tuple[list[str], list[str], list[str]]:
 # expand_vars
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("$A", "1"),
-    ("${A}", "1"),
-    ("${A}x", "1x"),
-    ("$A$B", "12"),
-    ("$A_B", "3"),
-    ("$MISSING", ""),
-    ("a${MISSING}b", "ab"),
-    ("${}", "${}"),
-    ("$$", "$$"),
-    ("$$A", "$$A"),
-    ("cost $ 5", "cost $ 5"),
-    ("ends with $", "ends with $"),
-    ("$1 $?", "$1 $?"),
-    ("${A:-x}", "${A:-x}"),
-    ("${A", "${A"),
-    ("no vars", "no vars"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("$A", "1"),
+        ("${A}", "1"),
+        ("${A}x", "1x"),
+        ("$A$B", "12"),
+        ("$A_B", "3"),
+        ("$MISSING", ""),
+        ("a${MISSING}b", "ab"),
+        ("${}", "${}"),
+        ("$$", "$$"),
+        ("$$A", "$$A"),
+        ("cost $ 5", "cost $ 5"),
+        ("ends with $", "ends with $"),
+        ("$1 $?", "$1 $?"),
+        ("${A:-x}", "${A:-x}"),
+        ("${A", "${A"),
+        ("no vars", "no vars"),
+    ],
+)
 def test_expand_vars(text: str, expected: str) -> None:
     assert expand_vars(text, {"A": "1", "B": "2", "A_B": "3"}) == expected
 
 
 def test_expand_vars_keep_undefined_leaves_unknown_names_for_the_shell() -> None:
-    assert expand_vars("$A $OMPI_COMM_WORLD_RANK ${HOME}", {"A": "1"}, keep_undefined=True) == \
-        "1 $OMPI_COMM_WORLD_RANK ${HOME}"
+    assert (
+        expand_vars("$A $OMPI_COMM_WORLD_RANK ${HOME}", {"A": "1"}, keep_undefined=True)
+        == "1 $OMPI_COMM_WORLD_RANK ${HOME}"
+    )
 
 
 def test_expand_vars_does_not_re_expand_values() -> None:
@@ -159,10 +167,11 @@ def test_node_environment_has_every_contract_variable() -> None:
 
 def test_input_ids_are_upper_cased_as_batch_ai_did_and_kept_as_written() -> None:
     nodes = make_nodes(1)
-    job = with_paths(make_job(minimal_toolkit("custom")),
-                     inputs={"train": "/data/train", "Eval": "/data/eval",
-                             "ckpt": "/data/lower", "CKPT": "/data/upper"},
-                     outputs={})
+    job = with_paths(
+        make_job(minimal_toolkit("custom")),
+        inputs={"train": "/data/train", "Eval": "/data/eval", "ckpt": "/data/lower", "CKPT": "/data/upper"},
+        outputs={},
+    )
     env = node_environment(job, nodes, nodes[0])
     assert env["AZ_BATCHAI_INPUT_TRAIN"] == env["AZ_BATCHAI_INPUT_train"] == "/data/train"
     assert env["AZ_BATCHAI_INPUT_EVAL"] == env["AZ_BATCHAI_INPUT_Eval"] == "/data/eval"
@@ -176,11 +185,16 @@ def test_user_env_expands_against_contract_and_earlier_user_vars_then_secrets() 
     job = with_paths(
         make_job(
             minimal_toolkit("custom"),
-            environment={"MODEL_DIR": "$AZ_BATCHAI_OUTPUT_X/models", "CKPT": "${MODEL_DIR}/ckpt",
-                         "UNSET": "[$NOPE]", "LATER": "$SECRET_KEY"},
+            environment={
+                "MODEL_DIR": "$AZ_BATCHAI_OUTPUT_X/models",
+                "CKPT": "${MODEL_DIR}/ckpt",
+                "UNSET": "[$NOPE]",
+                "LATER": "$SECRET_KEY",
+            },
             secrets={"SECRET_KEY": "pa$$w$rd"},
         ),
-        inputs={}, outputs={"X": "/out/x"},
+        inputs={},
+        outputs={"X": "/out/x"},
     )
     env = node_environment(job, nodes, nodes[0])
     assert env["MODEL_DIR"] == "/out/x/models"
@@ -209,9 +223,17 @@ def test_secrets_reach_task_env_but_not_the_command_line() -> None:
 # placement and hostfile
 
 
-@pytest.mark.parametrize("total, count, expected", [
-    (5, 2, [3, 2]), (4, 2, [2, 2]), (1, 2, [1, 0]), (7, 3, [3, 2, 2]), (2, 1, [2]), (0, 2, [0, 0]),
-])
+@pytest.mark.parametrize(
+    "total, count, expected",
+    [
+        (5, 2, [3, 2]),
+        (4, 2, [2, 2]),
+        (1, 2, [1, 0]),
+        (7, 3, [3, 2, 2]),
+        (2, 1, [2]),
+        (0, 2, [0, 0]),
+    ],
+)
 def test_processes_per_node(total: int, count: int, expected: list[int]) -> None:
     assert processes_per_node(total, count) == expected
 
@@ -256,15 +278,24 @@ def test_hostfile_of_mpi_caffe_uses_placement() -> None:
 
 
 EXPECTED_NAMES = {
-    ("custom", 1): ["master"], ("custom", 2): ["master"],
-    ("customMpi", 1): ["master"], ("customMpi", 2): ["master"],
-    ("horovod", 1): ["master"], ("horovod", 2): ["master"],
-    ("chainer", 1): ["master"], ("chainer", 2): ["master"],
-    ("cntk", 1): ["master"], ("cntk", 2): ["master"],
-    ("caffe", 1): ["master"], ("caffe", 2): ["master"],
-    ("pytorch", 1): ["0"], ("pytorch", 2): ["0", "1"],
-    ("caffe2", 1): ["0"], ("caffe2", 2): ["0", "1"],
-    ("tensorflow", 1): ["wk-0"], ("tensorflow", 2): ["ps-0", "wk-0", "wk-1"],
+    ("custom", 1): ["master"],
+    ("custom", 2): ["master"],
+    ("customMpi", 1): ["master"],
+    ("customMpi", 2): ["master"],
+    ("horovod", 1): ["master"],
+    ("horovod", 2): ["master"],
+    ("chainer", 1): ["master"],
+    ("chainer", 2): ["master"],
+    ("cntk", 1): ["master"],
+    ("cntk", 2): ["master"],
+    ("caffe", 1): ["master"],
+    ("caffe", 2): ["master"],
+    ("pytorch", 1): ["0"],
+    ("pytorch", 2): ["0", "1"],
+    ("caffe2", 1): ["0"],
+    ("caffe2", 2): ["0", "1"],
+    ("tensorflow", 1): ["wk-0"],
+    ("tensorflow", 2): ["ps-0", "wk-0", "wk-1"],
 }
 
 
@@ -297,15 +328,31 @@ def test_custom_mpi_wraps_the_command_line_in_mpirun(node_count: int) -> None:
     toolkit = ToolkitSettings(kind="customMpi", command_line="echo $OMPI_COMM_WORLD_RANK > '$AZ_BATCHAI_JOB_NAME out'")
     [task] = plan(toolkit, node_count)
     options, forwarded, program = mpirun_parts(task.command)
-    assert options == ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(node_count),
-                       "--hostfile", HOSTFILE, "--bind-to", "none"]
+    assert options == [
+        "mpirun",
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "-np",
+        str(node_count),
+        "--hostfile",
+        HOSTFILE,
+        "--bind-to",
+        "none",
+    ]
     assert forwarded == list(task.env)
     assert program == ["bash", "-c", "echo $OMPI_COMM_WORLD_RANK > 'j1 out'"]
 
 
 def test_mpi_process_count_and_paths_with_spaces_are_quoted() -> None:
-    job = make_job(script_toolkit("horovod", process_count=8, python_interpreter="/opt/my env/python",
-                                  args="--epochs 2 --data $AZ_BATCHAI_SHARED_JOB_TEMP"), 2)
+    job = make_job(
+        script_toolkit(
+            "horovod",
+            process_count=8,
+            python_interpreter="/opt/my env/python",
+            args="--epochs 2 --data $AZ_BATCHAI_SHARED_JOB_TEMP",
+        ),
+        2,
+    )
     job = JobContext(**{**job.__dict__, "hostfile": "/jobs/a b/hostfile", "mpirun": "/opt/mpi x/mpirun"})
     [task] = plan_tasks(job, make_nodes(2))
     options, _, program = mpirun_parts(task.command)
@@ -329,12 +376,17 @@ def test_cntk_python_runs_the_script() -> None:
 
 @pytest.mark.parametrize("language", ["BrainScript", ""])
 def test_cntk_brainscript_runs_cntk_with_the_config_file(language: str) -> None:
-    toolkit = ToolkitSettings(kind="cntk", language=language, config_file="$AZ_BATCHAI_INPUT_S/conv.cntk",
-                              args="rootDir=. parallelTrain=true")
+    toolkit = ToolkitSettings(
+        kind="cntk", language=language, config_file="$AZ_BATCHAI_INPUT_S/conv.cntk", args="rootDir=. parallelTrain=true"
+    )
     job = with_paths(make_job(toolkit, 2), inputs={"S": "/data/scripts"}, outputs={})
     [task] = plan_tasks(job, make_nodes(2))
-    assert mpirun_parts(task.command)[2] == ["cntk", "configFile=/data/scripts/conv.cntk", "rootDir=.",
-                                             "parallelTrain=true"]
+    assert mpirun_parts(task.command)[2] == [
+        "cntk",
+        "configFile=/data/scripts/conv.cntk",
+        "rootDir=.",
+        "parallelTrain=true",
+    ]
 
 
 def test_caffe_single_process_trains_with_the_solver_without_mpirun() -> None:
@@ -359,18 +411,35 @@ def test_caffe_on_two_nodes_defaults_to_one_process_per_node_under_mpirun() -> N
 
 
 def test_pytorch_four_ranks_on_two_nodes() -> None:
-    tasks = plan(script_toolkit("pytorch", process_count=4, args="--rank $AZ_BATCHAI_TASK_INDEX",
-                                communication_backend="nccl"), 2)
+    tasks = plan(
+        script_toolkit("pytorch", process_count=4, args="--rank $AZ_BATCHAI_TASK_INDEX", communication_backend="nccl"),
+        2,
+    )
     assert [(t.name, t.node_index, t.role, t.index) for t in tasks] == [
-        ("0", 0, "rank", 0), ("1", 0, "rank", 1), ("2", 1, "rank", 2), ("3", 1, "rank", 3)]
+        ("0", 0, "rank", 0),
+        ("1", 0, "rank", 1),
+        ("2", 1, "rank", 2),
+        ("3", 1, "rank", 3),
+    ]
     for task in tasks:
         rank = task.index
         assert task.command == f"python train.py --rank {rank}"
         assert task.stdout_name == f"stdout-{rank}.txt" and task.stderr_name == f"stderr-{rank}.txt"
-        assert {k: task.env[k] for k in (
-            "AZ_BATCHAI_TASK_INDEX", "AZ_BATCHAI_PYTORCH_BACKEND", "AZ_BATCHAI_PYTORCH_INIT_METHOD",
-            "MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
-            "GROUP_RANK")} == {
+        assert {
+            k: task.env[k]
+            for k in (
+                "AZ_BATCHAI_TASK_INDEX",
+                "AZ_BATCHAI_PYTORCH_BACKEND",
+                "AZ_BATCHAI_PYTORCH_INIT_METHOD",
+                "MASTER_ADDR",
+                "MASTER_PORT",
+                "RANK",
+                "WORLD_SIZE",
+                "LOCAL_RANK",
+                "LOCAL_WORLD_SIZE",
+                "GROUP_RANK",
+            )
+        } == {
             "AZ_BATCHAI_TASK_INDEX": str(rank),
             "AZ_BATCHAI_PYTORCH_BACKEND": "nccl",
             "AZ_BATCHAI_PYTORCH_INIT_METHOD": "tcp://10.0.0.4:29500",
@@ -388,14 +457,19 @@ def test_pytorch_four_ranks_on_two_nodes() -> None:
 def test_pytorch_defaults_to_one_rank_per_node_with_gloo() -> None:
     tasks = plan(script_toolkit("pytorch"), 2)
     assert [(t.node_index, t.env["RANK"], t.env["LOCAL_RANK"], t.env["WORLD_SIZE"]) for t in tasks] == [
-        (0, "0", "0", "2"), (1, "1", "0", "2")]
+        (0, "0", "0", "2"),
+        (1, "1", "0", "2"),
+    ]
     assert tasks[0].env["AZ_BATCHAI_PYTORCH_BACKEND"] == "gloo"
 
 
 def test_pytorch_uneven_ranks_use_block_placement() -> None:
     tasks = plan(script_toolkit("pytorch", process_count=3), 2)
     assert [(t.node_index, t.env["LOCAL_RANK"], t.env["LOCAL_WORLD_SIZE"]) for t in tasks] == [
-        (0, "0", "2"), (0, "1", "2"), (1, "0", "1")]
+        (0, "0", "2"),
+        (0, "1", "2"),
+        (1, "0", "1"),
+    ]
 
 
 # ------------------------------------------------------------------------------------------
@@ -410,7 +484,10 @@ def tf_plan(node_count: int, **fields) -> dict[str, TaskPlan]:
 def test_tensorflow_two_nodes_places_ps_then_workers_like_batch_ai() -> None:
     tasks = tf_plan(2)
     assert [(n, t.node_index, t.role, t.index, t.required) for n, t in tasks.items()] == [
-        ("ps-0", 0, "ps", 0, False), ("wk-0", 0, "worker", 0, True), ("wk-1", 1, "worker", 1, True)]
+        ("ps-0", 0, "ps", 0, False),
+        ("wk-0", 0, "worker", 0, True),
+        ("wk-1", 1, "worker", 1, True),
+    ]
     for task in tasks.values():
         assert task.env["AZ_BATCHAI_PS_HOSTS"] == "10.0.0.4:2222"
         assert task.env["AZ_BATCHAI_WORKER_HOSTS"] == "10.0.0.4:2223,10.0.0.5:2222"
@@ -437,8 +514,7 @@ def test_tensorflow_tf_config_batch_ai_form() -> None:
 
 def test_tensorflow_tf_config_chief_form() -> None:
     tasks = tf_plan(2, tf_config_chief=True, worker_count=3)
-    cluster = {"chief": ["10.0.0.4:2223"], "worker": ["10.0.0.5:2222", "10.0.0.4:2224"],
-               "ps": ["10.0.0.4:2222"]}
+    cluster = {"chief": ["10.0.0.4:2223"], "worker": ["10.0.0.5:2222", "10.0.0.4:2224"], "ps": ["10.0.0.4:2222"]}
     expected = {
         "ps-0": {"type": "ps", "index": 0},
         "wk-0": {"type": "chief", "index": 0},
@@ -458,8 +534,10 @@ def test_tensorflow_single_node_runs_one_worker_without_ps() -> None:
     assert task.command == "python train.py --m"
     assert task.env["AZ_BATCHAI_PS_HOSTS"] == ""
     assert json.loads(task.env["TF_CONFIG"]) == {
-        "cluster": {"worker": ["10.0.0.4:2222"]}, "task": {"type": "master", "index": 0},
-        "environment": "cloud"}
+        "cluster": {"worker": ["10.0.0.4:2222"]},
+        "task": {"type": "master", "index": 0},
+        "environment": "cloud",
+    }
 
 
 def test_tensorflow_explicit_counts_and_ports_per_node() -> None:
@@ -486,8 +564,7 @@ def test_tensorflow_nodes_sharing_an_address_get_distinct_ports() -> None:
 def test_tensorflow_zero_ps_omits_the_ps_key() -> None:
     tasks = tf_plan(2, ps_count=0)
     assert list(tasks) == ["wk-0", "wk-1"]
-    assert json.loads(tasks["wk-1"].env["TF_CONFIG"])["cluster"] == {
-        "worker": ["10.0.0.4:2222", "10.0.0.5:2222"]}
+    assert json.loads(tasks["wk-1"].env["TF_CONFIG"])["cluster"] == {"worker": ["10.0.0.4:2222", "10.0.0.5:2222"]}
 
 
 # ------------------------------------------------------------------------------------------
@@ -495,10 +572,16 @@ def test_tensorflow_zero_ps_omits_the_ps_key() -> None:
 
 
 def test_caffe2_one_shard_per_node() -> None:
-    tasks = plan(script_toolkit("caffe2", args="--shard_id $AZ_BATCHAI_TASK_INDEX "
-                                             "--file_store_path $AZ_BATCHAI_SHARED_JOB_TEMP"), 2)
+    tasks = plan(
+        script_toolkit(
+            "caffe2", args="--shard_id $AZ_BATCHAI_TASK_INDEX --file_store_path $AZ_BATCHAI_SHARED_JOB_TEMP"
+        ),
+        2,
+    )
     assert [(t.name, t.node_index, t.role, t.env["AZ_BATCHAI_TASK_INDEX"]) for t in tasks] == [
-        ("0", 0, "rank", "0"), ("1", 1, "rank", "1")]
+        ("0", 0, "rank", "0"),
+        ("1", 1, "rank", "1"),
+    ]
     assert tasks[1].command == "python train.py --shard_id 1 --file_store_path /shared/j1"
     assert tasks[1].stdout_name == "stdout-1.txt"
     assert "WORLD_SIZE" not in tasks[1].env
@@ -513,8 +596,9 @@ def test_no_job_preparation_plans_nothing() -> None:
 
 
 def test_job_preparation_on_one_node() -> None:
-    job = make_job(minimal_toolkit("custom"), job_preparation="cd $AZ_BATCHAI_JOB_TEMP && git clone x",
-                   secrets={"S": "v"})
+    job = make_job(
+        minimal_toolkit("custom"), job_preparation="cd $AZ_BATCHAI_JOB_TEMP && git clone x", secrets={"S": "v"}
+    )
     [task] = plan_job_preparation(job, make_nodes(1))
     assert (task.name, task.role, task.node_index) == ("job_prep", "prep", 0)
     assert (task.stdout_name, task.stderr_name) == ("stdout-job_prep.txt", "stderr-job_prep.txt")
@@ -526,10 +610,8 @@ def test_job_preparation_on_two_nodes_is_named_per_node() -> None:
     job = make_job(minimal_toolkit("custom"), 2, job_preparation="echo $AZ_BATCHAI_JOB_TEMP")
     tasks = plan_job_preparation(job, make_nodes(2))
     assert [(t.name, t.node_index, t.index, t.stdout_name, t.stderr_name, t.command) for t in tasks] == [
-        ("job_prep-tvm-c1-0", 0, 0, "stdout-job_prep-tvm-c1-0.txt", "stderr-job_prep-tvm-c1-0.txt",
-         "echo /n0/jobs/j1"),
-        ("job_prep-tvm-c1-1", 1, 1, "stdout-job_prep-tvm-c1-1.txt", "stderr-job_prep-tvm-c1-1.txt",
-         "echo /n1/jobs/j1"),
+        ("job_prep-tvm-c1-0", 0, 0, "stdout-job_prep-tvm-c1-0.txt", "stderr-job_prep-tvm-c1-0.txt", "echo /n0/jobs/j1"),
+        ("job_prep-tvm-c1-1", 1, 1, "stdout-job_prep-tvm-c1-1.txt", "stderr-job_prep-tvm-c1-1.txt", "echo /n1/jobs/j1"),
     ]
 
 
@@ -553,11 +635,14 @@ def test_unknown_toolkit_is_rejected() -> None:
         plan(ToolkitSettings(kind="keras"))
 
 
-@pytest.mark.parametrize("toolkit, field", [
-    (ToolkitSettings(kind="pytorch"), "pythonScriptFilePath"),
-    (ToolkitSettings(kind="customMpi"), "commandLine"),
-    (ToolkitSettings(kind="cntk", language="BrainScript"), "configFilePath"),
-])
+@pytest.mark.parametrize(
+    "toolkit, field",
+    [
+        (ToolkitSettings(kind="pytorch"), "pythonScriptFilePath"),
+        (ToolkitSettings(kind="customMpi"), "commandLine"),
+        (ToolkitSettings(kind="cntk", language="BrainScript"), "configFilePath"),
+    ],
+)
 def test_missing_program_is_reported_by_field(toolkit: ToolkitSettings, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         plan(toolkit)
@@ -578,8 +663,14 @@ def test_custom_mpi_plan_runs_under_real_mpirun(tmp_path) -> None:
     (tmp_path / "hostfile").write_text(hostfile_text(job, nodes))
     [task] = plan_tasks(job, nodes)
 
-    result = subprocess.run(["bash", "-c", task.command], env={**os.environ, **task.env}, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", "-c", task.command],
+        env={**os.environ, **task.env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.split("\n")[:-1]) == ["0 j1", "1 j1"], result.stdout + result.stderr

@@ -1,5 +1,6 @@
 """The lifecycle's tables, row by row, written out here on their own (not read back from the
 module), so a changed transition shows up as a failing row; and every pair not listed is refused."""
+
 from __future__ import annotations
 
 import itertools
@@ -50,11 +51,21 @@ JOB_ROWS = [
     ("running", "task_failed", "failed", END, "retries exhausted"),
     ("running", "node_lost_retry", "queued", (*REQUEUE, NextAttempt(count_as_retry=True)), "node lost, retry"),
     ("running", "node_lost", "failed", END, "node lost, retries exhausted"),
-    ("running", "resize_requeue", "queued", (*REQUEUE, NextAttempt(count_as_retry=False)),
-     "resize, nodeDeallocationOption requeue"),
+    (
+        "running",
+        "resize_requeue",
+        "queued",
+        (*REQUEUE, NextAttempt(count_as_retry=False)),
+        "resize, nodeDeallocationOption requeue",
+    ),
     ("running", "resize_terminate", "failed", END, "resize, nodeDeallocationOption terminate"),
-    ("running", "interrupted", "queued", (*REQUEUE, NextAttempt(count_as_retry=False)),
-     "service restarted while ending an attempt"),
+    (
+        "running",
+        "interrupted",
+        "queued",
+        (*REQUEUE, NextAttempt(count_as_retry=False)),
+        "service restarted while ending an attempt",
+    ),
     ("running", "start_failed", "failed", END, "starting raised after the claim"),
     ("running", "scheduler_ended", "failed", END, "Slurm ended it (timeout, cancelled)"),
     ("running", "cluster_deleted", "failed", END, "cluster deleted under a running job"),
@@ -82,8 +93,12 @@ TASK_ROWS = [
     ("running", "killed", "killed", (), "killed when its attempt ended"),
 ]
 
-REPORTED = {"reported_preparing": "preparing", "reported_idle": "idle", "reported_running": "running",
-            "reported_unusable": "unusable"}
+REPORTED = {
+    "reported_preparing": "preparing",
+    "reported_idle": "idle",
+    "reported_running": "running",
+    "reported_unusable": "unusable",
+}
 NODE_ROWS = [
     ("preparing", "ready", "idle", (), "setup task exited 0 (or none)"),
     ("preparing", "setup_failed", "unusable", (), "provisioning, mounts or setup failed"),
@@ -94,8 +109,11 @@ NODE_ROWS = [
     ("idle", "unreachable", "unusable", (), "host stopped answering"),
     ("running", "unreachable", "unusable", (FailJob(),), "host stopped answering during a job"),
     ("unusable", "reachable", "idle", (), "host answers again"),
-    *[(state, event, target, (), "Slurm reports it") for state in ("preparing", "idle", "running", "unusable")
-      for event, target in REPORTED.items()],
+    *[
+        (state, event, target, (), "Slurm reports it")
+        for state in ("preparing", "idle", "running", "unusable")
+        for event, target in REPORTED.items()
+    ],
 ]
 
 
@@ -122,9 +140,11 @@ def _unlisted(rows, states, events):
     return [(s.value, e.value) for s, e in itertools.product(states, events) if (s.value, e.value) not in listed]
 
 
-ILLEGAL = ([("job", *pair) for pair in _unlisted(JOB_ROWS, JobState, JobEvent)]
-           + [("task", *pair) for pair in _unlisted(TASK_ROWS, TaskState, TaskEvent)]
-           + [("node", *pair) for pair in _unlisted(NODE_ROWS, NodeState, NodeEvent)])
+ILLEGAL = (
+    [("job", *pair) for pair in _unlisted(JOB_ROWS, JobState, JobEvent)]
+    + [("task", *pair) for pair in _unlisted(TASK_ROWS, TaskState, TaskEvent)]
+    + [("node", *pair) for pair in _unlisted(NODE_ROWS, NodeState, NodeEvent)]
+)
 
 
 @pytest.mark.parametrize("machine, state, event", ILLEGAL, ids=["-".join(case) for case in ILLEGAL])
@@ -152,8 +172,11 @@ def test_unknown_states_and_events_are_refused_by_name():
 
 
 def test_every_end_of_an_attempt_kills_all_its_tasks_with_force():
-    ends = [(s, e) for (s, e), t in lc.JOB_TRANSITIONS.items()
-            if t.state in ("succeeded", "failed", "queued") and s != JobState.QUEUED and e != JobEvent.OUTPUTS_FAILED]
+    ends = [
+        (s, e)
+        for (s, e), t in lc.JOB_TRANSITIONS.items()
+        if t.state in ("succeeded", "failed", "queued") and s != JobState.QUEUED and e != JobEvent.OUTPUTS_FAILED
+    ]
     assert ends
     for state, event in ends:
         effects = lc.job_transition(state.value, event.value).effects
@@ -166,13 +189,16 @@ def test_a_preparing_node_kills_its_setup_task_when_removed():
     assert all(lc.REMOVAL_EFFECTS[s] == () for s in NodeState if s != NodeState.PREPARING)
 
 
-@pytest.mark.parametrize("used, allowed, node_lost, event", [
-    (0, 0, False, JobEvent.TASK_FAILED),
-    (0, 1, False, JobEvent.TASK_FAILED_RETRY),
-    (1, 1, False, JobEvent.TASK_FAILED),  # retries exhausted
-    (2, 3, True, JobEvent.NODE_LOST_RETRY),
-    (3, 3, True, JobEvent.NODE_LOST),
-])
+@pytest.mark.parametrize(
+    "used, allowed, node_lost, event",
+    [
+        (0, 0, False, JobEvent.TASK_FAILED),
+        (0, 1, False, JobEvent.TASK_FAILED_RETRY),
+        (1, 1, False, JobEvent.TASK_FAILED),  # retries exhausted
+        (2, 3, True, JobEvent.NODE_LOST_RETRY),
+        (3, 3, True, JobEvent.NODE_LOST),
+    ],
+)
 def test_failure_event_spends_retries(used, allowed, node_lost, event):
     assert lc.failure_event(used, allowed, node_lost) == event
 
@@ -181,20 +207,23 @@ def brief(state, code=None, required=True):
     return TaskBrief(state, code, required)
 
 
-@pytest.mark.parametrize("phase, tasks, event", [
-    ("main", [brief("running"), brief("exited", 0)], None),
-    ("main", [brief("exited", 0), brief("exited", 0)], JobEvent.SUCCEEDED),
-    ("prep", [brief("exited", 0)], JobEvent.PREP_DONE),
-    ("prep", [brief("exited", 3)], JobEvent.TASK_FAILED),
-    ("main", [brief("running"), brief("exited", 1)], JobEvent.TASK_FAILED),  # rank 1 failed, rank 0 runs
-    ("main", [brief("running"), brief("lost")], JobEvent.TASK_FAILED),
-    # parameter servers never end by themselves: the required workers decide
-    ("main", [brief("exited", 0), brief("running", required=False)], JobEvent.SUCCEEDED),
-    ("main", [brief("exited", 0), brief("killed", required=False)], JobEvent.SUCCEEDED),
-    # the service stopped after marking the tasks killed and before the job's own state
-    ("main", [brief("killed"), brief("killed")], JobEvent.INTERRUPTED),
-    ("prep", [brief("killed")], JobEvent.INTERRUPTED),
-])
+@pytest.mark.parametrize(
+    "phase, tasks, event",
+    [
+        ("main", [brief("running"), brief("exited", 0)], None),
+        ("main", [brief("exited", 0), brief("exited", 0)], JobEvent.SUCCEEDED),
+        ("prep", [brief("exited", 0)], JobEvent.PREP_DONE),
+        ("prep", [brief("exited", 3)], JobEvent.TASK_FAILED),
+        ("main", [brief("running"), brief("exited", 1)], JobEvent.TASK_FAILED),  # rank 1 failed, rank 0 runs
+        ("main", [brief("running"), brief("lost")], JobEvent.TASK_FAILED),
+        # parameter servers never end by themselves: the required workers decide
+        ("main", [brief("exited", 0), brief("running", required=False)], JobEvent.SUCCEEDED),
+        ("main", [brief("exited", 0), brief("killed", required=False)], JobEvent.SUCCEEDED),
+        # the service stopped after marking the tasks killed and before the job's own state
+        ("main", [brief("killed"), brief("killed")], JobEvent.INTERRUPTED),
+        ("prep", [brief("killed")], JobEvent.INTERRUPTED),
+    ],
+)
 def test_phase_outcome(phase, tasks, event):
     assert lc.phase_outcome(phase, tasks) == event
 

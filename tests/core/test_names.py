@@ -10,10 +10,22 @@ def test_valid_names_are_returned(value):
     assert NAME_PATTERN.match(value)
 
 
-@pytest.mark.parametrize("value", [
-    "", "a" * (MAX_NAME_LENGTH + 1), "has space", "dotted.name", "slash/name", "ünïcode", "job\n",
-    "tab\tname", 5, None, ["a"],
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "a" * (MAX_NAME_LENGTH + 1),
+        "has space",
+        "dotted.name",
+        "slash/name",
+        "ünïcode",
+        "job\n",
+        "tab\tname",
+        5,
+        None,
+        ["a"],
+    ],
+)
 def test_invalid_names_name_the_field_value_and_rule(value):
     with pytest.raises(SpecError) as caught:
         validate_name("cluster", value, "properties.cluster.id")

@@ -1,4 +1,5 @@
 """Tests for the pure scheduler: every case is plain data in, decisions out."""
+
 from __future__ import annotations
 
 import random
@@ -28,8 +29,15 @@ def manual(target=4, key="c"):
 
 
 def auto(minimum=0, maximum=4, current=0, idle_timeout=300.0, key="c"):
-    return ClusterView(key=key, mode="auto", target=0, minimum=minimum, maximum=maximum,
-                       idle_seconds_before_scaledown=idle_timeout, current_nodes=current)
+    return ClusterView(
+        key=key,
+        mode="auto",
+        target=0,
+        minimum=minimum,
+        maximum=maximum,
+        idle_seconds_before_scaledown=idle_timeout,
+        current_nodes=current,
+    )
 
 
 def idle(*ids, since=0.0, cluster="c"):
@@ -41,13 +49,13 @@ def busy(*ids, cluster="c"):
 
 
 def job(id, n=1, prio=NORMAL, seq=None, wall=100.0, cluster="c"):
-    return QueuedJob(id=id, cluster=cluster, priority=prio, seq=id if seq is None else seq,
-                     node_count=n, max_wall_clock=wall)
+    return QueuedJob(
+        id=id, cluster=cluster, priority=prio, seq=id if seq is None else seq, node_count=n, max_wall_clock=wall
+    )
 
 
 def run(id, node_ids, start=0.0, wall=100.0, cluster="c"):
-    return RunningJob(id=id, cluster=cluster, node_ids=tuple(node_ids), started_at=start,
-                      max_wall_clock=wall)
+    return RunningJob(id=id, cluster=cluster, node_ids=tuple(node_ids), started_at=start, max_wall_clock=wall)
 
 
 def starts(decisions):
@@ -59,6 +67,7 @@ def of_type(decisions, kind):
 
 
 # --- basics ------------------------------------------------------------------------------------
+
 
 def test_nothing_to_do():
     assert plan([manual()], idle(1, 2), [], [], now=0.0) == []
@@ -74,6 +83,7 @@ def test_jobs_for_unknown_clusters_are_ignored():
 
 # --- priority and FIFO -------------------------------------------------------------------------
 
+
 def test_high_before_normal_before_low_on_one_node():
     queue = [job(1, prio=LOW), job(2, prio=NORMAL), job(3, prio=HIGH)]
     assert plan([manual()], idle(1), queue, [], now=0.0) == [StartJob(3, (1,))]
@@ -82,7 +92,10 @@ def test_high_before_normal_before_low_on_one_node():
 def test_priority_order_decides_node_assignment():
     queue = [job(1, prio=LOW), job(2, prio=NORMAL), job(3, prio=HIGH)]
     assert plan([manual()], idle(1, 2, 3), queue, [], now=0.0) == [
-        StartJob(3, (1,)), StartJob(2, (2,)), StartJob(1, (3,))]
+        StartJob(3, (1,)),
+        StartJob(2, (2,)),
+        StartJob(1, (3,)),
+    ]
 
 
 def test_legacy_integer_priorities():
@@ -102,6 +115,7 @@ def test_fifo_ties_broken_by_id():
 
 # --- gang allocation ---------------------------------------------------------------------------
 
+
 def test_two_node_job_waits_with_one_idle_node():
     assert plan([manual(2)], idle(1) + busy(2), [job(1, n=2)], [run(9, [2])], now=0.0) == []
 
@@ -111,8 +125,7 @@ def test_two_node_job_starts_with_two_idle_nodes():
 
 
 def test_gang_gets_exactly_node_count_nodes():
-    assert plan([manual()], idle(4, 3, 2, 1), [job(1, n=3)], [], now=0.0) == [
-        StartJob(1, (1, 2, 3))]
+    assert plan([manual()], idle(4, 3, 2, 1), [job(1, n=3)], [], now=0.0) == [StartJob(1, (1, 2, 3))]
 
 
 @pytest.mark.parametrize("state", ["preparing", "running", "leaving", "unusable"])
@@ -123,8 +136,7 @@ def test_non_idle_nodes_are_never_allocated(state):
 
 
 def test_idle_node_still_listed_by_a_running_job_is_not_allocated():
-    assert plan([manual(2)], idle(1, 2), [job(1)], [run(9, [1])], now=0.0) == [
-        StartJob(1, (2,))]
+    assert plan([manual(2)], idle(1, 2), [job(1)], [run(9, [1])], now=0.0) == [StartJob(1, (2,))]
 
 
 def test_nodes_of_other_clusters_are_not_allocated():
@@ -135,6 +147,7 @@ def test_nodes_of_other_clusters_are_not_allocated():
 # --- backfill and reservations -----------------------------------------------------------------
 # Shared layout: job 9 runs on nodes 1-2 until t=100, so a head needing 3 or 4 nodes has its
 # shadow time at 100.
+
 
 def test_backfill_long_job_onto_nodes_beyond_the_reservation():
     # Head needs 3: at t=100 nodes 1-2 free, so it needs only one idle node held (3); node 4 is
@@ -165,8 +178,7 @@ def test_backfill_onto_held_nodes_refused_one_second_past_the_shadow():
 def test_short_backfill_takes_held_nodes_first_leaving_free_ones_for_long_jobs():
     nodes = busy(1, 2) + idle(3, 4)
     queue = [job(1, n=3, prio=HIGH), job(2, wall=50.0), job(3, wall=10_000)]
-    assert plan([manual()], nodes, queue, [run(9, [1, 2])], now=10.0) == [
-        StartJob(2, (3,)), StartJob(3, (4,))]
+    assert plan([manual()], nodes, queue, [run(9, [1, 2])], now=10.0) == [StartJob(2, (3,)), StartJob(3, (4,))]
 
 
 def test_head_waiting_for_two_running_jobs_uses_the_later_end_as_shadow():
@@ -178,10 +190,8 @@ def test_head_waiting_for_two_running_jobs_uses_the_later_end_as_shadow():
 
 def test_shadow_counts_jobs_started_in_the_same_plan():
     # Job 1 takes nodes 1-2 until t=50; head 2 needs all 4, so nodes 3-4 are held until 50.
-    queue = [job(1, n=2, prio=HIGH, wall=50.0), job(2, n=4, prio=HIGH),
-             job(3, n=2, wall=40.0), job(4, wall=60.0)]
-    assert plan([manual()], idle(1, 2, 3, 4), queue, [], now=0.0) == [
-        StartJob(1, (1, 2)), StartJob(3, (3, 4))]
+    queue = [job(1, n=2, prio=HIGH, wall=50.0), job(2, n=4, prio=HIGH), job(3, n=2, wall=40.0), job(4, wall=60.0)]
+    assert plan([manual()], idle(1, 2, 3, 4), queue, [], now=0.0) == [StartJob(1, (1, 2)), StartJob(3, (3, 4))]
 
 
 def test_unknown_shadow_holds_every_idle_node():
@@ -212,10 +222,10 @@ def test_job_behind_the_head_that_fits_before_shadow_needs_enough_nodes():
 
 # --- jobs that can never fit -------------------------------------------------------------------
 
+
 def test_oversized_job_does_not_block_others_on_manual_cluster():
     queue = [job(1, n=3, prio=HIGH), job(2), job(3, wall=10_000)]
-    assert plan([manual(2)], idle(1, 2), queue, [], now=0.0) == [
-        StartJob(2, (1,)), StartJob(3, (2,))]
+    assert plan([manual(2)], idle(1, 2), queue, [], now=0.0) == [StartJob(2, (1,)), StartJob(3, (2,))]
 
 
 def test_oversized_job_does_not_block_others_on_auto_cluster():
@@ -231,11 +241,12 @@ def test_oversized_job_stays_queued_for_the_ui():
 
 # --- wall clock --------------------------------------------------------------------------------
 
+
 def test_kill_at_max_wall_clock():
     decisions = plan([manual()], busy(1), [], [run(5, [1], start=10.0, wall=2.0)], now=12.0)
-    assert decisions == [KillJob(5, "MaxWallClockTimeExceeded",
-                                 "Job exceeded its maximum wall-clock time of 0:00:02 "
-                                 "and was killed")]
+    assert decisions == [
+        KillJob(5, "MaxWallClockTimeExceeded", "Job exceeded its maximum wall-clock time of 0:00:02 and was killed")
+    ]
 
 
 def test_no_kill_before_max_wall_clock():
@@ -256,13 +267,15 @@ def test_kills_come_first_sorted_by_job_id():
     assert [d.job_id for d in decisions] == [3, 7, 1]
 
 
-@pytest.mark.parametrize("seconds, text", [
-    (2.0, "0:00:02"), (3725, "1:02:05"), (7 * 24 * 3600.0, "168:00:00"), (1.5, "0:00:01.5")])
+@pytest.mark.parametrize(
+    "seconds, text", [(2.0, "0:00:02"), (3725, "1:02:05"), (7 * 24 * 3600.0, "168:00:00"), (1.5, "0:00:01.5")]
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
 
 # --- auto-scale --------------------------------------------------------------------------------
+
 
 def test_scale_up_to_demand():
     decisions = plan([auto(maximum=10)], [], [job(1, n=2), job(2, n=3)], [], now=0.0)
@@ -276,16 +289,14 @@ def test_scale_up_capped_at_maximum():
 
 
 def test_oversized_job_counts_only_up_to_maximum_in_demand():
-    decisions = plan([auto(maximum=6, current=2)], busy(1, 2), [job(1, n=20)],
-                     [run(9, [1, 2])], now=0.0)
+    decisions = plan([auto(maximum=6, current=2)], busy(1, 2), [job(1, n=20)], [run(9, [1, 2])], now=0.0)
     assert [d.target for d in of_type(decisions, ScaleCluster)] == [6]
     decisions = plan([auto(maximum=10, current=0)], [], [job(1, n=20), job(2, n=1)], [], now=0.0)
     assert [d.target for d in of_type(decisions, ScaleCluster)] == [10]
 
 
 def test_running_jobs_count_toward_demand():
-    decisions = plan([auto(maximum=10, current=3)], busy(1, 2, 3), [job(1, n=2)],
-                     [run(9, [1, 2, 3])], now=0.0)
+    decisions = plan([auto(maximum=10, current=3)], busy(1, 2, 3), [job(1, n=2)], [run(9, [1, 2, 3])], now=0.0)
     assert [d.target for d in decisions] == [5]
 
 
@@ -305,8 +316,7 @@ def test_scale_up_and_start_in_the_same_plan():
 
 def test_idle_scale_down_after_timeout():
     cluster = auto(maximum=4, current=2, idle_timeout=300.0)
-    assert plan([cluster], idle(1, 2, since=0.0), [], [], now=300.0) == [
-        RemoveIdleNodes("c", (1, 2))]
+    assert plan([cluster], idle(1, 2, since=0.0), [], [], now=300.0) == [RemoveIdleNodes("c", (1, 2))]
 
 
 def test_no_idle_scale_down_before_timeout():
@@ -316,13 +326,11 @@ def test_no_idle_scale_down_before_timeout():
 
 def test_only_expired_nodes_are_removed():
     nodes = idle(1, since=0.0) + idle(2, since=200.0)
-    assert plan([auto(maximum=4, current=2)], nodes, [], [], now=300.0) == [
-        RemoveIdleNodes("c", (1,))]
+    assert plan([auto(maximum=4, current=2)], nodes, [], [], now=300.0) == [RemoveIdleNodes("c", (1,))]
 
 
 def test_idle_scale_down_never_below_minimum_longest_idle_first():
-    nodes = [NodeView(1, "c", "idle", 50.0), NodeView(2, "c", "idle", 0.0),
-             NodeView(3, "c", "idle", 10.0)]
+    nodes = [NodeView(1, "c", "idle", 50.0), NodeView(2, "c", "idle", 0.0), NodeView(3, "c", "idle", 10.0)]
     decisions = plan([auto(minimum=1, maximum=4, current=3)], nodes, [], [], now=1000.0)
     assert decisions == [RemoveIdleNodes("c", (2, 3))]
 
@@ -356,8 +364,7 @@ def test_manual_cluster_is_never_scaled_by_the_scheduler():
 
 def test_auto_headroom_means_no_borrowing_of_held_nodes():
     # The head can start as soon as the scale-up lands, so a short job may not take its nodes.
-    decisions = plan([auto(maximum=4, current=2)], idle(1, 2),
-                     [job(1, n=3, prio=HIGH), job(2, wall=1.0)], [], now=0.0)
+    decisions = plan([auto(maximum=4, current=2)], idle(1, 2), [job(1, n=3, prio=HIGH), job(2, wall=1.0)], [], now=0.0)
     assert of_type(decisions, StartJob) == []
     assert [d.target for d in of_type(decisions, ScaleCluster)] == [4]
 
@@ -419,6 +426,7 @@ def test_manual_cluster_never_replaces_unusable_nodes():
 
 # --- several clusters, determinism -------------------------------------------------------------
 
+
 def test_clusters_are_planned_independently_in_key_order():
     clusters = [manual(1, key="b"), manual(1, key="a")]
     nodes = idle(1, cluster="b") + idle(2, cluster="a")
@@ -433,12 +441,23 @@ def _random_state(rng: random.Random):
         state = rng.choice(["idle", "idle", "running", "preparing", "unusable"])
         nodes.append(NodeView(node_id, cluster, state, rng.choice([None, 0.0, 900.0])))
         if state == "running":
-            running.append(run(100 + node_id, [node_id], start=rng.uniform(0, 900),
-                               wall=rng.choice([50.0, 500.0]), cluster=cluster))
+            running.append(
+                run(
+                    100 + node_id, [node_id], start=rng.uniform(0, 900), wall=rng.choice([50.0, 500.0]), cluster=cluster
+                )
+            )
         node_id += 1
-    queued = [job(i, n=rng.randint(1, 5), prio=rng.choice([HIGH, NORMAL, LOW, 7]),
-                  seq=rng.randint(0, 5), wall=rng.choice([10.0, 100.0, 1e4]),
-                  cluster=rng.choice(["m", "a"])) for i in range(1, 12)]
+    queued = [
+        job(
+            i,
+            n=rng.randint(1, 5),
+            prio=rng.choice([HIGH, NORMAL, LOW, 7]),
+            seq=rng.randint(0, 5),
+            wall=rng.choice([10.0, 100.0, 1e4]),
+            cluster=rng.choice(["m", "a"]),
+        )
+        for i in range(1, 12)
+    ]
     return clusters, nodes, queued, running
 
 
@@ -466,6 +485,7 @@ def test_deterministic_under_input_order_and_invariants_hold(seed):
 
 # --- UI helpers --------------------------------------------------------------------------------
 
+
 def test_order_queue_and_positions_per_cluster():
     queue = [job(1, prio=LOW), job(2, cluster="x"), job(3, prio=HIGH), job(4), job(5, cluster="x")]
     assert [j.id for j in order_queue(queue)] == [3, 2, 4, 5, 1]
@@ -489,8 +509,8 @@ def greedy_without_reservations(clusters, nodes, queued, running, now):
     out = []
     for j in order_queue(queued):
         if j.node_count <= len(free):
-            out.append(StartJob(j.id, tuple(free[:j.node_count])))
-            del free[:j.node_count]
+            out.append(StartJob(j.id, tuple(free[: j.node_count])))
+            del free[: j.node_count]
     return out
 
 
@@ -508,8 +528,7 @@ def simulate(planner, rounds=80):
             idle_since.update({i: now for i in r.node_ids})
             del running[r.id]
         queued[1000 + tick] = job(1000 + tick, seq=tick + 1, wall=3.0 if tick % 2 == 0 else 30.0)
-        nodes = [NodeView(i, "c", "running" if s is None else "idle", s)
-                 for i, s in idle_since.items()]
+        nodes = [NodeView(i, "c", "running" if s is None else "idle", s) for i, s in idle_since.items()]
         for d in planner([cluster], nodes, list(queued.values()), list(running.values()), now):
             assert isinstance(d, StartJob)
             j = queued.pop(d.job_id)

@@ -1,5 +1,6 @@
 """The stored form of specs (core/spec_codec.py): versioned, strict, and able to read what earlier
 releases wrote (tests/data/store-v0.sql holds specs as the release before versions stored them)."""
+
 import dataclasses
 import json
 import os
@@ -24,9 +25,17 @@ V0_DUMP = os.path.join(os.path.dirname(__file__), "..", "data", "store-v0.sql")
 
 
 def _job() -> JobSpec:
-    return parse_job_spec({"name": "j", "cluster": "c", "toolkit": "custom", "commandLine": "echo hi",
-                           "inputDirectories": [{"id": "DATA", "path": "/data"}],
-                           "outputDirectories": [{"id": "OUT", "pathPrefix": "/out"}], "secrets": {"TOKEN": "s3cr3t"}})
+    return parse_job_spec(
+        {
+            "name": "j",
+            "cluster": "c",
+            "toolkit": "custom",
+            "commandLine": "echo hi",
+            "inputDirectories": [{"id": "DATA", "path": "/data"}],
+            "outputDirectories": [{"id": "OUT", "pathPrefix": "/out"}],
+            "secrets": {"TOKEN": "s3cr3t"},
+        }
+    )
 
 
 def _v0_specs() -> tuple[list[dict], list[dict]]:
@@ -52,7 +61,6 @@ def test_renaming_a_field_cannot_silently_drop_stored_data():
         decode_job_spec(stored)
     assert "unknown field job spec.toolkit.cmd" in raised.value.message
     assert "missing field job spec.toolkit.command_line" in raised.value.message
-
 
 
 def test_a_field_the_store_lacks_is_an_error_not_a_default():
@@ -88,8 +96,7 @@ def test_specs_stored_by_the_release_before_versions_load():
 
 
 def test_a_version_0_setup_task_drops_its_empty_secrets():
-    spec = parse_cluster_spec({"name": "c", "nodeSetup": {"setupTask": {"commandLine": "true",
-                                                                        "secrets": {"K": "v"}}}})
+    spec = parse_cluster_spec({"name": "c", "nodeSetup": {"setupTask": {"commandLine": "true", "secrets": {"K": "v"}}}})
     v0 = {key: value for key, value in encode_cluster_spec(spec).items() if key != "v"}
     v0["setup_task"] = dict(v0["setup_task"], secrets={})
     assert decode_cluster_spec(v0).setup_task.command_line == "true"

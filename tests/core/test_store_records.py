@@ -1,5 +1,6 @@
 """The Store's typed records: what the release before versions stored comes back as records with their
 specs decoded, a job's secret values stay apart from its spec, and a record that must be there is."""
+
 import dataclasses
 import os
 import sqlite3
@@ -32,8 +33,11 @@ def test_jobs_of_the_release_before_come_back_as_records(v0_store):
     with pytest.raises(dataclasses.FrozenInstanceError):
         job.state = "running"  # a snapshot: states move through the Store only
     assert [j.name for j in v0_store.jobs_of("default", "exp")] == ["failed", "waiting-low"]
-    assert [j.name for j in v0_store.jobs_of_cluster("default", "later", "queued")] == \
-           ["waiting-secret", "waiting-low", "waiting-high"]
+    assert [j.name for j in v0_store.jobs_of_cluster("default", "later", "queued")] == [
+        "waiting-secret",
+        "waiting-low",
+        "waiting-high",
+    ]
 
 
 def test_clusters_nodes_and_tasks_come_back_as_records(v0_store):
@@ -44,8 +48,16 @@ def test_clusters_nodes_and_tasks_come_back_as_records(v0_store):
     done = v0_store.existing_job(v0_store.job_by_name("default", "default", "done").id)
     tasks = v0_store.tasks_of(done.id)
     assert tasks and all(isinstance(task, Task) and isinstance(task.required, bool) for task in tasks)
-    node_id = v0_store.insert("nodes", workspace="default", cluster="cpu", name="tvm-9", state="idle", ip="10.0.0.9",
-                              state_since=1.0, info={"cpus": 2})
+    node_id = v0_store.insert(
+        "nodes",
+        workspace="default",
+        cluster="cpu",
+        name="tvm-9",
+        state="idle",
+        ip="10.0.0.9",
+        state_since=1.0,
+        info={"cpus": 2},
+    )
     node = v0_store.existing_node(node_id)
     assert isinstance(node, Node) and (node.cluster, node.info, node.errors) == ("cpu", {"cpus": 2}, [])
     assert v0_store.nodes_of("default", "cpu") == [node]

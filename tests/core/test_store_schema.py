@@ -1,6 +1,7 @@
 """The store's schema version: a new store is at the newest; one written before versions existed
 (tests/data/store-v0.sql, made by that release) is upgraded in place with its rows intact; one
 written by a newer release is refused with a clear error."""
+
 import os
 import sqlite3
 
@@ -10,8 +11,13 @@ from batchai_jupyter.core.store import MIGRATIONS, SCHEMA_VERSION, Store
 from batchai_jupyter.errors import BatchAIError
 
 V0_DUMP = os.path.join(os.path.dirname(__file__), "..", "data", "store-v0.sql")
-LISTING_INDEXES = {"jobs_by_workspace", "jobs_by_workspace_state", "jobs_by_experiment", "jobs_by_experiment_state",
-                   "jobs_queue"}
+LISTING_INDEXES = {
+    "jobs_by_workspace",
+    "jobs_by_workspace_state",
+    "jobs_by_experiment",
+    "jobs_by_experiment_state",
+    "jobs_queue",
+}
 
 
 def _indexes(path: str) -> set[str]:
@@ -37,20 +43,26 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
     path = str(tmp_path / "batchai.db")
     _v0_database(path)
     with sqlite3.connect(path) as connection:
-        before = {table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-                  for table in ("workspaces", "experiments", "datastores", "clusters", "nodes", "jobs", "tasks")}
+        before = {
+            table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+            for table in ("workspaces", "experiments", "datastores", "clusters", "nodes", "jobs", "tasks")
+        }
     assert not LISTING_INDEXES & _indexes(path)
 
     store = Store(path)
     assert store.schema_version() == SCHEMA_VERSION
-    assert [j.name for j in store.job_page("default", None, "queued", 0, None)[0]] == \
-           ["waiting-secret", "waiting-low", "waiting-high"]
+    assert [j.name for j in store.job_page("default", None, "queued", 0, None)[0]] == [
+        "waiting-secret",
+        "waiting-low",
+        "waiting-high",
+    ]
     assert store.job_by_name("default", "default", "waiting-secret").secrets == {"API_KEY": "s3cr3t-v0"}
     store.close()
     assert LISTING_INDEXES <= _indexes(path)
     with sqlite3.connect(path) as connection:
-        assert {table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-                for table in before} == before
+        assert {
+            table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in before
+        } == before
     again = Store(path)  # opening it again changes nothing
     assert again.schema_version() == SCHEMA_VERSION
     again.close()

@@ -1,4 +1,5 @@
 """Short forms of the client calls the tests make on the `default` workspace."""
+
 from __future__ import annotations
 
 from batchai_jupyter.client import Client
@@ -27,8 +28,9 @@ def wait_job(client: Client, name: str, timeout: float = 120.0, experiment: str 
     return client.wait_for_job("default", experiment, name, timeout=timeout)
 
 
-def read_log(client: Client, job: str, file_name: str, output_id: str = "stdouterr",
-             experiment: str = "default") -> str:
+def read_log(
+    client: Client, job: str, file_name: str, output_id: str = "stdouterr", experiment: str = "default"
+) -> str:
     """The file now; a file the job has not written yet is a 404 (a wait_for retries it)."""
     return client.read_job_file("default", experiment, job, file_name, output_id).decode()
 
@@ -36,8 +38,7 @@ def read_log(client: Client, job: str, file_name: str, output_id: str = "stdoute
 def stdout_text(client: Client, job: str) -> str:
     """Every stdout file of the job (one per task, by name), joined."""
     texts = []
-    for entry in client.list(f"workspaces/default/experiments/default/jobs/{job}/files",
-                             outputdirectoryid="stdouterr"):
+    for entry in client.list(f"workspaces/default/experiments/default/jobs/{job}/files", outputdirectoryid="stdouterr"):
         if entry["fileType"] == "file" and entry["name"].startswith("stdout"):
             texts.append(client.read_job_file("default", "default", job, entry["name"], "stdouterr").decode())
     return "\n".join(texts)
@@ -45,6 +46,9 @@ def stdout_text(client: Client, job: str) -> str:
 
 def execution_log(client: Client, job: str) -> str:
     """The job's execution log (the service's own account of what it did for the job)."""
-    names = [e["name"] for e in client.list(f"workspaces/default/experiments/default/jobs/{job}/files",
-                                            outputdirectoryid="stdouterr") if e["name"].startswith("execution")]
+    names = [
+        e["name"]
+        for e in client.list(f"workspaces/default/experiments/default/jobs/{job}/files", outputdirectoryid="stdouterr")
+        if e["name"].startswith("execution")
+    ]
     return read_log(client, job, names[0])

@@ -1,4 +1,5 @@
 """A real Azurite (Microsoft's Azure Storage emulator) on 127.0.0.1, for the Blob datastore tests."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,7 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-                f"BlobEndpoint={self.endpoint};")
+        return f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={self.endpoint};"
 
     def start(self, timeout: float = 60.0) -> Azurite:
         program = require_tool("azurite-blob", "install it with `npm install -g azurite@3`")
@@ -36,8 +36,22 @@ class Azurite:
         os.makedirs(self.work_dir, exist_ok=True)
         log = open(os.path.join(self.work_dir, "azurite.log"), "ab")
         self.process = subprocess.Popen(
-            [program, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--skipApiVersionCheck", "--loose",
-             *storage], cwd=self.work_dir, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                program,
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--skipApiVersionCheck",
+                "--loose",
+                *storage,
+            ],
+            cwd=self.work_dir,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_listening(self.process, self.port, "azurite", f"{self.work_dir}/azurite.log", timeout)
         return self
 

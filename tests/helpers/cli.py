@@ -1,4 +1,5 @@
 """The real `batchai` console script, run as a subprocess, and what a good or a failed run looks like."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,14 @@ def batchai_script() -> str:
 
 def cli(service, *args: str, env: dict | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
     """`batchai ARGS...` with no terminal on stdin; output captured as text."""
-    return subprocess.run([batchai_script(), *args], env=env or service.env(), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [batchai_script(), *args],
+        env=env or service.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> str:

@@ -1,5 +1,6 @@
 """Gate files make job ordering deterministic: a job blocks in `wait_gate(GATE)` until the test calls
 `open_gate(GATE)`; `append` records the order things ran in, `lines` reads it back."""
+
 from __future__ import annotations
 
 import shlex

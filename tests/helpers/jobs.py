@@ -1,5 +1,6 @@
 """A job seen through the API: its files, tasks, nodes and logs; running one to success; the scripts
 it runs and the `RECORD {...}` lines they print."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,8 @@ def run_job(client, name: str, cluster: str, spec: dict, timeout: float = 120.0)
     submit(client, name, cluster, spec)
     job = wait_job(client, name, timeout=timeout)
     assert job["executionState"] == "succeeded", (
-        f"job {name} {job['executionState']}: {job['executionInfo']}\n{logs_of(client, name)}")
+        f"job {name} {job['executionState']}: {job['executionInfo']}\n{logs_of(client, name)}"
+    )
     assert job["executionInfo"]["exitCode"] == 0, job["executionInfo"]
     return job
 
@@ -58,7 +60,7 @@ def run_job(client, name: str, cluster: str, spec: dict, timeout: float = 120.0)
 def records(text: str, tag: str = "RECORD") -> list[dict]:
     """The JSON objects a script printed as `<tag> {...}` lines."""
     prefix = tag + " "
-    return [json.loads(line[len(prefix):]) for line in text.splitlines() if line.startswith(prefix)]
+    return [json.loads(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]
 
 
 def one_record(text: str, tag: str = "RECORD") -> dict:

@@ -1,6 +1,7 @@
 """A real `jupyter lab` (with the batchai server extension and the prebuilt panel) and headless
 Chromium from Debian's `chromium` package, driven by Playwright. Screenshots go to
 tests/lab/artifacts/ (or $BATCHAI_TEST_ARTIFACTS)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,15 @@ from .tools import free_port
 from .waits import wait_for_server
 
 LAB_TOKEN = "lab-token-" + uuid.uuid4().hex[:8]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(os.environ.get("BATCHAI_TEST_ARTIFACTS", Path(__file__).parents[1] / "lab" / "artifacts"))
 
 
@@ -36,22 +44,44 @@ class LabServer:
         notification.parent.mkdir(parents=True, exist_ok=True)
         notification.write_text(json.dumps({"fetchNews": "false"}))
         (base / "notebooks").mkdir()
-        self.env = {**os.environ, "BATCHAI_HOME": str(base / "home"), "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-                    "JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(base / "lab-workspaces")}
+        self.env = {
+            **os.environ,
+            "BATCHAI_HOME": str(base / "home"),
+            "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+            "JUPYTERLAB_SETTINGS_DIR": str(settings),
+            "JUPYTERLAB_WORKSPACES_DIR": str(base / "lab-workspaces"),
+        }
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120.0) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip", "127.0.0.1",
-             "--port", str(self.port), f"--IdentityProvider.token={LAB_TOKEN}",
-             f"--ServerApp.root_dir={self.base / 'notebooks'}", "--LabApp.expose_app_in_browser=True"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--allow-root",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                f"--IdentityProvider.token={LAB_TOKEN}",
+                f"--ServerApp.root_dir={self.base / 'notebooks'}",
+                "--LabApp.expose_app_in_browser=True",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            start_new_session=True,
+        )
         wait_for_server(self.process, self._serves_batchai, "jupyter lab", timeout, self.log)
 
     def _serves_batchai(self) -> bool:
-        reply = requests.get(f"{self.url}batchai/api/v1/version", headers={"Authorization": f"token {LAB_TOKEN}"},
-                             timeout=5)
+        reply = requests.get(
+            f"{self.url}batchai/api/v1/version", headers={"Authorization": f"token {LAB_TOKEN}"}, timeout=5
+        )
         return reply.status_code == 200
 
     def log(self) -> str:

@@ -1,4 +1,5 @@
 """Notebooks executed with nbclient against a real service, as a user's Jupyter would run them."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,9 @@ def execute_notebook(notebook, url: str, token: str, folder: str, timeout: int =
     old = {key: os.environ.get(key) for key in ("BATCHAI_URL", "BATCHAI_TOKEN")}
     os.environ.update(BATCHAI_URL=url, BATCHAI_TOKEN=token)
     try:
-        NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": folder}}).execute()
+        NotebookClient(
+            notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": folder}}
+        ).execute()
     finally:
         for key, value in old.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)

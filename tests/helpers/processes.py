@@ -1,4 +1,5 @@
 """What a job leaves behind on its nodes: a job script that starts background processes, and a /proc scan."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ class LeftoverProbe:
     `python ranks.py TOKEN GO`: rank 1 exits 3 once the file GO exists (~ expands); rank 0 and,
     until then, rank 1 stay in the foreground."""
 
-    SCRIPT = r'''
+    SCRIPT = r"""
 import os, subprocess, sys, time
 token, go = sys.argv[1], os.path.expanduser(sys.argv[2])
 rank = os.environ["RANK"]
@@ -20,7 +21,7 @@ subprocess.Popen([f"{token}-r{rank}-session", "600"], executable="/bin/sleep", s
 while rank == "1" and not os.path.exists(go):
     time.sleep(0.05)
 sys.exit(3) if rank == "1" else time.sleep(600)
-'''
+"""
 
     @staticmethod
     def token() -> str:

@@ -3,6 +3,7 @@
 It runs as root with its own configuration, state and password database under `work_dir`; the SMB
 user name is mapped to root, so no system account is created.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,12 +53,20 @@ class Samba:
             handle.write(CONFIG.format(port=self.port, work=self.work_dir, share=self.share, path=self.path))
         with open(os.path.join(self.work_dir, "users.map"), "w") as handle:
             handle.write(f"root = {self.user}\n")
-        subprocess.run([require_tool("smbpasswd", "install it with `apt-get install samba`"), "-c", config, "-s",
-                        "-a", "root"], input=f"{self.password}\n{self.password}\n", text=True, check=True,
-                       capture_output=True)
-        self.process = subprocess.Popen([smbd, "-s", config, "--foreground", "--no-process-group"],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        subprocess.run(
+            [require_tool("smbpasswd", "install it with `apt-get install samba`"), "-c", config, "-s", "-a", "root"],
+            input=f"{self.password}\n{self.password}\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        self.process = subprocess.Popen(
+            [smbd, "-s", config, "--foreground", "--no-process-group"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_listening(self.process, self.port, "smbd", f"{self.work_dir}/smbd.log", timeout)
         return self
 

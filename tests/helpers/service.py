@@ -1,4 +1,5 @@
 """A real `batchai serve` subprocess with its own BATCHAI_HOME, and the token every test service uses."""
+
 from __future__ import annotations
 
 import os
@@ -31,15 +32,25 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}/"
 
     def env(self) -> dict:
-        return {**os.environ, "BATCHAI_HOME": self.home, "JUPYTER_RUNTIME_DIR": self.runtime_dir,
-                "BATCHAI_URL": self.url, "BATCHAI_TOKEN": TOKEN}
+        return {
+            **os.environ,
+            "BATCHAI_HOME": self.home,
+            "JUPYTER_RUNTIME_DIR": self.runtime_dir,
+            "BATCHAI_URL": self.url,
+            "BATCHAI_TOKEN": TOKEN,
+        }
 
     def start(self, timeout: float = 60.0) -> Client:
         os.makedirs(self.home, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(self.port)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env(), start_new_session=True)
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=self.env(),
+            start_new_session=True,
+        )
         client = Client(self.url, TOKEN)
         wait_for_server(self.process, client.version, "batchai serve", timeout, self.log)
         return client

@@ -1,4 +1,5 @@
 """A real `batchai serve` whose Slurm commands talk to the test's Slurm (slurm_daemons.py), and clusters on it."""
+
 from __future__ import annotations
 
 import pytest
@@ -45,6 +46,7 @@ def make_slurm_cluster(client: Client, name: str, **options) -> dict:
 
 
 # Fixtures, imported by the conftest.py of each folder whose tests need a real Slurm.
+
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):

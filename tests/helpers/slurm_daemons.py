@@ -4,6 +4,7 @@ Everything lives in one temporary directory (munge key and socket, slurm.conf, s
 logs, pid files) on free ports, so two test runs on one machine never share a daemon. Nothing is
 installed here: `.ci/install.d/30-slurm.sh` installs Debian's slurm-wlm and munge.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,11 +27,11 @@ def node_addresses(controller_port: int) -> list[str]:
     return [f"127.{middle}.{index + 1}" for index in range(len(NODE_NAMES))]
 
 
-def slurm_conf_text(root: str, host: str, controller_port: int, node_ports: list[int],
-                    munge_socket: str) -> str:
+def slurm_conf_text(root: str, host: str, controller_port: int, node_ports: list[int], munge_socket: str) -> str:
     nodes = "\n".join(
         f"NodeName={name} NodeHostname={host} NodeAddr={address} Port={port} CPUs=2 RealMemory=1000 State=UNKNOWN"
-        for name, address, port in zip(NODE_NAMES, node_addresses(controller_port), node_ports, strict=False))
+        for name, address, port in zip(NODE_NAMES, node_addresses(controller_port), node_ports, strict=False)
+    )
     return f"""\
 ClusterName=bai{controller_port}
 SlurmctldHost={host}
@@ -81,8 +82,9 @@ class SlurmDaemons:
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
         self._start_munge()
         with open(self.conf, "w") as handle:
-            handle.write(slurm_conf_text(self.root, self.host, self.controller_port, self.node_ports,
-                                         self.munge_socket))
+            handle.write(
+                slurm_conf_text(self.root, self.host, self.controller_port, self.node_ports, self.munge_socket)
+            )
         self._run(["slurmctld", "-i"])
         for name in NODE_NAMES:
             self.start_node(name)
@@ -95,9 +97,17 @@ class SlurmDaemons:
         with open(key, "wb") as handle:
             handle.write(os.urandom(1024))
         os.chmod(key, 0o400)
-        self._run(["munged", "--force", f"--socket={self.munge_socket}", f"--key-file={key}",
-                   f"--pid-file={munge}/munged.pid", f"--log-file={munge}/munged.log",
-                   f"--seed-file={munge}/munged.seed"])
+        self._run(
+            [
+                "munged",
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--key-file={key}",
+                f"--pid-file={munge}/munged.pid",
+                f"--log-file={munge}/munged.log",
+                f"--seed-file={munge}/munged.seed",
+            ]
+        )
 
     def start_controller(self) -> None:
         """slurmctld again after a stop, recovering the jobs from its state directory."""

@@ -1,5 +1,6 @@
 """SSH clusters on real sshd hosts (sshd_hosts.py), and putting a job's files into the service's
 datastore (what an upload from a notebook does)."""
+
 from __future__ import annotations
 
 import os
@@ -33,9 +34,15 @@ def make_hosts(tmp_path_factory, count: int) -> SshHosts:
 def ssh_cluster_spec(hosts: SshHosts, members=None, **options) -> dict:
     """A cluster.json-style native spec for an SSH cluster on `members` (default: every host)."""
     members = hosts.hosts if members is None else members
-    backend_options = {"hosts": [h.spec for h in members], "keyFile": hosts.client_key,
-                       "knownHosts": hosts.known_hosts, "python": PYTHON, "root": "~/batchai-node",
-                       "outputSyncSeconds": 1, **options}
+    backend_options = {
+        "hosts": [h.spec for h in members],
+        "keyFile": hosts.client_key,
+        "knownHosts": hosts.known_hosts,
+        "python": PYTHON,
+        "root": "~/batchai-node",
+        "outputSyncSeconds": 1,
+        **options,
+    }
     return {"backend": "ssh", "nodeCount": len(members), "backendOptions": backend_options}
 
 

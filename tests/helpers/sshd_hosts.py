@@ -10,6 +10,7 @@ is faked: the backend logs in, copies files and starts processes over real SSH.
 `kill(host)` is a host dying: sshd and every process in the host's namespace get SIGKILL.
 Namespaces, bridge and processes are removed by `close()`.
 """
+
 from __future__ import annotations
 
 import os
@@ -131,13 +132,16 @@ class SshHosts:
         mounts += [f"mount -t tmpfs tmpfs {path}" for path in self.hidden]
         sshd = f"exec {SSHD} -D -f {host.directory}/sshd_config -E {host.directory}/sshd.log"
         script = " && ".join([*mounts, sshd])
-        host.process = subprocess.Popen(["ip", "netns", "exec", host.name, "sh", "-c", script],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=open(os.path.join(host.directory, "start.log"), "ab"))
+        host.process = subprocess.Popen(
+            ["ip", "netns", "exec", host.name, "sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(host.directory, "start.log"), "ab"),
+        )
+
         def listens() -> bool:
             listening = "ss -ltn 'sport = :22' | grep -q LISTEN"
-            probe = subprocess.run(["ip", "netns", "exec", host.name, "sh", "-c", listening],
-                                   capture_output=True)
+            probe = subprocess.run(["ip", "netns", "exec", host.name, "sh", "-c", listening], capture_output=True)
             return probe.returncode == 0
 
         wait_for_server(host.process, listens, f"sshd of {host.name}", timeout, lambda: self.log(host))

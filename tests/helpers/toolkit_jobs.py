@@ -1,5 +1,6 @@
 """The toolkit jobs that run on both a local cluster (tests/test_toolkits.py) and a Slurm cluster
 (tests/slurm/test_slurm_toolkits.py): the scripts they run and the checks of what they did."""
+
 from __future__ import annotations
 
 import io
@@ -46,14 +47,18 @@ DDP_TRAINING = """
     os._exit(0)
 """
 
-DDP_ENV_SCRIPT = """
+DDP_ENV_SCRIPT = (
+    """
     import json, os
     import torch
     import torch.distributed as dist
 
     dist.init_process_group("gloo")  # env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
     rank, world = dist.get_rank(), dist.get_world_size()
-""" + DDP_TRAINING
+"""
+    + DDP_TRAINING
+)
+
 
 def check_ddp_job(client, name: str) -> None:
     import torch
@@ -165,8 +170,10 @@ TF_SCRIPT = """
 def run_tensorflow(client, cluster: str, name: str, tmp_path, chief: bool) -> tuple[dict, dict[str, dict], list]:
     script = write_script(tmp_path, "tf_task.py", TF_SCRIPT)
     settings = {
-        "pythonScriptFilePath": script, "pythonInterpreterPath": PYTHON,
-        "parameterServerCount": 1, "workerCount": 2,
+        "pythonScriptFilePath": script,
+        "pythonInterpreterPath": PYTHON,
+        "parameterServerCount": 1,
+        "workerCount": 2,
         "masterCommandLineArgs": "--role master --job $AZ_BATCHAI_JOB_NAME",
         "workerCommandLineArgs": "--role worker",
         "parameterServerCommandLineArgs": "--role ps",
@@ -240,5 +247,7 @@ PREP_TASK_SCRIPT = """
         print(f"task {os.environ['AZ_BATCHAI_TASK_INDEX']} found: {handle.read().strip()}", flush=True)
 """
 
-PREP_COMMAND = ('echo "preparing $AZ_BATCHAI_JOB_TEMP with $PREP_SETTING and a secret of ${#PREP_SECRET}"; '
-                'echo "prepared in $AZ_BATCHAI_JOB_TEMP" > $AZ_BATCHAI_JOB_TEMP/prepared.txt')
+PREP_COMMAND = (
+    'echo "preparing $AZ_BATCHAI_JOB_TEMP with $PREP_SETTING and a secret of ${#PREP_SECRET}"; '
+    'echo "prepared in $AZ_BATCHAI_JOB_TEMP" > $AZ_BATCHAI_JOB_TEMP/prepared.txt'
+)

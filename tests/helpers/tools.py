@@ -1,4 +1,5 @@
 """What the machine running the tests has: free ports and installed tools."""
+
 from __future__ import annotations
 
 import shutil

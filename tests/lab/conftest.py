@@ -1,6 +1,7 @@
 """Fixtures for the JupyterLab tests: a real `jupyter lab` with the batchai server extension and the
 prebuilt panel (helpers/lab.py), and headless Chromium from Debian's `chromium` package, driven by
 Playwright; one of each per test module."""
+
 from __future__ import annotations
 
 import pytest

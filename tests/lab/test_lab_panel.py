@@ -1,6 +1,7 @@
 """The Batch AI panel in a real JupyterLab, driven by headless Chromium: jobs live, logs as they
 grow, files, metrics, terminate, cluster create/resize/delete, commands. Screenshots of each step
 are kept in tests/lab/artifacts/."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ SLOW = 60_000  # ms: the machine is small and shared; nothing here is a timing a
 
 
 def test_prebuilt_extension_is_installed_and_enabled():
-    listing = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"],
-                             capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True, timeout=120
+    )
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)
     assert re.search(r"batchai-jupyter v\S+ enabled\s+OK \(python, batchai-jupyter\)", text), text
 
@@ -57,15 +59,17 @@ def test_each_task_of_a_two_node_job_has_its_own_log(lab_client, lab_page, tmp_p
     make_cluster(lab_client, "pair-pool", nodes=2)
     script = tmp_path / "hello_rank.py"
     script.write_text("import os\nprint('hello from rank', os.environ['RANK'])\n")
-    submit(lab_client, "pair-job", "pair-pool",
-           {"nodeCount": 2, "pyTorchSettings": {"pythonScriptFilePath": str(script)}})
+    submit(
+        lab_client, "pair-job", "pair-pool", {"nodeCount": 2, "pyTorchSettings": {"pythonScriptFilePath": str(script)}}
+    )
     assert wait_job(lab_client, "pair-job")["executionState"] == "succeeded"
     lab_page.command("batchai:open-job", {"experiment": "default", "name": "pair-job"})
     view = page.locator(".bai-JobView").filter(has_text="pair-job")
     expect(view.locator("tr[data-task]")).to_have_count(2, timeout=SLOW)
     log_files = view.get_by_label("Log file")
-    expect(log_files.locator("option")).to_contain_text(["stdout-0.txt", "stderr-0.txt", "stdout-1.txt", "stderr-1.txt",
-                                                         "execution-"], timeout=SLOW)
+    expect(log_files.locator("option")).to_contain_text(
+        ["stdout-0.txt", "stderr-0.txt", "stdout-1.txt", "stderr-1.txt", "execution-"], timeout=SLOW
+    )
     log = view.locator("pre.bai-Log")
     expect(log).to_contain_text("hello from rank 0", timeout=SLOW)
     log_files.select_option("stdout-1.txt")
@@ -78,9 +82,15 @@ def test_output_files_download_through_the_authenticated_endpoint(lab_client, la
     page = lab_page.page
     make_cluster(lab_client, "files-pool", nodes=1)
     command = "echo model-bytes > $AZ_BATCHAI_OUTPUT_MODEL/model.txt; echo done"
-    submit(lab_client, "files-job", "files-pool", {
-        "customToolkitSettings": {"commandLine": command},
-        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs"}]})
+    submit(
+        lab_client,
+        "files-job",
+        "files-pool",
+        {
+            "customToolkitSettings": {"commandLine": command},
+            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/afs"}],
+        },
+    )
     wait_job(lab_client, "files-job")
     lab_page.command("batchai:open-job", {"experiment": "default", "name": "files-job"})
     view = page.locator(".bai-JobView").filter(has_text="files-job")
@@ -115,10 +125,14 @@ def test_metrics_chart_draws_the_series_a_job_logs(lab_client, lab_page):
 
 def test_terminate_a_job_from_the_panel(lab_client, lab_page):
     make_cluster(lab_client, "term-pool", nodes=1)
-    submit(lab_client, "endless-job", "term-pool",
-           {"customToolkitSettings": {"commandLine": "echo started; sleep 600"}})
-    wait_for(lambda: lab_client.job("default", "default", "endless-job")["executionState"] == "running",
-             "endless-job to run", timeout=120)
+    submit(
+        lab_client, "endless-job", "term-pool", {"customToolkitSettings": {"commandLine": "echo started; sleep 600"}}
+    )
+    wait_for(
+        lambda: lab_client.job("default", "default", "endless-job")["executionState"] == "running",
+        "endless-job to run",
+        timeout=120,
+    )
     lab_page.open_panel()
     row = lab_page.job_row("endless-job")
     expect(row).to_have_attribute("data-state", "running", timeout=SLOW)
@@ -154,8 +168,13 @@ def test_delete_a_job_from_the_panel_after_confirmation(lab_client, lab_page):
 def test_jobs_filter_by_state_and_experiment(lab_client, lab_page):
     make_cluster(lab_client, "filter-pool", nodes=1)
     lab_client.create_experiment("default", "sweep")
-    submit(lab_client, "other-exp-job", "filter-pool", {"customToolkitSettings": {"commandLine": "true"}},
-           experiment="sweep")
+    submit(
+        lab_client,
+        "other-exp-job",
+        "filter-pool",
+        {"customToolkitSettings": {"commandLine": "true"}},
+        experiment="sweep",
+    )
     wait_job(lab_client, "other-exp-job", experiment="sweep")
     panel = lab_page.panel
     expect(lab_page.job_row("other-exp-job")).to_have_attribute("data-state", "succeeded", timeout=SLOW)
@@ -274,8 +293,11 @@ def test_the_inserted_cells_run_a_job_the_panel_shows(lab_client, lab_page):
     lab_page.command("batchai:insert-job-cell", {"cluster": "panel-pool"})
     expect(notebook.locator(".jp-Cell")).to_have_count(2, timeout=SLOW)
     lab_page.command("notebook:run-all-cells")
-    new_job = wait_for(lambda: [j for j in lab_client.list("workspaces/default/jobs") if j["name"] not in before],
-                       "the notebook's job to be submitted", timeout=120)[0]
+    new_job = wait_for(
+        lambda: [j for j in lab_client.list("workspaces/default/jobs") if j["name"] not in before],
+        "the notebook's job to be submitted",
+        timeout=120,
+    )[0]
     assert new_job["cluster"] == "panel-pool"
     lab_page.open_panel()
     row = lab_page.job_row(new_job["name"])
@@ -330,6 +352,7 @@ def test_without_the_event_stream_the_panel_polls_with_backoff(lab, lab_client, 
 
 
 def test_browser_console_has_no_errors_from_the_panel(lab_page):
-    problems = [line for line in lab_page.console
-                if "batchai" in line.lower() and line.startswith(("error", "pageerror"))]
+    problems = [
+        line for line in lab_page.console if "batchai" in line.lower() and line.startswith(("error", "pageerror"))
+    ]
     assert not problems, problems

@@ -1,4 +1,5 @@
 """The panel's TypeScript unit tests (labextension/test/, Node's test runner), run from pytest."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,14 @@ def test_panel_logic_unit_tests_pass():
     require_tool("node", "install Node.js (apt-get install nodejs)")
     if not (LABEXTENSION / "node_modules" / "typescript").is_dir():
         pytest.fail("labextension/node_modules is missing; run .ci/install.d/40-lab.sh (jlpm install)")
-    result = subprocess.run([jlpm, "test"], cwd=LABEXTENSION, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        [jlpm, "test"],
+        cwd=LABEXTENSION,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "# fail 0" in output and "# pass " in output, output[-4000:]
@@ -30,13 +37,20 @@ def test_wheel_ships_the_prebuilt_panel_so_no_node_is_needed(tmp_path):
     import zipfile
 
     root = LABEXTENSION.parent
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     [wheel] = tmp_path.glob("batchai_jupyter-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    shared = [n.split("/data/share/jupyter/labextensions/batchai-jupyter/", 1)[1] for n in names
-              if "/data/share/jupyter/labextensions/batchai-jupyter/" in n]
+    shared = [
+        n.split("/data/share/jupyter/labextensions/batchai-jupyter/", 1)[1]
+        for n in names
+        if "/data/share/jupyter/labextensions/batchai-jupyter/" in n
+    ]
     assert "package.json" in shared and "install.json" in shared, shared
     assert any(n.startswith("static/remoteEntry.") and n.endswith(".js") for n in shared), shared
 

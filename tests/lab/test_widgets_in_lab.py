@@ -2,6 +2,7 @@
 `batchai serve` (BATCHAI_URL/BATCHAI_TOKEN), a notebook run in headless Chromium, and the
 ClusterMonitor and JobMonitor checked in the page's DOM while a 2-node job runs and after it ends.
 Screenshots go to tests/lab/artifacts/ (or $BATCHAI_TEST_ARTIFACTS)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -37,8 +38,9 @@ if rank == 0:
 def widget_lab(service_process, client, tmp_path):
     """`jupyter lab` whose kernels use the test service (not the service inside the Lab server)."""
     if importlib.util.find_spec("jupyterlab_widgets") is None:
-        pytest.fail("jupyterlab_widgets (the ipywidgets 8 frontend for JupyterLab) is not installed; "
-                    "pip install -e '.[test]'")
+        pytest.fail(
+            "jupyterlab_widgets (the ipywidgets 8 frontend for JupyterLab) is not installed; pip install -e '.[test]'"
+        )
     (tmp_path / "lab").mkdir()
     lab = LabServer(tmp_path / "lab")
     lab.env.update(BATCHAI_URL=service_process.url, BATCHAI_TOKEN=TOKEN)
@@ -55,8 +57,7 @@ def shot(page, name: str) -> None:
 
 def test_job_and_cluster_monitors_render_and_update_live_in_lab(widget_lab, browser, client, tmp_path):  # noqa: F811
     gate = tmp_path / "gate"
-    cells = ["%load_ext batchai_jupyter", "%batchai_cluster create wpool --nodes 2",
-             JOB_CELL.format(gate=str(gate))]
+    cells = ["%load_ext batchai_jupyter", "%batchai_cluster create wpool --nodes 2", JOB_CELL.format(gate=str(gate))]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in cells])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, str(widget_lab.base / "notebooks" / "widgets.ipynb"))
@@ -111,8 +112,10 @@ def test_job_and_cluster_monitors_render_and_update_live_in_lab(widget_lab, brow
         expect(rank1).to_contain_text("hello from rank 1 step 0")
         expect(rank1).to_contain_text("rank 1 done", timeout=SLOW)
         # 31 lines overflow the log box, which shows its end (the newest lines), not its start.
-        scroll = page.evaluate("(pre) => { const box = pre.parentElement;"
-                               " return [box.scrollHeight, box.clientHeight, box.scrollTop] }", rank1.element_handle())
+        scroll = page.evaluate(
+            "(pre) => { const box = pre.parentElement; return [box.scrollHeight, box.clientHeight, box.scrollTop] }",
+            rank1.element_handle(),
+        )
         assert scroll[0] > scroll[1] + 50 and abs(scroll[2]) < 2, scroll
         link = job_view.locator('a[download="model.pt"]')
         expect(link).to_be_attached(timeout=SLOW)

@@ -1,5 +1,6 @@
 """Fixtures for the notebook tests: an IPython shell with the extension loaded, pointed at the module's
 real `batchai serve`, and the Workspace API on the same service."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,8 +37,10 @@ def ws(service_env, shared_client) -> Workspace:
 @pytest.fixture
 def run(shell, capsys):
     """run(code) runs a cell like a notebook does and returns (its value, stdout, stderr)."""
+
     def run_cell(code: str):
         result = shell.run_cell(code)
         captured = capsys.readouterr()
         return result.result, captured.out, captured.err
+
     return run_cell

@@ -1,4 +1,5 @@
 """The JobMonitor is woken by the service's event stream, and polls by itself without one."""
+
 from __future__ import annotations
 
 import shlex
@@ -24,14 +25,17 @@ def _eventually(condition, what: str, timeout: float = 60.0):
 def one_node(shared_client: Client, unique) -> str:
     name = unique("ev")
     shared_client.create_cluster("default", {"backend": "local", "nodeCount": 1}, name)
-    _eventually(lambda: shared_client.cluster("default", name)["nodeStateCounts"]["idleNodeCount"] == 1,
-                f"cluster {name}'s node")
+    _eventually(
+        lambda: shared_client.cluster("default", name)["nodeStateCounts"]["idleNodeCount"] == 1,
+        f"cluster {name}'s node",
+    )
     return name
 
 
 def _submit(client: Client, cluster: str, name: str, command: str) -> Job:
-    client.create_job("default", "default", {"cluster": cluster, "customToolkitSettings": {"commandLine": command}},
-                      name)
+    client.create_job(
+        "default", "default", {"cluster": cluster, "customToolkitSettings": {"commandLine": command}}, name
+    )
     return Job(client, "default", "default", name)
 
 
@@ -45,10 +49,14 @@ def test_a_queued_job_starting_wakes_the_monitor(shared_client, one_node, unique
         _eventually(lambda: monitor.state == "queued" and monitor.events.connected, "the monitor to listen")
         time.sleep(0.5)  # let it settle into its long wait
         (tmp_path / "gate").touch()
-        _eventually(lambda: monitor.state == "succeeded" and "hello from the queue" in monitor.log_text(),
-                    "the event to wake the monitor")
-        _eventually(lambda: not monitor.poller.running and not monitor.events.thread.is_alive(),
-                    "the monitor's threads to end with the job")
+        _eventually(
+            lambda: monitor.state == "succeeded" and "hello from the queue" in monitor.log_text(),
+            "the event to wake the monitor",
+        )
+        _eventually(
+            lambda: not monitor.poller.running and not monitor.events.thread.is_alive(),
+            "the monitor's threads to end with the job",
+        )
     finally:
         monitor.close()
 

@@ -1,4 +1,5 @@
 """%batchai_cluster, %batchai_jobs, %batchai_logs, %batchai_job_show and their one-line errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,11 @@ def test_cluster_life_cycle(run, shared_client, unique):
     _, out, _ = run("%batchai_cluster list")
     assert name in out and "Idle" in out
     run(f"%batchai_cluster resize {name} --nodes 2 --no-monitor")
-    wait_for(lambda: shared_client.get(f"workspaces/default/clusters/{name}")["nodeStateCounts"]["idleNodeCount"] == 2,
-             "2 idle nodes", timeout=60)
+    wait_for(
+        lambda: shared_client.get(f"workspaces/default/clusters/{name}")["nodeStateCounts"]["idleNodeCount"] == 2,
+        "2 idle nodes",
+        timeout=60,
+    )
     _, out, _ = run(f"%batchai_cluster auto-scale {name} --min 0 --max 3 --no-monitor")
     assert name in out
     _, out, err = run(f"%batchai_cluster delete {name}")
@@ -55,8 +59,10 @@ def test_cluster_monitor_resize_control(run, shared_client, unique):
 def test_jobs_logs_and_show(run, shared_client, unique):
     cluster = unique("ls")
     make_cluster(shared_client, cluster, nodes=1)
-    job, _, err = run(f"%%batchai_job -c {cluster} -n {unique('j')} --experiment {unique('exp')}\n"
-                      "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n")
+    job, _, err = run(
+        f"%%batchai_job -c {cluster} -n {unique('j')} --experiment {unique('exp')}\n"
+        "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\n"
+    )
     job.wait(timeout=120)
     _, out, _ = run(f"%batchai_jobs --cluster {cluster}")
     assert job.name in out and "succeeded" in out
@@ -72,29 +78,37 @@ def test_jobs_logs_and_show(run, shared_client, unique):
     assert isinstance(shown, Job) and shown.info["executionState"] == "succeeded"
 
 
-@pytest.mark.parametrize("cell, message", [
-    ("%batchai_cluster create {missing} --nodes 1 --backend nowhere",
-     "UsageError: backend: 'nowhere' is not available here"),
-    ("%batchai_cluster show {missing}", "UsageError: cluster '{missing}' not found"),
-    ("%batchai_cluster resize {missing}", "UsageError: %batchai_cluster resize: give the new size with --nodes N"),
-    ("%batchai_cluster explode", "UsageError: argument verb: invalid choice: 'explode'"),
-    ("%batchai_cluster create", "UsageError: %batchai_cluster create: give the cluster's name"),
-    ("%batchai_cluster create x -f nothere.json", "UsageError: -f 'nothere.json': the file does not exist"),
-    ("%%batchai_job --cluster {missing}\nprint(1)", "UsageError: cluster '{missing}' not found"),
-    ("%%batchai_job --nodes two\nprint(1)", "UsageError: argument --nodes: invalid int value: 'two'"),
-    ("%%batchai_job --nodes 2\n", "UsageError: %%batchai_job runs the code below its line"),
-    ("%%batchai_job --bogus\nprint(1)", "UsageError: unrecognized arguments: --bogus"),
-    ("%%batchai_job --files nothere.py\nprint(1)", "UsageError: --files: 'nothere.py' matches no file in"),
-    ("%%batchai_job --files ../up.py\nprint(1)", "UsageError: --files: '../up.py' is outside the notebook's folder"),
-    ("%%batchai_job --data X=nothere\nprint(1)", "UsageError: --data X: 'nothere' does not exist"),
-    ("%%batchai_job --data nothere\nprint(1)", "UsageError: --data 'nothere': give a dataset as NAME=VALUE"),
-    ("%%batchai_job --push nosuchvar\nprint(1)", "UsageError: --push nosuchvar: the notebook has no variable"),
-    ("%%batchai_job --requirements req.txt\nprint(1)", "UsageError: --requirements 'req.txt': no such file"),
-    ("%%batchai_job -f nothere.json\nprint(1)", "UsageError: -f 'nothere.json': the file does not exist"),
-    ("%batchai_logs {missing}", "UsageError: job '{missing}' not found"),
-    ("%batchai_job_show {missing}", "UsageError: job '{missing}' not found"),
-    ("%batchai_jobs --state sleeping", "UsageError: argument --state: invalid choice: 'sleeping'"),
-])
+@pytest.mark.parametrize(
+    "cell, message",
+    [
+        (
+            "%batchai_cluster create {missing} --nodes 1 --backend nowhere",
+            "UsageError: backend: 'nowhere' is not available here",
+        ),
+        ("%batchai_cluster show {missing}", "UsageError: cluster '{missing}' not found"),
+        ("%batchai_cluster resize {missing}", "UsageError: %batchai_cluster resize: give the new size with --nodes N"),
+        ("%batchai_cluster explode", "UsageError: argument verb: invalid choice: 'explode'"),
+        ("%batchai_cluster create", "UsageError: %batchai_cluster create: give the cluster's name"),
+        ("%batchai_cluster create x -f nothere.json", "UsageError: -f 'nothere.json': the file does not exist"),
+        ("%%batchai_job --cluster {missing}\nprint(1)", "UsageError: cluster '{missing}' not found"),
+        ("%%batchai_job --nodes two\nprint(1)", "UsageError: argument --nodes: invalid int value: 'two'"),
+        ("%%batchai_job --nodes 2\n", "UsageError: %%batchai_job runs the code below its line"),
+        ("%%batchai_job --bogus\nprint(1)", "UsageError: unrecognized arguments: --bogus"),
+        ("%%batchai_job --files nothere.py\nprint(1)", "UsageError: --files: 'nothere.py' matches no file in"),
+        (
+            "%%batchai_job --files ../up.py\nprint(1)",
+            "UsageError: --files: '../up.py' is outside the notebook's folder",
+        ),
+        ("%%batchai_job --data X=nothere\nprint(1)", "UsageError: --data X: 'nothere' does not exist"),
+        ("%%batchai_job --data nothere\nprint(1)", "UsageError: --data 'nothere': give a dataset as NAME=VALUE"),
+        ("%%batchai_job --push nosuchvar\nprint(1)", "UsageError: --push nosuchvar: the notebook has no variable"),
+        ("%%batchai_job --requirements req.txt\nprint(1)", "UsageError: --requirements 'req.txt': no such file"),
+        ("%%batchai_job -f nothere.json\nprint(1)", "UsageError: -f 'nothere.json': the file does not exist"),
+        ("%batchai_logs {missing}", "UsageError: job '{missing}' not found"),
+        ("%batchai_job_show {missing}", "UsageError: job '{missing}' not found"),
+        ("%batchai_jobs --state sleeping", "UsageError: argument --state: invalid choice: 'sleeping'"),
+    ],
+)
 def test_bad_input_is_one_clear_line(run, shared_client, unique, cell, message):
     missing = unique("missing")
     if "--cluster" not in cell and "batchai_job\n" not in cell and cell.startswith("%%"):
@@ -117,9 +131,26 @@ def test_unknown_task_names_the_tasks(run, shared_client, unique):
 
 def test_help_explains_every_option(run):
     _, out, _ = run("%%batchai_job --help   # the cell has no body: --help needs none\n")
-    for option in ("--cluster", "--nodes", "--processes", "--framework", "--files", "--data", "--push", "--pull",
-                   "--requirements", "--env", "--priority", "--retries", "--max-time", "--experiment", "--name",
-                   "--wait", "--detach-on-interrupt", "-f"):
+    for option in (
+        "--cluster",
+        "--nodes",
+        "--processes",
+        "--framework",
+        "--files",
+        "--data",
+        "--push",
+        "--pull",
+        "--requirements",
+        "--env",
+        "--priority",
+        "--retries",
+        "--max-time",
+        "--experiment",
+        "--name",
+        "--wait",
+        "--detach-on-interrupt",
+        "-f",
+    ):
         assert option in out
     _, out, _ = run("%batchai_cluster --help")
     assert "auto-scale" in out and "--idle" in out and "--setup" in out
@@ -127,19 +158,23 @@ def test_help_explains_every_option(run):
 
 def test_line_magics_take_trailing_comments_as_a_shell_does(run, shared_client, unique):
     name = unique("cm")
-    _, out, err = run(f"%batchai_cluster create {name} --nodes 1 --setup 'echo #1 > setup.txt' --no-monitor  "
-                      "# one node, see --help")
+    _, out, err = run(
+        f"%batchai_cluster create {name} --nodes 1 --setup 'echo #1 > setup.txt' --no-monitor  # one node, see --help"
+    )
     assert err == "" and name in out
     spec = shared_client.get(shared_client.cluster_path("default", name))
     assert spec["properties"]["nodeSetup"]["setupTask"]["commandLine"] == "echo #1 > setup.txt"
 
 
-@pytest.mark.parametrize("line, without", [
-    ("create gpu --nodes 2   # shows a live ClusterMonitor", "create gpu --nodes 2   "),
-    ("--env COLOR=#fff # the colour", "--env COLOR=#fff "),
-    ("--setup 'echo # not a comment' \"#quoted\" x\\ #y", "--setup 'echo # not a comment' \"#quoted\" x\\ #y"),
-    ("# all comment", ""),
-])
+@pytest.mark.parametrize(
+    "line, without",
+    [
+        ("create gpu --nodes 2   # shows a live ClusterMonitor", "create gpu --nodes 2   "),
+        ("--env COLOR=#fff # the colour", "--env COLOR=#fff "),
+        ("--setup 'echo # not a comment' \"#quoted\" x\\ #y", "--setup 'echo # not a comment' \"#quoted\" x\\ #y"),
+        ("# all comment", ""),
+    ],
+)
 def test_without_comment(line, without):
     assert without_comment(line) == without
 
@@ -159,11 +194,17 @@ def test_cluster_from_a_batch_ai_file_with_options(run, shared_client, unique):
 
     name = unique("file")
     with open("cluster.json", "w") as handle:
-        json.dump({"$schema": "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/cluster.json",
-                   "properties": {"vmSize": "STANDARD_D2", "scaleSettings": {"manual": {"targetNodeCount": 3}}}},
-                  handle)
-    _, out, err = run(f"%batchai_cluster create {name} -f cluster.json --min 0 --max 2 --idle 45 "
-                      "--priority lowpriority --setup 'echo ready' --no-monitor")
+        json.dump(
+            {
+                "$schema": "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/cluster.json",
+                "properties": {"vmSize": "STANDARD_D2", "scaleSettings": {"manual": {"targetNodeCount": 3}}},
+            },
+            handle,
+        )
+    _, out, err = run(
+        f"%batchai_cluster create {name} -f cluster.json --min 0 --max 2 --idle 45 "
+        "--priority lowpriority --setup 'echo ready' --no-monitor"
+    )
     assert name in out, err
     properties = shared_client.get(f"workspaces/default/clusters/{name}")["properties"]
     assert properties["vmSize"] == "STANDARD_D2" and properties["vmPriority"] == "lowpriority"
@@ -174,8 +215,10 @@ def test_cluster_from_a_batch_ai_file_with_options(run, shared_client, unique):
 
 def test_backend_options_from_the_magic(run, shared_client, unique):
     name = unique("opts")
-    _, out, err = run(f"%batchai_cluster create {name} --nodes 1 --no-monitor --option partition=debug "
-                      "--option maxNodesInUse=2 --option 'hosts=[\"me@a\", \"me@b\"]'")
+    _, out, err = run(
+        f"%batchai_cluster create {name} --nodes 1 --no-monitor --option partition=debug "
+        '--option maxNodesInUse=2 --option \'hosts=["me@a", "me@b"]\''
+    )
     assert name in out, err
     properties = shared_client.get(f"workspaces/default/clusters/{name}")["properties"]
     options = properties["backendOptions"]

@@ -1,4 +1,5 @@
 """%%batchai_job through a real IPython shell against a real service: packages, data, results, waiting."""
+
 from __future__ import annotations
 
 import _thread
@@ -66,7 +67,9 @@ listing = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.wa
     # What the magic sent names the data by its location, never by where the service keeps it.
     sent = shared_client.job(first.workspace, first.experiment, first.name)["properties"]["inputDirectories"]
     assert [d["path"].split("/")[:4] for d in sent] == [
-        ["datastore:", "", "default", ".batchai"], ["datastore:", "", "default", ".batchai"]], sent
+        ["datastore:", "", "default", ".batchai"],
+        ["datastore:", "", "default", ".batchai"],
+    ], sent
     home = shared_service.home
     assert home not in json.dumps(sent) and os.path.realpath(home) not in json.dumps(sent)
 
@@ -101,11 +104,13 @@ def test_oversize_package_is_refused_with_what_is_big(run, shell, shared_client,
     assert "over the 97.7 KB limit (biggest: file big.bin 293.0 KB" in err
     assert "--data NAME=PATH" in err
     assert shared_client.list("workspaces/default/jobs") == [] or all(
-        j["cluster"] != cluster for j in shared_client.list("workspaces/default/jobs"))
+        j["cluster"] != cluster for j in shared_client.list("workspaces/default/jobs")
+    )
 
 
 def _interrupt_once_running(client, name: str) -> threading.Thread:
     """A thread that interrupts the main thread (as the kernel's stop button does) once the job runs."""
+
     def interrupt_when_running():
         wait_for(lambda: _state(client, name) == "running", "the job to run", timeout=120)
         _thread.interrupt_main()
@@ -119,8 +124,10 @@ def test_interrupt_while_waiting_terminates_the_job(run, shell, shared_client, u
     cluster, name = unique("ci"), unique("long")
     make_cluster(shared_client, cluster, nodes=1)
     helper = _interrupt_once_running(shared_client, name)
-    value, out, err = run(f"%%batchai_job --cluster {cluster} --name {name} --wait\n"
-                          "import time\nprint('started', flush=True)\ntime.sleep(600)\n")
+    value, out, err = run(
+        f"%%batchai_job --cluster {cluster} --name {name} --wait\n"
+        "import time\nprint('started', flush=True)\ntime.sleep(600)\n"
+    )
     helper.join()
     assert f"interrupted: job '{name}' terminated" in out, (out, err)
     assert isinstance(value, Job)
@@ -146,17 +153,23 @@ def test_job_options_reach_the_spec_and_the_job(run, shared_client, unique):
     make_cluster(shared_client, cluster, nodes=2)
     with open("requirements.txt", "w") as handle:
         handle.write("# nothing to install\n")
-    job, out, err = run(f"%%batchai_job -c {cluster} --nodes 2 --processes 2 --framework mpi --env GREETING=hi "
-                        f"MODE=fast --priority high --retries 2 --max-time 0:10:00 -e {experiment} "
-                        "--requirements requirements.txt --pull seen\n"
-                        "import os\nseen = (os.environ['GREETING'], os.environ['MODE'], "
-                        "os.environ['OMPI_COMM_WORLD_SIZE'], os.path.exists('requirements.txt'))\n")
+    job, out, err = run(
+        f"%%batchai_job -c {cluster} --nodes 2 --processes 2 --framework mpi --env GREETING=hi "
+        f"MODE=fast --priority high --retries 2 --max-time 0:10:00 -e {experiment} "
+        "--requirements requirements.txt --pull seen\n"
+        "import os\nseen = (os.environ['GREETING'], os.environ['MODE'], "
+        "os.environ['OMPI_COMM_WORLD_SIZE'], os.path.exists('requirements.txt'))\n"
+    )
     assert job is not None, err
     job.wait(timeout=120)
     info = job.info
     assert info["executionState"] == "succeeded", job.logs(stderr=True)
-    assert (info["experiment"], info["nodeCount"], info["schedulingPriority"], info["toolType"]) == \
-        (experiment, 2, "high", "customMpi")
+    assert (info["experiment"], info["nodeCount"], info["schedulingPriority"], info["toolType"]) == (
+        experiment,
+        2,
+        "high",
+        "customMpi",
+    )
     assert info["properties"]["constraints"] == {"maxWallClockTime": "0.00:10:00", "maxRetries": 2}
     assert "pip install" in info["properties"]["jobPreparation"]["commandLine"]
     assert job.result() == {"seen": ("hi", "fast", "2", True)}
@@ -166,8 +179,9 @@ def test_detach_on_interrupt_leaves_the_job_running(run, shared_client, unique):
     cluster, name = unique("cx"), unique("detached")
     make_cluster(shared_client, cluster, nodes=1)
     helper = _interrupt_once_running(shared_client, name)
-    job, out, err = run(f"%%batchai_job -c {cluster} -n {name} --wait --detach-on-interrupt\n"
-                        "import time\ntime.sleep(600)\n")
+    job, out, err = run(
+        f"%%batchai_job -c {cluster} -n {name} --wait --detach-on-interrupt\nimport time\ntime.sleep(600)\n"
+    )
     helper.join()
     assert f"stopped waiting; job '{name}' goes on (running)" in out, (out, err)
     assert job.state == "running"
@@ -180,8 +194,10 @@ def test_a_syntax_error_is_reported_before_anything_is_queued(run, shared_client
     name = unique("syntax")
     value, out, err = run(f"%%batchai_job --cluster {cluster} --name {name}\nx = 1\nprint(x +)\n")
     assert value is None and "uploading" not in out and "submitted" not in out, out
-    assert "UsageError: the cell does not compile (line 3: invalid syntax: print(x +)); " \
-           "nothing was uploaded or queued" in err.splitlines(), err
+    assert (
+        "UsageError: the cell does not compile (line 3: invalid syntax: print(x +)); "
+        "nothing was uploaded or queued" in err.splitlines()
+    ), err
     assert name not in [job["name"] for job in shared_client.jobs("default")]
 
 
@@ -197,8 +213,10 @@ def test_a_cell_run_again_finds_its_cluster_and_replaces_its_job(run, shared_cli
     # The second --replace deleted the first job (queued or running) and created a new one of that name.
     assert [j["uuid"] for j in shared_client.jobs("default") if j["name"] == name] == [uuids[1]] != [uuids[0]]
     _, _, err = run(f"%%batchai_job --cluster {cluster} --name {name}\nprint(1)\n")
-    assert err.strip() == (f"UsageError: job '{name}' already exists in experiment 'default'; delete it or pick "
-                           "another name; or add --replace to replace it"), err
+    assert err.strip() == (
+        f"UsageError: job '{name}' already exists in experiment 'default'; delete it or pick "
+        "another name; or add --replace to replace it"
+    ), err
     _, _, err = run(f"%batchai_cluster create {cluster} --nodes 1 --no-monitor")
     assert f"cluster '{cluster}' already exists" in err
     job.terminate()

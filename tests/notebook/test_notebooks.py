@@ -1,4 +1,5 @@
 """The example notebooks, executed end to end twice with nbclient against a real service, outputs checked."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ def execute(name: str, service_process, client, tmp_path) -> list[str]:
     outputs = []
     for _ in range(2):
         notebook = nbformat.read(str(work / name), as_version=4)
-        assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+        assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
             f"{name} must be saved without outputs"
+        )
         outputs = execute_notebook(notebook, service_process.url, client.token, str(work))
     return outputs
 

@@ -1,4 +1,5 @@
 """The cell package: which files go, .gitignore, .git, pushed variables and the size limit (no service)."""
+
 from __future__ import annotations
 
 import pickle
@@ -18,9 +19,20 @@ def _tree(root, files: dict) -> None:
 
 
 def test_gitignore_is_honoured_and_git_never_taken(tmp_path):
-    _tree(tmp_path, {".gitignore": "*.log\nbuild/\n/secret.txt\n!keep.log\n", "a.py": "", "run.log": "",
-                     "keep.log": "", "build/out.py": "", "sub/secret.txt": "", "secret.txt": "",
-                     ".git/config": "", "sub/b.py": ""})
+    _tree(
+        tmp_path,
+        {
+            ".gitignore": "*.log\nbuild/\n/secret.txt\n!keep.log\n",
+            "a.py": "",
+            "run.log": "",
+            "keep.log": "",
+            "build/out.py": "",
+            "sub/secret.txt": "",
+            "secret.txt": "",
+            ".git/config": "",
+            "sub/b.py": "",
+        },
+    )
     chosen = [f.path for f in select_files(["."], str(tmp_path))]
     assert chosen == [".gitignore", "a.py", "keep.log", "sub/b.py", "sub/secret.txt"]
     assert [f.path for f in select_files(["**/*.py"], str(tmp_path))] == ["a.py", "sub/b.py"]
@@ -38,8 +50,13 @@ def test_package_holds_cell_runner_and_pushed_values(tmp_path):
     _tree(tmp_path, {"util.py": "X = 1\n"})
     package = build_package("print(x)\n", ["util.py"], ["x"], ["y"], {"x": [1, 2]}, str(tmp_path))
     by_path = {f.path: f for f in package.files}
-    assert set(by_path) == {"_batchai_cell.py", "_batchai_cell_source.py", "_batchai_manifest.json",
-                            "_batchai_push.pkl", "util.py"}
+    assert set(by_path) == {
+        "_batchai_cell.py",
+        "_batchai_cell_source.py",
+        "_batchai_manifest.json",
+        "_batchai_push.pkl",
+        "util.py",
+    }
     assert pickle.loads(by_path["_batchai_push.pkl"].data) == {"x": [1, 2]}
     assert package.describe().startswith("package ") and "1 file(s) 6 B" in package.describe()
 

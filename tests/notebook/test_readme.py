@@ -1,5 +1,6 @@
 """The README's notebook snippets, taken from README.md itself and executed verbatim with nbclient
 against a real service (one that also reaches a real Slurm, for the README's Slurm cluster)."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,10 @@ SET_UP = [
     'import os\nos.makedirs("data", exist_ok=True)\nopen("data/part-0.csv", "w").write("x,y\\n1,2\\n")',
     "lr = 0.1",
 ]
-CHECK = ('job = _\njob.wait(timeout=240)\nprint("README job", job.name, job.state, "exit code", job.exit_code)\n'
-         'print(job.logs(stderr=True))')
+CHECK = (
+    'job = _\njob.wait(timeout=240)\nprint("README job", job.name, job.state, "exit code", job.exit_code)\n'
+    "print(job.logs(stderr=True))"
+)
 
 
 def readme_notebook_snippets() -> list[str]:
@@ -42,7 +45,7 @@ def test_readme_notebook_snippets_run_verbatim(slurm_service, tmp_path):
     cells = [nbformat.v4.new_code_cell(source) for source in [*SET_UP, *snippets, CHECK]]
     notebook = nbformat.v4.new_notebook(cells=cells)
     outputs = execute_notebook(notebook, slurm_service.url, TOKEN, str(tmp_path), timeout=300)
-    first, job_cell, check = outputs[len(SET_UP):]
+    first, job_cell, check = outputs[len(SET_UP) :]
     assert "Error" not in first, first
     assert "submitted to cluster 'gpu'" in job_cell, job_cell
     # The job read AZ_BATCHAI_INPUT_TRAIN (from --data train=...) on both ranks and got to the end.
@@ -50,4 +53,3 @@ def test_readme_notebook_snippets_run_verbatim(slurm_service, tmp_path):
     client = Client(slurm_service.url, TOKEN)
     clusters = {name: client.get(client.cluster_path("default", name)) for name in ("gpu", "hpc")}
     assert clusters["gpu"]["backend"] == "local" and clusters["hpc"]["backend"] == "slurm"
-

@@ -1,6 +1,7 @@
 """A notebook saved after its job ended and reopened without a kernel (nbconvert to HTML) shows what
 happened: the monitor's snapshot (state, the failing task's error, the plot, output files) is the widget's
 fallback representation, refreshed when the job ends."""
+
 from __future__ import annotations
 
 import nbformat
@@ -27,11 +28,13 @@ if rank == 1:
 
 def test_a_saved_notebook_shows_the_ended_job_without_a_kernel(shared_service, shared_client, unique, tmp_path):
     cluster, job = unique("snap"), unique("snap-job")
-    cells = ["%load_ext batchai_jupyter",
-             f"%batchai_cluster create {cluster} --nodes 2 --exist-ok",
-             JOB.format(cluster=cluster, job=job),
-             # The displayed monitor's last update (its final snapshot) is sent before this cell ends.
-             "job = _\njob.wait()\njob.displayed.poller.thread.join(60)\nprint('ended', job.state)"]
+    cells = [
+        "%load_ext batchai_jupyter",
+        f"%batchai_cluster create {cluster} --nodes 2 --exist-ok",
+        JOB.format(cluster=cluster, job=job),
+        # The displayed monitor's last update (its final snapshot) is sent before this cell ends.
+        "job = _\njob.wait()\njob.displayed.poller.thread.join(60)\nprint('ended', job.state)",
+    ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
     outputs = execute_notebook(notebook, shared_service.url, shared_client.token, str(tmp_path))
     assert "ended failed" in outputs[-1], outputs
@@ -43,7 +46,8 @@ def test_a_saved_notebook_shows_the_ended_job_without_a_kernel(shared_service, s
     monitor_output = [o for o in reopened.cells[2].outputs if "text/html" in o.get("data", {})]
     assert len(monitor_output) == 1, reopened.cells[2].outputs
     assert monitor_output[0].data["text/plain"] == (
-        f"job default/{job}: failed (exit code 1); rank 1 failed (exit code 1): RuntimeError: rank 1 ran out of data")
+        f"job default/{job}: failed (exit code 1); rank 1 failed (exit code 1): RuntimeError: rank 1 ran out of data"
+    )
     html, _ = HTMLExporter().from_notebook_node(reopened)
     assert f"<b>cluster {cluster}</b>" in html.split('class="batchai-snapshot"', 2)[1]  # the ClusterMonitor's
     snapshot = html.split('class="batchai-snapshot" data-state="failed"', 1)[1]  # the JobMonitor's, final

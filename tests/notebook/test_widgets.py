@@ -1,4 +1,5 @@
 """JobMonitor and ClusterMonitor: their state while a real job runs, and no thread left behind."""
+
 from __future__ import annotations
 
 import ipywidgets
@@ -27,10 +28,19 @@ def test_job_monitor_follows_a_two_node_job(run, shared_client, unique):
     job, out, err = run(STEPPED_JOB.format(cluster=cluster))
     monitor = job.monitor()
     assert isinstance(monitor, ipywidgets.VBox)
-    assert monitor.children == (monitor.header, monitor.task_table, monitor.log_tabs, monitor.metrics_view,
-                                monitor.files_view, monitor.error_view)
-    seen = wait_for(lambda: monitor.state == "running" and "step 1" in monitor.log_text("0") and monitor.log_text("0"),
-                    "rank 0's log to show while running", timeout=120)
+    assert monitor.children == (
+        monitor.header,
+        monitor.task_table,
+        monitor.log_tabs,
+        monitor.metrics_view,
+        monitor.files_view,
+        monitor.error_view,
+    )
+    seen = wait_for(
+        lambda: monitor.state == "running" and "step 1" in monitor.log_text("0") and monitor.log_text("0"),
+        "rank 0's log to show while running",
+        timeout=120,
+    )
     wait_for(lambda: len(monitor.log_text("0")) > len(seen), "rank 0's log to grow", timeout=60)
     wait_for(lambda: monitor.state == "succeeded" and not monitor.poller.running, "the monitor to finish", timeout=120)
     assert "rank 0 step 5" in monitor.log_text("0") and "rank 1 step 5" in monitor.log_text("1")
@@ -68,13 +78,18 @@ def test_closing_a_monitor_stops_its_thread(run, shared_client, unique):
 def test_job_monitor_shows_the_current_attempt_of_a_retried_job(run, shared_client, unique):
     cluster = unique("wr")
     make_cluster(shared_client, cluster, nodes=1)
-    job, _, err = run(f"%%batchai_job --cluster {cluster} --retries 1\n"
-                      "import os, sys, time\nattempt = os.environ['AZ_BATCHAI_JOB_ATTEMPT']\n"
-                      "print('attempt', attempt, flush=True)\ntime.sleep(1)\nsys.exit(3 if attempt == '1' else 0)\n")
+    job, _, err = run(
+        f"%%batchai_job --cluster {cluster} --retries 1\n"
+        "import os, sys, time\nattempt = os.environ['AZ_BATCHAI_JOB_ATTEMPT']\n"
+        "print('attempt', attempt, flush=True)\ntime.sleep(1)\nsys.exit(3 if attempt == '1' else 0)\n"
+    )
     monitor = JobMonitor(job)
     try:
-        wait_for(lambda: monitor.state == "succeeded" and not monitor.poller.running, "the retried job to finish",
-                 timeout=120)
+        wait_for(
+            lambda: monitor.state == "succeeded" and not monitor.poller.running,
+            "the retried job to finish",
+            timeout=120,
+        )
         assert monitor.info["attempt"] == 2
         assert monitor.log_text() == "attempt 2\n"
         assert job.logs() == "attempt 2\n"

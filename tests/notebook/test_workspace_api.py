@@ -1,4 +1,5 @@
 """`from batchai_jupyter import Workspace`: the azure-mgmt-batchai-shaped Python API."""
+
 from __future__ import annotations
 
 import subprocess
@@ -33,9 +34,18 @@ def test_clusters_experiments_and_jobs(ws, unique):
     assert scaled["properties"]["scaleSettings"]["autoScale"]["maximumNodeCount"] == 3
     ws.experiments.create(experiment)
     assert experiment in [e["name"] for e in ws.experiments.list()]
-    job = ws.jobs.create(experiment, name, {"properties": {
-        "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
-        "customToolkitSettings": {"commandLine": "echo batch ai says hi"}}}, cluster=cluster)
+    job = ws.jobs.create(
+        experiment,
+        name,
+        {
+            "properties": {
+                "nodeCount": 1,
+                "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+                "customToolkitSettings": {"commandLine": "echo batch ai says hi"},
+            }
+        },
+        cluster=cluster,
+    )
     assert isinstance(job, Job)
     assert job.wait(timeout=120).info["executionState"] == "succeeded"
     assert job.logs() == "batch ai says hi\n"
@@ -59,10 +69,16 @@ def test_uploads_give_locations_that_jobs_read(ws, shared_service, unique, tmp_p
     assert "datastore://default/" in [d["location"] for d in ws.datastores.list()]
     cluster, name = unique("up"), unique("job")
     ws.clusters.create(cluster, nodes=1)
-    job = ws.jobs.create("default", name, {
-        "nodeCount": 1, "inputDirectories": [{"id": "DATA", "path": data}, {"id": "LABELS", "path": labels}],
-        "customToolkitSettings": {"commandLine": 'cat "$AZ_BATCHAI_INPUT_DATA/a.txt" "$AZ_BATCHAI_INPUT_LABELS"'}},
-        cluster=cluster)
+    job = ws.jobs.create(
+        "default",
+        name,
+        {
+            "nodeCount": 1,
+            "inputDirectories": [{"id": "DATA", "path": data}, {"id": "LABELS", "path": labels}],
+            "customToolkitSettings": {"commandLine": 'cat "$AZ_BATCHAI_INPUT_DATA/a.txt" "$AZ_BATCHAI_INPUT_LABELS"'},
+        },
+        cluster=cluster,
+    )
     assert job.wait(timeout=120).info["executionState"] == "succeeded", job.logs(stderr=True)
     assert job.logs() == "alpha\nbeta\n"
     assert shared_service.home not in str(job.info)

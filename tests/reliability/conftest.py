@@ -1,4 +1,5 @@
 """Fixtures for accidents to the service's home: a home that held jobs, and starting a service on it."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,9 @@ class Homes:
 @pytest.fixture
 def used_home(service_process, client, tmp_path) -> Homes:
     client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "kept")
-    client.create_job("default", "default", {"cluster": "kept", "toolkit": "custom", "commandLine": "echo kept"},
-                      "kept-job")
+    client.create_job(
+        "default", "default", {"cluster": "kept", "toolkit": "custom", "commandLine": "echo kept"}, "kept-job"
+    )
     assert client.wait_for_job("default", "default", "kept-job", timeout=120)["executionState"] == "succeeded"
     service_process.stop()
     return Homes(service_process.home, tmp_path)
@@ -37,11 +39,19 @@ def used_home(service_process, client, tmp_path) -> Homes:
 @pytest.fixture
 def serve_refused(service_process, port):
     """serve_refused(home) -> what `batchai serve` on `home` said when it refused to start."""
+
     def run(home: str) -> str:
         env = {**service_process.env(), "BATCHAI_HOME": home, "JUPYTER_RUNTIME_DIR": os.path.join(home, "rt")}
-        result = subprocess.run([sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(port)],
-                                env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90)
+        result = subprocess.run(
+            [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(port)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         output = result.stdout + result.stderr
         assert result.returncode != 0, f"batchai serve started on {home}:\n{output[-3000:]}"
         return output
+
     return run

@@ -1,5 +1,6 @@
 """A damaged store: the service refuses to start on it (changing nothing) and says how to recover; a lost
 store is reported loudly; a schema upgrade keeps a backup of the store it upgrades."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Fixtures for attacks on the service: raw HTTP against its API, and what `ps` shows of a process
 (servers started the way a user starts them: the `launch` fixture of tests/conftest.py)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -52,8 +53,10 @@ def pytest_terminal_summary(terminalreporter):
     modules = sorted({module for module, _ in SENT})
     for module in modules:
         counts = {kind: SENT[(module, kind)] for kind in ("2xx", "4xx", "5xx")}
-        terminalreporter.write_line(f"security requests, {module}: {sum(counts.values())} sent; "
-                                    + ", ".join(f"{kind} {count}" for kind, count in counts.items()))
+        terminalreporter.write_line(
+            f"security requests, {module}: {sum(counts.values())} sent; "
+            + ", ".join(f"{kind} {count}" for kind, count in counts.items())
+        )
 
 
 def refused(response: requests.Response, status: int = 400, *words: str) -> dict:

@@ -1,4 +1,5 @@
 """Switching auth off by accident, and reading the token from where every local user can see it."""
+
 from __future__ import annotations
 
 import glob
@@ -73,7 +74,8 @@ def test_jupyter_with_an_empty_token_warns_loudly_about_the_api(launch, tmp_path
     config = tmp_path / "config"
     config.mkdir(exist_ok=True)
     (config / "jupyter_server_config.json").write_text(
-        json.dumps({"BatchAIApp": {"no_auth_i_have_my_own_proxy": True}}))
+        json.dumps({"BatchAIApp": {"no_auth_i_have_my_own_proxy": True}})
+    )
     launch.start(launch.jupyter_argv("--IdentityProvider.token="))
     log = launch.log()
     assert log.count("this Jupyter server checks no token") == 1, log[-3000:]
@@ -81,8 +83,13 @@ def test_jupyter_with_an_empty_token_warns_loudly_about_the_api(launch, tmp_path
 
 
 def test_the_service_the_client_starts_has_no_token_in_argv(launch, read_cmdline):
-    listed = subprocess.run([sys.executable, "-m", "batchai_jupyter.cli", "workspace", "list", "-o", "json"],
-                            env=launch.env, capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "-m", "batchai_jupyter.cli", "workspace", "list", "-o", "json"],
+        env=launch.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stderr[-3000:]
     assert "Started a local batchai service" in listed.stderr
     [runtime_file] = glob.glob(os.path.join(launch.env["JUPYTER_RUNTIME_DIR"], "jpserver-*.json"))
@@ -102,11 +109,15 @@ def test_a_token_in_the_query_string_is_never_echoed(shared_service, shared_clie
     token = shared_service.env()["BATCHAI_TOKEN"]
     for _ in range(3):
         shared_client.create_workspace(unique("ws"))
-    response = requests.get(f"{shared_service.url}batchai/api/v1/workspaces",
-                            params={"token": token, "maxresults": 1}, timeout=30)
+    response = requests.get(
+        f"{shared_service.url}batchai/api/v1/workspaces", params={"token": token, "maxresults": 1}, timeout=30
+    )
     assert response.status_code == 200, response.text
     assert "nextLink" in response.json()
     assert token not in response.text
-    following = requests.get(f"{shared_service.url.rstrip('/')}{response.json()['nextLink']}",
-                             headers={"Authorization": f"token {token}"}, timeout=30)
+    following = requests.get(
+        f"{shared_service.url.rstrip('/')}{response.json()['nextLink']}",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
     assert following.status_code == 200 and token not in following.text

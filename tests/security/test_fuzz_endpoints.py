@@ -1,5 +1,6 @@
 """A bounded hypothesis run over every create/update endpoint: whatever the body, no 5xx, every refusal a
 JSON error with a message, and nothing half-made (a refused request leaves every listing as it was)."""
+
 from __future__ import annotations
 
 import json
@@ -10,56 +11,134 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 EXAMPLES = 80
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
-scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
-           | st.text(max_size=40) | st.sampled_from(["", "../../etc", "local", "custom", "$AZ_BATCHAI_MOUNT_ROOT/x",
-                                                    "a" * 300, "\u202e", "0", "-1", "1e400", "PT1H", "P99999D"]))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "",
+            "../../etc",
+            "local",
+            "custom",
+            "$AZ_BATCHAI_MOUNT_ROOT/x",
+            "a" * 300,
+            "\u202e",
+            "0",
+            "-1",
+            "1e400",
+            "PT1H",
+            "P99999D",
+        ]
+    )
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
 small_counts = st.integers(-3, 2) | json_values
 
 
 def shaped(fields: dict) -> st.SearchStrategy:
     """Objects with any subset of `fields` (each from its strategy) plus a few arbitrary keys."""
     return st.fixed_dictionaries({}, optional=fields).flatmap(
-        lambda known: st.dictionaries(st.text(max_size=10), json_values, max_size=2).map(lambda extra: {**extra,
-                                                                                                      **known}))
+        lambda known: st.dictionaries(st.text(max_size=10), json_values, max_size=2).map(
+            lambda extra: {**extra, **known}
+        )
+    )
 
 
 named_list = st.lists(shaped({"name": json_values, "value": json_values}), max_size=3) | json_values
-mounts = shaped({kind: st.lists(shaped({"relativeMountPath": json_values, "containerName": json_values,
-                                        "azureFileUrl": json_values, "mountCommand": json_values,
-                                        "fileServer": json_values, "credentials": json_values}), max_size=2)
-                 | json_values
-                 for kind in ("azureBlobFileSystems", "azureFileShares", "fileServers", "unmanagedFileSystems")})
-job_bodies = shaped({
-    "cluster": st.just("fuzz-idle") | json_values,
-    "toolkit": st.sampled_from(["custom", "pytorch", "mpi"]) | json_values,
-    "commandLine": st.just("true") | json_values, "nodeCount": small_counts, "priority": json_values,
-    "schedulingPriority": json_values, "environmentVariables": named_list, "secrets": named_list,
-    "inputDirectories": st.lists(shaped({"id": json_values, "path": json_values}), max_size=2) | json_values,
-    "outputDirectories": st.lists(shaped({"id": json_values, "pathPrefix": json_values}), max_size=2) | json_values,
-    "constraints": shaped({"maxWallClockTime": json_values, "maxRetries": json_values}) | json_values,
-    "mountVolumes": mounts | json_values, "jobPreparation": json_values, "customToolkitSettings": json_values,
-    "pyTorchSettings": shaped({"pythonScriptFilePath": json_values, "processCount": small_counts}),
-    "properties": json_values, "$schema": json_values})
+mounts = shaped(
+    {
+        kind: st.lists(
+            shaped(
+                {
+                    "relativeMountPath": json_values,
+                    "containerName": json_values,
+                    "azureFileUrl": json_values,
+                    "mountCommand": json_values,
+                    "fileServer": json_values,
+                    "credentials": json_values,
+                }
+            ),
+            max_size=2,
+        )
+        | json_values
+        for kind in ("azureBlobFileSystems", "azureFileShares", "fileServers", "unmanagedFileSystems")
+    }
+)
+job_bodies = shaped(
+    {
+        "cluster": st.just("fuzz-idle") | json_values,
+        "toolkit": st.sampled_from(["custom", "pytorch", "mpi"]) | json_values,
+        "commandLine": st.just("true") | json_values,
+        "nodeCount": small_counts,
+        "priority": json_values,
+        "schedulingPriority": json_values,
+        "environmentVariables": named_list,
+        "secrets": named_list,
+        "inputDirectories": st.lists(shaped({"id": json_values, "path": json_values}), max_size=2) | json_values,
+        "outputDirectories": st.lists(shaped({"id": json_values, "pathPrefix": json_values}), max_size=2) | json_values,
+        "constraints": shaped({"maxWallClockTime": json_values, "maxRetries": json_values}) | json_values,
+        "mountVolumes": mounts | json_values,
+        "jobPreparation": json_values,
+        "customToolkitSettings": json_values,
+        "pyTorchSettings": shaped({"pythonScriptFilePath": json_values, "processCount": small_counts}),
+        "properties": json_values,
+        "$schema": json_values,
+    }
+)
 # The same fields on a body that is otherwise valid, so each field's own checks are reached.
-near_valid_jobs = job_bodies.map(lambda body: {**body, "cluster": "fuzz-idle", "toolkit": "custom",
-                                               "commandLine": "true"})
-scale = shaped({"manual": shaped({"targetNodeCount": small_counts, "nodeDeallocationOption": json_values}),
-                "autoScale": shaped({"minimumNodeCount": small_counts, "maximumNodeCount": small_counts,
-                                     "initialNodeCount": small_counts})})
-cluster_bodies = shaped({
-    "backend": st.just("local") | json_values, "nodeCount": small_counts, "scaleSettings": scale | json_values,
-    "vmSize": json_values, "vmPriority": json_values, "cpusPerNode": small_counts, "gpusPerNode": json_values,
-    "setupTask": shaped({"commandLine": json_values, "environmentVariables": named_list, "secrets": named_list}),
-    "nodeSetup": json_values, "mountVolumes": mounts | json_values, "backendOptions": json_values,
-    "nativeMounts": json_values})
-datastore_bodies = shaped({"kind": st.sampled_from(["local", "blob"]) | json_values, "path": json_values,
-                           "containerName": json_values, "accountName": json_values, "accountKey": json_values,
-                           "connectionString": json_values, "retries": json_values, "flushSeconds": json_values})
+near_valid_jobs = job_bodies.map(
+    lambda body: {**body, "cluster": "fuzz-idle", "toolkit": "custom", "commandLine": "true"}
+)
+scale = shaped(
+    {
+        "manual": shaped({"targetNodeCount": small_counts, "nodeDeallocationOption": json_values}),
+        "autoScale": shaped(
+            {"minimumNodeCount": small_counts, "maximumNodeCount": small_counts, "initialNodeCount": small_counts}
+        ),
+    }
+)
+cluster_bodies = shaped(
+    {
+        "backend": st.just("local") | json_values,
+        "nodeCount": small_counts,
+        "scaleSettings": scale | json_values,
+        "vmSize": json_values,
+        "vmPriority": json_values,
+        "cpusPerNode": small_counts,
+        "gpusPerNode": json_values,
+        "setupTask": shaped({"commandLine": json_values, "environmentVariables": named_list, "secrets": named_list}),
+        "nodeSetup": json_values,
+        "mountVolumes": mounts | json_values,
+        "backendOptions": json_values,
+        "nativeMounts": json_values,
+    }
+)
+datastore_bodies = shaped(
+    {
+        "kind": st.sampled_from(["local", "blob"]) | json_values,
+        "path": json_values,
+        "containerName": json_values,
+        "accountName": json_values,
+        "accountKey": json_values,
+        "connectionString": json_values,
+        "retries": json_values,
+        "flushSeconds": json_values,
+    }
+)
 near_valid_clusters = cluster_bodies.map(lambda body: {**body, "backend": "local", "nodeCount": 0})
 raw_bodies = st.binary(max_size=64) | json_values.map(lambda v: json.dumps(v).encode())
 
@@ -83,11 +162,17 @@ def idle(shared_service):
     from batchai_jupyter.client import Client
 
     Client(shared_service.url, shared_service.env()["BATCHAI_TOKEN"]).create_cluster(
-        "default", {"backend": "local", "nodeCount": 0}, "fuzz-idle")
+        "default", {"backend": "local", "nodeCount": 0}, "fuzz-idle"
+    )
 
 
-LISTED = ("workspaces", "workspaces/default/experiments", "workspaces/default/jobs", "workspaces/default/clusters",
-          "workspaces/default/datastores")
+LISTED = (
+    "workspaces",
+    "workspaces/default/experiments",
+    "workspaces/default/jobs",
+    "workspaces/default/clusters",
+    "workspaces/default/datastores",
+)
 
 
 def names(api) -> set[str]:
@@ -144,8 +229,9 @@ def test_cluster_create(api, tally, unique, body):
 def test_cluster_scale_update(api, tally, idle, body):
     response = judged(api, tally, "PATCH", "workspaces/default/clusters/fuzz-idle", body)
     if response.status_code == 200:
-        api("PATCH", "workspaces/default/clusters/fuzz-idle",
-            json={"scaleSettings": {"manual": {"targetNodeCount": 0}}})
+        api(
+            "PATCH", "workspaces/default/clusters/fuzz-idle", json={"scaleSettings": {"manual": {"targetNodeCount": 0}}}
+        )
 
 
 @SETTINGS
@@ -164,8 +250,11 @@ def test_workspace_and_experiment_names(api, tally, name):
         cleanup(api, path, judged(api, tally, "PUT", path, b""))
 
 
-json_texts = (json_values.map(json.dumps) | st.binary(max_size=80).map(lambda b: b.decode("latin-1"))
-              | st.sampled_from(["[" * 5000, '{"a":' * 3000, "NaN", '{"x": 1e999}', '{"x": -Infinity}', "\ufeff{}"]))
+json_texts = (
+    json_values.map(json.dumps)
+    | st.binary(max_size=80).map(lambda b: b.decode("latin-1"))
+    | st.sampled_from(["[" * 5000, '{"a":' * 3000, "NaN", '{"x": 1e999}', '{"x": -Infinity}', "\ufeff{}"])
+)
 
 
 @SETTINGS

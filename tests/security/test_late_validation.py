@@ -1,29 +1,39 @@
 """mountVolumes that no job could mount are refused at submit, before anything is made from them
 (a container named ../../../../etc once became a local datastore named ------------etc at job start)."""
+
 from __future__ import annotations
 
 import pytest
 
 BAD_MOUNTS = {
     "mountVolumes.azureBlobFileSystems[0].containerName": {
-        "azureBlobFileSystems": [{"accountName": "a", "containerName": "../../../../etc", "relativeMountPath": "b"}]},
+        "azureBlobFileSystems": [{"accountName": "a", "containerName": "../../../../etc", "relativeMountPath": "b"}]
+    },
     "mountVolumes.azureBlobFileSystems[0].relativeMountPath": {
-        "azureBlobFileSystems": [{"containerName": "data", "relativeMountPath": "../../outside"}]},
+        "azureBlobFileSystems": [{"containerName": "data", "relativeMountPath": "../../outside"}]
+    },
     "mountVolumes.azureFileShares[0].azureFileUrl": {
-        "azureFileShares": [{"azureFileUrl": "https://a.file.core.windows.net/..", "relativeMountPath": "s"}]},
+        "azureFileShares": [{"azureFileUrl": "https://a.file.core.windows.net/..", "relativeMountPath": "s"}]
+    },
     "mountVolumes.azureFileShares[1].relativeMountPath": {
-        "azureFileShares": [{"azureFileUrl": "https://a.file.core.windows.net/one", "relativeMountPath": "same"},
-                            {"azureFileUrl": "https://a.file.core.windows.net/two", "relativeMountPath": "same/"}]},
+        "azureFileShares": [
+            {"azureFileUrl": "https://a.file.core.windows.net/one", "relativeMountPath": "same"},
+            {"azureFileUrl": "https://a.file.core.windows.net/two", "relativeMountPath": "same/"},
+        ]
+    },
     "mountVolumes.fileServers[0].fileServer": {"fileServers": [{"relativeMountPath": "nfs"}]},
     "mountVolumes.fileServers[0].sourceDirectory": {
-        "fileServers": [{"fileServer": {"id": "fs"}, "sourceDirectory": "../../../etc", "relativeMountPath": "n"}]},
+        "fileServers": [{"fileServer": {"id": "fs"}, "sourceDirectory": "../../../etc", "relativeMountPath": "n"}]
+    },
     "mountVolumes.unmanagedFileSystems[0].mountCommand": {
-        "unmanagedFileSystems": [{"mountCommand": "", "relativeMountPath": "u"}]},
+        "unmanagedFileSystems": [{"mountCommand": "", "relativeMountPath": "u"}]
+    },
     "mountVolumes.unmanagedFileSystems[0].relativeMountPath": {"unmanagedFileSystems": [{"mountCommand": "true"}]},
     "mountVolumes.azureBlobFileSystems": {"azureBlobFileSystems": {"containerName": "data"}},
     "mountVolumes.azureBlobFileSystems[0]": {"azureBlobFileSystems": ["data"]},
     "mountVolumes.azureBlobFileSystems[0].credentials": {
-        "azureBlobFileSystems": [{"containerName": "data", "relativeMountPath": "b", "credentials": "the-key"}]},
+        "azureBlobFileSystems": [{"containerName": "data", "relativeMountPath": "b", "credentials": "the-key"}]
+    },
 }
 
 
@@ -32,7 +42,8 @@ def idle_cluster(shared_service):
     from batchai_jupyter.client import Client
 
     Client(shared_service.url, shared_service.env()["BATCHAI_TOKEN"]).create_cluster(
-        "default", {"backend": "local", "nodeCount": 0}, "mounts-idle")
+        "default", {"backend": "local", "nodeCount": 0}, "mounts-idle"
+    )
     return "mounts-idle"
 
 
@@ -52,12 +63,19 @@ def test_mount_volumes_no_job_could_mount_are_refused_at_submit(api, expect_refu
 
 
 def test_mount_volumes_every_job_can_mount_are_accepted(api, idle_cluster, unique):
-    mounts = {"azureBlobFileSystems": [{"accountName": "acct", "containerName": "data", "relativeMountPath": "b",
-                                        "credentials": {"accountKey": "k"}}],
-              "azureFileShares": [{"azureFileUrl": "https://acct.file.core.windows.net/share",
-                                   "relativeMountPath": "a"}],
-              "fileServers": [{"fileServer": {"id": "fs"}, "sourceDirectory": "/sub", "relativeMountPath": "n"}],
-              "unmanagedFileSystems": [{"mountCommand": "mount -t tmpfs none", "relativeMountPath": "u"}]}
+    mounts = {
+        "azureBlobFileSystems": [
+            {
+                "accountName": "acct",
+                "containerName": "data",
+                "relativeMountPath": "b",
+                "credentials": {"accountKey": "k"},
+            }
+        ],
+        "azureFileShares": [{"azureFileUrl": "https://acct.file.core.windows.net/share", "relativeMountPath": "a"}],
+        "fileServers": [{"fileServer": {"id": "fs"}, "sourceDirectory": "/sub", "relativeMountPath": "n"}],
+        "unmanagedFileSystems": [{"mountCommand": "mount -t tmpfs none", "relativeMountPath": "u"}],
+    }
     name = unique("mounts-ok")
     job = {"cluster": idle_cluster, "toolkit": "custom", "commandLine": "true", "mountVolumes": mounts}
     response = api("PUT", f"workspaces/default/experiments/default/jobs/{name}", json=job)
@@ -74,15 +92,19 @@ def test_a_cell_job_with_a_bad_data_name_uploads_nothing(shared_client, tmp_path
     evil = tmp_path / "evil"
     evil.mkdir()
     (evil / "payload.txt").write_text("x" * 1000)
+
     def uploaded() -> list:
-        return [shared_client.list("workspaces/default/datastores/default/files", path=folder)
-                for folder in (".", ".batchai", ".batchai/datasets", ".batchai/packages")]
+        return [
+            shared_client.list("workspaces/default/datastores/default/files", path=folder)
+            for folder in (".", ".batchai", ".batchai/datasets", ".batchai/packages")
+        ]
 
     before = uploaded()
     for bad in ("../../evil", "1st", "a-b", "x/y"):
         options = CellJobOptions(cluster=idle_cluster, data=[f"{bad}={evil}"])
         with pytest.raises(BatchAIError) as refused:
-            submit_cell(Workspace(client=shared_client), "print(1)", options, {}, str(tmp_path),
-                        announce=lambda _: None)
+            submit_cell(
+                Workspace(client=shared_client), "print(1)", options, {}, str(tmp_path), announce=lambda _: None
+            )
         assert "is not a dataset name" in refused.value.message and repr(bad) in refused.value.message
     assert uploaded() == before

@@ -2,6 +2,7 @@
 loop (pytest-jupyter's `jp_serverapp`), with the batchai extension enabled and its home in the test's
 tmp dir. They complement the subprocess tests (tests/test_api.py) with quick checks of the handlers,
 under a non-root base URL (pytest-jupyter's `/a%40b/`)."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def batchai_home(tmp_path):
 
 @pytest.fixture
 def jp_server_config(batchai_home):
-    return Config({"ServerApp": {"jpserver_extensions": {"batchai_jupyter": True}},
-                   "BatchAIApp": {"home": str(batchai_home)}})
+    return Config(
+        {"ServerApp": {"jpserver_extensions": {"batchai_jupyter": True}}, "BatchAIApp": {"home": str(batchai_home)}}
+    )
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Reply:
 def api(jp_fetch):
     """`await api(method, route, body=None, headers=None, **query)` -> Reply, for every status (4xx included).
     `route` is relative to /batchai/api/v1/; a dict body is sent as JSON, a str as it is."""
+
     async def call(method: str, route: str, body=None, headers: dict | None = None, **query) -> Reply:
         payload = json.dumps(body) if isinstance(body, dict) else body
         try:
@@ -55,4 +58,5 @@ def api(jp_fetch):
                 raise
             response = failure.response
         return Reply(response.code, response.body or b"")
+
     return call

@@ -1,5 +1,6 @@
 """The REST handlers in process, through `jp_fetch`: auth, JSON error bodies, clusters and jobs on the
 local backend, paging. The same routes are tested against a `batchai serve` subprocess in tests/test_api.py."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlparse
@@ -63,8 +64,9 @@ async def test_cluster_and_job_create_list_get_delete_on_the_local_backend(api):
     assert cluster["name"] == "inproc" and cluster["backend"] == "local", cluster
     assert [c["name"] for c in (await api("GET", CLUSTERS)).json()["value"]] == ["inproc"]
 
-    created = await api("PUT", f"{JOBS}/hello", {"cluster": "inproc",
-                                                 "customToolkitSettings": {"commandLine": "echo hello in process"}})
+    created = await api(
+        "PUT", f"{JOBS}/hello", {"cluster": "inproc", "customToolkitSettings": {"commandLine": "echo hello in process"}}
+    )
     assert created.status == 201 and created.json()["name"] == "hello", created.body
     job = await finished_job(api, "hello")
     assert job["executionState"] == "succeeded", job["executionInfo"]
@@ -100,7 +102,7 @@ async def test_a_page_links_to_the_next_under_the_servers_base_url(api, jp_base_
     first = (await api("GET", "workspaces/default/experiments", maxresults="2")).json()
     assert len(first["value"]) == 2 and first["nextLink"].startswith(f"{jp_base_url}batchai/api/v1/"), first
     link = urlparse(first["nextLink"])
-    second = (await api("GET", link.path[len(f"{jp_base_url}batchai/api/v1/"):], **dict(parse_qsl(link.query)))).json()
+    second = (await api("GET", link.path[len(f"{jp_base_url}batchai/api/v1/") :], **dict(parse_qsl(link.query)))).json()
     assert "nextLink" not in second, second
     names = [e["name"] for e in first["value"] + second["value"]]
     assert sorted(names) == ["default", "exp-a", "exp-b"], names

@@ -1,5 +1,6 @@
 """Fixtures for the Slurm backend's tests: a real Slurm (helpers/slurm_daemons.py) and a real
 `batchai serve` whose Slurm commands talk to it (SLURM_CONF), one of each per test module."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """A Slurm cluster's life through a real Slurm: nodes and states from sinfo, terminate as scancel,
 wall-clock limits, secrets kept out of Slurm, the node cap, a node lost mid-job, a service restart."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,10 @@ def wait_for_text(client, name: str, text: str, file_name: str = "stdout.txt", t
 
 def waiting_command(flag: str, before: str = "", after: str = "") -> str:
     """A job that prints `before`, waits for the test to create `flag`, then prints `after`."""
-    return (f"echo {before or 'waiting'} slurm job $SLURM_JOB_ID; "
-            f"while [ ! -e {shlex.quote(flag)} ]; do sleep 0.2; done; echo {after or 'released'}")
+    return (
+        f"echo {before or 'waiting'} slurm job $SLURM_JOB_ID; "
+        f"while [ ! -e {shlex.quote(flag)} ]; do sleep 0.2; done; echo {after or 'released'}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,7 @@ def test_nodes_and_states_come_from_sinfo(slurm, slurm_client, hpc):
     assert nodes["n1"]["ipAddress"] != nodes["n2"]["ipAddress"]  # NodeAddr from slurm.conf
     slurm_out(slurm, "scontrol", "update", "nodename=n2", "state=drain", "reason=disk-check")
     try:
+
         def drained():
             cluster = slurm_client.get(slurm_client.cluster_path("default", hpc))
             return cluster if cluster["nodeStateCounts"]["unusableNodeCount"] == 1 else None
@@ -81,13 +85,15 @@ def test_nodes_and_states_come_from_sinfo(slurm, slurm_client, hpc):
         assert "disk-check" in n2["errors"][0]["message"], n2
     finally:
         slurm_out(slurm, "scontrol", "update", "nodename=n2", "state=resume")
-    wait_for(lambda: slurm_client.get(slurm_client.cluster_path("default", hpc))["nodeStateCounts"]["idleNodeCount"]
-             == 2, "n2 to be idle again", timeout=60)
+    wait_for(
+        lambda: slurm_client.get(slurm_client.cluster_path("default", hpc))["nodeStateCounts"]["idleNodeCount"] == 2,
+        "n2 to be idle again",
+        timeout=60,
+    )
 
 
 def test_resize_and_autoscale_answer_that_slurm_sizes_the_cluster(slurm_client, hpc):
-    for settings in ({"manual": {"targetNodeCount": 5}}, {"autoScale": {"minimumNodeCount": 0,
-                                                                        "maximumNodeCount": 4}}):
+    for settings in ({"manual": {"targetNodeCount": 5}}, {"autoScale": {"minimumNodeCount": 0, "maximumNodeCount": 4}}):
         with pytest.raises(BatchAIError) as failure:
             slurm_client.scale_cluster("default", hpc, settings)
         assert failure.value.code == "ClusterSizedByScheduler", failure.value
@@ -96,12 +102,14 @@ def test_resize_and_autoscale_answer_that_slurm_sizes_the_cluster(slurm_client, 
 
 def test_unknown_partition_and_bad_options_are_refused(slurm_client, unique):
     with pytest.raises(BatchAIError) as failure:
-        slurm_client.create_cluster("default", {"backend": "slurm", "backendOptions": {"partition": "gpu-nope"}},
-                                    unique("nope"))
+        slurm_client.create_cluster(
+            "default", {"backend": "slurm", "backendOptions": {"partition": "gpu-nope"}}, unique("nope")
+        )
     assert failure.value.code == "UnknownPartition" and "debug" in failure.value.message, failure.value
     with pytest.raises(BatchAIError) as failure:
-        slurm_client.create_cluster("default", {"backend": "slurm", "backendOptions": {"maxNodesInUse": "two"}},
-                                    unique("bad"))
+        slurm_client.create_cluster(
+            "default", {"backend": "slurm", "backendOptions": {"maxNodesInUse": "two"}}, unique("bad")
+        )
     assert failure.value.code == "InvalidBackendOptions" and "maxNodesInUse" in failure.value.message
     assert not [c for c in slurm_client.clusters("default") if c["name"].startswith(("nope-", "bad-"))]
 
@@ -109,16 +117,22 @@ def test_unknown_partition_and_bad_options_are_refused(slurm_client, unique):
 # -- running ------------------------------------------------------------------------------------
 
 
-def test_logs_stream_while_running_and_secrets_stay_out_of_slurm(slurm, slurm_service, slurm_client, hpc, unique,
-                                                                  tmp_path):
+def test_logs_stream_while_running_and_secrets_stay_out_of_slurm(
+    slurm, slurm_service, slurm_client, hpc, unique, tmp_path
+):
     flag = str(tmp_path / "go")
     secret = f"pw-{uuid.uuid4().hex}"
     name = unique("stream")
     digest = hashlib.sha256(secret.encode()).hexdigest()
-    command = ('echo the secret arrived: $(printf %s "$DB_PASSWORD" | sha256sum | cut -d" " -f1); '
-               + waiting_command(flag, after="second line"))
-    submit(slurm_client, name, hpc, {"secrets": [{"name": "DB_PASSWORD", "value": secret}],
-                                     "customToolkitSettings": {"commandLine": command}})
+    command = 'echo the secret arrived: $(printf %s "$DB_PASSWORD" | sha256sum | cut -d" " -f1); ' + waiting_command(
+        flag, after="second line"
+    )
+    submit(
+        slurm_client,
+        name,
+        hpc,
+        {"secrets": [{"name": "DB_PASSWORD", "value": secret}], "customToolkitSettings": {"commandLine": command}},
+    )
     text = wait_for_text(slurm_client, name, "waiting slurm job")
     assert f"the secret arrived: {digest}" in text and "second line" not in text, text  # streamed as it runs
     slurm_job = text.split("slurm job ")[1].split()[0]
@@ -147,8 +161,12 @@ def test_logs_stream_while_running_and_secrets_stay_out_of_slurm(slurm, slurm_se
 
 def test_terminate_is_scancel(slurm, slurm_client, hpc, unique, tmp_path):
     name = unique("term")
-    submit(slurm_client, name, hpc, {"nodeCount": 2, "customToolkitSettings": {
-        "commandLine": waiting_command(str(tmp_path / "never"))}})
+    submit(
+        slurm_client,
+        name,
+        hpc,
+        {"nodeCount": 2, "customToolkitSettings": {"commandLine": waiting_command(str(tmp_path / "never"))}},
+    )
     text = wait_for_text(slurm_client, name, "waiting slurm job")
     slurm_job = text.split("slurm job ")[1].split()[0]
     assert slurm_state(slurm, slurm_job) == "RUNNING"
@@ -172,25 +190,32 @@ def files_holding(root: str, text: str) -> list[str]:
     return found
 
 
-def test_deleting_a_running_job_or_its_cluster_cancels_in_slurm(slurm, slurm_service, slurm_client, unique,
-                                                                tmp_path):
+def test_deleting_a_running_job_or_its_cluster_cancels_in_slurm(slurm, slurm_service, slurm_client, unique, tmp_path):
     cluster = unique("doomed")
     make_slurm_cluster(slurm_client, cluster)
     jobs = {}
     for name in (unique("deleted"), unique("orphan")):
-        submit(slurm_client, name, cluster,
-               {"customToolkitSettings": {"commandLine": waiting_command(str(tmp_path / "x"))}})
+        submit(
+            slurm_client,
+            name,
+            cluster,
+            {"customToolkitSettings": {"commandLine": waiting_command(str(tmp_path / "x"))}},
+        )
         text = wait_for_text(slurm_client, name, "waiting slurm job")
         jobs[name] = (job_view(slurm_client, name), text.split("slurm job ")[1].split()[0])
     deleted, orphan = jobs
     slurm_client.request("DELETE", slurm_client.job_path("default", "default", deleted))
-    wait_for(lambda: slurm_state(slurm, jobs[deleted][1]) == "CANCELLED", "the deleted job's Slurm job to be cancelled",
-             timeout=60)
+    wait_for(
+        lambda: slurm_state(slurm, jobs[deleted][1]) == "CANCELLED",
+        "the deleted job's Slurm job to be cancelled",
+        timeout=60,
+    )
     control = os.path.join(slurm_service.home, "slurm", "jobs", f"{jobs[deleted][0]['uuid']}-1")
     assert not os.path.exists(control), os.listdir(control)
     slurm_client.request("DELETE", slurm_client.cluster_path("default", cluster))
-    wait_for(lambda: slurm_state(slurm, jobs[orphan][1]) == "CANCELLED", "the cluster's job to be cancelled",
-             timeout=60)
+    wait_for(
+        lambda: slurm_state(slurm, jobs[orphan][1]) == "CANCELLED", "the cluster's job to be cancelled", timeout=60
+    )
     job = job_view(slurm_client, orphan)
     assert job["executionState"] == "failed", job
     assert [e["code"] for e in job["executionInfo"]["errors"]] == ["ClusterDeleted"], job["executionInfo"]
@@ -200,14 +225,25 @@ def test_terminate_while_pending_in_slurm(slurm, slurm_service, slurm_client, hp
     name = unique("pend")
     secret = f"never-read-{uuid.uuid4().hex}"
     # Three nodes: more than the partition has, so Slurm keeps it pending.
-    submit(slurm_client, name, hpc, {"nodeCount": 3, "secrets": [{"name": "TOKEN", "value": secret}],
-                                     "customToolkitSettings": {"commandLine": "true"}})
+    submit(
+        slurm_client,
+        name,
+        hpc,
+        {
+            "nodeCount": 3,
+            "secrets": [{"name": "TOKEN", "value": secret}],
+            "customToolkitSettings": {"commandLine": "true"},
+        },
+    )
     view = job_view(slurm_client, name)
     wait_for(lambda: our_slurm_jobs(slurm, view), f"{name} to be submitted to Slurm", timeout=60)
     (slurm_job,) = our_slurm_jobs(slurm, view)
     assert slurm_state(slurm, slurm_job) == "PENDING"
-    view = wait_for(lambda: (lambda v: v if v.get("waitingReason") else None)(job_view(slurm_client, name)),
-                    "Slurm's reason in the job's waitingReason", timeout=60)
+    view = wait_for(
+        lambda: (lambda v: v if v.get("waitingReason") else None)(job_view(slurm_client, name)),
+        "Slurm's reason in the job's waitingReason",
+        timeout=60,
+    )
     assert view["executionState"] == "queued" and view["waitingReason"].startswith("waiting in slurm: "), view
     (holder,) = files_holding(os.path.join(slurm_service.home, "slurm"), secret)  # only the secrets file, 0600
     assert os.path.basename(holder) == "secrets.json" and os.stat(holder).st_mode & 0o077 == 0, holder
@@ -220,9 +256,15 @@ def test_terminate_while_pending_in_slurm(slurm, slurm_service, slurm_client, hp
 
 def test_wall_clock_limit_fails_with_timeout(slurm, slurm_client, hpc, unique):
     name = unique("wall")
-    submit(slurm_client, name, hpc, {"constraints": {"maxWallClockTime": "00:00:04"},
-                                     "customToolkitSettings": {"commandLine": "echo slurm job $SLURM_JOB_ID; "
-                                                                              "sleep 600"}})
+    submit(
+        slurm_client,
+        name,
+        hpc,
+        {
+            "constraints": {"maxWallClockTime": "00:00:04"},
+            "customToolkitSettings": {"commandLine": "echo slurm job $SLURM_JOB_ID; sleep 600"},
+        },
+    )
     text = wait_for_text(slurm_client, name, "slurm job")
     slurm_job = text.split("slurm job ")[1].split()[0]
     # Slurm got the limit too (it keeps minutes: 4 s is 1 minute there).
@@ -252,8 +294,11 @@ def test_node_cap_holds_jobs_back_in_our_queue(slurm, slurm_client, unique, tmp_
     submit(slurm_client, second, cluster, {"customToolkitSettings": {"commandLine": "echo second ran"}})
     view = job_view(slurm_client, second)
     assert view["executionState"] == "queued", view
-    view = wait_for(lambda: (lambda v: v if v.get("waitingReason") else None)(job_view(slurm_client, second)),
-                    "the cap in the job's waitingReason", timeout=60)
+    view = wait_for(
+        lambda: (lambda v: v if v.get("waitingReason") else None)(job_view(slurm_client, second)),
+        "the cap in the job's waitingReason",
+        timeout=60,
+    )
     assert "maxNodesInUse of 1" in view["waitingReason"], view
     # Slurm has free nodes, but our cap keeps the second job out of Slurm until the first ends.
     for _ in range(10):
@@ -269,17 +314,26 @@ def test_node_cap_holds_jobs_back_in_our_queue(slurm, slurm_client, unique, tmp_
 # -- failures -----------------------------------------------------------------------------------------
 
 
-CHECKPOINTING = ('if [ -f "$AZ_BATCHAI_OUTPUT_CKPT/state" ]; then '
-                 'echo "resumed from $(cat $AZ_BATCHAI_OUTPUT_CKPT/state) on attempt $AZ_BATCHAI_JOB_ATTEMPT"; '
-                 'else echo step-7 > "$AZ_BATCHAI_OUTPUT_CKPT/state"; echo checkpointed; sleep 600; fi')
+CHECKPOINTING = (
+    'if [ -f "$AZ_BATCHAI_OUTPUT_CKPT/state" ]; then '
+    'echo "resumed from $(cat $AZ_BATCHAI_OUTPUT_CKPT/state) on attempt $AZ_BATCHAI_JOB_ATTEMPT"; '
+    'else echo step-7 > "$AZ_BATCHAI_OUTPUT_CKPT/state"; echo checkpointed; sleep 600; fi'
+)
 
 
 def test_node_lost_mid_job_requeues_and_the_retry_succeeds(slurm, slurm_client, hpc, unique):
     name = unique("lost")
-    submit(slurm_client, name, hpc, {
-        "nodeCount": 2, "maxRetries": 1,
-        "outputDirectories": [{"id": "CKPT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
-        "customToolkitSettings": {"commandLine": CHECKPOINTING}})
+    submit(
+        slurm_client,
+        name,
+        hpc,
+        {
+            "nodeCount": 2,
+            "maxRetries": 1,
+            "outputDirectories": [{"id": "CKPT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+            "customToolkitSettings": {"commandLine": CHECKPOINTING},
+        },
+    )
     wait_for_text(slurm_client, name, "checkpointed")
     killed = slurm.kill("slurmd-n2", signal.SIGKILL)
     assert killed, "slurmd of n2 was not running"
@@ -304,8 +358,9 @@ def test_service_restart_reattaches_by_slurm_job_id(slurm, tmp_path, unique):
         make_slurm_cluster(client, cluster)
         flag = str(tmp_path / "go")
         running, pending = unique("running"), unique("pending")
-        submit(client, running, cluster, {"nodeCount": 2, "customToolkitSettings": {
-            "commandLine": waiting_command(flag)}})
+        submit(
+            client, running, cluster, {"nodeCount": 2, "customToolkitSettings": {"commandLine": waiting_command(flag)}}
+        )
         wait_for_text(client, running, "waiting slurm job")
         submit(client, pending, cluster, {"nodeCount": 1, "customToolkitSettings": {"commandLine": "echo after"}})
         views = {name: job_view(client, name) for name in (running, pending)}
@@ -332,11 +387,31 @@ def test_cli_creates_a_slurm_cluster_on_a_partition(slurm_service, slurm_client,
     from helpers.cli import cli, ok
 
     name = unique("cli-hpc")
-    created = json.loads(ok(cli(slurm_service, "-o", "json", "cluster", "create", name, "--backend", "slurm",
-                                "--partition", "debug", "--max-nodes-in-use", "2", "--sbatch-option=--comment=cli")))
+    created = json.loads(
+        ok(
+            cli(
+                slurm_service,
+                "-o",
+                "json",
+                "cluster",
+                "create",
+                name,
+                "--backend",
+                "slurm",
+                "--partition",
+                "debug",
+                "--max-nodes-in-use",
+                "2",
+                "--sbatch-option=--comment=cli",
+            )
+        )
+    )
     assert created["backend"] == "slurm", created
-    assert created["properties"]["backendOptions"] == {"partition": "debug", "maxNodesInUse": 2,
-                                                       "sbatchOptions": ["--comment=cli"]}, created
+    assert created["properties"]["backendOptions"] == {
+        "partition": "debug",
+        "maxNodesInUse": 2,
+        "sbatchOptions": ["--comment=cli"],
+    }, created
 
     def listed():
         nodes = json.loads(ok(cli(slurm_service, "-o", "json", "cluster", "node", "list", "-n", name)))
@@ -355,5 +430,8 @@ def test_notebook_workspace_api_makes_a_slurm_cluster(slurm_client, unique):
     name = unique("nb-hpc")
     created = ws.clusters.create(name, {"backendOptions": {"partition": "debug"}}, backend="slurm")
     assert created["backend"] == "slurm", created
-    wait_for(lambda: {n["nodeId"] for n in ws.clusters.nodes(name)} == {"n1", "n2"},
-             "the partition's nodes through the notebook API", timeout=60)
+    wait_for(
+        lambda: {n["nodeId"] for n in ws.clusters.nodes(name)} == {"n1", "n2"},
+        "the partition's nodes through the notebook API",
+        timeout=60,
+    )

@@ -1,5 +1,6 @@
 """slurmctld down for a while (a restart, an outage): nothing fails, jobs wait, the cluster says why,
 and all goes on when it is back. A Slurm of this module's own, so no other test sees the outage."""
+
 from __future__ import annotations
 
 import signal
@@ -15,11 +16,25 @@ def test_controller_outage_keeps_jobs_waiting_and_resumes(slurm, slurm_client, u
     make_slurm_cluster(slurm_client, cluster)
     flag = tmp_path / "go"
     running, later = unique("during"), unique("after")
-    submit(slurm_client, running, cluster, {"customToolkitSettings": {
-        "commandLine": f"echo started; while [ ! -e {flag} ]; do sleep 0.2; done; echo done"}})
-    wait_for(lambda: "started" in read_log(slurm_client, running, "stdout.txt") if
-             slurm_client.job("default", "default", running)["executionState"] == "running" else False,
-             "the first job to run", timeout=120)
+    submit(
+        slurm_client,
+        running,
+        cluster,
+        {
+            "customToolkitSettings": {
+                "commandLine": f"echo started; while [ ! -e {flag} ]; do sleep 0.2; done; echo done"
+            }
+        },
+    )
+    wait_for(
+        lambda: (
+            "started" in read_log(slurm_client, running, "stdout.txt")
+            if slurm_client.job("default", "default", running)["executionState"] == "running"
+            else False
+        ),
+        "the first job to run",
+        timeout=120,
+    )
     pid = slurm.kill("slurmctld", signal.SIGTERM)
     assert pid and wait_gone(pid, 30), "slurmctld did not stop"
     try:
@@ -43,5 +58,8 @@ def test_controller_outage_keeps_jobs_waiting_and_resumes(slurm, slurm_client, u
     job = wait_job(slurm_client, later, timeout=180)
     assert job["executionState"] == "succeeded", job["executionInfo"]
     assert read_log(slurm_client, later, "stdout.txt") == "after the outage\n"
-    wait_for(lambda: slurm_client.get(slurm_client.cluster_path("default", cluster))["errors"] == [],
-             "the cluster's outage error to clear", timeout=60)
+    wait_for(
+        lambda: slurm_client.get(slurm_client.cluster_path("default", cluster))["errors"] == [],
+        "the cluster's outage error to clear",
+        timeout=60,
+    )

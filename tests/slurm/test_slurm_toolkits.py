@@ -4,6 +4,7 @@ ps/workers with TF_CONFIG, job preparation, and the env contract compared with t
 The checks are the local backend's own (tests/test_toolkits.py): the same files, variables and task
 placement must come out of either backend.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -46,10 +47,17 @@ def hpc(slurm_service):
 def test_pytorch_ddp_two_nodes_over_gloo(slurm_client, hpc, unique, tmp_path):
     script = write_script(tmp_path, "ddp_env.py", DDP_ENV_SCRIPT)
     name = unique("ddp")
-    run_job(slurm_client, name, hpc, {
-        "nodeCount": 2, "outputDirectories": PYTORCH_OUTPUTS,
-        "pyTorchSettings": {"pythonScriptFilePath": script, "communicationBackend": "gloo"},
-    }, timeout=JOB_TIMEOUT)
+    run_job(
+        slurm_client,
+        name,
+        hpc,
+        {
+            "nodeCount": 2,
+            "outputDirectories": PYTORCH_OUTPUTS,
+            "pyTorchSettings": {"pythonScriptFilePath": script, "communicationBackend": "gloo"},
+        },
+        timeout=JOB_TIMEOUT,
+    )
     check_ddp_job(slurm_client, name)
     # MASTER_ADDR is the allocation's first node: n1's NodeAddr.
     nodes = job_nodes(slurm_client, name)
@@ -64,19 +72,29 @@ def test_custom_mpi_job_over_two_nodes(slurm_client, hpc, unique, tmp_path):
         pytest.fail("mpi4py is not installed for the tasks' Python; `pip install mpi4py` (needs libopenmpi-dev)")
     script = write_script(tmp_path, "mpi_allreduce.py", MPI4PY_SCRIPT)
     name = unique("mpi")
-    job = run_job(slurm_client, name, hpc, {
-        "nodeCount": 2,
-        "environmentVariables": [{"name": "MPI_TAG", "value": "tag-$AZ_BATCHAI_JOB_NAME"}],
-        "secrets": [{"name": "MPI_SECRET", "value": "x" * 17}],
-        "customMpiSettings": {
-            "commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)} --shard $OMPI_COMM_WORLD_RANK",
-            "processCount": 2},
-    }, timeout=JOB_TIMEOUT)
+    job = run_job(
+        slurm_client,
+        name,
+        hpc,
+        {
+            "nodeCount": 2,
+            "environmentVariables": [{"name": "MPI_TAG", "value": "tag-$AZ_BATCHAI_JOB_NAME"}],
+            "secrets": [{"name": "MPI_SECRET", "value": "x" * 17}],
+            "customMpiSettings": {
+                "commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)} --shard $OMPI_COMM_WORLD_RANK",
+                "processCount": 2,
+            },
+        },
+        timeout=JOB_TIMEOUT,
+    )
     assert job["toolType"] == "customMpi"
-    lines = sorted(line for line in read_log(slurm_client, name, "stdout.txt").splitlines()
-                   if line.startswith("mpi4py "))
-    assert lines == [f"mpi4py rank {rank} of 2 allreduce 3 ranks 0,1 job {name} tag tag-{name} secret length 17"
-                     f" argv --shard {rank}" for rank in (0, 1)], logs_of(slurm_client, name)
+    lines = sorted(
+        line for line in read_log(slurm_client, name, "stdout.txt").splitlines() if line.startswith("mpi4py ")
+    )
+    assert lines == [
+        f"mpi4py rank {rank} of 2 allreduce 3 ranks 0,1 job {name} tag tag-{name} secret length 17 argv --shard {rank}"
+        for rank in (0, 1)
+    ], logs_of(slurm_client, name)
     assert [t["name"] for t in job_tasks(slurm_client, name)] == ["master"]
 
 
@@ -85,8 +103,11 @@ def test_tensorflow_ps_and_workers_tf_config(slurm_client, hpc, unique, tmp_path
     logs, tasks, nodes = run_tensorflow(slurm_client, hpc, name, tmp_path, chief=False)
     ps0, wk0, wk1 = check_tf_placement(logs, tasks, nodes)
     cluster_spec = {"ps": [ps0], "worker": [wk0, wk1]}
-    assert logs["wk-0"]["tf_config"] == {"cluster": cluster_spec, "task": {"type": "master", "index": 0},
-                                         "environment": "cloud"}
+    assert logs["wk-0"]["tf_config"] == {
+        "cluster": cluster_spec,
+        "task": {"type": "master", "index": 0},
+        "environment": "cloud",
+    }
     assert logs["wk-1"]["tf_config"]["task"] == {"type": "worker", "index": 1}
     assert logs["ps-0"]["tf_config"]["task"] == {"type": "ps", "index": 0}
 
@@ -94,13 +115,19 @@ def test_tensorflow_ps_and_workers_tf_config(slurm_client, hpc, unique, tmp_path
 def test_job_preparation_is_a_first_step_on_every_node(slurm_client, hpc, unique, tmp_path):
     script = write_script(tmp_path, "after_prep.py", PREP_TASK_SCRIPT)
     name = unique("prep")
-    run_job(slurm_client, name, hpc, {
-        "nodeCount": 2,
-        "environmentVariables": [{"name": "PREP_SETTING", "value": "setting-for-$AZ_BATCHAI_JOB_NAME"}],
-        "secrets": [{"name": "PREP_SECRET", "value": "y" * 11}],
-        "jobPreparation": {"commandLine": PREP_COMMAND},
-        "caffe2Settings": {"pythonScriptFilePath": script, "pythonInterpreterPath": PYTHON},
-    }, timeout=JOB_TIMEOUT)
+    run_job(
+        slurm_client,
+        name,
+        hpc,
+        {
+            "nodeCount": 2,
+            "environmentVariables": [{"name": "PREP_SETTING", "value": "setting-for-$AZ_BATCHAI_JOB_NAME"}],
+            "secrets": [{"name": "PREP_SECRET", "value": "y" * 11}],
+            "jobPreparation": {"commandLine": PREP_COMMAND},
+            "caffe2Settings": {"pythonScriptFilePath": script, "pythonInterpreterPath": PYTHON},
+        },
+        timeout=JOB_TIMEOUT,
+    )
     files = list_files(slurm_client, name)
     for node in ("n1", "n2"):
         for expected in (f"stdout-job_prep-{node}.txt", f"stderr-job_prep-{node}.txt", f"execution-{node}.log"):
@@ -110,24 +137,32 @@ def test_job_preparation_is_a_first_step_on_every_node(slurm_client, hpc, unique
     assert {t["node"] for t in prep.values()} == {"n1", "n2"} and all(t["exitCode"] == 0 for t in prep.values())
     for index, node in enumerate(("n1", "n2")):
         prep_out = read_log(slurm_client, name, f"stdout-job_prep-{node}.txt")
-        match = re.fullmatch(rf"preparing (/\S+/{node}/\S+) with setting-for-{re.escape(name)} and a secret of 11\n",
-                             prep_out)
+        match = re.fullmatch(
+            rf"preparing (/\S+/{node}/\S+) with setting-for-{re.escape(name)} and a secret of 11\n", prep_out
+        )
         assert match, prep_out
-        assert read_log(slurm_client, name, f"stdout-{index}.txt") == \
-            f"task {index} found: prepared in {match.group(1)}\n"
+        assert (
+            read_log(slurm_client, name, f"stdout-{index}.txt") == f"task {index} found: prepared in {match.group(1)}\n"
+        )
         assert main[str(index)]["node"] == node
 
 
 def env_contract_job(client, cluster: str, name: str, script: str) -> tuple[dict, set[str]]:
     """Runs the env-dump job; returns its environment and the names of its stdouterr files."""
-    run_job(client, name, cluster, {
-        "nodeCount": 2,
-        "inputDirectories": [{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs/data"}],
-        "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
-        "environmentVariables": [{"name": "RESULTS", "value": "$AZ_BATCHAI_OUTPUT_OUT/results"}],
-        "secrets": [{"name": "API_KEY", "value": "not-for-logs"}],
-        "customToolkitSettings": {"commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)}"},
-    }, timeout=JOB_TIMEOUT)
+    run_job(
+        client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "inputDirectories": [{"id": "DATA", "path": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs/data"}],
+            "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+            "environmentVariables": [{"name": "RESULTS", "value": "$AZ_BATCHAI_OUTPUT_OUT/results"}],
+            "secrets": [{"name": "API_KEY", "value": "not-for-logs"}],
+            "customToolkitSettings": {"commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)}"},
+        },
+        timeout=JOB_TIMEOUT,
+    )
     record = one_record(read_log(client, name, "stdout.txt"))
     nodes = [n["nodeId"] for n in job_nodes(client, name)]
     files = {re.sub("|".join(map(re.escape, nodes)), "NODE", f) for f in list_files(client, name)}
@@ -141,8 +176,9 @@ def test_env_contract_same_as_local_backend(slurm_client, hpc, unique, tmp_path)
     on_local, local_files = env_contract_job(slurm_client, local, unique("env-local"), script)
     on_slurm, slurm_files = env_contract_job(slurm_client, hpc, unique("env-slurm"), script)
     contract = {n for n in on_local["env"] if n.startswith(("AZ_BATCH", "RESULTS"))}
-    assert contract == {n for n in on_slurm["env"] if n.startswith(("AZ_BATCH", "RESULTS"))}, (
-        sorted(contract ^ {n for n in on_slurm["env"] if n.startswith(("AZ_BATCH", "RESULTS"))}))
+    assert contract == {n for n in on_slurm["env"] if n.startswith(("AZ_BATCH", "RESULTS"))}, sorted(
+        contract ^ {n for n in on_slurm["env"] if n.startswith(("AZ_BATCH", "RESULTS"))}
+    )
     assert local_files == slurm_files, (local_files, slurm_files)
     env, facts = on_slurm["env"], on_slurm["facts"]
     for name, value in facts.items():

@@ -1,4 +1,5 @@
 """Fixtures for the SSH backend's tests: real sshd hosts, each in its own network namespace."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """`batchai cluster create --backend ssh --hosts ... --key ...`, a Batch AI cluster.json with
 backendOptions, `cluster node list` (IP and SSH port) and `cluster node exec`, through the real
 console script against a real service and real sshd hosts."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ def service(tmp_path_factory):
 
 def batchai(service, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     script = shutil.which("batchai") or os.path.join(os.path.dirname(sys.executable), "batchai")
-    return subprocess.run([script, *args], env=service.env(), stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [script, *args], env=service.env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
@@ -48,8 +50,26 @@ def wait_idle(service, cluster: str, count: int) -> list[dict]:
 
 def test_cluster_create_with_hosts_and_key_then_node_list_and_exec(service, ssh_hosts):
     hosts = ",".join(h.spec for h in ssh_hosts.hosts)
-    ok(batchai(service, "cluster", "create", "gpu", "--backend", "ssh", "--hosts", hosts, "--key", ssh_hosts.client_key,
-               "--known-hosts", ssh_hosts.known_hosts, "--python", PYTHON, "--node-root", "~/batchai-node"))
+    ok(
+        batchai(
+            service,
+            "cluster",
+            "create",
+            "gpu",
+            "--backend",
+            "ssh",
+            "--hosts",
+            hosts,
+            "--key",
+            ssh_hosts.client_key,
+            "--known-hosts",
+            ssh_hosts.known_hosts,
+            "--python",
+            PYTHON,
+            "--node-root",
+            "~/batchai-node",
+        )
+    )
     nodes = wait_idle(service, "gpu", 2)  # one node per host without -t
     assert sorted(n["ipAddress"] for n in nodes) == sorted(h.address for h in ssh_hosts.hosts)
     table = ok(batchai(service, "cluster", "node", "list", "-n", "gpu"))
@@ -57,8 +77,9 @@ def test_cluster_create_with_hosts_and_key_then_node_list_and_exec(service, ssh_
     node = nodes[0]
     out = ok(batchai(service, "cluster", "node", "exec", node["nodeId"], "--", "hostname", "-I"))  # cluster found
     assert node["ipAddress"] in out.split(), out
-    failed = batchai(service, "cluster", "node", "exec", "-n", "gpu", node["nodeId"], "--", "echo", "oops", ">&2;",
-                     "exit", "3")
+    failed = batchai(
+        service, "cluster", "node", "exec", "-n", "gpu", node["nodeId"], "--", "echo", "oops", ">&2;", "exit", "3"
+    )
     assert failed.returncode == 3 and failed.stderr.strip() == "oops", (failed.returncode, failed.stderr)
     missing = batchai(service, "cluster", "node", "exec", "-n", "gpu", "tvm-999", "--", "true")
     assert missing.returncode == 1 and "tvm-999" in missing.stderr and "Traceback" not in missing.stderr
@@ -71,10 +92,16 @@ def test_batchai_cluster_json_with_backend_options(service, ssh_hosts, tmp_path)
     document = {
         "$schema": "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/cluster.json",
         "properties": {
-            "vmSize": "STANDARD_D1", "backend": "ssh",
+            "vmSize": "STANDARD_D1",
+            "backend": "ssh",
             "scaleSettings": {"manual": {"targetNodeCount": 1}},
-            "backendOptions": {"hosts": [ssh_hosts.hosts[1].spec], "keyFile": ssh_hosts.client_key,
-                               "knownHosts": ssh_hosts.known_hosts, "python": PYTHON, "root": "~/batchai-node"},
+            "backendOptions": {
+                "hosts": [ssh_hosts.hosts[1].spec],
+                "keyFile": ssh_hosts.client_key,
+                "knownHosts": ssh_hosts.known_hosts,
+                "python": PYTHON,
+                "root": "~/batchai-node",
+            },
         },
     }
     path = tmp_path / "cluster.json"
@@ -89,5 +116,4 @@ def test_node_exec_on_a_local_cluster_says_it_cannot(service):
     wait_idle(service, "plain", 1)
     nodes = json.loads(ok(batchai(service, "cluster", "node", "list", "-n", "plain", "-o", "json")))
     result = batchai(service, "cluster", "node", "exec", "-n", "plain", nodes[0]["nodeId"], "--", "true")
-    assert result.returncode == 1 and "ssh backend" in result.stderr and "Traceback" not in result.stderr, \
-        result.stderr
+    assert result.returncode == 1 and "ssh backend" in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -1,5 +1,6 @@
 """SSH clusters that cannot work say why: unknown or changed host keys, a wrong key, an unreachable
 host, bad backendOptions. Real sshd hosts; nothing is mocked."""
+
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ def service(tmp_path_factory):
 
 def node_errors(client, cluster: str) -> str:
     """The errors of the cluster's first node, once it has become unusable."""
+
     def unusable():
         nodes = client.list(client.cluster_path("default", cluster) + "/nodes")
         return nodes if nodes and all(n["state"] == "unusable" for n in nodes) else None
@@ -50,8 +52,12 @@ def test_unknown_host_key_is_refused_with_its_fingerprint(service, ssh_hosts, tm
     host = ssh_hosts.hosts[0]
     client.create_cluster("default", ssh_cluster_spec(ssh_hosts, [host], knownHosts=str(empty)), "unknown-key")
     message = node_errors(client, "unknown-key")
-    expected = subprocess.run(["ssh-keygen", "-lf", os.path.join(host.directory, "ssh_host_ed25519_key.pub")],
-                              capture_output=True, text=True, check=True).stdout.split()[1]
+    expected = subprocess.run(
+        ["ssh-keygen", "-lf", os.path.join(host.directory, "ssh_host_ed25519_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[1]
     assert "unknown host key" in message and expected in message, message
     assert "ssh-keyscan" in message and "trustOnFirstUse" in message, message
     assert empty.read_text() == "", "a refused key must not be recorded"
@@ -61,8 +67,9 @@ def test_trust_on_first_use_records_the_key(service, ssh_hosts, tmp_path):
     _, client = service
     known = tmp_path / "known_hosts"
     host = ssh_hosts.hosts[1]
-    client.create_cluster("default", ssh_cluster_spec(ssh_hosts, [host], knownHosts=str(known),
-                                                      trustOnFirstUse=True), "tofu")
+    client.create_cluster(
+        "default", ssh_cluster_spec(ssh_hosts, [host], knownHosts=str(known), trustOnFirstUse=True), "tofu"
+    )
     idle(client, "tofu", 1)
     line = known.read_text().split()
     with open(os.path.join(host.directory, "ssh_host_ed25519_key.pub")) as handle:
@@ -85,8 +92,7 @@ def test_wrong_key_is_refused(service, ssh_hosts, tmp_path):
     _, client = service
     wrong = tmp_path / "id_wrong"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
-    client.create_cluster("default", ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[0]], keyFile=str(wrong)),
-                          "wrong-key")
+    client.create_cluster("default", ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[0]], keyFile=str(wrong)), "wrong-key")
     message = node_errors(client, "wrong-key")
     assert "refused the key" in message and str(wrong) in message and "authorized_keys" in message, message
 
@@ -100,14 +106,17 @@ def test_unreachable_host_is_named(service, ssh_hosts):
     assert f"cannot reach host root@{ssh_hosts.subnet}.250:2299" in message, message
 
 
-@pytest.mark.parametrize("options, field", [
-    ({"hosts": []}, "backendOptions.hosts"),
-    ({"hosts": ["root@a:99999"]}, "backendOptions.hosts[0]"),
-    ({"hosts": ["a", "a"]}, "backendOptions.hosts[1]"),
-    ({"hosts": ["a"], "keyFile": "/nonexistent/key"}, "backendOptions.keyFile"),
-    ({"hosts": ["a"], "trustOnFirstUse": "yes"}, "backendOptions.trustOnFirstUse"),
-    ({"hosts": ["a"], "colour": "blue"}, "backendOptions.colour"),
-])
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        ({"hosts": []}, "backendOptions.hosts"),
+        ({"hosts": ["root@a:99999"]}, "backendOptions.hosts[0]"),
+        ({"hosts": ["a", "a"]}, "backendOptions.hosts[1]"),
+        ({"hosts": ["a"], "keyFile": "/nonexistent/key"}, "backendOptions.keyFile"),
+        ({"hosts": ["a"], "trustOnFirstUse": "yes"}, "backendOptions.trustOnFirstUse"),
+        ({"hosts": ["a"], "colour": "blue"}, "backendOptions.colour"),
+    ],
+)
 def test_bad_backend_options_are_refused_at_create(service, options, field):
     _, client = service
     with pytest.raises(BatchAIError) as raised:
@@ -123,8 +132,12 @@ def test_setup_task_runs_on_the_host_and_a_failing_one_keeps_its_log(service, ss
     spec["setupTask"] = "echo prepared on $(hostname -I) in $AZ_BATCHAI_MOUNT_ROOT"
     client.create_cluster("default", spec, "with-setup")
     node = idle(client, "with-setup", 1)[0]
-    log = client.request("GET", client.cluster_path("default", "with-setup") + "/files/content",
-                         params={"path": f"stdout-setup-{node['nodeId']}.txt"}, raw=True).content.decode()
+    log = client.request(
+        "GET",
+        client.cluster_path("default", "with-setup") + "/files/content",
+        params={"path": f"stdout-setup-{node['nodeId']}.txt"},
+        raw=True,
+    ).content.decode()
     assert f"prepared on {ssh_hosts.hosts[0].address}" in log and "/batchai-node/mounts" in log, log
 
     spec = ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[1]])
@@ -135,6 +148,10 @@ def test_setup_task_runs_on_the_host_and_a_failing_one_keeps_its_log(service, ss
     names = [f["name"] for f in client.list(client.cluster_path("default", "bad-setup") + "/files")]
     node_id = client.list(client.cluster_path("default", "bad-setup") + "/nodes")[0]["nodeId"]
     assert f"stderr-setup-{node_id}.txt" in names, names
-    log = client.request("GET", client.cluster_path("default", "bad-setup") + "/files/content",
-                         params={"path": f"stderr-setup-{node_id}.txt"}, raw=True).content.decode()
+    log = client.request(
+        "GET",
+        client.cluster_path("default", "bad-setup") + "/files/content",
+        params={"path": f"stderr-setup-{node_id}.txt"},
+        raw=True,
+    ).content.decode()
     assert log.strip() == "cannot install", log

@@ -1,6 +1,7 @@
 """Failures on real sshd hosts: a host that dies mid-job costs a retry, not the job (which resumes
 from its checkpoint); the host returns to idle when it is back; a restarted service re-attaches to
 running tasks instead of losing or repeating them."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ def service(tmp_path):
 def _checkpoint_step(service, client, job: str) -> int:
     """The step in the job's checkpoint as the service holds it (collected from the host)."""
     uuid = client.job("default", "default", job)["uuid"]
-    path = os.path.join(service.home, "datastores", "default", "default", "default", job, uuid, "checkpoints",
-                        "step.json")
+    path = os.path.join(
+        service.home, "datastores", "default", "default", "default", job, uuid, "checkpoints", "step.json"
+    )
     try:
         with open(path) as handle:
             return json.load(handle)["step"]
@@ -73,20 +75,29 @@ def test_host_killed_mid_job_requeues_and_resumes_from_checkpoint(service, hosts
     process, client = service
     create_ssh_cluster(client, "fail", hosts)
     scripts = put_in_datastore(process.home, "inputs/ckpt", {"ckpt.py": CHECKPOINTED})
-    submit(client, "resume", "fail", {
-        "nodeCount": 2, "maxRetries": 1,
-        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ckpt.py", "commandLineArgs": "60"},
-    })
+    submit(
+        client,
+        "resume",
+        "fail",
+        {
+            "nodeCount": 2,
+            "maxRetries": 1,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ckpt.py", "commandLineArgs": "60"},
+        },
+    )
     # The checkpoint comes back to the datastore while the job runs.
     wait_for(lambda: _checkpoint_step(process, client, "resume") >= 8, "a checkpoint to be collected", timeout=120)
     master_ip = _task_hosts(client, "resume")["0"]
     victim = next(h for h in hosts.hosts if h.address == master_ip)
     killed_at = time.monotonic()
     hosts.kill(victim)
-    requeued = wait_for(lambda: (lambda j: j if j["attempt"] == 2 else None)(
-                            client.job("default", "default", "resume")),
-                        "the job to be requeued", timeout=60, interval=0.05)
+    requeued = wait_for(
+        lambda: (lambda j: j if j["attempt"] == 2 else None)(client.job("default", "default", "resume")),
+        "the job to be requeued",
+        timeout=60,
+        interval=0.05,
+    )
     seconds = time.monotonic() - killed_at
     print(f"\nhost killed -> job requeued in {seconds:.2f} s")
     assert requeued["retriesUsed"] == 1
@@ -100,8 +111,9 @@ def test_host_killed_mid_job_requeues_and_resumes_from_checkpoint(service, hosts
     assert resumed_at >= 8, out
     assert "attempt 2 rank 0 done" in out
     assert _checkpoint_step(process, client, "resume") == 60
-    second = {t["ip"] for t in client.list(client.job_path("default", "default", "resume") + "/tasks")
-              if t["attempt"] == 2}
+    second = {
+        t["ip"] for t in client.list(client.job_path("default", "default", "resume") + "/tasks") if t["attempt"] == 2
+    }
     assert victim.address not in second and len(second) == 2, second
     # The dead host's node is unusable and says why; once the host is back it is idle again.
     nodes = {n["ipAddress"]: n for n in client.list(client.cluster_path("default", "fail") + "/nodes")}
@@ -109,15 +121,31 @@ def test_host_killed_mid_job_requeues_and_resumes_from_checkpoint(service, hosts
     why = nodes[victim.address]["errors"][0]["message"]
     assert "stopped answering" in why or "cannot reach" in why, nodes[victim.address]
     hosts.start(victim)
-    wait_for(lambda: {n["ipAddress"]: n for n in client.list(client.cluster_path("default", "fail") + "/nodes")}
-             [victim.address]["state"] == "idle", "the host's node to be idle again", timeout=60)
+    wait_for(
+        lambda: (
+            {n["ipAddress"]: n for n in client.list(client.cluster_path("default", "fail") + "/nodes")}[victim.address][
+                "state"
+            ]
+            == "idle"
+        ),
+        "the host's node to be idle again",
+        timeout=60,
+    )
     # Even when it lost its node root (reinstalled), the host runs tasks again: the wrapper is resent.
     shutil.rmtree(os.path.join(victim.home, "batchai-node"))
-    scripts = put_in_datastore(process.home, "inputs/hello3",
-                               {"hello.py": "print('hello from rank', __import__('os').environ['RANK'])\n"})
-    submit(client, "after", "fail", {
-        "nodeCount": 3, "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/hello.py"}})
+    scripts = put_in_datastore(
+        process.home, "inputs/hello3", {"hello.py": "print('hello from rank', __import__('os').environ['RANK'])\n"}
+    )
+    submit(
+        client,
+        "after",
+        "fail",
+        {
+            "nodeCount": 3,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/hello.py"},
+        },
+    )
     job = wait_job(client, "after", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", job["executionInfo"]
     assert victim.address in {t["ip"] for t in client.list(client.job_path("default", "default", "after") + "/tasks")}
@@ -126,7 +154,11 @@ def test_host_killed_mid_job_requeues_and_resumes_from_checkpoint(service, hosts
 def test_service_restart_mid_job_reattaches(service, hosts):
     process, client = service
     create_ssh_cluster(client, "again", hosts, members=hosts.hosts[:1])
-    scripts = put_in_datastore(process.home, "inputs/slow", {"slow.py": """
+    scripts = put_in_datastore(
+        process.home,
+        "inputs/slow",
+        {
+            "slow.py": """
         import os, time
         marker = os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUT"], "starts")
         with open(marker, "a") as handle:
@@ -134,13 +166,20 @@ def test_service_restart_mid_job_reattaches(service, hosts):
         for i in range(24):
             print("line", i, flush=True)
             time.sleep(0.25)
-    """})
-    submit(client, "survivor", "again", {
-        "nodeCount": 1,
-        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-        "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
-        "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/slow.py"},
-    })
+    """
+        },
+    )
+    submit(
+        client,
+        "survivor",
+        "again",
+        {
+            "nodeCount": 1,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "outputDirectories": [{"id": "OUT", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+            "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/slow.py"},
+        },
+    )
     wait_for(lambda: "line 2" in read_log(client, "survivor", "stdout.txt"), "the job's first lines", timeout=90)
     process.kill()
     time.sleep(1.5)

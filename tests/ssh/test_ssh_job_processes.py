@@ -1,6 +1,7 @@
 """On SSH hosts as on local nodes: a failed rank or a terminate ends the job with nothing it started
 left running on the hosts, also what escaped into a session of its own. The hosts are network
 namespaces of this machine, so /proc here shows their processes."""
+
 from __future__ import annotations
 
 import os
@@ -28,17 +29,28 @@ def start_job(client, home: str, cluster: str, probe) -> tuple[str, str]:
     token = probe.token()
     scripts = put_in_datastore(home, f"inputs/{token}", {"ranks.py": probe.SCRIPT})
     name = "job-" + token[-10:]
-    client.create_job("default", "default", {
-        "cluster": cluster, "nodeCount": 2, "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ranks.py",
-                            "pythonInterpreterPath": PYTHON, "commandLineArgs": f"{token} ~/go-{token}"}}, name)
-    wait_for(lambda: probe.processes(token) == probe.expected(token), "every rank's background processes",
-               timeout=120)
+    client.create_job(
+        "default",
+        "default",
+        {
+            "cluster": cluster,
+            "nodeCount": 2,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "pyTorchSettings": {
+                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ranks.py",
+                "pythonInterpreterPath": PYTHON,
+                "commandLineArgs": f"{token} ~/go-{token}",
+            },
+        },
+        name,
+    )
+    wait_for(lambda: probe.processes(token) == probe.expected(token), "every rank's background processes", timeout=120)
     return name, token
 
 
-def test_a_failed_rank_leaves_nothing_running_on_the_hosts(shared_service, shared_client, cluster, ssh_hosts,
-                                                           leftover_probe):
+def test_a_failed_rank_leaves_nothing_running_on_the_hosts(
+    shared_service, shared_client, cluster, ssh_hosts, leftover_probe
+):
     name, token = start_job(shared_client, shared_service.home, cluster, leftover_probe)
     for host in ssh_hosts.hosts:  # each host's ~, seen from outside
         open(os.path.join(host.home, f"go-{token}"), "w").close()

@@ -1,5 +1,6 @@
 """The SSH backend on real sshd hosts: nodes from the hosts, jobs with live logs and outputs,
 distributed PyTorch and MPI across the hosts, and a restart of the service mid-job."""
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,11 @@ def test_nodes_are_the_hosts_with_their_own_facts(service, cluster, ssh_hosts):
 
 def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, ssh_hosts):
     home, client = service[0].home, service[1]
-    scripts = put_in_datastore(home, "inputs/hello", {"hello.py": """
+    scripts = put_in_datastore(
+        home,
+        "inputs/hello",
+        {
+            "hello.py": """
         import os, socket, sys, time
         out = os.environ["AZ_BATCHAI_OUTPUT_RESULTS"]
         print("started on", os.uname().nodename, flush=True)
@@ -69,16 +74,26 @@ def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, 
             print("tick", i, flush=True)
             time.sleep(0.2)
         print("oops", file=sys.stderr)
-    """})
-    submit(client, "hello", cluster, {
-        "nodeCount": 1,
-        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-        "outputDirectories": [{"id": "RESULTS", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
-        "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/hello.py {shlex.quote(home)}"},
-    })
+    """
+        },
+    )
+    submit(
+        client,
+        "hello",
+        cluster,
+        {
+            "nodeCount": 1,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "outputDirectories": [{"id": "RESULTS", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+            "customToolkitSettings": {
+                "commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/hello.py {shlex.quote(home)}"
+            },
+        },
+    )
     # Logs stream back while the job runs.
-    live = wait_for(lambda: "tick 3" in read_log(client, "hello", "stdout.txt"), "live log lines from the host",
-                    timeout=90)
+    live = wait_for(
+        lambda: "tick 3" in read_log(client, "hello", "stdout.txt"), "live log lines from the host", timeout=90
+    )
     assert live
     assert client.job("default", "default", "hello")["executionState"] == "running"
     job = wait_job(client, "hello", timeout=JOB_TIMEOUT)
@@ -97,11 +112,20 @@ def test_inputs_named_by_location_are_staged_to_the_host(service, cluster):
     client = service[1]
     client.write_datastore_chunk("default", "default", "located/set/a.txt", b"alpha\n")
     client.write_datastore_chunk("default", "default", "located/set/deep/b.txt", b"beta\n")
-    client.create_job("default", "default", {
-        "cluster": cluster, "nodeCount": 1,
-        "inputDirectories": [{"id": "SET", "path": "datastore://default/located/set"}],
-        "customToolkitSettings": {"commandLine": 'cat "$AZ_BATCHAI_INPUT_SET/a.txt" "$AZ_BATCHAI_INPUT_SET/deep/b.txt"'
-                                                 ' && echo "$AZ_BATCHAI_INPUT_SET"'}}, "located")
+    client.create_job(
+        "default",
+        "default",
+        {
+            "cluster": cluster,
+            "nodeCount": 1,
+            "inputDirectories": [{"id": "SET", "path": "datastore://default/located/set"}],
+            "customToolkitSettings": {
+                "commandLine": 'cat "$AZ_BATCHAI_INPUT_SET/a.txt" "$AZ_BATCHAI_INPUT_SET/deep/b.txt"'
+                ' && echo "$AZ_BATCHAI_INPUT_SET"'
+            },
+        },
+        "located",
+    )
     job = client.wait_for_job("default", "default", "located", timeout=JOB_TIMEOUT)
     stdout = client.read_job_file("default", "default", "located", "stdout.txt").decode()
     assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
@@ -154,12 +178,20 @@ DDP_SCRIPT = """
 def test_pytorch_ddp_across_two_hosts(service, cluster, ssh_hosts):
     home, client = service[0].home, service[1]
     scripts = put_in_datastore(home, "inputs/ddp", {"ddp.py": DDP_SCRIPT})
-    submit(client, "ddp", cluster, {
-        "nodeCount": 2,
-        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
-        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ddp.py", "communicationBackend": "gloo"},
-    })
+    submit(
+        client,
+        "ddp",
+        cluster,
+        {
+            "nodeCount": 2,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+            "pyTorchSettings": {
+                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ddp.py",
+                "communicationBackend": "gloo",
+            },
+        },
+    )
     job = wait_job(client, "ddp", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", (job["executionInfo"], _logs(client, "ddp"))
     records = []
@@ -189,20 +221,32 @@ def test_mpi4py_ranks_across_two_hosts(service, cluster, ssh_hosts):
     home, client = service[0].home, service[1]
     scripts = put_in_datastore(home, "inputs/mpi", {"mpi.py": MPI_SCRIPT})
     # Each rank learns its host from its own address on the hosts' network.
-    which_host = ("BATCHAI_TEST_HOST=$(ip -4 -o addr show | awk '{print $4}' | grep " +
-                  shlex.quote(ssh_hosts.subnet + ".") + " | cut -d/ -f1)")
-    submit(client, "mpi", cluster, {
-        "nodeCount": 2,
-        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-        "customMpiSettings": {
-            "commandLine": f"{which_host} {PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/mpi.py", "processCount": 2},
-    })
+    which_host = (
+        "BATCHAI_TEST_HOST=$(ip -4 -o addr show | awk '{print $4}' | grep "
+        + shlex.quote(ssh_hosts.subnet + ".")
+        + " | cut -d/ -f1)"
+    )
+    submit(
+        client,
+        "mpi",
+        cluster,
+        {
+            "nodeCount": 2,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "customMpiSettings": {
+                "commandLine": f"{which_host} {PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/mpi.py",
+                "processCount": 2,
+            },
+        },
+    )
     job = wait_job(client, "mpi", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", (job["executionInfo"], _logs(client, "mpi"))
     lines = sorted(line for line in read_log(client, "mpi", "stdout.txt").splitlines() if line.startswith("mpi4py"))
     both = ",".join(sorted(h.address for h in ssh_hosts.hosts))
-    assert lines == [f"mpi4py rank {rank} of 2 allreduce 3 hosts {both}" for rank in (0, 1)], \
-        (lines, _logs(client, "mpi"))
+    assert lines == [f"mpi4py rank {rank} of 2 allreduce 3 hosts {both}" for rank in (0, 1)], (
+        lines,
+        _logs(client, "mpi"),
+    )
 
 
 def _logs(client, job: str) -> str:
@@ -256,18 +300,26 @@ TF_LIKE_SCRIPT = """
 def test_tensorflow_ps_and_workers_reach_each_other_across_hosts(service, cluster, ssh_hosts):
     home, client = service[0].home, service[1]
     scripts = put_in_datastore(home, "inputs/tf", {"tf_task.py": TF_LIKE_SCRIPT})
-    submit(client, "tf", cluster, {
-        "nodeCount": 2,
-        "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-        "tensorFlowSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/tf_task.py"},
-    })
+    submit(
+        client,
+        "tf",
+        cluster,
+        {
+            "nodeCount": 2,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "tensorFlowSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/tf_task.py"},
+        },
+    )
     job = wait_job(client, "tf", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", (job["executionInfo"], _logs(client, "tf"))
     addresses = set()
     for name in ("ps-0", "wk-0", "wk-1"):
         text = read_log(client, "tf", f"stdout-{name}.txt")
-        addresses |= {json.loads(line[7:])["address"].rsplit(":", 1)[0] for line in text.splitlines()
-                      if line.startswith("RECORD ")}
+        addresses |= {
+            json.loads(line[7:])["address"].rsplit(":", 1)[0]
+            for line in text.splitlines()
+            if line.startswith("RECORD ")
+        }
         if name.startswith("wk"):
             assert "reached " in text, text
     assert addresses == {h.address for h in ssh_hosts.hosts}, addresses  # tasks bound on both hosts
@@ -290,11 +342,14 @@ def test_resubmission_with_unchanged_inputs_sends_nothing_and_paths_stay_inside(
     os.makedirs(outside, exist_ok=True)
     with open(os.path.join(outside, "secret.txt"), "w") as handle:
         handle.write("not for the hosts")
-    spec = {"nodeCount": 1,
-            "inputDirectories": [{"id": "DATA", "path": data},
-                                 {"id": "ESCAPE", "path": os.path.join(home, "datastores", "..", "..",
-                                                                       "outside-the-home")}],
-            "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_DATA/run.py"}}
+    spec = {
+        "nodeCount": 1,
+        "inputDirectories": [
+            {"id": "DATA", "path": data},
+            {"id": "ESCAPE", "path": os.path.join(home, "datastores", "..", "..", "outside-the-home")},
+        ],
+        "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_DATA/run.py"},
+    }
     submit(client, "same-1", cluster, spec)
     assert wait_job(client, "same-1", timeout=JOB_TIMEOUT)["executionState"] == "succeeded"
     first = _cache_entries(ssh_hosts)

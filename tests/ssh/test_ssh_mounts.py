@@ -2,6 +2,7 @@
 Azure file share runs unchanged. With no Azure here the shares are local directory datastores on the
 service's machine, which the hosts cannot see: the backend stages each mount onto the hosts under the
 node's mount root and collects what the job writes there back into the datastore."""
+
 from __future__ import annotations
 
 import os
@@ -76,11 +77,21 @@ def test_batch_ai_mount_volumes_on_two_ssh_hosts(service, ssh_hosts):
         handle.write("lr=0.1\n")
     spec = ssh_cluster_spec(ssh_hosts)
     spec["nodeSetup"] = {
-        "setupTask": {"commandLine": "cat $AZ_BATCHAI_MOUNT_ROOT/cfs/settings.txt && "
-                                     "echo set up > $AZ_BATCHAI_MOUNT_ROOT/cfs/setup-$AZ_BATCHAI_NODE_NAME.txt"},
-        "mountVolumes": {"azureFileShares": [{"accountName": ACCOUNT, "azureFileUrl": _url("clustershare"),
-                                              "credentials": {"accountKey": "not-used-here"},
-                                              "relativeMountPath": "cfs"}]}}
+        "setupTask": {
+            "commandLine": "cat $AZ_BATCHAI_MOUNT_ROOT/cfs/settings.txt && "
+            "echo set up > $AZ_BATCHAI_MOUNT_ROOT/cfs/setup-$AZ_BATCHAI_NODE_NAME.txt"
+        },
+        "mountVolumes": {
+            "azureFileShares": [
+                {
+                    "accountName": ACCOUNT,
+                    "azureFileUrl": _url("clustershare"),
+                    "credentials": {"accountKey": "not-used-here"},
+                    "relativeMountPath": "cfs",
+                }
+            ]
+        },
+    }
     client.create_cluster("default", spec, "mnt")
 
     def ready():
@@ -96,8 +107,12 @@ def test_batch_ai_mount_volumes_on_two_ssh_hosts(service, ssh_hosts):
     assert len(nodes) == 2, nodes
     for node in nodes:
         # The setup task saw the cluster-level mount on its host ...
-        text = client.request("GET", client.cluster_path("default", "mnt") + "/files/content",
-                              params={"path": f"stdout-setup-{node['nodeId']}.txt"}, raw=True).content.decode()
+        text = client.request(
+            "GET",
+            client.cluster_path("default", "mnt") + "/files/content",
+            params={"path": f"stdout-setup-{node['nodeId']}.txt"},
+            raw=True,
+        ).content.decode()
         assert text.strip() == "lr=0.1", text
         # ... and what it wrote there came back into the share's datastore directory.
         written = os.path.join(cluster_share, f"setup-{node['nodeId']}.txt")
@@ -111,24 +126,41 @@ def test_batch_ai_mount_volumes_on_two_ssh_hosts(service, ssh_hosts):
         handle.write("name,value\na,1\nb,2\nc,39\n")
     with open(os.path.join(job_share, "train.py"), "w") as handle:
         handle.write(TRAIN_SCRIPT)
-    job_json = {"properties": {
-        "nodeCount": 2,
-        "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
-        "mountVolumes": {"azureFileShares": [{"accountName": ACCOUNT, "azureFileUrl": _url("jobshare"),
-                                              "credentials": {"accountKey": "not-used-here"},
-                                              "relativeMountPath": "afs"}],
-                         # run on each host with the mount path appended
-                         "unmanagedFileSystems": [{"mountCommand": "sh -c 'hostname -I > \"$0/marker\"'",
-                                                   "relativeMountPath": "scratch"}]},
-        "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs"}],
-        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs/train.py",
-                            "commandLineArgs": home, "communicationBackend": "gloo"},
-    }}
+    job_json = {
+        "properties": {
+            "nodeCount": 2,
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+            "mountVolumes": {
+                "azureFileShares": [
+                    {
+                        "accountName": ACCOUNT,
+                        "azureFileUrl": _url("jobshare"),
+                        "credentials": {"accountKey": "not-used-here"},
+                        "relativeMountPath": "afs",
+                    }
+                ],
+                # run on each host with the mount path appended
+                "unmanagedFileSystems": [
+                    {"mountCommand": "sh -c 'hostname -I > \"$0/marker\"'", "relativeMountPath": "scratch"}
+                ],
+            },
+            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs"}],
+            "pyTorchSettings": {
+                "pythonScriptFilePath": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs/train.py",
+                "commandLineArgs": home,
+                "communicationBackend": "gloo",
+            },
+        }
+    }
     client.create_job("default", "default", job_json, "trainmnt", cluster="mnt")
     job = wait_job(client, "trainmnt", timeout=JOB_TIMEOUT)
-    logs = {entry["name"]: read_log(client, "trainmnt", entry["name"])
-            for entry in client.list(client.job_path("default", "default", "trainmnt") + "/files",
-                                     outputdirectoryid="stdouterr") if entry["fileType"] == "file"}
+    logs = {
+        entry["name"]: read_log(client, "trainmnt", entry["name"])
+        for entry in client.list(
+            client.job_path("default", "default", "trainmnt") + "/files", outputdirectoryid="stdouterr"
+        )
+        if entry["fileType"] == "file"
+    }
     assert job["executionState"] == "succeeded", (job["executionInfo"], logs)
     # Both ranks ran on their own host, which does not see the service's files.
     outs = read_log(client, "trainmnt", "stdout-0.txt") + read_log(client, "trainmnt", "stdout-1.txt")
@@ -148,26 +180,44 @@ def test_batch_ai_mount_volumes_on_two_ssh_hosts(service, ssh_hosts):
     assert open(os.path.join(job_share, "data", "dataset.csv")).read().endswith("c,39\n")
     stores = {d["name"]: d for d in client.list("workspaces/default/datastores")}
     assert stores["jobshare"]["kind"] == "local" and stores["clustershare"]["kind"] == "local", stores
-    assert any("local directory datastore 'jobshare'" in text for name, text in logs.items()
-               if name.startswith("execution")), logs
+    assert any(
+        "local directory datastore 'jobshare'" in text for name, text in logs.items() if name.startswith("execution")
+    ), logs
 
 
 def test_a_failing_mount_command_on_a_host_fails_the_job_clearly(service, ssh_hosts):
     _, client = service
     spec = ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[0]])
     client.create_cluster("default", spec, "mntbad")
-    wait_for(lambda: client.get(client.cluster_path("default", "mntbad"))["nodeStateCounts"]["idleNodeCount"] == 1,
-             "the SSH cluster's node", timeout=90)
-    client.create_job("default", "default", {"properties": {
-        "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
-        "mountVolumes": {"unmanagedFileSystems": [{"mountCommand": "sh -c 'echo no such export >&2; exit 3'",
-                                                   "relativeMountPath": "g"}]},
-        "customToolkitSettings": {"commandLine": "true"}}}, "badmount", cluster="mntbad")
+    wait_for(
+        lambda: client.get(client.cluster_path("default", "mntbad"))["nodeStateCounts"]["idleNodeCount"] == 1,
+        "the SSH cluster's node",
+        timeout=90,
+    )
+    client.create_job(
+        "default",
+        "default",
+        {
+            "properties": {
+                "nodeCount": 1,
+                "stdOutErrPathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/logs",
+                "mountVolumes": {
+                    "unmanagedFileSystems": [
+                        {"mountCommand": "sh -c 'echo no such export >&2; exit 3'", "relativeMountPath": "g"}
+                    ]
+                },
+                "customToolkitSettings": {"commandLine": "true"},
+            }
+        },
+        "badmount",
+        cluster="mntbad",
+    )
     job = wait_job(client, "badmount", timeout=JOB_TIMEOUT)
     message = " ".join(e["message"] for e in job["executionInfo"]["errors"])
     assert job["executionState"] == "failed", job
-    assert "exited with code 3" in message and "no such export" in message and \
-        ssh_hosts.hosts[0].address in message, message
+    assert "exited with code 3" in message and "no such export" in message and ssh_hosts.hosts[0].address in message, (
+        message
+    )
 
 
 def test_a_blob_container_mounted_on_a_host_gets_what_the_job_wrote(service, ssh_hosts, make_azurite, tmp_path):
@@ -179,20 +229,41 @@ def test_a_blob_container_mounted_on_a_host_gets_what_the_job_wrote(service, ssh
     scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
     scratch.create_container()
     scratch.put_bytes("datasets/numbers.txt", b"3\n4\n5\n")
-    client.request("PUT", "workspaces/default/datastores/blobdata", json_body={
-        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string})
+    client.request(
+        "PUT",
+        "workspaces/default/datastores/blobdata",
+        json_body={"kind": "blob", "containerName": container, "connectionString": azurite.connection_string},
+    )
     client.create_cluster("default", ssh_cluster_spec(ssh_hosts, [ssh_hosts.hosts[1]]), "mntblob")
-    wait_for(lambda: client.get(client.cluster_path("default", "mntblob"))["nodeStateCounts"][
-        "idleNodeCount"] == 1, "the SSH cluster's node", timeout=90)
+    wait_for(
+        lambda: client.get(client.cluster_path("default", "mntblob"))["nodeStateCounts"]["idleNodeCount"] == 1,
+        "the SSH cluster's node",
+        timeout=90,
+    )
     bfs = "$AZ_BATCHAI_JOB_MOUNT_ROOT/bfs"
-    client.create_job("default", "default", {"properties": {
-        "nodeCount": 1, "stdOutErrPathPrefix": bfs,
-        "mountVolumes": {"azureBlobFileSystems": [{"accountName": AZURITE_ACCOUNT, "containerName": container,
-                                                   "relativeMountPath": "bfs"}]},
-        "customToolkitSettings": {"commandLine": (
-            f"test ! -e {process.home} && mkdir -p {bfs}/sums && "
-            f"awk '{{s += $1}} END {{print s}}' {bfs}/datasets/numbers.txt > {bfs}/sums/total.txt")}}},
-        "blobjob", cluster="mntblob")
+    client.create_job(
+        "default",
+        "default",
+        {
+            "properties": {
+                "nodeCount": 1,
+                "stdOutErrPathPrefix": bfs,
+                "mountVolumes": {
+                    "azureBlobFileSystems": [
+                        {"accountName": AZURITE_ACCOUNT, "containerName": container, "relativeMountPath": "bfs"}
+                    ]
+                },
+                "customToolkitSettings": {
+                    "commandLine": (
+                        f"test ! -e {process.home} && mkdir -p {bfs}/sums && "
+                        f"awk '{{s += $1}} END {{print s}}' {bfs}/datasets/numbers.txt > {bfs}/sums/total.txt"
+                    )
+                },
+            }
+        },
+        "blobjob",
+        cluster="mntblob",
+    )
     job = wait_job(client, "blobjob", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", (job["executionInfo"], read_log(client, "blobjob", "stderr.txt"))
     assert scratch.read("sums/total.txt") == b"12\n"

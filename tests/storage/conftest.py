@@ -1,4 +1,5 @@
 """Fixtures for the storage tests: a real Azurite (Microsoft's Azure Storage emulator) per test module."""
+
 from __future__ import annotations
 
 import pytest

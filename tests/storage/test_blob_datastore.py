@@ -1,4 +1,5 @@
 """The Blob datastore against a real Azurite: transfers, ranged reads, links and clear errors."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -46,8 +47,10 @@ def test_200mb_round_trip_is_bit_exact_with_progress(store, tmp_path):
     source = tmp_path / "dataset.bin"
     expected = _random_file(source, 200)
     sent, received = [], []
-    assert store.upload_file(str(source), "datasets/big/dataset.bin", progress=lambda d, t: sent.append((d, t))) \
+    assert (
+        store.upload_file(str(source), "datasets/big/dataset.bin", progress=lambda d, t: sent.append((d, t)))
         == 200 << 20
+    )
     target = tmp_path / "back" / "dataset.bin"
     store.download_file("datasets/big/dataset.bin", str(target), progress=lambda d, t: received.append((d, t)))
     assert _sha256(target) == expected
@@ -60,8 +63,10 @@ def test_200mb_round_trip_is_bit_exact_with_progress(store, tmp_path):
 def test_listing_ranged_reads_and_delete(store):
     store.put_bytes("exp/job/stdouterr/stdout.txt", b"0123456789")
     store.put_bytes("exp/job/outputs/model/weights.bin", b"w" * 100)
-    assert [(e.name, e.file_type) for e in store.list("exp/job")] == [("outputs", "directory"),
-                                                                     ("stdouterr", "directory")]
+    assert [(e.name, e.file_type) for e in store.list("exp/job")] == [
+        ("outputs", "directory"),
+        ("stdouterr", "directory"),
+    ]
     assert store.read("exp/job/stdouterr/stdout.txt", 3, 4) == b"3456"
     assert store.read("exp/job/stdouterr/stdout.txt", 7) == b"789"
     assert store.read("exp/job/stdouterr/stdout.txt", 10) == b""
@@ -75,8 +80,9 @@ def test_listing_ranged_reads_and_delete(store):
 
 
 def test_sas_link_works_with_plain_urllib_and_expires(azurite, tmp_path, unique):
-    store = blob_datastore(str(tmp_path), unique("links"), account_name=ACCOUNT, account_key=KEY,
-                           endpoint=azurite.endpoint)
+    store = blob_datastore(
+        str(tmp_path), unique("links"), account_name=ACCOUNT, account_key=KEY, endpoint=azurite.endpoint
+    )
     store.create_container()
     store.put_bytes("models/model.txt", b"trained weights")
     with urllib.request.urlopen(store.download_url("models/model.txt")) as response:
@@ -87,8 +93,13 @@ def test_sas_link_works_with_plain_urllib_and_expires(azurite, tmp_path, unique)
 
 
 def test_wrong_key_missing_container_and_expired_sas_are_clear(azurite, store, tmp_path):
-    wrong = blob_datastore(str(tmp_path), store.settings.container, account_name=ACCOUNT,
-                           account_key="d3Jvbmcta2V5" * 8, endpoint=azurite.endpoint)
+    wrong = blob_datastore(
+        str(tmp_path),
+        store.settings.container,
+        account_name=ACCOUNT,
+        account_key="d3Jvbmcta2V5" * 8,
+        endpoint=azurite.endpoint,
+    )
     with pytest.raises(BatchAIError) as refused:
         wrong.check()
     assert refused.value.code == "StorageAuthenticationFailed" and "account key" in refused.value.message
@@ -100,10 +111,19 @@ def test_wrong_key_missing_container_and_expired_sas_are_clear(azurite, store, t
     assert missing.value.code == "ContainerNotFound" and "no-such-container" in missing.value.message
 
     expired_token = generate_container_sas(
-        ACCOUNT, store.settings.container, account_key=KEY, permission=ContainerSasPermissions(read=True, list=True),
-        expiry=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
-    expired = blob_datastore(str(tmp_path), store.settings.container, account_name=ACCOUNT,
-                             sas_token=expired_token, endpoint=azurite.endpoint)
+        ACCOUNT,
+        store.settings.container,
+        account_key=KEY,
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1),
+    )
+    expired = blob_datastore(
+        str(tmp_path),
+        store.settings.container,
+        account_name=ACCOUNT,
+        sas_token=expired_token,
+        endpoint=azurite.endpoint,
+    )
     with pytest.raises(BatchAIError) as stale:
         expired.check()
     assert stale.value.code == "StorageAuthenticationFailed" and "expiry" in stale.value.message
@@ -130,15 +150,20 @@ def test_chunked_client_upload_commits_only_on_the_final_chunk(store, tmp_path):
     # The same check on a local datastore hashes the file it holds.
     local = LocalDatastore(str(tmp_path / "local"))
     uploads.write(local, "d/x.txt", b"abc")
-    assert uploads.missing(local, [{"path": "d/x.txt", "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()},
-                                   {"path": "d/x.txt", "size": 3, "sha256": hashlib.sha256(b"abd").hexdigest()}]
-                           ) == ["d/x.txt"]
+    assert uploads.missing(
+        local,
+        [
+            {"path": "d/x.txt", "size": 3, "sha256": hashlib.sha256(b"abc").hexdigest()},
+            {"path": "d/x.txt", "size": 3, "sha256": hashlib.sha256(b"abd").hexdigest()},
+        ],
+    ) == ["d/x.txt"]
 
 
 def test_storage_stopped_mid_upload_is_a_clear_error_and_a_retry_completes(make_azurite, tmp_path, unique):
     server = make_azurite(persistent=True)
-    store = blob_datastore(str(tmp_path / "home"), unique("flaky"), connection_string=server.connection_string,
-                           retries=1)
+    store = blob_datastore(
+        str(tmp_path / "home"), unique("flaky"), connection_string=server.connection_string, retries=1
+    )
     store.create_container()
     source = tmp_path / "big.bin"
     expected = _random_file(source, 96)  # over the SDK's single-put size: block upload

@@ -5,6 +5,7 @@ What a job writes under the mount is in the container when the job ends; the job
 unmounted then, the cluster's when its nodes go, and removing a node never deletes what the
 container holds.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,7 @@ from helpers.samba_server import Samba
 from helpers.tools import require_tool
 from helpers.waits import wait_for
 
-SCRIPT = r'''
+SCRIPT = r"""
 import os, sys
 mounts = open("/proc/self/mounts").read()
 for root in ("AZ_BATCHAI_MOUNT_ROOT", "AZ_BATCHAI_JOB_MOUNT_ROOT"):
@@ -39,7 +40,7 @@ with open(os.path.join(os.environ["AZ_BATCHAI_JOB_MOUNT_ROOT"], "data", "models"
     log.write("step 1\n")
 with open(os.path.join(os.environ["AZ_BATCHAI_JOB_MOUNT_ROOT"], "data", "models", f"log-{node}.txt"), "a") as log:
     log.write("step 2\n")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +70,25 @@ def node_dir(tmp_path, azurite):
 def _register(client, tmp_path, azurite, container: str):
     scratch = blob_datastore(str(tmp_path / "scratch"), container, connection_string=azurite.connection_string)
     scratch.create_container()
-    client.request("PUT", f"workspaces/default/datastores/{container}", json_body={
-        "kind": "blob", "containerName": container, "connectionString": azurite.connection_string})
+    client.request(
+        "PUT",
+        f"workspaces/default/datastores/{container}",
+        json_body={"kind": "blob", "containerName": container, "connectionString": azurite.connection_string},
+    )
     return scratch
 
 
 def _volume(container: str) -> dict:
-    return {"azureBlobFileSystems": [{"accountName": "devstoreaccount1", "containerName": container,
-                                      "relativeMountPath": "data"}]}
+    return {
+        "azureBlobFileSystems": [
+            {"accountName": "devstoreaccount1", "containerName": container, "relativeMountPath": "data"}
+        ]
+    }
 
 
-def test_a_two_node_job_reads_and_writes_the_container_through_real_mounts(service_home, shared_client, unique,
-                                                                            tmp_path, azurite):
+def test_a_two_node_job_reads_and_writes_the_container_through_real_mounts(
+    service_home, shared_client, unique, tmp_path, azurite
+):
     container = unique("native")
     scratch = _register(shared_client, tmp_path, azurite, container)
     scratch.put_bytes("dataset/input.txt", b"read through FUSE\n")
@@ -89,11 +97,21 @@ def test_a_two_node_job_reads_and_writes_the_container_through_real_mounts(servi
     assert shared_client.get(shared_client.cluster_path("default", cluster))["properties"]["nativeMounts"] is True
     (tmp_path / "train.py").write_text(SCRIPT)
     job = unique("job")
-    shared_client.create_job("default", "default", {"properties": {
-        "nodeCount": 2, "mountVolumes": _volume(container), "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data",
-        "jobPreparation": {"commandLine": "mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/data/models"},
-        "pyTorchSettings": {"pythonScriptFilePath": str(tmp_path / "train.py"), "communicationBackend": "gloo"}}},
-        job, cluster=cluster)
+    shared_client.create_job(
+        "default",
+        "default",
+        {
+            "properties": {
+                "nodeCount": 2,
+                "mountVolumes": _volume(container),
+                "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/data",
+                "jobPreparation": {"commandLine": "mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/data/models"},
+                "pyTorchSettings": {"pythonScriptFilePath": str(tmp_path / "train.py"), "communicationBackend": "gloo"},
+            }
+        },
+        job,
+        cluster=cluster,
+    )
     done = wait_job(shared_client, job)
     if done["executionState"] != "succeeded":
         pytest.fail(f"{done['properties'].get('executionInfo')}\n{read_log(shared_client, job, 'stderr.txt')}")
@@ -104,8 +122,12 @@ def test_a_two_node_job_reads_and_writes_the_container_through_real_mounts(servi
 
     # Everything the job closed is in the container, without any copying by the service.
     files = {name: size for name, size, _sha in scratch.remote_files("models")}
-    assert files == {"models/model-0.bin": 3 << 20, "models/model-1.bin": 3 << 20,
-                     "models/log-0.txt": 14, "models/log-1.txt": 14}, files
+    assert files == {
+        "models/model-0.bin": 3 << 20,
+        "models/model-1.bin": 3 << 20,
+        "models/log-0.txt": 14,
+        "models/log-1.txt": 14,
+    }, files
     assert scratch.read("models/log-1.txt") == b"step 1\nstep 2\n"
     home = service_home
     # The job's mounts are gone with the job; the cluster's stay for its next jobs.
@@ -176,16 +198,32 @@ def test_a_file_share_is_mounted_over_smb(service_home, shared_client, unique, s
     cluster = unique("smb")
     make_cluster(shared_client, cluster, nodes=1, nativeMounts=True)
     job = unique("job")
-    share = {"accountName": samba.user, "azureFileUrl": f"https://127.0.0.1:{samba.port}/{samba.share}",
-             "credentials": {"accountKey": samba.password}, "relativeMountPath": "afs"}
-    shared_client.create_job("default", "default", {"properties": {
-        "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
-        "mountVolumes": {"azureFileShares": [share]},
-        "customToolkitSettings": {"commandLine": (
-            "grep -c ' fuse.rclone ' /proc/self/mounts; cat $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/input.txt && "
-            "mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out && "
-            "echo trained > $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out/m.txt")}}},
-        job, cluster=cluster)
+    share = {
+        "accountName": samba.user,
+        "azureFileUrl": f"https://127.0.0.1:{samba.port}/{samba.share}",
+        "credentials": {"accountKey": samba.password},
+        "relativeMountPath": "afs",
+    }
+    shared_client.create_job(
+        "default",
+        "default",
+        {
+            "properties": {
+                "nodeCount": 1,
+                "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+                "mountVolumes": {"azureFileShares": [share]},
+                "customToolkitSettings": {
+                    "commandLine": (
+                        "grep -c ' fuse.rclone ' /proc/self/mounts; cat $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/input.txt && "
+                        "mkdir -p $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out && "
+                        "echo trained > $AZ_BATCHAI_JOB_MOUNT_ROOT/afs/out/m.txt"
+                    )
+                },
+            }
+        },
+        job,
+        cluster=cluster,
+    )
     done = wait_job(shared_client, job)
     assert done["executionState"] == "succeeded", read_log(shared_client, job, "stderr.txt")
     assert "on the share" in read_log(shared_client, job, "stdout.txt")

@@ -1,4 +1,5 @@
 """`batchai datastore ...` and `batchai file-server ...` as a user runs them, against Azurite."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,27 @@ from helpers.cli import cli, ok, one_line_error
 def test_datastore_verbs_with_the_key_from_the_environment(shared_service, azurite, tmp_path, unique):
     env = {**shared_service.env(), "AZURE_BATCHAI_STORAGE_KEY": KEY}
     name = unique("cli")
-    created = json.loads(ok(cli(shared_service, "datastore", "create", "-n", name, "--container", name,
-                                "--account-name", ACCOUNT, "--endpoint", azurite.endpoint, "--create-container",
-                                "--link-expiry", "10", env=env)))
+    created = json.loads(
+        ok(
+            cli(
+                shared_service,
+                "datastore",
+                "create",
+                "-n",
+                name,
+                "--container",
+                name,
+                "--account-name",
+                ACCOUNT,
+                "--endpoint",
+                azurite.endpoint,
+                "--create-container",
+                "--link-expiry",
+                "10",
+                env=env,
+            )
+        )
+    )
     assert created["authentication"] == "accountKey" and created["linkExpiryInMinutes"] == 10
     folder = tmp_path / "dataset"
     (folder / "images").mkdir(parents=True)
@@ -43,11 +62,33 @@ def test_datastore_verbs_with_the_key_from_the_environment(shared_service, azuri
 
 
 def test_datastore_errors_are_one_line(shared_service, azurite, unique):
-    one_line_error(cli(shared_service, "datastore", "create", "-n", unique("x"), "--container", "nope-missing",
-                       "--connection-string", azurite.connection_string), "container does not exist")
-    one_line_error(cli(shared_service, "datastore", "create", "-n", unique("x"), "--container", "abc",
-                       env={**shared_service.env(), "AZURE_STORAGE_CONNECTION_STRING": ""}),
-                   "--account-name with --account-key")
+    one_line_error(
+        cli(
+            shared_service,
+            "datastore",
+            "create",
+            "-n",
+            unique("x"),
+            "--container",
+            "nope-missing",
+            "--connection-string",
+            azurite.connection_string,
+        ),
+        "container does not exist",
+    )
+    one_line_error(
+        cli(
+            shared_service,
+            "datastore",
+            "create",
+            "-n",
+            unique("x"),
+            "--container",
+            "abc",
+            env={**shared_service.env(), "AZURE_STORAGE_CONNECTION_STRING": ""},
+        ),
+        "--account-name with --account-key",
+    )
     one_line_error(cli(shared_service, "datastore", "ls", "-n", "no-such-store"), "not found")
     one_line_error(cli(shared_service, "datastore", "delete", "-n", "default", "-y"), "cannot be deleted")
 
@@ -64,18 +105,36 @@ def test_file_server_registration_and_placeholders_in_job_json(shared_service, s
 
     make_cluster(shared_client, cluster, nodes=1)
     job_json = tmp_path / "job.json"
-    job_json.write_text(json.dumps({"properties": {
-        "nodeCount": 1, "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
-        "mountVolumes": {
-            "fileServers": [{"fileServer": {"id": f"/sub/fileservers/{server}"}, "relativeMountPath": "nfs"}],
-            "azureFileShares": [{"accountName": "<AZURE_BATCHAI_STORAGE_ACCOUNT>",
-                                 "azureFileUrl": "https://<AZURE_BATCHAI_STORAGE_ACCOUNT>.file.core.windows.net/"
-                                                 + unique("share"),
-                                 "credentials": {"accountKey": "<AZURE_BATCHAI_STORAGE_KEY>"},
-                                 "relativeMountPath": "afs"}]},
-        "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/data/x.txt"}}}))
-    env = {**shared_service.env(), "AZURE_BATCHAI_STORAGE_ACCOUNT": "myaccount",
-           "AZURE_BATCHAI_STORAGE_KEY": "c2VjcmV0LWtleQ=="}
+    job_json.write_text(
+        json.dumps(
+            {
+                "properties": {
+                    "nodeCount": 1,
+                    "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+                    "mountVolumes": {
+                        "fileServers": [
+                            {"fileServer": {"id": f"/sub/fileservers/{server}"}, "relativeMountPath": "nfs"}
+                        ],
+                        "azureFileShares": [
+                            {
+                                "accountName": "<AZURE_BATCHAI_STORAGE_ACCOUNT>",
+                                "azureFileUrl": "https://<AZURE_BATCHAI_STORAGE_ACCOUNT>.file.core.windows.net/"
+                                + unique("share"),
+                                "credentials": {"accountKey": "<AZURE_BATCHAI_STORAGE_KEY>"},
+                                "relativeMountPath": "afs",
+                            }
+                        ],
+                    },
+                    "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/nfs/data/x.txt"},
+                }
+            }
+        )
+    )
+    env = {
+        **shared_service.env(),
+        "AZURE_BATCHAI_STORAGE_ACCOUNT": "myaccount",
+        "AZURE_BATCHAI_STORAGE_KEY": "c2VjcmV0LWtleQ==",
+    }
     job = unique("job")
     ok(cli(shared_service, "job", "create", "-n", job, "-c", cluster, "-f", str(job_json), env=env))
     assert wait_job(shared_client, job)["executionState"] == "succeeded"

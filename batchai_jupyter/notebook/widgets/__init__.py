@@ -1,4 +1,5 @@
 """Live views of jobs and clusters, built from standard ipywidgets only."""
+
 from .cluster_monitor import ClusterMonitor
 from .job_monitor import JobMonitor
 

@@ -3,6 +3,7 @@
 Its thread polls while the cluster changes (nodes preparing or leaving, jobs queued) and ends once
 the cluster has been steady for a while, or when the widget is closed; resizing starts it again.
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -36,8 +37,15 @@ class ClusterMonitor(widgets.VBox):
         self.cluster: dict = {}
         self._steady_rounds = 0
         self._last = None
-        super().__init__([self.header, self.counts_view, widgets.HBox([self.target, self.resize_button]),
-                          self.nodes_view, self.error_view])
+        super().__init__(
+            [
+                self.header,
+                self.counts_view,
+                widgets.HBox([self.target, self.resize_button]),
+                self.nodes_view,
+                self.error_view,
+            ]
+        )
         self.poller = Poller(self.step, self._show_error, poll_min, poll_max, name=f"batchai-cluster-{name}")
         if start:
             self._first_step()
@@ -64,8 +72,12 @@ class ClusterMonitor(widgets.VBox):
         queued = [j for j in self.client.jobs(self.workspace_name, state="queued") if j["cluster"] == self.name]
         self.cluster, self.queued = cluster, len(queued)
         self.counts = {state: cluster["nodeStateCounts"][f"{state}NodeCount"] for state in NODE_STATES}
-        snapshot = (cluster["allocationState"], tuple(sorted(self.counts.items())), self.queued,
-                    tuple((n["nodeId"], n["state"]) for n in nodes))
+        snapshot = (
+            cluster["allocationState"],
+            tuple(sorted(self.counts.items())),
+            self.queued,
+            tuple((n["nodeId"], n["state"]) for n in nodes),
+        )
         changed, self._last = snapshot != self._last, snapshot
         if changed:
             self._render(nodes)
@@ -77,16 +89,19 @@ class ClusterMonitor(widgets.VBox):
     def _render(self, nodes: list[dict]) -> None:
         cluster = self.cluster
         allocation = cluster["allocationState"]
-        self.header.value = (f"<b>cluster {escape(self.name)}</b> &nbsp; {escape(cluster['backend'])} &nbsp; "
-                             f"{badge('idle' if allocation == 'steady' else 'preparing', allocation)}"
-                             f" &nbsp; {cluster['currentNodeCount']} of {cluster['targetNodeCount']} nodes"
-                             f" &nbsp; queue: {self.queued} job(s)")
+        self.header.value = (
+            f"<b>cluster {escape(self.name)}</b> &nbsp; {escape(cluster['backend'])} &nbsp; "
+            f"{badge('idle' if allocation == 'steady' else 'preparing', allocation)}"
+            f" &nbsp; {cluster['currentNodeCount']} of {cluster['targetNodeCount']} nodes"
+            f" &nbsp; queue: {self.queued} job(s)"
+        )
         self.counts_view.value = " ".join(badge(state, f"{state} {count}") for state, count in self.counts.items())
         if not self.target.value and not self.resize_button.disabled:
             self.target.value = cluster["targetNodeCount"]
         self.nodes_view.value = html_table(
             ["node", "address", "state", "cpus", "gpus"],
-            [[n["nodeId"], n["ipAddress"], Raw(badge(n["state"])), n["cpus"], n["gpus"]] for n in nodes])
+            [[n["nodeId"], n["ipAddress"], Raw(badge(n["state"])), n["cpus"], n["gpus"]] for n in nodes],
+        )
 
     def resize(self, nodes: int) -> None:
         try:

@@ -1,4 +1,5 @@
 """Which task of a failed job failed first, and the line of its stderr that says why."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,15 @@ def failing_task(tasks: list[dict]) -> dict | None:
     failed = [t for t in tasks if t["exitCode"] not in (None, 0)]
     if not failed:
         return None
-    return min(failed, key=lambda t: (t["endTime"] or "~", t["role"] == "prep",
-                                      t["index"] if t["index"] is not None else -1, t["name"]))
+    return min(
+        failed,
+        key=lambda t: (
+            t["endTime"] or "~",
+            t["role"] == "prep",
+            t["index"] if t["index"] is not None else -1,
+            t["name"],
+        ),
+    )
 
 
 def exception_line(stderr: str) -> str | None:
@@ -27,7 +35,7 @@ def exception_line(stderr: str) -> str | None:
     starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
     if starts:
         # The exception line is the first unindented line after the traceback's frames.
-        for line in lines[starts[-1] + 1:]:
+        for line in lines[starts[-1] + 1 :]:
             if not line[0].isspace():
                 return line
     return lines[-1]

@@ -6,6 +6,7 @@ job runs it reads at a steady pace (log lines have no events); otherwise it wait
 event stream (an EventWaker) to say the job changed, and polls with backoff while that stream is
 unavailable. The threads end when the job has ended and everything is read, or when the widget closes.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,12 +47,12 @@ def _task_colour(task: dict) -> str:
 
 def _task_key(task: dict) -> tuple:
     """Ranks and roles first, in index order; node preparation tasks after them."""
-    return (task["role"] == "prep", str(task["role"]), task["index"] if task["index"] is not None else -1,
-            task["name"])
+    return (task["role"] == "prep", str(task["role"]), task["index"] if task["index"] is not None else -1, task["name"])
 
 
 class LogText(HasTraits):
     """The raw text read so far from one stream of a task (observable: `.observe(f, names="value")`)."""
+
     value = Unicode("")
 
 
@@ -59,12 +60,16 @@ class LogText(HasTraits):
 # log grows (each update renders the box afresh). The <pre> must not shrink to the box: Lab's output
 # CSS gives it its own overflow, which would make it the scroller, at its top. Theme variables keep
 # it readable in dark themes.
-LOG_BOX = ("max-height:220px;overflow:auto;display:flex;flex-direction:column-reverse;"
-           "border:1px solid var(--jp-border-color2,#e0e0e0);background:var(--jp-layout-color0,white)")
-LOG_PRE = ("flex:none;overflow:visible;margin:0;padding:4px 8px;white-space:pre-wrap;word-break:break-all;"
-           "line-height:1.35;"
-           "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,12px);"
-           "color:{colour}")
+LOG_BOX = (
+    "max-height:220px;overflow:auto;display:flex;flex-direction:column-reverse;"
+    "border:1px solid var(--jp-border-color2,#e0e0e0);background:var(--jp-layout-color0,white)"
+)
+LOG_PRE = (
+    "flex:none;overflow:visible;margin:0;padding:4px 8px;white-space:pre-wrap;word-break:break-all;"
+    "line-height:1.35;"
+    "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,12px);"
+    "color:{colour}"
+)
 
 
 class TaskLog:
@@ -98,13 +103,17 @@ class TaskLog:
         parts = []
         if self.stdout.value or not self.stderr.value:
             body = escape(self.stdout.value) or '<i style="opacity:0.6">no output yet</i>'
-            parts.append(f'<div style="{LOG_BOX}"><pre class="batchai-log" data-task="{task}" data-stream="stdout" '
-                         f'style="{LOG_PRE.format(colour="var(--jp-content-font-color1,#212121)")}">{body}</pre></div>')
+            parts.append(
+                f'<div style="{LOG_BOX}"><pre class="batchai-log" data-task="{task}" data-stream="stdout" '
+                f'style="{LOG_PRE.format(colour="var(--jp-content-font-color1,#212121)")}">{body}</pre></div>'
+            )
         if self.stderr.value:
-            parts.append(f'<div style="{LOG_BOX};margin-top:4px"><pre class="batchai-log" data-task="{task}" '
-                         f'data-stream="stderr" title="stderr" '
-                         f'style="{LOG_PRE.format(colour="var(--jp-error-color1,#d32f2f)")}">'
-                         f"{escape(self.stderr.value)}</pre></div>")
+            parts.append(
+                f'<div style="{LOG_BOX};margin-top:4px"><pre class="batchai-log" data-task="{task}" '
+                f'data-stream="stderr" title="stderr" '
+                f'style="{LOG_PRE.format(colour="var(--jp-error-color1,#d32f2f)")}">'
+                f"{escape(self.stderr.value)}</pre></div>"
+            )
         self.box.value = "".join(parts)
 
 
@@ -113,8 +122,16 @@ class JobMonitor(widgets.VBox):
     pace while the job runs; `poll_min`/`poll_max` the backoff while polling without the event stream;
     `idle_wait` the longest wait for an event while the job is not running."""
 
-    def __init__(self, job, start: bool = True, poll_min: float = 0.25, poll_max: float = 2.0,
-                 log_poll: float = 0.3, idle_wait: float = 10.0, events: bool = True):
+    def __init__(
+        self,
+        job,
+        start: bool = True,
+        poll_min: float = 0.25,
+        poll_max: float = 2.0,
+        log_poll: float = 0.3,
+        idle_wait: float = 10.0,
+        events: bool = True,
+    ):
         self.job = JobRef(own_client(job.client), job.workspace, job.experiment, job.name)
         self.header = widgets.HTML()
         self.task_table = widgets.HTML()
@@ -135,8 +152,9 @@ class JobMonitor(widgets.VBox):
         self._failure_tab_opened = False
         self._display = None  # the DisplayHandle of show(): its snapshot is refreshed when the job ends
         self._pace = (log_poll, poll_min, poll_max, idle_wait)
-        super().__init__([self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view,
-                          self.error_view])
+        super().__init__(
+            [self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view, self.error_view]
+        )
         self.poller = Poller(self.step, self._show_error, poll_min, poll_max, name=f"batchai-job-{job.name}")
         self.events: EventWaker | None = None
         if start:
@@ -144,10 +162,15 @@ class JobMonitor(widgets.VBox):
 
     def start(self, events: bool = True) -> None:
         if events and self.events is None:
-            self.events = EventWaker(self.job.client, lambda _event: self.poller.wake(),
-                                     thread_name=f"batchai-job-events-{self.job.name}", type="job",
-                                     workspace=self.job.workspace, experiment=self.job.experiment,
-                                     name=self.job.name)
+            self.events = EventWaker(
+                self.job.client,
+                lambda _event: self.poller.wake(),
+                thread_name=f"batchai-job-events-{self.job.name}",
+                type="job",
+                workspace=self.job.workspace,
+                experiment=self.job.experiment,
+                name=self.job.name,
+            )
         self.poller.start()
 
     # -- one round of updates ----------------------------------------------------------------------
@@ -155,8 +178,9 @@ class JobMonitor(widgets.VBox):
     def _snapshot(self) -> dict:
         since = {path: offset for log in self.task_logs.values() for path, offset in log.offsets.items()}
         since[METRICS_FILE] = self._metrics_offset
-        return self.job.client.job_snapshot(self.job.workspace, self.job.experiment, self.job.name,
-                                            tail_bytes=TAIL_BYTES, since=since)
+        return self.job.client.job_snapshot(
+            self.job.workspace, self.job.experiment, self.job.name, tail_bytes=TAIL_BYTES, since=since
+        )
 
     def step(self) -> tuple[bool, bool]:
         """Reads what is new; returns (changed, finished). Finished = the job ended and all is read."""
@@ -229,8 +253,10 @@ class JobMonitor(widgets.VBox):
     def _show_tabs(self) -> None:
         """One tab per rank/role task, in rank order, first; a node preparation task's tab only once it
         has printed something (an empty first tab hid the ranks' logs)."""
-        names = sorted((name for name, log in self.task_logs.items()
-                        if not self._task_order[name][0] or log.has_output), key=self._task_order.get)
+        names = sorted(
+            (name for name, log in self.task_logs.items() if not self._task_order[name][0] or log.has_output),
+            key=self._task_order.get,
+        )
         if names != list(self.log_tabs.titles) or len(names) != len(self.log_tabs.children):
             with self.log_tabs.hold_sync():
                 self.log_tabs.children = [self.task_logs[name].box for name in names]
@@ -244,7 +270,7 @@ class JobMonitor(widgets.VBox):
 
     @property
     def failure(self) -> str | None:
-        """"rank 1 failed (exit code 1): ValueError: ..." once a task has failed: which, and the line of its
+        """ "rank 1 failed (exit code 1): ValueError: ..." once a task has failed: which, and the line of its
         stderr that says why."""
         failed = failing_task(self._shown_tasks)
         if failed is None:
@@ -257,9 +283,12 @@ class JobMonitor(widgets.VBox):
     def _render_header(self) -> None:
         execution = self.info["executionInfo"]
         exit_code = execution["exitCode"]
-        parts = [f"<b>{escape(self.job.experiment)}/{escape(self.job.name)}</b>", badge(self.state),
-                 f"cluster {escape(self.info['cluster'])}",
-                 f"elapsed {elapsed(execution['startTime'], execution['endTime'])}"]
+        parts = [
+            f"<b>{escape(self.job.experiment)}/{escape(self.job.name)}</b>",
+            badge(self.state),
+            f"cluster {escape(self.info['cluster'])}",
+            f"elapsed {elapsed(execution['startTime'], execution['endTime'])}",
+        ]
         if exit_code is not None:
             parts.append(f"exit code {exit_code}")
         if self.info.get("queuePosition"):
@@ -268,8 +297,10 @@ class JobMonitor(widgets.VBox):
         html = " &nbsp; ".join(parts)
         failure = self.failure
         if failure:
-            html += (f'<div class="batchai-failure" style="color:var(--jp-error-color1,#d32f2f);'
-                     f'font-family:var(--jp-code-font-family,monospace)">{escape(failure)}</div>')
+            html += (
+                f'<div class="batchai-failure" style="color:var(--jp-error-color1,#d32f2f);'
+                f'font-family:var(--jp-code-font-family,monospace)">{escape(failure)}</div>'
+            )
         if reason:
             html += f"<br><small>{escape(reason)}</small>"
         self.header.value = html
@@ -277,8 +308,10 @@ class JobMonitor(widgets.VBox):
     def _render_tasks(self, tasks: list[dict]) -> None:
         # Node preparation tasks are listed while they run or when they failed, not once done well.
         tasks = sorted((t for t in tasks if t["role"] != "prep" or t["exitCode"] != 0), key=_task_key)
-        rows = [[t["node"], f"{t['role']} {t['index']}", t["ip"], Raw(badge(_task_colour(t), t["state"])),
-                 t["exitCode"]] for t in tasks]
+        rows = [
+            [t["node"], f"{t['role']} {t['index']}", t["ip"], Raw(badge(_task_colour(t), t["state"])), t["exitCode"]]
+            for t in tasks
+        ]
         self.task_table.value = html_table(["node", "rank / role", "host", "state", "exit code"], rows) if rows else ""
 
     def _update_metrics(self, part: dict) -> bool:
@@ -312,9 +345,16 @@ class JobMonitor(widgets.VBox):
                     continue
                 shown.append((output_id, entry["path"], entry["contentLength"]))
                 link = urljoin(self.job.client.url, entry["downloadUrl"])
-                rows.append([output_id, Raw(f'<a href="{escape(link)}" download="{escape(entry["name"])}" '
-                                            f'target="_blank">{escape(entry["path"])}</a>'),
-                             human_size(entry["contentLength"] or 0)])
+                rows.append(
+                    [
+                        output_id,
+                        Raw(
+                            f'<a href="{escape(link)}" download="{escape(entry["name"])}" '
+                            f'target="_blank">{escape(entry["path"])}</a>'
+                        ),
+                        human_size(entry["contentLength"] or 0),
+                    ]
+                )
         if tuple(shown) != self._shown_files:
             self._shown_files = tuple(shown)
             self.files_view.value = html_table(["output", "file", "size"], rows) if rows else ""
@@ -343,10 +383,19 @@ class JobMonitor(widgets.VBox):
         (the failing task's opened), the metric plot and the output files with their links."""
         failed = failing_task(self._shown_tasks)
         names = sorted(self.task_logs, key=self._task_order.get)
-        logs = [log_section(name, self.task_logs[name].stdout.value, self.task_logs[name].stderr.value,
-                            opened=failed is not None and failed["name"] == name) for name in names]
-        return snapshot_box(self.state, [self.header.value, self.task_table.value, *logs, self.metrics_view.value,
-                                          self.files_view.value])
+        logs = [
+            log_section(
+                name,
+                self.task_logs[name].stdout.value,
+                self.task_logs[name].stderr.value,
+                opened=failed is not None and failed["name"] == name,
+            )
+            for name in names
+        ]
+        return snapshot_box(
+            self.state,
+            [self.header.value, self.task_table.value, *logs, self.metrics_view.value, self.files_view.value],
+        )
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs) or {}

@@ -1,5 +1,6 @@
 """The threads a monitor owns: a Poller that runs its step until done or stopped (backing off while
 nothing changes, woken early by `wake()`), and an EventWaker that wakes it on the service's events."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,14 @@ class Poller:
     does; its owner may change the pace between steps (`pace()`: a monitor polls a running job's logs
     steadily, and waits long for events while the job is queued)."""
 
-    def __init__(self, step: Step, on_error: Callable[[Exception], None], minimum: float = 0.1,
-                 maximum: float = 1.0, name: str = "batchai-monitor"):
+    def __init__(
+        self,
+        step: Step,
+        on_error: Callable[[Exception], None],
+        minimum: float = 0.1,
+        maximum: float = 1.0,
+        name: str = "batchai-monitor",
+    ):
         self.step = step
         self.on_error = on_error
         self.minimum = minimum
@@ -83,8 +90,13 @@ class EventWaker:
 
     RETRY_MIN, RETRY_MAX = 1.0, 15.0
 
-    def __init__(self, client: Client, on_event: Callable[[dict | None], None],
-                 thread_name: str = "batchai-events", **filters: str):
+    def __init__(
+        self,
+        client: Client,
+        on_event: Callable[[dict | None], None],
+        thread_name: str = "batchai-events",
+        **filters: str,
+    ):
         self.client = client.clone()
         self.on_event = on_event
         self.filters = filters

@@ -1,20 +1,30 @@
 """HTML pieces the monitors show: state badges, tables, and an SVG line plot of metrics."""
+
 from __future__ import annotations
 
 import datetime
 from html import escape
 
 STATE_COLOURS = {
-    "queued": "#9e9e9e", "running": "#1e88e5", "terminating": "#fb8c00", "succeeded": "#43a047",
-    "failed": "#e53935", "idle": "#43a047", "preparing": "#fb8c00", "unusable": "#e53935", "leaving": "#9e9e9e",
+    "queued": "#9e9e9e",
+    "running": "#1e88e5",
+    "terminating": "#fb8c00",
+    "succeeded": "#43a047",
+    "failed": "#e53935",
+    "idle": "#43a047",
+    "preparing": "#fb8c00",
+    "unusable": "#e53935",
+    "leaving": "#9e9e9e",
 }
 SERIES_COLOURS = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b")
 
 
 def badge(state: str, text: str | None = None) -> str:
     colour = STATE_COLOURS.get(state, "#616161")
-    return (f'<span style="background:{colour};color:white;border-radius:4px;padding:1px 6px">'
-            f"{escape(text if text is not None else state)}</span>")
+    return (
+        f'<span style="background:{colour};color:white;border-radius:4px;padding:1px 6px">'
+        f"{escape(text if text is not None else state)}</span>"
+    )
 
 
 def _cell_html(cell: object) -> str:
@@ -23,8 +33,10 @@ def _cell_html(cell: object) -> str:
 
 def html_table(headers: list[str], rows: list[list[object]]) -> str:
     head = "".join(f'<th style="text-align:left;padding:2px 8px">{escape(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(f'<td style="padding:2px 8px">{_cell_html(cell)}</td>' for cell in row) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f'<td style="padding:2px 8px">{_cell_html(cell)}</td>' for cell in row) + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -65,15 +77,23 @@ def line_plot(series: dict[str, list[tuple[float, float]]], width: int = 480, he
     lines, legend = [], []
     for position, (name, values) in enumerate(sorted(series.items())):
         colour = SERIES_COLOURS[position % len(SERIES_COLOURS)]
-        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
-                     f'points="{" ".join(place(s, v) for s, v in sorted(values))}"/>')
-        legend.append(f'<text x="{pad + 110 * position}" y="14" fill="{colour}" font-size="11">'
-                      f"{escape(name)} {values[-1][1]:.4g}</text>")
-    axes = (f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
-            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
-            f'<text x="2" y="{pad + 4}" font-size="10">{high_y:.3g}</text>'
-            f'<text x="2" y="{height - pad}" font-size="10">{low_y:.3g}</text>'
-            f'<text x="{pad}" y="{height - pad + 14}" font-size="10">step {low_x:g}</text>'
-            f'<text x="{width - pad - 40}" y="{height - pad + 14}" font-size="10">{high_x:g}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-            f'{axes}{"".join(lines)}{"".join(legend)}</svg>')
+        lines.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
+            f'points="{" ".join(place(s, v) for s, v in sorted(values))}"/>'
+        )
+        legend.append(
+            f'<text x="{pad + 110 * position}" y="14" fill="{colour}" font-size="11">'
+            f"{escape(name)} {values[-1][1]:.4g}</text>"
+        )
+    axes = (
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
+        f'<text x="2" y="{pad + 4}" font-size="10">{high_y:.3g}</text>'
+        f'<text x="2" y="{height - pad}" font-size="10">{low_y:.3g}</text>'
+        f'<text x="{pad}" y="{height - pad + 14}" font-size="10">step {low_x:g}</text>'
+        f'<text x="{width - pad - 40}" y="{height - pad + 14}" font-size="10">{high_x:g}</text>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        f"{axes}{''.join(lines)}{''.join(legend)}</svg>"
+    )
