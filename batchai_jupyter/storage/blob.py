@@ -52,7 +52,8 @@ from ..ports.datastores import (
     PublicSettings,
     clean_relative_path,
 )
-from .staging import MirrorSync, TransferCounters
+from .native_mounts import MountableContainer
+from .staging import Mirrored, MirrorSync, TransferCounters
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 DEFAULT_CONCURRENCY = 8
@@ -199,7 +200,15 @@ def storage_errors(where: str) -> Iterator[None]:
 
 
 class BlobDatastore(
-    Datastore, ChunkedUploads, CountsTransfers, CreatesContainer, Checkable, PublicSettings, DownloadLinks
+    Datastore,
+    Mirrored,
+    MountableContainer,
+    ChunkedUploads,
+    CountsTransfers,
+    CreatesContainer,
+    Checkable,
+    PublicSettings,
+    DownloadLinks,
 ):
     kind = "blob"
 
@@ -433,6 +442,9 @@ class BlobDatastore(
             expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=minutes),
         )
         return f"{self.container.get_blob_client(name).url}?{token}"
+
+    def account_key(self) -> str:
+        return self.settings.account_key
 
     def container_url(self, expiry_minutes: int) -> str | None:
         """The container's URL with a read/write/list/delete SAS, for a node that mounts it; None when these

@@ -18,6 +18,7 @@ from ..ports.compute import ClusterRef, NodeScript
 from ..ports.datastores import JobRef, JobStorage
 from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, run_mount_command
 from .native_mounts import mount_natively, run_local_script, unmount_under_script
+from .staging import Mirrored, MirrorSync
 
 SegmentOf = Callable[[str, str, str], str]  # (experiment, job, uuid) -> the job's folder in a datastore
 # A remote backend's way to show mounts on one of its nodes: (mount root on the node, mounts). It puts a
@@ -40,11 +41,11 @@ class JobData(JobStorage):
     def run_here(self, script: str, stdin: str) -> tuple[int, str]:
         return run_local_script(script, stdin)
 
-    def _default_sync(self, job: JobRef):
-        return getattr(self.datastore_for(job.workspace), "sync", None)
+    def _default_sync(self, job: JobRef) -> MirrorSync | None:
+        return _sync(self.datastore_for(job.workspace))
 
-    def _sync_of(self, workspace_and_name: tuple[str, str]):
-        return getattr(self.datastore_for(*workspace_and_name), "sync", None)
+    def _sync_of(self, workspace_and_name: tuple[str, str]) -> MirrorSync | None:
+        return _sync(self.datastore_for(*workspace_and_name))
 
     def _datastore_names(self, workspace: str) -> list[tuple[str, str]]:
         return [(workspace, row.name) for row in self.store.datastores_of(workspace)]
@@ -128,7 +129,7 @@ class JobData(JobStorage):
 
     def flush_folder(self, workspace: str, folder: str) -> None:
         """Copies a finished folder (a node's setup-task logs) out of the default datastore's mirror."""
-        sync = getattr(self.datastore_for(workspace), "sync", None)
+        sync = _sync(self.datastore_for(workspace))
         if sync is not None:
             try:
                 sync.flush_final(folder)
@@ -225,3 +226,8 @@ class JobData(JobStorage):
                     }
                 )
         return errors
+
+
+def _sync(datastore: object) -> MirrorSync | None:
+    """The mirror of a datastore kept elsewhere (Blob); None for one the nodes use directly."""
+    return datastore.sync if isinstance(datastore, Mirrored) else None

@@ -33,7 +33,14 @@ from dataclasses import dataclass
 
 from ..errors import BatchAIError
 from ..ports.datastores import Datastore, DatastoreRef, clean_relative_path
-from .native_mounts import MOUNT_SAS_MINUTES, NativeMount, blob_native_mount, smb_native_mount
+from .native_mounts import (
+    MOUNT_SAS_MINUTES,
+    MountableContainer,
+    NativeMount,
+    blob_native_mount,
+    smb_native_mount,
+)
+from .staging import Mirrored
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ class MountResolver:
                 return Mount(
                     relative,
                     store.node_path(""),
-                    getattr(store, "sync", None),
+                    store.sync if isinstance(store, Mirrored) else None,
                     note=f"{what} {container!r} of account {account!r}: datastore {row.name!r}",
                 ), row
         name = _local_name(container)
@@ -145,7 +152,8 @@ class MountResolver:
 
     def _blob_native(self, row: DatastoreRef | None, account: str, container: str, key: str) -> NativeMount | None:
         if row is not None:
-            url = getattr(self.open_datastore(row.name), "container_url", lambda minutes: None)(MOUNT_SAS_MINUTES)
+            store = self.open_datastore(row.name)
+            url = store.container_url(MOUNT_SAS_MINUTES) if isinstance(store, MountableContainer) else None
         elif key and account:
             from .blob import container_sas_url
 
@@ -160,7 +168,8 @@ class MountResolver:
         """The key of a registered datastore on `account` (a share of an account whose Blob is registered)."""
         for row in self.datastores():
             if account and row.kind != "local" and row.config.get("account_name") == account:
-                key = getattr(getattr(self.open_datastore(row.name), "settings", None), "account_key", "")
+                store = self.open_datastore(row.name)
+                key = store.account_key() if isinstance(store, MountableContainer) else ""
                 if key:
                     return key
         return ""

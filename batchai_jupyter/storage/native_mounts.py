@@ -19,6 +19,7 @@ import posixpath
 import re
 import shlex
 import subprocess
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -222,3 +223,15 @@ def _scrub(text: str, secret: str) -> str:
         if "?" in secret:
             text = text.replace(secret.split("?", 1)[1], "***")
     return re.sub(r"sig=[^&\s\"']+", "sig=***", text)
+
+
+class MountableContainer(ABC):
+    """A datastore whose container nodes can mount themselves (rclone over a SAS URL)."""
+
+    @abstractmethod
+    def container_url(self, expiry_minutes: int) -> str | None:
+        """The container's URL with a SAS nodes can mount it with; None when the credentials cannot sign one."""
+
+    @abstractmethod
+    def account_key(self) -> str:
+        """The storage account's key ("" without one): also the key of the account's file shares."""

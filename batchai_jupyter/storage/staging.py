@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from abc import ABC
 from typing import Protocol
 
 log = logging.getLogger("batchai")
@@ -211,3 +212,10 @@ class MirrorSync:
         if running is not None:
             running.join()
         return self.flush(folder, final=True)
+
+
+class Mirrored(ABC):
+    """A datastore whose nodes work on a local mirror of remote storage (Blob): `sync` stages folders in
+    and copies what jobs write out."""
+
+    sync: MirrorSync
