@@ -165,7 +165,7 @@ def _setup_task(body: Fields, node_setup: Fields | None) -> SetupTask | None:
     )
 
 
-def cluster_spec_to_wire(spec: ClusterSpec) -> dict:
+def cluster_spec_to_wire(spec: ClusterSpec) -> dict[str, Any]:
     """The camelCase cluster properties the API returns: no secret values, keys masked."""
     scale = spec.scale
     if scale.mode == "auto":
@@ -198,7 +198,7 @@ def cluster_spec_to_wire(spec: ClusterSpec) -> dict:
     }
 
 
-def _setup_task_to_wire(task: SetupTask | None) -> dict | None:
+def _setup_task_to_wire(task: SetupTask | None) -> dict[str, Any] | None:
     if task is None:
         return None
     return {

@@ -25,7 +25,7 @@ _ISO = re.compile(
 _FRIENDLY = re.compile(rf"{_NUMBER}\s*([smhd])?", re.IGNORECASE)
 
 
-def parse_duration(value, path: str) -> float:
+def parse_duration(value: object, path: str) -> float:
     """Seconds in `value` (a number of seconds or one of ACCEPTED_FORMS); SpecError at `path` if not."""
     seconds = _seconds(value)
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
@@ -46,7 +46,7 @@ def format_duration(seconds: float) -> str:
     return f"{text}.{millis:03d}" if millis else text
 
 
-def _seconds(value) -> float | None:
+def _seconds(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

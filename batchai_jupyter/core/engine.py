@@ -10,6 +10,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from . import scheduler
 from .handover import HandOver
@@ -97,7 +98,7 @@ class Engine:
         if more_nodes:
             self.wake()
 
-    def _on_worker(self, workspace: str, cluster: str, what: str, action) -> None:
+    def _on_worker(self, workspace: str, cluster: str, what: str, action: Callable[[], object]) -> None:
         self.workers.run(cluster_key(workspace, cluster), what, action)
         self.wake()
 
@@ -144,7 +145,7 @@ class Engine:
             current_nodes=current,
         )
 
-    def _apply(self, decision, clusters: dict) -> None:
+    def _apply(self, decision: scheduler.Decision, clusters: dict[str, Cluster]) -> None:
         if isinstance(decision, scheduler.StartJob):
             job = self.store.existing_job(decision.job_id)
             try:

@@ -6,12 +6,13 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-Subscriber = Callable[[dict], None]
+Subscriber = Callable[[dict[str, Any]], None]
 
 
 class EventBus:
-    def __init__(self):
+    def __init__(self) -> None:
         self._subscribers: dict[int, Subscriber] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -28,7 +29,7 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, kind: str, **fields) -> None:
+    def publish(self, kind: str, **fields: Any) -> None:
         event = {"type": kind, "time": time.time(), **fields}
         with self._lock:
             subscribers = list(self._subscribers.values())

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from ..ports.compute import GANG_ENDED, Backend, GangRequest, GangStatus, SchedulerBackend, SchedulerUnavailable
 from . import views
@@ -172,7 +173,7 @@ class HandOver:
             self._submit(cluster, backend, job)
             in_use += need
 
-    def _submit(self, cluster: Cluster, backend, job: Job) -> None:
+    def _submit(self, cluster: Cluster, backend: SchedulerBackend, job: Job) -> None:
         context, _ = self.runner.context(dataclasses.replace(job, node_ids=[]))
         spec = job.spec
         request = GangRequest(
@@ -298,7 +299,7 @@ class HandOver:
             )
 
     @staticmethod
-    def _wall_clock_error(job: Job) -> dict:
+    def _wall_clock_error(job: Job) -> dict[str, Any]:
         limit = format_duration(job.spec.max_wall_clock_seconds)
         return error(WALL_CLOCK_REASON, f"Job exceeded its maximum wall-clock time of {limit} and was killed")
 
@@ -312,7 +313,7 @@ class HandOver:
 
     # -- user actions ------------------------------------------------------------------------------
 
-    def terminate(self, job: Job, failure: dict) -> None:
+    def terminate(self, job: Job, failure: dict[str, Any]) -> None:
         """Cancels the job in the scheduler; it fails with `failure` once the scheduler has ended it."""
         job = self.store.existing_job(job.id)
         self._waiting.pop(job.id, None)
@@ -346,5 +347,5 @@ class HandOver:
                 self._backend(cluster).forget(cluster, f"{job.uuid}-{attempt}")
 
 
-def _job_key(job: Job) -> dict:
+def _job_key(job: Job) -> dict[str, Any]:
     return {"workspace": job.workspace, "experiment": job.experiment, "name": job.name}

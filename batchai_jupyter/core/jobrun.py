@@ -9,6 +9,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
@@ -28,10 +29,11 @@ TERMINATE_GRACE_SECONDS = 10.0
 def _free_port(address: str) -> int:
     with socket.socket() as probe:
         probe.bind((address, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
-def error(code: str, message: str) -> dict:
+def error(code: str, message: str) -> dict[str, Any]:
     return {"code": code, "message": message}
 
 
@@ -43,7 +45,7 @@ class JobRunner:
         events: EventBus,
         backend_for: Callable[[str, str], ComputeBackend],
         datastore_for: Callable[..., Datastore],
-        base_env: Callable[[], dict],
+        base_env: Callable[[], dict[str, str]],
         data: JobStorage,
     ):
         self.store = store
@@ -151,7 +153,9 @@ class JobRunner:
         self._launch_phase(job, context, nodes, "prep" if prep else "main")
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
 
-    def _show_mounts_on(self, backend: Backend, node_ids) -> Callable[[int], Callable[[str, list], None]] | None:
+    def _show_mounts_on(
+        self, backend: Backend, node_ids: Sequence[int]
+    ) -> Callable[[int], Callable[[str, list[Any]], None]] | None:
         """Shows mounts on the job's nodes (by index) through a remote backend; None for nodes that see
         the service's files (the mounts are linked here)."""
         if not isinstance(backend, RemoteNodes):
@@ -160,7 +164,7 @@ class JobRunner:
             lambda root, mounts: backend.show_mounts(self.store.existing_node(node_ids[index]), root, mounts)
         )
 
-    def node_scripts(self, backend: Backend, node_ids) -> Callable[[int], NodeScript] | None:
+    def node_scripts(self, backend: Backend, node_ids: Sequence[int]) -> Callable[[int], NodeScript] | None:
         """Runs scripts on the job's nodes (by index): here for nodes that see the service's files, else
         through the backend's `run_script`; None when the backend has none."""
         if not isinstance(backend, RemoteNodes):
@@ -171,7 +175,7 @@ class JobRunner:
             lambda script, stdin: backend.run_script(self.store.existing_node(node_ids[index]), script, stdin)
         )
 
-    def _unmount(self, job: Job) -> list[dict]:
+    def _unmount(self, job: Job) -> list[dict[str, Any]]:
         """Unmounts the job's native mounts on its nodes (they upload what the job wrote first)."""
         if not job.node_ids or not any(self.data.mounts_are_native(job)):
             return []
@@ -194,7 +198,7 @@ class JobRunner:
         with open(context.hostfile, "w") as handle:
             handle.write(launch.hostfile_text(context, nodes))
 
-    def _node_paths(self, backend: Backend, node_ids) -> Callable[[int], node_view.NodePath] | None:
+    def _node_paths(self, backend: Backend, node_ids: Sequence[int]) -> Callable[[int], node_view.NodePath] | None:
         """Where each of the job's nodes (by index) sees the service's directories; None for nodes that
         see the service's files."""
         if not isinstance(backend, RemoteNodes):
@@ -254,7 +258,9 @@ class JobRunner:
             )
             self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
 
-    def _log_execution(self, context, nodes, node, message: str) -> None:
+    def _log_execution(
+        self, context: launch.JobContext, nodes: Sequence[launch.NodeContext], node: launch.NodeContext, message: str
+    ) -> None:
         name = launch.execution_log_name(node, len(nodes))
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         with open(os.path.join(context.stdouterr_dir, name), "a") as handle:
@@ -325,7 +331,7 @@ class JobRunner:
         else:  # succeeded; parameter servers, which never end by themselves, are killed with the rest
             self.end(job, outcome, 0)
 
-    def _failure_error(self, job: Job, task: Task) -> dict:
+    def _failure_error(self, job: Job, task: Task) -> dict[str, Any]:
         node = self.store.node(task.node_id)
         where = f"node {node.name if node else task.node_id}"
         logs = f"see {task.stdout} and {task.stderr}"
@@ -350,7 +356,7 @@ class JobRunner:
         if force:
             self.store.record_killed(tasks)
 
-    def terminate(self, job: Job, errors: list[dict]) -> None:
+    def terminate(self, job: Job, errors: list[dict[str, Any]]) -> None:
         """Signals a running job's tasks; the job fails with `errors` once they have ended."""
         self.end(job, JobEvent.TERMINATE, None, errors)
 
@@ -361,7 +367,7 @@ class JobRunner:
         codes = [t.exit_code for t in tasks if t.exit_code not in (None, 0)]
         self.end(job, JobEvent.TASKS_STOPPED, codes[0] if codes else None)
 
-    def attempt_failed(self, job: Job, failure: dict, exit_code: int | None, node_lost: bool = False) -> None:
+    def attempt_failed(self, job: Job, failure: dict[str, Any], exit_code: int | None, node_lost: bool = False) -> None:
         max_retries = job.spec.max_retries
         event = lifecycle.failure_event(job.retries_used, max_retries, node_lost)
         if event in (JobEvent.TASK_FAILED_RETRY, JobEvent.NODE_LOST_RETRY):
@@ -374,7 +380,9 @@ class JobRunner:
         else:
             self.end(job, event, exit_code, [failure])
 
-    def end(self, job: Job, event: JobEvent, exit_code: int | None = None, errors: Sequence[dict] = ()) -> None:
+    def end(
+        self, job: Job, event: JobEvent, exit_code: int | None = None, errors: Sequence[dict[str, Any]] = ()
+    ) -> None:
         """Moves the job by `event`: the lifecycle's effects, in its order, then the new state.
         (ClaimNodes, PrepareAndLaunch and LaunchMain are `start`'s and `advance`'s own work;
         CancelInScheduler the hand-over's.)"""
@@ -435,7 +443,7 @@ class JobRunner:
                 os.replace(path, os.path.join(archive, entry))
 
 
-def _job_key(job: Job) -> dict:
+def _job_key(job: Job) -> dict[str, Any]:
     return {"workspace": job.workspace, "experiment": job.experiment, "name": job.name}
 
 

@@ -67,8 +67,9 @@ def check_spec_limits(document: Any) -> None:
             stack.append((child, child_path, str(child_key) if isinstance(value, dict) else "", depth + 1))
 
 
-def _characters(variables: dict | list) -> int:
+def _characters(variables: dict[str, Any] | list[Any]) -> int:
     """The characters of a variable list's names and values, as a process's environment would hold them."""
+    pairs: list[tuple[object, object]]
     if isinstance(variables, dict):
         pairs = list(variables.items())
     else:

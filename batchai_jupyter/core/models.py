@@ -9,6 +9,7 @@ into the camelCase JSON the API returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 TOOLKITS = (
     "custom",
@@ -102,7 +103,7 @@ class JobSpec:
     # and the API returns their names only.
     secrets: dict[str, str] = field(default_factory=dict)
     std_out_err_path_prefix: str = ""
-    mount_volumes: dict | None = None  # raw MountVolumes block, resolved by storage
+    mount_volumes: dict[str, Any] | None = None  # raw MountVolumes block, resolved by storage
     api_version: str = "native"  # native | 2017-09-01-preview | 2018-03-01 | 2018-05-01
 
 
@@ -139,7 +140,7 @@ class ClusterSpec:
     memory_mb_per_node: int = 0
     scale: ScaleSettings = field(default_factory=ScaleSettings)
     setup_task: SetupTask | None = None
-    mount_volumes: dict | None = None
+    mount_volumes: dict[str, Any] | None = None
     native_mounts: bool = False  # nodes with the tool mount Blob containers and file shares themselves
-    backend_options: dict = field(default_factory=dict)  # hosts, keys, partition... per backend
+    backend_options: dict[str, Any] = field(default_factory=dict)  # hosts, keys, partition... per backend
     api_version: str = "native"

@@ -38,7 +38,7 @@ def check_mount_volumes(block: Any, path: str) -> None:
             _check_credentials(entry, where)
 
 
-def _mount_path(entry: dict, where: str) -> str:
+def _mount_path(entry: dict[str, Any], where: str) -> str:
     value = entry.get("relativeMountPath")
     if not isinstance(value, str) or not value.strip():
         raise SpecError(f"{where}.relativeMountPath", value, "the directory name under the mount root")
@@ -48,7 +48,7 @@ def _mount_path(entry: dict, where: str) -> str:
     return relative
 
 
-def _container(entry: dict, where: str) -> None:
+def _container(entry: dict[str, Any], where: str) -> None:
     name = entry.get("containerName")
     if not isinstance(name, str) or not _CONTAINER_NAME.match(name):
         raise SpecError(
@@ -57,7 +57,7 @@ def _container(entry: dict, where: str) -> None:
     _optional_text(entry, "accountName", where)
 
 
-def _share(entry: dict, where: str) -> None:
+def _share(entry: dict[str, Any], where: str) -> None:
     url = entry.get("azureFileUrl")
     share = url.rstrip("/").rsplit("/", 1)[-1] if isinstance(url, str) and "//" in url else ""
     if (
@@ -73,7 +73,7 @@ def _share(entry: dict, where: str) -> None:
     _optional_text(entry, "accountName", where)
 
 
-def _file_server(entry: dict, where: str) -> None:
+def _file_server(entry: dict[str, Any], where: str) -> None:
     server = entry.get("fileServer")
     identity = server.get("id") if isinstance(server, dict) else server
     if not isinstance(identity, str) or not identity.rstrip("/").rsplit("/", 1)[-1]:
@@ -85,7 +85,7 @@ def _file_server(entry: dict, where: str) -> None:
         clean_relative_path(source.lstrip("/"), f"{where}.sourceDirectory")
 
 
-def _unmanaged(entry: dict, where: str) -> None:
+def _unmanaged(entry: dict[str, Any], where: str) -> None:
     command = entry.get("mountCommand")
     if not isinstance(command, str) or not command.strip():
         raise SpecError(
@@ -95,12 +95,12 @@ def _unmanaged(entry: dict, where: str) -> None:
         )
 
 
-def _optional_text(entry: dict, key: str, where: str) -> None:
+def _optional_text(entry: dict[str, Any], key: str, where: str) -> None:
     if entry.get(key) is not None and not isinstance(entry[key], str):
         raise SpecError(f"{where}.{key}", entry[key], "a string")
 
 
-def _check_credentials(entry: dict, where: str) -> None:
+def _check_credentials(entry: dict[str, Any], where: str) -> None:
     credentials = entry.get("credentials")
     if credentials is None:
         return

@@ -11,7 +11,7 @@ NAME_PATTERN = re.compile(r"^[-\w_]+$", re.ASCII)
 MAX_NAME_LENGTH = 64
 
 
-def validate_name(kind: str, value, path: str) -> str:
+def validate_name(kind: str, value: object, path: str) -> str:
     """`value` when it is a valid `kind` name (job, cluster, ...), else a SpecError at `path`."""
     if isinstance(value, str) and 1 <= len(value) <= MAX_NAME_LENGTH and NAME_PATTERN.fullmatch(value):
         return value

@@ -36,7 +36,7 @@ class NodeKeeper:
         runner: JobRunner,
         backend_for: Callable[[str, str], ComputeBackend],
         datastore_for: Callable[[str], Datastore],
-        base_env: Callable[[], dict],
+        base_env: Callable[[], dict[str, str]],
     ):
         self.store = store
         self.events = events

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import IO, NamedTuple, cast
+from typing import IO, Any, NamedTuple, cast
 
 from ..errors import BatchAIError, Conflict, NotFound, SpecError
 from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec
@@ -50,17 +50,17 @@ from .store_health import warn_if_home_orphaned
 class Settings:
     home: str
     heartbeat_seconds: float = 2.0
-    backend_options: dict = field(default_factory=dict)  # {backend name: {option: value}}
+    backend_options: dict[str, Any] = field(default_factory=dict)  # {backend name: {option: value}}
 
 
-def _base_env() -> dict:
+def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
 
 
 class Page(NamedTuple):
     """One page of a listing the store pages itself: its items, and whether more follow."""
 
-    items: list
+    items: list[dict[str, Any]]
     more: bool
 
 
@@ -85,7 +85,7 @@ class Service:
             [os.path.join(self.layout.root, part) for part in ("datastores", "nodes", "shared")],
         )
         self.events = EventBus()
-        self._datastores: dict[tuple, Datastore] = {}  # opened once: they keep transfer state
+        self._datastores: dict[tuple[str, str, str, float], Datastore] = {}  # opened once: they keep transfer state
         self.datastore_kinds = datastore_kinds
         self.backends = dict(backends)
         self.unavailable_backends = dict(unavailable_backends or {})  # name -> why it did not load
@@ -172,20 +172,20 @@ class Service:
                 config={"path": self.layout.local_datastore(name, DEFAULT_DATASTORE)},
             )
 
-    def create_workspace(self, name: str) -> dict:
+    def create_workspace(self, name: str) -> dict[str, Any]:
         validate_name("workspace", name, "name")
         if self.store.query_one("SELECT name FROM workspaces WHERE name = ?", name):
             raise Conflict("WorkspaceExists", f"workspace '{name}' already exists")
         self._ensure_workspace(name)
         return self.get_workspace(name)
 
-    def get_workspace(self, name: str) -> dict:
+    def get_workspace(self, name: str) -> dict[str, Any]:
         row = self.store.query_one("SELECT * FROM workspaces WHERE name = ?", name)
         if row is None:
             raise NotFound("workspace", name, "list them with `batchai workspace list`")
         return views.workspace_view(row)
 
-    def list_workspaces(self) -> list[dict]:
+    def list_workspaces(self) -> list[dict[str, Any]]:
         return [views.workspace_view(r) for r in self.store.query("SELECT * FROM workspaces ORDER BY name")]
 
     def delete_workspace(self, name: str) -> None:
@@ -199,7 +199,7 @@ class Service:
                 self.store.delete(table, workspace=name)
             self.store.delete("workspaces", name=name)
 
-    def create_experiment(self, workspace: str, name: str) -> dict:
+    def create_experiment(self, workspace: str, name: str) -> dict[str, Any]:
         self.get_workspace(workspace)
         validate_name("experiment", name, "name")
         if self.store.query_one("SELECT 1 FROM experiments WHERE workspace = ? AND name = ?", workspace, name):
@@ -207,7 +207,7 @@ class Service:
         self.store.insert("experiments", workspace=workspace, name=name, created=time.time())
         return self.get_experiment(workspace, name)
 
-    def get_experiment(self, workspace: str, name: str) -> dict:
+    def get_experiment(self, workspace: str, name: str) -> dict[str, Any]:
         row = self.store.query_one("SELECT * FROM experiments WHERE workspace = ? AND name = ?", workspace, name)
         if row is None:
             raise NotFound("experiment", name, f"create it with `batchai experiment create -w {workspace} -n {name}`")
@@ -217,7 +217,7 @@ class Service:
         jobs = counted["n"] if counted else 0
         return views.experiment_view(row, jobs)
 
-    def list_experiments(self, workspace: str) -> list[dict]:
+    def list_experiments(self, workspace: str) -> list[dict[str, Any]]:
         self.get_workspace(workspace)
         return [
             self.get_experiment(workspace, r["name"])
@@ -236,16 +236,16 @@ class Service:
             raise NotFound("datastore", name, f"list them with `batchai datastore list -w {workspace}`")
         return row
 
-    def list_datastores(self, workspace: str) -> list[dict]:
+    def list_datastores(self, workspace: str) -> list[dict[str, Any]]:
         self.get_workspace(workspace)
         return [self.datastore_kinds.view(r) for r in self.store.datastores_of(workspace)]
 
-    def get_datastore(self, workspace: str, name: str) -> dict:
+    def get_datastore(self, workspace: str, name: str) -> dict[str, Any]:
         row = self._datastore_row(workspace, name)
         datastore = self.datastore(workspace, name)
         return self.datastore_kinds.view(row, datastore.transfers() if isinstance(datastore, CountsTransfers) else None)
 
-    def create_datastore(self, workspace: str, name: str, document: dict) -> dict:
+    def create_datastore(self, workspace: str, name: str, document: dict[str, Any]) -> dict[str, Any]:
         """Registers a datastore; "default" may be replaced while the workspace has no jobs yet."""
         self.get_workspace(workspace)
         validate_name("datastore", name, "name")
@@ -284,7 +284,7 @@ class Service:
             )
         return self.get_datastore(workspace, name)
 
-    def list_datastore_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
+    def list_datastore_files(self, workspace: str, name: str, path: str = ".") -> list[dict[str, Any]]:
         self._datastore_row(workspace, name)
         return self._list(workspace, "", path, name)
 
@@ -308,7 +308,7 @@ class Service:
 
     # -- clusters ------------------------------------------------------------------------------
 
-    def create_cluster(self, workspace: str, document: dict, name: str | None = None) -> dict:
+    def create_cluster(self, workspace: str, document: dict[str, Any], name: str | None = None) -> dict[str, Any]:
         self.get_workspace(workspace)
         spec = parse_cluster_spec(document, name=name, workspace=workspace)
         if spec.backend in self.unavailable_backends:
@@ -355,18 +355,18 @@ class Service:
             raise NotFound("cluster", name, f"create it with `batchai cluster create -w {workspace} -n {name}`")
         return row
 
-    def get_cluster(self, workspace: str, name: str) -> dict:
+    def get_cluster(self, workspace: str, name: str) -> dict[str, Any]:
         row = self._cluster_row(workspace, name)
         return views.cluster_view(row, self.store.nodes_of(workspace, name))
 
-    def list_clusters(self, workspace: str) -> list[dict]:
+    def list_clusters(self, workspace: str) -> list[dict[str, Any]]:
         self.get_workspace(workspace)
         return [
             self.get_cluster(workspace, r["name"])
             for r in self.store.query("SELECT name FROM clusters WHERE workspace = ? ORDER BY name", workspace)
         ]
 
-    def update_scale(self, workspace: str, name: str, scale_document: dict) -> dict:
+    def update_scale(self, workspace: str, name: str, scale_document: dict[str, Any]) -> dict[str, Any]:
         """PATCH scaleSettings: `{"manual": {...}}` (resize) or `{"autoScale": {...}}` (auto-scale)."""
         row = self._cluster_row(workspace, name)
         if self.handover.owns(row):
@@ -407,11 +407,13 @@ class Service:
     def delete_cluster(self, workspace: str, name: str) -> None:
         self.engine.delete_cluster(self._cluster_row(workspace, name))
 
-    def list_nodes(self, workspace: str, name: str) -> list[dict]:
+    def list_nodes(self, workspace: str, name: str) -> list[dict[str, Any]]:
         self._cluster_row(workspace, name)
         return [views.node_view(n) for n in self.store.nodes_of(workspace, name)]
 
-    def exec_on_node(self, workspace: str, name: str, node_name: str, command: str, timeout: float = 300.0) -> dict:
+    def exec_on_node(
+        self, workspace: str, name: str, node_name: str, command: str, timeout: float = 300.0
+    ) -> dict[str, Any]:
         """`cluster node exec`: runs a shell command on a node (backends whose nodes can: `exec`)."""
         row = self._cluster_row(workspace, name)
         node = next((n for n in self.store.nodes_of(workspace, name) if n.name == node_name), None)
@@ -430,7 +432,7 @@ class Service:
         code, out, err = backend.exec(node, command, timeout)
         return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
 
-    def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
+    def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict[str, Any]]:
         row = self._cluster_row(workspace, name)
         segment = cluster_segment(name, row.uuid)
         return self._list(workspace, segment, path)
@@ -446,8 +448,13 @@ class Service:
     # -- jobs ----------------------------------------------------------------------------------
 
     def create_job(
-        self, workspace: str, experiment: str, document: dict, name: str | None = None, cluster: str | None = None
-    ) -> dict:
+        self,
+        workspace: str,
+        experiment: str,
+        document: dict[str, Any],
+        name: str | None = None,
+        cluster: str | None = None,
+    ) -> dict[str, Any]:
         self.get_experiment(workspace, experiment)
         spec = parse_job_spec(document, name=name, workspace=workspace, experiment=experiment, cluster=cluster)
         self._check_locations(workspace, spec)
@@ -509,7 +516,7 @@ class Service:
             raise NotFound("job", name, f"list jobs with `batchai job list -w {workspace} -e {experiment}`")
         return row
 
-    def _job_view(self, job: Job) -> dict:
+    def _job_view(self, job: Job) -> dict[str, Any]:
         if job.state != "queued":
             return views.job_view(job)
         position = self.store.queued_ahead(job) + 1  # = scheduler.queue_position, without the whole queue
@@ -527,7 +534,7 @@ class Service:
             )
         return ""
 
-    def get_job(self, workspace: str, experiment: str, name: str) -> dict:
+    def get_job(self, workspace: str, experiment: str, name: str) -> dict[str, Any]:
         return self._job_view(self._job_row(workspace, experiment, name))
 
     def list_jobs(
@@ -550,7 +557,7 @@ class Service:
         positions = self.store.queue_positions(jobs)
         return Page([views.job_view(j, positions.get(j.id)) for j in jobs], more)
 
-    def terminate_job(self, workspace: str, experiment: str, name: str) -> dict:
+    def terminate_job(self, workspace: str, experiment: str, name: str) -> dict[str, Any]:
         job = self._job_row(workspace, experiment, name)
         if job.state in ("queued", "running"):
             self.engine.terminate_job(job, "JobTerminated", "the job was terminated by the user")
@@ -559,11 +566,11 @@ class Service:
     def delete_job(self, workspace: str, experiment: str, name: str) -> None:
         self.engine.delete_job(self._job_row(workspace, experiment, name))
 
-    def list_tasks(self, workspace: str, experiment: str, name: str) -> list[dict]:
+    def list_tasks(self, workspace: str, experiment: str, name: str) -> list[dict[str, Any]]:
         job = self._job_row(workspace, experiment, name)
         return [views.task_view(t, self.store.node(t.node_id)) for t in self.store.tasks_of(job.id)]
 
-    def list_job_nodes(self, workspace: str, experiment: str, name: str) -> list[dict]:
+    def list_job_nodes(self, workspace: str, experiment: str, name: str) -> list[dict[str, Any]]:
         job = self._job_row(workspace, experiment, name)
         return [views.node_view(n) for n in (self.store.node(i) for i in job.node_ids) if n]
 
@@ -588,7 +595,7 @@ class Service:
         path: str,
         datastore_name: str = DEFAULT_DATASTORE,
         link_expiry_minutes: int | None = None,
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         if link_expiry_minutes is not None and not 1 <= link_expiry_minutes <= 10080:
             raise BatchAIError(
                 "InvalidArgument", f"linkexpiryinminutes: {link_expiry_minutes} is not valid; use 1 to 10080 (a week)"
@@ -615,7 +622,7 @@ class Service:
         output_id: str = "stdouterr",
         path: str = ".",
         link_expiry_minutes: int | None = None,
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         job = self._job_row(workspace, experiment, name)
         return self._list(
             workspace, self._job_files_segment(job, output_id), path, link_expiry_minutes=link_expiry_minutes
@@ -651,7 +658,7 @@ class Service:
         tail_bytes: int = SNAPSHOT_TAIL_BYTES,
         since: dict[str, int] | None = None,
         metrics_file: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """The job, its tasks, the last `tail_bytes` of each current task's stdout and stderr (or, for a
         file named in `since`, its bytes from that offset) with their offsets, the same for the job's
         `metrics_file` (in stdouterr), and the top of each output directory."""
@@ -668,7 +675,7 @@ class Service:
             if entry["fileType"] == "file"
         }
 
-        def part(path: str) -> dict | None:
+        def part(path: str) -> dict[str, Any] | None:
             if path not in sizes:
                 return None  # not written yet
             size = sizes[path]

@@ -532,7 +532,7 @@ def _job_preparation(body: Fields) -> str:
     return block if isinstance(block, str) else block.text("commandLine")
 
 
-def raw_block(fields: Fields | None, key: str) -> dict | None:
+def raw_block(fields: Fields | None, key: str) -> dict[str, Any] | None:
     """A block kept as given (mountVolumes, backendOptions), copied so the caller's doc stays its own;
     mountVolumes is checked first."""
     if fields is None or not fields.has(key):
@@ -543,7 +543,7 @@ def raw_block(fields: Fields | None, key: str) -> dict | None:
     return copy.deepcopy(block.data)
 
 
-def job_spec_to_wire(spec: JobSpec) -> dict:
+def job_spec_to_wire(spec: JobSpec) -> dict[str, Any]:
     """The camelCase job properties the API returns: no secret values, mount keys masked."""
     kind = spec.toolkit.kind
     return {
@@ -571,7 +571,7 @@ def job_spec_to_wire(spec: JobSpec) -> dict:
     }
 
 
-def toolkit_to_wire(settings: ToolkitSettings) -> dict:
+def toolkit_to_wire(settings: ToolkitSettings) -> dict[str, Any]:
     """The settings block of `settings.kind` with the fields that apply and are set."""
     block = {}
     for key in TOOLKIT_FIELDS[settings.kind]:
@@ -581,7 +581,7 @@ def toolkit_to_wire(settings: ToolkitSettings) -> dict:
     return block
 
 
-def variables_to_wire(variables: dict[str, str]) -> list[dict]:
+def variables_to_wire(variables: dict[str, str]) -> list[dict[str, Any]]:
     return [{"name": name, "value": value} for name, value in variables.items()]
 
 

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -83,7 +83,7 @@ JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 
-def _decode(row: sqlite3.Row) -> dict:
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
     record = dict(row)
     for column in JSON_COLUMNS:
         if column in record and isinstance(record[column], str):
@@ -137,7 +137,8 @@ class Store:
 
     def schema_version(self) -> int:
         with self._lock:
-            return self._connection.execute("PRAGMA user_version").fetchone()[0]
+            version: int = self._connection.execute("PRAGMA user_version").fetchone()[0]
+            return version
 
     def _migrate(self, backup: bool) -> None:
         if backup and self.schema_version() < SCHEMA_VERSION:
@@ -191,16 +192,16 @@ class Store:
 
     # -- generic helpers -------------------------------------------------------------------
 
-    def query(self, sql: str, *args) -> list[dict]:
+    def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         with self._lock:
             return [_decode(row) for row in self._connection.execute(sql, args).fetchall()]
 
-    def query_one(self, sql: str, *args) -> dict | None:
+    def query_one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         with self._lock:
             row = self._connection.execute(sql, args).fetchone()
         return None if row is None else _decode(row)
 
-    def insert(self, table: str, **values) -> int:
+    def insert(self, table: str, **values: Any) -> int:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         with self._lock:
@@ -211,7 +212,7 @@ class Store:
             raise RuntimeError(f"inserting into {table} gave no row id")
         return cursor.lastrowid
 
-    def update(self, table: str, where: dict, **values) -> int:
+    def update(self, table: str, where: dict[str, Any], **values: Any) -> int:
         assignments = ", ".join(f"{column} = ?" for column in values)
         condition = " AND ".join(f"{column} = ?" for column in where)
         with self._lock:
@@ -221,7 +222,7 @@ class Store:
             )
             return cursor.rowcount
 
-    def delete(self, table: str, **where) -> int:
+    def delete(self, table: str, **where: Any) -> int:
         condition = " AND ".join(f"{column} = ?" for column in where)
         with self._lock:
             return self._connection.execute(f"DELETE FROM {table} WHERE {condition}", list(where.values())).rowcount
@@ -275,7 +276,7 @@ class Store:
         two spec fields out itself, so the engine's every cycle does not decode every queued
         job's whole spec (that made a long queue O(queue) JSON work per wake-up)."""
         marks = ", ".join("?" for _ in states)
-        args: tuple = states
+        args: tuple[str, ...] = states
         where = f"FROM jobs WHERE state IN ({marks})"
         if workspace is not None and cluster is not None:  # one cluster's jobs
             where, args = where + " AND workspace = ? AND cluster = ?", (*states, workspace, cluster)
@@ -371,7 +372,8 @@ class Store:
         sql = "SELECT " + " + ".join(f"({queue}{condition})" for condition, *_ in ranges)
         args = [value for _, *values in ranges for value in (workspace, cluster, *values)]
         with self._lock:
-            return self._connection.execute(sql, args).fetchone()[0]
+            count: int = self._connection.execute(sql, args).fetchone()[0]
+            return count
 
     def cluster(self, workspace: str, name: str) -> Cluster | None:
         row = self.query_one("SELECT * FROM clusters WHERE workspace = ? AND name = ?", workspace, name)
@@ -424,15 +426,15 @@ class Store:
 
     # -- states: only ever moved by an event of core/lifecycle.py's tables ----------------
 
-    def set_job_state(self, job_id: int, event: str, **values) -> lifecycle.Transition | None:
+    def set_job_state(self, job_id: int, event: str, **values: Any) -> lifecycle.Transition | None:
         """Moves the job by `event` and writes `values` with it; None when the job is gone.
         Raises lifecycle.IllegalTransition, writing nothing, for a pair the job table lacks."""
         return self._move("jobs", lifecycle.job_transition, job_id, event, values)
 
-    def set_node_state(self, node_id: int, event: str, **values) -> lifecycle.Transition | None:
+    def set_node_state(self, node_id: int, event: str, **values: Any) -> lifecycle.Transition | None:
         return self._move("nodes", lifecycle.node_transition, node_id, event, values)
 
-    def set_task_state(self, task_id: int, event: str, **values) -> lifecycle.Transition | None:
+    def set_task_state(self, task_id: int, event: str, **values: Any) -> lifecycle.Transition | None:
         return self._move("tasks", lifecycle.task_transition, task_id, event, values)
 
     def record_killed(self, tasks: list[Task]) -> None:
@@ -443,7 +445,14 @@ class Store:
                 if task.state == lifecycle.TaskState.RUNNING:
                     self.set_task_state(task.id, lifecycle.TaskEvent.KILLED, ended=now)
 
-    def _move(self, table: str, step, row_id: int, event: str, values: dict) -> lifecycle.Transition | None:
+    def _move(
+        self,
+        table: str,
+        step: Callable[[str, str], lifecycle.Transition],
+        row_id: int,
+        event: str,
+        values: dict[str, Any],
+    ) -> lifecycle.Transition | None:
         with self._lock:  # the state read and the write are one step for every thread
             row = self.query_one(f"SELECT state FROM {table} WHERE id = ?", row_id)
             if row is None:

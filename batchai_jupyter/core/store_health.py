@@ -8,6 +8,7 @@ import glob
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
 
 from ..errors import BatchAIError
 
@@ -98,7 +99,7 @@ def warn_if_home_orphaned(holds_nothing: bool, path: str, home: str, job_data_ro
     )
 
 
-def _files(root: str):
+def _files(root: str) -> Iterator[str]:
     for directory, _, files in os.walk(root):
         for name in files:
             yield os.path.join(directory, name)

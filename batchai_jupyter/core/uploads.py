@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Any
 
 from ..errors import BatchAIError
 from ..ports.datastores import ChunkedUploads, CountsTransfers, Datastore, clean_relative_path
@@ -77,7 +78,7 @@ def missing(datastore: Datastore, files: object) -> list[str]:
 
 def write(
     datastore: Datastore, path: str, data: bytes, offset: int = 0, final: bool = True, sha256: str | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Writes `data` at `offset` of the file being uploaded to `path`; the final chunk puts it in place."""
     if isinstance(datastore, ChunkedUploads):
         relative = _upload_path(path)

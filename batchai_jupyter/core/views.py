@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from typing import Any
 
 from ..ports.datastores import FileEntry
 from ..ports.layout import job_segment
@@ -20,11 +21,11 @@ def iso(timestamp: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def workspace_view(row: dict) -> dict:
+def workspace_view(row: dict[str, Any]) -> dict[str, Any]:
     return {"name": row["name"], "creationTime": iso(row["created"])}
 
 
-def experiment_view(row: dict, job_count: int) -> dict:
+def experiment_view(row: dict[str, Any], job_count: int) -> dict[str, Any]:
     return {
         "name": row["name"],
         "workspace": row["workspace"],
@@ -33,7 +34,7 @@ def experiment_view(row: dict, job_count: int) -> dict:
     }
 
 
-def file_view(entry: FileEntry, folder: str) -> dict:
+def file_view(entry: FileEntry, folder: str) -> dict[str, Any]:
     """A file or folder of a listing of `folder` (a path relative to what is listed; "" its top)."""
     return {
         "name": entry.name,
@@ -44,7 +45,7 @@ def file_view(entry: FileEntry, folder: str) -> dict:
     }
 
 
-def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = "") -> dict:
+def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = "") -> dict[str, Any]:
     spec = dataclasses.replace(job.spec, secrets={name: "" for name in job.secrets})  # their names only
     view = {
         "name": job.name,
@@ -77,7 +78,7 @@ def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = 
     return view
 
 
-def task_view(task: Task, node: Node | None) -> dict:
+def task_view(task: Task, node: Node | None) -> dict[str, Any]:
     return {
         "name": task.name,
         "role": task.role,
@@ -95,14 +96,14 @@ def task_view(task: Task, node: Node | None) -> dict:
     }
 
 
-def node_state_counts(nodes: list[Node]) -> dict:
+def node_state_counts(nodes: list[Node]) -> dict[str, int]:
     counts = {f"{state}NodeCount": 0 for state in NODE_STATES}
     for node in nodes:
         counts[f"{node.state}NodeCount"] += 1
     return counts
 
 
-def cluster_view(cluster: Cluster, nodes: list[Node]) -> dict:
+def cluster_view(cluster: Cluster, nodes: list[Node]) -> dict[str, Any]:
     spec = cluster.spec
     if spec.setup_task is not None:  # the store keeps secret values apart; show their names only
         spec = dataclasses.replace(
@@ -126,7 +127,7 @@ def cluster_view(cluster: Cluster, nodes: list[Node]) -> dict:
     }
 
 
-def node_view(node: Node) -> dict:
+def node_view(node: Node) -> dict[str, Any]:
     return {
         "nodeId": node.name,
         "ipAddress": node.ip,

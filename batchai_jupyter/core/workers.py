@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger("batchai")
 
@@ -32,7 +32,7 @@ class ClusterWorker:
 
     def __init__(self, key: str):
         self.key = key
-        self._queue: queue.Queue[tuple[str, Callable[[], object], Future] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, Callable[[], object], Future[Any]] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._cycle_waiting = False  # a cycle is in the queue and has not started yet
         self._cycle_again = False  # a cycle was asked for while one ran
@@ -54,8 +54,8 @@ class ClusterWorker:
             self._cycle_waiting = True
         self._queue.put(("cycle", self._run_cycle, Future()))
 
-    def submit(self, what: str, action: Callable[[], T]) -> Future:
-        future: Future = Future()
+    def submit(self, what: str, action: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
         self._queue.put((what, action, future))
         return future
 
