@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -121,7 +122,9 @@ def test_squeue_backs_off_while_nothing_changes():
 
 def test_gpus_default_to_the_clusters_own_gpus_per_node():
     backend = SlurmBackend("/h", {})
-    assert backend.options({"spec": {"gpus_per_node": 4, "backend_options": {}}}).gpus_per_node == 4
-    assert backend.options({"spec": {"gpus_per_node": 4, "backend_options": {"gpusPerNode": 1}}}).gpus_per_node == 1
-    argv = SlurmBackend._sbatch_options(backend.options({"spec": {"gpus_per_node": 4}}), request(), "/c")
+    assert backend.options(SimpleNamespace(gpus_per_node=4, backend_options={})).gpus_per_node == 4
+    assert backend.options(SimpleNamespace(gpus_per_node=4, backend_options={"gpusPerNode": 1})).gpus_per_node == 1
+    argv = SlurmBackend._sbatch_options(
+        backend.options(SimpleNamespace(gpus_per_node=4, backend_options=None)), request(), "/c"
+    )
     assert "--gres=gpu:4" in argv
