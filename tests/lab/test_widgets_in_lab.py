@@ -16,6 +16,18 @@ from playwright.sync_api import expect
 from helpers.lab import ARTIFACTS, LAB_TOKEN, LabServer
 from helpers.service import TOKEN, kill_leftover_tasks
 
+# True once a code cell's output carries the job monitor's final snapshot (its text/html fallback).
+FINAL_SNAPSHOT_SAVED = """() => {
+    const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
+    for (let i = 0; i < cells.length; i++) {
+        const outputs = cells.get(i).outputs;
+        for (let j = 0; outputs && j < outputs.length; j++) {
+            const html = outputs.get(j).data["text/html"];
+            if (typeof html === "string" && html.includes('data-state="succeeded"')) return true;
+        }
+    }
+    return false;
+}"""
 SLOW = 120_000  # ms: a small shared machine; none of this is a timing assertion
 
 JOB_CELL = """%%batchai_job --cluster wpool --nodes 2 --framework pytorch --name lab-widget-job
@@ -99,6 +111,9 @@ def test_job_and_cluster_monitors_render_and_update_live_in_lab(widget_lab, brow
 
         gate.touch()
         expect(header.locator("span").first).to_have_text("succeeded", timeout=SLOW)
+        # Once the job has ended the monitor refreshes the snapshot saved with the notebook, and Lab renders the
+        # output anew: what follows acts on that final rendering, not on one about to be replaced.
+        page.wait_for_function(FINAL_SNAPSHOT_SAVED, timeout=SLOW)
         expect(header).to_contain_text("exit code 0")
         expect(task_table.locator("tbody tr")).to_have_count(2, timeout=SLOW)
         expect(task_table.locator("tbody")).to_contain_text("rank 0")
