@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -58,10 +59,13 @@ from .slurm_commands import (
 )
 from .slurm_options import SlurmOptions, parse_slurm_options
 
+log = logging.getLogger("batchai")
 JOB_NAME_PREFIX = "batchai-"
 # squeue pacing: every MIN seconds while things change, backing off to MAX while nothing does.
 MIN_QUEUE_POLL_SECONDS = 1.0
 MAX_QUEUE_POLL_SECONDS = 10.0
+# How long removing a deleted job's control directory keeps trying while its cancelled tasks still end.
+FORGET_SECONDS = 30.0
 # Slurm reasons worth telling as they are, for jobs it ended before our driver could.
 _LOST_MESSAGES = {
     "NODE_FAIL": "a node of the job's allocation failed (Slurm NODE_FAIL)",
@@ -469,8 +473,19 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
         self._pacer(options).reset()
 
     def forget(self, cluster: ClusterRef, key: str) -> None:
-        """A deleted job's attempt: its control directory goes (task exit files, batch output)."""
-        shutil.rmtree(self.control_dir(self.options(cluster.spec), key), ignore_errors=True)
+        """A deleted job's attempt: its control directory goes (task exit files, batch output). Its tasks
+        were just cancelled and may still be writing there while they end, so the removal is tried again
+        until nothing is left (or, past FORGET_SECONDS, the rest is left and said so)."""
+        control = self.control_dir(self.options(cluster.spec), key)
+        deadline = time.monotonic() + FORGET_SECONDS
+        while True:
+            shutil.rmtree(control, ignore_errors=True)
+            if not os.path.exists(control):
+                return
+            if time.monotonic() > deadline:
+                log.warning("batchai: %s is still being written to after the job was deleted; left in place", control)
+                return
+            time.sleep(0.1)
 
 
 def create(context: BackendContext) -> SlurmBackend:

@@ -173,7 +173,13 @@ class Driver:
         for plan in plans:
             node = self.nodes[plan.node_index]
             run_dir = os.path.join(self.control, "runs", plan.name)
-            os.makedirs(run_dir, exist_ok=True)
+            # Never the control directory itself: it is gone when the job was deleted (the service forgot the
+            # attempt), and then the attempt must end here rather than make it again, for nobody to remove.
+            for directory in (os.path.dirname(run_dir), run_dir):
+                try:
+                    os.mkdir(directory)
+                except FileExistsError:
+                    pass
             for leftover in ("exit", "pid", "heartbeat"):
                 if os.path.exists(os.path.join(run_dir, leftover)):
                     os.unlink(os.path.join(run_dir, leftover))
