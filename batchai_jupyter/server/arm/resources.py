@@ -171,8 +171,16 @@ class WorkspaceHandler(ArmHandler):
         try:
             view, _ = await self.workspace(subscription, resource_group, name)
         except BatchAIError as missing:
+            if missing.code == "ResourceNotFound":  # in another resource group: a name is one workspace here
+                other = (await self.call(self.service.get_workspace, name))["resourceGroup"]
+                raise BatchAIError(
+                    "WorkspaceExists",
+                    f"workspace '{name}' already exists in resource group '{other}'; workspace names are unique "
+                    "in this service whatever their resource group: pick another name",
+                    409,
+                ) from None
             if missing.code != "WorkspaceNotFound":
-                raise  # in another resource group: a name is one workspace in the whole service
+                raise
             view = await self.call(self.service.create_workspace, name, resource_group, location.strip(), tags)
         else:  # PUT again: the same workspace, its tags as sent
             if "tags" in body:
