@@ -9,7 +9,7 @@ OperationNotFound, and the resource itself (GET) says where it got to.
 from __future__ import annotations
 
 import asyncio
-import datetime
+import logging
 import threading
 import time
 import uuid
@@ -17,17 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...core.views import iso
 from ...errors import BatchAIError
 
 RETRY_AFTER_SECONDS = 1  # the service acts in well under a second; ARM's 15 would only slow callers down
 KEEP_SECONDS = 3600.0  # ended operations are forgotten after this long
 KEEP_AT_MOST = 10000
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+log = logging.getLogger("batchai")
 
 
 @dataclass
@@ -50,8 +46,8 @@ class Operation:
             "id": self.id,
             "name": self.id,
             "status": self.status,
-            "startTime": _iso(self.started),
-            "endTime": _iso(self.ended),
+            "startTime": iso(self.started),
+            "endTime": iso(self.ended),
         }
         if self.error:
             body["error"] = self.error
@@ -64,6 +60,7 @@ class Operations:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._operations: dict[str, Operation] = {}
+        self._running: set[asyncio.Task[None]] = set()
 
     def done(self, location: str, result_status: int = 200) -> Operation:
         """An operation whose work was done in the request itself (a create the service makes at once)."""
@@ -80,13 +77,15 @@ class Operations:
                 await asyncio.to_thread(work)
             except BatchAIError as failure:
                 operation.error = {"code": failure.code, "message": failure.message}
-            except Exception:  # the service's log has it (asyncio); the caller gets a failed operation
+            except Exception:
+                log.exception("batchai: operation %s failed", operation.id)
                 operation.error = {"code": "InternalError", "message": "the operation failed; see the service's log"}
-                raise
             finally:
                 operation.ended = time.time()
 
-        asyncio.get_running_loop().create_task(run())
+        task = asyncio.get_running_loop().create_task(run())
+        self._running.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._running.discard)
         return operation
 
     def get(self, operation_id: str) -> Operation:
