@@ -149,7 +149,14 @@ def test_the_2018_05_01_examples_replayed_in_order(arm):
     # The example's string `"priority": "normal"` is the fidelity branch's (issue 13 item 7); the swagger's
     # field for it is schedulingPriority. Drop this line once both are merged.
     put_job["properties"]["schedulingPriority"] = put_job["properties"].pop("priority")
-    shown = created(arm, job, put_job, ex.JOB_BODY, "Job", JOB_GAPS)
+    created(arm, job, put_job, {"properties": {"executionState": "queued"}}, "Job")
+
+    def started():  # the example shows a job that has started (its executionInfo.startTime)
+        body = arm.request("GET", job).json()
+        return body if body["properties"]["executionState"] != "queued" else None
+
+    wait_for(started, "the example job to start", timeout=120)
+    shown = check(arm.request("GET", job), {200}, ex.JOB_BODY, "Job", JOB_GAPS)
     assert shown["properties"]["jobOutputDirectoryPathSegment"].startswith(
         f"{SUBSCRIPTION}/{ex.RG}/workspaces/{ex.WS}/experiments/{ex.EXP}/jobs/{ex.JOB}/"
     )

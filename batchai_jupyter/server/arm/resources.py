@@ -196,20 +196,28 @@ class WorkspaceHandler(ArmHandler):
 
     @web.authenticated
     async def delete(self, subscription, resource_group, name):
-        await delete_lro(self, self.workspace(subscription, resource_group, name), self.service.delete_workspace, name)
+        try:
+            view, _ = await self.workspace(subscription, resource_group, name)
+        except BatchAIError as missing:
+            if missing.code not in ("WorkspaceNotFound", "ResourceNotFound"):
+                raise
+            self.set_status(204)  # nothing of that name in that resource group: nothing to delete
+            self.finish()
+            return
+        await delete_lro(self, view["location"], self.service.get_workspace, self.service.delete_workspace, name)
 
 
-async def delete_lro(handler: ArmHandler, lookup, delete, *names: str) -> None:
-    """ARM's DELETE: 204 when there is nothing to delete, else 202 and the deletion as an operation."""
+async def delete_lro(handler: ArmHandler, location: str, get, delete, *names: str) -> None:
+    """ARM's DELETE: 204 when `get(*names)` finds nothing to delete, else 202 and `delete(*names)` as an
+    operation."""
     try:
-        found = await lookup
+        await handler.call(get, *names)
     except BatchAIError as missing:
-        if missing.status != 404 or missing.code == "SubscriptionNotFound":
+        if missing.status != 404:
             raise
         handler.set_status(204)
         handler.finish()
         return
-    location = found[0].get("location", "local") if isinstance(found, tuple) else "local"
     handler.reply_accepted(handler.operations.start(location, lambda: delete(*names)))
 
 
@@ -244,12 +252,9 @@ class ExperimentHandler(ArmHandler):
     @web.authenticated
     async def delete(self, subscription, resource_group, workspace, name):
         view, _ = await self.workspace(subscription, resource_group, workspace)
-
-        async def lookup():
-            await self.call(self.service.get_experiment, workspace, name)
-            return view, None
-
-        await delete_lro(self, lookup(), self.service.delete_experiment, workspace, name)
+        await delete_lro(
+            self, view["location"], self.service.get_experiment, self.service.delete_experiment, workspace, name
+        )
 
 
 # -- clusters -----------------------------------------------------------------------------------
@@ -292,12 +297,7 @@ class ClusterHandler(ArmHandler):
     @web.authenticated
     async def delete(self, subscription, resource_group, workspace, name):
         view, _ = await self.workspace(subscription, resource_group, workspace)
-
-        async def lookup():
-            await self.call(self.service.get_cluster, workspace, name)
-            return view, None
-
-        await delete_lro(self, lookup(), self.service.delete_cluster, workspace, name)
+        await delete_lro(self, view["location"], self.service.get_cluster, self.service.delete_cluster, workspace, name)
 
 
 class ClusterRemoteLoginHandler(ArmHandler):
@@ -339,12 +339,9 @@ class FileServerHandler(ArmHandler):
     @web.authenticated
     async def delete(self, subscription, resource_group, workspace, name):
         view, _ = await self.workspace(subscription, resource_group, workspace)
-
-        async def lookup():
-            await self.call(self.service.get_file_server, workspace, name)
-            return view, None
-
-        await delete_lro(self, lookup(), self.service.delete_datastore, workspace, name)
+        await delete_lro(
+            self, view["location"], self.service.get_file_server, self.service.delete_datastore, workspace, name
+        )
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -374,12 +371,9 @@ class JobHandler(ArmHandler):
     @web.authenticated
     async def delete(self, subscription, resource_group, workspace, experiment, name):
         view, _ = await self.workspace(subscription, resource_group, workspace)
-
-        async def lookup():
-            await self.call(self.service.get_job, workspace, experiment, name)
-            return view, None
-
-        await delete_lro(self, lookup(), self.service.delete_job, workspace, experiment, name)
+        await delete_lro(
+            self, view["location"], self.service.get_job, self.service.delete_job, workspace, experiment, name
+        )
 
 
 class JobTerminateHandler(ArmHandler):
@@ -410,6 +404,14 @@ class JobRemoteLoginHandler(ArmHandler):
         self.reply_list([envelopes.remote_login(n) for n in nodes])
 
 
+def link_signer(handler: ArmHandler) -> LinkSigner:
+    """The signer of download links, with the home's key (read once per server)."""
+    key = handler.settings.get("batchai_link_key")
+    if key is None:
+        key = handler.settings["batchai_link_key"] = load_key(handler.service.layout.root)
+    return LinkSigner(key)
+
+
 class JobOutputFilesHandler(ArmHandler):
     """POST .../listOutputFiles?outputdirectoryid=&directory=&linkexpiryinminutes=&maxresults="""
 
@@ -427,7 +429,7 @@ class JobOutputFilesHandler(ArmHandler):
         entries = await self.call(
             self.service.list_job_files, workspace, experiment, name, output_id, directory, expiry
         )
-        signer = LinkSigner(self.settings.setdefault("batchai_link_key", load_key(self.service.layout.root)))
+        signer = link_signer(self)
         files = []
         for entry in entries:
             if entry["fileType"] not in ("file", "directory"):
@@ -453,7 +455,7 @@ class SignedJobFileHandler(FileHandlerMixin, ArmHandler):
     @allow_unauthenticated
     async def get(self):
         values = {field: self.get_query_argument(field, "") for field in LinkSigner.FIELDS}
-        signer = LinkSigner(self.settings.setdefault("batchai_link_key", load_key(self.service.layout.root)))
+        signer = link_signer(self)
         signer.check(values, self.get_query_argument("sig", ""))
         job = await self.call(self.service.get_job, values["ws"], values["exp"], values["job"])
         if job["uuid"] != values["uuid"]:
