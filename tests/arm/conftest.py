@@ -27,14 +27,8 @@ def arm_service(tmp_path_factory):
 def sdk(arm_service) -> BatchAI:
     """The SDK as a migrated notebook makes it: the only line that differs from Batch AI's."""
     credential = ServiceCredential(arm_service.url, TOKEN)
-    # polling_interval: the SDK's wait when a response names none (ours say Retry-After: 1).
-    return BatchAI(
-        credential,
-        credential.subscription_id,
-        base_url=credential.base_url,
-        polling_interval=0.2,
-        **credential.client_options,
-    )
+    # The SDK's own polling: it waits what each response's Retry-After says (30 s where one says nothing).
+    return BatchAI(credential, credential.subscription_id, base_url=credential.base_url, **credential.client_options)
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,12 @@ class ArmHttp:
         status_url = response.headers["Azure-AsyncOperation"]
 
         def ended():
-            status = self.session.get(status_url, timeout=60).json()
-            return status if status["status"] in ("Succeeded", "Failed") else None
+            response = self.session.get(status_url, timeout=60)
+            status = response.json()
+            if status["status"] in ("Succeeded", "Failed"):
+                return status
+            assert response.headers["Retry-After"].isdigit()  # else the SDK waits 30 s
+            return None
 
         status = wait_for(ended, "the operation to end", timeout=120)
         assert status["status"] == "Succeeded", status

@@ -14,6 +14,7 @@ from . import envelopes
 from .base import ArmHandler
 from .ids import PROVIDER
 from .links import LINK_PATH, LinkSigner, load_key
+from .operations import RETRY_AFTER_SECONDS
 
 TERMINATE_WAIT_SECONDS = 120.0
 MAX_TAGS = 50
@@ -115,7 +116,10 @@ class OperationStatusHandler(ArmHandler):
     @web.authenticated
     def get(self, subscription, location, operation_id):
         self.check(subscription)
-        self.reply(self.operations.get(operation_id).view())
+        operation = self.operations.get(operation_id)
+        if operation.ended is None:  # when to ask again (the SDK's default, without it, is 30 s)
+            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        self.reply(operation.view())
 
 
 class OperationResultHandler(ArmHandler):
