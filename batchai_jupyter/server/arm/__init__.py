@@ -4,27 +4,27 @@ azure-mgmt-batchai SDK and Batch AI's REST examples call it (docs/arm-api.md).""
 from __future__ import annotations
 
 from . import ids
-from .links import LINK_PATH
-from .resources import (
-    ArmNotFoundHandler,
-    ClusterHandler,
-    ClusterRemoteLoginHandler,
-    ClustersHandler,
-    ExperimentHandler,
-    ExperimentsHandler,
-    FileServerHandler,
-    FileServersHandler,
+from .compute import ClusterHandler, ClusterRemoteLoginHandler, ClustersHandler, FileServerHandler, FileServersHandler
+from .jobs import (
     JobHandler,
     JobOutputFilesHandler,
     JobRemoteLoginHandler,
     JobsHandler,
     JobTerminateHandler,
+    SignedJobFileHandler,
+)
+from .links import LINK_PATH
+from .provider import (
+    ArmNotFoundHandler,
     OperationResultHandler,
     OperationStatusHandler,
     ProviderOperationsHandler,
-    SignedJobFileHandler,
-    SubscriptionWorkspacesHandler,
     UsagesHandler,
+)
+from .workspaces import (
+    ExperimentHandler,
+    ExperimentsHandler,
+    SubscriptionWorkspacesHandler,
     WorkspaceHandler,
     WorkspacesHandler,
 )

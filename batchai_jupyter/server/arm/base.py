@@ -119,3 +119,17 @@ class ArmHandler(BaseHandler):
             body = {"error": {"code": "InternalServerError", "message": "the service failed unexpectedly; see its log"}}
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
+
+
+async def delete_lro(handler: ArmHandler, location: str, get, delete, *names: str) -> None:
+    """ARM's DELETE: 204 when `get(*names)` finds nothing to delete, else 202 and `delete(*names)` as an
+    operation."""
+    try:
+        await handler.call(get, *names)
+    except BatchAIError as missing:
+        if missing.status != 404:
+            raise
+        handler.set_status(204)
+        handler.finish()
+        return
+    handler.reply_accepted(handler.operations.start(location, lambda: delete(*names)))
