@@ -84,6 +84,8 @@ def test_bodies_are_checked(arm, workspace):
     job = {"properties": {**spec("nope", "true")}}
     assert "cluster 'nope' not found" in arm_error(arm.request("PUT", url, job), 404, "ClusterNotFound")
     assert arm.request("GET", url).status_code == 404  # nothing was created
+    elsewhere = {"properties": {**spec(WS_PATH.replace("errws", "otherws") + "/clusters/c", "true")}}
+    assert "workspace 'otherws'" in arm_error(arm.request("PUT", url, elsewhere), 400, "ClusterInOtherWorkspace")
     patch = arm.request("PATCH", f"{workspace}/clusters/c", {"properties": {}})
     assert "scaleSettings" in arm_error(patch, 400, "InvalidRequestContent")
     assert "tags" in arm_error(arm.request("PATCH", workspace, {"tags": ["x"]}), 400, "InvalidTags")

@@ -3,6 +3,7 @@ download links that need no token."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from jupyter_server.auth.decorator import allow_unauthenticated
@@ -15,6 +16,23 @@ from .base import ArmHandler, delete_lro
 from .links import LINK_PATH, LinkSigner, load_key
 
 TERMINATE_WAIT_SECONDS = 120.0
+# The workspace a cluster's ARM id names (Batch AI's own examples also write `/workspace/`).
+CLUSTER_WORKSPACE = re.compile(r"/workspaces?/([^/]+)/clusters/[^/]+/?$", re.IGNORECASE)
+
+
+def _check_cluster_workspace(body: dict, workspace: str) -> None:
+    """Batch AI let a job run on another workspace's cluster; here a job runs on a cluster of its own
+    workspace, so an id naming another one is refused rather than taken for a cluster of the same name here."""
+    properties = body.get("properties")
+    cluster = properties.get("cluster") if isinstance(properties, dict) else None
+    arm_id = cluster.get("id") if isinstance(cluster, dict) else None
+    named = CLUSTER_WORKSPACE.search(arm_id) if isinstance(arm_id, str) else None
+    if named and named.group(1).lower() != workspace.lower():
+        raise BatchAIError(
+            "ClusterInOtherWorkspace",
+            f"properties.cluster.id: {arm_id!r} is a cluster of workspace '{named.group(1)}'; a job here runs on a "
+            f"cluster of its own workspace ('{workspace}'): create the job in that workspace, or a cluster in this one",
+        )
 
 
 class JobsHandler(ArmHandler):
@@ -35,7 +53,9 @@ class JobHandler(ArmHandler):
     @web.authenticated
     async def put(self, subscription, resource_group, workspace, experiment, name):
         view, _ = await self.workspace(subscription, resource_group, workspace)
-        await self.call(self.service.create_job, workspace, experiment, self.body(), name)
+        body = self.body()
+        _check_cluster_workspace(body, workspace)
+        await self.call(self.service.create_job, workspace, experiment, body, name)
         self.reply_accepted(self.operations.done(view["location"]))
 
     @web.authenticated
