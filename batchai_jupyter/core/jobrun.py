@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
 from ..ports.datastores import Datastore, JobStorage
-from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_segment
+from ..ports.layout import HomeLayout, output_segment, stdouterr_segment
 from . import launch, lifecycle, node_view
 from .events import EventBus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
@@ -61,7 +61,7 @@ class JobRunner:
     def context(self, job: Job) -> tuple[launch.JobContext, list[launch.NodeContext]]:
         spec = job.with_secrets()
         datastore = self.datastore_for(job.workspace)
-        segment = stdouterr_segment(job.experiment, job.name, job.uuid)
+        segment = stdouterr_segment(job.segment)
         shared = self.layout.shared_job_temp(job.uuid)
         nodes = [
             self._node_context(job, self.store.existing_node(node_id), index)
@@ -74,15 +74,14 @@ class JobRunner:
             shared_job_temp=shared,
             input_paths={d.id: self._resolve(job.workspace, d.path) for d in spec.input_directories},
             output_paths={
-                d.id: datastore.node_path(output_segment(job.experiment, job.name, job.uuid, d.id))
-                for d in spec.output_directories
+                d.id: datastore.node_path(output_segment(job.segment, d.id)) for d in spec.output_directories
             },
             hostfile=os.path.join(shared, "hostfile"),
             master_port=job.master_port or 0,
             # A backend whose nodes are other machines names the Python there (node info "python").
             python=self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
             node_base_env=self.base_env(),
-            checkpoint_dir=datastore.node_path(f"{job_segment(job.experiment, job.name, job.uuid)}/checkpoints"),
+            checkpoint_dir=datastore.node_path(f"{job.segment}/checkpoints"),
         )
         return context, nodes
 
@@ -432,7 +431,7 @@ class JobRunner:
     def _archive_logs(self, job: Job) -> None:
         """Keeps an attempt's logs in stdouterr/attempt-<n>/ so the next attempt starts clean."""
         datastore = self.datastore_for(job.workspace)
-        directory = datastore.node_path(stdouterr_segment(job.experiment, job.name, job.uuid))
+        directory = datastore.node_path(stdouterr_segment(job.segment))
         if not os.path.isdir(directory):
             return
         archive = os.path.join(directory, f"attempt-{job.attempt}")

@@ -38,6 +38,7 @@ class Job:
     node_ids: list[int]
     master_port: int | None
     retries_used: int
+    segment: str  # the job's folder in a datastore (Batch AI's jobOutputDirectoryPathSegment)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

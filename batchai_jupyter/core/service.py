@@ -28,7 +28,7 @@ from ..ports.datastores import (
     PublicSettings,
     clean_relative_path,
 )
-from ..ports.layout import HomeLayout, cluster_segment, job_segment
+from ..ports.layout import HomeLayout, cluster_segment, job_segment, output_segment, stdouterr_segment
 from . import views
 from .cluster_spec import parse_cluster_spec
 from .engine import Engine
@@ -45,12 +45,18 @@ from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 from .store_health import warn_if_home_orphaned
 
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+DEFAULT_RESOURCE_GROUP = "default"
+DEFAULT_LOCATION = "local"
+
 
 @dataclass
 class Settings:
     home: str
     heartbeat_seconds: float = 2.0
     backend_options: dict[str, Any] = field(default_factory=dict)  # {backend name: {option: value}}
+    # Batch AI's ARM ids and job folders name a subscription: a service serves one (docs/arm-api.md).
+    subscription_id: str = DEFAULT_SUBSCRIPTION
 
 
 def _base_env() -> dict[str, str]:
@@ -156,12 +162,20 @@ class Service:
 
     # -- workspaces, experiments, datastores ---------------------------------------------------
 
-    def _ensure_workspace(self, name: str) -> None:
+    def _ensure_workspace(
+        self,
+        name: str,
+        resource_group: str = DEFAULT_RESOURCE_GROUP,
+        location: str = DEFAULT_LOCATION,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         now = time.time()
         with self.store.transaction():
             if self.store.query_one("SELECT name FROM workspaces WHERE name = ?", name):
                 return
-            self.store.insert("workspaces", name=name, created=now)
+            self.store.insert(
+                "workspaces", name=name, created=now, resource_group=resource_group, location=location, tags=tags or {}
+            )
             self.store.insert("experiments", workspace=name, name=DEFAULT_EXPERIMENT, created=now)
             self.store.insert(
                 "datastores",
@@ -172,11 +186,28 @@ class Service:
                 config={"path": self.layout.local_datastore(name, DEFAULT_DATASTORE)},
             )
 
-    def create_workspace(self, name: str) -> dict[str, Any]:
+    def create_workspace(
+        self,
+        name: str,
+        resource_group: str = DEFAULT_RESOURCE_GROUP,
+        location: str = DEFAULT_LOCATION,
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A workspace, recorded in `resource_group` (workspace names are unique in the service, whatever
+        their resource group: the datastores and node sandboxes are named by workspace)."""
         validate_name("workspace", name, "name")
-        if self.store.query_one("SELECT name FROM workspaces WHERE name = ?", name):
-            raise Conflict("WorkspaceExists", f"workspace '{name}' already exists")
-        self._ensure_workspace(name)
+        existing = self.store.query_one("SELECT resource_group FROM workspaces WHERE name = ?", name)
+        if existing:
+            raise Conflict(
+                "WorkspaceExists",
+                f"workspace '{name}' already exists (in resource group '{existing['resource_group']}')",
+            )
+        self._ensure_workspace(name, resource_group, location, tags)
+        return self.get_workspace(name)
+
+    def set_workspace_tags(self, name: str, tags: dict[str, str]) -> dict[str, Any]:
+        self.get_workspace(name)
+        self.store.update("workspaces", {"name": name}, tags=tags)
         return self.get_workspace(name)
 
     def get_workspace(self, name: str) -> dict[str, Any]:
@@ -296,6 +327,34 @@ class Service:
         if not relative:
             raise BatchAIError("InvalidPath", "path: give the path of a file inside the datastore")
         return self.datastore(workspace, name).read(relative, offset, length)
+
+    # A file server is a shared directory every node sees: a local datastore other than "default"
+    # (`batchai file-server create --path` registers one; the ARM face makes one under the home).
+
+    def _is_file_server(self, row: DatastoreRow) -> bool:
+        return row.kind == "local" and row.name != DEFAULT_DATASTORE
+
+    def list_file_servers(self, workspace: str) -> list[dict[str, Any]]:
+        self.get_workspace(workspace)
+        return [self.datastore_kinds.view(r) for r in self.store.datastores_of(workspace) if self._is_file_server(r)]
+
+    def get_file_server(self, workspace: str, name: str) -> dict[str, Any]:
+        self.get_workspace(workspace)
+        row = self.store.datastore_row(workspace, name)
+        if row is None or not self._is_file_server(row):
+            raise NotFound("file server", name, f"list them with `batchai file-server list -w {workspace}`")
+        return self.datastore_kinds.view(row)
+
+    def create_file_server(self, workspace: str, name: str) -> dict[str, Any]:
+        """A new shared directory under the home (a file server made through the API has no path of its own)."""
+        self.get_workspace(workspace)
+        validate_name("file server", name, "name")
+        if name == DEFAULT_DATASTORE:
+            raise Conflict("DatastoreExists", f"'{name}' is the workspace's default datastore; pick another name")
+        path = self.layout.local_datastore(workspace, name)
+        self.create_datastore(workspace, name, {"kind": "local", "path": path})
+        os.makedirs(path, exist_ok=True)
+        return self.get_file_server(workspace, name)
 
     def delete_datastore(self, workspace: str, name: str) -> None:
         self._datastore_row(workspace, name)
@@ -468,13 +527,17 @@ class Service:
                 "lower nodeCount or raise the cluster's maximum",
             )
         now = time.time()
+        job_uuid = str(uuid.uuid4())
+        resource_group = self.get_workspace(workspace)["resourceGroup"]
+        segment = job_segment(self.settings.subscription_id, resource_group, workspace, experiment, spec.name, job_uuid)
         try:
             job_id = self.store.insert(
                 "jobs",
                 workspace=workspace,
                 experiment=experiment,
                 name=spec.name,
-                uuid=uuid.uuid4().hex,
+                uuid=job_uuid,
+                segment=segment,
                 cluster=spec.cluster,
                 priority=spec.priority,
                 state="queued",
@@ -575,9 +638,8 @@ class Service:
         return [views.node_view(n) for n in (self.store.node(i) for i in job.node_ids) if n]
 
     def _job_files_segment(self, job: Job, output_id: str) -> str:
-        base = job_segment(job.experiment, job.name, job.uuid)
         if output_id == "stdouterr":
-            return f"{base}/stdouterr"
+            return stdouterr_segment(job.segment)
         ids = [d.id for d in job.spec.output_directories]
         if output_id not in ids:
             allowed = ", ".join(["stdouterr", *ids])
@@ -586,7 +648,7 @@ class Service:
                 f"outputdirectoryid: {output_id!r} is not an output "
                 f"directory of job '{job.name}'; use one of: {allowed}",
             )
-        return f"{base}/outputs/{output_id}"
+        return output_segment(job.segment, output_id)
 
     def _list(
         self,

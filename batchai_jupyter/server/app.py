@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from traitlets import Bool, Dict, Float, Unicode, default
 
 from ..assembly import build_service
-from ..core.service import Settings
+from ..core.service import DEFAULT_SUBSCRIPTION, Settings
 from ..errors import BatchAIError
 from ..ports.layout import default_home
+from . import arm
 from .handlers import routes
 
 
@@ -49,9 +52,18 @@ class BatchAIApp(ExtensionApp):
         "instead",
     ).tag(config=True)
 
+    subscription_id = Unicode(
+        help="The subscription id of Batch AI's ARM paths and job folders (/subscriptions/<id>/...); "
+        "default: $BATCHAI_SUBSCRIPTION_ID, else 00000000-0000-0000-0000-000000000000 (docs/arm-api.md)"
+    ).tag(config=True)
+
     @default("home")
     def _default_home(self) -> str:
         return default_home()
+
+    @default("subscription_id")
+    def _default_subscription_id(self) -> str:
+        return os.environ.get("BATCHAI_SUBSCRIPTION_ID") or DEFAULT_SUBSCRIPTION
 
     def initialize_settings(self) -> None:
         self._check_auth()
@@ -59,7 +71,10 @@ class BatchAIApp(ExtensionApp):
         try:
             service = build_service(
                 Settings(
-                    home=self.home, heartbeat_seconds=self.heartbeat_seconds, backend_options=dict(self.backend_options)
+                    home=self.home,
+                    heartbeat_seconds=self.heartbeat_seconds,
+                    backend_options=dict(self.backend_options),
+                    subscription_id=self.subscription_id,
                 )
             )
             service.start()
@@ -105,6 +120,7 @@ class BatchAIApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes())
+        self.handlers.extend(arm.routes())
 
     async def stop_extension(self) -> None:
         service = self.settings.get("batchai_service")

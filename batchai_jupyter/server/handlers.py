@@ -122,7 +122,15 @@ class BaseHandler(APIHandler):
 class VersionHandler(BaseHandler):
     @web.authenticated
     def get(self):
-        self.reply({"version": __version__, "api": "v1", "home": self.service.layout.root})
+        service = self.service
+        self.reply(
+            {
+                "version": __version__,
+                "api": "v1",
+                "home": service.layout.root,
+                "subscriptionId": service.settings.subscription_id,  # of the ARM face (server/arm)
+            }
+        )
 
 
 class WorkspacesHandler(BaseHandler):

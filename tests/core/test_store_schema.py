@@ -43,10 +43,9 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
     path = str(tmp_path / "batchai.db")
     _v0_database(path)
     with sqlite3.connect(path) as connection:
-        before = {
-            table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-            for table in ("workspaces", "experiments", "datastores", "clusters", "nodes", "jobs", "tasks")
-        }
+        tables = ("workspaces", "experiments", "datastores", "clusters", "nodes", "jobs", "tasks")
+        columns = {table: [row[1] for row in connection.execute(f"PRAGMA table_info({table})")] for table in tables}
+        before = {table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in tables}
     assert not LISTING_INDEXES & _indexes(path)
 
     store = Store(path)
@@ -61,8 +60,15 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
     assert LISTING_INDEXES <= _indexes(path)
     with sqlite3.connect(path) as connection:
         assert {
-            table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in before
+            table: connection.execute(f"SELECT {', '.join(columns[table])} FROM {table} ORDER BY rowid").fetchall()
+            for table in before
         } == before
+        # What later versions add: each old job keeps the folder its files are in, each workspace is in the
+        # default resource group.
+        assert connection.execute("SELECT segment FROM jobs ORDER BY rowid").fetchall() == [
+            (f"{row[2]}/{row[3]}/{row[4]}",) for row in before["jobs"]
+        ]
+        assert {row[0] for row in connection.execute("SELECT resource_group FROM workspaces")} == {"default"}
     again = Store(path)  # opening it again changes nothing
     assert again.schema_version() == SCHEMA_VERSION
     again.close()
