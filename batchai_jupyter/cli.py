@@ -247,6 +247,8 @@ def serve_command(args) -> None:
         "--ServerApp.terminals_enabled=False",
     ]
     argv += serve_auth_arguments(args.token_file, args.no_auth_i_have_my_own_proxy)
+    if args.mlflow_tracking_uri:
+        argv.append(f"--BatchAIApp.mlflow_tracking_uri={args.mlflow_tracking_uri}")
     HeadlessBatchAIApp.launch_instance(argv=argv)
 
 
@@ -440,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
         "request (logged at every start)",
     )
     serve.add_argument("--home", help="state directory (default: $BATCHAI_HOME)")
+    serve.add_argument(
+        "--mlflow-tracking-uri",
+        help="record every job as an MLflow run there (default: $MLFLOW_TRACKING_URI); credentials go in "
+        "MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN, never in the URI",
+    )
     demo = sub.add_parser("demo", help="run a 2-node distributed job on a local cluster and watch it")
     demo.add_argument("--nodes", type=int, default=2)
     _add_output_option(sub)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urljoin
 
 from ..errors import BatchAIError
 from .discovery import Announce, find_service
@@ -242,6 +243,13 @@ class Client(Transport):
         if since:
             params["since"] = [f"{offset}:{path}" for path, offset in since.items()]
         return self.request("GET", f"{self.job_path(workspace, experiment, name)}/snapshot", params=params)
+
+    def open_tensorboard(self, workspace: str, experiment: str, job: str | None = None) -> dict:
+        """Starts (or reuses) TensorBoard over one job's runs, or every job of the experiment: {"id", "url",
+        "runs"}; `url` is absolute, served by the service behind its token."""
+        path = self.job_path(workspace, experiment, job) if job else self.experiment_path(workspace, experiment)
+        opened = self.request("POST", f"{path}/tensorboard")
+        return {**opened, "url": urljoin(self.url, opened["url"])}
 
     def wait_for_job(
         self,

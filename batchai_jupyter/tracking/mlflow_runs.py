@@ -1,0 +1,210 @@
+"""Each job as an MLflow run of the MLflow experiment of the same name: its parameters, its metrics as they
+are logged, tags (cluster, toolkit, state), and its output directories as artifacts when it ends.
+
+Everything MLflow is done on this tracker's own thread from a bounded queue, so neither the RunFollower nor
+the engine ever waits for a tracking server; when the queue is full (MLflow far behind or down) updates are
+dropped and that is logged once. A failing MLflow call is logged once per outage and never fails a job.
+
+A job is found again by its tag `batchai.jobUuid` (a restarted service continues its run), and the tag
+`batchai.metricPoints` says how many points of the attempt `batchai.attempt` the run has, so a replayed
+attempt adds only the rest. Sweeps: a run whose `TrackedRun.parent` is set (the sweeps code sets it for
+its trials) becomes a child of the parent run named so, made on first use (`mlflow.parentRunId`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..ports.tracking import MetricPoint, RunTracker, TrackedRun
+
+log = logging.getLogger("batchai")
+QUEUE_SIZE = 10_000
+BATCH_SIZE = 1000  # MLflow's log_batch takes at most 1000 metrics
+MAX_PARAM_LENGTH = 6000
+TAG_UUID = "batchai.jobUuid"
+TAG_POINTS = "batchai.metricPoints"
+TAG_ATTEMPT = "batchai.attempt"
+TAG_SWEEP = "batchai.sweep"
+STATUS = {"succeeded": "FINISHED", "failed": "FAILED"}
+_STOP = object()
+
+
+class MlflowRuns(RunTracker):
+    name = "mlflow"
+
+    def __init__(self, tracking_uri: str, queue_size: int = QUEUE_SIZE):
+        self.tracking_uri = tracking_uri
+        self._queue: queue.Queue = queue.Queue(queue_size)
+        self._client: Any = None
+        self._runs: dict[str, tuple[str, int, int]] = {}  # job uuid -> (run id, attempt, points logged)
+        self._experiments: dict[str, str] = {}  # name -> MLflow experiment id
+        self._warned_full = False
+        self._failing = False
+        self._thread = threading.Thread(target=self._work, name="batchai-mlflow", daemon=True)
+        self._thread.start()
+
+    # -- from the RunFollower's thread: never waits ------------------------------------------------
+
+    def run_updated(self, run: TrackedRun, points: Sequence[MetricPoint]) -> None:
+        self._put(("update", run, list(points)))
+
+    def run_ended(self, run: TrackedRun) -> None:
+        self._put(("end", run, []))
+
+    def _put(self, item: tuple) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            if not self._warned_full:
+                self._warned_full = True
+                log.warning(
+                    "batchai: MLflow at %s is falling behind (%d updates waiting); later job updates are not "
+                    "recorded there until it catches up. Jobs are not affected.",
+                    self.tracking_uri,
+                    self._queue.maxsize,
+                )
+
+    def close(self) -> None:
+        try:
+            self._queue.put(_STOP, timeout=2.0)
+        except queue.Full:
+            pass
+        self._thread.join(5.0)
+
+    # -- the tracker's own thread -----------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            kind, run, points = item
+            try:
+                if kind == "update":
+                    self._update(run, points)
+                else:
+                    self._end(run)
+                if self._failing:
+                    self._failing = False
+                    log.warning("batchai: MLflow at %s answers again", self.tracking_uri)
+            except Exception as failure:  # noqa: BLE001 - MLflow being down must never touch the jobs
+                if not self._failing:
+                    self._failing = True
+                    log.warning(
+                        "batchai: recording job %s/%s in MLflow at %s failed (%s); jobs go on, and what they log "
+                        "while it fails is not recorded there",
+                        run.experiment,
+                        run.job,
+                        self.tracking_uri,
+                        failure,
+                    )
+            if self._queue.empty():
+                self._warned_full = False
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlflow import MlflowClient  # slow to import: on this thread, once
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def _experiment_id(self, name: str) -> str:
+        if name not in self._experiments:
+            found = self.client.get_experiment_by_name(name)
+            self._experiments[name] = found.experiment_id if found else self.client.create_experiment(name)
+        return self._experiments[name]
+
+    def _run_of(self, run: TrackedRun) -> tuple[str, int, int]:
+        if run.uuid in self._runs:
+            return self._runs[run.uuid]
+        experiment_id = self._experiment_id(run.experiment)
+        found = self.client.search_runs([experiment_id], f"tags.`{TAG_UUID}` = '{run.uuid}'", max_results=1)
+        if found:
+            tags = found[0].data.tags
+            record = (found[0].info.run_id, int(tags.get(TAG_ATTEMPT, 0)), int(tags.get(TAG_POINTS, 0)))
+        else:
+            record = (self._create(run, experiment_id), run.attempt, 0)
+        self._runs[run.uuid] = record
+        return record
+
+    def _create(self, run: TrackedRun, experiment_id: str) -> str:
+        from mlflow.entities import Param
+
+        tags = {TAG_UUID: run.uuid, "batchai.workspace": run.workspace, "batchai.job": run.job}
+        if run.parent:
+            tags["mlflow.parentRunId"] = self._parent_run(run, experiment_id)
+        created = self.client.create_run(
+            experiment_id, start_time=_ms(run.started or run.created), tags=tags, run_name=run.job
+        )
+        params = [Param(_key(name), str(value)[:MAX_PARAM_LENGTH]) for name, value in sorted(run.params.items())]
+        for start in range(0, len(params), 100):  # MLflow takes at most 100 params a batch
+            self.client.log_batch(created.info.run_id, params=params[start : start + 100])
+        return str(created.info.run_id)
+
+    def _parent_run(self, run: TrackedRun, experiment_id: str) -> str:
+        found = self.client.search_runs([experiment_id], f"tags.`{TAG_SWEEP}` = '{run.parent}'", max_results=1)
+        if found:
+            return str(found[0].info.run_id)
+        parent = self.client.create_run(experiment_id, tags={TAG_SWEEP: run.parent}, run_name=run.parent)
+        return str(parent.info.run_id)
+
+    def _update(self, run: TrackedRun, points: Sequence[MetricPoint]) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        run_id, attempt, logged = self._run_of(run)
+        if attempt != run.attempt:
+            attempt, logged = run.attempt, 0
+        fresh = [point for point in points if point.index >= logged]
+        metrics = [
+            Metric(
+                _metric_key(point),
+                point.value if point.value is not None else math.nan,
+                _ms(point.time),
+                point.step,
+            )
+            for point in fresh
+        ]
+        if fresh:
+            logged = fresh[-1].index + 1
+        tags = [
+            RunTag("batchai.cluster", run.cluster),
+            RunTag("batchai.toolkit", run.toolkit),
+            RunTag("batchai.state", run.state),
+            RunTag(TAG_ATTEMPT, str(attempt)),
+            RunTag(TAG_POINTS, str(logged)),
+        ]
+        for start in range(0, max(len(metrics), 1), BATCH_SIZE):
+            last = start + BATCH_SIZE >= len(metrics)
+            # the count goes with the batch that completes it: a failure in between logs those points again
+            self.client.log_batch(run_id, metrics=metrics[start : start + BATCH_SIZE], tags=tags if last else ())
+        self._runs[run.uuid] = (run_id, attempt, logged)
+
+    def _end(self, run: TrackedRun) -> None:
+        self._update(run, [])
+        run_id = self._runs[run.uuid][0]
+        for output_id, directory in sorted(run.output_dirs.items()):
+            if os.path.isdir(directory) and any(files for _root, _dirs, files in os.walk(directory)):
+                self.client.log_artifacts(run_id, directory, artifact_path=output_id)
+        self.client.set_terminated(run_id, STATUS.get(run.state, "KILLED"), _ms(run.ended) if run.ended else None)
+        del self._runs[run.uuid]
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _key(name: str) -> str:
+    """A name MLflow takes as a key (letters, digits, `_-. /`)."""
+    return re.sub(r"[^\w\-. /]", "_", name)[:250] or "_"
+
+
+def _metric_key(point: MetricPoint) -> str:
+    return _key(point.name if not point.rank else f"{point.name}/rank-{point.rank}")

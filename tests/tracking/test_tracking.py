@@ -1,0 +1,143 @@
+"""A job that logs metrics, writes its own TensorBoard events and an output file, run on a real Jupyter server
+configured with an MLflow file store: its log_metric points become TensorBoard event files beside its logs
+(read back with TensorBoard's own EventAccumulator), TensorBoard over it loads through the server's
+authenticated proxy and its scalars API shows both the logged and the job's own scalars, the job is an MLflow
+run with its params, metrics, tags and output artifacts (read back with MLflow's client), and TensorBoard
+stops with the server."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import sys
+
+import pytest
+import requests
+
+from helpers.api import wait_job
+from helpers.waits import wait_for
+
+EXPERIMENT = "tracked-exp"
+JOB = "lr-run"
+LOSSES = [1.0, 0.5, 0.25, 0.125, 0.0625]
+# Logs a loss curve through batchai's log_metric, its own accuracy with TensorBoard's writer, saves a model.
+SCRIPT = """
+import os, sys
+from batchai_jupyter.runtime import log_metric
+from tensorboard.summary import Writer
+for step, loss in enumerate(LOSSES):
+    log_metric("loss", loss, step)
+own = Writer(os.environ["AZ_BATCHAI_OUTPUT_TENSORBOARD"])
+own.add_scalar("accuracy", 0.75, 3)
+own.close()
+with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "weights.txt"), "w") as handle:
+    handle.write("w=" + sys.argv[1])
+""".replace("LOSSES", repr(LOSSES))
+
+
+@pytest.fixture(scope="module")
+def finished_job(tracking_server):
+    from mlflow import MlflowClient
+
+    server, client, mlflow_uri = tracking_server
+    # Made here only to keep its artifacts in the test's folder (a SQLite store's default is ./mlruns); the
+    # service records into the MLflow experiment of the job's experiment's name, made by it when missing.
+    MlflowClient(tracking_uri=mlflow_uri).create_experiment(EXPERIMENT, (server.base / "artifacts").as_uri())
+    client.create_experiment("default", EXPERIMENT)
+    spec = {
+        "cluster": "tracked",
+        "customToolkitSettings": {
+            "commandLine": f"{shlex.quote(sys.executable)} -c {shlex.quote(SCRIPT)} $LEARNING_RATE"
+        },
+        "environmentVariables": {"LEARNING_RATE": "0.01", "WIDTH": "64"},
+        "outputDirectories": [
+            {"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT"},
+            {"id": "TENSORBOARD", "pathPrefix": "$AZ_BATCHAI_JOB_MOUNT_ROOT"},
+        ],
+    }
+    client.create_job("default", EXPERIMENT, spec, JOB)
+    job = wait_job(client, JOB, experiment=EXPERIMENT)
+    assert job["executionState"] == "succeeded", job
+    return server, client, mlflow_uri
+
+
+def stdouterr_of(server) -> str:
+    [directory] = glob.glob(str(server.base / "home" / "datastores" / "default" / "default" / EXPERIMENT / JOB / "*"))
+    return os.path.join(directory, "stdouterr")
+
+
+def test_logged_metrics_are_tensorboard_event_files_beside_the_logs(finished_job):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    server, _client, _uri = finished_job
+    events = os.path.join(stdouterr_of(server), "tensorboard")
+
+    def loaded():
+        accumulator = EventAccumulator(events)
+        accumulator.Reload()
+        points = accumulator.Tensors("loss") if "loss" in accumulator.Tags()["tensors"] else []
+        return points if len(points) == len(LOSSES) else None
+
+    points = wait_for(loaded, "the job's loss curve in TensorBoard event files")
+    assert [p.step for p in points] == list(range(len(LOSSES)))
+    assert [float(tensor_util.make_ndarray(p.tensor_proto)) for p in points] == LOSSES
+
+
+def test_the_job_is_an_mlflow_run_with_params_metrics_tags_and_artifacts(finished_job):
+    from mlflow import MlflowClient
+
+    _server, _client, mlflow_uri = finished_job
+    mlflow = MlflowClient(tracking_uri=mlflow_uri)
+
+    def finished_run():
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+        runs = mlflow.search_runs([experiment.experiment_id]) if experiment else []
+        return runs[0] if runs and runs[0].info.status == "FINISHED" else None
+
+    run = wait_for(finished_run, f"job {JOB} as a finished MLflow run")
+    assert run.info.run_name == JOB
+    assert run.data.params["LEARNING_RATE"] == "0.01" and run.data.params["WIDTH"] == "64"
+    assert "$LEARNING_RATE" in run.data.params["commandLine"]
+    tags = run.data.tags
+    assert [tags[f"batchai.{name}"] for name in ("cluster", "toolkit", "state")] == ["tracked", "custom", "succeeded"]
+    history = mlflow.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == list(enumerate(LOSSES))
+    model = [artifact.path for artifact in mlflow.list_artifacts(run.info.run_id, "MODEL")]
+    assert model == ["MODEL/weights.txt"]
+    path = mlflow.download_artifacts(run.info.run_id, "MODEL/weights.txt", str(_server.base))
+    assert open(path).read() == "w=0.01"
+
+
+def test_tensorboard_opens_through_the_server_with_the_token_and_stops_with_it(finished_job):
+    server, client, _uri = finished_job
+    opened = client.open_tensorboard("default", EXPERIMENT, JOB)
+    assert opened["runs"] == [f"{JOB}/metrics", f"{JOB}/outputs/MODEL", f"{JOB}/outputs/TENSORBOARD"]
+    page = opened["url"]
+    assert page.startswith(server.url)
+    auth = {"Authorization": f"token {client.token}"}
+
+    refused = requests.get(page, allow_redirects=False, timeout=30)
+    assert refused.status_code in (302, 403), refused.status_code  # a login, never TensorBoard
+    assert "TensorBoard" not in refused.text
+
+    html = requests.get(page, headers=auth, timeout=60)
+    assert html.status_code == 200, html.status_code
+    assert "<tf-tensorboard" in html.text, html.text[:500]
+
+    def scalars(run: str, tag: str):
+        reply = requests.get(
+            f"{page}data/plugin/scalars/scalars", params={"run": run, "tag": tag}, headers=auth, timeout=30
+        )
+        return reply.json() if reply.status_code == 200 else None
+
+    loss = wait_for(lambda: scalars(f"{JOB}/metrics", "loss"), "TensorBoard's loss scalars of the job")
+    assert [(step, value) for _time, step, value in loss] == list(enumerate(LOSSES))
+    own = wait_for(lambda: scalars(f"{JOB}/outputs/TENSORBOARD", "accuracy"), "the job's own scalars")
+    assert [(step, value) for _time, step, value in own] == [(3, 0.75)]
+
+    pid_file = glob.glob(str(server.base / "home" / "tensorboard" / opened["id"] / "tensorboard.pid"))[0]
+    pid = int(open(pid_file).read())
+    server.stop()
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
