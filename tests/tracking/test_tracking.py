@@ -110,7 +110,30 @@ def test_the_job_is_an_mlflow_run_with_params_metrics_tags_and_artifacts(finishe
     assert open(path).read() == "w=0.01"
 
 
+def test_the_magic_opens_tensorboard_over_a_job_or_an_experiment(finished_job, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    server, client, _uri = finished_job
+    monkeypatch.setenv("BATCHAI_URL", server.url)
+    monkeypatch.setenv("BATCHAI_TOKEN", client.token)
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "batchai_jupyter")
+        of_job = shell.run_line_magic("batchai_tensorboard", f"{JOB} -e {EXPERIMENT}")
+        of_experiment = shell.run_line_magic("batchai_tensorboard", EXPERIMENT)
+        missing = shell.run_cell("%batchai_tensorboard no-such-run")
+    finally:
+        shell.reset(new_session=False)
+    assert of_job.url == client.open_tensorboard("default", EXPERIMENT, JOB)["url"]  # the same TensorBoard
+    assert of_experiment.url != of_job.url and f"{JOB}/metrics" in of_experiment.runs
+    assert f'<iframe src="{of_job.url}"' in of_job._repr_html_() and client.token not in of_job._repr_html_()
+    assert "neither a job of experiment 'default' nor an experiment" in str(missing.error_in_exec)
+    page = requests.get(of_experiment.url, headers={"Authorization": f"token {client.token}"}, timeout=60)
+    assert page.status_code == 200 and "<tb-webapp>" in page.text
+
+
 def test_tensorboard_opens_through_the_server_with_the_token_and_stops_with_it(finished_job):
+    """Runs last in this module: it stops the module's server."""
     server, client, _uri = finished_job
     opened = client.open_tensorboard("default", EXPERIMENT, JOB)
     assert opened["runs"] == [f"{JOB}/metrics", f"{JOB}/outputs/MODEL", f"{JOB}/outputs/TENSORBOARD"]
@@ -124,7 +147,9 @@ def test_tensorboard_opens_through_the_server_with_the_token_and_stops_with_it(f
 
     html = requests.get(page, headers=auth, timeout=60)
     assert html.status_code == 200, html.status_code
-    assert "<tf-tensorboard" in html.text, html.text[:500]
+    assert "<tb-webapp>" in html.text, html.text[:500]
+    script = requests.get(f"{page}index.js", headers=auth, timeout=60)  # the page's own relative URLs work
+    assert script.status_code == 200 and len(script.content) > 100_000
 
     def scalars(run: str, tag: str):
         reply = requests.get(
