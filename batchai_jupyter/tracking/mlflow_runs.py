@@ -45,6 +45,7 @@ class MlflowRuns(RunTracker):
         self._client: Any = None
         self._runs: dict[str, tuple[str, int, int]] = {}  # job uuid -> (run id, attempt, points logged)
         self._experiments: dict[str, str] = {}  # name -> MLflow experiment id
+        self._states: dict[str, str] = {}  # job uuid -> state last queued (the RunFollower's thread only)
         self._warned_full = False
         self._failing = False
         self._thread = threading.Thread(target=self._work, name="batchai-mlflow", daemon=True)
@@ -53,9 +54,12 @@ class MlflowRuns(RunTracker):
     # -- from the RunFollower's thread: never waits ------------------------------------------------
 
     def run_updated(self, run: TrackedRun, points: Sequence[MetricPoint]) -> None:
-        self._put(("update", run, list(points)))
+        if points or self._states.get(run.uuid) != run.state:  # the follower asks every second; MLflow hears news
+            self._states[run.uuid] = run.state
+            self._put(("update", run, list(points)))
 
     def run_ended(self, run: TrackedRun) -> None:
+        self._states.pop(run.uuid, None)
         self._put(("end", run, []))
 
     def _put(self, item: tuple) -> None:
