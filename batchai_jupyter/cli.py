@@ -42,7 +42,7 @@ def workspace_command(args) -> object:
 def experiment_command(args) -> object:
     client = _client()
     if args.verb == "create":
-        return client.create_experiment(args.workspace, args.name)
+        return client.create_experiment(args.workspace, args.name, args.mlflow_tracking_uri)
     if args.verb == "list":
         return client.experiments(args.workspace)
     if args.verb == "show":
@@ -412,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
             parser_.add_argument("-n", "--name", required=True)
         if verb == "delete":
             _yes(parser_)
+        if verb == "create":
+            parser_.add_argument(
+                "--mlflow-tracking-uri",
+                help="record this experiment's jobs as MLflow runs there (default: the service's)",
+            )
     _add_cluster_parsers(sub)
     _add_job_parsers(sub)
     add_storage_parsers(sub, _scope, _yes)

@@ -76,8 +76,16 @@ class Client(Transport):
     def experiment(self, workspace: str, name: str) -> dict:
         return self.get(self.experiment_path(workspace, name))
 
-    def create_experiment(self, workspace: str, name: str) -> dict:
-        return self.request("PUT", self.experiment_path(workspace, name))
+    def create_experiment(self, workspace: str, name: str, mlflow_tracking_uri: str | None = None) -> dict:
+        """A new experiment; with `mlflow_tracking_uri` its jobs are recorded in that MLflow."""
+        body = {"mlflowTrackingUri": mlflow_tracking_uri} if mlflow_tracking_uri else None
+        return self.request("PUT", self.experiment_path(workspace, name), json_body=body)
+
+    def update_experiment(self, workspace: str, name: str, mlflow_tracking_uri: str) -> dict:
+        """Sets the experiment's own MLflow tracking URI ("": the service's again)."""
+        return self.request(
+            "PATCH", self.experiment_path(workspace, name), json_body={"mlflowTrackingUri": mlflow_tracking_uri}
+        )
 
     def delete_experiment(self, workspace: str, name: str) -> None:
         self.request("DELETE", self.experiment_path(workspace, name))

@@ -45,7 +45,7 @@ from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 from .store_health import warn_if_home_orphaned
-from .tracking import RunFollower
+from .tracking import RunFollower, experiment_tracking
 
 
 @dataclass
@@ -206,12 +206,20 @@ class Service:
                 self.store.delete(table, workspace=name)
             self.store.delete("workspaces", name=name)
 
-    def create_experiment(self, workspace: str, name: str) -> dict[str, Any]:
+    def create_experiment(self, workspace: str, name: str, document: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A new experiment; `document` may set its own {"mlflowTrackingUri": ...}."""
         self.get_workspace(workspace)
         validate_name("experiment", name, "name")
+        tracking = experiment_tracking(document or {})
         if self.store.query_one("SELECT 1 FROM experiments WHERE workspace = ? AND name = ?", workspace, name):
             raise Conflict("ExperimentExists", f"experiment '{name}' already exists in workspace '{workspace}'")
-        self.store.insert("experiments", workspace=workspace, name=name, created=time.time())
+        self.store.insert("experiments", workspace=workspace, name=name, created=time.time(), tracking=tracking)
+        return self.get_experiment(workspace, name)
+
+    def update_experiment(self, workspace: str, name: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Sets or clears ("") the experiment's own MLflow tracking URI; jobs that start after record there."""
+        self.get_experiment(workspace, name)
+        self.store.update("experiments", {"workspace": workspace, "name": name}, tracking=experiment_tracking(document))
         return self.get_experiment(workspace, name)
 
     def get_experiment(self, workspace: str, name: str) -> dict[str, Any]:

@@ -75,11 +75,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS jobs_by_experiment_state ON jobs (workspace, experiment, state)",
         "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, workspace, cluster, priority)",
     ),
+    # 2: an experiment's own tracking settings ({"mlflowTrackingUri": ...}).
+    ("ALTER TABLE experiments ADD COLUMN tracking TEXT NOT NULL DEFAULT '{}'",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 Record = TypeVar("Record")
-JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info")
+JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info", "tracking")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 

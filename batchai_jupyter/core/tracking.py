@@ -14,10 +14,12 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from ..errors import BatchAIError
 from ..ports.datastores import Datastore
 from ..ports.layout import output_segment, stdouterr_segment
 from ..ports.tracking import MetricPoint, RunTracker, TrackedRun
@@ -38,6 +40,40 @@ TOOLKIT_ARGUMENTS = {  # spec field -> parameter name (Batch AI's camelCase)
     "ps_args": "parameterServerCommandLineArgs",
     "python_script": "pythonScriptFilePath",
 }
+
+
+MAX_URI_LENGTH = 2000
+
+
+def experiment_tracking(document: Mapping[str, Any]) -> dict[str, str]:
+    """An experiment's tracking settings from a request: {"mlflowTrackingUri": "scheme:..."} ("" or absent:
+    the service's own). Credentials never go in the URI (it is shown by the API): MLflow takes them from
+    MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN where the service runs."""
+    unknown = sorted(set(document) - {"mlflowTrackingUri"})
+    if unknown:
+        raise BatchAIError(
+            "InvalidArgument", f"{unknown[0]}: not an experiment setting; an experiment takes mlflowTrackingUri"
+        )
+    uri = document.get("mlflowTrackingUri") or ""
+    if not isinstance(uri, str) or len(uri) > MAX_URI_LENGTH:
+        raise BatchAIError(
+            "InvalidArgument", f'mlflowTrackingUri: give a URI of at most {MAX_URI_LENGTH} characters, or ""'
+        )
+    if uri:
+        parsed = urlsplit(uri)
+        if not parsed.scheme or parsed.scheme.isdigit():
+            raise BatchAIError(
+                "InvalidArgument",
+                f"mlflowTrackingUri: {uri[:200]!r} is not a URI; give e.g. http://mlflow:5000 or sqlite:///path/mlflow.db",
+            )
+        if parsed.password is not None or parsed.username is not None:
+            raise BatchAIError(
+                "InvalidArgument",
+                "mlflowTrackingUri: carries credentials, which the API would show; remove them from the URI and "
+                "set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) where the "
+                "service runs",
+            )
+    return {"mlflowTrackingUri": uri} if uri else {}
 
 
 def run_params(job: Job) -> dict[str, str]:
@@ -173,6 +209,9 @@ class RunFollower:
 
     def tracked_run(self, job: Job) -> TrackedRun:
         datastore = self.datastore_for(job.workspace)
+        experiment = self.store.query_one(
+            "SELECT tracking FROM experiments WHERE workspace = ? AND name = ?", job.workspace, job.experiment
+        )
         return TrackedRun(
             workspace=job.workspace,
             experiment=job.experiment,
@@ -192,6 +231,7 @@ class RunFollower:
                 directory.id: datastore.node_path(output_segment(job.experiment, job.name, job.uuid, directory.id))
                 for directory in job.spec.output_directories
             },
+            mlflow_tracking_uri=str((experiment or {}).get("tracking", {}).get("mlflowTrackingUri", "")),
         )
 
     def _read(self, run: TrackedRun, followed: _Followed) -> list[MetricPoint]:

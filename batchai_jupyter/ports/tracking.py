@@ -36,6 +36,7 @@ class TrackedRun:
     # The sweep this job is a trial of: MLflow records it as a child of the sweep's parent run. The sweeps code
     # sets it (RunFollower.tracked_run); None for a plain job.
     parent: str | None = None
+    mlflow_tracking_uri: str = ""  # the experiment's own MLflow; "": the service's
 
     @property
     def ended_state(self) -> bool:

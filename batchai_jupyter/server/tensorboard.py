@@ -62,8 +62,8 @@ class TensorBoards:
             raise BatchAIError("TensorBoardUnavailable", UNAVAILABLE, status=503)
         instance_id = hashlib.sha256(key.encode()).hexdigest()[:16]
         directory = os.path.join(self.root, instance_id)
-        _link_runs(os.path.join(directory, "runs"), logdirs)
         with self._lock:
+            _link_runs(os.path.join(directory, "runs"), logdirs)
             instance = self._instances.get(instance_id)
             if instance is not None and instance.process.poll() is None:
                 instance.opened = time.time()

@@ -27,15 +27,15 @@ def load_trackers(mlflow_tracking_uri: str) -> list[RunTracker]:
         trackers.append(TensorBoardEvents())
     else:
         log.info("batchai: TensorBoard is not installed, so log_metric writes no event files (pip install tensorboard)")
-    if mlflow_tracking_uri:
-        if installed("mlflow"):
-            from .mlflow_runs import MlflowRuns
+    if installed("mlflow"):  # also without a URI of the service's: an experiment may name its own
+        from .mlflow_runs import MlflowRuns
 
-            trackers.append(MlflowRuns(mlflow_tracking_uri))
+        trackers.append(MlflowRuns(mlflow_tracking_uri))
+        if mlflow_tracking_uri:
             log.info("batchai: recording jobs as MLflow runs at %s", mlflow_tracking_uri)
-        else:
-            log.warning(
-                "batchai: mlflow_tracking_uri is set but MLflow is not installed; jobs are not recorded there "
-                "(pip install mlflow-skinny)"
-            )
+    elif mlflow_tracking_uri:
+        log.warning(
+            "batchai: mlflow_tracking_uri is set but MLflow is not installed; jobs are not recorded there "
+            "(pip install mlflow-skinny)"
+        )
     return trackers

@@ -1,4 +1,5 @@
-"""Each job as an MLflow run of the MLflow experiment of the same name: its parameters, its metrics as they
+"""Each job as an MLflow run of the MLflow experiment of the same name, at the experiment's own tracking URI
+or else the service's: its parameters, its metrics as they
 are logged, tags (cluster, toolkit, state), and its output directories as artifacts when it ends.
 
 Everything MLflow is done on this tracker's own thread from a bounded queue, so neither the RunFollower nor
@@ -40,11 +41,11 @@ class MlflowRuns(RunTracker):
     name = "mlflow"
 
     def __init__(self, tracking_uri: str, queue_size: int = QUEUE_SIZE):
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = tracking_uri  # the service's; "": only experiments that name their own
         self._queue: queue.Queue = queue.Queue(queue_size)
-        self._client: Any = None
+        self._clients: dict[str, Any] = {}  # tracking URI -> MlflowClient
         self._runs: dict[str, tuple[str, int, int]] = {}  # job uuid -> (run id, attempt, points logged)
-        self._experiments: dict[str, str] = {}  # name -> MLflow experiment id
+        self._experiments: dict[tuple[str, str], str] = {}  # (tracking URI, name) -> MLflow experiment id
         self._states: dict[str, str] = {}  # job uuid -> state last queued (the RunFollower's thread only)
         self._warned_full = False
         self._failing = False
@@ -54,13 +55,19 @@ class MlflowRuns(RunTracker):
     # -- from the RunFollower's thread: never waits ------------------------------------------------
 
     def run_updated(self, run: TrackedRun, points: Sequence[MetricPoint]) -> None:
+        if not self.uri_of(run):
+            return
         if points or self._states.get(run.uuid) != run.state:  # the follower asks every second; MLflow hears news
             self._states[run.uuid] = run.state
             self._put(("update", run, list(points)))
 
     def run_ended(self, run: TrackedRun) -> None:
         self._states.pop(run.uuid, None)
-        self._put(("end", run, []))
+        if self.uri_of(run):
+            self._put(("end", run, []))
+
+    def uri_of(self, run: TrackedRun) -> str:
+        return run.mlflow_tracking_uri or self.tracking_uri
 
     def _put(self, item: tuple) -> None:
         try:
@@ -71,7 +78,7 @@ class MlflowRuns(RunTracker):
                 log.warning(
                     "batchai: MLflow at %s is falling behind (%d updates waiting); later job updates are not "
                     "recorded there until it catches up. Jobs are not affected.",
-                    self.tracking_uri,
+                    self.uri_of(item[1]),
                     self._queue.maxsize,
                 )
 
@@ -97,7 +104,7 @@ class MlflowRuns(RunTracker):
                     self._end(run)
                 if self._failing:
                     self._failing = False
-                    log.warning("batchai: MLflow at %s answers again", self.tracking_uri)
+                    log.warning("batchai: MLflow at %s answers again", self.uri_of(run))
             except Exception as failure:  # noqa: BLE001 - MLflow being down must never touch the jobs
                 if not self._failing:
                     self._failing = True
@@ -106,31 +113,33 @@ class MlflowRuns(RunTracker):
                         "while it fails is not recorded there",
                         run.experiment,
                         run.job,
-                        self.tracking_uri,
+                        self.uri_of(run),
                         failure,
                     )
             if self._queue.empty():
                 self._warned_full = False
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
+    def client(self, run: TrackedRun) -> Any:
+        uri = self.uri_of(run)
+        if uri not in self._clients:
             from mlflow import MlflowClient  # slow to import: on this thread, once
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
-        return self._client
+            self._clients[uri] = MlflowClient(tracking_uri=uri)
+        return self._clients[uri]
 
-    def _experiment_id(self, name: str) -> str:
-        if name not in self._experiments:
-            found = self.client.get_experiment_by_name(name)
-            self._experiments[name] = found.experiment_id if found else self.client.create_experiment(name)
-        return self._experiments[name]
+    def _experiment_id(self, run: TrackedRun) -> str:
+        key = (self.uri_of(run), run.experiment)
+        if key not in self._experiments:
+            client = self.client(run)
+            found = client.get_experiment_by_name(run.experiment)
+            self._experiments[key] = found.experiment_id if found else client.create_experiment(run.experiment)
+        return self._experiments[key]
 
     def _run_of(self, run: TrackedRun) -> tuple[str, int, int]:
         if run.uuid in self._runs:
             return self._runs[run.uuid]
-        experiment_id = self._experiment_id(run.experiment)
-        found = self.client.search_runs([experiment_id], f"tags.`{TAG_UUID}` = '{run.uuid}'", max_results=1)
+        experiment_id = self._experiment_id(run)
+        found = self.client(run).search_runs([experiment_id], f"tags.`{TAG_UUID}` = '{run.uuid}'", max_results=1)
         if found:
             tags = found[0].data.tags
             record = (found[0].info.run_id, int(tags.get(TAG_ATTEMPT, 0)), int(tags.get(TAG_POINTS, 0)))
@@ -143,21 +152,23 @@ class MlflowRuns(RunTracker):
         from mlflow.entities import Param
 
         tags = {TAG_UUID: run.uuid, "batchai.workspace": run.workspace, "batchai.job": run.job}
+        client = self.client(run)
         if run.parent:
             tags["mlflow.parentRunId"] = self._parent_run(run, experiment_id)
-        created = self.client.create_run(
+        created = client.create_run(
             experiment_id, start_time=_ms(run.started or run.created), tags=tags, run_name=run.job
         )
         params = [Param(_key(name), str(value)[:MAX_PARAM_LENGTH]) for name, value in sorted(run.params.items())]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 params a batch
-            self.client.log_batch(created.info.run_id, params=params[start : start + 100])
+            client.log_batch(created.info.run_id, params=params[start : start + 100])
         return str(created.info.run_id)
 
     def _parent_run(self, run: TrackedRun, experiment_id: str) -> str:
-        found = self.client.search_runs([experiment_id], f"tags.`{TAG_SWEEP}` = '{run.parent}'", max_results=1)
+        client = self.client(run)
+        found = client.search_runs([experiment_id], f"tags.`{TAG_SWEEP}` = '{run.parent}'", max_results=1)
         if found:
             return str(found[0].info.run_id)
-        parent = self.client.create_run(experiment_id, tags={TAG_SWEEP: run.parent}, run_name=run.parent)
+        parent = client.create_run(experiment_id, tags={TAG_SWEEP: run.parent}, run_name=run.parent)
         return str(parent.info.run_id)
 
     def _update(self, run: TrackedRun, points: Sequence[MetricPoint]) -> None:
@@ -188,7 +199,7 @@ class MlflowRuns(RunTracker):
         for start in range(0, max(len(metrics), 1), BATCH_SIZE):
             last = start + BATCH_SIZE >= len(metrics)
             # the count goes with the batch that completes it: a failure in between logs those points again
-            self.client.log_batch(run_id, metrics=metrics[start : start + BATCH_SIZE], tags=tags if last else ())
+            self.client(run).log_batch(run_id, metrics=metrics[start : start + BATCH_SIZE], tags=tags if last else ())
         self._runs[run.uuid] = (run_id, attempt, logged)
 
     def _end(self, run: TrackedRun) -> None:
@@ -196,8 +207,8 @@ class MlflowRuns(RunTracker):
         run_id = self._runs[run.uuid][0]
         for output_id, directory in sorted(run.output_dirs.items()):
             if os.path.isdir(directory) and any(files for _root, _dirs, files in os.walk(directory)):
-                self.client.log_artifacts(run_id, directory, artifact_path=output_id)
-        self.client.set_terminated(run_id, STATUS.get(run.state, "KILLED"), _ms(run.ended) if run.ended else None)
+                self.client(run).log_artifacts(run_id, directory, artifact_path=output_id)
+        self.client(run).set_terminated(run_id, STATUS.get(run.state, "KILLED"), _ms(run.ended) if run.ended else None)
         del self._runs[run.uuid]
 
 

@@ -47,6 +47,7 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
             table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
             for table in ("workspaces", "experiments", "datastores", "clusters", "nodes", "jobs", "tasks")
         }
+        columns = {table: [row[1] for row in connection.execute(f"PRAGMA table_info({table})")] for table in before}
     assert not LISTING_INDEXES & _indexes(path)
 
     store = Store(path)
@@ -59,10 +60,12 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
     assert store.job_by_name("default", "default", "waiting-secret").secrets == {"API_KEY": "s3cr3t-v0"}
     store.close()
     assert LISTING_INDEXES <= _indexes(path)
-    with sqlite3.connect(path) as connection:
+    with sqlite3.connect(path) as connection:  # the rows as they were, in the columns they had
         assert {
-            table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in before
+            table: connection.execute(f"SELECT {', '.join(columns[table])} FROM {table} ORDER BY rowid").fetchall()
+            for table in before
         } == before
+        assert {row[0] for row in connection.execute("SELECT tracking FROM experiments")} == {"{}"}
     again = Store(path)  # opening it again changes nothing
     assert again.schema_version() == SCHEMA_VERSION
     again.close()

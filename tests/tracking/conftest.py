@@ -20,7 +20,9 @@ def tracking_server(tmp_path_factory):
     token = "tracking-" + uuid.uuid4().hex[:8]
     mlflow_uri = f"sqlite:///{base / 'mlflow.db'}"
     server = Launch(base, free_port())
-    server.start(server.jupyter_argv(), token, JUPYTER_TOKEN=token, MLFLOW_TRACKING_URI=mlflow_uri)
+    server.url += "user/me/"  # under a base URL, as behind JupyterHub: TensorBoard's URL and proxy follow it
+    argv = server.jupyter_argv("--ServerApp.base_url=/user/me/")
+    server.start(argv, token, JUPYTER_TOKEN=token, MLFLOW_TRACKING_URI=mlflow_uri)
     client = Client(server.url, token)
     make_cluster(client, "tracked", nodes=1)
     yield server, client, mlflow_uri

@@ -15,6 +15,7 @@ import sys
 import pytest
 import requests
 
+from batchai_jupyter.errors import BatchAIError
 from helpers.api import wait_job
 from helpers.waits import wait_for
 
@@ -108,6 +109,40 @@ def test_the_job_is_an_mlflow_run_with_params_metrics_tags_and_artifacts(finishe
     assert model == ["MODEL/weights.txt"]
     path = mlflow.download_artifacts(run.info.run_id, "MODEL/weights.txt", str(_server.base))
     assert open(path).read() == "w=0.01"
+
+
+def test_an_experiment_records_in_its_own_mlflow(finished_job, tmp_path):
+    from mlflow import MlflowClient
+
+    server, client, service_uri = finished_job
+    own_uri = f"sqlite:///{tmp_path / 'own.db'}"
+    MlflowClient(tracking_uri=own_uri).create_experiment("own-mlflow", (tmp_path / "artifacts").as_uri())
+    assert client.create_experiment("default", "own-mlflow", own_uri)["mlflowTrackingUri"] == own_uri
+    with pytest.raises(BatchAIError) as refused:
+        client.create_experiment("default", "leaky", "https://alice:s3cret@mlflow.example")
+    assert refused.value.status == 400 and "MLFLOW_TRACKING_USERNAME" in refused.value.message
+    assert "s3cret" not in refused.value.message
+    with pytest.raises(BatchAIError) as unknown:
+        client.request("PATCH", client.experiment_path("default", "own-mlflow"), json_body={"mlflowUri": "x:y"})
+    assert unknown.value.status == 400 and "mlflowTrackingUri" in unknown.value.message
+    command = (
+        f"{shlex.quote(sys.executable)} -c 'from batchai_jupyter.runtime import log_metric; log_metric(\"acc\", 0.5)'"
+    )
+    client.create_job(
+        "default", "own-mlflow", {"cluster": "tracked", "customToolkitSettings": {"commandLine": command}}, "own-run"
+    )
+    assert wait_job(client, "own-run", experiment="own-mlflow")["executionState"] == "succeeded"
+
+    own = MlflowClient(tracking_uri=own_uri)
+    experiment = own.get_experiment_by_name("own-mlflow").experiment_id
+
+    def finished():
+        runs = own.search_runs([experiment])
+        return runs if runs and runs[0].info.status == "FINISHED" else None
+
+    [run] = wait_for(finished, "the job's run in the experiment's own MLflow")
+    assert run.info.run_name == "own-run" and run.data.metrics == {"acc": 0.5}
+    assert MlflowClient(tracking_uri=service_uri).get_experiment_by_name("own-mlflow") is None
 
 
 def test_the_magic_opens_tensorboard_over_a_job_or_an_experiment(finished_job, monkeypatch):
