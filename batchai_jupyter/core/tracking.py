@@ -96,6 +96,8 @@ class _Followed:
     attempt: int
     offset: int = 0  # bytes of the attempt's metrics file read
     index: int = 0  # points of the attempt read
+    more: bool = False  # the last read stopped at MAX_READ_BYTES, not at the end of the file
+    run: TrackedRun | None = None  # as the trackers last heard of it
 
 
 class RunFollower:
@@ -177,10 +179,13 @@ class RunFollower:
         for job_id in list(self._followed):
             if job_id not in jobs:
                 current = self.store.job(job_id)
-                if current is None:  # deleted: nothing more to say about it
-                    del self._followed[job_id]
-                else:
+                if current is not None:
                     jobs[job_id] = current
+                    continue
+                last = self._followed.pop(job_id).run  # deleted while it ran: its run ends as it was
+                for tracker in self.trackers:
+                    if last is not None:
+                        self._tell(tracker, tracker.run_ended, last)
         for job in jobs.values():
             self._follow(job)
 
@@ -191,10 +196,13 @@ class RunFollower:
         if job.state == "queued":  # a retry: the attempt's file is archived; the next one is followed as it runs
             del self._followed[job.id]
             return
-        run = self.tracked_run(job)
-        points = self._read(run, followed)
-        for tracker in self.trackers:
-            self._tell(tracker, tracker.run_updated, run, points)
+        run = followed.run = self.tracked_run(job)
+        while True:
+            points = self._read(run, followed)
+            for tracker in self.trackers:
+                self._tell(tracker, tracker.run_updated, run, points)
+            if not (run.ended_state and followed.more):  # an ended job's file is read to its end now
+                break
         if run.ended_state:
             for tracker in self.trackers:
                 self._tell(tracker, tracker.run_ended, run)
@@ -243,6 +251,7 @@ class RunFollower:
             return []  # nothing logged yet
         whole = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
         followed.offset += len(whole)
+        followed.more = len(data) == MAX_READ_BYTES and bool(whole)
         points = []
         for line in whole.splitlines():
             point = _point(line, followed.index)

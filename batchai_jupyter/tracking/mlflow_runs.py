@@ -45,6 +45,7 @@ class MlflowRuns(RunTracker):
         self._queue: queue.Queue = queue.Queue(queue_size)
         self._clients: dict[str, Any] = {}  # tracking URI -> MlflowClient
         self._runs: dict[str, tuple[str, int, int]] = {}  # job uuid -> (run id, attempt, points logged)
+        self._ended: set[str] = set()  # MLflow runs found already ended (a job's run brought up to date again)
         self._experiments: dict[tuple[str, str], str] = {}  # (tracking URI, name) -> MLflow experiment id
         self._states: dict[str, str] = {}  # job uuid -> state last queued (the RunFollower's thread only)
         self._warned_full = False
@@ -143,6 +144,8 @@ class MlflowRuns(RunTracker):
         if found:
             tags = found[0].data.tags
             record = (found[0].info.run_id, int(tags.get(TAG_ATTEMPT, 0)), int(tags.get(TAG_POINTS, 0)))
+            if found[0].info.status in STATUS.values() and tags.get("batchai.state") == run.state:
+                self._ended.add(run.uuid)
         else:
             record = (self._create(run, experiment_id), run.attempt, 0)
         self._runs[run.uuid] = record
@@ -205,6 +208,10 @@ class MlflowRuns(RunTracker):
     def _end(self, run: TrackedRun) -> None:
         self._update(run, [])
         run_id = self._runs[run.uuid][0]
+        if run.uuid in self._ended:  # recorded whole before: its artifacts are not uploaded again
+            self._ended.discard(run.uuid)
+            del self._runs[run.uuid]
+            return
         for output_id, directory in sorted(run.output_dirs.items()):
             if os.path.isdir(directory) and any(files for _root, _dirs, files in os.walk(directory)):
                 self.client(run).log_artifacts(run_id, directory, artifact_path=output_id)
