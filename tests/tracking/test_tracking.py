@@ -17,6 +17,8 @@ import requests
 
 from batchai_jupyter.errors import BatchAIError
 from helpers.api import wait_job
+from helpers.lab import CHROMIUM_FLAGS
+from helpers.tools import require_tool
 from helpers.waits import wait_for
 
 EXPERIMENT = "tracked-exp"
@@ -165,6 +167,27 @@ def test_the_magic_opens_tensorboard_over_a_job_or_an_experiment(finished_job, m
     assert "neither a job of experiment 'default' nor an experiment" in str(missing.error_in_exec)
     page = requests.get(of_experiment.url, headers={"Authorization": f"token {client.token}"}, timeout=60)
     assert page.status_code == 200 and "<tb-webapp>" in page.text
+
+
+def test_tensorboard_shows_the_job_in_a_browser(finished_job, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    _server, client, _uri = finished_job
+    url = client.open_tensorboard("default", EXPERIMENT, JOB)["url"]
+    chromium = require_tool("chromium", "install Debian's chromium package (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            context = browser.new_context(extra_http_headers={"Authorization": f"token {client.token}"})
+            page = context.new_page()
+            page.goto(url)
+            try:  # TensorBoard's own page draws a card per tag: the logged loss and the job's own accuracy
+                for tag in ("loss", "accuracy"):
+                    page.get_by_text(tag, exact=True).first.wait_for(timeout=90_000)
+            finally:
+                page.screenshot(path=str(tmp_path / "tensorboard.png"))
+        finally:
+            browser.close()
 
 
 def test_tensorboard_opens_through_the_server_with_the_token_and_stops_with_it(finished_job):
