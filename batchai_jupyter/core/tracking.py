@@ -116,6 +116,7 @@ class RunFollower:
         self.interval = interval
         self._followed: dict[int, _Followed] = {}
         self._seen: set[tuple[str, str, str]] = set()  # jobs an event named since the last cycle
+        self._failed: set[int] = set()  # jobs whose following failed, logged once
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -187,7 +188,12 @@ class RunFollower:
                     if last is not None:
                         self._tell(tracker, tracker.run_ended, last)
         for job in jobs.values():
-            self._follow(job)
+            try:
+                self._follow(job)
+            except Exception:  # noqa: BLE001 - one job's trouble (its workspace going) must not stop the others
+                if job.id not in self._failed:
+                    self._failed.add(job.id)
+                    log.exception("batchai: following job %s/%s failed", job.experiment, job.name)
 
     def _follow(self, job: Job) -> None:
         followed = self._followed.get(job.id)
