@@ -93,6 +93,11 @@ class MlflowRuns(RunTracker):
     # -- the tracker's own thread -----------------------------------------------------------------
 
     def _work(self) -> None:
+        if self.tracking_uri:  # MLflow's import and its store's first opening take seconds: not at the first job
+            try:
+                self.client_at(self.tracking_uri).search_experiments(max_results=1)
+            except Exception:  # noqa: BLE001 - said when a job's run is recorded there
+                pass
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -121,7 +126,9 @@ class MlflowRuns(RunTracker):
                 self._warned_full = False
 
     def client(self, run: TrackedRun) -> Any:
-        uri = self.uri_of(run)
+        return self.client_at(self.uri_of(run))
+
+    def client_at(self, uri: str) -> Any:
         if uri not in self._clients:
             from mlflow import MlflowClient  # slow to import: on this thread, once
 
