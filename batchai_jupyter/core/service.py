@@ -53,7 +53,7 @@ class Settings:
     home: str
     heartbeat_seconds: float = 2.0
     backend_options: dict[str, Any] = field(default_factory=dict)  # {backend name: {option: value}}
-    mlflow_tracking_uri: str = ""  # record every job as an MLflow run there ("" : not at all)
+    mlflow_tracking_uri: str = ""  # record every job as an MLflow run there ("": only experiments naming their own)
 
 
 def _base_env() -> dict[str, str]:

@@ -146,6 +146,8 @@ class RunFollower:
 
     def recheck(self, jobs: Sequence[Job]) -> None:
         """Has the next cycle bring these jobs' runs up to date, ended ones too (a tracker that came late)."""
+        if not self.trackers:
+            return
         with self._lock:
             self._seen.update((job.workspace, job.experiment, job.name) for job in jobs)
         self._wake.set()
