@@ -11,7 +11,7 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, cast
 
@@ -29,6 +29,7 @@ from ..ports.datastores import (
     clean_relative_path,
 )
 from ..ports.layout import HomeLayout, cluster_segment, job_segment, output_segment, stdouterr_segment
+from ..ports.tracking import TENSORBOARD_DIR, RunTracker
 from . import views
 from .cluster_spec import parse_cluster_spec
 from .engine import Engine
@@ -44,6 +45,7 @@ from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 from .store_health import warn_if_home_orphaned
+from .tracking import RunFollower, experiment_tracking
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RESOURCE_GROUP = "default"
@@ -57,6 +59,7 @@ class Settings:
     backend_options: dict[str, Any] = field(default_factory=dict)  # {backend name: {option: value}}
     # Batch AI's ARM ids and job folders name a subscription: a service serves one (docs/arm-api.md).
     subscription_id: str = DEFAULT_SUBSCRIPTION
+    mlflow_tracking_uri: str = ""  # record every job as an MLflow run there ("": only experiments naming their own)
 
 
 def _base_env() -> dict[str, str]:
@@ -80,6 +83,7 @@ class Service:
         backends: Mapping[str, Backend],
         datastore_kinds: DatastoreKinds,
         unavailable_backends: Mapping[str, str] | None = None,
+        trackers: Sequence[RunTracker] = (),
     ):
         self.settings = settings
         self.layout = HomeLayout(settings.home)
@@ -107,6 +111,7 @@ class Service:
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
+        self.follower = RunFollower(self.store, self.events, self.datastore, trackers)
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
         self._lock_handle: IO[str] | None = None
@@ -129,11 +134,13 @@ class Service:
             ) from None
         self._lock_handle = handle
         self.engine.start()
+        self.follower.start()
 
     def stop(self) -> None:
         """Stops the engine and its cluster workers, then closes every backend, datastore and the store;
         tasks keep running on their nodes for the next start to re-attach to."""
         self.engine.stop()
+        self.follower.stop()
         for backend in self.backends.values():
             backend.close()
         for datastore in self._datastores.values():
@@ -230,12 +237,20 @@ class Service:
                 self.store.delete(table, workspace=name)
             self.store.delete("workspaces", name=name)
 
-    def create_experiment(self, workspace: str, name: str) -> dict[str, Any]:
+    def create_experiment(self, workspace: str, name: str, document: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A new experiment; `document` may set its own {"mlflowTrackingUri": ...}."""
         self.get_workspace(workspace)
         validate_name("experiment", name, "name")
+        tracking = experiment_tracking(document or {})
         if self.store.query_one("SELECT 1 FROM experiments WHERE workspace = ? AND name = ?", workspace, name):
             raise Conflict("ExperimentExists", f"experiment '{name}' already exists in workspace '{workspace}'")
-        self.store.insert("experiments", workspace=workspace, name=name, created=time.time())
+        self.store.insert("experiments", workspace=workspace, name=name, created=time.time(), tracking=tracking)
+        return self.get_experiment(workspace, name)
+
+    def update_experiment(self, workspace: str, name: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Sets or clears ("") the experiment's own MLflow tracking URI; jobs that start after record there."""
+        self.get_experiment(workspace, name)
+        self.store.update("experiments", {"workspace": workspace, "name": name}, tracking=experiment_tracking(document))
         return self.get_experiment(workspace, name)
 
     def get_experiment(self, workspace: str, name: str) -> dict[str, Any]:
@@ -706,6 +721,25 @@ class Service:
         if not relative:
             raise BatchAIError("InvalidPath", "path: give the name of a file inside the output directory")
         return self.datastore(workspace).read(f"{segment}/{relative}", offset, length)
+
+    # -- TensorBoard over jobs ------------------------------------------------------------------
+
+    def tensorboard_logdirs(self, workspace: str, experiment: str, job_name: str | None = None) -> dict[str, str]:
+        """The directories TensorBoard reads for a job (or every job of an experiment), by run name: the event
+        files the service writes from log_metric (`<job>/metrics`) and each output directory, where a job writes
+        its own (`<job>/outputs/<ID>`, e.g. $AZ_BATCHAI_OUTPUT_TENSORBOARD). Ended jobs are brought up to date."""
+        self.get_experiment(workspace, experiment)
+        if job_name:
+            jobs = [self._job_row(workspace, experiment, job_name)]
+        else:
+            jobs = self.store.jobs_of(workspace, experiment)
+        self.follower.recheck([job for job in jobs if job.state in ("succeeded", "failed")])
+        logdirs = {}
+        for job in jobs:
+            run = self.follower.tracked_run(job)
+            logdirs[f"{job.name}/metrics"] = os.path.join(run.stdouterr_dir, TENSORBOARD_DIR)
+            logdirs.update({f"{job.name}/outputs/{output_id}": path for output_id, path in run.output_dirs.items()})
+        return logdirs
 
     # -- a job in one response (the job snapshot) -----------------------------------------------
 

@@ -84,11 +84,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN segment TEXT NOT NULL DEFAULT ''",
         "UPDATE jobs SET segment = experiment || '/' || name || '/' || uuid",
     ),
+    # 3: an experiment's own tracking settings ({"mlflowTrackingUri": ...}).
+    ("ALTER TABLE experiments ADD COLUMN tracking TEXT NOT NULL DEFAULT '{}'",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 Record = TypeVar("Record")
-JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info", "tags")
+JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info", "tags", "tracking")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 

@@ -36,6 +36,7 @@ def experiment_view(row: dict[str, Any], job_count: int) -> dict[str, Any]:
         "workspace": row["workspace"],
         "creationTime": iso(row["created"]),
         "jobCount": job_count,
+        **{key: value for key, value in row.get("tracking", {}).items() if value},
     }
 
 

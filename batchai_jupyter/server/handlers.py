@@ -168,7 +168,11 @@ class ExperimentHandler(BaseHandler):
 
     @web.authenticated
     async def put(self, workspace, experiment):
-        self.reply(await self.call(self.service.create_experiment, workspace, experiment), 201)
+        self.reply(await self.call(self.service.create_experiment, workspace, experiment, self.body()), 201)
+
+    @web.authenticated
+    async def patch(self, workspace, experiment):
+        self.reply(await self.call(self.service.update_experiment, workspace, experiment, self.body()))
 
     @web.authenticated
     async def delete(self, workspace, experiment):

@@ -58,7 +58,7 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
     assert store.job_by_name("default", "default", "waiting-secret").secrets == {"API_KEY": "s3cr3t-v0"}
     store.close()
     assert LISTING_INDEXES <= _indexes(path)
-    with sqlite3.connect(path) as connection:
+    with sqlite3.connect(path) as connection:  # the rows as they were, in the columns they had
         assert {
             table: connection.execute(f"SELECT {', '.join(columns[table])} FROM {table} ORDER BY rowid").fetchall()
             for table in before
@@ -69,6 +69,7 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
             (f"{row[2]}/{row[3]}/{row[4]}",) for row in before["jobs"]
         ]
         assert {row[0] for row in connection.execute("SELECT resource_group FROM workspaces")} == {"default"}
+        assert {row[0] for row in connection.execute("SELECT tracking FROM experiments")} == {"{}"}
     again = Store(path)  # opening it again changes nothing
     assert again.schema_version() == SCHEMA_VERSION
     again.close()
