@@ -65,17 +65,17 @@ def finished_job(tracking_server):
     return server, client, mlflow_uri
 
 
-def stdouterr_of(server) -> str:
-    [directory] = glob.glob(str(server.base / "home" / "datastores" / "default" / "default" / EXPERIMENT / JOB / "*"))
-    return os.path.join(directory, "stdouterr")
+def stdouterr_of(server, client) -> str:
+    segment = client.job("default", EXPERIMENT, JOB)["jobOutputDirectoryPathSegment"]
+    return str(server.base / "home" / "datastores" / "default" / "default" / segment / "stdouterr")
 
 
 def test_logged_metrics_are_tensorboard_event_files_beside_the_logs(finished_job):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
 
-    server, _client, _uri = finished_job
-    events = os.path.join(stdouterr_of(server), "tensorboard")
+    server, client, _uri = finished_job
+    events = os.path.join(stdouterr_of(server, client), "tensorboard")
 
     def loaded():
         accumulator = EventAccumulator(events)
