@@ -29,6 +29,7 @@ from ..ports.datastores import (
     clean_relative_path,
 )
 from ..ports.layout import HomeLayout, cluster_segment, job_segment
+from ..runtime.metrics import METRICS_FILE
 from . import views
 from .cluster_spec import parse_cluster_spec
 from .engine import Engine
@@ -40,10 +41,12 @@ from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JO
 from .names import validate_name
 from .nodes import NodeKeeper
 from .records import Cluster, DatastoreRow, Job
+from .runs import RunHistory
 from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 from .store_health import warn_if_home_orphaned
+from .sweeps import Sweeps
 
 
 @dataclass
@@ -100,7 +103,9 @@ class Service:
         )
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
-        self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
+        self.engine = Engine(self.store, self.runner, self.keeper, self.handover, periodic=lambda: self.sweeps.cycles())
+        self.runs = RunHistory(self.store, self._read_metrics)
+        self.sweeps = Sweeps(self.store, self.events, self.engine, self._submit_trial, self.runs.metric_text)
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
         self._lock_handle: IO[str] | None = None
@@ -144,6 +149,13 @@ class Service:
         backend = cluster.spec.backend if cluster else "local"
         # A scheduler backend's cluster gets here only to release nodes and run scripts on them.
         return cast(ComputeBackend, self.backends[backend])
+
+    def _read_metrics(self, job: Job) -> bytes:
+        segment = job_segment(job.experiment, job.name, job.uuid)
+        return self.datastore(job.workspace).read(f"{segment}/stdouterr/{METRICS_FILE}")
+
+    def _submit_trial(self, workspace: str, experiment: str, document: dict[str, Any], name: str) -> None:
+        self.create_job(workspace, experiment, document, name=name)
 
     def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
         row = self._datastore_row(workspace, name)
@@ -190,6 +202,8 @@ class Service:
 
     def delete_workspace(self, name: str) -> None:
         self.get_workspace(name)
+        for experiment in self.store.query("SELECT name FROM experiments WHERE workspace = ?", name):
+            self.sweeps.forget_experiment(name, experiment["name"])
         for cluster in self.store.clusters_of(name):
             self.engine.delete_cluster(cluster)
         for job in self.store.jobs_of(name):
@@ -226,6 +240,7 @@ class Service:
 
     def delete_experiment(self, workspace: str, name: str) -> None:
         self.get_experiment(workspace, name)
+        self.sweeps.forget_experiment(workspace, name)
         for job in self.store.jobs_of(workspace, name):
             self.engine.delete_job(job)
         self.store.delete("experiments", workspace=workspace, name=name)

@@ -75,11 +75,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS jobs_by_experiment_state ON jobs (workspace, experiment, state)",
         "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, workspace, cluster, priority)",
     ),
+    # 2: sweeps (core/sweeps.py) and their trials, each trial one job of the sweep's experiment.
+    (
+        "CREATE TABLE IF NOT EXISTS sweeps (id INTEGER PRIMARY KEY AUTOINCREMENT, workspace TEXT NOT NULL, "
+        "experiment TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, secrets TEXT NOT NULL DEFAULT '{}', "
+        "state TEXT NOT NULL, seed INTEGER NOT NULL, created REAL NOT NULL, ended REAL, "
+        "errors TEXT NOT NULL DEFAULT '[]', UNIQUE (workspace, experiment, name))",
+        "CREATE TABLE IF NOT EXISTS sweep_trials (sweep_id INTEGER NOT NULL, number INTEGER NOT NULL, "
+        "job TEXT NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL, value REAL, "
+        "intermediate TEXT NOT NULL DEFAULT '{}', system_attrs TEXT NOT NULL DEFAULT '{}', "
+        "created REAL NOT NULL, ended REAL, pruned_step INTEGER, pruned_at REAL, metric_time REAL, "
+        "PRIMARY KEY (sweep_id, number))",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 Record = TypeVar("Record")
-JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info")
+JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info", "params", "intermediate", "system_attrs")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 

@@ -11,6 +11,7 @@ from ..assembly import build_service
 from ..core.service import Settings
 from ..errors import BatchAIError
 from ..ports.layout import default_home
+from . import experiment_handlers
 from .handlers import routes
 
 
@@ -105,6 +106,7 @@ class BatchAIApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes())
+        self.handlers.extend(experiment_handlers.routes())
 
     async def stop_extension(self) -> None:
         service = self.settings.get("batchai_service")
