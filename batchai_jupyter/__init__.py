@@ -22,9 +22,11 @@ def _jupyter_labextension_paths() -> list[dict]:
 
 def load_ipython_extension(ipython) -> None:
     """`%load_ext batchai_jupyter`: registers %batchai_cluster, %%batchai_job, %batchai_jobs, ..."""
+    from .notebook.experiment_magics import ExperimentMagics
     from .notebook.magics import BatchAIMagics
 
     ipython.register_magics(BatchAIMagics)
+    ipython.register_magics(ExperimentMagics)
 
 
 def __getattr__(name: str):

@@ -49,6 +49,18 @@ COLUMNS: dict[str, list[Column]] = {
         ("Location", lambda r: r.get("location")),
     ],
     "file-server": [("Name", lambda r: r["name"]), ("Location", lambda r: r.get("location"))],
+    "sweep": [
+        ("Name", lambda r: r["name"]),
+        ("Experiment", lambda r: r["experiment"]),
+        ("State", lambda r: r["state"]),
+        ("Sampler", lambda r: r["sampler"]),
+        ("Trials", lambda r: f"{r['trialsStarted']}/{r['maxTrials']}"),
+        ("Pruned", lambda r: r["trialCounts"]["pruned"]),
+        (
+            "Best",
+            lambda r: None if r["bestTrial"] is None else f"{r['bestTrial']['job']} {r['bestTrial']['value']:.4g}",
+        ),
+    ],
     "node": [
         ("ID", lambda r: r["nodeId"]),
         ("IP", lambda r: r["ipAddress"]),

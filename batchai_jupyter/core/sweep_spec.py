@@ -29,6 +29,7 @@ SAMPLER_ALIASES = {"bayesian": "tpe"}
 GOALS = ("minimize", "maximize")
 POLICIES = ("none", "median", "bandit", "truncation", "asha")
 MAX_TRIALS = 1000
+ENDED_TRIAL_STATES = ("completed", "pruned", "failed", "cancelled")
 # Trials are jobs named <sweep>-<number>: the sweep's name leaves room for "-999".
 MAX_SWEEP_NAME = MAX_NAME_LENGTH - 4
 STORED_VERSION = 1
@@ -86,6 +87,18 @@ class SweepSpec:
         for parameter in self.parameters:
             size *= len(parameter.enumerated() or ())
         return size
+
+
+@dataclass
+class StoredTrial:
+    """What the store keeps of a trial (core/sweeps.py reads and writes it)."""
+
+    number: int
+    params: dict[str, Any]
+    state: str
+    value: float | None = None
+    intermediate: dict[int, float] = field(default_factory=dict)
+    system_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 def _tidy(value: float) -> float | int:

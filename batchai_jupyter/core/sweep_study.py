@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -20,7 +19,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
-from .sweep_spec import EarlyTermination, Parameter, SweepSpec
+from .sweep_spec import EarlyTermination, Parameter, StoredTrial, SweepSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -32,19 +31,6 @@ TRIAL_STATES = {
     "failed": TrialState.FAIL,
     "cancelled": TrialState.FAIL,
 }
-ENDED_TRIAL_STATES = ("completed", "pruned", "failed", "cancelled")
-
-
-@dataclass
-class StoredTrial:
-    """What the store keeps of a trial (core/sweeps.py reads and writes it)."""
-
-    number: int
-    params: dict[str, Any]
-    state: str
-    value: float | None = None
-    intermediate: dict[int, float] = field(default_factory=dict)
-    system_attrs: dict[str, Any] = field(default_factory=dict)
 
 
 def distribution(parameter: Parameter) -> BaseDistribution:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.util
 import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BatchAIError, Conflict, NotFound
 from .engine import Engine
@@ -27,13 +28,17 @@ from .records import Job
 from .runs import PRUNED_CODE, parse_metric_lines
 from .store import Store
 from .sweep_spec import (
+    ENDED_TRIAL_STATES,
+    StoredTrial,
     SweepSpec,
     parameter_view,
     parse_sweep_spec,
     sweep_spec_from_stored,
     sweep_spec_to_stored,
 )
-from .sweep_study import ENDED_TRIAL_STATES, StoredTrial, SweepStudy
+
+if TYPE_CHECKING:
+    from .sweep_study import SweepStudy
 
 log = logging.getLogger("batchai")
 
@@ -71,6 +76,13 @@ class Sweeps:
         self, workspace: str, experiment: str, document: Any, name: str | None = None, cluster: str | None = None
     ) -> dict[str, Any]:
         self._check_experiment(workspace, experiment)
+        if importlib.util.find_spec("optuna") is None:
+            raise BatchAIError(
+                "SweepsUnavailable",
+                "sweeps need optuna in the service's Python; install it with "
+                "`pip install 'batchai-jupyter[sweeps]'` and restart the service",
+                status=501,
+            )
         spec = parse_sweep_spec(document, name, cluster)
         if not self.store.query_one(
             "SELECT 1 FROM clusters WHERE workspace = ? AND name = ?", workspace, spec.trial["cluster"]
@@ -167,6 +179,8 @@ class Sweeps:
         trials = self._trial_rows(sweep_id)
         study = self._studies.get(sweep_id)
         if study is None:
+            from .sweep_study import SweepStudy  # optuna: loaded once a sweep runs
+
             study = self._studies[sweep_id] = SweepStudy(spec, [_stored(t) for t in trials], row["seed"])
         try:
             active = self._follow_trials(row, spec, study, trials)
