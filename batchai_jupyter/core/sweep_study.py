@@ -103,10 +103,20 @@ def pruner(policy: EarlyTermination) -> BasePruner:
     return optuna.pruners.NopPruner()
 
 
+class GridSampler(optuna.samplers.GridSampler):
+    """optuna's grid sampler, which does not stop the study once every point has run: a sweep has no
+    optimize() loop to stop (optuna raises there), and its maxTrials is at most the grid's size."""
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        return None
+
+
 def sampler(spec: SweepSpec, seed: int) -> optuna.samplers.BaseSampler:
     if spec.sampler == "grid":
         space = {p.name: list(p.enumerated() or ()) for p in spec.parameters}
-        return optuna.samplers.GridSampler(space, seed=seed)
+        return GridSampler(space, seed=seed)
     if spec.sampler == "tpe":
         startup = spec.startup_trials or min(10, max(2, spec.max_trials // 3))
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
