@@ -69,6 +69,12 @@ class Sweeps:
         self.submit_job = submit_job
         self.read_metrics = read_metrics
         self._studies: dict[int, SweepStudy] = {}  # by sweep id; touched only by that sweep's worker
+        # A job that ends may free a sweep's slot: its next trial starts now, not at the engine's next poll.
+        events.subscribe(self._on_event)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "job" and event.get("state") in FINAL_JOB_STATES and self._studies:
+            self.engine.wake()
 
     # -- the API -------------------------------------------------------------------------------------
 
