@@ -13,15 +13,26 @@ class SweepOperations:
         self, experiment_name: str, parameters: dict, sweep_name: str | None = None, replace: bool = False
     ) -> dict:
         """Starts a sweep (the spec of `batchai sweep create -f`); with `replace`, a sweep of that name is
-        deleted first (its trials' jobs stay in the experiment)."""
+        deleted first with its trials' jobs (a notebook run again)."""
         name = sweep_name or parameters.get("name")
         if replace and name:
+            self._delete_with_trials(experiment_name, name)
+        return self.ws.client.create_sweep(self.ws.name, experiment_name, parameters, sweep_name)
+
+    def _delete_with_trials(self, experiment_name: str, sweep_name: str) -> None:
+        try:
+            trials = self.trials(experiment_name, sweep_name)
+            self.delete(experiment_name, sweep_name)
+        except BatchAIError as failure:
+            if failure.status != 404:
+                raise
+            return
+        for trial in trials:
             try:
-                self.delete(experiment_name, name)
+                self.ws.jobs.delete(experiment_name, trial["job"])  # answers once the job is gone
             except BatchAIError as failure:
                 if failure.status != 404:
                     raise
-        return self.ws.client.create_sweep(self.ws.name, experiment_name, parameters, sweep_name)
 
     def get(self, experiment_name: str, sweep_name: str) -> dict:
         return self.ws.client.sweep(self.ws.name, experiment_name, sweep_name)
