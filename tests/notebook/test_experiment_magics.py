@@ -80,6 +80,9 @@ def test_run_history_through_rest_sdk_cli_and_magic(run, ws, shared_service, sha
     compare.selected.value = ("a", "b")
     assert compare.plot.value.count("<polyline") == 2 and ">a 0.75<" in compare.plot.value
     assert compare.curves["b"]["loss"][0] == (0, 1.0)
+    # Parallel coordinates: the parameters that differ (lr, run) and the loss, one line per run.
+    assert compare.parallel.value.count('class="batchai-run"') == 3
+    assert all(f">{axis}<" in compare.parallel.value for axis in ("lr", "run", "loss"))
     compare.close()
     _, out, _ = run(f"%batchai_runs {experiment} --sort-by loss --no-widget")
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["b", "c", "a"]

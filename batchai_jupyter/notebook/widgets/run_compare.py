@@ -1,5 +1,6 @@
 """RunCompare: an experiment's runs side by side: a table sortable by any metric or field (parameters and
-each metric's final value as columns), and the curves of the selected runs overlaid in one plot."""
+each metric's final value as columns), the curves of the selected runs overlaid in one plot, and the
+parameters against the chosen metric in parallel coordinates."""
 
 from __future__ import annotations
 
@@ -10,10 +11,46 @@ import ipywidgets as widgets
 from ...client import Client
 from ...errors import BatchAIError
 from .poller import own_client
-from .render import Raw, badge, html_table, line_plot
+from .render import SERIES_COLOURS, Raw, badge, html_table, line_plot
 
 FIELDS = ("created", "name", "duration", "nodeHours")
 GREY = "#9e9e9e"
+
+
+def parallel_plot(runs: list[dict], metric: str, width: int = 640, height: int = 220) -> str:
+    """Parallel coordinates: one axis per parameter (numbers scaled, other values spread in their order) and a
+    last one for the metric's final value; one line per run that logged it, pruned runs grey."""
+    runs = [run for run in runs if metric in run["metrics"]]
+    params = sorted({p for run in runs for p in run["params"] if len({str(r["params"].get(p)) for r in runs}) > 1})
+    if not runs or not params:
+        return ""
+    axes = [*params, metric]
+    values = {run["name"]: [*(run["params"].get(p) for p in params), run["metrics"][metric]["final"]] for run in runs}
+    pad, top = 40, 24
+    step = (width - 2 * pad) / max(1, len(axes) - 1)
+
+    def scale(index: int, value) -> float:
+        column = [row[index] for row in values.values()]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in column):
+            low, high = min(column), max(column)
+            share = (value - low) / (high - low) if high > low else 0.5
+        else:
+            order = sorted({str(v) for v in column})
+            share = order.index(str(value)) / max(1, len(order) - 1)
+        return height - pad - share * (height - pad - top)
+
+    parts = []
+    for index, axis in enumerate(axes):
+        x = pad + index * step
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - pad}" stroke="#999"/>')
+        parts.append(f'<text x="{x - 20:.1f}" y="{height - pad + 14}" font-size="10">{escape(axis)}</text>')
+    for position, run in enumerate(runs):
+        colour = GREY if run["pruned"] else SERIES_COLOURS[position % len(SERIES_COLOURS)]
+        points = " ".join(f"{pad + i * step:.1f},{scale(i, v):.1f}" for i, v in enumerate(values[run["name"]]))
+        parts.append(
+            f'<polyline class="batchai-run" fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>'
+        )
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{"".join(parts)}</svg>'
 
 
 def _cell(value) -> object:
@@ -38,6 +75,7 @@ class RunCompare(widgets.VBox):
         self.refresh_button = widgets.Button(description="Refresh", tooltip="read the runs again")
         self.table = widgets.HTML()
         self.plot = widgets.HTML()
+        self.parallel = widgets.HTML()  # parameters against the metric's final value
         self.error_view = widgets.HTML()
         super().__init__(
             [
@@ -45,6 +83,7 @@ class RunCompare(widgets.VBox):
                 self.table,
                 widgets.HBox([self.selected, self.metric]),
                 self.plot,
+                self.parallel,
                 self.error_view,
             ]
         )
@@ -113,6 +152,7 @@ class RunCompare(widgets.VBox):
 
     def render_plot(self) -> None:
         metric = self.metric.value
+        self.parallel.value = parallel_plot(self.runs, metric) if metric else ""
         if not metric or not self.selected.value:
             self.plot.value = ""
             return
