@@ -4,6 +4,7 @@ from their logged curves), and a kill -9 of the service mid-sweep that neither l
 
 from __future__ import annotations
 
+from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.notebook.widgets.sweep_monitor import SweepMonitor
 from batchai_jupyter.notebook.workspace import Workspace
 from helpers.api import make_cluster
@@ -123,3 +124,43 @@ def test_tpe_sweep_survives_kill_9(service_process, client, unique, tmp_path):
     assert len({t["params"]["x"] for t in trials}) == 8
     assert most_active_at_once(list(runs.values())) <= 2
     check_best(sweep, trials, runs)
+
+
+def test_a_cancelled_sweep_stops_its_trials_and_bad_sweeps_are_refused(shared_client, unique, tmp_path):
+    client = shared_client
+    cluster, name = unique("sw"), unique("cancel")
+    make_cluster(client, cluster, nodes=2)
+    command, started = write_trial(tmp_path, steps=200, pause=0.3)
+    spec = sweep_spec(name, cluster, command, sampler={"type": "random", "seed": 2})
+    spec["trial"]["secrets"] = {"API_KEY": "s3cret-value"}
+    created = client.create_sweep("default", EXPERIMENT, spec)
+    assert "s3cret-value" not in str(created)
+    wait_for(lambda: len(lines(started)) == 2, "two trials to run")
+    assert client.cancel_sweep("default", EXPERIMENT, name)["state"] == "cancelling"
+    sweep = client.wait_for_sweep("default", EXPERIMENT, name, timeout=60)
+    trials = client.sweep_trials("default", EXPERIMENT, name)
+    assert sweep["state"] == "cancelled" and [t["state"] for t in trials] == ["cancelled", "cancelled"]
+    for trial in trials:
+        job = client.job("default", EXPERIMENT, trial["job"])
+        assert job["executionState"] == "failed" and job["executionInfo"]["errors"][0]["code"] == "SweepCancelled"
+        assert job["properties"]["secrets"] == [{"name": "API_KEY"}]
+    assert "s3cret-value" not in str(client.sweep_trials("default", EXPERIMENT, name))
+
+    def refused(spec: dict, status: int, *fragments: str) -> None:
+        try:
+            client.create_sweep("default", EXPERIMENT, spec)
+        except BatchAIError as failure:
+            assert failure.status == status and all(f in failure.message for f in fragments), failure.message
+        else:
+            raise AssertionError(f"{spec} was accepted")
+
+    refused(spec, 409, f"sweep '{name}' already exists")
+    refused(dict(spec, name=unique("b"), parameters={"x": {"type": "uniform", "min": 1}}), 400, "parameters.x.max")
+    refused(dict(spec, name=unique("b"), cluster="nowhere"), 404, "cluster 'nowhere' not found")
+    refused(dict(spec, name=unique("b"), trial={"cluster": cluster}), 400, "toolkit")
+    try:
+        client.runs("default", EXPERIMENT, sort_by="no-such-metric")
+    except BatchAIError as failure:
+        assert failure.status == 400 and "no run logged a metric 'no-such-metric'" in failure.message
+    else:
+        raise AssertionError("sorting by a metric nobody logged was accepted")
