@@ -143,15 +143,24 @@ def sorted_runs(runs: list[dict[str, Any]], sort_by: str | None, descending: boo
 class RunHistory:
     """The runs of an experiment, read from the store and the jobs' metrics files."""
 
-    def __init__(self, store: Store, read_metrics: Callable[[Job], bytes]):
+    def __init__(self, store: Store, read_metrics: Callable[[Job, int], bytes]):
         self.store = store
         self.read_metrics = read_metrics
         self._ended: dict[tuple[int, str], dict[str, dict[str, Any]]] = {}  # (job id, uuid) -> summaries
         self._lock = threading.Lock()
 
+    def metric_bytes(self, job: Job, offset: int = 0) -> bytes:
+        """The job's metrics.jsonl from `offset` on (b"" while it has logged nothing)."""
+        try:
+            return self.read_metrics(job, offset)
+        except BatchAIError as failure:
+            if failure.status == 404:
+                return b""
+            raise
+
     def metric_text(self, job: Job) -> str:
         try:
-            return self.read_metrics(job).decode("utf-8", errors="replace")
+            return self.read_metrics(job, 0).decode("utf-8", errors="replace")
         except BatchAIError as failure:
             if failure.status == 404:
                 return ""  # nothing logged (yet)

@@ -105,7 +105,7 @@ class Service:
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover, periodic=lambda: self.sweeps.cycles())
         self.runs = RunHistory(self.store, self._read_metrics)
-        self.sweeps = Sweeps(self.store, self.events, self.engine, self._submit_trial, self.runs.metric_text)
+        self.sweeps = Sweeps(self.store, self.events, self.engine, self._submit_trial, self.runs.metric_bytes)
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
         self._lock_handle: IO[str] | None = None
@@ -150,9 +150,9 @@ class Service:
         # A scheduler backend's cluster gets here only to release nodes and run scripts on them.
         return cast(ComputeBackend, self.backends[backend])
 
-    def _read_metrics(self, job: Job) -> bytes:
+    def _read_metrics(self, job: Job, offset: int) -> bytes:
         segment = job_segment(job.experiment, job.name, job.uuid)
-        return self.datastore(job.workspace).read(f"{segment}/stdouterr/{METRICS_FILE}")
+        return self.datastore(job.workspace).read(f"{segment}/stdouterr/{METRICS_FILE}", offset)
 
     def _submit_trial(self, workspace: str, experiment: str, document: dict[str, Any], name: str) -> None:
         self.create_job(workspace, experiment, document, name=name)

@@ -25,7 +25,7 @@ from .engine import Engine
 from .events import EventBus
 from .jobrun import error
 from .records import Job
-from .runs import PRUNED_CODE, parse_metric_lines
+from .runs import PRUNED_CODE, MetricPoint, parse_metric_lines
 from .store import Store
 from .sweep_spec import (
     ENDED_TRIAL_STATES,
@@ -61,7 +61,7 @@ class Sweeps:
         events: EventBus,
         engine: Engine,
         submit_job: SubmitJob,
-        read_metrics: Callable[[Job], str],
+        read_metrics: Callable[[Job, int], bytes],
     ):
         self.store = store
         self.events = events
@@ -69,6 +69,10 @@ class Sweeps:
         self.submit_job = submit_job
         self.read_metrics = read_metrics
         self._studies: dict[int, SweepStudy] = {}  # by sweep id; touched only by that sweep's worker
+        # (sweep id, trial) -> (job uuid, bytes of its metrics.jsonl read, the unfinished last line): each cycle
+        # reads only what a trial logged since the last one (a restart reads from the start; steps seen are skipped).
+        self._read: dict[tuple[int, int], tuple[str, int, bytes]] = {}
+        self._last: dict[tuple[int, int], float] = {}  # (sweep id, trial) -> the last value of its primary metric
         # A job that ends may free a sweep's slot: its next trial starts now, not at the engine's next poll.
         events.subscribe(self._on_event)
 
@@ -224,7 +228,7 @@ class Sweeps:
 
     def _follow(self, row: dict[str, Any], spec: SweepSpec, study: SweepStudy, trial: dict[str, Any], job: Job) -> None:
         number = trial["number"]
-        points = parse_metric_lines(self.read_metrics(job)).get(spec.primary_metric, [])
+        points = self._new_points(row["id"], number, job, spec.primary_metric)
         for point in points:
             if point.step in study.intermediate(number):
                 continue
@@ -245,8 +249,8 @@ class Sweeps:
         elif row["state"] == "cancelling" and job.state in ("queued", "running"):
             self.engine.terminate_job(job, CANCELLED_CODE, f"sweep '{row['name']}' was cancelled")
             self._record(row, study, number, "cancelled")
-        elif job.state == "succeeded" and points:
-            self._record(row, study, number, "completed", value=points[-1].value)
+        elif job.state == "succeeded" and study.intermediate(number):
+            self._record(row, study, number, "completed", value=self._final_value(row["id"], number, study))
         elif job.state in FINAL_JOB_STATES:
             self._record(row, study, number, "failed")
         else:
@@ -255,6 +259,26 @@ class Sweeps:
                 {"sweep_id": row["id"], "number": number},
                 intermediate=_json_keys(study.intermediate(number)),
             )
+
+    def _new_points(self, sweep_id: int, number: int, job: Job, metric: str) -> list[MetricPoint]:
+        uuid, offset, partial = self._read.get((sweep_id, number), (job.uuid, 0, b""))
+        if uuid != job.uuid:  # another job of that name (the trial was submitted again): from the start
+            offset, partial = 0, b""
+        data = self.read_metrics(job, offset)
+        whole, _, rest = (partial + data).rpartition(b"\n")
+        self._read[(sweep_id, number)] = (job.uuid, offset + len(data), rest)
+        points = parse_metric_lines(whole.decode("utf-8", errors="replace")).get(metric, [])
+        if points:
+            self._last[(sweep_id, number)] = points[-1].value
+        return points
+
+    def _final_value(self, sweep_id: int, number: int, study: SweepStudy) -> float:
+        """The last value the trial logged (as read in order); after a restart, its last step's."""
+        last = self._last.get((sweep_id, number))
+        if last is not None:
+            return last
+        steps = study.intermediate(number)
+        return steps[max(steps)]
 
     def _start_trials(self, row: dict[str, Any], spec: SweepSpec, study: SweepStudy, count: int, active: int) -> int:
         while active < spec.max_concurrent_trials and count < spec.max_trials:
@@ -290,6 +314,8 @@ class Sweeps:
         self, row: dict[str, Any], study: SweepStudy, number: int, state: str, value: float | None = None, **extra: Any
     ) -> None:
         study.tell(number, state, value)
+        self._read.pop((row["id"], number), None)
+        self._last.pop((row["id"], number), None)
         self.store.update(
             "sweep_trials",
             {"sweep_id": row["id"], "number": number},
