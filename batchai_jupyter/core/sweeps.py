@@ -54,6 +54,11 @@ def trial_job_name(sweep: str, number: int) -> str:
     return f"{sweep}-{number}"
 
 
+def worker_key(workspace: str, experiment: str, name: str) -> str:
+    """The sweep's worker among the engine's (cluster workers are keyed workspace/cluster)."""
+    return f"sweep:{workspace}/{experiment}/{name}"
+
+
 class Sweeps:
     def __init__(
         self,
@@ -175,7 +180,7 @@ class Sweeps:
             f"SELECT id, workspace, experiment, name FROM sweeps WHERE state IN ({marks})", *ACTIVE_SWEEP_STATES
         )
         return {
-            f"sweep:{row['workspace']}/{row['experiment']}/{row['name']}": functools.partial(self.cycle, row["id"])
+            worker_key(row["workspace"], row["experiment"], row["name"]): functools.partial(self.cycle, row["id"])
             for row in rows
         }
 
