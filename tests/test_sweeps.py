@@ -164,6 +164,12 @@ def test_a_cancelled_sweep_stops_its_trials_and_bad_sweeps_are_refused(shared_cl
         assert failure.status == 400 and "no run logged a metric 'no-such-metric'" in failure.message
     else:
         raise AssertionError("sorting by a metric nobody logged was accepted")
+    try:
+        client.runs("default", "no-such-experiment")
+    except BatchAIError as failure:
+        assert failure.status == 404 and "experiment 'no-such-experiment' not found" in failure.message
+    else:
+        raise AssertionError("the runs of a missing experiment were listed")
 
     client.delete_sweep("default", EXPERIMENT, name)  # forgotten; its trials' jobs stay in the experiment
     assert name not in [s["name"] for s in client.sweeps("default", EXPERIMENT)]

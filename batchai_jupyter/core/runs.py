@@ -180,6 +180,10 @@ class RunHistory:
     def runs(
         self, workspace: str, experiment: str, sort_by: str | None = None, descending: bool = False
     ) -> list[dict[str, Any]]:
+        if not self.store.query_one(
+            "SELECT 1 FROM experiments WHERE workspace = ? AND name = ?", workspace, experiment
+        ):
+            raise NotFound("experiment", experiment, f"list them with `batchai experiment list -w {workspace}`")
         jobs = self.store.jobs_of(workspace, experiment)
         hours = self.node_hours([job.id for job in jobs])
         runs = [self.run_view(job, hours.get(job.id, 0.0)) for job in jobs]
