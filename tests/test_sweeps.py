@@ -136,10 +136,16 @@ def test_a_cancelled_sweep_stops_its_trials_and_bad_sweeps_are_refused(shared_cl
     created = client.create_sweep("default", EXPERIMENT, spec)
     assert "s3cret-value" not in str(created)
     wait_for(lambda: len(lines(started)) == 2, "two trials to run")
+    # A trial whose job someone deletes has failed: the sweep does not run it again, it starts the next one.
+    client.delete_job("default", EXPERIMENT, f"{name}-0")
+    wait_for(lambda: len(lines(started)) == 3, "the next trial to run")
+    assert client.sweep_trials("default", EXPERIMENT, name)[0]["state"] == "failed"
     assert client.cancel_sweep("default", EXPERIMENT, name)["state"] == "cancelling"
     sweep = client.wait_for_sweep("default", EXPERIMENT, name, timeout=60)
     trials = client.sweep_trials("default", EXPERIMENT, name)
-    assert sweep["state"] == "cancelled" and [t["state"] for t in trials] == ["cancelled", "cancelled"]
+    assert sweep["state"] == "cancelled" and [t["state"] for t in trials] == ["failed", "cancelled", "cancelled"]
+    assert sorted(lines(started)) == [f"{name}-{n}" for n in range(3)]
+    trials = trials[1:]
     for trial in trials:
         job = client.job("default", EXPERIMENT, trial["job"])
         assert job["executionState"] == "failed" and job["executionInfo"]["errors"][0]["code"] == "SweepCancelled"

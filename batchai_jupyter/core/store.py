@@ -85,6 +85,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "job TEXT NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL, value REAL, "
         "intermediate TEXT NOT NULL DEFAULT '{}', system_attrs TEXT NOT NULL DEFAULT '{}', "
         "created REAL NOT NULL, ended REAL, pruned_step INTEGER, pruned_at REAL, metric_time REAL, "
+        "submitted INTEGER NOT NULL DEFAULT 0, "
         "PRIMARY KEY (sweep_id, number))",
     ),
 )

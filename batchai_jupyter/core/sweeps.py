@@ -220,10 +220,15 @@ class Sweeps:
         active = 0
         for trial in trials:
             job = self.store.job_by_name(row["workspace"], row["experiment"], trial["job"])
-            if job is None:
-                if trial["state"] in ENDED_TRIAL_STATES:
-                    continue
-                job = self._submit(row, spec, trial["number"], trial["params"])  # recorded, never submitted
+            if job is None and trial["state"] in ENDED_TRIAL_STATES:
+                continue
+            if job is None and trial["submitted"]:  # someone deleted the trial's job: it is not run again
+                self._record(row, study, trial["number"], "failed")
+                continue
+            if job is None:  # recorded, then the service stopped before it was submitted
+                job = self._submit(row, spec, trial["number"], trial["params"])
+            if not trial["submitted"]:
+                self.store.update("sweep_trials", {"sweep_id": row["id"], "number": trial["number"]}, submitted=1)
             if job.state not in FINAL_JOB_STATES:
                 active += 1
             if trial["state"] in ENDED_TRIAL_STATES:
@@ -299,6 +304,7 @@ class Sweeps:
                 created=time.time(),
             )
             self._submit(row, spec, number, params)
+            self.store.update("sweep_trials", {"sweep_id": row["id"], "number": number}, submitted=1)
             self._publish(row["workspace"], row["experiment"], row["name"], row["state"], trial=number)
             count, active = count + 1, active + 1
         return active
