@@ -4,6 +4,8 @@ from their logged curves), and a kill -9 of the service mid-sweep that neither l
 
 from __future__ import annotations
 
+import json
+
 from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.notebook.widgets.sweep_monitor import SweepMonitor
 from batchai_jupyter.notebook.workspace import Workspace
@@ -37,7 +39,12 @@ def test_random_sweep_with_median_stopping(shared_service, shared_client, unique
     command, started = write_trial(tmp_path)
     policy = {"policy": "median", "delayEvaluation": 1, "startupTrials": 2}
     spec = sweep_spec(name, cluster, command, sampler={"type": "random", "seed": 11}, earlyTermination=policy)
-    client.create_sweep("default", EXPERIMENT, spec)
+    spec_file = tmp_path / "sweep.json"
+    spec_file.write_text(json.dumps(dict(spec, maxTrials=99, maxConcurrentTrials=9)))  # the options win
+    created = json.loads(
+        ok(cli(shared_service, "sweep", "create", "-f", str(spec_file), "--max-trials", "8", "--max-concurrent", "2"))
+    )
+    assert (created["name"], created["maxTrials"], created["maxConcurrentTrials"]) == (name, 8, 2)
     monitor = SweepMonitor(Workspace(client=client), EXPERIMENT, name, poll_min=0.2, poll_max=0.5)
     wait_for(
         lambda: monitor.state == "running" and any(len(points) >= 2 for points in monitor.curves.values()),
