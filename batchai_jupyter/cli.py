@@ -11,6 +11,7 @@ import requests
 from .cli_common import confirm as _confirm
 from .cli_common import service_client as _client
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
+from .cli_sweeps import RUN_VERB, add_runs_parser, add_sweep_parsers, runs_command, sweep_command
 from .client.follow import follow_job
 from .client.specs import cluster_document
 from .errors import BatchAIError
@@ -47,6 +48,8 @@ def experiment_command(args) -> object:
         return client.experiments(args.workspace)
     if args.verb == "show":
         return client.experiment(args.workspace, args.name)
+    if args.verb == RUN_VERB:
+        return runs_command(client, args)
     _confirm(args, f"Delete experiment '{args.name}' and its jobs")
     return client.delete_experiment(args.workspace, args.name)
 
@@ -417,9 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "--mlflow-tracking-uri",
                 help="record this experiment's jobs as MLflow runs there (default: the service's)",
             )
+    add_runs_parser(experiment, _scope)
     _add_cluster_parsers(sub)
     _add_job_parsers(sub)
     add_storage_parsers(sub, _scope, _yes)
+    add_sweep_parsers(sub, _scope, _yes)
     serve = sub.add_parser(
         "serve",
         help="run the service headless (no notebook UI); `serve status` shows the "
@@ -483,6 +488,7 @@ COMMANDS = {
     "demo": demo_command,
     "datastore": datastore_command,
     "file-server": file_server_command,
+    "sweep": sweep_command,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 Column = tuple[str, callable]
 
@@ -49,6 +50,18 @@ COLUMNS: dict[str, list[Column]] = {
         ("Location", lambda r: r.get("location")),
     ],
     "file-server": [("Name", lambda r: r["name"]), ("Location", lambda r: r.get("location"))],
+    "sweep": [
+        ("Name", lambda r: r["name"]),
+        ("Experiment", lambda r: r["experiment"]),
+        ("State", lambda r: r["state"]),
+        ("Sampler", lambda r: r["sampler"]),
+        ("Trials", lambda r: f"{r['trialsStarted']}/{r['maxTrials']}"),
+        ("Pruned", lambda r: r["trialCounts"]["pruned"]),
+        (
+            "Best",
+            lambda r: None if r["bestTrial"] is None else f"{r['bestTrial']['job']} {r['bestTrial']['value']:.4g}",
+        ),
+    ],
     "node": [
         ("ID", lambda r: r["nodeId"]),
         ("IP", lambda r: r["ipAddress"]),
@@ -71,7 +84,7 @@ def _kind(args) -> str | None:
     return args.group if args.group in COLUMNS else None
 
 
-def table(rows: list[dict], columns: list[Column]) -> str:
+def table(rows: list[Any], columns: list[Column]) -> str:
     cells = [[("" if getter(row) is None else str(getter(row))) for _, getter in columns] for row in rows]
     widths = [max([len(title)] + [len(line[i]) for line in cells]) for i, (title, _) in enumerate(columns)]
     lines = [

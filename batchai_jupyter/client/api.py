@@ -13,13 +13,14 @@ from urllib.parse import urljoin
 from ..errors import BatchAIError
 from .discovery import Announce, find_service
 from .events import EventStream
+from .experiments import ExperimentRoutes
 from .transport import API, Transport, q
 
 ENDED = ("succeeded", "failed")
 __all__ = ["API", "ENDED", "Client"]
 
 
-class Client(Transport):
+class Client(ExperimentRoutes, Transport):
     @classmethod
     def discover(cls, start: bool = True, announce: Announce = print) -> Client:
         """The service from BATCHAI_URL/BATCHAI_TOKEN, a running Jupyter server, or one started here."""

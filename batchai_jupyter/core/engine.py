@@ -10,7 +10,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from . import scheduler
 from .handover import HandOver
@@ -37,8 +37,17 @@ def cluster_key(workspace: str, name: str) -> str:
 
 
 class Engine:
-    def __init__(self, store: Store, runner: JobRunner, keeper: NodeKeeper, handover: HandOver | None = None):
+    def __init__(
+        self,
+        store: Store,
+        runner: JobRunner,
+        keeper: NodeKeeper,
+        handover: HandOver | None = None,
+        periodic: Callable[[], Mapping[str, Callable[[], object]]] | None = None,
+    ):
         self.store = store
+        # Other work that runs in cycles on workers of its own: {worker key: cycle} (the sweeps' loops).
+        self.periodic = periodic or dict
         self.runner = runner
         self.keeper = keeper
         # Clusters of scheduler backends (Slurm) get whole jobs handed over instead of placed.
@@ -80,6 +89,9 @@ class Engine:
             key = cluster_key(workspace, name)
             keys.add(key)
             self.workers.request_cycle(key, functools.partial(self.cluster_cycle, workspace, name))
+        for key, cycle in self.periodic().items():
+            keys.add(key)
+            self.workers.request_cycle(key, cycle)
         self.workers.retire_idle(keys)
         self.workers.report_slow()
 

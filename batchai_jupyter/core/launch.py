@@ -144,6 +144,8 @@ def _job_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeCo
     }
     if job.checkpoint_dir:  # a retried attempt finds what the earlier ones saved here
         env["AZ_BATCHAI_CHECKPOINT_DIR"] = job.checkpoint_dir
+    if spec.params:  # read with batchai_jupyter.runtime.params()
+        env["BATCHAI_PARAMS"] = json.dumps(spec.params)
     return env
 
 

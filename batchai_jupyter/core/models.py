@@ -105,6 +105,9 @@ class JobSpec:
     std_out_err_path_prefix: str = ""
     mount_volumes: dict[str, Any] | None = None  # raw MountVolumes block, resolved by storage
     api_version: str = "native"  # native | 2017-09-01-preview | 2018-03-01 | 2018-05-01
+    # The run's parameters as the user names them ({"lr": 0.01}): shown in the run history, and given to
+    # the job as $BATCHAI_PARAMS (JSON). Sweeps set their trials' sampled values here.
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

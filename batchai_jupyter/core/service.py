@@ -30,6 +30,7 @@ from ..ports.datastores import (
 )
 from ..ports.layout import HomeLayout, cluster_segment, job_segment, output_segment, stdouterr_segment
 from ..ports.tracking import TENSORBOARD_DIR, RunTracker
+from ..runtime.metrics import METRICS_FILE
 from . import views
 from .cluster_spec import parse_cluster_spec
 from .engine import Engine
@@ -41,10 +42,12 @@ from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JO
 from .names import validate_name
 from .nodes import NodeKeeper
 from .records import Cluster, DatastoreRow, Job
+from .runs import RunHistory
 from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 from .store_health import warn_if_home_orphaned
+from .sweeps import Sweeps
 from .tracking import RunFollower, experiment_tracking
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -110,8 +113,10 @@ class Service:
         )
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
-        self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
+        self.engine = Engine(self.store, self.runner, self.keeper, self.handover, periodic=lambda: self.sweeps.cycles())
         self.follower = RunFollower(self.store, self.events, self.datastore, trackers)
+        self.runs = RunHistory(self.store, self._read_metrics)
+        self.sweeps = Sweeps(self.store, self.events, self.engine, self._submit_trial, self.runs.metric_bytes)
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
         self._lock_handle: IO[str] | None = None
@@ -157,6 +162,12 @@ class Service:
         backend = cluster.spec.backend if cluster else "local"
         # A scheduler backend's cluster gets here only to release nodes and run scripts on them.
         return cast(ComputeBackend, self.backends[backend])
+
+    def _read_metrics(self, job: Job, offset: int) -> bytes:
+        return self.datastore(job.workspace).read(f"{stdouterr_segment(job.segment)}/{METRICS_FILE}", offset)
+
+    def _submit_trial(self, workspace: str, experiment: str, document: dict[str, Any], name: str) -> None:
+        self.create_job(workspace, experiment, document, name=name)
 
     def datastore(self, workspace: str, name: str = DEFAULT_DATASTORE) -> Datastore:
         row = self._datastore_row(workspace, name)
@@ -228,6 +239,8 @@ class Service:
 
     def delete_workspace(self, name: str) -> None:
         self.get_workspace(name)
+        for experiment in self.store.query("SELECT name FROM experiments WHERE workspace = ?", name):
+            self.sweeps.forget_experiment(name, experiment["name"])
         for cluster in self.store.clusters_of(name):
             self.engine.delete_cluster(cluster)
         for job in self.store.jobs_of(name):
@@ -272,6 +285,7 @@ class Service:
 
     def delete_experiment(self, workspace: str, name: str) -> None:
         self.get_experiment(workspace, name)
+        self.sweeps.forget_experiment(workspace, name)
         for job in self.store.jobs_of(workspace, name):
             self.engine.delete_job(job)
         self.store.delete("experiments", workspace=workspace, name=name)

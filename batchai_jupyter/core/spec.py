@@ -478,7 +478,29 @@ def parse_job_spec(
         ),
         mount_volumes=raw_block(body, "mountVolumes"),
         api_version=api_version,
+        params=_params(body),
     )
+
+
+MAX_PARAMS = 1000
+MAX_PARAM_NAME = 200
+
+
+def _params(body: Fields) -> dict[str, Any]:
+    """`params`: the run's parameters, {name: a string, number, true/false or null}."""
+    if not body.has("params"):
+        return {}
+    value = body.get("params")
+    if not isinstance(value, dict):
+        raise SpecError(body.at("params"), value, 'an object of parameter names to values, e.g. {"lr": 0.01}')
+    if len(value) > MAX_PARAMS:
+        raise SpecError(body.at("params"), f"{len(value)} parameters", f"at most {MAX_PARAMS} parameters")
+    for name, item in value.items():
+        if not name or len(name) > MAX_PARAM_NAME:
+            raise SpecError(body.at("params"), name, f"parameter names of 1 to {MAX_PARAM_NAME} characters")
+        if item is not None and not isinstance(item, (str, int, float, bool)):
+            raise SpecError(f"{body.at('params')}.{name}", item, "a string, a number, true, false or null")
+    return dict(value)
 
 
 def _job_cluster(body: Fields, override: str | None) -> str:
@@ -568,6 +590,7 @@ def job_spec_to_wire(spec: JobSpec) -> dict[str, Any]:
         "jobPreparation": {"commandLine": spec.job_preparation} if spec.job_preparation else None,
         "stdOutErrPathPrefix": spec.std_out_err_path_prefix,
         "mountVolumes": mask_secrets(spec.mount_volumes),
+        "params": dict(spec.params),
     }
 
 

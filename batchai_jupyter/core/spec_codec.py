@@ -27,7 +27,7 @@ from .models import (
     ToolkitSettings,
 )
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 
 # Fields a class's stored form leaves out: secret values live in their own column.
 _EXCLUDED: dict[type, frozenset[str]] = {JobSpec: frozenset({"secrets"}), SetupTask: frozenset({"secrets"})}
@@ -139,5 +139,15 @@ def _cluster_v0(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-_JOB_UPGRADES: tuple[Upgrade, ...] = (_job_v0,)
-_CLUSTER_UPGRADES: tuple[Upgrade, ...] = (_cluster_v0,)
+def _job_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added the run's `params`; older jobs had none."""
+    data.setdefault("params", {})
+    return data
+
+
+def _unchanged(data: dict[str, Any]) -> dict[str, Any]:
+    return data
+
+
+_JOB_UPGRADES: tuple[Upgrade, ...] = (_job_v0, _job_v1)
+_CLUSTER_UPGRADES: tuple[Upgrade, ...] = (_cluster_v0, _unchanged)

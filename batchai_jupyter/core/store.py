@@ -86,11 +86,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3: an experiment's own tracking settings ({"mlflowTrackingUri": ...}).
     ("ALTER TABLE experiments ADD COLUMN tracking TEXT NOT NULL DEFAULT '{}'",),
+    # 4: sweeps (core/sweeps.py) and their trials, each trial one job of the sweep's experiment.
+    (
+        "CREATE TABLE IF NOT EXISTS sweeps (id INTEGER PRIMARY KEY AUTOINCREMENT, workspace TEXT NOT NULL, "
+        "experiment TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, secrets TEXT NOT NULL DEFAULT '{}', "
+        "state TEXT NOT NULL, seed INTEGER NOT NULL, created REAL NOT NULL, ended REAL, "
+        "errors TEXT NOT NULL DEFAULT '[]', UNIQUE (workspace, experiment, name))",
+        "CREATE TABLE IF NOT EXISTS sweep_trials (sweep_id INTEGER NOT NULL, number INTEGER NOT NULL, "
+        "job TEXT NOT NULL, params TEXT NOT NULL, state TEXT NOT NULL, value REAL, "
+        "intermediate TEXT NOT NULL DEFAULT '{}', system_attrs TEXT NOT NULL DEFAULT '{}', "
+        "created REAL NOT NULL, ended REAL, pruned_step INTEGER, pruned_at REAL, metric_time REAL, "
+        "submitted INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (sweep_id, number))",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 Record = TypeVar("Record")
-JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info", "tags", "tracking")
+JSON_COLUMNS = (
+    "spec", "secrets", "config", "errors", "node_ids", "info", "tags", "tracking", "params", "intermediate",
+    "system_attrs",
+)  # fmt: skip
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 

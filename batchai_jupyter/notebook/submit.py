@@ -192,7 +192,33 @@ def _upload_data(
     return inputs, reports
 
 
-def submit_cell(
+@dataclass
+class PreparedCell:
+    """A cell packaged and uploaded, and the job spec that runs it (not submitted yet)."""
+
+    body: dict
+    cluster: str | None
+    package: Package
+    package_upload: datasets.UploadReport
+    data_uploads: dict[str, datasets.UploadReport]
+
+
+# A pushed variable is also one of the run's `params` (the run history shows it) when it is a plain value.
+MAX_PARAM_TEXT = 200
+
+
+def pushed_params(names: list[str], namespace: dict) -> dict:
+    params = {}
+    for name in names:
+        value = namespace.get(name)
+        if value is None or isinstance(value, (bool, int, float)):
+            params[name] = value
+        elif isinstance(value, str) and len(value) <= MAX_PARAM_TEXT:
+            params[name] = value
+    return params
+
+
+def prepare_cell(
     ws: Workspace,
     cell: str,
     options: CellJobOptions,
@@ -201,7 +227,8 @@ def submit_cell(
     limit: int = DEFAULT_LIMIT_BYTES,
     announce: Announce = print,
     progress: ProgressFactory | None = None,
-) -> Submission:
+) -> PreparedCell:
+    """Packages and uploads the cell, its --files, --push and --data; returns the spec that runs it."""
     body = load_config(options.config_file) if options.config_file else {}
     framework = options.framework or _file_framework(body) or "custom"
     body = _with_toolkit(body, framework, options.processes)
@@ -239,6 +266,9 @@ def submit_cell(
             *body.get("environmentVariables", []),
             *({"name": k, "value": v} for k, v in env.items()),
         ]
+    params = pushed_params(options.push, namespace)
+    if params:
+        body["params"] = {**(body.get("params") or {}), **params}
     constraints = dict(body.get("constraints") or {})
     if options.max_time:
         constraints["maxWallClockTime"] = options.max_time
@@ -246,13 +276,27 @@ def submit_cell(
         constraints["maxRetries"] = options.retries
     if constraints:
         body["constraints"] = constraints
-    name = options.name or f"cell-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     if options.experiment != "default":
         ws.experiments.ensure(options.experiment)
+    return PreparedCell(body, cluster, package, package_report, data_reports)
+
+
+def submit_cell(
+    ws: Workspace,
+    cell: str,
+    options: CellJobOptions,
+    namespace: dict,
+    root: str,
+    limit: int = DEFAULT_LIMIT_BYTES,
+    announce: Announce = print,
+    progress: ProgressFactory | None = None,
+) -> Submission:
+    prepared = prepare_cell(ws, cell, options, namespace, root, limit, announce, progress)
+    name = options.name or f"cell-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     try:
-        job = ws.jobs.create(options.experiment, name, body, cluster, replace=options.replace)
+        job = ws.jobs.create(options.experiment, name, prepared.body, prepared.cluster, replace=options.replace)
     except BatchAIError as failure:
         if failure.code == "JobExists":
             raise BatchAIError(failure.code, f"{failure.message}; or add --replace to replace it") from None
         raise
-    return Submission(job, package, package_report, data_reports)
+    return Submission(job, prepared.package, prepared.package_upload, prepared.data_uploads)

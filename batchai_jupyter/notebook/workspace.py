@@ -21,6 +21,7 @@ from ..client.specs import cluster_document
 from ..errors import BatchAIError
 from . import datasets
 from .jobhandle import Job
+from .sweep_ops import SweepOperations
 
 
 class ClusterOperations:
@@ -90,6 +91,16 @@ class ExperimentOperations:
 
     def delete(self, experiment_name: str) -> None:
         self.ws.client.delete_experiment(self.ws.name, experiment_name)
+
+    def runs(self, experiment_name: str, sort_by: str | None = None, descending: bool = False) -> list[dict]:
+        """The experiment's jobs as runs: params, metric summaries, duration, state, node-hours."""
+        return self.ws.client.runs(self.ws.name, experiment_name, sort_by, descending)
+
+    def compare(self, experiment_name: str, **options):
+        """A RunCompare widget: the runs as a sortable table and the curves of the selected ones."""
+        from .widgets.run_compare import RunCompare
+
+        return RunCompare(self.ws, experiment_name, **options)
 
     def ensure(self, experiment_name: str) -> None:
         """Creates the experiment unless it exists (the default one always does)."""
@@ -178,6 +189,7 @@ class Workspace:
         self.experiments = ExperimentOperations(self)
         self.datastores = DatastoreOperations(self)
         self.jobs = JobOperations(self)
+        self.sweeps = SweepOperations(self)
 
     def __repr__(self) -> str:
         return f"<Workspace {self.name} at {self.client.url}>"

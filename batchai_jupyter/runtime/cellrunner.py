@@ -78,6 +78,14 @@ def _pull(namespace: dict, names: list[str]) -> dict:
     return {"values": values, "errors": errors}
 
 
+def _run_params() -> dict:
+    """The job's parameters ($BATCHAI_PARAMS, e.g. a sweep trial's sampled values) that are Python names:
+    the cell sees them as globals, over pushed variables of the same name."""
+    text = os.environ.get("BATCHAI_PARAMS", "")
+    values = json.loads(text) if text else {}
+    return {name: value for name, value in values.items() if name.isidentifier()}
+
+
 def main(directory: str = ".") -> None:
     with open(os.path.join(directory, MANIFEST_NAME)) as handle:
         manifest = json.load(handle)
@@ -86,6 +94,7 @@ def main(directory: str = ".") -> None:
     if os.path.exists(push_path):
         with open(push_path, "rb") as handle:
             namespace.update(pickle.load(handle))
+    namespace.update(_run_params())
     with open(os.path.join(directory, SOURCE_NAME)) as handle:
         source = handle.read()
     sys.argv = [SOURCE_NAME]

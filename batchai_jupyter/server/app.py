@@ -13,7 +13,7 @@ from ..assembly import build_service
 from ..core.service import DEFAULT_SUBSCRIPTION, Settings
 from ..errors import BatchAIError
 from ..ports.layout import default_home
-from . import arm
+from . import arm, experiment_handlers
 from .handlers import routes
 from .tensorboard import TensorBoards
 from .tensorboard_handlers import tensorboard_routes
@@ -135,6 +135,7 @@ class BatchAIApp(ExtensionApp):
         self.handlers.extend(routes())
         self.handlers.extend(arm.routes())
         self.handlers.extend(tensorboard_routes())
+        self.handlers.extend(experiment_handlers.routes())
 
     async def stop_extension(self) -> None:
         tensorboards = self.settings.get("batchai_tensorboards")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from batchai_jupyter.notebook.experiment_magics import ExperimentMagics
 from batchai_jupyter.notebook.magics import BatchAIMagics
 from batchai_jupyter.notebook.workspace import Workspace
 from helpers.slurm import slurm, slurm_service  # noqa: F401  (fixtures: the README creates a Slurm cluster)
@@ -24,6 +25,7 @@ def shell(service_env, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shell = InteractiveShell.instance()
     shell.register_magics(BatchAIMagics(shell))  # a fresh instance: it finds this module's service
+    shell.register_magics(ExperimentMagics(shell))
     shell.user_ns.pop("_", None)
     yield shell
     shell.reset(new_session=False)

@@ -69,3 +69,17 @@ def test_migrating_from_batch_ai(service_process, client, tmp_path):
     assert "Job state: succeeded ExitCode: 0" in text
     assert "hello from the SDK" in text and "['model.txt']" in text
     assert "deleted sdk-workspace" in text
+
+
+def test_sweeps(service_process, client, tmp_path):
+    outputs = execute("sweeps.ipynb", service_process, client, tmp_path)
+    text = "\n".join(outputs)
+    assert "sweep fit completed" in text
+    runs = client.runs("default", "sweeps", sort_by="loss")
+    assert len(runs) == 6  # the second Run All replaced the first run's sweep and its trials
+    best = client.sweep("default", "sweeps", "fit")["bestTrial"]
+    assert runs[0]["name"] == best["job"] and runs[0]["params"]["epochs"] == 12
+    table = outputs[5].splitlines()  # %batchai_runs, best first
+    assert table[2].split()[0] == best["job"]
+    assert f"best trial {best['number']} loss {round(best['value'], 4)}" in text
+    assert (tmp_path / "work" / "best-model.json").exists()

@@ -59,8 +59,14 @@ def elapsed(start: str | None, end: str | None) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def line_plot(series: dict[str, list[tuple[float, float]]], width: int = 480, height: int = 180) -> str:
-    """An SVG plot of `series` ({name: [(step, value)]}), one polyline each, with a legend."""
+def line_plot(
+    series: dict[str, list[tuple[float, float]]],
+    width: int = 480,
+    height: int = 180,
+    colours: dict[str, str] | None = None,
+) -> str:
+    """An SVG plot of `series` ({name: [(step, value)]}), one polyline each, with a legend; `colours`
+    fixes some series' colours (a sweep's pruned trials in grey)."""
     points = [p for values in series.values() for p in values]
     if not points:
         return ""
@@ -76,13 +82,13 @@ def line_plot(series: dict[str, list[tuple[float, float]]], width: int = 480, he
 
     lines, legend = [], []
     for position, (name, values) in enumerate(sorted(series.items())):
-        colour = SERIES_COLOURS[position % len(SERIES_COLOURS)]
+        colour = (colours or {}).get(name) or SERIES_COLOURS[position % len(SERIES_COLOURS)]
         lines.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
             f'points="{" ".join(place(s, v) for s, v in sorted(values))}"/>'
         )
         legend.append(
-            f'<text x="{pad + 110 * position}" y="14" fill="{colour}" font-size="11">'
+            f'<text x="{pad + 110 * (position % 4)}" y="{14 + 12 * (position // 4)}" fill="{colour}" font-size="11">'
             f"{escape(name)} {values[-1][1]:.4g}</text>"
         )
     axes = (
