@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..ports.compute import CloudClusters
 from . import scheduler
 from .handover import HandOver
 from .jobrun import JobRunner, error
@@ -235,6 +236,9 @@ class Engine:
                 )
             for node in self.store.nodes_of(workspace, name):
                 self.keeper.remove(current, node)
+            backend = self.keeper.backend_for(workspace, name)
+            if isinstance(backend, CloudClusters):  # its resource group: gone before the cluster is
+                backend.delete_cluster(current)
             self.store.delete("clusters", workspace=workspace, name=name)
 
         self._on_worker(workspace, name, "deleting the cluster", delete)
