@@ -67,18 +67,23 @@ def parse_cluster_spec(
     """A ClusterSpec from a native spec or a Batch AI cluster.json; SpecError if invalid.
 
     userAccountSettings, virtualMachineConfiguration and subnet are accepted and dropped, so no
-    password or key from them is ever kept.
+    password from them is ever kept; on the azure backend the admin's name and public key, the image
+    and the subnet become its backendOptions (adminUserName, sshPublicKey, imageReference, subnet).
     """
     check_spec_limits(doc)
     body, outer, api_version = unwrap(doc)
     vm_size = body.text("vmSize", "local", required="an Azure VM size" if api_version != NATIVE else "")
     cores, gpus, memory_mb = vm_size_resources(vm_size)
+    backend_name = resource_name("backend", backend, "backend", body, default="local")
+    backend_options = raw_block(body, "backendOptions") or {}
+    if backend_name == "azure":
+        backend_options = {**_azure_settings(body), **backend_options}
     node_setup = body.obj("nodeSetup")
     mounts = one_of((node_setup, "mountVolumes"), (body, "mountVolumes"))
     return ClusterSpec(
         name=resource_name("cluster", name, "name", body, outer),
         workspace=resource_name("workspace", workspace, "workspace", body, outer, DEFAULT_WORKSPACE),
-        backend=resource_name("backend", backend, "backend", body, default="local"),
+        backend=backend_name,
         vm_size=vm_size,
         vm_priority=body.choice("vmPriority", VM_PRIORITIES, "dedicated"),
         cpus_per_node=body.integer("cpusPerNode", cores, minimum=1),
@@ -88,9 +93,26 @@ def parse_cluster_spec(
         setup_task=_setup_task(body, node_setup),
         mount_volumes=raw_block(*mounts) if mounts else None,
         native_mounts=body.flag("nativeMounts"),
-        backend_options=raw_block(body, "backendOptions") or {},
+        backend_options=backend_options,
         api_version=api_version,
     )
+
+
+def _azure_settings(body: Fields) -> dict[str, Any]:
+    """Batch AI's VM settings the azure backend takes as options (never the admin's password: its
+    nodes take SSH keys only)."""
+    found: dict[str, Any] = {}
+    account = raw_block(body, "userAccountSettings") or {}
+    for key, option in (("adminUserName", "adminUserName"), ("adminUserSshPublicKey", "sshPublicKey")):
+        if isinstance(account.get(key), str) and account[key].strip():
+            found[option] = account[key].strip()
+    machine = raw_block(body, "virtualMachineConfiguration") or {}
+    if isinstance(machine.get("imageReference"), dict):
+        found["imageReference"] = machine["imageReference"]
+    subnet = raw_block(body, "subnet") or {}
+    if isinstance(subnet.get("id"), str) and subnet["id"].strip():
+        found["subnet"] = subnet["id"].strip()
+    return found
 
 
 def _scale(body: Fields) -> ScaleSettings:

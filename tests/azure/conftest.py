@@ -34,7 +34,8 @@ def azure_service(azure, tmp_path_factory):
 
     base = tmp_path_factory.mktemp("azure-service")
     entry_points = register_entry_point(str(base / "entry-points"))
-    process = ServiceProcess(str(base / "home"), str(base / "runtime"), env=service_env(azure, entry_points))
+    env = service_env(azure, entry_points, str(base / "jupyter-config"))
+    process = ServiceProcess(str(base / "home"), str(base / "runtime"), env=env)
     client = process.start()
     yield process, client
     process.stop()

@@ -10,9 +10,10 @@ import json
 
 import pytest
 
-from helpers.api import read_log, submit, wait_job
-from helpers.azure import CLIENT_SECRET, backend_options
-from helpers.ssh import DDP_SCRIPT, put_in_datastore
+from helpers.api import read_log, stdout_text, submit, wait_job
+from helpers.azure import CLIENT_SECRET
+from helpers.cli import cli, ok
+from helpers.ssh import DDP_SCRIPT, PYTHON, put_in_datastore
 from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
@@ -24,7 +25,6 @@ def azure_spec(azure, nodes: int = 2, **extra) -> dict:
         "vmSize": "Standard_D2s_v5",
         "vmPriority": "lowpriority",
         "nodeCount": nodes,
-        "backendOptions": backend_options(azure),
         **extra,
     }
 
@@ -54,8 +54,24 @@ def vmss_put(azure, group_part: str) -> dict:
 
 @pytest.fixture(scope="module")
 def spot_cluster(azure_service, azure):
-    _, client = azure_service
-    client.create_cluster("default", azure_spec(azure), "spot")
+    """`batchai cluster create -n spot --backend azure -s ... -t 2 --low-priority`, as a user types it."""
+    process, client = azure_service
+    ok(
+        cli(
+            process,
+            "cluster",
+            "create",
+            "-n",
+            "spot",
+            "--backend",
+            "azure",
+            "-s",
+            "Standard_D2s_v5",
+            "-t",
+            "2",
+            "--low-priority",
+        )
+    )
     wait_idle(client, "spot", 2)
     return "spot"
 
@@ -132,6 +148,60 @@ def test_pytorch_ddp_across_two_vms(azure_service, azure, spot_cluster):
     addresses = {n["ipAddress"] for n in nodes_of(client, spot_cluster)}
     assert {r["address"] for r in records} == addresses, f"the ranks must run on both VMs: {records}"
     assert len(client.read_job_file("default", "default", "ddp", "model.pt", "MODEL")) > 0
+
+
+CHECKPOINTED = """
+    import os, sys, time
+    checkpoint = os.path.join(os.environ["AZ_BATCHAI_CHECKPOINT_DIR"], "step")
+    start = int(open(checkpoint).read()) if os.path.exists(checkpoint) else 0
+    print("attempt", os.environ["AZ_BATCHAI_JOB_ATTEMPT"], "resumes at", start, flush=True)
+    for step in range(start, 40):
+        with open(checkpoint, "w") as handle:
+            handle.write(str(step))
+        time.sleep(0.25)
+    print("done at", step, flush=True)
+"""
+
+
+def test_a_spot_eviction_requeues_the_job_which_succeeds_on_a_replacement_vm(azure_service, azure, spot_cluster):
+    process, client = azure_service
+    scripts = put_in_datastore(process.home, "inputs/spot", {"train.py": CHECKPOINTED})
+    submit(
+        client,
+        "evicted",
+        spot_cluster,
+        {
+            "nodeCount": 1,
+            "maxRetries": 1,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/train.py"},
+        },
+    )
+    job_uuid = client.job("default", "default", "evicted")["uuid"]
+    collected = f"{process.home}/datastores/default/default/default/evicted/{job_uuid}/checkpoints/step"
+
+    def checkpoint() -> int:  # the step the service holds (copied back from the VM while the job runs)
+        with open(collected) as handle:
+            return int(handle.read() or 0)
+
+    wait_for(lambda: checkpoint() >= 4, "a checkpoint to come back from the VM", timeout=60)
+    running = [n for n in nodes_of(client, spot_cluster) if n["state"] == "running"]
+    assert len(running) == 1, running
+    group = _group_of(azure, spot_cluster)
+    vmss = azure.arm.scale_set(group, "nodes")
+    victim = next(i for i in vmss.instances.values() if i.machine.address == running[0]["ipAddress"])
+    azure.arm.evict(group, "nodes", victim.iid)  # Azure takes the VM back: it is gone from the scale set
+    job = wait_job(client, "evicted", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", job["executionInfo"]
+    text = stdout_text(client, "evicted")
+    assert "attempt 2" in text and "resumes at 0" not in text and "done at 39" in text, text
+    # The cluster is back at its target: a new instance replaced the evicted one.
+    wait_idle(client, spot_cluster, 2)
+    assert victim.iid not in vmss.instances and len(vmss.instances) == 2 and vmss.body["sku"]["capacity"] == 2
+
+
+def _group_of(azure, cluster: str) -> str:
+    return next(g["name"] for g in azure.arm.groups.values() if g["tags"].get("cluster") == cluster)
 
 
 def test_delete_removes_the_resource_group(azure_service, azure, spot_cluster):

@@ -3,6 +3,7 @@ and Azure cluster specs for the tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -42,10 +43,15 @@ def register_entry_point(directory: str) -> str:
     return directory
 
 
-def service_env(azure: AzureFixture, entry_points: str) -> dict:
-    """DefaultAzureCredential's environment path (a service principal) against the fake's Entra ID, and
-    the fake's certificate trusted the way a user trusts a proxy's: REQUESTS_CA_BUNDLE."""
+def service_env(azure: AzureFixture, entry_points: str, config_dir: str) -> dict:
+    """DefaultAzureCredential's environment path (a service principal) against the fake's Entra ID, the
+    fake's certificate trusted the way a user trusts a proxy's (REQUESTS_CA_BUNDLE), and the site's
+    options for the azure backend in the Jupyter config (BatchAIApp.backend_options), as a user sets them."""
+    os.makedirs(config_dir, exist_ok=True)
+    with open(os.path.join(config_dir, "jupyter_server_config.json"), "w") as handle:
+        json.dump({"BatchAIApp": {"backend_options": {"azure": backend_options(azure)}}}, handle)
     return {
+        "JUPYTER_CONFIG_DIR": config_dir,
         "AZURE_TENANT_ID": TENANT,
         "AZURE_CLIENT_ID": "batchai-test-app",
         "AZURE_CLIENT_SECRET": CLIENT_SECRET,

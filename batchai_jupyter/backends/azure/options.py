@@ -53,7 +53,7 @@ _KNOWN = {
     "connectTimeout",
     "outputSyncSeconds",
 }
-_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def parse_options(
         raise BatchAIError("InvalidVmSize", "vmSize: give an Azure VM size, e.g. Standard_NC24ads_A100_v4 (-s)")
     admin = _text(options, "adminUserName", "azureuser") or "azureuser"
     if not _NAME.match(admin):
-        raise _fail("adminUserName", f"{admin!r} is not a Linux user name (lower case letters, digits, - and _)")
+        raise _fail("adminUserName", f"{admin!r} is not a Linux user name (letters, digits, ., - and _)")
     image = options.get("imageReference", DEFAULT_IMAGE)
     if not isinstance(image, dict) or not (
         image.get("id") or all(isinstance(image.get(k), str) for k in ("publisher", "offer", "sku"))
