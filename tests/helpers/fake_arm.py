@@ -111,6 +111,7 @@ class Operation:
     error: dict | None = None
     polls: int = 0
     done: bool = False
+    holdable: bool = False  # a scale set's create or resize: `hold` keeps it in progress
 
 
 @dataclass
@@ -129,6 +130,7 @@ class ScaleSet:
     state: str = "Creating"
     instances: dict[str, Instance] = field(default_factory=dict)
     next_iid: int = 0
+    capacities: list[int] = field(default_factory=list)  # every capacity it had, in order
 
     @property
     def size(self) -> Size:
@@ -137,7 +139,7 @@ class ScaleSet:
 
 class FakeArm:
     """State and knobs. `polls_until_done`: status polls an operation answers InProgress to; `hold`
-    (an Event, set = go) keeps every operation in progress while cleared."""
+    (an Event, set = go) keeps scale-set creates and resizes in progress while cleared."""
 
     def __init__(self, machines: list[Machine], on_release: Callable[[Machine], None], location: str = "eastus"):
         self.lock = threading.RLock()
@@ -181,6 +183,7 @@ class FakeArm:
             vmss = self.scale_sets[(rg.lower(), name.lower())]
             instance = vmss.instances.pop(iid)
             vmss.body["sku"]["capacity"] -= 1
+            vmss.capacities.append(vmss.body["sku"]["capacity"])
         self._release(instance)
         return instance.machine
 
@@ -192,8 +195,10 @@ class FakeArm:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def start_operation(self, finish: Callable[[], None], error: dict | None = None) -> Operation:
-        op = Operation(uuid.uuid4().hex, finish, error)
+    def start_operation(
+        self, finish: Callable[[], None], error: dict | None = None, holdable: bool = False
+    ) -> Operation:
+        op = Operation(uuid.uuid4().hex, finish, error, holdable=holdable)
         with self.lock:
             self.operations[op.id] = op
         return op
@@ -204,7 +209,7 @@ class FakeArm:
             if op is None:
                 raise ArmError(404, "OperationNotFound", f"operation {op_id} was not found")
             op.polls += 1
-            ready = self.hold.is_set() and op.polls > self.polls_until_done
+            ready = (self.hold.is_set() or not op.holdable) and op.polls > self.polls_until_done
         if ready and not op.done:
             op.done = True
             op.finish()
@@ -641,12 +646,12 @@ class Routes:
             body = copy.deepcopy(self.body)
             body["properties"]["virtualMachineProfile"]["osProfile"].pop("customData", None)
             body["properties"]["virtualMachineProfile"]["osProfile"].pop("adminPassword", None)
-            scale_set = ScaleSet(rg, vmss, body)
+            scale_set = ScaleSet(rg, vmss, body, capacities=[int(body["sku"].get("capacity") or 0)])
             failure, arm.fail_next_create = arm.fail_next_create, None
             with arm.lock:
                 arm.scale_sets[(rg.lower(), vmss.lower())] = scale_set
             added = self.grow(scale_set, int(body["sku"].get("capacity") or 0))
-            op = arm.start_operation(lambda: self.settle(scale_set, added, failure), failure)
+            op = arm.start_operation(lambda: self.settle(scale_set, added, failure), failure, holdable=True)
             return 201, _vmss_view(sub, scale_set), arm.async_headers(op, sub)
         if self.method == "PATCH":
             scale_set = self.find(rg, vmss)
@@ -655,10 +660,11 @@ class Routes:
             if capacity > current:
                 self.check_quota(scale_set.body, capacity - current)
             scale_set.body["sku"]["capacity"] = capacity
+            scale_set.capacities.append(capacity)
             scale_set.state = "Updating"
             added = self.grow(scale_set, capacity - current) if capacity > current else []
             removed = self.shrink(scale_set, current - capacity) if capacity < current else []
-            op = arm.start_operation(lambda: self.settle(scale_set, added, None, removed))
+            op = arm.start_operation(lambda: self.settle(scale_set, added, None, removed), holdable=True)
             return 200, _vmss_view(sub, scale_set), arm.async_headers(op, sub)
         if self.method == "DELETE":
             scale_set = self.find(rg, vmss)
@@ -716,6 +722,7 @@ class Routes:
             raise ArmError(404, "NotFound", f"The instance ids {missing} were not found in the scale set.")
         removed = [scale_set.instances.pop(i) for i in ids]
         scale_set.body["sku"]["capacity"] -= len(removed)
+        scale_set.capacities.append(scale_set.body["sku"]["capacity"])
 
         def finish() -> None:
             for instance in removed:

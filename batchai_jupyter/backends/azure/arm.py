@@ -88,7 +88,7 @@ def size_facts(clients: Clients, options: AzureOptions) -> SizeFacts:
             continue
         caps = {c.name: c.value for c in sku.capabilities or []}
         restricted = any(
-            options.location.lower() in [v.lower() for v in (r.values or [])] for r in sku.restrictions or []
+            options.location.lower() in [v.lower() for v in (r.values_property or [])] for r in sku.restrictions or []
         )
         return SizeFacts(
             family=sku.family or "",
