@@ -43,6 +43,12 @@ NC6s_v2 6 1 112 | NC12s_v2 12 2 224 | NC24s_v2 24 4 448 | NC24rs_v2 24 4 448
 NC6s_v3 6 1 112 | NC12s_v3 12 2 224 | NC24s_v3 24 4 448 | NC24rs_v3 24 4 448
 NV6 6 1 56 | NV12 12 2 112 | NV24 24 4 224
 ND6s 6 1 112 | ND12s 12 2 224 | ND24s 24 4 448 | ND24rs 24 4 448
+D2s_v5 2 0 8 | D4s_v5 4 0 16 | D8s_v5 8 0 32 | D16s_v5 16 0 64 | D32s_v5 32 0 128 | D64s_v5 64 0 256
+D2ds_v5 2 0 8 | D4ds_v5 4 0 16 | D8ds_v5 8 0 32 | D16ds_v5 16 0 64 | D32ds_v5 32 0 128 | D64ds_v5 64 0 256
+NC4as_T4_v3 4 1 28 | NC8as_T4_v3 8 1 56 | NC16as_T4_v3 16 1 110 | NC64as_T4_v3 64 4 440
+NC24ads_A100_v4 24 1 220 | NC48ads_A100_v4 48 2 440 | NC96ads_A100_v4 96 4 880
+NC40ads_H100_v5 40 1 320 | NC80adis_H100_v5 80 2 640
+ND96asr_v4 96 8 900 | ND96amsr_A100_v4 96 8 1900 | ND96isr_H100_v5 96 8 1900 | ND96isr_H200_v5 96 8 1850
 """
 # "standard_nc6" -> (cores, GPUs, memory MiB)
 VM_SIZES: dict[str, tuple[int, int, int]] = {

@@ -97,6 +97,10 @@ def test_a_spot_cluster_is_a_scale_set_whose_vms_are_the_nodes(azure_service, az
     addresses = {i.machine.address for i in vmss.instances.values()}
     nodes = nodes_of(client, spot_cluster)
     assert {n["ipAddress"] for n in nodes} == addresses and all(n["state"] == "idle" for n in nodes), nodes
+    # `cluster show` tells what one node of the size has.
+    shown = json.loads(ok(cli(process, "cluster", "show", "-n", spot_cluster, "-o", "json")))["properties"]
+    assert (shown["cpusPerNode"], shown["memoryMbPerNode"], shown["gpusPerNode"]) == (2, 8192, 0), shown
+    assert shown["vmSize"] == "Standard_D2s_v5" and shown["vmPriority"] == "lowpriority"
     # Every ARM call carried the token the fake's Entra ID gave the service principal.
     assert {h for h in azure.arm.auth_headers if h} == {f"Bearer {_token()}"}
     assert azure.arm.token_requests and azure.arm.token_requests[0]["client_id"] == "batchai-test-app"

@@ -43,13 +43,13 @@ def register_entry_point(directory: str) -> str:
     return directory
 
 
-def service_env(azure: AzureFixture, entry_points: str, config_dir: str) -> dict:
+def service_env(azure: AzureFixture, entry_points: str, config_dir: str, **options) -> dict:
     """DefaultAzureCredential's environment path (a service principal) against the fake's Entra ID, the
     fake's certificate trusted the way a user trusts a proxy's (REQUESTS_CA_BUNDLE), and the site's
     options for the azure backend in the Jupyter config (BatchAIApp.backend_options), as a user sets them."""
     os.makedirs(config_dir, exist_ok=True)
     with open(os.path.join(config_dir, "jupyter_server_config.json"), "w") as handle:
-        json.dump({"BatchAIApp": {"backend_options": {"azure": backend_options(azure)}}}, handle)
+        json.dump({"BatchAIApp": {"backend_options": {"azure": backend_options(azure, **options)}}}, handle)
     return {
         "JUPYTER_CONFIG_DIR": config_dir,
         "AZURE_TENANT_ID": TENANT,
@@ -68,6 +68,7 @@ def backend_options(azure: AzureFixture, **extra) -> dict:
         "armEndpoint": azure.server.base_url,
         "disableInstanceDiscovery": True,
         "pollSeconds": 0.2,
+        "viewSeconds": 1,
         "python": sys.executable,
         "root": "~/batchai-node",
         "outputSyncSeconds": 1,

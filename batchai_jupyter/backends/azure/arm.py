@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as cm
@@ -69,13 +69,20 @@ class Clients:
         self.resource = ResourceManagementClient(credential, options.subscription, **kwargs)
 
 
-def arm_error(failure: HttpResponseError, doing: str) -> BatchAIError:
-    """ARM's own code and message, verbatim, with what we were doing."""
+def arm_error(failure: AzureError, doing: str) -> BatchAIError:
+    """Azure's own code and message, verbatim, with what we were doing (no credentials: how to give them)."""
     error = getattr(failure, "error", None)
-    code = getattr(error, "code", None) or "AzureError"
-    message = getattr(error, "message", None) or str(failure)
-    status = failure.status_code if failure.status_code in (400, 403, 409) else 502
-    return BatchAIError(f"Azure{code}" if not code.startswith("Azure") else code, f"{doing}: {code}: {message}", status)
+    code = getattr(error, "code", None) or type(failure).__name__
+    message = getattr(error, "message", None) or str(failure).strip().splitlines()[0]
+    status = getattr(failure, "status_code", None)
+    if type(failure).__name__ in ("ClientAuthenticationError", "CredentialUnavailableError"):
+        message += " (sign in with `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET)"
+        status = 401
+    return BatchAIError(
+        code if code.startswith("Azure") else f"Azure{code}",
+        f"{doing}: {code}: {message}",
+        status if status in (400, 401, 403, 409) else 502,
+    )
 
 
 # -- sizes and quota ----------------------------------------------------------------------------------
@@ -138,9 +145,23 @@ def check_quota(clients: Clients, options: AzureOptions, nodes: int) -> SizeFact
 
 
 def ensure_group(clients: Clients, options: AzureOptions) -> None:
-    clients.resource.resource_groups.create_or_update(
-        options.resource_group, {"location": options.location, "tags": dict(options.tags)}
-    )
+    """The cluster's resource group, made and tagged as the cluster's own unless it exists (a group the
+    user named in `resourceGroup` is used as it is, and not deleted with the cluster)."""
+    try:
+        clients.resource.resource_groups.get(options.resource_group)
+    except ResourceNotFoundError:
+        clients.resource.resource_groups.create_or_update(
+            options.resource_group, {"location": options.location, "tags": dict(options.tags)}
+        )
+
+
+def owns_group(clients: Clients, options: AzureOptions, cluster_uuid: str) -> bool | None:
+    """Whether the group was made for this cluster (None: there is no such group)."""
+    try:
+        group = clients.resource.resource_groups.get(options.resource_group)
+    except ResourceNotFoundError:
+        return None
+    return (group.tags or {}).get("cluster-uuid") == cluster_uuid
 
 
 def ensure_network(clients: Clients, options: AzureOptions) -> str:

@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.mgmt.compute import models as cm
 
 from ...errors import BatchAIError
@@ -44,7 +44,6 @@ from . import arm
 from .options import AzureOptions, parse_options
 from .state import ClusterState, ClusterStates
 
-VIEW_SECONDS = 3.0  # how long one listing of a scale set's instances answers node_health
 BOOT_SECONDS = 600.0  # a running VM whose sshd does not answer by then is not a node
 
 
@@ -78,7 +77,7 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
         options = parse_options(self.azure_site, spec)
         try:
             arm.check_quota(self.clients(options), options, spec.max_nodes)
-        except HttpResponseError as failure:
+        except AzureError as failure:
             raise arm.arm_error(failure, "checking the size and quota") from None
 
     # -- long operations ----------------------------------------------------------------------------
@@ -106,6 +105,8 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
             poller = sets.begin_update(group, name, None, continuation_token=token)
         elif kind == "delete_instances":
             poller = sets.begin_delete_instances(group, name, None, continuation_token=token)
+        elif kind == "delete_scale_set":
+            poller = sets.begin_delete(group, name, continuation_token=token)
         else:
             poller = clients.resource.resource_groups.begin_delete(group, continuation_token=token)
         self._run(uuid, state, kind, poller)
@@ -117,7 +118,7 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
         clients = self.clients(options)
         try:
             instance = self._instance_for(cluster, node, options, clients)
-        except HttpResponseError as failure:
+        except AzureError as failure:
             raise arm.arm_error(failure, f"making the VMs of cluster {cluster.name}") from None
         private_key, _ = self.states.key_pair(cluster.uuid)
         address = instance.public_ip or instance.private_ip or ""
@@ -150,6 +151,7 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
             "endpoint": options.arm_endpoint,
             "discovery": options.disable_instance_discovery,
             "poll": options.poll_seconds,
+            "view": options.view_seconds,
         }
         return replace(placement, extra={**placement.extra, "azure": azure})
 
@@ -221,7 +223,7 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
             self._run(cluster.uuid, state, "delete_instances", poller)
         except ResourceNotFoundError:
             self.states.save(cluster.uuid, state)  # gone already (evicted)
-        except HttpResponseError as failure:
+        except AzureError as failure:
             raise arm.arm_error(failure, f"deleting VM {instance} of cluster {cluster.name}") from None
 
     def _forget_host_key(self, uuid: str, address: str) -> None:
@@ -237,22 +239,29 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
 
     def delete_cluster(self, cluster: ClusterRef) -> None:
         """Deletes the cluster's resource group (the scale set, disks, NICs, IPs, network): when this
-        returns, nothing of the cluster is left in Azure."""
+        returns, nothing of the cluster is left in Azure. A group the user named and we did not make
+        keeps everything but the scale set."""
         state = self.states.load(cluster.uuid)
-        if state.created:
-            options = self._azure(cluster)
-            clients = self.clients(options)
-            try:
-                self._resume(cluster.uuid, state, clients, options)
-            except HttpResponseError:
-                pass  # the group's deletion ends whatever was in flight
-            try:
+        options = self._azure(cluster)
+        clients = self.clients(options)
+        try:
+            self._resume(cluster.uuid, state, clients, options)
+        except AzureError:
+            pass  # the deletion ends whatever was in flight
+        try:
+            owned = arm.owns_group(clients, options, cluster.uuid)
+            if owned:
                 poller = clients.resource.resource_groups.begin_delete(options.resource_group)
                 self._run(cluster.uuid, state, "delete_group", poller)
-            except ResourceNotFoundError:
-                pass
-            except HttpResponseError as failure:
-                raise arm.arm_error(failure, f"deleting resource group {options.resource_group}") from None
+            elif owned is False and state.created:
+                poller = clients.compute.virtual_machine_scale_sets.begin_delete(
+                    options.resource_group, options.scale_set
+                )
+                self._run(cluster.uuid, state, "delete_scale_set", poller)
+        except ResourceNotFoundError:
+            pass
+        except AzureError as failure:
+            raise arm.arm_error(failure, f"deleting resource group {options.resource_group}") from None
         self.states.forget(cluster.uuid)
 
     # -- health from the instance view --------------------------------------------------------------
@@ -264,11 +273,11 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
         key = (azure["subscription"], azure["group"])
         with self._azure_lock:
             when, found = self._views.get(key, (0.0, {}))
-        if time.monotonic() - when > VIEW_SECONDS:
+        if time.monotonic() - when > azure["view"]:
             options = _options_of(azure)
             try:
                 found = self._views_now(options, self.clients(options))
-            except HttpResponseError:
+            except AzureError:
                 return None  # ARM not answering says nothing about the VM
         instance = found.get(azure["instance"])
         if instance is None:
@@ -309,6 +318,7 @@ def _options_of(azure: dict) -> AzureOptions:
         arm_endpoint=azure["endpoint"],
         disable_instance_discovery=azure["discovery"],
         poll_seconds=azure["poll"],
+        view_seconds=azure["view"],
         python="",
         root="",
         connect_timeout=10.0,
