@@ -184,8 +184,24 @@ def test_a_service_killed_mid_create_resumes_the_same_operation(azure_service, a
     ]
     assert len(creates) == 1, creates  # resumed from its continuation token, not made twice
     assert wait_job(client, "beside-job")["executionState"] == "succeeded"
-    delete_and_wait(client, azure, "resumed")
     client.delete_cluster("default", "beside")
+    # The delete answers at once; the cluster is `deleting` until its resource group is gone, also
+    # across a kill -9 of the service.
+    azure.arm.hold.clear()
+    try:
+        client.delete_cluster("default", "resumed")
+        wait_for(
+            lambda: ("DELETE", group.lower()) in [(m, p.lower().rsplit("/", 1)[-1]) for m, p in azure.arm.calls()],
+            "the group's deletion",
+        )
+        assert cluster_of(client, "resumed")["provisioningState"] == "deleting"
+        process.kill()
+        client = process.start()
+        assert cluster_of(client, "resumed")["provisioningState"] == "deleting"
+    finally:
+        azure.arm.hold.set()
+    wait_for(lambda: "resumed" not in [c["name"] for c in client.list("workspaces/default/clusters")], "the deletion")
+    assert group.lower() not in azure.arm.groups
 
 
 def test_auto_scale_by_queue_from_zero_to_two_and_back(azure_service, azure):

@@ -139,7 +139,7 @@ class ScaleSet:
 
 class FakeArm:
     """State and knobs. `polls_until_done`: status polls an operation answers InProgress to; `hold`
-    (an Event, set = go) keeps scale-set creates and resizes in progress while cleared."""
+    (an Event, set = go) keeps scale-set creates and resizes, and group deletions, in progress while cleared."""
 
     def __init__(self, machines: list[Machine], on_release: Callable[[Machine], None], location: str = "eastus"):
         self.lock = threading.RLock()
@@ -567,7 +567,7 @@ class Routes:
                     for instance in vmss.instances.values():
                         self.arm._release(instance)
 
-            op = self.arm.start_operation(finish)
+            op = self.arm.start_operation(finish, holdable=True)
             location = f"{self.arm.base_url}/subscriptions/{sub}/resourcegroups/{rg}/operationresults/{op.id}"
             location += "?api-version=2025-04-01"
             return 202, None, {"Location": location, "Retry-After": "0"}
