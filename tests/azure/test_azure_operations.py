@@ -244,3 +244,17 @@ def test_auto_scale_by_queue_from_zero_to_two_and_back(azure_service, azure):
     ]
     assert sorted(i for b in deletes for i in b["instanceIds"]) == ["0", "1"], deletes
     delete_and_wait(client, azure, "auto")
+
+
+def test_the_magic_makes_a_spot_cluster(azure_service, azure, azure_shell):
+    _, client = azure_service
+    azure_shell.run_line_magic(
+        "batchai_cluster",
+        "create magic --backend azure --vm-size Standard_D2s_v5 --nodes 1 --low-priority --no-monitor",
+    )
+    wait_nodes(client, "magic", idle=1)
+    shown = cluster_of(client, "magic")["properties"]
+    assert shown["backend"] == "azure" and shown["vmPriority"] == "lowpriority", shown
+    vmss = azure.arm.scale_set(group_of(azure, "magic"), "nodes")
+    assert vmss.body["properties"]["virtualMachineProfile"]["priority"] == "Spot" and len(vmss.instances) == 1
+    delete_and_wait(client, azure, "magic")

@@ -90,12 +90,13 @@ class Size:
     gpus: int
 
 
+SIZE_NAMES = ["Standard_D2s_v5", "Standard_D4s_v5", "Standard_NC6s_v3", "Standard_NC24ads_A100_v4"]
 SIZES = {
     "standard_d2s_v5": Size("standardDSv5Family", 2, 8, 0),
     "standard_d4s_v5": Size("standardDSv5Family", 4, 16, 0),
     "standard_nc6s_v3": Size("standardNCSv3Family", 6, 112, 1),
     "standard_nc24ads_a100_v4": Size("StandardNCADSA100v4Family", 24, 220, 1),
-}
+}  # by lower-cased name, as ARM matches them
 
 
 class ArmError(Exception):
@@ -496,8 +497,8 @@ class Routes:
 
     def skus(self, sub: str) -> tuple[int, Any, dict]:
         items = []
-        for key, size in SIZES.items():
-            name = "Standard_" + key.split("_", 1)[1].upper().replace("S_V", "s_v").replace("ADS_A", "ads_A")
+        for name in SIZE_NAMES:
+            key, size = name.lower(), SIZES[name.lower()]
             restrictions = []
             if key in self.arm.unavailable_sizes:
                 restrictions.append(
