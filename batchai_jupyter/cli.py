@@ -280,9 +280,16 @@ def _add_cluster_parsers(sub) -> None:
     _scope(create)
     create.add_argument("-n", "--name", help="cluster name (or `name` in the file)")
     create.add_argument("-f", "--config-file", help="Batch AI cluster.json or a native cluster spec")
-    create.add_argument("-b", "--backend", help="local (default)")
+    create.add_argument("-b", "--backend", help="local (default), ssh, slurm, azure")
     create.add_argument("-s", "--vm-size", help="VM size (sets cpus/gpus per node for known Azure sizes)")
     create.add_argument("--vm-priority", choices=["dedicated", "lowpriority"])
+    create.add_argument(
+        "--low-priority",
+        dest="vm_priority",
+        action="store_const",
+        const="lowpriority",
+        help="Spot VMs (--backend azure): cheaper, evicted when Azure needs them; jobs are requeued",
+    )
     create.add_argument("--cpus", type=int, help="CPU slots per node")
     create.add_argument("-t", "--target", type=int, help="number of nodes (manual scale)")
     create.add_argument("--min", type=int, help="auto-scale minimum nodes")

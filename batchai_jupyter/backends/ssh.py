@@ -142,6 +142,10 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
                 f"all {len(options.hosts)} hosts of cluster {cluster.name} already have a node; "
                 "add hosts to backendOptions.hosts or lower the node count"
             )
+        return self.provision_on(cluster, node, host, options)
+
+    def provision_on(self, cluster: ClusterRef, node: NodeRef, host: HostSpec, options: SshOptions) -> NodePlacement:
+        """Makes `host` the node: checks it, installs the wrapper and the cluster's key there."""
         connection = self.pool.get(host, self._login(options))
         facts = self._probe(connection, options)
         root = options.root.replace("~", facts["home"], 1) if options.root.startswith("~") else options.root

@@ -43,6 +43,12 @@ NC6s_v2 6 1 112 | NC12s_v2 12 2 224 | NC24s_v2 24 4 448 | NC24rs_v2 24 4 448
 NC6s_v3 6 1 112 | NC12s_v3 12 2 224 | NC24s_v3 24 4 448 | NC24rs_v3 24 4 448
 NV6 6 1 56 | NV12 12 2 112 | NV24 24 4 224
 ND6s 6 1 112 | ND12s 12 2 224 | ND24s 24 4 448 | ND24rs 24 4 448
+D2s_v5 2 0 8 | D4s_v5 4 0 16 | D8s_v5 8 0 32 | D16s_v5 16 0 64 | D32s_v5 32 0 128 | D64s_v5 64 0 256
+D2ds_v5 2 0 8 | D4ds_v5 4 0 16 | D8ds_v5 8 0 32 | D16ds_v5 16 0 64 | D32ds_v5 32 0 128 | D64ds_v5 64 0 256
+NC4as_T4_v3 4 1 28 | NC8as_T4_v3 8 1 56 | NC16as_T4_v3 16 1 110 | NC64as_T4_v3 64 4 440
+NC24ads_A100_v4 24 1 220 | NC48ads_A100_v4 48 2 440 | NC96ads_A100_v4 96 4 880
+NC40ads_H100_v5 40 1 320 | NC80adis_H100_v5 80 2 640
+ND96asr_v4 96 8 900 | ND96amsr_A100_v4 96 8 1900 | ND96isr_H100_v5 96 8 1900 | ND96isr_H200_v5 96 8 1850
 """
 # "standard_nc6" -> (cores, GPUs, memory MiB)
 VM_SIZES: dict[str, tuple[int, int, int]] = {
@@ -67,18 +73,23 @@ def parse_cluster_spec(
     """A ClusterSpec from a native spec or a Batch AI cluster.json; SpecError if invalid.
 
     userAccountSettings, virtualMachineConfiguration and subnet are accepted and dropped, so no
-    password or key from them is ever kept.
+    password from them is ever kept; on the azure backend the admin's name and public key, the image
+    and the subnet become its backendOptions (adminUserName, sshPublicKey, imageReference, subnet).
     """
     check_spec_limits(doc)
     body, outer, api_version = unwrap(doc)
     vm_size = body.text("vmSize", "local", required="an Azure VM size" if api_version != NATIVE else "")
     cores, gpus, memory_mb = vm_size_resources(vm_size)
+    backend_name = resource_name("backend", backend, "backend", body, default="local")
+    backend_options = raw_block(body, "backendOptions") or {}
+    if backend_name == "azure":
+        backend_options = {**_azure_settings(body), **backend_options}
     node_setup = body.obj("nodeSetup")
     mounts = one_of((node_setup, "mountVolumes"), (body, "mountVolumes"))
     return ClusterSpec(
         name=resource_name("cluster", name, "name", body, outer),
         workspace=resource_name("workspace", workspace, "workspace", body, outer, DEFAULT_WORKSPACE),
-        backend=resource_name("backend", backend, "backend", body, default="local"),
+        backend=backend_name,
         vm_size=vm_size,
         vm_priority=body.choice("vmPriority", VM_PRIORITIES, "dedicated"),
         cpus_per_node=body.integer("cpusPerNode", cores, minimum=1),
@@ -88,9 +99,26 @@ def parse_cluster_spec(
         setup_task=_setup_task(body, node_setup),
         mount_volumes=raw_block(*mounts) if mounts else None,
         native_mounts=body.flag("nativeMounts"),
-        backend_options=raw_block(body, "backendOptions") or {},
+        backend_options=backend_options,
         api_version=api_version,
     )
+
+
+def _azure_settings(body: Fields) -> dict[str, Any]:
+    """Batch AI's VM settings the azure backend takes as options (never the admin's password: its
+    nodes take SSH keys only)."""
+    found: dict[str, Any] = {}
+    account = raw_block(body, "userAccountSettings") or {}
+    for key, option in (("adminUserName", "adminUserName"), ("adminUserSshPublicKey", "sshPublicKey")):
+        if isinstance(account.get(key), str) and account[key].strip():
+            found[option] = account[key].strip()
+    machine = raw_block(body, "virtualMachineConfiguration") or {}
+    if isinstance(machine.get("imageReference"), dict):
+        found["imageReference"] = machine["imageReference"]
+    subnet = raw_block(body, "subnet") or {}
+    if isinstance(subnet.get("id"), str) and subnet["id"].strip():
+        found["subnet"] = subnet["id"].strip()
+    return found
 
 
 def _scale(body: Fields) -> ScaleSettings:

@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from ..errors import BatchAIError
+from ..ports.compute import CloudClusters
 from . import scheduler
 from .handover import HandOver
 from .jobrun import JobRunner, error
@@ -58,6 +60,7 @@ class Engine:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self.resume_deletions()
         self._thread = threading.Thread(target=self._loop, name="batchai-engine", daemon=True)
         self._thread.start()
 
@@ -232,21 +235,55 @@ class Engine:
         workspace, name = cluster.workspace, cluster.name
         # Marked first, so no new cycle of the cluster starts while its worker gets to the deletion.
         self.store.update("clusters", {"workspace": workspace, "name": name}, deleting=1)
+        key = cluster_key(workspace, name)
+        if self.workers.run(key, "deleting the cluster", functools.partial(self._delete_cluster, workspace, name)):
+            # A cloud's resources take minutes to go: the cluster is listed as deleting until they are gone.
+            self.workers.start(
+                key, "deleting the cluster's resources", functools.partial(self._delete_resources, workspace, name)
+            )
+        self.wake()
 
-        def delete() -> None:
-            current = self.store.cluster(workspace, name)
-            if current is None:
-                return
-            for job in self.store.jobs_of_cluster(workspace, name, "queued", "running", "terminating"):
-                self.handover.cancel(job)
-                self.runner.end(
-                    job,
-                    JobEvent.CLUSTER_DELETED,
-                    None,
-                    [error("ClusterDeleted", f"cluster {name} was deleted before the job finished")],
-                )
-            for node in self.store.nodes_of(workspace, name):
-                self.keeper.remove(current, node)
-            self.store.delete("clusters", workspace=workspace, name=name)
+    def resume_deletions(self) -> None:
+        """Finishes the deletions a stopped service left half done (a cloud's resource group going)."""
+        for row in self.store.query("SELECT workspace, name FROM clusters WHERE deleting = 1"):
+            workspace, name = row["workspace"], row["name"]
 
-        self._on_worker(workspace, name, "deleting the cluster", delete)
+            def delete(workspace: str = workspace, name: str = name) -> None:
+                if self._delete_cluster(workspace, name):
+                    self._delete_resources(workspace, name)
+
+            self.workers.start(cluster_key(workspace, name), "deleting the cluster", delete)
+
+    def _delete_cluster(self, workspace: str, name: str) -> bool:
+        """Ends the cluster's jobs and removes its nodes; True when its backend has resources of the
+        cluster's own still to delete (CloudClusters), else the cluster is gone."""
+        current = self.store.cluster(workspace, name)
+        if current is None:
+            return False
+        for job in self.store.jobs_of_cluster(workspace, name, "queued", "running", "terminating"):
+            self.handover.cancel(job)
+            self.runner.end(
+                job,
+                JobEvent.CLUSTER_DELETED,
+                None,
+                [error("ClusterDeleted", f"cluster {name} was deleted before the job finished")],
+            )
+        for node in self.store.nodes_of(workspace, name):
+            self.keeper.remove(current, node)
+        if isinstance(self.keeper.backend_for(workspace, name), CloudClusters):
+            return True
+        self.store.delete("clusters", workspace=workspace, name=name)
+        return False
+
+    def _delete_resources(self, workspace: str, name: str) -> None:
+        current = self.store.cluster(workspace, name)
+        backend = self.keeper.backend_for(workspace, name)
+        if current is None or not isinstance(backend, CloudClusters):
+            return
+        try:
+            backend.delete_cluster(current)
+        except BatchAIError as failure:  # shown on the cluster, listed again: deleting it again retries
+            errors = (current.errors + [error(failure.code, failure.message)])[-MAX_CLUSTER_ERRORS:]
+            self.store.update("clusters", {"workspace": workspace, "name": name}, errors=errors, deleting=0)
+            return
+        self.store.delete("clusters", workspace=workspace, name=name)

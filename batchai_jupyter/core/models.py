@@ -147,3 +147,7 @@ class ClusterSpec:
     native_mounts: bool = False  # nodes with the tool mount Blob containers and file shares themselves
     backend_options: dict[str, Any] = field(default_factory=dict)  # hosts, keys, partition... per backend
     api_version: str = "native"
+
+    @property
+    def max_nodes(self) -> int:
+        return self.scale.target if self.scale.mode == "manual" else self.scale.maximum

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import BatchAIError
-from ..ports.compute import ComputeBackend, NodeHealth, RemoteNodes, TaskLaunch
+from ..ports.compute import ComputeBackend, NodeHealth, RemoteNodes, TaskLaunch, VanishingNodes
 from ..ports.datastores import Datastore
 from ..ports.layout import cluster_segment
 from . import launch
@@ -53,7 +53,14 @@ class NodeKeeper:
         for node in nodes:
             if isinstance(backend, NodeHealth) and node.state in ("idle", "running", "unusable"):
                 self._apply_health(cluster, node, backend.node_health(node))
-            if node.state == "preparing":
+                node = self.store.existing_node(node.id)
+            if node.state == "unusable" and isinstance(backend, VanishingNodes) and backend.node_gone(node):
+                self.remove(cluster, node)  # its machine is gone for good: another takes its place
+            elif node.state == "preparing" and not node.ip and "setup_run_dir" not in node.info:
+                # Provisioning runs within one cycle: a node still without a placement was being
+                # provisioned when the service stopped. The backend resumes what it had begun.
+                self._place(cluster, node)
+            elif node.state == "preparing":
                 self._check_setup(cluster, node)
             elif node.state == "leaving" and node.job_id is None:
                 self.remove(cluster, node)
@@ -82,9 +89,12 @@ class NodeKeeper:
             ip="",
             state_since=now,
         )
-        name = f"tvm-{node_id}"
-        self.store.update("nodes", {"id": node_id}, name=name)
-        node = self.store.existing_node(node_id)
+        self.store.update("nodes", {"id": node_id}, name=f"tvm-{node_id}")
+        self._place(cluster, self.store.existing_node(node_id))
+
+    def _place(self, cluster: Cluster, node: Node) -> None:
+        """Has the backend provision the node, then shows the cluster's mounts and starts its setup task."""
+        node_id, name = node.id, node.name
         backend = self.backend_for(cluster.workspace, cluster.name)
         try:
             placement = backend.provision(cluster, node)

@@ -135,6 +135,16 @@ class ClusterWorkers:
         """Runs `action` on the cluster's worker and waits for its result (or its exception)."""
         return self._worker(key).submit(what, action).result()
 
+    def start(self, key: str, what: str, action: Callable[[], object]) -> None:
+        """Queues `action` on the cluster's worker without waiting (a failure goes to the log)."""
+
+        def report(done: Future[object]) -> None:
+            failure = done.exception()
+            if failure is not None:
+                log.error("batchai: cluster %s: %s failed: %s", key, what, failure)
+
+        self._worker(key).submit(what, action).add_done_callback(report)
+
     def retire_idle(self, keep: set[str]) -> None:
         """Stops the workers of clusters that are gone and have nothing left to do."""
         with self._lock:

@@ -133,6 +133,9 @@ class BatchAIMagics(Magics):
     @argument("--idle", type=float, help="create/auto-scale: idle seconds before a node is released")
     @argument("--setup", help="create: command run on every node when it is provisioned")
     @argument("--priority", choices=["dedicated", "lowpriority"], help="create: VM priority")
+    @argument(
+        "--low-priority", dest="priority", action="store_const", const="lowpriority", help="create: Spot VMs (azure)"
+    )
     @argument("--vm-size", help="create: VM size (sets CPUs/GPUs for known Azure sizes)")
     @argument(
         "--option",

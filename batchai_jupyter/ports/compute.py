@@ -48,6 +48,15 @@ class ClusterSpecRef(Protocol):
     @property
     def mount_volumes(self) -> dict[str, Any] | None: ...
 
+    @property
+    def vm_size(self) -> str: ...
+
+    @property
+    def vm_priority(self) -> str: ...  # dedicated | lowpriority
+
+    @property
+    def max_nodes(self) -> int: ...  # the most nodes the cluster may have (its target, or auto-scale's maximum)
+
 
 class ClusterRef(Protocol):
     """A cluster as backends and storage see it: the core's Cluster record fits it."""
@@ -63,6 +72,12 @@ class ClusterRef(Protocol):
 
     @property
     def spec(self) -> ClusterSpecRef: ...
+
+    @property
+    def target(self) -> int: ...  # the node count the service keeps it at now
+
+    @property
+    def deleting(self) -> bool: ...
 
 
 class NodeRef(Protocol):
@@ -189,6 +204,23 @@ class NodeFiles(ABC):
 
 class ComputeBackend(NodePool, DetachedTasks, NodeFiles):
     """A node-pool backend: the service places tasks on its nodes."""
+
+
+class CloudClusters(ABC):
+    """Clusters with resources of their own somewhere (a cloud's resource group): made with the first
+    node, deleted with the cluster once its nodes are removed."""
+
+    @abstractmethod
+    def delete_cluster(self, cluster: ClusterRef) -> None:
+        """Deletes what the cluster had; returns when it is gone."""
+
+
+class VanishingNodes(ABC):
+    """Nodes whose machine can go for good (a Spot VM evicted): the service removes such a node and
+    provisions another while the cluster is below its target."""
+
+    @abstractmethod
+    def node_gone(self, node: NodeRef) -> bool: ...
 
 
 class ChecksClusters(ABC):

@@ -15,6 +15,44 @@ from .waits import wait_for
 
 PYTHON = sys.executable
 
+# A 2-rank DistributedDataParallel job over gloo: each rank prints a RECORD of where it ran and whether
+# the replicas stayed in sync; rank 0 saves the model to the MODEL output.
+DDP_SCRIPT = """
+    import json, os, socket
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")  # env://: MASTER_ADDR (the master host), MASTER_PORT, RANK, WORLD_SIZE
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
+    data = torch.Generator().manual_seed(100 + rank)
+    for step in range(20):
+        x = torch.randn(16, 4, generator=data)
+        loss = ((ddp(x) - x.sum(dim=1, keepdim=True)) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    gathered = [torch.zeros_like(weights) for _ in range(world)]
+    dist.all_gather(gathered, weights)
+    # Each rank tells which host it ran on: its address on the hosts' network.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((os.environ["MASTER_ADDR"], 9))
+        address = probe.getsockname()[0]
+    print("RECORD " + json.dumps({"rank": rank, "world": world, "address": address,
+                                  "master": os.environ["MASTER_ADDR"],
+                                  "in_sync": all(torch.equal(gathered[0], g) for g in gathered)}), flush=True)
+    if rank == 0:
+        torch.save(model.state_dict(), os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "model.pt"))
+    dist.barrier()
+    dist.destroy_process_group()
+    print(end="", flush=True)
+    os._exit(0)
+"""
+
 
 def require_sshd() -> None:
     require_tool("ip", "apt-get install iproute2")
@@ -25,10 +63,10 @@ def require_sshd() -> None:
         pytest.fail("the SSH tests make network namespaces and need root")
 
 
-def make_hosts(tmp_path_factory, count: int) -> SshHosts:
+def make_hosts(tmp_path_factory, count: int, users: tuple[str, ...] = ()) -> SshHosts:
     require_sshd()
     # The hosts must not see the service's files: pytest's base directory holds its home.
-    return SshHosts(count, hidden=[str(tmp_path_factory.getbasetemp().parent)])
+    return SshHosts(count, hidden=[str(tmp_path_factory.getbasetemp().parent)], users=users)
 
 
 def ssh_cluster_spec(hosts: SshHosts, members=None, **options) -> dict:

@@ -74,12 +74,15 @@ class SshHost:
 
 
 class SshHosts:
-    def __init__(self, count: int, hidden: list[str]):
+    def __init__(self, count: int, hidden: list[str], users: tuple[str, ...] = ()):
         self.tag = f"{os.getpid() % 1000:03d}{random.randint(0, 999):03d}"
         self.subnet = f"10.{random.randint(200, 250)}.{random.randint(1, 250)}"
         self.bridge = f"bb{self.tag}"
         self.directory = tempfile.mkdtemp(prefix="batchai-sshd-")
         self.hidden = [path for path in hidden if os.path.isdir(path)]
+        # More names for the hosts' root (a cloud VM's admin user, with its sudo rights), in the hosts'
+        # own /etc/passwd; the machine's is left alone.
+        self.users = users
         self.client_key = os.path.join(self.directory, "id_ed25519")
         self.known_hosts = os.path.join(self.directory, "known_hosts")
         self.hosts: list[SshHost] = []
@@ -129,6 +132,12 @@ class SshHosts:
                 os.makedirs(inside, exist_ok=True)
                 mounts.append(f"mount --bind {keep} {inside}")
         mounts.append(f"mount --rbind {host.home} {real_home}")
+        if self.users:
+            passwd = os.path.join(host.directory, "passwd")
+            with open("/etc/passwd") as source, open(passwd, "w") as handle:
+                handle.write(source.read())
+                handle.writelines(f"{user}:x:0:0:{user}:{real_home}:/bin/sh\n" for user in self.users)
+            mounts.append(f"mount --bind {passwd} /etc/passwd")
         mounts += [f"mount -t tmpfs tmpfs {path}" for path in self.hidden]
         sshd = f"exec {SSHD} -D -f {host.directory}/sshd_config -E {host.directory}/sshd.log"
         script = " && ".join([*mounts, sshd])
@@ -158,6 +167,18 @@ class SshHosts:
     def pids(self, host: SshHost) -> list[int]:
         done = subprocess.run(["ip", "netns", "pids", host.name], capture_output=True, text=True)
         return [int(p) for p in done.stdout.split()]
+
+    def reimage(self, host: SshHost) -> None:
+        """The host becomes a fresh machine: everything on it is killed, its home emptied, sshd started again."""
+        self.kill(host)
+        real_home = os.path.realpath(os.path.expanduser("~"))
+        python_dirs = {os.path.relpath(p, real_home).split(os.sep)[0] for p in (sys.base_prefix, sys.prefix)}
+        for entry in os.listdir(host.home):
+            if entry not in python_dirs:  # the mount points of the Python the tests run (empty out here)
+                path = os.path.join(host.home, entry)
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        os.makedirs(os.path.join(host.home, ".ssh"), mode=0o700, exist_ok=True)
+        self.start(host)
 
     def kill(self, host: SshHost) -> None:
         """The host dies: its sshd and every process running on it are killed outright."""

@@ -10,7 +10,7 @@ import shlex
 import pytest
 
 from helpers.api import read_log, submit, wait_job
-from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
+from helpers.ssh import DDP_SCRIPT, PYTHON, create_ssh_cluster, put_in_datastore
 from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
@@ -137,42 +137,6 @@ def test_inputs_named_by_location_are_staged_to_the_host(service, cluster):
 
 # ---------------------------------------------------------------------------------------------
 # Distributed toolkits across the hosts
-
-DDP_SCRIPT = """
-    import json, os, socket
-    import torch
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo")  # env://: MASTER_ADDR (the master host), MASTER_PORT, RANK, WORLD_SIZE
-    rank, world = dist.get_rank(), dist.get_world_size()
-    torch.manual_seed(0)
-    model = torch.nn.Linear(4, 1)
-    ddp = torch.nn.parallel.DistributedDataParallel(model)
-    optimizer = torch.optim.SGD(ddp.parameters(), lr=0.05)
-    data = torch.Generator().manual_seed(100 + rank)
-    for step in range(20):
-        x = torch.randn(16, 4, generator=data)
-        loss = ((ddp(x) - x.sum(dim=1, keepdim=True)) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
-    gathered = [torch.zeros_like(weights) for _ in range(world)]
-    dist.all_gather(gathered, weights)
-    # Each rank tells which host it ran on: its address on the hosts' network.
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect((os.environ["MASTER_ADDR"], 9))
-        address = probe.getsockname()[0]
-    print("RECORD " + json.dumps({"rank": rank, "world": world, "address": address,
-                                  "master": os.environ["MASTER_ADDR"],
-                                  "in_sync": all(torch.equal(gathered[0], g) for g in gathered)}), flush=True)
-    if rank == 0:
-        torch.save(model.state_dict(), os.path.join(os.environ["AZ_BATCHAI_OUTPUT_MODEL"], "model.pt"))
-    dist.barrier()
-    dist.destroy_process_group()
-    print(end="", flush=True)
-    os._exit(0)
-"""
 
 
 def test_pytorch_ddp_across_two_hosts(service, cluster, ssh_hosts):

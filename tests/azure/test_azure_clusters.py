@@ -1,0 +1,235 @@
+"""Azure clusters end to end: `batchai serve` creates a Spot scale set through the unmodified SDK
+clients (over HTTPS, a service principal's token from the fake Entra ID), its nodes are the scale set's
+VMs (real sshd hosts), a 2-node PyTorch job runs across them, and deleting the cluster deletes its
+resource group."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from helpers.api import read_log, stdout_text, submit, wait_job
+from helpers.azure import CLIENT_SECRET
+from helpers.cli import cli, ok
+from helpers.ssh import DDP_SCRIPT, PYTHON, put_in_datastore
+from helpers.waits import wait_for
+
+JOB_TIMEOUT = 180.0
+
+
+def azure_spec(azure, nodes: int = 2, **extra) -> dict:
+    return {
+        "backend": "azure",
+        "vmSize": "Standard_D2s_v5",
+        "vmPriority": "lowpriority",
+        "nodeCount": nodes,
+        **extra,
+    }
+
+
+def nodes_of(client, cluster: str) -> list[dict]:
+    return client.list(client.cluster_path("default", cluster) + "/nodes")
+
+
+def wait_idle(client, name: str, count: int, timeout: float = 120.0) -> dict:
+    def ready():
+        cluster = client.get(client.cluster_path("default", name))
+        counts = cluster["nodeStateCounts"]
+        if counts["unusableNodeCount"]:
+            raise AssertionError(f"a node of {name} is unusable: {[n['errors'] for n in nodes_of(client, name)]}")
+        return cluster if counts["idleNodeCount"] + counts["runningNodeCount"] == count else None
+
+    return wait_for(ready, f"Azure cluster {name} to have {count} idle nodes", timeout=timeout)
+
+
+def vmss_put(azure, group_part: str) -> dict:
+    return next(
+        body
+        for method, path, body in azure.arm.bodies
+        if method == "PUT" and "/virtualmachinescalesets/" in path.lower() and group_part in path
+    )
+
+
+@pytest.fixture(scope="module")
+def spot_cluster(azure_service, azure):
+    """`batchai cluster create -n spot --backend azure -s ... -t 2 --low-priority`, as a user types it."""
+    process, client = azure_service
+    ok(
+        cli(
+            process,
+            "cluster",
+            "create",
+            "-n",
+            "spot",
+            "--backend",
+            "azure",
+            "-s",
+            "Standard_D2s_v5",
+            "-t",
+            "2",
+            "--low-priority",
+        )
+    )
+    wait_idle(client, "spot", 2)
+    return "spot"
+
+
+def test_a_spot_cluster_is_a_scale_set_whose_vms_are_the_nodes(azure_service, azure, spot_cluster):
+    process, client = azure_service
+    cluster = client.get(client.cluster_path("default", spot_cluster))
+    group = next(g for g in azure.arm.groups.values() if g["tags"].get("cluster") == spot_cluster)
+    vmss = azure.arm.scale_set(group["name"], "nodes")
+    assert vmss is not None and vmss.body["sku"]["capacity"] == 2 and len(vmss.instances) == 2
+    # What went over the wire: Spot, capacity 2, cloud-init, the service's own public key, no password.
+    put = vmss_put(azure, group["name"])
+    profile = put["properties"]["virtualMachineProfile"]
+    assert profile["priority"] == "Spot" and profile["evictionPolicy"] == "Delete", profile
+    assert profile["billingProfile"] == {"maxPrice": -1}
+    assert put["properties"]["overprovision"] is False and put["properties"]["orchestrationMode"] == "Uniform"
+    assert base64.b64decode(profile["osProfile"]["customData"]).startswith(b"#cloud-config")
+    assert "adminPassword" not in profile["osProfile"]
+    assert profile["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"] is True
+    keys = profile["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"]
+    assert len(keys) == 1 and keys[0]["keyData"].startswith("ssh-ed25519 "), keys
+    # Its nodes are the instances' addresses, logged in to as the admin user with the service's key.
+    addresses = {i.machine.address for i in vmss.instances.values()}
+    nodes = nodes_of(client, spot_cluster)
+    assert {n["ipAddress"] for n in nodes} == addresses and all(n["state"] == "idle" for n in nodes), nodes
+    # `cluster show` tells what one node of the size has.
+    shown = json.loads(ok(cli(process, "cluster", "show", "-n", spot_cluster, "-o", "json")))["properties"]
+    assert (shown["cpusPerNode"], shown["memoryMbPerNode"], shown["gpusPerNode"]) == (2, 8192, 0), shown
+    assert shown["vmSize"] == "Standard_D2s_v5" and shown["vmPriority"] == "lowpriority"
+    # Every ARM call carried the token the fake's Entra ID gave the service principal.
+    assert {h for h in azure.arm.auth_headers if h} == {f"Bearer {_token()}"}
+    assert azure.arm.token_requests and azure.arm.token_requests[0]["client_id"] == "batchai-test-app"
+    # The secrets are nowhere the user can see: not in the cluster, not in the service's log.
+    shown = json.dumps(cluster) + json.dumps(nodes) + process.log()
+    private_key = open(_private_key(process.home, cluster)).read()
+    assert CLIENT_SECRET not in shown and "PRIVATE KEY" not in shown and private_key not in shown
+
+
+def _token() -> str:
+    from helpers.fake_arm import TOKEN
+
+    return TOKEN
+
+
+def _private_key(home: str, cluster: dict) -> str:
+    import glob
+
+    found = glob.glob(f"{home}/azure/clusters/*/id_ed25519")
+    assert found, "the service keeps the cluster's key pair"
+    return found[0]
+
+
+def test_pytorch_ddp_across_two_vms(azure_service, azure, spot_cluster):
+    process, client = azure_service
+    scripts = put_in_datastore(process.home, "inputs/ddp", {"ddp.py": DDP_SCRIPT})
+    submit(
+        client,
+        "ddp",
+        spot_cluster,
+        {
+            "nodeCount": 2,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+            "pyTorchSettings": {
+                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ddp.py",
+                "communicationBackend": "gloo",
+            },
+        },
+    )
+    job = wait_job(client, "ddp", timeout=JOB_TIMEOUT)
+    logs = {r: read_log(client, "ddp", f"stderr-{r}.txt") for r in (0, 1)}
+    assert job["executionState"] == "succeeded", (job["executionInfo"], logs)
+    records = []
+    for rank in (0, 1):
+        text = read_log(client, "ddp", f"stdout-{rank}.txt")
+        records += [json.loads(line[7:]) for line in text.splitlines() if line.startswith("RECORD ")]
+    assert sorted(r["rank"] for r in records) == [0, 1] and all(r["in_sync"] for r in records), records
+    addresses = {n["ipAddress"] for n in nodes_of(client, spot_cluster)}
+    assert {r["address"] for r in records} == addresses, f"the ranks must run on both VMs: {records}"
+    assert len(client.read_job_file("default", "default", "ddp", "model.pt", "MODEL")) > 0
+
+
+CHECKPOINTED = """
+    import os, sys, time
+    checkpoint = os.path.join(os.environ["AZ_BATCHAI_CHECKPOINT_DIR"], "step")
+    start = int(open(checkpoint).read()) if os.path.exists(checkpoint) else 0
+    print("attempt", os.environ["AZ_BATCHAI_JOB_ATTEMPT"], "resumes at", start, flush=True)
+    for step in range(start, 40):
+        with open(checkpoint, "w") as handle:
+            handle.write(str(step))
+        time.sleep(0.25)
+    print("done at", step, flush=True)
+"""
+
+
+def test_a_spot_eviction_requeues_the_job_which_succeeds_on_a_replacement_vm(azure_service, azure, spot_cluster):
+    process, client = azure_service
+    scripts = put_in_datastore(process.home, "inputs/spot", {"train.py": CHECKPOINTED})
+    submit(
+        client,
+        "evicted",
+        spot_cluster,
+        {
+            "nodeCount": 1,
+            "maxRetries": 1,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/train.py"},
+        },
+    )
+    job_uuid = client.job("default", "default", "evicted")["uuid"]
+    collected = f"{process.home}/datastores/default/default/default/evicted/{job_uuid}/checkpoints/step"
+
+    def checkpoint() -> int:  # the step the service holds (copied back from the VM while the job runs)
+        with open(collected) as handle:
+            return int(handle.read() or 0)
+
+    wait_for(lambda: checkpoint() >= 4, "a checkpoint to come back from the VM", timeout=60)
+    running = [n for n in nodes_of(client, spot_cluster) if n["state"] == "running"]
+    assert len(running) == 1, running
+    group = _group_of(azure, spot_cluster)
+    vmss = azure.arm.scale_set(group, "nodes")
+    victim = next(i for i in vmss.instances.values() if i.machine.address == running[0]["ipAddress"])
+    azure.arm.evict(group, "nodes", victim.iid)  # Azure takes the VM back: it is gone from the scale set
+    job = wait_job(client, "evicted", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", job["executionInfo"]
+    text = stdout_text(client, "evicted")
+    assert "attempt 2" in text and "resumes at 0" not in text and "done at 39" in text, text
+    # The cluster is back at its target: a new instance replaced the evicted one.
+    wait_idle(client, spot_cluster, 2)
+    assert victim.iid not in vmss.instances and len(vmss.instances) == 2 and vmss.body["sku"]["capacity"] == 2
+
+
+def _group_of(azure, cluster: str) -> str:
+    return next(g["name"] for g in azure.arm.groups.values() if g["tags"].get("cluster") == cluster)
+
+
+def test_delete_removes_the_resource_group(azure_service, azure, spot_cluster):
+    _, client = azure_service
+    group = next(g["name"] for g in azure.arm.groups.values() if g["tags"].get("cluster") == spot_cluster)
+    client.delete_cluster("default", spot_cluster)
+
+    def gone():
+        try:
+            client.get(client.cluster_path("default", spot_cluster))
+        except Exception as error:  # the cluster is listed until its resource group is gone
+            if getattr(error, "status", None) == 404:
+                return True
+            raise
+        return False
+
+    wait_for(gone, "the cluster to be deleted", timeout=60)
+    assert group.lower() not in azure.arm.groups and azure.arm.scale_set(group, "nodes") is None
+    assert ("DELETE", f"/subscriptions/{_subscription()}/resourcegroups/{group}") in [
+        (m, p.lower().replace(group.lower(), group)) for m, p in azure.arm.log
+    ]
+
+
+def _subscription() -> str:
+    from helpers.azure import SUBSCRIPTION
+
+    return SUBSCRIPTION
