@@ -181,8 +181,8 @@ def test_a_spot_eviction_requeues_the_job_which_succeeds_on_a_replacement_vm(azu
             "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/train.py"},
         },
     )
-    job_uuid = client.job("default", "default", "evicted")["uuid"]
-    collected = f"{process.home}/datastores/default/default/default/evicted/{job_uuid}/checkpoints/step"
+    segment = client.job("default", "default", "evicted")["jobOutputDirectoryPathSegment"]
+    collected = f"{process.home}/datastores/default/default/{segment}/checkpoints/step"
 
     def checkpoint() -> int:  # the step the service holds (copied back from the VM while the job runs)
         with open(collected) as handle:
