@@ -33,7 +33,6 @@ from ..ports.compute import (
 from ..runtime import wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
 
-WRAPPER_PATH = os.path.abspath(wrapper.__file__)
 log = logging.getLogger("batchai")
 # A task whose wrapper never wrote its pid within this long after launch is lost.
 START_GRACE_SECONDS = 15.0
@@ -116,7 +115,7 @@ class LocalBackend(ComputeBackend):
         with os.fdopen(descriptor, "w") as handle:
             json.dump(task, handle)
         child = subprocess.Popen(
-            [sys.executable, "-S", WRAPPER_PATH, run_dir],
+            wrapper.launch_argv(sys.executable, run_dir),
             start_new_session=True,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -5,6 +5,9 @@ Started detached (its own session, so a dying service does not take it along) as
     python -S wrapper.py TASK_DIR
     python -S wrapper.py --kill TASK_DIR SIGNAL     (what `kill_task_processes` does, on the node)
 
+or, where its folder can hold its compiled form, as `launch_argv` spells it: `python -I -S -c BOOTSTRAP
+TASK_DIR`, which imports this file from its cached .pyc instead of compiling it again for every task.
+
 It is deliberately stdlib-only and self-contained: backends copy this single file to a node and
 run it with whatever Python is there. TASK_DIR/task.json says what to run:
 
@@ -30,17 +33,21 @@ those that leave the task's process group or session (`setsid`, daemons), so the
 killed whole: its group while the wrapper leads it, and every process that carries the marker.
 
 Every job pays for this file's start-up, so it imports almost nothing: no `subprocess` (the task
-is started with fork/execve and waited for with waitpid, which is what subprocess does on POSIX)
-and, where CPython's C scanner is there, not `json` either (its `re` import alone costs more than
-the rest of the wrapper's own work).
+is started with fork/execve and waited for with waitpid, which is what subprocess does on POSIX),
+not `signal` (its enum classes cost more than the rest of the start-up: the C module `_signal`
+has the same functions and numbers) and, where CPython's C scanner is there, not `json` either (its
+`re` import alone costs more than the rest of the wrapper's own work). No `from __future__` import
+either, so annotations stay ones that old Pythons on remote nodes evaluate.
 """
 
-from __future__ import annotations
-
 import os
-import signal
 import sys
 import time
+
+try:
+    import _signal as signal  # CPython: signal's functions and numbers without its enum classes
+except ImportError:  # another Python
+    import signal  # type: ignore[no-redef]
 
 WRAPPER_VERSION = "1"
 TASK_MARKER = "BATCHAI_TASK_DIR"
@@ -71,12 +78,16 @@ def _parse_json(text: str):
     return json.loads(text)
 
 
-def _write_atomically(path: str, text: str) -> None:
+def _write_atomically(path: str, text: str, durable: bool = False) -> None:
+    """Readers see the whole text or none. `durable`: also on the disk before it is in place,
+    for what must outlive the machine (an exit code); a service restart needs no fsync, since a
+    file in the page cache is there for the next process whatever happened to the last."""
     temporary = path + ".tmp"
     with open(temporary, "w") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
@@ -96,6 +107,7 @@ def run(task_dir: str) -> int:
     with open(task_file) as handle:
         task = _parse_json(handle.read())
     os.unlink(task_file)
+    # Not fsynced: after a machine's crash the pid names no process of the task anyway.
     _write_atomically(os.path.join(task_dir, "pid"), str(os.getpid()))
     heartbeat = os.path.join(task_dir, "heartbeat")
     _touch(heartbeat)
@@ -125,7 +137,8 @@ def run(task_dir: str) -> int:
             signal.setitimer(signal.ITIMER_REAL, 0)
             code = _exit_code(os.waitstatus_to_exitcode(status))
     # json.dumps's own format, without importing json.
-    _write_atomically(os.path.join(task_dir, "exit"), f'{{"exit_code": {code:d}, "ended": {time.time()!r}}}')
+    exit_record = f'{{"exit_code": {code:d}, "ended": {time.time()!r}}}'
+    _write_atomically(os.path.join(task_dir, "exit"), exit_record, durable=True)
     return code
 
 
@@ -242,8 +255,26 @@ def kill_task_processes(task_dir: str, signal_number: int) -> None:
             break
 
 
-if __name__ == "__main__":
+# -- starting it ----------------------------------------------------------------------------------
+
+# Imports this file by its own name from its folder (so from its cached .pyc) and runs main().
+_BOOTSTRAP = "import sys;sys.path.insert(0,{folder!r});__import__({module!r}).main()"
+
+
+def launch_argv(python: str, task_dir: str, path: str = __file__) -> list:
+    """The command line that runs the wrapper at `path` for `task_dir`: `-I` keeps the environment's
+    PYTHON* settings from changing it, `-S` skips site, and the bootstrap imports the compiled file."""
+    folder, name = os.path.split(os.path.abspath(path))
+    bootstrap = _BOOTSTRAP.format(folder=folder, module=name[: -len(".py")])
+    return [python, "-I", "-S", "-c", bootstrap, task_dir]
+
+
+def main() -> None:
     if sys.argv[1] == "--kill":
         kill_task_processes(sys.argv[2], getattr(signal, "SIG" + sys.argv[3]))
     else:
         run(sys.argv[1])
+
+
+if __name__ == "__main__":
+    main()
