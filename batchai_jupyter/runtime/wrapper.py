@@ -211,10 +211,16 @@ def _task_leader(task_dir: str):
     text = _read(os.path.join(task_dir, "pid")).strip()
     if not text.isdigit():
         return None
-    # argv[-1] is the task dir: the wrapper of this task, not a process that got its pid later
-    if _read(f"/proc/{int(text)}/cmdline").split(b"\0")[-2:-1] != [task_dir.encode()]:
-        return None
-    return int(text)
+    # The wrapper of this task, not a process that got its pid later: one started on its own has the
+    # task dir as argv[-1]; one the launcher forked works in the task dir (see serve_launches).
+    if _read(f"/proc/{int(text)}/cmdline").split(b"\0")[-2:-1] == [task_dir.encode()]:
+        return int(text)
+    try:
+        if os.readlink(f"/proc/{int(text)}/cwd") == os.path.realpath(task_dir):
+            return int(text)
+    except OSError:  # gone, or not ours
+        pass
+    return None
 
 
 def marked_processes(task_dir: str) -> list:
@@ -262,16 +268,95 @@ _BOOTSTRAP = "import sys;sys.path.insert(0,{folder!r});__import__({module!r}).ma
 
 
 def launch_argv(python: str, task_dir: str, path: str = __file__) -> list:
-    """The command line that runs the wrapper at `path` for `task_dir`: `-I` keeps the environment's
-    PYTHON* settings from changing it, `-S` skips site, and the bootstrap imports the compiled file."""
+    """The command line that runs the wrapper at `path` for `task_dir` (or "--launcher"): `-I` keeps the
+    environment's PYTHON* settings from changing it, `-S` skips site, and the bootstrap imports the
+    compiled file."""
     folder, name = os.path.split(os.path.abspath(path))
     bootstrap = _BOOTSTRAP.format(folder=folder, module=name[: -len(".py")])
     return [python, "-I", "-S", "-c", bootstrap, task_dir]
 
 
+def serve_launches() -> None:
+    """`--launcher`: one started wrapper per task directory read from stdin (a line each), forked from
+    this process instead of started anew: no interpreter start-up per task (about 1 ms instead of
+    about 9), and the forked wrappers share this process's memory pages until they write to them
+    (about 1.5 MB PSS each instead of about 3). Each forked wrapper is what a wrapper started on its
+    own is: it leads its own session, records pid, heartbeat and exit code on disk, and outlives
+    this launcher and the service. The launcher writes the task directory of each wrapper it reaps
+    to stdout (so the service learns at once that the task ended) and ends at the end of stdin,
+    leaving running wrappers to go on alone."""
+    import _json  # noqa: F401  (imported once here, already there in every forked wrapper)
+
+    started = {}  # pid: task dir
+    reaped_early = set()  # pids reaped (SIGCHLD) between their fork and their entry in `started`
+
+    def report(task_dir: str) -> None:
+        try:
+            os.write(1, task_dir.encode() + b"\n")
+        except OSError:  # the service is gone: the wrapper's own records are what counts
+            pass
+
+    def reap(*_) -> None:
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in started:
+                report(started.pop(pid))
+            else:
+                reaped_early.add(pid)
+
+    signal.signal(signal.SIGCHLD, reap)
+    for line in sys.stdin.buffer:
+        task_dir = line.decode().rstrip("\n")
+        if not task_dir:
+            continue
+        try:
+            pid = os.fork()
+        except OSError:  # no pid will be written: the service finds the task lost after its grace time
+            _remove(os.path.join(task_dir, "task.json"))  # it holds secret values
+            continue
+        if pid == 0:
+            _become_wrapper(task_dir)
+        started[pid] = task_dir
+        if pid in reaped_early:
+            reaped_early.discard(pid)
+            report(started.pop(pid))
+
+
+def _become_wrapper(task_dir: str) -> None:
+    """In a child of the launcher: leave the launcher's signals, streams and session, and run the
+    task as a wrapper started on its own would (a failure before the task starts, too, leaves no exit
+    record: the service finds the task lost)."""
+    code = 127
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the wrapper waits for its task itself
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+        os.close(null)
+        os.chdir(task_dir)  # how _task_leader knows it
+        code = run(task_dir)
+    finally:
+        os._exit(code)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def main() -> None:
     if sys.argv[1] == "--kill":
         kill_task_processes(sys.argv[2], getattr(signal, "SIG" + sys.argv[3]))
+    elif sys.argv[1] == "--launcher":
+        serve_launches()
     else:
         run(sys.argv[1])
 
