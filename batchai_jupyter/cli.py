@@ -230,6 +230,9 @@ def serve_command(args) -> None:
         raise SystemExit({"status": serve_status, "stop": serve_stop}[args.action](args))
     if args.home:
         os.environ["BATCHAI_HOME"] = os.path.abspath(args.home)
+    from .server.deferred_grammar import defer_iri_grammar
+
+    defer_iri_grammar()  # before jupyter_server is imported: see that module
     from .server.app import HeadlessBatchAIApp
 
     if args.token is not None:

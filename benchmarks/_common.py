@@ -83,6 +83,17 @@ class Service:
             shutil.copytree(self.seed_home, self.home)
         else:
             os.makedirs(self.home)
+        self._launch()
+        return self
+
+    def kill_and_restart(self) -> None:
+        """kill -9 of the service, then a new one on the same home and port (what a crash and a restart do)."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self._launch()
+
+    def _launch(self) -> None:
         env = {
             **os.environ,
             "BATCHAI_HOME": self.home,
@@ -115,9 +126,9 @@ class Service:
                 raise RuntimeError(f"batchai serve exited with {self.process.returncode}:\n{self.log()}")
             try:
                 self.client.version()
-                return self
+                return
             except BatchAIError:
-                time.sleep(0.05)
+                time.sleep(0.02)
         raise RuntimeError(f"batchai serve did not answer within 60 s:\n{self.log()}")
 
     def __exit__(self, *exc) -> None:

@@ -15,9 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 
@@ -32,8 +29,8 @@ from ..ports.compute import (
 )
 from ..runtime import wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
+from .local_launcher import Launcher
 
-WRAPPER_PATH = os.path.abspath(wrapper.__file__)
 log = logging.getLogger("batchai")
 # A task whose wrapper never wrote its pid within this long after launch is lost.
 START_GRACE_SECONDS = 15.0
@@ -71,11 +68,13 @@ class LocalBackend(ComputeBackend):
         self._home = home
         self._heartbeat_seconds = heartbeat_seconds
         self._wakeup: Callable[[], None] = lambda: None
-        self._children: dict[str, subprocess.Popen] = {}
-        self._lock = threading.Lock()
+        self._launcher = Launcher(lambda: self._wakeup())
 
     def set_wakeup(self, callback: Callable[[], None]) -> None:
         self._wakeup = callback
+
+    def close(self) -> None:
+        self._launcher.close()
 
     def provision(self, cluster: ClusterRef, node: NodeRef) -> NodePlacement:
         root = self._node_root(cluster, node)
@@ -115,23 +114,7 @@ class LocalBackend(ComputeBackend):
         descriptor = os.open(task_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump(task, handle)
-        child = subprocess.Popen(
-            [sys.executable, "-S", WRAPPER_PATH, run_dir],
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-        )
-        with self._lock:
-            self._children[run_dir] = child
-        threading.Thread(target=self._reap, args=(run_dir, child), daemon=True).start()
-
-    def _reap(self, run_dir: str, child: subprocess.Popen) -> None:
-        child.wait()
-        with self._lock:
-            self._children.pop(run_dir, None)
-        self._wakeup()
+        self._launcher.launch(run_dir)
 
     def poll_task(self, node: NodeRef, run_dir: str, launched_at: float) -> TaskStatus:
         exit_file = os.path.join(run_dir, "exit")
@@ -140,9 +123,8 @@ class LocalBackend(ComputeBackend):
                 return TaskStatus("exited", int(json.load(handle)["exit_code"]))
         except FileNotFoundError:
             pass
-        with self._lock:
-            if run_dir in self._children:
-                return TaskStatus("running")
+        if self._launcher.running(run_dir):
+            return TaskStatus("running")
         pid = _read_pid(run_dir)
         if pid is not None and _pid_alive(pid):
             return TaskStatus("running")

@@ -270,11 +270,7 @@ class Service:
         row = self.store.query_one("SELECT * FROM experiments WHERE workspace = ? AND name = ?", workspace, name)
         if row is None:
             raise NotFound("experiment", name, f"create it with `batchai experiment create -w {workspace} -n {name}`")
-        counted = self.store.query_one(
-            "SELECT COUNT(*) AS n FROM jobs WHERE workspace = ? AND experiment = ?", workspace, name
-        )
-        jobs = counted["n"] if counted else 0
-        return views.experiment_view(row, jobs)
+        return views.experiment_view(row, row["job_count"])  # kept by the store, not counted here
 
     def list_experiments(self, workspace: str) -> list[dict[str, Any]]:
         self.get_workspace(workspace)
@@ -560,21 +556,24 @@ class Service:
         resource_group = self.get_workspace(workspace)["resourceGroup"]
         segment = job_segment(self.settings.subscription_id, resource_group, workspace, experiment, spec.name, job_uuid)
         try:
-            job_id = self.store.insert(
-                "jobs",
-                workspace=workspace,
-                experiment=experiment,
-                name=spec.name,
-                uuid=job_uuid,
-                segment=segment,
-                cluster=spec.cluster,
-                priority=spec.priority,
-                state="queued",
-                spec=encode_job_spec(spec),
-                secrets=dict(spec.secrets),
-                created=now,
-                state_since=now,
-            )
+            with self.store.transaction():  # the queue position is the job's own: no other job comes in between
+                job_id = self.store.insert(
+                    "jobs",
+                    workspace=workspace,
+                    experiment=experiment,
+                    name=spec.name,
+                    uuid=job_uuid,
+                    segment=segment,
+                    cluster=spec.cluster,
+                    priority=spec.priority,
+                    state="queued",
+                    spec=encode_job_spec(spec),
+                    secrets=dict(spec.secrets),
+                    created=now,
+                    state_since=now,
+                )
+                job = self.store.existing_job(job_id)
+                position = self.store.queued_at_or_above(workspace, spec.cluster, spec.priority)
         except Exception as failure:
             if "UNIQUE" in str(failure):
                 raise Conflict(
@@ -584,7 +583,7 @@ class Service:
             raise
         self.events.publish("job", workspace=workspace, experiment=experiment, name=spec.name, state="queued")
         self.engine.wake()
-        return self._job_view(self.store.existing_job(job_id))
+        return views.job_view(job, position, self._waiting_reason(job))
 
     def _check_locations(self, workspace: str, spec: JobSpec) -> None:
         """Every datastore:// location of the spec names a datastore of the workspace."""

@@ -1,0 +1,88 @@
+"""The local backend starts each task's wrapper by forking its launcher (runtime/wrapper.py --launcher).
+A wrapper started so is a wrapper like one started on its own: it leads its own session, is found and
+killed whole by its task directory, and outlives its launcher, whose death only makes the backend follow
+the task by its records (and start a new launcher for the next task). Real processes throughout."""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import SimpleNamespace
+
+import pytest
+
+from batchai_jupyter.backends.local import LocalBackend, kill_unfinished_tasks
+from batchai_jupyter.ports.compute import TaskLaunch
+from batchai_jupyter.runtime import wrapper
+from helpers.waits import wait_for
+
+NODE = SimpleNamespace(id=1, workspace="w", cluster="c", name="n1", ip="127.0.0.1", info={})
+
+
+@pytest.fixture
+def backend(tmp_path):
+    backend = LocalBackend(lambda cluster, node: str(tmp_path / "node"), heartbeat_seconds=1.0)
+    yield backend
+    backend.close()
+    kill_unfinished_tasks(str(tmp_path))
+
+
+def _start(backend: LocalBackend, tmp_path, name: str, command: str) -> str:
+    run_dir = str(tmp_path / "run" / name)
+    launch = TaskLaunch(
+        command=command,
+        env={"PATH": os.environ["PATH"]},
+        cwd=str(tmp_path),
+        stdout=str(tmp_path / f"{name}.out"),
+        stderr=str(tmp_path / f"{name}.err"),
+    )
+    backend.start_task(NODE, run_dir, launch)
+    return run_dir
+
+
+def _pid(run_dir: str) -> int | None:
+    try:
+        with open(os.path.join(run_dir, "pid")) as handle:
+            return int(handle.read())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _status(backend: LocalBackend, run_dir: str):
+    return backend.poll_task(NODE, run_dir, launched_at=0.0)
+
+
+def test_a_launched_wrapper_leads_its_session_and_is_killed_whole_by_its_task_directory(backend, tmp_path):
+    run_dir = _start(backend, tmp_path, "sleeper", "sleep 600 & wait")
+    pid = wait_for(lambda: _pid(run_dir), "the wrapper's pid")
+    assert os.getsid(pid) == pid and os.getpgid(pid) == pid
+    assert wrapper._task_leader(run_dir) == pid  # known as the task's wrapper, though not started with its dir
+    assert _status(backend, run_dir).state == "running"
+
+    backend.kill_task(NODE, run_dir)
+    status = wait_for(
+        lambda: _status(backend, run_dir) if _status(backend, run_dir).state == "exited" else None, "exit"
+    )
+    assert status.exit_code == 128 + signal.SIGTERM
+    assert wrapper.marked_processes(run_dir) == []
+
+
+def test_tasks_outlive_their_launcher_and_the_next_task_gets_a_new_one(backend, tmp_path):
+    gate = tmp_path / "gate"
+    run_dir = _start(backend, tmp_path, "first", f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 7")
+    pid = wait_for(lambda: _pid(run_dir), "the wrapper's pid")
+    launcher = backend._launcher._process
+    assert launcher is not None and launcher.pid != pid
+
+    os.kill(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    assert _status(backend, run_dir).state == "running"  # from its pid now, the launcher being gone
+
+    second = _start(backend, tmp_path, "second", "exit 3")
+    assert backend._launcher._process is not None and backend._launcher._process.pid != launcher.pid
+    wait_for(lambda: _status(backend, second).state == "exited", "the second task's exit")
+    assert _status(backend, second).exit_code == 3
+
+    gate.touch()
+    wait_for(lambda: _status(backend, run_dir).state == "exited", "the first task's exit")
+    assert _status(backend, run_dir).exit_code == 7
