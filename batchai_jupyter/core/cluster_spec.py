@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .containers import parse_container_runtime
 from .durations import parse_duration
 from .limits import check_spec_limits
 from .models import (
@@ -90,6 +91,7 @@ def parse_cluster_spec(
         native_mounts=body.flag("nativeMounts"),
         backend_options=raw_block(body, "backendOptions") or {},
         api_version=api_version,
+        container_runtime=parse_container_runtime(body),
     )
 
 
@@ -195,6 +197,7 @@ def cluster_spec_to_wire(spec: ClusterSpec) -> dict[str, Any]:
         "nodeSetup": node_setup if any(node_setup.values()) else None,
         "nativeMounts": spec.native_mounts,
         "backendOptions": mask_secrets(spec.backend_options),
+        **({"containerRuntime": spec.container_runtime} if spec.container_runtime else {}),
     }
 
 
