@@ -11,7 +11,9 @@ import threading
 import pytest
 
 from batchai_jupyter.client import Client
+from batchai_jupyter.errors import BatchAIError
 from helpers.api import execution_log, make_cluster, read_log, wait_job
+from helpers.cli import cli, ok
 from helpers.containers import IMAGE_MARKER, IMAGE_MARKER_TEXT
 from helpers.jobs import job_tasks, list_files, logs_of, one_record, read_bytes, records
 from helpers.service import TOKEN
@@ -232,3 +234,34 @@ def test_a_stopped_registry_fails_the_job_with_a_clear_reason(shared_client, clu
     finally:
         container_setup.registry.start()
     assert "connection refused" in message, message
+
+
+def test_the_cli_runs_a_job_file_in_the_image_it_names(
+    shared_service, shared_client, cluster, container_setup, tmp_path, unique
+):
+    name = unique("cli")
+    spec = {
+        "toolkit": "custom",
+        "commandLine": f'echo "$(<{IMAGE_MARKER})"',
+        # the file's own image is replaced by --image; its credentials are kept
+        "containerSettings": {"imageSourceRegistry": {"image": "ubuntu", "credentials": container_setup.credentials()}},
+    }
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(spec))
+    image = container_setup.reference("1")
+    printed = ok(cli(shared_service, "job", "create", "-n", name, "-c", cluster, "-f", str(path), "--image", image))
+    assert container_setup.registry.password not in printed
+    job = wait_job(shared_client, name)
+    assert job["executionState"] == "succeeded", job["executionInfo"]
+    assert read_log(shared_client, name, "stdout.txt").strip() == IMAGE_MARKER_TEXT
+
+
+def test_an_image_on_a_backend_that_cannot_run_one_is_refused(shared_client, unique):
+    cluster = unique("ssh")
+    shared_client.create_cluster(
+        "default", {"backend": "ssh", "nodeCount": 0, "backendOptions": {"hosts": ["me@10.250.9.9"]}}, cluster
+    )
+    spec = {"cluster": cluster, "toolkit": "custom", "commandLine": "true", "image": "ubuntu"}
+    with pytest.raises(BatchAIError) as refused:
+        shared_client.create_job("default", "default", spec, unique("refused"))
+    assert refused.value.code == "ContainersUnsupported" and "image" in refused.value.message

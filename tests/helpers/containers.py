@@ -175,3 +175,27 @@ class Registry:
         reference = f"{self.address}/{name}"
         _run([*base, "push", registry, f"--authfile={auth}", image, reference])
         return reference
+
+
+class ContainerSetup:
+    """The session's registry and image tags, and the containerRuntime clusters of the tests use."""
+
+    def __init__(self, registry: Registry, images: dict[str, str], service_storage: Storage):
+        self.registry = registry
+        self.images = images  # tag -> name in the registry (without its address)
+        self.service_storage = service_storage
+
+    def reference(self, tag: str) -> str:
+        return f"{self.registry.address}/{self.images[tag]}"
+
+    def credentials(self) -> dict:
+        return {"username": self.registry.username, "password": self.registry.password}
+
+    def runtime(self) -> dict:
+        """The clusters' containerRuntime: the defaults, on the tests' own podman storage, trusting the
+        registry's certificate."""
+        return {
+            "name": "podman",
+            "globalOptions": [*DEFAULTS["podman"]["globalOptions"], *self.service_storage.options()],
+            "registryOptions": [f"--cert-dir={self.registry.cert_dir}"],
+        }
