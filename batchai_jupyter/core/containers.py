@@ -34,7 +34,7 @@ OPTION_KEYS = ("globalOptions", "runOptions", "registryOptions")
 DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
     "podman": {
         "globalOptions": ("--storage-driver=vfs", "--cgroup-manager=cgroupfs", "--runtime=runc"),
-        "runOptions": ("--ulimit=nofile=20000:20000", "--ulimit=nproc=4096:4096"),
+        "runOptions": ("--init", "--ulimit=nofile=20000:20000", "--ulimit=nproc=4096:4096"),
         "registryOptions": (),
     },
     "apptainer": {"globalOptions": ("--quiet",), "runOptions": (), "registryOptions": ()},

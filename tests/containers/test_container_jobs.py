@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 
@@ -17,6 +18,7 @@ from helpers.cli import cli, ok
 from helpers.containers import IMAGE_MARKER, IMAGE_MARKER_TEXT
 from helpers.jobs import job_tasks, list_files, logs_of, one_record, read_bytes, records
 from helpers.service import TOKEN
+from helpers.waits import wait_for
 
 SCHEMA = "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/job.json"
 
@@ -79,12 +81,7 @@ def argv_watch():
 
     def sample():
         while not stop.is_set():
-            for pid in os.listdir("/proc"):
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                        seen.add(handle.read().replace(b"\0", b" ").decode(errors="replace"))
-                except OSError:
-                    pass
+            seen.update(_command_lines())
             stop.wait(0.05)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -265,3 +262,36 @@ def test_an_image_on_a_backend_that_cannot_run_one_is_refused(shared_client, uni
     with pytest.raises(BatchAIError) as refused:
         shared_client.create_job("default", "default", spec, unique("refused"))
     assert refused.value.code == "ContainersUnsupported" and "image" in refused.value.message
+
+
+def test_terminating_a_job_in_an_image_ends_its_container(shared_client, cluster, container_setup, unique):
+    name = unique("terminated")
+    sleeper = "import time; time.sleep(600)  # terminated-in-image"
+    create(
+        shared_client, name, batch_ai_job(cluster, container_setup, "1", f'echo started; exec python3 -c "{sleeper}"')
+    )
+    wait_for(lambda: "started" in read_log(shared_client, name, "stdout.txt"), "the job's task to start in its image")
+    shared_client.terminate_job("default", "default", name)
+    job = wait_job(shared_client, name, timeout=60)
+    assert job["executionState"] == "failed"
+    # SIGTERM reached the task in the container (podman's --init passes it on): 128 + 15, not a SIGKILL's 137
+    assert job["executionInfo"]["exitCode"] == 143, job["executionInfo"]
+    assert not [command for command in _command_lines() if "terminated-in-image" in command]
+    listing = subprocess.run(
+        [*container_setup.service_storage.podman(), "ps", "--all", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"batchai-{job['uuid'][:12]}" not in listing.stdout  # removed with its task (--rm)
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                lines.append(handle.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return lines
