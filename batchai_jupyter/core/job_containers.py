@@ -69,7 +69,7 @@ class JobContainers:
         return node
 
     def task_launch(
-        self, spec: JobSpec, node: Node, run_name: str, task: TaskLaunch, env_names: Sequence[str]
+        self, spec: JobSpec, node: Node, run_name: str, task: TaskLaunch, env_names: Sequence[str], remote: bool
     ) -> TaskLaunch:
         """`task` run in the job's image: the node's and the job's directories bound at the same paths,
         the task's variables passed by name, the task's marker too (so a kill finds its processes)."""
@@ -83,7 +83,7 @@ class JobContainers:
             container,
             command=task.command,
             env_names=[*env_names, *gpu_env, "BATCHAI_TASK_DIR"],
-            binds=_binds(node.info["root"], task),
+            binds=_remote_binds(node.info["root"], task) if remote else _binds(node.info["root"], task),
             cwd=task.cwd,
             name=run_name,
             cache_dir=image_directory(node),
@@ -96,11 +96,22 @@ class JobContainers:
 def _binds(node_root: str, task: TaskLaunch) -> list[str]:
     """What the container must see at the same paths: the node's sandbox, every directory the contract's
     variables name (inputs, outputs, stdouterr, shared temp, ...) and what the job's mounts link to."""
-    paths: list[str] = [node_root, task.cwd, os.path.dirname(task.stdout), os.path.dirname(task.stderr)]
-    paths += [value for name, value in task.env.items() if name.startswith("AZ_BATCHAI_") and value.startswith("/")]
+    paths = [node_root, task.cwd, os.path.dirname(task.stdout), os.path.dirname(task.stderr), *_named(task)]
     for root in (task.env.get("AZ_BATCHAI_MOUNT_ROOT", ""), task.env.get("AZ_BATCHAI_JOB_MOUNT_ROOT", "")):
         paths += _link_targets(root)
     return containers.covering_paths(path for path in paths if os.path.exists(path))
+
+
+def _remote_binds(node_root: str, task: TaskLaunch) -> list[str]:
+    """The same for a node that is another machine: the backend made its directories and staged its
+    inputs and mounts there (copies, not links); what the variables name outside the node's root is on a
+    file system the hosts share."""
+    return containers.covering_paths([node_root, task.cwd, *_named(task)])
+
+
+def _named(task: TaskLaunch) -> list[str]:
+    """The paths the contract's variables name (AZ_BATCHAI_INPUT_*, _OUTPUT_*, _STDOUTERR_DIR, ...)."""
+    return [value for name, value in task.env.items() if name.startswith("AZ_BATCHAI_") and value.startswith("/")]
 
 
 def _link_targets(root: str) -> list[str]:

@@ -286,7 +286,8 @@ class JobRunner:
             )
             if spec.container is not None:
                 name = container_name(job.uuid, job.attempt, plan.name)
-                task = self.containers.task_launch(spec, node_row, name, task, list(plan.env))
+                remote = isinstance(backend, RemoteNodes)
+                task = self.containers.task_launch(spec, node_row, name, task, list(plan.env), remote)
             backend.start_task(node_row, run_dir, task)
             self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
 

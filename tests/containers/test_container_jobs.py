@@ -12,10 +12,9 @@ import threading
 import pytest
 
 from batchai_jupyter.client import Client
-from batchai_jupyter.errors import BatchAIError
 from helpers.api import execution_log, make_cluster, read_log, wait_job
 from helpers.cli import cli, ok
-from helpers.containers import IMAGE_MARKER, IMAGE_MARKER_TEXT
+from helpers.containers import EXCHANGE, IMAGE_MARKER, IMAGE_MARKER_TEXT
 from helpers.jobs import job_tasks, list_files, logs_of, one_record, read_bytes, records
 from helpers.service import TOKEN
 from helpers.waits import wait_for
@@ -41,28 +40,6 @@ print("RECORD " + json.dumps({{
     "registry_password_seen": any("{{password}}" in value for value in os.environ.values()),
 }}))
 print("to stderr", file=sys.stderr)
-"""
-
-# A 2-rank exchange over the host's network: rank 1 connects to rank 0 at MASTER_ADDR:MASTER_PORT.
-EXCHANGE = """
-import json, os, socket, time
-rank, address = int(os.environ["RANK"]), (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
-marker = open("/etc/batchai-test-image").read().strip()
-if rank == 0:
-    server = socket.create_server(address)
-    connection, _ = server.accept()
-    heard = connection.recv(100).decode()
-    connection.sendall(b"hello from rank 0")
-else:
-    for _ in range(300):
-        try:
-            connection = socket.create_connection(address)
-            break
-        except OSError:
-            time.sleep(0.1)
-    connection.sendall(b"hello from rank 1")
-    heard = connection.recv(100).decode()
-print("RECORD " + json.dumps({"rank": rank, "heard": heard, "marker": marker}))
 """
 
 
@@ -251,17 +228,6 @@ def test_the_cli_runs_a_job_file_in_the_image_it_names(
     job = wait_job(shared_client, name)
     assert job["executionState"] == "succeeded", job["executionInfo"]
     assert read_log(shared_client, name, "stdout.txt").strip() == IMAGE_MARKER_TEXT
-
-
-def test_an_image_on_a_backend_that_cannot_run_one_is_refused(shared_client, unique):
-    cluster = unique("ssh")
-    shared_client.create_cluster(
-        "default", {"backend": "ssh", "nodeCount": 0, "backendOptions": {"hosts": ["me@10.250.9.9"]}}, cluster
-    )
-    spec = {"cluster": cluster, "toolkit": "custom", "commandLine": "true", "image": "ubuntu"}
-    with pytest.raises(BatchAIError) as refused:
-        shared_client.create_job("default", "default", spec, unique("refused"))
-    assert refused.value.code == "ContainersUnsupported" and "image" in refused.value.message
 
 
 def test_terminating_a_job_in_an_image_ends_its_container(shared_client, cluster, container_setup, unique):

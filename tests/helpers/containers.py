@@ -18,6 +18,28 @@ INSTALL_HINT = "apt-get install podman runc docker-registry"
 # What the image has and the machine has not: the jobs prove they run in the image by reading it.
 IMAGE_MARKER = "/etc/batchai-test-image"
 IMAGE_MARKER_TEXT = "inside the batchai test image"
+# A 2-rank exchange over the host's network: rank 1 connects to rank 0 at MASTER_ADDR:MASTER_PORT.
+EXCHANGE = """
+import json, os, socket, time
+rank, address = int(os.environ["RANK"]), (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
+marker = open("/etc/batchai-test-image").read().strip()
+if rank == 0:
+    server = socket.create_server(address)
+    connection, _ = server.accept()
+    heard = connection.recv(100).decode()
+    connection.sendall(b"hello from rank 0")
+else:
+    for _ in range(300):
+        try:
+            connection = socket.create_connection(address)
+            break
+        except OSError:
+            time.sleep(0.1)
+    connection.sendall(b"hello from rank 1")
+    heard = connection.recv(100).decode()
+print("RECORD " + json.dumps({"rank": rank, "heard": heard, "marker": marker}))
+"""
+
 # The parts of the standard library the test jobs never import (the image stays ~35 MB).
 _SKIPPED = {"test", "idlelib", "tkinter", "ensurepip", "lib2to3", "pydoc_data", "__pycache__", "site-packages"}
 
@@ -144,7 +166,8 @@ class Registry:
             handle.write(
                 "version: 0.1\nlog:\n  level: info\n"
                 f"storage:\n  filesystem:\n    rootdirectory: {work}/data\n"
-                f"http:\n  addr: {self.address}\n  tls:\n    certificate: {cert}\n    key: {key}\n"
+                # every address: SSH hosts in network namespaces reach it through their bridge
+                f"http:\n  addr: 0.0.0.0:{self.port}\n  tls:\n    certificate: {cert}\n    key: {key}\n"
                 f"auth:\n  htpasswd:\n    realm: batchai-test\n    path: {htpasswd}\n"
             )
         self.log_path = os.path.join(work, "registry.log")
@@ -190,6 +213,16 @@ class ContainerSetup:
 
     def credentials(self) -> dict:
         return {"username": self.registry.username, "password": self.registry.password}
+
+    def runtime_for_hosts(self, storage: Storage) -> dict:
+        """The containerRuntime of SSH hosts in network namespaces: a store of theirs (pytest's base
+        directory is hidden from them), and the registry reached through their bridge, whose address its
+        certificate does not name (TLS unverified there; the local tests verify it)."""
+        return {
+            "name": "podman",
+            "globalOptions": [*DEFAULTS["podman"]["globalOptions"], *storage.options()],
+            "registryOptions": ["--tls-verify=false"],
+        }
 
     def runtime(self) -> dict:
         """The clusters' containerRuntime: the defaults, on the tests' own podman storage, trusting the

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
+from batchai_jupyter.errors import BatchAIError
 from helpers.api import read_log, submit, wait_job
 from helpers.slurm import make_slurm_cluster
 
@@ -60,3 +63,13 @@ def test_an_input_named_by_location_is_read_where_the_slurm_nodes_see_it(slurm_c
     stdout = slurm_client.read_job_file("default", "default", name, "stdout.txt").decode()
     assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
     assert stdout == "alpha\n"
+
+
+def test_a_job_in_an_image_is_refused_on_slurm_for_now(slurm_client, unique):
+    cluster = unique("hpc-image")
+    make_slurm_cluster(slurm_client, cluster)
+    spec = {"cluster": cluster, "toolkit": "custom", "commandLine": "true", "image": "ubuntu"}
+    with pytest.raises(BatchAIError) as refused:
+        slurm_client.create_job("default", "default", spec, unique("refused"))
+    assert refused.value.code == "ContainersUnsupported" and refused.value.status == 400
+    assert "image" in refused.value.message and "slurm" in refused.value.message
