@@ -106,7 +106,10 @@ def container_setup(tmp_path_factory) -> ContainerSetup:
     registry.start()
     builder, service = Storage(str(work / "builder")), Storage(str(work / "service"))
     image = build_python_image(str(work), builder, "localhost/batchai-test/python:built")
-    images = {tag: f"batchai-test/python:{tag}" for tag in ("1", "wrong-password", "registry-down", "notebook", "ssh")}
+    images = {
+        tag: f"batchai-test/python:{tag}"
+        for tag in ("1", "wrong-password", "registry-down", "notebook", "ssh", "cache-a", "cache-b")
+    }
     for name in images.values():
         registry.push(builder, image, name)
     yield ContainerSetup(registry, images, service)

@@ -11,7 +11,8 @@ them for its nodes:
 
     "containerRuntime": "podman"
     "containerRuntime": {"name": "podman", "globalOptions": ["--root=/data/containers"],
-                         "runOptions": [], "registryOptions": ["--cert-dir=/etc/registry-ca"]}
+                         "runOptions": [], "registryOptions": ["--cert-dir=/etc/registry-ca"],
+                         "imageCacheLimit": 5}
 
 Secrets never reach a command line: the registry password goes to `podman login --password-stdin` into an
 auth file in a private directory of the node, removed after the pull; the task's variables are passed by name
@@ -31,6 +32,8 @@ from .spec import Fields
 
 RUNTIMES = ("podman", "apptainer")
 OPTION_KEYS = ("globalOptions", "runOptions", "registryOptions")
+# The most images a node keeps of those jobs pulled there (least recently used go first); none: no limit.
+CACHE_LIMIT_KEY = "imageCacheLimit"
 DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
     "podman": {
         "globalOptions": ("--storage-driver=vfs", "--cgroup-manager=cgroupfs", "--runtime=runc"),
@@ -65,6 +68,7 @@ class RuntimeSettings:
     global_options: tuple[str, ...]
     run_options: tuple[str, ...]
     registry_options: tuple[str, ...]
+    image_cache_limit: int | None = None
 
     @property
     def base(self) -> list[str]:
@@ -85,13 +89,19 @@ def parse_container_runtime(body: Fields) -> dict[str, Any] | None:
         value = {"name": value}
     if not isinstance(value, dict):
         raise SpecError(path, value, 'a runtime name (podman, apptainer) or {"name": ..., "runOptions": [...]}')
-    unknown = sorted(set(value) - {"name", *OPTION_KEYS})
+    unknown = sorted(set(value) - {"name", CACHE_LIMIT_KEY, *OPTION_KEYS})
     if unknown:
-        raise SpecError(f"{path}.{unknown[0]}", value[unknown[0]], "one of name, " + ", ".join(OPTION_KEYS))
+        allowed = ", ".join(("name", *OPTION_KEYS, CACHE_LIMIT_KEY))
+        raise SpecError(f"{path}.{unknown[0]}", value[unknown[0]], f"one of {allowed}")
     name = value.get("name")
     if name not in RUNTIMES:
         raise SpecError(f"{path}.name", name, "one of " + ", ".join(RUNTIMES))
     runtime: dict[str, Any] = {"name": name}
+    if CACHE_LIMIT_KEY in value:
+        limit = value[CACHE_LIMIT_KEY]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise SpecError(f"{path}.{CACHE_LIMIT_KEY}", limit, "the most images a node keeps: an integer >= 1")
+        runtime[CACHE_LIMIT_KEY] = limit
     for key in OPTION_KEYS:
         if key in value:
             options = value[key]
@@ -121,7 +131,13 @@ def runtime_settings(cluster_runtime: Mapping[str, Any] | None, node_runtimes: S
         )
     defaults = DEFAULTS[name]
     options = {key: tuple(chosen[key]) if key in chosen else defaults[key] for key in OPTION_KEYS}
-    return RuntimeSettings(name, options["globalOptions"], options["runOptions"], options["registryOptions"])
+    return RuntimeSettings(
+        name,
+        options["globalOptions"],
+        options["runOptions"],
+        options["registryOptions"],
+        chosen.get(CACHE_LIMIT_KEY),
+    )
 
 
 # ---- images ---------------------------------------------------------------------------------------
@@ -155,36 +171,40 @@ def pull_script(
     settings: RuntimeSettings, container: ContainerSettings, private_dir: str, cache_dir: str
 ) -> tuple[str, str]:
     """(bash script, its stdin) that makes the job's image present on a node: nothing when it is there
-    already, else a pull (with a login first when the job gives credentials). The password is the stdin."""
+    already, else a pull (with a login first when the job gives credentials); then, with an
+    imageCacheLimit, the images this node used least recently beyond the limit are removed. The password
+    is the stdin."""
     reference = image_reference(container)
     quoted = shlex.quote(reference)
     base = shlex.join(settings.base)
     registry = shlex.join(settings.registry_options)
     login = bool(container.username)
-    lines = ["set -u"]
+    lines = ["set -u", "fetch() {"]
     if settings.name == "podman":
+        target, remove = reference, f"{base} rmi"
         lines += [
             f"if {base} image exists {quoted}; then echo 'image {reference} is on this node already: not pulled'; "
-            "exit 0; fi",
+            "return 0; fi",
             f"echo 'pulling image {reference}'",
             # An auth file only for this pull, in a directory only root reads, gone when the script ends.
-            f"auth=$(mktemp -d {shlex.quote(private_dir)}/registry-auth.XXXXXX) || exit 1",
+            f"auth=$(mktemp -d {shlex.quote(private_dir)}/registry-auth.XXXXXX) || return 1",
             "trap 'rm -rf \"$auth\"' EXIT",
         ]
         if login:
             server = container.server_url or registry_of(reference)
             lines.append(
-                f'{base} login {registry} --authfile "$auth/auth.json" --username {shlex.quote(container.username)} '
-                f"--password-stdin {shlex.quote(server)} >/dev/null || exit 2"
+                f'{base} login {registry} --authfile="$auth/auth.json" --username={shlex.quote(container.username)} '
+                f"--password-stdin {shlex.quote(server)} >/dev/null || return 2"
             )
-        auth = ' --authfile "$auth/auth.json"' if login else ""
+        auth = ' --authfile="$auth/auth.json"' if login else ""
         lines.append(f"{base} pull {registry}{auth} {quoted}")
     else:
-        sif = shlex.quote(image_file(cache_dir, reference))
+        target, remove = image_file(cache_dir, reference), "rm -f"
+        sif = shlex.quote(target)
         lines += [
-            f"if [ -s {sif} ]; then echo 'image {reference} is on this node already: not pulled'; exit 0; fi",
+            f"if [ -s {sif} ]; then echo 'image {reference} is on this node already: not pulled'; return 0; fi",
             f"echo 'pulling image {reference}'",
-            f"mkdir -p {shlex.quote(cache_dir)} || exit 1",
+            f"mkdir -p {shlex.quote(cache_dir)} || return 1",
         ]
         if login:  # apptainer reads registry credentials from its environment, never from argv
             lines += [
@@ -192,7 +212,25 @@ def pull_script(
                 "IFS= read -r APPTAINER_DOCKER_PASSWORD; export APPTAINER_DOCKER_PASSWORD",
             ]
         lines.append(f"{base} pull {registry} {sif}.part docker://{quoted} && mv {sif}.part {sif}")
+    lines += ["}", "fetch || exit $?"]
+    if settings.image_cache_limit is not None:
+        lines += _cache_lines(f"{private_dir}/images-used", target, remove, settings.image_cache_limit)
     return "\n".join(lines) + "\n", (container.password + "\n") if login else ""
+
+
+def _cache_lines(used_file: str, target: str, remove: str, limit: int) -> list[str]:
+    """Keeps `used_file` ("<time> <image>" per line) up to date with this use, and removes the images used
+    least recently beyond `limit` (one a running container holds stays, and is tried again next time)."""
+    used, image = shlex.quote(used_file), shlex.quote(target)
+    return [
+        f"touch {used} && {{ awk -v image={image} '$2 != image' {used}; echo \"$(date +%s) \"{image}; }} > {used}.new",
+        f"sort -rn {used}.new | head -n {limit} > {used}",
+        f"sort -rn {used}.new | tail -n +{limit + 1} | while read -r when old; do",
+        f'  if {remove} "$old" >/dev/null 2>&1; then',
+        f'    echo "image $old removed from this node (imageCacheLimit {limit})"',
+        f'  else echo "$when $old" >> {used}; fi',
+        f"done; rm -f {used}.new",
+    ]
 
 
 # ---- running a task in the image ------------------------------------------------------------------

@@ -261,3 +261,20 @@ def _command_lines() -> list[str]:
         except OSError:
             pass
     return lines
+
+
+def test_a_node_keeps_at_most_its_image_cache_limit(shared_client, container_setup, unique):
+    cluster = unique("cache")
+    make_cluster(shared_client, cluster, nodes=1, containerRuntime={**container_setup.runtime(), "imageCacheLimit": 1})
+    logs = {}
+    for tag in ("cache-a", "cache-b"):
+        name = unique(tag)
+        create(shared_client, name, batch_ai_job(cluster, container_setup, tag, "true"))
+        job = wait_job(shared_client, name)
+        assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
+        logs[tag] = execution_log(shared_client, name)
+    first, second = container_setup.reference("cache-a"), container_setup.reference("cache-b")
+    assert f"image {first} removed from this node (imageCacheLimit 1)" in logs["cache-b"], logs
+    podman = container_setup.service_storage.podman()
+    assert subprocess.run([*podman, "image", "exists", first]).returncode == 1
+    assert subprocess.run([*podman, "image", "exists", second]).returncode == 0

@@ -122,10 +122,16 @@ def test_a_cluster_names_its_runtime_and_replaces_its_options():
     spec = parse_cluster_spec({"name": "c", "containerRuntime": {"name": "podman", "runOptions": ["--init"]}})
     assert cluster_spec_to_wire(spec)["containerRuntime"] == {"name": "podman", "runOptions": ["--init"]}
     settings = containers.runtime_settings(spec.container_runtime, [])
-    assert settings.run_options == ("--init",)
+    assert settings.run_options == ("--init",) and settings.image_cache_limit is None
     assert settings.global_options == containers.DEFAULTS["podman"]["globalOptions"]
     assert parse_cluster_spec({"name": "c", "containerRuntime": "apptainer"}).container_runtime == {"name": "apptainer"}
-    for bad, where in (("docker", "containerRuntime.name"), ({"name": "podman", "runOptions": "x"}, "runOptions")):
+    bad_runtimes = (
+        ("docker", "containerRuntime.name"),
+        ({"name": "podman", "runOptions": "x"}, "runOptions"),
+        ({"name": "podman", "imageCacheLimit": 0}, "imageCacheLimit"),
+        ({"name": "podman", "cacheLimit": 3}, "containerRuntime.cacheLimit"),
+    )
+    for bad, where in bad_runtimes:
         with pytest.raises(SpecError) as raised:
             parse_cluster_spec({"name": "c", "containerRuntime": bad})
         assert where in str(raised.value)
