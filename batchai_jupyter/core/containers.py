@@ -2,7 +2,9 @@
 
 Pure text, no I/O: the job runner runs the pull script on each node (while the attempt prepares, on the
 cluster's worker) and hands the wrapper a task command that starts the container; the wrapper runs it as it
-runs any command, so the task's pid, heartbeat, exit code, logs and kill work as outside a container.
+runs any command, so the task's pid, heartbeat, exit code, logs and kill work as outside a container. It
+imports nothing but the models: the Slurm backend ships it with the task planner (package
+`batchai_launch`), and its batch driver does the same on the allocation.
 
 The runtime's options live here, in one place: `DEFAULTS` holds what each runtime needs on hosts like the
 project's own (podman with runc, cgroupfs, the vfs driver and explicit ulimits: a VM kernel that refuses
@@ -26,9 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SpecError
 from .models import ContainerSettings
-from .spec import Fields
 
 RUNTIMES = ("podman", "apptainer")
 OPTION_KEYS = ("globalOptions", "runOptions", "registryOptions")
@@ -75,40 +75,7 @@ class RuntimeSettings:
         return [self.name, *self.global_options]
 
 
-# ---- the cluster's containerRuntime ---------------------------------------------------------------
-
-
-def parse_container_runtime(body: Fields) -> dict[str, Any] | None:
-    """A cluster spec's `containerRuntime` (a Fields of its body): a runtime name, or an object with
-    the name and option lists replacing the defaults. None: each node's own runtime, defaults."""
-    if not body.has("containerRuntime"):
-        return None
-    value = body.get("containerRuntime")
-    path = body.at("containerRuntime")
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, dict):
-        raise SpecError(path, value, 'a runtime name (podman, apptainer) or {"name": ..., "runOptions": [...]}')
-    unknown = sorted(set(value) - {"name", CACHE_LIMIT_KEY, *OPTION_KEYS})
-    if unknown:
-        allowed = ", ".join(("name", *OPTION_KEYS, CACHE_LIMIT_KEY))
-        raise SpecError(f"{path}.{unknown[0]}", value[unknown[0]], f"one of {allowed}")
-    name = value.get("name")
-    if name not in RUNTIMES:
-        raise SpecError(f"{path}.name", name, "one of " + ", ".join(RUNTIMES))
-    runtime: dict[str, Any] = {"name": name}
-    if CACHE_LIMIT_KEY in value:
-        limit = value[CACHE_LIMIT_KEY]
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise SpecError(f"{path}.{CACHE_LIMIT_KEY}", limit, "the most images a node keeps: an integer >= 1")
-        runtime[CACHE_LIMIT_KEY] = limit
-    for key in OPTION_KEYS:
-        if key in value:
-            options = value[key]
-            if not isinstance(options, list) or not all(isinstance(item, str) for item in options):
-                raise SpecError(f"{path}.{key}", options, "a list of command-line options (strings)")
-            runtime[key] = list(options)
-    return runtime
+# ---- the cluster's containerRuntime (read by cluster_spec.py) -------------------------------------
 
 
 def node_facts(detect_output: str) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from .store import Store
 from .store_health import warn_if_home_orphaned
 
 # Backends whose nodes run a job's tasks in its image (core/containers.py).
-CONTAINER_BACKENDS = ("local", "ssh")
+CONTAINER_BACKENDS = ("local", "ssh", "slurm")
 
 
 @dataclass

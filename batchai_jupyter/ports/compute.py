@@ -48,6 +48,9 @@ class ClusterSpecRef(Protocol):
     @property
     def mount_volumes(self) -> dict[str, Any] | None: ...
 
+    @property
+    def container_runtime(self) -> dict[str, Any] | None: ...  # containerRuntime: for jobs in images
+
 
 class ClusterRef(Protocol):
     """A cluster as backends and storage see it: the core's Cluster record fits it."""
