@@ -117,6 +117,8 @@ def _named(task: TaskLaunch) -> list[str]:
 def _link_targets(root: str) -> list[str]:
     targets: list[str] = []
     for directory, dirs, files in os.walk(root) if root else ():
+        # never into a mount (a Blob container, a share): it is seen through the node's own bind
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(directory, d))]
         for entry in dirs + files:
             path = os.path.join(directory, entry)
             if os.path.islink(path):

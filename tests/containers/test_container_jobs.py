@@ -27,6 +27,8 @@ import json, os, sys
 out = os.environ["AZ_BATCHAI_OUTPUT_MODEL"]
 with open(os.path.join(out, "model.txt"), "w") as handle:
     handle.write("written in the image")
+with open(os.path.join(os.environ["AZ_BATCHAI_JOB_MOUNT_ROOT"], "share", "from-image.txt"), "w") as handle:
+    handle.write("written through the job's mount")
 print("RECORD " + json.dumps({{
     "marker": open("{IMAGE_MARKER}").read().strip(),
     "host_python": os.path.exists(sys.argv[1]),
@@ -116,6 +118,16 @@ def test_a_batch_ai_job_runs_in_its_image_from_a_private_registry(
         # bash's own `$(<file)`: the image has no coreutils
         jobPreparation={"commandLine": f'echo "$(<{IMAGE_MARKER})" > $AZ_BATCHAI_JOB_TEMP/prep.txt'},
         secrets=[{"name": "TOKEN_FOR_JOB", "value": "job-secret"}],
+        # a share with no datastore registered for it: a local directory datastore, linked into the mount root
+        mountVolumes={
+            "azureFileShares": [
+                {
+                    "accountName": "acct",
+                    "azureFileUrl": "https://acct.file.core.windows.net/in-image",
+                    "relativeMountPath": "share",
+                }
+            ]
+        },
     )
     shown = create(shared_client, name, document)
     job = wait_job(shared_client, name, timeout=180)
@@ -133,6 +145,8 @@ def test_a_batch_ai_job_runs_in_its_image_from_a_private_registry(
     assert seen["registry_password_seen"] is False
     assert read_log(shared_client, name, "stderr.txt").strip() == "to stderr"
     assert read_bytes(shared_client, name, "model.txt", "MODEL") == b"written in the image"
+    with open(os.path.join(shared_service.home, "datastores", "default", "in-image", "from-image.txt")) as handle:
+        assert handle.read() == "written through the job's mount"
 
     log = execution_log(shared_client, name)
     assert f"pulling image {container_setup.registry.address}/{container_setup.images['1']}" in log
