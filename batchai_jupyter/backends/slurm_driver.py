@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -271,7 +272,7 @@ class Driver:
             self.node_settings[node.name] = (settings, facts)
             private = f"{os.path.dirname(node.mount_root)}/run/images"
             script, stdin = containers.pull_script(settings, container, private, private)
-            code, output = self._on_node(node, f"mkdir -p -m 700 {private} || exit 1\n{script}", stdin)
+            code, output = self._on_node(node, f"mkdir -p -m 700 {shlex.quote(private)} || exit 1\n{script}", stdin)
             if container.password:
                 output = output.replace(container.password, "***")
             for line in output.strip().splitlines():

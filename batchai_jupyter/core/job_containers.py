@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from collections.abc import Callable, Sequence
 
 from ..ports.compute import NodeScript, TaskLaunch
@@ -48,7 +49,7 @@ class JobContainers:
             settings = self.settings(spec, node)
             private = image_directory(node)
             script, stdin = containers.pull_script(settings, container, private, private)
-            code, output = run(index)(f"mkdir -p -m 700 {private} || exit 1\n{script}", stdin)
+            code, output = run(index)(f"mkdir -p -m 700 {shlex.quote(private)} || exit 1\n{script}", stdin)
             output = _scrub(output, container)
             for line in output.strip().splitlines():
                 log(index, line)
