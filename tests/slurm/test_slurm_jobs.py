@@ -3,6 +3,7 @@ files and variables as on the local backend."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from helpers.api import read_log, submit, wait_job
@@ -64,7 +65,7 @@ def test_an_input_named_by_location_is_read_where_the_slurm_nodes_see_it(slurm_c
     assert stdout == "alpha\n"
 
 
-def test_a_two_node_job_runs_in_its_image_through_srun(slurm_client, container_setup, tmp_path, unique):
+def test_a_two_node_job_runs_in_its_image_through_srun(slurm_service, slurm_client, container_setup, tmp_path, unique):
     cluster = unique("hpc-image")
     make_slurm_cluster(slurm_client, cluster, spec_extra={"containerRuntime": container_setup.runtime()})
     (tmp_path / "exchange.py").write_text(EXCHANGE)
@@ -89,6 +90,22 @@ def test_a_two_node_job_runs_in_its_image_through_srun(slurm_client, container_s
     assert {record["marker"] for record in ranks.values()} == {IMAGE_MARKER_TEXT}
     assert f"pulling image {container_setup.reference('slurm')}" in logs
     assert container_setup.registry.password not in logs
+    # The job's files on the shared file system (job.json, logs, ...) never hold it; only the store does.
+    holding = [
+        os.path.join(directory, file)
+        for directory, _, files in os.walk(slurm_service.home)
+        for file in files
+        if not file.startswith("batchai.db") and container_setup.registry.password.encode() in _read(directory, file)
+    ]
+    assert holding == []
+
+
+def _read(directory: str, file: str) -> bytes:
+    try:
+        with open(os.path.join(directory, file), "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
 
 
 def test_a_failed_pull_on_slurm_fails_the_job_with_the_registrys_reason(slurm_client, container_setup, unique):
