@@ -8,6 +8,7 @@ import dataclasses
 import os
 import shlex
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..ports.compute import NodeScript, TaskLaunch
 from . import containers
@@ -15,8 +16,18 @@ from .models import ContainerSettings, JobSpec
 from .records import Node
 from .store import Store
 
+CDI_HINT = "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
 # How many characters of a failed pull's output its error quotes (the registry's reason is at its end).
 REASON_CHARS = 600
+
+
+def visible_gpus(spec: JobSpec, info: dict[str, Any]) -> int:
+    """The GPUs a task of the job sees on a node (AZ_BATCHAI_NUM_GPUS): in an image, none when the node
+    was found to have no way to give its GPUs to containers."""
+    facts = info.get("containers")
+    if spec.container is None or facts is None or facts.get("gpu"):
+        return int(info["gpus"])
+    return 0
 
 
 def image_directory(node: Node) -> str:
@@ -47,6 +58,12 @@ class JobContainers:
         for index, node_id in enumerate(node_ids):
             node = self._detected(node_id, run(index))
             settings = self.settings(spec, node)
+            gpus = int(node.info.get("gpus", 0))
+            if gpus and not (node.info.get("containers") or {}).get("gpu"):
+                log(
+                    index,
+                    f"the node's {gpus} GPU(s) stay outside the container: no CDI spec ({CDI_HINT}), no nvidia hook",
+                )
             private = image_directory(node)
             script, stdin = containers.pull_script(settings, container, private, private)
             code, output = run(index)(f"mkdir -p -m 700 {shlex.quote(private)} || exit 1\n{script}", stdin)

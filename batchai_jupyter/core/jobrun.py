@@ -18,7 +18,7 @@ from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_se
 from . import launch, lifecycle, node_view
 from .containers import ContainerError
 from .events import EventBus
-from .job_containers import JobContainers, container_name
+from .job_containers import JobContainers, container_name, visible_gpus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
 from .locations import location_of
 from .records import Job, Node, Task
@@ -114,7 +114,7 @@ class JobRunner:
             ip=node.ip,
             mpi_host=info["mpi_host"],
             cpus=info["cpus"],
-            gpus=info["gpus"],
+            gpus=visible_gpus(job.spec, info),
             root=info["root"],
             workspace=job.workspace,
             experiment=job.experiment,
@@ -157,8 +157,10 @@ class JobRunner:
             return
         for note in notes:
             self._log_execution(context, nodes, nodes[0], note)
-        if job.spec.container is not None and not self._pull_image(job, backend, context, nodes):
-            return
+        if job.spec.container is not None:
+            if not self._pull_image(job, backend, context, nodes):
+                return
+            context, nodes = self.context(job)  # what the pull found of the nodes (their GPUs in containers)
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main")
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)

@@ -292,3 +292,15 @@ def test_a_node_keeps_at_most_its_image_cache_limit(shared_client, container_set
     podman = container_setup.service_storage.podman()
     assert subprocess.run([*podman, "image", "exists", first]).returncode == 1
     assert subprocess.run([*podman, "image", "exists", second]).returncode == 0
+
+
+def test_gpus_a_node_cannot_give_to_containers_are_not_promised_to_the_task(shared_client, container_setup, unique):
+    cluster = unique("gpu")  # a local node counting one GPU, without a CDI spec or the nvidia hook (this machine)
+    make_cluster(shared_client, cluster, nodes=1, gpusPerNode=1, containerRuntime=container_setup.runtime())
+    name = unique("gpu-job")
+    command = 'echo "gpus=$AZ_BATCHAI_NUM_GPUS cuda=${CUDA_VISIBLE_DEVICES-unset}"'
+    create(shared_client, name, batch_ai_job(cluster, container_setup, "1", command))
+    job = wait_job(shared_client, name)
+    assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
+    assert read_log(shared_client, name, "stdout.txt").strip() == "gpus=0 cuda=unset"
+    assert "GPU(s) stay outside the container" in execution_log(shared_client, name)
