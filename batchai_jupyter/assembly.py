@@ -6,7 +6,7 @@ and tests that want a Service in-process call `build_service`.
 from __future__ import annotations
 
 from .backends import load_backends
-from .core import launch, models
+from .core import containers, launch, models
 from .core.service import Service, Settings
 from .ports.compute import BackendContext
 from .ports.layout import HomeLayout
@@ -14,7 +14,11 @@ from .storage import StorageKinds
 from .tracking import load_trackers
 
 # The task planner, shipped as source to where a scheduler backend plans a gang's tasks (Slurm's driver).
-PLANNER_FILES = {"batchai_launch/launch.py": launch.__file__, "batchai_launch/models.py": models.__file__}
+PLANNER_FILES = {
+    "batchai_launch/launch.py": launch.__file__,
+    "batchai_launch/models.py": models.__file__,
+    "batchai_launch/containers.py": containers.__file__,
+}
 
 
 def build_service(settings: Settings) -> Service:

@@ -13,7 +13,7 @@ from .cli_common import service_client as _client
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .cli_sweeps import RUN_VERB, add_runs_parser, add_sweep_parsers, runs_command, sweep_command
 from .client.follow import follow_job
-from .client.specs import cluster_document
+from .client.specs import cluster_document, with_image
 from .errors import BatchAIError
 from .formatting import print_result
 from .jsonfile import fill_placeholders, read_json_object
@@ -172,6 +172,8 @@ def job_command(args) -> object:
     job = (args.workspace, args.experiment, getattr(args, "name", None))
     if args.verb == "create":
         document = _load_json_file(args.config_file)
+        if args.image:
+            document = with_image(document, args.image)
         return client.create_job(args.workspace, args.experiment, document, args.name, args.cluster)
     if args.verb == "list":
         return client.jobs(args.workspace, args.experiment, args.state)
@@ -378,6 +380,7 @@ def _add_job_parsers(sub) -> None:
     create.add_argument("-n", "--name", help="job name (or `name` in the file)")
     create.add_argument("-c", "--cluster", "-r", "--cluster-name", dest="cluster", help="cluster name or ARM id")
     create.add_argument("-f", "--config-file", required=True)
+    create.add_argument("--image", help="run the job's tasks in this image (its containerSettings image)")
     listing = job.add_parser("list", help="list jobs")
     _scope(listing, experiment=True)
     listing.add_argument("--state", choices=["queued", "running", "terminating", "succeeded", "failed"])

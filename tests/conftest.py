@@ -7,12 +7,14 @@ adds the fixtures of its own components (Slurm, sshd hosts, Azurite, JupyterLab,
 from __future__ import annotations
 
 import itertools
+import secrets
 import uuid
 
 import pytest
 
 from batchai_jupyter.client import Client
 from helpers.azurite_server import Azurite
+from helpers.containers import ContainerSetup, Registry, Storage, build_python_image
 from helpers.processes import LeftoverProbe
 from helpers.servers import Launch
 from helpers.service import TOKEN, ServiceProcess, kill_leftover_tasks
@@ -93,3 +95,24 @@ def launch(tmp_path, port) -> Launch:
     server = Launch(tmp_path, port)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def container_setup(tmp_path_factory) -> ContainerSetup:
+    """One private registry (TLS, htpasswd) and one small Python image for the whole session, pushed under
+    several tags: each test that needs a first pull pulls a tag no job has pulled before."""
+    work = tmp_path_factory.mktemp("containers")
+    registry = Registry(str(work / "registry"), "batchai", "pw-" + secrets.token_hex(8))
+    registry.start()
+    builder, service = Storage(str(work / "builder")), Storage(str(work / "service"))
+    image = build_python_image(str(work), builder, "localhost/batchai-test/python:built")
+    images = {
+        tag: f"batchai-test/python:{tag}"
+        for tag in ("1", "wrong-password", "registry-down", "notebook", "ssh", "slurm", "cache-a", "cache-b")
+    }
+    for name in images.values():
+        registry.push(builder, image, name)
+    yield ContainerSetup(registry, images, service)
+    registry.stop()
+    builder.remove()
+    service.remove()

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import BatchAIError
 from ..ports.compute import (
@@ -242,7 +243,7 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
             _write(os.path.join(control, "slurm_job_id"), adopted)
             return
         runtime = self._ship_runtime(options)
-        self._write_job_files(options, request, control, runtime)
+        self._write_job_files(options, request, control, runtime, cluster.spec.container_runtime)
         script = (
             f"#!/bin/sh\nexec {shlex.quote(options.python)} -S "
             f"{shlex.quote(os.path.join(options.on_nodes(runtime), 'slurm_driver.py'))} "
@@ -259,17 +260,27 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
                 return entry.job_id
         return None
 
-    def _write_job_files(self, options: SlurmOptions, request: GangRequest, control: str, runtime: str) -> None:
+    def _write_job_files(
+        self,
+        options: SlurmOptions,
+        request: GangRequest,
+        control: str,
+        runtime: str,
+        container_runtime: dict[str, Any] | None,
+    ) -> None:
         context = dataclasses.asdict(request.context)
         secrets = dict(context["spec"].get("secrets") or {})
         context["spec"]["secrets"] = {}
+        container = context["spec"].get("container")
+        if container and container.get("password"):  # with the secrets, never in job.json
+            secrets[slurm_driver.REGISTRY_SECRET] = container.pop("password")
         context.pop("node_base_env", None)
         on_nodes = options.on_nodes
         for key in ("stdouterr_dir", "shared_job_temp", "hostfile"):
             context[key] = on_nodes(context[key])
         context["input_paths"] = {k: on_nodes(v) for k, v in context["input_paths"].items()}
         context["output_paths"] = {k: on_nodes(v) for k, v in context["output_paths"].items()}
-        if options.python_given:
+        if options.python_given and not container:  # in an image, the image's Python
             context["python"] = options.python
         job = {
             "context": context,
@@ -278,6 +289,7 @@ class SlurmBackend(SchedulerBackend, NodePool, ChecksClusters):
             "gpus_per_node": options.gpus_per_node,
             "python": options.python,
             "node_addresses": dict(self._addresses),
+            "container_runtime": container_runtime,
         }
         for stale in ("result.json", "started.json", "tasks.json", "cancelled"):
             if os.path.exists(os.path.join(control, stale)):

@@ -26,12 +26,17 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
 import time
 
 POLL_SECONDS = 0.05
+# The key of a job's registry password in secrets.json (apart from the job's secret variables).
+REGISTRY_SECRET = "registry-password"
+# How many characters of a failed pull's output its error quotes (the registry's reason is at its end).
+REASON_CHARS = 600
 
 
 def _read_json(path: str):
@@ -98,7 +103,11 @@ def _job_spec(models, data: dict, secrets: dict):
     )
     values["input_directories"] = [models.InputDirectory(**d) for d in values.get("input_directories", [])]
     values["output_directories"] = [models.OutputDirectory(**d) for d in values.get("output_directories", [])]
-    values["secrets"] = dict(secrets)
+    secrets = dict(secrets)
+    password = secrets.pop(REGISTRY_SECRET, "")
+    if values.get("container"):
+        values["container"] = models.ContainerSettings(**{**values["container"], "password": password})
+    values["secrets"] = secrets
     return models.JobSpec(**values)
 
 
@@ -111,9 +120,11 @@ class Driver:
         if os.path.exists(secrets_file):
             os.unlink(secrets_file)
         sys.path.insert(0, self.job["runtime"])
-        from batchai_launch import launch, models  # noqa: E402 (shipped next to this file)
+        from batchai_launch import containers, launch, models  # noqa: E402 (shipped next to this file)
 
         self.launch = launch
+        self.containers = containers
+        self.node_settings: dict = {}  # node name -> (runtime settings, node facts), for a job in an image
         self.manifest: list[dict] = []
         self.stopped: list[str] = []  # tasks ended by us (parameter servers, the rest of a failed phase)
         names = _hostnames(os.environ["SLURM_JOB_NODELIST"])
@@ -151,6 +162,10 @@ class Driver:
         _write_json(
             os.path.join(self.control, "started.json"), {"nodes": [n.name for n in self.nodes], "time": time.time()}
         )
+        if context.spec.container is not None:
+            failure = self._pull_image()
+            if failure:
+                return self._finish("failed", failure)
         prep = self.launch.plan_job_preparation(context, self.nodes)
         if prep:
             failure = self._run_phase("prep", prep)
@@ -183,11 +198,14 @@ class Driver:
             for leftover in ("exit", "pid", "heartbeat"):
                 if os.path.exists(os.path.join(run_dir, leftover)):
                     os.unlink(os.path.join(run_dir, leftover))
+            command, env = plan.command, dict(plan.env)
+            if self.context.spec.container is not None:
+                command, env = self._in_image(plan, node, command, env)
             _write_json(
                 os.path.join(run_dir, "task.json"),
                 {
-                    "command": plan.command,
-                    "env": dict(plan.env),
+                    "command": command,
+                    "env": env,
                     "cwd": node.job_temp,
                     "stdout": os.path.join(self.context.stdouterr_dir, plan.stdout_name),
                     "stderr": os.path.join(self.context.stdouterr_dir, plan.stderr_name),
@@ -232,6 +250,65 @@ class Driver:
             self._log(node, f"{phase} task {plan.name} ({plan.role}) started")
         _write_json(os.path.join(self.control, "tasks.json"), self.manifest)
         return self._wait(phase, steps)
+
+    # -- jobs in images --------------------------------------------------------------------------
+
+    def _on_node(self, node, script: str, stdin: str = "") -> tuple[int, str]:
+        """Runs a bash script on one node of the allocation, as an srun step."""
+        argv = ["srun", "--overlap", "--nodes=1", "--ntasks=1", f"--nodelist={node.name}", "--quiet"]
+        done = subprocess.run([*argv, "bash", "-c", script], input=stdin, capture_output=True, text=True)
+        return done.returncode, done.stdout + done.stderr
+
+    def _pull_image(self) -> dict | None:
+        """Makes the job's image present on every node of the allocation (as JobContainers.pull does on a
+        node-pool backend's nodes); the failure that ends the attempt, with the runtime's own words."""
+        containers, container = self.containers, self.context.spec.container
+        for node in self.nodes:
+            facts = containers.node_facts(self._on_node(node, containers.DETECT_SCRIPT)[1])
+            try:
+                settings = containers.runtime_settings(self.job.get("container_runtime"), facts["runtimes"])
+            except containers.ContainerError as error:
+                return {"code": "ImagePullFailed", "exit_code": None, "message": f"node {node.name}: {error}"}
+            self.node_settings[node.name] = (settings, facts)
+            private = f"{os.path.dirname(node.mount_root)}/run/images"
+            script, stdin = containers.pull_script(settings, container, private, private)
+            code, output = self._on_node(node, f"mkdir -p -m 700 {shlex.quote(private)} || exit 1\n{script}", stdin)
+            if container.password:
+                output = output.replace(container.password, "***")
+            for line in output.strip().splitlines():
+                self._log(node, line)
+            if code != 0:
+                reference = containers.image_reference(container)
+                return {
+                    "code": "ImagePullFailed",
+                    "exit_code": None,
+                    "message": f"image {reference} could not be pulled on node {node.name} with {settings.name} "
+                    f"(exit code {code}): {output.strip()[-REASON_CHARS:]}",
+                }
+        return None
+
+    def _in_image(self, plan, node, command: str, env: dict) -> tuple[str, dict]:
+        """The task's command line and variables for its run in the job's image (JobContainers.task_launch)."""
+        containers = self.containers
+        settings, facts = self.node_settings[node.name]
+        root = os.path.dirname(node.mount_root)
+        gpu_env = containers.gpu_environment(node.gpus, facts["gpu"])
+        named = [value for name, value in env.items() if name.startswith("AZ_BATCHAI_") and value.startswith("/")]
+        # The node's directories (slurm_step makes them there) and what the shared file system has.
+        binds = [p for p in containers.covering_paths([root, *named]) if p == root or os.path.exists(p)]
+        wrapped = containers.task_command(
+            settings,
+            self.context.spec.container,
+            command=command,
+            env_names=[*env, *gpu_env, "BATCHAI_TASK_DIR"],
+            binds=binds,
+            cwd=node.job_temp,
+            name=f"batchai-{os.path.basename(self.control)}-{plan.name}",
+            cache_dir=f"{root}/run/images",
+            gpus=node.gpus,
+            gpu_mode=facts["gpu"],
+        )
+        return wrapped, {**env, **gpu_env}
 
     def _wait(self, phase: str, steps: dict) -> dict | None:
         running = dict(steps)

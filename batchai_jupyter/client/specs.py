@@ -1,7 +1,14 @@
 """Request bodies built from options: a cluster spec from a cluster.json (or native spec) and the
-options of `batchai cluster create`, `%batchai_cluster create` and `Workspace.clusters.create`."""
+options of `batchai cluster create`, `%batchai_cluster create` and `Workspace.clusters.create`; a job
+document's image (`--image` of `batchai job create` and `%%batchai_job`)."""
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import BatchAIError
 
 
 def cluster_document(
@@ -58,3 +65,28 @@ def cluster_document(
     if default_backend and "backend" not in body and "properties" not in document:
         body["backend"] = default_backend
     return {**document, "properties": body} if "properties" in document else body
+
+
+def with_image(document: dict[str, Any], image: str, credentials: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of the job `document` (a Batch AI job.json or a native spec) that runs in `image`; the
+    registry's `credentials` ({"username", "password"[, "serverUrl"]}) replace any the document has."""
+    document = copy.deepcopy(document)
+    body = document["properties"] if isinstance(document.get("properties"), dict) else document
+    body.pop("image", None)
+    settings = body.setdefault("containerSettings", {})
+    if not isinstance(settings, dict):
+        settings = body["containerSettings"] = {}
+    registry = settings.setdefault("imageSourceRegistry", {})
+    registry["image"] = image
+    if credentials is not None:
+        unknown = sorted(set(credentials) - {"username", "password", "serverUrl"})
+        if unknown or not credentials.get("username") or not credentials.get("password"):
+            raise BatchAIError(
+                "InvalidArgument",
+                "--registry-credentials: give a dict with username and password (and serverUrl when the image's "
+                f"name has no registry){f'; unknown key {unknown[0]!r}' if unknown else ''}",
+            )
+        registry["credentials"] = {"username": credentials["username"], "password": credentials["password"]}
+        if credentials.get("serverUrl"):
+            registry["serverUrl"] = credentials["serverUrl"]
+    return document

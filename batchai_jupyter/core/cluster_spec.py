@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import SpecError
+from .containers import CACHE_LIMIT_KEY, OPTION_KEYS, RUNTIMES
 from .durations import parse_duration
 from .limits import check_spec_limits
 from .models import (
@@ -101,6 +103,7 @@ def parse_cluster_spec(
         native_mounts=body.flag("nativeMounts"),
         backend_options=backend_options,
         api_version=api_version,
+        container_runtime=parse_container_runtime(body),
     )
 
 
@@ -119,6 +122,39 @@ def _azure_settings(body: Fields) -> dict[str, Any]:
     if isinstance(subnet.get("id"), str) and subnet["id"].strip():
         found["subnet"] = subnet["id"].strip()
     return found
+
+
+def parse_container_runtime(body: Fields) -> dict[str, Any] | None:
+    """A cluster spec's `containerRuntime` (a Fields of its body): a runtime name, or an object with
+    the name and option lists replacing the defaults. None: each node's own runtime, defaults."""
+    if not body.has("containerRuntime"):
+        return None
+    value = body.get("containerRuntime")
+    path = body.at("containerRuntime")
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise SpecError(path, value, 'a runtime name (podman, apptainer) or {"name": ..., "runOptions": [...]}')
+    unknown = sorted(set(value) - {"name", CACHE_LIMIT_KEY, *OPTION_KEYS})
+    if unknown:
+        allowed = ", ".join(("name", *OPTION_KEYS, CACHE_LIMIT_KEY))
+        raise SpecError(f"{path}.{unknown[0]}", value[unknown[0]], f"one of {allowed}")
+    name = value.get("name")
+    if name not in RUNTIMES:
+        raise SpecError(f"{path}.name", name, "one of " + ", ".join(RUNTIMES))
+    runtime: dict[str, Any] = {"name": name}
+    if CACHE_LIMIT_KEY in value:
+        limit = value[CACHE_LIMIT_KEY]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise SpecError(f"{path}.{CACHE_LIMIT_KEY}", limit, "the most images a node keeps: an integer >= 1")
+        runtime[CACHE_LIMIT_KEY] = limit
+    for key in OPTION_KEYS:
+        if key in value:
+            options = value[key]
+            if not isinstance(options, list) or not all(isinstance(item, str) for item in options):
+                raise SpecError(f"{path}.{key}", options, "a list of command-line options (strings)")
+            runtime[key] = list(options)
+    return runtime
 
 
 def _scale(body: Fields) -> ScaleSettings:
@@ -223,6 +259,7 @@ def cluster_spec_to_wire(spec: ClusterSpec) -> dict[str, Any]:
         "nodeSetup": node_setup if any(node_setup.values()) else None,
         "nativeMounts": spec.native_mounts,
         "backendOptions": mask_secrets(spec.backend_options),
+        **({"containerRuntime": spec.container_runtime} if spec.container_runtime else {}),
     }
 
 

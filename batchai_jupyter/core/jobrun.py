@@ -16,12 +16,16 @@ from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, Re
 from ..ports.datastores import Datastore, JobStorage
 from ..ports.layout import HomeLayout, output_segment, stdouterr_segment
 from . import launch, lifecycle, node_view
+from .containers import ContainerError
 from .events import EventBus
+from .job_containers import JobContainers, container_name, visible_gpus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
 from .locations import location_of
 from .records import Job, Node, Task
 from .store import Store
 
+# The interpreter a job in an image runs its script with (the image's; `pythonInterpreterPath` chooses another).
+CONTAINER_PYTHON = "python3"
 # How long terminated tasks get to exit after SIGTERM before they are killed outright.
 TERMINATE_GRACE_SECONDS = 10.0
 
@@ -55,6 +59,7 @@ class JobRunner:
         self.datastore_for = datastore_for  # (workspace[, name]) -> a datastore, by default the default one
         self.base_env = base_env
         self.data = data  # staging, mounts, flushing: storage/jobdata.py
+        self.containers = JobContainers(store)
 
     # -- building the launch context -------------------------------------------------------
 
@@ -78,8 +83,11 @@ class JobRunner:
             },
             hostfile=os.path.join(shared, "hostfile"),
             master_port=job.master_port or 0,
-            # A backend whose nodes are other machines names the Python there (node info "python").
-            python=self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
+            # In an image, the image's Python; a backend whose nodes are other machines names the Python
+            # there (node info "python").
+            python=CONTAINER_PYTHON
+            if spec.container
+            else self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
             node_base_env=self.base_env(),
             checkpoint_dir=datastore.node_path(f"{job.segment}/checkpoints"),
         )
@@ -105,7 +113,7 @@ class JobRunner:
             ip=node.ip,
             mpi_host=info["mpi_host"],
             cpus=info["cpus"],
-            gpus=info["gpus"],
+            gpus=visible_gpus(job.spec, info),
             root=info["root"],
             workspace=job.workspace,
             experiment=job.experiment,
@@ -148,9 +156,33 @@ class JobRunner:
             return
         for note in notes:
             self._log_execution(context, nodes, nodes[0], note)
+        if job.spec.container is not None:
+            if not self._pull_image(job, backend, context, nodes):
+                return
+            context, nodes = self.context(job)  # what the pull found of the nodes (their GPUs in containers)
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main")
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
+
+    def _pull_image(
+        self, job: Job, backend: Backend, context: launch.JobContext, nodes: list[launch.NodeContext]
+    ) -> bool:
+        """Makes the job's image present on its nodes before any task starts; a node that cannot get it
+        fails the attempt with the runtime's reason, and nothing of it has started."""
+        run = self.node_scripts(backend, job.node_ids)
+        try:
+            if run is None:
+                raise ContainerError(f"cluster {job.cluster}'s backend cannot run containers")
+            self.containers.pull(
+                job.with_secrets(),
+                job.node_ids,
+                run,
+                lambda index, line: self._log_execution(context, nodes, nodes[index], line),
+            )
+        except ContainerError as failure:
+            self.attempt_failed(job, error("ImagePullFailed", str(failure)), None)
+            return False
+        return True
 
     def _show_mounts_on(
         self, backend: Backend, node_ids: Sequence[int]
@@ -240,21 +272,24 @@ class JobRunner:
                 )
                 rows.append((task_id, plan, directories, run_dir))
         base = self.base_env()
+        spec = context.spec
         for _task_id, plan, directories, run_dir in rows:
             node = nodes[plan.node_index]
+            node_row = self.store.existing_node(node_ids[plan.node_index])
             shutil.rmtree(run_dir, ignore_errors=True)
-            backend.start_task(
-                self.store.existing_node(node_ids[plan.node_index]),
-                run_dir,
-                TaskLaunch(
-                    command=plan.command,
-                    env={**base, **plan.env},
-                    cwd=node.job_temp,
-                    stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
-                    stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),
-                    directories=directories,
-                ),
+            task = TaskLaunch(
+                command=plan.command,
+                env={**base, **plan.env},
+                cwd=node.job_temp,
+                stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
+                stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),
+                directories=directories,
             )
+            if spec.container is not None:
+                name = container_name(job.uuid, job.attempt, plan.name)
+                remote = isinstance(backend, RemoteNodes)
+                task = self.containers.task_launch(spec, node_row, name, task, list(plan.env), remote)
+            backend.start_task(node_row, run_dir, task)
             self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
 
     def _log_execution(

@@ -85,6 +85,22 @@ class OutputDirectory:
 
 
 @dataclass
+class ContainerSettings:
+    """Batch AI's job-level containerSettings: the image the job's tasks run in, and where it comes from."""
+
+    image: str
+    server_url: str = ""  # the registry; empty: the image name says (or the runtime's default)
+    username: str = ""
+    # Never stored with the spec: the store keeps it with the job's secrets (REGISTRY_PASSWORD).
+    password: str = ""
+    shm_size: str = ""  # /dev/shm's size, as Batch AI's shmSize ("2g"); empty: the runtime's default
+
+
+# The key of a job's registry password among its stored secrets: not a variable name, so no task sees it.
+REGISTRY_PASSWORD = "batchai:registryPassword"
+
+
+@dataclass
 class JobSpec:
     name: str
     cluster: str
@@ -108,6 +124,13 @@ class JobSpec:
     # The run's parameters as the user names them ({"lr": 0.01}): shown in the run history, and given to
     # the job as $BATCHAI_PARAMS (JSON). Sweeps set their trials' sampled values here.
     params: dict[str, Any] = field(default_factory=dict)
+    container: ContainerSettings | None = None  # the image the tasks run in; None: on the node itself
+
+
+def stored_secrets(spec: JobSpec) -> dict[str, str]:
+    """What the store keeps apart from a job's spec: its secret variables and its registry password."""
+    password = spec.container.password if spec.container else ""
+    return {**spec.secrets, **({REGISTRY_PASSWORD: password} if password else {})}
 
 
 @dataclass
@@ -147,6 +170,8 @@ class ClusterSpec:
     native_mounts: bool = False  # nodes with the tool mount Blob containers and file shares themselves
     backend_options: dict[str, Any] = field(default_factory=dict)  # hosts, keys, partition... per backend
     api_version: str = "native"
+    # containerRuntime: {"name": "podman" | "apptainer", options...}; None: what each node has (containers.py)
+    container_runtime: dict[str, Any] | None = None
 
     @property
     def max_nodes(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .models import ClusterSpec, JobSpec
+from .models import REGISTRY_PASSWORD, ClusterSpec, JobSpec
 from .spec_codec import decode_cluster_spec, decode_job_spec
 
 ErrorList = list[dict[str, Any]]
@@ -46,7 +46,11 @@ class Job:
 
     def with_secrets(self) -> JobSpec:
         """The spec with its secret values, for what runs the job (never for a view)."""
-        return replace(self.spec, secrets=dict(self.secrets))
+        variables = {name: value for name, value in self.secrets.items() if name != REGISTRY_PASSWORD}
+        container = self.spec.container
+        if container is not None:
+            container = replace(container, password=self.secrets.get(REGISTRY_PASSWORD, ""))
+        return replace(self.spec, secrets=variables, container=container)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from .events import EventBus
 from .handover import HandOver
 from .jobrun import JobRunner
 from .locations import location_of
-from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES, JobSpec
+from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES, JobSpec, stored_secrets
 from .names import validate_name
 from .nodes import NodeKeeper
 from .records import Cluster, DatastoreRow, Job
@@ -53,6 +53,9 @@ from .tracking import RunFollower, experiment_tracking
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RESOURCE_GROUP = "default"
 DEFAULT_LOCATION = "local"
+
+# Backends whose nodes run a job's tasks in its image (core/containers.py).
+CONTAINER_BACKENDS = ("local", "ssh", "slurm")
 
 
 @dataclass
@@ -543,6 +546,13 @@ class Service:
         spec = parse_job_spec(document, name=name, workspace=workspace, experiment=experiment, cluster=cluster)
         self._check_locations(workspace, spec)
         cluster_row = self._cluster_row(workspace, spec.cluster)
+        if spec.container is not None and cluster_row.spec.backend not in CONTAINER_BACKENDS:
+            where = "containerSettings" if spec.api_version != NATIVE else "image"
+            raise BatchAIError(
+                "ContainersUnsupported",
+                f"{where}: cluster '{spec.cluster}' ({cluster_row.spec.backend} backend) cannot run jobs in images "
+                f"yet; use a cluster of the {', '.join(CONTAINER_BACKENDS)} backend, or drop the image",
+            )
         scale = cluster_row.spec.scale
         if scale.mode == "auto" and spec.node_count > scale.maximum:
             raise BatchAIError(
@@ -568,7 +578,7 @@ class Service:
                     priority=spec.priority,
                     state="queued",
                     spec=encode_job_spec(spec),
-                    secrets=dict(spec.secrets),
+                    secrets=stored_secrets(spec),
                     created=now,
                     state_since=now,
                 )

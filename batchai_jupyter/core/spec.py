@@ -27,6 +27,7 @@ from .models import (
     MAX_PROCESSES_PER_JOB,
     PRIORITY_BY_NAME,
     TOOLKITS,
+    ContainerSettings,
     InputDirectory,
     JobSpec,
     OutputDirectory,
@@ -62,6 +63,9 @@ CNTK_LANGUAGES = ("BrainScript", "Python")
 
 _ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_KEY = re.compile(r"(key|password|sastoken|token)$", re.IGNORECASE)
+# An image reference or registry as a runtime's argv takes it: never an option ("-..."), never blank.
+_IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}")
+_SHM_SIZE = re.compile(r"[1-9][0-9]*[bkmgBKMG]?")
 _MASK = "***"
 _HIDDEN = "<hidden>"
 
@@ -479,6 +483,7 @@ def parse_job_spec(
         mount_volumes=raw_block(body, "mountVolumes"),
         api_version=api_version,
         params=_params(body),
+        container=_container(body),
     )
 
 
@@ -501,6 +506,66 @@ def _params(body: Fields) -> dict[str, Any]:
         if item is not None and not isinstance(item, (str, int, float, bool)):
             raise SpecError(f"{body.at('params')}.{name}", item, "a string, a number, true, false or null")
     return dict(value)
+
+
+def _container(body: Fields) -> ContainerSettings | None:
+    """containerSettings (Batch AI's, at job level), or the native spec's `image` alone."""
+    place = one_of((body, "containerSettings"), (body, "image"))
+    if place is None:
+        return None
+    if place[1] == "image":
+        return ContainerSettings(image=_image_text(body, "image", "an image name such as pytorch/pytorch:1.0"))
+    block = body.present_obj("containerSettings")
+    registry = block.obj("imageSourceRegistry")
+    if registry is None:
+        raise block.missing("imageSourceRegistry", 'the image the job runs in: {"image": "pytorch/pytorch:1.0"}')
+    username, password = "", ""
+    credentials = registry.obj("credentials")
+    if credentials is not None:
+        username = credentials.text("username", required="the registry user the password belongs to")
+        if not credentials.has("password") and credentials.has("passwordSecretReference"):
+            raise SpecError(
+                credentials.at("passwordSecretReference"),
+                credentials.get("passwordSecretReference"),
+                "Key Vault references cannot be resolved here; put the password itself in `password`",
+                code="UnsupportedSecretReference",
+            )
+        if not credentials.has("password"):
+            raise credentials.missing("password", "the registry password for the username")
+        password = _variable_value(credentials.get("password"), credentials.at("password"), secret=True)
+    server = registry.text("serverUrl").strip()
+    server = re.sub(r"^[a-z]+://", "", server).rstrip("/")
+    if server and not _IMAGE.fullmatch(server):
+        raise SpecError(registry.at("serverUrl"), server, "a registry address such as myregistry.azurecr.io")
+    shm_size = block.text("shmSize").strip()
+    if shm_size and not _SHM_SIZE.fullmatch(shm_size):
+        raise SpecError(block.at("shmSize"), shm_size, "a size such as 2g, 512m or 1073741824")
+    return ContainerSettings(
+        image=_image_text(registry, "image", "an image name such as pytorch/pytorch:1.0"),
+        server_url=server,
+        username=username,
+        password=password,
+        shm_size=shm_size,
+    )
+
+
+def _image_text(fields: Fields, key: str, required: str) -> str:
+    image = fields.text(key, required=required).strip()
+    if not _IMAGE.fullmatch(image):
+        raise SpecError(fields.at(key), image, required)
+    return image
+
+
+def container_to_wire(container: ContainerSettings | None) -> dict[str, Any] | None:
+    """containerSettings as Batch AI showed it: the username, never the password."""
+    if container is None:
+        return None
+    registry: dict[str, Any] = {"image": container.image}
+    if container.server_url:
+        registry["serverUrl"] = container.server_url
+    if container.username:
+        registry["credentials"] = {"username": container.username}
+    return {"imageSourceRegistry": registry, "shmSize": container.shm_size or None}
 
 
 def _job_cluster(body: Fields, override: str | None) -> str:
@@ -591,6 +656,8 @@ def job_spec_to_wire(spec: JobSpec) -> dict[str, Any]:
         "stdOutErrPathPrefix": spec.std_out_err_path_prefix,
         "mountVolumes": mask_secrets(spec.mount_volumes),
         "params": dict(spec.params),
+        # only for a job in an image: the views of jobs without one stay as they were
+        **({"containerSettings": container_to_wire(spec.container)} if spec.container else {}),
     }
 
 

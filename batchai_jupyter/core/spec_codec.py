@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from ..errors import BatchAIError
 from .models import (
     ClusterSpec,
+    ContainerSettings,
     InputDirectory,
     JobSpec,
     OutputDirectory,
@@ -27,13 +28,17 @@ from .models import (
     ToolkitSettings,
 )
 
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 
 # Fields a class's stored form leaves out: secret values live in their own column.
-_EXCLUDED: dict[type, frozenset[str]] = {JobSpec: frozenset({"secrets"}), SetupTask: frozenset({"secrets"})}
+_EXCLUDED: dict[type, frozenset[str]] = {
+    JobSpec: frozenset({"secrets"}),
+    SetupTask: frozenset({"secrets"}),
+    ContainerSettings: frozenset({"password"}),
+}
 # Fields holding another dataclass (or a list of them): decoded into it.
 _NESTED: dict[type, dict[str, type]] = {
-    JobSpec: {"toolkit": ToolkitSettings},
+    JobSpec: {"toolkit": ToolkitSettings, "container": ContainerSettings},
     ClusterSpec: {"scale": ScaleSettings, "setup_task": SetupTask},
 }
 _NESTED_LISTS: dict[type, dict[str, type]] = {
@@ -145,9 +150,19 @@ def _job_v1(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _job_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 had no containers: every job ran on the node itself."""
+    return {**data, "container": None}
+
+
 def _unchanged(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-_JOB_UPGRADES: tuple[Upgrade, ...] = (_job_v0, _job_v1)
-_CLUSTER_UPGRADES: tuple[Upgrade, ...] = (_cluster_v0, _unchanged)
+def _cluster_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 had no containerRuntime: each node's own runtime is used."""
+    return {**data, "container_runtime": None}
+
+
+_JOB_UPGRADES: tuple[Upgrade, ...] = (_job_v0, _job_v1, _job_v2)
+_CLUSTER_UPGRADES: tuple[Upgrade, ...] = (_cluster_v0, _unchanged, _cluster_v2)

@@ -52,7 +52,7 @@ def file_view(entry: FileEntry, folder: str) -> dict[str, Any]:
 
 
 def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = "") -> dict[str, Any]:
-    spec = dataclasses.replace(job.spec, secrets={name: "" for name in job.secrets})  # their names only
+    spec = dataclasses.replace(job.spec, secrets={name: "" for name in job.with_secrets().secrets})  # names only
     view = {
         "name": job.name,
         "workspace": job.workspace,

@@ -247,6 +247,12 @@ class BatchAIMagics(Magics):
     @argument("--pull", action="append", metavar="VAR,...", help="globals of rank 0 brought back: job.result()")
     @argument("--requirements", metavar="FILE", help="pip requirements installed on each node first")
     @argument("--env", nargs="+", default=[], metavar="K=V", help="environment variables of the job")
+    @argument("--image", help="run the cell in this image (it needs python3 >= 3.8 on its PATH)")
+    @argument(
+        "--registry-credentials",
+        metavar="VAR",
+        help="a notebook variable holding the image registry's {'username': ..., 'password': ...}",
+    )
     @argument("--priority", choices=PRIORITIES, help="scheduling priority (default normal)")
     @argument("--retries", type=int, help="times a failed job is retried")
     @argument("--max-time", metavar="DURATION", help="maximum wall-clock time, e.g. 1:00:00, 2h, P1D")
@@ -294,6 +300,8 @@ class BatchAIMagics(Magics):
             name=args.name,
             config_file=args.config_file,
             replace=args.replace,
+            image=args.image,
+            registry_credentials=args.registry_credentials,
         )
         submission = submit_cell(
             self.workspace, cell, options, self.shell.user_ns, os.getcwd(), self.package_limit, progress=_progress_bar

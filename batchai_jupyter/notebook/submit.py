@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..client.specs import with_image
 from ..errors import BatchAIError
 from ..jsonfile import read_json_object
 from ..runtime import cellrunner
@@ -63,6 +64,8 @@ class CellJobOptions:
     name: str | None = None
     config_file: str | None = None
     replace: bool = False  # a job of the same name is deleted first (a notebook run again)
+    image: str | None = None  # the image the cell runs in
+    registry_credentials: str | None = None  # the notebook variable with the registry's username and password
 
 
 @dataclass
@@ -87,12 +90,12 @@ def split_pairs(values: list[str], option: str, what: str) -> dict[str, str]:
     return pairs
 
 
-def _toolkit(framework: str, processes: int | None) -> dict:
+def _toolkit(framework: str, processes: int | None, python: str) -> dict:
     if framework not in FRAMEWORKS:
         raise BatchAIError("InvalidArgument", f"--framework {framework!r}: use one of {', '.join(FRAMEWORKS)}")
     runner = cellrunner.RUNNER_NAME
     if framework in ("custom", "mpi"):
-        toolkit = {"commandLine": f"python {runner}"}
+        toolkit = {"commandLine": f"{python} {runner}"}
     elif framework == "cntk":
         toolkit = {"languageType": "Python", "pythonScriptFilePath": runner}
     else:
@@ -115,7 +118,7 @@ def _file_framework(body: dict) -> str | None:
     return None
 
 
-def _with_toolkit(body: dict, framework: str, processes: int | None) -> dict:
+def _with_toolkit(body: dict, framework: str, processes: int | None, python: str = "python") -> dict:
     """The spec with its toolkit set to run the cell (a -f file's block keeps its other settings)."""
     block = _BLOCKS[framework]
     settings = {
@@ -123,16 +126,24 @@ def _with_toolkit(body: dict, framework: str, processes: int | None) -> dict:
         for key, value in dict(body.get(block) or {}).items()
         if key not in ("commandLine", "pythonScriptFilePath", "configFilePath")
     }
-    settings.update(_toolkit(framework, processes))
+    settings.update(_toolkit(framework, processes, python))
     body = {key: value for key, value in body.items() if key not in _BLOCKS.values() and key != "toolkit"}
     body[block] = settings
     return body
 
 
-def _preparation(body: dict, requirements: str | None) -> str:
-    steps = [f'cp -a "$AZ_BATCHAI_INPUT_{PACKAGE_INPUT_ID}"/. .']
+def _preparation(body: dict, requirements: str | None, image: bool = False) -> str:
+    package = f"$AZ_BATCHAI_INPUT_{PACKAGE_INPUT_ID}"
+    # An image needs nothing but a Python: the package is copied by it (node: by cp).
+    copy = (
+        f'python3 -c \'import shutil, sys; shutil.copytree(sys.argv[1], ".", dirs_exist_ok=True)\' "{package}"'
+        if image
+        else f'cp -a "{package}"/. .'
+    )
+    steps = [copy]
     if requirements:
-        steps.append(f"python -m pip install -q -r {shlex.quote(os.path.basename(requirements))}")
+        python = "python3" if image else "python"
+        steps.append(f"{python} -m pip install -q -r {shlex.quote(os.path.basename(requirements))}")
     given = body.get("jobPreparation")
     given = given.get("commandLine") if isinstance(given, dict) else given
     if given:
@@ -192,6 +203,24 @@ def _upload_data(
     return inputs, reports
 
 
+def _registry_credentials(variable: str | None, namespace: dict) -> dict | None:
+    if variable is None:
+        return None
+    if variable not in namespace:
+        raise BatchAIError(
+            "InvalidArgument",
+            f"--registry-credentials {variable}: no such notebook variable; set it first, e.g. "
+            f"{variable} = {{'username': 'me', 'password': getpass.getpass()}}",
+        )
+    value = namespace[variable]
+    if not isinstance(value, dict):
+        raise BatchAIError(
+            "InvalidArgument",
+            f"--registry-credentials {variable}: a dict with username and password, not a {type(value).__name__}",
+        )
+    return value
+
+
 @dataclass
 class PreparedCell:
     """A cell packaged and uploaded, and the job spec that runs it (not submitted yet)."""
@@ -231,10 +260,14 @@ def prepare_cell(
     """Packages and uploads the cell, its --files, --push and --data; returns the spec that runs it."""
     body = load_config(options.config_file) if options.config_file else {}
     framework = options.framework or _file_framework(body) or "custom"
-    body = _with_toolkit(body, framework, options.processes)
+    # In an image, its python3 (the name every Python image has); on a node, its python.
+    body = _with_toolkit(body, framework, options.processes, "python3" if options.image else "python")
     if options.priority and options.priority not in PRIORITIES:
         raise BatchAIError("InvalidArgument", f"--priority {options.priority!r}: use one of {', '.join(PRIORITIES)}")
     env = split_pairs(options.env, "--env", "a variable")
+    if options.registry_credentials and not options.image:
+        raise BatchAIError("InvalidArgument", "--registry-credentials goes with --image: name the image to pull")
+    credentials = _registry_credentials(options.registry_credentials, namespace)
     data = _data_pairs(options.data)
     patterns = list(options.files)
     if options.requirements:
@@ -256,7 +289,9 @@ def prepare_cell(
         {"id": OUTPUTS_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
         {"id": cellrunner.RESULT_OUTPUT_ID, "pathPrefix": "$AZ_BATCHAI_JOB_TEMP"},
     ]
-    body["jobPreparation"] = {"commandLine": _preparation(body, options.requirements)}
+    body["jobPreparation"] = {"commandLine": _preparation(body, options.requirements, bool(options.image))}
+    if options.image:
+        body = with_image(body, options.image, credentials)
     if options.nodes is not None:
         body["nodeCount"] = options.nodes
     if options.priority:

@@ -57,6 +57,9 @@ class ClusterSpecRef(Protocol):
     @property
     def max_nodes(self) -> int: ...  # the most nodes the cluster may have (its target, or auto-scale's maximum)
 
+    @property
+    def container_runtime(self) -> dict[str, Any] | None: ...  # containerRuntime: for jobs in images
+
 
 class ClusterRef(Protocol):
     """A cluster as backends and storage see it: the core's Cluster record fits it."""

@@ -348,7 +348,7 @@ def test_job_2018_03_pytorch_with_secrets_and_mounts():
     assert set(spec.mount_volumes) == {"azureFileShares", "azureBlobFileSystems"}
 
 
-def test_job_2018_05_horovod_ignores_location_tooltype_and_container():
+def test_job_2018_05_horovod_ignores_location_and_tooltype_and_keeps_its_container_password_apart():
     spec = parse_job_spec(JOB_2018_05_HOROVOD, name="hvd", experiment="e1")
     assert spec.api_version == "2018-05-01"
     assert spec.cluster == "nc24"
@@ -363,9 +363,12 @@ def test_job_2018_05_horovod_ignores_location_tooltype_and_container():
     assert spec.max_wall_clock_seconds == 36 * 3600
     assert spec.output_directories == [OutputDirectory("MODEL", "$AZ_BATCHAI_JOB_MOUNT_ROOT/output")]
     assert spec.mount_volumes is None
-    for form in (spec, encode_job_spec(spec), job_spec_to_wire(spec)):
+    assert spec.container is not None and spec.container.image == "myregistry.azurecr.io/horovod:0.13"
+    assert spec.container.password == REGISTRY_PASSWORD  # for the pull only: the spec's secrets hold it
+    for form in (encode_job_spec(spec), job_spec_to_wire(spec)):
         assert REGISTRY_PASSWORD not in dumped(form)
         assert STORAGE_KEY not in dumped(form)
+    assert STORAGE_KEY not in dumped(spec)
 
 
 def test_job_2018_05_custom_mpi():
@@ -898,7 +901,10 @@ def test_wire_form_parses_back_to_the_same_spec(doc, kwargs):
     spec = parse_job_spec(doc, **kwargs)
     wire = job_spec_to_wire(spec)
     secrets = [{"name": name, "value": value} for name, value in spec.secrets.items()]
-    again = parse_job_spec(json.loads(json.dumps(wire)) | {"secrets": secrets})
+    wire = json.loads(json.dumps(wire))
+    if spec.container and spec.container.password:  # withheld as secret values are; given again
+        wire["containerSettings"]["imageSourceRegistry"]["credentials"]["password"] = spec.container.password
+    again = parse_job_spec(wire | {"secrets": secrets})
     assert again == dataclasses.replace(spec, api_version="native", mount_volumes=mask_secrets(spec.mount_volumes))
 
 
@@ -916,7 +922,8 @@ def test_store_form_round_trips_exactly_without_secrets(doc, kwargs):
     stored = json.loads(json.dumps(encode_job_spec(spec)))
     assert "secrets" not in stored
     assert JOB_SECRET not in dumped(stored)
-    assert decode_job_spec(stored) == dataclasses.replace(spec, secrets={})
+    container = spec.container and dataclasses.replace(spec.container, password="")  # kept with the secrets
+    assert decode_job_spec(stored) == dataclasses.replace(spec, secrets={}, container=container)
 
 
 # ---- clusters ------------------------------------------------------------------------------------

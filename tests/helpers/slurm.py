@@ -34,9 +34,11 @@ def stop_slurm_service(service: SlurmServiceProcess) -> None:
     kill_leftover_tasks(service.home)
 
 
-def make_slurm_cluster(client: Client, name: str, **options) -> dict:
-    """A cluster on the test Slurm's `debug` partition, once both its nodes show up idle."""
-    client.create_cluster("default", {"backend": "slurm", "backendOptions": {"partition": "debug", **options}}, name)
+def make_slurm_cluster(client: Client, name: str, spec_extra: dict | None = None, **options) -> dict:
+    """A cluster on the test Slurm's `debug` partition, once both its nodes show up idle. `options`:
+    backendOptions; `spec_extra`: more of the cluster's spec (e.g. containerRuntime)."""
+    spec = {"backend": "slurm", "backendOptions": {"partition": "debug", **options}, **(spec_extra or {})}
+    client.create_cluster("default", spec, name)
 
     def steady():
         cluster = client.get(client.cluster_path("default", name))

@@ -84,8 +84,11 @@ def ssh_cluster_spec(hosts: SshHosts, members=None, **options) -> dict:
     return {"backend": "ssh", "nodeCount": len(members), "backendOptions": backend_options}
 
 
-def create_ssh_cluster(client, name: str, hosts: SshHosts, members=None, wait: bool = True, **options) -> dict:
-    spec = ssh_cluster_spec(hosts, members, **options)
+def create_ssh_cluster(
+    client, name: str, hosts: SshHosts, members=None, wait: bool = True, spec_extra: dict | None = None, **options
+) -> dict:
+    """`options`: backendOptions; `spec_extra`: more of the cluster's spec (e.g. containerRuntime)."""
+    spec = {**ssh_cluster_spec(hosts, members, **options), **(spec_extra or {})}
     client.create_cluster("default", spec, name)
     if not wait:
         return client.get(client.cluster_path("default", name))

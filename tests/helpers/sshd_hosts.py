@@ -52,6 +52,20 @@ def _run(*command: str) -> str:
     return done.stdout
 
 
+def _cgroup_mounts() -> list[str]:
+    """The machine's cgroup file systems, mounted again in a host's namespace (`ip netns exec` gives it a
+    fresh /sys without them): a real host has its own, and container runtimes need them."""
+    commands = []
+    with open("/proc/self/mounts") as handle:
+        for line in handle:
+            _, path, kind, options = line.split()[:4]
+            if path == "/sys/fs/cgroup" and kind == "tmpfs":
+                commands.append("mount -t tmpfs tmpfs /sys/fs/cgroup")
+            elif path.startswith("/sys/fs/cgroup") and kind in ("cgroup", "cgroup2"):
+                commands.append(f"mkdir -p {path} && mount -t {kind} -o {options} {kind} {path}")
+    return commands
+
+
 @dataclass
 class SshHost:
     name: str  # also the namespace's name
@@ -139,6 +153,7 @@ class SshHosts:
                 handle.writelines(f"{user}:x:0:0:{user}:{real_home}:/bin/sh\n" for user in self.users)
             mounts.append(f"mount --bind {passwd} /etc/passwd")
         mounts += [f"mount -t tmpfs tmpfs {path}" for path in self.hidden]
+        mounts += _cgroup_mounts()
         sshd = f"exec {SSHD} -D -f {host.directory}/sshd_config -E {host.directory}/sshd.log"
         script = " && ".join([*mounts, sshd])
         host.process = subprocess.Popen(

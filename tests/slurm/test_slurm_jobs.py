@@ -3,9 +3,12 @@ files and variables as on the local backend."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from helpers.api import read_log, submit, wait_job
+from helpers.containers import EXCHANGE, IMAGE_MARKER_TEXT
+from helpers.jobs import logs_of, records
 from helpers.slurm import make_slurm_cluster
 
 JOB_TIMEOUT = 120.0
@@ -60,3 +63,58 @@ def test_an_input_named_by_location_is_read_where_the_slurm_nodes_see_it(slurm_c
     stdout = slurm_client.read_job_file("default", "default", name, "stdout.txt").decode()
     assert job["executionState"] == "succeeded", (job["executionInfo"], stdout)
     assert stdout == "alpha\n"
+
+
+def test_a_two_node_job_runs_in_its_image_through_srun(slurm_service, slurm_client, container_setup, tmp_path, unique):
+    cluster = unique("hpc-image")
+    make_slurm_cluster(slurm_client, cluster, spec_extra={"containerRuntime": container_setup.runtime()})
+    (tmp_path / "exchange.py").write_text(EXCHANGE)
+    name = unique("ranks")
+    document = {
+        "nodeCount": 2,
+        "inputDirectories": [{"id": "CODE", "path": str(tmp_path)}],
+        "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_CODE/exchange.py"},
+        "containerSettings": {
+            "imageSourceRegistry": {
+                "image": container_setup.reference("slurm"),
+                "credentials": container_setup.credentials(),
+            }
+        },
+    }
+    submit(slurm_client, name, cluster, document)
+    job = wait_job(slurm_client, name, timeout=JOB_TIMEOUT)
+    logs = logs_of(slurm_client, name)
+    assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs}"
+    ranks = {record["rank"]: record for record in records(logs)}
+    assert ranks[0]["heard"] == "hello from rank 1" and ranks[1]["heard"] == "hello from rank 0"
+    assert {record["marker"] for record in ranks.values()} == {IMAGE_MARKER_TEXT}
+    assert f"pulling image {container_setup.reference('slurm')}" in logs
+    assert container_setup.registry.password not in logs
+    # The job's files on the shared file system (job.json, logs, ...) never hold it; only the store does.
+    holding = [
+        os.path.join(directory, file)
+        for directory, _, files in os.walk(slurm_service.home)
+        for file in files
+        if not file.startswith("batchai.db") and container_setup.registry.password.encode() in _read(directory, file)
+    ]
+    assert holding == []
+
+
+def _read(directory: str, file: str) -> bytes:
+    try:
+        with open(os.path.join(directory, file), "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def test_a_failed_pull_on_slurm_fails_the_job_with_the_registrys_reason(slurm_client, container_setup, unique):
+    cluster = unique("hpc-image")
+    make_slurm_cluster(slurm_client, cluster, spec_extra={"containerRuntime": container_setup.runtime()})
+    name = unique("unknown")
+    image = f"{container_setup.registry.address}/batchai-test/none:1"
+    submit(slurm_client, name, cluster, {"toolkit": "custom", "commandLine": "true", "image": image})
+    job = wait_job(slurm_client, name, timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "failed"
+    error = job["executionInfo"]["errors"][-1]
+    assert error["code"] == "ImagePullFailed" and "batchai-test/none:1" in error["message"], error

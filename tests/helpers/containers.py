@@ -1,0 +1,234 @@
+"""Real containers for the tests: a small image with a Python, built here from this machine's own
+interpreter, and a private registry (Debian's docker-registry) with TLS and htpasswd auth on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+
+from batchai_jupyter.core.containers import DEFAULTS
+
+from .tools import free_port, require_tool
+from .waits import wait_listening
+
+INSTALL_HINT = "apt-get install podman runc docker-registry"
+# What the image has and the machine has not: the jobs prove they run in the image by reading it.
+IMAGE_MARKER = "/etc/batchai-test-image"
+IMAGE_MARKER_TEXT = "inside the batchai test image"
+# A 2-rank exchange over the host's network: rank 1 connects to rank 0 at MASTER_ADDR:MASTER_PORT.
+EXCHANGE = """
+import json, os, socket, time
+rank, address = int(os.environ["RANK"]), (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
+marker = open("/etc/batchai-test-image").read().strip()
+if rank == 0:
+    server = socket.create_server(address)
+    connection, _ = server.accept()
+    heard = connection.recv(100).decode()
+    connection.sendall(b"hello from rank 0")
+else:
+    for _ in range(300):
+        try:
+            connection = socket.create_connection(address)
+            break
+        except OSError:
+            time.sleep(0.1)
+    connection.sendall(b"hello from rank 1")
+    heard = connection.recv(100).decode()
+print("RECORD " + json.dumps({"rank": rank, "heard": heard, "marker": marker}))
+"""
+
+# The parts of the standard library the test jobs never import (the image stays ~35 MB).
+_SKIPPED = {"test", "idlelib", "tkinter", "ensurepip", "lib2to3", "pydoc_data", "__pycache__", "site-packages"}
+
+
+class Storage:
+    """A podman store of its own: images under `root`, run state under a short directory of /tmp
+    (podman refuses a runroot over 50 characters)."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.runroot = tempfile.mkdtemp(prefix="batchai-podman-")
+
+    def options(self) -> list[str]:
+        return [f"--root={self.root}", f"--runroot={self.runroot}"]
+
+    def podman(self) -> list[str]:
+        """podman with the project's default options, on this store."""
+        return [require_tool("podman", INSTALL_HINT), *DEFAULTS["podman"]["globalOptions"], *self.options()]
+
+    def remove(self) -> None:
+        shutil.rmtree(self.runroot, ignore_errors=True)
+
+
+def _run(argv: list[str], stdin: str = "") -> str:
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{argv[:6]} failed: {done.stderr[-2000:]}"
+    return done.stdout
+
+
+class _Rootfs:
+    """A directory tree of files copied from this machine, with the shared libraries they need."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def copy(self, path: str) -> None:
+        target = self.root + path
+        if os.path.lexists(target):
+            return
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.islink(path):
+            link = os.readlink(path)
+            os.symlink(link, target)
+            self.copy(link if link.startswith("/") else os.path.join(os.path.dirname(path), link))
+        else:
+            shutil.copy2(path, target)
+
+    def copy_with_libraries(self, path: str) -> None:
+        self.copy(path)
+        listing = subprocess.run(["ldd", os.path.realpath(path)], capture_output=True, text=True).stdout
+        for word in listing.split():
+            if word.startswith("/"):
+                self.copy(word)
+
+
+def build_python_image(work: str, storage: Storage, tag: str) -> str:
+    """Imports a rootfs with this machine's python3 (stdlib only), sh and bash as `tag`; returns `tag`."""
+    rootfs = _Rootfs(os.path.join(work, "rootfs"))
+    python = os.path.realpath("/usr/bin/python3")  # the distribution's, whose stdlib is in /usr/lib
+    for program in (python, "/bin/bash", "/bin/dash"):
+        rootfs.copy_with_libraries(program)
+    version = os.path.basename(python)  # python3.11
+    stdlib = f"/usr/lib/{version}"
+    for directory, dirs, files in os.walk(stdlib):
+        dirs[:] = [d for d in dirs if d not in _SKIPPED and not d.startswith("config-")]
+        for name in files:
+            path = os.path.join(directory, name)
+            (rootfs.copy_with_libraries if name.endswith(".so") else rootfs.copy)(path)
+    root = rootfs.root
+    os.symlink(version, f"{root}/usr/bin/python3")
+    os.symlink("dash", f"{root}/bin/sh")
+    for directory in ("tmp", "proc", "sys", "dev", "etc", "root"):
+        os.makedirs(f"{root}/{directory}", exist_ok=True)
+    with open(root + IMAGE_MARKER, "w") as handle:
+        handle.write(IMAGE_MARKER_TEXT + "\n")
+    archive = os.path.join(work, "rootfs.tar")
+    with tarfile.open(archive, "w") as tar:
+        tar.add(root, arcname=".")
+    _run([*storage.podman(), "import", "--change", "ENV=PATH=/usr/bin:/bin", archive, tag])
+    return tag
+
+
+class Registry:
+    """docker-registry serving 127.0.0.1:<port> over TLS (a certificate made here) with one htpasswd user."""
+
+    def __init__(self, work: str, username: str, password: str):
+        require_tool("docker-registry", INSTALL_HINT)
+        self.work = work
+        self.username, self.password = username, password
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        # podman's --cert-dir: the CA that signed the registry's certificate
+        self.cert_dir = os.path.join(work, "certs")
+        os.makedirs(self.cert_dir, exist_ok=True)
+        key, cert = os.path.join(work, "key.pem"), os.path.join(work, "cert.pem")
+        _run(
+            [
+                require_tool("openssl", "apt-get install openssl"),
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                key,
+                "-out",
+                cert,
+            ]
+        )
+        shutil.copy(cert, os.path.join(self.cert_dir, "ca.crt"))
+        import bcrypt  # the registry's htpasswd takes bcrypt hashes only
+
+        htpasswd = os.path.join(work, "htpasswd")
+        with open(htpasswd, "w") as handle:
+            handle.write(f"{username}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}\n")
+        self.config = os.path.join(work, "config.yml")
+        with open(self.config, "w") as handle:
+            handle.write(
+                "version: 0.1\nlog:\n  level: info\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {work}/data\n"
+                # every address: SSH hosts in network namespaces reach it through their bridge
+                f"http:\n  addr: 0.0.0.0:{self.port}\n  tls:\n    certificate: {cert}\n    key: {key}\n"
+                f"auth:\n  htpasswd:\n    realm: batchai-test\n    path: {htpasswd}\n"
+            )
+        self.log_path = os.path.join(work, "registry.log")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            ["docker-registry", "serve", self.config], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
+        wait_listening(self.process, self.port, "docker-registry", self.log_path, 30.0)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+        self.process = None
+
+    def push(self, storage: Storage, image: str, name: str) -> str:
+        """Pushes the local `image` as <registry>/`name`; returns that reference."""
+        auth = os.path.join(self.work, "push-auth.json")
+        base = storage.podman()
+        registry = f"--cert-dir={self.cert_dir}"
+        _run(
+            [*base, "login", registry, f"--authfile={auth}", "-u", self.username, "--password-stdin", self.address],
+            self.password + "\n",
+        )
+        reference = f"{self.address}/{name}"
+        _run([*base, "push", registry, f"--authfile={auth}", image, reference])
+        return reference
+
+
+class ContainerSetup:
+    """The session's registry and image tags, and the containerRuntime clusters of the tests use."""
+
+    def __init__(self, registry: Registry, images: dict[str, str], service_storage: Storage):
+        self.registry = registry
+        self.images = images  # tag -> name in the registry (without its address)
+        self.service_storage = service_storage
+
+    def reference(self, tag: str) -> str:
+        return f"{self.registry.address}/{self.images[tag]}"
+
+    def credentials(self) -> dict:
+        return {"username": self.registry.username, "password": self.registry.password}
+
+    def runtime_for_hosts(self, storage: Storage) -> dict:
+        """The containerRuntime of SSH hosts in network namespaces: a store of theirs (pytest's base
+        directory is hidden from them), and the registry reached through their bridge, whose address its
+        certificate does not name (TLS unverified there; the local tests verify it)."""
+        return {
+            "name": "podman",
+            "globalOptions": [*DEFAULTS["podman"]["globalOptions"], *storage.options()],
+            "registryOptions": ["--tls-verify=false"],
+        }
+
+    def runtime(self) -> dict:
+        """The clusters' containerRuntime: the defaults, on the tests' own podman storage, trusting the
+        registry's certificate."""
+        return {
+            "name": "podman",
+            "globalOptions": [*DEFAULTS["podman"]["globalOptions"], *self.service_storage.options()],
+            "registryOptions": [f"--cert-dir={self.registry.cert_dir}"],
+        }
