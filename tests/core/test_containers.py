@@ -65,7 +65,7 @@ def test_batch_ai_container_settings_are_read_with_the_password_kept_apart():
     # what runs the job gets the password back; the job's variables never see it
     job = Job(
         1, "w", "e", "j", "u", "c", 0, "queued", "", decode_job_spec(stored), stored_secrets(spec),
-        1, 0.0, 0.0, None, None, None, [], [], None, 0,
+        1, 0.0, 0.0, None, None, None, [], [], None, 0, "e/j/u",
     )  # fmt: skip
     assert job.with_secrets().container == spec.container
     assert job.with_secrets().secrets == {}
