@@ -5,15 +5,14 @@ Kernels, the CLI, the widgets and the demo use only this package, never the serv
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
-from ..errors import BatchAIError
 from .discovery import Announce, find_service
 from .events import EventStream
 from .experiments import ExperimentRoutes
+from .polling import poll_until_ended
 from .transport import API, Transport, q
 
 ENDED = ("succeeded", "failed")
@@ -270,19 +269,15 @@ class Client(ExperimentRoutes, Transport):
         poll: float = 0.2,
     ) -> dict:
         """Blocks until the job has ended; `on_change(job)` on each state it is seen in."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last_state = None
-        while True:
-            job = self.job(workspace, experiment, name)
-            if job["executionState"] != last_state:
-                last_state = job["executionState"]
-                if on_change:
-                    on_change(job)
-            if job["executionState"] in ENDED:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise BatchAIError("WaitTimeout", f"job '{name}' is still {last_state} after {timeout:.0f}s")
-            time.sleep(poll)
+        return poll_until_ended(
+            lambda: self.job(workspace, experiment, name),
+            seen=lambda job: job["executionState"],
+            ended=lambda job: job["executionState"] in ENDED,
+            describe=lambda job: f"job '{name}' is still {job['executionState']}",
+            timeout=timeout,
+            on_change=on_change,
+            poll=poll,
+        )
 
     # -- helpers -------------------------------------------------------------------------------------
 

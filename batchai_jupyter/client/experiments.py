@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-from ..errors import BatchAIError
+from .polling import poll_until_ended
 from .transport import Transport, q
 
 SWEEP_ENDED = ("completed", "cancelled", "failed")
@@ -69,17 +68,12 @@ class ExperimentRoutes(Transport):
         poll: float = 0.5,
     ) -> dict:
         """Blocks until the sweep has ended (completed, cancelled or failed); `on_change(sweep)` on each change."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last = None
-        while True:
-            sweep = self.sweep(workspace, experiment, name)
-            seen = (sweep["state"], tuple(sorted(sweep["trialCounts"].items())))
-            if seen != last:
-                last = seen
-                if on_change:
-                    on_change(sweep)
-            if sweep["state"] in SWEEP_ENDED:
-                return sweep
-            if deadline is not None and time.monotonic() > deadline:
-                raise BatchAIError("WaitTimeout", f"sweep '{name}' is still {sweep['state']} after {timeout:.0f}s")
-            time.sleep(poll)
+        return poll_until_ended(
+            lambda: self.sweep(workspace, experiment, name),
+            seen=lambda sweep: (sweep["state"], tuple(sorted(sweep["trialCounts"].items()))),
+            ended=lambda sweep: sweep["state"] in SWEEP_ENDED,
+            describe=lambda sweep: f"sweep '{name}' is still {sweep['state']}",
+            timeout=timeout,
+            on_change=on_change,
+            poll=poll,
+        )
