@@ -13,7 +13,7 @@ import pytest
 from helpers.api import read_log, stdout_text, submit, wait_job
 from helpers.azure import CLIENT_SECRET
 from helpers.cli import cli, ok
-from helpers.ssh import DDP_SCRIPT, PYTHON, put_in_datastore
+from helpers.ssh import PYTHON, put_in_datastore, submit_ddp_job
 from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
@@ -126,21 +126,7 @@ def _private_key(home: str, cluster: dict) -> str:
 
 def test_pytorch_ddp_across_two_vms(azure_service, azure, spot_cluster):
     process, client = azure_service
-    scripts = put_in_datastore(process.home, "inputs/ddp", {"ddp.py": DDP_SCRIPT})
-    submit(
-        client,
-        "ddp",
-        spot_cluster,
-        {
-            "nodeCount": 2,
-            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
-            "pyTorchSettings": {
-                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ddp.py",
-                "communicationBackend": "gloo",
-            },
-        },
-    )
+    submit_ddp_job(client, process.home, spot_cluster)
     job = wait_job(client, "ddp", timeout=JOB_TIMEOUT)
     logs = {r: read_log(client, "ddp", f"stderr-{r}.txt") for r in (0, 1)}
     assert job["executionState"] == "succeeded", (job["executionInfo"], logs)

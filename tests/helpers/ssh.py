@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from .api import submit
 from .sshd_hosts import SSHD, SshHosts
 from .tools import require_tool
 from .waits import wait_for
@@ -113,3 +114,22 @@ def put_in_datastore(home: str, relative: str, files: dict[str, str]) -> str:
         with open(os.path.join(folder, name), "w") as handle:
             handle.write(textwrap.dedent(text))
     return folder
+
+
+def submit_ddp_job(client, home: str, cluster: str, name: str = "ddp") -> None:
+    """A 2-node PyTorch DDP job over gloo (DDP_SCRIPT), its model written to the mount root's `external`."""
+    scripts = put_in_datastore(home, "inputs/ddp", {"ddp.py": DDP_SCRIPT})
+    submit(
+        client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
+            "pyTorchSettings": {
+                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ddp.py",
+                "communicationBackend": "gloo",
+            },
+        },
+    )

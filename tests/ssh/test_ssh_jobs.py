@@ -10,7 +10,7 @@ import shlex
 import pytest
 
 from helpers.api import read_log, submit, wait_job
-from helpers.ssh import DDP_SCRIPT, PYTHON, create_ssh_cluster, put_in_datastore
+from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore, submit_ddp_job
 from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
@@ -141,21 +141,7 @@ def test_inputs_named_by_location_are_staged_to_the_host(service, cluster):
 
 def test_pytorch_ddp_across_two_hosts(service, cluster, ssh_hosts):
     home, client = service[0].home, service[1]
-    scripts = put_in_datastore(home, "inputs/ddp", {"ddp.py": DDP_SCRIPT})
-    submit(
-        client,
-        "ddp",
-        cluster,
-        {
-            "nodeCount": 2,
-            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-            "outputDirectories": [{"id": "MODEL", "pathPrefix": "$AZ_BATCHAI_MOUNT_ROOT/external"}],
-            "pyTorchSettings": {
-                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_SCRIPTS/ddp.py",
-                "communicationBackend": "gloo",
-            },
-        },
-    )
+    submit_ddp_job(client, home, cluster)
     job = wait_job(client, "ddp", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", (job["executionInfo"], _logs(client, "ddp"))
     records = []
