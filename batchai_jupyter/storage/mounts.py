@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import BatchAIError
-from ..ports.datastores import Datastore, DatastoreRef, clean_relative_path
+from ..ports.datastores import Datastore, DatastoreRef, clean_relative_path, entry_credentials, given_key
 from .native_mounts import (
     MOUNT_SAS_MINUTES,
     MountableContainer,
@@ -202,9 +202,8 @@ def _relative(where: str, entry: dict) -> str:
 
 
 def _entry_key(entry: dict) -> str:
-    credentials = entry.get("credentials")
-    key = credentials.get("accountKey") if isinstance(credentials, dict) else None
-    return key if isinstance(key, str) and not key.startswith("<") else ""
+    credentials = entry_credentials(entry)[1]
+    return given_key(credentials.get("accountKey") if isinstance(credentials, dict) else None)
 
 
 def _local_name(container: str) -> str:
