@@ -14,8 +14,8 @@ from typing import Any
 from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
 from ..ports.datastores import Datastore, JobStorage
-from ..ports.layout import HomeLayout, job_segment, output_segment, stdouterr_segment
-from . import launch, lifecycle, node_view
+from ..ports.layout import HomeLayout, job_segment
+from . import launch, lifecycle, node_view, placement
 from .events import EventBus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
 from .locations import location_of
@@ -61,7 +61,6 @@ class JobRunner:
     def context(self, job: Job) -> tuple[launch.JobContext, list[launch.NodeContext]]:
         spec = job.with_secrets()
         datastore = self.datastore_for(job.workspace)
-        segment = stdouterr_segment(job.experiment, job.name, job.uuid)
         shared = self.layout.shared_job_temp(job.uuid)
         nodes = [
             self._node_context(job, self.store.existing_node(node_id), index)
@@ -70,12 +69,12 @@ class JobRunner:
         context = launch.JobContext(
             spec=spec,
             attempt=job.attempt,
-            stdouterr_dir=datastore.node_path(segment),
+            stdouterr_dir=self._placed_path(job, placement.STDOUTERR),
             shared_job_temp=shared,
             input_paths={d.id: self._resolve(job.workspace, d.path) for d in spec.input_directories},
+            # under the node's mount root where the job said so ($AZ_BATCHAI_JOB_MOUNT_ROOT/...), as inputs are
             output_paths={
-                d.id: datastore.node_path(output_segment(job.experiment, job.name, job.uuid, d.id))
-                for d in spec.output_directories
+                d.id: placement.node_path_of(job, d.id) or self._placed_path(job, d.id) for d in spec.output_directories
             },
             hostfile=os.path.join(shared, "hostfile"),
             master_port=job.master_port or 0,
@@ -85,6 +84,10 @@ class JobRunner:
             checkpoint_dir=datastore.node_path(f"{job_segment(job.experiment, job.name, job.uuid)}/checkpoints"),
         )
         return context, nodes
+
+    def _placed_path(self, job: Job, output_id: str) -> str:
+        datastore, path = placement.placement_of(job, output_id)
+        return self.datastore_for(job.workspace, datastore).node_path(path)
 
     def _resolve(self, workspace: str, path: str) -> str:
         """A data path on the service's machine: a location's datastore gives its node_path (for nodes
@@ -121,6 +124,11 @@ class JobRunner:
         # A backend whose nodes are other machines asks the master's host for a free port.
         remote = isinstance(backend, RemoteNodes)
         master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first.ip)
+        placements = placement.placements(
+            job,
+            lambda path: self.data.mount_place(job, path),
+            lambda name: self.store.datastore_row(job.workspace, name) is not None,
+        )
         with self.store.transaction():
             self.store.set_job_state(
                 job.id,
@@ -129,11 +137,14 @@ class JobRunner:
                 node_ids=list(node_ids),
                 master_port=master_port,
                 exit_code=None,
+                placements=placements,
             )
             for node_id in node_ids:
                 self.store.set_node_state(node_id, NodeEvent.CLAIMED, job_id=job.id)
         job = self.store.existing_job(job.id)
         context, nodes = self.context(job)
+        for output_id in job.placements:  # an output the nodes see under a mount root is made where it is kept
+            os.makedirs(self._placed_path(job, output_id), exist_ok=True)
         self._prepare_directories(context, nodes, local_nodes=not remote)
         try:
             notes = self.data.prepare(
@@ -189,7 +200,8 @@ class JobRunner:
         self, context: launch.JobContext, nodes: list[launch.NodeContext], local_nodes: bool = True
     ) -> None:
         for path in (context.stdouterr_dir, context.shared_job_temp, *context.output_paths.values()):
-            os.makedirs(path, exist_ok=True)
+            if os.path.isabs(path):
+                os.makedirs(path, exist_ok=True)
         if context.checkpoint_dir:
             os.makedirs(context.checkpoint_dir, exist_ok=True)
         for node in nodes if local_nodes else ():  # a remote backend makes its nodes' directories itself
@@ -431,8 +443,7 @@ class JobRunner:
 
     def _archive_logs(self, job: Job) -> None:
         """Keeps an attempt's logs in stdouterr/attempt-<n>/ so the next attempt starts clean."""
-        datastore = self.datastore_for(job.workspace)
-        directory = datastore.node_path(stdouterr_segment(job.experiment, job.name, job.uuid))
+        directory = self._placed_path(job, placement.STDOUTERR)
         if not os.path.isdir(directory):
             return
         archive = os.path.join(directory, f"attempt-{job.attempt}")

@@ -38,6 +38,7 @@ class Job:
     node_ids: list[int]
     master_port: int | None
     retries_used: int
+    placements: dict[str, list[str]]  # output id (and "stdouterr") -> [datastore, path]; {} until started
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -28,8 +28,8 @@ from ..ports.datastores import (
     PublicSettings,
     clean_relative_path,
 )
-from ..ports.layout import HomeLayout, cluster_segment, job_segment
-from . import views
+from ..ports.layout import HomeLayout, cluster_segment
+from . import placement, views
 from .cluster_spec import parse_cluster_spec
 from .engine import Engine
 from .events import EventBus
@@ -574,19 +574,17 @@ class Service:
         job = self._job_row(workspace, experiment, name)
         return [views.node_view(n) for n in (self.store.node(i) for i in job.node_ids) if n]
 
-    def _job_files_segment(self, job: Job, output_id: str) -> str:
-        base = job_segment(job.experiment, job.name, job.uuid)
-        if output_id == "stdouterr":
-            return f"{base}/stdouterr"
+    def _job_files_place(self, job: Job, output_id: str) -> tuple[str, str]:
+        """(datastore, folder in it) of one of the job's output directories or its stdouterr."""
         ids = [d.id for d in job.spec.output_directories]
-        if output_id not in ids:
+        if output_id != placement.STDOUTERR and output_id not in ids:
             allowed = ", ".join(["stdouterr", *ids])
             raise BatchAIError(
                 "InvalidOutputDirectoryId",
                 f"outputdirectoryid: {output_id!r} is not an output "
                 f"directory of job '{job.name}'; use one of: {allowed}",
             )
-        return f"{base}/outputs/{output_id}"
+        return placement.placement_of(job, output_id)
 
     def _list(
         self,
@@ -624,9 +622,8 @@ class Service:
         link_expiry_minutes: int | None = None,
     ) -> list[dict[str, Any]]:
         job = self._job_row(workspace, experiment, name)
-        return self._list(
-            workspace, self._job_files_segment(job, output_id), path, link_expiry_minutes=link_expiry_minutes
-        )
+        datastore, folder = self._job_files_place(job, output_id)
+        return self._list(workspace, folder, path, datastore, link_expiry_minutes=link_expiry_minutes)
 
     def read_job_file(
         self,
@@ -639,11 +636,11 @@ class Service:
         length: int | None = None,
     ) -> bytes:
         job = self._job_row(workspace, experiment, name)
-        segment = self._job_files_segment(job, output_id)
+        datastore, folder = self._job_files_place(job, output_id)
         relative = clean_relative_path(path, "path")
         if not relative:
             raise BatchAIError("InvalidPath", "path: give the name of a file inside the output directory")
-        return self.datastore(workspace).read(f"{segment}/{relative}", offset, length)
+        return self.datastore(workspace, datastore).read(f"{folder}/{relative}", offset, length)
 
     # -- a job in one response (the job snapshot) -----------------------------------------------
 

@@ -75,11 +75,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS jobs_by_experiment_state ON jobs (workspace, experiment, state)",
         "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, workspace, cluster, priority)",
     ),
+    # 2: where each of a job's output directories (and stdouterr) was put: {id: [datastore, path]}
+    # (core/placement.py), so that listing finds them after the mounts it resolved from are gone.
+    ("ALTER TABLE jobs ADD COLUMN placements TEXT NOT NULL DEFAULT '{}'",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 Record = TypeVar("Record")
-JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info")
+JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info", "placements")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 

@@ -223,6 +223,12 @@ class JobStorage(ABC):
     ) -> list[str]: ...
 
     @abstractmethod
+    def mount_place(self, job: JobRef, path: str) -> tuple[str, str] | None:
+        """(datastore name, path inside it) that `path`, a node path starting with $AZ_BATCHAI_MOUNT_ROOT or
+        $AZ_BATCHAI_JOB_MOUNT_ROOT, shows through one of the job's mounts; None when no mount of a datastore
+        holds it."""
+
+    @abstractmethod
     def mounts_are_native(self, job: JobRef) -> list[bool]: ...
 
     @abstractmethod

@@ -154,12 +154,24 @@ def _exec_task(task: dict, task_dir: str, stdout: int, stderr: int) -> None:
         # inherit_env: on top of the node's own environment (remote backends), else the whole of it.
         env = {**os.environ, **task["env"]} if task.get("inherit_env") else dict(task["env"])
         env[TASK_MARKER] = task_dir
+        _make_output_directories(env)
         os.execve("/bin/bash", ["/bin/bash", "-c", task["command"]], env)
     except BaseException as error:
         try:
             os.write(2, f"batchai: cannot start the task: {error}\n".encode())
         finally:
             os._exit(127)
+
+
+def _make_output_directories(env: dict) -> None:
+    """Batch AI made every output directory before the task started; one under a mount root of a node
+    that is another machine exists only there, so it is made here."""
+    for name, value in env.items():
+        if name.startswith("AZ_BATCHAI_OUTPUT_") and value.startswith("/"):
+            try:
+                os.makedirs(value, exist_ok=True)
+            except OSError:
+                pass  # the task says what is wrong with its directory when it writes there
 
 
 def _above_stderr(descriptor: int) -> int:
