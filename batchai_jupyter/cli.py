@@ -10,6 +10,7 @@ import requests
 
 from .cli_common import confirm as _confirm
 from .cli_common import service_client as _client
+from .cli_nodes import add_exec_arguments, cluster_node_exec, job_node_exec
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .client.follow import follow_job
 from .client.specs import cluster_document
@@ -70,17 +71,6 @@ def _cluster_document(args) -> dict:
         native_mounts=args.native_mounts or None,
         node_per_host=True,
     )
-
-
-def node_exec(client, args) -> None:
-    """`cluster node exec [-n CLUSTER] NODE -- CMD...`: the command's output, and its exit code as ours."""
-    cluster = args.name or _cluster_of_node(client, args.workspace, args.node_id)
-    # The words are joined as ssh joins them: the remote shell reads them (quote what it must not split).
-    result = client.exec_on_node(args.workspace, cluster, args.node_id, " ".join(args.command), args.timeout)
-    sys.stdout.write(result["stdout"])
-    sys.stderr.write(result["stderr"])
-    sys.stdout.flush()
-    raise SystemExit(result["exitCode"])
 
 
 def _cluster_of_node(client, workspace: str, node_id: str) -> str:
@@ -152,7 +142,7 @@ def cluster_command(args) -> object:
             auto["idleSecondsBeforeScaledown"] = args.idle
         return client.scale_cluster(args.workspace, args.name, {"autoScale": auto})
     if args.verb == "node" and args.node_verb == "exec":
-        return node_exec(client, args)
+        return cluster_node_exec(client, args, lambda node: _cluster_of_node(client, args.workspace, node))
     if args.verb == "node":
         return client.cluster_nodes(args.workspace, args.name)
     if args.verb == "file":
@@ -179,6 +169,8 @@ def job_command(args) -> object:
     if args.verb == "terminate":
         _confirm(args, f"Terminate job '{args.name}'")
         return client.terminate_job(*job)
+    if args.verb == "node" and args.node_verb == "exec":
+        return job_node_exec(client, args)
     if args.verb == "node":
         return client.job_nodes(*job)
     if args.verb == "file" and args.file_verb == "list":
@@ -341,14 +333,15 @@ def _add_cluster_parsers(sub) -> None:
     node = node_verbs.add_parser("list", help="list a cluster's nodes (with their IP and SSH port)")
     _scope(node)
     node.add_argument("-n", "--name", "-c", "--cluster", dest="name", required=True)
-    node = node_verbs.add_parser("exec", help="run a command on a node: `cluster node exec NODE -- CMD ARGS`")
-    _scope(node)
-    node.add_argument(
-        "-n", "--name", "-c", "--cluster", dest="name", help="the node's cluster (default: the one that has NODE)"
+    node = node_verbs.add_parser(
+        "exec",
+        help="run a command on a node: `cluster node exec NODE -- CMD ARGS` or az's "
+        '`cluster node exec -c CLUSTER -n NODE --exec "CMD"`',
     )
-    node.add_argument("--timeout", type=float, default=300.0, help="seconds the command may run (default 300)")
-    node.add_argument("node_id", metavar="NODE", help="the node (its nodeId in `cluster node list`)")
-    node.add_argument("command", nargs="+", metavar="-- COMMAND", help="the command and its arguments")
+    _scope(node)
+    node.add_argument("-c", "--cluster", help="the node's cluster (default: the one that has NODE)")
+    node.add_argument("-n", "--name", help="ours: the cluster; with -c or --exec (az): the node")
+    add_exec_arguments(node, job=False)
     files = cluster.add_parser("file", help="setup-task logs: `cluster file list -n NAME`")
     files.add_argument("file_verb", choices=["list"])
     _scope(files)
@@ -372,10 +365,21 @@ def _add_job_parsers(sub) -> None:
         parser.add_argument("-n", "--name", "-j", "--job", dest="name", required=True)
         if verb in ("terminate", "delete"):
             _yes(parser)
-    node = job.add_parser("node", help="nodes a job runs on: `job node list -n JOB`")
-    node.add_argument("node_verb", choices=["list"])
+    node_verbs = job.add_parser(
+        "node", help="nodes a job runs on: `job node list -n JOB`, `job node exec -n JOB -- CMD`"
+    ).add_subparsers(dest="node_verb", required=True)
+    node = node_verbs.add_parser("list", help="the nodes the job runs on")
     _scope(node, experiment=True)
     node.add_argument("-n", "--name", "-j", "--job", dest="name", required=True)
+    node = node_verbs.add_parser(
+        "exec",
+        help="run a command on a node of the job: `job node exec -n JOB -- CMD ARGS` or az's "
+        '`job node exec -j JOB -n NODE --exec "CMD"`',
+    )
+    _scope(node, experiment=True)
+    node.add_argument("-j", "--job", help="the job (az's form; -n is then the node)")
+    node.add_argument("-n", "--name", help="ours: the job; with -j (az): the node")
+    add_exec_arguments(node, job=True)
     files = job.add_parser("file", help="`job file list` / `job file stream`")
     files.add_argument("file_verb", choices=["list", "stream"])
     _scope(files, experiment=True)

@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable
 
 from ..ports.compute import (
+    PRIVATE_ENV,
     BackendContext,
     ClusterRef,
     ComputeBackend,
+    NodeExec,
     NodePlacement,
     NodeRef,
     TaskLaunch,
@@ -63,7 +65,7 @@ def _read_pid(run_dir: str) -> int | None:
         return None
 
 
-class LocalBackend(ComputeBackend):
+class LocalBackend(ComputeBackend, NodeExec):
     name = "local"
 
     def __init__(self, node_root: Callable[[ClusterRef, NodeRef], str], heartbeat_seconds: float = 2.0, home: str = ""):
@@ -156,6 +158,35 @@ class LocalBackend(ComputeBackend):
         """Signals the task whole: its process group and whatever it started that left it (the
         wrapper's marker); with force also after the task exited, for what it left running."""
         wrapper.kill_task_processes(run_dir, signal.SIGKILL if force else signal.SIGTERM)
+
+    def exec(self, node: NodeRef, command: str, timeout: float = 300.0) -> tuple[int, str, str]:
+        """`cluster node exec` / `job node exec`: `command` in the node's sandbox, as the node: its address
+        (AZ_BATCHAI_NODE_IP, where its jobs listen), name and mount root. A command still running at
+        `timeout` is killed whole and ends with 124, as timeout(1) does."""
+        root = node.info["root"]
+        env = {key: value for key, value in os.environ.items() if key not in PRIVATE_ENV}
+        env.update(
+            AZ_BATCHAI_NODE_NAME=node.name,
+            AZ_BATCHAI_NODE_IP=node.ip,
+            AZ_BATCHAI_MOUNT_ROOT=os.path.join(root, "mounts"),
+        )
+        child = subprocess.Popen(
+            ["/bin/bash", "-c", command],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            out, err = child.communicate()
+            err += f"batchai: the command ran past its timeout of {timeout:g}s and was killed\n".encode()
+            return 124, out.decode(errors="replace"), err.decode(errors="replace")
+        return child.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
     def write_text(self, node: NodeRef, path: str, text: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -141,6 +141,7 @@ def _job_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeCo
         "AZ_BATCHAI_EXPERIMENT_NAME": spec.experiment,
         "AZ_BATCHAI_WORKSPACE_NAME": spec.workspace,
         "AZ_BATCHAI_JOB_ATTEMPT": str(job.attempt),
+        "AZ_BATCHAI_NODE_IP": node.ip,  # where others reach this node: what a server of the job listens on
     }
     if job.checkpoint_dir:  # a retried attempt finds what the earlier ones saved here
         env["AZ_BATCHAI_CHECKPOINT_DIR"] = job.checkpoint_dir

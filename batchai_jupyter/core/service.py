@@ -427,10 +427,25 @@ class Service:
                 "NodeExecNotSupported",
                 f"the nodes of cluster '{name}' (backend "
                 f"{row.spec.backend!r}) do not take commands; "
-                "use a cluster of the ssh backend",
+                "use a cluster of the local or ssh backend",
             )
         code, out, err = backend.exec(node, command, timeout)
         return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
+
+    def exec_on_job_node(
+        self, workspace: str, experiment: str, name: str, node_name: str, command: str, timeout: float = 300.0
+    ) -> dict[str, Any]:
+        """`job node exec`: runs a shell command on one of the nodes the job runs on ("" its first)."""
+        job = self._job_row(workspace, experiment, name)
+        nodes = [n for n in (self.store.node(i) for i in job.node_ids) if n is not None]
+        if not nodes:
+            raise BatchAIError(
+                "JobNotOnNodes", f"job '{name}' is on no node now ({job.state}); run a command once it is running"
+            )
+        names = [n.name for n in nodes]
+        if node_name and node_name not in names:
+            raise NotFound("node", node_name, f"job '{name}' runs on {', '.join(names)}")
+        return self.exec_on_node(workspace, job.cluster, node_name or names[0], command, timeout)
 
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict[str, Any]]:
         row = self._cluster_row(workspace, name)
