@@ -32,10 +32,11 @@ from ..ports.compute import (
     TaskLaunch,
     TaskStatus,
 )
-from ..runtime import wrapper
+from ..runtime import mpi_agent, wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
 
 WRAPPER_PATH = os.path.abspath(wrapper.__file__)
+MPI_AGENT_PATH = os.path.abspath(mpi_agent.__file__)
 log = logging.getLogger("batchai")
 # A task whose wrapper never wrote its pid within this long after launch is lost.
 START_GRACE_SECONDS = 15.0
@@ -65,6 +66,18 @@ def _read_pid(run_dir: str) -> int | None:
         return None
 
 
+def _mpi_tools(root: str) -> dict:
+    """The node's bin/mpirun and the variables that make OpenMPI start ranks as the node they name."""
+    bin_dir = os.path.join(root, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    script = os.path.join(bin_dir, "mpirun")
+    with open(script, "w") as handle:
+        handle.write(f'#!/bin/sh\nexec "{sys.executable}" -S "{MPI_AGENT_PATH}" --mpirun "$@"\n')
+    os.chmod(script, 0o755)
+    agent = f"{sys.executable} -S {MPI_AGENT_PATH} --rsh"  # OpenMPI splits it at spaces
+    return {"bin": bin_dir, "env": {"OMPI_MCA_plm_rsh_agent": agent, "BATCHAI_NODE_BIN": bin_dir}}
+
+
 class LocalBackend(ComputeBackend, NodeExec):
     name = "local"
 
@@ -86,7 +99,10 @@ class LocalBackend(ComputeBackend, NodeExec):
         spec = cluster.spec
         cpus = int(spec.cpus_per_node or 1)
         gpus = int(spec.gpus_per_node or 0)
-        return NodePlacement(node_address(node.id, self._home), "localhost", cpus, gpus, root)
+        address = node_address(node.id, self._home)
+        # Its address is its MPI host name too: OpenMPI starts ranks there through our remote shell, as
+        # the node (runtime/mpi_agent.py), and the node's `mpirun` understands -hosts $AZ_BATCH_HOST_LIST.
+        return NodePlacement(address, address, cpus, gpus, root, extra=_mpi_tools(root))
 
     def release(self, cluster: ClusterRef, node: NodeRef) -> None:
         root = self._node_root(cluster, node)

@@ -22,6 +22,7 @@ from .locations import location_of
 from .records import Job, Node, Task
 from .store import Store
 
+MPI_NODES_FILE = "mpi-nodes.json"  # runtime/mpi_agent.py's NODES_FILE (the runtime imports nothing of ours)
 # How long terminated tasks get to exit after SIGTERM before they are killed outright.
 TERMINATE_GRACE_SECONDS = 10.0
 
@@ -114,6 +115,8 @@ class JobRunner:
             workspace=job.workspace,
             experiment=job.experiment,
             job=job.name,
+            env=info.get("env"),
+            bin_dir=info.get("bin", ""),
         )
 
     # -- start -----------------------------------------------------------------------------
@@ -209,6 +212,9 @@ class JobRunner:
             os.makedirs(node.job_mount_root, exist_ok=True)
         with open(context.hostfile, "w") as handle:
             handle.write(launch.hostfile_text(context, nodes))
+        if any(node.bin_dir for node in nodes):  # the local backend's MPI remote shell reads it
+            with open(os.path.join(os.path.dirname(context.hostfile), MPI_NODES_FILE), "w") as handle:
+                handle.write(launch.mpi_nodes_text(context, nodes))
 
     def _node_paths(self, backend: Backend, node_ids: Sequence[int]) -> Callable[[int], node_view.NodePath] | None:
         """Where each of the job's nodes (by index) sees the service's directories; None for nodes that
