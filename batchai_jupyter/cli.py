@@ -8,12 +8,19 @@ import sys
 
 import requests
 
+from .cli_args import parse_args
 from .cli_common import confirm as _confirm
 from .cli_common import service_client as _client
 from .cli_nodes import add_exec_arguments, cluster_node_exec, job_node_exec
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .client.follow import follow_job
-from .client.specs import cluster_document
+from .client.specs import (
+    AUTO_STORAGE_CONTAINER,
+    AUTO_STORAGE_SHARE,
+    az_mount_volumes,
+    cluster_document,
+    with_mount_volumes,
+)
 from .errors import BatchAIError
 from .formatting import print_result
 from .jsonfile import fill_placeholders, read_json_object
@@ -56,14 +63,21 @@ def experiment_command(args) -> object:
 
 
 def _cluster_document(args) -> dict:
-    return cluster_document(
+    for note in _not_used_here(args):
+        print(f"note: {note}", file=sys.stderr)
+    if args.setup_task_output and not args.setup_task:
+        raise BatchAIError("MissingArgument", "--setup-task-output: give the setup task too (--setup-task CMD)")
+    setup = args.setup_task or None
+    if setup and args.setup_task_output:
+        setup = {"commandLine": setup, "stdOutErrPathPrefix": args.setup_task_output}
+    document = cluster_document(
         _load_json_file(args.config_file) if args.config_file else None,
         nodes=args.target,
         backend=args.backend or None,
         min_nodes=args.min,
         max_nodes=args.max,
         idle_seconds=args.idle,
-        setup=args.setup_task or None,
+        setup=setup,
         priority=args.vm_priority or None,
         vm_size=args.vm_size or None,
         cpus=args.cpus or None,
@@ -71,6 +85,45 @@ def _cluster_document(args) -> dict:
         native_mounts=args.native_mounts or None,
         node_per_host=True,
     )
+    return with_mount_volumes(document, _az_volumes(args), cluster=True)
+
+
+def _az_volumes(args) -> dict:
+    """mountVolumes of az's storage shortcuts (--afs-name, --bfs-name, --nfs, --use-auto-storage)."""
+    if args.storage_account_key:
+        raise BatchAIError(
+            "KeyInArgv",
+            "--storage-account-key is not accepted: every local user can read a process's arguments (ps); "
+            "put the key in AZURE_BATCHAI_STORAGE_KEY",
+        )
+    shares = [(args.afs_name, args.afs_mount_path)] if args.afs_name else []
+    containers = [(args.bfs_name, args.bfs_mount_path)] if args.bfs_name else []
+    if getattr(args, "use_auto_storage", False):
+        shares.append(AUTO_STORAGE_SHARE)
+        containers.append(AUTO_STORAGE_CONTAINER)
+    return az_mount_volumes(
+        shares=shares,
+        containers=containers,
+        file_servers=[(args.nfs, args.nfs_mount_path)] if args.nfs else [],
+        account=args.storage_account_name or os.environ.get("AZURE_BATCHAI_STORAGE_ACCOUNT", ""),
+        key=os.environ.get("AZURE_BATCHAI_STORAGE_KEY", ""),
+    )
+
+
+def _not_used_here(args) -> list[str]:
+    """What az's Azure-VM flags given to `cluster create` do not do on this cluster's backend."""
+    backend = f"the {args.backend or 'local'} backend"
+    notes = []
+    if args.user_name or args.password or args.ssh_key or args.generate_ssh_keys:
+        notes.append(
+            f"-u/-p/-k/--generate-ssh-keys make an admin account on Azure VMs; {backend} does not use them "
+            "(local nodes need no login; ssh nodes are your machines: --hosts user@host --key FILE)"
+        )
+    if args.image or args.custom_image:
+        notes.append(f"-i/--image and --custom-image choose an Azure VM image; {backend} runs its hosts' own system")
+    if args.subnet:
+        notes.append(f"--subnet puts Azure VMs in a virtual network; {backend} does not use it")
+    return notes
 
 
 def _cluster_of_node(client, workspace: str, node_id: str) -> str:
@@ -158,7 +211,8 @@ def job_command(args) -> object:
     client = _client()
     job = (args.workspace, args.experiment, getattr(args, "name", None))
     if args.verb == "create":
-        document = _load_json_file(args.config_file)
+        volumes = _az_volumes(args)  # a key on the command line is refused before anything is read
+        document = with_mount_volumes(_load_json_file(args.config_file), volumes, cluster=False)
         return client.create_job(args.workspace, args.experiment, document, args.name, args.cluster)
     if args.verb == "list":
         return client.jobs(args.workspace, args.experiment, args.state)
@@ -253,12 +307,36 @@ def demo_command(args) -> None:
 
 def _scope(parser, experiment: bool = False) -> None:
     parser.add_argument("-w", "--workspace", default="default", help="workspace (default: default)")
+    parser.add_argument(
+        "-g", "--resource-group", help="accepted for az command lines and not used: workspaces (-w) group things here"
+    )
     if experiment:
         parser.add_argument("-e", "--experiment", default="default", help="experiment (default: default)")
 
 
 def _yes(parser) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _add_az_storage_flags(parser, cluster: bool) -> None:
+    """az batchai's storage shortcuts, mounted for the cluster's nodes or the job as its mountVolumes would be.
+    A share or container with a registered datastore is that datastore, else a local directory stands in."""
+    root = "$AZ_BATCHAI_MOUNT_ROOT" if cluster else "$AZ_BATCHAI_JOB_MOUNT_ROOT"
+    group = parser.add_argument_group(f"storage of az batchai (mounted under {root})")
+    group.add_argument("--afs-name", help="Azure File share to mount")
+    group.add_argument("--afs-mount-path", default="afs", help="where, under the mount root (default afs)")
+    group.add_argument("--bfs-name", help="Blob container to mount")
+    group.add_argument("--bfs-mount-path", default="bfs", help="where, under the mount root (default bfs)")
+    group.add_argument("--nfs", help="file server (`batchai file-server create`) to mount")
+    group.add_argument("--nfs-mount-path", default="nfs", help="where, under the mount root (default nfs)")
+    group.add_argument("--storage-account-name", help="their account (default $AZURE_BATCHAI_STORAGE_ACCOUNT)")
+    group.add_argument("--storage-account-key", help=argparse.SUPPRESS)  # refused with the reason: argv is public
+    if cluster:
+        group.add_argument(
+            "--use-auto-storage",
+            action="store_true",
+            help="mount az's auto-storage share batchaishare at autoafs and container batchaicontainer at autobfs",
+        )
 
 
 def _add_cluster_parsers(sub) -> None:
@@ -276,6 +354,7 @@ def _add_cluster_parsers(sub) -> None:
     create.add_argument("--max", type=int, help="auto-scale maximum nodes")
     create.add_argument("--idle", type=float, help="idle seconds before an auto-scaled node is removed")
     create.add_argument("--setup-task", help="command run on every node when it is provisioned")
+    create.add_argument("--setup-task-output", help="stdOutErrPathPrefix of the setup task's logs")
     create.add_argument(
         "--native-mounts",
         action="store_true",
@@ -283,6 +362,15 @@ def _add_cluster_parsers(sub) -> None:
         "containers and file shares themselves instead of getting a copy",
     )
     create.add_argument("cluster_name", nargs="?", metavar="NAME", help="cluster name (as -n)")
+    _add_az_storage_flags(create, cluster=True)
+    azure = create.add_argument_group("Azure VM flags of az batchai (accepted; said when a backend does not use them)")
+    azure.add_argument("-u", "--user-name", help="admin user name on Azure VMs")
+    azure.add_argument("-p", "--password", help="admin password on Azure VMs (never kept)")
+    azure.add_argument("-k", "--ssh-key", help="admin SSH public key on Azure VMs")
+    azure.add_argument("--generate-ssh-keys", action="store_true", help="make an SSH key pair for the admin")
+    azure.add_argument("-i", "--image", help="VM image alias (UbuntuLTS, UbuntuDSVM)")
+    azure.add_argument("--custom-image", help="custom VM image id")
+    azure.add_argument("--subnet", help="virtual network subnet id")
     slurm = create.add_argument_group("slurm backend (--backend slurm: the cluster's nodes are Slurm's)")
     slurm.add_argument("--partition", help="Slurm partition for jobs and nodes")
     slurm.add_argument("--account", help="sbatch --account")
@@ -356,6 +444,7 @@ def _add_job_parsers(sub) -> None:
     create.add_argument("-n", "--name", help="job name (or `name` in the file)")
     create.add_argument("-c", "--cluster", "-r", "--cluster-name", dest="cluster", help="cluster name or ARM id")
     create.add_argument("-f", "--config-file", required=True)
+    _add_az_storage_flags(create, cluster=False)
     listing = job.add_parser("list", help="list jobs")
     _scope(listing, experiment=True)
     listing.add_argument("--state", choices=["queued", "running", "terminating", "succeeded", "failed"])
@@ -479,7 +568,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     try:
         result = COMMANDS[args.group](args)
     except BatchAIError as failure:
