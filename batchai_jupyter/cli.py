@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import posixpath
 import sys
 
 import requests
@@ -248,7 +249,8 @@ def wait_command(client, args) -> object:
 
 
 def stream_file(client, workspace: str, experiment: str, job: str, output_id: str, file_name: str, out=None) -> None:
-    """Prints a file as the job writes it, until the job has ended (az batchai job file stream)."""
+    """Prints a file as the job writes it, until the job has ended (az batchai job file stream). A file the
+    job never wrote is an error naming the files it did write (a multi-task job has no stdout.txt)."""
     out = out or sys.stdout.buffer
 
     def write(_path: str, chunk: bytes) -> None:
@@ -256,11 +258,28 @@ def stream_file(client, workspace: str, experiment: str, job: str, output_id: st
         out.flush()
 
     def waiting(_path: str) -> None:
-        print(f'The file "{file_name}" not found. Waiting for the job to generate it.', file=sys.stderr)
+        written = _written_files(client, workspace, experiment, job, output_id)
+        also = f" (it has written {', '.join(written)} so far)" if written else ""
+        print(f'The file "{file_name}" not found. Waiting for the job to generate it.{also}', file=sys.stderr)
 
     follow_job(
         client, workspace, experiment, job, [file_name], write, output_id=output_id, on_missing=waiting, poll=0.5
     )
+    written = _written_files(client, workspace, experiment, job, output_id, posixpath.dirname(file_name))
+    if file_name.strip("/") not in written:
+        raise BatchAIError(
+            "FileNotFound",
+            f"job '{job}' ended without writing {file_name!r} in {output_id}; its files there: "
+            f"{', '.join(written) or 'none'} (stream one with -f NAME)",
+        )
+
+
+def _written_files(client, workspace: str, experiment: str, job: str, output_id: str, folder: str = "") -> list[str]:
+    try:
+        listing = client.job_files(workspace, experiment, job, output_id, folder or ".")
+    except BatchAIError:  # the folder is not there (yet)
+        return []
+    return [entry["path"] for entry in listing if entry["fileType"] == "file"]
 
 
 # -- serve / demo ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -129,6 +130,8 @@ class LocalBackend(ComputeBackend, NodeExec):
             "stderr": launch.stderr,
             "heartbeat_seconds": self._heartbeat_seconds,
         }
+        if launch.exclusive:  # this machine's nodes share it: one lock for all of them (and other services)
+            task["lock"] = os.path.join(tempfile.gettempdir(), f"batchai-{launch.exclusive}.lock")
         task_file = os.path.join(run_dir, "task.json")
         descriptor = os.open(task_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:

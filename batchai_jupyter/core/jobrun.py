@@ -22,6 +22,7 @@ from .locations import location_of
 from .records import Job, Node, Task
 from .store import Store
 
+EXCLUSIVE_PREPARATION = "job-preparation"  # apt-get and pip of two jobPreparations must not collide
 MPI_NODES_FILE = "mpi-nodes.json"  # runtime/mpi_agent.py's NODES_FILE (the runtime imports nothing of ours)
 # How long terminated tasks get to exit after SIGTERM before they are killed outright.
 TERMINATE_GRACE_SECONDS = 10.0
@@ -272,6 +273,7 @@ class JobRunner:
                     stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
                     stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),
                     directories=directories,
+                    exclusive=EXCLUSIVE_PREPARATION if phase == "prep" else "",
                 ),
             )
             self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
