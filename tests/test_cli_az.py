@@ -77,3 +77,20 @@ def test_an_unknown_flag_gets_the_subcommands_usage_and_a_guess(shared_service):
     assert exec_flag.stderr.startswith("usage: batchai job node exec") and "did you mean --exec?" in exec_flag.stderr
     nothing_close = cli(shared_service, "job", "list", "--zzz")
     assert "usage: batchai job list" in nothing_close.stderr and "did you mean" not in nothing_close.stderr
+
+
+def test_cluster_create_mounts_a_file_server_and_auto_scales_as_az_said(shared_service, unique, tmp_path):
+    server, cluster = unique("nfs"), unique("autoscaled")
+    (tmp_path / "export").mkdir()
+    ok(cli(shared_service, "file-server", "create", "-n", server, "--path", str(tmp_path / "export")))
+    created = cli(
+        shared_service,
+        "cluster", "create", "-n", cluster, "--min", "0", "--max", "2",
+        "--nfs", server, "--nfs-mount-path", "shared", "-k", "ssh-rsa AAAA user@host", "-o", "json",
+    )  # fmt: skip
+    spec = json.loads(ok(created))["properties"]
+    assert "-u/-p/-k/--generate-ssh-keys" in created.stderr and "AAAA" not in json.dumps(spec)
+    assert spec["scaleSettings"]["autoScale"]["minimumNodeCount"] == 0
+    assert spec["scaleSettings"]["autoScale"]["maximumNodeCount"] == 2
+    (entry,) = spec["nodeSetup"]["mountVolumes"]["fileServers"]
+    assert entry["fileServer"]["id"] == server and entry["relativeMountPath"] == "shared"
