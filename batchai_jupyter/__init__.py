@@ -23,8 +23,10 @@ def _jupyter_labextension_paths() -> list[dict]:
 def load_ipython_extension(ipython) -> None:
     """`%load_ext batchai_jupyter`: registers %batchai_cluster, %%batchai_job, %batchai_jobs, ..."""
     from .notebook.magics import BatchAIMagics
+    from .notebook.tracking_magics import register_tracking_magics
 
     ipython.register_magics(BatchAIMagics)
+    register_tracking_magics(ipython)
 
 
 def __getattr__(name: str):

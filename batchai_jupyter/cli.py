@@ -51,7 +51,7 @@ def workspace_command(args) -> object:
 def experiment_command(args) -> object:
     client = _client()
     if args.verb == "create":
-        return client.create_experiment(args.workspace, args.name)
+        return client.create_experiment(args.workspace, args.name, args.mlflow_tracking_uri)
     if args.verb == "list":
         return client.experiments(args.workspace)
     if args.verb == "show":
@@ -312,6 +312,8 @@ def serve_command(args) -> None:
         "--ServerApp.terminals_enabled=False",
     ]
     argv += serve_auth_arguments(args.token_file, args.no_auth_i_have_my_own_proxy)
+    if args.mlflow_tracking_uri:
+        argv.append(f"--BatchAIApp.mlflow_tracking_uri={args.mlflow_tracking_uri}")
     HeadlessBatchAIApp.launch_instance(argv=argv)
 
 
@@ -522,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
             parser_.add_argument("-n", "--name", required=True)
         if verb == "delete":
             _yes(parser_)
+        if verb == "create":
+            parser_.add_argument(
+                "--mlflow-tracking-uri",
+                help="record this experiment's jobs as MLflow runs there (default: the service's)",
+            )
     _add_cluster_parsers(sub)
     _add_job_parsers(sub)
     add_storage_parsers(sub, _scope, _yes)
@@ -552,6 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
         "request (logged at every start)",
     )
     serve.add_argument("--home", help="state directory (default: $BATCHAI_HOME)")
+    serve.add_argument(
+        "--mlflow-tracking-uri",
+        help="record every job as an MLflow run there (default: $MLFLOW_TRACKING_URI); credentials go in "
+        "MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN, never in the URI",
+    )
     demo = sub.add_parser("demo", help="run a 2-node distributed job on a local cluster and watch it")
     demo.add_argument("--nodes", type=int, default=2)
     _add_output_option(sub)

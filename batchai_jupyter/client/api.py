@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urljoin
 
 from ..errors import BatchAIError
 from .discovery import Announce, find_service
@@ -75,8 +76,16 @@ class Client(Transport):
     def experiment(self, workspace: str, name: str) -> dict:
         return self.get(self.experiment_path(workspace, name))
 
-    def create_experiment(self, workspace: str, name: str) -> dict:
-        return self.request("PUT", self.experiment_path(workspace, name))
+    def create_experiment(self, workspace: str, name: str, mlflow_tracking_uri: str | None = None) -> dict:
+        """A new experiment; with `mlflow_tracking_uri` its jobs are recorded in that MLflow."""
+        body = {"mlflowTrackingUri": mlflow_tracking_uri} if mlflow_tracking_uri else None
+        return self.request("PUT", self.experiment_path(workspace, name), json_body=body)
+
+    def update_experiment(self, workspace: str, name: str, mlflow_tracking_uri: str) -> dict:
+        """Sets the experiment's own MLflow tracking URI ("": the service's again)."""
+        return self.request(
+            "PATCH", self.experiment_path(workspace, name), json_body={"mlflowTrackingUri": mlflow_tracking_uri}
+        )
 
     def delete_experiment(self, workspace: str, name: str) -> None:
         self.request("DELETE", self.experiment_path(workspace, name))
@@ -254,6 +263,13 @@ class Client(Transport):
         if since:
             params["since"] = [f"{offset}:{path}" for path, offset in since.items()]
         return self.request("GET", f"{self.job_path(workspace, experiment, name)}/snapshot", params=params)
+
+    def open_tensorboard(self, workspace: str, experiment: str, job: str | None = None) -> dict:
+        """Starts (or reuses) TensorBoard over one job's runs, or every job of the experiment: {"id", "url",
+        "runs"}; `url` is absolute, served by the service behind its token."""
+        path = self.job_path(workspace, experiment, job) if job else self.experiment_path(workspace, experiment)
+        opened = self.request("POST", f"{path}/tensorboard")
+        return {**opened, "url": urljoin(self.url, opened["url"])}
 
     def wait_for_job(
         self,

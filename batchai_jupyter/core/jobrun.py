@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
 from ..ports.datastores import Datastore, JobStorage
-from ..ports.layout import HomeLayout, job_segment
+from ..ports.layout import HomeLayout
 from . import launch, lifecycle, node_view, placement
 from .events import EventBus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
@@ -83,7 +83,7 @@ class JobRunner:
             # A backend whose nodes are other machines names the Python there (node info "python").
             python=self._node_python(job) or os.environ.get("BATCHAI_TASK_PYTHON") or _default_python(),
             node_base_env=self.base_env(),
-            checkpoint_dir=datastore.node_path(f"{job_segment(job.experiment, job.name, job.uuid)}/checkpoints"),
+            checkpoint_dir=datastore.node_path(f"{job.segment}/checkpoints"),
         )
         return context, nodes
 

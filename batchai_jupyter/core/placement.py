@@ -18,7 +18,7 @@ import posixpath
 from collections.abc import Callable
 
 from ..errors import BatchAIError
-from ..ports.layout import job_segment, output_segment, stdouterr_segment
+from ..ports.layout import output_segment, stdouterr_segment
 from .locations import location_of
 from .models import DEFAULT_DATASTORE
 from .records import Job
@@ -30,7 +30,7 @@ MountPlace = Callable[[str], "tuple[str, str] | None"]  # a node path -> (datast
 def placements(job: Job, mount_place: MountPlace, has_datastore: Callable[[str], bool]) -> dict[str, list[str]]:
     """{output id and "stdouterr": [datastore, path in it, path on the nodes]} of `job`; the path on the nodes
     is the one under the mount root that Batch AI gave the job ("" for the datastore's own path)."""
-    segment = job_segment(job.experiment, job.name, job.uuid)
+    segment = job.segment
     spec = job.spec
 
     def placed_at(prefix: str, leaf: str) -> list[str] | None:
@@ -47,8 +47,8 @@ def default_placement(job: Job, output_id: str) -> list[str]:
     """The folder in the default datastore (every job before placements were recorded has its folders there)."""
 
     if output_id == STDOUTERR:
-        return [DEFAULT_DATASTORE, stdouterr_segment(job.experiment, job.name, job.uuid), ""]
-    return [DEFAULT_DATASTORE, output_segment(job.experiment, job.name, job.uuid, output_id), ""]
+        return [DEFAULT_DATASTORE, stdouterr_segment(job.segment), ""]
+    return [DEFAULT_DATASTORE, output_segment(job.segment, output_id), ""]
 
 
 def placement_of(job: Job, output_id: str) -> tuple[str, str]:

@@ -38,6 +38,7 @@ class Job:
     node_ids: list[int]
     master_port: int | None
     retries_used: int
+    segment: str  # the job's folder in a datastore (Batch AI's jobOutputDirectoryPathSegment)
     placements: dict[str, list[str]]  # output id (and "stdouterr") -> [datastore, path]; {} until started
 
     @classmethod

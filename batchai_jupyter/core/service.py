@@ -11,7 +11,7 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, cast
 
@@ -28,7 +28,8 @@ from ..ports.datastores import (
     PublicSettings,
     clean_relative_path,
 )
-from ..ports.layout import HomeLayout, cluster_segment
+from ..ports.layout import HomeLayout, cluster_segment, job_segment
+from ..ports.tracking import TENSORBOARD_DIR, RunTracker
 from . import placement, views
 from .cluster_spec import parse_cluster_spec
 from .engine import Engine
@@ -44,6 +45,11 @@ from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
 from .store import Store
 from .store_health import warn_if_home_orphaned
+from .tracking import RunFollower, experiment_tracking
+
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+DEFAULT_RESOURCE_GROUP = "default"
+DEFAULT_LOCATION = "local"
 
 
 @dataclass
@@ -51,6 +57,9 @@ class Settings:
     home: str
     heartbeat_seconds: float = 2.0
     backend_options: dict[str, Any] = field(default_factory=dict)  # {backend name: {option: value}}
+    # Batch AI's ARM ids and job folders name a subscription: a service serves one (docs/arm-api.md).
+    subscription_id: str = DEFAULT_SUBSCRIPTION
+    mlflow_tracking_uri: str = ""  # record every job as an MLflow run there ("": only experiments naming their own)
 
 
 def _base_env() -> dict[str, str]:
@@ -74,6 +83,7 @@ class Service:
         backends: Mapping[str, Backend],
         datastore_kinds: DatastoreKinds,
         unavailable_backends: Mapping[str, str] | None = None,
+        trackers: Sequence[RunTracker] = (),
     ):
         self.settings = settings
         self.layout = HomeLayout(settings.home)
@@ -101,6 +111,7 @@ class Service:
         self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover)
+        self.follower = RunFollower(self.store, self.events, self.datastore, trackers)
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
         self._lock_handle: IO[str] | None = None
@@ -123,11 +134,13 @@ class Service:
             ) from None
         self._lock_handle = handle
         self.engine.start()
+        self.follower.start()
 
     def stop(self) -> None:
         """Stops the engine and its cluster workers, then closes every backend, datastore and the store;
         tasks keep running on their nodes for the next start to re-attach to."""
         self.engine.stop()
+        self.follower.stop()
         for backend in self.backends.values():
             backend.close()
         for datastore in self._datastores.values():
@@ -156,12 +169,20 @@ class Service:
 
     # -- workspaces, experiments, datastores ---------------------------------------------------
 
-    def _ensure_workspace(self, name: str) -> None:
+    def _ensure_workspace(
+        self,
+        name: str,
+        resource_group: str = DEFAULT_RESOURCE_GROUP,
+        location: str = DEFAULT_LOCATION,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         now = time.time()
         with self.store.transaction():
             if self.store.query_one("SELECT name FROM workspaces WHERE name = ?", name):
                 return
-            self.store.insert("workspaces", name=name, created=now)
+            self.store.insert(
+                "workspaces", name=name, created=now, resource_group=resource_group, location=location, tags=tags or {}
+            )
             self.store.insert("experiments", workspace=name, name=DEFAULT_EXPERIMENT, created=now)
             self.store.insert(
                 "datastores",
@@ -172,11 +193,28 @@ class Service:
                 config={"path": self.layout.local_datastore(name, DEFAULT_DATASTORE)},
             )
 
-    def create_workspace(self, name: str) -> dict[str, Any]:
+    def create_workspace(
+        self,
+        name: str,
+        resource_group: str = DEFAULT_RESOURCE_GROUP,
+        location: str = DEFAULT_LOCATION,
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A workspace, recorded in `resource_group` (workspace names are unique in the service, whatever
+        their resource group: the datastores and node sandboxes are named by workspace)."""
         validate_name("workspace", name, "name")
-        if self.store.query_one("SELECT name FROM workspaces WHERE name = ?", name):
-            raise Conflict("WorkspaceExists", f"workspace '{name}' already exists")
-        self._ensure_workspace(name)
+        existing = self.store.query_one("SELECT resource_group FROM workspaces WHERE name = ?", name)
+        if existing:
+            raise Conflict(
+                "WorkspaceExists",
+                f"workspace '{name}' already exists (in resource group '{existing['resource_group']}')",
+            )
+        self._ensure_workspace(name, resource_group, location, tags)
+        return self.get_workspace(name)
+
+    def set_workspace_tags(self, name: str, tags: dict[str, str]) -> dict[str, Any]:
+        self.get_workspace(name)
+        self.store.update("workspaces", {"name": name}, tags=tags)
         return self.get_workspace(name)
 
     def get_workspace(self, name: str) -> dict[str, Any]:
@@ -199,12 +237,20 @@ class Service:
                 self.store.delete(table, workspace=name)
             self.store.delete("workspaces", name=name)
 
-    def create_experiment(self, workspace: str, name: str) -> dict[str, Any]:
+    def create_experiment(self, workspace: str, name: str, document: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A new experiment; `document` may set its own {"mlflowTrackingUri": ...}."""
         self.get_workspace(workspace)
         validate_name("experiment", name, "name")
+        tracking = experiment_tracking(document or {})
         if self.store.query_one("SELECT 1 FROM experiments WHERE workspace = ? AND name = ?", workspace, name):
             raise Conflict("ExperimentExists", f"experiment '{name}' already exists in workspace '{workspace}'")
-        self.store.insert("experiments", workspace=workspace, name=name, created=time.time())
+        self.store.insert("experiments", workspace=workspace, name=name, created=time.time(), tracking=tracking)
+        return self.get_experiment(workspace, name)
+
+    def update_experiment(self, workspace: str, name: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Sets or clears ("") the experiment's own MLflow tracking URI; jobs that start after record there."""
+        self.get_experiment(workspace, name)
+        self.store.update("experiments", {"workspace": workspace, "name": name}, tracking=experiment_tracking(document))
         return self.get_experiment(workspace, name)
 
     def get_experiment(self, workspace: str, name: str) -> dict[str, Any]:
@@ -296,6 +342,34 @@ class Service:
         if not relative:
             raise BatchAIError("InvalidPath", "path: give the path of a file inside the datastore")
         return self.datastore(workspace, name).read(relative, offset, length)
+
+    # A file server is a shared directory every node sees: a local datastore other than "default"
+    # (`batchai file-server create --path` registers one; the ARM face makes one under the home).
+
+    def _is_file_server(self, row: DatastoreRow) -> bool:
+        return row.kind == "local" and row.name != DEFAULT_DATASTORE
+
+    def list_file_servers(self, workspace: str) -> list[dict[str, Any]]:
+        self.get_workspace(workspace)
+        return [self.datastore_kinds.view(r) for r in self.store.datastores_of(workspace) if self._is_file_server(r)]
+
+    def get_file_server(self, workspace: str, name: str) -> dict[str, Any]:
+        self.get_workspace(workspace)
+        row = self.store.datastore_row(workspace, name)
+        if row is None or not self._is_file_server(row):
+            raise NotFound("file server", name, f"list them with `batchai file-server list -w {workspace}`")
+        return self.datastore_kinds.view(row)
+
+    def create_file_server(self, workspace: str, name: str) -> dict[str, Any]:
+        """A new shared directory under the home (a file server made through the API has no path of its own)."""
+        self.get_workspace(workspace)
+        validate_name("file server", name, "name")
+        if name == DEFAULT_DATASTORE:
+            raise Conflict("DatastoreExists", f"'{name}' is the workspace's default datastore; pick another name")
+        path = self.layout.local_datastore(workspace, name)
+        self.create_datastore(workspace, name, {"kind": "local", "path": path})
+        os.makedirs(path, exist_ok=True)
+        return self.get_file_server(workspace, name)
 
     def delete_datastore(self, workspace: str, name: str) -> None:
         self._datastore_row(workspace, name)
@@ -483,13 +557,17 @@ class Service:
                 "lower nodeCount or raise the cluster's maximum",
             )
         now = time.time()
+        job_uuid = str(uuid.uuid4())
+        resource_group = self.get_workspace(workspace)["resourceGroup"]
+        segment = job_segment(self.settings.subscription_id, resource_group, workspace, experiment, spec.name, job_uuid)
         try:
             job_id = self.store.insert(
                 "jobs",
                 workspace=workspace,
                 experiment=experiment,
                 name=spec.name,
-                uuid=uuid.uuid4().hex,
+                uuid=job_uuid,
+                segment=segment,
                 cluster=spec.cluster,
                 priority=spec.priority,
                 state="queued",
@@ -656,6 +734,25 @@ class Service:
         if not relative:
             raise BatchAIError("InvalidPath", "path: give the name of a file inside the output directory")
         return self.datastore(workspace, datastore).read(f"{folder}/{relative}", offset, length)
+
+    # -- TensorBoard over jobs ------------------------------------------------------------------
+
+    def tensorboard_logdirs(self, workspace: str, experiment: str, job_name: str | None = None) -> dict[str, str]:
+        """The directories TensorBoard reads for a job (or every job of an experiment), by run name: the event
+        files the service writes from log_metric (`<job>/metrics`) and each output directory, where a job writes
+        its own (`<job>/outputs/<ID>`, e.g. $AZ_BATCHAI_OUTPUT_TENSORBOARD). Ended jobs are brought up to date."""
+        self.get_experiment(workspace, experiment)
+        if job_name:
+            jobs = [self._job_row(workspace, experiment, job_name)]
+        else:
+            jobs = self.store.jobs_of(workspace, experiment)
+        self.follower.recheck([job for job in jobs if job.state in ("succeeded", "failed")])
+        logdirs = {}
+        for job in jobs:
+            run = self.follower.tracked_run(job)
+            logdirs[f"{job.name}/metrics"] = os.path.join(run.stdouterr_dir, TENSORBOARD_DIR)
+            logdirs.update({f"{job.name}/outputs/{output_id}": path for output_id, path in run.output_dirs.items()})
+        return logdirs
 
     # -- a job in one response (the job snapshot) -----------------------------------------------
 

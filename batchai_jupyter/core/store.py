@@ -75,14 +75,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS jobs_by_experiment_state ON jobs (workspace, experiment, state)",
         "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, workspace, cluster, priority)",
     ),
-    # 2: where each of a job's output directories (and stdouterr) was put: {id: [datastore, path]}
+    # 2: the ARM face (server/arm): a workspace's resource group, location and tags; a job's folder in the
+    # datastores (Batch AI's jobOutputDirectoryPathSegment), fixed at submit. Jobs from before keep theirs.
+    (
+        "ALTER TABLE workspaces ADD COLUMN resource_group TEXT NOT NULL DEFAULT 'default'",
+        "ALTER TABLE workspaces ADD COLUMN location TEXT NOT NULL DEFAULT 'local'",
+        "ALTER TABLE workspaces ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE jobs ADD COLUMN segment TEXT NOT NULL DEFAULT ''",
+        "UPDATE jobs SET segment = experiment || '/' || name || '/' || uuid",
+    ),
+    # 3: an experiment's own tracking settings ({"mlflowTrackingUri": ...}).
+    ("ALTER TABLE experiments ADD COLUMN tracking TEXT NOT NULL DEFAULT '{}'",),
+    # 4: where each of a job's output directories (and stdouterr) was put: {id: [datastore, path]}
     # (core/placement.py), so that listing finds them after the mounts it resolved from are gone.
     ("ALTER TABLE jobs ADD COLUMN placements TEXT NOT NULL DEFAULT '{}'",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 Record = TypeVar("Record")
-JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info", "placements")
+JSON_COLUMNS = ("spec", "secrets", "config", "errors", "node_ids", "info", "tags", "tracking", "placements")
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 
 

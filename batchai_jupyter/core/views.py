@@ -7,7 +7,6 @@ import datetime
 from typing import Any
 
 from ..ports.datastores import FileEntry
-from ..ports.layout import job_segment
 from . import scheduler
 from .cluster_spec import cluster_spec_to_wire
 from .models import NODE_STATES, priority_name
@@ -22,7 +21,13 @@ def iso(timestamp: float | None) -> str | None:
 
 
 def workspace_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {"name": row["name"], "creationTime": iso(row["created"])}
+    return {
+        "name": row["name"],
+        "creationTime": iso(row["created"]),
+        "resourceGroup": row["resource_group"],
+        "location": row["location"],
+        "tags": row["tags"],
+    }
 
 
 def experiment_view(row: dict[str, Any], job_count: int) -> dict[str, Any]:
@@ -31,6 +36,7 @@ def experiment_view(row: dict[str, Any], job_count: int) -> dict[str, Any]:
         "workspace": row["workspace"],
         "creationTime": iso(row["created"]),
         "jobCount": job_count,
+        **{key: value for key, value in row.get("tracking", {}).items() if value},
     }
 
 
@@ -62,7 +68,7 @@ def job_view(job: Job, queue_position: int | None = None, waiting_reason: str = 
         "attempt": job.attempt,
         "maxRetries": spec.max_retries,
         "retriesUsed": job.retries_used,
-        "jobOutputDirectoryPathSegment": job_segment(job.experiment, job.name, job.uuid),
+        "jobOutputDirectoryPathSegment": job.segment,
         "executionInfo": {
             "startTime": iso(job.started),
             "endTime": iso(job.ended),

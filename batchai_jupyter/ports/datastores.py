@@ -164,6 +164,9 @@ class JobRef(Protocol):
     def uuid(self) -> str: ...
 
     @property
+    def segment(self) -> str: ...
+
+    @property
     def cluster(self) -> str: ...
 
     @property

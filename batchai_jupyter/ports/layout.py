@@ -3,8 +3,9 @@
     BATCHAI_HOME/
       batchai.db                       the store
       datastores/<workspace>/<name>/   a local datastore's root
-        <experiment>/<job>/<uuid>/stdouterr/          logs (attempt-<n>/ keeps earlier attempts)
-        <experiment>/<job>/<uuid>/outputs/<ID>/       output directories
+        <segment>/stdouterr/           logs (attempt-<n>/ keeps earlier attempts)
+        <segment>/outputs/<ID>/        output directories, where <segment> is Batch AI's
+                                       jobOutputDirectoryPathSegment (job_segment), fixed at submit
         .clusters/<cluster>/<uuid>/                   node setup-task logs
       shared/<job uuid>/               AZ_BATCHAI_SHARED_JOB_TEMP on the local backend
       nodes/<workspace>/<cluster>/<node>/             a local node's sandbox
@@ -49,17 +50,21 @@ class HomeLayout:
         return os.path.join(self.root, "nodes", workspace, cluster, node)
 
 
-def job_segment(experiment: str, job: str, job_uuid: str) -> str:
-    """The datastore-relative folder of one job (Batch AI's jobOutputDirectoryPathSegment)."""
-    return f"{experiment}/{job}/{job_uuid}"
+def job_segment(
+    subscription: str, resource_group: str, workspace: str, experiment: str, job: str, job_uuid: str
+) -> str:
+    """The datastore-relative folder of one job: Batch AI's jobOutputDirectoryPathSegment,
+    `<subscription>/<resource group>/workspaces/<ws>/experiments/<exp>/jobs/<job>/<uuid>`. Jobs submitted
+    before this shape keep the `<experiment>/<job>/<uuid>` they were given (the store keeps each job's)."""
+    return f"{subscription}/{resource_group}/workspaces/{workspace}/experiments/{experiment}/jobs/{job}/{job_uuid}"
 
 
-def stdouterr_segment(experiment: str, job: str, job_uuid: str) -> str:
-    return f"{job_segment(experiment, job, job_uuid)}/stdouterr"
+def stdouterr_segment(segment: str) -> str:
+    return f"{segment}/stdouterr"
 
 
-def output_segment(experiment: str, job: str, job_uuid: str, output_id: str) -> str:
-    return f"{job_segment(experiment, job, job_uuid)}/outputs/{output_id}"
+def output_segment(segment: str, output_id: str) -> str:
+    return f"{segment}/outputs/{output_id}"
 
 
 def cluster_segment(cluster: str, cluster_uuid: str) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 from traitlets import Bool, Dict, Float, Unicode, default
 
 from ..assembly import build_service
-from ..core.service import Settings
+from ..core.service import DEFAULT_SUBSCRIPTION, Settings
 from ..errors import BatchAIError
 from ..ports.layout import default_home
+from . import arm
 from .handlers import routes
+from .tensorboard import TensorBoards
+from .tensorboard_handlers import tensorboard_routes
 
 
 class BatchAIApp(ExtensionApp):
@@ -49,9 +54,27 @@ class BatchAIApp(ExtensionApp):
         "instead",
     ).tag(config=True)
 
+    subscription_id = Unicode(
+        help="The subscription id of Batch AI's ARM paths and job folders (/subscriptions/<id>/...); "
+        "default: $BATCHAI_SUBSCRIPTION_ID, else 00000000-0000-0000-0000-000000000000 (docs/arm-api.md)"
+    ).tag(config=True)
+
+    mlflow_tracking_uri = Unicode(
+        help="Record every job as a run of the MLflow experiment of the same name at this tracking URI "
+        "(http://..., file:///..., sqlite:///...); default: $MLFLOW_TRACKING_URI, else off"
+    ).tag(config=True)
+
+    @default("mlflow_tracking_uri")
+    def _default_mlflow_tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI", "")
+
     @default("home")
     def _default_home(self) -> str:
         return default_home()
+
+    @default("subscription_id")
+    def _default_subscription_id(self) -> str:
+        return os.environ.get("BATCHAI_SUBSCRIPTION_ID") or DEFAULT_SUBSCRIPTION
 
     def initialize_settings(self) -> None:
         self._check_auth()
@@ -59,7 +82,11 @@ class BatchAIApp(ExtensionApp):
         try:
             service = build_service(
                 Settings(
-                    home=self.home, heartbeat_seconds=self.heartbeat_seconds, backend_options=dict(self.backend_options)
+                    home=self.home,
+                    heartbeat_seconds=self.heartbeat_seconds,
+                    backend_options=dict(self.backend_options),
+                    subscription_id=self.subscription_id,
+                    mlflow_tracking_uri=self.mlflow_tracking_uri,
                 )
             )
             service.start()
@@ -73,6 +100,7 @@ class BatchAIApp(ExtensionApp):
             return
         self.service = service
         self.settings["batchai_service"] = service
+        self.settings["batchai_tensorboards"] = TensorBoards(os.path.join(self.home, "tensorboard"))
         self.log.info("batchai: service running with home %s", self.home)
 
     def _check_auth(self) -> None:
@@ -105,8 +133,13 @@ class BatchAIApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes())
+        self.handlers.extend(arm.routes())
+        self.handlers.extend(tensorboard_routes())
 
     async def stop_extension(self) -> None:
+        tensorboards = self.settings.get("batchai_tensorboards")
+        if tensorboards is not None:
+            tensorboards.stop_all()
         service = self.settings.get("batchai_service")
         if service is not None:
             service.stop()

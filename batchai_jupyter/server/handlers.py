@@ -122,7 +122,15 @@ class BaseHandler(APIHandler):
 class VersionHandler(BaseHandler):
     @web.authenticated
     def get(self):
-        self.reply({"version": __version__, "api": "v1", "home": self.service.layout.root})
+        service = self.service
+        self.reply(
+            {
+                "version": __version__,
+                "api": "v1",
+                "home": service.layout.root,
+                "subscriptionId": service.settings.subscription_id,  # of the ARM face (server/arm)
+            }
+        )
 
 
 class WorkspacesHandler(BaseHandler):
@@ -160,7 +168,11 @@ class ExperimentHandler(BaseHandler):
 
     @web.authenticated
     async def put(self, workspace, experiment):
-        self.reply(await self.call(self.service.create_experiment, workspace, experiment), 201)
+        self.reply(await self.call(self.service.create_experiment, workspace, experiment, self.body()), 201)
+
+    @web.authenticated
+    async def patch(self, workspace, experiment):
+        self.reply(await self.call(self.service.update_experiment, workspace, experiment, self.body()))
 
     @web.authenticated
     async def delete(self, workspace, experiment):

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import BatchAIError
 from ..ports.datastores import Datastore, DatastoreContext, DatastoreKinds, DatastoreRef, JobStorage
-from ..ports.layout import HomeLayout, job_segment
+from ..ports.layout import HomeLayout
 from .documents import datastore_view, parse_datastore_document
 from .jobdata import JobData
 
@@ -61,4 +61,4 @@ class StorageKinds(DatastoreKinds):
         return datastore_view(row, transfers)
 
     def job_storage(self, store: Any, layout: HomeLayout, datastore_for: Callable[..., Datastore]) -> JobStorage:
-        return JobData(store, layout, datastore_for, job_segment)
+        return JobData(store, layout, datastore_for)

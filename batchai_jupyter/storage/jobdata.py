@@ -21,7 +21,6 @@ from .mounts import Mount, MountResolver, link_mount, local_datastore_creator, r
 from .native_mounts import mount_natively, run_local_script, unmount_under_script
 from .staging import Mirrored, MirrorSync
 
-SegmentOf = Callable[[str, str, str], str]  # (experiment, job, uuid) -> the job's folder in a datastore
 # A remote backend's way to show mounts on one of its nodes: (mount root on the node, mounts). It puts a
 # copy of each source directory at <mount root>/<relative path> there (or runs the mount command) and
 # copies what the node writes there back into the source directory; see SshBackend.show_mounts.
@@ -35,11 +34,10 @@ _UNDER_MOUNT_ROOT = re.compile(r"^\$(?P<brace>\{)?(?P<root>AZ_BATCHAI_(?:JOB_)?M
 
 
 class JobData(JobStorage):
-    def __init__(self, store, layout, datastore_for: Callable[..., object], job_segment: SegmentOf):
+    def __init__(self, store, layout, datastore_for: Callable[..., object]):
         self.store = store
         self.layout = layout
         self.datastore_for = datastore_for  # (workspace[, name]) -> Datastore
-        self.job_segment = job_segment
 
     def run_here(self, script: str, stdin: str) -> tuple[int, str]:
         return run_local_script(script, stdin)
@@ -216,7 +214,7 @@ class JobData(JobStorage):
         syncs = []
         sync = self._default_sync(job)
         if sync is not None:
-            syncs.append((sync, self.job_segment(job.experiment, job.name, job.uuid)))
+            syncs.append((sync, job.segment))
         if final:
             try:
                 cluster_mounts, job_mounts = self.mounts(job)

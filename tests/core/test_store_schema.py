@@ -43,10 +43,9 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
     path = str(tmp_path / "batchai.db")
     _v0_database(path)
     with sqlite3.connect(path) as connection:
-        before = {
-            table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
-            for table in ("workspaces", "experiments", "datastores", "clusters", "nodes", "jobs", "tasks")
-        }
+        tables = ("workspaces", "experiments", "datastores", "clusters", "nodes", "jobs", "tasks")
+        columns = {table: [row[1] for row in connection.execute(f"PRAGMA table_info({table})")] for table in tables}
+        before = {table: connection.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in tables}
     assert not LISTING_INDEXES & _indexes(path)
 
     store = Store(path)
@@ -59,14 +58,18 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
     assert store.job_by_name("default", "default", "waiting-secret").secrets == {"API_KEY": "s3cr3t-v0"}
     store.close()
     assert LISTING_INDEXES <= _indexes(path)
-    with sqlite3.connect(path) as connection:
-        # Every value kept; a column a migration added holds its default (jobs.placements: '{}').
-        columns = {table: [c[1] for c in connection.execute(f"PRAGMA table_info({table})")] for table in before}
-        old_columns = {table: [c for c in names if c != "placements"] for table, names in columns.items()}
+    with sqlite3.connect(path) as connection:  # the rows as they were, in the columns they had
         assert {
-            table: connection.execute(f"SELECT {', '.join(old_columns[table])} FROM {table} ORDER BY rowid").fetchall()
+            table: connection.execute(f"SELECT {', '.join(columns[table])} FROM {table} ORDER BY rowid").fetchall()
             for table in before
         } == before
+        # What later versions add: each old job keeps the folder its files are in, each workspace is in the
+        # default resource group.
+        assert connection.execute("SELECT segment FROM jobs ORDER BY rowid").fetchall() == [
+            (f"{row[2]}/{row[3]}/{row[4]}",) for row in before["jobs"]
+        ]
+        assert {row[0] for row in connection.execute("SELECT resource_group FROM workspaces")} == {"default"}
+        assert {row[0] for row in connection.execute("SELECT tracking FROM experiments")} == {"{}"}
         assert {row[0] for row in connection.execute("SELECT placements FROM jobs")} == {"{}"}
     again = Store(path)  # opening it again changes nothing
     assert again.schema_version() == SCHEMA_VERSION

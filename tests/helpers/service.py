@@ -20,9 +20,10 @@ TOKEN = "test-token-" + uuid.uuid4().hex[:8]
 class ServiceProcess:
     """A `batchai serve` subprocess. `kill()` is kill -9; `start()` again re-uses the same home."""
 
-    def __init__(self, home: str, runtime_dir: str):
+    def __init__(self, home: str, runtime_dir: str, extra_env: dict[str, str] | None = None):
         self.home = home
         self.runtime_dir = runtime_dir
+        self.extra_env = dict(extra_env or {})
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = os.path.join(home, "serve-test.log")
@@ -38,6 +39,7 @@ class ServiceProcess:
             "JUPYTER_RUNTIME_DIR": self.runtime_dir,
             "BATCHAI_URL": self.url,
             "BATCHAI_TOKEN": TOKEN,
+            **self.extra_env,
         }
 
     def start(self, timeout: float = 60.0) -> Client:

@@ -64,3 +64,8 @@ def test_migrating_from_batch_ai(service_process, client, tmp_path):
     assert "['model.txt']" in text
     assert "cell job sees ['AZ_BATCHAI_INPUT_BATCHAI_PACKAGE', 'AZ_BATCHAI_INPUT_SCRIPTS']" in text
     assert "job 'hello-cell' succeeded (exit code 0)" in text
+    # Microsoft's azure-mgmt-batchai, unchanged but for the client's line (the ARM face, docs/arm-api.md).
+    assert "Cluster state: steady Target: 1; Allocated: 1; Idle: 1" in text
+    assert "Job state: succeeded ExitCode: 0" in text
+    assert "hello from the SDK" in text and "['model.txt']" in text
+    assert "deleted sdk-workspace" in text
