@@ -10,8 +10,9 @@ With -L and no command, the ports are forwarded until Ctrl-C.
 
 from __future__ import annotations
 
+import signal
 import sys
-import threading
+import time
 from collections.abc import Callable
 
 from .cli_forward import Forward, on_node, parse_address
@@ -84,6 +85,10 @@ def _address_of(nodes: list[dict], node: str, where: str) -> str:
     raise BatchAIError("NotFound", f"node {node!r} is not a node of {where} (its nodes: {names})")
 
 
+def _stop(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(
     args, words: list[str], forwards: list[tuple[int, str, int]], address: str, execute: Callable[[str], dict]
 ) -> None:
@@ -98,8 +103,10 @@ def _run(
             print(f"Forwarding 127.0.0.1:{local} to {host}:{remote} on the node", file=sys.stderr)
         if not command.strip():
             print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
+            signal.signal(signal.SIGTERM, _stop)  # a plain `kill` ends the forwarding cleanly too
             try:
-                threading.Event().wait()
+                while True:  # short sleeps: Ctrl-C may reach a forwarding thread, and only this one acts on it
+                    time.sleep(0.5)
             except KeyboardInterrupt:
                 raise SystemExit(0) from None
         result = execute(command)

@@ -9,22 +9,29 @@ import sys
 from helpers.api import make_cluster, read_log, wait_job
 
 RANK = """
-import os
+import os, sys
 from mpi4py import MPI
 world = MPI.COMM_WORLD
 total = world.allreduce(world.rank + 1)
-print("rank", world.rank, os.environ["AZ_BATCHAI_NODE_IP"], os.environ["AZ_BATCHAI_JOB_TEMP"], total, flush=True)
+with open(os.path.join(sys.argv[1], f"{world.rank}.txt"), "w") as handle:
+    handle.write(f"{os.environ['AZ_BATCHAI_NODE_IP']} {os.environ['AZ_BATCHAI_JOB_TEMP']} {total}")
 """
 
 
-def ranks(text: str, launcher: str) -> dict[int, tuple[str, str, int]]:
-    lines = [line.split() for line in text.splitlines() if line.startswith(f"{launcher} rank ")]
-    return {int(words[2]): (words[3], words[4], int(words[5])) for words in lines}
+def ranks(folder) -> dict[int, tuple[str, str, int]]:
+    """What each rank wrote (a file each: mpirun's forwarding of their output is not what is tested)."""
+    seen = {}
+    for path in folder.iterdir():
+        address, temp, total = path.read_text().split()
+        seen[int(path.stem)] = (address, temp, int(total))
+    return seen
 
 
 def test_mpirun_over_the_host_list_and_the_hostfile_puts_each_rank_on_its_node(shared_client, unique, tmp_path):
     script = tmp_path / "rank.py"
     script.write_text(RANK)
+    for launcher in ("hosts", "hostfile"):
+        (tmp_path / launcher).mkdir()
     cluster = unique("mpi")
     make_cluster(shared_client, cluster, nodes=2)
     job = unique("ranks")
@@ -37,11 +44,10 @@ def test_mpirun_over_the_host_list_and_the_hostfile_puts_each_rank_on_its_node(s
                 "nodeCount": 2,
                 "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
                 "customToolkitSettings": {
-                    "commandLine": "set -o pipefail; "
-                    f"mpirun --allow-run-as-root -n 2 -ppn 1 -hosts $AZ_BATCH_HOST_LIST {program}"
-                    " | sed 's/^/hosts /' && "
-                    f"mpirun --allow-run-as-root -np 2 --hostfile $AZ_BATCHAI_MPI_HOST_FILE {program}"
-                    " | sed 's/^/hostfile /'"
+                    "commandLine": f"mpirun --allow-run-as-root -n 2 -ppn 1 -hosts $AZ_BATCH_HOST_LIST {program} "
+                    f"{tmp_path / 'hosts'} && "
+                    f"mpirun --allow-run-as-root -np 2 --hostfile $AZ_BATCHAI_MPI_HOST_FILE {program} "
+                    f"{tmp_path / 'hostfile'}"
                 },
             }
         },
@@ -54,10 +60,10 @@ def test_mpirun_over_the_host_list_and_the_hostfile_puts_each_rank_on_its_node(s
     nodes = {n["ipAddress"]: n["nodeId"] for n in shared_client.job_nodes("default", "default", job)}
     assert len(nodes) == 2
     for launcher in ("hosts", "hostfile"):
-        seen = ranks(out, launcher)
+        seen = ranks(tmp_path / launcher)
         assert sorted(seen) == [0, 1], (out, errors)
         # One rank per node, each with its node's own address and its own job temp in that node's sandbox.
-        assert {address for address, _temp, _total in seen.values()} == set(nodes), out
+        assert {address for address, _temp, _total in seen.values()} == set(nodes), seen
         for address, temp, total in seen.values():
-            assert f"/{nodes[address]}/jobs/" in temp, out
-            assert total == 3, out
+            assert f"/{nodes[address]}/jobs/" in temp, seen
+            assert total == 3, seen

@@ -116,7 +116,7 @@ def test_address_forwards_a_local_port_to_the_node(shared_service, serving):
 
         assert wait_for(page, "the page through the forwarded port") == PAGE
     finally:
-        forwarding.send_signal(signal.SIGINT)
+        forwarding.send_signal(signal.SIGTERM)  # as Ctrl-C does (SIGINT may be ignored where tests run)
         out, err = forwarding.communicate(timeout=30)
     assert forwarding.returncode == 0, err
     assert f"Forwarding 127.0.0.1:{local} to localhost:{port}" in err and "Traceback" not in err
