@@ -76,8 +76,8 @@ def test_job_preparations_on_one_machines_nodes_take_turns(shared_client, cluste
         logs = [read_log(shared_client, job, n) for n in names if n.startswith("stderr")]
         return any("waiting for another node's job preparation" in text for text in logs)
 
-    wait_for(one_waits, "one node's preparation to wait for the other's")
-    assert len(list(inside.iterdir())) == 1  # the waiting one has not started its command
+    # one inside, the other waiting for it (not started: another job's preparation may hold the lock first)
+    wait_for(lambda: one_waits() and len(list(inside.iterdir())) == 1, "one node's preparation to wait for the other's")
     gate.touch()
     assert wait_job(shared_client, job)["executionState"] == "succeeded"
     counts = sorted(
