@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import posixpath
 import sys
 
 import requests
 
+from .cli_args import parse_args
 from .cli_common import confirm as _confirm
 from .cli_common import service_client as _client
+from .cli_nodes import add_exec_arguments, cluster_node_exec, job_node_exec
 from .cli_storage import add_storage_parsers, datastore_command, file_server_command
 from .cli_sweeps import RUN_VERB, add_runs_parser, add_sweep_parsers, runs_command, sweep_command
 from .client.follow import follow_job
-from .client.specs import cluster_document, with_image
+from .client.specs import (
+    AUTO_STORAGE_CONTAINER,
+    AUTO_STORAGE_SHARE,
+    az_mount_volumes,
+    cluster_document,
+    with_image,
+    with_mount_volumes,
+)
 from .errors import BatchAIError
 from .formatting import print_result
 from .jsonfile import fill_placeholders, read_json_object
@@ -58,14 +68,21 @@ def experiment_command(args) -> object:
 
 
 def _cluster_document(args) -> dict:
-    return cluster_document(
+    for note in _not_used_here(args):
+        print(f"note: {note}", file=sys.stderr)
+    if args.setup_task_output and not args.setup_task:
+        raise BatchAIError("MissingArgument", "--setup-task-output: give the setup task too (--setup-task CMD)")
+    setup = args.setup_task or None
+    if setup and args.setup_task_output:
+        setup = {"commandLine": setup, "stdOutErrPathPrefix": args.setup_task_output}
+    document = cluster_document(
         _load_json_file(args.config_file) if args.config_file else None,
         nodes=args.target,
         backend=args.backend or None,
         min_nodes=args.min,
         max_nodes=args.max,
         idle_seconds=args.idle,
-        setup=args.setup_task or None,
+        setup=setup,
         priority=args.vm_priority or None,
         vm_size=args.vm_size or None,
         cpus=args.cpus or None,
@@ -73,17 +90,45 @@ def _cluster_document(args) -> dict:
         native_mounts=args.native_mounts or None,
         node_per_host=True,
     )
+    return with_mount_volumes(document, _az_volumes(args), cluster=True)
 
 
-def node_exec(client, args) -> None:
-    """`cluster node exec [-n CLUSTER] NODE -- CMD...`: the command's output, and its exit code as ours."""
-    cluster = args.name or _cluster_of_node(client, args.workspace, args.node_id)
-    # The words are joined as ssh joins them: the remote shell reads them (quote what it must not split).
-    result = client.exec_on_node(args.workspace, cluster, args.node_id, " ".join(args.command), args.timeout)
-    sys.stdout.write(result["stdout"])
-    sys.stderr.write(result["stderr"])
-    sys.stdout.flush()
-    raise SystemExit(result["exitCode"])
+def _az_volumes(args) -> dict:
+    """mountVolumes of az's storage shortcuts (--afs-name, --bfs-name, --nfs, --use-auto-storage)."""
+    if args.storage_account_key:
+        raise BatchAIError(
+            "KeyInArgv",
+            "--storage-account-key is not accepted: every local user can read a process's arguments (ps); "
+            "put the key in AZURE_BATCHAI_STORAGE_KEY",
+        )
+    shares = [(args.afs_name, args.afs_mount_path)] if args.afs_name else []
+    containers = [(args.bfs_name, args.bfs_mount_path)] if args.bfs_name else []
+    if getattr(args, "use_auto_storage", False):
+        shares.append(AUTO_STORAGE_SHARE)
+        containers.append(AUTO_STORAGE_CONTAINER)
+    return az_mount_volumes(
+        shares=shares,
+        containers=containers,
+        file_servers=[(args.nfs, args.nfs_mount_path)] if args.nfs else [],
+        account=args.storage_account_name or os.environ.get("AZURE_BATCHAI_STORAGE_ACCOUNT", ""),
+        key=os.environ.get("AZURE_BATCHAI_STORAGE_KEY", ""),
+    )
+
+
+def _not_used_here(args) -> list[str]:
+    """What az's Azure-VM flags given to `cluster create` do not do on this cluster's backend."""
+    backend = f"the {args.backend or 'local'} backend"
+    notes = []
+    if args.user_name or args.password or args.ssh_key or args.generate_ssh_keys:
+        notes.append(
+            f"-u/-p/-k/--generate-ssh-keys make an admin account on Azure VMs; {backend} does not use them "
+            "(local nodes need no login; ssh nodes are your machines: --hosts user@host --key FILE)"
+        )
+    if args.image or args.custom_image:
+        notes.append(f"-i/--image and --custom-image choose an Azure VM image; {backend} runs its hosts' own system")
+    if args.subnet:
+        notes.append(f"--subnet puts Azure VMs in a virtual network; {backend} does not use it")
+    return notes
 
 
 def _cluster_of_node(client, workspace: str, node_id: str) -> str:
@@ -155,7 +200,7 @@ def cluster_command(args) -> object:
             auto["idleSecondsBeforeScaledown"] = args.idle
         return client.scale_cluster(args.workspace, args.name, {"autoScale": auto})
     if args.verb == "node" and args.node_verb == "exec":
-        return node_exec(client, args)
+        return cluster_node_exec(client, args, lambda node: _cluster_of_node(client, args.workspace, node))
     if args.verb == "node":
         return client.cluster_nodes(args.workspace, args.name)
     if args.verb == "file":
@@ -171,7 +216,8 @@ def job_command(args) -> object:
     client = _client()
     job = (args.workspace, args.experiment, getattr(args, "name", None))
     if args.verb == "create":
-        document = _load_json_file(args.config_file)
+        volumes = _az_volumes(args)  # a key on the command line is refused before anything is read
+        document = with_mount_volumes(_load_json_file(args.config_file), volumes, cluster=False)
         if args.image:
             document = with_image(document, args.image)
         return client.create_job(args.workspace, args.experiment, document, args.name, args.cluster)
@@ -184,6 +230,8 @@ def job_command(args) -> object:
     if args.verb == "terminate":
         _confirm(args, f"Terminate job '{args.name}'")
         return client.terminate_job(*job)
+    if args.verb == "node" and args.node_verb == "exec":
+        return job_node_exec(client, args)
     if args.verb == "node":
         return client.job_nodes(*job)
     if args.verb == "file" and args.file_verb == "list":
@@ -207,7 +255,8 @@ def wait_command(client, args) -> object:
 
 
 def stream_file(client, workspace: str, experiment: str, job: str, output_id: str, file_name: str, out=None) -> None:
-    """Prints a file as the job writes it, until the job has ended (az batchai job file stream)."""
+    """Prints a file as the job writes it, until the job has ended (az batchai job file stream). A file the
+    job never wrote is an error naming the files it did write (a multi-task job has no stdout.txt)."""
     out = out or sys.stdout.buffer
 
     def write(_path: str, chunk: bytes) -> None:
@@ -215,11 +264,28 @@ def stream_file(client, workspace: str, experiment: str, job: str, output_id: st
         out.flush()
 
     def waiting(_path: str) -> None:
-        print(f'The file "{file_name}" not found. Waiting for the job to generate it.', file=sys.stderr)
+        written = _written_files(client, workspace, experiment, job, output_id)
+        also = f" (it has written {', '.join(written)} so far)" if written else ""
+        print(f'The file "{file_name}" not found. Waiting for the job to generate it.{also}', file=sys.stderr)
 
     follow_job(
         client, workspace, experiment, job, [file_name], write, output_id=output_id, on_missing=waiting, poll=0.5
     )
+    written = _written_files(client, workspace, experiment, job, output_id, posixpath.dirname(file_name))
+    if file_name.strip("/") not in written:
+        raise BatchAIError(
+            "FileNotFound",
+            f"job '{job}' ended without writing {file_name!r} in {output_id}; its files there: "
+            f"{', '.join(written) or 'none'} (stream one with -f NAME)",
+        )
+
+
+def _written_files(client, workspace: str, experiment: str, job: str, output_id: str, folder: str = "") -> list[str]:
+    try:
+        listing = client.job_files(workspace, experiment, job, output_id, folder or ".")
+    except BatchAIError:  # the folder is not there (yet)
+        return []
+    return [entry["path"] for entry in listing if entry["fileType"] == "file"]
 
 
 # -- serve / demo ---------------------------------------------------------------------------------
@@ -271,12 +337,36 @@ def demo_command(args) -> None:
 
 def _scope(parser, experiment: bool = False) -> None:
     parser.add_argument("-w", "--workspace", default="default", help="workspace (default: default)")
+    parser.add_argument(
+        "-g", "--resource-group", help="accepted for az command lines and not used: workspaces (-w) group things here"
+    )
     if experiment:
         parser.add_argument("-e", "--experiment", default="default", help="experiment (default: default)")
 
 
 def _yes(parser) -> None:
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _add_az_storage_flags(parser, cluster: bool) -> None:
+    """az batchai's storage shortcuts, mounted for the cluster's nodes or the job as its mountVolumes would be.
+    A share or container with a registered datastore is that datastore, else a local directory stands in."""
+    root = "$AZ_BATCHAI_MOUNT_ROOT" if cluster else "$AZ_BATCHAI_JOB_MOUNT_ROOT"
+    group = parser.add_argument_group(f"storage of az batchai (mounted under {root})")
+    group.add_argument("--afs-name", help="Azure File share to mount")
+    group.add_argument("--afs-mount-path", default="afs", help="where, under the mount root (default afs)")
+    group.add_argument("--bfs-name", help="Blob container to mount")
+    group.add_argument("--bfs-mount-path", default="bfs", help="where, under the mount root (default bfs)")
+    group.add_argument("--nfs", help="file server (`batchai file-server create`) to mount")
+    group.add_argument("--nfs-mount-path", default="nfs", help="where, under the mount root (default nfs)")
+    group.add_argument("--storage-account-name", help="their account (default $AZURE_BATCHAI_STORAGE_ACCOUNT)")
+    group.add_argument("--storage-account-key", help=argparse.SUPPRESS)  # refused with the reason: argv is public
+    if cluster:
+        group.add_argument(
+            "--use-auto-storage",
+            action="store_true",
+            help="mount az's auto-storage share batchaishare at autoafs and container batchaicontainer at autobfs",
+        )
 
 
 def _add_cluster_parsers(sub) -> None:
@@ -301,6 +391,7 @@ def _add_cluster_parsers(sub) -> None:
     create.add_argument("--max", type=int, help="auto-scale maximum nodes")
     create.add_argument("--idle", type=float, help="idle seconds before an auto-scaled node is removed")
     create.add_argument("--setup-task", help="command run on every node when it is provisioned")
+    create.add_argument("--setup-task-output", help="stdOutErrPathPrefix of the setup task's logs")
     create.add_argument(
         "--native-mounts",
         action="store_true",
@@ -308,6 +399,15 @@ def _add_cluster_parsers(sub) -> None:
         "containers and file shares themselves instead of getting a copy",
     )
     create.add_argument("cluster_name", nargs="?", metavar="NAME", help="cluster name (as -n)")
+    _add_az_storage_flags(create, cluster=True)
+    azure = create.add_argument_group("Azure VM flags of az batchai (accepted; said when a backend does not use them)")
+    azure.add_argument("-u", "--user-name", help="admin user name on Azure VMs")
+    azure.add_argument("-p", "--password", help="admin password on Azure VMs (never kept)")
+    azure.add_argument("-k", "--ssh-key", help="admin SSH public key on Azure VMs")
+    azure.add_argument("--generate-ssh-keys", action="store_true", help="make an SSH key pair for the admin")
+    azure.add_argument("-i", "--image", help="VM image alias (UbuntuLTS, UbuntuDSVM)")
+    azure.add_argument("--custom-image", help="custom VM image id")
+    azure.add_argument("--subnet", help="virtual network subnet id")
     slurm = create.add_argument_group("slurm backend (--backend slurm: the cluster's nodes are Slurm's)")
     slurm.add_argument("--partition", help="Slurm partition for jobs and nodes")
     slurm.add_argument("--account", help="sbatch --account")
@@ -358,14 +458,15 @@ def _add_cluster_parsers(sub) -> None:
     node = node_verbs.add_parser("list", help="list a cluster's nodes (with their IP and SSH port)")
     _scope(node)
     node.add_argument("-n", "--name", "-c", "--cluster", dest="name", required=True)
-    node = node_verbs.add_parser("exec", help="run a command on a node: `cluster node exec NODE -- CMD ARGS`")
-    _scope(node)
-    node.add_argument(
-        "-n", "--name", "-c", "--cluster", dest="name", help="the node's cluster (default: the one that has NODE)"
+    node = node_verbs.add_parser(
+        "exec",
+        help="run a command on a node: `cluster node exec NODE -- CMD ARGS` or az's "
+        '`cluster node exec -c CLUSTER -n NODE --exec "CMD"`',
     )
-    node.add_argument("--timeout", type=float, default=300.0, help="seconds the command may run (default 300)")
-    node.add_argument("node_id", metavar="NODE", help="the node (its nodeId in `cluster node list`)")
-    node.add_argument("command", nargs="+", metavar="-- COMMAND", help="the command and its arguments")
+    _scope(node)
+    node.add_argument("-c", "--cluster", help="the node's cluster (default: the one that has NODE)")
+    node.add_argument("-n", "--name", help="ours: the cluster; with -c or --exec (az): the node")
+    add_exec_arguments(node, job=False)
     files = cluster.add_parser("file", help="setup-task logs: `cluster file list -n NAME`")
     files.add_argument("file_verb", choices=["list"])
     _scope(files)
@@ -381,6 +482,7 @@ def _add_job_parsers(sub) -> None:
     create.add_argument("-c", "--cluster", "-r", "--cluster-name", dest="cluster", help="cluster name or ARM id")
     create.add_argument("-f", "--config-file", required=True)
     create.add_argument("--image", help="run the job's tasks in this image (its containerSettings image)")
+    _add_az_storage_flags(create, cluster=False)
     listing = job.add_parser("list", help="list jobs")
     _scope(listing, experiment=True)
     listing.add_argument("--state", choices=["queued", "running", "terminating", "succeeded", "failed"])
@@ -390,10 +492,21 @@ def _add_job_parsers(sub) -> None:
         parser.add_argument("-n", "--name", "-j", "--job", dest="name", required=True)
         if verb in ("terminate", "delete"):
             _yes(parser)
-    node = job.add_parser("node", help="nodes a job runs on: `job node list -n JOB`")
-    node.add_argument("node_verb", choices=["list"])
+    node_verbs = job.add_parser(
+        "node", help="nodes a job runs on: `job node list -n JOB`, `job node exec -n JOB -- CMD`"
+    ).add_subparsers(dest="node_verb", required=True)
+    node = node_verbs.add_parser("list", help="the nodes the job runs on")
     _scope(node, experiment=True)
     node.add_argument("-n", "--name", "-j", "--job", dest="name", required=True)
+    node = node_verbs.add_parser(
+        "exec",
+        help="run a command on a node of the job: `job node exec -n JOB -- CMD ARGS` or az's "
+        '`job node exec -j JOB -n NODE --exec "CMD"`',
+    )
+    _scope(node, experiment=True)
+    node.add_argument("-j", "--job", help="the job (az's form; -n is then the node)")
+    node.add_argument("-n", "--name", help="ours: the job; with -j (az): the node")
+    add_exec_arguments(node, job=True)
     files = job.add_parser("file", help="`job file list` / `job file stream`")
     files.add_argument("file_verb", choices=["list", "stream"])
     _scope(files, experiment=True)
@@ -506,7 +619,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     try:
         result = COMMANDS[args.group](args)
     except BatchAIError as failure:

@@ -15,22 +15,28 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 
 from ..ports.compute import (
+    PRIVATE_ENV,
     BackendContext,
     ClusterRef,
     ComputeBackend,
+    NodeExec,
     NodePlacement,
     NodeRef,
     TaskLaunch,
     TaskStatus,
 )
-from ..runtime import wrapper
+from ..runtime import mpi_agent, wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
 from .local_launcher import Launcher
 
+MPI_AGENT_PATH = os.path.abspath(mpi_agent.__file__)
 log = logging.getLogger("batchai")
 # A task whose wrapper never wrote its pid within this long after launch is lost.
 START_GRACE_SECONDS = 15.0
@@ -60,7 +66,19 @@ def _read_pid(run_dir: str) -> int | None:
         return None
 
 
-class LocalBackend(ComputeBackend):
+def _mpi_tools(root: str) -> dict:
+    """The node's bin/mpirun and the variables that make OpenMPI start ranks as the node they name."""
+    bin_dir = os.path.join(root, "bin")
+    os.makedirs(bin_dir, exist_ok=True)
+    script = os.path.join(bin_dir, "mpirun")
+    with open(script, "w") as handle:
+        handle.write(f'#!/bin/sh\nexec "{sys.executable}" -S "{MPI_AGENT_PATH}" --mpirun "$@"\n')
+    os.chmod(script, 0o755)
+    agent = f"{sys.executable} -S {MPI_AGENT_PATH} --rsh"  # OpenMPI splits it at spaces
+    return {"bin": bin_dir, "env": {"OMPI_MCA_plm_rsh_agent": agent, "BATCHAI_NODE_BIN": bin_dir}}
+
+
+class LocalBackend(ComputeBackend, NodeExec):
     name = "local"
 
     def __init__(self, node_root: Callable[[ClusterRef, NodeRef], str], heartbeat_seconds: float = 2.0, home: str = ""):
@@ -83,7 +101,10 @@ class LocalBackend(ComputeBackend):
         spec = cluster.spec
         cpus = int(spec.cpus_per_node or 1)
         gpus = int(spec.gpus_per_node or 0)
-        return NodePlacement(node_address(node.id, self._home), "localhost", cpus, gpus, root)
+        address = node_address(node.id, self._home)
+        # Its address is its MPI host name too: OpenMPI starts ranks there through our remote shell, as
+        # the node (runtime/mpi_agent.py), and the node's `mpirun` understands -hosts $AZ_BATCH_HOST_LIST.
+        return NodePlacement(address, address, cpus, gpus, root, extra=_mpi_tools(root))
 
     def release(self, cluster: ClusterRef, node: NodeRef) -> None:
         root = self._node_root(cluster, node)
@@ -110,6 +131,8 @@ class LocalBackend(ComputeBackend):
             "stderr": launch.stderr,
             "heartbeat_seconds": self._heartbeat_seconds,
         }
+        if launch.exclusive:  # this machine's nodes share it: one lock for all of them (and other services)
+            task["lock"] = os.path.join(tempfile.gettempdir(), f"batchai-{launch.exclusive}.lock")
         task_file = os.path.join(run_dir, "task.json")
         descriptor = os.open(task_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
@@ -138,6 +161,35 @@ class LocalBackend(ComputeBackend):
         """Signals the task whole: its process group and whatever it started that left it (the
         wrapper's marker); with force also after the task exited, for what it left running."""
         wrapper.kill_task_processes(run_dir, signal.SIGKILL if force else signal.SIGTERM)
+
+    def exec(self, node: NodeRef, command: str, timeout: float = 300.0) -> tuple[int, str, str]:
+        """`cluster node exec` / `job node exec`: `command` in the node's sandbox, as the node: its address
+        (AZ_BATCHAI_NODE_IP, where its jobs listen), name and mount root. A command still running at
+        `timeout` is killed whole and ends with 124, as timeout(1) does."""
+        root = node.info["root"]
+        env = {key: value for key, value in os.environ.items() if key not in PRIVATE_ENV}
+        env.update(
+            AZ_BATCHAI_NODE_NAME=node.name,
+            AZ_BATCHAI_NODE_IP=node.ip,
+            AZ_BATCHAI_MOUNT_ROOT=os.path.join(root, "mounts"),
+        )
+        child = subprocess.Popen(
+            ["/bin/bash", "-c", command],
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            out, err = child.communicate()
+            err += f"batchai: the command ran past its timeout of {timeout:g}s and was killed\n".encode()
+            return 124, out.decode(errors="replace"), err.decode(errors="replace")
+        return child.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
     def write_text(self, node: NodeRef, path: str, text: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)

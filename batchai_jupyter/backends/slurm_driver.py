@@ -156,7 +156,8 @@ class Driver:
     def run(self) -> int:
         context = self.context
         for path in (context.stdouterr_dir, context.shared_job_temp, *context.output_paths.values()):
-            os.makedirs(path, exist_ok=True)
+            if os.path.isabs(path):  # not an output under a mount root ($AZ_BATCHAI_JOB_MOUNT_ROOT/...)
+                os.makedirs(path, exist_ok=True)
         with open(context.hostfile, "w") as handle:
             handle.write(self.launch.hostfile_text(context, self.nodes))
         _write_json(

@@ -164,6 +164,18 @@ class Client(ExperimentRoutes, Transport):
             timeout=max(self.timeout, timeout + 30),
         )
 
+    def exec_on_job_node(
+        self, workspace: str, experiment: str, job: str, node: str, command: str, timeout: float = 300.0
+    ) -> dict:
+        """Runs `command` on one of the job's nodes ("" its first)."""
+        nodes = f"{self.job_path(workspace, experiment, job)}/nodes"
+        return self.request(
+            "POST",
+            f"{nodes}/{q(node)}/exec" if node else f"{nodes}/exec",
+            json_body={"command": command, "timeout": timeout},
+            timeout=max(self.timeout, timeout + 30),
+        )
+
     def cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict]:
         return self.list(f"{self.cluster_path(workspace, name)}/files", path=path)
 

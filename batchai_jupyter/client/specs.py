@@ -5,7 +5,7 @@ document's image (`--image` of `batchai job create` and `%%batchai_job`)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import BatchAIError
@@ -90,3 +90,52 @@ def with_image(document: dict[str, Any], image: str, credentials: Mapping[str, A
         if credentials.get("serverUrl"):
             registry["serverUrl"] = credentials["serverUrl"]
     return document
+
+
+# az batchai's --use-auto-storage: its share and container, and where they were mounted.
+AUTO_STORAGE_SHARE = ("batchaishare", "autoafs")
+AUTO_STORAGE_CONTAINER = ("batchaicontainer", "autobfs")
+
+
+def az_mount_volumes(
+    *,
+    shares: Sequence[tuple[str, str]] = (),
+    containers: Sequence[tuple[str, str]] = (),
+    file_servers: Sequence[tuple[str, str]] = (),
+    account: str = "",
+    key: str = "",
+) -> dict:
+    """The mountVolumes of az's --afs-name/--bfs-name/--nfs (each (name, relative mount path))."""
+    credentials = {"credentials": {"accountKey": key}} if key else {}
+    volumes: dict[str, list] = {}
+    for name, path in shares:
+        url = f"https://{account or 'local'}.file.core.windows.net/{name}"
+        volumes.setdefault("azureFileShares", []).append(
+            {"accountName": account, "azureFileUrl": url, **credentials, "relativeMountPath": path}
+        )
+    for name, path in containers:
+        volumes.setdefault("azureBlobFileSystems", []).append(
+            {"accountName": account, "containerName": name, **credentials, "relativeMountPath": path}
+        )
+    for name, path in file_servers:
+        volumes.setdefault("fileServers", []).append(
+            {"fileServer": {"id": name}, "relativeMountPath": path, "mountOptions": "rw"}
+        )
+    return volumes
+
+
+def with_mount_volumes(document: dict, volumes: dict, cluster: bool) -> dict:
+    """`document` (wrapped or not) with `volumes`' entries added to its mountVolumes (a cluster's in
+    nodeSetup unless it has them at the top)."""
+    if not volumes:
+        return document
+    body = dict(document.get("properties", document))
+    holder = body
+    if cluster and "mountVolumes" not in body:
+        holder = dict(body.get("nodeSetup") or {})
+        body["nodeSetup"] = holder
+    merged = dict(holder.get("mountVolumes") or {})
+    for kind, entries in volumes.items():
+        merged[kind] = [*(merged.get(kind) or []), *entries]
+    holder["mountVolumes"] = merged
+    return {**document, "properties": body} if "properties" in document else body

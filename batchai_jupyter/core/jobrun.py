@@ -14,8 +14,8 @@ from typing import Any
 from ..errors import BatchAIError
 from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
 from ..ports.datastores import Datastore, JobStorage
-from ..ports.layout import HomeLayout, output_segment, stdouterr_segment
-from . import launch, lifecycle, node_view
+from ..ports.layout import HomeLayout
+from . import launch, lifecycle, node_view, placement
 from .containers import ContainerError
 from .events import EventBus
 from .job_containers import JobContainers, container_name, visible_gpus
@@ -26,6 +26,8 @@ from .store import Store
 
 # The interpreter a job in an image runs its script with (the image's; `pythonInterpreterPath` chooses another).
 CONTAINER_PYTHON = "python3"
+EXCLUSIVE_PREPARATION = "job-preparation"  # apt-get and pip of two jobPreparations must not collide
+MPI_NODES_FILE = "mpi-nodes.json"  # runtime/mpi_agent.py's NODES_FILE (the runtime imports nothing of ours)
 # How long terminated tasks get to exit after SIGTERM before they are killed outright.
 TERMINATE_GRACE_SECONDS = 10.0
 
@@ -66,7 +68,6 @@ class JobRunner:
     def context(self, job: Job) -> tuple[launch.JobContext, list[launch.NodeContext]]:
         spec = job.with_secrets()
         datastore = self.datastore_for(job.workspace)
-        segment = stdouterr_segment(job.segment)
         shared = self.layout.shared_job_temp(job.uuid)
         nodes = [
             self._node_context(job, self.store.existing_node(node_id), index)
@@ -75,11 +76,12 @@ class JobRunner:
         context = launch.JobContext(
             spec=spec,
             attempt=job.attempt,
-            stdouterr_dir=datastore.node_path(segment),
+            stdouterr_dir=self._placed_path(job, placement.STDOUTERR),
             shared_job_temp=shared,
             input_paths={d.id: self._resolve(job.workspace, d.path) for d in spec.input_directories},
+            # under the node's mount root where the job said so ($AZ_BATCHAI_JOB_MOUNT_ROOT/...), as inputs are
             output_paths={
-                d.id: datastore.node_path(output_segment(job.segment, d.id)) for d in spec.output_directories
+                d.id: placement.node_path_of(job, d.id) or self._placed_path(job, d.id) for d in spec.output_directories
             },
             hostfile=os.path.join(shared, "hostfile"),
             master_port=job.master_port or 0,
@@ -92,6 +94,10 @@ class JobRunner:
             checkpoint_dir=datastore.node_path(f"{job.segment}/checkpoints"),
         )
         return context, nodes
+
+    def _placed_path(self, job: Job, output_id: str) -> str:
+        datastore, path = placement.placement_of(job, output_id)
+        return self.datastore_for(job.workspace, datastore).node_path(path)
 
     def _resolve(self, workspace: str, path: str) -> str:
         """A data path on the service's machine: a location's datastore gives its node_path (for nodes
@@ -118,6 +124,8 @@ class JobRunner:
             workspace=job.workspace,
             experiment=job.experiment,
             job=job.name,
+            env=info.get("env"),
+            bin_dir=info.get("bin", ""),
         )
 
     # -- start -----------------------------------------------------------------------------
@@ -128,6 +136,11 @@ class JobRunner:
         # A backend whose nodes are other machines asks the master's host for a free port.
         remote = isinstance(backend, RemoteNodes)
         master_port = backend.free_port(first) if isinstance(backend, RemoteNodes) else _free_port(first.ip)
+        placements = placement.placements(
+            job,
+            lambda path: self.data.mount_place(job, path),
+            lambda name: self.store.datastore_row(job.workspace, name) is not None,
+        )
         with self.store.transaction():
             self.store.set_job_state(
                 job.id,
@@ -136,11 +149,14 @@ class JobRunner:
                 node_ids=list(node_ids),
                 master_port=master_port,
                 exit_code=None,
+                placements=placements,
             )
             for node_id in node_ids:
                 self.store.set_node_state(node_id, NodeEvent.CLAIMED, job_id=job.id)
         job = self.store.existing_job(job.id)
         context, nodes = self.context(job)
+        for output_id in job.placements:  # an output the nodes see under a mount root is made where it is kept
+            os.makedirs(self._placed_path(job, output_id), exist_ok=True)
         self._prepare_directories(context, nodes, local_nodes=not remote)
         try:
             notes = self.data.prepare(
@@ -220,7 +236,8 @@ class JobRunner:
         self, context: launch.JobContext, nodes: list[launch.NodeContext], local_nodes: bool = True
     ) -> None:
         for path in (context.stdouterr_dir, context.shared_job_temp, *context.output_paths.values()):
-            os.makedirs(path, exist_ok=True)
+            if os.path.isabs(path):
+                os.makedirs(path, exist_ok=True)
         if context.checkpoint_dir:
             os.makedirs(context.checkpoint_dir, exist_ok=True)
         for node in nodes if local_nodes else ():  # a remote backend makes its nodes' directories itself
@@ -228,6 +245,9 @@ class JobRunner:
             os.makedirs(node.job_mount_root, exist_ok=True)
         with open(context.hostfile, "w") as handle:
             handle.write(launch.hostfile_text(context, nodes))
+        if any(node.bin_dir for node in nodes):  # the local backend's MPI remote shell reads it
+            with open(os.path.join(os.path.dirname(context.hostfile), MPI_NODES_FILE), "w") as handle:
+                handle.write(launch.mpi_nodes_text(context, nodes))
 
     def _node_paths(self, backend: Backend, node_ids: Sequence[int]) -> Callable[[int], node_view.NodePath] | None:
         """Where each of the job's nodes (by index) sees the service's directories; None for nodes that
@@ -284,6 +304,7 @@ class JobRunner:
                 stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
                 stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),
                 directories=directories,
+                exclusive=EXCLUSIVE_PREPARATION if phase == "prep" else "",
             )
             if spec.container is not None:
                 name = container_name(job.uuid, job.attempt, plan.name)
@@ -465,8 +486,7 @@ class JobRunner:
 
     def _archive_logs(self, job: Job) -> None:
         """Keeps an attempt's logs in stdouterr/attempt-<n>/ so the next attempt starts clean."""
-        datastore = self.datastore_for(job.workspace)
-        directory = datastore.node_path(stdouterr_segment(job.segment))
+        directory = self._placed_path(job, placement.STDOUTERR)
         if not os.path.isdir(directory):
             return
         archive = os.path.join(directory, f"attempt-{job.attempt}")

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from .models import MPI_TOOLKITS, TOOLKITS, JobSpec, ToolkitSettings
 
+RSH_AGENT = "OMPI_MCA_plm_rsh_agent"  # how OpenMPI's mpirun starts its daemons on other hosts
+
 
 @dataclass(frozen=True)
 class NodeContext:
@@ -32,6 +34,10 @@ class NodeContext:
     job_temp_dir: str  # AZ_BATCHAI_JOB_TEMP_DIR on this node
     job_temp: str  # AZ_BATCHAI_JOB_TEMP (this job on this node; also the tasks' working dir)
     job_mount_root: str  # AZ_BATCHAI_JOB_MOUNT_ROOT
+    # The backend's own variables for tasks on this node, and a folder put first on their PATH (the
+    # local backend's OpenMPI remote shell and mpirun, which start each rank as the node it names).
+    env: Mapping[str, str] = field(default_factory=dict)
+    bin_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,10 @@ def _check_nodes(job: JobContext, nodes: Sequence[NodeContext]) -> None:
 
 def _job_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeContext) -> dict[str, str]:
     spec = job.spec
-    env = {
+    env = dict(node.env)
+    if node.bin_dir:
+        env["PATH"] = ":".join(p for p in (node.bin_dir, job.node_base_env.get("PATH", "")) if p)
+    env |= {
         "AZ_BATCHAI_MOUNT_ROOT": node.mount_root,
         "AZ_BATCHAI_JOB_MOUNT_ROOT": node.job_mount_root,
         "AZ_BATCHAI_JOB_TEMP": node.job_temp,
@@ -141,6 +150,7 @@ def _job_environment(job: JobContext, nodes: Sequence[NodeContext], node: NodeCo
         "AZ_BATCHAI_EXPERIMENT_NAME": spec.experiment,
         "AZ_BATCHAI_WORKSPACE_NAME": spec.workspace,
         "AZ_BATCHAI_JOB_ATTEMPT": str(job.attempt),
+        "AZ_BATCHAI_NODE_IP": node.ip,  # where others reach this node: what a server of the job listens on
     }
     if job.checkpoint_dir:  # a retried attempt finds what the earlier ones saved here
         env["AZ_BATCHAI_CHECKPOINT_DIR"] = job.checkpoint_dir
@@ -161,6 +171,8 @@ def node_context(
     workspace: str,
     experiment: str,
     job: str,
+    env: Mapping[str, str] | None = None,
+    bin_dir: str = "",
 ) -> NodeContext:
     """A node's directories for one job, under the node's sandbox `root` (mounts/, jobs/ in it)."""
     job_temp = f"{root}/jobs/{workspace}/{experiment}/{job}"
@@ -175,6 +187,8 @@ def node_context(
         job_temp_dir=f"{root}/jobs",
         job_temp=job_temp,
         job_mount_root=f"{job_temp}/mounts",
+        env=dict(env or {}),
+        bin_dir=bin_dir,
     )
 
 
@@ -271,11 +285,27 @@ def _config_file(job: JobContext, env: Mapping[str, str]) -> str:
     return shlex.quote(_expand_path(job, toolkit.config_file, env))
 
 
-def _mpirun_command(job: JobContext, env: Mapping[str, str], program: str) -> str:
+def node_specific_environment(job: JobContext, nodes: Sequence[NodeContext]) -> list[dict[str, str]]:
+    """Per node, the job's variables whose values differ between its nodes (their directories, address)."""
+    envs = [node_environment(job, nodes, node) for node in nodes]
+    keys = {key for key in envs[0] if any(env.get(key) != envs[0][key] for env in envs)} - set(job.spec.secrets)
+    return [{key: env[key] for key in sorted(keys) if key in env} for env in envs]
+
+
+def mpi_nodes_text(job: JobContext, nodes: Sequence[NodeContext]) -> str:
+    """mpi-nodes.json beside the hostfile: for each MPI host of the job, the working directory and variables
+    of its node, with which the local backend's remote shell (runtime/mpi_agent.py) starts ranks there."""
+    specific = node_specific_environment(job, nodes)
+    return json.dumps({node.mpi_host: {"cwd": node.job_temp, "env": env} for node, env in zip(nodes, specific)})
+
+
+def _mpirun_command(job: JobContext, env: Mapping[str, str], program: str, nodes: Sequence[NodeContext] = ()) -> str:
     """Wrap `program` in mpirun over the job's hostfile, forwarding every task variable."""
     # `-x NAME` forwards the variable's value from mpirun's own environment, so ranks on other
     # nodes see the master's task environment (secrets included) without values on the line.
-    forwarded = " ".join(f"-x {shlex.quote(name)}" for name in env)
+    # Where a remote shell starts each rank as its node (RSH_AGENT), the node's own values stand.
+    own = set(node_specific_environment(job, nodes)[0]) if nodes and RSH_AGENT in env else set()
+    forwarded = " ".join(f"-x {shlex.quote(name)}" for name in env if name not in own)
     return (
         f"{shlex.quote(job.mpirun)} --allow-run-as-root --oversubscribe"
         f" -np {_process_count(job)}"
@@ -343,7 +373,7 @@ def _plan_master(job: JobContext, nodes: Sequence[NodeContext]) -> list[TaskPlan
     master = nodes[0]
     env = node_environment(job, nodes, master)
     program = _master_program(job, env)
-    command = _mpirun_command(job, env, program) if _uses_mpirun(job) else program
+    command = _mpirun_command(job, env, program, nodes) if _uses_mpirun(job) else program
     return [_task("master", master, "master", 0, command, env, "")]
 
 

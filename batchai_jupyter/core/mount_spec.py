@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ..errors import SpecError
-from ..ports.datastores import clean_relative_path
+from ..ports.datastores import clean_relative_path, entry_credentials
 
 # Azure's rule for containers and shares; a local directory datastore is named after them.
 _CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
@@ -101,14 +101,14 @@ def _optional_text(entry: dict[str, Any], key: str, where: str) -> None:
 
 
 def _check_credentials(entry: dict[str, Any], where: str) -> None:
-    credentials = entry.get("credentials")
+    key, credentials = entry_credentials(entry)
     if credentials is None:
         return
     if not isinstance(credentials, dict):
-        raise SpecError(f"{where}.credentials", _HIDDEN, 'an object {"accountKey": ...}')
-    for key, value in credentials.items():
+        raise SpecError(f"{where}.{key}", _HIDDEN, 'an object {"accountKey": ...}')
+    for name, value in credentials.items():
         if value is not None and not isinstance(value, (str, dict)):
-            raise SpecError(f"{where}.credentials.{key}", _HIDDEN, "a string")
+            raise SpecError(f"{where}.{key}.{name}", _HIDDEN, "a string")
 
 
 _CHECKS = {

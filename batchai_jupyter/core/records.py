@@ -39,6 +39,7 @@ class Job:
     master_port: int | None
     retries_used: int
     segment: str  # the job's folder in a datastore (Batch AI's jobOutputDirectoryPathSegment)
+    placements: dict[str, list[str]]  # output id (and "stdouterr") -> [datastore, path]; {} until started
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -28,10 +28,10 @@ from ..ports.datastores import (
     PublicSettings,
     clean_relative_path,
 )
-from ..ports.layout import HomeLayout, cluster_segment, job_segment, output_segment, stdouterr_segment
+from ..ports.layout import HomeLayout, cluster_segment, job_segment
 from ..ports.tracking import TENSORBOARD_DIR, RunTracker
 from ..runtime.metrics import METRICS_FILE
-from . import views
+from . import placement, views
 from .cluster_spec import parse_cluster_spec
 from .engine import Engine
 from .events import EventBus
@@ -167,7 +167,8 @@ class Service:
         return cast(ComputeBackend, self.backends[backend])
 
     def _read_metrics(self, job: Job, offset: int) -> bytes:
-        return self.datastore(job.workspace).read(f"{stdouterr_segment(job.segment)}/{METRICS_FILE}", offset)
+        datastore, folder = placement.placement_of(job, placement.STDOUTERR)
+        return self.datastore(job.workspace, datastore).read(f"{folder}/{METRICS_FILE}", offset)
 
     def _submit_trial(self, workspace: str, experiment: str, document: dict[str, Any], name: str) -> None:
         self.create_job(workspace, experiment, document, name=name)
@@ -514,10 +515,25 @@ class Service:
                 "NodeExecNotSupported",
                 f"the nodes of cluster '{name}' (backend "
                 f"{row.spec.backend!r}) do not take commands; "
-                "use a cluster of the ssh backend",
+                "use a cluster of the local or ssh backend",
             )
         code, out, err = backend.exec(node, command, timeout)
         return {"nodeId": node_name, "exitCode": code, "stdout": out, "stderr": err}
+
+    def exec_on_job_node(
+        self, workspace: str, experiment: str, name: str, node_name: str, command: str, timeout: float = 300.0
+    ) -> dict[str, Any]:
+        """`job node exec`: runs a shell command on one of the nodes the job runs on ("" its first)."""
+        job = self._job_row(workspace, experiment, name)
+        nodes = [n for n in (self.store.node(i) for i in job.node_ids) if n is not None]
+        if not nodes:
+            raise BatchAIError(
+                "JobNotOnNodes", f"job '{name}' is on no node now ({job.state}); run a command once it is running"
+            )
+        names = [n.name for n in nodes]
+        if node_name and node_name not in names:
+            raise NotFound("node", node_name, f"job '{name}' runs on {', '.join(names)}")
+        return self.exec_on_node(workspace, job.cluster, node_name or names[0], command, timeout)
 
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict[str, Any]]:
         row = self._cluster_row(workspace, name)
@@ -675,18 +691,17 @@ class Service:
         job = self._job_row(workspace, experiment, name)
         return [views.node_view(n) for n in (self.store.node(i) for i in job.node_ids) if n]
 
-    def _job_files_segment(self, job: Job, output_id: str) -> str:
-        if output_id == "stdouterr":
-            return stdouterr_segment(job.segment)
+    def _job_files_place(self, job: Job, output_id: str) -> tuple[str, str]:
+        """(datastore, folder in it) of one of the job's output directories or its stdouterr."""
         ids = [d.id for d in job.spec.output_directories]
-        if output_id not in ids:
+        if output_id != placement.STDOUTERR and output_id not in ids:
             allowed = ", ".join(["stdouterr", *ids])
             raise BatchAIError(
                 "InvalidOutputDirectoryId",
                 f"outputdirectoryid: {output_id!r} is not an output "
                 f"directory of job '{job.name}'; use one of: {allowed}",
             )
-        return output_segment(job.segment, output_id)
+        return placement.placement_of(job, output_id)
 
     def _list(
         self,
@@ -724,9 +739,8 @@ class Service:
         link_expiry_minutes: int | None = None,
     ) -> list[dict[str, Any]]:
         job = self._job_row(workspace, experiment, name)
-        return self._list(
-            workspace, self._job_files_segment(job, output_id), path, link_expiry_minutes=link_expiry_minutes
-        )
+        datastore, folder = self._job_files_place(job, output_id)
+        return self._list(workspace, folder, path, datastore, link_expiry_minutes=link_expiry_minutes)
 
     def read_job_file(
         self,
@@ -739,11 +753,11 @@ class Service:
         length: int | None = None,
     ) -> bytes:
         job = self._job_row(workspace, experiment, name)
-        segment = self._job_files_segment(job, output_id)
+        datastore, folder = self._job_files_place(job, output_id)
         relative = clean_relative_path(path, "path")
         if not relative:
             raise BatchAIError("InvalidPath", "path: give the name of a file inside the output directory")
-        return self.datastore(workspace).read(f"{segment}/{relative}", offset, length)
+        return self.datastore(workspace, datastore).read(f"{folder}/{relative}", offset, length)
 
     # -- TensorBoard over jobs ------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Container
 from typing import Any, Literal, overload
 
 from ..errors import SpecError
+from ..ports.datastores import MASKED
 from .durations import format_duration, parse_duration
 from .limits import check_spec_limits
 from .locations import FORMS, parse_data_path
@@ -66,7 +67,6 @@ _SECRET_KEY = re.compile(r"(key|password|sastoken|token)$", re.IGNORECASE)
 # An image reference or registry as a runtime's argv takes it: never an option ("-..."), never blank.
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}")
 _SHM_SIZE = re.compile(r"[1-9][0-9]*[bkmgBKMG]?")
-_MASK = "***"
 _HIDDEN = "<hidden>"
 
 
@@ -282,7 +282,11 @@ def _variable_value(value: Any, path: str, secret: bool) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     shown = _HIDDEN if secret and value is not None else value
-    raise SpecError(path, shown, "a string value" + (" (value is required)" if value is None else ""))
+    if value is None:
+        # A job read back from the service names its secrets without their values.
+        again = "; the service never returns a secret's value, so give it again" if secret else ""
+        raise SpecError(path, shown, f"a string value (value is required{again})")
+    raise SpecError(path, shown, "a string value")
 
 
 def _ids(fields: Fields, key: str) -> list[Fields]:
@@ -402,13 +406,21 @@ def _toolkit_kind(value: Any, path: str) -> str:
 def _toolkit_settings(kind: str, fields: Fields) -> ToolkitSettings:
     settings = ToolkitSettings(kind=kind)
     if kind == "cntk":
-        settings.language = "BrainScript"
+        settings.language = _cntk_language(fields)
     for key in TOOLKIT_FIELDS[kind]:
         if fields.has(key):
             attr, read = _FIELD_READERS[key]
             setattr(settings, attr, read(fields, key))
     _check_toolkit(settings, fields)
     return settings
+
+
+def _cntk_language(fields: Fields) -> str:
+    """BrainScript unless said otherwise; a block with a Python script and no config file is Python, as
+    every CNTK Python recipe writes it (without languageType)."""
+    if fields.has("pythonScriptFilePath") and not fields.has("configFilePath"):
+        return "Python"
+    return "BrainScript"
 
 
 def _check_toolkit(settings: ToolkitSettings, fields: Fields) -> None:
@@ -578,14 +590,19 @@ def _job_cluster(body: Fields, override: str | None) -> str:
 
 
 def _priority(body: Fields) -> int:
-    if not body.has("schedulingPriority"):
-        return body.integer("priority", 0, minimum=-1000, maximum=1000)  # 2017-09 / 2018-03
-    value = body.get("schedulingPriority")
+    """schedulingPriority (2018-05-01: low|normal|high), or the older `priority` (an integer from -1000 to
+    1000 before 2018-05-01; the 2018-05-01 REST examples write it with the new names)."""
+    place = one_of((body, "schedulingPriority"), (body, "priority"))
+    if place is None:
+        return 0
+    fields, key = place
+    value = fields.get(key)
     if isinstance(value, str) and value.strip().lower() in PRIORITY_BY_NAME:
         return PRIORITY_BY_NAME[value.strip().lower()]
     number = _to_int(value)
     if number is None or not -1000 <= number <= 1000:
-        raise SpecError(body.at("schedulingPriority"), value, "low, normal, high or an integer from -1000 to 1000")
+        renamed = " (`priority` was renamed schedulingPriority in 2018-05-01)" if key == "priority" else ""
+        raise SpecError(fields.at(key), value, f"low, normal, high or an integer from -1000 to 1000{renamed}")
     return number
 
 
@@ -678,7 +695,7 @@ def variables_to_wire(variables: dict[str, str]) -> list[dict[str, Any]]:
 def mask_secrets(value: Any) -> Any:
     """A copy of a raw block (mountVolumes, backendOptions) with keys, passwords and tokens as ***."""
     if isinstance(value, dict):
-        return {key: _MASK if _is_secret(key, item) else mask_secrets(item) for key, item in value.items()}
+        return {key: MASKED if _is_secret(key, item) else mask_secrets(item) for key, item in value.items()}
     if isinstance(value, list):
         return [mask_secrets(item) for item in value]
     return value

@@ -131,13 +131,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER job_queued_changed AFTER UPDATE OF state, workspace, cluster, priority ON jobs"
         f" WHEN OLD.state = 'queued' OR NEW.state = 'queued' BEGIN {_COUNT_OUT_OLD} {_COUNT_IN_NEW} END",
     ),
+    # 6: where each of a job's output directories (and stdouterr) was put: {id: [datastore, path]}
+    # (core/placement.py), so that listing finds them after the mounts it resolved from are gone.
+    ("ALTER TABLE jobs ADD COLUMN placements TEXT NOT NULL DEFAULT '{}'",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 Record = TypeVar("Record")
 JSON_COLUMNS = (
     "spec", "secrets", "config", "errors", "node_ids", "info", "tags", "tracking", "params", "intermediate",
-    "system_attrs",
+    "system_attrs", "placements",
 )  # fmt: skip
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
 

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 from ..errors import BatchAIError
 from ..ports.datastores import Datastore
-from ..ports.layout import output_segment, stdouterr_segment
 from ..ports.tracking import MetricPoint, RunTracker, TrackedRun
 from ..runtime.metrics import METRICS_FILE
+from . import placement
 from .events import EventBus
 from .records import Job
 from .store import Store
@@ -105,7 +105,7 @@ class RunFollower:
         self,
         store: Store,
         events: EventBus,
-        datastore_for: Callable[[str], Datastore],
+        datastore_for: Callable[[str, str], Datastore],  # (workspace, datastore name)
         trackers: Sequence[RunTracker],
         interval: float = 1.0,
     ):
@@ -224,7 +224,10 @@ class RunFollower:
             log.exception("batchai: run tracker %s failed", tracker.name)
 
     def tracked_run(self, job: Job) -> TrackedRun:
-        datastore = self.datastore_for(job.workspace)
+        def node_path(output_id: str) -> str:
+            datastore, path = placement.placement_of(job, output_id)
+            return self.datastore_for(job.workspace, datastore).node_path(path)
+
         experiment = self.store.query_one(
             "SELECT tracking FROM experiments WHERE workspace = ? AND name = ?", job.workspace, job.experiment
         )
@@ -242,11 +245,8 @@ class RunFollower:
             ended=job.ended,
             exit_code=job.exit_code,
             params=run_params(job),
-            stdouterr_dir=datastore.node_path(stdouterr_segment(job.segment)),
-            output_dirs={
-                directory.id: datastore.node_path(output_segment(job.segment, directory.id))
-                for directory in job.spec.output_directories
-            },
+            stdouterr_dir=node_path(placement.STDOUTERR),
+            output_dirs={directory.id: node_path(directory.id) for directory in job.spec.output_directories},
             mlflow_tracking_uri=str((experiment or {}).get("tracking", {}).get("mlflowTrackingUri", "")),
         )
 

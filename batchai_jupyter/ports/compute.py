@@ -159,6 +159,9 @@ class TaskLaunch:
     stderr: str
     # What the node must see of the service's directories (RemoteNodes: the backend puts them there).
     directories: tuple[NodeDirectory, ...] = ()
+    # Tasks of one host with the same name here run one at a time ("job-preparation": never two package
+    # managers at once on nodes that share a machine); "" for none.
+    exclusive: str = ""
 
 
 class Backend(ABC):

@@ -226,6 +226,12 @@ class JobStorage(ABC):
     ) -> list[str]: ...
 
     @abstractmethod
+    def mount_place(self, job: JobRef, path: str) -> tuple[str, str] | None:
+        """(datastore name, path inside it) that `path`, a node path starting with $AZ_BATCHAI_MOUNT_ROOT or
+        $AZ_BATCHAI_JOB_MOUNT_ROOT, shows through one of the job's mounts; None when no mount of a datastore
+        holds it."""
+
+    @abstractmethod
     def mounts_are_native(self, job: JobRef) -> list[bool]: ...
 
     @abstractmethod
@@ -253,3 +259,22 @@ class DatastoreKinds(ABC):
     @abstractmethod
     def job_storage(self, store: Any, layout: HomeLayout, datastore_for: Callable[..., Datastore]) -> JobStorage:
         """`store` is the core's Store; `datastore_for(workspace[, name])` opens a workspace's datastore."""
+
+
+CREDENTIAL_KEYS = ("credentials", "credentialsInfo")
+MASKED = "***"  # what the API returns in place of a key or password
+
+
+def entry_credentials(entry: dict[str, Any]) -> tuple[str, Any]:
+    """(key, value) of a mountVolumes entry's credentials: `credentials`, or `credentialsInfo` as 2017-09 and
+    2018-03 files call it."""
+    for key in CREDENTIAL_KEYS:
+        if entry.get(key) is not None:
+            return key, entry[key]
+    return CREDENTIAL_KEYS[0], None
+
+
+def given_key(value: Any) -> str:
+    """A key the user really gave: not a `<PLACEHOLDER>` of a recipe nor the *** of a body read back from GET
+    (those mount the datastore registered for the account, with its own credentials)."""
+    return value if isinstance(value, str) and not value.startswith("<") and value != MASKED else ""

@@ -121,6 +121,11 @@ def run(task_dir: str) -> int:
     for name in ("stdout", "stderr"):
         os.makedirs(os.path.dirname(task[name]), exist_ok=True)
     with open(task["stdout"], "ab", buffering=0) as out, open(task["stderr"], "ab", buffering=0) as err:
+        killed = _hold_lock(task.get("lock"), task_dir, heartbeat, err) if task.get("lock") else None
+        if killed is not None:
+            code = 128 + killed
+            _write_atomically(os.path.join(task_dir, "exit"), f'{{"exit_code": {code:d}, "ended": {time.time()!r}}}')
+            return code
         try:
             child = os.fork()
         except OSError as error:
@@ -140,6 +145,29 @@ def run(task_dir: str) -> int:
     exit_record = f'{{"exit_code": {code:d}, "ended": {time.time()!r}}}'
     _write_atomically(os.path.join(task_dir, "exit"), exit_record, durable=True)
     return code
+
+
+def _hold_lock(path: str, task_dir: str, heartbeat: str, err) -> int | None:
+    """Waits for the exclusive lock at `path` and holds it until the wrapper ends (the task closes its copy of
+    the descriptor); None once held, or the signal of a kill that came while waiting."""
+    import fcntl
+
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    told = False
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            pass
+        requested = _read(os.path.join(task_dir, KILL_REQUESTED)).strip()
+        if requested.isdigit():
+            return int(requested)
+        if not told:
+            err.write(b"batchai: waiting for another node's job preparation on this machine to end\n")
+            told = True
+        _touch(heartbeat)
+        time.sleep(0.2)
 
 
 def _exec_task(task: dict, task_dir: str, stdout: int, stderr: int) -> None:
@@ -167,12 +195,24 @@ def _exec_task(task: dict, task_dir: str, stdout: int, stderr: int) -> None:
         # inherit_env: on top of the node's own environment (remote backends), else the whole of it.
         env = {**os.environ, **task["env"]} if task.get("inherit_env") else dict(task["env"])
         env[TASK_MARKER] = task_dir
+        _make_output_directories(env)
         os.execve("/bin/bash", ["/bin/bash", "-c", task["command"]], env)
     except BaseException as error:
         try:
             os.write(2, f"batchai: cannot start the task: {error}\n".encode())
         finally:
             os._exit(127)
+
+
+def _make_output_directories(env: dict) -> None:
+    """Batch AI made every output directory before the task started; one under a mount root of a node
+    that is another machine exists only there, so it is made here."""
+    for name, value in env.items():
+        if name.startswith("AZ_BATCHAI_OUTPUT_") and value.startswith("/"):
+            try:
+                os.makedirs(value, exist_ok=True)
+            except OSError:
+                pass  # the task says what is wrong with its directory when it writes there
 
 
 def _above_stderr(descriptor: int) -> int:

@@ -343,12 +343,27 @@ class ClusterNodeExecHandler(BaseHandler):
     @web.authenticated
     async def post(self, workspace, cluster, node):
         body = self.body()
-        timeout = body.get("timeout", 300.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-            raise BatchAIError("InvalidArgument", f"timeout: {timeout!r} is not a number of seconds from 1 to 3600")
+        timeout = _exec_timeout(body)
+        self.reply(await self.call(self.service.exec_on_node, workspace, cluster, node, body.get("command"), timeout))
+
+
+class JobNodeExecHandler(BaseHandler):
+    @web.authenticated
+    async def post(self, workspace, experiment, job, node=""):
+        body = self.body()
+        timeout = _exec_timeout(body)
         self.reply(
-            await self.call(self.service.exec_on_node, workspace, cluster, node, body.get("command"), float(timeout))
+            await self.call(
+                self.service.exec_on_job_node, workspace, experiment, job, node, body.get("command"), timeout
+            )
         )
+
+
+def _exec_timeout(body: dict) -> float:
+    timeout = body.get("timeout", 300.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise BatchAIError("InvalidArgument", f"timeout: {timeout!r} is not a number of seconds from 1 to 3600")
+    return float(timeout)
 
 
 class JobsHandler(BaseHandler):
@@ -540,6 +555,8 @@ def routes() -> list[tuple[str, type]]:
         (f"{job}/terminate", JobTerminateHandler),
         (f"{job}/tasks", JobTasksHandler),
         (f"{job}/nodes", JobNodesHandler),
+        (f"{job}/nodes/exec", JobNodeExecHandler),
+        (f"{job}/nodes/{NAME}/exec", JobNodeExecHandler),
         (f"{job}/files", JobFilesHandler),
         (f"{job}/files/content", JobFileContentHandler),
         (f"{job}/snapshot", JobSnapshotHandler),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
 from collections.abc import Callable
 
 from ..errors import BatchAIError
@@ -28,6 +29,8 @@ NOT_SUPPORTED = (
     "this cluster's backend cannot show datastore mounts on its nodes; use a shared path or inputDirectories"
 )
 log = logging.getLogger("batchai")
+# $AZ_BATCHAI_MOUNT_ROOT/..., ${AZ_BATCHAI_JOB_MOUNT_ROOT}/...: a path into the cluster's or the job's mounts.
+_UNDER_MOUNT_ROOT = re.compile(r"^\$(?P<brace>\{)?(?P<root>AZ_BATCHAI_(?:JOB_)?MOUNT_ROOT)(?(brace)\})(?P<rest>/.*)?$")
 
 
 class JobData(JobStorage):
@@ -166,6 +169,18 @@ class JobData(JobStorage):
             for mounts, root in ((cluster_mounts, node.mount_root), (job_mounts, node.job_mount_root)):
                 notes += self._show(mounts, root, node.name, run and run(index), show and show(index), staged)
         return notes
+
+    def mount_place(self, job: JobRef, path: str) -> tuple[str, str] | None:
+        match = _UNDER_MOUNT_ROOT.match(path.strip())
+        if match is None:
+            return None
+        cluster_mounts, job_mounts = self.mounts(job)
+        rest = posixpath.normpath("/" + (match["rest"] or "")).lstrip("/")
+        for mount in cluster_mounts if match["root"] == "AZ_BATCHAI_MOUNT_ROOT" else job_mounts:
+            if mount.datastore and (rest == mount.relative_path or rest.startswith(mount.relative_path + "/")):
+                below = rest[len(mount.relative_path) :].strip("/")
+                return mount.datastore, "/".join(part for part in (mount.inside, below) if part)
+        return None
 
     def mounts_are_native(self, job: JobRef) -> list[bool]:
         """For each job-level mount: whether nodes may have mounted it natively."""

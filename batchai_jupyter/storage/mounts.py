@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import BatchAIError
-from ..ports.datastores import Datastore, DatastoreRef, clean_relative_path
+from ..ports.datastores import Datastore, DatastoreRef, clean_relative_path, entry_credentials, given_key
 from .native_mounts import (
     MOUNT_SAS_MINUTES,
     MountableContainer,
@@ -51,6 +51,8 @@ class Mount:
     command: str = ""  # an unmanagedFileSystems mountCommand
     note: str = ""
     native: NativeMount | None = None  # the real mount a node with the tool makes instead
+    datastore: str = ""  # the registered datastore the mount shows ("" for a mount command)
+    inside: str = ""  # the folder of that datastore at the mount's root ("" its top)
 
     def stage(self) -> None:
         """Brings the staged copy up to date (a mount shows the whole container; unchanged files are not
@@ -124,6 +126,7 @@ class MountResolver:
                     store.node_path(""),
                     store.sync if isinstance(store, Mirrored) else None,
                     note=f"{what} {container!r} of account {account!r}: datastore {row.name!r}",
+                    datastore=row.name,
                 ), row
         name = _local_name(container)
         row = next((r for r in self.datastores() if r.name == name and r.kind == "local"), None)
@@ -136,6 +139,7 @@ class MountResolver:
                 f"{what} {container!r} of account {account!r}: no datastore is registered for it here, so it is the "
                 f"local directory datastore {name!r} (datastore://{name}/)"
             ),
+            datastore=name,
         ), None
 
     def _with_native(self, mount: Mount, make: Callable[[str], NativeMount | None], entry: dict, account: str) -> Mount:
@@ -190,7 +194,11 @@ class MountResolver:
         source = row.config["path"]
         inside = clean_relative_path(str(entry.get("sourceDirectory") or "").lstrip("/"), f"{where}.sourceDirectory")
         return Mount(
-            relative, os.path.join(source, inside) if inside else source, note=f"file server {name!r}: {source}"
+            relative,
+            os.path.join(source, inside) if inside else source,
+            note=f"file server {name!r}: {source}",
+            datastore=name,
+            inside=inside,
         )
 
 
@@ -202,9 +210,8 @@ def _relative(where: str, entry: dict) -> str:
 
 
 def _entry_key(entry: dict) -> str:
-    credentials = entry.get("credentials")
-    key = credentials.get("accountKey") if isinstance(credentials, dict) else None
-    return key if isinstance(key, str) and not key.startswith("<") else ""
+    credentials = entry_credentials(entry)[1]
+    return given_key(credentials.get("accountKey") if isinstance(credentials, dict) else None)
 
 
 def _local_name(container: str) -> str:

@@ -160,6 +160,7 @@ def test_node_environment_has_every_contract_variable() -> None:
         "AZ_BATCHAI_EXPERIMENT_NAME": "exp",
         "AZ_BATCHAI_WORKSPACE_NAME": "ws",
         "AZ_BATCHAI_JOB_ATTEMPT": "1",
+        "AZ_BATCHAI_NODE_IP": "10.0.0.5",
         "AZ_BATCHAI_INPUT_DATASET": "/n1/jobs/j1/mounts/afs/mnist",
         "AZ_BATCHAI_OUTPUT_MODEL": "/store/exp/j1/u1/outputs/Models",
     }

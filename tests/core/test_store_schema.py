@@ -70,6 +70,7 @@ def test_a_store_written_before_schema_versions_is_upgraded_in_place(tmp_path):
         ]
         assert {row[0] for row in connection.execute("SELECT resource_group FROM workspaces")} == {"default"}
         assert {row[0] for row in connection.execute("SELECT tracking FROM experiments")} == {"{}"}
+        assert {row[0] for row in connection.execute("SELECT placements FROM jobs")} == {"{}"}
     again = Store(path)  # opening it again changes nothing
     assert again.schema_version() == SCHEMA_VERSION
     again.close()

@@ -111,9 +111,10 @@ def test_batchai_cluster_json_with_backend_options(service, ssh_hosts, tmp_path)
     assert nodes[0]["ipAddress"] == ssh_hosts.hosts[1].address and nodes[0]["port"] == 22
 
 
-def test_node_exec_on_a_local_cluster_says_it_cannot(service):
+def test_node_exec_on_a_local_cluster_runs_as_that_node(service):
     ok(batchai(service, "cluster", "create", "plain", "-t", "1"))
     wait_idle(service, "plain", 1)
     nodes = json.loads(ok(batchai(service, "cluster", "node", "list", "-n", "plain", "-o", "json")))
-    result = batchai(service, "cluster", "node", "exec", "-n", "plain", nodes[0]["nodeId"], "--", "true")
-    assert result.returncode == 1 and "ssh backend" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    node = nodes[0]["nodeId"]
+    out = ok(batchai(service, "cluster", "node", "exec", "-n", "plain", node, "--", "echo $AZ_BATCHAI_NODE_IP"))
+    assert out.strip() == nodes[0]["ipAddress"]

@@ -140,7 +140,7 @@ def test_two_node_batch_ai_job_on_blob(client, service_process, azurite, tmp_pat
         )
     assert too_long.value.code == "InvalidArgument" and "linkexpiryinminutes" in too_long.value.message
     blobs = {path for path, _size, _etag in scratch.remote_files("")}
-    assert any(p.endswith("/outputs/MODEL/model-1.txt") for p in blobs)
+    assert any(p.endswith("/outputs/model-1.txt") for p in blobs)  # Batch AI: <prefix>/<segment>/outputs
     assert any(p.endswith("/stdouterr/stdout-1.txt") for p in blobs)
     executions = [p for p in blobs if "/stdouterr/execution" in p]
     assert executions and "local directory" not in scratch.read(executions[0]).decode()
