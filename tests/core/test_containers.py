@@ -13,10 +13,10 @@ import pytest
 from batchai_jupyter.core import containers
 from batchai_jupyter.core.cluster_spec import cluster_spec_to_wire, parse_cluster_spec
 from batchai_jupyter.core.models import REGISTRY_PASSWORD, ContainerSettings, stored_secrets
-from batchai_jupyter.core.records import Job
 from batchai_jupyter.core.spec import job_spec_to_wire, parse_job_spec
 from batchai_jupyter.core.spec_codec import decode_cluster_spec, decode_job_spec, encode_job_spec
 from batchai_jupyter.errors import SpecError
+from helpers.records import queued_job
 
 SCHEMA = "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/job.json"
 PASSWORD = "pa$$-w0rd"
@@ -63,10 +63,7 @@ def test_batch_ai_container_settings_are_read_with_the_password_kept_apart():
         "shmSize": "2g",
     }
     # what runs the job gets the password back; the job's variables never see it
-    job = Job(
-        1, "w", "e", "j", "u", "c", 0, "queued", "", decode_job_spec(stored), stored_secrets(spec),
-        1, 0.0, 0.0, None, None, None, [], [], None, 0, "e/j/u",
-    )  # fmt: skip
+    job = queued_job(decode_job_spec(stored), stored_secrets(spec))
     assert job.with_secrets().container == spec.container
     assert job.with_secrets().secrets == {}
 

@@ -9,12 +9,12 @@ from batchai_jupyter.core.records import Job
 from batchai_jupyter.core.spec import parse_job_spec
 from batchai_jupyter.core.tracking import experiment_tracking, run_params
 from batchai_jupyter.errors import BatchAIError
+from helpers.records import queued_job
 
 
 def job_of(document: dict) -> Job:
     spec = parse_job_spec({"cluster": "c1", **document}, name="j1")
-    return Job(1, "default", "default", "j1", "u1", "c1", 0, "queued", "", spec, {}, 1, 0.0, 0.0, None, None, None,
-               [], [], None, 0, "default/j1/u1", {})  # fmt: skip
+    return queued_job(spec)
 
 
 def test_a_jobs_params_are_its_variables_arguments_and_counts():
