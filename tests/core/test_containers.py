@@ -159,6 +159,15 @@ def test_the_pull_logs_in_with_the_password_on_stdin_only():
     assert stdin == "" and "login" not in public
 
 
+def test_an_image_on_the_node_is_checked_with_the_jobs_own_credentials_only():
+    script, _ = containers.pull_script(PODMAN, PRIVATE_IMAGE, "/p", "/p")
+    # its manifest, with an auth file of this job's alone (empty without credentials: no node login helps)
+    assert 'skopeo inspect --raw --authfile="$auth/auth.json" docker://reg.example:5000/team/train:1.0' in script
+    assert "echo '{}' > \"$auth/auth.json\"" in script
+    script, _ = containers.pull_script(APPTAINER, PRIVATE_IMAGE, "/p", "/cache")
+    assert "grep -qxF reg.example:5000/team/train:1.0 /p/private-images" in script  # pulled again if private
+
+
 def _argv(settings, gpus=0, gpu_mode="") -> list[str]:
     command = containers.task_command(
         settings,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 
 from batchai_jupyter.core.containers import DEFAULTS
 
@@ -232,3 +234,51 @@ class ContainerSetup:
             "globalOptions": [*DEFAULTS["podman"]["globalOptions"], *self.service_storage.options()],
             "registryOptions": [f"--cert-dir={self.registry.cert_dir}"],
         }
+
+
+class HeldProxy:
+    """A TCP relay on 127.0.0.1 to the registry that holds every connection until `release()`: a pull
+    through it is caught in the middle, for as long as the test needs."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.released = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        self.released.wait()
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        _pump(client, upstream)
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
