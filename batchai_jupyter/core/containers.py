@@ -14,7 +14,12 @@ them for its nodes:
     "containerRuntime": "podman"
     "containerRuntime": {"name": "podman", "globalOptions": ["--root=/data/containers"],
                          "runOptions": [], "registryOptions": ["--cert-dir=/etc/registry-ca"],
-                         "imageCacheLimit": 5}
+                         "imageCacheLimit": 5, "registriesConf": "/etc/batchai/registries.conf"}
+
+`registriesConf` is a containers-registries.conf(5) file on the nodes that podman and skopeo read for
+the pull (CONTAINERS_REGISTRIES_CONF): where a site keeps its own copies of public images, e.g.
+`[[registry]] prefix = "docker.io" location = "mirror.example:5000"`, so that a Batch AI job naming
+`pytorch/pytorch:...` gets the site's copy, under its own name. apptainer does not read it.
 
 Secrets never reach a command line: the registry password goes to `podman login --password-stdin` into an
 auth file in a private directory of the node, removed after the pull; the task's variables are passed by name
@@ -34,6 +39,8 @@ RUNTIMES = ("podman", "apptainer")
 OPTION_KEYS = ("globalOptions", "runOptions", "registryOptions")
 # The most images a node keeps of those jobs pulled there (least recently used go first); none: no limit.
 CACHE_LIMIT_KEY = "imageCacheLimit"
+# containers-registries.conf(5) for the pulls on the nodes: the site's own copies of public images.
+REGISTRIES_KEY = "registriesConf"
 # The images an apptainer node pulled with credentials (one reference a line, in its private directory).
 PRIVATE_IMAGES = "private-images"
 DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -71,6 +78,7 @@ class RuntimeSettings:
     run_options: tuple[str, ...]
     registry_options: tuple[str, ...]
     image_cache_limit: int | None = None
+    registries_conf: str | None = None
 
     @property
     def base(self) -> list[str]:
@@ -106,6 +114,7 @@ def runtime_settings(cluster_runtime: Mapping[str, Any] | None, node_runtimes: S
         options["runOptions"],
         options["registryOptions"],
         chosen.get(CACHE_LIMIT_KEY),
+        chosen.get(REGISTRIES_KEY),
     )
 
 
@@ -159,8 +168,11 @@ def pull_script(
     podman = settings.name == "podman"
     if podman:  # one store may serve several nodes of a machine: no list of ours could say how it got there
         target, remove = reference, f"{base} rmi"
+        conf = settings.registries_conf
+        skopeo_conf = f" --registries-conf={shlex.quote(conf)}" if conf else ""  # skopeo 1.9 ignores the variable
         lines = [
             "set -u",
+            *([f"export CONTAINERS_REGISTRIES_CONF={shlex.quote(conf)}"] if conf else []),
             "fetch() {",
             "check=",
             f"if {base} image exists {quoted}; then",
@@ -200,7 +212,8 @@ def pull_script(
             )
         lines += [
             'if [ -n "$check" ]; then',
-            f'  skopeo inspect --raw{spaced} --authfile="$auth/auth.json" docker://{quoted} >/dev/null || return $?',
+            f'  skopeo{skopeo_conf} inspect --raw{spaced} --authfile="$auth/auth.json" docker://{quoted}'
+            " >/dev/null || return $?",
             f'else {base} pull{spaced} --authfile="$auth/auth.json" {quoted} || return $?; fi',
         ]
     else:
