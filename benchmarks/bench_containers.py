@@ -47,7 +47,7 @@ def measure(samples_per_mode: int) -> dict[str, dict[str, list[float]]]:
     try:
         image = build_python_image(work, builder, "localhost/batchai-bench/python:built")
         registry.push(builder, image, "bench/python:1")
-        setup = ContainerSetup(registry, {"1": "bench/python:1"}, node)
+        setup = ContainerSetup(registry, {"1": "bench/python:1"}, node, builder, image)
         container = {"imageSourceRegistry": {"image": setup.reference("1"), "credentials": setup.credentials()}}
         documents = {
             "on the node": {"cluster": "bench", "customToolkitSettings": {"commandLine": "true"}},

@@ -108,11 +108,22 @@ def container_setup(tmp_path_factory) -> ContainerSetup:
     image = build_python_image(str(work), builder, "localhost/batchai-test/python:built")
     images = {
         tag: f"batchai-test/python:{tag}"
-        for tag in ("1", "wrong-password", "registry-down", "notebook", "ssh", "slurm", "cache-a", "cache-b")
+        for tag in (
+            "1",
+            "wrong-password",
+            "registry-down",
+            "notebook",
+            "ssh",
+            "slurm",
+            "cache-a",
+            "cache-b",
+            "reused",
+            "held",
+        )
     }
     for name in images.values():
         registry.push(builder, image, name)
-    yield ContainerSetup(registry, images, service)
+    yield ContainerSetup(registry, images, service, builder, image)
     registry.stop()
     builder.remove()
     service.remove()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SpecError
-from .containers import CACHE_LIMIT_KEY, OPTION_KEYS, RUNTIMES
+from .containers import CACHE_LIMIT_KEY, OPTION_KEYS, REGISTRIES_KEY, RUNTIMES
 from .durations import parse_duration
 from .limits import check_spec_limits
 from .models import (
@@ -135,9 +135,9 @@ def parse_container_runtime(body: Fields) -> dict[str, Any] | None:
         value = {"name": value}
     if not isinstance(value, dict):
         raise SpecError(path, value, 'a runtime name (podman, apptainer) or {"name": ..., "runOptions": [...]}')
-    unknown = sorted(set(value) - {"name", CACHE_LIMIT_KEY, *OPTION_KEYS})
+    unknown = sorted(set(value) - {"name", CACHE_LIMIT_KEY, REGISTRIES_KEY, *OPTION_KEYS})
     if unknown:
-        allowed = ", ".join(("name", *OPTION_KEYS, CACHE_LIMIT_KEY))
+        allowed = ", ".join(("name", *OPTION_KEYS, CACHE_LIMIT_KEY, REGISTRIES_KEY))
         raise SpecError(f"{path}.{unknown[0]}", value[unknown[0]], f"one of {allowed}")
     name = value.get("name")
     if name not in RUNTIMES:
@@ -148,6 +148,11 @@ def parse_container_runtime(body: Fields) -> dict[str, Any] | None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise SpecError(f"{path}.{CACHE_LIMIT_KEY}", limit, "the most images a node keeps: an integer >= 1")
         runtime[CACHE_LIMIT_KEY] = limit
+    if REGISTRIES_KEY in value:
+        conf = value[REGISTRIES_KEY]
+        if not isinstance(conf, str) or not conf.startswith("/"):
+            raise SpecError(f"{path}.{REGISTRIES_KEY}", conf, "the absolute path of a registries.conf on the nodes")
+        runtime[REGISTRIES_KEY] = conf
     for key in OPTION_KEYS:
         if key in value:
             options = value[key]

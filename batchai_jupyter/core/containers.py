@@ -14,7 +14,12 @@ them for its nodes:
     "containerRuntime": "podman"
     "containerRuntime": {"name": "podman", "globalOptions": ["--root=/data/containers"],
                          "runOptions": [], "registryOptions": ["--cert-dir=/etc/registry-ca"],
-                         "imageCacheLimit": 5}
+                         "imageCacheLimit": 5, "registriesConf": "/etc/batchai/registries.conf"}
+
+`registriesConf` is a containers-registries.conf(5) file on the nodes that podman and skopeo read for
+the pull (CONTAINERS_REGISTRIES_CONF): where a site keeps its own copies of public images, e.g.
+`[[registry]] prefix = "docker.io" location = "mirror.example:5000"`, so that a Batch AI job naming
+`pytorch/pytorch:...` gets the site's copy, under its own name. apptainer does not read it.
 
 Secrets never reach a command line: the registry password goes to `podman login --password-stdin` into an
 auth file in a private directory of the node, removed after the pull; the task's variables are passed by name
@@ -34,6 +39,10 @@ RUNTIMES = ("podman", "apptainer")
 OPTION_KEYS = ("globalOptions", "runOptions", "registryOptions")
 # The most images a node keeps of those jobs pulled there (least recently used go first); none: no limit.
 CACHE_LIMIT_KEY = "imageCacheLimit"
+# containers-registries.conf(5) for the pulls on the nodes: the site's own copies of public images.
+REGISTRIES_KEY = "registriesConf"
+# The images an apptainer node pulled with credentials (one reference a line, in its private directory).
+PRIVATE_IMAGES = "private-images"
 DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
     "podman": {
         "globalOptions": ("--storage-driver=vfs", "--cgroup-manager=cgroupfs", "--runtime=runc"),
@@ -69,6 +78,7 @@ class RuntimeSettings:
     run_options: tuple[str, ...]
     registry_options: tuple[str, ...]
     image_cache_limit: int | None = None
+    registries_conf: str | None = None
 
     @property
     def base(self) -> list[str]:
@@ -104,6 +114,7 @@ def runtime_settings(cluster_runtime: Mapping[str, Any] | None, node_runtimes: S
         options["runOptions"],
         options["registryOptions"],
         chosen.get(CACHE_LIMIT_KEY),
+        chosen.get(REGISTRIES_KEY),
     )
 
 
@@ -140,22 +151,58 @@ def pull_script(
     """(bash script, its stdin) that makes the job's image present on a node: nothing when it is there
     already, else a pull (with a login first when the job gives credentials); then, with an
     imageCacheLimit, the images this node used least recently beyond the limit are removed. The password
-    is the stdin."""
+    is the stdin.
+
+    A private image is never reused on trust: each job that names it asks the registry again with its own
+    credentials (none, or wrong ones, fail as a first pull would). podman nodes ask for every image they
+    have (skopeo fetches its manifest only; without skopeo podman pulls it again, which downloads its layers
+    again), so a registry that is down fails the job even when the node has the image; apptainer has no
+    check short of a pull, so it pulls again the images it pulled with credentials (the others it reuses)."""
     reference = image_reference(container)
     quoted = shlex.quote(reference)
     base = shlex.join(settings.base)
     registry = shlex.join(settings.registry_options)
+    spaced = f" {registry}" if registry else ""
     login = bool(container.username)
-    lines = ["set -u", "fetch() {"]
-    if settings.name == "podman":
+    private_list = shlex.quote(f"{private_dir}/{PRIVATE_IMAGES}")
+    podman = settings.name == "podman"
+    if podman:  # one store may serve several nodes of a machine: no list of ours could say how it got there
         target, remove = reference, f"{base} rmi"
+        conf = settings.registries_conf
+        skopeo_conf = f" --registries-conf={shlex.quote(conf)}" if conf else ""  # skopeo 1.9 ignores the variable
+        lines = [
+            "set -u",
+            *([f"export CONTAINERS_REGISTRIES_CONF={shlex.quote(conf)}"] if conf else []),
+            "fetch() {",
+            "check=",
+            f"if {base} image exists {quoted}; then",
+            "  if command -v skopeo >/dev/null; then check=1",
+            f"    echo 'image {reference} is on this node already: the registry checks that this job may use it "
+            "(its manifest only)'",
+            f"  else echo 'image {reference} is on this node already: pulled again to check that this job may use "
+            f"it (install skopeo on the node to check its manifest only)'; fi",
+            f"else echo 'pulling image {reference}'; fi",
+        ]
+    else:  # the node's own image files
+        target, remove = image_file(cache_dir, reference), "rm -f"
+        lines = [
+            "set -u",
+            "fetch() {",
+            f"if [ -s {shlex.quote(target)} ]; then",
+            f"  if ! grep -qxF {quoted} {private_list} 2>/dev/null; then",
+            f"    echo 'image {reference} is on this node already: not pulled'; return 0",
+            "  fi",
+            f"  echo 'image {reference} is on this node already, from a private registry: pulled again to check "
+            "that this job may use it'",
+            f"else echo 'pulling image {reference}'; fi",
+        ]
+    if podman:
         lines += [
-            f"if {base} image exists {quoted}; then echo 'image {reference} is on this node already: not pulled'; "
-            "return 0; fi",
-            f"echo 'pulling image {reference}'",
-            # An auth file only for this pull, in a directory only root reads, gone when the script ends.
+            # An auth file only for this pull, in a directory only root reads, gone when the script ends;
+            # empty without credentials, so that no login the node keeps itself stands in for the job's.
             f"auth=$(mktemp -d {shlex.quote(private_dir)}/registry-auth.XXXXXX) || return 1",
             "trap 'rm -rf \"$auth\"' EXIT",
+            "echo '{}' > \"$auth/auth.json\" || return 1",
         ]
         if login:
             server = container.server_url or registry_of(reference)
@@ -163,22 +210,25 @@ def pull_script(
                 f'{base} login {registry} --authfile="$auth/auth.json" --username={shlex.quote(container.username)} '
                 f"--password-stdin {shlex.quote(server)} >/dev/null || return 2"
             )
-        auth = ' --authfile="$auth/auth.json"' if login else ""
-        lines.append(f"{base} pull {registry}{auth} {quoted}")
-    else:
-        target, remove = image_file(cache_dir, reference), "rm -f"
-        sif = shlex.quote(target)
         lines += [
-            f"if [ -s {sif} ]; then echo 'image {reference} is on this node already: not pulled'; return 0; fi",
-            f"echo 'pulling image {reference}'",
-            f"mkdir -p {shlex.quote(cache_dir)} || return 1",
+            'if [ -n "$check" ]; then',
+            f'  skopeo{skopeo_conf} inspect --raw{spaced} --authfile="$auth/auth.json" docker://{quoted}'
+            " >/dev/null || return $?",
+            f'else {base} pull{spaced} --authfile="$auth/auth.json" {quoted} || return $?; fi',
         ]
+    else:
+        sif = shlex.quote(target)
+        lines.append(f"mkdir -p {shlex.quote(cache_dir)} || return 1")
         if login:  # apptainer reads registry credentials from its environment, never from argv
             lines += [
                 f"export APPTAINER_DOCKER_USERNAME={shlex.quote(container.username)}",
                 "IFS= read -r APPTAINER_DOCKER_PASSWORD; export APPTAINER_DOCKER_PASSWORD",
             ]
-        lines.append(f"{base} pull {registry} {sif}.part docker://{quoted} && mv {sif}.part {sif}")
+        lines.append(
+            f"rm -f {sif}.part; {base} pull {registry} {sif}.part docker://{quoted} && mv {sif}.part {sif} || return $?"
+        )
+    if login and not podman:
+        lines.append(f"grep -qxF {quoted} {private_list} 2>/dev/null || echo {quoted} >> {private_list}")
     lines += ["}", "fetch || exit $?"]
     if settings.image_cache_limit is not None:
         lines += _cache_lines(f"{private_dir}/images-used", target, remove, settings.image_cache_limit)

@@ -5,8 +5,10 @@ command lines)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shlex
+import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,6 +21,9 @@ from .store import Store
 CDI_HINT = "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
 # How many characters of a failed pull's output its error quotes (the registry's reason is at its end).
 REASON_CHARS = 600
+# Runs a bash script with its stdin on a node, handing each line of its output to the sink as it comes;
+# (exit code, all of the output).
+StreamingScript = Callable[[str, str, Callable[[str], None]], tuple[int, str]]
 
 
 def visible_gpus(spec: JobSpec, info: dict[str, Any]) -> int:
@@ -50,9 +55,11 @@ class JobContainers:
         node_ids: Sequence[int],
         run: Callable[[int], NodeScript],
         log: Callable[[int, str], None],
+        streaming: Callable[[int], StreamingScript] | None = None,
     ) -> None:
         """Makes the job's image present on each of its nodes (a node that has it already pulls nothing);
-        ContainerError with the runtime's own words when a node cannot get it."""
+        ContainerError with the runtime's own words when a node cannot get it. With `streaming`, the
+        pull's progress reaches the node's log while it pulls, else when it has ended."""
         container = spec.container
         assert container is not None
         for index, node_id in enumerate(node_ids):
@@ -66,10 +73,14 @@ class JobContainers:
                 )
             private = image_directory(node)
             script, stdin = containers.pull_script(settings, container, private, private)
-            code, output = run(index)(f"mkdir -p -m 700 {shlex.quote(private)} || exit 1\n{script}", stdin)
+            script = f"mkdir -p -m 700 {shlex.quote(private)} || exit 1\n{script}"
+            if streaming is not None:
+                code, output = streaming(index)(script, stdin, functools.partial(_log_line, log, index, container))
+            else:
+                code, output = run(index)(script, stdin)
+                for line in _scrub(output, container).strip().splitlines():
+                    log(index, line)
             output = _scrub(output, container)
-            for line in output.strip().splitlines():
-                log(index, line)
             if code != 0:
                 raise containers.ContainerError(
                     f"image {containers.image_reference(container)} could not be pulled on node {node.name} "
@@ -142,6 +153,34 @@ def _link_targets(root: str) -> list[str]:
             if os.path.islink(path):
                 targets.append(os.path.realpath(path))
     return targets
+
+
+def run_here_streaming(script: str, stdin: str, sink: Callable[[str], None]) -> tuple[int, str]:
+    """A StreamingScript for a node that is this machine."""
+    process = subprocess.Popen(
+        ["/bin/bash", "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(stdin)
+        process.stdin.close()
+    except BrokenPipeError:  # the script ended without reading it
+        pass
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.strip():
+            sink(line.rstrip())
+    return process.wait(), "".join(lines)
+
+
+def _log_line(log: Callable[[int, str], None], index: int, container: ContainerSettings, line: str) -> None:
+    log(index, _scrub(line, container))
 
 
 def _scrub(text: str, container: ContainerSettings) -> str:

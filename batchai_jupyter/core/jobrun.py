@@ -18,7 +18,7 @@ from ..ports.layout import HomeLayout
 from . import launch, lifecycle, node_view, placement
 from .containers import ContainerError
 from .events import EventBus
-from .job_containers import JobContainers, container_name, visible_gpus
+from .job_containers import JobContainers, container_name, run_here_streaming, visible_gpus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
 from .locations import location_of
 from .records import Job, Node, Task
@@ -194,6 +194,7 @@ class JobRunner:
                 job.node_ids,
                 run,
                 lambda index, line: self._log_execution(context, nodes, nodes[index], line),
+                None if isinstance(backend, RemoteNodes) else lambda index: run_here_streaming,
             )
         except ContainerError as failure:
             self.attempt_failed(job, error("ImagePullFailed", str(failure)), None)

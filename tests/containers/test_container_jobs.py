@@ -14,7 +14,7 @@ import pytest
 from batchai_jupyter.client import Client
 from helpers.api import execution_log, make_cluster, read_log, wait_job
 from helpers.cli import cli, ok
-from helpers.containers import EXCHANGE, IMAGE_MARKER, IMAGE_MARKER_TEXT
+from helpers.containers import EXCHANGE, IMAGE_MARKER, IMAGE_MARKER_TEXT, HeldProxy
 from helpers.jobs import job_tasks, list_files, logs_of, one_record, read_bytes, records
 from helpers.service import TOKEN
 from helpers.waits import wait_for
@@ -183,8 +183,9 @@ def test_a_second_job_on_the_nodes_uses_the_pulled_image_and_ranks_talk_over_the
     assert {record["marker"] for record in ranks.values()} == {IMAGE_MARKER_TEXT}
     logs = [read_log(shared_client, name, entry) for entry in list_files(shared_client, name) if "execution" in entry]
     assert len(logs) == 2
-    for log in logs:  # both nodes had it from the first job
-        assert "is on this node already: not pulled" in log and "pulling image" not in log
+    for log in logs:  # both nodes had it from the first job: the registry only checked the credentials
+        assert "is on this node already: the registry checks" in log and "pulling image" not in log
+        assert "Copying blob" not in log and "its manifest only" in log
 
 
 def failed_pull(client, name: str) -> str:
@@ -222,6 +223,53 @@ def test_a_stopped_registry_fails_the_job_with_a_clear_reason(shared_client, clu
     finally:
         container_setup.registry.start()
     assert "connection refused" in message, message
+
+
+def test_an_image_pulled_with_credentials_is_not_reused_without_them(shared_client, container_setup, unique):
+    cluster = unique("reuse")
+    make_cluster(shared_client, cluster, nodes=1, containerRuntime=container_setup.runtime())
+    owner = unique("owner")
+    create(shared_client, owner, batch_ai_job(cluster, container_setup, "reused", "true"))
+    job = wait_job(shared_client, owner)
+    assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, owner)}"
+
+    wrong = unique("wrong-credentials")
+    create(shared_client, wrong, batch_ai_job(cluster, container_setup, "reused", "true", password="nope"))
+    assert "invalid username/password" in failed_pull(shared_client, wrong)
+
+    anonymous = unique("no-credentials")
+    document = batch_ai_job(cluster, container_setup, "reused", "true")
+    del document["properties"]["containerSettings"]["imageSourceRegistry"]["credentials"]
+    create(shared_client, anonymous, document)
+    message = failed_pull(shared_client, anonymous)
+    assert "authentication required" in message or "unauthorized" in message, message
+
+
+def test_the_pull_shows_its_progress_in_the_node_log_while_it_pulls(shared_client, cluster, container_setup, unique):
+    proxy = HeldProxy(container_setup.registry.port)  # the registry answers nothing until released
+    name = unique("held")
+    document = batch_ai_job(cluster, container_setup, "held", "true")
+    document["properties"]["containerSettings"]["imageSourceRegistry"]["serverUrl"] = proxy.address
+    try:
+        create(shared_client, name, document)
+        wait_for(
+            lambda: f"pulling image {proxy.address}/" in _execution_log_so_far(shared_client, name),
+            "the pull's first line in the node's log while the registry holds the pull",
+        )
+        assert "Writing manifest" not in _execution_log_so_far(shared_client, name)
+        proxy.release()
+        job = wait_job(shared_client, name)
+    finally:
+        proxy.close()
+    assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
+    log = execution_log(shared_client, name)
+    assert "Copying blob" in log and "Writing manifest" in log, log  # podman's own progress
+
+
+def _execution_log_so_far(client, name: str) -> str:
+    entries = client.list(f"workspaces/default/experiments/default/jobs/{name}/files", outputdirectoryid="stdouterr")
+    logs = [entry["name"] for entry in entries if entry["name"].startswith("execution")]
+    return read_log(client, name, logs[0]) if logs else ""
 
 
 def test_the_cli_runs_a_job_file_in_the_image_it_names(

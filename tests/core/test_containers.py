@@ -127,11 +127,22 @@ def test_a_cluster_names_its_runtime_and_replaces_its_options():
         ({"name": "podman", "runOptions": "x"}, "runOptions"),
         ({"name": "podman", "imageCacheLimit": 0}, "imageCacheLimit"),
         ({"name": "podman", "cacheLimit": 3}, "containerRuntime.cacheLimit"),
+        ({"name": "podman", "registriesConf": "registries.conf"}, "containerRuntime.registriesConf"),
     )
     for bad, where in bad_runtimes:
         with pytest.raises(SpecError) as raised:
             parse_cluster_spec({"name": "c", "containerRuntime": bad})
         assert where in str(raised.value)
+
+
+def test_a_clusters_registries_conf_is_what_its_pulls_and_checks_read():
+    runtime = {"name": "podman", "registriesConf": "/etc/site/registries.conf"}
+    spec = parse_cluster_spec({"name": "c", "containerRuntime": runtime})
+    settings = containers.runtime_settings(spec.container_runtime, [])
+    script, _ = containers.pull_script(settings, ContainerSettings("pytorch/pytorch:1.0"), "/p", "/p")
+    assert "export CONTAINERS_REGISTRIES_CONF=/etc/site/registries.conf" in script  # podman's login and pull
+    assert "skopeo --registries-conf=/etc/site/registries.conf inspect" in script
+    assert "docker.io/pytorch/pytorch:1.0" in script  # the name stays Docker Hub's: the file says where it is
 
 
 def test_the_runtime_is_what_the_node_has_podman_first():
@@ -157,6 +168,15 @@ def test_the_pull_logs_in_with_the_password_on_stdin_only():
     assert PASSWORD not in script and stdin == PASSWORD + "\n"
     public, stdin = containers.pull_script(PODMAN, ContainerSettings("ubuntu"), "/p", "/p")
     assert stdin == "" and "login" not in public
+
+
+def test_an_image_on_the_node_is_checked_with_the_jobs_own_credentials_only():
+    script, _ = containers.pull_script(PODMAN, PRIVATE_IMAGE, "/p", "/p")
+    # its manifest, with an auth file of this job's alone (empty without credentials: no node login helps)
+    assert 'skopeo inspect --raw --authfile="$auth/auth.json" docker://reg.example:5000/team/train:1.0' in script
+    assert "echo '{}' > \"$auth/auth.json\"" in script
+    script, _ = containers.pull_script(APPTAINER, PRIVATE_IMAGE, "/p", "/cache")
+    assert "grep -qxF reg.example:5000/team/train:1.0 /p/private-images" in script  # pulled again if private
 
 
 def _argv(settings, gpus=0, gpu_mode="") -> list[str]:

@@ -3,11 +3,14 @@ interpreter, and a private registry (Debian's docker-registry) with TLS and htpa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 
 from batchai_jupyter.core.containers import DEFAULTS
 
@@ -96,7 +99,8 @@ class _Rootfs:
 
 
 def build_python_image(work: str, storage: Storage, tag: str) -> str:
-    """Imports a rootfs with this machine's python3 (stdlib only), sh and bash as `tag`; returns `tag`."""
+    """Imports a rootfs with this machine's python3 (stdlib only, also as `python`), sh and bash as `tag`;
+    returns `tag`."""
     rootfs = _Rootfs(os.path.join(work, "rootfs"))
     python = os.path.realpath("/usr/bin/python3")  # the distribution's, whose stdlib is in /usr/lib
     for program in (python, "/bin/bash", "/bin/dash"):
@@ -110,6 +114,7 @@ def build_python_image(work: str, storage: Storage, tag: str) -> str:
             (rootfs.copy_with_libraries if name.endswith(".so") else rootfs.copy)(path)
     root = rootfs.root
     os.symlink(version, f"{root}/usr/bin/python3")
+    os.symlink(version, f"{root}/usr/bin/python")  # as the frameworks' images have it
     os.symlink("dash", f"{root}/bin/sh")
     for directory in ("tmp", "proc", "sys", "dev", "etc", "root"):
         os.makedirs(f"{root}/{directory}", exist_ok=True)
@@ -123,9 +128,10 @@ def build_python_image(work: str, storage: Storage, tag: str) -> str:
 
 
 class Registry:
-    """docker-registry serving 127.0.0.1:<port> over TLS (a certificate made here) with one htpasswd user."""
+    """docker-registry serving 127.0.0.1:<port> over TLS (a certificate made here) with one htpasswd user;
+    without a username, a public one: plain HTTP, no auth (a site's own copy of Docker Hub's images)."""
 
-    def __init__(self, work: str, username: str, password: str):
+    def __init__(self, work: str, username: str = "", password: str = ""):
         require_tool("docker-registry", INSTALL_HINT)
         self.work = work
         self.username, self.password = username, password
@@ -134,7 +140,20 @@ class Registry:
         # podman's --cert-dir: the CA that signed the registry's certificate
         self.cert_dir = os.path.join(work, "certs")
         os.makedirs(self.cert_dir, exist_ok=True)
-        key, cert = os.path.join(work, "key.pem"), os.path.join(work, "cert.pem")
+        # every address: SSH hosts in network namespaces reach it through their bridge
+        http = f"http:\n  addr: 0.0.0.0:{self.port}\n"
+        if username:
+            http += self._tls() + self._auth()
+        self.config = os.path.join(work, "config.yml")
+        with open(self.config, "w") as handle:
+            handle.write(
+                f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {work}/data\n{http}"
+            )
+        self.log_path = os.path.join(work, "registry.log")
+        self.process: subprocess.Popen | None = None
+
+    def _tls(self) -> str:
+        key, cert = os.path.join(self.work, "key.pem"), os.path.join(self.work, "cert.pem")
         _run(
             [
                 require_tool("openssl", "apt-get install openssl"),
@@ -156,22 +175,16 @@ class Registry:
             ]
         )
         shutil.copy(cert, os.path.join(self.cert_dir, "ca.crt"))
+        return f"  tls:\n    certificate: {cert}\n    key: {key}\n"
+
+    def _auth(self) -> str:
         import bcrypt  # the registry's htpasswd takes bcrypt hashes only
 
-        htpasswd = os.path.join(work, "htpasswd")
+        htpasswd = os.path.join(self.work, "htpasswd")
+        hashed = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=5)).decode()
         with open(htpasswd, "w") as handle:
-            handle.write(f"{username}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}\n")
-        self.config = os.path.join(work, "config.yml")
-        with open(self.config, "w") as handle:
-            handle.write(
-                "version: 0.1\nlog:\n  level: info\n"
-                f"storage:\n  filesystem:\n    rootdirectory: {work}/data\n"
-                # every address: SSH hosts in network namespaces reach it through their bridge
-                f"http:\n  addr: 0.0.0.0:{self.port}\n  tls:\n    certificate: {cert}\n    key: {key}\n"
-                f"auth:\n  htpasswd:\n    realm: batchai-test\n    path: {htpasswd}\n"
-            )
-        self.log_path = os.path.join(work, "registry.log")
-        self.process: subprocess.Popen | None = None
+            handle.write(f"{self.username}:{hashed}\n")
+        return f"auth:\n  htpasswd:\n    realm: batchai-test\n    path: {htpasswd}\n"
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
@@ -190,12 +203,15 @@ class Registry:
         """Pushes the local `image` as <registry>/`name`; returns that reference."""
         auth = os.path.join(self.work, "push-auth.json")
         base = storage.podman()
+        reference = f"{self.address}/{name}"
+        if not self.username:
+            _run([*base, "push", "--tls-verify=false", image, reference])
+            return reference
         registry = f"--cert-dir={self.cert_dir}"
         _run(
             [*base, "login", registry, f"--authfile={auth}", "-u", self.username, "--password-stdin", self.address],
             self.password + "\n",
         )
-        reference = f"{self.address}/{name}"
         _run([*base, "push", registry, f"--authfile={auth}", image, reference])
         return reference
 
@@ -203,8 +219,11 @@ class Registry:
 class ContainerSetup:
     """The session's registry and image tags, and the containerRuntime clusters of the tests use."""
 
-    def __init__(self, registry: Registry, images: dict[str, str], service_storage: Storage):
+    def __init__(
+        self, registry: Registry, images: dict[str, str], service_storage: Storage, builder: Storage, image: str
+    ):
         self.registry = registry
+        self.builder, self.image = builder, image  # the built image, to push elsewhere
         self.images = images  # tag -> name in the registry (without its address)
         self.service_storage = service_storage
 
@@ -232,3 +251,75 @@ class ContainerSetup:
             "globalOptions": [*DEFAULTS["podman"]["globalOptions"], *self.service_storage.options()],
             "registryOptions": [f"--cert-dir={self.registry.cert_dir}"],
         }
+
+
+class HeldProxy:
+    """A TCP relay on 127.0.0.1 to the registry that holds every connection until `release()`: a pull
+    through it is caught in the middle, for as long as the test needs."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.released = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        self.released.wait()
+        upstream = socket.create_connection(("127.0.0.1", self.target_port))
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        _pump(client, upstream)
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+# Batch AI recipes naming public framework images, as published but for their storage placeholders.
+RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "recipes")
+
+
+def recipe(name: str) -> dict:
+    with open(os.path.join(RECIPES, name)) as handle:
+        return json.load(handle)
+
+
+def recipe_images() -> list[str]:
+    """The images the recipes name."""
+    named = (
+        recipe(name)["properties"]["containerSettings"]["imageSourceRegistry"]["image"] for name in os.listdir(RECIPES)
+    )
+    return sorted(set(named))
+
+
+class DockerHubCopy:
+    """A site's copy of Docker Hub: a public registry, and the registries.conf that puts it in Hub's place."""
+
+    def __init__(self, registry: Registry, registries_conf: str):
+        self.registry, self.registries_conf = registry, registries_conf
