@@ -1,5 +1,5 @@
 /** A small SVG line chart of metric series, drawn with the theme's colours. */
-import { MetricPoint } from './model';
+import { MetricPoint, ParallelAxis, ParallelLine } from './model';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 480;
@@ -130,5 +130,44 @@ export function overlayChart(metric: string, lines: OverlaidSeries[]): HTMLEleme
   stepLabel.textContent = `step ${maxS}`;
   chart.appendChild(stepLabel);
   figure.append(chart, legend);
+  return figure;
+}
+
+/** Parameters against a metric: one vertical axis each, one line per run, the better its metric the bolder. */
+export function parallelChart(axes: ParallelAxis[], lines: ParallelLine[]): HTMLElement {
+  const figure = document.createElement('figure');
+  figure.className = 'bai-Chart bai-Parallel';
+  const caption = document.createElement('figcaption');
+  caption.textContent = `${axes.map(a => a.label).join(', ')}: the better a run's ${axes[axes.length - 1]?.label ?? 'metric'}, the stronger its line`;
+  figure.appendChild(caption);
+  const width = Math.max(WIDTH, 120 * axes.length);
+  const x = (i: number) => PAD * 2 + (axes.length > 1 ? (i / (axes.length - 1)) * (width - 4 * PAD) : 0);
+  const y = (position: number) => HEIGHT - PAD - position * (HEIGHT - 2 * PAD);
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${HEIGHT}`, role: 'img', 'aria-label': `Parameters against ${axes[axes.length - 1]?.label ?? ''} of ${lines.length} runs` });
+  const ordered = [...lines].sort((a, b) => Number(!a.pruned) - Number(!b.pruned) || (a.score ?? -1) - (b.score ?? -1));
+  for (const line of ordered) {
+    const points = line.positions.map((p, i) => (p === null ? null : `${x(i)},${y(p)}`)).filter(p => p !== null);
+    const opacity = line.pruned ? 0.6 : 0.25 + 0.75 * (line.score ?? 0);
+    chart.appendChild(
+      svg('polyline', {
+        points: points.join(' '),
+        class: line.pruned ? 'bai-Line bai-Greyed' : 'bai-Line',
+        style: line.pruned ? 'stroke: var(--jp-layout-color4)' : `stroke-opacity: ${opacity.toFixed(2)}`,
+        'data-run': line.run
+      })
+    );
+  }
+  axes.forEach((axis, i) => {
+    chart.appendChild(svg('line', { x1: x(i), y1: PAD, x2: x(i), y2: HEIGHT - PAD, class: 'bai-Axis' }));
+    const name = svg('text', { x: x(i), y: PAD - 12, class: 'bai-AxisLabel bai-AxisName', 'text-anchor': 'middle' });
+    name.textContent = axis.label;
+    chart.appendChild(name);
+    for (const tick of axis.ticks) {
+      const label = svg('text', { x: x(i) + 4, y: y(tick.position) + 3, class: 'bai-AxisLabel' });
+      label.textContent = tick.label;
+      chart.appendChild(label);
+    }
+  });
+  figure.appendChild(chart);
   return figure;
 }

@@ -6,7 +6,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { BatchAIClient, ExperimentKey, JobKey } from './api';
-import { overlayChart } from './chart';
+import { overlayChart, parallelChart } from './chart';
 import { CurveCache } from './curves';
 import { button, h, replaceChildren, stateBadge } from './dom';
 import { LiveUpdates, ServiceEvent } from './live';
@@ -17,6 +17,7 @@ import {
   Sweep,
   Trial,
   formatRunValue,
+  parallelCoordinates,
   runColumns,
   runValue,
   sortRuns,
@@ -54,6 +55,7 @@ export class ExperimentView extends Widget {
   private readonly runTable = h('table', { className: 'bai-Table bai-Runs', 'aria-label': 'Runs' });
   private readonly metricSelect = h('select', { className: 'bai-Select', 'aria-label': 'Metric to compare' });
   private readonly compareArea = h('div', { className: 'bai-ChartArea', 'aria-label': 'Compared runs' });
+  private readonly parallelArea = h('div', { className: 'bai-ChartArea', 'aria-label': 'Parameters against the metric' });
   private readonly sweepSelect = h('select', { className: 'bai-Select', 'aria-label': 'Sweep' });
   private readonly sweepArea = h('div', { className: 'bai-SweepArea' });
 
@@ -64,7 +66,6 @@ export class ExperimentView extends Widget {
   ) {
     super();
     this.id = `batchai-experiment-${key.workspace}-${key.experiment}`;
-    this.addClass('bai-JobView');
     this.addClass('bai-ExperimentView');
     this.title.label = `Experiment ${key.experiment}`;
     this.title.caption = `Batch AI experiment ${key.workspace}/${key.experiment}: runs and sweeps`;
@@ -93,7 +94,8 @@ export class ExperimentView extends Widget {
         'section',
         { className: 'bai-Section', 'aria-label': 'Compare' },
         h('div', { className: 'bai-SectionHeader' }, h('h3', {}, 'Compare'), h('label', { className: 'bai-Field' }, 'Metric ', this.metricSelect)),
-        this.compareArea
+        this.compareArea,
+        this.parallelArea
       ),
       h(
         'section',
@@ -255,6 +257,7 @@ export class ExperimentView extends Widget {
   }
 
   private async renderComparison(): Promise<void> {
+    this.renderParallel();
     const chosen = this.runs.filter(run => this.selected.has(run.name));
     if (!chosen.length || !this.metric) {
       replaceChildren(this.compareArea, h('p', { className: 'bai-Hint' }, 'Tick runs in the table to overlay their curves here.'));
@@ -263,6 +266,17 @@ export class ExperimentView extends Widget {
     const curves = await this.curves.curves(this.metric, new Map(chosen.map(run => [run.name, ACTIVE_JOB_STATES.includes(run.state)])));
     const lines = chosen.map(run => ({ label: run.name, points: curves.get(run.name) ?? [], greyed: run.pruned }));
     replaceChildren(this.compareArea, overlayChart(this.metric, lines));
+  }
+
+  /** Every run's parameters against the compared metric (pruned runs greyed). */
+  private renderParallel(): void {
+    const withMetric = this.runs.filter(run => this.metric in run.metrics);
+    if (withMetric.length < 2) {
+      replaceChildren(this.parallelArea);
+      return;
+    }
+    const { axes, lines } = parallelCoordinates(withMetric, this.metric, this.goals()[this.metric] ?? 'minimize');
+    replaceChildren(this.parallelArea, axes.length > 1 ? parallelChart(axes, lines) : null);
   }
 
   private async renderSweep(): Promise<void> {

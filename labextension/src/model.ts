@@ -443,3 +443,54 @@ export function trialIsLive(trial: Trial): boolean {
 export function toPoints(pairs: [number, number][]): MetricPoint[] {
   return pairs.map(([step, value]) => ({ step, value }));
 }
+
+/** One axis of the parallel-coordinates view: a parameter, or the compared metric (always last). */
+export interface ParallelAxis {
+  key: string;
+  label: string;
+  ticks: { label: string; position: number }[]; // position 0 (bottom) … 1 (top)
+}
+
+/** A run across the axes (null where it has no value) and how good its metric is (1 best … 0 worst). */
+export interface ParallelLine {
+  run: string;
+  positions: (number | null)[];
+  score: number | null;
+  pruned: boolean;
+}
+
+/**
+ * Parameters against a metric's final value: numeric axes scale from their min to their max, others
+ * spread their sorted values evenly. Only parameters that vary between runs get an axis.
+ */
+export function parallelCoordinates(runs: Run[], metric: string, goal: 'minimize' | 'maximize' = 'minimize'): { axes: ParallelAxis[]; lines: ParallelLine[] } {
+  const keys = runColumns(runs)
+    .filter(c => c.key.startsWith('param:'))
+    .filter(c => new Set(runs.map(run => JSON.stringify(runValue(run, c.key) ?? null))).size > 1);
+  const metricKey = `metric:${metric}.final`;
+  const columns = [...keys, { key: metricKey, label: metric }];
+  const axes: ParallelAxis[] = [];
+  const place: ((value: unknown) => number | null)[] = [];
+  for (const column of columns) {
+    const values = runs.map(run => runValue(run, column.key)).filter(v => v !== undefined && v !== null);
+    const numbers = values.map(v => (typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN));
+    if (numbers.length && numbers.every(Number.isFinite)) {
+      const [min, max] = [Math.min(...numbers), Math.max(...numbers)];
+      const span = max - min || 1;
+      axes.push({ key: column.key, label: column.label, ticks: [{ label: formatRunValue(column.key, min), position: 0 }, { label: formatRunValue(column.key, max), position: max === min ? 0 : 1 }] });
+      place.push(v => (v === undefined || v === null ? null : (Number(v) - min) / span));
+    } else {
+      const labels = [...new Set(values.map(v => formatRunValue(column.key, v)))].sort();
+      const step = labels.length > 1 ? 1 / (labels.length - 1) : 0;
+      axes.push({ key: column.key, label: column.label, ticks: labels.map((label, i) => ({ label, position: i * step })) });
+      place.push(v => (v === undefined || v === null ? null : labels.indexOf(formatRunValue(column.key, v)) * step));
+    }
+  }
+  const lines = runs.map(run => {
+    const positions = columns.map((column, i) => place[i](runValue(run, column.key)));
+    const atMetric = positions[positions.length - 1];
+    const score = atMetric === null ? null : goal === 'minimize' ? 1 - atMetric : atMetric;
+    return { run: run.name, positions, score, pruned: run.pruned };
+  });
+  return { axes, lines };
+}

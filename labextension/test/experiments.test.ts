@@ -2,7 +2,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
-import { Run, Sweep, formatRunValue, runColumns, runValue, sortRuns, sweepProgress, toPoints, trialCountsSummary, trialIsLive } from '../src/model';
+import { Run, Sweep, formatRunValue, parallelCoordinates, runColumns, runValue, sortRuns, sweepProgress, toPoints, trialCountsSummary, trialIsLive } from '../src/model';
 
 function run(name: string, params: Record<string, unknown>, loss?: number, state = 'succeeded'): Run {
   return {
@@ -96,4 +96,19 @@ test('a trial curve is live while the trial or its job still runs', () => {
   assert.equal(trialIsLive({ ...trial, state: 'pruned', jobState: 'terminating' }), true); // its last points still land
   assert.equal(trialIsLive({ ...trial, state: 'completed', jobState: 'succeeded' }), false);
   assert.deepEqual(toPoints([[0, 1.5], [2, 0.5]]), [{ step: 0, value: 1.5 }, { step: 2, value: 0.5 }]);
+});
+
+test('parallel coordinates: varying params as axes, the metric last, lines scored best = 1', () => {
+  const runs = [run('a', { lr: 0.1, opt: 'sgd', fixed: 1 }, 3), run('b', { lr: 0.3, opt: 'adam', fixed: 1 }, 1), run('c', { lr: 0.2, opt: 'sgd', fixed: 1 })];
+  const { axes, lines } = parallelCoordinates(runs, 'loss', 'minimize');
+  assert.deepEqual(axes.map(a => a.label), ['lr', 'opt', 'loss']);
+  assert.deepEqual(axes[1].ticks, [{ label: 'adam', position: 0 }, { label: 'sgd', position: 1 }]);
+  assert.deepEqual(axes[2].ticks.map(t => t.label), ['1', '3']);
+  const [a, b, c] = lines;
+  assert.deepEqual(a.positions, [0, 1, 1]);
+  assert.equal(a.score, 0);
+  assert.equal(b.score, 1);
+  assert.deepEqual(c.positions.map(p => (p === null ? null : Number(p.toFixed(3)))), [0.5, 1, null]);
+  assert.equal(c.score, null);
+  assert.equal(parallelCoordinates(runs, 'loss', 'maximize').lines[0].score, 1);
 });

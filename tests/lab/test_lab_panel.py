@@ -412,22 +412,37 @@ def test_experiment_view_watches_a_sweep_and_compares_its_runs(lab_client, lab_p
     compared = view.locator('figure.bai-Overlay[data-metric="loss"]').first
     expect(view.get_by_label("Compared runs").locator("polyline")).to_have_count(2, timeout=SLOW)
     expect(compared.locator(".bai-Legend li")).to_have_count(2)
+    # Parameters against the metric: one line per run, pruned ones greyed.
+    parallel = view.get_by_label("Parameters against the metric")
+    expect(parallel.locator("polyline")).to_have_count(len(runs))
+    expect(parallel.locator("polyline.bai-Greyed")).to_have_count(len(pruned))
+    expect(parallel.locator("text.bai-AxisName")).to_have_text(["x", "loss"])
     view.get_by_label("Compared runs").scroll_into_view_if_needed()
     lab_page.shot("17-runs-compared")
 
 
-def test_tensorboard_button_opens_tensorboard_in_a_lab_tab(lab_page):
-    """Over the sweep's experiment (the test above): TensorBoard loads through the Jupyter server's proxy,
-    behind the same login, and shows the runs' logged loss."""
+def test_tensorboard_buttons_open_tensorboard_in_a_lab_tab(lab_page):
+    """Over the sweep's experiment (the test above) and over one of its jobs: TensorBoard loads through the
+    Jupyter server's proxy, behind the same login, and shows the logged loss."""
     page = lab_page.page
+
+    def shows_loss(title: str) -> None:
+        tab = page.locator(".jp-MainAreaWidget:visible").filter(has=page.locator(".bai-TensorBoard"))
+        expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-current")).to_contain_text(title, timeout=SLOW)
+        expect(tab.locator("iframe")).to_have_attribute("src", re.compile(r"/batchai/tensorboard/[0-9a-f]+/$"))
+        expect(tab.frame_locator("iframe").get_by_text("loss", exact=True).first).to_be_visible(timeout=90_000)
+
     lab_page.command("batchai:open-experiment", {"experiment": "lab-sweep"})
     view = page.locator(".bai-ExperimentView").filter(has_text="lab-sweep")
     view.get_by_role("button", name="Open TensorBoard over experiment lab-sweep").click()
-    tab = page.locator(".jp-MainAreaWidget").filter(has=page.locator("iframe")).last
-    expect(tab.locator("iframe")).to_have_attribute("src", re.compile(r"/batchai"), timeout=SLOW)
-    frame = tab.frame_locator("iframe")
-    expect(frame.get_by_text("loss", exact=True).first).to_be_visible(timeout=90_000)
-    lab_page.shot("18-tensorboard-tab")
+    shows_loss("TensorBoard: lab-sweep")
+    lab_page.shot("18-tensorboard-experiment")
+
+    lab_page.command("batchai:open-job", {"experiment": "lab-sweep", "name": "lab-rnd-0"})
+    job_view = page.locator(".bai-JobView").filter(has_text="lab-rnd-0")
+    job_view.get_by_role("button", name="Open TensorBoard over job lab-rnd-0").click()
+    shows_loss("TensorBoard: lab-rnd-0")
+    lab_page.shot("19-tensorboard-job")
 
 
 def test_browser_console_has_no_errors_from_the_panel(lab_page):
