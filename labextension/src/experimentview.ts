@@ -114,7 +114,8 @@ export class ExperimentView extends Widget {
   }
 
   private onServiceEvent(event: ServiceEvent): void {
-    if (event.workspace === this.key.workspace && (!event.experiment || event.experiment === this.key.experiment)) {
+    const workspace = !event.workspace || event.workspace === this.key.workspace;
+    if (workspace && (!event.experiment || event.experiment === this.key.experiment)) {
       this.schedule(300);
     }
   }
