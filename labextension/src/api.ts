@@ -6,7 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { ApiError, errorFromReply } from './errors';
-import { Cluster, FileEntry, Job, Task } from './model';
+import { Cluster, FileEntry, Job, Run, Sweep, Task, Trial } from './model';
 
 export { ApiError };
 
@@ -138,6 +138,46 @@ export class BatchAIClient {
     }
   }
 
+  private experimentPath(key: ExperimentKey): string {
+    return `workspaces/${enc(key.workspace)}/experiments/${enc(key.experiment)}`;
+  }
+
+  /** The experiment's runs with their params and metric summaries. */
+  runs(key: ExperimentKey): Promise<Run[]> {
+    return this.all(`${this.experimentPath(key)}/runs`);
+  }
+
+  /** One run's logged points, {metric: [[step, value], ...]}, of the named metrics (all when none). */
+  async runMetrics(key: ExperimentKey, job: string, names: string[] = []): Promise<Record<string, [number, number][]>> {
+    const query = names.map(n => `name=${enc(n)}`).join('&');
+    const reply = await this.json<{ metrics: Record<string, [number, number][]> }>(
+      `${this.experimentPath(key)}/runs/${enc(job)}/metrics${query ? '?' + query : ''}`
+    );
+    return reply.metrics;
+  }
+
+  sweeps(key: ExperimentKey): Promise<Sweep[]> {
+    return this.all(`${this.experimentPath(key)}/sweeps`);
+  }
+
+  sweep(key: ExperimentKey, name: string): Promise<Sweep> {
+    return this.json(`${this.experimentPath(key)}/sweeps/${enc(name)}`);
+  }
+
+  trials(key: ExperimentKey, sweep: string): Promise<Trial[]> {
+    return this.all(`${this.experimentPath(key)}/sweeps/${enc(sweep)}/trials`);
+  }
+
+  cancelSweep(key: ExperimentKey, sweep: string): Promise<Sweep> {
+    return this.json(`${this.experimentPath(key)}/sweeps/${enc(sweep)}/cancel`, { method: 'POST' });
+  }
+
+  /** Starts (or finds) TensorBoard over an experiment's runs, or over one job when `job` is given. */
+  openTensorBoard(key: ExperimentKey, job?: string): Promise<TensorBoardOpened> {
+    const path = job ? `${this.experimentPath(key)}/jobs/${enc(job)}/tensorboard` : `${this.experimentPath(key)}/tensorboard`;
+    return this.json(path, { method: 'POST' });
+  }
+
   /** Fetches a file through the authenticated endpoint and hands it to the browser as a download. */
   async download(downloadUrl: string, fileName: string): Promise<void> {
     const response = await this.fetch(downloadUrl);
@@ -151,6 +191,17 @@ export class BatchAIClient {
     anchor.remove();
     setTimeout(() => URL.revokeObjectURL(objectUrl), 10000);
   }
+}
+
+export interface ExperimentKey {
+  workspace: string;
+  experiment: string;
+}
+
+export interface TensorBoardOpened {
+  id: string;
+  url: string;
+  runs: string[];
 }
 
 export interface JobKey {

@@ -1,17 +1,20 @@
 /**
  * batchai-jupyter's JupyterLab plugin: the Batch AI panel in the left sidebar, job views in the
- * main area, and palette commands (refresh, new cluster, open job, insert a %%batchai_job cell).
+ * main area, experiments (runs compared, sweeps watched) and TensorBoard in the main area, and palette
+ * commands (refresh, new cluster, open job, open experiment, insert a %%batchai_job cell).
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { BatchAIClient, JobKey } from './api';
+import { BatchAIClient, ExperimentKey, JobKey } from './api';
 import { createClusterFromForm } from './clusterform';
+import { ExperimentView } from './experimentview';
 import { JobView } from './jobview';
 import { LOAD_EXTENSION, jobCellTemplate, needsExtensionCell } from './model';
-import { BatchAIPanel } from './panel';
+import { BatchAIPanel, messageOf } from './panel';
+import { tensorBoardTab } from './tensorboard';
 
 const ICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
@@ -24,6 +27,8 @@ export namespace CommandIDs {
   export const refresh = 'batchai:refresh';
   export const newCluster = 'batchai:new-cluster';
   export const openJob = 'batchai:open-job';
+  export const openExperiment = 'batchai:open-experiment';
+  export const openTensorBoard = 'batchai:open-tensorboard';
   export const insertJobCell = 'batchai:insert-job-cell';
 }
 
@@ -40,6 +45,41 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const client = new BatchAIClient(app.serviceManager.serverSettings);
     const jobViews = new WidgetTracker<MainAreaWidget<JobView>>({ namespace: 'batchai-job' });
+    const experimentViews = new WidgetTracker<MainAreaWidget<ExperimentView>>({ namespace: 'batchai-experiment' });
+
+    const openTensorBoard = async (key: ExperimentKey, job?: string) => {
+      try {
+        const widget = await tensorBoardTab(client, key, job, batchaiIcon);
+        const open = [...app.shell.widgets('main')].find(w => w.id === widget.id);
+        if (open) {
+          widget.dispose();
+          app.shell.activateById(open.id);
+          return;
+        }
+        app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+      } catch (failure) {
+        panel.showError(`TensorBoard over ${job ?? key.experiment}: ${messageOf(failure)}`);
+      }
+    };
+
+    const openExperiment = (key: ExperimentKey) => {
+      const open = experimentViews.find(w => w.content.key.workspace === key.workspace && w.content.key.experiment === key.experiment);
+      if (open) {
+        app.shell.activateById(open.id);
+        open.content.refresh();
+        return;
+      }
+      const content = new ExperimentView(client, key, { openJob, openTensorBoard: k => void openTensorBoard(k) });
+      const widget = new MainAreaWidget({ content });
+      widget.id = content.id;
+      widget.title.label = content.title.label;
+      widget.title.caption = content.title.caption;
+      widget.title.icon = batchaiIcon;
+      void experimentViews.add(widget);
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    };
 
     const openJob = (key: JobKey) => {
       const open = jobViews.find(w => sameJob(w.content.key, key));
@@ -48,7 +88,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         open.content.refresh();
         return;
       }
-      const widget = new MainAreaWidget({ content: new JobView(client, key) });
+      const widget = new MainAreaWidget({
+        content: new JobView(client, key, { openTensorBoard: k => void openTensorBoard(k, k.name), openExperiment })
+      });
       widget.id = widget.content.id;
       widget.title.label = widget.content.title.label;
       widget.title.caption = widget.content.title.caption;
@@ -65,7 +107,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     };
 
-    const panel = new BatchAIPanel(client, { openJob, newCluster: w => void newCluster(w) });
+    const panel = new BatchAIPanel(client, { openJob, openExperiment, newCluster: w => void newCluster(w) });
     panel.title.icon = batchaiIcon;
     app.shell.add(panel, 'left', { rank: 600 });
     restorer?.add(panel, 'batchai-panel');
@@ -102,6 +144,37 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
         if (key) {
           openJob(key);
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.openExperiment, {
+      label: 'Batch AI: Compare Runs of an Experiment…',
+      execute: async args => {
+        let experiment = typeof args.experiment === 'string' ? args.experiment : '';
+        if (!experiment) {
+          const answer = await InputDialog.getText({ title: 'Open Batch AI experiment', label: 'Experiment', placeholder: 'default' });
+          experiment = answer.button.accept ? (answer.value ?? '').trim() : '';
+        }
+        if (experiment) {
+          openExperiment({ workspace: String(args.workspace ?? panel.workspace), experiment });
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.openTensorBoard, {
+      label: 'Batch AI: Open TensorBoard…',
+      execute: async args => {
+        let experiment = typeof args.experiment === 'string' ? args.experiment : '';
+        if (!experiment) {
+          const answer = await InputDialog.getText({
+            title: 'TensorBoard over an experiment or a job',
+            label: 'Experiment, or experiment/job',
+            placeholder: 'default'
+          });
+          experiment = answer.button.accept ? (answer.value ?? '').trim() : '';
+        }
+        const [name, job] = experiment.includes('/') ? experiment.split('/', 2) : [experiment, typeof args.job === 'string' ? args.job : undefined];
+        if (name) {
+          await openTensorBoard({ workspace: String(args.workspace ?? panel.workspace), experiment: name }, job);
         }
       }
     });

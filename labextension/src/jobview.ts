@@ -4,7 +4,7 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { BatchAIClient, JobKey } from './api';
+import { BatchAIClient, ExperimentKey, JobKey } from './api';
 import { metricCharts } from './chart';
 import { button, h, replaceChildren, stateBadge } from './dom';
 import { FileEntry, Job, Task, appendTail, backoffSeconds, isActive, jobDuration, parseMetrics } from './model';
@@ -13,6 +13,12 @@ import { messageOf } from './panel';
 const POLL_MS = 1000;
 const STDOUTERR = 'stdouterr';
 const METRICS_FILE = 'metrics.jsonl';
+
+/** What a job view can open beyond itself (the plugin wires these). */
+export interface JobViewActions {
+  openTensorBoard?(job: JobKey): void;
+  openExperiment?(experiment: ExperimentKey): void;
+}
 
 /** A growing file read by offsets. */
 class Tail {
@@ -46,7 +52,8 @@ export class JobView extends Widget {
 
   constructor(
     private readonly client: BatchAIClient,
-    readonly key: JobKey
+    readonly key: JobKey,
+    private readonly actions: JobViewActions = {}
   ) {
     super();
     this.id = `batchai-job-${key.workspace}-${key.experiment}-${key.name}`;
@@ -162,6 +169,14 @@ export class JobView extends Widget {
         { className: 'bai-Actions' },
         isActive(job) && job.executionState !== 'terminating'
           ? button('Terminate', `Terminate job ${job.name}`, () => void this.terminate())
+          : null,
+        this.actions.openTensorBoard
+          ? button('TensorBoard', `Open TensorBoard over job ${job.name}`, () => this.actions.openTensorBoard!(this.key))
+          : null,
+        this.actions.openExperiment
+          ? button('Compare runs', `Compare the runs of experiment ${job.experiment}`, () =>
+              this.actions.openExperiment!({ workspace: job.workspace, experiment: job.experiment })
+            )
           : null,
         button('Refresh', 'Refresh this job', () => this.refresh())
       )

@@ -282,3 +282,215 @@ export function jobCellTemplate(cluster?: string): string {
 export function backoffSeconds(attempt: number): number {
   return Math.min(30, 2 ** Math.max(0, attempt));
 }
+
+/** One run of an experiment (GET .../experiments/{e}/runs): a job with its params and metric summaries. */
+export interface MetricSummary {
+  final: number;
+  min: number;
+  max: number;
+  count: number;
+  lastStep: number;
+}
+
+export interface Run {
+  name: string;
+  experiment: string;
+  cluster: string;
+  state: string;
+  pruned: boolean;
+  created: number;
+  startTime: number | null;
+  endTime: number | null;
+  duration: number | null;
+  nodeCount: number;
+  nodeHours: number;
+  exitCode: number | null;
+  params: Record<string, unknown>;
+  metrics: Record<string, MetricSummary>;
+}
+
+/** A column of the runs table: a fixed field, a parameter, or one summary of a metric. */
+export interface RunColumn {
+  key: string; // "state", "param:lr", "metric:loss.final"
+  label: string;
+}
+
+const RUN_FIELDS: RunColumn[] = [
+  { key: 'name', label: 'Run' },
+  { key: 'state', label: 'State' },
+  { key: 'duration', label: 'Time' },
+  { key: 'nodeHours', label: 'Node-h' }
+];
+
+/** The table's columns: the fixed fields, every parameter, then each metric's final and best value. */
+export function runColumns(runs: Run[], goals: Record<string, 'minimize' | 'maximize'> = {}): RunColumn[] {
+  const params = [...new Set(runs.flatMap(run => Object.keys(run.params)))].sort();
+  const metrics = [...new Set(runs.flatMap(run => Object.keys(run.metrics)))].sort();
+  return [
+    ...RUN_FIELDS,
+    ...params.map(p => ({ key: `param:${p}`, label: p })),
+    ...metrics.flatMap(m => {
+      const best = goals[m] === 'maximize' ? 'max' : 'min';
+      return [
+        { key: `metric:${m}.final`, label: `${m} (final)` },
+        { key: `metric:${m}.${best}`, label: `${m} (${best})` }
+      ];
+    })
+  ];
+}
+
+/** A run's value in a column (undefined when it has none). */
+export function runValue(run: Run, key: string): unknown {
+  if (key.startsWith('param:')) {
+    return run.params[key.slice(6)];
+  }
+  if (key.startsWith('metric:')) {
+    const [name, summary] = splitLast(key.slice(7), '.');
+    return run.metrics[name]?.[summary as keyof MetricSummary];
+  }
+  return (run as unknown as Record<string, unknown>)[key];
+}
+
+function splitLast(text: string, separator: string): [string, string] {
+  const cut = text.lastIndexOf(separator);
+  return [text.slice(0, cut), text.slice(cut + 1)];
+}
+
+/** Runs sorted by a column; numbers (and numeric strings) as numbers; runs without a value always last. */
+export function sortRuns(runs: Run[], key: string, descending = false): Run[] {
+  const numeric = (value: unknown): number | null => {
+    const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+    return Number.isFinite(n) ? n : null;
+  };
+  return [...runs].sort((a, b) => {
+    const [va, vb] = [runValue(a, key), runValue(b, key)];
+    if (va === undefined || va === null) {
+      return vb === undefined || vb === null ? 0 : 1;
+    }
+    if (vb === undefined || vb === null) {
+      return -1;
+    }
+    const [na, nb] = [numeric(va), numeric(vb)];
+    const order = na !== null && nb !== null ? na - nb : String(va).localeCompare(String(vb));
+    return descending ? -order : order;
+  });
+}
+
+/** A table cell's text: numbers to 4 significant digits, durations as h:mm:ss. */
+export function formatRunValue(key: string, value: unknown): string {
+  if (value === undefined || value === null) {
+    return '';
+  }
+  if (key === 'duration' && typeof value === 'number') {
+    return formatSeconds(value);
+  }
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
+  }
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+/** A sweep (GET .../sweeps/{s}) and its trials (GET .../sweeps/{s}/trials). */
+export const TRIAL_STATES = ['running', 'completed', 'pruned', 'failed', 'cancelled'] as const;
+export const ACTIVE_SWEEP_STATES = ['running', 'cancelling'];
+
+export interface Sweep {
+  name: string;
+  workspace: string;
+  experiment: string;
+  state: string;
+  cluster: string | null;
+  sampler: unknown;
+  primaryMetric: { name: string; goal: 'minimize' | 'maximize' };
+  maxTrials: number;
+  maxConcurrentTrials: number;
+  earlyTermination: { policy: string };
+  trialCounts: Record<string, number>;
+  trialsStarted: number;
+  bestTrial: { number: number; job: string; value: number; params: Record<string, unknown> } | null;
+  errors: { message?: string }[];
+}
+
+export interface Trial {
+  number: number;
+  job: string;
+  state: string;
+  jobState: string | null;
+  params: Record<string, unknown>;
+  value: number | null;
+  prunedStep: number | null;
+}
+
+/** Trials ended / the sweep's budget, for the progress bar (a trial still running is not done). */
+export function sweepProgress(sweep: Sweep): { done: number; total: number; text: string } {
+  const done = TRIAL_STATES.filter(s => s !== 'running').reduce((sum, s) => sum + (sweep.trialCounts[s] ?? 0), 0);
+  const total = Math.max(sweep.maxTrials, sweep.trialsStarted, 1);
+  return { done, total, text: `${done} of ${total} trials done` };
+}
+
+/** "2 running · 3 completed · 1 pruned", leaving out states with no trial. */
+export function trialCountsSummary(counts: Record<string, number>): string {
+  const parts = TRIAL_STATES.filter(s => (counts[s] ?? 0) > 0).map(s => `${counts[s]} ${s}`);
+  return parts.length ? parts.join(' · ') : 'no trials yet';
+}
+
+/** Whether a trial's curve may still grow, so the view reads it again. */
+export function trialIsLive(trial: Trial): boolean {
+  return trial.state === 'running' || (trial.jobState !== null && ACTIVE_JOB_STATES.includes(trial.jobState));
+}
+
+/** Metric points as the REST API sends them ([[step, value], ...]) as chart points. */
+export function toPoints(pairs: [number, number][]): MetricPoint[] {
+  return pairs.map(([step, value]) => ({ step, value }));
+}
+
+/** One axis of the parallel-coordinates view: a parameter, or the compared metric (always last). */
+export interface ParallelAxis {
+  key: string;
+  label: string;
+  ticks: { label: string; position: number }[]; // position 0 (bottom) … 1 (top)
+}
+
+/** A run across the axes (null where it has no value) and how good its metric is (1 best … 0 worst). */
+export interface ParallelLine {
+  run: string;
+  positions: (number | null)[];
+  score: number | null;
+  pruned: boolean;
+}
+
+/**
+ * Parameters against a metric's final value: numeric axes scale from their min to their max, others
+ * spread their sorted values evenly. Only parameters that vary between runs get an axis.
+ */
+export function parallelCoordinates(runs: Run[], metric: string, goal: 'minimize' | 'maximize' = 'minimize'): { axes: ParallelAxis[]; lines: ParallelLine[] } {
+  const keys = runColumns(runs)
+    .filter(c => c.key.startsWith('param:'))
+    .filter(c => new Set(runs.map(run => JSON.stringify(runValue(run, c.key) ?? null))).size > 1);
+  const metricKey = `metric:${metric}.final`;
+  const columns = [...keys, { key: metricKey, label: metric }];
+  const axes: ParallelAxis[] = [];
+  const place: ((value: unknown) => number | null)[] = [];
+  for (const column of columns) {
+    const values = runs.map(run => runValue(run, column.key)).filter(v => v !== undefined && v !== null);
+    const numbers = values.map(v => (typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN));
+    if (numbers.length && numbers.every(Number.isFinite)) {
+      const [min, max] = [Math.min(...numbers), Math.max(...numbers)];
+      const span = max - min || 1;
+      axes.push({ key: column.key, label: column.label, ticks: [{ label: formatRunValue(column.key, min), position: 0 }, { label: formatRunValue(column.key, max), position: max === min ? 0 : 1 }] });
+      place.push(v => (v === undefined || v === null ? null : (Number(v) - min) / span));
+    } else {
+      const labels = [...new Set(values.map(v => formatRunValue(column.key, v)))].sort();
+      const step = labels.length > 1 ? 1 / (labels.length - 1) : 0;
+      axes.push({ key: column.key, label: column.label, ticks: labels.map((label, i) => ({ label, position: i * step })) });
+      place.push(v => (v === undefined || v === null ? null : labels.indexOf(formatRunValue(column.key, v)) * step));
+    }
+  }
+  const lines = runs.map(run => {
+    const positions = columns.map((column, i) => place[i](runValue(run, column.key)));
+    const atMetric = positions[positions.length - 1];
+    const score = atMetric === null ? null : goal === 'minimize' ? 1 - atMetric : atMetric;
+    return { run: run.name, positions, score, pruned: run.pruned };
+  });
+  return { axes, lines };
+}

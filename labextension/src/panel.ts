@@ -5,7 +5,7 @@
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { ApiError, BatchAIClient, JobKey } from './api';
+import { ApiError, BatchAIClient, ExperimentKey, JobKey } from './api';
 import { button, h, replaceChildren, stateBadge } from './dom';
 import { LiveUpdates, ServiceEvent } from './live';
 import {
@@ -27,6 +27,7 @@ const SAFETY_REFRESH_MS = 10000;
 
 export interface PanelActions {
   openJob(job: JobKey): void;
+  openExperiment(experiment: ExperimentKey): void;
   newCluster(workspace: string): void;
 }
 
@@ -49,6 +50,9 @@ export class BatchAIPanel extends Widget {
   private readonly jobBody = h('tbody');
   private readonly stateSelect = h('select', { className: 'bai-Select', 'aria-label': 'Filter jobs by state' });
   private readonly experimentSelect = h('select', { className: 'bai-Select', 'aria-label': 'Filter jobs by experiment' });
+  private readonly compareButton = button('Compare runs', 'Compare the runs of the chosen experiment', () =>
+    this.actions.openExperiment({ workspace: this.workspace, experiment: this.filter.experiment })
+  );
 
   constructor(
     readonly client: BatchAIClient,
@@ -83,6 +87,7 @@ export class BatchAIPanel extends Widget {
     });
     this.experimentSelect.addEventListener('change', () => {
       this.filter.experiment = this.experimentSelect.value;
+      this.compareButton.disabled = !this.filter.experiment;
       this.renderJobs();
     });
     this.node.append(
@@ -119,7 +124,8 @@ export class BatchAIPanel extends Widget {
           { className: 'bai-SectionHeader' },
           h('h3', {}, 'Jobs'),
           h('label', { className: 'bai-Field' }, 'State ', this.stateSelect),
-          h('label', { className: 'bai-Field' }, 'Experiment ', this.experimentSelect)
+          h('label', { className: 'bai-Field' }, 'Experiment ', this.experimentSelect),
+          this.compareButton
         ),
         h(
           'table',
@@ -245,6 +251,7 @@ export class BatchAIPanel extends Widget {
     }
     replaceChildren(this.experimentSelect, h('option', { value: '' }, 'all experiments'), ...names.map(n => h('option', { value: n }, n)));
     this.experimentSelect.value = this.filter.experiment;
+    this.compareButton.disabled = !this.filter.experiment;
   }
 
   private renderJobs(): void {
@@ -272,7 +279,7 @@ export class BatchAIPanel extends Widget {
         'td',
         {},
         h('div', { className: 'bai-Name' }, open),
-        h('div', { className: 'bai-Detail' }, `${job.experiment} · ${job.cluster} · ${job.toolType}`),
+        h('div', { className: 'bai-Detail' }, this.experimentLink(job), ` · ${job.cluster} · ${job.toolType}`),
         h(
           'div',
           { className: 'bai-Actions' },
@@ -286,6 +293,15 @@ export class BatchAIPanel extends Widget {
       h('td', { className: 'bai-Duration', 'data-running': job.executionState === 'running' }, jobDuration(job)),
       h('td', { className: 'bai-Exit' }, exitCode === null ? '' : String(exitCode))
     );
+  }
+
+  private experimentLink(job: Job): HTMLAnchorElement {
+    const link = h('a', { href: '#', className: 'bai-Link', 'aria-label': `Compare the runs of experiment ${job.experiment}` }, job.experiment);
+    link.addEventListener('click', event => {
+      event.preventDefault();
+      this.actions.openExperiment({ workspace: job.workspace, experiment: job.experiment });
+    });
+    return link;
   }
 
   /** Running jobs' durations count up every second, without re-rendering their rows. */

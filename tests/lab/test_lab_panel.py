@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from helpers.api import make_cluster, submit, wait_job
 from helpers.lab import LabPage
+from helpers.sweeps import sweep_spec, write_trial
 from helpers.waits import wait_for
 
 SLOW = 60_000  # ms: the machine is small and shared; nothing here is a timing assertion
@@ -349,6 +350,99 @@ def test_without_the_event_stream_the_panel_polls_with_backoff(lab, lab_client, 
         page.shot("14-polling-without-events")
     finally:
         context.close()
+
+
+def test_experiment_view_watches_a_sweep_and_compares_its_runs(lab_client, lab_page, tmp_path):
+    """A median-stopping sweep watched live in the experiment view: trials by state, pruned ones greyed, the
+    best trial; then its runs in the table, sorted, two of them overlaid."""
+    page = lab_page.page
+    make_cluster(lab_client, "sweep-pool", nodes=2)
+    lab_client.create_experiment("default", "lab-sweep")
+    command, _started = write_trial(tmp_path)
+    policy = {"policy": "median", "delayEvaluation": 1, "startupTrials": 2}
+    spec = sweep_spec("lab-rnd", "sweep-pool", command, sampler={"type": "random", "seed": 11}, earlyTermination=policy)
+    lab_client.create_sweep("default", "lab-sweep", spec)
+    lab_page.command("batchai:open-experiment", {"experiment": "lab-sweep"})
+    view = page.locator(".bai-ExperimentView").filter(has_text="lab-sweep")
+    section = view.locator('.bai-Sweep[data-sweep="lab-rnd"]')
+    # Live: a running trial's curve is drawn while it runs.
+    running = section.locator('tr[data-state="running"]').first
+    expect(running).to_be_visible(timeout=SLOW)
+    lab_page.shot("15-sweep-running")
+
+    sweep = lab_client.wait_for_sweep("default", "lab-sweep", "lab-rnd", timeout=240)
+    trials = lab_client.sweep_trials("default", "lab-sweep", "lab-rnd")
+    pruned = [t["job"] for t in trials if t["state"] == "pruned"]
+    assert sweep["state"] == "completed" and pruned, [(t["params"], t["state"]) for t in trials]
+    expect(section).to_have_attribute("data-state", "completed", timeout=SLOW)
+    expect(section.locator("tr[data-trial]")).to_have_count(len(trials))
+    expect(section.locator(".bai-ProgressText")).to_have_text(f"{len(trials)} of 8 trials done")
+    for trial in trials:
+        row = section.locator(f'tr[data-job="{trial["job"]}"]')
+        expect(row).to_have_attribute("data-state", trial["state"])
+        greyed = r"\bbai-Greyed\b" if trial["state"] == "pruned" else r"^(?!.*bai-Greyed)"
+        expect(row).to_have_class(re.compile(greyed))
+    best = sweep["bestTrial"]["job"]
+    expect(section.locator(".bai-Best")).to_have_attribute("data-job", best)
+    expect(section.locator(".bai-Best")).to_contain_text(f"trial #{sweep['bestTrial']['number']} ({best})")
+    expect(section.locator(f'tr[data-job="{best}"]')).to_have_class(re.compile(r"\bbai-BestRow\b"))
+    curves = section.locator("figure.bai-Overlay polyline")
+    expect(curves).to_have_count(len(trials))
+    expect(section.locator("figure.bai-Overlay polyline.bai-Greyed")).to_have_count(len(pruned))
+    section.scroll_into_view_if_needed()
+    lab_page.shot("16-sweep-completed")
+
+    # The runs table: every trial is a run; by default the primary metric's final value, best first.
+    runs = lab_client.runs("default", "lab-sweep")
+    table = view.get_by_role("table", name="Runs")
+    rows = table.locator("tr[data-run]")
+    expect(rows).to_have_count(len(runs))
+    by_loss = sorted(runs, key=lambda r: r["metrics"]["loss"]["final"])
+    assert rows.first.get_attribute("data-run") == by_loss[0]["name"]
+    for name in pruned:
+        expect(table.locator(f'tr[data-run="{name}"]')).to_have_attribute("data-pruned", "")
+    table.get_by_role("button", name="Sort runs by x").click()
+    by_x = [r["name"] for r in sorted(runs, key=lambda r: float(r["params"]["x"]))]
+    expect(rows.first).to_have_attribute("data-run", by_x[0])
+    assert [row.get_attribute("data-run") for row in rows.all()] == by_x
+    table.get_by_role("button", name=re.compile("^Sort runs by x")).click()  # again: descending
+    expect(rows.first).to_have_attribute("data-run", by_x[-1])
+    for name in by_x[:2]:
+        table.get_by_label(f"Compare run {name}").check()
+    compared = view.locator('figure.bai-Overlay[data-metric="loss"]').first
+    expect(view.get_by_label("Compared runs").locator("polyline")).to_have_count(2, timeout=SLOW)
+    expect(compared.locator(".bai-Legend li")).to_have_count(2)
+    # Parameters against the metric: one line per run, pruned ones greyed.
+    parallel = view.get_by_label("Parameters against the metric")
+    expect(parallel.locator("polyline")).to_have_count(len(runs))
+    expect(parallel.locator("polyline.bai-Greyed")).to_have_count(len(pruned))
+    expect(parallel.locator("text.bai-AxisName")).to_have_text(["x", "loss"])
+    view.get_by_label("Compared runs").scroll_into_view_if_needed()
+    lab_page.shot("17-runs-compared")
+
+
+def test_tensorboard_buttons_open_tensorboard_in_a_lab_tab(lab_page):
+    """Over the sweep's experiment (the test above) and over one of its jobs: TensorBoard loads through the
+    Jupyter server's proxy, behind the same login, and shows the logged loss."""
+    page = lab_page.page
+
+    def shows_loss(title: str) -> None:
+        tab = page.locator(".jp-MainAreaWidget:visible").filter(has=page.locator(".bai-TensorBoard"))
+        expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.jp-mod-current")).to_contain_text(title, timeout=SLOW)
+        expect(tab.locator("iframe")).to_have_attribute("src", re.compile(r"/batchai/tensorboard/[0-9a-f]+/$"))
+        expect(tab.frame_locator("iframe").get_by_text("loss", exact=True).first).to_be_visible(timeout=90_000)
+
+    lab_page.command("batchai:open-experiment", {"experiment": "lab-sweep"})
+    view = page.locator(".bai-ExperimentView").filter(has_text="lab-sweep")
+    view.get_by_role("button", name="Open TensorBoard over experiment lab-sweep").click()
+    shows_loss("TensorBoard: lab-sweep")
+    lab_page.shot("18-tensorboard-experiment")
+
+    lab_page.command("batchai:open-job", {"experiment": "lab-sweep", "name": "lab-rnd-0"})
+    job_view = page.locator(".bai-JobView").filter(has_text="lab-rnd-0")
+    job_view.get_by_role("button", name="Open TensorBoard over job lab-rnd-0").click()
+    shows_loss("TensorBoard: lab-rnd-0")
+    lab_page.shot("19-tensorboard-job")
 
 
 def test_browser_console_has_no_errors_from_the_panel(lab_page):
