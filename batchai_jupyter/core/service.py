@@ -28,7 +28,7 @@ from ..ports.datastores import (
     PublicSettings,
     clean_relative_path,
 )
-from ..ports.layout import HomeLayout, cluster_segment, job_segment
+from ..ports.layout import HomeLayout, cluster_segment, job_segment, setup_segment
 from ..ports.tracking import TENSORBOARD_DIR, RunTracker
 from ..runtime.metrics import METRICS_FILE
 from . import placement, views
@@ -114,7 +114,9 @@ class Service:
             _base_env,
             datastore_kinds.job_storage(self.store, self.layout, self.datastore),
         )
-        self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
+        self.keeper = NodeKeeper(
+            self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env, self._setup_logs
+        )
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover, periodic=lambda: self.sweeps.cycles())
         self.follower = RunFollower(self.store, self.events, self.datastore, trackers)
@@ -535,18 +537,34 @@ class Service:
             raise NotFound("node", node_name, f"job '{name}' runs on {', '.join(names)}")
         return self.exec_on_node(workspace, job.cluster, node_name or names[0], command, timeout)
 
+    def _setup_logs(self, cluster: Cluster) -> tuple[str, str]:
+        """(datastore, folder) of the cluster's setup-task logs: where its stdOutErrPathPrefix says when that
+        is in one of its mounts, with Batch AI's stdOutErrPathSuffix."""
+        setup = cluster.spec.setup_task
+        default = cluster_segment(cluster.name, cluster.uuid)
+        if setup is None or not setup.std_out_err_path_prefix.strip():
+            return DEFAULT_DATASTORE, default
+        resource_group = self.get_workspace(cluster.workspace)["resourceGroup"]
+        suffix = setup_segment(
+            self.settings.subscription_id, resource_group, cluster.workspace, cluster.name, cluster.uuid
+        )
+        return placement.setup_placement(
+            setup.std_out_err_path_prefix,
+            suffix,
+            lambda path: self.runner.data.mount_place(placement.ClusterMounts(cluster.workspace, cluster.name), path),
+            lambda name: self.store.datastore_row(cluster.workspace, name) is not None,
+            default,
+        )
+
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict[str, Any]]:
-        row = self._cluster_row(workspace, name)
-        segment = cluster_segment(name, row.uuid)
-        return self._list(workspace, segment, path)
+        datastore, folder = self._setup_logs(self._cluster_row(workspace, name))
+        return self._list(workspace, folder, path, datastore)
 
     def read_cluster_file(
         self, workspace: str, name: str, path: str, offset: int = 0, length: int | None = None
     ) -> bytes:
-        row = self._cluster_row(workspace, name)
-        return self.datastore(workspace).read(
-            f"{cluster_segment(name, row.uuid)}/{clean_relative_path(path)}", offset, length
-        )
+        datastore, folder = self._setup_logs(self._cluster_row(workspace, name))
+        return self.datastore(workspace, datastore).read(f"{folder}/{clean_relative_path(path)}", offset, length)
 
     # -- jobs ----------------------------------------------------------------------------------
 
