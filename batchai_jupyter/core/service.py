@@ -39,7 +39,7 @@ from .handover import HandOver
 from .jobrun import JobRunner
 from .locations import location_of
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES, JobSpec, stored_secrets
-from .names import validate_name
+from .names import validate_name, validate_resource_group
 from .nodes import NodeKeeper
 from .records import Cluster, DatastoreRow, Job
 from .runs import RunHistory
@@ -53,6 +53,7 @@ from .tracking import RunFollower, experiment_tracking
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RESOURCE_GROUP = "default"
 DEFAULT_LOCATION = "local"
+NO_QUOTA = 2**31 - 1
 
 # Backends whose nodes run a job's tasks in its image (core/containers.py).
 CONTAINER_BACKENDS = ("local", "ssh", "slurm")
@@ -220,6 +221,7 @@ class Service:
         """A workspace, recorded in `resource_group` (workspace names are unique in the service, whatever
         their resource group: the datastores and node sandboxes are named by workspace)."""
         validate_name("workspace", name, "name")
+        validate_resource_group(resource_group, "resourceGroup")
         existing = self.store.query_one("SELECT resource_group FROM workspaces WHERE name = ?", name)
         if existing:
             raise Conflict(
@@ -239,6 +241,25 @@ class Service:
         if row is None:
             raise NotFound("workspace", name, "list them with `batchai workspace list`")
         return views.workspace_view(row)
+
+    def usages(self) -> list[dict[str, Any]]:
+        """What the service uses, as Batch AI's usages named it: clusters, and the CPUs of their nodes by VM
+        priority. The service sets no quota: each limit is 2^31-1 (ARM's field wants a number)."""
+        clusters = [
+            c for w in self.store.query("SELECT name FROM workspaces") for c in self.store.clusters_of(w["name"])
+        ]
+        cpus = {"dedicated": 0, "lowpriority": 0}
+        for cluster in clusters:
+            priority = cluster.spec.vm_priority if cluster.spec.vm_priority in cpus else "dedicated"
+            cpus[priority] += sum(n.info.get("cpus") or 0 for n in self.store.nodes_of(cluster.workspace, cluster.name))
+        return [
+            {"name": name, "currentValue": value, "limit": NO_QUOTA, "unit": "Count"}
+            for name, value in (
+                ("Clusters", len(clusters)),
+                ("Total Cluster Dedicated Regional vCPUs", cpus["dedicated"]),
+                ("Total Cluster LowPriority Regional vCPUs", cpus["lowpriority"]),
+            )
+        ]
 
     def list_workspaces(self) -> list[dict[str, Any]]:
         return [views.workspace_view(r) for r in self.store.query("SELECT * FROM workspaces ORDER BY name")]

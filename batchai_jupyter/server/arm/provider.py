@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from tornado import web
 
@@ -56,38 +55,24 @@ class ProviderOperationsHandler(ArmHandler):
         )
 
 
-UNLIMITED = 2**31 - 1  # the service sets no quota; ARM's field wants a number
-
-
 class UsagesHandler(ArmHandler):
     """What the subscription uses: clusters, and the CPUs of their nodes by VM priority."""
 
     @web.authenticated
     async def get(self, subscription, location):
         self.check(subscription)
-        self.reply_list(await self.call(self._usages))
-
-    def _usages(self) -> list[dict[str, Any]]:
-        clusters = [c for w in self.service.list_workspaces() for c in self.service.list_clusters(w["name"])]
-        cpus = {"dedicated": 0, "lowpriority": 0}
-        for cluster in clusters:
-            nodes = self.service.list_nodes(cluster["workspace"], cluster["name"])
-            priority = cluster["properties"].get("vmPriority") or "dedicated"
-            cpus[priority] = cpus.get(priority, 0) + sum(n.get("cpus") or 0 for n in nodes)
-
-        def usage(name: str, value: int) -> dict[str, Any]:
-            return {
-                "unit": "Count",
-                "currentValue": value,
-                "limit": UNLIMITED,
-                "name": {"value": name, "localizedValue": name},
-            }
-
-        return [
-            usage("Clusters", len(clusters)),
-            usage("Total Cluster Dedicated Regional vCPUs", cpus["dedicated"]),
-            usage("Total Cluster LowPriority Regional vCPUs", cpus["lowpriority"]),
-        ]
+        usages = await self.call(self.service.usages)
+        self.reply_list(
+            [
+                {
+                    "unit": usage["unit"],
+                    "currentValue": usage["currentValue"],
+                    "limit": usage["limit"],
+                    "name": {"value": usage["name"], "localizedValue": usage["name"]},
+                }
+                for usage in usages
+            ]
+        )
 
 
 # The resources an operation may act on: (their ids' pattern, the service's getter, the envelope of a view).
