@@ -109,3 +109,45 @@ def test_cntk_brainscript_runs_cntk_and_fails_where_there_is_none(sdk, cluster, 
     assert job.execution_info.exit_code != 0
     said = logs.get("stderr.txt", "") + logs.get("stdout.txt", "")
     assert "cntk" in said and ("not found" in said or "unable to find" in said), said
+
+
+TASK_SCRIPT = """
+    import json, os, sys
+    print("RECORD " + json.dumps({"tool": sys.argv[1], "task": os.environ.get("AZ_BATCHAI_TASK_INDEX", ""),
+                                  "args": sys.argv[2:]}), flush=True)
+"""
+
+# The other recipes' blocks: (SDK parameter, model, under mpirun, nodes)
+OTHER_RECIPES = {
+    "horovod": ("horovod_settings", models.HorovodSettings, True, 2),
+    "chainer": ("chainer_settings", models.ChainerSettings, True, 2),
+    "caffe": ("caffe_settings", models.CaffeSettings, True, 2),
+    "caffe2": ("caffe2_settings", models.Caffe2Settings, False, 1),
+    "pytorch": ("py_torch_settings", models.PyTorchSettings, False, 2),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(OTHER_RECIPES))
+def test_the_other_python_recipes(sdk, cluster, tmp_path, tool):
+    parameter, model, under_mpi, nodes = OTHER_RECIPES[tool]
+    if under_mpi:
+        require_tool("mpirun", "apt-get install openmpi-bin")
+    settings = model(
+        python_script_file_path=write_script(tmp_path, f"{tool}.py", RANK_SCRIPT if under_mpi else TASK_SCRIPT),
+        python_interpreter_path=PYTHON,
+        command_line_args=f"{tool} --epochs 1",
+        **({"process_count": 2} if under_mpi else {}),
+    )
+    parameters = models.JobCreateParameters(
+        cluster=models.ResourceId(id=cluster),
+        node_count=nodes,
+        std_out_err_path_prefix="$AZ_BATCHAI_JOB_MOUNT_ROOT/afs",
+        **{parameter: settings},
+    )
+    sdk.jobs.begin_create(RG, WS, EXP, tool, parameters).result()
+    job = wait_for_job_completion(sdk, RG, WS, EXP, tool)
+    logs = output_texts(sdk, RG, WS, EXP, tool)
+    assert job.execution_state == "succeeded", (job.execution_info, logs)
+    found = [r for name, text in sorted(logs.items()) if name.startswith("stdout") for r in records(text)]
+    assert {(r["tool"], tuple(r["args"])) for r in found} == {(tool, ("--epochs", "1"))}, found
+    assert len(found) == (2 if under_mpi or nodes == 2 else 1), found
