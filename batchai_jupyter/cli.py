@@ -41,9 +41,11 @@ def _load_json_file(path: str) -> dict:
 def workspace_command(args) -> object:
     client = _client()
     if args.verb == "create":
-        return client.create_workspace(args.name)
+        return client.create_workspace(args.name, args.resource_group, args.location)
     if args.verb == "list":
-        return client.workspaces()
+        found = client.workspaces()
+        group = (args.resource_group or "").lower()
+        return [w for w in found if w.get("resourceGroup", "").lower() == group] if group else found
     if args.verb == "show":
         return client.workspace(args.name)
     _confirm(args, f"Delete workspace '{args.name}' with all its clusters and jobs")
@@ -529,8 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
     workspace = sub.add_parser("workspace", help="workspaces").add_subparsers(dest="verb", required=True)
     for verb in ("create", "show", "delete", "list"):
         parser_ = workspace.add_parser(verb, help=f"{verb} workspaces")
+        parser_.add_argument(
+            "-g", "--resource-group", help="the workspace's resource group in its ARM id (list: only those in it)"
+        )
         if verb != "list":
             parser_.add_argument("-n", "--name", required=True)
+        if verb == "create":
+            parser_.add_argument("-l", "--location", help="the workspace's location in ARM (default: the service's)")
         if verb == "delete":
             _yes(parser_)
     experiment = sub.add_parser("experiment", help="experiments").add_subparsers(dest="verb", required=True)
@@ -583,6 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="record every job as an MLflow run there (default: $MLFLOW_TRACKING_URI); credentials go in "
         "MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN, never in the URI",
     )
+    usages = sub.add_parser("list-usages", help="clusters and their nodes' CPUs (az batchai list-usages)")
+    usages.add_argument("-l", "--location", help="accepted for az command lines: one service has one location")
     demo = sub.add_parser("demo", help="run a 2-node distributed job on a local cluster and watch it")
     demo.add_argument("--nodes", type=int, default=2)
     _add_output_option(sub)
@@ -612,6 +621,7 @@ COMMANDS = {
     "job": job_command,
     "serve": serve_command,
     "demo": demo_command,
+    "list-usages": lambda args: _client().usages(),
     "datastore": datastore_command,
     "file-server": file_server_command,
     "sweep": sweep_command,

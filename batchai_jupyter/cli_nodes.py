@@ -18,6 +18,8 @@ from collections.abc import Callable
 from .cli_forward import Forward, on_node, parse_address
 from .errors import BatchAIError
 
+AVAILABLE_NODE_STATES = ("idle", "running")
+
 
 def add_exec_arguments(parser, job: bool) -> None:
     parser.add_argument("--exec", dest="exec_command", metavar="CMD", help="the command line to run (az's form)")
@@ -30,7 +32,9 @@ def add_exec_arguments(parser, job: bool) -> None:
         help="forward 127.0.0.1:LOCAL here to HOST:REMOTE as the node sees it (localhost: the node itself), "
         "while the command runs, or until Ctrl-C without one",
     )
-    parser.add_argument("--node-id", help="the node (default: " + ("the job's first node)" if job else "NODE)"))
+    parser.add_argument(
+        "--node-id", help="the node (default: " + ("the job's first node)" if job else "the first available node)")
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds the command may run (default 300)")
     what = "the command" if job else "the node, then the command"
     parser.add_argument("words", nargs="*", metavar="[NODE] -- COMMAND", help=f"ours: {what}")
@@ -44,10 +48,15 @@ def cluster_node_exec(client, args, cluster_of_node: Callable[[str], str]) -> No
         cluster, node = args.cluster, args.node_id or args.name or (words.pop(0) if words else None)
     else:
         cluster, node = args.cluster or args.name, args.node_id or (words.pop(0) if words else None)
-    if not node:
-        raise BatchAIError("MissingArgument", "name the node: `cluster node exec -c CLUSTER -n NODE --exec CMD`")
+    if not node and not cluster:
+        raise BatchAIError("MissingArgument", "name the cluster: `cluster node exec -c CLUSTER [-n NODE] --exec CMD`")
     cluster = cluster or cluster_of_node(node)
     nodes = client.cluster_nodes(args.workspace, cluster)
+    if not node:  # az ran the command on the cluster's first available node
+        available = [n for n in nodes if n.get("state") in AVAILABLE_NODE_STATES] or nodes
+        if not available:
+            raise BatchAIError("NoNodes", f"cluster '{cluster}' has no nodes now; resize it, or wait for its nodes")
+        node = available[0]["nodeId"]
     _run(
         args,
         words,

@@ -10,6 +10,11 @@ Column = tuple[str, callable]
 
 COLUMNS: dict[str, list[Column]] = {
     "workspace": [("Name", lambda r: r["name"]), ("Created", lambda r: r["creationTime"])],
+    "list-usages": [
+        ("Name", lambda r: r["name"]),
+        ("CurrentValue", lambda r: r["currentValue"]),
+        ("Limit", lambda r: r["limit"]),
+    ],
     "experiment": [
         ("Name", lambda r: r["name"]),
         ("Workspace", lambda r: r["workspace"]),
@@ -98,7 +103,8 @@ def table(rows: list[Any], columns: list[Column]) -> str:
 def print_result(args, result, out=None) -> None:
     out = out or sys.stdout
     kind = _kind(args)
-    output = args.output or ("table" if getattr(args, "verb", "") in TABLE_VERBS else "json")
+    listing = getattr(args, "verb", "") in TABLE_VERBS or args.group == "list-usages"
+    output = args.output or ("table" if listing else "json")
     if output == "json" or kind is None or not isinstance(result, (list, dict)):
         print(json.dumps(result, indent=2), file=out)
         return

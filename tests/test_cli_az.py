@@ -5,6 +5,7 @@ a key refused on the command line, and an unknown flag answered with the subcomm
 from __future__ import annotations
 
 import json
+import uuid
 
 from helpers.api import read_log, wait_job
 from helpers.cli import cli, ok
@@ -37,6 +38,14 @@ def test_cluster_and_job_create_take_azs_flags(shared_service, shared_client, un
         ("batchaicontainer", "autobfs")
     ]
     wait_for(lambda: shared_client.cluster("default", cluster)["nodeStateCounts"]["idleNodeCount"] == 1, "the node")
+    # the setup task's logs in the share, under Batch AI's stdOutErrPathSuffix, and listed from there
+    subscription = shared_client.version()["subscriptionId"]
+    cluster_uuid = uuid.UUID(shared_client.cluster("default", cluster)["uuid"])  # with dashes, as Batch AI's
+    suffix = f"{subscription}/default/workspaces/default/clusters/{cluster}/{cluster_uuid}"
+    in_share = shared_client.list(f"workspaces/default/datastores/{share}/files", path=suffix)
+    names = {e["name"] for e in in_share}
+    assert len(names) == 2 and all(n.startswith(("stdout-setup-", "stderr-setup-")) for n in names), names
+    assert {e["name"] for e in shared_client.cluster_files("default", cluster)} == names
 
     job_json = tmp_path / "job.json"
     job_json.write_text(

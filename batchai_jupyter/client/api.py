@@ -52,6 +52,10 @@ class Client(ExperimentRoutes, Transport):
     def version(self) -> dict:
         return self.get("version")
 
+    def usages(self) -> list[dict]:
+        """Clusters and their nodes' CPUs, as az batchai list-usages showed them."""
+        return self.list("usages")
+
     def events(self, **filters: str) -> EventStream:
         """The event stream (filters: type, workspace, experiment, name); iterate it, close it when done."""
         return EventStream(self, **filters)
@@ -64,8 +68,11 @@ class Client(ExperimentRoutes, Transport):
     def workspace(self, name: str) -> dict:
         return self.get(self.workspace_path(name))
 
-    def create_workspace(self, name: str) -> dict:
-        return self.request("PUT", self.workspace_path(name))
+    def create_workspace(self, name: str, resource_group: str | None = None, location: str | None = None) -> dict:
+        """A workspace; `resource_group` and `location` are those of its ARM id (az's -g and -l)."""
+        where = {"resourceGroup": resource_group, "location": location}
+        body = {key: value for key, value in where.items() if value}
+        return self.request("PUT", self.workspace_path(name), json_body=body or None)
 
     def delete_workspace(self, name: str) -> None:
         self.request("DELETE", self.workspace_path(name))

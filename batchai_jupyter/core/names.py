@@ -9,6 +9,8 @@ from ..errors import SpecError
 # Batch AI's `^[-\w_]+$`, restricted to ASCII word characters.
 NAME_PATTERN = re.compile(r"^[-\w_]+$", re.ASCII)
 MAX_NAME_LENGTH = 64
+# ARM's rule for resource group names.
+RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$")
 
 
 def validate_name(kind: str, value: object, path: str) -> str:
@@ -20,4 +22,12 @@ def validate_name(kind: str, value: object, path: str) -> str:
         value,
         f"{kind} names are 1-{MAX_NAME_LENGTH} characters of ASCII letters, digits, '-' and '_'",
         code="InvalidName",
+    )
+
+
+def validate_resource_group(value: object, path: str) -> str:
+    if isinstance(value, str) and RESOURCE_GROUP_NAME.match(value):
+        return value
+    raise SpecError(
+        path, value, "resource group names are 1-90 letters, digits, '-', '_', '.', '(', ')'", code="InvalidName"
     )

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from ..errors import BatchAIError
 from ..ports.compute import ComputeBackend, NodeHealth, RemoteNodes, TaskLaunch, VanishingNodes
 from ..ports.datastores import Datastore
-from ..ports.layout import cluster_segment
 from . import launch
 from .events import EventBus
 from .jobrun import JobRunner, error
@@ -35,8 +34,9 @@ class NodeKeeper:
         events: EventBus,
         runner: JobRunner,
         backend_for: Callable[[str, str], ComputeBackend],
-        datastore_for: Callable[[str], Datastore],
+        datastore_for: Callable[..., Datastore],  # (workspace[, name])
         base_env: Callable[[], dict[str, str]],
+        setup_logs: Callable[[Cluster], tuple[str, str]],
     ):
         self.store = store
         self.events = events
@@ -44,6 +44,7 @@ class NodeKeeper:
         self.backend_for = backend_for
         self.datastore_for = datastore_for
         self.base_env = base_env
+        self.setup_logs = setup_logs  # cluster -> (datastore, folder) of its setup task's logs
 
     def reconcile(self, cluster: Cluster) -> bool:
         """Moves the cluster's nodes towards its target; True when nodes are still to be provisioned
@@ -149,8 +150,8 @@ class NodeKeeper:
         )
 
     def setup_log_dir(self, cluster: Cluster) -> str:
-        datastore = self.datastore_for(cluster.workspace)
-        return datastore.node_path(cluster_segment(cluster.name, cluster.uuid))
+        datastore, folder = self.setup_logs(cluster)
+        return self.datastore_for(cluster.workspace, datastore).node_path(folder)
 
     def _start_setup(self, cluster: Cluster, node: Node, setup: SetupTask) -> None:
         logs = self.setup_log_dir(cluster)
@@ -187,7 +188,8 @@ class NodeKeeper:
         )
         if status.state == "running":
             return
-        self.runner.data.flush_folder(cluster.workspace, cluster_segment(cluster.name, cluster.uuid))
+        datastore, folder = self.setup_logs(cluster)
+        self.runner.data.flush_folder(cluster.workspace, folder, datastore)
         if status.state == "exited" and status.exit_code == 0:
             self.store.set_node_state(node.id, NodeEvent.READY)
         else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..errors import BatchAIError
 from ..ports.layout import output_segment, stdouterr_segment
@@ -41,6 +42,34 @@ def placements(job: Job, mount_place: MountPlace, has_datastore: Callable[[str],
         leaf = posixpath.join("outputs", directory.path_suffix.strip("/")).rstrip("/")
         placed[directory.id] = placed_at(directory.path_prefix, leaf)
     return {key: value if value is not None else default_placement(job, key) for key, value in placed.items()}
+
+
+@dataclass(frozen=True)
+class _NoMounts:
+    mount_volumes: None = None
+
+
+@dataclass(frozen=True)
+class ClusterMounts:
+    """A cluster as storage's mount_place reads a job: its mounts are the cluster's, none of a job's."""
+
+    workspace: str
+    cluster: str
+    experiment: str = ""
+    name: str = ""
+    uuid: str = ""
+    segment: str = ""
+    spec: _NoMounts = _NoMounts()
+
+
+def setup_placement(
+    prefix: str, suffix: str, mount_place: MountPlace, has_datastore: Callable[[str], bool], default: str
+) -> tuple[str, str]:
+    """(datastore, folder in it) of a cluster's setup-task logs: Batch AI's `<prefix>/<stdOutErrPathSuffix>`
+    where the setup task's `stdOutErrPathPrefix` points into a mounted volume of the cluster (or names a
+    datastore), else `default` in the default datastore."""
+    placed = _placed(prefix, mount_place, has_datastore, suffix, "")
+    return (placed[0], placed[1]) if placed is not None else (DEFAULT_DATASTORE, default)
 
 
 def default_placement(job: Job, output_id: str) -> list[str]:
@@ -80,5 +109,5 @@ def _placed(
     if place is None:
         return None
     datastore, inside = place
-    on_nodes = "" if location is not None else "/".join((prefix.rstrip("/"), segment, leaf))
+    on_nodes = "" if location is not None else "/".join(part for part in (prefix.rstrip("/"), segment, leaf) if part)
     return [datastore, "/".join(part for part in (inside, segment, leaf) if part), on_nodes]

@@ -28,7 +28,7 @@ from ..ports.datastores import (
     PublicSettings,
     clean_relative_path,
 )
-from ..ports.layout import HomeLayout, cluster_segment, job_segment
+from ..ports.layout import HomeLayout, cluster_segment, job_segment, setup_segment
 from ..ports.tracking import TENSORBOARD_DIR, RunTracker
 from ..runtime.metrics import METRICS_FILE
 from . import placement, views
@@ -39,7 +39,7 @@ from .handover import HandOver
 from .jobrun import JobRunner
 from .locations import location_of
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES, JobSpec, stored_secrets
-from .names import validate_name
+from .names import validate_name, validate_resource_group
 from .nodes import NodeKeeper
 from .records import Cluster, DatastoreRow, Job
 from .runs import RunHistory
@@ -53,6 +53,7 @@ from .tracking import RunFollower, experiment_tracking
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_RESOURCE_GROUP = "default"
 DEFAULT_LOCATION = "local"
+NO_QUOTA = 2**31 - 1
 
 # Backends whose nodes run a job's tasks in its image (core/containers.py).
 CONTAINER_BACKENDS = ("local", "ssh", "slurm")
@@ -114,7 +115,9 @@ class Service:
             _base_env,
             datastore_kinds.job_storage(self.store, self.layout, self.datastore),
         )
-        self.keeper = NodeKeeper(self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env)
+        self.keeper = NodeKeeper(
+            self.store, self.events, self.runner, self._backend_for, self.datastore, _base_env, self._setup_logs
+        )
         self.handover = HandOver(self.store, self.events, self.runner, self.backends)
         self.engine = Engine(self.store, self.runner, self.keeper, self.handover, periodic=lambda: self.sweeps.cycles())
         self.follower = RunFollower(self.store, self.events, self.datastore, trackers)
@@ -218,6 +221,7 @@ class Service:
         """A workspace, recorded in `resource_group` (workspace names are unique in the service, whatever
         their resource group: the datastores and node sandboxes are named by workspace)."""
         validate_name("workspace", name, "name")
+        validate_resource_group(resource_group, "resourceGroup")
         existing = self.store.query_one("SELECT resource_group FROM workspaces WHERE name = ?", name)
         if existing:
             raise Conflict(
@@ -237,6 +241,25 @@ class Service:
         if row is None:
             raise NotFound("workspace", name, "list them with `batchai workspace list`")
         return views.workspace_view(row)
+
+    def usages(self) -> list[dict[str, Any]]:
+        """What the service uses, as Batch AI's usages named it: clusters, and the CPUs of their nodes by VM
+        priority. The service sets no quota: each limit is 2^31-1 (ARM's field wants a number)."""
+        clusters = [
+            c for w in self.store.query("SELECT name FROM workspaces") for c in self.store.clusters_of(w["name"])
+        ]
+        cpus = {"dedicated": 0, "lowpriority": 0}
+        for cluster in clusters:
+            priority = cluster.spec.vm_priority if cluster.spec.vm_priority in cpus else "dedicated"
+            cpus[priority] += sum(n.info.get("cpus") or 0 for n in self.store.nodes_of(cluster.workspace, cluster.name))
+        return [
+            {"name": name, "currentValue": value, "limit": NO_QUOTA, "unit": "Count"}
+            for name, value in (
+                ("Clusters", len(clusters)),
+                ("Total Cluster Dedicated Regional vCPUs", cpus["dedicated"]),
+                ("Total Cluster LowPriority Regional vCPUs", cpus["lowpriority"]),
+            )
+        ]
 
     def list_workspaces(self) -> list[dict[str, Any]]:
         return [views.workspace_view(r) for r in self.store.query("SELECT * FROM workspaces ORDER BY name")]
@@ -535,18 +558,34 @@ class Service:
             raise NotFound("node", node_name, f"job '{name}' runs on {', '.join(names)}")
         return self.exec_on_node(workspace, job.cluster, node_name or names[0], command, timeout)
 
+    def _setup_logs(self, cluster: Cluster) -> tuple[str, str]:
+        """(datastore, folder) of the cluster's setup-task logs: where its stdOutErrPathPrefix says when that
+        is in one of its mounts, with Batch AI's stdOutErrPathSuffix."""
+        setup = cluster.spec.setup_task
+        default = cluster_segment(cluster.name, cluster.uuid)
+        if setup is None or not setup.std_out_err_path_prefix.strip():
+            return DEFAULT_DATASTORE, default
+        resource_group = self.get_workspace(cluster.workspace)["resourceGroup"]
+        suffix = setup_segment(
+            self.settings.subscription_id, resource_group, cluster.workspace, cluster.name, cluster.uuid
+        )
+        return placement.setup_placement(
+            setup.std_out_err_path_prefix,
+            suffix,
+            lambda path: self.runner.data.mount_place(placement.ClusterMounts(cluster.workspace, cluster.name), path),
+            lambda name: self.store.datastore_row(cluster.workspace, name) is not None,
+            default,
+        )
+
     def list_cluster_files(self, workspace: str, name: str, path: str = ".") -> list[dict[str, Any]]:
-        row = self._cluster_row(workspace, name)
-        segment = cluster_segment(name, row.uuid)
-        return self._list(workspace, segment, path)
+        datastore, folder = self._setup_logs(self._cluster_row(workspace, name))
+        return self._list(workspace, folder, path, datastore)
 
     def read_cluster_file(
         self, workspace: str, name: str, path: str, offset: int = 0, length: int | None = None
     ) -> bytes:
-        row = self._cluster_row(workspace, name)
-        return self.datastore(workspace).read(
-            f"{cluster_segment(name, row.uuid)}/{clean_relative_path(path)}", offset, length
-        )
+        datastore, folder = self._setup_logs(self._cluster_row(workspace, name))
+        return self.datastore(workspace, datastore).read(f"{folder}/{clean_relative_path(path)}", offset, length)
 
     # -- jobs ----------------------------------------------------------------------------------
 

@@ -212,7 +212,8 @@ class JobStorage(ABC):
     ) -> list[str]: ...
 
     @abstractmethod
-    def flush_folder(self, workspace: str, folder: str) -> None: ...
+    def flush_folder(self, workspace: str, folder: str, datastore: str | None = None) -> None:
+        """Copies a finished folder out of a datastore's mirror (None: the default datastore)."""
 
     @abstractmethod
     def prepare(

@@ -16,6 +16,7 @@ Roots are kept short on purpose: deep paths broke OpenMPI's unix sockets for Bat
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 
 
@@ -65,6 +66,16 @@ def stdouterr_segment(segment: str) -> str:
 
 def output_segment(segment: str, output_id: str) -> str:
     return f"{segment}/outputs/{output_id}"
+
+
+def setup_segment(subscription: str, resource_group: str, workspace: str, cluster: str, cluster_uuid: str) -> str:
+    """Batch AI's stdOutErrPathSuffix of a cluster's setup task: where under its stdOutErrPathPrefix the
+    setup task's logs go (the cluster's uuid with dashes, as Batch AI wrote it)."""
+    try:
+        dashed = str(uuid.UUID(cluster_uuid))
+    except ValueError:  # not a uuid: kept as it is
+        dashed = cluster_uuid
+    return f"{subscription}/{resource_group}/workspaces/{workspace}/clusters/{cluster}/{dashed}"
 
 
 def cluster_segment(cluster: str, cluster_uuid: str) -> str:

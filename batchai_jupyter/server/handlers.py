@@ -119,6 +119,12 @@ class BaseHandler(APIHandler):
         super().send_error(status_code, **kwargs)
 
 
+class UsagesHandler(BaseHandler):
+    @web.authenticated
+    async def get(self):
+        self.reply_page(await self.call(self.service.usages))
+
+
 class VersionHandler(BaseHandler):
     @web.authenticated
     def get(self):
@@ -146,7 +152,17 @@ class WorkspaceHandler(BaseHandler):
 
     @web.authenticated
     async def put(self, workspace):
-        self.reply(await self.call(self.service.create_workspace, workspace), 201)
+        """An optional body {"resourceGroup", "location"} says where its ARM id puts it (docs/arm-api.md)."""
+        body = self.body()
+        where = {}
+        for field, argument in (("resourceGroup", "resource_group"), ("location", "location")):
+            value = body.get(field)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise BatchAIError("InvalidArgument", f"{field}: give a non-empty string, or leave it out")
+            where[argument] = value.strip()
+        self.reply(await self.call(self.service.create_workspace, workspace, **where), 201)
 
     @web.authenticated
     async def delete(self, workspace):
@@ -533,6 +549,7 @@ def routes() -> list[tuple[str, type]]:
     cluster = f"{ws}/clusters/{NAME}"
     return [
         (f"{API}/version", VersionHandler),
+        (f"{API}/usages", UsagesHandler),
         (f"{API}/events", EventsHandler),
         (f"{API}/workspaces", WorkspacesHandler),
         (ws, WorkspaceHandler),

@@ -128,9 +128,9 @@ class JobData(JobStorage):
             raise BatchAIError("MountsNotSupported", f"nodeSetup.mountVolumes: {NOT_SUPPORTED}")
         return self._show(mounts, mount_root, node_name, run, show if remote else None, set())
 
-    def flush_folder(self, workspace: str, folder: str) -> None:
-        """Copies a finished folder (a node's setup-task logs) out of the default datastore's mirror."""
-        sync = _sync(self.datastore_for(workspace))
+    def flush_folder(self, workspace: str, folder: str, datastore: str | None = None) -> None:
+        """Copies a finished folder (a node's setup-task logs) out of a datastore's mirror."""
+        sync = _sync(self.datastore_for(workspace, datastore) if datastore else self.datastore_for(workspace))
         if sync is not None:
             try:
                 sync.flush_final(folder)

@@ -120,7 +120,7 @@ def test_output_files_need_an_output_directory(arm, workspace):
 
 def test_operation_urls_of_unknown_operations(arm, workspace):
     status = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.BatchAI/locations/eastus/operationStatuses/nope"
-    assert "GET the resource" in arm_error(arm.request("GET", status), 404, "OperationNotFound")
+    assert "not an operation of this service" in arm_error(arm.request("GET", status), 404, "OperationNotFound")
 
 
 def test_download_links_cannot_be_altered(arm, workspace):

@@ -13,17 +13,10 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.batchai import models
 
 from helpers.arm import SUBSCRIPTION
+from helpers.arm_sdk import manual_cluster, wait_for_idle_nodes, wait_for_job_completion
 from helpers.waits import wait_for
 
 RG = "sdk-rg"
-
-
-def manual_cluster(nodes: int) -> models.ClusterCreateParameters:
-    return models.ClusterCreateParameters(
-        vm_size="STANDARD_D1",
-        scale_settings=models.ScaleSettings(manual=models.ManualScaleSettings(target_node_count=nodes)),
-        user_account_settings=models.UserAccountSettings(admin_user_name="demo", admin_user_password="not-kept"),
-    )
 
 
 def custom_job(cluster_id: str, command: str) -> models.JobCreateParameters:
@@ -36,29 +29,13 @@ def custom_job(cluster_id: str, command: str) -> models.JobCreateParameters:
     )
 
 
-def wait_for_job_completion(sdk, ws: str, exp: str, job: str) -> models.Job:
-    """What Batch AI's utilities.job.wait_for_job_completion did: get the job until it ends."""
-
-    def ended():
-        found = sdk.jobs.get(RG, ws, exp, job)
-        done = found.execution_state in (models.ExecutionState.SUCCEEDED, models.ExecutionState.FAILED)
-        return found if done else None
-
-    return wait_for(ended, f"job {job} to end", timeout=120, interval=0.3)
-
-
 @pytest.fixture(scope="module")
 def workspace(sdk):
     """A workspace with an experiment and a 1-node cluster, made with the SDK's pollers."""
     sdk.workspaces.begin_create(RG, "sdkws", models.WorkspaceCreateParameters(location="eastus")).result()
     sdk.experiments.begin_create(RG, "sdkws", "exp").result()
     cluster = sdk.clusters.begin_create(RG, "sdkws", "cpu", manual_cluster(1)).result()
-
-    def steady():
-        found = sdk.clusters.get(RG, "sdkws", "cpu")
-        return found if found.allocation_state == "steady" and found.node_state_counts.idle_node_count == 1 else None
-
-    wait_for(steady, "the cluster's node to be idle", timeout=120, interval=0.3)
+    wait_for_idle_nodes(sdk, RG, "sdkws", "cpu", 1)
     return cluster
 
 
@@ -109,7 +86,13 @@ def test_clusters(sdk, workspace):
     [login] = list(sdk.clusters.list_remote_login_information(RG, "sdkws", "cpu"))
     assert login.node_id and login.ip_address
 
-    sdk.clusters.begin_create(RG, "sdkws", "auto", manual_cluster(0)).result()
+    with_setup = manual_cluster(0)
+    with_setup.node_setup = models.NodeSetup(
+        setup_task=models.SetupTask(command_line="true", std_out_err_path_prefix="$AZ_BATCHAI_MOUNT_ROOT/afs")
+    )
+    made = sdk.clusters.begin_create(RG, "sdkws", "auto", with_setup).result()
+    suffix = made.node_setup.setup_task.std_out_err_path_suffix  # Batch AI's: where the setup task's logs go
+    assert re.fullmatch(f"{SUBSCRIPTION}/{RG}/workspaces/sdkws/clusters/auto/[0-9a-f-]{{36}}", suffix), suffix
     scaled = sdk.clusters.update(
         RG,
         "sdkws",
@@ -157,7 +140,7 @@ def test_a_job_from_create_to_delete(sdk, workspace):
     )
     assert created.constraints.max_wall_clock_time.days == 7  # P7D, Batch AI's default
 
-    ended = wait_for_job_completion(sdk, "sdkws", "exp", "train")
+    ended = wait_for_job_completion(sdk, RG, "sdkws", "exp", "train")
     assert ended.execution_state == "succeeded" and ended.execution_info.exit_code == 0
     assert ended.execution_info.start_time <= ended.execution_info.end_time
 
@@ -195,7 +178,7 @@ def test_listing_pages_follow_next_link(sdk, workspace):
     names = [job.name for page in pages for job in page]
     assert {"page-a", "page-b", "page-c"} <= set(names) and len(pages) == len(names) >= 3
     for name in ("page-a", "page-b", "page-c"):
-        wait_for_job_completion(sdk, "sdkws", "exp", name)
+        wait_for_job_completion(sdk, RG, "sdkws", "exp", name)
         sdk.jobs.begin_delete(RG, "sdkws", "exp", name).result()
 
 

@@ -13,6 +13,7 @@ import glob
 import hashlib
 import os
 import urllib.request
+import uuid
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -236,7 +237,10 @@ def test_cluster_mount_is_there_for_the_setup_task_whose_log_lands_in_blob(clien
         "GET", client.cluster_path("default", "prepared") + "/files/content", params={"path": stdout}, raw=True
     ).text
     assert blob_text == "hello from blob\n"
-    assert any(p.endswith(stdout) and p.startswith(".clusters/") for p, _s, _e in scratch.remote_files(""))
+    # in the container the prefix names, under Batch AI's stdOutErrPathSuffix
+    cluster_uuid = uuid.UUID(client.cluster("default", "prepared")["uuid"])
+    suffix = f"{client.version()['subscriptionId']}/default/workspaces/default/clusters/prepared/{cluster_uuid}"
+    assert f"{suffix}/{stdout}" in [p for p, _s, _e in scratch.remote_files("")]
 
 
 def test_storage_down_when_the_job_ends_is_a_clear_job_error(service_process, client, make_azurite, tmp_path, unique):

@@ -14,7 +14,7 @@ from ...errors import BatchAIError
 from ..handlers import BaseHandler
 from ..paging import page_body, slice_page
 from .ids import API_VERSION, RESOURCE_GROUP_NAME, operation_path, workspace_id
-from .operations import RETRY_AFTER_SECONDS, Operation, Operations
+from .operations import DELETE, RETRY_AFTER_SECONDS, Operations, identity
 
 _HTTP_CODES = {403: "AuthenticationFailed", 404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
 
@@ -90,20 +90,18 @@ class ArmHandler(BaseHandler):
         request = self.page_request()
         self.reply_arm_page(slice_page(items, request), request)
 
-    def reply_accepted(self, operation: Operation) -> None:
+    def resource_id(self) -> str:
+        """The ARM id of the resource the request names (its path, without the query)."""
+        return url_path_join("/", self.request.path[len(self.base_url.rstrip("/")) :])
+
+    def reply_accepted(self, location: str, operation_id: str) -> None:
         """202 with where to follow the operation, as ARM answers a PUT, DELETE or action it runs."""
         self.set_status(202)
         query = f"?api-version={API_VERSION}"
-        self.set_header(
-            "Azure-AsyncOperation",
-            self.absolute(operation_path(self.subscription, operation.location, "operationStatuses", operation.id))
-            + query,
-        )
-        self.set_header(
-            "Location",
-            self.absolute(operation_path(self.subscription, operation.location, "operationresults", operation.id))
-            + query,
-        )
+        for header, kind in (("Azure-AsyncOperation", "operationStatuses"), ("Location", "operationresults")):
+            self.set_header(
+                header, self.absolute(operation_path(self.subscription, location, kind, operation_id)) + query
+            )
         self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         self.finish()
 
@@ -125,11 +123,12 @@ async def delete_lro(handler: ArmHandler, location: str, get, delete, *names: st
     """ARM's DELETE: 204 when `get(*names)` finds nothing to delete, else 202 and `delete(*names)` as an
     operation."""
     try:
-        await handler.call(get, *names)
+        view = await handler.call(get, *names)
     except BatchAIError as missing:
         if missing.status != 404:
             raise
         handler.set_status(204)
         handler.finish()
         return
-    handler.reply_accepted(handler.operations.start(location, lambda: delete(*names)))
+    operation = handler.operations.start(DELETE, handler.resource_id(), lambda: delete(*names), identity(view))
+    handler.reply_accepted(location, operation)

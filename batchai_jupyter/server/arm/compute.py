@@ -7,6 +7,7 @@ from tornado import web
 from ...errors import BatchAIError
 from . import envelopes
 from .base import ArmHandler, delete_lro
+from .operations import CREATE, identity
 
 
 class ClustersHandler(ArmHandler):
@@ -26,8 +27,8 @@ class ClusterHandler(ArmHandler):
     @web.authenticated
     async def put(self, subscription, resource_group, workspace, name):
         view, _ = await self.workspace(subscription, resource_group, workspace)
-        await self.call(self.service.create_cluster, workspace, self.body(), name)
-        self.reply_accepted(self.operations.done(view["location"]))
+        cluster = await self.call(self.service.create_cluster, workspace, self.body(), name)
+        self.reply_accepted(view["location"], self.operations.done(CREATE, self.resource_id(), identity(cluster)))
 
     @web.authenticated
     async def patch(self, subscription, resource_group, workspace, name):
@@ -80,7 +81,7 @@ class FileServerHandler(ArmHandler):
         # vmSize, dataDisks, sshConfiguration and subnet describe a VM this service does not make; the
         # admin password in them is neither used nor kept.
         await self.call(self.service.create_file_server, workspace, name)
-        self.reply_accepted(self.operations.done(view["location"]))
+        self.reply_accepted(view["location"], self.operations.done(CREATE, self.resource_id()))
 
     @web.authenticated
     async def delete(self, subscription, resource_group, workspace, name):

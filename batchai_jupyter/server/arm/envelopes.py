@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...core.durations import parse_duration
+from ...ports.layout import setup_segment
 from .ids import PROVIDER, workspace_id
 
 SUCCEEDED = "succeeded"
@@ -66,7 +67,11 @@ def experiment(base: str, view: dict[str, Any]) -> dict[str, Any]:
 
 def cluster(base: str, view: dict[str, Any]) -> dict[str, Any]:
     spec = view["properties"]
-    node_setup = spec.get("nodeSetup") or {}
+    node_setup = dict(spec.get("nodeSetup") or {})
+    if isinstance(node_setup.get("setupTask"), dict):  # Batch AI's read-only suffix: where the logs go
+        parts = base.split("/")  # /subscriptions/{s}/resourceGroups/{rg}/providers/{provider}/workspaces/{ws}
+        suffix = setup_segment(parts[2], parts[4], parts[-1], view["name"], view["uuid"])
+        node_setup["setupTask"] = {**node_setup["setupTask"], "stdOutErrPathSuffix": suffix}
     properties = {
         "vmSize": spec.get("vmSize"),
         "vmPriority": spec.get("vmPriority"),
@@ -88,6 +93,8 @@ def cluster(base: str, view: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+ARM_TOOL_TYPES = {"mpi": "custommpi"}
+
 # Native conveniences of the job's properties that Batch AI's Job has not.
 _NATIVE_ONLY = ("name", "workspace", "experiment")
 
@@ -99,6 +106,8 @@ def job(base: str, view: dict[str, Any]) -> dict[str, Any]:
         "maxWallClockTime": iso_duration(parse_duration(wall_clock, "constraints.maxWallClockTime"))
     }
     properties["cluster"] = {"id": f"{base}/clusters/{view['cluster']}"}
+    # 2018-05-01's ToolType enum (as the SDK reads it) says custommpi where earlier versions said mpi
+    properties["toolType"] = ARM_TOOL_TYPES.get(properties.get("toolType"), properties.get("toolType"))
     properties["environmentVariables"] = properties.get("environmentVariables") or None
     properties["secrets"] = properties.get("secrets") or None
     info = view["executionInfo"]

@@ -7,7 +7,7 @@ their workspace, so their ids follow from it.
 
 from __future__ import annotations
 
-import re
+from ...core import names
 
 API_VERSION = "2018-05-01"
 PROVIDER = "Microsoft.BatchAI"
@@ -22,8 +22,7 @@ CLUSTER = f"{WORKSPACE}/clusters/{NAME}"
 FILE_SERVER = f"{WORKSPACE}/fileServers/{NAME}"
 LOCATION = f"{SUBSCRIPTION}/providers/{PROVIDER}/locations/{NAME}"
 
-# ARM's rule for resource group names; ours for resource names is core/names (Batch AI's).
-RESOURCE_GROUP_NAME = re.compile(r"^[-\w._()]{1,90}$")
+RESOURCE_GROUP_NAME = names.RESOURCE_GROUP_NAME  # ARM's rule; Batch AI's for resource names is core/names
 
 
 def workspace_id(subscription: str, resource_group: str, workspace: str) -> str:

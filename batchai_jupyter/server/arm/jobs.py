@@ -3,8 +3,8 @@ download links that need no token."""
 
 from __future__ import annotations
 
+import functools
 import re
-import time
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from tornado import web
@@ -14,8 +14,8 @@ from ..handlers import FileHandlerMixin
 from . import envelopes
 from .base import ArmHandler, delete_lro
 from .links import LINK_PATH, LinkSigner, load_key
+from .operations import CREATE, TERMINATE, identity
 
-TERMINATE_WAIT_SECONDS = 120.0
 # The workspace a cluster's ARM id names (Batch AI's own examples also write `/workspace/`).
 CLUSTER_WORKSPACE = re.compile(r"/workspaces?/([^/]+)/clusters/[^/]+/?$", re.IGNORECASE)
 
@@ -55,8 +55,8 @@ class JobHandler(ArmHandler):
         view, _ = await self.workspace(subscription, resource_group, workspace)
         body = self.body()
         _check_cluster_workspace(body, workspace)
-        await self.call(self.service.create_job, workspace, experiment, body, name)
-        self.reply_accepted(self.operations.done(view["location"]))
+        job = await self.call(self.service.create_job, workspace, experiment, body, name)
+        self.reply_accepted(view["location"], self.operations.done(CREATE, self.resource_id(), identity(job)))
 
     @web.authenticated
     async def delete(self, subscription, resource_group, workspace, experiment, name):
@@ -70,20 +70,15 @@ class JobTerminateHandler(ArmHandler):
     @web.authenticated
     async def post(self, subscription, resource_group, workspace, experiment, name):
         view, _ = await self.workspace(subscription, resource_group, workspace)
-        await self.call(self.service.get_job, workspace, experiment, name)
-        service = self.service
-
-        def terminate() -> None:
-            """Done when the job has ended (its tasks are stopped), not when it was asked to."""
-            service.terminate_job(workspace, experiment, name)
-            deadline = time.monotonic() + TERMINATE_WAIT_SECONDS
-            while time.monotonic() < deadline:
-                if service.get_job(workspace, experiment, name)["executionState"] in ("succeeded", "failed"):
-                    return
-                time.sleep(0.2)
-            raise BatchAIError("TerminateTimedOut", f"job '{name}' did not stop within {TERMINATE_WAIT_SECONDS:.0f} s")
-
-        self.reply_accepted(self.operations.start(view["location"], terminate))
+        job = await self.call(self.service.get_job, workspace, experiment, name)
+        # done when the job has ended (its tasks are stopped), not when it was asked to: operations.status_of
+        operation = self.operations.start(
+            TERMINATE,
+            self.resource_id().rsplit("/", 1)[0],
+            functools.partial(self.service.terminate_job, workspace, experiment, name),
+            identity(job),
+        )
+        self.reply_accepted(view["location"], operation)
 
 
 class JobRemoteLoginHandler(ArmHandler):

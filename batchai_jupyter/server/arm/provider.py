@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
 
 from tornado import web
 
 from ...errors import BatchAIError
+from . import envelopes, ids
 from .base import ArmHandler
 from .ids import PROVIDER
-from .operations import RETRY_AFTER_SECONDS
+from .operations import CREATE, RETRY_AFTER_SECONDS, Resource, Target, identity, lost_error, operation_view, status_of
 
 PROVIDER_OPERATIONS = [
     (resource, verb, what)
@@ -54,65 +55,95 @@ class ProviderOperationsHandler(ArmHandler):
         )
 
 
-UNLIMITED = 2**31 - 1  # the service sets no quota; ARM's field wants a number
-
-
 class UsagesHandler(ArmHandler):
     """What the subscription uses: clusters, and the CPUs of their nodes by VM priority."""
 
     @web.authenticated
     async def get(self, subscription, location):
         self.check(subscription)
-        self.reply_list(await self.call(self._usages))
-
-    def _usages(self) -> list[dict[str, Any]]:
-        clusters = [c for w in self.service.list_workspaces() for c in self.service.list_clusters(w["name"])]
-        cpus = {"dedicated": 0, "lowpriority": 0}
-        for cluster in clusters:
-            nodes = self.service.list_nodes(cluster["workspace"], cluster["name"])
-            priority = cluster["properties"].get("vmPriority") or "dedicated"
-            cpus[priority] = cpus.get(priority, 0) + sum(n.get("cpus") or 0 for n in nodes)
-
-        def usage(name: str, value: int) -> dict[str, Any]:
-            return {
-                "unit": "Count",
-                "currentValue": value,
-                "limit": UNLIMITED,
-                "name": {"value": name, "localizedValue": name},
-            }
-
-        return [
-            usage("Clusters", len(clusters)),
-            usage("Total Cluster Dedicated Regional vCPUs", cpus["dedicated"]),
-            usage("Total Cluster LowPriority Regional vCPUs", cpus["lowpriority"]),
-        ]
+        usages = await self.call(self.service.usages)
+        self.reply_list(
+            [
+                {
+                    "unit": usage["unit"],
+                    "currentValue": usage["currentValue"],
+                    "limit": usage["limit"],
+                    "name": {"value": usage["name"], "localizedValue": usage["name"]},
+                }
+                for usage in usages
+            ]
+        )
 
 
-class OperationStatusHandler(ArmHandler):
+# The resources an operation may act on: (their ids' pattern, the service's getter, the envelope of a view).
+_RESOURCES = (
+    (ids.JOB, "get_job", envelopes.job),
+    (ids.EXPERIMENT, "get_experiment", envelopes.experiment),
+    (ids.CLUSTER, "get_cluster", envelopes.cluster),
+    (ids.FILE_SERVER, "get_file_server", envelopes.file_server),
+)
+
+
+class OperationHandler(ArmHandler):
+    async def operation(self, subscription: str, operation_id: str) -> tuple[Target, Resource | None, str, dict | None]:
+        """The operation's target, its resource as it is now, its status and error."""
+        self.check(subscription)
+        target = Target.of(operation_id)
+        found = await self._find(target.resource)
+        if found is not None and target.uid and identity(found.view) != target.uid:
+            found = None  # another resource of that name: the operation's is gone
+        mine, error = self.operations.known(operation_id)
+        status = status_of(target, found, mine, error)
+        if status == "Failed" and error is None and target.action != CREATE:
+            error = lost_error(target)
+        elif status == "Failed" and error is None:
+            error = {"code": "ProvisioningFailed", "message": f"{target.resource} failed to provision; GET it"}
+        return target, found, status, error
+
+    async def _find(self, resource: str) -> Resource | None:
+        names = re.fullmatch(ids.WORKSPACE + r"(/.*)?", resource)
+        if names is None:
+            return None
+        subscription, resource_group, workspace = names.group(1, 2, 3)
+        try:
+            view, base = await self.workspace(subscription, resource_group, workspace)
+            for pattern, getter, envelope in _RESOURCES:
+                match = re.fullmatch(pattern, resource)
+                if match:
+                    found = await self.call(getattr(self.service, getter), *match.groups()[2:])
+                    return Resource(found, envelope(base, found))
+            return Resource(view, envelopes.workspace(self.subscription, view))
+        except BatchAIError as missing:
+            if missing.status == 404:
+                return None
+            raise
+
+
+class OperationStatusHandler(OperationHandler):
     """The Azure-AsyncOperation URL: the operation's status."""
 
     @web.authenticated
-    def get(self, subscription, location, operation_id):
-        self.check(subscription)
-        operation = self.operations.get(operation_id)
-        if operation.ended is None:  # when to ask again (the SDK's default, without it, is 30 s)
+    async def get(self, subscription, location, operation_id):
+        target, _, status, error = await self.operation(subscription, operation_id)
+        if status == "InProgress":  # when to ask again (the SDK's default, without it, is 30 s)
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-        self.reply(operation.view())
+        self.reply(operation_view(operation_id, target, status, error))
 
 
-class OperationResultHandler(ArmHandler):
-    """The Location URL: 202 while the operation runs; then its result (200 or 204), or its error."""
+class OperationResultHandler(OperationHandler):
+    """The Location URL: 202 while the operation runs; then a create's resource (200), or 204, or the error."""
 
     @web.authenticated
-    def get(self, subscription, location, operation_id):
-        self.check(subscription)
-        operation = self.operations.get(operation_id)
-        if operation.ended is None:
-            self.reply_accepted(operation)
-        elif operation.error:
-            raise BatchAIError(operation.error["code"], operation.error["message"], 409)
+    async def get(self, subscription, location, operation_id):
+        target, found, status, error = await self.operation(subscription, operation_id)
+        if status == "InProgress":
+            self.reply_accepted(location, operation_id)
+        elif error:
+            raise BatchAIError(error["code"], error["message"], 409)
+        elif target.action == CREATE and found is not None:
+            self.reply(found.envelope)
         else:
-            self.set_status(operation.result_status)
+            self.set_status(204)
             self.finish()
 
 

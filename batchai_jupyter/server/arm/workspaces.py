@@ -7,6 +7,7 @@ from tornado import web
 from ...errors import BatchAIError
 from . import envelopes
 from .base import ArmHandler, delete_lro
+from .operations import CREATE
 
 MAX_TAGS = 50
 
@@ -70,7 +71,7 @@ class WorkspaceHandler(ArmHandler):
         else:  # PUT again: the same workspace, its tags as sent
             if "tags" in body:
                 view = await self.call(self.service.set_workspace_tags, name, tags)
-        self.reply_accepted(self.operations.done(view["location"]))
+        self.reply_accepted(view["location"], self.operations.done(CREATE, self.resource_id()))
 
     @web.authenticated
     async def patch(self, subscription, resource_group, name):
@@ -115,7 +116,7 @@ class ExperimentHandler(ArmHandler):
             if missing.status != 404:
                 raise
             await self.call(self.service.create_experiment, workspace, name)
-        self.reply_accepted(self.operations.done(view["location"]))
+        self.reply_accepted(view["location"], self.operations.done(CREATE, self.resource_id()))
 
     @web.authenticated
     async def delete(self, subscription, resource_group, workspace, name):
