@@ -1,5 +1,6 @@
 """Nodes show their load: the local backend's nodes report their tasks' processes beside the machine's
-totals, in the REST node views (cluster nodes, job nodes, the job snapshot) and the CLI's node table."""
+totals, in the REST node views (cluster nodes, job nodes, the job snapshot), the CLI's node table and
+the ClusterMonitor / JobMonitor widgets."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import pytest
 
 from batchai_jupyter.client import Client
+from batchai_jupyter.notebook.workspace import Workspace
 from helpers.api import make_cluster
 from helpers.cli import cli, ok
 from helpers.service import TOKEN
@@ -77,3 +79,23 @@ def test_cluster_node_list_shows_load_columns(shared_service, burning):
     rows = {line.split()[0]: line for line in lines[2:]}
     assert "(machine" in rows[busy] and "MiB (machine" in rows[busy] and "GiB)" in rows[busy], rows
     assert rows[idle].split()[3] in ("0%", "-"), rows  # the idle node's tasks use nothing
+
+
+def test_the_monitors_show_each_nodes_load(burning):
+    client, cluster, busy, idle = burning
+    workspace = Workspace(client=client)
+    cluster_monitor = workspace.clusters.monitor(cluster)
+    job_monitor = workspace.jobs.get("default", "burn").monitor()
+    try:
+        # the burning node's row, with its tasks' CPU beside the machine's, once a sample measured it
+        wait_for(lambda: _row_of(cluster_monitor.nodes_view.value, busy).count("% (machine") == 1, "cluster load")
+        assert "cpu use" in cluster_monitor.nodes_view.value and "MiB (machine" in cluster_monitor.nodes_view.value
+        wait_for(lambda: "MiB (machine" in _row_of(job_monitor.task_table.value, busy), "the job's node load")
+        assert "node cpu" in job_monitor.task_table.value and idle not in job_monitor.task_table.value
+    finally:
+        cluster_monitor.close()
+        job_monitor.close()
+
+
+def _row_of(table: str, node: str) -> str:
+    return next((row for row in table.split("<tr") if f">{node}<" in row), "")
