@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any
 
+from .client.node_load import cpu_text, gpu_text, memory_text
+
 Column = tuple[str, callable]
 
 COLUMNS: dict[str, list[Column]] = {
@@ -72,6 +74,9 @@ COLUMNS: dict[str, list[Column]] = {
         ("IP", lambda r: r["ipAddress"]),
         ("SSH Port", lambda r: r["port"]),
         ("State", lambda r: r["state"]),
+        ("CPU", cpu_text),
+        ("Memory", memory_text),
+        ("GPU", gpu_text),
     ],
 }
 

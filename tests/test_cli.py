@@ -108,7 +108,8 @@ def test_cluster_create_list_show_and_node_list(shared_service, cluster_c):
     assert header_columns(header)[:3] == ["ID", "IP", "SSH Port"]
     api_nodes = api(shared_service).list(f"{api(shared_service).cluster_path('default', 'c')}/nodes")
     assert sorted(r[0] for r in rows) == sorted(n["nodeId"] for n in api_nodes)
-    assert len(rows) == 2 and all(r[-1] == "idle" for r in rows)
+    assert len(rows) == 2 and all("idle" in r for r in rows)
+    assert header_columns(header)[-3:] == ["CPU", "Memory", "GPU"]  # each node's load
 
 
 def test_cluster_resize_and_auto_scale(shared_service):

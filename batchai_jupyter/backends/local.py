@@ -26,7 +26,9 @@ from ..ports.compute import (
     BackendContext,
     ClusterRef,
     ComputeBackend,
+    LoadSample,
     NodeExec,
+    NodeLoad,
     NodePlacement,
     NodeRef,
     TaskLaunch,
@@ -35,6 +37,7 @@ from ..ports.compute import (
 from ..runtime import mpi_agent, wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
 from .local_launcher import Launcher
+from .local_load import LocalLoad
 
 MPI_AGENT_PATH = os.path.abspath(mpi_agent.__file__)
 log = logging.getLogger("batchai")
@@ -78,7 +81,7 @@ def _mpi_tools(root: str) -> dict:
     return {"bin": bin_dir, "env": {"OMPI_MCA_plm_rsh_agent": agent, "BATCHAI_NODE_BIN": bin_dir}}
 
 
-class LocalBackend(ComputeBackend, NodeExec):
+class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
     name = "local"
 
     def __init__(self, node_root: Callable[[ClusterRef, NodeRef], str], heartbeat_seconds: float = 2.0, home: str = ""):
@@ -87,6 +90,7 @@ class LocalBackend(ComputeBackend, NodeExec):
         self._heartbeat_seconds = heartbeat_seconds
         self._wakeup: Callable[[], None] = lambda: None
         self._launcher = Launcher(lambda: self._wakeup())
+        self._load = LocalLoad()
 
     def set_wakeup(self, callback: Callable[[], None]) -> None:
         self._wakeup = callback
@@ -108,6 +112,7 @@ class LocalBackend(ComputeBackend, NodeExec):
 
     def release(self, cluster: ClusterRef, node: NodeRef) -> None:
         root = self._node_root(cluster, node)
+        self._load.forget(root)
         code, output = run_local_script(unmount_under_script(root)) if mount_points_under(root) else (0, "")
         if mount_points_under(root):  # removing the tree would delete what the storage holds
             log.warning(
@@ -120,6 +125,10 @@ class LocalBackend(ComputeBackend, NodeExec):
         if code != 0:
             log.warning("batchai: node %s: %s", node.name, output.strip()[-300:])
         shutil.rmtree(root, ignore_errors=True)
+
+    def node_load(self, node: NodeRef) -> LoadSample | None:
+        root = node.info.get("root")
+        return self._load.sample(root) if root else None
 
     def start_task(self, node: NodeRef, run_dir: str, launch: TaskLaunch) -> None:
         os.makedirs(run_dir, exist_ok=True)

@@ -39,9 +39,11 @@ from ..ports.compute import (
     ClusterRef,
     ClusterSpecRef,
     ComputeBackend,
+    LoadSample,
     NodeDirectory,
     NodeExec,
     NodeHealth,
+    NodeLoad,
     NodePlacement,
     NodeRef,
     NodeScripts,
@@ -78,7 +80,7 @@ else echo "python-error=$PYTHON_VERSION"; fi
 """
 
 
-class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScripts, RemoteNodes):
+class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec, NodeScripts, RemoteNodes):
     name = "ssh"  # its nodes are remote: they do not see the service's files, the backend stages them
 
     def __init__(self, context: BackendContext):
@@ -236,6 +238,12 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeExec, NodeScrip
         if "ssh_host" not in node.info:
             return None
         return self.monitor.down_reason(self.connection(node))
+
+    def node_load(self, node: NodeRef) -> LoadSample | None:
+        """The host's load, as its heartbeat last read it (several nodes on one host share it)."""
+        if "ssh_host" not in node.info:
+            return None
+        return self.monitor.load(self.connection(node))
 
     def free_port(self, node: NodeRef) -> int:
         """A port free on the node's host (PyTorch's MASTER_PORT)."""

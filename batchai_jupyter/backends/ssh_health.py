@@ -1,7 +1,8 @@
-"""Heartbeats to the hosts: each watched host is asked to run `true` every few seconds over its
-pooled connection. A host that stops answering is reported down (with the reason) until it
-answers again; the service then makes its node `unusable`, requeues its job, and returns the node
-to `idle` once the host is back."""
+"""Heartbeats to the hosts: each watched host is asked to run `true` every second over its
+pooled connection, and every LOAD_SECONDS to read its load instead (load_readings.LOAD_COMMAND:
+/proc and nvidia-smi, no process of ours stays on the host). A host that stops answering is
+reported down (with the reason) until it answers again; the service then makes its node
+`unusable`, requeues its job, and returns the node to `idle` once the host is back."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..ports.compute import LoadSample
+from .load_readings import LOAD_COMMAND, CpuTimes, read_host
 from .ssh_connection import HostConnection, SshError
 
 HEARTBEAT_SECONDS = 1.0
+LOAD_SECONDS = 3.0
 
 
 class HostMonitor:
@@ -20,6 +24,7 @@ class HostMonitor:
         self.interval = interval
         self._watched: dict[tuple, tuple[HostConnection, set[str]]] = {}  # host key -> (connection, node keys)
         self._down: dict[tuple, str] = {}
+        self._loads: dict[tuple, tuple[LoadSample, CpuTimes | None]] = {}  # host key -> (latest, its CPU times)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -44,6 +49,7 @@ class HostMonitor:
                 if not nodes:
                     del self._watched[key]
                     self._down.pop(key, None)
+                    self._loads.pop(key, None)
 
     def is_watched(self, node_key: str) -> bool:
         with self._lock:
@@ -52,6 +58,13 @@ class HostMonitor:
     def down_reason(self, connection: HostConnection) -> str | None:
         with self._lock:
             return self._down.get(self._key(connection))
+
+    def load(self, connection: HostConnection) -> LoadSample | None:
+        """The host's latest load sample; None before the first, or while the host is down."""
+        with self._lock:
+            key = self._key(connection)
+            latest = self._loads.get(key)
+            return None if latest is None or key in self._down else latest[0]
 
     def stop(self) -> None:
         """Ends the heartbeat thread (probes under way finish on their own)."""
@@ -70,8 +83,13 @@ class HostMonitor:
         if getattr(connection, "_probing", False):  # the last probe of this host is still waiting
             return
         connection._probing = True
+        with self._lock:
+            last = self._loads.get(key)
+        read_load = last is None or time.time() - last[0].sampled >= LOAD_SECONDS
         try:
-            connection.check("true", timeout=max(5.0, connection.login.connect_timeout))
+            output = connection.check(
+                LOAD_COMMAND if read_load else "true", timeout=max(5.0, connection.login.connect_timeout)
+            )
             reason = None
         except SshError as failure:
             reason = failure.message
@@ -83,6 +101,8 @@ class HostMonitor:
             changed = self._down.get(key) != reason
             if reason is None:
                 self._down.pop(key, None)
+                if read_load:
+                    self._loads[key] = read_host(output, last[1] if last else None)
             else:
                 self._down[key] = reason
         if changed:

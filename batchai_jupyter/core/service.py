@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, cast
 
 from ..errors import BatchAIError, Conflict, NotFound, SpecError
-from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec
+from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec, NodeLoad
 from ..ports.datastores import (
     Checkable,
     CountsTransfers,
@@ -41,7 +41,7 @@ from .locations import location_of
 from .models import DEFAULT_DATASTORE, DEFAULT_EXPERIMENT, DEFAULT_WORKSPACE, JOB_STATES, JobSpec, stored_secrets
 from .names import validate_name, validate_resource_group
 from .nodes import NodeKeeper
-from .records import Cluster, DatastoreRow, Job
+from .records import Cluster, DatastoreRow, Job, Node
 from .runs import RunHistory
 from .spec import NATIVE, parse_job_spec
 from .spec_codec import encode_cluster_spec, encode_job_spec
@@ -520,7 +520,13 @@ class Service:
 
     def list_nodes(self, workspace: str, name: str) -> list[dict[str, Any]]:
         self._cluster_row(workspace, name)
-        return [views.node_view(n) for n in self.store.nodes_of(workspace, name)]
+        return [self._node_view(n) for n in self.store.nodes_of(workspace, name)]
+
+    def _node_view(self, node: Node) -> dict[str, Any]:
+        """The node with its load, where its backend samples one (NodeLoad; the backend keeps the samples)."""
+        cluster = self.store.cluster(node.workspace, node.cluster)
+        backend = self.backends.get(cluster.spec.backend) if cluster else None
+        return views.node_view(node, backend.node_load(node) if isinstance(backend, NodeLoad) else None)
 
     def exec_on_node(
         self, workspace: str, name: str, node_name: str, command: str, timeout: float = 300.0
@@ -728,7 +734,7 @@ class Service:
 
     def list_job_nodes(self, workspace: str, experiment: str, name: str) -> list[dict[str, Any]]:
         job = self._job_row(workspace, experiment, name)
-        return [views.node_view(n) for n in (self.store.node(i) for i in job.node_ids) if n]
+        return [self._node_view(n) for n in (self.store.node(i) for i in job.node_ids) if n]
 
     def _job_files_place(self, job: Job, output_id: str) -> tuple[str, str]:
         """(datastore, folder in it) of one of the job's output directories or its stdouterr."""
@@ -878,9 +884,12 @@ class Service:
                     logs.append({"task": task["name"], "stream": stream, **read})
         outputs = [d["id"] for d in job["properties"].get("outputDirectories", [])]
         files = {output_id: self.list_job_files(workspace, experiment, name, output_id) for output_id in outputs}
+        # Its nodes with their load while it runs (once it ended they may be running other jobs).
+        running = job["executionState"] in ("running", "terminating")
         return {
             "job": job,
             "tasks": tasks,
+            "nodes": self.list_job_nodes(workspace, experiment, name) if running else [],
             "logs": logs,
             "metrics": part(metrics_file) if metrics_file else None,
             "outputFiles": files,

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 from typing import Any
 
+from ..ports.compute import GpuUsage, LoadSample, Usage
 from ..ports.datastores import FileEntry
 from . import scheduler
 from .cluster_spec import cluster_spec_to_wire
@@ -133,7 +134,33 @@ def cluster_view(cluster: Cluster, nodes: list[Node]) -> dict[str, Any]:
     }
 
 
-def node_view(node: Node) -> dict[str, Any]:
+def _usage_view(usage: Usage | GpuUsage) -> dict[str, Any]:
+    return {_CAMEL[name]: value for name, value in dataclasses.asdict(usage).items()}
+
+
+_CAMEL = {
+    "index": "index",
+    "cpu_percent": "cpuPercent",
+    "utilization_percent": "utilizationPercent",
+    "memory_used_bytes": "memoryUsedBytes",
+    "memory_total_bytes": "memoryTotalBytes",
+}
+
+
+def load_view(load: LoadSample | None) -> dict[str, Any] | None:
+    """A node's `load`: None where its backend reads none (or has not yet)."""
+    if load is None:
+        return None
+    return {
+        "sampled": iso(load.sampled),
+        "scope": load.scope,
+        **_usage_view(load.usage),
+        "machine": None if load.machine is None else _usage_view(load.machine),
+        "gpus": None if load.gpus is None else [_usage_view(gpu) for gpu in load.gpus],
+    }
+
+
+def node_view(node: Node, load: LoadSample | None = None) -> dict[str, Any]:
     return {
         "nodeId": node.name,
         "ipAddress": node.ip,
@@ -144,6 +171,7 @@ def node_view(node: Node) -> dict[str, Any]:
         "cpus": node.info.get("cpus"),
         "gpus": node.info.get("gpus"),
         "errors": node.errors,
+        "load": load_view(load),
     }
 
 

@@ -10,7 +10,7 @@ backend does exactly what its class line says. Two kinds of backend:
 - Scheduler backends (slurm) have their own scheduler (`SchedulerBackend`): it allocates the nodes and
   runs a job's whole gang itself; the service hands each queued job over (core/handover.py).
 
-Optional capabilities: `ChecksClusters`, `NodeHealth`, `NodeExec`, `NodeScripts`, `RemoteNodes`.
+Optional capabilities: `ChecksClusters`, `NodeHealth`, `NodeLoad`, `NodeExec`, `NodeScripts`, `RemoteNodes`.
 """
 
 from __future__ import annotations
@@ -243,6 +243,44 @@ class NodeHealth(ABC):
     @abstractmethod
     def node_health(self, node: NodeRef) -> str | None:
         """None while the node is healthy, else why it is not."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """CPU (percent of all the cores it counts, 0-100) and memory in bytes; None where unknown."""
+
+    cpu_percent: float | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class GpuUsage:
+    index: int
+    utilization_percent: float | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    """What a node is using, as last sampled. `scope` says what `usage` counts: "node" (the node is
+    its own machine: all of it) or "tasks" (nodes that share one machine: the processes of this
+    node's tasks, with `machine` the shared machine's totals). `gpus`: None where no GPU could be read."""
+
+    sampled: float  # unix time
+    scope: str
+    usage: Usage
+    machine: Usage | None = None
+    gpus: tuple[GpuUsage, ...] | None = None
+
+
+class NodeLoad(ABC):
+    """Samples what its nodes use (CPU, memory, GPUs), at most every few seconds, on the node side."""
+
+    @abstractmethod
+    def node_load(self, node: NodeRef) -> LoadSample | None:
+        """The node's latest sample; None while there is none (not sampled yet, or not readable)."""
 
 
 class NodeExec(ABC):

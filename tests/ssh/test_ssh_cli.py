@@ -1,5 +1,5 @@
 """`batchai cluster create --backend ssh --hosts ... --key ...`, a Batch AI cluster.json with
-backendOptions, `cluster node list` (IP and SSH port) and `cluster node exec`, through the real
+backendOptions, `cluster node list` (IP, SSH port and each host's load) and `cluster node exec`, through the real
 console script against a real service and real sshd hosts."""
 
 from __future__ import annotations
@@ -48,6 +48,17 @@ def wait_idle(service, cluster: str, count: int) -> list[dict]:
     return wait_for(idle, f"{cluster} to be idle", timeout=90, interval=0.5)
 
 
+def wait_loads(service, cluster: str) -> list[dict]:
+    """Every node's load, once each has one with CPU (the second heartbeat that reads it)."""
+
+    def loads():
+        nodes = json.loads(ok(batchai(service, "cluster", "node", "list", "-n", cluster, "-o", "json")))
+        found = [n["load"] for n in nodes]
+        return found if all(load and load["cpuPercent"] is not None for load in found) else None
+
+    return wait_for(loads, f"the load of {cluster}'s nodes", timeout=60, interval=0.5)
+
+
 def test_cluster_create_with_hosts_and_key_then_node_list_and_exec(service, ssh_hosts):
     hosts = ",".join(h.spec for h in ssh_hosts.hosts)
     ok(
@@ -74,6 +85,12 @@ def test_cluster_create_with_hosts_and_key_then_node_list_and_exec(service, ssh_
     assert sorted(n["ipAddress"] for n in nodes) == sorted(h.address for h in ssh_hosts.hosts)
     table = ok(batchai(service, "cluster", "node", "list", "-n", "gpu"))
     assert "SSH Port" in table and all(h.address in table for h in ssh_hosts.hosts), table
+    for load in wait_loads(service, "gpu"):  # each host's, read by the heartbeat from its /proc
+        assert load["scope"] == "node" and load["machine"] is None, load
+        assert 0 <= load["cpuPercent"] <= 100 and 0 < load["memoryUsedBytes"] < load["memoryTotalBytes"], load
+        assert (load["gpus"] is None) == (shutil.which("nvidia-smi") is None), load
+    table = ok(batchai(service, "cluster", "node", "list", "-n", "gpu"))
+    assert "CPU" in table.splitlines()[0] and table.count(" GiB") == 2, table
     node = nodes[0]
     out = ok(batchai(service, "cluster", "node", "exec", node["nodeId"], "--", "hostname", "-I"))  # cluster found
     assert node["ipAddress"] in out.split(), out

@@ -13,7 +13,7 @@ import ipywidgets as widgets
 from ...client import Client
 from ...errors import BatchAIError
 from .poller import Poller, own_client
-from .render import Raw, badge, html_table
+from .render import Raw, badge, html_table, load_cells
 from .snapshot import snapshot_box
 
 NODE_STATES = ("idle", "running", "preparing", "unusable", "leaving")
@@ -36,6 +36,7 @@ class ClusterMonitor(widgets.VBox):
         self.queued = 0
         self.cluster: dict = {}
         self._steady_rounds = 0
+        self._last_loads: list[list[str]] = []
         self._last = None
         super().__init__(
             [
@@ -79,7 +80,10 @@ class ClusterMonitor(widgets.VBox):
             tuple((n["nodeId"], n["state"]) for n in nodes),
         )
         changed, self._last = snapshot != self._last, snapshot
-        if changed:
+        # Load changes all the time: it is shown while the monitor polls, but does not keep it polling.
+        loads = [load_cells(n) for n in nodes]
+        if changed or loads != self._last_loads:
+            self._last_loads = loads
             self._render(nodes)
         self.error_view.value = ""
         busy = cluster["allocationState"] != "steady" or self.queued or self.counts["running"]
@@ -99,8 +103,11 @@ class ClusterMonitor(widgets.VBox):
         if not self.target.value and not self.resize_button.disabled:
             self.target.value = cluster["targetNodeCount"]
         self.nodes_view.value = html_table(
-            ["node", "address", "state", "cpus", "gpus"],
-            [[n["nodeId"], n["ipAddress"], Raw(badge(n["state"])), n["cpus"], n["gpus"]] for n in nodes],
+            ["node", "address", "state", "cpus", "gpus", "cpu use", "memory", "gpu use"],
+            [
+                [n["nodeId"], n["ipAddress"], Raw(badge(n["state"])), n["cpus"], n["gpus"], *load_cells(n)]
+                for n in nodes
+            ],
         )
 
     def resize(self, nodes: int) -> None:

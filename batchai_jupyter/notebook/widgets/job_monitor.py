@@ -23,7 +23,7 @@ from ...runtime.metrics import METRICS_FILE
 from ..packaging import human_size
 from .failure import exception_line, failing_task, task_label
 from .poller import EventWaker, Poller, own_client
-from .render import Raw, badge, elapsed, html_table, line_plot
+from .render import Raw, badge, elapsed, html_table, line_plot, load_cells
 from .snapshot import log_section, snapshot_box
 
 TAIL_BYTES = 256 * 1024  # of each log, when the monitor first sees it
@@ -148,6 +148,7 @@ class JobMonitor(widgets.VBox):
         self._partial_metric = ""
         self._shown_files: tuple = ()
         self._shown_tasks: list = []
+        self._shown_loads: dict[str, list[str]] = {}
         self._ended_seen = False
         self._failure_tab_opened = False
         self._display = None  # the DisplayHandle of show(): its snapshot is refreshed when the job ends
@@ -194,9 +195,10 @@ class JobMonitor(widgets.VBox):
         changed = info["executionState"] != self.state
         self.state, self.info = info["executionState"], info
         tasks = [t for t in snapshot["tasks"] if t["attempt"] == info["attempt"]]
-        if tasks != self._shown_tasks:
-            self._render_tasks(tasks)
-            self._shown_tasks = tasks
+        loads = {node["nodeId"]: load_cells(node) for node in snapshot.get("nodes", [])}
+        if (tasks, loads) != (self._shown_tasks, self._shown_loads):
+            self._render_tasks(tasks, loads)
+            self._shown_tasks, self._shown_loads = tasks, loads
         for task in tasks:
             if task["name"] not in self.task_logs:
                 self._add_task_log(task)
@@ -237,7 +239,7 @@ class JobMonitor(widgets.VBox):
     def _new_attempt(self) -> None:
         self.task_logs = {}
         self._task_order = {}
-        self._shown_tasks = []
+        self._shown_tasks, self._shown_loads = [], {}
         self.log_tabs.children = []
         self.metrics = {}
         self.metrics_view.value = ""
@@ -305,14 +307,19 @@ class JobMonitor(widgets.VBox):
             html += f"<br><small>{escape(reason)}</small>"
         self.header.value = html
 
-    def _render_tasks(self, tasks: list[dict]) -> None:
+    def _render_tasks(self, tasks: list[dict], loads: dict[str, list[str]]) -> None:
+        """`loads`: each running node's CPU, memory and GPU use (load_cells), shown beside its tasks."""
         # Node preparation tasks are listed while they run or when they failed, not once done well.
         tasks = sorted((t for t in tasks if t["role"] != "prep" or t["exitCode"] != 0), key=_task_key)
         rows = [
             [t["node"], f"{t['role']} {t['index']}", t["ip"], Raw(badge(_task_colour(t), t["state"])), t["exitCode"]]
+            + (loads.get(t["node"], ["-"] * 3) if loads else [])
             for t in tasks
         ]
-        self.task_table.value = html_table(["node", "rank / role", "host", "state", "exit code"], rows) if rows else ""
+        headers = ["node", "rank / role", "host", "state", "exit code"] + (
+            ["node cpu", "node memory", "node gpu"] if loads else []
+        )
+        self.task_table.value = html_table(headers, rows) if rows else ""
 
     def _update_metrics(self, part: dict) -> bool:
         if part["offset"] != self._metrics_offset or not part["text"]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 from html import escape
 
+from ...client.node_load import cpu_text, gpu_text, memory_text
+
 STATE_COLOURS = {
     "queued": "#9e9e9e",
     "running": "#1e88e5",
@@ -25,6 +27,11 @@ def badge(state: str, text: str | None = None) -> str:
         f'<span style="background:{colour};color:white;border-radius:4px;padding:1px 6px">'
         f"{escape(text if text is not None else state)}</span>"
     )
+
+
+def load_cells(node: dict) -> list[str]:
+    """A node's CPU, memory and GPU use, as the monitors' tables show them."""
+    return [cpu_text(node), memory_text(node), gpu_text(node)]
 
 
 def _cell_html(cell: object) -> str:
