@@ -21,7 +21,9 @@ and the wrapper records, beside it:
 
     pid        the wrapper's pid, which is also the task's process-group id
     heartbeat  touched every heartbeat_seconds while the task runs
-    exit       {"exit_code": N, "ended": unix time}, written atomically when the task ends
+    exit       {"exit_code": N, "ended": unix time}, written atomically when the task ends; a wrapper that is
+               its task's subreaper (forked by the launcher) adds "left": whether a process of the task
+               still runs, so a kill after the end has nothing to look for when it is false
 
 A kill first writes `kill-requested` (the signal number) there: a task whose pid was not written yet when
 it was killed, so that there was nothing to signal, reads it just before it starts and ends with it.
