@@ -157,8 +157,34 @@ class Service:
             time.sleep(0.05)
         raise RuntimeError(f"cluster {name} did not get {nodes} idle nodes within {timeout} s")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by the service process (`service`) and by the processes it started
+        with everything they reaped (`children`: the task launcher, its wrappers and their tasks);
+        user + system, from /proc, so a loaded machine changes it far less than wall-clock figures."""
+        assert self.process is not None
+        service = _stat_fields(self.process.pid)
+        children = 0.0
+        for task in os.listdir(f"/proc/{self.process.pid}/task"):
+            with open(f"/proc/{self.process.pid}/task/{task}/children") as handle:
+                for child in handle.read().split():
+                    fields = _stat_fields(int(child))
+                    children += sum(fields[11:15]) if fields else 0  # utime stime cutime cstime
+        ticks = os.sysconf("SC_CLK_TCK")
+        own = sum(service[11:13]) + sum(service[13:15])  # its own, and what it waited for itself
+        return {"service": own / ticks, "children": children / ticks}
+
     def job(self, name: str, experiment: str = "default") -> dict:
         return self.client.job("default", experiment, name)
+
+
+def _stat_fields(pid: int) -> list[int]:
+    """/proc/PID/stat's numeric fields after the command name (index 11 is utime), [] once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return []
+    return [int(field) for field in stat[stat.rindex(b")") + 2 :].split()[1:]]
 
 
 class EventStream:

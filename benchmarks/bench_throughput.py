@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import subprocess
 import threading
 import time
@@ -31,6 +32,7 @@ def measure_service(jobs: int, nodes: int) -> dict:
         stream = EventStream(service, type="job")
         try:
             names = [f"tp-{i:04d}" for i in range(jobs)]
+            cpu_before = service.cpu_seconds()
             first_submit = time.time()
             for name in names:
                 service.client.create_job(
@@ -46,6 +48,7 @@ def measure_service(jobs: int, nodes: int) -> dict:
                     if event["state"] == "failed":
                         failed.append(event["name"])
             observed = time.time()
+            cpu_after = service.cpu_seconds()
         finally:
             stream.close()
         listing = service.client.list("workspaces/default/experiments/default/jobs")
@@ -64,6 +67,9 @@ def measure_service(jobs: int, nodes: int) -> dict:
         "submits_per_s": jobs / (submitted - first_submit),
         "first_start_after_submit_s": min(starts) - first_submit,
         "all_events_seen_s": observed - first_submit,
+        "service_cpu_ms_per_job": 1000 * (cpu_after["service"] - cpu_before["service"]) / jobs,
+        "launcher_cpu_ms_per_job": 1000 * (cpu_after["children"] - cpu_before["children"]) / jobs,
+        "load_average_1min": os.getloadavg()[0],
     }
 
 

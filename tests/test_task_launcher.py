@@ -5,6 +5,7 @@ the task by its records (and start a new launcher for the next task). Real proce
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from types import SimpleNamespace
@@ -86,3 +87,31 @@ def test_tasks_outlive_their_launcher_and_the_next_task_gets_a_new_one(backend, 
     gate.touch()
     wait_for(lambda: _status(backend, run_dir).state == "exited", "the first task's exit")
     assert _status(backend, run_dir).exit_code == 7
+
+
+def _exit_record(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "exit")) as handle:
+        return json.load(handle)
+
+
+def test_a_launched_wrapper_tells_whether_its_task_left_processes_and_a_kill_still_finds_them(backend, tmp_path):
+    clean = _start(backend, tmp_path, "clean", "sleep 0.1 & wait; exit 0")
+    leaving = _start(backend, tmp_path, "leaving", "(setsid sleep 600 &); exit 4")
+    for run_dir in (clean, leaving):
+        wait_for(lambda run_dir=run_dir: _status(backend, run_dir).state == "exited", "the task's exit")
+    assert _exit_record(clean)["left"] is False  # its subreaper wrapper saw nothing of it left
+    assert _exit_record(leaving)["left"] is True and _exit_record(leaving)["exit_code"] == 4
+    escaped = wrapper.marked_processes(leaving)
+    assert escaped and all(os.getsid(pid) == pid for pid in escaped)  # the sleep, in a session of its own
+
+    backend.kill_task(NODE, leaving, force=True)  # what the end of its job does
+    wait_for(lambda: not [pid for pid in escaped if _alive(pid)], "the escaped process's end")
+    assert wrapper.marked_processes(leaving) == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -31,6 +31,7 @@ from .store import Store
 log = logging.getLogger("batchai")
 
 FOLLOWED_STATES = ("running", "terminating")
+COALESCE_SECONDS = 0.05  # after a wake-up, for the events that follow it
 MAX_READ_BYTES = 4 * 1024 * 1024  # per job and cycle; the rest comes next cycle
 TOOLKIT_ARGUMENTS = {  # spec field -> parameter name (Batch AI's camelCase)
     "command_line": "commandLine",
@@ -167,7 +168,10 @@ class RunFollower:
                 log.exception("batchai: following job metrics failed; trying again")
             if stopping:
                 return
-            self._wake.wait(self.interval)
+            if self._wake.wait(self.interval):
+                # Every job event wakes it: a burst of them (jobs starting and ending dozens a second)
+                # makes one cycle instead of one each.
+                self._stopping.wait(COALESCE_SECONDS)
             self._wake.clear()
 
     def cycle(self) -> None:

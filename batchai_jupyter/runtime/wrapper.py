@@ -21,7 +21,9 @@ and the wrapper records, beside it:
 
     pid        the wrapper's pid, which is also the task's process-group id
     heartbeat  touched every heartbeat_seconds while the task runs
-    exit       {"exit_code": N, "ended": unix time}, written atomically when the task ends
+    exit       {"exit_code": N, "ended": unix time}, written atomically when the task ends; a wrapper that is
+               its task's subreaper (forked by the launcher) adds "left": whether a process of the task
+               still runs, so a kill after the end has nothing to look for when it is false
 
 A kill first writes `kill-requested` (the signal number) there: a task whose pid was not written yet when
 it was killed, so that there was nothing to signal, reads it just before it starts and ends with it.
@@ -78,16 +80,15 @@ def _parse_json(text: str):
     return json.loads(text)
 
 
-def _write_atomically(path: str, text: str, durable: bool = False) -> None:
-    """Readers see the whole text or none. `durable`: also on the disk before it is in place,
-    for what must outlive the machine (an exit code); a service restart needs no fsync, since a
-    file in the page cache is there for the next process whatever happened to the last."""
+def _write_atomically(path: str, text: str) -> None:
+    """Readers see the whole text or none. Not fsynced, not even the exit record: a service restart
+    needs none (a file in the page cache is there for the next process whatever happened to the last),
+    and the store's own commits are not synced either (WAL, synchronous=NORMAL), so after a machine's
+    crash the service may read an older state whatever the task left; an fsync there put 5 to 20 ms
+    of a busy disk on every task's critical path (benchmarks/README.md, throughput)."""
     temporary = path + ".tmp"
     with open(temporary, "w") as handle:
         handle.write(text)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
@@ -102,12 +103,14 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run(task_dir: str) -> int:
+def run(task_dir: str, subreaper: bool = False) -> int:
+    """Runs the task of `task_dir`. `subreaper`: this process was made its descendants' subreaper
+    (PR_SET_CHILD_SUBREAPER), so it can tell in its exit record whether anything of the task is left
+    (`"left": false` spares the service a search of every process for the task's marker)."""
     task_file = os.path.join(task_dir, "task.json")
     with open(task_file) as handle:
         task = _parse_json(handle.read())
     os.unlink(task_file)
-    # Not fsynced: after a machine's crash the pid names no process of the task anyway.
     _write_atomically(os.path.join(task_dir, "pid"), str(os.getpid()))
     heartbeat = os.path.join(task_dir, "heartbeat")
     _touch(heartbeat)
@@ -138,13 +141,38 @@ def run(task_dir: str) -> int:
             interval = float(task.get("heartbeat_seconds", 2))
             signal.signal(signal.SIGALRM, lambda *_: _touch(heartbeat))
             signal.setitimer(signal.ITIMER_REAL, interval, interval)
-            _, status = os.waitpid(child, 0)
+            status = _wait_for_task(child, subreaper)
             signal.setitimer(signal.ITIMER_REAL, 0)
             code = _exit_code(os.waitstatus_to_exitcode(status))
     # json.dumps's own format, without importing json.
-    exit_record = f'{{"exit_code": {code:d}, "ended": {time.time()!r}}}'
-    _write_atomically(os.path.join(task_dir, "exit"), exit_record, durable=True)
+    left = "" if not subreaper else ', "left": true' if _descendants_alive() else ', "left": false'
+    exit_record = f'{{"exit_code": {code:d}, "ended": {time.time()!r}{left}}}'
+    _write_atomically(os.path.join(task_dir, "exit"), exit_record)
     return code
+
+
+def _wait_for_task(child: int, subreaper: bool) -> int:
+    """The task's wait status. A subreaper also reaps, as they end, the orphans the task's processes
+    leave to it, so none stays a zombie while the task runs."""
+    if not subreaper:
+        return os.waitpid(child, 0)[1]
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == child:
+            return status
+
+
+def _descendants_alive() -> bool:
+    """Whether a process the task started still runs, for a wrapper that is its subreaper: every
+    descendant that outlived its parent became the wrapper's child, so none is left once it has no
+    children (the zombies of those that ended are reaped here)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
 
 
 def _hold_lock(path: str, task_dir: str, heartbeat: str, err) -> int | None:
@@ -286,9 +314,21 @@ def marked_processes(task_dir: str) -> list:
     ]
 
 
+def _left_nothing(task_dir: str) -> bool:
+    """The task ended and its wrapper, its subreaper, saw no process of it left: none can carry its
+    marker or be in its group any more."""
+    record = _read(os.path.join(task_dir, "exit")).decode(errors="replace")
+    try:
+        return bool(record) and _parse_json(record).get("left") is False
+    except ValueError:
+        return False
+
+
 def kill_task_processes(task_dir: str, signal_number: int) -> None:
     """Sends `signal_number` to the task whole: its process group while its wrapper leads it, and
     every process carrying its marker; with SIGKILL, again while new marked ones appear."""
+    if _left_nothing(task_dir):
+        return
     signalled = set()
     try:  # recorded first: a task whose pid is not written yet reads it before it starts (_exec_task)
         with open(os.path.join(task_dir, KILL_REQUESTED), "w") as handle:
@@ -339,6 +379,7 @@ def serve_launches() -> None:
     leaving running wrappers to go on alone."""
     import _json  # noqa: F401  (imported once here, already there in every forked wrapper)
 
+    become_subreaper = _subreaper_call()
     started = {}  # pid: task dir
     reaped_early = set()  # pids reaped (SIGCHLD) between their fork and their entry in `started`
 
@@ -372,14 +413,28 @@ def serve_launches() -> None:
             _remove(os.path.join(task_dir, "task.json"))  # it holds secret values
             continue
         if pid == 0:
-            _become_wrapper(task_dir)
+            _become_wrapper(task_dir, become_subreaper)
         started[pid] = task_dir
         if pid in reaped_early:
             reaped_early.discard(pid)
             report(started.pop(pid))
 
 
-def _become_wrapper(task_dir: str) -> None:
+def _subreaper_call():
+    """A function that makes the calling process the subreaper of its descendants (True once it is),
+    or None where there is none (not Linux, no ctypes). Prepared once in the launcher: its forked
+    wrappers call it without importing ctypes each."""
+    PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    return lambda: prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def _become_wrapper(task_dir: str, become_subreaper=None) -> None:
     """In a child of the launcher: leave the launcher's signals, streams and session, and run the
     task as a wrapper started on its own would (a failure before the task starts, too, leaves no exit
     record: the service finds the task lost)."""
@@ -392,7 +447,7 @@ def _become_wrapper(task_dir: str) -> None:
             os.dup2(null, target)
         os.close(null)
         os.chdir(task_dir)  # how _task_leader knows it
-        code = run(task_dir)
+        code = run(task_dir, subreaper=bool(become_subreaper and become_subreaper()))
     finally:
         os._exit(code)
 
