@@ -80,6 +80,17 @@ def test_an_allocation_failure_is_shown_as_arm_wrote_it(azure_service, azure):
     nodes = wait_nodes(client, "noroom", idle=0, unusable=1)
     errors = json.dumps(nodes[0]["errors"])
     assert "AllocationFailed" in errors and message in errors, errors
+    # The failed VM does not wait for the cluster's deletion: it went at once, by its instance id.
+    group = group_of(azure, "noroom")
+    vmss = azure.arm.scale_set(group, "nodes")
+    wait_for(lambda: not vmss.instances, "the failed VM to be deleted")
+    deletes = [
+        b["instanceIds"]
+        for m, p, b in azure.arm.bodies
+        if m == "POST"
+        and p.lower().endswith(f"{group.lower()}/providers/microsoft.compute/virtualmachinescalesets/nodes/delete")
+    ]
+    assert deletes == [["0"]] and vmss.body["sku"]["capacity"] == 0, (deletes, vmss.body["sku"])
     delete_and_wait(client, azure, "noroom")
 
 

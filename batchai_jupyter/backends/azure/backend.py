@@ -119,7 +119,11 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
         try:
             instance = self._instance_for(cluster, node, options, clients)
         except AzureError as failure:
+            self._delete_failed(cluster.uuid, options, clients)
             raise arm.arm_error(failure, f"making the VMs of cluster {cluster.name}") from None
+        except BatchAIError:
+            self._delete_failed(cluster.uuid, options, clients)
+            raise
         private_key, _ = self.states.key_pair(cluster.uuid)
         address = instance.public_ip or instance.private_ip or ""
         host = HostSpec(address, options.admin_user, 22, instance.private_ip or address)
@@ -215,16 +219,44 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
             return
         options = self._azure(cluster)
         clients = self.clients(options)
-        ids = cm.VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=[instance])
         try:
-            poller = clients.compute.virtual_machine_scale_sets.begin_delete_instances(
-                options.resource_group, options.scale_set, ids
-            )
-            self._run(cluster.uuid, state, "delete_instances", poller)
+            self._delete_instances(cluster.uuid, state, options, clients, [instance])
         except ResourceNotFoundError:
             self.states.save(cluster.uuid, state)  # gone already (evicted)
         except AzureError as failure:
             raise arm.arm_error(failure, f"deleting VM {instance} of cluster {cluster.name}") from None
+
+    def _delete_instances(
+        self, uuid: str, state: ClusterState, options: AzureOptions, clients: arm.Clients, ids: list[str]
+    ) -> None:
+        """Deletes these very instances (by id: Azure's scale-in would pick its own)."""
+        poller = clients.compute.virtual_machine_scale_sets.begin_delete_instances(
+            options.resource_group, options.scale_set, cm.VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=ids)
+        )
+        self._run(uuid, state, "delete_instances", poller)
+
+    def _delete_failed(self, uuid: str, options: AzureOptions, clients: arm.Clients) -> None:
+        """After a node could not be made: the scale set's failed VMs that no node holds are deleted
+        now, by instance id, rather than kept (and their disks billed) until the cluster is deleted.
+        Best effort: the node is unusable either way, and the cluster's deletion takes what is left."""
+        state = self.states.load(uuid)
+        if not state.created:
+            return
+        taken = set(state.nodes.values())
+        try:
+            found = self._views_now(options, clients)
+            failed = sorted(
+                (
+                    i.instance_id
+                    for i in found.values()
+                    if i.provisioning_state == "Failed" and i.instance_id not in taken
+                ),
+                key=int,
+            )
+            if failed:
+                self._delete_instances(uuid, state, options, clients, failed)
+        except AzureError:
+            pass
 
     def _forget_host_key(self, uuid: str, address: str) -> None:
         """The next VM at this address is another machine, with another host key."""
