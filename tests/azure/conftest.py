@@ -41,18 +41,19 @@ def azure_service(azure, tmp_path_factory):
     process.stop()
 
 
-@pytest.fixture
-def azure_shell(azure_service, monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def azure_shell(azure_service, tmp_path_factory):
     """An IPython shell with the magics, pointed at the module's service (as a notebook's kernel is)."""
     from IPython.core.interactiveshell import InteractiveShell
 
     from batchai_jupyter.notebook.magics import BatchAIMagics
 
     process, client = azure_service
-    monkeypatch.setenv("BATCHAI_URL", process.url)
-    monkeypatch.setenv("BATCHAI_TOKEN", client.token)
-    monkeypatch.chdir(tmp_path)
-    shell = InteractiveShell.instance()
-    shell.register_magics(BatchAIMagics(shell))
-    yield shell
-    shell.reset(new_session=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BATCHAI_URL", process.url)
+        patch.setenv("BATCHAI_TOKEN", client.token)
+        patch.chdir(tmp_path_factory.mktemp("notebook"))
+        shell = InteractiveShell.instance()
+        shell.register_magics(BatchAIMagics(shell))
+        yield shell
+        shell.reset(new_session=False)
