@@ -1,10 +1,12 @@
 """Heartbeats to the hosts: each watched host is asked to run `true` every few seconds over its
 pooled connection. A host that stops answering is reported down (with the reason) until it
 answers again; the service then makes its node `unusable`, requeues its job, and returns the node
-to `idle` once the host is back."""
+to `idle` once the host is back. A host may also have a notice file the same heartbeat reads (an Azure
+Spot VM's announced eviction): while it has content, that is the host's `notice`."""
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +22,8 @@ class HostMonitor:
         self.interval = interval
         self._watched: dict[tuple, tuple[HostConnection, set[str]]] = {}  # host key -> (connection, node keys)
         self._down: dict[tuple, str] = {}
+        self._notice_files: dict[tuple, str] = {}
+        self._notices: dict[tuple, str] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -28,9 +32,11 @@ class HostMonitor:
     def _key(connection: HostConnection) -> tuple:
         return connection.host.host, connection.host.port, connection.host.user
 
-    def watch(self, node_key: str, connection: HostConnection) -> None:
+    def watch(self, node_key: str, connection: HostConnection, notice_file: str | None = None) -> None:
         with self._lock:
             key = self._key(connection)
+            if notice_file:
+                self._notice_files[key] = notice_file
             _, nodes = self._watched.setdefault(key, (connection, set()))
             nodes.add(node_key)
             if self._thread is None:
@@ -44,6 +50,8 @@ class HostMonitor:
                 if not nodes:
                     del self._watched[key]
                     self._down.pop(key, None)
+                    self._notice_files.pop(key, None)
+                    self._notices.pop(key, None)
 
     def is_watched(self, node_key: str) -> bool:
         with self._lock:
@@ -52,6 +60,10 @@ class HostMonitor:
     def down_reason(self, connection: HostConnection) -> str | None:
         with self._lock:
             return self._down.get(self._key(connection))
+
+    def notice(self, connection: HostConnection) -> str | None:
+        with self._lock:
+            return self._notices.get(self._key(connection))
 
     def stop(self) -> None:
         """Ends the heartbeat thread (probes under way finish on their own)."""
@@ -70,8 +82,12 @@ class HostMonitor:
         if getattr(connection, "_probing", False):  # the last probe of this host is still waiting
             return
         connection._probing = True
+        with self._lock:
+            notice_file = self._notice_files.get(key)
+        command = f"cat {shlex.quote(notice_file)} 2>/dev/null; true" if notice_file else "true"
+        notice = None
         try:
-            connection.check("true", timeout=max(5.0, connection.login.connect_timeout))
+            notice = connection.check(command, timeout=max(5.0, connection.login.connect_timeout)).strip() or None
             reason = None
         except SshError as failure:
             reason = failure.message
@@ -80,9 +96,13 @@ class HostMonitor:
         with self._lock:
             if key not in self._watched:
                 return
-            changed = self._down.get(key) != reason
+            changed = self._down.get(key) != reason or (reason is None and self._notices.get(key) != notice)
             if reason is None:
                 self._down.pop(key, None)
+                if notice is None:
+                    self._notices.pop(key, None)
+                else:
+                    self._notices[key] = notice
             else:
                 self._down[key] = reason
         if changed:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers.azure import ADMIN, AzureFixture, register_entry_point, service_env
-from helpers.fake_arm import FakeArm, FakeArmServer, Machine, make_self_signed
+from helpers.fake_arm import FakeArm, FakeArmServer, FakeImds, Machine, make_self_signed
 from helpers.ssh import make_hosts
 
 HOSTS = 3  # two nodes of a job, and a third for the one that replaces an evicted node
@@ -22,7 +22,9 @@ def azure(tmp_path_factory):
     machines = [Machine(h.address, h.home, h.name) for h in hosts.hosts]
     arm = FakeArm(machines, on_release=lambda machine: hosts.reimage(by_address[machine.address]))
     server = FakeArmServer(arm, cert, key)
-    yield AzureFixture(arm, server, hosts, cert)
+    imds = FakeImds(arm, f"{hosts.subnet}.1")  # the hosts' side of their bridge
+    yield AzureFixture(arm, server, imds, hosts, cert)
+    imds.close()
     server.close()
     hosts.close()
 

@@ -1,9 +1,10 @@
 """An Azure Spot cluster's whole story, from a notebook, against the fake Resource Manager over HTTPS
 with the unmodified SDK clients: `%batchai_cluster create` from a Batch AI cluster.json makes a Spot
 scale set (a service principal's token from the fake Entra ID) whose VMs (real sshd hosts) are the
-nodes; 2-node PyTorch DDP and MPI jobs run across them; a Spot eviction mid-job requeues the job, which
-resumes from its checkpoint on a replacement VM; `%batchai_cluster resize --nodes 0` deletes the VMs
-and `%batchai_cluster delete` deletes the resource group. The tests run in this order, on one cluster."""
+nodes; 2-node PyTorch DDP and MPI jobs run across them; a Spot eviction announced mid-job in the VM's
+scheduled events requeues the job before the VM goes, and it resumes from its checkpoint on another
+VM; `%batchai_cluster resize --nodes 0` deletes the VMs and `%batchai_cluster delete` the resource
+group. The tests run in this order, on one cluster."""
 
 from __future__ import annotations
 
@@ -179,6 +180,25 @@ def test_a_spot_eviction_requeues_the_job_which_succeeds_on_a_replacement_vm(azu
     group = _group_of(azure, spot_cluster)
     vmss = azure.arm.scale_set(group, "nodes")
     victim = next(i for i in vmss.instances.values() if i.machine.address == running[0]["ipAddress"])
+    # Azure announces the eviction in the VM's scheduled events (30 s or more ahead): the watcher on the
+    # VM sees it, the heartbeat carries it, and the job is requeued while the VM still runs.
+    azure.arm.announce_eviction(group, "nodes", victim.iid)
+
+    def warned():
+        node = next((n for n in nodes_of(client, spot_cluster) if n["ipAddress"] == running[0]["ipAddress"]), None)
+        return node if node is not None and node["state"] == "unusable" else None
+
+    node = wait_for(warned, "the node to learn of its eviction from the scheduled events", timeout=60)
+    assert "Preempt" in json.dumps(node["errors"]), node["errors"]
+    # Requeued (a lost node costs no retry), and running again on the other VM ...
+    again = wait_for(
+        lambda: [n for n in nodes_of(client, spot_cluster) if n["state"] == "running"],
+        "the job to run again on the other VM",
+        timeout=60,
+    )
+    assert [n["ipAddress"] for n in again] != [running[0]["ipAddress"]], again
+    assert client.job("default", "default", "evicted")["attempt"] == 2
+    assert victim.iid in vmss.instances  # ... before the VM disappeared
     azure.arm.evict(group, "nodes", victim.iid)  # Azure takes the VM back: it is gone from the scale set
     job = wait_job(client, "evicted", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", job["executionInfo"]
