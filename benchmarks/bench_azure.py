@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 from _common import Service, write_result  # noqa: E402
 from helpers.azure import ADMIN, AzureFixture, register_entry_point, service_env  # noqa: E402
-from helpers.fake_arm import FakeArm, FakeArmServer, Machine, make_self_signed  # noqa: E402
+from helpers.fake_arm import FakeArm, FakeArmServer, FakeImds, Machine, make_self_signed  # noqa: E402
 from helpers.sshd_hosts import SshHosts  # noqa: E402
 
 
@@ -133,8 +133,9 @@ def main() -> None:
     )
     arm.page_size = 100
     server = FakeArmServer(arm, cert, key)
+    imds = FakeImds(arm, f"{hosts.subnet}.1")
     try:
-        azure = AzureFixture(arm, server, hosts, cert)
+        azure = AzureFixture(arm, server, imds, hosts, cert)
         env = service_env(
             azure, register_entry_point(os.path.join(folder, "entry")), os.path.join(folder, "config"), viewSeconds=15
         )
@@ -144,6 +145,7 @@ def main() -> None:
                 "responsiveness": responsiveness(service, arm, args.samples),
             }
     finally:
+        imds.close()
         server.close()
         hosts.close()
     for name, figures in result["arm calls"].items():

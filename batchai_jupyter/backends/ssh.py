@@ -129,7 +129,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
     def connection(self, node: NodeRef) -> HostConnection:
         host, options = self._node_host(node)
         connection = self.pool.get(host, self._login(options))
-        key = _node_key(node)
+        key = node_key(node)
         if not self.monitor.is_watched(key):
             self.monitor.watch(key, connection)
         return connection
@@ -166,7 +166,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
             # host name, which on many machines resolves to a loopback address.
             "interface": facts["interfaces"].get(address, ""),
         }
-        self.monitor.watch(_node_key(node), connection)
+        self.monitor.watch(node_key(node), connection)
         return NodePlacement(
             ip=address, mpi_host=address, cpus=facts["cpus"], gpus=facts["gpus"], root=root, port=host.port, extra=extra
         )
@@ -192,24 +192,10 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
     @staticmethod
     def _install_wrapper(connection: HostConnection, root: str) -> str:
         """Sends the wrapper unless this very version is there already; returns its path."""
-        path = f"{root}/bin/wrapper-{WRAPPER_DIGEST}.py"
-        sftp = connection.sftp()
-        try:
-            try:
-                if sftp.stat(path).st_size == len(WRAPPER_SOURCE):
-                    return path
-            except FileNotFoundError:
-                pass
-            temporary = f"{path}.part"
-            with sftp.open(temporary, "wb") as handle:
-                handle.write(WRAPPER_SOURCE)
-            sftp.posix_rename(temporary, path)
-        finally:
-            sftp.close()
-        return path
+        return install_program(connection, f"{root}/bin/wrapper-{WRAPPER_DIGEST}.py", WRAPPER_SOURCE)
 
     def release(self, cluster: ClusterRef, node: NodeRef) -> None:
-        key = _node_key(node)
+        key = node_key(node)
         self.monitor.unwatch(key)
         with self._lock:
             for name in [k for k in self._followers if k.startswith(key + ":")]:
@@ -379,11 +365,11 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
             self._ssh_config_sent[key] = script
 
     def _record_path(self, node: NodeRef, run_dir: str) -> str:
-        digest = hashlib.sha256(f"{_node_key(node)}:{run_dir}".encode()).hexdigest()[:24]
+        digest = hashlib.sha256(f"{node_key(node)}:{run_dir}".encode()).hexdigest()[:24]
         return os.path.join(self.home, "ssh", "tasks", digest + ".json")
 
     def _follow(self, node: NodeRef, run_dir: str, record: TaskRecord, connection: HostConnection) -> TaskFollower:
-        key = f"{_node_key(node)}:{run_dir}"
+        key = f"{node_key(node)}:{run_dir}"
         with self._lock:
             follower = self._followers.get(key)
             if follower is None:
@@ -394,7 +380,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
 
     def _follower(self, node: NodeRef, run_dir: str, connection: HostConnection) -> TaskFollower | None:
         with self._lock:
-            follower = self._followers.get(f"{_node_key(node)}:{run_dir}")
+            follower = self._followers.get(f"{node_key(node)}:{run_dir}")
         if follower is None:  # the service restarted: re-attach from the record
             record = TaskRecord.load(self._record_path(node, run_dir))
             if record is not None:
@@ -425,7 +411,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
                 except (SshError, OSError):
                     pass
                 with self._lock:
-                    self._followers.pop(f"{_node_key(node)}:{run_dir}", None)
+                    self._followers.pop(f"{node_key(node)}:{run_dir}", None)
             return TaskStatus("exited", int(json.loads(rest)["exit_code"]))
         if state == "RUNNING" or (state == "NOPID" and time.time() - launched_at < START_GRACE_SECONDS):
             return TaskStatus("running")
@@ -491,7 +477,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
         os.replace(path + ".tmp", path)
 
     def _mounts_path(self, node: NodeRef, mount_root: str) -> str:
-        digest = hashlib.sha256(f"{_node_key(node)}:{mount_root}".encode()).hexdigest()[:24]
+        digest = hashlib.sha256(f"{node_key(node)}:{mount_root}".encode()).hexdigest()[:24]
         return os.path.join(self.home, "ssh", "mounts", digest + ".json")
 
     def _mount_outputs(self, node: NodeRef, env: dict) -> list[list[str]]:
@@ -525,7 +511,25 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
         )
 
 
-def _node_key(node: NodeRef) -> str:
+def install_program(connection: HostConnection, path: str, source: bytes) -> str:
+    """Sends a node-side program (its version in `path`) unless it is there already; returns the path."""
+    sftp = connection.sftp()
+    try:
+        try:
+            if sftp.stat(path).st_size == len(source):
+                return path
+        except FileNotFoundError:
+            pass
+        temporary = f"{path}.part"
+        with sftp.open(temporary, "wb") as handle:
+            handle.write(source)
+        sftp.posix_rename(temporary, path)
+    finally:
+        sftp.close()
+    return path
+
+
+def node_key(node: NodeRef) -> str:
     return f"{node.workspace}/{node.cluster}/{node.name}"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers.azure import ADMIN, AzureFixture, register_entry_point, service_env
-from helpers.fake_arm import FakeArm, FakeArmServer, Machine, make_self_signed
+from helpers.fake_arm import FakeArm, FakeArmServer, FakeImds, Machine, make_self_signed
 from helpers.ssh import make_hosts
 
 HOSTS = 3  # two nodes of a job, and a third for the one that replaces an evicted node
@@ -22,7 +22,9 @@ def azure(tmp_path_factory):
     machines = [Machine(h.address, h.home, h.name) for h in hosts.hosts]
     arm = FakeArm(machines, on_release=lambda machine: hosts.reimage(by_address[machine.address]))
     server = FakeArmServer(arm, cert, key)
-    yield AzureFixture(arm, server, hosts, cert)
+    imds = FakeImds(arm, f"{hosts.subnet}.1")  # the hosts' side of their bridge
+    yield AzureFixture(arm, server, imds, hosts, cert)
+    imds.close()
     server.close()
     hosts.close()
 
@@ -41,18 +43,19 @@ def azure_service(azure, tmp_path_factory):
     process.stop()
 
 
-@pytest.fixture
-def azure_shell(azure_service, monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def azure_shell(azure_service, tmp_path_factory):
     """An IPython shell with the magics, pointed at the module's service (as a notebook's kernel is)."""
     from IPython.core.interactiveshell import InteractiveShell
 
     from batchai_jupyter.notebook.magics import BatchAIMagics
 
     process, client = azure_service
-    monkeypatch.setenv("BATCHAI_URL", process.url)
-    monkeypatch.setenv("BATCHAI_TOKEN", client.token)
-    monkeypatch.chdir(tmp_path)
-    shell = InteractiveShell.instance()
-    shell.register_magics(BatchAIMagics(shell))
-    yield shell
-    shell.reset(new_session=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BATCHAI_URL", process.url)
+        patch.setenv("BATCHAI_TOKEN", client.token)
+        patch.chdir(tmp_path_factory.mktemp("notebook"))
+        shell = InteractiveShell.instance()
+        shell.register_magics(BatchAIMagics(shell))
+        yield shell
+        shell.reset(new_session=False)

@@ -1,7 +1,10 @@
-"""Azure clusters end to end: `batchai serve` creates a Spot scale set through the unmodified SDK
-clients (over HTTPS, a service principal's token from the fake Entra ID), its nodes are the scale set's
-VMs (real sshd hosts), a 2-node PyTorch job runs across them, and deleting the cluster deletes its
-resource group."""
+"""An Azure Spot cluster's whole story, from a notebook, against the fake Resource Manager over HTTPS
+with the unmodified SDK clients: `%batchai_cluster create` from a Batch AI cluster.json makes a Spot
+scale set (a service principal's token from the fake Entra ID) whose VMs (real sshd hosts) are the
+nodes; 2-node PyTorch DDP and MPI jobs run across them; a Spot eviction announced mid-job in the VM's
+scheduled events requeues the job before the VM goes, and it resumes from its checkpoint on another
+VM; `%batchai_cluster resize --nodes 0` deletes the VMs and `%batchai_cluster delete` the resource
+group. The tests run in this order, on one cluster."""
 
 from __future__ import annotations
 
@@ -13,20 +16,10 @@ import pytest
 from helpers.api import read_log, stdout_text, submit, wait_job
 from helpers.azure import CLIENT_SECRET
 from helpers.cli import cli, ok
-from helpers.ssh import PYTHON, put_in_datastore, submit_ddp_job
+from helpers.ssh import PYTHON, mpi_expected, mpi_lines, put_in_datastore, submit_ddp_job, submit_mpi_job
 from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
-
-
-def azure_spec(azure, nodes: int = 2, **extra) -> dict:
-    return {
-        "backend": "azure",
-        "vmSize": "Standard_D2s_v5",
-        "vmPriority": "lowpriority",
-        "nodeCount": nodes,
-        **extra,
-    }
 
 
 def nodes_of(client, cluster: str) -> list[dict]:
@@ -52,26 +45,24 @@ def vmss_put(azure, group_part: str) -> dict:
     )
 
 
+# Batch AI's cluster.json as a Batch AI user has it: two low-priority (Spot) nodes.
+SPOT_CLUSTER_JSON = {
+    "$schema": "https://raw.githubusercontent.com/Azure/BatchAI/master/schemas/2018-05-01/cluster.json",
+    "properties": {
+        "vmSize": "Standard_D2s_v5",
+        "vmPriority": "lowpriority",
+        "scaleSettings": {"manual": {"targetNodeCount": 2, "nodeDeallocationOption": "requeue"}},
+    },
+}
+
+
 @pytest.fixture(scope="module")
-def spot_cluster(azure_service, azure):
-    """`batchai cluster create -n spot --backend azure -s ... -t 2 --low-priority`, as a user types it."""
-    process, client = azure_service
-    ok(
-        cli(
-            process,
-            "cluster",
-            "create",
-            "-n",
-            "spot",
-            "--backend",
-            "azure",
-            "-s",
-            "Standard_D2s_v5",
-            "-t",
-            "2",
-            "--low-priority",
-        )
-    )
+def spot_cluster(azure_service, azure_shell):
+    """`%batchai_cluster create spot --backend azure -f cluster.json`, as a notebook cell has it."""
+    _, client = azure_service
+    with open("cluster.json", "w") as handle:  # the notebook's folder
+        json.dump(SPOT_CLUSTER_JSON, handle)
+    azure_shell.run_line_magic("batchai_cluster", "create spot --backend azure -f cluster.json --no-monitor")
     wait_idle(client, "spot", 2)
     return "spot"
 
@@ -140,15 +131,26 @@ def test_pytorch_ddp_across_two_vms(azure_service, azure, spot_cluster):
     assert len(client.read_job_file("default", "default", "ddp", "model.pt", "MODEL")) > 0
 
 
+def test_mpi_across_two_vms(azure_service, azure, spot_cluster):
+    process, client = azure_service
+    submit_mpi_job(client, process.home, spot_cluster, azure.hosts.subnet)
+    job = wait_job(client, "mpi", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded", (job["executionInfo"], read_log(client, "mpi", "stderr.txt"))
+    lines = mpi_lines(client)
+    assert lines == mpi_expected(n["ipAddress"] for n in nodes_of(client, spot_cluster)), lines
+
+
 CHECKPOINTED = """
     import os, sys, time
     checkpoint = os.path.join(os.environ["AZ_BATCHAI_CHECKPOINT_DIR"], "step")
     start = int(open(checkpoint).read()) if os.path.exists(checkpoint) else 0
-    print("attempt", os.environ["AZ_BATCHAI_JOB_ATTEMPT"], "resumes at", start, flush=True)
+    attempt = os.environ["AZ_BATCHAI_JOB_ATTEMPT"]
+    print("attempt", attempt, "resumes at", start, flush=True)
+    pace = 1.0 if attempt == "1" else 0.05  # the first is evicted long before it could finish
     for step in range(start, 40):
         with open(checkpoint, "w") as handle:
             handle.write(str(step))
-        time.sleep(0.25)
+        time.sleep(pace)
     print("done at", step, flush=True)
 """
 
@@ -174,12 +176,31 @@ def test_a_spot_eviction_requeues_the_job_which_succeeds_on_a_replacement_vm(azu
         with open(collected) as handle:
             return int(handle.read() or 0)
 
-    wait_for(lambda: checkpoint() >= 4, "a checkpoint to come back from the VM", timeout=60)
+    wait_for(lambda: checkpoint() >= 2, "a checkpoint to come back from the VM", timeout=60)
     running = [n for n in nodes_of(client, spot_cluster) if n["state"] == "running"]
     assert len(running) == 1, running
     group = _group_of(azure, spot_cluster)
     vmss = azure.arm.scale_set(group, "nodes")
     victim = next(i for i in vmss.instances.values() if i.machine.address == running[0]["ipAddress"])
+    # Azure announces the eviction in the VM's scheduled events (30 s or more ahead): the watcher on the
+    # VM sees it, the heartbeat carries it, and the job is requeued while the VM still runs.
+    azure.arm.announce_eviction(group, "nodes", victim.iid)
+
+    def warned():
+        node = next((n for n in nodes_of(client, spot_cluster) if n["ipAddress"] == running[0]["ipAddress"]), None)
+        return node if node is not None and node["state"] == "unusable" else None
+
+    node = wait_for(warned, "the node to learn of its eviction from the scheduled events", timeout=60)
+    assert "Preempt" in json.dumps(node["errors"]), node["errors"]
+    # Requeued (a lost node costs no retry), and running again on the other VM ...
+    again = wait_for(
+        lambda: [n for n in nodes_of(client, spot_cluster) if n["state"] == "running"],
+        "the job to run again on the other VM",
+        timeout=60,
+    )
+    assert [n["ipAddress"] for n in again] != [running[0]["ipAddress"]], again
+    assert client.job("default", "default", "evicted")["attempt"] == 2
+    assert victim.iid in vmss.instances  # ... before the VM disappeared
     azure.arm.evict(group, "nodes", victim.iid)  # Azure takes the VM back: it is gone from the scale set
     job = wait_job(client, "evicted", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", job["executionInfo"]
@@ -194,10 +215,15 @@ def _group_of(azure, cluster: str) -> str:
     return next(g["name"] for g in azure.arm.groups.values() if g["tags"].get("cluster") == cluster)
 
 
-def test_delete_removes_the_resource_group(azure_service, azure, spot_cluster):
+def test_from_the_notebook_scale_to_zero_then_delete(azure_service, azure, azure_shell, spot_cluster):
     _, client = azure_service
-    group = next(g["name"] for g in azure.arm.groups.values() if g["tags"].get("cluster") == spot_cluster)
-    client.delete_cluster("default", spot_cluster)
+    group = _group_of(azure, spot_cluster)
+    vmss = azure.arm.scale_set(group, "nodes")
+    azure_shell.run_line_magic("batchai_cluster", f"resize {spot_cluster} --nodes 0 --no-monitor")
+    wait_for(lambda: not nodes_of(client, spot_cluster) and not vmss.instances, "the cluster to scale to zero")
+    assert vmss.body["sku"]["capacity"] == 0 and vmss.capacities[-1] == 0, vmss.capacities
+    assert group.lower() in azure.arm.groups  # at zero the cluster (its group, network, scale set) stays
+    azure_shell.run_line_magic("batchai_cluster", f"delete {spot_cluster} -y")
 
     def gone():
         try:

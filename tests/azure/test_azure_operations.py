@@ -73,13 +73,41 @@ def test_quota_and_size_are_checked_before_anything_is_created(azure_service, az
 
 
 def test_an_allocation_failure_is_shown_as_arm_wrote_it(azure_service, azure):
-    _, client = azure_service
+    process, client = azure_service
     message = "Allocation failed. We do not have sufficient capacity for the requested VM size in this region."
     azure.arm.fail_next_create = {"code": "AllocationFailed", "message": message}
-    client.create_cluster("default", {"backend": "azure", "vmSize": "Standard_D2s_v5", "nodeCount": 1}, "noroom")
+    # The CLI's own flags (the README's first Azure line): Spot, as the scale set's PUT says.
+    ok(
+        cli(
+            process,
+            "cluster",
+            "create",
+            "-n",
+            "noroom",
+            "--backend",
+            "azure",
+            "-s",
+            "Standard_D2s_v5",
+            "-t",
+            "1",
+            "--low-priority",
+        )
+    )
     nodes = wait_nodes(client, "noroom", idle=0, unusable=1)
     errors = json.dumps(nodes[0]["errors"])
     assert "AllocationFailed" in errors and message in errors, errors
+    # The failed VM does not wait for the cluster's deletion: it went at once, by its instance id.
+    group = group_of(azure, "noroom")
+    vmss = azure.arm.scale_set(group, "nodes")
+    wait_for(lambda: not vmss.instances, "the failed VM to be deleted")
+    deletes = [
+        b["instanceIds"]
+        for m, p, b in azure.arm.bodies
+        if m == "POST"
+        and p.lower().endswith(f"{group.lower()}/providers/microsoft.compute/virtualmachinescalesets/nodes/delete")
+    ]
+    assert deletes == [["0"]] and vmss.body["sku"]["capacity"] == 0, (deletes, vmss.body["sku"])
+    assert vmss.body["properties"]["virtualMachineProfile"]["priority"] == "Spot"
     delete_and_wait(client, azure, "noroom")
 
 

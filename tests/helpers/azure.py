@@ -8,7 +8,7 @@ import os
 import re
 import sys
 
-from .fake_arm import FakeArm, FakeArmServer
+from .fake_arm import FakeArm, FakeArmServer, FakeImds
 from .sshd_hosts import SshHosts
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000a1"
@@ -19,10 +19,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class AzureFixture:
-    """One fake ARM over HTTPS whose scale-set instances are real sshd hosts."""
+    """One fake ARM over HTTPS whose scale-set instances are real sshd hosts, and the IMDS they ask."""
 
-    def __init__(self, arm: FakeArm, server: FakeArmServer, hosts: SshHosts, cert: str):
-        self.arm, self.server, self.hosts, self.cert = arm, server, hosts, cert
+    def __init__(self, arm: FakeArm, server: FakeArmServer, imds: FakeImds, hosts: SshHosts, cert: str):
+        self.arm, self.server, self.imds, self.hosts, self.cert = arm, server, imds, hosts, cert
 
     def host_at(self, address: str):
         return next(h for h in self.hosts.hosts if h.address == address)
@@ -66,6 +66,7 @@ def service_env(azure: AzureFixture, entry_points: str, config_dir: str, **optio
 def backend_options(azure: AzureFixture, **extra) -> dict:
     return {
         "armEndpoint": azure.server.base_url,
+        "imdsEndpoint": azure.imds.url,
         "disableInstanceDiscovery": True,
         "pollSeconds": 0.2,
         "viewSeconds": 1,

@@ -12,6 +12,10 @@ Each scale-set instance is one of `machines`: real sshd hosts in network namespa
 is created the fake does what Azure's provisioning agent does: the osProfile's SSH public key goes into
 the admin user's authorized_keys on that host; when an instance is deleted or evicted its host is handed
 to `on_release` (the test wipes and restarts it: a fresh VM for the next instance).
+
+`FakeImds` is the instance metadata service the VMs ask (plain HTTP, as at 169.254.169.254): its
+scheduled events, per asking VM (by its address), where `announce_eviction` puts a Spot VM's Preempt
+event ahead of `evict`.
 """
 
 from __future__ import annotations
@@ -167,6 +171,8 @@ class FakeArm:
         self.auth_headers: set[str] = set()
         self.token_requests: list[dict] = []
         self.throttled = 0
+        self.scheduled: dict[str, list[dict]] = {}  # machine address -> its scheduled events
+        self.incarnation = 1
 
     # -- knobs and views for the tests ------------------------------------------------------------
 
@@ -178,11 +184,35 @@ class FakeArm:
         with self.lock:
             return self.scale_sets.get((rg.lower(), name.lower()))
 
+    def announce_eviction(self, rg: str, name: str, iid: str) -> None:
+        """What Azure does 30 s or more before a Spot eviction: a Preempt event in the VM's scheduled events."""
+        with self.lock:
+            vmss = self.scale_sets[(rg.lower(), name.lower())]
+            machine = vmss.instances[iid].machine
+            assert machine is not None
+            not_before = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=30)
+            self.scheduled.setdefault(machine.address, []).append(
+                {
+                    "EventId": str(uuid.uuid4()).upper(),
+                    "EventStatus": "Scheduled",
+                    "EventType": "Preempt",
+                    "ResourceType": "VirtualMachine",
+                    "Resources": [f"{vmss.name}_{iid}"],
+                    "NotBefore": not_before.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+                    "Description": "",
+                    "EventSource": "Platform",
+                    "DurationInSeconds": -1,
+                }
+            )
+            self.incarnation += 1
+
     def evict(self, rg: str, name: str, iid: str) -> Machine | None:
         """A Spot eviction with evictionPolicy Delete: the instance goes, capacity drops."""
         with self.lock:
             vmss = self.scale_sets[(rg.lower(), name.lower())]
             instance = vmss.instances.pop(iid)
+            if instance.machine is not None and self.scheduled.pop(instance.machine.address, None):
+                self.incarnation += 1
             vmss.body["sku"]["capacity"] -= 1
             vmss.capacities.append(vmss.body["sku"]["capacity"])
         self._release(instance)
@@ -783,6 +813,48 @@ class FakeArmServer:
     @property
     def authority(self) -> str:
         return self.base_url.split("://", 1)[1]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class ImdsHandler(BaseHTTPRequestHandler):
+    arm: FakeArm
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        if url.path != "/metadata/scheduledevents":
+            status, body = 404, {"error": "Not found"}
+        elif self.headers.get("Metadata") != "true":
+            status, body = 400, {"error": "Bad request. Required metadata header not specified"}
+        elif "api-version" not in parse_qs(url.query):
+            status, body = 400, {"error": "Bad request. api-version was not specified in the request"}
+        else:
+            with self.arm.lock:
+                events = copy.deepcopy(self.arm.scheduled.get(self.client_address[0], []))
+                status, body = 200, {"DocumentIncarnation": self.arm.incarnation, "Events": events}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class FakeImds:
+    """The instance metadata service on http://<address>:<port>, where the VMs (the sshd hosts) reach it."""
+
+    def __init__(self, arm: FakeArm, address: str):
+        handler = type("BoundImdsHandler", (ImdsHandler,), {"arm": arm})
+        self.httpd = ThreadingHTTPServer((address, 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://{address}:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -4,12 +4,13 @@ datastore (what an upload from a notebook does)."""
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import textwrap
 
 import pytest
 
-from .api import submit
+from .api import read_log, submit
 from .sshd_hosts import SSHD, SshHosts
 from .tools import require_tool
 from .waits import wait_for
@@ -133,3 +134,48 @@ def submit_ddp_job(client, home: str, cluster: str, name: str = "ddp") -> None:
             },
         },
     )
+
+
+# Two MPI ranks: an allreduce, and each rank's host (from its own address on the hosts' network).
+MPI_SCRIPT = """
+    import os, socket
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    total = comm.allreduce(rank + 1, op=MPI.SUM)
+    hosts = comm.allgather(os.environ.get("BATCHAI_TEST_HOST", "?"))
+    os.write(1, f"mpi4py rank {rank} of {size} allreduce {total} hosts {','.join(sorted(hosts))}\\n".encode())
+"""
+
+
+def submit_mpi_job(client, home: str, cluster: str, subnet: str, name: str = "mpi") -> None:
+    """A 2-node customMpiSettings job of MPI_SCRIPT; `subnet` is the hosts' network ("10.x.y")."""
+    scripts = put_in_datastore(home, "inputs/mpi", {"mpi.py": MPI_SCRIPT})
+    which_host = (
+        "BATCHAI_TEST_HOST=$(ip -4 -o addr show | awk '{print $4}' | grep "
+        + shlex.quote(subnet + ".")
+        + " | cut -d/ -f1)"
+    )
+    submit(
+        client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
+            "customMpiSettings": {
+                "commandLine": f"{which_host} {PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/mpi.py",
+                "processCount": 2,
+            },
+        },
+    )
+
+
+def mpi_lines(client, name: str = "mpi") -> list[str]:
+    """What the ranks of submit_mpi_job's job printed."""
+    return sorted(line for line in read_log(client, name, "stdout.txt").splitlines() if line.startswith("mpi4py"))
+
+
+def mpi_expected(addresses) -> list[str]:
+    both = ",".join(sorted(addresses))
+    return [f"mpi4py rank {rank} of 2 allreduce 3 hosts {both}" for rank in (0, 1)]

@@ -10,7 +10,15 @@ import shlex
 import pytest
 
 from helpers.api import read_log, submit, wait_job
-from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore, submit_ddp_job
+from helpers.ssh import (
+    PYTHON,
+    create_ssh_cluster,
+    mpi_expected,
+    mpi_lines,
+    put_in_datastore,
+    submit_ddp_job,
+    submit_mpi_job,
+)
 from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
@@ -156,47 +164,13 @@ def test_pytorch_ddp_across_two_hosts(service, cluster, ssh_hosts):
     assert len(client.read_job_file("default", "default", "ddp", "model.pt", "MODEL")) > 0
 
 
-MPI_SCRIPT = """
-    import os, socket
-    from mpi4py import MPI
-    comm = MPI.COMM_WORLD
-    rank, size = comm.Get_rank(), comm.Get_size()
-    total = comm.allreduce(rank + 1, op=MPI.SUM)
-    hosts = comm.allgather(os.environ.get("BATCHAI_TEST_HOST", "?"))
-    os.write(1, f"mpi4py rank {rank} of {size} allreduce {total} hosts {','.join(sorted(hosts))}\\n".encode())
-"""
-
-
 def test_mpi4py_ranks_across_two_hosts(service, cluster, ssh_hosts):
     home, client = service[0].home, service[1]
-    scripts = put_in_datastore(home, "inputs/mpi", {"mpi.py": MPI_SCRIPT})
-    # Each rank learns its host from its own address on the hosts' network.
-    which_host = (
-        "BATCHAI_TEST_HOST=$(ip -4 -o addr show | awk '{print $4}' | grep "
-        + shlex.quote(ssh_hosts.subnet + ".")
-        + " | cut -d/ -f1)"
-    )
-    submit(
-        client,
-        "mpi",
-        cluster,
-        {
-            "nodeCount": 2,
-            "inputDirectories": [{"id": "SCRIPTS", "path": scripts}],
-            "customMpiSettings": {
-                "commandLine": f"{which_host} {PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/mpi.py",
-                "processCount": 2,
-            },
-        },
-    )
+    submit_mpi_job(client, home, cluster, ssh_hosts.subnet)
     job = wait_job(client, "mpi", timeout=JOB_TIMEOUT)
     assert job["executionState"] == "succeeded", (job["executionInfo"], _logs(client, "mpi"))
-    lines = sorted(line for line in read_log(client, "mpi", "stdout.txt").splitlines() if line.startswith("mpi4py"))
-    both = ",".join(sorted(h.address for h in ssh_hosts.hosts))
-    assert lines == [f"mpi4py rank {rank} of 2 allreduce 3 hosts {both}" for rank in (0, 1)], (
-        lines,
-        _logs(client, "mpi"),
-    )
+    lines = mpi_lines(client)
+    assert lines == mpi_expected(h.address for h in ssh_hosts.hosts), (lines, _logs(client, "mpi"))
 
 
 def _logs(client, job: str) -> str:

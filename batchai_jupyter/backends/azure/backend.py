@@ -10,6 +10,9 @@ it adds is the scale set's life:
   free) and is set up over SSH with the cluster's own key pair. Each long operation's continuation token
   is saved first: a service restarted mid-operation resumes it.
 - release deletes that very instance (never "any" instance: Azure's scale-in would pick for us).
+- on a Spot node, a watcher of the instance metadata service's scheduled events (runtime/spot_watcher.py)
+  writes a notice when the VM is to be preempted; the SSH heartbeat reads it, and node_health makes the
+  node unusable at once, so its job is requeued while the VM still runs (Azure gives 30 s or more).
 - node_health adds the instance view to the SSH heartbeats: an instance gone (a Spot eviction with
   evictionPolicy Delete), deallocated or failed makes the node unusable, and `node_gone` has the service
   replace it while the cluster is below its target.
@@ -18,7 +21,10 @@ it adds is the scale set's life:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shlex
 import threading
 import time
 from dataclasses import replace
@@ -37,14 +43,18 @@ from ...ports.compute import (
     NodeRef,
     VanishingNodes,
 )
-from ..ssh import SshBackend
-from ..ssh_connection import SshError
+from ...runtime import spot_watcher
+from ..ssh import SshBackend, install_program, node_key
+from ..ssh_connection import HostConnection, SshError
 from ..ssh_options import HostSpec, SshOptions
 from . import arm
 from .options import AzureOptions, parse_options
 from .state import ClusterState, ClusterStates
 
 BOOT_SECONDS = 600.0  # a running VM whose sshd does not answer by then is not a node
+WATCHER_SOURCE = open(spot_watcher.__file__, "rb").read()
+WATCHER_DIGEST = hashlib.sha256(WATCHER_SOURCE).hexdigest()[:16]
+NOTICE = "run/eviction-notice"  # under the node's root: the scheduled Preempt event, once announced
 
 
 class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
@@ -119,7 +129,11 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
         try:
             instance = self._instance_for(cluster, node, options, clients)
         except AzureError as failure:
+            self._delete_failed(cluster.uuid, options, clients)
             raise arm.arm_error(failure, f"making the VMs of cluster {cluster.name}") from None
+        except BatchAIError:
+            self._delete_failed(cluster.uuid, options, clients)
+            raise
         private_key, _ = self.states.key_pair(cluster.uuid)
         address = instance.public_ip or instance.private_ip or ""
         host = HostSpec(address, options.admin_user, 22, instance.private_ip or address)
@@ -143,6 +157,11 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(min(5.0, options.connect_timeout))
+        notice = (
+            self._watch_evictions(node, self.pool.get(host, self._login(login)), placement.root, instance.name, options)
+            if options.spot
+            else ""
+        )
         azure = {
             "instance": instance.instance_id,
             "vm": instance.name,
@@ -152,8 +171,30 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
             "discovery": options.disable_instance_discovery,
             "poll": options.poll_seconds,
             "view": options.view_seconds,
+            "notice": notice,
         }
         return replace(placement, extra={**placement.extra, "azure": azure})
+
+    def _watch_evictions(
+        self, node: NodeRef, connection: HostConnection, root: str, vm_name: str, options: AzureOptions
+    ) -> str:
+        """Starts the VM's watcher of scheduled events (one per node: it exits when another runs) and
+        has the heartbeat read its notice; returns the notice file's path."""
+        program = install_program(connection, f"{root}/bin/spot-watcher-{WATCHER_DIGEST}.py", WATCHER_SOURCE)
+        notice = f"{root}/{NOTICE}"
+        command = " ".join(
+            shlex.quote(part) for part in (options.python, program, options.imds_endpoint, vm_name, notice)
+        )
+        connection.check(f"rm -f {shlex.quote(notice)}; setsid nohup {command} </dev/null >/dev/null 2>&1 &")
+        self.monitor.watch(node_key(node), connection, notice_file=notice)
+        return notice
+
+    def connection(self, node: NodeRef) -> HostConnection:
+        connection = super().connection(node)
+        notice = (node.info.get("azure") or {}).get("notice")
+        if notice:  # a restarted service's heartbeat reads the notice again
+            self.monitor.watch(node_key(node), connection, notice_file=notice)
+        return connection
 
     def _instance_for(
         self, cluster: ClusterRef, node: NodeRef, options: AzureOptions, clients: arm.Clients
@@ -215,16 +256,44 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
             return
         options = self._azure(cluster)
         clients = self.clients(options)
-        ids = cm.VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=[instance])
         try:
-            poller = clients.compute.virtual_machine_scale_sets.begin_delete_instances(
-                options.resource_group, options.scale_set, ids
-            )
-            self._run(cluster.uuid, state, "delete_instances", poller)
+            self._delete_instances(cluster.uuid, state, options, clients, [instance])
         except ResourceNotFoundError:
             self.states.save(cluster.uuid, state)  # gone already (evicted)
         except AzureError as failure:
             raise arm.arm_error(failure, f"deleting VM {instance} of cluster {cluster.name}") from None
+
+    def _delete_instances(
+        self, uuid: str, state: ClusterState, options: AzureOptions, clients: arm.Clients, ids: list[str]
+    ) -> None:
+        """Deletes these very instances (by id: Azure's scale-in would pick its own)."""
+        poller = clients.compute.virtual_machine_scale_sets.begin_delete_instances(
+            options.resource_group, options.scale_set, cm.VirtualMachineScaleSetVMInstanceRequiredIDs(instance_ids=ids)
+        )
+        self._run(uuid, state, "delete_instances", poller)
+
+    def _delete_failed(self, uuid: str, options: AzureOptions, clients: arm.Clients) -> None:
+        """After a node could not be made: the scale set's failed VMs that no node holds are deleted
+        now, by instance id, rather than kept (and their disks billed) until the cluster is deleted.
+        Best effort: the node is unusable either way, and the cluster's deletion takes what is left."""
+        state = self.states.load(uuid)
+        if not state.created:
+            return
+        taken = set(state.nodes.values())
+        try:
+            found = self._views_now(options, clients)
+            failed = sorted(
+                (
+                    i.instance_id
+                    for i in found.values()
+                    if i.provisioning_state == "Failed" and i.instance_id not in taken
+                ),
+                key=int,
+            )
+            if failed:
+                self._delete_instances(uuid, state, options, clients, failed)
+        except AzureError:
+            pass
 
     def _forget_host_key(self, uuid: str, address: str) -> None:
         """The next VM at this address is another machine, with another host key."""
@@ -288,8 +357,21 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
             return f"VM {azure['vm']} failed (provisioning state Failed)"
         return None
 
+    def _eviction_notice(self, node: NodeRef) -> str | None:
+        azure = node.info.get("azure")
+        if not azure or "ssh_host" not in node.info:
+            return None
+        notice = self.monitor.notice(self.connection(node))
+        if not notice:
+            return None
+        try:
+            when = json.loads(notice).get("NotBefore") or "soon"
+        except (ValueError, AttributeError):
+            when = "soon"
+        return f"VM {azure['vm']} is being evicted (Azure's scheduled event Preempt, not before {when})"
+
     def node_health(self, node: NodeRef) -> str | None:
-        return self._instance_problem(node) or super().node_health(node)
+        return self._instance_problem(node) or self._eviction_notice(node) or super().node_health(node)
 
     def node_gone(self, node: NodeRef) -> bool:
         problem = self._instance_problem(node)

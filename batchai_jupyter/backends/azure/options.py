@@ -22,6 +22,8 @@ are the spec's `vmSize` and `vmPriority` (Batch AI's cluster.json; `lowpriority`
     pollSeconds      how often long operations are polled when Azure does not say (default 15)
     viewSeconds      how often the scale set's instance view is read for node health (default 15;
                      each read is 3 ARM calls, and ARM allows a subscription about 12,000 reads an hour)
+    imdsEndpoint     the instance metadata service as the VMs reach it (default http://169.254.169.254;
+                     tests): Spot nodes watch its scheduled events for their eviction
     python, root, connectTimeout, outputSyncSeconds   as for the SSH backend, on the nodes
 """
 
@@ -35,6 +37,7 @@ from typing import Any
 
 from ...errors import BatchAIError
 
+DEFAULT_IMDS = "http://169.254.169.254"
 DEFAULT_IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
 _KNOWN = {
     "subscriptionId",
@@ -55,6 +58,7 @@ _KNOWN = {
     "root",
     "connectTimeout",
     "outputSyncSeconds",
+    "imdsEndpoint",
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
@@ -82,6 +86,7 @@ class AzureOptions:
     connect_timeout: float
     output_sync_seconds: float
     tags: Mapping[str, str] = field(default_factory=dict)
+    imds_endpoint: str = DEFAULT_IMDS
 
     @property
     def scale_set(self) -> str:
@@ -166,4 +171,5 @@ def parse_options(
         connect_timeout=_number(options, "connectTimeout", 10.0, 0.5),
         output_sync_seconds=_number(options, "outputSyncSeconds", 10.0, 0.5),
         tags={"created-by": "batchai-jupyter", "cluster": cluster_name, "cluster-uuid": cluster_uuid},
+        imds_endpoint=_text(options, "imdsEndpoint", DEFAULT_IMDS) or DEFAULT_IMDS,
     )
