@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 
-from helpers.api import read_log, stdout_text, submit, wait_job
+from helpers.api import job_folder, read_log, stdout_text, submit, wait_job
 from helpers.azure import CLIENT_SECRET
 from helpers.cli import cli, ok
 from helpers.ssh import PYTHON, mpi_expected, mpi_lines, put_in_datastore, submit_ddp_job, submit_mpi_job
@@ -169,8 +170,7 @@ def test_a_spot_eviction_requeues_the_job_which_succeeds_on_a_replacement_vm(azu
             "customToolkitSettings": {"commandLine": f"{PYTHON} $AZ_BATCHAI_INPUT_SCRIPTS/train.py"},
         },
     )
-    segment = client.job("default", "default", "evicted")["jobOutputDirectoryPathSegment"]
-    collected = f"{process.home}/datastores/default/default/{segment}/checkpoints/step"
+    collected = os.path.join(job_folder(process.home, client, "evicted"), "checkpoints", "step")
 
     def checkpoint() -> int:  # the step the service holds (copied back from the VM while the job runs)
         with open(collected) as handle:

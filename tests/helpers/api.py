@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from batchai_jupyter.client import Client
 
 from .waits import wait_for
@@ -52,3 +54,10 @@ def execution_log(client: Client, job: str) -> str:
         if e["name"].startswith("execution")
     ]
     return read_log(client, job, names[0])
+
+
+def job_folder(home: str, client: Client, job: str, experiment: str = "default") -> str:
+    """The job's folder in the `default` workspace's default datastore (a local one under the home), by the
+    segment the service gave it (Batch AI's jobOutputDirectoryPathSegment)."""
+    segment = client.job("default", experiment, job)["jobOutputDirectoryPathSegment"]
+    return os.path.join(home, "datastores", "default", "default", segment)

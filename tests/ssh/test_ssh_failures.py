@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers.api import read_log, submit, wait_job
+from helpers.api import job_folder, read_log, submit, wait_job
 from helpers.service import ServiceProcess
 from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
 from helpers.waits import wait_for
@@ -55,10 +55,7 @@ def service(tmp_path):
 
 def _checkpoint_step(service, client, job: str) -> int:
     """The step in the job's checkpoint as the service holds it (collected from the host)."""
-    uuid = client.job("default", "default", job)["uuid"]
-    path = os.path.join(
-        service.home, "datastores", "default", "default", "default", job, uuid, "checkpoints", "step.json"
-    )
+    path = os.path.join(job_folder(service.home, client, job), "checkpoints", "step.json")
     try:
         with open(path) as handle:
             return json.load(handle)["step"]

@@ -134,10 +134,15 @@ def test_a_two_node_job_reads_and_writes_the_container_through_real_mounts(
     live = mount_points_under(home)
     assert live and all(point.endswith("/mounts/data") for point in live) and len(live) == 2, live
 
+    # The job's logs are in the share too, where its stdOutErrPathPrefix (into the job's mount) put them.
+    blobs = scratch.remote_files("")
+    segment = shared_client.job("default", "default", job)["jobOutputDirectoryPathSegment"]
+    assert f"{segment}/stdouterr/stdout-0.txt" in {name for name, _size, _sha in blobs}
+
     shared_client.request("DELETE", shared_client.cluster_path("default", cluster))
     wait_for(lambda: not mount_points_under(home), "the cluster's mounts to be unmounted", timeout=60)
     # Removing the nodes removed no blob.
-    assert len(scratch.remote_files("")) == 5
+    assert scratch.remote_files("") == blobs
 
 
 def test_a_node_without_the_tool_gets_a_copy_and_a_wrong_key_is_a_clear_error(tmp_path, node_dir, azurite):
