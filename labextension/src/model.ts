@@ -72,6 +72,75 @@ export interface FileEntry {
   downloadUrl?: string;
 }
 
+/** CPU and memory use, as the service reports a node's (or its machine's, or a GPU's) figures. */
+export interface Usage {
+  cpuPercent?: number | null;
+  utilizationPercent?: number | null;
+  memoryUsedBytes: number | null;
+  memoryTotalBytes: number | null;
+}
+
+/** A node's `load` (README "Node load"): null where the backend reads none or has no sample yet. */
+export interface NodeLoad extends Usage {
+  sampled: string;
+  scope: 'node' | 'tasks';
+  cpuPercent: number | null;
+  machine: Usage | null;
+  gpus: (Usage & { index: number })[] | null;
+}
+
+export interface ClusterNode {
+  nodeId: string;
+  state: string;
+  jobId?: string | null;
+  load: NodeLoad | null;
+}
+
+/** What a node's load shows when the service knows no value (no sample yet, a backend that reads none, no GPU). */
+export const UNKNOWN_LOAD = '-';
+
+function percentText(value: number | null | undefined): string {
+  return value === null || value === undefined ? UNKNOWN_LOAD : `${Math.round(value)}%`;
+}
+
+function gibText(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(1);
+}
+
+function memoryOf(used: number | null | undefined, total: number | null | undefined): string {
+  return used === null || used === undefined || total === null || total === undefined ? UNKNOWN_LOAD : `${gibText(used)}/${gibText(total)} GiB`;
+}
+
+/** "37%", or for nodes sharing one machine their tasks' share then the machine's: "37% (machine 100%)". */
+export function cpuText(load: NodeLoad | null): string {
+  if (!load) {
+    return UNKNOWN_LOAD;
+  }
+  const own = percentText(load.cpuPercent);
+  return load.machine ? `${own} (machine ${percentText(load.machine.cpuPercent)})` : own;
+}
+
+/** "2.1/23.5 GiB", or the tasks' resident memory then the machine's: "15 MiB (machine 2.1/23.5 GiB)". */
+export function memoryText(load: NodeLoad | null): string {
+  if (!load) {
+    return UNKNOWN_LOAD;
+  }
+  if (!load.machine) {
+    return memoryOf(load.memoryUsedBytes, load.memoryTotalBytes);
+  }
+  const used = load.memoryUsedBytes;
+  const own = used === null ? UNKNOWN_LOAD : used >= 2 ** 30 ? `${gibText(used)} GiB` : `${Math.round(used / 2 ** 20)} MiB`;
+  return `${own} (machine ${memoryOf(load.machine.memoryUsedBytes, load.machine.memoryTotalBytes)})`;
+}
+
+/** Each GPU's utilisation and memory: "0: 87% 40.0/79.6 GiB, 1: …". */
+export function gpuText(load: NodeLoad | null): string {
+  if (!load?.gpus?.length) {
+    return UNKNOWN_LOAD;
+  }
+  return load.gpus.map(gpu => `${gpu.index}: ${percentText(gpu.utilizationPercent)} ${memoryOf(gpu.memoryUsedBytes, gpu.memoryTotalBytes)}`).join(', ');
+}
+
 /** "2 idle · 1 running" from a cluster's node counts, leaving out states with no node. */
 export function nodeCountsSummary(counts: NodeStateCounts): string {
   const parts: string[] = [];

@@ -8,8 +8,10 @@ import { Widget } from '@lumino/widgets';
 import { ApiError, BatchAIClient, ExperimentKey, JobKey } from './api';
 import { button, h, replaceChildren, stateBadge } from './dom';
 import { LiveUpdates, ServiceEvent } from './live';
+import { NODE_LOAD_POLL_MS, nodeLoadTable, renderNodeLoads } from './nodeload';
 import {
   Cluster,
+  ClusterNode,
   Job,
   JOB_STATES,
   JobFilter,
@@ -40,6 +42,8 @@ export class BatchAIPanel extends Widget {
   private refreshTimer = 0;
   private safetyTimer = 0;
   private clockTimer = 0;
+  private nodeTimer = 0;
+  private readingNodes = false;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
 
@@ -48,6 +52,7 @@ export class BatchAIPanel extends Widget {
   private readonly workspaceSelect = h('select', { className: 'bai-Select', 'aria-label': 'Workspace' });
   private readonly clusterBody = h('tbody');
   private readonly jobBody = h('tbody');
+  private readonly nodeLoads = nodeLoadTable('Nodes');
   private readonly stateSelect = h('select', { className: 'bai-Select', 'aria-label': 'Filter jobs by state' });
   private readonly experimentSelect = h('select', { className: 'bai-Select', 'aria-label': 'Filter jobs by experiment' });
   private readonly compareButton = button('Compare runs', 'Compare the runs of the chosen experiment', () =>
@@ -71,6 +76,7 @@ export class BatchAIPanel extends Widget {
     );
     this.safetyTimer = window.setInterval(() => this.scheduleRefresh(0), SAFETY_REFRESH_MS);
     this.clockTimer = window.setInterval(() => this.tickDurations(), 1000);
+    this.nodeTimer = window.setInterval(() => void this.loadNodes(), NODE_LOAD_POLL_MS);
     void this.refresh();
   }
 
@@ -116,6 +122,7 @@ export class BatchAIPanel extends Widget {
           this.clusterBody
         )
       ),
+      h('section', { className: 'bai-Section', 'aria-label': 'Nodes' }, h('h3', {}, 'Nodes'), this.nodeLoads.table),
       h(
         'section',
         { className: 'bai-Section', 'aria-label': 'Jobs' },
@@ -187,6 +194,7 @@ export class BatchAIPanel extends Widget {
       this.jobs = sortJobs(jobs);
       this.renderWorkspaces(workspaces.map(w => w.name));
       this.renderClusters();
+      void this.loadNodes();
       this.renderExperiments();
       this.renderJobs();
       this.showError('');
@@ -242,6 +250,22 @@ export class BatchAIPanel extends Widget {
         )
       )
     );
+  }
+
+  /** Every node of the workspace's clusters with its live load; skipped while the panel is hidden. */
+  private async loadNodes(): Promise<void> {
+    if (this.readingNodes || !this.isVisible) {
+      return;
+    }
+    this.readingNodes = true;
+    try {
+      const clusters = this.clusters.filter(cluster => cluster.currentNodeCount > 0);
+      const lists = await Promise.all(clusters.map(cluster => this.client.clusterNodes(this.workspace, cluster.name).catch((): ClusterNode[] => [])));
+      const rows = lists.flatMap((nodes, i) => nodes.map(node => ({ node, cluster: clusters[i].name })));
+      renderNodeLoads(this.nodeLoads.body, rows, 'No nodes up.');
+    } finally {
+      this.readingNodes = false;
+    }
   }
 
   private renderExperiments(): void {
@@ -385,6 +409,7 @@ export class BatchAIPanel extends Widget {
     window.clearTimeout(this.refreshTimer);
     window.clearInterval(this.safetyTimer);
     window.clearInterval(this.clockTimer);
+    window.clearInterval(this.nodeTimer);
     super.dispose();
   }
 }

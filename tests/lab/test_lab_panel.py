@@ -47,6 +47,16 @@ def test_panel_shows_a_job_live_and_its_growing_log(lab, lab_client, lab_page, t
     expect(log).not_to_contain_text("second-line-from-job")
     lab_page.shot("02-job-log-first-line")
 
+    # Each node's load, live, in the panel and in the job's view (a CPU figure needs a second sample).
+    shared_cpu = re.compile(r"^CPU \d+% \(machine \d+%\)$")
+    panel_node = lab_page.panel.locator("table[aria-label='Nodes'] tr[data-node-cluster='panel-pool']")
+    expect(panel_node.locator("[data-load='CPU']")).to_have_text(shared_cpu, timeout=SLOW)
+    shared_memory = re.compile(r"^Mem [\d.]+ [MG]iB \(machine [\d.]+/[\d.]+ GiB\)$")
+    expect(panel_node.locator("[data-load='Mem']")).to_have_text(shared_memory)
+    job_node = view.locator("table[aria-label='Job nodes'] tr[data-node]")
+    expect(job_node.locator("[data-load='CPU']")).to_have_text(shared_cpu, timeout=SLOW)
+    lab_page.shot("02b-node-load")
+
     go.touch()
     expect(log).to_contain_text("second-line-from-job", timeout=SLOW)
     expect(row).to_have_attribute("data-state", "succeeded", timeout=SLOW)
