@@ -332,6 +332,35 @@ def test_palette_opens_a_job_by_name(lab_page):
     expect(view.locator("pre.bai-Log")).to_contain_text("second-line-from-job", timeout=SLOW)
 
 
+def test_the_panel_fits_a_300px_sidebar_in_both_themes(lab_client, lab_page):
+    """A running job with a long name and both its actions beside ended ones: nothing sticks out sideways."""
+    page = lab_page.page
+    make_cluster(lab_client, "narrow-pool", nodes=1)
+    submit(
+        lab_client,
+        "a-rather-long-job-name-0123",
+        "narrow-pool",
+        {"customToolkitSettings": {"commandLine": "sleep 600"}},
+    )
+    running = lab_page.job_row("a-rather-long-job-name-0123")
+    expect(running).to_have_attribute("data-state", "running", timeout=SLOW)
+    expect(running.get_by_role("button", name="Terminate job a-rather-long-job-name-0123")).to_be_visible()
+    assert abs(lab_page.set_sidebar_width(300) - 300) <= 2
+    try:
+        for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
+            lab_page.command("apputils:change-theme", {"theme": theme})
+            page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'", timeout=SLOW)
+            page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=SLOW)
+            lab_page.open_panel()
+            for table in ("Jobs", "Clusters", "Nodes"):
+                assert lab_page.overflow(f"table[aria-label='{table}']") == 0, (theme, table)
+            lab_page.shot(f"13a-sidebar-300px-{'light' if light == 'true' else 'dark'}")
+    finally:
+        lab_page.command("apputils:change-theme", {"theme": "JupyterLab Light"})
+        page.wait_for_function("document.body.dataset.jpThemeLight === 'true'", timeout=SLOW)
+        lab_client.delete_job("default", "default", "a-rather-long-job-name-0123")
+
+
 def test_dark_theme_uses_theme_colours(lab_page):
     page = lab_page.page
     lab_page.command("apputils:change-theme", {"theme": "JupyterLab Dark"})
