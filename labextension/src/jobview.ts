@@ -7,7 +7,8 @@ import { Widget } from '@lumino/widgets';
 import { BatchAIClient, ExperimentKey, JobKey } from './api';
 import { metricCharts } from './chart';
 import { button, h, replaceChildren, stateBadge } from './dom';
-import { FileEntry, Job, Task, appendTail, backoffSeconds, isActive, jobDuration, parseMetrics } from './model';
+import { confirmTerminate } from './confirm';
+import { FileEntry, Job, Task, appendTail, backoffSeconds, isActive, jobDuration, jobOutcome, parseMetrics } from './model';
 import { NODE_LOAD_POLL_MS, nodeLoadTable, renderNodeLoads } from './nodeload';
 import { messageOf } from './panel';
 
@@ -154,7 +155,7 @@ export class JobView extends Widget {
     const field = (label: string, value: string | Node) => h('div', { className: 'bai-Fact' }, h('span', { className: 'bai-FactLabel' }, label), value);
     replaceChildren(
       this.summary,
-      h('h2', { className: 'bai-Title' }, job.name, ' ', stateBadge(job.executionState)),
+      h('h2', { className: 'bai-Title' }, job.name, ' ', stateBadge(jobOutcome(job))),
       h(
         'div',
         { className: 'bai-Facts' },
@@ -335,6 +336,9 @@ export class JobView extends Widget {
   }
 
   private async terminate(): Promise<void> {
+    if (!(await confirmTerminate(this.key.name))) {
+      return;
+    }
     try {
       await this.client.terminateJob(this.key);
     } catch (failure) {

@@ -47,7 +47,7 @@ export interface Job {
   creationTime: string;
   queuePosition?: number;
   waitingReason?: string;
-  executionInfo: { startTime: string | null; endTime: string | null; exitCode: number | null; errors: { message?: string }[] };
+  executionInfo: { startTime: string | null; endTime: string | null; exitCode: number | null; errors: { code?: string; message?: string }[] };
   properties: { outputDirectories?: { id: string }[] };
 }
 
@@ -70,6 +70,15 @@ export interface FileEntry {
   fileType: 'file' | 'directory';
   contentLength: number;
   downloadUrl?: string;
+}
+
+/** The error code of a job its user terminated (POST .../terminate). */
+export const TERMINATED_BY_USER = 'JobTerminated';
+
+/** What a job's badge says: a job the user terminated reads "terminated", not "failed". */
+export function jobOutcome(job: Job): string {
+  const byUser = job.executionInfo.errors.some(error => error.code === TERMINATED_BY_USER);
+  return job.executionState === 'failed' && byUser ? 'terminated' : job.executionState;
 }
 
 /** CPU and memory use, as the service reports a node's (or its machine's, or a GPU's) figures. */

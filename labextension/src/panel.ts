@@ -7,6 +7,7 @@ import { Widget } from '@lumino/widgets';
 
 import { ApiError, BatchAIClient, ExperimentKey, JobKey } from './api';
 import { button, h, replaceChildren, stateBadge } from './dom';
+import { confirmTerminate } from './confirm';
 import { LiveUpdates, ServiceEvent } from './live';
 import { NODE_LOAD_POLL_MS, nodeLoadTable, renderNodeLoads } from './nodeload';
 import {
@@ -19,6 +20,7 @@ import {
   filterJobs,
   isActive,
   jobDuration,
+  jobOutcome,
   nodeCountsSummary,
   resizeSettings,
   scaleSummary,
@@ -298,7 +300,7 @@ export class BatchAIPanel extends Widget {
     const exitCode = job.executionInfo.exitCode;
     return h(
       'tr',
-      { 'data-job': job.name, 'data-experiment': job.experiment, 'data-state': job.executionState },
+      { 'data-job': job.name, 'data-experiment': job.experiment, 'data-state': job.executionState, 'data-outcome': jobOutcome(job) },
       h(
         'td',
         {},
@@ -313,7 +315,7 @@ export class BatchAIPanel extends Widget {
           button('Delete', `Delete job ${job.name}`, () => void this.deleteJob(key), 'bai-Danger')
         )
       ),
-      h('td', { title: job.waitingReason ?? '' }, stateBadge(job.executionState)),
+      h('td', { title: job.waitingReason ?? '' }, stateBadge(jobOutcome(job))),
       h('td', { className: 'bai-Duration', 'data-running': job.executionState === 'running' }, jobDuration(job)),
       h('td', { className: 'bai-Exit' }, exitCode === null ? '' : String(exitCode))
     );
@@ -372,6 +374,9 @@ export class BatchAIPanel extends Widget {
   }
 
   private async terminateJob(job: JobKey): Promise<void> {
+    if (!(await confirmTerminate(job.name))) {
+      return;
+    }
     await this.act(`Terminate ${job.name}`, () => this.client.terminateJob(job));
   }
 

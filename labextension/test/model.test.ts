@@ -19,6 +19,7 @@ import {
   jobCellTemplate,
   needsExtensionCell,
   jobDuration,
+  jobOutcome,
   nodeCountsSummary,
   parseMetrics,
   resizeSettings,
@@ -187,4 +188,14 @@ test('no sample yet, or no first CPU figure, reads as unknown', () => {
   assert.equal(memoryText(null), '-');
   assert.equal(gpuText(null), '-');
   assert.equal(cpuText(load({ memoryUsedBytes: GIB, memoryTotalBytes: 2 * GIB })), '-');
+});
+
+test('a job its user terminated reads "terminated"; other failures stay "failed"', () => {
+  const terminated = job('t', 'failed');
+  terminated.executionInfo.errors = [{ code: 'JobTerminated', message: 'the job was terminated by the user' }];
+  assert.equal(jobOutcome(terminated), 'terminated');
+  const failed = job('f', 'failed');
+  failed.executionInfo.errors = [{ code: 'TaskFailed', message: 'exit 1' }];
+  assert.equal(jobOutcome(failed), 'failed');
+  assert.equal(jobOutcome(job('r', 'running')), 'running');
 });

@@ -148,11 +148,20 @@ def test_terminate_a_job_from_the_panel(lab_client, lab_page):
     row = lab_page.job_row("endless-job")
     expect(row).to_have_attribute("data-state", "running", timeout=SLOW)
     expect(row.locator(".bai-Duration")).to_have_text(re.compile(r"^(?!0:00$)\d+:\d\d"), timeout=SLOW)  # counts up
+    dialog = lab_page.page.locator(".jp-Dialog")
     row.get_by_role("button", name="Terminate job endless-job").click()
+    expect(dialog).to_contain_text("Terminate job endless-job?")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert lab_client.job("default", "default", "endless-job")["executionState"] == "running"
+    row.get_by_role("button", name="Terminate job endless-job").click()
+    dialog.get_by_role("button", name="Terminate").click()
     expect(row).to_have_attribute("data-state", re.compile("failed|succeeded"), timeout=SLOW)
     job = lab_client.job("default", "default", "endless-job")
     assert job["executionState"] == "failed"
     assert "terminated" in json.dumps(job["executionInfo"]["errors"]).lower()
+    expect(row).to_have_attribute("data-outcome", "terminated")
+    expect(row.locator(".bai-State")).to_have_text("terminated")
     expect(row.get_by_role("button", name="Terminate job endless-job")).to_have_count(0)
     lab_page.shot("06-job-terminated")
 
