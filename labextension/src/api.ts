@@ -6,7 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { ApiError, errorFromReply } from './errors';
-import { Cluster, FileEntry, Job, Run, Sweep, Task, Trial } from './model';
+import { Cluster, ClusterNode, FileEntry, Job, Run, Sweep, Task, Trial } from './model';
 
 export { ApiError };
 
@@ -93,6 +93,11 @@ export class BatchAIClient {
     return this.json(`workspaces/${enc(workspace)}/clusters/${enc(name)}`, { method: 'DELETE' });
   }
 
+  /** A cluster's nodes with their live `load`. */
+  clusterNodes(workspace: string, cluster: string): Promise<ClusterNode[]> {
+    return this.all(`workspaces/${enc(workspace)}/clusters/${enc(cluster)}/nodes`);
+  }
+
   jobs(workspace: string): Promise<Job[]> {
     return this.all(`workspaces/${enc(workspace)}/jobs`);
   }
@@ -115,6 +120,11 @@ export class BatchAIClient {
 
   tasks(job: JobKey): Promise<Task[]> {
     return this.all(`${this.jobPath(job)}/tasks`);
+  }
+
+  /** The nodes a job runs on, with their live `load`. */
+  jobNodes(job: JobKey): Promise<ClusterNode[]> {
+    return this.all(`${this.jobPath(job)}/nodes`);
   }
 
   files(job: JobKey, outputId: string, path = '.'): Promise<FileEntry[]> {

@@ -7,7 +7,9 @@ import { Widget } from '@lumino/widgets';
 import { BatchAIClient, ExperimentKey, JobKey } from './api';
 import { metricCharts } from './chart';
 import { button, h, replaceChildren, stateBadge } from './dom';
-import { FileEntry, Job, Task, appendTail, backoffSeconds, isActive, jobDuration, parseMetrics } from './model';
+import { confirmTerminate } from './confirm';
+import { FileEntry, Job, Task, appendTail, backoffSeconds, isActive, jobDuration, jobOutcome, parseMetrics } from './model';
+import { NODE_LOAD_POLL_MS, nodeLoadTable, renderNodeLoads } from './nodeload';
 import { messageOf } from './panel';
 
 const POLL_MS = 1000;
@@ -44,6 +46,8 @@ export class JobView extends Widget {
   private readonly summary = h('div', { className: 'bai-JobSummary' });
   private readonly errorLine = h('div', { className: 'bai-Error', role: 'alert', hidden: true });
   private readonly taskBody = h('tbody');
+  private readonly nodeLoads = nodeLoadTable('Job nodes');
+  private nodesRead = 0;
   private readonly logSelect = h('select', { className: 'bai-Select', 'aria-label': 'Log file' });
   private readonly logText = h('pre', { className: 'bai-Log', 'aria-label': 'Log', tabindex: 0 });
   private readonly outputSelect = h('select', { className: 'bai-Select', 'aria-label': 'Output directory' });
@@ -87,6 +91,7 @@ export class JobView extends Widget {
           this.taskBody
         )
       ),
+      h('section', { className: 'bai-Section', 'aria-label': 'Job nodes' }, h('h3', {}, 'Nodes'), this.nodeLoads.table),
       h('section', { className: 'bai-Section', 'aria-label': 'Log' }, h('div', { className: 'bai-SectionHeader' }, h('h3', {}, 'Log'), this.logSelect), this.logText),
       h(
         'section',
@@ -116,7 +121,7 @@ export class JobView extends Widget {
       this.renderSummary();
       this.renderTasks();
       this.renderOutputChoices();
-      await Promise.all([this.readLog(), this.readMetrics()]);
+      await Promise.all([this.readLog(), this.readMetrics(), this.readNodes()]);
       if (this.polls % 5 === 0 || !isActive(job)) {
         await Promise.all([this.loadFiles(), this.findServiceLogs()]);
       }
@@ -150,7 +155,7 @@ export class JobView extends Widget {
     const field = (label: string, value: string | Node) => h('div', { className: 'bai-Fact' }, h('span', { className: 'bai-FactLabel' }, label), value);
     replaceChildren(
       this.summary,
-      h('h2', { className: 'bai-Title' }, job.name, ' ', stateBadge(job.executionState)),
+      h('h2', { className: 'bai-Title' }, job.name, ' ', stateBadge(jobOutcome(job))),
       h(
         'div',
         { className: 'bai-Facts' },
@@ -219,6 +224,21 @@ export class JobView extends Widget {
       this.logText.textContent = '';
       this.logSelect.value = preferred;
     }
+  }
+
+  /** The job's nodes and their load, no more often than the service samples it; none once the job ended. */
+  private async readNodes(): Promise<void> {
+    const job = this.job!;
+    if (!isActive(job)) {
+      renderNodeLoads(this.nodeLoads.body, [], 'The job has ended; its nodes are released.');
+      return;
+    }
+    if (Date.now() - this.nodesRead < NODE_LOAD_POLL_MS) {
+      return;
+    }
+    this.nodesRead = Date.now();
+    const nodes = await this.client.jobNodes(this.key);
+    renderNodeLoads(this.nodeLoads.body, nodes.map(node => ({ node })), 'No node yet.');
   }
 
   /** The service's own logs of the job (execution.log, execution-<node>.log, job preparation), for the log choice. */
@@ -316,6 +336,9 @@ export class JobView extends Widget {
   }
 
   private async terminate(): Promise<void> {
+    if (!(await confirmTerminate(this.key.name))) {
+      return;
+    }
     try {
       await this.client.terminateJob(this.key);
     } catch (failure) {

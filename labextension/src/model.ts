@@ -47,7 +47,7 @@ export interface Job {
   creationTime: string;
   queuePosition?: number;
   waitingReason?: string;
-  executionInfo: { startTime: string | null; endTime: string | null; exitCode: number | null; errors: { message?: string }[] };
+  executionInfo: { startTime: string | null; endTime: string | null; exitCode: number | null; errors: { code?: string; message?: string }[] };
   properties: { outputDirectories?: { id: string }[] };
 }
 
@@ -70,6 +70,84 @@ export interface FileEntry {
   fileType: 'file' | 'directory';
   contentLength: number;
   downloadUrl?: string;
+}
+
+/** The error code of a job its user terminated (POST .../terminate). */
+export const TERMINATED_BY_USER = 'JobTerminated';
+
+/** What a job's badge says: a job the user terminated reads "terminated", not "failed". */
+export function jobOutcome(job: Job): string {
+  const byUser = job.executionInfo.errors.some(error => error.code === TERMINATED_BY_USER);
+  return job.executionState === 'failed' && byUser ? 'terminated' : job.executionState;
+}
+
+/** CPU and memory use, as the service reports a node's (or its machine's, or a GPU's) figures. */
+export interface Usage {
+  cpuPercent?: number | null;
+  utilizationPercent?: number | null;
+  memoryUsedBytes: number | null;
+  memoryTotalBytes: number | null;
+}
+
+/** A node's `load` (README "Node load"): null where the backend reads none or has no sample yet. */
+export interface NodeLoad extends Usage {
+  sampled: string;
+  scope: 'node' | 'tasks';
+  cpuPercent: number | null;
+  machine: Usage | null;
+  gpus: (Usage & { index: number })[] | null;
+}
+
+export interface ClusterNode {
+  nodeId: string;
+  state: string;
+  jobId?: string | null;
+  load: NodeLoad | null;
+}
+
+/** What a node's load shows when the service knows no value (no sample yet, a backend that reads none, no GPU). */
+export const UNKNOWN_LOAD = '-';
+
+function percentText(value: number | null | undefined): string {
+  return value === null || value === undefined ? UNKNOWN_LOAD : `${Math.round(value)}%`;
+}
+
+function gibText(bytes: number): string {
+  return (bytes / 2 ** 30).toFixed(1);
+}
+
+function memoryOf(used: number | null | undefined, total: number | null | undefined): string {
+  return used === null || used === undefined || total === null || total === undefined ? UNKNOWN_LOAD : `${gibText(used)}/${gibText(total)} GiB`;
+}
+
+/** "37%", or for nodes sharing one machine their tasks' share then the machine's: "37% (machine 100%)". */
+export function cpuText(load: NodeLoad | null): string {
+  if (!load) {
+    return UNKNOWN_LOAD;
+  }
+  const own = percentText(load.cpuPercent);
+  return load.machine ? `${own} (machine ${percentText(load.machine.cpuPercent)})` : own;
+}
+
+/** "2.1/23.5 GiB", or the tasks' resident memory then the machine's: "15 MiB (machine 2.1/23.5 GiB)". */
+export function memoryText(load: NodeLoad | null): string {
+  if (!load) {
+    return UNKNOWN_LOAD;
+  }
+  if (!load.machine) {
+    return memoryOf(load.memoryUsedBytes, load.memoryTotalBytes);
+  }
+  const used = load.memoryUsedBytes;
+  const own = used === null ? UNKNOWN_LOAD : used >= 2 ** 30 ? `${gibText(used)} GiB` : `${Math.round(used / 2 ** 20)} MiB`;
+  return `${own} (machine ${memoryOf(load.machine.memoryUsedBytes, load.machine.memoryTotalBytes)})`;
+}
+
+/** Each GPU's utilisation and memory: "0: 87% 40.0/79.6 GiB, 1: …". */
+export function gpuText(load: NodeLoad | null): string {
+  if (!load?.gpus?.length) {
+    return UNKNOWN_LOAD;
+  }
+  return load.gpus.map(gpu => `${gpu.index}: ${percentText(gpu.utilizationPercent)} ${memoryOf(gpu.memoryUsedBytes, gpu.memoryTotalBytes)}`).join(', ');
 }
 
 /** "2 idle · 1 running" from a cluster's node counts, leaving out states with no node. */

@@ -7,9 +7,12 @@ import { Widget } from '@lumino/widgets';
 
 import { ApiError, BatchAIClient, ExperimentKey, JobKey } from './api';
 import { button, h, replaceChildren, stateBadge } from './dom';
+import { confirmTerminate } from './confirm';
 import { LiveUpdates, ServiceEvent } from './live';
+import { NODE_LOAD_POLL_MS, nodeLoadTable, renderNodeLoads } from './nodeload';
 import {
   Cluster,
+  ClusterNode,
   Job,
   JOB_STATES,
   JobFilter,
@@ -17,6 +20,7 @@ import {
   filterJobs,
   isActive,
   jobDuration,
+  jobOutcome,
   nodeCountsSummary,
   resizeSettings,
   scaleSummary,
@@ -40,6 +44,8 @@ export class BatchAIPanel extends Widget {
   private refreshTimer = 0;
   private safetyTimer = 0;
   private clockTimer = 0;
+  private nodeTimer = 0;
+  private readingNodes = false;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
 
@@ -48,6 +54,7 @@ export class BatchAIPanel extends Widget {
   private readonly workspaceSelect = h('select', { className: 'bai-Select', 'aria-label': 'Workspace' });
   private readonly clusterBody = h('tbody');
   private readonly jobBody = h('tbody');
+  private readonly nodeLoads = nodeLoadTable('Nodes');
   private readonly stateSelect = h('select', { className: 'bai-Select', 'aria-label': 'Filter jobs by state' });
   private readonly experimentSelect = h('select', { className: 'bai-Select', 'aria-label': 'Filter jobs by experiment' });
   private readonly compareButton = button('Compare runs', 'Compare the runs of the chosen experiment', () =>
@@ -71,6 +78,7 @@ export class BatchAIPanel extends Widget {
     );
     this.safetyTimer = window.setInterval(() => this.scheduleRefresh(0), SAFETY_REFRESH_MS);
     this.clockTimer = window.setInterval(() => this.tickDurations(), 1000);
+    this.nodeTimer = window.setInterval(() => void this.loadNodes(), NODE_LOAD_POLL_MS);
     void this.refresh();
   }
 
@@ -116,6 +124,7 @@ export class BatchAIPanel extends Widget {
           this.clusterBody
         )
       ),
+      h('section', { className: 'bai-Section', 'aria-label': 'Nodes' }, h('h3', {}, 'Nodes'), this.nodeLoads.table),
       h(
         'section',
         { className: 'bai-Section', 'aria-label': 'Jobs' },
@@ -187,6 +196,7 @@ export class BatchAIPanel extends Widget {
       this.jobs = sortJobs(jobs);
       this.renderWorkspaces(workspaces.map(w => w.name));
       this.renderClusters();
+      void this.loadNodes();
       this.renderExperiments();
       this.renderJobs();
       this.showError('');
@@ -244,6 +254,22 @@ export class BatchAIPanel extends Widget {
     );
   }
 
+  /** Every node of the workspace's clusters with its live load; skipped while the panel is hidden. */
+  private async loadNodes(): Promise<void> {
+    if (this.readingNodes || !this.isVisible) {
+      return;
+    }
+    this.readingNodes = true;
+    try {
+      const clusters = this.clusters.filter(cluster => cluster.currentNodeCount > 0);
+      const lists = await Promise.all(clusters.map(cluster => this.client.clusterNodes(this.workspace, cluster.name).catch((): ClusterNode[] => [])));
+      const rows = lists.flatMap((nodes, i) => nodes.map(node => ({ node, cluster: clusters[i].name })));
+      renderNodeLoads(this.nodeLoads.body, rows, 'No nodes up.');
+    } finally {
+      this.readingNodes = false;
+    }
+  }
+
   private renderExperiments(): void {
     const names = experimentsOf(this.jobs);
     if (this.filter.experiment && !names.includes(this.filter.experiment)) {
@@ -274,7 +300,7 @@ export class BatchAIPanel extends Widget {
     const exitCode = job.executionInfo.exitCode;
     return h(
       'tr',
-      { 'data-job': job.name, 'data-experiment': job.experiment, 'data-state': job.executionState },
+      { 'data-job': job.name, 'data-experiment': job.experiment, 'data-state': job.executionState, 'data-outcome': jobOutcome(job) },
       h(
         'td',
         {},
@@ -289,7 +315,7 @@ export class BatchAIPanel extends Widget {
           button('Delete', `Delete job ${job.name}`, () => void this.deleteJob(key), 'bai-Danger')
         )
       ),
-      h('td', { title: job.waitingReason ?? '' }, stateBadge(job.executionState)),
+      h('td', { title: job.waitingReason ?? '' }, stateBadge(jobOutcome(job))),
       h('td', { className: 'bai-Duration', 'data-running': job.executionState === 'running' }, jobDuration(job)),
       h('td', { className: 'bai-Exit' }, exitCode === null ? '' : String(exitCode))
     );
@@ -348,6 +374,9 @@ export class BatchAIPanel extends Widget {
   }
 
   private async terminateJob(job: JobKey): Promise<void> {
+    if (!(await confirmTerminate(job.name))) {
+      return;
+    }
     await this.act(`Terminate ${job.name}`, () => this.client.terminateJob(job));
   }
 
@@ -385,6 +414,7 @@ export class BatchAIPanel extends Widget {
     window.clearTimeout(this.refreshTimer);
     window.clearInterval(this.safetyTimer);
     window.clearInterval(this.clockTimer);
+    window.clearInterval(this.nodeTimer);
     super.dispose();
   }
 }

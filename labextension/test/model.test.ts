@@ -6,7 +6,11 @@ import {
   Cluster,
   ClusterFormValues,
   Job,
+  NodeLoad,
   appendTail,
+  cpuText,
+  gpuText,
+  memoryText,
   backoffSeconds,
   clusterRequest,
   experimentsOf,
@@ -15,6 +19,7 @@ import {
   jobCellTemplate,
   needsExtensionCell,
   jobDuration,
+  jobOutcome,
   nodeCountsSummary,
   parseMetrics,
   resizeSettings,
@@ -142,4 +147,55 @@ test('the magics are loaded once per notebook', () => {
   assert.equal(needsExtensionCell([]), true);
   assert.equal(needsExtensionCell(['import os', '%load_ext other']), true);
   assert.equal(needsExtensionCell(['import os\n%load_ext batchai_jupyter\n']), false);
+});
+
+const GIB = 2 ** 30;
+
+function load(fields: Partial<NodeLoad>): NodeLoad {
+  return { sampled: '2026-12-02T02:16:51.165Z', scope: 'node', cpuPercent: null, memoryUsedBytes: null, memoryTotalBytes: null, machine: null, gpus: null, ...fields };
+}
+
+test('a node of its own shows its CPU, memory and each GPU', () => {
+  const node = load({
+    cpuPercent: 37.4,
+    memoryUsedBytes: 2.1 * GIB,
+    memoryTotalBytes: 23.5 * GIB,
+    gpus: [
+      { index: 0, utilizationPercent: 87, memoryUsedBytes: 40 * GIB, memoryTotalBytes: 79.6 * GIB },
+      { index: 1, utilizationPercent: null, memoryUsedBytes: null, memoryTotalBytes: 79.6 * GIB }
+    ]
+  });
+  assert.equal(cpuText(node), '37%');
+  assert.equal(memoryText(node), '2.1/23.5 GiB');
+  assert.equal(gpuText(node), '0: 87% 40.0/79.6 GiB, 1: - -');
+});
+
+test("nodes sharing this machine show their tasks' use, then the machine's", () => {
+  const node = load({
+    scope: 'tasks',
+    cpuPercent: 12,
+    memoryUsedBytes: 15 * 2 ** 20,
+    memoryTotalBytes: 23.5 * GIB,
+    machine: { cpuPercent: 100, memoryUsedBytes: 2.1 * GIB, memoryTotalBytes: 23.5 * GIB }
+  });
+  assert.equal(cpuText(node), '12% (machine 100%)');
+  assert.equal(memoryText(node), '15 MiB (machine 2.1/23.5 GiB)');
+  assert.equal(gpuText(node), '-');
+});
+
+test('no sample yet, or no first CPU figure, reads as unknown', () => {
+  assert.equal(cpuText(null), '-');
+  assert.equal(memoryText(null), '-');
+  assert.equal(gpuText(null), '-');
+  assert.equal(cpuText(load({ memoryUsedBytes: GIB, memoryTotalBytes: 2 * GIB })), '-');
+});
+
+test('a job its user terminated reads "terminated"; other failures stay "failed"', () => {
+  const terminated = job('t', 'failed');
+  terminated.executionInfo.errors = [{ code: 'JobTerminated', message: 'the job was terminated by the user' }];
+  assert.equal(jobOutcome(terminated), 'terminated');
+  const failed = job('f', 'failed');
+  failed.executionInfo.errors = [{ code: 'TaskFailed', message: 'exit 1' }];
+  assert.equal(jobOutcome(failed), 'failed');
+  assert.equal(jobOutcome(job('r', 'running')), 'running');
 });

@@ -131,6 +131,31 @@ class LabPage:
     def cluster_row(self, name: str):
         return self.panel.locator(f'tr[data-cluster="{name}"]')
 
+    def set_sidebar_width(self, width: int) -> int:
+        """Drags the splitter beside the left sidebar as a user would; the sidebar's width after it."""
+        sidebar = self.page.locator("#jp-left-stack")
+        handle = self.page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+        box = handle.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        self.page.mouse.move(x, y)
+        self.page.mouse.down()
+        self.page.mouse.move(x + width - sidebar.bounding_box()["width"], y, steps=5)
+        self.page.mouse.up()
+        return round(sidebar.bounding_box()["width"])
+
+    def overflow(self, selector: str) -> float:
+        """How many pixels the element sticks out to the right of the panel's visible width (0 when it fits)."""
+        return self.page.evaluate(
+            """(selector) => {
+                const panel = document.querySelector('#batchai-panel');
+                const inner = panel.getBoundingClientRect().right - parseFloat(getComputedStyle(panel).paddingRight);
+                const parts = [panel.querySelector(selector), ...panel.querySelectorAll(selector + ' *')];
+                const right = Math.max(...parts.map(e => e.getBoundingClientRect().right));
+                return Math.max(0, right - inner, panel.scrollWidth - panel.clientWidth);
+            }""",
+            selector,
+        )
+
     def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"

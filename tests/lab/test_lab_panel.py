@@ -47,6 +47,16 @@ def test_panel_shows_a_job_live_and_its_growing_log(lab, lab_client, lab_page, t
     expect(log).not_to_contain_text("second-line-from-job")
     lab_page.shot("02-job-log-first-line")
 
+    # Each node's load, live, in the panel and in the job's view (a CPU figure needs a second sample).
+    shared_cpu = re.compile(r"^CPU \d+% \(machine \d+%\)$")
+    panel_node = lab_page.panel.locator("table[aria-label='Nodes'] tr[data-node-cluster='panel-pool']")
+    expect(panel_node.locator("[data-load='CPU']")).to_have_text(shared_cpu, timeout=SLOW)
+    shared_memory = re.compile(r"^Mem [\d.]+ [MG]iB \(machine [\d.]+/[\d.]+ GiB\)$")
+    expect(panel_node.locator("[data-load='Mem']")).to_have_text(shared_memory)
+    job_node = view.locator("table[aria-label='Job nodes'] tr[data-node]")
+    expect(job_node.locator("[data-load='CPU']")).to_have_text(shared_cpu, timeout=SLOW)
+    lab_page.shot("02b-node-load")
+
     go.touch()
     expect(log).to_contain_text("second-line-from-job", timeout=SLOW)
     expect(row).to_have_attribute("data-state", "succeeded", timeout=SLOW)
@@ -138,11 +148,20 @@ def test_terminate_a_job_from_the_panel(lab_client, lab_page):
     row = lab_page.job_row("endless-job")
     expect(row).to_have_attribute("data-state", "running", timeout=SLOW)
     expect(row.locator(".bai-Duration")).to_have_text(re.compile(r"^(?!0:00$)\d+:\d\d"), timeout=SLOW)  # counts up
+    dialog = lab_page.page.locator(".jp-Dialog")
     row.get_by_role("button", name="Terminate job endless-job").click()
+    expect(dialog).to_contain_text("Terminate job endless-job?")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert lab_client.job("default", "default", "endless-job")["executionState"] == "running"
+    row.get_by_role("button", name="Terminate job endless-job").click()
+    dialog.get_by_role("button", name="Terminate").click()
     expect(row).to_have_attribute("data-state", re.compile("failed|succeeded"), timeout=SLOW)
     job = lab_client.job("default", "default", "endless-job")
     assert job["executionState"] == "failed"
     assert "terminated" in json.dumps(job["executionInfo"]["errors"]).lower()
+    expect(row).to_have_attribute("data-outcome", "terminated")
+    expect(row.locator(".bai-State")).to_have_text("terminated")
     expect(row.get_by_role("button", name="Terminate job endless-job")).to_have_count(0)
     lab_page.shot("06-job-terminated")
 
@@ -320,6 +339,35 @@ def test_palette_opens_a_job_by_name(lab_page):
     view = page.locator(".bai-JobView").filter(has_text="live-job")
     expect(view.locator(".bai-JobSummary")).to_contain_text("succeeded", timeout=SLOW)
     expect(view.locator("pre.bai-Log")).to_contain_text("second-line-from-job", timeout=SLOW)
+
+
+def test_the_panel_fits_a_300px_sidebar_in_both_themes(lab_client, lab_page):
+    """A running job with a long name and both its actions beside ended ones: nothing sticks out sideways."""
+    page = lab_page.page
+    make_cluster(lab_client, "narrow-pool", nodes=1)
+    submit(
+        lab_client,
+        "a-rather-long-job-name-0123",
+        "narrow-pool",
+        {"customToolkitSettings": {"commandLine": "sleep 600"}},
+    )
+    running = lab_page.job_row("a-rather-long-job-name-0123")
+    expect(running).to_have_attribute("data-state", "running", timeout=SLOW)
+    expect(running.get_by_role("button", name="Terminate job a-rather-long-job-name-0123")).to_be_visible()
+    assert abs(lab_page.set_sidebar_width(300) - 300) <= 2
+    try:
+        for theme, light in (("JupyterLab Light", "true"), ("JupyterLab Dark", "false")):
+            lab_page.command("apputils:change-theme", {"theme": theme})
+            page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'", timeout=SLOW)
+            page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=SLOW)
+            lab_page.open_panel()
+            for table in ("Jobs", "Clusters", "Nodes"):
+                assert lab_page.overflow(f"table[aria-label='{table}']") == 0, (theme, table)
+            lab_page.shot(f"13a-sidebar-300px-{'light' if light == 'true' else 'dark'}")
+    finally:
+        lab_page.command("apputils:change-theme", {"theme": "JupyterLab Light"})
+        page.wait_for_function("document.body.dataset.jpThemeLight === 'true'", timeout=SLOW)
+        lab_client.delete_job("default", "default", "a-rather-long-job-name-0123")
 
 
 def test_dark_theme_uses_theme_colours(lab_page):
