@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
 import sys
 
 import pytest
+
+from helpers.service import ServiceProcess, kill_leftover_tasks
 
 
 class Homes:
@@ -55,3 +58,46 @@ def serve_refused(service_process, port):
         return output
 
     return run
+
+
+class SmallDisk:
+    """A tmpfs of a few MB at `path`: filled, emptied and remounted read-only by the tests."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.filler = os.path.join(path, "filler")
+
+    def fill(self) -> None:
+        """Writes until the disk says it is full (tmpfs counts whole pages: no byte is left)."""
+        descriptor = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            while True:
+                os.write(descriptor, b"\0" * 4096)
+        except OSError as full:
+            assert full.errno == errno.ENOSPC, full
+        finally:
+            os.close(descriptor)
+
+    def empty(self) -> None:
+        os.remove(self.filler)
+
+    def remount(self, mode: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{mode}", self.path], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    path = str(tmp_path / "small")
+    os.mkdir(path)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", path], check=True)
+    yield SmallDisk(path)
+    subprocess.run(["umount", "-l", path], check=True)
+
+
+@pytest.fixture
+def small_home_service(small_disk, tmp_path):
+    """A real `batchai serve` whose home is the small disk."""
+    service = ServiceProcess(os.path.join(small_disk.path, "home"), str(tmp_path / "runtime"))
+    yield service
+    service.stop()
+    kill_leftover_tasks(service.home)
