@@ -420,7 +420,11 @@ class JobHandler(BaseHandler):
 
     @web.authenticated
     async def delete(self, workspace, experiment, job):
-        await self.call(self.service.delete_job, workspace, experiment, job)
+        keep_files = self.get_query_argument("keepFiles", "false").lower()
+        if keep_files not in ("true", "false"):
+            raise BatchAIError("InvalidArgument", f"keepFiles: {keep_files!r} is not valid; use true or false")
+        keep_files = keep_files == "true"
+        await self.call(self.service.delete_job, workspace, experiment, job, keep_files)
         self.set_status(204)
         self.finish()
 

@@ -3,13 +3,21 @@ never "failed unexpectedly"; freeing space makes the service work again."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from batchai_jupyter.client.uploads import UploadFile, upload_files
 from batchai_jupyter.errors import BatchAIError
+from batchai_jupyter.ports.layout import HomeLayout
 from helpers.api import make_cluster
 
 JOB = {"cluster": "small", "toolkit": "custom", "commandLine": "echo hi"}
+
+
+def job_folder(home: str, job: dict) -> str:
+    """Where the service keeps a job's files: its segment in the default datastore."""
+    return os.path.join(HomeLayout(home).local_datastore("default", "default"), job["jobOutputDirectoryPathSegment"])
 
 
 def refused(action) -> BatchAIError:
@@ -18,9 +26,13 @@ def refused(action) -> BatchAIError:
     return caught.value
 
 
-def test_a_full_home_is_named_in_every_refusal_and_freeing_space_mends_it(small_home_service, small_disk):
+def test_a_full_home_is_named_in_every_refusal_and_deleting_a_job_frees_its_space(small_home_service, small_disk):
     client = small_home_service.start()
     make_cluster(client, "small", nodes=1)
+    client.create_job("default", "default", {**JOB, "commandLine": "head -c 3000000 /dev/zero"}, "big")
+    assert client.wait_for_job("default", "default", "big", timeout=120)["executionState"] == "succeeded"
+    folder = job_folder(small_home_service.home, client.job("default", "default", "big"))
+    assert os.path.getsize(os.path.join(folder, "stdouterr", "stdout.txt")) == 3000000
     small_disk.fill()
 
     for action in (
@@ -33,6 +45,18 @@ def test_a_full_home_is_named_in_every_refusal_and_freeing_space_mends_it(small_
         assert f"no space left on {small_disk.path}/home" in error.message, error.message
         assert "batchai job delete" in error.message
 
-    small_disk.empty()
+    client.delete_job("default", "default", "big")
+    assert not os.path.exists(folder)
     client.create_job("default", "default", JOB, "after")
     assert client.wait_for_job("default", "default", "after", timeout=120)["executionState"] == "succeeded"
+
+
+def test_a_job_deleted_with_keep_files_leaves_its_files(service_process, client):
+    make_cluster(client, "keeps", nodes=1)
+    client.create_job("default", "default", {**JOB, "cluster": "keeps"}, "kept")
+    job = client.wait_for_job("default", "default", "kept", timeout=120)
+    assert job["executionState"] == "succeeded"
+    client.delete_job("default", "default", "kept", keep_files=True)
+    folder = job_folder(service_process.home, job)
+    with open(os.path.join(folder, "stdouterr", "stdout.txt")) as stdout:
+        assert stdout.read() == "hi\n"
