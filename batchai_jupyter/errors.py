@@ -66,15 +66,16 @@ def storage_failure(error: BaseException, store_path: str = "") -> BatchAIError 
     """
     for cause in _causes(error):
         if isinstance(cause, OSError) and cause.errno in (*NO_SPACE_ERRNOS, errno.EROFS):
-            return _storage_error(cause.errno == errno.EROFS, cause.filename or store_path or "the service's home")
+            return storage_error(cause.errno == errno.EROFS, cause.filename or store_path or "the service's home")
         if isinstance(cause, sqlite3.OperationalError):
             text = str(cause)
             if "disk is full" in text or "readonly database" in text:
-                return _storage_error("readonly" in text, store_path or "the service's store")
+                return storage_error("readonly" in text, store_path or "the service's store")
     return None
 
 
-def _storage_error(read_only: bool, path: str) -> BatchAIError:
+def storage_error(read_only: bool, path: str) -> BatchAIError:
+    """ReadOnlyHome or NoSpace for `path`, saying what to do."""
     if read_only:
         return BatchAIError(
             "ReadOnlyHome",

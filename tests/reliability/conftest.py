@@ -41,10 +41,11 @@ def used_home(service_process, client, tmp_path) -> Homes:
 
 @pytest.fixture
 def serve_refused(service_process, port):
-    """serve_refused(home) -> what `batchai serve` on `home` said when it refused to start."""
+    """serve_refused(home[, runtime_dir]) -> what `batchai serve` on `home` said when it refused to start."""
 
-    def run(home: str) -> str:
-        env = {**service_process.env(), "BATCHAI_HOME": home, "JUPYTER_RUNTIME_DIR": os.path.join(home, "rt")}
+    def run(home: str, runtime_dir: str = "") -> str:
+        runtime_dir = runtime_dir or os.path.join(home, "rt")
+        env = {**service_process.env(), "BATCHAI_HOME": home, "JUPYTER_RUNTIME_DIR": runtime_dir}
         result = subprocess.run(
             [sys.executable, "-m", "batchai_jupyter.cli", "serve", "--port", str(port)],
             env=env,

@@ -60,3 +60,12 @@ def test_a_job_deleted_with_keep_files_leaves_its_files(service_process, client)
     folder = job_folder(service_process.home, job)
     with open(os.path.join(folder, "stdouterr", "stdout.txt")) as stdout:
         assert stdout.read() == "hi\n"
+
+
+def test_a_service_on_a_read_only_home_says_so(small_disk, serve_refused, tmp_path):
+    home = os.path.join(small_disk.path, "home")
+    os.mkdir(home)
+    small_disk.remount("ro")
+    output = serve_refused(home, str(tmp_path / "runtime"))  # Jupyter's own files elsewhere, as usual
+    assert f"ReadOnlyHome: {home} is on a read-only file system" in output, output[-3000:]
+    assert "StoreDamaged" not in output and "Traceback" not in output
