@@ -18,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ..errors import storage_failure
+
 log = logging.getLogger("batchai")
 
 T = TypeVar("T")
@@ -101,7 +103,11 @@ class ClusterWorker:
                 future.set_result(action())
             except BaseException as failure:  # the caller (or the log) learns; the worker lives on
                 if what == "cycle":
-                    log.exception("batchai: the cycle of cluster %s failed", self.key)
+                    full = storage_failure(failure) if isinstance(failure, Exception) else None
+                    if full is not None:  # once a cycle, until space is freed: one line, no traceback
+                        log.warning("batchai: the cycle of cluster %s failed: %s", self.key, full.message)
+                    else:
+                        log.exception("batchai: the cycle of cluster %s failed", self.key)
                 future.set_exception(failure)
             finally:
                 with self._lock:

@@ -79,6 +79,9 @@ class SmallDisk:
         finally:
             os.close(descriptor)
 
+    def is_full(self) -> bool:
+        return os.statvfs(self.path).f_bavail == 0
+
     def empty(self) -> None:
         os.remove(self.filler)
 

@@ -11,6 +11,7 @@ from batchai_jupyter.client.uploads import UploadFile, upload_files
 from batchai_jupyter.errors import BatchAIError
 from batchai_jupyter.ports.layout import HomeLayout
 from helpers.api import make_cluster
+from helpers.waits import wait_for
 
 JOB = {"cluster": "small", "toolkit": "custom", "commandLine": "echo hi"}
 
@@ -69,3 +70,20 @@ def test_a_service_on_a_read_only_home_says_so(small_disk, serve_refused, tmp_pa
     output = serve_refused(home, str(tmp_path / "runtime"))  # Jupyter's own files elsewhere, as usual
     assert f"ReadOnlyHome: {home} is on a read-only file system" in output, output[-3000:]
     assert "StoreDamaged" not in output and "Traceback" not in output
+
+
+def test_a_job_that_fills_the_disk_ends_with_its_exit_code_and_the_word_once_space_is_freed(
+    small_home_service, small_disk
+):
+    client = small_home_service.start()
+    make_cluster(client, "small", nodes=1)
+    client.create_job("default", "default", {**JOB, "commandLine": "head -c 3000000 /dev/zero"}, "big")
+    assert client.wait_for_job("default", "default", "big", timeout=120)["executionState"] == "succeeded"
+    client.create_job("default", "default", {**JOB, "commandLine": "head -c 20000000 /dev/zero"}, "filler")
+    wait_for(lambda: small_disk.is_full(), "the job to fill the disk")
+
+    client.delete_job("default", "default", "big")  # the service records the filler's end in the room freed
+    job = client.wait_for_job("default", "default", "filler", timeout=120)
+    assert (job["executionState"], job["executionInfo"]["exitCode"]) == ("failed", 1), job
+    (failure,) = job["executionInfo"]["errors"]
+    assert failure["code"] == "JobFailed" and f"no space left on {small_disk.path}/home" in failure["message"], job
