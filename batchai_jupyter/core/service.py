@@ -34,7 +34,7 @@ from ..ports.tracking import TENSORBOARD_DIR, RunTracker
 from ..runtime.metrics import METRICS_FILE
 from . import placement, views
 from .cluster_spec import parse_cluster_spec
-from .engine import Engine
+from .engine import Engine, cluster_key
 from .events import EventBus
 from .handover import HandOver
 from .jobrun import JobRunner
@@ -469,7 +469,11 @@ class Service:
 
     def get_cluster(self, workspace: str, name: str) -> dict[str, Any]:
         row = self._cluster_row(workspace, name)
-        return views.cluster_view(row, self.store.nodes_of(workspace, name))
+        view = views.cluster_view(row, self.store.nodes_of(workspace, name))
+        stalled = self.engine.workers.disk_failure(cluster_key(workspace, name))
+        if stalled is not None:  # the store is on that disk: only this view can say why nothing moves
+            view["errors"] = [*view["errors"], {"code": stalled.code, "message": stalled.message}]
+        return view
 
     def list_clusters(self, workspace: str) -> list[dict[str, Any]]:
         self.get_workspace(workspace)

@@ -21,6 +21,10 @@ def job_folder(home: str, job: dict) -> str:
     return os.path.join(HomeLayout(home).local_datastore("default", "default"), job["jobOutputDirectoryPathSegment"])
 
 
+def cluster_errors(client, code: str) -> list[dict]:
+    return [e for e in client.cluster("default", "small")["errors"] if e["code"] == code]
+
+
 def refused(action) -> BatchAIError:
     with pytest.raises(BatchAIError) as caught:
         action()
@@ -81,9 +85,13 @@ def test_a_job_that_fills_the_disk_ends_with_its_exit_code_and_the_word_once_spa
     assert client.wait_for_job("default", "default", "big", timeout=120)["executionState"] == "succeeded"
     client.create_job("default", "default", {**JOB, "commandLine": "head -c 20000000 /dev/zero"}, "filler")
     wait_for(lambda: small_disk.is_full(), "the job to fill the disk")
+    # The store is on that disk too: the job's end cannot be recorded yet, and the cluster says why.
+    stalled = wait_for(lambda: cluster_errors(client, "NoSpace"), "the cluster to say its disk is full")
+    assert f"no space left on {small_disk.path}/home/batchai.db" in stalled[0]["message"], stalled
 
     client.delete_job("default", "default", "big")  # the service records the filler's end in the room freed
     job = client.wait_for_job("default", "default", "filler", timeout=120)
     assert (job["executionState"], job["executionInfo"]["exitCode"]) == ("failed", 1), job
     (failure,) = job["executionInfo"]["errors"]
     assert failure["code"] == "JobFailed" and f"no space left on {small_disk.path}/home" in failure["message"], job
+    assert not cluster_errors(client, "NoSpace")
