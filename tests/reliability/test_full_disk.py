@@ -8,7 +8,7 @@ import os
 import pytest
 
 from batchai_jupyter.client.uploads import UploadFile, upload_files
-from batchai_jupyter.errors import BatchAIError
+from batchai_jupyter.errors import BatchAIError, storage_failure
 from batchai_jupyter.ports.layout import HomeLayout
 from helpers.api import make_cluster
 from helpers.waits import wait_for
@@ -74,6 +74,12 @@ def test_a_service_on_a_read_only_home_says_so(small_disk, serve_refused, tmp_pa
     output = serve_refused(home, str(tmp_path / "runtime"))  # Jupyter's own files elsewhere, as usual
     assert f"ReadOnlyHome: {home} is on a read-only file system" in output, output[-3000:]
     assert "StoreDamaged" not in output and "Traceback" not in output
+    # What a request meets there (a live home cannot be remounted read-only while the store is open)
+    with pytest.raises(OSError) as caught:
+        open(os.path.join(home, "upload.bin"), "wb")
+    mapped = storage_failure(caught.value)
+    assert mapped is not None and (mapped.code, mapped.status) == ("ReadOnlyHome", 503)
+    assert mapped.message.startswith(f"{home}/upload.bin is on a read-only file system")
 
 
 def test_a_job_that_fills_the_disk_ends_with_its_exit_code_and_the_word_once_space_is_freed(
