@@ -242,7 +242,7 @@ def job_command(args) -> object:
         stream_file(client, args.workspace, args.experiment, args.name, args.output_directory_id, args.file_name)
         return None
     _confirm(args, f"Delete job '{args.name}'")
-    return client.delete_job(*job)
+    return client.delete_job(*job, keep_files=args.keep_files)
 
 
 def wait_command(client, args) -> object:
@@ -494,6 +494,10 @@ def _add_job_parsers(sub) -> None:
         parser.add_argument("-n", "--name", "-j", "--job", dest="name", required=True)
         if verb in ("terminate", "delete"):
             _yes(parser)
+        if verb == "delete":
+            parser.add_argument(
+                "--keep-files", action="store_true", help="keep the job's stdouterr and outputs (deleted by default)"
+            )
     node_verbs = job.add_parser(
         "node", help="nodes a job runs on: `job node list -n JOB`, `job node exec -n JOB -- CMD`"
     ).add_subparsers(dest="node_verb", required=True)

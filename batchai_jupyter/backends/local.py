@@ -152,7 +152,9 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
         exit_file = os.path.join(run_dir, "exit")
         try:
             with open(exit_file) as handle:
-                return TaskStatus("exited", int(json.load(handle)["exit_code"]))
+                record = json.load(handle)
+            no_space = f"no space left on {record['no_space']}" if record.get("no_space") else ""
+            return TaskStatus("exited", int(record["exit_code"]), no_space)
         except FileNotFoundError:
             pass
         if self._launcher.running(run_dir):

@@ -212,8 +212,10 @@ class Client(ExperimentRoutes, Transport):
     def terminate_job(self, workspace: str, experiment: str, name: str) -> dict:
         return self.request("POST", f"{self.job_path(workspace, experiment, name)}/terminate")
 
-    def delete_job(self, workspace: str, experiment: str, name: str) -> None:
-        self.request("DELETE", self.job_path(workspace, experiment, name))
+    def delete_job(self, workspace: str, experiment: str, name: str, keep_files: bool = False) -> None:
+        """Deletes the job and its files in the workspace's default datastore (kept with `keep_files`)."""
+        params = {"keepFiles": "true"} if keep_files else None
+        self.request("DELETE", self.job_path(workspace, experiment, name), params=params)
 
     def job_tasks(self, workspace: str, experiment: str, name: str) -> list[dict]:
         return self.list(f"{self.job_path(workspace, experiment, name)}/tasks")

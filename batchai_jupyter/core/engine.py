@@ -54,7 +54,7 @@ class Engine:
         self.keeper = keeper
         # Clusters of scheduler backends (Slurm) get whole jobs handed over instead of placed.
         self.handover = handover or HandOver(store, runner.events, runner, {})
-        self.workers = ClusterWorkers()
+        self.workers = ClusterWorkers(store.path)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None

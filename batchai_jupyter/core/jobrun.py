@@ -398,7 +398,8 @@ class JobRunner:
             return error(
                 "JobPreparationFailed", f"job preparation failed on {where} with exit code {task.exit_code}; {logs}"
             )
-        return error("JobFailed", f"task {task.name} on {where} exited with code {task.exit_code}; {logs}")
+        why = f" ({task.detail})" if task.detail else ""  # e.g. the disk was full when it ended
+        return error("JobFailed", f"task {task.name} on {where} exited with code {task.exit_code}{why}; {logs}")
 
     # -- ending ----------------------------------------------------------------------------
 

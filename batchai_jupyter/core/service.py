@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, cast
 
-from ..errors import BatchAIError, Conflict, NotFound, SpecError
+from ..errors import BatchAIError, Conflict, NotFound, SpecError, storage_failure
 from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec, NodeLoad
 from ..ports.datastores import (
     Checkable,
@@ -24,6 +24,7 @@ from ..ports.datastores import (
     Datastore,
     DatastoreContext,
     DatastoreKinds,
+    DeletesFiles,
     DownloadLinks,
     PublicSettings,
     clean_relative_path,
@@ -33,7 +34,7 @@ from ..ports.tracking import TENSORBOARD_DIR, RunTracker
 from ..runtime.metrics import METRICS_FILE
 from . import placement, views
 from .cluster_spec import parse_cluster_spec
-from .engine import Engine
+from .engine import Engine, cluster_key
 from .events import EventBus
 from .handover import HandOver
 from .jobrun import JobRunner
@@ -468,7 +469,11 @@ class Service:
 
     def get_cluster(self, workspace: str, name: str) -> dict[str, Any]:
         row = self._cluster_row(workspace, name)
-        return views.cluster_view(row, self.store.nodes_of(workspace, name))
+        view = views.cluster_view(row, self.store.nodes_of(workspace, name))
+        stalled = self.engine.workers.disk_failure(cluster_key(workspace, name))
+        if stalled is not None:  # the store is on that disk: only this view can say why nothing moves
+            view["errors"] = [*view["errors"], {"code": stalled.code, "message": stalled.message}]
+        return view
 
     def list_clusters(self, workspace: str) -> list[dict[str, Any]]:
         self.get_workspace(workspace)
@@ -725,8 +730,25 @@ class Service:
             self.engine.terminate_job(job, "JobTerminated", "the job was terminated by the user")
         return self.get_job(workspace, experiment, name)
 
-    def delete_job(self, workspace: str, experiment: str, name: str) -> None:
-        self.engine.delete_job(self._job_row(workspace, experiment, name))
+    def delete_job(self, workspace: str, experiment: str, name: str, keep_files: bool = False) -> None:
+        """Deletes the job and, unless `keep_files`, the folder the service keeps its files in (its
+        stdouterr and outputs in the workspace's default datastore; folders it put on a mounted share stay)."""
+        job = self._job_row(workspace, experiment, name)
+        try:
+            self.engine.delete_job(job)
+        except Exception as failure:
+            if keep_files or storage_failure(failure) is None:
+                raise
+            # A full disk: the store needs room to record the deletion, which the job's files give back.
+            self._delete_job_files(job)
+            self.engine.delete_job(job)
+        if not keep_files:
+            self._delete_job_files(job)
+
+    def _delete_job_files(self, job: Job) -> None:
+        datastore = self.datastore(job.workspace)
+        if isinstance(datastore, DeletesFiles) and job.segment:
+            datastore.delete(job.segment)
 
     def list_tasks(self, workspace: str, experiment: str, name: str) -> list[dict[str, Any]]:
         job = self._job_row(workspace, experiment, name)

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from ..errors import BatchAIError
+from ..errors import BatchAIError, storage_failure
 from . import lifecycle
 from .records import Cluster, DatastoreRow, Job, JobBrief, Node, Task
-from .store_health import StoreDamaged, back_up, check_opened, check_store_file
+from .store_health import StoreDamaged, back_up, check_opened, check_store_file, check_writable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -172,7 +172,11 @@ class Store:
 
     def __init__(self, path: str):
         self.path = path
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError as failure:
+            raise storage_failure(failure) or failure from None
+        check_writable(os.path.dirname(path))
         fresh = not os.path.lexists(path)
         if not fresh:
             check_store_file(path)
@@ -191,7 +195,7 @@ class Store:
             self._migrate(backup=not fresh)
         except sqlite3.DatabaseError as failure:
             self._connection.close()
-            raise StoreDamaged(path, f"cannot be read ({failure})") from None
+            raise storage_failure(failure, path) or StoreDamaged(path, f"cannot be read ({failure})") from None
         except BaseException:
             self._connection.close()
             raise

@@ -10,7 +10,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 
-from ..errors import BatchAIError
+from ..errors import BatchAIError, storage_error
 
 log = logging.getLogger("batchai")
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -39,6 +39,12 @@ def recovery_hint(path: str) -> str:
         f"{path}-wal aside to start with an empty store (its jobs, clusters and datastores are then "
         "forgotten; their files stay in the home)"
     )
+
+
+def check_writable(directory: str) -> None:
+    """A home on a read-only file system is refused as that, not as a store SQLite cannot open."""
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        raise storage_error(True, directory)
 
 
 def check_store_file(path: str) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ..errors import BatchAIError, storage_failure
+
 log = logging.getLogger("batchai")
 
 T = TypeVar("T")
@@ -30,8 +32,10 @@ SLOW_WORK_SECONDS = 120.0
 class ClusterWorker:
     """A cluster's own thread and its queue of work."""
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, store_path: str = ""):
         self.key = key
+        self.store_path = store_path
+        self.disk_failure: BatchAIError | None = None  # why the last cycle failed, when a disk was full/read-only
         self._queue: queue.Queue[tuple[str, Callable[[], object], Future[Any]] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._cycle_waiting = False  # a cycle is in the queue and has not started yet
@@ -99,9 +103,16 @@ class ClusterWorker:
                 self.busy_with, self.busy_since, self._reported_slow = what, time.time(), False
             try:
                 future.set_result(action())
+                if what == "cycle":
+                    self.disk_failure = None
             except BaseException as failure:  # the caller (or the log) learns; the worker lives on
                 if what == "cycle":
-                    log.exception("batchai: the cycle of cluster %s failed", self.key)
+                    full = storage_failure(failure, self.store_path) if isinstance(failure, Exception) else None
+                    self.disk_failure = full
+                    if full is not None:  # once a cycle, until space is freed: one line, no traceback
+                        log.warning("batchai: the cycle of cluster %s failed: %s", self.key, full.message)
+                    else:
+                        log.exception("batchai: the cycle of cluster %s failed", self.key)
                 future.set_exception(failure)
             finally:
                 with self._lock:
@@ -114,7 +125,8 @@ class ClusterWorker:
 class ClusterWorkers:
     """The engine's set of cluster workers, made on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, store_path: str = "") -> None:
+        self.store_path = store_path
         self._workers: dict[str, ClusterWorker] = {}
         self._lock = threading.Lock()
         self._stopped = False
@@ -125,11 +137,17 @@ class ClusterWorkers:
                 raise RuntimeError("the service is stopping")
             worker = self._workers.get(key)
             if worker is None:
-                worker = self._workers[key] = ClusterWorker(key)
+                worker = self._workers[key] = ClusterWorker(key, self.store_path)
             return worker
 
     def request_cycle(self, key: str, cycle: Callable[[], object]) -> None:
         self._worker(key).request_cycle(cycle)
+
+    def disk_failure(self, key: str) -> BatchAIError | None:
+        """Why the cluster's cycles fail, when it is a full or read-only disk (the store cannot say it then)."""
+        with self._lock:
+            worker = self._workers.get(key)
+        return worker.disk_failure if worker else None
 
     def run(self, key: str, what: str, action: Callable[[], T]) -> T:
         """Runs `action` on the cluster's worker and waits for its result (or its exception)."""

@@ -114,6 +114,14 @@ class CountsTransfers(ABC):
         """The counters so far, for the datastore's view."""
 
 
+class DeletesFiles(ABC):
+    """Can delete a file or a whole folder (a deleted job's files, to free space)."""
+
+    @abstractmethod
+    def delete(self, segment: str) -> int:
+        """Deletes the file or folder at `segment`; returns how many files went."""
+
+
 class CreatesContainer(ABC):
     """Can create its container when asked to at registration (`createContainer`)."""
 

@@ -42,6 +42,7 @@ has the same functions and numbers) and, where CPython's C scanner is there, not
 either, so annotations stay ones that old Pythons on remote nodes evaluate.
 """
 
+import errno
 import os
 import sys
 import time
@@ -93,6 +94,41 @@ def _write_atomically(path: str, text: str) -> None:
     os.replace(temporary, path)
 
 
+EXIT_RESERVE = 4096  # bytes kept for the exit record while the task may fill the disk
+
+
+def _reserve_exit_record(task_dir: str) -> None:
+    """Room for the exit record, taken before the task runs: a task that fills the disk still ends with
+    its own exit code (and the word that the disk was full), not as a lost task."""
+    try:
+        with open(os.path.join(task_dir, "exit.reserve"), "wb") as handle:
+            handle.write(b" " * EXIT_RESERVE)
+    except OSError:
+        pass  # already full: the record is tried the usual way at the end
+
+
+def _write_exit_record(task_dir: str, fields: str) -> None:
+    """Writes {fields} as the exit record; on a full disk, into the reserved room, saying where it was full."""
+    path = os.path.join(task_dir, "exit")
+    try:
+        _write_atomically(path, "{" + fields + "}")
+    except OSError as failure:
+        reserve = os.path.join(task_dir, "exit.reserve")
+        if failure.errno not in (errno.ENOSPC, errno.EDQUOT) or not os.path.exists(reserve):
+            raise
+        no_space = task_dir.replace("\\", "\\\\").replace('"', '\\"')
+        record = ("{" + fields + f', "no_space": "{no_space}"' + "}").encode()[:EXIT_RESERVE]
+        with open(reserve, "r+b") as handle:  # overwrites bytes already allocated: needs no free block
+            handle.write(record)
+            handle.truncate(len(record))
+        os.replace(reserve, path)
+        return
+    try:
+        os.unlink(os.path.join(task_dir, "exit.reserve"))
+    except OSError:
+        pass
+
+
 def _touch(path: str) -> None:
     with open(path, "a"):
         pass
@@ -113,6 +149,7 @@ def run(task_dir: str, subreaper: bool = False) -> int:
         task = _parse_json(handle.read())
     os.unlink(task_file)
     _write_atomically(os.path.join(task_dir, "pid"), str(os.getpid()))
+    _reserve_exit_record(task_dir)
     heartbeat = os.path.join(task_dir, "heartbeat")
     _touch(heartbeat)
 
@@ -128,7 +165,7 @@ def run(task_dir: str, subreaper: bool = False) -> int:
         killed = _hold_lock(task.get("lock"), task_dir, heartbeat, err) if task.get("lock") else None
         if killed is not None:
             code = 128 + killed
-            _write_atomically(os.path.join(task_dir, "exit"), f'{{"exit_code": {code:d}, "ended": {time.time()!r}}}')
+            _write_exit_record(task_dir, f'"exit_code": {code:d}, "ended": {time.time()!r}')
             return code
         try:
             child = os.fork()
@@ -147,8 +184,7 @@ def run(task_dir: str, subreaper: bool = False) -> int:
             code = _exit_code(os.waitstatus_to_exitcode(status))
     # json.dumps's own format, without importing json.
     left = "" if not subreaper else ', "left": true' if _descendants_alive() else ', "left": false'
-    exit_record = f'{{"exit_code": {code:d}, "ended": {time.time()!r}{left}}}'
-    _write_atomically(os.path.join(task_dir, "exit"), exit_record)
+    _write_exit_record(task_dir, f'"exit_code": {code:d}, "ended": {time.time()!r}{left}')
     return code
 
 

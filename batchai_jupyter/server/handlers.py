@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -19,10 +20,12 @@ from tornado.iostream import StreamClosedError
 from .. import __version__
 from ..core import uploads
 from ..core.service import Page
-from ..errors import BatchAIError
+from ..errors import BatchAIError, storage_failure
 from ..jsonfile import FINITE_NUMBERS, MAX_JSON_DEPTH, nesting_depth
 from ..runtime.metrics import METRICS_FILE
 from .paging import PageRequest, page_body, page_request, slice_page
+
+log = logging.getLogger(__name__)
 
 API = "/batchai/api/v1"
 NAME = r"([^/]+)"
@@ -95,8 +98,15 @@ class BaseHandler(APIHandler):
         arguments = [(key, value.decode()) for key, values in self.request.query_arguments.items() for value in values]
         self.reply(page_body(page, request, self.request.path, arguments))
 
+    def _user_error(self, error: BaseException | None) -> BaseException | None:
+        """`error`, or the user's error it stands for (a full or read-only disk under the request)."""
+        if error is None or isinstance(error, (BatchAIError, web.HTTPError)):
+            return error
+        service = self.settings.get("batchai_service")
+        return storage_failure(error, service.store.path if service else "") or error
+
     def write_error(self, status_code: int, **kwargs) -> None:
-        error = kwargs.get("exc_info", (None, None))[1]
+        error = self._user_error(kwargs.get("exc_info", (None, None))[1])
         if isinstance(error, BatchAIError):
             self.set_status(error.status)
             body = error.to_json()
@@ -108,12 +118,15 @@ class BaseHandler(APIHandler):
         self.finish(json.dumps(body))
 
     def log_exception(self, typ, value, tb) -> None:
-        if isinstance(value, BatchAIError):
+        user_error = self._user_error(value)
+        if isinstance(user_error, BatchAIError):
+            if user_error is not value:  # a disk accident: one line for whoever keeps the service
+                log.warning("%s %s: %s", self.request.method, self.request.path, user_error.message)
             return  # a user's mistake, answered with its message; not a server fault
         super().log_exception(typ, value, tb)
 
     def send_error(self, status_code: int = 500, **kwargs) -> None:
-        error = kwargs.get("exc_info", (None, None, None))[1]
+        error = self._user_error(kwargs.get("exc_info", (None, None, None))[1])
         if isinstance(error, BatchAIError):
             status_code = error.status
         super().send_error(status_code, **kwargs)
@@ -407,7 +420,11 @@ class JobHandler(BaseHandler):
 
     @web.authenticated
     async def delete(self, workspace, experiment, job):
-        await self.call(self.service.delete_job, workspace, experiment, job)
+        keep_files = self.get_query_argument("keepFiles", "false").lower()
+        if keep_files not in ("true", "false"):
+            raise BatchAIError("InvalidArgument", f"keepFiles: {keep_files!r} is not valid; use true or false")
+        keep_files = keep_files == "true"
+        await self.call(self.service.delete_job, workspace, experiment, job, keep_files)
         self.set_status(204)
         self.finish()
 

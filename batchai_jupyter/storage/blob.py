@@ -47,6 +47,7 @@ from ..ports.datastores import (
     CreatesContainer,
     Datastore,
     DatastoreContext,
+    DeletesFiles,
     DownloadLinks,
     FileEntry,
     PublicSettings,
@@ -209,6 +210,7 @@ class BlobDatastore(
     Checkable,
     PublicSettings,
     DownloadLinks,
+    DeletesFiles,
 ):
     kind = "blob"
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 from ..errors import BatchAIError
-from ..ports.datastores import Datastore, DatastoreContext, FileEntry, clean_relative_path
+from ..ports.datastores import Datastore, DatastoreContext, DeletesFiles, FileEntry, clean_relative_path
 
 SYSTEM_TREES = ("/proc", "/sys", "/dev")
 
 
-class LocalDatastore(Datastore):
+class LocalDatastore(Datastore, DeletesFiles):
     kind = "local"
 
     def __init__(self, root: str):
@@ -26,6 +27,19 @@ class LocalDatastore(Datastore):
 
     def node_path(self, segment: str) -> str:
         return self._resolve(segment)
+
+    def delete(self, segment: str) -> int:
+        path = self._resolve(segment)
+        if path == os.path.realpath(self.root):
+            raise BatchAIError("InvalidPath", "the datastore's root itself cannot be deleted")
+        if os.path.isdir(path) and not os.path.islink(path):
+            count = sum(len(files) for _, _, files in os.walk(path))
+            shutil.rmtree(path)
+            return count
+        if os.path.lexists(path):
+            os.remove(path)
+            return 1
+        return 0
 
     def exists(self, segment: str) -> bool:
         return os.path.exists(self._resolve(segment))
