@@ -422,7 +422,8 @@ class JobRunner:
                     error(
                         "AttemptInterrupted",
                         (
-                            f"the service stopped while it was ending attempt {job.attempt}; the job runs again "
+                            f"the service stopped while it was {'ending' if tasks else 'starting'} attempt "
+                            f"{job.attempt}; the job runs again "
                             "(not counted as a retry)"
                         ),
                     )
