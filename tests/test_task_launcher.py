@@ -115,3 +115,23 @@ def _alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_task_handed_over_twice_runs_once(backend, tmp_path):
+    """A restarted service hands over again a task it cannot tell was taken up: the first wrapper to
+    take it runs it, the other ends at once without records."""
+    ran = tmp_path / "ran"
+    run_dir = _start(backend, tmp_path, "twice", f"echo once >> {ran}")
+    backend._launcher.launch(run_dir)
+    wait_for(lambda: _status(backend, run_dir).state == "exited", "the task's exit")
+    wait_for(lambda: not backend._launcher.running(run_dir), "both wrappers reaped")
+    assert ran.read_text() == "once\n"
+    assert _status(backend, run_dir).exit_code == 0
+    assert backend.task_started(NODE, run_dir)
+
+
+def test_a_task_json_no_wrapper_took_up_is_not_started(backend, tmp_path):
+    run_dir = tmp_path / "run" / "waiting"
+    run_dir.mkdir(parents=True)
+    (run_dir / "task.json").write_text("{}")
+    assert not backend.task_started(NODE, str(run_dir))

@@ -142,11 +142,20 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
         }
         if launch.exclusive:  # this machine's nodes share it: one lock for all of them (and other services)
             task["lock"] = os.path.join(tempfile.gettempdir(), f"batchai-{launch.exclusive}.lock")
+        # Whole or not at all: a wrapper that a dead service handed the task to may be taking it up now.
         task_file = os.path.join(run_dir, "task.json")
-        descriptor = os.open(task_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        descriptor = os.open(task_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump(task, handle)
+        os.replace(task_file + ".tmp", task_file)
         self._launcher.launch(run_dir)
+
+    def task_started(self, node: NodeRef, run_dir: str) -> bool:
+        """A task.json alone was handed to no wrapper yet, or to one of a launcher a dead service left,
+        which then may still take it up: handing it over again is safe (the first to rename it runs it)."""
+        if self._launcher.running(run_dir):
+            return True
+        return any(os.path.exists(os.path.join(run_dir, name)) for name in ("pid", "exit", wrapper.TASK_CLAIMED))
 
     def poll_task(self, node: NodeRef, run_dir: str, launched_at: float) -> TaskStatus:
         exit_file = os.path.join(run_dir, "exit")

@@ -101,12 +101,14 @@ def _write(path: str, text: str, mode: int = 0o644) -> None:
 def _scrub_secrets(control: str) -> None:
     """Removes what holds secret values in an attempt's control directory once nothing will read it:
     the secrets file (the driver deletes it when it starts) and the task files of steps that never
-    started (the wrapper deletes each when its task starts)."""
+    started (the wrapper deletes each, as task.claimed, once its task started)."""
     leftovers = [os.path.join(control, "secrets.json"), os.path.join(control, "secrets.json.tmp")]
     runs = os.path.join(control, "runs")
     if os.path.isdir(runs):
         for task in os.listdir(runs):
-            leftovers += [os.path.join(runs, task, "task.json"), os.path.join(runs, task, "task.json.tmp")]
+            leftovers += [
+                os.path.join(runs, task, name) for name in ("task.json", "task.json.tmp", wrapper.TASK_CLAIMED)
+            ]
     for path in leftovers:
         try:
             os.unlink(path)

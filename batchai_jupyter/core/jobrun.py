@@ -12,7 +12,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import BatchAIError
-from ..ports.compute import Backend, ComputeBackend, NodeScript, NodeScripts, RemoteNodes, TaskLaunch
+from ..ports.compute import (
+    Backend,
+    ComputeBackend,
+    DetachedTasks,
+    NodeDirectory,
+    NodeScript,
+    NodeScripts,
+    RemoteNodes,
+    TaskLaunch,
+)
 from ..ports.datastores import Datastore, JobStorage
 from ..ports.layout import HomeLayout
 from . import launch, lifecycle, node_view, placement
@@ -62,6 +71,8 @@ class JobRunner:
         self.base_env = base_env
         self.data = data  # staging, mounts, flushing: storage/jobdata.py
         self.containers = JobContainers(store)
+        # Tasks this service handed over or found taken up; any other running one it asks about once.
+        self._known_started: set[int] = set()
 
     # -- building the launch context -------------------------------------------------------
 
@@ -261,16 +272,11 @@ class JobRunner:
         now = time.time()
         node_ids = job.node_ids
         backend = self.backend_for(job.workspace, job.cluster)
-        planned = node_view.plan_on_nodes(
-            launch.plan_job_preparation if phase == "prep" else launch.plan_tasks,
-            context,
-            nodes,
-            self._node_paths(backend, node_ids),
-        )
+        assert isinstance(backend, DetachedTasks), "a scheduler backend's tasks are started by its scheduler"
         rows = []
         with self.store.transaction():
             self.store.update("jobs", {"id": job.id}, phase=phase)
-            for plan, directories in planned:
+            for plan, directories in self._plan_phase(job, context, nodes, phase):
                 run_dir = os.path.join(
                     nodes[plan.node_index].job_temp_dir, "..", "run", f"{job.uuid}-{job.attempt}-{plan.name}"
                 )
@@ -292,27 +298,63 @@ class JobRunner:
                     launched=now,
                 )
                 rows.append((task_id, plan, directories, run_dir))
-        base = self.base_env()
-        spec = context.spec
-        for _task_id, plan, directories, run_dir in rows:
-            node = nodes[plan.node_index]
-            node_row = self.store.existing_node(node_ids[plan.node_index])
+        for task_id, plan, directories, run_dir in rows:
+            self._known_started.add(task_id)
             shutil.rmtree(run_dir, ignore_errors=True)
-            task = TaskLaunch(
-                command=plan.command,
-                env={**base, **plan.env},
-                cwd=node.job_temp,
-                stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
-                stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),
-                directories=directories,
-                exclusive=EXCLUSIVE_PREPARATION if phase == "prep" else "",
-            )
-            if spec.container is not None:
-                name = container_name(job.uuid, job.attempt, plan.name)
-                remote = isinstance(backend, RemoteNodes)
-                task = self.containers.task_launch(spec, node_row, name, task, list(plan.env), remote)
-            backend.start_task(node_row, run_dir, task)
-            self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
+            self._start_task(job, context, nodes, backend, plan, directories, run_dir, phase)
+
+    def _plan_phase(
+        self, job: Job, context: launch.JobContext, nodes: list[launch.NodeContext], phase: str
+    ) -> list[tuple[launch.TaskPlan, tuple[NodeDirectory, ...]]]:
+        return node_view.plan_on_nodes(
+            launch.plan_job_preparation if phase == "prep" else launch.plan_tasks,
+            context,
+            nodes,
+            self._node_paths(self.backend_for(job.workspace, job.cluster), job.node_ids),
+        )
+
+    def _start_task(
+        self,
+        job: Job,
+        context: launch.JobContext,
+        nodes: list[launch.NodeContext],
+        backend: DetachedTasks,
+        plan: launch.TaskPlan,
+        directories: tuple[NodeDirectory, ...],
+        run_dir: str,
+        phase: str,
+    ) -> None:
+        node = nodes[plan.node_index]
+        node_row = self.store.existing_node(job.node_ids[plan.node_index])
+        task = TaskLaunch(
+            command=plan.command,
+            env={**self.base_env(), **plan.env},
+            cwd=node.job_temp,
+            stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
+            stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),
+            directories=directories,
+            exclusive=EXCLUSIVE_PREPARATION if phase == "prep" else "",
+        )
+        spec = context.spec
+        if spec.container is not None:
+            name = container_name(job.uuid, job.attempt, plan.name)
+            remote = isinstance(backend, RemoteNodes)
+            task = self.containers.task_launch(spec, node_row, name, task, list(plan.env), remote)
+        backend.start_task(node_row, run_dir, task)
+        self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
+
+    def _start_if_never_started(self, job: Job, backend: DetachedTasks, task: Task) -> None:
+        """A task recorded by a service that died before it handed it over is handed over now: a
+        kill -9 at any moment loses no task (and runs none twice: see DetachedTasks.task_started)."""
+        self._known_started.add(task.id)
+        if not task.run_dir or backend.task_started(self.store.existing_node(task.node_id), task.run_dir):
+            return
+        context, nodes = self.context(job)
+        for plan, directories in self._plan_phase(job, context, nodes, task.phase):
+            if plan.name == task.name:
+                os.makedirs(task.run_dir, exist_ok=True)
+                self._start_task(job, context, nodes, backend, plan, directories, task.run_dir, task.phase)
+                return
 
     def _log_execution(
         self, context: launch.JobContext, nodes: Sequence[launch.NodeContext], node: launch.NodeContext, message: str
@@ -332,6 +374,8 @@ class JobRunner:
             if task.phase != job.phase:
                 continue
             if task.state == "running":
+                if task.id not in self._known_started and isinstance(backend, DetachedTasks):
+                    self._start_if_never_started(job, backend, task)
                 status = backend.poll_task(self.store.existing_node(task.node_id), task.run_dir, task.launched)
                 if status.state != "running":
                     ended = time.time()
@@ -378,7 +422,8 @@ class JobRunner:
                     error(
                         "AttemptInterrupted",
                         (
-                            f"the service stopped while it was ending attempt {job.attempt}; the job runs again "
+                            f"the service stopped while it was {'ending' if tasks else 'starting'} attempt "
+                            f"{job.attempt}; the job runs again "
                             "(not counted as a retry)"
                         ),
                     )

@@ -65,7 +65,7 @@ class JobEvent(str, Enum):
     TASKS_STOPPED = "tasks_stopped"  # a terminating job's tasks ended (or their grace ran out)
     RESIZE_REQUEUE = "resize_requeue"  # a resize took a node (nodeDeallocationOption requeue)
     RESIZE_TERMINATE = "resize_terminate"  # the same with nodeDeallocationOption terminate
-    INTERRUPTED = "interrupted"  # the service stopped while it was ending the attempt
+    INTERRUPTED = "interrupted"  # the service stopped while it was starting or ending the attempt
     START_FAILED = "start_failed"  # starting it raised
     SUBMISSION_FAILED = "submission_failed"  # a scheduler backend refused it
     SCHEDULER_ENDED = "scheduler_ended"  # a scheduler backend ended it (timeout, cancelled)
@@ -349,8 +349,11 @@ def phase_outcome(phase: str, tasks: Iterable[TaskBrief]) -> JobEvent | None:
 
     A failed or lost task fails the attempt (TASK_FAILED, or its _RETRY twin: see
     `failure_event`). A required task recorded killed while the job still runs means the service
-    stopped half-way through ending the attempt: INTERRUPTED (it is tried again)."""
+    stopped half-way through ending the attempt, and no task at all that it stopped while starting
+    it (a phase's tasks are recorded together): INTERRUPTED (it is tried again)."""
     tasks = list(tasks)
+    if not tasks:
+        return JobEvent.INTERRUPTED
     if any(t.state == TaskState.LOST or (t.state == TaskState.EXITED and t.exit_code != 0) for t in tasks):
         return JobEvent.TASK_FAILED
     required = [t for t in tasks if t.required]

@@ -61,6 +61,9 @@ class NodeKeeper:
                 # Provisioning runs within one cycle: a node still without a placement was being
                 # provisioned when the service stopped. The backend resumes what it had begun.
                 self._place(cluster, node)
+            elif node.state == "preparing" and "setup_run_dir" not in node.info:
+                # Placed, and the service stopped before its mounts or setup task: those go on.
+                self._prepare(cluster, node)
             elif node.state == "preparing":
                 self._check_setup(cluster, node)
             elif node.state == "leaving" and node.job_id is None:
@@ -113,7 +116,13 @@ class NodeKeeper:
             **placement.extra,
         }
         self.store.update("nodes", {"id": node_id}, ip=placement.ip, info=info)
-        node = self.store.existing_node(node_id)
+        self._prepare(cluster, self.store.existing_node(node_id))
+
+    def _prepare(self, cluster: Cluster, node: Node) -> None:
+        """Shows a placed node the cluster's mounts, then starts its setup task (or makes it idle)."""
+        node_id, name = node.id, node.name
+        backend = self.backend_for(cluster.workspace, cluster.name)
+        root = node.info["root"]
         setup = cluster.spec.setup_task
         try:  # the cluster's mountVolumes, under $AZ_BATCHAI_MOUNT_ROOT before the setup task runs
             remote = isinstance(backend, RemoteNodes)
@@ -121,7 +130,7 @@ class NodeKeeper:
             notes = self.runner.data.show_cluster_mounts(
                 cluster,
                 name,
-                os.path.join(placement.root, "mounts"),
+                os.path.join(root, "mounts"),
                 remote=remote,
                 show=(
                     (lambda root, mounts: backend.show_mounts(node, root, mounts))

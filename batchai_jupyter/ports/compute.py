@@ -197,6 +197,12 @@ class DetachedTasks(ABC):
     @abstractmethod
     def poll_task(self, node: NodeRef, run_dir: str, launched_at: float) -> TaskStatus: ...
 
+    def task_started(self, node: NodeRef, run_dir: str) -> bool:
+        """False only for a task that no process took up yet and none will unless it is started again:
+        the service that recorded it died before it was handed over. Starting it once more is then
+        safe (a task is taken up once however often it was handed over)."""
+        return True
+
     @abstractmethod
     def kill_task(self, node: NodeRef, run_dir: str, force: bool = False) -> None: ...
 

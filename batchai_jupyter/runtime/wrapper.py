@@ -58,6 +58,7 @@ TASK_MARKER = "BATCHAI_TASK_DIR"
 KILL_ROUNDS = 20
 # Written by a kill into the task's directory: the signal a task not yet started must end with.
 KILL_REQUESTED = "kill-requested"
+TASK_CLAIMED = "task.claimed"  # task.json once a wrapper took the task up, until its pid is written
 LOCK_WAIT_TOLD_AFTER_SECONDS = 2.0
 
 
@@ -144,12 +145,18 @@ def run(task_dir: str, subreaper: bool = False) -> int:
     """Runs the task of `task_dir`. `subreaper`: this process was made its descendants' subreaper
     (PR_SET_CHILD_SUBREAPER), so it can tell in its exit record whether anything of the task is left
     (`"left": false` spares the service a search of every process for the task's marker)."""
-    task_file = os.path.join(task_dir, "task.json")
-    with open(task_file) as handle:
+    # Taken up by renaming it: of two wrappers handed the same task (a restarted service hands over
+    # again a task whose first hand-over it cannot know of), one gets it and the other ends at once.
+    claimed = os.path.join(task_dir, TASK_CLAIMED)
+    try:
+        os.rename(os.path.join(task_dir, "task.json"), claimed)
+    except FileNotFoundError:
+        return 127
+    with open(claimed) as handle:
         task = _parse_json(handle.read())
-    os.unlink(task_file)
     _write_atomically(os.path.join(task_dir, "pid"), str(os.getpid()))
     _reserve_exit_record(task_dir)
+    os.unlink(claimed)  # after the pid: one of the two always tells that the task was taken up
     heartbeat = os.path.join(task_dir, "heartbeat")
     _touch(heartbeat)
 

@@ -222,6 +222,8 @@ def brief(state, code=None, required=True):
         # the service stopped after marking the tasks killed and before the job's own state
         ("main", [brief("killed"), brief("killed")], JobEvent.INTERRUPTED),
         ("prep", [brief("killed")], JobEvent.INTERRUPTED),
+        # the service stopped after claiming the nodes and before recording the tasks: not a success
+        ("", [], JobEvent.INTERRUPTED),
     ],
 )
 def test_phase_outcome(phase, tasks, event):
