@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -26,12 +25,13 @@ from helpers.toolkit_jobs import (
     DDP_ENV_SCRIPT,
     DDP_TRAINING,
     ENV_DUMP_SCRIPT,
-    MPI4PY_SCRIPT,
     PREP_COMMAND,
     PREP_TASK_SCRIPT,
     PYTORCH_OUTPUTS,
     check_ddp_job,
     check_tf_placement,
+    mpi4py_job,
+    mpi4py_lines,
     run_tensorflow,
 )
 from helpers.tools import require_tool
@@ -134,26 +134,8 @@ def test_pytorch_ddp_gloo_batchai_init_method(shared_client, cluster, unique, tm
 
 
 def test_custom_mpi_mpi4py_two_ranks_over_two_nodes(shared_client, cluster, unique, tmp_path):
-    require_tool("mpirun", "apt-get install openmpi-bin")
-    if importlib.util.find_spec("mpi4py") is None:
-        pytest.fail("mpi4py is not installed for the tasks' Python; `pip install mpi4py` (needs libopenmpi-dev)")
-    script = write_script(tmp_path, "mpi_allreduce.py", MPI4PY_SCRIPT)
     name = unique("mpi")
-    submit(
-        shared_client,
-        name,
-        cluster,
-        {
-            "nodeCount": 2,
-            "environmentVariables": [{"name": "MPI_TAG", "value": "tag-$AZ_BATCHAI_JOB_NAME"}],
-            "secrets": [{"name": "MPI_SECRET", "value": "x" * 17}],
-            "customMpiSettings": {
-                # $OMPI_COMM_WORLD_RANK is only known inside each rank: the rank's shell expands it.
-                "commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)} --shard $OMPI_COMM_WORLD_RANK",
-                "processCount": 2,
-            },
-        },
-    )
+    submit(shared_client, name, cluster, mpi4py_job(tmp_path))
     job = wait_job(shared_client, name, timeout=JOB_TIMEOUT)
     stderr = read_log(shared_client, name, "stderr.txt")
     if "MPI4PY_IMPORT_FAILED" in stderr:
@@ -161,13 +143,8 @@ def test_custom_mpi_mpi4py_two_ranks_over_two_nodes(shared_client, cluster, uniq
     assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
     files = list_files(shared_client, name)
     assert "stdout.txt" in files and "stdout-0.txt" not in files, sorted(files)
-    lines = sorted(
-        line for line in read_log(shared_client, name, "stdout.txt").splitlines() if line.startswith("mpi4py ")
-    )
-    assert lines == [
-        f"mpi4py rank {rank} of 2 allreduce 3 ranks 0,1 job {name} tag tag-{name} secret length 17 argv --shard {rank}"
-        for rank in (0, 1)
-    ], lines
+    lines, expected = mpi4py_lines(shared_client, name)
+    assert lines == expected, lines
     # One mpirun on the master node drives both ranks.
     assert [t["name"] for t in job_tasks(shared_client, name)] == ["master"]
 
@@ -375,7 +352,7 @@ def test_job_environment_contract(shared_client, shared_service, unique, tmp_pat
     nodes = job_nodes(client, name)
     assert len(nodes) == 2
     master = nodes[0]["nodeId"]
-    for variable in (
+    directories = (
         "AZ_BATCHAI_MOUNT_ROOT",
         "AZ_BATCHAI_JOB_MOUNT_ROOT",
         "AZ_BATCHAI_JOB_TEMP",
@@ -383,19 +360,10 @@ def test_job_environment_contract(shared_client, shared_service, unique, tmp_pat
         "AZ_BATCHAI_SHARED_JOB_TEMP",
         "AZ_BATCHAI_STDOUTERR_DIR",
         "AZ_BATCHAI_OUTPUT_OUT",
-        "AZ_BATCHAI_INPUT_DATA",
-        "AZ_BATCHAI_MPI_HOST_FILE",
-    ):
+    )
+    for variable in (*directories, "AZ_BATCHAI_INPUT_DATA", "AZ_BATCHAI_MPI_HOST_FILE"):
         assert os.path.isabs(env[variable]), (variable, env.get(variable))
-    for variable in (
-        "AZ_BATCHAI_MOUNT_ROOT",
-        "AZ_BATCHAI_JOB_MOUNT_ROOT",
-        "AZ_BATCHAI_JOB_TEMP",
-        "AZ_BATCHAI_JOB_TEMP_DIR",
-        "AZ_BATCHAI_SHARED_JOB_TEMP",
-        "AZ_BATCHAI_STDOUTERR_DIR",
-        "AZ_BATCHAI_OUTPUT_OUT",
-    ):
+    for variable in directories:
         assert facts[variable + ":isdir"], f"{variable}={env[variable]} does not exist on the node"
 
     # Mount roots: the node's cluster mounts, and this job's own mounts.

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import shlex
 import sys
+
+import pytest
 
 from .api import read_log
 from .jobs import job_nodes, job_tasks, list_files, one_record, read_bytes, run_job, task_by_name, write_script
+from .tools import require_tool
 
 PYTHON = sys.executable
 
@@ -110,6 +115,34 @@ MPI4PY_SCRIPT = """
             f"secret length {len(os.environ.get('MPI_SECRET', ''))} argv {' '.join(sys.argv[1:])}\\n")
     os.write(1, line.encode())  # one write: see MPI_RANK_SCRIPT
 """
+
+
+def mpi4py_job(tmp_path) -> dict:
+    """A customMpi job of 2 ranks over 2 nodes running MPI4PY_SCRIPT, with a variable and a secret to see."""
+    require_tool("mpirun", "apt-get install openmpi-bin")
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.fail("mpi4py is not installed for the tasks' Python; `pip install mpi4py` (needs libopenmpi-dev)")
+    script = write_script(tmp_path, "mpi_allreduce.py", MPI4PY_SCRIPT)
+    return {
+        "nodeCount": 2,
+        "environmentVariables": [{"name": "MPI_TAG", "value": "tag-$AZ_BATCHAI_JOB_NAME"}],
+        "secrets": [{"name": "MPI_SECRET", "value": "x" * 17}],
+        "customMpiSettings": {
+            # $OMPI_COMM_WORLD_RANK is only known inside each rank: the rank's shell expands it.
+            "commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)} --shard $OMPI_COMM_WORLD_RANK",
+            "processCount": 2,
+        },
+    }
+
+
+def mpi4py_lines(client, name: str) -> tuple[list[str], list[str]]:
+    """(the ranks' mpi4py lines in stdout.txt, sorted; the lines an mpi4py_job named `name` prints)."""
+    lines = sorted(line for line in read_log(client, name, "stdout.txt").splitlines() if line.startswith("mpi4py "))
+    expected = [
+        f"mpi4py rank {rank} of 2 allreduce 3 ranks 0,1 job {name} tag tag-{name} secret length 17 argv --shard {rank}"
+        for rank in (0, 1)
+    ]
+    return lines, expected
 
 
 TF_SCRIPT = """

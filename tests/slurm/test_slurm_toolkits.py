@@ -7,7 +7,6 @@ placement must come out of either backend.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
@@ -23,15 +22,15 @@ from helpers.slurm import make_slurm_cluster
 from helpers.toolkit_jobs import (
     DDP_ENV_SCRIPT,
     ENV_DUMP_SCRIPT,
-    MPI4PY_SCRIPT,
     PREP_COMMAND,
     PREP_TASK_SCRIPT,
     PYTORCH_OUTPUTS,
     check_ddp_job,
     check_tf_placement,
+    mpi4py_job,
+    mpi4py_lines,
     run_tensorflow,
 )
-from helpers.tools import require_tool
 
 PYTHON = sys.executable
 JOB_TIMEOUT = 180.0
@@ -67,34 +66,11 @@ def test_pytorch_ddp_two_nodes_over_gloo(slurm_client, hpc, unique, tmp_path):
 
 
 def test_custom_mpi_job_over_two_nodes(slurm_client, hpc, unique, tmp_path):
-    require_tool("mpirun", "apt-get install openmpi-bin")
-    if importlib.util.find_spec("mpi4py") is None:
-        pytest.fail("mpi4py is not installed for the tasks' Python; `pip install mpi4py` (needs libopenmpi-dev)")
-    script = write_script(tmp_path, "mpi_allreduce.py", MPI4PY_SCRIPT)
     name = unique("mpi")
-    job = run_job(
-        slurm_client,
-        name,
-        hpc,
-        {
-            "nodeCount": 2,
-            "environmentVariables": [{"name": "MPI_TAG", "value": "tag-$AZ_BATCHAI_JOB_NAME"}],
-            "secrets": [{"name": "MPI_SECRET", "value": "x" * 17}],
-            "customMpiSettings": {
-                "commandLine": f"{shlex.quote(PYTHON)} {shlex.quote(script)} --shard $OMPI_COMM_WORLD_RANK",
-                "processCount": 2,
-            },
-        },
-        timeout=JOB_TIMEOUT,
-    )
+    job = run_job(slurm_client, name, hpc, mpi4py_job(tmp_path), timeout=JOB_TIMEOUT)
     assert job["toolType"] == "customMpi"
-    lines = sorted(
-        line for line in read_log(slurm_client, name, "stdout.txt").splitlines() if line.startswith("mpi4py ")
-    )
-    assert lines == [
-        f"mpi4py rank {rank} of 2 allreduce 3 ranks 0,1 job {name} tag tag-{name} secret length 17 argv --shard {rank}"
-        for rank in (0, 1)
-    ], logs_of(slurm_client, name)
+    lines, expected = mpi4py_lines(slurm_client, name)
+    assert lines == expected, logs_of(slurm_client, name)
     assert [t["name"] for t in job_tasks(slurm_client, name)] == ["master"]
 
 
