@@ -198,8 +198,9 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
         key = node_key(node)
         self.monitor.unwatch(key)
         with self._lock:
-            for name in [k for k in self._followers if k.startswith(key + ":")]:
-                self._followers.pop(name).stop()
+            followers = [self._followers.pop(k) for k in list(self._followers) if k.startswith(key + ":")]
+        for follower in followers:
+            follower.stop()
         if "ssh_host" in node.info:
             connection = self.connection(node)
             self.monitor.unwatch(key)
@@ -423,7 +424,10 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
 
     def kill_task(self, node: NodeRef, run_dir: str, force: bool = False) -> None:
         connection = self.connection(node)
-        if self.monitor.down_reason(connection):
+        down = self.monitor.down_reason(connection)
+        if force:
+            self._last_copy(node, run_dir, host_up=not down)
+        if down:
             return
         signal_name = "KILL" if force else "TERM"
         # The wrapper kills the task whole (its group and what escaped it); a wrapper of an older
@@ -438,6 +442,20 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
             )
         except SshError:
             pass
+
+    def _last_copy(self, node: NodeRef, run_dir: str, host_up: bool) -> None:
+        """A job that ends or starts its next attempt hears nothing more of this task: the last of its
+        logs is copied while the host answers, and never after the engine has moved the logs aside."""
+        with self._lock:
+            follower = self._followers.pop(f"{node_key(node)}:{run_dir}", None)
+        if follower is None:
+            return
+        if host_up:
+            try:
+                follower.finish()
+            except (SshError, OSError, EOFError):
+                pass
+        follower.stop()
 
     # -- mounts ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from .ssh_connection import HostConnection, SshError
@@ -19,6 +20,7 @@ from .ssh_staging import Stager, remote_size
 
 log = logging.getLogger("batchai_jupyter")
 LOG_POLL_SECONDS = 0.5
+STOP_WAIT_SECONDS = 10.0  # how long stop() waits for a copy in flight; a later write is skipped anyway
 
 
 @dataclass
@@ -45,10 +47,13 @@ class TaskRecord:
             return None
 
 
-def copy_new_log_bytes(sftp, remote: str, local: str) -> int:
+def copy_new_log_bytes(sftp, remote: str, local: str, abandoned: Callable[[], bool] = lambda: False) -> int:
     """Appends what `remote` has beyond `local`'s length to `local`; the local size is the offset,
-    so a restarted service carries on where it stopped."""
+    so a restarted service carries on where it stopped. Once `abandoned()` says so, nothing more
+    is written (it is asked again after every read from the host, which may take long)."""
     size = remote_size(sftp, remote)
+    if abandoned():
+        return 0
     if size is not None and not os.path.exists(local):
         open(local, "ab").close()  # an empty log is listed too, as on the local backend
     offset = os.path.getsize(local) if os.path.exists(local) else 0
@@ -60,7 +65,7 @@ def copy_new_log_bytes(sftp, remote: str, local: str) -> int:
         source.prefetch(size - offset)
         while copied < size - offset:
             block = source.read(min(1 << 20, size - offset - copied))
-            if not block:
+            if not block or abandoned():
                 break
             target.write(block)
             copied += len(block)
@@ -77,6 +82,7 @@ class TaskFollower:
         self.stager = stager
         self.output_sync_seconds = output_sync_seconds
         self._stop = threading.Event()
+        self._abandoned = threading.Event()  # stop(): no copy at all any more, not even a last one
         self._lock = threading.Lock()  # one copier at a time: the thread or finish()
         self._thread = threading.Thread(target=self._loop, name=f"batchai-ssh-follow-{record.run_dir}", daemon=True)
 
@@ -109,7 +115,7 @@ class TaskFollower:
     def _copy_logs(self, sftp) -> None:
         for remote, local in self.record.logs:
             os.makedirs(os.path.dirname(local), exist_ok=True)
-            copy_new_log_bytes(sftp, remote, local)
+            copy_new_log_bytes(sftp, remote, local, self._abandoned.is_set)
 
     def _collect_outputs(self) -> None:
         for remote, local in self.record.outputs:
@@ -127,4 +133,10 @@ class TaskFollower:
             self._collect_outputs()
 
     def stop(self) -> None:
+        """Stops following without a last copy. Nothing of this task is written once this returns: the
+        job may start its next attempt at once, and a late copy of a lost node's log would land beside
+        the new attempt's (the old logs are archived by then)."""
+        self._abandoned.set()
         self._stop.set()
+        if self._lock.acquire(timeout=STOP_WAIT_SECONDS):  # a copy in flight ends at its next block
+            self._lock.release()
