@@ -44,8 +44,8 @@ class ClusterForm extends Widget implements Dialog.IBodyWidget<ClusterFormValues
       ),
       setupCommand: text('setupCommand', '', { placeholder: 'optional, runs on every new node' }),
       hosts: h('textarea', { className: 'jp-mod-styled', name: 'hosts', rows: 2, placeholder: 'gpu1, alice@gpu2:2222' }),
-      user: text('user', '', { placeholder: 'for hosts without user@ (default: the service\'s user)' }),
-      keyFile: text('keyFile', '', { placeholder: 'e.g. ~/.ssh/id_ed25519 (default: the SSH agent)' })
+      user: text('user', '', { placeholder: 'for hosts given without user@' }),
+      keyFile: text('keyFile', '', { placeholder: '~/.ssh/id_ed25519, or empty: the SSH agent' })
     };
     const row = (label: string, key: Field, className = '') =>
       h('label', { className: `bai-FormRow ${className}` }, h('span', {}, label), this.inputs[key]);

@@ -40,6 +40,7 @@ export interface JobViewActions {
 class Tail {
   text = '';
   offset = 0;
+  reading = false; // one read at a time: two from the same offset would show the text twice
   constructor(readonly path: string) {}
 }
 
@@ -322,10 +323,16 @@ export class JobView extends Widget {
 
   private async readLog(): Promise<void> {
     const tail = this.log;
-    if (!tail) {
+    if (!tail || tail.reading) {
       return;
     }
-    const chunk = await this.client.readFile(this.key, STDOUTERR, tail.path, tail.offset);
+    tail.reading = true;
+    let chunk;
+    try {
+      chunk = await this.client.readFile(this.key, STDOUTERR, tail.path, tail.offset);
+    } finally {
+      tail.reading = false;
+    }
     if (tail !== this.log || !chunk.text) {
       return; // another file was chosen meanwhile, or nothing new
     }

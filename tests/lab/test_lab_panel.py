@@ -425,6 +425,7 @@ def test_a_failed_rank_is_red_and_its_view_opens_its_stderr_first(lab_client, la
     log = view.locator("pre.bai-Log")
     expect(view.get_by_label("Log file")).to_have_value(tasks[1]["stderr"], timeout=SLOW)
     expect(log).to_contain_text("ValueError: bad shape on rank 1", timeout=SLOW)
+    assert log.inner_text().count("Traceback") == 1, log.inner_text()  # read once, not twice from offset 0
     lab_page.shot("16-failed-rank-stderr-first")
 
     view.locator(f'tr[data-task="{tasks[0]["name"]}"]').click()
@@ -432,6 +433,7 @@ def test_a_failed_rank_is_red_and_its_view_opens_its_stderr_first(lab_client, la
     expect(log).not_to_contain_text("ValueError")
     failed_row.get_by_role("link").click()
     expect(log).to_contain_text("ValueError: bad shape on rank 1", timeout=SLOW)
+    assert log.inner_text().count("Traceback") == 1, log.inner_text()
     expect(view.get_by_label("Log file")).to_have_value(tasks[1]["stderr"])
 
 
