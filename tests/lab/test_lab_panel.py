@@ -495,6 +495,7 @@ def test_the_panel_fits_a_300px_sidebar_in_both_themes(lab_client, lab_page):
                 " getComputedStyle(e).textOverflow]"
             )
             assert height < 2 * font_size and cut == "ellipsis", (height, font_size, cut)
+            running.scroll_into_view_if_needed()
             lab_page.shot(f"13a-sidebar-300px-{'light' if light == 'true' else 'dark'}")
     finally:
         lab_page.command("apputils:change-theme", {"theme": "JupyterLab Light"})
