@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, cast
 
 from ..errors import BatchAIError, Conflict, NotFound, SpecError, storage_failure
-from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NodeExec, NodeLoad
+from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NeedsSiteSetup, NodeExec, NodeLoad
 from ..ports.datastores import (
     Checkable,
     CountsTransfers,
@@ -419,6 +419,18 @@ class Service:
         self.store.delete("datastores", workspace=workspace, name=name)
 
     # -- clusters ------------------------------------------------------------------------------
+
+    def list_backends(self) -> list[dict[str, Any]]:
+        """Every backend this service knows: those that can create clusters now, and why the others cannot."""
+        backends = []
+        for name in sorted({*self.backends, *self.unavailable_backends}):
+            backend = self.backends.get(name)
+            if backend is None:
+                why: str | None = f"cannot load here ({self.unavailable_backends[name]})"
+            else:
+                why = backend.missing_setup() if isinstance(backend, NeedsSiteSetup) else None
+            backends.append({"name": name, "available": why is None, **({"reason": why} if why else {})})
+        return backends
 
     def create_cluster(self, workspace: str, document: dict[str, Any], name: str | None = None) -> dict[str, Any]:
         self.get_workspace(workspace)

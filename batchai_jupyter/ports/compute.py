@@ -243,6 +243,14 @@ class ChecksClusters(ABC):
         """Raises BatchAIError naming the option at fault."""
 
 
+class NeedsSiteSetup(ABC):
+    """A backend that can create clusters only once the site has configured it (an Azure subscription)."""
+
+    @abstractmethod
+    def missing_setup(self) -> str | None:
+        """What the site must configure first (and how), or None when clusters can be created."""
+
+
 class NodeHealth(ABC):
     """Knows whether a node is reachable, without running a task there."""
 

@@ -152,6 +152,14 @@ class VersionHandler(BaseHandler):
         )
 
 
+class BackendsHandler(BaseHandler):
+    """The compute backends of this service, for forms that offer only those that can create a cluster."""
+
+    @web.authenticated
+    def get(self):
+        self.reply_page(self.service.list_backends())
+
+
 class WorkspacesHandler(BaseHandler):
     @web.authenticated
     async def get(self):
@@ -567,6 +575,7 @@ def routes() -> list[tuple[str, type]]:
     return [
         (f"{API}/version", VersionHandler),
         (f"{API}/usages", UsagesHandler),
+        (f"{API}/backends", BackendsHandler),
         (f"{API}/events", EventsHandler),
         (f"{API}/workspaces", WorkspacesHandler),
         (ws, WorkspaceHandler),

@@ -6,7 +6,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { ApiError, errorFromReply } from './errors';
-import { Cluster, ClusterNode, FileEntry, Job, Run, Sweep, Task, Trial } from './model';
+import { BackendInfo, Cluster, ClusterNode, FileEntry, Job, Run, Sweep, Task, Trial } from './model';
 
 export { ApiError };
 
@@ -33,6 +33,11 @@ export class BatchAIClient {
     return URLExt.join(this.settings.baseUrl, API_PATH, path);
   }
 
+  /** A path the service returned ("/<base>/batchai/api/v1/…") or a full URL (a Blob SAS link), as a full URL. */
+  absoluteUrl(pathOrUrl: string): string {
+    return new URL(pathOrUrl, this.settings.baseUrl).href; // the service's paths already hold the base URL
+  }
+
   /** The event stream's URL; EventSource cannot send headers, so the token (if any) travels in the query. */
   eventsUrl(): string {
     const token = this.settings.token;
@@ -40,7 +45,7 @@ export class BatchAIClient {
   }
 
   async fetch(pathOrUrl: string, init: RequestInit = {}): Promise<Response> {
-    const url = pathOrUrl.startsWith('/') ? URLExt.join(this.settings.baseUrl, pathOrUrl) : this.url(pathOrUrl);
+    const url = pathOrUrl.startsWith('/') ? this.absoluteUrl(pathOrUrl) : this.url(pathOrUrl);
     let response: Response;
     try {
       response = await ServerConnection.makeRequest(url, init, this.settings);
@@ -68,6 +73,11 @@ export class BatchAIClient {
       next = page.nextLink;
     }
     return items;
+  }
+
+  /** The service's compute backends, and whether each can create a cluster here (and why not). */
+  backends(): Promise<BackendInfo[]> {
+    return this.all('backends');
   }
 
   workspaces(): Promise<{ name: string }[]> {

@@ -14,43 +14,57 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<st
   return element;
 }
 
-/** One chart per series, so metrics of different scales stay readable. */
-export function metricCharts(series: Map<string, MetricPoint[]>): HTMLElement {
-  const container = document.createElement('div');
-  container.className = 'bai-Charts';
-  for (const [name, points] of series) {
-    container.appendChild(lineChart(name, points));
-  }
-  return container;
-}
-
-function lineChart(name: string, points: MetricPoint[]): Element {
-  const figure = document.createElement('figure');
-  figure.className = 'bai-Chart';
-  figure.dataset.metric = name;
+/** The scales of a chart over `points`: steps left to right, values bottom to top, each from its min to its max. */
+function scales(points: MetricPoint[]) {
   const values = points.map(p => p.value);
   const steps = points.map(p => p.step);
   const [minV, maxV] = [Math.min(...values), Math.max(...values)];
   const [minS, maxS] = [Math.min(...steps), Math.max(...steps)];
   const x = (s: number) => PAD + ((s - minS) / (maxS - minS || 1)) * (WIDTH - 2 * PAD);
-  const y = (v: number) => HEIGHT - PAD + -((v - minV) / (maxV - minV || 1)) * (HEIGHT - 2 * PAD);
-  const chart = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img', 'aria-label': `${name}: ${points.length} points, last ${values[values.length - 1]}` });
+  const y = (v: number) => HEIGHT - PAD - ((v - minV) / (maxV - minV || 1)) * (HEIGHT - 2 * PAD);
+  return { minV, maxV, minS, maxS, x, y };
+}
+
+/** A chart's axes, the value axis labelled with its min and max, the step axis with its range; its scales. */
+function frame(ariaLabel: string, points: MetricPoint[]): { chart: SVGSVGElement; x: (s: number) => number; y: (v: number) => number } {
+  const { minV, maxV, minS, maxS, x, y } = scales(points);
+  const chart = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img', 'aria-label': ariaLabel });
   chart.appendChild(svg('line', { x1: PAD, y1: HEIGHT - PAD, x2: WIDTH - PAD, y2: HEIGHT - PAD, class: 'bai-Axis' }));
   chart.appendChild(svg('line', { x1: PAD, y1: PAD, x2: PAD, y2: HEIGHT - PAD, class: 'bai-Axis' }));
-  chart.appendChild(svg('polyline', { points: points.map(p => `${x(p.step)},${y(p.value)}`).join(' '), class: 'bai-Line' }));
-  for (const [value, at] of [
-    [maxV, PAD],
-    [minV, HEIGHT - PAD]
-  ]) {
-    const label = svg('text', { x: 2, y: at + 4, class: 'bai-AxisLabel' });
-    label.textContent = formatNumber(value);
-    chart.appendChild(label);
+  const label = (text: string, attributes: Record<string, string | number>) => {
+    const element = svg('text', { class: 'bai-AxisLabel', ...attributes });
+    element.textContent = text;
+    chart.appendChild(element);
+  };
+  label(formatNumber(maxV), { x: 2, y: PAD - 6, 'data-axis': 'y-max' });
+  label(formatNumber(minV), { x: 2, y: HEIGHT - PAD + 12, 'data-axis': 'y-min' });
+  label(`step ${maxS}`, { x: WIDTH - PAD, y: HEIGHT - 8, 'text-anchor': 'end', 'data-axis': 'x-max' });
+  if (minS !== maxS) {
+    label(`step ${minS}`, { x: PAD, y: HEIGHT - 8, 'data-axis': 'x-min' });
   }
-  const stepLabel = svg('text', { x: WIDTH - PAD, y: HEIGHT - 8, class: 'bai-AxisLabel', 'text-anchor': 'end' });
-  stepLabel.textContent = `step ${maxS}`;
-  chart.appendChild(stepLabel);
+  return { chart, x, y };
+}
+
+/** One chart, with its own value axis, per series: metrics of different scales (loss, lr) stay readable. */
+export function metricCharts(series: Map<string, MetricPoint[]>): HTMLElement {
+  const container = document.createElement('div');
+  container.className = 'bai-Charts';
+  [...series].forEach(([name, points], index) => container.appendChild(lineChart(name, points, PALETTE[index % PALETTE.length])));
+  return container;
+}
+
+function lineChart(name: string, points: MetricPoint[], colour: string): Element {
+  const figure = document.createElement('figure');
+  figure.className = 'bai-Chart';
+  figure.dataset.metric = name;
+  const last = points[points.length - 1].value;
+  const { chart, x, y } = frame(`${name}: ${points.length} points, last ${last}`, points);
+  chart.appendChild(svg('polyline', { points: points.map(p => `${x(p.step)},${y(p.value)}`).join(' '), class: 'bai-Line', style: `stroke: ${colour}` }));
   const caption = document.createElement('figcaption');
-  caption.textContent = `${name} (last: ${formatNumber(values[values.length - 1])})`;
+  const swatch = document.createElement('span');
+  swatch.className = 'bai-Swatch';
+  swatch.style.background = colour;
+  caption.append(swatch, `${name} (last: ${formatNumber(last)})`);
   figure.append(caption, chart);
   return figure;
 }
@@ -66,6 +80,7 @@ export interface OverlaidSeries {
   greyed?: boolean; // a pruned trial
 }
 
+/** Line colours: the theme's own, so they keep their contrast in light and dark themes. */
 const PALETTE = [
   'var(--jp-brand-color1)',
   'var(--jp-warn-color1)',
@@ -88,15 +103,7 @@ export function overlayChart(metric: string, lines: OverlaidSeries[]): HTMLEleme
   if (!points.length) {
     return figure;
   }
-  const values = points.map(p => p.value);
-  const steps = points.map(p => p.step);
-  const [minV, maxV] = [Math.min(...values), Math.max(...values)];
-  const [minS, maxS] = [Math.min(...steps), Math.max(...steps)];
-  const x = (s: number) => PAD + ((s - minS) / (maxS - minS || 1)) * (WIDTH - 2 * PAD);
-  const y = (v: number) => HEIGHT - PAD + -((v - minV) / (maxV - minV || 1)) * (HEIGHT - 2 * PAD);
-  const chart = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img', 'aria-label': `${metric} of ${drawn.length} runs` });
-  chart.appendChild(svg('line', { x1: PAD, y1: HEIGHT - PAD, x2: WIDTH - PAD, y2: HEIGHT - PAD, class: 'bai-Axis' }));
-  chart.appendChild(svg('line', { x1: PAD, y1: PAD, x2: PAD, y2: HEIGHT - PAD, class: 'bai-Axis' }));
+  const { chart, x, y } = frame(`${metric} of ${drawn.length} runs`, points);
   const legend = document.createElement('ul');
   legend.className = 'bai-Legend';
   const ordered = [...drawn.filter(l => l.greyed), ...drawn.filter(l => !l.greyed)];
@@ -118,17 +125,6 @@ export function overlayChart(metric: string, lines: OverlaidSeries[]): HTMLEleme
     item.append(swatch, `${line.label} (last: ${formatNumber(line.points[line.points.length - 1].value)})`);
     legend.appendChild(item);
   });
-  for (const [value, at] of [
-    [maxV, PAD],
-    [minV, HEIGHT - PAD]
-  ]) {
-    const label = svg('text', { x: 2, y: at + 4, class: 'bai-AxisLabel' });
-    label.textContent = formatNumber(value);
-    chart.appendChild(label);
-  }
-  const stepLabel = svg('text', { x: WIDTH - PAD, y: HEIGHT - 8, class: 'bai-AxisLabel', 'text-anchor': 'end' });
-  stepLabel.textContent = `step ${maxS}`;
-  chart.appendChild(stepLabel);
   figure.append(chart, legend);
   return figure;
 }

@@ -3,24 +3,29 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { BatchAIClient } from './api';
-import { h } from './dom';
-import { ClusterFormValues, clusterRequest } from './model';
+import { append, h } from './dom';
+import { BACKEND_FIELDS, BackendInfo, ClusterFormValues, clusterRequest } from './model';
 import { messageOf } from './panel';
 
-const BACKENDS = ['local', 'ssh', 'azure', 'slurm'];
+type Field = keyof ClusterFormValues;
 
 class ClusterForm extends Widget implements Dialog.IBodyWidget<ClusterFormValues> {
-  private readonly inputs: Record<keyof ClusterFormValues, HTMLInputElement | HTMLSelectElement>;
+  private readonly inputs: Record<Field, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>;
   readonly errorLine = h('div', { className: 'bai-Error', role: 'alert', hidden: true });
 
-  constructor(initial: Partial<ClusterFormValues>) {
+  /** Offers the backends that can create a cluster here; the others are named, with why, below the choice. */
+  constructor(initial: Partial<ClusterFormValues>, backends: BackendInfo[]) {
     super();
     this.addClass('bai-ClusterForm');
     const text = (name: string, value = '', extra: Record<string, string> = {}) =>
       h('input', { className: 'jp-mod-styled', name, value, ...extra });
     this.inputs = {
       name: text('name', initial.name ?? '', { placeholder: 'e.g. gpu-pool', required: 'true' }),
-      backend: h('select', { className: 'jp-mod-styled', name: 'backend' }, ...BACKENDS.map(b => h('option', { value: b }, b))),
+      backend: h(
+        'select',
+        { className: 'jp-mod-styled', name: 'backend' },
+        ...backends.filter(b => b.available).map(b => h('option', { value: b.name }, b.name))
+      ),
       scaleMode: h(
         'select',
         { className: 'jp-mod-styled', name: 'scaleMode' },
@@ -37,9 +42,12 @@ class ClusterForm extends Widget implements Dialog.IBodyWidget<ClusterFormValues
         h('option', { value: 'dedicated' }, 'dedicated'),
         h('option', { value: 'lowpriority' }, 'low priority')
       ),
-      setupCommand: text('setupCommand', '', { placeholder: 'optional, runs on every new node' })
+      setupCommand: text('setupCommand', '', { placeholder: 'optional, runs on every new node' }),
+      hosts: h('textarea', { className: 'jp-mod-styled', name: 'hosts', rows: 2, placeholder: 'gpu1, alice@gpu2:2222' }),
+      user: text('user', '', { placeholder: 'for hosts given without user@' }),
+      keyFile: text('keyFile', '', { placeholder: '~/.ssh/id_ed25519, or empty: the SSH agent' })
     };
-    const row = (label: string, key: keyof ClusterFormValues, className = '') =>
+    const row = (label: string, key: Field, className = '') =>
       h('label', { className: `bai-FormRow ${className}` }, h('span', {}, label), this.inputs[key]);
     const manualRow = row('Nodes', 'nodes', 'bai-Manual');
     const autoRows = [row('Minimum nodes', 'minNodes', 'bai-Auto'), row('Maximum nodes', 'maxNodes', 'bai-Auto')];
@@ -49,9 +57,21 @@ class ClusterForm extends Widget implements Dialog.IBodyWidget<ClusterFormValues
       autoRows.forEach(r => (r.hidden = !auto));
     };
     this.inputs.scaleMode.addEventListener('change', showMode);
-    this.node.append(
+    // Each backend's own fields, shown only while it is chosen.
+    const backendRows = Object.entries(BACKEND_FIELDS).flatMap(([backend, fields]) =>
+      fields.map(field => ({ backend, row: row(FIELD_LABELS[field] ?? field, field, `bai-Backend-${backend}`) }))
+    );
+    const showBackend = () => backendRows.forEach(({ backend, row }) => (row.hidden = this.inputs.backend.value !== backend));
+    this.inputs.backend.addEventListener('change', showBackend);
+    const notOffered = backends.filter(b => !b.available);
+    append(
+      this.node,
       row('Name', 'name'),
       row('Backend', 'backend'),
+      notOffered.length
+        ? h('div', { className: 'bai-Hint bai-NotOffered' }, ...notOffered.map(b => h('div', {}, `${b.name}: ${b.reason ?? 'not available'}`)))
+        : null,
+      ...backendRows.map(r => r.row),
       row('Scale', 'scaleMode'),
       manualRow,
       ...autoRows,
@@ -61,10 +81,11 @@ class ClusterForm extends Widget implements Dialog.IBodyWidget<ClusterFormValues
       this.errorLine
     );
     showMode();
+    showBackend();
   }
 
   getValue(): ClusterFormValues {
-    const value = (key: keyof ClusterFormValues) => this.inputs[key].value;
+    const value = (key: Field) => this.inputs[key].value;
     return {
       name: value('name'),
       backend: value('backend'),
@@ -74,7 +95,10 @@ class ClusterForm extends Widget implements Dialog.IBodyWidget<ClusterFormValues
       maxNodes: value('maxNodes'),
       idleSeconds: value('idleSeconds'),
       vmPriority: value('vmPriority'),
-      setupCommand: value('setupCommand')
+      setupCommand: value('setupCommand'),
+      hosts: value('hosts'),
+      user: value('user'),
+      keyFile: value('keyFile')
     };
   }
 
@@ -89,10 +113,11 @@ class ClusterForm extends Widget implements Dialog.IBodyWidget<ClusterFormValues
  * shown again with its values and the reason. Resolves to the cluster's name, or null.
  */
 export async function createClusterFromForm(client: BatchAIClient, workspace: string): Promise<string | null> {
+  const backends = await client.backends();
   let values: Partial<ClusterFormValues> = {};
   let error = '';
   for (;;) {
-    const form = new ClusterForm(values);
+    const form = new ClusterForm(values, backends);
     restore(form, values);
     form.showError(error);
     const result = await showDialog({
@@ -119,9 +144,11 @@ export async function createClusterFromForm(client: BatchAIClient, workspace: st
   }
 }
 
+const FIELD_LABELS: Partial<Record<Field, string>> = { hosts: 'Hosts', user: 'User', keyFile: 'Private key file' };
+
 function restore(form: ClusterForm, values: Partial<ClusterFormValues>): void {
   for (const [key, value] of Object.entries(values)) {
-    const input = form.node.querySelector<HTMLInputElement | HTMLSelectElement>(`[name="${key}"]`);
+    const input = form.node.querySelector<HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>(`[name="${key}"]`);
     if (input && typeof value === 'string') {
       input.value = value;
       input.dispatchEvent(new Event('change'));

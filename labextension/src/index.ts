@@ -11,6 +11,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { BatchAIClient, ExperimentKey, JobKey } from './api';
 import { createClusterFromForm } from './clusterform';
 import { ExperimentView } from './experimentview';
+import { pickJob } from './jobpicker';
 import { JobView } from './jobview';
 import { LOAD_EXTENSION, jobCellTemplate, needsExtensionCell } from './model';
 import { BatchAIPanel, messageOf } from './panel';
@@ -101,9 +102,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     const newCluster = async (workspace: string) => {
-      const name = await createClusterFromForm(client, workspace);
-      if (name) {
-        panel.scheduleRefresh(0);
+      try {
+        if (await createClusterFromForm(client, workspace)) {
+          panel.scheduleRefresh(0);
+        }
+      } catch (failure) {
+        panel.showError(`New cluster: ${messageOf(failure)}`);
       }
     };
 
@@ -131,15 +135,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
             name: args.name
           };
         } else {
-          const answer = await InputDialog.getText({
-            title: 'Open Batch AI job',
-            label: 'Job (experiment/name, or a name in experiment "default")',
-            placeholder: 'default/my-job'
-          });
-          const text = answer.button.accept ? (answer.value ?? '').trim() : '';
-          if (text) {
-            const [experiment, name] = text.includes('/') ? text.split('/', 2) : ['default', text];
-            key = { workspace: panel.workspace, experiment, name };
+          try {
+            key = await pickJob(client, panel.workspace);
+          } catch (failure) {
+            panel.showError(`Open Job: ${messageOf(failure)}`);
           }
         }
         if (key) {
@@ -197,6 +196,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
           notebook.activeCell?.model.sharedModel.setSource(source);
         }
       }
+    });
+    // Job views open after a page reload as they were (the command reopens each by name).
+    void restorer?.restore(jobViews, {
+      command: CommandIDs.openJob,
+      args: widget => ({ ...widget.content.key }),
+      name: widget => `${widget.content.key.workspace}/${widget.content.key.experiment}/${widget.content.key.name}`
     });
     for (const command of Object.values(CommandIDs)) {
       palette?.addItem({ command, category: 'Batch AI' });

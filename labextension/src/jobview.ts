@@ -8,7 +8,21 @@ import { BatchAIClient, ExperimentKey, JobKey } from './api';
 import { metricCharts } from './chart';
 import { button, h, replaceChildren, stateBadge } from './dom';
 import { confirmTerminate } from './confirm';
-import { FileEntry, Job, Task, appendTail, backoffSeconds, isActive, jobDuration, jobOutcome, parseMetrics } from './model';
+import {
+  FileEntry,
+  Job,
+  Task,
+  appendTail,
+  backoffSeconds,
+  failingTask,
+  failureHeadline,
+  isActive,
+  jobDuration,
+  jobOutcome,
+  parseMetrics,
+  taskLabel,
+  taskOutcome
+} from './model';
 import { NODE_LOAD_POLL_MS, nodeLoadTable, renderNodeLoads } from './nodeload';
 import { messageOf } from './panel';
 
@@ -26,6 +40,7 @@ export interface JobViewActions {
 class Tail {
   text = '';
   offset = 0;
+  reading = false; // one read at a time: two from the same offset would show the text twice
   constructor(readonly path: string) {}
 }
 
@@ -42,6 +57,8 @@ export class JobView extends Widget {
   private polls = 0;
   private failures = 0;
   private finalPassDone = false;
+  /** The failing task's headline once its stderr was read ("rank 1 failed (exit code 1): ValueError: …"). */
+  private failure: { task: string; headline: string } | null = null;
 
   private readonly summary = h('div', { className: 'bai-JobSummary' });
   private readonly errorLine = h('div', { className: 'bai-Error', role: 'alert', hidden: true });
@@ -118,10 +135,10 @@ export class JobView extends Widget {
       const [job, tasks] = await Promise.all([this.client.job(this.key), this.client.tasks(this.key)]);
       this.job = job;
       this.tasks = tasks;
-      this.renderSummary();
       this.renderTasks();
       this.renderOutputChoices();
-      await Promise.all([this.readLog(), this.readMetrics(), this.readNodes()]);
+      await Promise.all([this.readLog(), this.readMetrics(), this.readNodes(), this.readFailure()]);
+      this.renderSummary();
       if (this.polls % 5 === 0 || !isActive(job)) {
         await Promise.all([this.loadFiles(), this.findServiceLogs()]);
       }
@@ -156,6 +173,7 @@ export class JobView extends Widget {
     replaceChildren(
       this.summary,
       h('h2', { className: 'bai-Title' }, job.name, ' ', stateBadge(jobOutcome(job))),
+      this.failure ? h('p', { className: 'bai-Failure', role: 'alert', 'data-task': this.failure.task }, this.failure.headline) : null,
       h(
         'div',
         { className: 'bai-Facts' },
@@ -194,18 +212,7 @@ export class JobView extends Widget {
     } else {
       replaceChildren(
         this.taskBody,
-        ...this.tasks.map(task =>
-          h(
-            'tr',
-            { 'data-task': task.name },
-            h('td', {}, task.name),
-            h('td', {}, task.phase),
-            h('td', {}, task.node),
-            h('td', {}, stateBadge(task.state)),
-            h('td', {}, task.exitCode === null ? '' : String(task.exitCode)),
-            h('td', {}, String(task.attempt))
-          )
-        )
+        ...this.tasks.map(task => this.taskRow(task))
       );
     }
     const files = [...new Set([...this.tasks.flatMap(task => [task.stdout, task.stderr]), ...this.serviceLogs].filter(Boolean))];
@@ -215,14 +222,69 @@ export class JobView extends Widget {
       replaceChildren(this.logSelect, ...files.map(f => h('option', { value: f }, f)));
       this.logSelect.value = selected;
     }
-    // Until the user picks a log, follow the job's own output: the first main task (master, rank 0)
-    // once it exists, the preparation that runs before it until then.
+    // Until the user picks a log, show the failing task's stderr once a task failed; else follow the job's
+    // own output: the first main task (master, rank 0) once it exists, the preparation before it until then.
+    const failed = failingTask(this.tasks);
     const main = this.tasks.find(task => task.phase === 'main') ?? this.tasks[0];
-    const preferred = main?.stdout || files[0];
+    const preferred = failed?.stderr || main?.stdout || files[0];
     if (!this.logChosen && preferred && this.log?.path !== preferred) {
-      this.log = new Tail(preferred);
+      this.showLog(preferred);
+    }
+  }
+
+  /** A task's row: a failed task's badge is red; a click opens its log, a failed task's stderr. */
+  private taskRow(task: Task): HTMLTableRowElement {
+    const outcome = taskOutcome(task);
+    const log = outcome === 'failed' ? task.stderr : task.stdout;
+    const open = () => {
+      this.logChosen = true;
+      this.showLog(log);
+      this.logText.scrollIntoView({ block: 'nearest' });
+    };
+    const link = h('a', { href: '#', className: 'bai-Link', 'aria-label': `Open the log of ${taskLabel(task)} (${log})` }, task.name);
+    link.addEventListener('click', event => {
+      event.preventDefault();
+      event.stopPropagation();
+      open();
+    });
+    const row = h(
+      'tr',
+      { 'data-task': task.name, 'data-outcome': outcome, className: 'bai-TaskRow', title: `Open ${log}` },
+      h('td', {}, link),
+      h('td', {}, task.phase),
+      h('td', {}, task.node),
+      h('td', {}, stateBadge(outcome)),
+      h('td', {}, task.exitCode === null ? '' : String(task.exitCode)),
+      h('td', {}, String(task.attempt))
+    );
+    row.addEventListener('click', open);
+    return row;
+  }
+
+  /** Tails `path` in the log section from its start. */
+  private showLog(path: string): void {
+    if (![...this.logSelect.options].some(o => o.value === path)) {
+      this.logSelect.append(h('option', { value: path }, path));
+    }
+    this.logSelect.value = path;
+    if (this.log?.path !== path) {
+      this.log = new Tail(path);
       this.logText.textContent = '';
-      this.logSelect.value = preferred;
+      void this.readLog();
+    }
+  }
+
+  /** Reads the failing task's stderr once it has something, for the headline. */
+  private async readFailure(): Promise<void> {
+    const failed = failingTask(this.tasks);
+    const id = failed ? `${failed.name}#${failed.attempt}` : '';
+    if (!failed || this.failure?.task === id) {
+      return;
+    }
+    const chunk = await this.client.readFile(this.key, STDOUTERR, failed.stderr, 0);
+    this.failure = { task: id, headline: failureHeadline(failed, chunk.text) };
+    if (!chunk.text) {
+      this.failure.task = ''; // written later (synced from a remote node): read again next poll
     }
   }
 
@@ -261,10 +323,16 @@ export class JobView extends Widget {
 
   private async readLog(): Promise<void> {
     const tail = this.log;
-    if (!tail) {
+    if (!tail || tail.reading) {
       return;
     }
-    const chunk = await this.client.readFile(this.key, STDOUTERR, tail.path, tail.offset);
+    tail.reading = true;
+    let chunk;
+    try {
+      chunk = await this.client.readFile(this.key, STDOUTERR, tail.path, tail.offset);
+    } finally {
+      tail.reading = false;
+    }
     if (tail !== this.log || !chunk.text) {
       return; // another file was chosen meanwhile, or nothing new
     }
@@ -314,7 +382,7 @@ export class JobView extends Widget {
             { 'data-file': entry.path },
             h('span', { className: 'bai-FileName' }, entry.name),
             h('span', { className: 'bai-FileSize' }, formatSize(entry.contentLength)),
-            button('Download', `Download ${entry.name}`, () => void this.download(entry))
+            this.downloadLink(entry)
           )
         );
       }
@@ -325,6 +393,19 @@ export class JobView extends Widget {
   private openFolder(path: string): void {
     this.folder = path;
     void this.loadFiles();
+  }
+
+  /** A real link to the file (copy it, open it in a tab with Jupyter's cookie); a click downloads it with the session's auth. */
+  private downloadLink(entry: FileEntry): HTMLAnchorElement {
+    const href = this.client.absoluteUrl(entry.downloadUrl!);
+    const link = h('a', { href, download: entry.name, className: 'bai-Link bai-Download', 'aria-label': `Download ${entry.name}` }, 'Download');
+    if (!/^https?:/.test(entry.downloadUrl!)) {
+      link.addEventListener('click', event => {
+        event.preventDefault();
+        void this.download(entry);
+      });
+    }
+    return link;
   }
 
   private async download(entry: FileEntry): Promise<void> {

@@ -54,7 +54,7 @@ export interface Job {
 export interface Task {
   name: string;
   role: string;
-  index: number;
+  index: number | null;
   attempt: number;
   phase: string;
   node: string;
@@ -62,6 +62,74 @@ export interface Task {
   exitCode: number | null;
   stdout: string;
   stderr: string;
+  startTime?: string | null;
+  endTime?: string | null;
+}
+
+/** A task's badge: an ended task's exit code decides, so a task that exited non-zero reads "failed". */
+export function taskOutcome(task: Task): string {
+  if (task.state === 'exited' && task.exitCode !== null) {
+    return task.exitCode === 0 ? 'succeeded' : 'failed';
+  }
+  return task.state;
+}
+
+/**
+ * The task that failed first (the others of a gang often fail after it, because it did): earliest end,
+ * then preparation after ranks, then rank order; null while no task has failed. The notebook's
+ * JobMonitor picks the same task (notebook/widgets/failure.py).
+ */
+export function failingTask(tasks: Task[]): Task | null {
+  const failed = tasks.filter(task => task.exitCode !== null && task.exitCode !== 0);
+  const order = (task: Task): string[] => [
+    task.endTime ?? '~',
+    task.role === 'prep' ? '1' : '0',
+    String(task.index ?? -1).padStart(8, '0'),
+    task.name
+  ];
+  const before = (a: Task, b: Task) => {
+    const [oa, ob] = [order(a), order(b)];
+    const i = oa.findIndex((part, k) => part !== ob[k]);
+    return i >= 0 && oa[i] < ob[i];
+  };
+  return failed.reduce<Task | null>((best, task) => (best === null || before(task, best) ? task : best), null);
+}
+
+// Launchers prefix each line of a rank's output ("[rank1]: ValueError: ..." from torch.distributed).
+const RANK_PREFIX = /^\[(?:rank|default)\d+\]:\s?/;
+
+/** The exception line of the last Python traceback in a stderr ("ValueError: bad shape"), else its last non-empty line. */
+export function exceptionLine(stderr: string): string | null {
+  const lines = stderr
+    .split('\n')
+    .map(line => line.replace(RANK_PREFIX, '').trimEnd())
+    .filter(line => line.trim());
+  if (!lines.length) {
+    return null;
+  }
+  const start = lines.map(line => line.startsWith('Traceback (most recent call last)')).lastIndexOf(true);
+  if (start >= 0) {
+    const line = lines.slice(start + 1).find(l => !/^\s/.test(l));
+    if (line) {
+      return line;
+    }
+  }
+  return lines[lines.length - 1];
+}
+
+/** "rank 1", "master 0", or "job preparation on node-0". */
+export function taskLabel(task: Task): string {
+  if (task.role === 'prep') {
+    return `job preparation on ${task.node || task.name}`;
+  }
+  return task.index !== null && task.index !== undefined ? `${task.role} ${task.index}` : task.name;
+}
+
+/** "rank 1 failed (exit code 1): ValueError: bad shape", the headline of a failed job's view. */
+export function failureHeadline(task: Task, stderr: string): string {
+  const why = exceptionLine(stderr);
+  const headline = `${taskLabel(task)} failed (exit code ${task.exitCode})`;
+  return why ? `${headline}: ${why}` : headline;
 }
 
 export interface FileEntry {
@@ -187,6 +255,9 @@ export function jobDuration(job: Job, now: number = Date.now()): string {
 }
 
 export function formatSeconds(seconds: number): string {
+  if (seconds > 0 && seconds < 1) {
+    return `${Math.max(seconds, 0.1).toFixed(1)} s`; // a job that ran 0.4 s did run
+  }
   const whole = Math.floor(seconds);
   const h = Math.floor(whole / 3600);
   const m = Math.floor((whole % 3600) / 60);
@@ -211,6 +282,15 @@ export function sortJobs(jobs: Job[]): Job[] {
   return [...jobs].sort((a, b) => (a.creationTime < b.creationTime ? 1 : a.creationTime > b.creationTime ? -1 : 0));
 }
 
+/** The jobs whose name, experiment, cluster or state contain every word of `query` (any case). */
+export function matchJobs(jobs: Job[], query: string): Job[] {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  return jobs.filter(job => {
+    const text = [job.name, job.experiment, job.cluster, jobOutcome(job)].join(' ').toLowerCase();
+    return words.every(word => text.includes(word));
+  });
+}
+
 export function experimentsOf(jobs: Job[]): string[] {
   return [...new Set(jobs.map(job => job.experiment))].sort();
 }
@@ -230,7 +310,21 @@ export interface ClusterFormValues {
   idleSeconds: string;
   vmPriority: string;
   setupCommand: string;
+  // ssh only: the hosts (comma or space separated, [user@]host[:port]), a default user, a private key on the service's machine
+  hosts?: string;
+  user?: string;
+  keyFile?: string;
 }
+
+/** A compute backend as GET /backends lists it; the form offers the available ones. */
+export interface BackendInfo {
+  name: string;
+  available: boolean;
+  reason?: string;
+}
+
+/** The form fields a backend needs beyond the common ones. */
+export const BACKEND_FIELDS: Record<string, (keyof ClusterFormValues)[]> = { ssh: ['hosts', 'user', 'keyFile'] };
 
 export type ClusterRequest = { ok: true; name: string; spec: Record<string, unknown> } | { ok: false; error: string };
 
@@ -271,6 +365,18 @@ export function clusterRequest(values: ClusterFormValues): ClusterRequest {
   }
   if (values.setupCommand.trim()) {
     spec.setupTask = values.setupCommand.trim();
+  }
+  if (backend === 'ssh') {
+    const user = (values.user ?? '').trim();
+    const hosts = (values.hosts ?? '').split(/[\s,]+/).filter(Boolean);
+    if (!hosts.length) {
+      return { ok: false, error: 'Hosts: give the machines to run on, e.g. "gpu1, alice@gpu2:2222"' };
+    }
+    const options: Record<string, unknown> = { hosts: hosts.map(host => (user && !host.includes('@') ? `${user}@${host}` : host)) };
+    if ((values.keyFile ?? '').trim()) {
+      options.keyFile = values.keyFile!.trim();
+    }
+    spec.backendOptions = options;
   }
   return { ok: true, name, spec };
 }

@@ -238,7 +238,7 @@ export class BatchAIPanel extends Widget {
           h(
             'td',
             {},
-            h('div', { className: 'bai-Name' }, cluster.name),
+            h('div', { className: 'bai-Name', title: cluster.name }, cluster.name),
             h('div', { className: 'bai-Detail' }, `${cluster.backend} · ${scaleSummary(cluster.properties.scaleSettings)}`),
             h(
               'div',
@@ -304,8 +304,8 @@ export class BatchAIPanel extends Widget {
       h(
         'td',
         {},
-        h('div', { className: 'bai-Name' }, open),
-        h('div', { className: 'bai-Detail' }, this.experimentLink(job), ` · ${job.cluster} · ${job.toolType}`),
+        h('div', { className: 'bai-Name', title: job.name }, open),
+        h('div', { className: 'bai-Detail', title: `${job.experiment} · ${job.cluster} · ${job.toolType}` }, this.experimentLink(job), ` · ${job.cluster} · ${job.toolType}`),
         h(
           'div',
           { className: 'bai-Actions' },

@@ -24,7 +24,13 @@ import {
   parseMetrics,
   resizeSettings,
   scaleSummary,
-  sortJobs
+  sortJobs,
+  Task,
+  exceptionLine,
+  failingTask,
+  failureHeadline,
+  matchJobs,
+  taskOutcome
 } from '../src/model';
 
 function job(name: string, state: string, experiment = 'default', created = '2026-01-01T00:00:00Z'): Job {
@@ -198,4 +204,70 @@ test('a job its user terminated reads "terminated"; other failures stay "failed"
   failed.executionInfo.errors = [{ code: 'TaskFailed', message: 'exit 1' }];
   assert.equal(jobOutcome(failed), 'failed');
   assert.equal(jobOutcome(job('r', 'running')), 'running');
+});
+
+test('an ssh cluster needs hosts; a default user and a key file go into its backendOptions', () => {
+  assert.deepEqual(clusterRequest({ ...FORM, backend: 'ssh' }), {
+    ok: false,
+    error: 'Hosts: give the machines to run on, e.g. "gpu1, alice@gpu2:2222"'
+  });
+  const result = clusterRequest({ ...FORM, backend: 'ssh', hosts: 'gpu1, bob@gpu2:2222\n gpu3', user: 'alice', keyFile: ' ~/.ssh/id ' });
+  assert.ok(result.ok);
+  assert.deepEqual(result.spec.backendOptions, { hosts: ['alice@gpu1', 'bob@gpu2:2222', 'alice@gpu3'], keyFile: '~/.ssh/id' });
+  const local = clusterRequest({ ...FORM, hosts: 'ignored' });
+  assert.ok(local.ok && !('backendOptions' in local.spec));
+});
+
+function task(name: string, index: number | null, exitCode: number | null, endTime: string | null = null, role = 'rank'): Task {
+  return { name, role, index, attempt: 1, phase: role === 'prep' ? 'prep' : 'main', node: 'node-0', state: exitCode === null ? 'running' : 'exited', exitCode, stdout: `stdout-${index}.txt`, stderr: `stderr-${index}.txt`, endTime };
+}
+
+test('a task that exited non-zero reads failed, zero succeeded, a running one keeps its state', () => {
+  assert.equal(taskOutcome(task('rank-1', 1, 1, '2026-01-01T00:00:01Z')), 'failed');
+  assert.equal(taskOutcome(task('rank-0', 0, 0, '2026-01-01T00:00:01Z')), 'succeeded');
+  assert.equal(taskOutcome(task('rank-0', 0, null)), 'running');
+});
+
+test('the failing task is the one that failed first, then by rank; none while all are fine', () => {
+  const tasks = [task('rank-0', 0, 143, '2026-01-01T00:00:05Z'), task('rank-1', 1, 1, '2026-01-01T00:00:02Z'), task('rank-2', 2, 0, '2026-01-01T00:00:01Z')];
+  assert.equal(failingTask(tasks)?.name, 'rank-1');
+  assert.equal(failingTask([task('rank-3', 3, 1, 'T'), task('rank-2', 2, 1, 'T')])?.name, 'rank-2');
+  assert.equal(failingTask([task('rank-0', 0, 0, 'T'), task('rank-1', 1, null)]), null);
+});
+
+test('the headline quotes the exception line of the last traceback, without launcher prefixes', () => {
+  const stderr = [
+    'Traceback (most recent call last):',
+    '  File "train.py", line 3, in <module>',
+    '    raise ValueError("old")',
+    'ValueError: old',
+    '[rank1]: Traceback (most recent call last):',
+    '[rank1]:   File "train.py", line 9, in <module>',
+    '[rank1]:     raise ValueError("bad shape")',
+    '[rank1]: ValueError: bad shape',
+    'some cleanup warning'
+  ].join('\n');
+  assert.equal(exceptionLine(stderr), 'ValueError: bad shape');
+  assert.equal(exceptionLine('just a message\n\n'), 'just a message');
+  assert.equal(exceptionLine(''), null);
+  const failed = task('rank-1', 1, 1, 'T');
+  assert.equal(failureHeadline(failed, stderr), 'rank 1 failed (exit code 1): ValueError: bad shape');
+  assert.equal(failureHeadline(failed, ''), 'rank 1 failed (exit code 1)');
+});
+
+test('a job that ran under a second shows its tenths, not 0:00', () => {
+  assert.equal(formatSeconds(0.4), '0.4 s');
+  assert.equal(formatSeconds(0.01), '0.1 s');
+  assert.equal(formatSeconds(0), '0:00');
+  const j = job('short', 'succeeded');
+  j.executionInfo.startTime = '2026-01-01T00:00:00.100000Z';
+  j.executionInfo.endTime = '2026-01-01T00:00:00.500000Z';
+  assert.equal(jobDuration(j), '0.4 s');
+});
+
+test('the picker matches every word against name, experiment, cluster and state', () => {
+  const jobs = [job('train-a', 'succeeded', 'mnist'), job('train-b', 'failed', 'cifar'), job('eval', 'running', 'mnist')];
+  assert.deepEqual(matchJobs(jobs, '').map(j => j.name), ['train-a', 'train-b', 'eval']);
+  assert.deepEqual(matchJobs(jobs, 'TRAIN mnist').map(j => j.name), ['train-a']);
+  assert.deepEqual(matchJobs(jobs, 'failed').map(j => j.name), ['train-b']);
 });

@@ -108,8 +108,23 @@ def test_output_files_download_through_the_authenticated_endpoint(lab_client, la
     view.get_by_label("Output directory").select_option("MODEL")
     entry = view.locator('li[data-file="model.txt"]')
     expect(entry).to_be_visible(timeout=SLOW)
+    link = entry.get_by_role("link", name="Download model.txt")
+    assert "/batchai/api/v1/" in link.get_attribute("href") and "files/content" in link.get_attribute("href")
+    # It looks like the theme's links: the colour Lab gives links in rendered content.
+    link_colour = page.evaluate(
+        """(link) => {
+            const probe = document.createElement('span');
+            probe.style.color = 'var(--jp-content-link-color)';
+            document.body.appendChild(probe);
+            const colour = getComputedStyle(probe).color;
+            probe.remove();
+            return [getComputedStyle(link).color, colour];
+        }""",
+        link.element_handle(),
+    )
+    assert link_colour[0] == link_colour[1], link_colour
     with page.expect_download(timeout=SLOW) as download_info:
-        entry.get_by_role("button", name="Download model.txt").click()
+        link.click()
     download = download_info.value
     assert download.suggested_filename == "model.txt"
     with open(download.path()) as handle:
@@ -328,17 +343,127 @@ def test_the_inserted_cells_run_a_job_the_panel_shows(lab_client, lab_page):
     lab_page.shot("12b-notebook-job-in-panel")
 
 
-def test_palette_opens_a_job_by_name(lab_page):
+def test_palette_opens_a_job_picked_from_a_searchable_list(lab_client, lab_page):
     page = lab_page.page
     page.keyboard.press("Control+Shift+C")
     page.locator(".lm-CommandPalette-input").fill("Batch AI: Open Job")
     page.locator(".lm-CommandPalette-item", has_text="Open Job").first.click()
     dialog = page.locator(".jp-Dialog")
-    dialog.locator("input").fill("default/live-job")
-    dialog.get_by_role("button", name="Ok").click()
+    items = dialog.locator("li.bai-PickerItem")
+    names = {job["name"] for job in lab_client.list("workspaces/default/jobs")}
+    expect(items).to_have_count(len(names), timeout=SLOW)
+    assert {items.nth(i).get_attribute("data-job") for i in range(items.count())} == names
+    lab_page.shot("15a-job-picker")
+    dialog.get_by_label("Filter jobs").fill("live")
+    expect(items).to_have_count(1)
+    expect(items.first).to_have_attribute("data-job", "live-job")
+    items.first.click()
+    dialog.get_by_role("button", name="Open").click()
     view = page.locator(".bai-JobView").filter(has_text="live-job")
     expect(view.locator(".bai-JobSummary")).to_contain_text("succeeded", timeout=SLOW)
     expect(view.locator("pre.bai-Log")).to_contain_text("second-line-from-job", timeout=SLOW)
+
+
+def test_open_job_views_are_restored_after_a_reload(lab_page):
+    page = lab_page.page
+    lab_page.command("batchai:open-experiment", {"experiment": "default"})  # not restored; must not stop the rest
+    lab_page.command("batchai:open-job", {"experiment": "default", "name": "pair-job"})
+    expect(page.locator(".bai-JobView").filter(has_text="pair-job")).to_be_visible(timeout=SLOW)
+    # The layout is saved to the workspace as it changes; wait until it names the view, then reload.
+    page.wait_for_function(
+        """async () => {
+            const data = await window.jupyterapp.serviceManager.workspaces.fetch('default');
+            return JSON.stringify(data.data).includes('batchai-job:default/default/pair-job');
+        }""",
+        timeout=SLOW,
+    )
+    lab_page.open()
+    view = page.locator(".bai-JobView").filter(has_text="pair-job")
+    expect(view.locator(".bai-JobSummary")).to_contain_text("succeeded", timeout=SLOW)
+    expect(view.locator("pre.bai-Log")).to_contain_text("hello from rank 0", timeout=SLOW)
+    lab_page.shot("15b-restored-after-reload")
+
+
+def test_a_failed_rank_is_red_and_its_view_opens_its_stderr_first(lab_client, lab_page, tmp_path):
+    """Rank 1 raises: the view's headline quotes the exception, rank 1's badge is red, its stderr shows first,
+    and clicking a task's row opens that task's log."""
+    page = lab_page.page
+    script = tmp_path / "rank_one_raises.py"
+    done = tmp_path / "rank0-done"  # rank 1 fails only once rank 0 has written its line
+    script.write_text(
+        "import os, pathlib, time\nrank = int(os.environ['RANK'])\nprint('working on rank', rank, flush=True)\n"
+        f"done = pathlib.Path({str(done)!r})\n"
+        "if rank == 0:\n    done.touch()\n"
+        "else:\n    while not done.exists():\n        time.sleep(0.05)\n"
+        "    raise ValueError('bad shape on rank 1')\n"
+    )
+    spec = {"nodeCount": 2, "pyTorchSettings": {"pythonScriptFilePath": str(script)}}
+    submit(lab_client, "rank1-fails", "pair-pool", spec)
+    assert wait_job(lab_client, "rank1-fails")["executionState"] == "failed"
+    lab_page.command("batchai:open-job", {"experiment": "default", "name": "rank1-fails"})
+    view = page.locator(".bai-JobView").filter(has_text="rank1-fails")
+    headline = view.locator(".bai-JobSummary .bai-Failure")
+    expect(headline).to_have_text(
+        re.compile(r"^\S+ 1 failed \(exit code 1\): ValueError: bad shape on rank 1$"), timeout=SLOW
+    )
+    rows = view.locator("tr[data-task]")
+    expect(rows).to_have_count(2, timeout=SLOW)
+    tasks = {t["index"]: t for t in lab_client.list("workspaces/default/experiments/default/jobs/rank1-fails/tasks")}
+    failed_row = view.locator(f'tr[data-task="{tasks[1]["name"]}"]')
+    expect(failed_row).to_have_attribute("data-outcome", "failed")
+    badge_colour, error_colour = page.evaluate(
+        """(row) => {
+            const probe = document.createElement('span');
+            probe.style.color = 'var(--jp-error-color1)';
+            document.body.appendChild(probe);
+            const colour = getComputedStyle(probe).color;
+            probe.remove();
+            return [getComputedStyle(row.querySelector('.bai-State'), '::before').color, colour];
+        }""",
+        failed_row.element_handle(),
+    )
+    assert badge_colour == error_colour, (badge_colour, error_colour)
+    log = view.locator("pre.bai-Log")
+    expect(view.get_by_label("Log file")).to_have_value(tasks[1]["stderr"], timeout=SLOW)
+    expect(log).to_contain_text("ValueError: bad shape on rank 1", timeout=SLOW)
+    assert log.inner_text().count("Traceback") == 1, log.inner_text()  # read once, not twice from offset 0
+    lab_page.shot("16-failed-rank-stderr-first")
+
+    view.locator(f'tr[data-task="{tasks[0]["name"]}"]').click()
+    expect(log).to_contain_text("working on rank 0", timeout=SLOW)
+    expect(log).not_to_contain_text("ValueError")
+    failed_row.get_by_role("link").click()
+    expect(log).to_contain_text("ValueError: bad shape on rank 1", timeout=SLOW)
+    assert log.inner_text().count("Traceback") == 1, log.inner_text()
+    expect(view.get_by_label("Log file")).to_have_value(tasks[1]["stderr"])
+
+
+def test_the_cluster_form_offers_only_the_backends_this_service_has(lab_client, lab_page):
+    page = lab_page.page
+    lab_page.open_panel()
+    backends = lab_client.list("backends")
+    available = [b["name"] for b in backends if b["available"]]
+    lab_page.panel.get_by_role("button", name="Create a cluster").click()
+    dialog = page.locator(".jp-Dialog")
+    options = dialog.locator('select[name="backend"] option')
+    expect(options).to_have_count(len(available), timeout=SLOW)
+    assert [options.nth(i).get_attribute("value") for i in range(options.count())] == available
+    assert "azure" not in available  # no subscription is configured here
+    for backend in backends:
+        if not backend["available"]:
+            expect(dialog.locator(".bai-NotOffered")).to_contain_text(backend["name"])
+    hosts = dialog.locator('textarea[name="hosts"]')
+    expect(hosts).to_be_hidden()
+    dialog.locator('select[name="backend"]').select_option("ssh")
+    expect(hosts).to_be_visible()
+    expect(dialog.locator('input[name="user"]')).to_be_visible()
+    expect(dialog.locator('input[name="keyFile"]')).to_be_visible()
+    dialog.locator('input[name="name"]').fill("ssh-form")
+    dialog.get_by_role("button", name="Create").click()
+    expect(dialog.locator(".bai-Error")).to_contain_text("Hosts:", timeout=SLOW)
+    lab_page.shot("17-cluster-form-ssh")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
 
 
 def test_the_panel_fits_a_300px_sidebar_in_both_themes(lab_client, lab_page):
@@ -363,6 +488,15 @@ def test_the_panel_fits_a_300px_sidebar_in_both_themes(lab_client, lab_page):
             lab_page.open_panel()
             for table in ("Jobs", "Clusters", "Nodes"):
                 assert lab_page.overflow(f"table[aria-label='{table}']") == 0, (theme, table)
+            # The long name stays on one line, cut with an ellipsis, the whole of it in the tooltip.
+            name = running.locator(".bai-Name")
+            expect(name).to_have_attribute("title", "a-rather-long-job-name-0123")
+            height, font_size, cut = name.evaluate(
+                "e => [e.getBoundingClientRect().height, parseFloat(getComputedStyle(e).fontSize),"
+                " getComputedStyle(e).textOverflow]"
+            )
+            assert height < 2 * font_size and cut == "ellipsis", (height, font_size, cut)
+            running.scroll_into_view_if_needed()
             lab_page.shot(f"13a-sidebar-300px-{'light' if light == 'true' else 'dark'}")
     finally:
         lab_page.command("apputils:change-theme", {"theme": "JupyterLab Light"})
@@ -380,6 +514,14 @@ def test_dark_theme_uses_theme_colours(lab_page):
     red, green, blue = (int(n) for n in re.findall(r"\d+", background)[:3])
     assert red + green + blue < 3 * 96, background
     lab_page.shot("13-dark-theme")
+    # The metric plot's labels and axes take the dark theme's colours: light on the dark background.
+    lab_page.command("batchai:open-job", {"experiment": "default", "name": "metrics-job"})
+    label = page.locator(".bai-JobView").filter(has_text="metrics-job").locator(".bai-AxisLabel").first
+    expect(label).to_be_visible(timeout=SLOW)
+    fill = label.evaluate("e => getComputedStyle(e).fill")
+    red, green, blue = (int(n) for n in re.findall(r"\d+", fill)[:3])
+    assert red + green + blue > 3 * 128, fill
+    lab_page.shot("13b-dark-theme-metrics")
     lab_page.command("apputils:change-theme", {"theme": "JupyterLab Light"})
     page.wait_for_function("document.body.dataset.jpThemeLight === 'true'", timeout=SLOW)
 

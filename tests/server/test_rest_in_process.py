@@ -3,6 +3,7 @@ local backend, paging. The same routes are tested against a `batchai serve` subp
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
@@ -106,3 +107,26 @@ async def test_a_page_links_to_the_next_under_the_servers_base_url(api, jp_base_
     assert "nextLink" not in second, second
     names = [e["name"] for e in first["value"] + second["value"]]
     assert sorted(names) == ["default", "exp-a", "exp-b"], names
+
+
+async def test_backends_lists_what_can_create_a_cluster_and_why_not(api):
+    reply = await api("GET", "backends")
+    assert reply.status == 200, reply.body
+    backends = {b["name"]: b for b in reply.json()["value"]}
+    assert backends["local"] == {"name": "local", "available": True}
+    assert backends["ssh"] == {"name": "ssh", "available": True}
+    for backend in backends.values():  # whatever cannot create a cluster here says why
+        assert backend["available"] or backend["reason"], backend
+
+
+def test_azure_is_offered_only_once_a_subscription_is_configured(tmp_path, monkeypatch):
+    from batchai_jupyter.backends.azure import create
+    from batchai_jupyter.ports.compute import BackendContext
+    from batchai_jupyter.ports.layout import HomeLayout
+
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    context = BackendContext(HomeLayout(str(tmp_path)))
+    assert "AZURE_SUBSCRIPTION_ID" in create(context).missing_setup()
+    assert create(replace(context, options={"subscriptionId": "sub-1"})).missing_setup() is None
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "sub-2")
+    assert create(context).missing_setup() is None

@@ -39,6 +39,7 @@ from ...ports.compute import (
     CloudClusters,
     ClusterRef,
     ClusterSpecRef,
+    NeedsSiteSetup,
     NodePlacement,
     NodeRef,
     VanishingNodes,
@@ -57,7 +58,7 @@ WATCHER_DIGEST = hashlib.sha256(WATCHER_SOURCE).hexdigest()[:16]
 NOTICE = "run/eviction-notice"  # under the node's root: the scheduled Preempt event, once announced
 
 
-class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
+class AzureBackend(SshBackend, CloudClusters, VanishingNodes, NeedsSiteSetup):
     name = "azure"
 
     def __init__(self, context: BackendContext):
@@ -80,6 +81,11 @@ class AzureBackend(SshBackend, CloudClusters, VanishingNodes):
             if key not in self._clients:
                 self._clients[key] = arm.Clients(options)
             return self._clients[key]
+
+    def missing_setup(self) -> str | None:
+        if self.azure_site.get("subscriptionId") or os.environ.get("AZURE_SUBSCRIPTION_ID"):
+            return None
+        return "no Azure subscription configured: set AZURE_SUBSCRIPTION_ID (or backend_options azure.subscriptionId)"
 
     def check_cluster(self, spec: ClusterSpecRef) -> None:
         """The options, the size offered in the region and the vCPU quota for the most nodes the cluster
