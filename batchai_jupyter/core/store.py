@@ -138,6 +138,8 @@ MIGRATIONS: tuple[tuple[str | Callable[[Store], None], ...], ...] = (
     ("ALTER TABLE jobs ADD COLUMN placements TEXT NOT NULL DEFAULT '{}'",),
     # 7: secret values sealed with the store's key (core/sealing.py), and the check that the key is the right one.
     ("CREATE TABLE IF NOT EXISTS sealing (value TEXT NOT NULL)", lambda store: store.seal_all()),
+    # 8: how many attempts of a job in a row the service's stopping interrupted (lifecycle.MAX_INTERRUPTIONS).
+    ("ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 SEALED_SINCE = 7  # stores at older versions (and their backups) kept secret values in clear
