@@ -51,10 +51,12 @@ def _submit_all(
         failures.append(failure)
 
 
-def _ended(client: Client) -> dict[str, str] | None:
-    jobs = client.list("workspaces/default/experiments/default/jobs")
-    states = {job["name"]: job["executionState"] for job in jobs}
-    return states if all(state in ("succeeded", "failed") for state in states.values()) else None
+def _states(client: Client) -> dict[str, str]:
+    return {job["name"]: job["executionState"] for job in client.list("workspaces/default/experiments/default/jobs")}
+
+
+def _all_ended(client: Client) -> bool:
+    return all(state in ("succeeded", "failed") for state in _states(client).values())
 
 
 def test_kill_9_in_a_loop_during_submissions_loses_duplicates_and_strands_nothing(
@@ -74,7 +76,7 @@ def test_kill_9_in_a_loop_during_submissions_loses_duplicates_and_strands_nothin
     )
     submitter.start()
     kills_during_submissions = 0
-    for point in sorted(chosen.sample(range(1, JOBS - 1), KILLS)):
+    for point in sorted(chosen.sample(range(1, JOBS * 3 // 4), KILLS)):  # the last quarter is submitted after
         wait_for(lambda point=point: len(acknowledged) >= point or failures, f"{point} submissions", timeout=120)
         time.sleep(chosen.uniform(0, KILL_JITTER))
         kills_during_submissions += submitter.is_alive()
@@ -83,7 +85,11 @@ def test_kill_9_in_a_loop_during_submissions_loses_duplicates_and_strands_nothin
     submitter.join(timeout=120)
     assert not submitter.is_alive() and not failures, failures
 
-    states = wait_for(lambda: _ended(client), f"all {JOBS} jobs to end", timeout=90) or {}
+    try:
+        wait_for(lambda: _all_ended(client), f"all {JOBS} jobs to end", timeout=90)
+    except AssertionError:
+        pass  # those still not ended are counted as stuck below
+    states = _states(client)
     runs = {name: len(lines(os.path.join(marks, name))) for name in names}
     lost = sorted(name for name in acknowledged if runs[name] == 0 or name not in states)
     duplicated = sorted(name for name, count in runs.items() if count > 1)
