@@ -218,8 +218,8 @@ class Store:
             if first < SEALED_SINCE:
                 seal_file(copy, self.box)  # the copy must not keep in clear what the store is about to seal
         self._step()
-        if first < SEALED_SINCE <= self.schema_version():
-            # The pages that held clear values are rewritten, and the log that held them emptied.
+        if backup and first < SEALED_SINCE <= self.schema_version():
+            # An older store's pages that held clear values are rewritten, and the log that held them emptied.
             self._connection.execute("VACUUM")
             self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
