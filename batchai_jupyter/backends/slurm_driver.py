@@ -323,10 +323,10 @@ class Driver:
                     continue
                 ended_any = True
                 del running[name]
-                code = _exit_code(run_dir)
+                code, no_space = _exit_record(run_dir)
                 if code != 0:
                     self._stop(running)
-                    return _failure(phase, plan, node, code)
+                    return _failure(phase, plan, node, code, no_space)
             if not any(plan.required for plan, *_ in running.values()):
                 self._stop(running)  # parameter servers never end by themselves
                 return None
@@ -352,15 +352,18 @@ def _wait_for_a_child() -> None:
         time.sleep(POLL_SECONDS)
 
 
-def _exit_code(run_dir: str) -> int | None:
+def _exit_record(run_dir: str) -> tuple[int | None, str]:
+    """The task's exit code, and where the disk was full when its wrapper wrote it (or "")."""
     try:
-        return int(_read_json(os.path.join(run_dir, "exit"))["exit_code"])
-    except (OSError, ValueError, KeyError):
-        return None
+        record = _read_json(os.path.join(run_dir, "exit"))
+        return int(record["exit_code"]), str(record.get("no_space") or "")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, ""
 
 
-def _failure(phase: str, plan, node, code: int | None) -> dict:
+def _failure(phase: str, plan, node, code: int | None, no_space: str = "") -> dict:
     where = f"node {node.name}"
+    why = f" (no space left on {no_space})" if no_space else ""  # as the other backends say it
     logs = f"see {plan.stdout_name} and {plan.stderr_name}"
     if code is None:
         return {
@@ -372,12 +375,12 @@ def _failure(phase: str, plan, node, code: int | None) -> dict:
         return {
             "code": "JobPreparationFailed",
             "exit_code": code,
-            "message": f"job preparation failed on {where} with exit code {code}; {logs}",
+            "message": f"job preparation failed on {where} with exit code {code}{why}; {logs}",
         }
     return {
         "code": "JobFailed",
         "exit_code": code,
-        "message": f"task {plan.name} on {where} exited with code {code}; {logs}",
+        "message": f"task {plan.name} on {where} exited with code {code}{why}; {logs}",
     }
 
 

@@ -50,6 +50,7 @@ from ..ports.compute import (
     RemoteNodes,
     TaskLaunch,
     TaskStatus,
+    exited_status,
 )
 from ..runtime import wrapper
 from ..storage.mounts import Mount, mount_command
@@ -388,6 +389,23 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
                 follower = self._follow(node, run_dir, record, connection)
         return follower
 
+    def task_started(self, node: NodeRef, run_dir: str) -> bool:
+        """Whether a wrapper on the host took the task up (it renames task.json, then writes its pid, then the
+        exit record): a service killed before its hand-over reached the host hands it over again after its
+        restart, and of two wrappers handed the same task only the first to rename it runs it. A host that
+        does not answer counts as started: its heartbeats decide whether the task is lost."""
+        connection = self.connection(node)
+        if self.monitor.down_reason(connection):
+            return True
+        quoted = shlex.quote(run_dir)
+        taken = " || ".join(f"[ -e {quoted}/{name} ]" for name in ("pid", "exit", wrapper.TASK_CLAIMED))
+        try:
+            return (
+                connection.check(f"if {taken}; then echo TAKEN; else echo WAITING; fi", timeout=30).strip() != "WAITING"
+            )
+        except SshError:
+            return True
+
     def poll_task(self, node: NodeRef, run_dir: str, launched_at: float) -> TaskStatus:
         connection = self.connection(node)
         down = self.monitor.down_reason(connection)
@@ -413,7 +431,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
                     pass
                 with self._lock:
                     self._followers.pop(f"{node_key(node)}:{run_dir}", None)
-            return TaskStatus("exited", int(json.loads(rest)["exit_code"]))
+            return exited_status(json.loads(rest))
         if state == "RUNNING" or (state == "NOPID" and time.time() - launched_at < START_GRACE_SECONDS):
             return TaskStatus("running")
         if follower is not None:

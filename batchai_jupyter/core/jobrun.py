@@ -343,18 +343,23 @@ class JobRunner:
         backend.start_task(node_row, run_dir, task)
         self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
 
-    def _start_if_never_started(self, job: Job, backend: DetachedTasks, task: Task) -> None:
+    def _start_if_never_started(self, job: Job, backend: DetachedTasks, task: Task) -> bool:
         """A task recorded by a service that died before it handed it over is handed over now: a
-        kill -9 at any moment loses no task (and runs none twice: see DetachedTasks.task_started)."""
+        kill -9 at any moment loses no task (and runs none twice: see DetachedTasks.task_started).
+        That counts as an interruption of the attempt; False when it was one too many (the job has ended)."""
         self._known_started.add(task.id)
         if not task.run_dir or backend.task_started(self.store.existing_node(task.node_id), task.run_dir):
-            return
+            return True
+        if self._interrupted_too_often(job, "handing over the tasks of"):
+            return False
+        self.store.update("jobs", {"id": job.id}, interruptions=job.interruptions + 1)
         context, nodes = self.context(job)
         for plan, directories in self._plan_phase(job, context, nodes, task.phase):
             if plan.name == task.name:
                 os.makedirs(task.run_dir, exist_ok=True)
                 self._start_task(job, context, nodes, backend, plan, directories, task.run_dir, task.phase)
-                return
+                break
+        return True
 
     def _log_execution(
         self, context: launch.JobContext, nodes: Sequence[launch.NodeContext], node: launch.NodeContext, message: str
@@ -366,8 +371,9 @@ class JobRunner:
 
     # -- watching --------------------------------------------------------------------------
 
-    def poll(self, job: Job) -> list[Task]:
-        """Records the end of any task of the job's current phase; returns the phase's tasks as they are now."""
+    def poll(self, job: Job) -> list[Task] | None:
+        """Records the end of any task of the job's current phase; returns the phase's tasks as they are now
+        (None: the job has ended instead, handed over too often)."""
         backend = self.backend_for(job.workspace, job.cluster)
         tasks = []
         for task in self.store.tasks_of(job.id, job.attempt):
@@ -375,7 +381,8 @@ class JobRunner:
                 continue
             if task.state == "running":
                 if task.id not in self._known_started and isinstance(backend, DetachedTasks):
-                    self._start_if_never_started(job, backend, task)
+                    if not self._start_if_never_started(job, backend, task):
+                        return None
                 status = backend.poll_task(self.store.existing_node(task.node_id), task.run_dir, task.launched)
                 if status.state != "running":
                     ended = time.time()
@@ -398,6 +405,8 @@ class JobRunner:
     def advance(self, job: Job) -> None:
         """Moves a running job on once its current phase's tasks have ended."""
         tasks = self.poll(job)
+        if tasks is None:
+            return
         self.data.flush(job, final=False)
         if job.state == "terminating":
             self._advance_termination(job, tasks)
@@ -414,23 +423,30 @@ class JobRunner:
             context, nodes = self.context(job)
             self._launch_phase(job, context, nodes, "main")
         elif outcome == JobEvent.INTERRUPTED:
-            self.end(
-                job,
-                outcome,
-                None,
-                [
-                    error(
-                        "AttemptInterrupted",
-                        (
-                            f"the service stopped while it was {'ending' if tasks else 'starting'} attempt "
-                            f"{job.attempt}; the job runs again "
-                            "(not counted as a retry)"
-                        ),
-                    )
-                ],
-            )
+            self._interrupted(job, "ending" if tasks else "starting")
         else:  # succeeded; parameter servers, which never end by themselves, are killed with the rest
             self.end(job, outcome, 0)
+
+    def _interrupted(self, job: Job, doing: str) -> None:
+        """Runs an interrupted attempt again, unless the service's stopping interrupted the job's last attempts
+        too (a start that takes the service down with it would otherwise loop for ever)."""
+        if not self._interrupted_too_often(job, doing):
+            stopped = f"the service stopped while it was {doing} attempt {job.attempt}"
+            message = f"{stopped}; the job runs again (not counted as a retry)"
+            self.end(job, JobEvent.INTERRUPTED, None, [error("AttemptInterrupted", message)])
+
+    def _interrupted_too_often(self, job: Job, doing: str) -> bool:
+        """Ends the job failed when this interruption is its MAX_INTERRUPTIONS-th in a row."""
+        count = job.interruptions + 1
+        if count < lifecycle.MAX_INTERRUPTIONS:
+            return False
+        message = (
+            f"the service stopped while it was {doing} attempt {job.attempt}: {count} interruptions in a row, so "
+            "the job is not tried again. The service's log says what stopped it; submit the job again once that "
+            "is fixed"
+        )
+        self.end(job, JobEvent.INTERRUPTED_AGAIN, None, [error("AttemptsInterrupted", message)])
+        return True
 
     def _failure_error(self, job: Job, task: Task) -> dict[str, Any]:
         node = self.store.node(task.node_id)
@@ -505,6 +521,7 @@ class JobRunner:
                     node_ids=[],
                     started=None,
                     retries_used=job.retries_used + int(effect.count_as_retry),
+                    interruptions=job.interruptions + 1 if event == JobEvent.INTERRUPTED else 0,
                 )
         if upload_errors and transition.state == lifecycle.JobState.SUCCEEDED:
             event = JobEvent.OUTPUTS_FAILED

@@ -66,6 +66,7 @@ class JobEvent(str, Enum):
     RESIZE_REQUEUE = "resize_requeue"  # a resize took a node (nodeDeallocationOption requeue)
     RESIZE_TERMINATE = "resize_terminate"  # the same with nodeDeallocationOption terminate
     INTERRUPTED = "interrupted"  # the service stopped while it was starting or ending the attempt
+    INTERRUPTED_AGAIN = "interrupted_again"  # the same, MAX_INTERRUPTIONS times in a row: not tried again
     START_FAILED = "start_failed"  # starting it raised
     SUBMISSION_FAILED = "submission_failed"  # a scheduler backend refused it
     SCHEDULER_ENDED = "scheduler_ended"  # a scheduler backend ended it (timeout, cancelled)
@@ -225,6 +226,7 @@ JOB_TRANSITIONS: Mapping[tuple[JobState, JobEvent], Transition] = {
     (_R, E.RESIZE_TERMINATE): _FAILED,
     # Restarted with an attempt half ended: it is tried again, and that is not the job's retry.
     (_R, E.INTERRUPTED): Transition(_Q.value, (*_REQUEUE, NextAttempt(count_as_retry=False))),
+    (_R, E.INTERRUPTED_AGAIN): _FAILED,  # a start that takes the service down with it must not loop
     (_R, E.START_FAILED): _FAILED,
     (_R, E.SCHEDULER_ENDED): _FAILED,
     (_R, E.CLUSTER_DELETED): _FAILED,
@@ -242,6 +244,7 @@ JOB_TRANSITIONS: Mapping[tuple[JobState, JobEvent], Transition] = {
     (_T, E.RESIZE_REQUEUE): _FAILED,
     (_T, E.RESIZE_TERMINATE): _FAILED,
     (_T, E.INTERRUPTED): _FAILED,
+    (_T, E.INTERRUPTED_AGAIN): _FAILED,
     (_T, E.START_FAILED): _FAILED,
     (_T, E.CLUSTER_DELETED): _FAILED,
     (_T, E.DELETED): _FAILED,
@@ -328,6 +331,10 @@ def reported_node_event(state: str) -> NodeEvent:
 
 
 # -- deciding events ------------------------------------------------------------------------------
+
+
+# Attempts interrupted in a row (no attempt ended otherwise in between) before the job fails instead.
+MAX_INTERRUPTIONS = 3
 
 
 def failure_event(retries_used: int, max_retries: int, node_lost: bool = False) -> JobEvent:

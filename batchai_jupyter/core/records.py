@@ -40,6 +40,7 @@ class Job:
     retries_used: int
     segment: str  # the job's folder in a datastore (Batch AI's jobOutputDirectoryPathSegment)
     placements: dict[str, list[str]]  # output id (and "stdouterr") -> [datastore, path]; {} until started
+    interruptions: int  # attempts in a row the service's stopping interrupted
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -695,12 +695,13 @@ def variables_to_wire(variables: dict[str, str]) -> list[dict[str, Any]]:
 def mask_secrets(value: Any) -> Any:
     """A copy of a raw block (mountVolumes, backendOptions) with keys, passwords and tokens as ***."""
     if isinstance(value, dict):
-        return {key: MASKED if _is_secret(key, item) else mask_secrets(item) for key, item in value.items()}
+        return {key: MASKED if is_secret_field(key, item) else mask_secrets(item) for key, item in value.items()}
     if isinstance(value, list):
         return [mask_secrets(item) for item in value]
     return value
 
 
-def _is_secret(key: str, value: Any) -> bool:
+def is_secret_field(key: str, value: Any) -> bool:
+    """Whether a raw block's `key: value` is a key, password or token (masked in views, sealed in the store)."""
     # A `...Key` holding an object (e.g. accountKeySecretReference's parts) is walked into instead.
     return bool(_SECRET_KEY.search(key)) and value not in (None, "") and not isinstance(value, (dict, list))

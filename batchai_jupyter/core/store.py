@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from ..errors import BatchAIError, storage_failure
 from . import lifecycle
 from .records import Cluster, DatastoreRow, Job, JobBrief, Node, Task
+from .sealing import SecretBox, seal_file, store_sealed
 from .store_health import StoreDamaged, back_up, check_opened, check_store_file, check_writable
 
 SCHEMA = """
@@ -75,7 +76,8 @@ _COUNT_IN_NEW = (
 
 # Step n (1-based) takes a database from version n-1 to n, in one transaction. The schema changes only
 # by appending a step (SCHEMA stays what version 0 was), so every older store can be brought up to date.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+# A step is SQL, or a function of the Store for what SQL cannot do.
+MIGRATIONS: tuple[tuple[str | Callable[[Store], None], ...], ...] = (
     # 1: job listings page in SQL. Every index ends with the rowid (= id), so each filter reads its
     # page in id order; the queue index counts the jobs ahead of a queued job without reading rows.
     (
@@ -134,8 +136,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 6: where each of a job's output directories (and stdouterr) was put: {id: [datastore, path]}
     # (core/placement.py), so that listing finds them after the mounts it resolved from are gone.
     ("ALTER TABLE jobs ADD COLUMN placements TEXT NOT NULL DEFAULT '{}'",),
+    # 7: secret values sealed with the store's key (core/sealing.py), and the check that the key is the right one.
+    ("CREATE TABLE IF NOT EXISTS sealing (value TEXT NOT NULL)", lambda store: store.seal_all()),
+    # 8: how many attempts of a job in a row the service's stopping interrupted (lifecycle.MAX_INTERRUPTIONS).
+    ("ALTER TABLE jobs ADD COLUMN interruptions INTEGER NOT NULL DEFAULT 0",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+SEALED_SINCE = 7  # stores at older versions (and their backups) kept secret values in clear
 
 Record = TypeVar("Record")
 JSON_COLUMNS = (
@@ -143,18 +150,6 @@ JSON_COLUMNS = (
     "system_attrs", "placements",
 )  # fmt: skip
 _BRIEF_COLUMNS = "id, workspace, cluster, priority, state, started, node_ids"
-
-
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
-    record = dict(row)
-    for column in JSON_COLUMNS:
-        if column in record and isinstance(record[column], str):
-            record[column] = json.loads(record[column])
-    return record
-
-
-def _encode(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
 class RecordGone(LookupError):
@@ -184,15 +179,21 @@ class Store:
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._connection.row_factory = sqlite3.Row
         if fresh:
-            os.chmod(path, 0o600)  # the store holds secret values
+            os.chmod(path, 0o600)  # the store holds secret values (sealed: core/sealing.py)
         self._depth = 0
         try:
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
+            # What a row held before an update is overwritten, not left in a free page (a clear secret sealed
+            # by migration 7, a deleted job's secrets).
+            self._connection.execute("PRAGMA secure_delete=ON")
             if not fresh:
                 check_opened(self._connection, path)
             self._connection.executescript(SCHEMA)
+            self.box: SecretBox = SecretBox.for_store(path, store_sealed(self._connection))
             self._migrate(backup=not fresh)
+            with self.transaction():
+                self.box.check(self._connection, path)
         except sqlite3.DatabaseError as failure:
             self._connection.close()
             raise storage_failure(failure, path) or StoreDamaged(path, f"cannot be read ({failure})") from None
@@ -206,9 +207,23 @@ class Store:
             version: int = self._connection.execute("PRAGMA user_version").fetchone()[0]
             return version
 
+    def seal_all(self) -> None:
+        """Seals what the store kept in clear (migration 7, inside its transaction)."""
+        self.box.seal_all(self._connection)
+
     def _migrate(self, backup: bool) -> None:
-        if backup and self.schema_version() < SCHEMA_VERSION:
-            back_up(self._connection, self.path, self.schema_version())
+        first = self.schema_version()
+        if backup and first < SCHEMA_VERSION:
+            copy = back_up(self._connection, self.path, first)
+            if first < SEALED_SINCE:
+                seal_file(copy, self.box)  # the copy must not keep in clear what the store is about to seal
+        self._step()
+        if backup and first < SEALED_SINCE <= self.schema_version():
+            # An older store's pages that held clear values are rewritten, and the log that held them emptied.
+            self._connection.execute("VACUUM")
+            self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _step(self) -> None:
         while True:
             with self.transaction():  # re-read inside: another process may have just upgraded it
                 version = self.schema_version()
@@ -223,7 +238,10 @@ class Store:
                 if version == SCHEMA_VERSION:
                     return
                 for statement in MIGRATIONS[version]:
-                    self._connection.execute(statement)
+                    if callable(statement):
+                        statement(self)
+                    else:
+                        self._connection.execute(statement)
                 self._connection.execute(f"PRAGMA user_version = {version + 1}")
 
     def holds_nothing(self) -> bool:
@@ -258,21 +276,28 @@ class Store:
 
     # -- generic helpers -------------------------------------------------------------------
 
+    def _decode(self, row: sqlite3.Row) -> dict[str, Any]:
+        record = dict(row)
+        for column in JSON_COLUMNS:
+            if column in record and isinstance(record[column], str):
+                record[column] = self.box.decode(column, record[column])
+        return record
+
     def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         with self._lock:
-            return [_decode(row) for row in self._connection.execute(sql, args).fetchall()]
+            return [self._decode(row) for row in self._connection.execute(sql, args).fetchall()]
 
     def query_one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         with self._lock:
             row = self._connection.execute(sql, args).fetchone()
-        return None if row is None else _decode(row)
+        return None if row is None else self._decode(row)
 
     def insert(self, table: str, **values: Any) -> int:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         with self._lock:
             cursor = self._connection.execute(
-                f"INSERT INTO {table} ({columns}) VALUES ({marks})", [_encode(v) for v in values.values()]
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})", [self.box.encode(c, v) for c, v in values.items()]
             )
         if cursor.lastrowid is None:  # sqlite3 sets it after every INSERT of one row
             raise RuntimeError(f"inserting into {table} gave no row id")
@@ -284,7 +309,7 @@ class Store:
         with self._lock:
             cursor = self._connection.execute(
                 f"UPDATE {table} SET {assignments} WHERE {condition}",
-                [_encode(v) for v in values.values()] + list(where.values()),
+                [self.box.encode(c, v) for c, v in values.items()] + list(where.values()),
             )
             return cursor.rowcount
 

@@ -141,6 +141,13 @@ class TaskStatus:
     detail: str = ""
 
 
+def exited_status(record: dict[str, Any]) -> TaskStatus:
+    """A task's end from its wrapper's exit record (runtime/wrapper.py), with the word that the disk was full
+    when the wrapper wrote it into its reserved room (`no_space`: the task's directory)."""
+    no_space = record.get("no_space")
+    return TaskStatus("exited", int(record["exit_code"]), f"no space left on {no_space}" if no_space else "")
+
+
 @dataclass(frozen=True)
 class NodeDirectory:
     """A directory of the job on the service's machine (`here`) and where the task's node sees it."""

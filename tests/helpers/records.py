@@ -13,7 +13,7 @@ def queued_job(spec: JobSpec, secrets: dict[str, str] | None = None, **fields: A
         id=1, workspace="default", experiment="default", name="j1", uuid="u1", cluster="c1", priority=0,
         state="queued", phase="", spec=spec, secrets=dict(secrets or {}), attempt=1, created=0.0, state_since=0.0,
         started=None, ended=None, exit_code=None, errors=[], node_ids=[], master_port=None, retries_used=0,
-        segment="default/j1/u1", placements={},
+        segment="default/j1/u1", placements={}, interruptions=0,
     )  # fmt: skip
     values.update(fields)
     return Job(**values)

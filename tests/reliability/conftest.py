@@ -28,6 +28,20 @@ class Homes:
         return home
 
 
+# Figures the tests measured (the kill -9 loop's counts), printed at the end of the run for issue 12's note.
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report_figure():
+    return FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in FIGURES:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def used_home(service_process, client, tmp_path) -> Homes:
     client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "kept")

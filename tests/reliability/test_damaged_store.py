@@ -128,3 +128,22 @@ def test_inside_jupyter_a_damaged_store_answers_503_with_the_reason(launch):
     assert "To recover" in error["message"]
     assert launch.get("workspaces", "jt").status_code == 503
     assert contents(store_of(home)) == b"garbage, not a store" * 100
+
+
+@pytest.mark.parametrize("key", ["missing", "another store's"])
+def test_a_store_without_its_key_is_refused_and_left_as_it_was(used_home, serve_refused, key):
+    """The key that seals the store's secrets (batchai.db.key) lost, or replaced: the service does not start
+    (it would make a new key, or fail on the first job with secrets), and says which file to put back."""
+    home = used_home.copy()
+    key_file = store_of(home) + ".key"
+    if key == "missing":
+        os.remove(key_file)
+    else:
+        with open(key_file, "wb") as handle:
+            handle.write(b"MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=\n")  # a well-formed key, not this store's
+    before = contents(store_of(home))
+    output = serve_refused(home)
+    assert "StoreKeyMismatch" in output and f"the secrets in {store_of(home)} cannot be read" in output, output[-3000:]
+    assert f"put back the batchai.db.key that came with this store at {key_file}" in output, output[-3000:]
+    assert contents(store_of(home)) == before
+    assert os.path.exists(key_file) == (key != "missing")  # no new key was made over the sealed secrets

@@ -1,13 +1,18 @@
-"""Secrets that came back: in a 400 about their type, and through a datastore that holds the service's home."""
+"""Secrets that came back: in a 400 about their type, through a datastore that holds the service's home, and
+in the bytes of the store (sealed there: core/sealing.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from helpers.gates import open_gate, wait_gate
+from helpers.waits import wait_for
 
 SECRET = "hunter2-do-not-show-me"
 WRONG_SHAPES = [
@@ -63,3 +68,42 @@ def test_a_local_datastore_at_or_above_the_home_is_refused(api, shared_service, 
         "PUT", f"workspaces/default/datastores/{unique('fine')}", json={"kind": "local", "path": str(beside)}
     )
     assert response.status_code == 201, response.text
+
+
+def _store_bytes(home: str) -> bytes:
+    """Every byte of the store on disk, its write-ahead log and backups included."""
+    found = b""
+    for name in sorted(os.listdir(home)):
+        if name.startswith("batchai.db") and not name.endswith(".key"):
+            with open(os.path.join(home, name), "rb") as handle:
+                found += handle.read()
+    return found
+
+
+def test_a_jobs_secret_is_not_in_the_store_yet_reaches_the_job_also_after_a_restart(service_process, tmp_path):
+    """The store's bytes hold no secret value; the job gets it; a job requeued after a kill -9 and a restart
+    of the service still gets it."""
+    client = service_process.start()
+    client.create_cluster("default", {"backend": "local", "nodeCount": 1}, "c")
+    digest = hashlib.sha256(SECRET.encode()).hexdigest()
+    has_secret = f'test "$(printf %s "$MY_SECRET" | sha256sum | cut -c1-64)" = {digest}'  # the value in no spec
+    secrets = [{"name": "MY_SECRET", "value": SECRET}]
+    job = {"cluster": "c", "toolkit": "custom", "commandLine": f"{has_secret} && echo delivered", "secrets": secrets}
+    client.create_job("default", "default", job, "plain")
+    assert client.wait_for_job("default", "default", "plain", timeout=120)["executionState"] == "succeeded"
+
+    # A job whose first attempt fails after the service is killed and started again: its retry needs the secret.
+    started, go = tmp_path / "started", tmp_path / "go"
+    first_attempt = f"if [ ! -e {started} ]; then touch {started}; {wait_gate(go)}; exit 1; fi"
+    job = dict(job, commandLine=f"{first_attempt}; {has_secret}", maxRetries=1)
+    client.create_job("default", "default", job, "retried")
+    wait_for(started.exists, "the first attempt")
+    assert SECRET.encode() not in _store_bytes(service_process.home)
+    service_process.kill()
+    client = service_process.start()
+    open_gate(go)
+    done = client.wait_for_job("default", "default", "retried", timeout=120)
+    assert (done["executionState"], done["retriesUsed"]) == ("succeeded", 1), done
+    service_process.stop()
+    assert SECRET.encode() not in _store_bytes(service_process.home)
+    assert SECRET not in service_process.log()

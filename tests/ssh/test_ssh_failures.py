@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import sqlite3
+import subprocess
 import time
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from helpers.api import job_folder, read_log, submit, wait_job
 from helpers.service import ServiceProcess
 from helpers.ssh import PYTHON, create_ssh_cluster, put_in_datastore
+from helpers.tools import require_tool
 from helpers.waits import wait_for
 
 JOB_TIMEOUT = 180.0
@@ -186,3 +190,71 @@ def test_service_restart_mid_job_reattaches(service, hosts):
     out = read_log(client, "survivor", "stdout.txt")
     assert [line for line in out.splitlines()] == [f"line {i}" for i in range(24)], out  # no gap, no repeat
     assert read_log(client, "survivor", "starts", "OUT") == "start\n", "the task must not start twice"
+
+
+def _task_recorded(store: str, job: str) -> str | None:
+    """The run directory of the job's task once the service recorded it (before it hands it to the host)."""
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
+            row = db.execute(
+                "SELECT run_dir FROM tasks JOIN jobs ON jobs.id = tasks.job_id WHERE jobs.name = ?", (job,)
+            )
+            found = row.fetchone()
+    except sqlite3.OperationalError:  # the store is being written: not yet
+        return None
+    return found[0] if found else None
+
+
+def test_a_service_killed_before_handing_a_task_to_the_host_hands_it_over_after_its_restart(service, hosts):
+    """The window between recording a task and the host's wrapper taking it up: a 30 MB input is staged to
+    the host in it. Killed there, the restarted service asks the host (`task_started`), hands the task over
+    again, and it runs once, instead of the job ending TaskLost."""
+    process, client = service
+    host = hosts.hosts[2]
+    create_ssh_cluster(client, "handover", hosts, members=[host])
+    big = put_in_datastore(process.home, "inputs/big", {"big.bin": "x" * 30_000_000})
+    submit(
+        client,
+        "handed",
+        "handover",
+        {
+            "nodeCount": 1,
+            "inputDirectories": [{"id": "BIG", "path": big}],
+            "customToolkitSettings": {"commandLine": "test -s $AZ_BATCHAI_INPUT_BIG/big.bin && echo ran"},
+        },
+    )
+    store = os.path.join(process.home, "batchai.db")
+    run_dir = wait_for(lambda: _task_recorded(store, "handed"), "the task to be recorded", interval=0.001)
+    process.kill()
+    time.sleep(1)  # what the killed service had sent the host already has run
+    taken = hosts.run_on(host, f"ls -A {shlex.quote(run_dir)} 2>/dev/null || true").split()
+    assert not {"pid", "exit", "task.claimed"} & set(taken), f"the kill came after the hand-over: {taken}"
+    client = process.start()
+    job = wait_job(client, "handed", timeout=JOB_TIMEOUT)
+    assert job["executionState"] == "succeeded" and job["attempt"] == 1, job["executionInfo"]
+    assert read_log(client, "handed", "stdout.txt") == "ran\n"
+
+
+def test_a_job_that_fills_the_hosts_disk_ends_with_its_exit_code_and_the_word(service, hosts):
+    """The node's root on a 4 MB tmpfs of the host: a task that fills it ends with its own exit code and
+    "no space left on <its directory>" (the wrapper's exit record, in the room it set aside), not TaskLost."""
+    require_tool("nsenter", "apt-get install util-linux")
+    process, client = service
+    host = hosts.hosts[1]
+    small = os.path.join(os.path.realpath(os.path.expanduser("~")), "small-disk")
+    in_host = ["nsenter", "-t", str(host.process.pid), "-m", "--", "sh", "-c"]  # the host's own mounts
+    subprocess.run([*in_host, f"mkdir -p {small} && mount -t tmpfs -o size=4m tmpfs {small}"], check=True)
+    try:
+        create_ssh_cluster(client, "small", hosts, members=[host], root="~/small-disk/node")
+        submit(
+            client,
+            "filler",
+            "small",
+            {"nodeCount": 1, "customToolkitSettings": {"commandLine": "head -c 20000000 /dev/zero"}},
+        )
+        job = wait_job(client, "filler", timeout=JOB_TIMEOUT)
+        assert (job["executionState"], job["executionInfo"]["exitCode"]) == ("failed", 1), job
+        failure = job["executionInfo"]["errors"][0]
+        assert failure["code"] == "JobFailed" and f"(no space left on {small}/node/" in failure["message"], failure
+    finally:
+        subprocess.run([*in_host, f"umount -l {small}"], check=True)
