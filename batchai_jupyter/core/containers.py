@@ -284,11 +284,10 @@ def gpu_environment(gpus: int, gpu_mode: str) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": ",".join(str(index) for index in range(gpus))} if gpus > 0 and gpu_mode else {}
 
 
-def task_command(
+def run_argv(
     settings: RuntimeSettings,
     container: ContainerSettings,
     *,
-    command: str,
     env_names: Iterable[str],
     binds: Sequence[str],
     cwd: str,
@@ -296,13 +295,13 @@ def task_command(
     cache_dir: str,
     gpus: int = 0,
     gpu_mode: str = "",
-) -> str:
-    """The task's command line (run by the wrapper's bash) that runs `command` in the job's image: host
+) -> list[str]:
+    """The command line that runs a shell command, its last word to come, in the job's image: host
     network, `binds` at the same paths, `cwd`, the variables `env_names` passed by name."""
     reference = image_reference(container)
     names = sorted(set(env_names))
     if settings.name == "podman":
-        argv = [
+        return [
             *settings.base,
             "run",
             "--rm",
@@ -320,22 +319,25 @@ def task_command(
             "-c",
             _SHELL,
             "batchai-task",
-            command,
         ]
-    else:  # apptainer shares the host's network and passes the caller's environment by itself
-        argv = [
-            *settings.base,
-            "exec",
-            "--no-home",
-            f"--pwd={cwd}",
-            *(f"--bind={path}:{path}" for path in binds),
-            *gpu_options(settings, gpus, gpu_mode),
-            *settings.run_options,
-            image_file(cache_dir, reference),
-            "/bin/sh",
-            "-c",
-            _SHELL,
-            "batchai-task",
-            command,
-        ]
-    return "exec " + shlex.join(argv)
+    # apptainer shares the host's network and passes the caller's environment by itself
+    return [
+        *settings.base,
+        "exec",
+        "--no-home",
+        f"--pwd={cwd}",
+        *(f"--bind={path}:{path}" for path in binds),
+        *gpu_options(settings, gpus, gpu_mode),
+        *settings.run_options,
+        image_file(cache_dir, reference),
+        "/bin/sh",
+        "-c",
+        _SHELL,
+        "batchai-task",
+    ]
+
+
+def task_command(settings: RuntimeSettings, container: ContainerSettings, *, command: str, **run: Any) -> str:
+    """The task's command line (run by the wrapper's bash) that runs `command` in the job's image
+    (run_argv's keywords say how)."""
+    return "exec " + shlex.join([*run_argv(settings, container, **run), command])

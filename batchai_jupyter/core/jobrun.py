@@ -187,6 +187,10 @@ class JobRunner:
             if not self._pull_image(job, backend, context, nodes):
                 return
             context, nodes = self.context(job)  # what the pull found of the nodes (their GPUs in containers)
+            if any(node.bin_dir for node in nodes):  # ranks mpirun starts on the other nodes run in the image too
+                rows = [self.store.existing_node(node_id) for node_id in job.node_ids]
+                peers = self.containers.mpi_peer_commands(job.uuid, job.attempt, context, nodes, rows)
+                self._write_mpi_nodes(context, nodes, peers)
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main")
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
@@ -258,8 +262,14 @@ class JobRunner:
         with open(context.hostfile, "w") as handle:
             handle.write(launch.hostfile_text(context, nodes))
         if any(node.bin_dir for node in nodes):  # the local backend's MPI remote shell reads it
-            with open(os.path.join(os.path.dirname(context.hostfile), MPI_NODES_FILE), "w") as handle:
-                handle.write(launch.mpi_nodes_text(context, nodes))
+            self._write_mpi_nodes(context, nodes)
+
+    @staticmethod
+    def _write_mpi_nodes(
+        context: launch.JobContext, nodes: list[launch.NodeContext], containers: list[list[str]] | None = None
+    ) -> None:
+        with open(os.path.join(os.path.dirname(context.hostfile), MPI_NODES_FILE), "w") as handle:
+            handle.write(launch.mpi_nodes_text(context, nodes, containers))
 
     def _node_paths(self, backend: Backend, node_ids: Sequence[int]) -> Callable[[int], node_view.NodePath] | None:
         """Where each of the job's nodes (by index) sees the service's directories; None for nodes that

@@ -120,11 +120,50 @@ def build_python_image(work: str, storage: Storage, tag: str) -> str:
         os.makedirs(f"{root}/{directory}", exist_ok=True)
     with open(root + IMAGE_MARKER, "w") as handle:
         handle.write(IMAGE_MARKER_TEXT + "\n")
-    archive = os.path.join(work, "rootfs.tar")
+    return _import(root, storage, tag)
+
+
+def _import(root: str, storage: Storage, tag: str) -> str:
+    archive = root + ".tar"
     with tarfile.open(archive, "w") as tar:
         tar.add(root, arcname=".")
     _run([*storage.podman(), "import", "--change", "ENV=PATH=/usr/bin:/bin", archive, tag])
+    os.remove(archive)
     return tag
+
+
+# OpenMPI's plugins for fabrics this machine has not (and the libraries they would drag in).
+_MPI_PLUGINS_LEFT_OUT = ("ucx", "ofi", "openib", "uct", "verbs", "psm", "usnic", "cuda", "java", "portals")
+
+
+def build_mpi_image(work: str, storage: Storage, tag: str) -> str:
+    """build_python_image's tree (it must have run in `work`) plus this machine's OpenMPI (mpirun, orted,
+    their libraries and plugins, help texts and settings) and the tests' mpi4py, as `tag`."""
+    import mpi4py
+
+    root = os.path.join(work, "rootfs-mpi")
+    shutil.copytree(os.path.join(work, "rootfs"), root, symlinks=True)
+    rootfs = _Rootfs(root)
+    for program in ("/usr/bin/mpirun", "/usr/bin/orted"):
+        rootfs.copy(program)
+        rootfs.copy_with_libraries(os.path.realpath(program))
+    for tree in ("/usr/lib/x86_64-linux-gnu/openmpi", "/usr/lib/x86_64-linux-gnu/pmix2"):
+        for directory, dirs, files in os.walk(tree):
+            dirs[:] = [d for d in dirs if d != "include"]
+            for name in files:
+                if not any(word in name for word in _MPI_PLUGINS_LEFT_OUT):
+                    rootfs.copy_with_libraries(os.path.join(directory, name))
+    for tree in ("/usr/share/openmpi", "/usr/share/pmix", "/etc/openmpi"):
+        for directory, _dirs, files in os.walk(tree):
+            for name in files:
+                rootfs.copy(os.path.join(directory, name))
+    package = os.path.dirname(mpi4py.__file__)
+    target = f"{root}/usr/lib/python3/dist-packages/mpi4py"
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pxd", "*.pyi", "include"))
+    for name in os.listdir(package):
+        if name.endswith(".so"):
+            rootfs.copy_with_libraries(os.path.join(package, name))
+    return _import(root, storage, tag)
 
 
 class Registry:
@@ -220,9 +259,16 @@ class ContainerSetup:
     """The session's registry and image tags, and the containerRuntime clusters of the tests use."""
 
     def __init__(
-        self, registry: Registry, images: dict[str, str], service_storage: Storage, builder: Storage, image: str
+        self,
+        registry: Registry,
+        images: dict[str, str],
+        service_storage: Storage,
+        builder: Storage,
+        image: str,
+        work: str,
     ):
         self.registry = registry
+        self.work = work  # where the image's tree was built (build_mpi_image adds to a copy of it)
         self.builder, self.image = builder, image  # the built image, to push elsewhere
         self.images = images  # tag -> name in the registry (without its address)
         self.service_storage = service_storage
