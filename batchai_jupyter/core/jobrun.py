@@ -27,7 +27,7 @@ from ..ports.layout import HomeLayout
 from . import launch, lifecycle, node_view, placement
 from .containers import ContainerError
 from .events import EventBus
-from .job_containers import JobContainers, container_name, run_here_streaming, visible_gpus
+from .job_containers import JobContainers, StreamingScript, container_name, run_here_streaming, visible_gpus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
 from .locations import location_of
 from .records import Job, Node, Task
@@ -209,7 +209,7 @@ class JobRunner:
                 job.node_ids,
                 run,
                 lambda index, line: self._log_execution(context, nodes, nodes[index], line),
-                None if isinstance(backend, RemoteNodes) else lambda index: run_here_streaming,
+                self._streaming_scripts(backend, job.node_ids),
             )
         except ContainerError as failure:
             self.attempt_failed(job, error("ImagePullFailed", str(failure)), None)
@@ -236,6 +236,18 @@ class JobRunner:
             return None
         return lambda index: (
             lambda script, stdin: backend.run_script(self.store.existing_node(node_ids[index]), script, stdin)
+        )
+
+    def _streaming_scripts(self, backend: Backend, node_ids: Sequence[int]) -> Callable[[int], StreamingScript] | None:
+        """node_scripts whose output reaches a sink line by line while they run (a pull's progress)."""
+        if not isinstance(backend, RemoteNodes):
+            return lambda index: run_here_streaming
+        if not isinstance(backend, NodeScripts):
+            return None
+        return lambda index: (
+            lambda script, stdin, sink: backend.run_script_streaming(
+                self.store.existing_node(node_ids[index]), script, stdin, sink
+            )
         )
 
     def _unmount(self, job: Job) -> list[dict[str, Any]]:

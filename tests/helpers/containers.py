@@ -14,8 +14,9 @@ import threading
 
 from batchai_jupyter.core.containers import DEFAULTS
 
+from .api import execution_logs_so_far
 from .tools import free_port, require_tool
-from .waits import wait_listening
+from .waits import wait_for, wait_listening
 
 INSTALL_HINT = "apt-get install podman runc docker-registry"
 # What the image has and the machine has not: the jobs prove they run in the image by reading it.
@@ -300,13 +301,14 @@ class ContainerSetup:
 
 
 class HeldProxy:
-    """A TCP relay on 127.0.0.1 to the registry that holds every connection until `release()`: a pull
-    through it is caught in the middle, for as long as the test needs."""
+    """A TCP relay to the registry (on 127.0.0.1, or every address for hosts in network namespaces) that
+    holds every connection until `release()`: a pull through it is caught in the middle, for as long as
+    the test needs."""
 
-    def __init__(self, target_port: int):
+    def __init__(self, target_port: int, everywhere: bool = False):
         self.target_port = target_port
         self.released = threading.Event()
-        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server = socket.create_server(("0.0.0.0" if everywhere else "127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -331,6 +333,17 @@ class HeldProxy:
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
         _pump(client, upstream)
+
+
+def see_the_pull_held(client, job: str, proxy: HeldProxy, registry: str) -> None:
+    """Waits for the pull's first line in the job's execution log while `proxy` holds the pull (the node
+    logs it while it pulls, not once it has ended), then lets the pull go on."""
+    wait_for(
+        lambda: f"pulling image {registry}/" in execution_logs_so_far(client, job),
+        "the pull's first line in the node's log while the registry holds the pull",
+    )
+    assert "Writing manifest" not in execution_logs_so_far(client, job)
+    proxy.release()
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:
