@@ -7,8 +7,10 @@ imports nothing but the models: the Slurm backend ships it with the task planner
 `batchai_launch`), and its batch driver does the same on the allocation.
 
 The runtime's options live here, in one place: `DEFAULTS` holds what each runtime needs on hosts like the
-project's own (podman with runc, cgroupfs, the vfs driver and explicit ulimits: a VM kernel that refuses
-podman's default rlimits and runs cgroups in hybrid mode); a cluster's `containerRuntime` replaces any of
+project's own (podman with runc, cgroupfs, the kernel's overlay driver and explicit ulimits: a VM kernel
+that refuses podman's default rlimits and runs cgroups in hybrid mode; `--storage-driver=vfs` where the
+store's file system cannot carry overlay, e.g. inside another container, at the price of a copy of the
+image per container); a cluster's `containerRuntime` replaces any of
 them for its nodes:
 
     "containerRuntime": "podman"
@@ -41,11 +43,13 @@ OPTION_KEYS = ("globalOptions", "runOptions", "registryOptions")
 CACHE_LIMIT_KEY = "imageCacheLimit"
 # containers-registries.conf(5) for the pulls on the nodes: the site's own copies of public images.
 REGISTRIES_KEY = "registriesConf"
+# The registry podman gives the images a node builds or imports itself: they are never pulled.
+LOCAL_IMAGES = "localhost/"
 # The images an apptainer node pulled with credentials (one reference a line, in its private directory).
 PRIVATE_IMAGES = "private-images"
 DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
     "podman": {
-        "globalOptions": ("--storage-driver=vfs", "--cgroup-manager=cgroupfs", "--runtime=runc"),
+        "globalOptions": ("--storage-driver=overlay", "--cgroup-manager=cgroupfs", "--runtime=runc"),
         "runOptions": ("--init", "--ulimit=nofile=20000:20000", "--ulimit=nproc=4096:4096"),
         "registryOptions": (),
     },
@@ -157,8 +161,13 @@ def pull_script(
     credentials (none, or wrong ones, fail as a first pull would). podman nodes ask for every image they
     have (skopeo fetches its manifest only; without skopeo podman pulls it again, which downloads its layers
     again), so a registry that is down fails the job even when the node has the image; apptainer has no
-    check short of a pull, so it pulls again the images it pulled with credentials (the others it reuses)."""
+    check short of a pull, so it pulls again the images it pulled with credentials (the others it reuses).
+
+    An image named `localhost/...` is the node's own (built there, as podman names what it builds or
+    imports): used when the node has it, never pulled, never removed for the cache limit."""
     reference = image_reference(container)
+    if reference.startswith(LOCAL_IMAGES):
+        return _local_image_script(settings, reference, image_file(cache_dir, reference)), ""
     quoted = shlex.quote(reference)
     base = shlex.join(settings.base)
     registry = shlex.join(settings.registry_options)
@@ -233,6 +242,21 @@ def pull_script(
     if settings.image_cache_limit is not None:
         lines += _cache_lines(f"{private_dir}/images-used", target, remove, settings.image_cache_limit)
     return "\n".join(lines) + "\n", (container.password + "\n") if login else ""
+
+
+def _local_image_script(settings: RuntimeSettings, reference: str, sif: str) -> str:
+    present = (
+        f"{shlex.join(settings.base)} image exists {shlex.quote(reference)}"
+        if settings.name == "podman"
+        else f"[ -s {shlex.quote(sif)} ]"
+    )
+    return (
+        f"if {present}; then echo 'image {reference} is on this node (a localhost/ image: built here, "
+        "never pulled)'; exit 0; fi\n"
+        f"echo 'image {reference} is not on this node: a localhost/ image is built on the node itself, "
+        "never pulled from a registry; build it there, or name a registry'\n"
+        "exit 3\n"
+    )
 
 
 def _cache_lines(used_file: str, target: str, remove: str, limit: int) -> list[str]:

@@ -4,7 +4,10 @@ the relay the master's task runs under (runtime/mpi_agent.py); the ranks talk ov
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import subprocess
 import sys
 
 from helpers.api import make_cluster, wait_job
@@ -77,3 +80,26 @@ def test_a_two_rank_mpi_job_runs_each_rank_in_the_image_on_its_node(
         assert record["secret"] == "mpi-secret"
     assert seen[0]["pid_namespace"] != seen[1]["pid_namespace"]  # two containers, one per node
     assert container_setup.registry.password not in logs_of(shared_client, name) + shared_service.log()
+
+
+def test_the_relay_runs_the_remote_shells_words_as_the_node_with_its_stdio_and_exit_code(tmp_path, unique):
+    """The relay alone, with a shell standing in for the node's container: what the remote shell asks for
+    runs as the node (its variables), writes to the remote shell's own stdout, and its exit code is the
+    remote shell's."""
+    from batchai_jupyter.runtime import mpi_agent
+
+    nodes = {"10.9.0.2": {"cwd": str(tmp_path), "env": {"NODE_VAR": "node two"}, "container": ["/bin/sh", "-c"]}}
+    (tmp_path / mpi_agent.NODES_FILE).write_text(json.dumps(nodes))
+    agent = [sys.executable, "-S", mpi_agent.__file__]
+    relay = unique("relay")
+    remote_shell = shlex.join([*agent, "--rsh", "10.9.0.2", 'echo "as $NODE_VAR"; exit 7'])
+    env = dict(os.environ, AZ_BATCHAI_SHARED_JOB_TEMP=str(tmp_path), BATCHAI_MPI_RELAY=relay)
+    done = subprocess.run(
+        [*agent, "--relay", relay, "/bin/sh", "-c", f'{remote_shell}; echo "remote shell exited $?"'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "as node two\nremote shell exited 7\n", done.stdout + done.stderr

@@ -238,3 +238,78 @@ def test_no_gpus_no_gpu_options():
 
 def test_binds_keep_only_the_outermost_paths():
     assert containers.covering_paths(["/a/b", "/a", "/ab", "/c/d/", "relative"]) == ["/a", "/ab", "/c/d"]
+
+
+# ---- Apptainer and node-local images, through the scripts themselves ---------------------------------
+# No Apptainer can be installed here (Debian bookworm has none): a stand-in `apptainer` on PATH records
+# the command line and the registry variables each pull gets, and writes the image file it is asked for.
+
+STAND_IN = """#!/bin/bash
+printf '%s\\n' "$*" >> "$RECORDS/argv"
+echo "user=${APPTAINER_DOCKER_USERNAME-} password=${APPTAINER_DOCKER_PASSWORD-}" >> "$RECORDS/env"
+for word in "$@"; do case "$word" in *.part) echo sif > "$word";; esac; done
+"""
+
+
+def _run_script(tmp_path, script: str, stdin: str) -> tuple[int, str]:
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("apptainer", "podman"):
+        (bin_dir / tool).write_text(STAND_IN)
+        (bin_dir / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", RECORDS=str(tmp_path))
+    done = subprocess.run(["bash", "-c", script], input=stdin, capture_output=True, text=True, env=env)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_apptainer_pulls_a_private_image_with_the_password_in_its_environment_only(tmp_path):
+    private, cache = tmp_path / "private", tmp_path / "cache"
+    private.mkdir()
+    script, stdin = containers.pull_script(APPTAINER, PRIVATE_IMAGE, str(private), str(cache))
+    code, output = _run_script(tmp_path, script, stdin)
+    assert code == 0, output
+    assert "pulling image reg.example:5000/team/train:1.0" in output
+    argv = (tmp_path / "argv").read_text()
+    assert PASSWORD not in argv and PASSWORD not in script
+    assert argv.split() == ["--quiet", "pull", f"{cache}/reg.example_5000_team_train_1.0.sif.part"] + [
+        "docker://reg.example:5000/team/train:1.0"
+    ]
+    assert (tmp_path / "env").read_text() == f"user=robot password={PASSWORD}\n"
+    assert (cache / "reg.example_5000_team_train_1.0.sif").read_text() == "sif\n"  # in place, whole
+    assert (private / containers.PRIVATE_IMAGES).read_text() == "reg.example:5000/team/train:1.0\n"
+
+    # The next job naming it pulls again with its own credentials (no check short of a pull).
+    code, output = _run_script(tmp_path, script, stdin)
+    assert code == 0 and "from a private registry: pulled again" in output, output
+    assert len((tmp_path / "argv").read_text().splitlines()) == 2
+
+
+def test_apptainer_reuses_a_public_image_and_keeps_its_cache_limit(tmp_path):
+    private, cache = tmp_path / "private", tmp_path / "cache"
+    private.mkdir()
+    limited = dataclasses.replace(APPTAINER, image_cache_limit=1)
+    first, _ = containers.pull_script(limited, ContainerSettings("reg.example:5000/a:1"), str(private), str(cache))
+    assert _run_script(tmp_path, first, "")[0] == 0
+    code, output = _run_script(tmp_path, first, "")
+    assert code == 0 and "is on this node already: not pulled" in output, output
+    assert (tmp_path / "env").read_text() == "user= password=\n"  # once, and with no credentials
+    second, _ = containers.pull_script(limited, ContainerSettings("reg.example:5000/b:1"), str(private), str(cache))
+    code, output = _run_script(tmp_path, second, "")
+    assert code == 0 and "reg.example_5000_a_1.sif removed from this node (imageCacheLimit 1)" in output, output
+    assert sorted(path.name for path in cache.iterdir()) == ["reg.example_5000_b_1.sif"]
+
+
+@pytest.mark.parametrize("settings", [PODMAN, APPTAINER], ids=["podman", "apptainer"])
+def test_a_localhost_image_is_the_nodes_own_and_never_pulled(tmp_path, settings):
+    local = ContainerSettings("localhost/team/built:1", username="robot", password=PASSWORD)
+    script, stdin = containers.pull_script(settings, local, str(tmp_path), str(tmp_path / "cache"))
+    assert stdin == "" and "login" not in script and " pull " not in script
+    # the stand-in podman answers `image exists` with 0; apptainer's image file is not there
+    code, output = _run_script(tmp_path, script, "")
+    if settings is PODMAN:
+        assert code == 0 and "is on this node (a localhost/ image: built here, never pulled)" in output, output
+    else:
+        assert code == 3 and "is built on the node itself, never pulled from a registry" in output, output

@@ -124,13 +124,65 @@ def build_python_image(work: str, storage: Storage, tag: str) -> str:
     return _import(root, storage, tag)
 
 
-def _import(root: str, storage: Storage, tag: str) -> str:
-    archive = root + ".tar"
-    with tarfile.open(archive, "w") as tar:
+def _import(root: str, storage: Storage, tag: str, packages: dict[str, str] | None = None) -> str:
+    """Imports the tree `root` as `tag`, with `packages` (a path here -> its path in the image) added but
+    for their caches and what _LEFT_OUT names; the archive streams to podman (no copy of it on disk)."""
+    importer = subprocess.Popen(
+        [*storage.podman(), "import", "--change", "ENV=PATH=/usr/bin:/bin", "-", tag],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert importer.stdin is not None and importer.stderr is not None
+    with tarfile.open(fileobj=importer.stdin, mode="w|") as tar:
         tar.add(root, arcname=".")
-    _run([*storage.podman(), "import", "--change", "ENV=PATH=/usr/bin:/bin", archive, tag])
-    os.remove(archive)
+        for source, target in (packages or {}).items():
+            tar.add(source, arcname="." + target, filter=_kept)
+    importer.stdin.close()
+    errors = importer.stderr.read().decode(errors="replace")
+    assert importer.wait(timeout=300) == 0, f"podman import {tag} failed: {errors[-2000:]}"
     return tag
+
+
+# Parts of the packages the test jobs never load (PyTorch's headers, tests and test programs: 0.2 GB).
+_LEFT_OUT = ("/__pycache__", "/torch/include", "/torch/test")
+_TORCH_PROGRAMS, _TORCH_PROGRAM_KEPT = "/torch/bin/", "torch_shm_manager"  # what `import torch` checks for
+
+
+def _kept(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if any(part + "/" in info.name + "/" for part in _LEFT_OUT):
+        return None
+    if _TORCH_PROGRAMS in info.name and not info.name.endswith(_TORCH_PROGRAMS + _TORCH_PROGRAM_KEPT):
+        return None
+    return info
+
+
+# What `import torch` and a DDP step over gloo load from the tests' site-packages.
+_TORCH_PACKAGES = ("torch", "torchgen", "numpy", "numpy.libs", "sympy", "mpmath", "tqdm", "typing_extensions.py")
+
+
+def build_torch_image(work: str, storage: Storage, tag: str) -> str:
+    """build_python_image's tree (it must have run in `work`) plus the tests' PyTorch (CPU) and what it
+    imports, with the system libraries its own need, as `tag` (about 0.8 GB)."""
+    import torch
+
+    site = os.path.dirname(os.path.dirname(torch.__file__))
+    root = os.path.join(work, "rootfs-torch")
+    shutil.copytree(os.path.join(work, "rootfs"), root, symlinks=True)
+    rootfs = _Rootfs(root)
+    packages = {}
+    for name in _TORCH_PACKAGES:
+        source = os.path.join(site, name)
+        if os.path.exists(source):
+            packages[source] = f"/usr/lib/python3/dist-packages/{name}"
+    for directory in (os.path.join(site, "torch", "lib"), os.path.join(site, "torch")):
+        for name in os.listdir(directory):
+            if ".so" in name:  # the system libraries they load (the wheel's own come with the package)
+                listing = subprocess.run(["ldd", os.path.join(directory, name)], capture_output=True, text=True)
+                for word in listing.stdout.split():
+                    if word.startswith("/") and not word.startswith(site):
+                        rootfs.copy(word)
+    return _import(root, storage, tag, packages)
 
 
 # OpenMPI's plugins for fabrics this machine has not (and the libraries they would drag in).
