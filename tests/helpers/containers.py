@@ -126,7 +126,7 @@ def build_python_image(work: str, storage: Storage, tag: str) -> str:
 
 def _import(root: str, storage: Storage, tag: str, packages: dict[str, str] | None = None) -> str:
     """Imports the tree `root` as `tag`, with `packages` (a path here -> its path in the image) added but
-    for their caches and what _LEFT_OUT names; the archive streams to podman (no copy of it on disk)."""
+    for what _LEFT_OUT names; the archive streams to podman (no copy of it on disk)."""
     importer = subprocess.Popen(
         [*storage.podman(), "import", "--change", "ENV=PATH=/usr/bin:/bin", "-", tag],
         stdin=subprocess.PIPE,
@@ -145,7 +145,8 @@ def _import(root: str, storage: Storage, tag: str, packages: dict[str, str] | No
 
 
 # Parts of the packages the test jobs never load (PyTorch's headers, tests and test programs: 0.2 GB).
-_LEFT_OUT = ("/__pycache__", "/torch/include", "/torch/test")
+# Their bytecode stays: without it each container compiles PyTorch's modules again on import (~20 s here).
+_LEFT_OUT = ("/torch/include", "/torch/test")
 _TORCH_PROGRAMS, _TORCH_PROGRAM_KEPT = "/torch/bin/", "torch_shm_manager"  # what `import torch` checks for
 
 
