@@ -75,6 +75,7 @@ def test_a_two_rank_mpi_job_runs_each_rank_in_the_image_on_its_node(
         assert record["marker"] == IMAGE_MARKER_TEXT and record["container"] == "podman"
         assert record["python"].startswith("/usr/bin/python3")
         assert record["mpi4py"].startswith("/usr/lib/python3/dist-packages/mpi4py/")  # the image's, not the venv's
+        assert not os.path.exists(record["mpi4py"])
         assert record["python"] != sys.executable
         assert record["pid_namespace"] != host_namespace
         assert record["secret"] == "mpi-secret"
