@@ -240,13 +240,15 @@ def test_binds_keep_only_the_outermost_paths():
     assert containers.covering_paths(["/a/b", "/a", "/ab", "/c/d/", "relative"]) == ["/a", "/ab", "/c/d"]
 
 
-# ---- Apptainer and node-local images, through the scripts themselves ---------------------------------
-# No Apptainer can be installed here (Debian bookworm has none): a stand-in `apptainer` on PATH records
-# the command line and the registry variables each pull gets, and writes the image file it is asked for.
+# ---- Apptainer, pyxis and node-local images, through the scripts themselves -----------------------------
+# No Apptainer, enroot or pyxis can be installed here (Debian bookworm has none): a stand-in `apptainer` /
+# `enroot` on PATH records the command line and the credentials each pull gets, and writes the image file
+# it is asked for.
 
 STAND_IN = """#!/bin/bash
 printf '%s\\n' "$*" >> "$RECORDS/argv"
 echo "user=${APPTAINER_DOCKER_USERNAME-} password=${APPTAINER_DOCKER_PASSWORD-}" >> "$RECORDS/env"
+if [ -n "${ENROOT_CONFIG_PATH-}" ]; then cat "$ENROOT_CONFIG_PATH/.credentials" >> "$RECORDS/credentials"; fi
 for word in "$@"; do case "$word" in *.part) echo sif > "$word";; esac; done
 """
 
@@ -257,7 +259,7 @@ def _run_script(tmp_path, script: str, stdin: str) -> tuple[int, str]:
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for tool in ("apptainer", "podman"):
+    for tool in ("apptainer", "podman", "enroot"):
         (bin_dir / tool).write_text(STAND_IN)
         (bin_dir / tool).chmod(0o755)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", RECORDS=str(tmp_path))
@@ -313,3 +315,54 @@ def test_a_localhost_image_is_the_nodes_own_and_never_pulled(tmp_path, settings)
         assert code == 0 and "is on this node (a localhost/ image: built here, never pulled)" in output, output
     else:
         assert code == 3 and "is built on the node itself, never pulled from a registry" in output, output
+
+
+PYXIS = containers.runtime_settings({"name": "pyxis"}, [])
+
+
+def test_pyxis_imports_a_private_image_with_the_password_in_a_credentials_file_only(tmp_path):
+    private, cache = tmp_path / "private", tmp_path / "cache"
+    private.mkdir()
+    script, stdin = containers.pull_script(PYXIS, PRIVATE_IMAGE, str(private), str(cache))
+    assert PASSWORD not in script and stdin == PASSWORD + "\n"
+    code, output = _run_script(tmp_path, script, stdin)
+    assert code == 0, output
+    squashfs = f"{cache}/reg.example_5000_team_train_1.0.sqsh"
+    assert (tmp_path / "argv").read_text().split() == ["import", "-o", f"{squashfs}.part"] + [
+        "docker://reg.example:5000#team/train:1.0"  # enroot's form of the name
+    ]
+    assert (tmp_path / "credentials").read_text() == f"machine reg.example:5000 login robot password {PASSWORD}\n"
+    assert not list(private.glob("enroot-config.*"))  # gone after the pull
+    assert open(squashfs).read() == "sif\n"
+    code, output = _run_script(tmp_path, script, stdin)  # a private image: imported again with the job's own
+    assert code == 0 and "pulled again" in output, output
+
+
+def test_a_pyxis_task_is_a_step_of_its_own_in_the_image_with_its_directories_mounted():
+    argv = _argv(PYXIS, gpus=2, gpu_mode="hook")
+    assert argv[:3] == ["/bin/sh", "-c", 'exec srun --overlap --nodes=1 --ntasks=1 --nodelist="$SLURMD_NODENAME" "$@"']
+    assert "--container-image=/cache/reg.example_5000_team_train_1.0.sqsh" in argv
+    assert "--container-mounts=/home/batchai/nodes/n1:/home/batchai/nodes/n1,/data:/data" in argv
+    assert "--container-workdir=/home/batchai/nodes/n1/jobs/j" in argv and "--no-container-mount-home" in argv
+    assert argv[-1] == "python3 train.py --lr $LR"
+    assert not [word for word in argv if PASSWORD in word]
+
+
+def test_a_node_whose_srun_takes_container_image_has_pyxis(tmp_path):
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "enroot").write_text("#!/bin/sh\n")
+    (bin_dir / "srun").write_text("#!/bin/sh\necho '      --container-image=[USER@][REGISTRY#]IMAGE[:TAG]|PATH'\n")
+    for tool in ("enroot", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:/usr/bin:/bin")
+    done = subprocess.run(["bash", "-c", containers.DETECT_SCRIPT], capture_output=True, text=True, env=env)
+    assert "runtime=pyxis" in done.stdout.splitlines()
+    assert "pyxis" in containers.node_facts(done.stdout)["runtimes"]
+    assert containers.runtime_settings(None, ["pyxis"]).name == "pyxis"  # on nodes that have nothing else
+    (bin_dir / "srun").write_text("#!/bin/sh\necho '      --nodelist=NODES'\n")  # Slurm without the plugin
+    done = subprocess.run(["bash", "-c", containers.DETECT_SCRIPT], capture_output=True, text=True, env=env)
+    assert "runtime=pyxis" not in done.stdout.splitlines()

@@ -64,6 +64,11 @@ class Storage:
         return [require_tool("podman", INSTALL_HINT), *DEFAULTS["podman"]["globalOptions"], *self.options()]
 
     def remove(self) -> None:
+        """Its run state, and the mount podman's overlay driver leaves on the store (which would keep
+        pytest from removing the store's directory)."""
+        overlay = os.path.join(self.root, "overlay")
+        if os.path.ismount(overlay):
+            subprocess.run(["umount", overlay], capture_output=True)
         shutil.rmtree(self.runroot, ignore_errors=True)
 
 
