@@ -1,6 +1,7 @@
 """Jobs in images: submit→running and submit→succeeded of an empty job (`true`) in an image already on the
-node, against the same job on the node itself, and the cost of the first pull (the image removed from the
-node before each such sample), side by side in one run, interleaved.
+node (with the default overlay storage driver, and with vfs, which copies the image for each container),
+against the same job on the node itself, and the cost of the first pull (the image removed from the node
+before each such sample), side by side in one run, interleaved.
 
 The image is the tests' (this machine's python3 and its standard library, ~35 MB, built here with
 `podman import`), served by a private docker-registry on 127.0.0.1 with TLS and htpasswd auth; podman runs
@@ -22,9 +23,11 @@ import time
 from _common import REPO_ROOT, EventStream, Service, ms, print_rows, summary, write_result
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
+from batchai_jupyter.core.containers import DEFAULTS  # noqa: E402
 from helpers.containers import ContainerSetup, Registry, Storage, build_python_image  # noqa: E402 (the tests')
 
-MODES = ("on the node", "in the image, cached", "in the image, first pull")
+MODES = ("on the node", "in the image, cached", "in the image, cached, vfs", "in the image, first pull")
+VFS = ["--storage-driver=vfs", *(o for o in DEFAULTS["podman"]["globalOptions"] if "storage-driver" not in o)]
 MEASURES = ("submit→running", "submit→succeeded")
 
 
@@ -44,10 +47,11 @@ def measure(samples_per_mode: int) -> dict[str, dict[str, list[float]]]:
     os.makedirs(registry.work, exist_ok=True)
     registry.start()
     builder, node = Storage(os.path.join(work, "builder")), Storage(os.path.join(work, "node"))
+    vfs_node = Storage(os.path.join(work, "node-vfs"))
     try:
         image = build_python_image(work, builder, "localhost/batchai-bench/python:built")
         registry.push(builder, image, "bench/python:1")
-        setup = ContainerSetup(registry, {"1": "bench/python:1"}, node, builder, image)
+        setup = ContainerSetup(registry, {"1": "bench/python:1"}, node, builder, image, work)
         container = {"imageSourceRegistry": {"image": setup.reference("1"), "credentials": setup.credentials()}}
         documents = {
             "on the node": {"cluster": "bench", "customToolkitSettings": {"commandLine": "true"}},
@@ -58,15 +62,22 @@ def measure(samples_per_mode: int) -> dict[str, dict[str, list[float]]]:
             },
         }
         documents["in the image, first pull"] = documents["in the image, cached"]
+        documents["in the image, cached, vfs"] = {**documents["in the image, cached"], "cluster": "bench-vfs"}
         samples: dict[str, dict[str, list[float]]] = {mode: {m: [] for m in MEASURES} for mode in MODES}
         with Service() as service:
             service.client.create_cluster(
                 "default", {"backend": "local", "nodeCount": 1, "containerRuntime": setup.runtime()}, "bench"
             )
-            _wait_idle(service)
+            vfs = {**setup.runtime(), "globalOptions": [*VFS, *vfs_node.options()]}
+            service.client.create_cluster(
+                "default", {"backend": "local", "nodeCount": 1, "containerRuntime": vfs}, "bench-vfs"
+            )
+            _wait_idle(service, "bench")
+            _wait_idle(service, "bench-vfs")
             stream = EventStream(service, type="job")
             try:
                 _sample(service, stream, "warmup", documents["in the image, cached"])
+                _sample(service, stream, "warmup-vfs", documents["in the image, cached, vfs"])
                 for index in range(samples_per_mode):
                     for mode in MODES:
                         if mode == "in the image, first pull":  # the node no longer has it
@@ -82,16 +93,17 @@ def measure(samples_per_mode: int) -> dict[str, dict[str, list[float]]]:
         registry.stop()
         builder.remove()
         node.remove()
+        vfs_node.remove()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _wait_idle(service: Service) -> None:
+def _wait_idle(service: Service, cluster: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if service.client.get(service.client.cluster_path("default", "bench"))["nodeStateCounts"]["idleNodeCount"]:
+        if service.client.get(service.client.cluster_path("default", cluster))["nodeStateCounts"]["idleNodeCount"]:
             return
         time.sleep(0.05)
-    raise RuntimeError("cluster bench did not get its node")
+    raise RuntimeError(f"cluster {cluster} did not get its node")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -123,7 +123,7 @@ def container_setup(tmp_path_factory) -> ContainerSetup:
     }
     for name in images.values():
         registry.push(builder, image, name)
-    yield ContainerSetup(registry, images, service, builder, image)
+    yield ContainerSetup(registry, images, service, builder, image, str(work))
     registry.stop()
     builder.remove()
     service.remove()

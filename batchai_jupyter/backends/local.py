@@ -70,15 +70,26 @@ def _read_pid(run_dir: str) -> int | None:
 
 
 def _mpi_tools(root: str) -> dict:
-    """The node's bin/mpirun and the variables that make OpenMPI start ranks as the node they name."""
+    """The node's bin/mpirun and the variables that make OpenMPI start ranks as the node they name.
+
+    The agent is copied into the node (it is seen at the same path in a job's container) and started by
+    the service's Python, or by the image's own in a container (where the service's is not)."""
     bin_dir = os.path.join(root, "bin")
     os.makedirs(bin_dir, exist_ok=True)
-    script = os.path.join(bin_dir, "mpirun")
-    with open(script, "w") as handle:
-        handle.write(f'#!/bin/sh\nexec "{sys.executable}" -S "{MPI_AGENT_PATH}" --mpirun "$@"\n')
-    os.chmod(script, 0o755)
-    agent = f"{sys.executable} -S {MPI_AGENT_PATH} --rsh"  # OpenMPI splits it at spaces
-    return {"bin": bin_dir, "env": {"OMPI_MCA_plm_rsh_agent": agent, "BATCHAI_NODE_BIN": bin_dir}}
+    agent = os.path.join(bin_dir, "mpi_agent.py")
+    shutil.copyfile(MPI_AGENT_PATH, agent)
+    python = f'py="{sys.executable}"; [ -x "$py" ] || py=$(command -v python3 || command -v python)\n'
+    for name, mode in (("mpirun", "--mpirun"), ("mpi-rsh", "--rsh")):
+        script = os.path.join(bin_dir, name)
+        with open(script, "w") as handle:
+            handle.write(f'#!/bin/sh\n{python}exec "$py" -S "{agent}" {mode} "$@"\n')
+        os.chmod(script, 0o755)
+    return {
+        "bin": bin_dir,
+        "env": {"OMPI_MCA_plm_rsh_agent": os.path.join(bin_dir, "mpi-rsh"), "BATCHAI_NODE_BIN": bin_dir},
+        # what runs a task's container and starts ranks in the other nodes' containers (mpi_agent.relay)
+        "mpi_relay": [sys.executable, "-S", agent, "--relay"],
+    }
 
 
 class LocalBackend(ComputeBackend, NodeExec, NodeLoad):

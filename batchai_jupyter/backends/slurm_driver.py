@@ -254,11 +254,29 @@ class Driver:
 
     # -- jobs in images --------------------------------------------------------------------------
 
-    def _on_node(self, node, script: str, stdin: str = "") -> tuple[int, str]:
-        """Runs a bash script on one node of the allocation, as an srun step."""
-        argv = ["srun", "--overlap", "--nodes=1", "--ntasks=1", f"--nodelist={node.name}", "--quiet"]
-        done = subprocess.run([*argv, "bash", "-c", script], input=stdin, capture_output=True, text=True)
-        return done.returncode, done.stdout + done.stderr
+    def _on_node(self, node, script: str, stdin: str = "", sink=None) -> tuple[int, str]:
+        """Runs a bash script on one node of the allocation, as an srun step; each line of its output
+        (stdout and stderr as one) goes to `sink` as it comes."""
+        argv = ["srun", "--overlap", "--nodes=1", "--ntasks=1", f"--nodelist={node.name}", "--quiet", "--unbuffered"]
+        process = subprocess.Popen(
+            [*argv, "bash", "-c", script],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        try:
+            process.stdin.write(stdin)
+            process.stdin.close()
+        except BrokenPipeError:  # the script ended without reading it
+            pass
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if sink is not None and line.strip():
+                sink(line.rstrip())
+        return process.wait(), "".join(lines)
 
     def _pull_image(self) -> dict | None:
         """Makes the job's image present on every node of the allocation (as JobContainers.pull does on a
@@ -273,11 +291,14 @@ class Driver:
             self.node_settings[node.name] = (settings, facts)
             private = f"{os.path.dirname(node.mount_root)}/run/images"
             script, stdin = containers.pull_script(settings, container, private, private)
-            code, output = self._on_node(node, f"mkdir -p -m 700 {shlex.quote(private)} || exit 1\n{script}", stdin)
-            if container.password:
-                output = output.replace(container.password, "***")
-            for line in output.strip().splitlines():
-                self._log(node, line)
+            scrub = (lambda text: text.replace(container.password, "***")) if container.password else str
+            code, output = self._on_node(
+                node,
+                f"mkdir -p -m 700 {shlex.quote(private)} || exit 1\n{script}",
+                stdin,
+                lambda line, node=node, scrub=scrub: self._log(node, scrub(line)),
+            )
+            output = scrub(output)
             if code != 0:
                 reference = containers.image_reference(container)
                 return {

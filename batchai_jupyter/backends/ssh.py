@@ -540,6 +540,17 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
             return FAILED_EXIT, str(failure)
         return code, out + err
 
+    def run_script_streaming(
+        self, node: NodeRef, script: str, stdin: str, sink: Callable[[str], None]
+    ) -> tuple[int, str]:
+        connection = self.connection(node)
+        try:
+            return connection.run_streaming(
+                "bash -c " + shlex.quote(script), sink, timeout=UPLOAD_WAIT_SECONDS + 60, stdin=stdin.encode()
+            )
+        except SshError as failure:
+            return FAILED_EXIT, str(failure)
+
     def write_text(self, node: NodeRef, path: str, text: str) -> None:
         connection = self.connection(node)
         connection.check(

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paramiko
@@ -187,6 +188,37 @@ class HostConnection:
             raise SshError(f"host {self.host.label} stopped answering: {failure or type(failure).__name__}") from None
         return status, out.decode(errors="replace"), err.decode(errors="replace")
 
+    def run_streaming(
+        self, command: str, sink: Callable[[str], None], timeout: float = 60.0, stdin: bytes | None = None
+    ) -> tuple[int, str]:
+        """(exit status, output) of `command`, its stdout and stderr as one, each line handed to `sink` as
+        it arrives (a pull's progress)."""
+        lines: list[str] = []
+        try:
+            transport = self.client().get_transport()
+            channel = transport.open_session(timeout=self.login.connect_timeout)
+            channel.settimeout(timeout)
+            channel.set_combine_stderr(True)
+            channel.exec_command(command)
+            if stdin is not None:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            pending = b""
+            while chunk := channel.recv(1 << 16):
+                *complete, pending = (pending + chunk).split(b"\n")
+                for line in complete:
+                    lines.append(_pass_on(line, sink))
+            if pending:
+                lines.append(_pass_on(pending, sink))
+            status = channel.recv_exit_status()
+            channel.close()
+        except SshError:
+            raise
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as failure:
+            self.drop()
+            raise SshError(f"host {self.host.label} stopped answering: {failure or type(failure).__name__}") from None
+        return status, "\n".join(lines)
+
     def check(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> str:
         status, out, err = self.run(command, timeout, stdin)
         if status != 0:
@@ -233,3 +265,10 @@ class ConnectionPool:
             for connection in self._connections.values():
                 connection.drop()
             self._connections.clear()
+
+
+def _pass_on(line: bytes, sink: Callable[[str], None]) -> str:
+    text = line.decode(errors="replace").rstrip("\r")
+    if text.strip():
+        sink(text)
+    return text

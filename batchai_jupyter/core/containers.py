@@ -7,8 +7,10 @@ imports nothing but the models: the Slurm backend ships it with the task planner
 `batchai_launch`), and its batch driver does the same on the allocation.
 
 The runtime's options live here, in one place: `DEFAULTS` holds what each runtime needs on hosts like the
-project's own (podman with runc, cgroupfs, the vfs driver and explicit ulimits: a VM kernel that refuses
-podman's default rlimits and runs cgroups in hybrid mode); a cluster's `containerRuntime` replaces any of
+project's own (podman with runc, cgroupfs, the kernel's overlay driver and explicit ulimits: a VM kernel
+that refuses podman's default rlimits and runs cgroups in hybrid mode; `--storage-driver=vfs` where the
+store's file system cannot carry overlay, e.g. inside another container, at the price of a copy of the
+image per container); a cluster's `containerRuntime` replaces any of
 them for its nodes:
 
     "containerRuntime": "podman"
@@ -35,30 +37,37 @@ from typing import Any
 
 from .models import ContainerSettings
 
-RUNTIMES = ("podman", "apptainer")
+# pyxis: Slurm's container plugin (enroot underneath), on the nodes of a Slurm allocation only.
+RUNTIMES = ("podman", "apptainer", "pyxis")
 OPTION_KEYS = ("globalOptions", "runOptions", "registryOptions")
 # The most images a node keeps of those jobs pulled there (least recently used go first); none: no limit.
 CACHE_LIMIT_KEY = "imageCacheLimit"
 # containers-registries.conf(5) for the pulls on the nodes: the site's own copies of public images.
 REGISTRIES_KEY = "registriesConf"
+# The registry podman gives the images a node builds or imports itself: they are never pulled.
+LOCAL_IMAGES = "localhost/"
 # The images an apptainer node pulled with credentials (one reference a line, in its private directory).
 PRIVATE_IMAGES = "private-images"
 DEFAULTS: dict[str, dict[str, tuple[str, ...]]] = {
     "podman": {
-        "globalOptions": ("--storage-driver=vfs", "--cgroup-manager=cgroupfs", "--runtime=runc"),
+        "globalOptions": ("--storage-driver=overlay", "--cgroup-manager=cgroupfs", "--runtime=runc"),
         "runOptions": ("--init", "--ulimit=nofile=20000:20000", "--ulimit=nproc=4096:4096"),
         "registryOptions": (),
     },
     "apptainer": {"globalOptions": ("--quiet",), "runOptions": (), "registryOptions": ()},
+    # globalOptions go to `enroot` (the pull), runOptions to the task's `srun`
+    "pyxis": {"globalOptions": (), "runOptions": ("--no-container-mount-home",), "registryOptions": ()},
 }
 # How a node hands its NVIDIA GPUs to a container: a CDI spec (`nvidia-ctk cdi generate`), else the
 # nvidia OCI hook; "" when it has neither (or no GPUs).
 GPU_MODES = ("cdi", "hook", "")
 CDI_SPECS = ("/etc/cdi/nvidia.yaml", "/var/run/cdi/nvidia.yaml")
 NVIDIA_HOOKS_DIR = "/usr/share/containers/oci/hooks.d"
-# Prints what a node has for containers: its runtimes (podman, apptainer) and how it gives GPUs to them.
+# Prints what a node has for containers: its runtimes (podman, apptainer, pyxis: an srun that takes
+# --container-image) and how it gives GPUs to them.
 DETECT_SCRIPT = (
     "for runtime in podman apptainer; do command -v $runtime >/dev/null && echo runtime=$runtime; done\n"
+    "command -v enroot >/dev/null && srun --help 2>&1 | grep -q -- --container-image && echo runtime=pyxis\n"
     + "".join(f"[ -e {path} ] && echo gpu=cdi\n" for path in CDI_SPECS)
     + "command -v nvidia-container-runtime-hook >/dev/null && echo gpu=hook\n"
     + "exit 0\n"
@@ -73,7 +82,7 @@ class ContainerError(Exception):
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    name: str  # podman | apptainer
+    name: str  # podman | apptainer | pyxis
     global_options: tuple[str, ...]
     run_options: tuple[str, ...]
     registry_options: tuple[str, ...]
@@ -82,7 +91,7 @@ class RuntimeSettings:
 
     @property
     def base(self) -> list[str]:
-        return [self.name, *self.global_options]
+        return ["enroot" if self.name == "pyxis" else self.name, *self.global_options]
 
 
 # ---- the cluster's containerRuntime (read by cluster_spec.py) -------------------------------------
@@ -103,7 +112,7 @@ def runtime_settings(cluster_runtime: Mapping[str, Any] | None, node_runtimes: S
     name = chosen.get("name") or next((runtime for runtime in RUNTIMES if runtime in node_runtimes), None)
     if name is None:
         raise ContainerError(
-            "the node has no container runtime (podman or apptainer); install one there, "
+            "the node has no container runtime (podman, apptainer, or Slurm's pyxis); install one there, "
             "or run the job without an image"
         )
     defaults = DEFAULTS[name]
@@ -139,10 +148,16 @@ def registry_of(reference: str) -> str:
     return reference.split("/", 1)[0]
 
 
-def image_file(cache_dir: str, reference: str) -> str:
-    """Where apptainer keeps a pulled image on the node (one SIF per reference)."""
+def image_file(cache_dir: str, reference: str, runtime: str = "apptainer") -> str:
+    """Where apptainer (a SIF) or pyxis (enroot's squashfs) keeps a pulled image on the node, one per reference."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in reference)
-    return f"{cache_dir}/{safe}.sif"
+    return f"{cache_dir}/{safe}.{'sqsh' if runtime == 'pyxis' else 'sif'}"
+
+
+def enroot_uri(reference: str) -> str:
+    """enroot's name for an image: docker://REGISTRY#NAME:TAG."""
+    registry, name = reference.split("/", 1)
+    return f"docker://{registry}#{name}"
 
 
 def pull_script(
@@ -157,8 +172,13 @@ def pull_script(
     credentials (none, or wrong ones, fail as a first pull would). podman nodes ask for every image they
     have (skopeo fetches its manifest only; without skopeo podman pulls it again, which downloads its layers
     again), so a registry that is down fails the job even when the node has the image; apptainer has no
-    check short of a pull, so it pulls again the images it pulled with credentials (the others it reuses)."""
+    check short of a pull, so it pulls again the images it pulled with credentials (the others it reuses).
+
+    An image named `localhost/...` is the node's own (built there, as podman names what it builds or
+    imports): used when the node has it, never pulled, never removed for the cache limit."""
     reference = image_reference(container)
+    if reference.startswith(LOCAL_IMAGES):
+        return _local_image_script(settings, reference, image_file(cache_dir, reference, settings.name)), ""
     quoted = shlex.quote(reference)
     base = shlex.join(settings.base)
     registry = shlex.join(settings.registry_options)
@@ -184,7 +204,7 @@ def pull_script(
             f"else echo 'pulling image {reference}'; fi",
         ]
     else:  # the node's own image files
-        target, remove = image_file(cache_dir, reference), "rm -f"
+        target, remove = image_file(cache_dir, reference, settings.name), "rm -f"
         lines = [
             "set -u",
             "fetch() {",
@@ -216,6 +236,8 @@ def pull_script(
             " >/dev/null || return $?",
             f'else {base} pull{spaced} --authfile="$auth/auth.json" {quoted} || return $?; fi',
         ]
+    elif settings.name == "pyxis":
+        lines += _enroot_lines(settings, container, reference, private_dir, cache_dir, target)
     else:
         sif = shlex.quote(target)
         lines.append(f"mkdir -p {shlex.quote(cache_dir)} || return 1")
@@ -233,6 +255,53 @@ def pull_script(
     if settings.image_cache_limit is not None:
         lines += _cache_lines(f"{private_dir}/images-used", target, remove, settings.image_cache_limit)
     return "\n".join(lines) + "\n", (container.password + "\n") if login else ""
+
+
+def _enroot_lines(
+    settings: RuntimeSettings,
+    container: ContainerSettings,
+    reference: str,
+    private_dir: str,
+    cache_dir: str,
+    target: str,
+) -> list[str]:
+    """enroot's import into the node's squashfs file, with the job's credentials alone in a config
+    directory only for this pull (enroot reads them from $ENROOT_CONFIG_PATH/.credentials, netrc's form)."""
+    squashfs = shlex.quote(target)
+    lines = [
+        f"mkdir -p {shlex.quote(cache_dir)} || return 1",
+        f"config=$(mktemp -d {shlex.quote(private_dir)}/enroot-config.XXXXXX) || return 1",
+        "trap 'rm -rf \"$config\"' EXIT",
+        'export ENROOT_CONFIG_PATH="$config"',
+    ]
+    if container.username:
+        server = shlex.quote(registry_of(reference))
+        lines += [  # printf is bash's own: the password is in no command line
+            "IFS= read -r password",
+            f"printf 'machine %s login %s password %s\\n' {server} {shlex.quote(container.username)} \"$password\""
+            ' > "$config/.credentials" || return 1',
+        ]
+    registry = shlex.join(settings.registry_options)
+    lines.append(
+        f"rm -f {squashfs}.part; {shlex.join(settings.base)} import {registry} -o {squashfs}.part "
+        f"{shlex.quote(enroot_uri(reference))} && mv {squashfs}.part {squashfs} || return $?"
+    )
+    return lines
+
+
+def _local_image_script(settings: RuntimeSettings, reference: str, sif: str) -> str:
+    present = (
+        f"{shlex.join(settings.base)} image exists {shlex.quote(reference)}"
+        if settings.name == "podman"
+        else f"[ -s {shlex.quote(sif)} ]"
+    )
+    return (
+        f"if {present}; then echo 'image {reference} is on this node (a localhost/ image: built here, "
+        "never pulled)'; exit 0; fi\n"
+        f"echo 'image {reference} is not on this node: a localhost/ image is built on the node itself, "
+        "never pulled from a registry; build it there, or name a registry'\n"
+        "exit 3\n"
+    )
 
 
 def _cache_lines(used_file: str, target: str, remove: str, limit: int) -> list[str]:
@@ -270,6 +339,8 @@ def gpu_options(settings: RuntimeSettings, gpus: int, gpu_mode: str) -> list[str
         return []
     if settings.name == "apptainer":
         return ["--nv"]
+    if settings.name == "pyxis":
+        return []  # enroot's own nvidia hook gives the GPUs NVIDIA_VISIBLE_DEVICES names
     if gpu_mode == "cdi":
         return ["--device=nvidia.com/gpu=all"]
     return [
@@ -284,11 +355,10 @@ def gpu_environment(gpus: int, gpu_mode: str) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": ",".join(str(index) for index in range(gpus))} if gpus > 0 and gpu_mode else {}
 
 
-def task_command(
+def run_argv(
     settings: RuntimeSettings,
     container: ContainerSettings,
     *,
-    command: str,
     env_names: Iterable[str],
     binds: Sequence[str],
     cwd: str,
@@ -296,13 +366,13 @@ def task_command(
     cache_dir: str,
     gpus: int = 0,
     gpu_mode: str = "",
-) -> str:
-    """The task's command line (run by the wrapper's bash) that runs `command` in the job's image: host
+) -> list[str]:
+    """The command line that runs a shell command, its last word to come, in the job's image: host
     network, `binds` at the same paths, `cwd`, the variables `env_names` passed by name."""
     reference = image_reference(container)
     names = sorted(set(env_names))
     if settings.name == "podman":
-        argv = [
+        return [
             *settings.base,
             "run",
             "--rm",
@@ -320,22 +390,40 @@ def task_command(
             "-c",
             _SHELL,
             "batchai-task",
-            command,
         ]
-    else:  # apptainer shares the host's network and passes the caller's environment by itself
-        argv = [
-            *settings.base,
-            "exec",
-            "--no-home",
-            f"--pwd={cwd}",
-            *(f"--bind={path}:{path}" for path in binds),
-            *gpu_options(settings, gpus, gpu_mode),
+    if settings.name == "pyxis":  # a step of its own on this node of the allocation, in the image
+        return [
+            "/bin/sh",
+            "-c",
+            'exec srun --overlap --nodes=1 --ntasks=1 --nodelist="$SLURMD_NODENAME" "$@"',
+            "batchai-pyxis",
+            f"--container-image={image_file(cache_dir, reference, settings.name)}",
+            f"--container-mounts={','.join(f'{path}:{path}' for path in binds)}",
+            f"--container-workdir={cwd}",
             *settings.run_options,
-            image_file(cache_dir, reference),
             "/bin/sh",
             "-c",
             _SHELL,
             "batchai-task",
-            command,
         ]
-    return "exec " + shlex.join(argv)
+    # apptainer shares the host's network and passes the caller's environment by itself
+    return [
+        *settings.base,
+        "exec",
+        "--no-home",
+        f"--pwd={cwd}",
+        *(f"--bind={path}:{path}" for path in binds),
+        *gpu_options(settings, gpus, gpu_mode),
+        *settings.run_options,
+        image_file(cache_dir, reference),
+        "/bin/sh",
+        "-c",
+        _SHELL,
+        "batchai-task",
+    ]
+
+
+def task_command(settings: RuntimeSettings, container: ContainerSettings, *, command: str, **run: Any) -> str:
+    """The task's command line (run by the wrapper's bash) that runs `command` in the job's image
+    (run_argv's keywords say how)."""
+    return "exec " + shlex.join([*run_argv(settings, container, **run), command])

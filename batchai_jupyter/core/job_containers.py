@@ -9,16 +9,18 @@ import functools
 import os
 import shlex
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..ports.compute import NodeScript, TaskLaunch
-from . import containers
+from . import containers, launch
 from .models import ContainerSettings, JobSpec
 from .records import Node
 from .store import Store
 
 CDI_HINT = "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
+TASK_MARKER = "BATCHAI_TASK_DIR"  # runtime/wrapper.py's: what a kill finds a task's processes by
+RELAY_VARIABLE = "BATCHAI_MPI_RELAY"  # runtime/mpi_agent.py's: the relay a task's remote shell asks
 # How many characters of a failed pull's output its error quotes (the registry's reason is at its end).
 REASON_CHARS = 600
 # Runs a bash script with its stdin on a node, handing each line of its output to the sink as it comes;
@@ -107,11 +109,13 @@ class JobContainers:
         facts = node.info.get("containers") or {}
         gpus, gpu_mode = int(node.info.get("gpus", 0)), str(facts.get("gpu", ""))
         gpu_env = containers.gpu_environment(gpus, gpu_mode)
+        relay = node.info.get("mpi_relay") if not remote and spec.node_count > 1 else None
+        relay_env = {RELAY_VARIABLE: f"batchai-mpi-{run_name}"} if relay else {}
         command = containers.task_command(
             self.settings(spec, node),
             container,
             command=task.command,
-            env_names=[*env_names, *gpu_env, "BATCHAI_TASK_DIR"],
+            env_names=[*env_names, *gpu_env, *relay_env, TASK_MARKER],
             binds=_remote_binds(node.info["root"], task) if remote else _binds(node.info["root"], task),
             cwd=task.cwd,
             name=run_name,
@@ -119,15 +123,54 @@ class JobContainers:
             gpus=gpus,
             gpu_mode=gpu_mode,
         )
-        return dataclasses.replace(task, command=command, env={**task.env, **gpu_env})
+        if relay:  # mpirun in this container starts ranks in the other nodes' containers through it
+            command = "exec " + shlex.join([*relay, relay_env[RELAY_VARIABLE]]) + " " + command.removeprefix("exec ")
+        return dataclasses.replace(task, command=command, env={**task.env, **gpu_env, **relay_env})
+
+    def mpi_peer_commands(
+        self,
+        job_uuid: str,
+        attempt: int,
+        context: launch.JobContext,
+        nodes: Sequence[launch.NodeContext],
+        rows: Sequence[Node],
+    ) -> list[list[str]]:
+        """Per node of the job, the command line (less the shell command, its last word) that runs what
+        mpirun's remote shell asks for in the job's image as that node: its directories bound, its own
+        variables passed by name (the rest mpirun forwards to the ranks itself)."""
+        spec = context.spec
+        assert spec.container is not None
+        own = launch.node_specific_environment(context, nodes)
+        commands = []
+        for node, row, names in zip(nodes, rows, own, strict=True):
+            env = launch.node_environment(context, nodes, node)
+            # every node's bin too: mpirun hands its remote shell (in the master's) to the daemons
+            tools = [other.bin_dir for other in nodes if other.bin_dir]
+            paths = [row.info["root"], node.job_temp, context.stdouterr_dir, *tools, *_named_paths(env)]
+            commands.append(
+                containers.run_argv(
+                    self.settings(spec, row),
+                    spec.container,
+                    env_names=[*names, TASK_MARKER],
+                    binds=_existing_binds(paths, env),
+                    cwd=node.job_temp,
+                    name=container_name(job_uuid, attempt, f"mpi-{node.index}"),
+                    cache_dir=image_directory(row),
+                )
+            )
+        return commands
 
 
 def _binds(node_root: str, task: TaskLaunch) -> list[str]:
     """What the container must see at the same paths: the node's sandbox, every directory the contract's
     variables name (inputs, outputs, stdouterr, shared temp, ...) and what the job's mounts link to."""
     paths = [node_root, task.cwd, os.path.dirname(task.stdout), os.path.dirname(task.stderr), *_named(task)]
-    for root in (task.env.get("AZ_BATCHAI_MOUNT_ROOT", ""), task.env.get("AZ_BATCHAI_JOB_MOUNT_ROOT", "")):
-        paths += _link_targets(root)
+    return _existing_binds(paths, task.env)
+
+
+def _existing_binds(paths: list[str], env: Mapping[str, str]) -> list[str]:
+    for root in (env.get("AZ_BATCHAI_MOUNT_ROOT", ""), env.get("AZ_BATCHAI_JOB_MOUNT_ROOT", "")):
+        paths = [*paths, *_link_targets(root)]
     return containers.covering_paths(path for path in paths if os.path.exists(path))
 
 
@@ -139,8 +182,12 @@ def _remote_binds(node_root: str, task: TaskLaunch) -> list[str]:
 
 
 def _named(task: TaskLaunch) -> list[str]:
+    return _named_paths(task.env)
+
+
+def _named_paths(env: Mapping[str, str]) -> list[str]:
     """The paths the contract's variables name (AZ_BATCHAI_INPUT_*, _OUTPUT_*, _STDOUTERR_DIR, ...)."""
-    return [value for name, value in task.env.items() if name.startswith("AZ_BATCHAI_") and value.startswith("/")]
+    return [value for name, value in env.items() if name.startswith("AZ_BATCHAI_") and value.startswith("/")]
 
 
 def _link_targets(root: str) -> list[str]:

@@ -27,7 +27,7 @@ from ..ports.layout import HomeLayout
 from . import launch, lifecycle, node_view, placement
 from .containers import ContainerError
 from .events import EventBus
-from .job_containers import JobContainers, container_name, run_here_streaming, visible_gpus
+from .job_containers import JobContainers, StreamingScript, container_name, run_here_streaming, visible_gpus
 from .lifecycle import JobEvent, NodeEvent, TaskEvent
 from .locations import location_of
 from .records import Job, Node, Task
@@ -187,6 +187,10 @@ class JobRunner:
             if not self._pull_image(job, backend, context, nodes):
                 return
             context, nodes = self.context(job)  # what the pull found of the nodes (their GPUs in containers)
+            if any(node.bin_dir for node in nodes):  # ranks mpirun starts on the other nodes run in the image too
+                rows = [self.store.existing_node(node_id) for node_id in job.node_ids]
+                peers = self.containers.mpi_peer_commands(job.uuid, job.attempt, context, nodes, rows)
+                self._write_mpi_nodes(context, nodes, peers)
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main")
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
@@ -205,7 +209,7 @@ class JobRunner:
                 job.node_ids,
                 run,
                 lambda index, line: self._log_execution(context, nodes, nodes[index], line),
-                None if isinstance(backend, RemoteNodes) else lambda index: run_here_streaming,
+                self._streaming_scripts(backend, job.node_ids),
             )
         except ContainerError as failure:
             self.attempt_failed(job, error("ImagePullFailed", str(failure)), None)
@@ -234,6 +238,18 @@ class JobRunner:
             lambda script, stdin: backend.run_script(self.store.existing_node(node_ids[index]), script, stdin)
         )
 
+    def _streaming_scripts(self, backend: Backend, node_ids: Sequence[int]) -> Callable[[int], StreamingScript] | None:
+        """node_scripts whose output reaches a sink line by line while they run (a pull's progress)."""
+        if not isinstance(backend, RemoteNodes):
+            return lambda index: run_here_streaming
+        if not isinstance(backend, NodeScripts):
+            return None
+        return lambda index: (
+            lambda script, stdin, sink: backend.run_script_streaming(
+                self.store.existing_node(node_ids[index]), script, stdin, sink
+            )
+        )
+
     def _unmount(self, job: Job) -> list[dict[str, Any]]:
         """Unmounts the job's native mounts on its nodes (they upload what the job wrote first)."""
         if not job.node_ids or not any(self.data.mounts_are_native(job)):
@@ -258,8 +274,14 @@ class JobRunner:
         with open(context.hostfile, "w") as handle:
             handle.write(launch.hostfile_text(context, nodes))
         if any(node.bin_dir for node in nodes):  # the local backend's MPI remote shell reads it
-            with open(os.path.join(os.path.dirname(context.hostfile), MPI_NODES_FILE), "w") as handle:
-                handle.write(launch.mpi_nodes_text(context, nodes))
+            self._write_mpi_nodes(context, nodes)
+
+    @staticmethod
+    def _write_mpi_nodes(
+        context: launch.JobContext, nodes: list[launch.NodeContext], containers: list[list[str]] | None = None
+    ) -> None:
+        with open(os.path.join(os.path.dirname(context.hostfile), MPI_NODES_FILE), "w") as handle:
+            handle.write(launch.mpi_nodes_text(context, nodes, containers))
 
     def _node_paths(self, backend: Backend, node_ids: Sequence[int]) -> Callable[[int], node_view.NodePath] | None:
         """Where each of the job's nodes (by index) sees the service's directories; None for nodes that

@@ -292,11 +292,17 @@ def node_specific_environment(job: JobContext, nodes: Sequence[NodeContext]) -> 
     return [{key: env[key] for key in sorted(keys) if key in env} for env in envs]
 
 
-def mpi_nodes_text(job: JobContext, nodes: Sequence[NodeContext]) -> str:
+def mpi_nodes_text(
+    job: JobContext, nodes: Sequence[NodeContext], containers: Sequence[Sequence[str]] | None = None
+) -> str:
     """mpi-nodes.json beside the hostfile: for each MPI host of the job, the working directory and variables
-    of its node, with which the local backend's remote shell (runtime/mpi_agent.py) starts ranks there."""
+    of its node, with which the local backend's remote shell (runtime/mpi_agent.py) starts ranks there;
+    for a job in an image, per node the command line that runs a shell command in its container."""
     specific = node_specific_environment(job, nodes)
-    return json.dumps({node.mpi_host: {"cwd": node.job_temp, "env": env} for node, env in zip(nodes, specific)})
+    hosts = {node.mpi_host: {"cwd": node.job_temp, "env": env} for node, env in zip(nodes, specific)}
+    for node, argv in zip(nodes, containers or ()):
+        hosts[node.mpi_host]["container"] = list(argv)
+    return json.dumps(hosts)
 
 
 def _mpirun_command(job: JobContext, env: Mapping[str, str], program: str, nodes: Sequence[NodeContext] = ()) -> str:

@@ -318,6 +318,17 @@ class NodeScripts(ABC):
     @abstractmethod
     def run_script(self, node: NodeRef, script: str, stdin: str = "") -> tuple[int, str]: ...
 
+    def run_script_streaming(
+        self, node: NodeRef, script: str, stdin: str, sink: Callable[[str], None]
+    ) -> tuple[int, str]:
+        """run_script, handing each line of its output to `sink` as it comes (here: once it has ended;
+        a backend that can read its output while it runs says so by overriding this)."""
+        code, output = self.run_script(node, script, stdin)
+        for line in output.splitlines():
+            if line.strip():
+                sink(line)
+        return code, output
+
 
 class RemoteNodes(ABC):
     """Nodes that are other machines: they do not see the service's files, so the backend stages inputs

@@ -14,7 +14,7 @@ import pytest
 from batchai_jupyter.client import Client
 from helpers.api import execution_log, make_cluster, read_log, wait_job
 from helpers.cli import cli, ok
-from helpers.containers import EXCHANGE, IMAGE_MARKER, IMAGE_MARKER_TEXT, HeldProxy
+from helpers.containers import EXCHANGE, IMAGE_MARKER, IMAGE_MARKER_TEXT, HeldProxy, see_the_pull_held
 from helpers.jobs import job_tasks, list_files, logs_of, one_record, read_bytes, records
 from helpers.service import TOKEN
 from helpers.waits import wait_for
@@ -252,24 +252,13 @@ def test_the_pull_shows_its_progress_in_the_node_log_while_it_pulls(shared_clien
     document["properties"]["containerSettings"]["imageSourceRegistry"]["serverUrl"] = proxy.address
     try:
         create(shared_client, name, document)
-        wait_for(
-            lambda: f"pulling image {proxy.address}/" in _execution_log_so_far(shared_client, name),
-            "the pull's first line in the node's log while the registry holds the pull",
-        )
-        assert "Writing manifest" not in _execution_log_so_far(shared_client, name)
-        proxy.release()
+        see_the_pull_held(shared_client, name, proxy, proxy.address)
         job = wait_job(shared_client, name)
     finally:
         proxy.close()
     assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
     log = execution_log(shared_client, name)
     assert "Copying blob" in log and "Writing manifest" in log, log  # podman's own progress
-
-
-def _execution_log_so_far(client, name: str) -> str:
-    entries = client.list(f"workspaces/default/experiments/default/jobs/{name}/files", outputdirectoryid="stdouterr")
-    logs = [entry["name"] for entry in entries if entry["name"].startswith("execution")]
-    return read_log(client, name, logs[0]) if logs else ""
 
 
 def test_the_cli_runs_a_job_file_in_the_image_it_names(

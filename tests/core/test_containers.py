@@ -238,3 +238,131 @@ def test_no_gpus_no_gpu_options():
 
 def test_binds_keep_only_the_outermost_paths():
     assert containers.covering_paths(["/a/b", "/a", "/ab", "/c/d/", "relative"]) == ["/a", "/ab", "/c/d"]
+
+
+# ---- Apptainer, pyxis and node-local images, through the scripts themselves -----------------------------
+# No Apptainer, enroot or pyxis can be installed here (Debian bookworm has none): a stand-in `apptainer` /
+# `enroot` on PATH records the command line and the credentials each pull gets, and writes the image file
+# it is asked for.
+
+STAND_IN = """#!/bin/bash
+printf '%s\\n' "$*" >> "$RECORDS/argv"
+echo "user=${APPTAINER_DOCKER_USERNAME-} password=${APPTAINER_DOCKER_PASSWORD-}" >> "$RECORDS/env"
+if [ -n "${ENROOT_CONFIG_PATH-}" ]; then cat "$ENROOT_CONFIG_PATH/.credentials" >> "$RECORDS/credentials"; fi
+for word in "$@"; do case "$word" in *.part) echo sif > "$word";; esac; done
+"""
+
+
+def _run_script(tmp_path, script: str, stdin: str) -> tuple[int, str]:
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("apptainer", "podman", "enroot"):
+        (bin_dir / tool).write_text(STAND_IN)
+        (bin_dir / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", RECORDS=str(tmp_path))
+    done = subprocess.run(["bash", "-c", script], input=stdin, capture_output=True, text=True, env=env)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_apptainer_pulls_a_private_image_with_the_password_in_its_environment_only(tmp_path):
+    private, cache = tmp_path / "private", tmp_path / "cache"
+    private.mkdir()
+    script, stdin = containers.pull_script(APPTAINER, PRIVATE_IMAGE, str(private), str(cache))
+    code, output = _run_script(tmp_path, script, stdin)
+    assert code == 0, output
+    assert "pulling image reg.example:5000/team/train:1.0" in output
+    argv = (tmp_path / "argv").read_text()
+    assert PASSWORD not in argv and PASSWORD not in script
+    assert argv.split() == ["--quiet", "pull", f"{cache}/reg.example_5000_team_train_1.0.sif.part"] + [
+        "docker://reg.example:5000/team/train:1.0"
+    ]
+    assert (tmp_path / "env").read_text() == f"user=robot password={PASSWORD}\n"
+    assert (cache / "reg.example_5000_team_train_1.0.sif").read_text() == "sif\n"  # in place, whole
+    assert (private / containers.PRIVATE_IMAGES).read_text() == "reg.example:5000/team/train:1.0\n"
+
+    # The next job naming it pulls again with its own credentials (no check short of a pull).
+    code, output = _run_script(tmp_path, script, stdin)
+    assert code == 0 and "from a private registry: pulled again" in output, output
+    assert len((tmp_path / "argv").read_text().splitlines()) == 2
+
+
+def test_apptainer_reuses_a_public_image_and_keeps_its_cache_limit(tmp_path):
+    private, cache = tmp_path / "private", tmp_path / "cache"
+    private.mkdir()
+    limited = dataclasses.replace(APPTAINER, image_cache_limit=1)
+    first, _ = containers.pull_script(limited, ContainerSettings("reg.example:5000/a:1"), str(private), str(cache))
+    assert _run_script(tmp_path, first, "")[0] == 0
+    code, output = _run_script(tmp_path, first, "")
+    assert code == 0 and "is on this node already: not pulled" in output, output
+    assert (tmp_path / "env").read_text() == "user= password=\n"  # once, and with no credentials
+    second, _ = containers.pull_script(limited, ContainerSettings("reg.example:5000/b:1"), str(private), str(cache))
+    code, output = _run_script(tmp_path, second, "")
+    assert code == 0 and "reg.example_5000_a_1.sif removed from this node (imageCacheLimit 1)" in output, output
+    assert sorted(path.name for path in cache.iterdir()) == ["reg.example_5000_b_1.sif"]
+
+
+@pytest.mark.parametrize("settings", [PODMAN, APPTAINER], ids=["podman", "apptainer"])
+def test_a_localhost_image_is_the_nodes_own_and_never_pulled(tmp_path, settings):
+    local = ContainerSettings("localhost/team/built:1", username="robot", password=PASSWORD)
+    script, stdin = containers.pull_script(settings, local, str(tmp_path), str(tmp_path / "cache"))
+    assert stdin == "" and "login" not in script and " pull " not in script
+    # the stand-in podman answers `image exists` with 0; apptainer's image file is not there
+    code, output = _run_script(tmp_path, script, "")
+    if settings is PODMAN:
+        assert code == 0 and "is on this node (a localhost/ image: built here, never pulled)" in output, output
+    else:
+        assert code == 3 and "is built on the node itself, never pulled from a registry" in output, output
+
+
+PYXIS = containers.runtime_settings({"name": "pyxis"}, [])
+
+
+def test_pyxis_imports_a_private_image_with_the_password_in_a_credentials_file_only(tmp_path):
+    private, cache = tmp_path / "private", tmp_path / "cache"
+    private.mkdir()
+    script, stdin = containers.pull_script(PYXIS, PRIVATE_IMAGE, str(private), str(cache))
+    assert PASSWORD not in script and stdin == PASSWORD + "\n"
+    code, output = _run_script(tmp_path, script, stdin)
+    assert code == 0, output
+    squashfs = f"{cache}/reg.example_5000_team_train_1.0.sqsh"
+    assert (tmp_path / "argv").read_text().split() == ["import", "-o", f"{squashfs}.part"] + [
+        "docker://reg.example:5000#team/train:1.0"  # enroot's form of the name
+    ]
+    assert (tmp_path / "credentials").read_text() == f"machine reg.example:5000 login robot password {PASSWORD}\n"
+    assert not list(private.glob("enroot-config.*"))  # gone after the pull
+    assert open(squashfs).read() == "sif\n"
+    code, output = _run_script(tmp_path, script, stdin)  # a private image: imported again with the job's own
+    assert code == 0 and "pulled again" in output, output
+
+
+def test_a_pyxis_task_is_a_step_of_its_own_in_the_image_with_its_directories_mounted():
+    argv = _argv(PYXIS, gpus=2, gpu_mode="hook")
+    assert argv[:3] == ["/bin/sh", "-c", 'exec srun --overlap --nodes=1 --ntasks=1 --nodelist="$SLURMD_NODENAME" "$@"']
+    assert "--container-image=/cache/reg.example_5000_team_train_1.0.sqsh" in argv
+    assert "--container-mounts=/home/batchai/nodes/n1:/home/batchai/nodes/n1,/data:/data" in argv
+    assert "--container-workdir=/home/batchai/nodes/n1/jobs/j" in argv and "--no-container-mount-home" in argv
+    assert argv[-1] == "python3 train.py --lr $LR"
+    assert not [word for word in argv if PASSWORD in word]
+
+
+def test_a_node_whose_srun_takes_container_image_has_pyxis(tmp_path):
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "enroot").write_text("#!/bin/sh\n")
+    (bin_dir / "srun").write_text("#!/bin/sh\necho '      --container-image=[USER@][REGISTRY#]IMAGE[:TAG]|PATH'\n")
+    for tool in ("enroot", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:/usr/bin:/bin")
+    done = subprocess.run(["bash", "-c", containers.DETECT_SCRIPT], capture_output=True, text=True, env=env)
+    assert "runtime=pyxis" in done.stdout.splitlines()
+    assert "pyxis" in containers.node_facts(done.stdout)["runtimes"]
+    assert containers.runtime_settings(None, ["pyxis"]).name == "pyxis"  # on nodes that have nothing else
+    (bin_dir / "srun").write_text("#!/bin/sh\necho '      --nodelist=NODES'\n")  # Slurm without the plugin
+    done = subprocess.run(["bash", "-c", containers.DETECT_SCRIPT], capture_output=True, text=True, env=env)
+    assert "runtime=pyxis" not in done.stdout.splitlines()

@@ -56,6 +56,12 @@ def execution_log(client: Client, job: str) -> str:
     return read_log(client, job, names[0])
 
 
+def execution_logs_so_far(client: Client, job: str) -> str:
+    """Every execution log the job has now (one per node), joined; "" before the first."""
+    entries = client.list(f"workspaces/default/experiments/default/jobs/{job}/files", outputdirectoryid="stdouterr")
+    return "\n".join(read_log(client, job, e["name"]) for e in entries if e["name"].startswith("execution"))
+
+
 def job_folder(home: str, client: Client, job: str, experiment: str = "default") -> str:
     """The job's folder in the `default` workspace's default datastore (a local one under the home), by the
     segment the service gave it (Batch AI's jobOutputDirectoryPathSegment)."""

@@ -14,8 +14,9 @@ import threading
 
 from batchai_jupyter.core.containers import DEFAULTS
 
+from .api import execution_logs_so_far
 from .tools import free_port, require_tool
-from .waits import wait_listening
+from .waits import wait_for, wait_listening
 
 INSTALL_HINT = "apt-get install podman runc docker-registry"
 # What the image has and the machine has not: the jobs prove they run in the image by reading it.
@@ -63,6 +64,11 @@ class Storage:
         return [require_tool("podman", INSTALL_HINT), *DEFAULTS["podman"]["globalOptions"], *self.options()]
 
     def remove(self) -> None:
+        """Its run state, and the mount podman's overlay driver leaves on the store (which would keep
+        pytest from removing the store's directory)."""
+        overlay = os.path.join(self.root, "overlay")
+        if os.path.isdir(overlay):  # a bind mount onto itself: os.path.ismount cannot tell
+            subprocess.run(["umount", overlay], capture_output=True)
         shutil.rmtree(self.runroot, ignore_errors=True)
 
 
@@ -120,11 +126,103 @@ def build_python_image(work: str, storage: Storage, tag: str) -> str:
         os.makedirs(f"{root}/{directory}", exist_ok=True)
     with open(root + IMAGE_MARKER, "w") as handle:
         handle.write(IMAGE_MARKER_TEXT + "\n")
-    archive = os.path.join(work, "rootfs.tar")
-    with tarfile.open(archive, "w") as tar:
+    return _import(root, storage, tag)
+
+
+def _import(root: str, storage: Storage, tag: str, packages: dict[str, str] | None = None) -> str:
+    """Imports the tree `root` as `tag`, with `packages` (a path here -> its path in the image) added but
+    for what _LEFT_OUT names; the archive streams to podman (no copy of it on disk)."""
+    importer = subprocess.Popen(
+        [*storage.podman(), "import", "--change", "ENV=PATH=/usr/bin:/bin", "-", tag],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert importer.stdin is not None and importer.stderr is not None
+    with tarfile.open(fileobj=importer.stdin, mode="w|") as tar:
         tar.add(root, arcname=".")
-    _run([*storage.podman(), "import", "--change", "ENV=PATH=/usr/bin:/bin", archive, tag])
+        for source, target in (packages or {}).items():
+            tar.add(source, arcname="." + target, filter=_kept)
+    importer.stdin.close()
+    errors = importer.stderr.read().decode(errors="replace")
+    assert importer.wait(timeout=300) == 0, f"podman import {tag} failed: {errors[-2000:]}"
     return tag
+
+
+# Parts of the packages the test jobs never load (PyTorch's headers, tests and test programs: 0.2 GB).
+# Their bytecode stays: without it each container compiles PyTorch's modules again on import (~20 s here).
+_LEFT_OUT = ("/torch/include", "/torch/test")
+_TORCH_PROGRAMS, _TORCH_PROGRAM_KEPT = "/torch/bin/", "torch_shm_manager"  # what `import torch` checks for
+
+
+def _kept(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if any(part + "/" in info.name + "/" for part in _LEFT_OUT):
+        return None
+    if _TORCH_PROGRAMS in info.name and not info.name.endswith(_TORCH_PROGRAMS + _TORCH_PROGRAM_KEPT):
+        return None
+    return info
+
+
+# What `import torch` and a DDP step over gloo load from the tests' site-packages.
+_TORCH_PACKAGES = ("torch", "torchgen", "numpy", "numpy.libs", "sympy", "mpmath", "tqdm", "typing_extensions.py")
+
+
+def build_torch_image(work: str, storage: Storage, tag: str) -> str:
+    """build_python_image's tree (it must have run in `work`) plus the tests' PyTorch (CPU) and what it
+    imports, with the system libraries its own need, as `tag` (about 0.8 GB)."""
+    import torch
+
+    site = os.path.dirname(os.path.dirname(torch.__file__))
+    root = os.path.join(work, "rootfs-torch")
+    shutil.copytree(os.path.join(work, "rootfs"), root, symlinks=True)
+    rootfs = _Rootfs(root)
+    packages = {}
+    for name in _TORCH_PACKAGES:
+        source = os.path.join(site, name)
+        if os.path.exists(source):
+            packages[source] = f"/usr/lib/python3/dist-packages/{name}"
+    for directory in (os.path.join(site, "torch", "lib"), os.path.join(site, "torch")):
+        for name in os.listdir(directory):
+            if ".so" in name:  # the system libraries they load (the wheel's own come with the package)
+                listing = subprocess.run(["ldd", os.path.join(directory, name)], capture_output=True, text=True)
+                for word in listing.stdout.split():
+                    if word.startswith("/") and not word.startswith(site):
+                        rootfs.copy(word)
+    return _import(root, storage, tag, packages)
+
+
+# OpenMPI's plugins for fabrics this machine has not (and the libraries they would drag in).
+_MPI_PLUGINS_LEFT_OUT = ("ucx", "ofi", "openib", "uct", "verbs", "psm", "usnic", "cuda", "java", "portals")
+
+
+def build_mpi_image(work: str, storage: Storage, tag: str) -> str:
+    """build_python_image's tree (it must have run in `work`) plus this machine's OpenMPI (mpirun, orted,
+    their libraries and plugins, help texts and settings) and the tests' mpi4py, as `tag`."""
+    import mpi4py
+
+    root = os.path.join(work, "rootfs-mpi")
+    shutil.copytree(os.path.join(work, "rootfs"), root, symlinks=True)
+    rootfs = _Rootfs(root)
+    for program in ("/usr/bin/mpirun", "/usr/bin/orted"):
+        rootfs.copy(program)
+        rootfs.copy_with_libraries(os.path.realpath(program))
+    for tree in ("/usr/lib/x86_64-linux-gnu/openmpi", "/usr/lib/x86_64-linux-gnu/pmix2"):
+        for directory, dirs, files in os.walk(tree):
+            dirs[:] = [d for d in dirs if d != "include"]
+            for name in files:
+                if not any(word in name for word in _MPI_PLUGINS_LEFT_OUT):
+                    rootfs.copy_with_libraries(os.path.join(directory, name))
+    for tree in ("/usr/share/openmpi", "/usr/share/pmix", "/etc/openmpi"):
+        for directory, _dirs, files in os.walk(tree):
+            for name in files:
+                rootfs.copy(os.path.join(directory, name))
+    package = os.path.dirname(mpi4py.__file__)
+    target = f"{root}/usr/lib/python3/dist-packages/mpi4py"
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pxd", "*.pyi", "include"))
+    for name in os.listdir(package):
+        if name.endswith(".so"):
+            rootfs.copy_with_libraries(os.path.join(package, name))
+    return _import(root, storage, tag)
 
 
 class Registry:
@@ -220,9 +318,16 @@ class ContainerSetup:
     """The session's registry and image tags, and the containerRuntime clusters of the tests use."""
 
     def __init__(
-        self, registry: Registry, images: dict[str, str], service_storage: Storage, builder: Storage, image: str
+        self,
+        registry: Registry,
+        images: dict[str, str],
+        service_storage: Storage,
+        builder: Storage,
+        image: str,
+        work: str,
     ):
         self.registry = registry
+        self.work = work  # where the image's tree was built (build_mpi_image adds to a copy of it)
         self.builder, self.image = builder, image  # the built image, to push elsewhere
         self.images = images  # tag -> name in the registry (without its address)
         self.service_storage = service_storage
@@ -254,13 +359,14 @@ class ContainerSetup:
 
 
 class HeldProxy:
-    """A TCP relay on 127.0.0.1 to the registry that holds every connection until `release()`: a pull
-    through it is caught in the middle, for as long as the test needs."""
+    """A TCP relay to the registry (on 127.0.0.1, or every address for hosts in network namespaces) that
+    holds every connection until `release()`: a pull through it is caught in the middle, for as long as
+    the test needs."""
 
-    def __init__(self, target_port: int):
+    def __init__(self, target_port: int, everywhere: bool = False):
         self.target_port = target_port
         self.released = threading.Event()
-        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server = socket.create_server(("0.0.0.0" if everywhere else "127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.address = f"127.0.0.1:{self.port}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -285,6 +391,17 @@ class HeldProxy:
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
         threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
         _pump(client, upstream)
+
+
+def see_the_pull_held(client, job: str, proxy: HeldProxy, registry: str) -> None:
+    """Waits for the pull's first line in the job's execution log while `proxy` holds the pull (the node
+    logs it while it pulls, not once it has ended), then lets the pull go on."""
+    wait_for(
+        lambda: f"pulling image {registry}/" in execution_logs_so_far(client, job),
+        "the pull's first line in the node's log while the registry holds the pull",
+    )
+    assert "Writing manifest" not in execution_logs_so_far(client, job)
+    proxy.release()
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:

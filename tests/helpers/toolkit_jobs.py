@@ -52,8 +52,7 @@ DDP_TRAINING = """
     os._exit(0)
 """
 
-DDP_ENV_SCRIPT = (
-    """
+DDP_ENV_INIT = """
     import json, os
     import torch
     import torch.distributed as dist
@@ -61,8 +60,7 @@ DDP_ENV_SCRIPT = (
     dist.init_process_group("gloo")  # env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
     rank, world = dist.get_rank(), dist.get_world_size()
 """
-    + DDP_TRAINING
-)
+DDP_ENV_SCRIPT = DDP_ENV_INIT + DDP_TRAINING
 
 
 def check_ddp_job(client, name: str) -> None:

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 from helpers.api import read_log, submit, wait_job
-from helpers.containers import EXCHANGE, IMAGE_MARKER_TEXT
+from helpers.containers import EXCHANGE, IMAGE_MARKER_TEXT, HeldProxy, see_the_pull_held
 from helpers.jobs import logs_of, records
 from helpers.slurm import make_slurm_cluster
 
@@ -70,25 +70,31 @@ def test_a_two_node_job_runs_in_its_image_through_srun(slurm_service, slurm_clie
     make_slurm_cluster(slurm_client, cluster, spec_extra={"containerRuntime": container_setup.runtime()})
     (tmp_path / "exchange.py").write_text(EXCHANGE)
     name = unique("ranks")
+    proxy = HeldProxy(container_setup.registry.port)  # holds the pull until the log has shown it
     document = {
         "nodeCount": 2,
         "inputDirectories": [{"id": "CODE", "path": str(tmp_path)}],
         "pyTorchSettings": {"pythonScriptFilePath": "$AZ_BATCHAI_INPUT_CODE/exchange.py"},
         "containerSettings": {
             "imageSourceRegistry": {
-                "image": container_setup.reference("slurm"),
+                "serverUrl": proxy.address,
+                "image": container_setup.images["slurm"],
                 "credentials": container_setup.credentials(),
             }
         },
     }
-    submit(slurm_client, name, cluster, document)
-    job = wait_job(slurm_client, name, timeout=JOB_TIMEOUT)
+    try:
+        submit(slurm_client, name, cluster, document)
+        see_the_pull_held(slurm_client, name, proxy, proxy.address)  # the pull streams into the node's log
+        job = wait_job(slurm_client, name, timeout=JOB_TIMEOUT)
+    finally:
+        proxy.close()
     logs = logs_of(slurm_client, name)
     assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs}"
     ranks = {record["rank"]: record for record in records(logs)}
     assert ranks[0]["heard"] == "hello from rank 1" and ranks[1]["heard"] == "hello from rank 0"
     assert {record["marker"] for record in ranks.values()} == {IMAGE_MARKER_TEXT}
-    assert f"pulling image {container_setup.reference('slurm')}" in logs
+    assert f"pulling image {proxy.address}/{container_setup.images['slurm']}" in logs and "Writing manifest" in logs
     assert container_setup.registry.password not in logs
     # The job's files on the shared file system (job.json, logs, ...) never hold it; only the store does.
     holding = [

@@ -1,5 +1,6 @@
 """Jobs in images on SSH hosts (sshd in network namespaces): each host pulls the image from the private
-registry through its bridge, and the ranks of a 2-host job talk over the hosts' own network."""
+registry through its bridge (its progress in the host's log while it pulls), and the ranks of a 2-host job
+talk over the hosts' own network."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tempfile
 import pytest
 
 from helpers.api import read_log, wait_job
-from helpers.containers import EXCHANGE, IMAGE_MARKER_TEXT, Storage
+from helpers.containers import EXCHANGE, IMAGE_MARKER_TEXT, HeldProxy, Storage, see_the_pull_held
 from helpers.jobs import list_files, logs_of, records
 from helpers.ssh import create_ssh_cluster, put_in_datastore
 
@@ -30,7 +31,9 @@ def test_a_two_host_job_runs_in_its_image_and_its_ranks_talk_over_the_hosts_netw
     runtime = container_setup.runtime_for_hosts(host_storage)
     create_ssh_cluster(shared_client, cluster, ssh_hosts, spec_extra={"containerRuntime": runtime})
     code = put_in_datastore(shared_service.home, f"inputs/{cluster}", {"exchange.py": EXCHANGE})
-    registry = f"{ssh_hosts.subnet}.1:{container_setup.registry.port}"  # the machine, from the hosts
+    # the machine, from the hosts, through a relay that holds the pull until the log has shown it
+    proxy = HeldProxy(container_setup.registry.port, everywhere=True)
+    registry = f"{ssh_hosts.subnet}.1:{proxy.port}"
     name = unique("ranks")
     document = {
         "cluster": cluster,
@@ -45,8 +48,12 @@ def test_a_two_host_job_runs_in_its_image_and_its_ranks_talk_over_the_hosts_netw
             }
         },
     }
-    shared_client.create_job("default", "default", document, name)
-    job = wait_job(shared_client, name, timeout=180)
+    try:
+        shared_client.create_job("default", "default", document, name)
+        see_the_pull_held(shared_client, name, proxy, registry)  # the host's pull streams into its log
+        job = wait_job(shared_client, name, timeout=180)
+    finally:
+        proxy.close()
     assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
 
     ranks = {record["rank"]: record for record in records(logs_of(shared_client, name))}
@@ -54,4 +61,5 @@ def test_a_two_host_job_runs_in_its_image_and_its_ranks_talk_over_the_hosts_netw
     assert {record["marker"] for record in ranks.values()} == {IMAGE_MARKER_TEXT}
     logs = [read_log(shared_client, name, entry) for entry in list_files(shared_client, name) if "execution" in entry]
     assert len(logs) == 2 and any(f"pulling image {registry}/" in log for log in logs), logs
+    assert any("Writing manifest" in log for log in logs), logs  # podman's own progress (the hosts share a store)
     assert container_setup.registry.password not in logs_of(shared_client, name) + shared_service.log()

@@ -1,0 +1,106 @@
+"""A 2-rank MPI job in containers (Batch AI's customMpiSettings with a private image): mpirun runs in the
+master node's container, and its remote shell starts the other rank in the other node's container, through
+the relay the master's task runs under (runtime/mpi_agent.py); the ranks talk over the host network."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+from helpers.api import make_cluster, wait_job
+from helpers.containers import IMAGE_MARKER, IMAGE_MARKER_TEXT
+from helpers.jobs import logs_of, records
+
+# Each rank: an allreduce with the other, and where it ran (which node, which container, which Python).
+RANK = f"""
+import json, os, sys
+from mpi4py import MPI
+world = MPI.COMM_WORLD
+record = {{
+    "rank": world.rank,
+    "size": world.size,
+    "total": world.allreduce(world.rank + 1),
+    "node_ip": os.environ["AZ_BATCHAI_NODE_IP"],
+    "job_temp": os.environ["AZ_BATCHAI_JOB_TEMP"],
+    "marker": open("{IMAGE_MARKER}").read().strip(),
+    "python": sys.executable,
+    "mpi4py": MPI.__file__,
+    "pid_namespace": os.readlink("/proc/self/ns/pid"),
+    "container": os.environ.get("container"),
+    "secret": os.environ.get("MPI_SECRET"),
+}}
+print("RECORD " + json.dumps(record), flush=True)
+"""
+
+
+def test_a_two_rank_mpi_job_runs_each_rank_in_the_image_on_its_node(
+    shared_client, shared_service, container_setup, mpi_image, tmp_path, unique
+):
+    (tmp_path / "rank.py").write_text(RANK)
+    cluster = unique("mpi-images")
+    make_cluster(shared_client, cluster, nodes=2, containerRuntime=container_setup.runtime())
+    name = unique("mpi-in-image")
+    document = {
+        "properties": {
+            "cluster": cluster,
+            "nodeCount": 2,
+            "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
+            "inputDirectories": [{"id": "CODE", "path": str(tmp_path)}],
+            "secrets": [{"name": "MPI_SECRET", "value": "mpi-secret"}],
+            "containerSettings": {
+                "imageSourceRegistry": {
+                    "serverUrl": container_setup.registry.address,
+                    "image": mpi_image,
+                    "credentials": container_setup.credentials(),
+                }
+            },
+            "customMpiSettings": {"commandLine": "python3 $AZ_BATCHAI_INPUT_CODE/rank.py", "processCount": 2},
+        }
+    }
+    shared_client.create_job("default", "default", document, name)
+    job = wait_job(shared_client, name, timeout=240)
+    assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
+
+    seen = {record["rank"]: record for record in records(logs_of(shared_client, name))}
+    assert sorted(seen) == [0, 1], logs_of(shared_client, name)
+    nodes = {node["ipAddress"] for node in shared_client.job_nodes("default", "default", name)}
+    assert {record["node_ip"] for record in seen.values()} == nodes  # one rank on each node ...
+    assert seen[0]["job_temp"] != seen[1]["job_temp"]  # ... as that node
+    host_namespace = os.readlink("/proc/self/ns/pid")
+    for record in seen.values():
+        assert record["size"] == 2 and record["total"] == 3  # the ranks reached each other
+        assert record["marker"] == IMAGE_MARKER_TEXT and record["container"] == "podman"
+        assert record["python"].startswith("/usr/bin/python3")
+        assert record["mpi4py"].startswith("/usr/lib/python3/dist-packages/mpi4py/")  # the image's, not the venv's
+        assert not os.path.exists(record["mpi4py"])
+        assert record["python"] != sys.executable
+        assert record["pid_namespace"] != host_namespace
+        assert record["secret"] == "mpi-secret"
+    assert seen[0]["pid_namespace"] != seen[1]["pid_namespace"]  # two containers, one per node
+    assert container_setup.registry.password not in logs_of(shared_client, name) + shared_service.log()
+
+
+def test_the_relay_runs_the_remote_shells_words_as_the_node_with_its_stdio_and_exit_code(tmp_path, unique):
+    """The relay alone, with a shell standing in for the node's container: what the remote shell asks for
+    runs as the node (its variables), writes to the remote shell's own stdout, and its exit code is the
+    remote shell's."""
+    from batchai_jupyter.runtime import mpi_agent
+
+    nodes = {"10.9.0.2": {"cwd": str(tmp_path), "env": {"NODE_VAR": "node two"}, "container": ["/bin/sh", "-c"]}}
+    (tmp_path / mpi_agent.NODES_FILE).write_text(json.dumps(nodes))
+    agent = [sys.executable, "-S", mpi_agent.__file__]
+    relay = unique("relay")
+    remote_shell = shlex.join([*agent, "--rsh", "10.9.0.2", 'echo "as $NODE_VAR"; exit 7'])
+    env = dict(os.environ, AZ_BATCHAI_SHARED_JOB_TEMP=str(tmp_path), BATCHAI_MPI_RELAY=relay)
+    done = subprocess.run(
+        [*agent, "--relay", relay, "/bin/sh", "-c", f'{remote_shell}; echo "remote shell exited $?"'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "as node two\nremote shell exited 7\n", done.stdout + done.stderr
