@@ -385,6 +385,10 @@ def test_job_delete_without_yes_and_no_terminal_is_refused(shared_service, clust
 def test_errors_are_one_line_and_exit_1(shared_service, cluster_c, tmp_path):
     one_line_error(cli(shared_service, "job", "show", "-n", "no-such-job"), "no-such-job", "not found")
     one_line_error(cli(shared_service, "cluster", "show", "-n", "no-such-cluster"), "no-such-cluster", "not found")
+    one_line_error(  # a typo: the closest cluster, and what the CLI does about it
+        cli(shared_service, "cluster", "show", "-n", "cx"),
+        "cluster 'cx' not found (did you mean 'c'?); create it with `batchai cluster create",
+    )
     one_line_error(
         cli(shared_service, "job", "create", "-f", str(tmp_path / "missing.json"), "-c", "c"),
         "missing.json",

@@ -59,8 +59,10 @@ listing = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.wa
     first, out, err = run(cell)
     assert isinstance(first, Job), (out, err)
     assert f"data {name}: 2 file(s) 506 B, 506 B sent" in out
+    assert "HBox(children=(IntProgress(" in out and "max=506)" in out  # the upload's bar, as printed in a shell
     second, out, err = run(cell)
     assert f"data {name}: 2 file(s) 506 B, 0 B sent (already in the datastore)" in out
+    assert "IntProgress" not in out and "0 B of 0 B" not in out  # nothing to send: no bar
     for job in (first, second):
         job.wait(timeout=120)
         assert job.result() == {"listing": ["a.txt", "sub/b.txt"]}, job.logs(stderr=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import ipywidgets
 
 from batchai_jupyter.notebook.widgets import JobMonitor
+from batchai_jupyter.notebook.widgets.render import elapsed
 from helpers.api import make_cluster
 from helpers.waits import wait_for
 
@@ -42,11 +45,14 @@ def test_job_monitor_follows_a_two_node_job(run, shared_client, unique):
         timeout=120,
     )
     wait_for(lambda: len(monitor.log_text("0")) > len(seen), "rank 0's log to grow", timeout=60)
+    ticking = _elapsed(monitor)  # a running job's time goes on between its log lines and events
+    wait_for(lambda: monitor.state != "running" or _elapsed(monitor) != ticking, "the elapsed time to tick")
     wait_for(lambda: monitor.state == "succeeded" and not monitor.poller.running, "the monitor to finish", timeout=120)
     assert "rank 0 step 5" in monitor.log_text("0") and "rank 1 step 5" in monitor.log_text("1")
     assert set(monitor.task_logs) >= {"0", "1"}
     assert monitor.log_tabs.titles[-2:] == ("0", "1") or set(monitor.log_tabs.titles) >= {"0", "1"}
     assert ">succeeded<" in monitor.header.value and "exit code 0" in monitor.header.value
+    assert re.search(r"elapsed \d+\.\d s", monitor.header.value) and _elapsed(monitor) != "0.0 s", monitor.header.value
     assert monitor.task_table.value.count(">exited<") >= 2
     assert [s for s, _ in monitor.metrics["loss"]] == [0, 1, 2, 3, 4, 5]
     assert monitor.metrics["loss"][-1][1] == 1 / 6
@@ -59,6 +65,19 @@ def test_job_monitor_follows_a_two_node_job(run, shared_client, unique):
     thread = monitor.poller.thread
     monitor.close()
     assert not thread.is_alive()
+
+
+def _elapsed(monitor: JobMonitor) -> str:
+    return re.search(r"elapsed ([^&<]+)", monitor.header.value).group(1).strip()
+
+
+def test_elapsed_shows_short_jobs_to_a_tenth_of_a_second():
+    start = "2026-01-01T00:00:00Z"
+    assert elapsed(start, "2026-01-01T00:00:00.400Z") == "0.4 s"  # was 0:00:00
+    assert elapsed(start, "2026-01-01T00:00:59.970Z") == "59.9 s"
+    assert elapsed(start, "2026-01-01T00:02:05Z") == "2:05"
+    assert elapsed(start, "2026-01-01T01:02:05.5Z") == "1:02:05"
+    assert elapsed(None, None) == "-"  # not started
 
 
 def test_closing_a_monitor_stops_its_thread(run, shared_client, unique):

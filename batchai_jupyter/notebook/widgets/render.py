@@ -57,13 +57,20 @@ def parse_time(text: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def elapsed(start: str | None, end: str | None) -> str:
+def elapsed(start: str | None, end: str | None, now: datetime.datetime | None = None) -> str:
+    """From start to end (to `now` while running): "0.4 s" under a minute (a job that ran at all never
+    shows nothing), "2:05" under an hour, then "1:02:05"."""
     began = parse_time(start)
     if began is None:
         return "-"
-    finished = parse_time(end) or datetime.datetime.now(datetime.timezone.utc)
-    seconds = max(0, int((finished - began).total_seconds()))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    finished = parse_time(end) or now or datetime.datetime.now(datetime.timezone.utc)
+    seconds = max(0.0, (finished - began).total_seconds())
+    if seconds < 60:
+        return f"{int(seconds * 10) / 10:.1f} s"  # cut, not rounded: 59.97 s is not "60.0 s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}:{whole % 60:02d}"
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def line_plot(
