@@ -23,6 +23,7 @@ class Job:
         self.name = name
         self._info = info
         self.displayed = None  # the JobMonitor this handle was last displayed as
+        self.logs_printed = False  # its output was printed in the cell (--wait): the monitor folds its logs
 
     # -- state -------------------------------------------------------------------------------
 
@@ -155,7 +156,7 @@ class Job:
         return JobMonitor(self, **options)
 
     def _ipython_display_(self) -> None:
-        self.displayed = self.monitor()
+        self.displayed = self.monitor(logs_printed=self.logs_printed)
         self.displayed.show()
 
     def __repr__(self) -> str:

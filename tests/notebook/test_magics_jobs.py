@@ -141,8 +141,24 @@ def test_wait_streams_output_and_reports_the_end(run, shared_client, unique):
     cluster = unique("cw")
     make_cluster(shared_client, cluster, nodes=1)
     value, out, err = run(f"%%batchai_job --cluster {cluster} --wait\nprint('hello from the node')\n")
-    assert "hello from the node" in out
+    assert out.count("hello from the node") == 1, out
     assert f"job '{value.name}' succeeded (exit code 0)" in out
+    # The monitor the cell shows has the logs folded: they are printed above it (they were shown twice).
+    monitor = value.displayed
+    wait_for(lambda: not monitor.poller.running, "the monitor to read the ended job")
+    assert "hello from the node" in monitor.log_text()
+    assert monitor.logs_toggle in monitor.children and not monitor.logs_toggle.value
+    assert monitor.log_tabs.layout.display == "none"
+    monitor.logs_toggle.value = True  # the user opens them
+    assert monitor.log_tabs.layout.display is None and monitor.logs_toggle.description == "hide logs"
+    # A failing task's log opens by default, even so.
+    failed, out, err = run(
+        f"%%batchai_job --cluster {cluster} --wait\nraise ValueError('bad input')\nprint('unreached')\n"
+    )
+    assert f"job '{failed.name}' failed (exit code 1)" in out, (out, err)
+    wait_for(lambda: not failed.displayed.poller.running, "the monitor to read the failed job")
+    assert failed.displayed.logs_toggle.value and failed.displayed.log_tabs.layout.display is None
+    assert "ValueError: bad input" in failed.displayed.header.value
 
 
 def _state(client, name):

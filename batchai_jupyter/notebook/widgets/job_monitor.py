@@ -131,7 +131,10 @@ class JobMonitor(widgets.VBox):
         log_poll: float = 0.3,
         idle_wait: float = 10.0,
         events: bool = True,
+        logs_printed: bool = False,
     ):
+        """`logs_printed`: the cell printed the job's output already (`--wait`); the log tabs stay folded
+        behind a button then, unless a task fails (its log opens, as always)."""
         self.job = JobRef(own_client(job.client), job.workspace, job.experiment, job.name)
         self.header = widgets.HTML()
         self.task_table = widgets.HTML()
@@ -153,8 +156,17 @@ class JobMonitor(widgets.VBox):
         self._failure_tab_opened = False
         self._display = None  # the DisplayHandle of show(): its snapshot is refreshed when the job ends
         self._pace = (log_poll, poll_min, poll_max, idle_wait)
+        self.logs_toggle: widgets.ToggleButton | None = None
+        log_views: list[widgets.Widget] = [self.log_tabs]
+        if logs_printed:
+            self.logs_toggle = widgets.ToggleButton(
+                value=False, description="show logs", tooltip="the output of rank 0 is printed above"
+            )
+            self.logs_toggle.observe(self._fold_logs, names="value")
+            self._fold_logs()
+            log_views.insert(0, self.logs_toggle)
         super().__init__(
-            [self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view, self.error_view]
+            [self.header, self.task_table, *log_views, self.metrics_view, self.files_view, self.error_view]
         )
         self.poller = Poller(self.step, self._show_error, poll_min, poll_max, name=f"batchai-job-{job.name}")
         self.events: EventWaker | None = None
@@ -269,6 +281,14 @@ class JobMonitor(widgets.VBox):
         if failed is not None and not self._failure_tab_opened and failed["name"] in names:
             self.log_tabs.selected_index = names.index(failed["name"])  # once: the user may look elsewhere
             self._failure_tab_opened = True
+            if self.logs_toggle is not None:
+                self.logs_toggle.value = True
+
+    def _fold_logs(self, _change=None) -> None:
+        opened = self.logs_toggle is None or self.logs_toggle.value
+        self.log_tabs.layout.display = None if opened else "none"
+        if self.logs_toggle is not None:
+            self.logs_toggle.description = "hide logs" if opened else "show logs"
 
     @property
     def failure(self) -> str | None:
