@@ -18,6 +18,7 @@ rank = int(os.environ["RANK"])
 for step in range(6):
     print(f"rank {{rank}} step {{step}}", flush=True)
     log_metric("loss", 1.0 / (step + 1), step)
+    log_metric("lr", 0.001 * 0.5 ** step, step)
     time.sleep(0.4)
 if rank == 0:
     with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUTPUTS"], "model.pt"), "wb") as handle:
@@ -56,7 +57,14 @@ def test_job_monitor_follows_a_two_node_job(run, shared_client, unique):
     assert monitor.task_table.value.count(">exited<") >= 2
     assert [s for s, _ in monitor.metrics["loss"]] == [0, 1, 2, 3, 4, 5]
     assert monitor.metrics["loss"][-1][1] == 1 / 6
-    assert "<svg" in monitor.metrics_view.value and "polyline" in monitor.metrics_view.value
+    # One plot per metric, each on its own y axis (loss and lr on one axis left lr flat); a metric's ranks share
+    # its plot; labels in the theme's text colour.
+    plots = monitor.metrics_view.value.split("<svg")[1:]
+    assert len(plots) == 2, monitor.metrics_view.value
+    loss_plot, lr_plot = sorted(plots, key=lambda plot: "lr " in plot)
+    assert loss_plot.count("<polyline") == 2 and ">loss (rank 1) " in loss_plot and ">lr " not in loss_plot
+    assert lr_plot.count("<polyline") == 2 and ">0.001</text>" in lr_plot and ">3.13e-05</text>" in lr_plot
+    assert 'fill="currentColor">step 0</text>' in lr_plot
     assert "model.pt" in monitor.files_view.value and "2.0 KB" in monitor.files_view.value
     link = monitor.files_view.value.split('href="')[1].split('"')[0]
     assert link.startswith(shared_client.url) and "token" not in link

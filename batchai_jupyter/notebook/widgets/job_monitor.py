@@ -23,7 +23,7 @@ from ...runtime.metrics import METRICS_FILE
 from ..packaging import human_size
 from .failure import exception_line, failing_task, task_label
 from .poller import EventWaker, Poller, own_client
-from .render import Raw, badge, elapsed, html_table, line_plot, load_cells
+from .render import Raw, badge, elapsed, html_table, load_cells, metric_plots
 from .snapshot import log_section, snapshot_box
 
 TAIL_BYTES = 256 * 1024  # of each log, when the monitor first sees it
@@ -359,7 +359,7 @@ class JobMonitor(widgets.VBox):
             self.metrics.setdefault(name, []).append((record["step"], record["value"]))
             added = True
         if added:
-            self.metrics_view.value = line_plot(self.metrics)
+            self.metrics_view.value = metric_plots(self.metrics)
         return added
 
     def _render_files(self, outputs: dict[str, list[dict]]) -> None:

@@ -95,6 +95,7 @@ def line_plot(
         return f"{x:.1f},{y:.1f}"
 
     lines, legend = [], []
+    per_row = max(1, (width - pad) // 110)  # legend entries side by side
     for position, (name, values) in enumerate(sorted(series.items())):
         colour = (colours or {}).get(name) or SERIES_COLOURS[position % len(SERIES_COLOURS)]
         lines.append(
@@ -102,18 +103,32 @@ def line_plot(
             f'points="{" ".join(place(s, v) for s, v in sorted(values))}"/>'
         )
         legend.append(
-            f'<text x="{pad + 110 * (position % 4)}" y="{14 + 12 * (position // 4)}" fill="{colour}" font-size="11">'
+            f'<text x="{pad + 110 * (position % per_row)}" y="{14 + 12 * (position // per_row)}" '
+            f'fill="{colour}" font-size="11">'
             f"{escape(name)} {values[-1][1]:.4g}</text>"
         )
+    # Axis labels in the text colour around them (currentColor): readable in light and dark themes.
+    label = 'font-size="10" fill="currentColor"'
     axes = (
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<text x="2" y="{pad + 4}" font-size="10">{high_y:.3g}</text>'
-        f'<text x="2" y="{height - pad}" font-size="10">{low_y:.3g}</text>'
-        f'<text x="{pad}" y="{height - pad + 14}" font-size="10">step {low_x:g}</text>'
-        f'<text x="{width - pad - 40}" y="{height - pad + 14}" font-size="10">{high_x:g}</text>'
+        f'<text x="2" y="{pad + 4}" {label}>{high_y:.3g}</text>'
+        f'<text x="2" y="{height - pad}" {label}>{low_y:.3g}</text>'
+        f'<text x="{pad}" y="{height - pad + 14}" {label}>step {low_x:g}</text>'
+        f'<text x="{width - pad - 40}" y="{height - pad + 14}" {label}>{high_x:g}</text>'
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
         f"{axes}{''.join(lines)}{''.join(legend)}</svg>"
     )
+
+
+def metric_plots(series: dict[str, list[tuple[float, float]]]) -> str:
+    """One plot per metric, each with its own y axis (a loss near 2 and a learning rate near 0.001 on one
+    axis left the rate a flat line), side by side while they fit; a metric's ranks ("loss (rank 1)") share
+    its plot."""
+    metrics: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for name, values in series.items():
+        metrics.setdefault(name.split(" (rank ")[0], {})[name] = values
+    plots = "".join(line_plot(metrics[metric], width=320, height=160) for metric in sorted(metrics))
+    return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{plots}</div>' if plots else ""
