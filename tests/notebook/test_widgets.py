@@ -67,6 +67,7 @@ def test_job_monitor_follows_a_two_node_job(run, shared_client, unique):
     assert 'fill="currentColor">step 0</text>' in lr_plot
     assert "model.pt" in monitor.files_view.value and "2.0 KB" in monitor.files_view.value
     link = monitor.files_view.value.split('href="')[1].split('"')[0]
+    assert "text-decoration:underline" in monitor.files_view.value  # looks like a link in Lab's widgets too
     assert link.startswith(shared_client.url) and "token" not in link
     # The link works through the authenticated endpoint (a browser sends its cookie; we send the token).
     assert shared_client.session.get(link.replace("&amp;", "&"), timeout=30).content == b"0" * 2048

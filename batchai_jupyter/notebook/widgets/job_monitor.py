@@ -23,7 +23,7 @@ from ...runtime.metrics import METRICS_FILE
 from ..packaging import human_size
 from .failure import exception_line, failing_task, task_label
 from .poller import EventWaker, Poller, own_client
-from .render import Raw, badge, elapsed, html_table, load_cells, metric_plots
+from .render import LINK_STYLE, Raw, badge, elapsed, html_table, load_cells, metric_plots
 from .snapshot import log_section, snapshot_box
 
 TAIL_BYTES = 256 * 1024  # of each log, when the monitor first sees it
@@ -377,7 +377,7 @@ class JobMonitor(widgets.VBox):
                         output_id,
                         Raw(
                             f'<a href="{escape(link)}" download="{escape(entry["name"])}" '
-                            f'target="_blank">{escape(entry["path"])}</a>'
+                            f'target="_blank" style="{LINK_STYLE}">{escape(entry["path"])}</a>'
                         ),
                         human_size(entry["contentLength"] or 0),
                     ]

@@ -18,6 +18,8 @@ STATE_COLOURS = {
     "unusable": "#e53935",
     "leaving": "#9e9e9e",
 }
+# Lab styles links in rendered HTML outputs, not inside a widget's HTML, where they looked like plain text.
+LINK_STYLE = "color:var(--jp-content-link-color,#1976d2);text-decoration:underline"
 SERIES_COLOURS = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b")
 
 
