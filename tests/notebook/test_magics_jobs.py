@@ -135,6 +135,12 @@ def test_interrupt_while_waiting_terminates_the_job(run, shell, shared_client, u
     assert isinstance(value, Job)
     job = value.wait(timeout=60)
     assert job.info["executionState"] == "failed"
+    # Its monitor says the user terminated it: no "failed" badge, no failing task quoted, rank 0's log open.
+    monitor = value.displayed
+    wait_for(lambda: not monitor.poller.running, "the monitor to read the terminated job")
+    assert ">terminated<" in monitor.header.value and ">failed<" not in monitor.header.value
+    assert monitor.failure is None and monitor.summary().startswith(f"job default/{name}: terminated (exit code ")
+    assert monitor.log_tabs.selected_index == 0 and monitor.logs_toggle.value is False
 
 
 def test_wait_streams_output_and_reports_the_end(run, shared_client, unique):

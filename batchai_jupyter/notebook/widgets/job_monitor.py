@@ -21,7 +21,7 @@ from ...client import ENDED, Client
 from ...runtime.cellrunner import RESULT_OUTPUT_ID
 from ...runtime.metrics import METRICS_FILE
 from ..packaging import human_size
-from .failure import exception_line, failing_task, task_label
+from .failure import exception_line, failing_task, outcome, task_label, terminated_by_user
 from .poller import EventWaker, Poller, own_client
 from .render import LINK_STYLE, Raw, badge, elapsed, html_table, load_cells, metric_plots
 from .snapshot import log_section, snapshot_box
@@ -277,12 +277,17 @@ class JobMonitor(widgets.VBox):
                 self.log_tabs.titles = tuple(names)
                 if names and self.log_tabs.selected_index is None:
                     self.log_tabs.selected_index = 0
-        failed = failing_task(self._shown_tasks)
+        failed = self._failed_task()
         if failed is not None and not self._failure_tab_opened and failed["name"] in names:
             self.log_tabs.selected_index = names.index(failed["name"])  # once: the user may look elsewhere
             self._failure_tab_opened = True
             if self.logs_toggle is not None:
                 self.logs_toggle.value = True
+
+    def _failed_task(self) -> dict | None:
+        """The task that failed first; None while none has, or when the user terminated the job (its
+        tasks were stopped, they did not fail)."""
+        return None if terminated_by_user(self.info) else failing_task(self._shown_tasks)
 
     def _fold_logs(self, _change=None) -> None:
         opened = self.logs_toggle is None or self.logs_toggle.value
@@ -294,7 +299,7 @@ class JobMonitor(widgets.VBox):
     def failure(self) -> str | None:
         """ "rank 1 failed (exit code 1): ValueError: ..." once a task has failed: which, and the line of its
         stderr that says why."""
-        failed = failing_task(self._shown_tasks)
+        failed = self._failed_task()
         if failed is None:
             return None
         log = self.task_logs.get(failed["name"])
@@ -307,7 +312,7 @@ class JobMonitor(widgets.VBox):
         exit_code = execution["exitCode"]
         parts = [
             f"<b>{escape(self.job.experiment)}/{escape(self.job.name)}</b>",
-            badge(self.state),
+            badge(outcome(self.info, self.state)),
             f"cluster {escape(self.info['cluster'])}",
             f"elapsed {elapsed(execution['startTime'], execution['endTime'])}",
         ]
@@ -399,7 +404,7 @@ class JobMonitor(widgets.VBox):
 
     def summary(self) -> str:
         execution = self.info.get("executionInfo") or {}
-        text = f"job {self.job.experiment}/{self.job.name}: {self.state}"
+        text = f"job {self.job.experiment}/{self.job.name}: {outcome(self.info, self.state)}"
         if execution.get("exitCode") is not None:
             text += f" (exit code {execution['exitCode']})"
         failure = self.failure
@@ -408,7 +413,7 @@ class JobMonitor(widgets.VBox):
     def snapshot_html(self) -> str:
         """What the widget shows, as plain HTML: header (state, failure), tasks, each task's last lines
         (the failing task's opened), the metric plot and the output files with their links."""
-        failed = failing_task(self._shown_tasks)
+        failed = self._failed_task()
         names = sorted(self.task_logs, key=self._task_order.get)
         logs = [
             log_section(

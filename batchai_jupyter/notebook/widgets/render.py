@@ -11,6 +11,7 @@ STATE_COLOURS = {
     "queued": "#9e9e9e",
     "running": "#1e88e5",
     "terminating": "#fb8c00",
+    "terminated": "#fb8c00",  # by its user: not a failure
     "succeeded": "#43a047",
     "failed": "#e53935",
     "idle": "#43a047",
