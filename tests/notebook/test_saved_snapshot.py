@@ -56,6 +56,9 @@ def test_a_saved_notebook_shows_the_ended_job_without_a_kernel(shared_service, s
     assert '<details open=""><summary>log of task 1</summary>' in snapshot  # the failing task's log, opened
     assert "<svg" in snapshot and "polyline" in snapshot  # the loss plot
     assert "part-0.txt" in snapshot and "part-1.txt" in snapshot and "href=" in snapshot  # files, with links
+    assert 'data-commandlinker-command="batchai:open-job"' in snapshot  # opens the job in Lab's Batch AI panel
+    button = snapshot.split('class="batchai-open-job"', 1)[1].split(">", 1)[0]
+    assert f'"experiment": "default", "name": "{job}"' in button, button
     assert "Error displaying widget" not in html
 
 

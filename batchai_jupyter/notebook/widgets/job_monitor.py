@@ -284,6 +284,17 @@ class JobMonitor(widgets.VBox):
             if self.logs_toggle is not None:
                 self.logs_toggle.value = True
 
+    def _panel_link(self) -> str:
+        """A button that opens the job in JupyterLab's Batch AI panel: Lab runs the command a clicked element
+        names (its CommandLinker; elsewhere the button does nothing)."""
+        job = {"workspace": self.job.workspace, "experiment": self.job.experiment, "name": self.job.name}
+        return (
+            f'<button class="batchai-open-job" data-commandlinker-command="batchai:open-job" '
+            f'data-commandlinker-args="{escape(json.dumps(job), quote=True)}" '
+            f'title="open this job in the Batch AI panel of JupyterLab" style="{LINK_STYLE};background:none;'
+            f'border:none;padding:0;cursor:pointer;font:inherit">open in the Batch AI panel</button>'
+        )
+
     def _failed_task(self) -> dict | None:
         """The task that failed first; None while none has, or when the user terminated the job (its
         tasks were stopped, they did not fail)."""
@@ -320,6 +331,7 @@ class JobMonitor(widgets.VBox):
             parts.append(f"exit code {exit_code}")
         if self.info.get("queuePosition"):
             parts.append(f"queue position {self.info['queuePosition']}")
+        parts.append(self._panel_link())
         reason = self.info.get("waitingReason") or "; ".join(e.get("message", "") for e in execution["errors"] or [])
         html = " &nbsp; ".join(parts)
         failure = self.failure
