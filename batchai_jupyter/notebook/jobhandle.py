@@ -23,7 +23,7 @@ class Job:
         self.name = name
         self._info = info
         self.displayed = None  # the JobMonitor this handle was last displayed as
-        self.logs_printed = False  # its output was printed in the cell (--wait): the monitor folds its logs
+        self.logs_printed = False  # wait(stream=True) printed its output: the monitor shown after folds its logs
 
     # -- state -------------------------------------------------------------------------------
 
@@ -63,6 +63,7 @@ class Job:
                 self.workspace, self.experiment, self.name, timeout=timeout, on_change=on_change
             )
             return self
+        self.logs_printed = True
         self._follow(None, out or sys.stdout, timeout)
         return self
 

@@ -325,7 +325,6 @@ class BatchAIMagics(Magics):
         return job
 
     def _wait(self, job, detach: bool) -> None:
-        job.logs_printed = True  # printed here, as they come: not again in the monitor the cell shows
         try:
             job.wait(stream=True)
         except KeyboardInterrupt:
