@@ -33,6 +33,9 @@ FINAL_SNAPSHOT_SAVED = """() => {
 BACK_TO_THE_NOTEBOOK = (
     "async () => { await window.jupyterapp.commands.execute('docmanager:open', {path: 'widgets.ipynb'}) }"
 )
+DARK_THEME = (
+    "async () => { await window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'}) }"
+)
 SLOW = 120_000  # ms: a small shared machine; none of this is a timing assertion
 
 JOB_CELL = """%%batchai_job --cluster wpool --nodes 2 --framework pytorch --name lab-widget-job
@@ -168,6 +171,16 @@ def test_job_and_cluster_monitors_render_and_update_live_in_lab(widget_lab, brow
         shot(page, "02-job-succeeded")
         cluster_view.scroll_into_view_if_needed()
         shot(page, "03-cluster")
+
+        # The plot's axis labels take the theme's text colour: light on the dark theme (they were black).
+        page.evaluate(DARK_THEME)
+        page.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=SLOW)
+        page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=SLOW)
+        axis_label = job_view.locator("svg text").first  # the y axis's top value
+        fill = axis_label.evaluate("(text) => getComputedStyle(text).fill")
+        assert sum(int(n) for n in re.findall(r"\d+", fill)[:3]) > 3 * 150, fill
+        job_view.scroll_into_view_if_needed()
+        shot(page, "05-job-dark-theme")
     except Exception:
         shot(page, "failure")
         print("\n".join(console[-60:]), file=sys.stderr)
