@@ -24,6 +24,7 @@ from .client.specs import (
     with_image,
     with_mount_volumes,
 )
+from .client.suggest import missing_name, with_closest
 from .errors import BatchAIError
 from .formatting import print_result
 from .jsonfile import fill_placeholders, read_json_object
@@ -632,12 +633,24 @@ COMMANDS = {
 }
 
 
+def _with_closest(failure: BatchAIError, args) -> BatchAIError:
+    """A missing cluster or job named with the closest one that exists (a typo, most often)."""
+    workspace = getattr(args, "workspace", None)
+    if not (workspace and missing_name(failure)):
+        return failure
+    try:
+        client = _client()
+    except BatchAIError:
+        return failure
+    return with_closest(failure, client, workspace, getattr(args, "experiment", None))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(build_parser(), argv)
     try:
         result = COMMANDS[args.group](args)
     except BatchAIError as failure:
-        print(f"error: {failure.message}", file=sys.stderr)
+        print(f"error: {_with_closest(failure, args).message}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

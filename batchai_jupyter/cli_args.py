@@ -1,20 +1,15 @@
 """Command-line parsing as az answered a mistake: an unknown flag gets the usage of the subcommand it was
-given to and the closest flag that subcommand has (argparse suggests only from Python 3.14 on)."""
+given to and the closest flag that subcommand has."""
 
 from __future__ import annotations
 
 import argparse
-import difflib
+
+from .client.suggest import parse_known
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    args, extras = parser.parse_known_args(argv)
-    if extras:
-        leaf = leaf_parser(parser, args)
-        flags = [word for word in extras if word.startswith("-")]
-        hint = did_you_mean(leaf, flags[0]) if flags else ""
-        leaf.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
-    return args
+    return parse_known(parser, argv, lambda args: leaf_parser(parser, args))
 
 
 def leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
@@ -25,10 +20,3 @@ def leaf_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ar
         if chosen is None or chosen not in nested[0].choices:
             return parser
         parser = nested[0].choices[chosen]
-
-
-def did_you_mean(parser: argparse.ArgumentParser, word: str) -> str:
-    flag = word.split("=", 1)[0]
-    known = [option for action in parser._actions for option in action.option_strings]
-    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""

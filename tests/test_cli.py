@@ -287,6 +287,10 @@ def test_job_list_table_and_json(shared_service, cluster_c, tmp_path):
     assert bad in [r[0] for r in rows] and good not in [r[0] for r in rows]
     shown = json.loads(ok(cli(shared_service, "job", "show", "-n", good)))
     assert shown["name"] == good and shown["properties"]["customToolkitSettings"]["commandLine"] == "echo fine"
+    one_line_error(  # a typo: the closest job, and what the CLI does about it
+        cli(shared_service, "job", "show", "-n", good[:-1]),
+        f"job '{good[:-1]}' not found (did you mean '{good}'?); list jobs with `batchai job list",
+    )
 
 
 def test_job_wait_exits_with_the_job_exit_code(shared_service, cluster_c, tmp_path):
@@ -385,6 +389,10 @@ def test_job_delete_without_yes_and_no_terminal_is_refused(shared_service, clust
 def test_errors_are_one_line_and_exit_1(shared_service, cluster_c, tmp_path):
     one_line_error(cli(shared_service, "job", "show", "-n", "no-such-job"), "no-such-job", "not found")
     one_line_error(cli(shared_service, "cluster", "show", "-n", "no-such-cluster"), "no-such-cluster", "not found")
+    one_line_error(  # a typo: the closest cluster, and what the CLI does about it
+        cli(shared_service, "cluster", "show", "-n", "cx"),
+        "cluster 'cx' not found (did you mean 'c'?); create it with `batchai cluster create",
+    )
     one_line_error(
         cli(shared_service, "job", "create", "-f", str(tmp_path / "missing.json"), "-c", "c"),
         "missing.json",

@@ -23,6 +23,7 @@ class Job:
         self.name = name
         self._info = info
         self.displayed = None  # the JobMonitor this handle was last displayed as
+        self.logs_printed = False  # wait(stream=True) printed its output: the monitor shown after folds its logs
 
     # -- state -------------------------------------------------------------------------------
 
@@ -62,6 +63,7 @@ class Job:
                 self.workspace, self.experiment, self.name, timeout=timeout, on_change=on_change
             )
             return self
+        self.logs_printed = True
         self._follow(None, out or sys.stdout, timeout)
         return self
 
@@ -155,7 +157,7 @@ class Job:
         return JobMonitor(self, **options)
 
     def _ipython_display_(self) -> None:
-        self.displayed = self.monitor()
+        self.displayed = self.monitor(logs_printed=self.logs_printed)
         self.displayed.show()
 
     def __repr__(self) -> str:

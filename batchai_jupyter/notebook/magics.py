@@ -18,6 +18,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Integer, Unicode
 
+from ..client.suggest import missing_name, parse_known, with_closest
 from ..errors import BatchAIError
 from ..formatting import COLUMNS, table
 from .packaging import DEFAULT_LIMIT_BYTES, human_size
@@ -25,6 +26,11 @@ from .submit import FRAMEWORKS, PRIORITIES, CellJobOptions, load_config, submit_
 from .workspace import Workspace
 
 CLUSTER_VERBS = ("create", "list", "show", "resize", "auto-scale", "delete")
+# What to do about a missing cluster or job, said in magics (the service says it in CLI commands).
+MAGIC_HINTS = {
+    "cluster": "create it with `%batchai_cluster create {name} --nodes 1` (see `%batchai_cluster list`)",
+    "job": "list the jobs with `%batchai_jobs -e {experiment}`",
+}
 
 
 def _comma_list(values: list[str] | None) -> list[str]:
@@ -85,13 +91,16 @@ def user_errors(magic):
             argv = shlex.split(without_comment(line))
         except ValueError as failure:
             raise UsageError(f"%{magic.__name__} {line}: {failure}; check the quotes") from None
-        args = run.parser.parse_args(argv)
+        args = parse_known(run.parser, argv)
         if getattr(args, "help", False):
             print(run.__doc__)
             return None
         try:
             return magic(self, args, cell) if cell is not None else magic(self, args)
         except BatchAIError as failure:
+            if missing_name(failure):  # a typo? name the closest cluster or job
+                experiment = getattr(args, "experiment", None) or "default"
+                failure = with_closest(failure, self.workspace.client, self.workspace.name, experiment, MAGIC_HINTS)
             raise UsageError(failure.message) from None
 
     return run
@@ -368,18 +377,25 @@ class BatchAIMagics(Magics):
 
 
 def _progress_bar(label: str, total: int):
-    """An upload progress bar (ipywidgets) for `total` bytes; None when there is nothing to show."""
+    """An upload progress bar (ipywidgets), shown once there are bytes to send: data the datastore holds
+    already is not sent, and an empty "0 B of 0 B" bar said nothing. None when there is nothing at all."""
     if total <= 0:
         return None
     import ipywidgets
 
     bar = ipywidgets.IntProgress(min=0, max=total, description=label[:20])
-    text = ipywidgets.Label(f"0 B of {human_size(total)}")
-    display(ipywidgets.HBox([bar, text]))
+    text = ipywidgets.Label()
+    shown = False
 
     def update(sent: int, to_send: int) -> None:
-        bar.max = max(to_send, 1)
-        bar.value = min(sent, bar.max)
+        nonlocal shown
+        if to_send <= 0:
+            return
+        bar.max = to_send
+        bar.value = min(sent, to_send)
         text.value = f"{human_size(sent)} of {human_size(to_send)}"
+        if not shown:
+            display(ipywidgets.HBox([bar, text]))
+            shown = True
 
     return update

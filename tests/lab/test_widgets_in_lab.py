@@ -29,6 +29,13 @@ FINAL_SNAPSHOT_SAVED = """() => {
     }
     return false;
 }"""
+# (awaited in the page: the command's value, a widget, cannot come back to Python)
+BACK_TO_THE_NOTEBOOK = (
+    "async () => { await window.jupyterapp.commands.execute('docmanager:open', {path: 'widgets.ipynb'}) }"
+)
+DARK_THEME = (
+    "async () => { await window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'}) }"
+)
 SLOW = 120_000  # ms: a small shared machine; none of this is a timing assertion
 
 JOB_CELL = """%%batchai_job --cluster wpool --nodes 2 --framework pytorch --name lab-widget-job
@@ -142,6 +149,20 @@ def test_job_and_cluster_monitors_render_and_update_live_in_lab(widget_lab, brow
         reply = requests.get(href, headers={"Authorization": f"token {TOKEN}"}, timeout=60)
         assert reply.status_code == 200 and reply.content == b"0" * 2048
 
+        # The header's link opens the job in the Batch AI panel's job view (Lab may ask before running a
+        # command from an output: it is the user's own notebook, so they run it).
+        job_view.locator("button.batchai-open-job").click()
+        ask = page.locator(".jp-Dialog")
+        if ask.count():
+            shot(page, "04-open-in-panel-asked")
+            ask.get_by_role("button", name=re.compile("^Run")).first.click()
+        # (Its content is read from the Lab server's own service, not this test's: only the view is checked.)
+        opened = page.locator(".bai-JobView#batchai-job-default-default-lab-widget-job")
+        expect(opened).to_be_visible(timeout=SLOW)
+        expect(page.get_by_role("tabpanel", name="Job lab-widget-job")).to_be_visible()
+        shot(page, "04-opened-in-panel")
+        page.evaluate(BACK_TO_THE_NOTEBOOK)
+
         expect(cluster_view).to_contain_text("idle 2", timeout=SLOW)
         expect(cluster_view).to_contain_text("running 0")
         expect(cluster_view).to_contain_text("2 of 2 nodes")
@@ -150,6 +171,16 @@ def test_job_and_cluster_monitors_render_and_update_live_in_lab(widget_lab, brow
         shot(page, "02-job-succeeded")
         cluster_view.scroll_into_view_if_needed()
         shot(page, "03-cluster")
+
+        # The plot's axis labels take the theme's text colour: light on the dark theme (they were black).
+        page.evaluate(DARK_THEME)
+        page.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=SLOW)
+        page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=SLOW)
+        axis_label = job_view.locator("svg text").first  # the y axis's top value
+        fill = axis_label.evaluate("(text) => getComputedStyle(text).fill")
+        assert sum(int(n) for n in re.findall(r"\d+", fill)[:3]) > 3 * 150, fill
+        job_view.scroll_into_view_if_needed()
+        shot(page, "05-job-dark-theme")
     except Exception:
         shot(page, "failure")
         print("\n".join(console[-60:]), file=sys.stderr)

@@ -120,6 +120,35 @@ def test_bad_input_is_one_clear_line(run, shared_client, unique, cell, message):
     assert lines[0].startswith(message.format(missing=missing)), err
 
 
+def test_a_mistyped_cluster_job_or_option_gets_the_closest_one(run, shared_client, unique):
+    cluster, experiment = unique("dym"), unique("dymexp")
+    make_cluster(shared_client, cluster, nodes=1)
+    typo = cluster[:-1]
+    magic_hint = f"create it with `%batchai_cluster create {typo} --nodes 1` (see `%batchai_cluster list`)"
+    for cell in (f"%batchai_cluster show {typo}", f"%%batchai_job --cluster {typo}\nprint(1)\n"):
+        value, _, err = run(cell)
+        assert value is None
+        assert err.strip() == f"UsageError: cluster '{typo}' not found (did you mean '{cluster}'?); {magic_hint}", err
+    job, _, err = run(f"%%batchai_job -c {cluster} -e {experiment} -n {unique('dymjob')}\nprint(1)\n")
+    assert isinstance(job, Job), err
+    _, _, err = run(f"%batchai_job_show {job.name}x -e {experiment}")
+    assert err.strip() == (
+        f"UsageError: job '{job.name}x' not found (did you mean '{job.name}'?); "
+        f"list the jobs with `%batchai_jobs -e {experiment}`"
+    ), err
+    _, _, err = run(f"%batchai_logs {job.name}")  # in the default experiment: it is in another one
+    assert err.strip().startswith(
+        f"UsageError: job '{job.name}' not found (did you mean '{job.name}' in experiment '{experiment}' "
+        f"(-e {experiment})?)"
+    ), err
+    _, _, err = run(f"%batchai_cluster create {unique('x')} --nodse 2  # a typo")
+    assert err.strip() == "UsageError: unrecognized arguments: --nodse 2; did you mean --nodes?", err
+    _, _, err = run(f"%%batchai_job -c {cluster} --wiat\nprint(1)\n")
+    assert err.strip() == "UsageError: unrecognized arguments: --wiat; did you mean --wait?", err
+    _, _, err = run("%batchai_cluster show nothing-like-it-at-all-zzzz")
+    assert "did you mean" not in err and "%batchai_cluster create nothing-like-it-at-all-zzzz" in err, err
+
+
 def test_unknown_task_names_the_tasks(run, shared_client, unique):
     cluster = unique("ut")
     make_cluster(shared_client, cluster, nodes=1)

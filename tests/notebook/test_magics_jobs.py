@@ -59,8 +59,10 @@ listing = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.wa
     first, out, err = run(cell)
     assert isinstance(first, Job), (out, err)
     assert f"data {name}: 2 file(s) 506 B, 506 B sent" in out
+    assert "HBox(children=(IntProgress(" in out and "max=506)" in out  # the upload's bar, as printed in a shell
     second, out, err = run(cell)
     assert f"data {name}: 2 file(s) 506 B, 0 B sent (already in the datastore)" in out
+    assert "IntProgress" not in out and "0 B of 0 B" not in out  # nothing to send: no bar
     for job in (first, second):
         job.wait(timeout=120)
         assert job.result() == {"listing": ["a.txt", "sub/b.txt"]}, job.logs(stderr=True)
@@ -133,14 +135,36 @@ def test_interrupt_while_waiting_terminates_the_job(run, shell, shared_client, u
     assert isinstance(value, Job)
     job = value.wait(timeout=60)
     assert job.info["executionState"] == "failed"
+    # Its monitor says the user terminated it: no "failed" badge, no failing task quoted, rank 0's log open.
+    monitor = value.displayed
+    wait_for(lambda: not monitor.poller.running, "the monitor to read the terminated job")
+    assert ">terminated<" in monitor.header.value and ">failed<" not in monitor.header.value
+    assert monitor.failure is None and monitor.summary().startswith(f"job default/{name}: terminated (exit code ")
+    assert monitor.log_tabs.selected_index == 0 and monitor.logs_toggle.value is False
 
 
 def test_wait_streams_output_and_reports_the_end(run, shared_client, unique):
     cluster = unique("cw")
     make_cluster(shared_client, cluster, nodes=1)
     value, out, err = run(f"%%batchai_job --cluster {cluster} --wait\nprint('hello from the node')\n")
-    assert "hello from the node" in out
+    assert out.count("hello from the node") == 1, out
     assert f"job '{value.name}' succeeded (exit code 0)" in out
+    # The monitor the cell shows has the logs folded: they are printed above it (they were shown twice).
+    monitor = value.displayed
+    wait_for(lambda: not monitor.poller.running, "the monitor to read the ended job")
+    assert "hello from the node" in monitor.log_text()
+    assert monitor.logs_toggle in monitor.children and not monitor.logs_toggle.value
+    assert monitor.log_tabs.layout.display == "none"
+    monitor.logs_toggle.value = True  # the user opens them
+    assert monitor.log_tabs.layout.display is None and monitor.logs_toggle.description == "hide logs"
+    # A failing task's log opens by default, even so.
+    failed, out, err = run(
+        f"%%batchai_job --cluster {cluster} --wait\nraise ValueError('bad input')\nprint('unreached')\n"
+    )
+    assert f"job '{failed.name}' failed (exit code 1)" in out, (out, err)
+    wait_for(lambda: not failed.displayed.poller.running, "the monitor to read the failed job")
+    assert failed.displayed.logs_toggle.value and failed.displayed.log_tabs.layout.display is None
+    assert "ValueError: bad input" in failed.displayed.header.value
 
 
 def _state(client, name):

@@ -50,6 +50,7 @@ def test_readme_notebook_snippets_run_verbatim(slurm_service, tmp_path):
     assert "submitted to cluster 'gpu'" in job_cell, job_cell
     # The job read AZ_BATCHAI_INPUT_TRAIN (from --data train=...) on both ranks and got to the end.
     assert " succeeded exit code 0" in check, check
+    assert "--pull weights" not in check, check  # the cell defines what it pulls
     client = Client(slurm_service.url, TOKEN)
     clusters = {name: client.get(client.cluster_path("default", name)) for name in ("gpu", "hpc")}
     assert clusters["gpu"]["backend"] == "local" and clusters["hpc"]["backend"] == "slurm"

@@ -56,4 +56,26 @@ def test_a_saved_notebook_shows_the_ended_job_without_a_kernel(shared_service, s
     assert '<details open=""><summary>log of task 1</summary>' in snapshot  # the failing task's log, opened
     assert "<svg" in snapshot and "polyline" in snapshot  # the loss plot
     assert "part-0.txt" in snapshot and "part-1.txt" in snapshot and "href=" in snapshot  # files, with links
+    assert 'data-commandlinker-command="batchai:open-job"' in snapshot  # opens the job in Lab's Batch AI panel
+    button = snapshot.split('class="batchai-open-job"', 1)[1].split(">", 1)[0]
+    assert f'"experiment": "default", "name": "{job}"' in button, button
     assert "Error displaying widget" not in html
+
+
+def test_a_wait_cell_in_a_real_kernel_prints_its_logs_once(shared_service, shared_client, unique, tmp_path):
+    cluster = unique("once")
+    cells = [
+        "%load_ext batchai_jupyter",
+        f"%batchai_cluster create {cluster} --nodes 1 --exist-ok --no-monitor",
+        f"%%batchai_job --cluster {cluster} --wait\nprint('hello from the node')\n",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    outputs = execute_notebook(notebook, shared_service.url, shared_client.token, str(tmp_path))
+    assert outputs[2].count("hello from the node") == 1, outputs[2]  # printed as it came, and only there
+    assert "succeeded (exit code 0)" in outputs[2]
+    # The monitor below it, as the kernel left its widgets: the log tabs folded behind "show logs".
+    state = notebook.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    toggles = [m["state"] for m in state.values() if m["model_name"] == "ToggleButtonModel"]
+    assert [(t["description"], t["value"]) for t in toggles] == [("show logs", False)], toggles
+    tabs = [m["state"] for m in state.values() if m["model_name"] == "TabModel"]
+    assert len(tabs) == 1 and state[tabs[0]["layout"].removeprefix("IPY_MODEL_")]["state"]["display"] == "none"

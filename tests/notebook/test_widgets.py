@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import ipywidgets
 
 from batchai_jupyter.notebook.widgets import JobMonitor
+from batchai_jupyter.notebook.widgets.render import elapsed
 from helpers.api import make_cluster
 from helpers.waits import wait_for
 
@@ -15,6 +18,7 @@ rank = int(os.environ["RANK"])
 for step in range(6):
     print(f"rank {{rank}} step {{step}}", flush=True)
     log_metric("loss", 1.0 / (step + 1), step)
+    log_metric("lr", 0.001 * 0.5 ** step, step)
     time.sleep(0.4)
 if rank == 0:
     with open(os.path.join(os.environ["AZ_BATCHAI_OUTPUT_OUTPUTS"], "model.pt"), "wb") as handle:
@@ -42,23 +46,47 @@ def test_job_monitor_follows_a_two_node_job(run, shared_client, unique):
         timeout=120,
     )
     wait_for(lambda: len(monitor.log_text("0")) > len(seen), "rank 0's log to grow", timeout=60)
+    ticking = _elapsed(monitor)  # a running job's time goes on between its log lines and events
+    wait_for(lambda: monitor.state != "running" or _elapsed(monitor) != ticking, "the elapsed time to tick")
     wait_for(lambda: monitor.state == "succeeded" and not monitor.poller.running, "the monitor to finish", timeout=120)
     assert "rank 0 step 5" in monitor.log_text("0") and "rank 1 step 5" in monitor.log_text("1")
     assert set(monitor.task_logs) >= {"0", "1"}
     assert monitor.log_tabs.titles[-2:] == ("0", "1") or set(monitor.log_tabs.titles) >= {"0", "1"}
     assert ">succeeded<" in monitor.header.value and "exit code 0" in monitor.header.value
+    assert re.search(r"elapsed \d+\.\d s", monitor.header.value) and _elapsed(monitor) != "0.0 s", monitor.header.value
     assert monitor.task_table.value.count(">exited<") >= 2
     assert [s for s, _ in monitor.metrics["loss"]] == [0, 1, 2, 3, 4, 5]
     assert monitor.metrics["loss"][-1][1] == 1 / 6
-    assert "<svg" in monitor.metrics_view.value and "polyline" in monitor.metrics_view.value
+    # One plot per metric, each on its own y axis (loss and lr on one axis left lr flat); a metric's ranks share
+    # its plot; labels in the theme's text colour.
+    plots = monitor.metrics_view.value.split("<svg")[1:]
+    assert len(plots) == 2, monitor.metrics_view.value
+    loss_plot, lr_plot = sorted(plots, key=lambda plot: "lr " in plot)
+    assert loss_plot.count("<polyline") == 2 and ">loss (rank 1) " in loss_plot and ">lr " not in loss_plot
+    assert lr_plot.count("<polyline") == 2 and ">0.001</text>" in lr_plot and ">3.13e-05</text>" in lr_plot
+    assert 'fill="currentColor">step 0</text>' in lr_plot
     assert "model.pt" in monitor.files_view.value and "2.0 KB" in monitor.files_view.value
     link = monitor.files_view.value.split('href="')[1].split('"')[0]
+    assert "text-decoration:underline" in monitor.files_view.value  # looks like a link in Lab's widgets too
     assert link.startswith(shared_client.url) and "token" not in link
     # The link works through the authenticated endpoint (a browser sends its cookie; we send the token).
     assert shared_client.session.get(link.replace("&amp;", "&"), timeout=30).content == b"0" * 2048
     thread = monitor.poller.thread
     monitor.close()
     assert not thread.is_alive()
+
+
+def _elapsed(monitor: JobMonitor) -> str:
+    return re.search(r"elapsed ([^&<]+)", monitor.header.value).group(1).strip()
+
+
+def test_elapsed_shows_short_jobs_to_a_tenth_of_a_second():
+    start = "2026-01-01T00:00:00Z"
+    assert elapsed(start, "2026-01-01T00:00:00.400Z") == "0.4 s"  # was 0:00:00
+    assert elapsed(start, "2026-01-01T00:00:59.970Z") == "59.9 s"
+    assert elapsed(start, "2026-01-01T00:02:05Z") == "2:05"
+    assert elapsed(start, "2026-01-01T01:02:05.5Z") == "1:02:05"
+    assert elapsed(None, None) == "-"  # not started
 
 
 def test_closing_a_monitor_stops_its_thread(run, shared_client, unique):

@@ -8,6 +8,21 @@ import re
 _PREFIX = re.compile(r"^\[(?:rank|default)\d+\]:\s?")
 
 
+TERMINATED_BY_USER = "JobTerminated"  # the error code of a job its user terminated (POST .../terminate)
+
+
+def terminated_by_user(info: dict) -> bool:
+    """Whether the job's user terminated it (it may still be terminating): its tasks were stopped, they did
+    not fail."""
+    errors = (info.get("executionInfo") or {}).get("errors") or []
+    return any(e.get("code") == TERMINATED_BY_USER for e in errors)
+
+
+def outcome(info: dict, state: str) -> str:
+    """What a job's badge says: a job its user terminated reads "terminated", not "failed"."""
+    return "terminated" if state == "failed" and terminated_by_user(info) else state
+
+
 def failing_task(tasks: list[dict]) -> dict | None:
     """The task that failed first (the others of a gang often fail after it, because it did): earliest
     end, then rank order; None while no task has failed."""

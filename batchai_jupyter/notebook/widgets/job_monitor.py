@@ -21,9 +21,9 @@ from ...client import ENDED, Client
 from ...runtime.cellrunner import RESULT_OUTPUT_ID
 from ...runtime.metrics import METRICS_FILE
 from ..packaging import human_size
-from .failure import exception_line, failing_task, task_label
+from .failure import exception_line, failing_task, outcome, task_label, terminated_by_user
 from .poller import EventWaker, Poller, own_client
-from .render import Raw, badge, elapsed, html_table, line_plot, load_cells
+from .render import LINK_STYLE, Raw, badge, elapsed, html_table, load_cells, metric_plots
 from .snapshot import log_section, snapshot_box
 
 TAIL_BYTES = 256 * 1024  # of each log, when the monitor first sees it
@@ -131,7 +131,10 @@ class JobMonitor(widgets.VBox):
         log_poll: float = 0.3,
         idle_wait: float = 10.0,
         events: bool = True,
+        logs_printed: bool = False,
     ):
+        """`logs_printed`: the cell printed the job's output already (`--wait`); the log tabs stay folded
+        behind a button then, unless a task fails (its log opens, as always)."""
         self.job = JobRef(own_client(job.client), job.workspace, job.experiment, job.name)
         self.header = widgets.HTML()
         self.task_table = widgets.HTML()
@@ -153,8 +156,17 @@ class JobMonitor(widgets.VBox):
         self._failure_tab_opened = False
         self._display = None  # the DisplayHandle of show(): its snapshot is refreshed when the job ends
         self._pace = (log_poll, poll_min, poll_max, idle_wait)
+        self.logs_toggle: widgets.ToggleButton | None = None
+        log_views: list[widgets.Widget] = [self.log_tabs]
+        if logs_printed:
+            self.logs_toggle = widgets.ToggleButton(
+                value=False, description="show logs", tooltip="the output of rank 0 is printed above"
+            )
+            self.logs_toggle.observe(self._fold_logs, names="value")
+            self._fold_logs()
+            log_views.insert(0, self.logs_toggle)
         super().__init__(
-            [self.header, self.task_table, self.log_tabs, self.metrics_view, self.files_view, self.error_view]
+            [self.header, self.task_table, *log_views, self.metrics_view, self.files_view, self.error_view]
         )
         self.poller = Poller(self.step, self._show_error, poll_min, poll_max, name=f"batchai-job-{job.name}")
         self.events: EventWaker | None = None
@@ -265,16 +277,40 @@ class JobMonitor(widgets.VBox):
                 self.log_tabs.titles = tuple(names)
                 if names and self.log_tabs.selected_index is None:
                     self.log_tabs.selected_index = 0
-        failed = failing_task(self._shown_tasks)
+        failed = self._failed_task()
         if failed is not None and not self._failure_tab_opened and failed["name"] in names:
             self.log_tabs.selected_index = names.index(failed["name"])  # once: the user may look elsewhere
             self._failure_tab_opened = True
+            if self.logs_toggle is not None:
+                self.logs_toggle.value = True
+
+    def _panel_link(self) -> str:
+        """A button that opens the job in JupyterLab's Batch AI panel: Lab runs the command a clicked element
+        names (its CommandLinker; elsewhere the button does nothing)."""
+        job = {"workspace": self.job.workspace, "experiment": self.job.experiment, "name": self.job.name}
+        return (
+            f'<button class="batchai-open-job" data-commandlinker-command="batchai:open-job" '
+            f'data-commandlinker-args="{escape(json.dumps(job), quote=True)}" '
+            f'title="open this job in the Batch AI panel of JupyterLab" style="{LINK_STYLE};background:none;'
+            f'border:none;padding:0;cursor:pointer;font:inherit">open in the Batch AI panel</button>'
+        )
+
+    def _failed_task(self) -> dict | None:
+        """The task that failed first; None while none has, or when the user terminated the job (its
+        tasks were stopped, they did not fail)."""
+        return None if terminated_by_user(self.info) else failing_task(self._shown_tasks)
+
+    def _fold_logs(self, _change=None) -> None:
+        opened = self.logs_toggle is None or self.logs_toggle.value
+        self.log_tabs.layout.display = None if opened else "none"
+        if self.logs_toggle is not None:
+            self.logs_toggle.description = "hide logs" if opened else "show logs"
 
     @property
     def failure(self) -> str | None:
         """ "rank 1 failed (exit code 1): ValueError: ..." once a task has failed: which, and the line of its
         stderr that says why."""
-        failed = failing_task(self._shown_tasks)
+        failed = self._failed_task()
         if failed is None:
             return None
         log = self.task_logs.get(failed["name"])
@@ -287,7 +323,7 @@ class JobMonitor(widgets.VBox):
         exit_code = execution["exitCode"]
         parts = [
             f"<b>{escape(self.job.experiment)}/{escape(self.job.name)}</b>",
-            badge(self.state),
+            badge(outcome(self.info, self.state)),
             f"cluster {escape(self.info['cluster'])}",
             f"elapsed {elapsed(execution['startTime'], execution['endTime'])}",
         ]
@@ -295,6 +331,7 @@ class JobMonitor(widgets.VBox):
             parts.append(f"exit code {exit_code}")
         if self.info.get("queuePosition"):
             parts.append(f"queue position {self.info['queuePosition']}")
+        parts.append(self._panel_link())
         reason = self.info.get("waitingReason") or "; ".join(e.get("message", "") for e in execution["errors"] or [])
         html = " &nbsp; ".join(parts)
         failure = self.failure
@@ -339,7 +376,7 @@ class JobMonitor(widgets.VBox):
             self.metrics.setdefault(name, []).append((record["step"], record["value"]))
             added = True
         if added:
-            self.metrics_view.value = line_plot(self.metrics)
+            self.metrics_view.value = metric_plots(self.metrics)
         return added
 
     def _render_files(self, outputs: dict[str, list[dict]]) -> None:
@@ -357,7 +394,7 @@ class JobMonitor(widgets.VBox):
                         output_id,
                         Raw(
                             f'<a href="{escape(link)}" download="{escape(entry["name"])}" '
-                            f'target="_blank">{escape(entry["path"])}</a>'
+                            f'target="_blank" style="{LINK_STYLE}">{escape(entry["path"])}</a>'
                         ),
                         human_size(entry["contentLength"] or 0),
                     ]
@@ -379,7 +416,7 @@ class JobMonitor(widgets.VBox):
 
     def summary(self) -> str:
         execution = self.info.get("executionInfo") or {}
-        text = f"job {self.job.experiment}/{self.job.name}: {self.state}"
+        text = f"job {self.job.experiment}/{self.job.name}: {outcome(self.info, self.state)}"
         if execution.get("exitCode") is not None:
             text += f" (exit code {execution['exitCode']})"
         failure = self.failure
@@ -388,7 +425,7 @@ class JobMonitor(widgets.VBox):
     def snapshot_html(self) -> str:
         """What the widget shows, as plain HTML: header (state, failure), tasks, each task's last lines
         (the failing task's opened), the metric plot and the output files with their links."""
-        failed = failing_task(self._shown_tasks)
+        failed = self._failed_task()
         names = sorted(self.task_logs, key=self._task_order.get)
         logs = [
             log_section(

@@ -11,6 +11,7 @@ STATE_COLOURS = {
     "queued": "#9e9e9e",
     "running": "#1e88e5",
     "terminating": "#fb8c00",
+    "terminated": "#fb8c00",  # by its user: not a failure
     "succeeded": "#43a047",
     "failed": "#e53935",
     "idle": "#43a047",
@@ -18,6 +19,8 @@ STATE_COLOURS = {
     "unusable": "#e53935",
     "leaving": "#9e9e9e",
 }
+# Lab styles links in rendered HTML outputs, not inside a widget's HTML, where they looked like plain text.
+LINK_STYLE = "color:var(--jp-content-link-color,#1976d2);text-decoration:underline"
 SERIES_COLOURS = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b")
 
 
@@ -57,13 +60,20 @@ def parse_time(text: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def elapsed(start: str | None, end: str | None) -> str:
+def elapsed(start: str | None, end: str | None, now: datetime.datetime | None = None) -> str:
+    """From start to end (to `now` while running): "0.4 s" under a minute (a job that ran at all never
+    shows nothing), "2:05" under an hour, then "1:02:05"."""
     began = parse_time(start)
     if began is None:
         return "-"
-    finished = parse_time(end) or datetime.datetime.now(datetime.timezone.utc)
-    seconds = max(0, int((finished - began).total_seconds()))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    finished = parse_time(end) or now or datetime.datetime.now(datetime.timezone.utc)
+    seconds = max(0.0, (finished - began).total_seconds())
+    if seconds < 60:
+        return f"{int(seconds * 10) / 10:.1f} s"  # cut, not rounded: 59.97 s is not "60.0 s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}:{whole % 60:02d}"
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def line_plot(
@@ -88,6 +98,7 @@ def line_plot(
         return f"{x:.1f},{y:.1f}"
 
     lines, legend = [], []
+    per_row = max(1, (width - pad) // 110)  # legend entries side by side
     for position, (name, values) in enumerate(sorted(series.items())):
         colour = (colours or {}).get(name) or SERIES_COLOURS[position % len(SERIES_COLOURS)]
         lines.append(
@@ -95,18 +106,32 @@ def line_plot(
             f'points="{" ".join(place(s, v) for s, v in sorted(values))}"/>'
         )
         legend.append(
-            f'<text x="{pad + 110 * (position % 4)}" y="{14 + 12 * (position // 4)}" fill="{colour}" font-size="11">'
+            f'<text x="{pad + 110 * (position % per_row)}" y="{14 + 12 * (position // per_row)}" '
+            f'fill="{colour}" font-size="11">'
             f"{escape(name)} {values[-1][1]:.4g}</text>"
         )
+    # Axis labels in the text colour around them (currentColor): readable in light and dark themes.
+    label = 'font-size="10" fill="currentColor"'
     axes = (
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<text x="2" y="{pad + 4}" font-size="10">{high_y:.3g}</text>'
-        f'<text x="2" y="{height - pad}" font-size="10">{low_y:.3g}</text>'
-        f'<text x="{pad}" y="{height - pad + 14}" font-size="10">step {low_x:g}</text>'
-        f'<text x="{width - pad - 40}" y="{height - pad + 14}" font-size="10">{high_x:g}</text>'
+        f'<text x="2" y="{pad + 4}" {label}>{high_y:.3g}</text>'
+        f'<text x="2" y="{height - pad}" {label}>{low_y:.3g}</text>'
+        f'<text x="{pad}" y="{height - pad + 14}" {label}>step {low_x:g}</text>'
+        f'<text x="{width - pad - 40}" y="{height - pad + 14}" {label}>{high_x:g}</text>'
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
         f"{axes}{''.join(lines)}{''.join(legend)}</svg>"
     )
+
+
+def metric_plots(series: dict[str, list[tuple[float, float]]]) -> str:
+    """One plot per metric, each with its own y axis (a loss near 2 and a learning rate near 0.001 on one
+    axis left the rate a flat line), side by side while they fit; a metric's ranks ("loss (rank 1)") share
+    its plot."""
+    metrics: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for name, values in series.items():
+        metrics.setdefault(name.split(" (rank ")[0], {})[name] = values
+    plots = "".join(line_plot(metrics[metric], width=320, height=160) for metric in sorted(metrics))
+    return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{plots}</div>' if plots else ""
