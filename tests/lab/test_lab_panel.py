@@ -518,7 +518,12 @@ def test_dark_theme_uses_theme_colours(lab_page):
     lab_page.command("batchai:open-job", {"experiment": "default", "name": "metrics-job"})
     label = page.locator(".bai-JobView").filter(has_text="metrics-job").locator(".bai-AxisLabel").first
     expect(label).to_be_visible(timeout=SLOW)
-    fill = label.evaluate("e => getComputedStyle(e).fill")
+    # The chart is drawn again on every poll: read a label that is still in the page (a replaced one has no style).
+    fill = page.wait_for_function(
+        """() => [...document.querySelectorAll('.bai-JobView .bai-AxisLabel')]
+            .map(e => e.isConnected ? getComputedStyle(e).fill : '').find(f => /\\d/.test(f)) || false""",
+        timeout=SLOW,
+    ).json_value()
     red, green, blue = (int(n) for n in re.findall(r"\d+", fill)[:3])
     assert red + green + blue > 3 * 128, fill
     lab_page.shot("13b-dark-theme-metrics")
