@@ -186,10 +186,11 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad, ChecksClusters):
         if launch.exclusive:  # this machine's nodes share it: one lock for all of them (and other services)
             task["lock"] = os.path.join(tempfile.gettempdir(), f"batchai-{launch.exclusive}.lock")
         if self._isolation(node) == "bwrap" and not launch.in_container:  # an image isolates its task itself
-            root = node.info["root"]
+            root = node.info.get("root", "")
             visible = [*task_paths(root, launch), *_job_nodes_paths(launch.env)]
             # Its node's run/ holds the task files (with their secret values) of other jobs of the node.
-            task["sandbox"] = local_sandbox.argv(visible, [*self._hidden, os.path.join(root, "run")], launch.cwd)
+            hidden = [*self._hidden, os.path.join(root, "run")] if root else self._hidden
+            task["sandbox"] = local_sandbox.argv(visible, hidden, launch.cwd)
         # Whole or not at all: a wrapper that a dead service handed the task to may be taking it up now.
         task_file = os.path.join(run_dir, "task.json")
         descriptor = os.open(task_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -198,12 +199,13 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad, ChecksClusters):
         os.replace(task_file + ".tmp", task_file)
         self._launcher.launch(run_dir)
 
-    @staticmethod
-    def _isolation(node: NodeRef) -> str:
-        """The node's, as provisioned; a node placed before sandboxes were made gets one where bwrap runs."""
+    def _isolation(self, node: NodeRef) -> str:
+        """The node's, as provisioned; a node placed before sandboxes were made gets one where bwrap runs
+        (unless the service's options say sandbox: off)."""
         isolation = node.info.get("isolation")
         if isolation is None:
-            isolation = "bwrap" if local_sandbox.bwrap_problem() is None else "none"
+            off = local_sandbox.mode(self._options, None) == "off"
+            isolation = "bwrap" if not off and local_sandbox.bwrap_problem() is None else "none"
         return str(isolation)
 
     def task_started(self, node: NodeRef, run_dir: str) -> bool:

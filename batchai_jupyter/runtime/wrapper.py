@@ -188,6 +188,8 @@ def run(task_dir: str, subreaper: bool = False) -> int:
             signal.signal(signal.SIGALRM, lambda *_: _touch(heartbeat))
             signal.setitimer(signal.ITIMER_REAL, interval, interval)
             status = _wait_for_task(child, subreaper)
+            if subreaper and task.get("sandbox"):
+                _reap_sandbox()
             signal.setitimer(signal.ITIMER_REAL, 0)
             code = _exit_code(os.waitstatus_to_exitcode(status))
     # json.dumps's own format, without importing json.
@@ -205,6 +207,17 @@ def _wait_for_task(child: int, subreaper: bool) -> int:
         pid, status = os.waitpid(-1, 0)
         if pid == child:
             return status
+
+
+def _reap_sandbox() -> None:
+    """Waits until what is left of a sandbox whose bwrap ended has gone: its PID namespace, killed whole
+    (bwrap's init dies with it, and the kernel kills the rest), left to this subreaper on the way. A task
+    is recorded as ended only once nothing of it runs."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def _descendants_alive() -> bool:
