@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import BatchAIError
+from ..ports.compute import task_base_env
 from ..ports.datastores import Datastore, DatastoreRef, clean_relative_path, entry_credentials, given_key
 from .native_mounts import (
     MOUNT_SAS_MINUTES,
@@ -242,12 +243,15 @@ def mount_command(mount_root: str, mount: Mount) -> str:
 
 
 def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> None:
-    """Runs an unmanagedFileSystems mountCommand (on a node that is this machine)."""
+    """Runs an unmanagedFileSystems mountCommand (on a node that is this machine) with a task's clean
+    environment, never the service's own (its token, its keys). Outside the node's sandbox: a mount made
+    in a sandbox's private mount namespace would be gone with it, unseen by the job's tasks."""
     path = os.path.join(mount_root, mount.relative_path)
     os.makedirs(path, exist_ok=True)
     line = mount_command(mount_root, mount)
+    env = task_base_env(os.environ)
     try:
-        done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise BatchAIError(
             "MountFailed", f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s"

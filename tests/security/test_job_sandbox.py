@@ -211,3 +211,19 @@ def test_without_bwrap_a_node_says_it_is_unsandboxed_and_a_cluster_requiring_it_
     assert node["isolation"] == "none"
     assert "tasks run UNSANDBOXED (isolation: none): bwrap (bubblewrap) is not installed" in service.log()
     run_job(client, "runs-anyway", "lax", {"customToolkitSettings": {"commandLine": "echo ran"}})
+
+
+def test_a_mount_command_runs_without_the_services_secrets(attacked):
+    """unmanagedFileSystems.mountCommand runs with a task's clean environment, never the service's own."""
+    _service, client = attacked
+    make_cluster(client, "mounting", nodes=1)
+    dump = "bash -c 'env > \"$1/env.txt\"' mount"  # Batch AI appends the mount path
+    spec = {
+        "mountVolumes": {"unmanagedFileSystems": [{"mountCommand": dump, "relativeMountPath": "dump"}]},
+        "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/dump/env.txt"},
+    }
+    run_job(client, "mounts-with-a-clean-env", "mounting", spec)
+    seen = stdout_text(client, "mounts-with-a-clean-env")
+    assert "PATH=" in seen
+    for name, value in (("BATCHAI_TOKEN", TOKEN), *SERVICE_SECRETS.items()):
+        assert name not in seen and value not in seen, name
