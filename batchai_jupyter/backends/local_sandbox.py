@@ -100,13 +100,27 @@ def argv(visible: Iterable[str], hidden: Iterable[str], cwd: str = "") -> list[s
     words += ["--proc", "/proc"]
     # Mounts go shallow to deep: a tmpfs over the home first, then the task's directories in it.
     # Visible ones may not be there yet (bind-try skips them); hidden ones that are not there hide nothing.
-    mounts = {(os.path.realpath(path), "--bind-try") for path in (*WRITABLE_SYSTEM, *visible) if os.path.isabs(path)}
-    mounts |= {(os.path.realpath(path), "--tmpfs") for path in hidden if os.path.isdir(path)}
+    shown = {os.path.realpath(path) for path in (*WRITABLE_SYSTEM, *visible) if os.path.isabs(path)}
+    covered = {os.path.realpath(path) for path in hidden if os.path.isdir(path)}
+    # Each mount costs bwrap time: a directory seen through a shown one above it needs none of its own.
+    mounts = {(path, "--bind-try") for path in shown if not _seen_through(path, shown, covered)}
+    mounts |= {(path, "--tmpfs") for path in covered}
     for path, kind in sorted(mounts, key=lambda mount: (_depth(mount[0]), mount[1] == "--tmpfs", mount[0])):
         words += [kind, path] if kind == "--tmpfs" else [kind, path, path]
     if cwd:
         words += ["--chdir", cwd]
     return [*words, "--"]
+
+
+def _seen_through(path: str, shown: set[str], hidden: set[str]) -> bool:
+    """Whether `path` is seen through another shown directory above it, with nothing hidden between."""
+    above = [other for other in shown if _inside(path, other)]
+    return any(not any(_inside(path, cover) and _inside(cover, top) for cover in hidden) for top in above)
+
+
+def _inside(path: str, top: str) -> bool:
+    """`path` is strictly below `top`."""
+    return path != top and path.startswith(top.rstrip("/") + "/")
 
 
 def _depth(path: str) -> int:
