@@ -102,7 +102,7 @@ class JobData(JobStorage):
         else:
             for mount in rest:
                 if mount.command:
-                    run_mount_command(mount_root, mount)
+                    notes.append(f"mount {mount.relative_path} on {node_name}: {run_mount_command(mount_root, mount)}")
                 else:
                     link_mount(mount_root, mount)
         return notes

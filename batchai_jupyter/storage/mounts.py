@@ -242,10 +242,11 @@ def mount_command(mount_root: str, mount: Mount) -> str:
     return f"{mount.command} {shlex.quote(posixpath.join(mount_root, mount.relative_path))}"
 
 
-def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> None:
+def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> str:
     """Runs an unmanagedFileSystems mountCommand (on a node that is this machine) with a task's clean
     environment, never the service's own (its token, its keys). Outside the node's sandbox: a mount made
-    in a sandbox's private mount namespace would be gone with it, unseen by the job's tasks."""
+    in a sandbox's private mount namespace would be gone with it, unseen by the job's tasks. Returns a note
+    for the execution log: the command's outcome and the end of what it printed."""
     path = os.path.join(mount_root, mount.relative_path)
     os.makedirs(path, exist_ok=True)
     line = mount_command(mount_root, mount)
@@ -263,6 +264,8 @@ def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> 
             f"mountCommand {mount.command!r} exited with code {done.returncode} "
             f"({tail[0][:200]}); fix the command or the file system it mounts",
         )
+    printed = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])[-500:]
+    return f"mountCommand {mount.command!r} exited with code 0" + (f":\n{printed}" if printed else "")
 
 
 def local_datastore_creator(store, layout, workspace: str) -> Callable[[str], DatastoreRef]:

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from helpers.api import job_folder, make_cluster, stdout_text
+from helpers.api import execution_log, job_folder, make_cluster, stdout_text
 from helpers.jobs import one_record, run_job
 from helpers.service import TOKEN, ServiceProcess, kill_leftover_tasks
 
@@ -214,16 +214,21 @@ def test_without_bwrap_a_node_says_it_is_unsandboxed_and_a_cluster_requiring_it_
 
 
 def test_a_mount_command_runs_without_the_services_secrets(attacked):
-    """unmanagedFileSystems.mountCommand runs with a task's clean environment, never the service's own."""
+    """unmanagedFileSystems.mountCommand runs with a task's clean environment, never the service's own, and
+    what it printed is in the job's execution log."""
     _service, client = attacked
     make_cluster(client, "mounting", nodes=1)
-    dump = "bash -c 'env > \"$1/env.txt\"' mount"  # Batch AI appends the mount path
+    dump = "bash -c 'env > \"$1/env.txt\"; echo dumped' mount"  # Batch AI appends the mount path
     spec = {
         "mountVolumes": {"unmanagedFileSystems": [{"mountCommand": dump, "relativeMountPath": "dump"}]},
         "customToolkitSettings": {"commandLine": "cat $AZ_BATCHAI_JOB_MOUNT_ROOT/dump/env.txt"},
     }
-    run_job(client, "mounts-with-a-clean-env", "mounting", spec)
-    seen = stdout_text(client, "mounts-with-a-clean-env")
+    name = "mounts-with-a-clean-env"
+    run_job(client, name, "mounting", spec)
+    seen = stdout_text(client, name)
     assert "PATH=" in seen
+    (node,) = client.cluster_nodes("default", "mounting")
+    note = f"mount dump on {node['nodeId']}: mountCommand {dump!r} exited with code 0:\ndumped"
+    assert note in execution_log(client, name)
     for name, value in (("BATCHAI_TOKEN", TOKEN), *SERVICE_SECRETS.items()):
         assert name not in seen and value not in seen, name
