@@ -38,7 +38,6 @@ from ..ports.compute import (
     TaskStatus,
     task_base_env,
 )
-from ..ports.task_paths import task_paths
 from ..runtime import mpi_agent, wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
 from . import local_sandbox
@@ -85,22 +84,6 @@ def _mpi_tools(root: str) -> dict:
     os.chmod(script, 0o755)
     agent = f"{sys.executable} -S {MPI_AGENT_PATH} --rsh"  # OpenMPI splits it at spaces
     return {"bin": bin_dir, "env": {"OMPI_MCA_plm_rsh_agent": agent, "BATCHAI_NODE_BIN": bin_dir}}
-
-
-def _job_nodes_paths(env: Mapping[str, str]) -> list[str]:
-    """The job's directories on its other nodes, from mpi-nodes.json beside its hostfile: an MPI rank of
-    another node starts inside this task's sandbox (runtime/mpi_agent.py --rsh) and works there."""
-    hostfile = env.get("AZ_BATCHAI_MPI_HOST_FILE", "")
-    try:
-        with open(os.path.join(os.path.dirname(hostfile), mpi_agent.NODES_FILE)) as handle:
-            nodes = json.load(handle)
-    except (OSError, ValueError):
-        return []
-    paths = []
-    for node in nodes.values() if isinstance(nodes, dict) else ():
-        paths.append(str(node.get("cwd", "")))
-        paths += [str(value) for name, value in node.get("env", {}).items() if name.startswith("AZ_BATCHAI_")]
-    return [path for path in paths if path.startswith("/")]
 
 
 class LocalBackend(ComputeBackend, NodeExec, NodeLoad, ChecksClusters):
@@ -186,8 +169,11 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad, ChecksClusters):
         if launch.exclusive:  # this machine's nodes share it: one lock for all of them (and other services)
             task["lock"] = os.path.join(tempfile.gettempdir(), f"batchai-{launch.exclusive}.lock")
         if self._isolation(node) == "bwrap" and not launch.in_container:  # an image isolates its task itself
+            # What the service says the task needs, never what the task's variables or links (which a
+            # task may have written) name.
             root = node.info.get("root", "")
-            visible = [*task_paths(root, launch), *_job_nodes_paths(launch.env)]
+            visible = [root, launch.cwd, os.path.dirname(launch.stdout), os.path.dirname(launch.stderr)]
+            visible += [directory.on_node for directory in launch.directories]
             # Its node's run/ holds the task files (with their secret values) of other jobs of the node.
             hidden = [*self._hidden, os.path.join(root, "run")] if root else self._hidden
             task["sandbox"] = local_sandbox.argv(visible, hidden, launch.cwd)

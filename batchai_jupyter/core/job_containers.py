@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..ports.compute import NodeScript, TaskLaunch
-from ..ports.task_paths import contract_paths, task_paths
 from . import containers
 from .models import ContainerSettings, JobSpec
 from .records import Node
@@ -124,15 +123,36 @@ class JobContainers:
 
 
 def _binds(node_root: str, task: TaskLaunch) -> list[str]:
-    """What the container must see at the same paths (ports/task_paths.py)."""
-    return containers.covering_paths(path for path in task_paths(node_root, task) if os.path.exists(path))
+    """What the container must see at the same paths: the node's sandbox, every directory the contract's
+    variables name (inputs, outputs, stdouterr, shared temp, ...) and what the job's mounts link to."""
+    paths = [node_root, task.cwd, os.path.dirname(task.stdout), os.path.dirname(task.stderr), *_named(task)]
+    for root in (task.env.get("AZ_BATCHAI_MOUNT_ROOT", ""), task.env.get("AZ_BATCHAI_JOB_MOUNT_ROOT", "")):
+        paths += _link_targets(root)
+    return containers.covering_paths(path for path in paths if os.path.exists(path))
 
 
 def _remote_binds(node_root: str, task: TaskLaunch) -> list[str]:
     """The same for a node that is another machine: the backend made its directories and staged its
     inputs and mounts there (copies, not links); what the variables name outside the node's root is on a
     file system the hosts share."""
-    return containers.covering_paths([node_root, task.cwd, *contract_paths(task)])
+    return containers.covering_paths([node_root, task.cwd, *_named(task)])
+
+
+def _named(task: TaskLaunch) -> list[str]:
+    """The paths the contract's variables name (AZ_BATCHAI_INPUT_*, _OUTPUT_*, _STDOUTERR_DIR, ...)."""
+    return [value for name, value in task.env.items() if name.startswith("AZ_BATCHAI_") and value.startswith("/")]
+
+
+def _link_targets(root: str) -> list[str]:
+    targets: list[str] = []
+    for directory, dirs, files in os.walk(root) if root else ():
+        # never into a mount (a Blob container, a share): it is seen through the node's own bind
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(directory, d))]
+        for entry in dirs + files:
+            path = os.path.join(directory, entry)
+            if os.path.islink(path):
+                targets.append(os.path.realpath(path))
+    return targets
 
 
 def run_here_streaming(script: str, stdin: str, sink: Callable[[str], None]) -> tuple[int, str]:

@@ -209,7 +209,10 @@ class NodeDirectory:
 
     here: str
     on_node: str
-    kind: str  # "input": read there; "output": written there and copied back; "shared": the job's temp
+    # "input": read there; "output": written there and copied back; "shared": the job's temp; on a node
+    # that sees the service's files also "mount" (what a linked mount shows) and "node" (the job's
+    # directories on each of its nodes), which the local backend's sandbox shows and nothing else
+    kind: str
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,14 @@ found["other job's output"] = read(target["other_output"])
 found["other job's logs"] = listing(target["other_logs"])
 found["other node"] = listing(target["other_node"])
 found["own node's run dir"] = listing(target["own_run"])
+found["other job's output through a planted link"] = read(target["planted_output"])
+found["store through a planted link"] = read(target["planted_store"])
+try:  # a file the service's user runs or imports later (~/.bashrc, ~/.local/...): a way out for good
+    with open(os.path.join(os.path.expanduser("~"), ".batchai-probe"), "w") as handle:
+        handle.write("planted")
+    found["wrote into the user's home"] = True
+except OSError:
+    found["wrote into the user's home"] = False
 
 candidates = set()
 for value in found.values():
@@ -121,6 +129,12 @@ def test_a_job_finds_nothing_of_the_service_or_other_jobs(attacked, tmp_path):
         "own_run": os.path.join(nodes, "attackers", attacker_node["nodeId"], "run"),
         "delete_url": f"{service.url}batchai/api/v1/workspaces/default/experiments/default/jobs/victim",
     }
+    # An earlier job on the attackers' node leaves links where the next job's mounts are shown.
+    planter = f"ln -s {folder} $AZ_BATCHAI_MOUNT_ROOT/victim && ln -s {service.home} $AZ_BATCHAI_MOUNT_ROOT/home"
+    run_job(client, "planter", "attackers", {"customToolkitSettings": {"commandLine": planter}})
+    mount_root = os.path.join(nodes, "attackers", attacker_node["nodeId"], "mounts")
+    target["planted_output"] = os.path.join(mount_root, "victim", "outputs", "OUT", "secret.txt")
+    target["planted_store"] = os.path.join(mount_root, "home", "batchai.db")
     attack = {
         "customToolkitSettings": {"commandLine": f"{shlex.quote(sys.executable)} {script}"},
         "environmentVariables": [{"name": "PROBE_TARGET", "value": json.dumps(target)}],
@@ -139,6 +153,8 @@ def test_a_job_finds_nothing_of_the_service_or_other_jobs(attacked, tmp_path):
     assert found["store"] is None and found["other job's output"] is None
     assert found["other job's logs"] is None and found["other node"] is None
     assert found["own node's run dir"] == []
+    assert found["other job's output through a planted link"] is None and found["store through a planted link"] is None
+    assert found["wrote into the user's home"] is False
     assert "batchai.db" not in found["home"] and "shared" in found["home"]  # its own job's shared temp only
     assert found["api statuses"] and set(found["api statuses"]) <= {401, 403}, found["api statuses"]
     assert client.job("default", "default", "victim")["executionState"] == "succeeded"
