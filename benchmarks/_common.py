@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -147,8 +148,8 @@ class Service:
         with open(self.log_path, errors="replace") as handle:
             return handle.read()[-5000:]
 
-    def make_cluster(self, name: str, nodes: int, timeout: float = 60.0) -> None:
-        self.client.create_cluster("default", {"backend": "local", "nodeCount": nodes}, name)
+    def make_cluster(self, name: str, nodes: int, timeout: float = 60.0, **spec: Any) -> None:
+        self.client.create_cluster("default", {"backend": "local", "nodeCount": nodes, **spec}, name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             counts = self.client.get(self.client.cluster_path("default", name))["nodeStateCounts"]

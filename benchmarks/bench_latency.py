@@ -15,7 +15,9 @@ starts just before the PUT (client time.time(); server and client share the mach
 Direct side: subprocess.Popen([python, "-c", "pass"]): running = Popen returned (exec done),
 succeeded = wait() returned.
 
-    python benchmarks/bench_latency.py [-n 30] [--warmup 3]
+    python benchmarks/bench_latency.py [-n 30] [--warmup 3] [--sandbox auto|off]
+
+`--sandbox off` measures the local node without its bubblewrap sandbox (what each task's sandbox costs).
 """
 
 from __future__ import annotations
@@ -30,13 +32,13 @@ from _common import EventStream, Service, iso_to_epoch, ms, print_rows, summary,
 TARGET_MEDIAN_SUBMIT_TO_RUNNING = 0.150
 
 
-def measure_service(runs: int, warmup: int) -> dict[str, list[float]]:
+def measure_service(runs: int, warmup: int, sandbox: str = "auto") -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {
         k: []
         for k in ("submit reply", "running (event)", "running (server)", "succeeded (event)", "succeeded (server)")
     }
     with Service() as service:
-        service.make_cluster("lat", 1)
+        service.make_cluster("lat", 1, backendOptions={"sandbox": sandbox})
         stream = EventStream(service, type="job")
         try:
             for i in range(warmup + runs):
@@ -87,10 +89,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("-n", "--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", help="write the result here (default benchmarks/results/latency.json)")
+    parser.add_argument("--sandbox", choices=("auto", "off"), default="auto", help="the local nodes' task sandbox")
     args = parser.parse_args(argv)
 
     direct = {k: summary(v) for k, v in measure_direct(args.runs, args.warmup).items()}
-    service = {k: summary(v) for k, v in measure_service(args.runs, args.warmup).items()}
+    service = {k: summary(v) for k, v in measure_service(args.runs, args.warmup, args.sandbox).items()}
     pairs = [
         ("submit→running", "running (event)", "running"),
         ("submit→running (startTime)", "running (server)", "running"),

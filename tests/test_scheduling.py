@@ -9,9 +9,9 @@ blocks in `while [ ! -f GATE ]` until the test creates the file.
 from __future__ import annotations
 
 import os
-import shlex
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -89,6 +89,18 @@ def process_alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def pid_of(argv: list[str]) -> int | None:
+    """The pid of the process running `argv`, as this machine numbers it."""
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if entry.isdigit() and handle.read().split(b"\0")[:-1] == [word.encode() for word in argv]:
+                    return int(entry)
+        except OSError:
+            pass
+    return None
 
 
 def group_members(pgid: int) -> list[int]:
@@ -344,12 +356,12 @@ def test_terminate_queued_and_running_jobs(shared_client, unique, tmp_path, home
     c = unique("term")
     make_cluster(client, c, nodes=1)
     running, queued = unique("running"), unique("queued")
-    pid_file, ran = tmp_path / "sleep.pid", tmp_path / "ran"
+    marker, ran = f"300.{uuid.uuid4().int % 10**6}", tmp_path / "ran"  # a sleep no other process runs
     submit(
         client,
         running,
         c,
-        {"customToolkitSettings": {"commandLine": f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"}},
+        {"customToolkitSettings": {"commandLine": f"exec sleep {marker}"}},
     )
     submit(client, queued, c, {"customToolkitSettings": {"commandLine": append(ran, "queued")}})
     wait_state(client, running, "running")
@@ -359,7 +371,8 @@ def test_terminate_queued_and_running_jobs(shared_client, unique, tmp_path, home
     assert terminated["executionState"] == "failed"
     assert error_codes(terminated) == ["JobTerminated"]
 
-    sleep_pid = int(wait_for(lambda: pid_file.read_text().strip(), "the job's pid"))
+    # Found from here: a task sees its own pids only (the local backend's sandbox has a PID namespace).
+    sleep_pid = wait_for(lambda: pid_of(["sleep", marker]), "the job's sleep")
     [run_dir] = run_dirs(home, c, job(client, running)["uuid"])
     wrapper_pid = int(open(os.path.join(run_dir, "pid")).read())
     assert process_alive(sleep_pid) and group_members(wrapper_pid)
@@ -385,18 +398,19 @@ def test_delete_queued_running_and_finished_jobs(shared_client, unique, tmp_path
     c = unique("del")
     make_cluster(client, c, nodes=1)
     finished, running, queued = unique("finished"), unique("running"), unique("queued")
-    pid_file, ran = tmp_path / "sleep.pid", tmp_path / "ran"
+    marker, ran = f"300.{uuid.uuid4().int % 10**6}", tmp_path / "ran"  # a sleep no other process runs
     submit(client, finished, c, {"customToolkitSettings": {"commandLine": "echo done"}})
     assert wait_job(client, finished)["executionState"] == "succeeded"
     submit(
         client,
         running,
         c,
-        {"customToolkitSettings": {"commandLine": f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 300"}},
+        {"customToolkitSettings": {"commandLine": f"exec sleep {marker}"}},
     )
     submit(client, queued, c, {"customToolkitSettings": {"commandLine": append(ran, "queued")}})
     wait_state(client, running, "running")
-    sleep_pid = int(wait_for(lambda: pid_file.read_text().strip(), "the job's pid"))
+    # Found from here: a task sees its own pids only (the local backend's sandbox has a PID namespace).
+    sleep_pid = wait_for(lambda: pid_of(["sleep", marker]), "the job's sleep")
 
     client.request("DELETE", job_path(client, queued))
     client.request("DELETE", job_path(client, running))

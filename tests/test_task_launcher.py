@@ -20,9 +20,10 @@ from helpers.waits import wait_for
 NODE = SimpleNamespace(id=1, workspace="w", cluster="c", name="n1", ip="127.0.0.1", info={})
 
 
-@pytest.fixture
-def backend(tmp_path):
-    backend = LocalBackend(lambda cluster, node: str(tmp_path / "node"), heartbeat_seconds=1.0)
+@pytest.fixture(params=["off", "auto"], ids=["unsandboxed", "sandboxed"])
+def backend(tmp_path, request):
+    options = {"sandbox": request.param}
+    backend = LocalBackend(lambda cluster, node: str(tmp_path / "node"), heartbeat_seconds=1.0, options=options)
     yield backend
     backend.close()
     kill_unfinished_tasks(str(tmp_path))
@@ -100,6 +101,10 @@ def test_a_launched_wrapper_tells_whether_its_task_left_processes_and_a_kill_sti
     for run_dir in (clean, leaving):
         wait_for(lambda run_dir=run_dir: _status(backend, run_dir).state == "exited", "the task's exit")
     assert _exit_record(clean)["left"] is False  # its subreaper wrapper saw nothing of it left
+    if backend._isolation(NODE) == "bwrap":  # the sleep ended with its sandbox, before the exit record
+        assert _exit_record(leaving)["left"] is False and _exit_record(leaving)["exit_code"] == 4
+        assert wrapper.marked_processes(leaving) == []
+        return
     assert _exit_record(leaving)["left"] is True and _exit_record(leaving)["exit_code"] == 4
     escaped = wrapper.marked_processes(leaving)
     assert escaped and all(os.getsid(pid) == pid for pid in escaped)  # the sleep, in a session of its own

@@ -3,7 +3,8 @@
 Each node is a sandbox directory with its own loopback address (127.h.x.y, where h comes from the
 service's home and x.y from the node's id, so TensorFlow's per-node ports 2222/2223 collide neither
 between nodes nor between two services on one machine) and its own CPU slots. Tasks run as
-detached process groups under the runtime wrapper.
+detached process groups under the runtime wrapper, each inside bubblewrap where it can run
+(local_sandbox.py: what a task sees there), with a clean environment (ports/compute.task_base_env).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..ports.compute import (
-    PRIVATE_ENV,
     BackendContext,
+    ChecksClusters,
     ClusterRef,
+    ClusterSpecRef,
     ComputeBackend,
     LoadSample,
     NodeExec,
@@ -33,9 +36,11 @@ from ..ports.compute import (
     NodeRef,
     TaskLaunch,
     TaskStatus,
+    task_base_env,
 )
 from ..runtime import mpi_agent, wrapper
 from ..storage.native_mounts import mount_points_under, run_local_script, unmount_under_script
+from . import local_sandbox
 from .local_launcher import Launcher
 from .local_load import LocalLoad
 
@@ -92,12 +97,20 @@ def _mpi_tools(root: str) -> dict:
     }
 
 
-class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
+class LocalBackend(ComputeBackend, NodeExec, NodeLoad, ChecksClusters):
     name = "local"
 
-    def __init__(self, node_root: Callable[[ClusterRef, NodeRef], str], heartbeat_seconds: float = 2.0, home: str = ""):
+    def __init__(
+        self,
+        node_root: Callable[[ClusterRef, NodeRef], str],
+        heartbeat_seconds: float = 2.0,
+        home: str = "",
+        options: Mapping[str, Any] | None = None,
+    ):
         self._node_root = node_root
         self._home = home
+        self._options = dict(options or {})
+        self._hidden = local_sandbox.hidden_paths(home) if home else []
         self._heartbeat_seconds = heartbeat_seconds
         self._wakeup: Callable[[], None] = lambda: None
         self._launcher = Launcher(lambda: self._wakeup())
@@ -109,7 +122,20 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
     def close(self) -> None:
         self._launcher.close()
 
+    def check_cluster(self, spec: ClusterSpecRef) -> None:
+        """Refuses a cluster that requires the sandbox where bwrap cannot run; says loudly when its tasks
+        will run without one."""
+        isolation = local_sandbox.isolation(local_sandbox.mode(self._options, spec.backend_options))
+        if isolation == "none":
+            why = local_sandbox.bwrap_problem() or "backendOptions.sandbox is off"
+            log.warning(
+                "batchai: a local cluster's tasks run UNSANDBOXED (isolation: none): %s. They can read the "
+                "service's home, its store and every job's files; backendOptions.sandbox: required refuses this",
+                why,
+            )
+
     def provision(self, cluster: ClusterRef, node: NodeRef) -> NodePlacement:
+        isolation = local_sandbox.isolation(local_sandbox.mode(self._options, cluster.spec.backend_options))
         root = self._node_root(cluster, node)
         for sub in ("mounts", "jobs", "run"):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
@@ -119,7 +145,7 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
         address = node_address(node.id, self._home)
         # Its address is its MPI host name too: OpenMPI starts ranks there through our remote shell, as
         # the node (runtime/mpi_agent.py), and the node's `mpirun` understands -hosts $AZ_BATCH_HOST_LIST.
-        return NodePlacement(address, address, cpus, gpus, root, extra=_mpi_tools(root))
+        return NodePlacement(address, address, cpus, gpus, root, extra={**_mpi_tools(root), "isolation": isolation})
 
     def release(self, cluster: ClusterRef, node: NodeRef) -> None:
         root = self._node_root(cluster, node)
@@ -153,6 +179,15 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
         }
         if launch.exclusive:  # this machine's nodes share it: one lock for all of them (and other services)
             task["lock"] = os.path.join(tempfile.gettempdir(), f"batchai-{launch.exclusive}.lock")
+        if self._isolation(node) == "bwrap" and not launch.in_container:  # an image isolates its task itself
+            # What the service says the task needs, never what the task's variables or links (which a
+            # task may have written) name.
+            root = node.info.get("root", "")
+            visible = [root, launch.cwd, os.path.dirname(launch.stdout), os.path.dirname(launch.stderr)]
+            visible += [directory.on_node for directory in launch.directories]
+            # Its node's run/ holds the task files (with their secret values) of other jobs of the node.
+            hidden = [*self._hidden, os.path.join(root, "run")] if root else self._hidden
+            task["sandbox"] = local_sandbox.argv(visible, hidden, launch.cwd)
         # Whole or not at all: a wrapper that a dead service handed the task to may be taking it up now.
         task_file = os.path.join(run_dir, "task.json")
         descriptor = os.open(task_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -160,6 +195,15 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
             json.dump(task, handle)
         os.replace(task_file + ".tmp", task_file)
         self._launcher.launch(run_dir)
+
+    def _isolation(self, node: NodeRef) -> str:
+        """The node's, as provisioned; a node placed before sandboxes were made gets one where bwrap runs
+        (unless the service's options say sandbox: off)."""
+        isolation = node.info.get("isolation")
+        if isolation is None:
+            off = local_sandbox.mode(self._options, None) == "off"
+            isolation = "bwrap" if not off and local_sandbox.bwrap_problem() is None else "none"
+        return str(isolation)
 
     def task_started(self, node: NodeRef, run_dir: str) -> bool:
         """A task.json alone was handed to no wrapper yet, or to one of a launcher a dead service left,
@@ -198,7 +242,7 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad):
         (AZ_BATCHAI_NODE_IP, where its jobs listen), name and mount root. A command still running at
         `timeout` is killed whole and ends with 124, as timeout(1) does."""
         root = node.info["root"]
-        env = {key: value for key, value in os.environ.items() if key not in PRIVATE_ENV}
+        env = task_base_env(os.environ)
         env.update(
             AZ_BATCHAI_NODE_NAME=node.name,
             AZ_BATCHAI_NODE_IP=node.ip,
@@ -234,7 +278,8 @@ def create(context: BackendContext) -> LocalBackend:
     def node_root(cluster: ClusterRef, node: NodeRef) -> str:
         return layout.local_node(cluster.workspace, cluster.name, node.name)
 
-    return LocalBackend(node_root, context.heartbeat_seconds, layout.root)
+    local_sandbox.mode(context.options, None)  # a wrong service-wide setting stops the service at its start
+    return LocalBackend(node_root, context.heartbeat_seconds, layout.root, context.options)
 
 
 def kill_unfinished_tasks(nodes_dir: str) -> None:

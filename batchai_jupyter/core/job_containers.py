@@ -125,7 +125,7 @@ class JobContainers:
         )
         if relay:  # mpirun in this container starts ranks in the other nodes' containers through it
             command = "exec " + shlex.join([*relay, relay_env[RELAY_VARIABLE]]) + " " + command.removeprefix("exec ")
-        return dataclasses.replace(task, command=command, env={**task.env, **gpu_env, **relay_env})
+        return dataclasses.replace(task, command=command, env={**task.env, **gpu_env, **relay_env}, in_container=True)
 
     def mpi_peer_commands(
         self,

@@ -348,6 +348,8 @@ class JobRunner:
     ) -> None:
         node = nodes[plan.node_index]
         node_row = self.store.existing_node(job.node_ids[plan.node_index])
+        if not isinstance(backend, RemoteNodes):
+            directories = self._directories_here(job, context, nodes)
         task = TaskLaunch(
             command=plan.command,
             env={**self.base_env(), **plan.env},
@@ -364,6 +366,17 @@ class JobRunner:
             task = self.containers.task_launch(spec, node_row, name, task, list(plan.env), remote)
         backend.start_task(node_row, run_dir, task)
         self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
+
+    def _directories_here(
+        self, job: Job, context: launch.JobContext, nodes: list[launch.NodeContext]
+    ) -> tuple[NodeDirectory, ...]:
+        """What a task on a node that sees the service's files needs of them (the local backend's sandbox
+        shows these and nothing else of the service's home): the job's inputs, outputs, checkpoints and
+        shared temp, what its mounts show, and its directories on each of its nodes (an MPI rank of every
+        node starts inside the master's task). From the service's records, never from what a task wrote."""
+        mounts = [NodeDirectory(path, path, "mount") for path in self.data.mount_sources(job)]
+        own = [NodeDirectory(p, p, "node") for node in nodes for p in (node.job_temp, node.mount_root)]
+        return (*node_view.directories(context, lambda path: path), *mounts, *own)
 
     def _start_if_never_started(self, job: Job, backend: DetachedTasks, task: Task) -> bool:
         """A task recorded by a service that died before it handed it over is handed over now: a

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import BatchAIError
-from ..ports.compute import ComputeBackend, NodeHealth, RemoteNodes, TaskLaunch, VanishingNodes
+from ..ports.compute import ComputeBackend, NodeDirectory, NodeHealth, RemoteNodes, TaskLaunch, VanishingNodes
 from ..ports.datastores import Datastore
 from . import launch
 from .events import EventBus
@@ -185,6 +185,10 @@ class NodeKeeper:
                 cwd=root,
                 stdout=os.path.join(logs, f"stdout-setup-{node.name}.txt"),
                 stderr=os.path.join(logs, f"stderr-setup-{node.name}.txt"),
+                # what its mounts show, for a node that sees the service's files (its sandbox shows only that)
+                directories=tuple(
+                    NodeDirectory(path, path, "mount") for path in self.runner.data.cluster_mount_sources(cluster)
+                ),
             ),
         )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, cast
 
 from ..errors import BatchAIError, Conflict, NotFound, SpecError, storage_failure
-from ..ports.compute import PRIVATE_ENV, Backend, ChecksClusters, ComputeBackend, NeedsSiteSetup, NodeExec, NodeLoad
+from ..ports.compute import Backend, ChecksClusters, ComputeBackend, NeedsSiteSetup, NodeExec, NodeLoad, task_base_env
 from ..ports.datastores import (
     Checkable,
     CountsTransfers,
@@ -71,7 +71,7 @@ class Settings:
 
 
 def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
+    return task_base_env(os.environ)
 
 
 class Page(NamedTuple):

@@ -170,6 +170,8 @@ def node_view(node: Node, load: LoadSample | None = None) -> dict[str, Any]:
         "stateTransitionTime": iso(node.state_since),
         "cpus": node.info.get("cpus"),
         "gpus": node.info.get("gpus"),
+        # how its tasks are kept from the service and other jobs ("bwrap", "none"; null: the backend's own)
+        "isolation": node.info.get("isolation"),
         "errors": node.errors,
         "load": load_view(load),
     }

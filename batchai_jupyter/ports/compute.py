@@ -23,8 +23,70 @@ from typing import Any, Protocol
 from ..errors import BatchAIError
 from .layout import HomeLayout
 
-# Variables of the service's own process that must not leak into jobs.
-PRIVATE_ENV = ("BATCHAI_TOKEN", "JUPYTER_TOKEN", "JPY_API_TOKEN")
+
+class _PrivateNames:
+    """The rule for variables of the service's own process that must never reach a job, a node or a
+    scheduler: its tokens and every name that looks like a credential (`name in PRIVATE_ENV`). A job's
+    own environment and secrets come from its spec and are not filtered."""
+
+    NAMES = frozenset({"BATCHAI_TOKEN", "JUPYTER_TOKEN", "SSH_AUTH_SOCK", "KRB5CCNAME", "DATABASE_URL"})
+    PREFIXES = ("JPY_", "JUPYTERHUB_", "AZURE_", "AWS_SECRET", "AWS_SESSION", "GOOGLE_APPLICATION_")
+    WORDS = (
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "PASSPHRASE",
+        "CREDENTIAL",
+        "CONNECTION_STRING",
+        "CONNECTIONSTRING",
+        "APIKEY",
+        "API_KEY",
+        "ACCESS_KEY",
+        "ACCOUNT_KEY",
+        "PRIVATE_KEY",
+        "SAS_URL",
+        "AUTH",
+    )
+    SUFFIXES = ("_KEY", "_PASS", "_PWD", "_SAS")
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        upper = name.upper()
+        return (
+            upper in self.NAMES
+            or upper.startswith(self.PREFIXES)
+            or upper.endswith(self.SUFFIXES)
+            or any(word in upper for word in self.WORDS)
+        )
+
+
+PRIVATE_ENV = _PrivateNames()
+
+# What a task gets of the service's environment (before its job's spec and the AZ_BATCHAI_* contract): the
+# basics a shell, Python, MPI and CUDA need, never the rest (tokens, the service's own settings).
+TASK_ENV_NAMES = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "LANG", "LANGUAGE",
+        "TMPDIR", "TEMP", "TMP", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_EXE",
+        "PYTHONPATH", "PYTHONHOME", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+        "LD_LIBRARY_PATH", "LIBRARY_PATH", "CPATH", "MANPATH", "PKG_CONFIG_PATH", "JAVA_HOME",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF",
+    }
+)  # fmt: skip
+TASK_ENV_PREFIXES = ("LC_", "OMPI_", "PMIX_", "UCX_", "NCCL_", "CUDA_", "NVIDIA_", "OMP_", "MKL_", "I_MPI_", "XDG_")
+
+
+def task_base_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of `environ` (the service's) that a task starts with: the basics, never a private name."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if (name in TASK_ENV_NAMES or name.startswith(TASK_ENV_PREFIXES)) and name not in PRIVATE_ENV
+    }
+
 
 # (script, stdin) -> (exit code, output): runs a bash script on one node.
 NodeScript = Callable[[str, str], tuple[int, str]]
@@ -154,7 +216,10 @@ class NodeDirectory:
 
     here: str
     on_node: str
-    kind: str  # "input": read there; "output": written there and copied back; "shared": the job's temp
+    # "input": read there; "output": written there and copied back; "shared": the job's temp; on a node
+    # that sees the service's files also "mount" (what a linked mount shows) and "node" (the job's
+    # directories on each of its nodes), which the local backend's sandbox shows and nothing else
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -169,6 +234,7 @@ class TaskLaunch:
     # Tasks of one host with the same name here run one at a time ("job-preparation": never two package
     # managers at once on nodes that share a machine); "" for none.
     exclusive: str = ""
+    in_container: bool = False  # the command runs the job's image, which isolates it (no sandbox of its own)
 
 
 class Backend(ABC):

@@ -243,6 +243,14 @@ class JobStorage(ABC):
     @abstractmethod
     def mounts_are_native(self, job: JobRef) -> list[bool]: ...
 
+    def mount_sources(self, job: JobRef) -> list[str]:
+        """The directories of this machine that the job's and its cluster's linked mounts show."""
+        return []
+
+    def cluster_mount_sources(self, cluster: ClusterRef) -> list[str]:
+        """The same for a cluster's mounts alone (its setup task)."""
+        return []
+
     @abstractmethod
     def unmount_job(self, nodes: list[Any], run: Callable[[int], NodeScript]) -> list[dict[str, Any]]: ...
 

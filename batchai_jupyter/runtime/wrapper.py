@@ -13,9 +13,10 @@ run it with whatever Python is there. TASK_DIR/task.json says what to run:
 
     {"command": "shell command line", "env": {...}, "cwd": "...",
      "stdout": "/abs/stdout.txt", "stderr": "/abs/stderr.txt", "heartbeat_seconds": 2,
-     "inherit_env": false}
+     "inherit_env": false, "sandbox": ["bwrap", ..., "--"]}
 
-(`inherit_env`: the task's env goes on top of the wrapper's own instead of replacing it.)
+(`inherit_env`: the task's env goes on top of the wrapper's own instead of replacing it. `sandbox`: the
+command line the task's shell is started under; the wrapper itself stays outside, to write its records.)
 
 and the wrapper records, beside it:
 
@@ -187,6 +188,8 @@ def run(task_dir: str, subreaper: bool = False) -> int:
             signal.signal(signal.SIGALRM, lambda *_: _touch(heartbeat))
             signal.setitimer(signal.ITIMER_REAL, interval, interval)
             status = _wait_for_task(child, subreaper)
+            if subreaper and task.get("sandbox"):
+                _reap_sandbox()
             signal.setitimer(signal.ITIMER_REAL, 0)
             code = _exit_code(os.waitstatus_to_exitcode(status))
     # json.dumps's own format, without importing json.
@@ -204,6 +207,17 @@ def _wait_for_task(child: int, subreaper: bool) -> int:
         pid, status = os.waitpid(-1, 0)
         if pid == child:
             return status
+
+
+def _reap_sandbox() -> None:
+    """Waits until what is left of a sandbox whose bwrap ended has gone: its PID namespace, killed whole
+    (bwrap's init dies with it, and the kernel kills the rest), left to this subreaper on the way. A task
+    is recorded as ended only once nothing of it runs."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def _descendants_alive() -> bool:
@@ -271,7 +285,9 @@ def _exec_task(task: dict, task_dir: str, stdout: int, stderr: int) -> None:
         env = {**os.environ, **task["env"]} if task.get("inherit_env") else dict(task["env"])
         env[TASK_MARKER] = task_dir
         _make_output_directories(env)
-        os.execve("/bin/bash", ["/bin/bash", "-c", task["command"]], env)
+        # "sandbox": the command line (bwrap's) that the task's shell runs inside, made by the backend.
+        argv = [*task.get("sandbox", ()), "/bin/bash", "-c", task["command"]]
+        os.execve(argv[0], argv, env)
     except BaseException as error:
         try:
             os.write(2, f"batchai: cannot start the task: {error}\n".encode())

@@ -102,7 +102,7 @@ class JobData(JobStorage):
         else:
             for mount in rest:
                 if mount.command:
-                    run_mount_command(mount_root, mount)
+                    notes.append(f"mount {mount.relative_path} on {node_name}: {run_mount_command(mount_root, mount)}")
                 else:
                     link_mount(mount_root, mount)
         return notes
@@ -181,6 +181,20 @@ class JobData(JobStorage):
                 below = rest[len(mount.relative_path) :].strip("/")
                 return mount.datastore, "/".join(part for part in (mount.inside, below) if part)
         return None
+
+    def mount_sources(self, job: JobRef) -> list[str]:
+        try:
+            cluster_mounts, job_mounts = self.mounts(job)
+        except BatchAIError:  # the job's start said so already
+            return []
+        return [mount.source for mount in cluster_mounts + job_mounts if mount.source]
+
+    def cluster_mount_sources(self, cluster: ClusterRef) -> list[str]:
+        try:
+            mounts = self._resolver(cluster.workspace, cluster.spec.native_mounts).resolve(cluster.spec.mount_volumes)
+        except BatchAIError:
+            return []
+        return [mount.source for mount in mounts if mount.source]
 
     def mounts_are_native(self, job: JobRef) -> list[bool]:
         """For each job-level mount: whether nodes may have mounted it natively."""

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import BatchAIError
+from ..ports.compute import task_base_env
 from ..ports.datastores import Datastore, DatastoreRef, clean_relative_path, entry_credentials, given_key
 from .native_mounts import (
     MOUNT_SAS_MINUTES,
@@ -241,13 +242,17 @@ def mount_command(mount_root: str, mount: Mount) -> str:
     return f"{mount.command} {shlex.quote(posixpath.join(mount_root, mount.relative_path))}"
 
 
-def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> None:
-    """Runs an unmanagedFileSystems mountCommand (on a node that is this machine)."""
+def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> str:
+    """Runs an unmanagedFileSystems mountCommand (on a node that is this machine) with a task's clean
+    environment, never the service's own (its token, its keys). Outside the node's sandbox: a mount made
+    in a sandbox's private mount namespace would be gone with it, unseen by the job's tasks. Returns a note
+    for the execution log: the command's outcome and the end of what it printed."""
     path = os.path.join(mount_root, mount.relative_path)
     os.makedirs(path, exist_ok=True)
     line = mount_command(mount_root, mount)
+    env = task_base_env(os.environ)
     try:
-        done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise BatchAIError(
             "MountFailed", f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s"
@@ -259,6 +264,8 @@ def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> 
             f"mountCommand {mount.command!r} exited with code {done.returncode} "
             f"({tail[0][:200]}); fix the command or the file system it mounts",
         )
+    printed = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])[-500:]
+    return f"mountCommand {mount.command!r} exited with code 0" + (f":\n{printed}" if printed else "")
 
 
 def local_datastore_creator(store, layout, workspace: str) -> Callable[[str], DatastoreRef]:
