@@ -16,21 +16,31 @@ class LocalDatastore(Datastore, DeletesFiles):
 
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
+        self._real_root = ""
 
     def _resolve(self, segment: str) -> str:
         relative = clean_relative_path(segment)
-        full = os.path.realpath(os.path.join(self.root, relative))
-        root = os.path.realpath(self.root)
+        root = self._root_resolved()
+        full = os.path.realpath(os.path.join(root, relative))
         if full != root and not full.startswith(root + os.sep):
             raise BatchAIError("InvalidPath", f"path {segment!r} leads outside the datastore (a symlink?)")
         return full
+
+    def _root_resolved(self) -> str:
+        """The root with its links resolved, once it exists (every job start resolves several paths under it)."""
+        if self._real_root:
+            return self._real_root
+        root = os.path.realpath(self.root)
+        if os.path.isdir(root):
+            self._real_root = root
+        return root
 
     def node_path(self, segment: str) -> str:
         return self._resolve(segment)
 
     def delete(self, segment: str) -> int:
         path = self._resolve(segment)
-        if path == os.path.realpath(self.root):
+        if path == self._root_resolved():
             raise BatchAIError("InvalidPath", "the datastore's root itself cannot be deleted")
         if os.path.isdir(path) and not os.path.islink(path):
             count = sum(len(files) for _, _, files in os.walk(path))
