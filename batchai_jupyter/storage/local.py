@@ -11,6 +11,17 @@ from ..ports.datastores import Datastore, DatastoreContext, DeletesFiles, FileEn
 SYSTEM_TREES = ("/proc", "/sys", "/dev")
 
 
+def _real_below(root: str, relative: str) -> str:
+    """os.path.realpath(root/relative) for a `root` that is real and a normalised `relative`: only the
+    names under the root are looked at (realpath walks every name from /), and only until a link."""
+    path = root
+    for name in relative.split("/") if relative else ():
+        path = os.path.join(path, name)
+        if os.path.islink(path):
+            return os.path.realpath(os.path.join(root, relative))
+    return path
+
+
 class LocalDatastore(Datastore, DeletesFiles):
     kind = "local"
 
@@ -21,7 +32,7 @@ class LocalDatastore(Datastore, DeletesFiles):
     def _resolve(self, segment: str) -> str:
         relative = clean_relative_path(segment)
         root = self._root_resolved()
-        full = os.path.realpath(os.path.join(root, relative))
+        full = _real_below(root, relative)
         if full != root and not full.startswith(root + os.sep):
             raise BatchAIError("InvalidPath", f"path {segment!r} leads outside the datastore (a symlink?)")
         return full
