@@ -328,7 +328,7 @@ class JobRunner:
         node_row = self.store.existing_node(job.node_ids[plan.node_index])
         task = TaskLaunch(
             command=plan.command,
-            env={**self.base_env(), **plan.env},
+            env={**context.node_base_env, **plan.env},  # the service's environment, read for this context
             cwd=node.job_temp,
             stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
             stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),
