@@ -278,6 +278,7 @@ class Engine:
         # Marked first, so no new cycle of the cluster starts while its worker gets to the deletion.
         self.store.update("clusters", {"workspace": workspace, "name": name}, deleting=1)
         key = cluster_key(workspace, name)
+        self._full.discard(key)  # a cluster made again under this name starts without the old one's state
         if self.workers.run(key, "deleting the cluster", functools.partial(self._delete_cluster, workspace, name)):
             # A cloud's resources take minutes to go: the cluster is listed as deleting until they are gone.
             self.workers.start(
