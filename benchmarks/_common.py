@@ -169,17 +169,21 @@ class Service:
             with open(f"/proc/{self.process.pid}/task/{task}/children") as handle:
                 for child in handle.read().split():
                     fields = _stat_fields(int(child))
-                    children += sum(fields[11:15]) if fields else 0  # utime stime cutime cstime
+                    children += sum(fields[UTIME : UTIME + 4]) if fields else 0  # utime stime cutime cstime
         ticks = os.sysconf("SC_CLK_TCK")
-        own = sum(service[11:13]) + sum(service[13:15])  # its own, and what it waited for itself
+        own = sum(service[UTIME : UTIME + 4])  # its own, and what it waited for itself
         return {"service": own / ticks, "children": children / ticks}
 
     def job(self, name: str, experiment: str = "default") -> dict:
         return self.client.job("default", experiment, name)
 
 
+# /proc/PID/stat's fields after the command name start at the 4th (ppid), so utime (the 14th) is index 10.
+UTIME = 10
+
+
 def _stat_fields(pid: int) -> list[int]:
-    """/proc/PID/stat's numeric fields after the command name (index 11 is utime), [] once it is gone."""
+    """/proc/PID/stat's numeric fields after the state (index 0 is ppid, UTIME utime), [] once it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()

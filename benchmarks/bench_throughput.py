@@ -10,6 +10,7 @@ Direct side: two threads take `bash -c true` runs off one counter, each waiting 
 before starting the next (two at a time, as the two nodes do). Elapsed = first start to last exit.
 
     python benchmarks/bench_throughput.py [-n 500] [--nodes 2]
+    python benchmarks/bench_throughput.py -n 300 --before DIR --pairs 3   # interleaved before/after pairs
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import resource
+import statistics
 import subprocess
 import threading
 import time
@@ -33,6 +36,7 @@ def measure_service(jobs: int, nodes: int) -> dict:
         try:
             names = [f"tp-{i:04d}" for i in range(jobs)]
             cpu_before = service.cpu_seconds()
+            client_before = _own_cpu_seconds()
             first_submit = time.time()
             for name in names:
                 service.client.create_job(
@@ -49,6 +53,7 @@ def measure_service(jobs: int, nodes: int) -> dict:
                         failed.append(event["name"])
             observed = time.time()
             cpu_after = service.cpu_seconds()
+            client_after = _own_cpu_seconds()
         finally:
             stream.close()
         listing = service.client.list("workspaces/default/experiments/default/jobs")
@@ -69,8 +74,15 @@ def measure_service(jobs: int, nodes: int) -> dict:
         "all_events_seen_s": observed - first_submit,
         "service_cpu_ms_per_job": 1000 * (cpu_after["service"] - cpu_before["service"]) / jobs,
         "launcher_cpu_ms_per_job": 1000 * (cpu_after["children"] - cpu_before["children"]) / jobs,
+        # this process: the PUTs and the event stream's reader
+        "client_cpu_ms_per_job": 1000 * (client_after - client_before) / jobs,
         "load_average_1min": os.getloadavg()[0],
     }
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure_direct(jobs: int, parallel: int) -> dict:
@@ -95,12 +107,57 @@ def measure_direct(jobs: int, parallel: int) -> dict:
     return {"jobs": jobs, "parallel": parallel, "elapsed_s": elapsed, "jobs_per_s": jobs / elapsed}
 
 
+def compare(before: str, pairs: int, jobs: int, nodes: int, json_path: str | None) -> dict:
+    """Before and after taking turns: on a machine shared with other work, jobs/s of runs minutes apart
+    differ more than the change does; a pair's two runs see the same load, and CPU per job moves least."""
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
+    for pair in range(1, pairs + 1):
+        for side in ("before", "after"):
+            if side == "before":
+                os.environ["BATCHAI_BENCH_PACKAGE"] = os.path.abspath(before)
+            else:
+                os.environ.pop("BATCHAI_BENCH_PACKAGE", None)
+            load = os.getloadavg()[0]
+            run = {**measure_service(jobs, nodes), "load_average_at_start": load}
+            runs[side].append(run)
+            print(
+                f"  pair {pair} {side:6}  load {load:5.2f}  {run['jobs_per_s']:6.1f} jobs/s  CPU ms per job: "
+                f"service {run['service_cpu_ms_per_job']:.2f}, node side {run['launcher_cpu_ms_per_job']:.2f}, "
+                f"client {run['client_cpu_ms_per_job']:.2f}",
+                flush=True,
+            )
+    os.environ.pop("BATCHAI_BENCH_PACKAGE", None)
+    keys = ("jobs_per_s", "service_cpu_ms_per_job", "launcher_cpu_ms_per_job", "client_cpu_ms_per_job")
+    means = {side: {key: statistics.mean(r[key] for r in done) for key in keys} for side, done in runs.items()}
+    print_rows(
+        f"{jobs} `true` jobs on {nodes} nodes, {pairs} interleaved pairs, means",
+        [
+            (key, f"{means['before'][key]:.2f}", f"{means['after'][key]:.2f}", f"{means['after'][key] / b:.3f}x")
+            for key in keys
+            for b in (means["before"][key] or 1.0,)
+        ],
+        header=("measure", "before", "after", "after/before"),
+    )
+    result = {"jobs": jobs, "nodes": nodes, "before_package": before, "runs": runs, "means": means}
+    print(f"  written to {write_result('throughput_pairs', result, json_path)}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--jobs", type=int, default=500)
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--json", help="write the result here (default benchmarks/results/throughput.json)")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="instead: interleaved pairs, the batchai_jupyter package in DIR (e.g. from `git archive REV "
+        "batchai_jupyter | tar -x -C DIR`) then this one, each pair under the same load",
+    )
+    parser.add_argument("--pairs", type=int, default=3, help="with --before: how many pairs")
     args = parser.parse_args(argv)
+    if args.before:
+        return compare(args.before, args.pairs, args.jobs, args.nodes, args.json)
 
     direct = measure_direct(args.jobs, args.nodes)
     service = measure_service(args.jobs, args.nodes)
@@ -143,6 +200,13 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{service['elapsed_s'] / direct['elapsed_s']:.1f}x",
             ),
             ("submitting all (PUTs)", f"{service['submit_s']:.2f} s ({service['submits_per_s']:.0f}/s)", "", ""),
+            (
+                "CPU ms per job: service / node side / client",
+                f"{service['service_cpu_ms_per_job']:.2f} / {service['launcher_cpu_ms_per_job']:.2f} / "
+                f"{service['client_cpu_ms_per_job']:.2f}",
+                "",
+                "",
+            ),
         ],
     )
     print(

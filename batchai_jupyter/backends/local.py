@@ -192,7 +192,7 @@ class LocalBackend(ComputeBackend, NodeExec, NodeLoad, ChecksClusters):
         task_file = os.path.join(run_dir, "task.json")
         descriptor = os.open(task_file + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
-            json.dump(task, handle)
+            handle.write(json.dumps(task))  # json.dump would encode in Python, a write per piece
         os.replace(task_file + ".tmp", task_file)
         self._launcher.launch(run_dir)
 

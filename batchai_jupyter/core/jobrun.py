@@ -352,7 +352,7 @@ class JobRunner:
             directories = self._directories_here(job, context, nodes)
         task = TaskLaunch(
             command=plan.command,
-            env={**self.base_env(), **plan.env},
+            env={**context.node_base_env, **plan.env},  # the service's environment, read for this context
             cwd=node.job_temp,
             stdout=os.path.join(context.stdouterr_dir, plan.stdout_name),
             stderr=os.path.join(context.stdouterr_dir, plan.stderr_name),

@@ -104,6 +104,7 @@ class Service:
         )
         self.events = EventBus()
         self._datastores: dict[tuple[str, str, str, float], Datastore] = {}  # opened once: they keep transfer state
+        self._cluster_backends: dict[str, str] = {}  # cluster uuid: its backend's name (a cluster keeps its backend)
         self.datastore_kinds = datastore_kinds
         self.backends = dict(backends)
         self.unavailable_backends = dict(unavailable_backends or {})  # name -> why it did not load
@@ -165,8 +166,14 @@ class Service:
     # -- plumbing for the engine ---------------------------------------------------------------
 
     def _backend_for(self, workspace: str, cluster_name: str) -> ComputeBackend:
-        cluster = self.store.cluster(workspace, cluster_name)
-        backend = cluster.spec.backend if cluster else "local"
+        # Asked several times for each job start and end: by uuid, the cluster's spec is decoded once.
+        uuid = self.store.cluster_uuid(workspace, cluster_name)
+        backend = self._cluster_backends.get(uuid) if uuid else "local"
+        if backend is None:
+            cluster = self.store.cluster(workspace, cluster_name)
+            backend = cluster.spec.backend if cluster else "local"
+            if cluster is not None and cluster.uuid == uuid:
+                self._cluster_backends[uuid] = backend
         # A scheduler backend's cluster gets here only to release nodes and run scripts on them.
         return cast(ComputeBackend, self.backends[backend])
 
@@ -670,7 +677,7 @@ class Service:
                 ) from None
             raise
         self.events.publish("job", workspace=workspace, experiment=experiment, name=spec.name, state="queued")
-        self.engine.wake()
+        self.engine.job_submitted(workspace, spec.cluster)
         return views.job_view(job, position, self._waiting_reason(job))
 
     def _check_locations(self, workspace: str, spec: JobSpec) -> None:

@@ -361,17 +361,23 @@ class Store:
             "SELECT * FROM jobs WHERE workspace = ? AND experiment = ? ORDER BY id", workspace, experiment
         )
 
-    def job_briefs(self, *states: str, workspace: str | None = None, cluster: str | None = None) -> list[JobBrief]:
+    def job_briefs(
+        self, *states: str, workspace: str | None = None, cluster: str | None = None, first: int | None = None
+    ) -> list[JobBrief]:
         """Jobs in `states` with only what queueing and scheduling read: id, workspace, cluster,
         priority, state, started, node_ids, node_count, max_wall_clock_seconds. SQLite pulls the
         two spec fields out itself, so the engine's every cycle does not decode every queued
-        job's whole spec (that made a long queue O(queue) JSON work per wake-up)."""
+        job's whole spec (that made a long queue O(queue) JSON work per wake-up). In id order, or
+        with `first` only the first that many in queue order (larger priority first, then lower id)."""
         marks = ", ".join("?" for _ in states)
-        args: tuple[str, ...] = states
+        args: tuple[Any, ...] = states
         where = f"FROM jobs WHERE state IN ({marks})"
         if workspace is not None and cluster is not None:  # one cluster's jobs
             where, args = where + " AND workspace = ? AND cluster = ?", (*states, workspace, cluster)
-        where += " ORDER BY id"
+        if first is None:
+            where += " ORDER BY id"
+        else:
+            where, args = where + " ORDER BY priority DESC, id LIMIT ?", (*args, first)
         with self._lock:
             if self._json_in_sql:
                 try:
@@ -480,6 +486,15 @@ class Store:
     def cluster(self, workspace: str, name: str) -> Cluster | None:
         row = self.query_one("SELECT * FROM clusters WHERE workspace = ? AND name = ?", workspace, name)
         return None if row is None else Cluster.from_row(row)
+
+    def cluster_uuid(self, workspace: str, name: str) -> str | None:
+        """The cluster's uuid (a cluster made again under the same name gets a new one), without
+        decoding its spec: what callers that only need what never changes for a cluster look up."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT uuid FROM clusters WHERE workspace = ? AND name = ?", (workspace, name)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def existing_cluster(self, workspace: str, name: str) -> Cluster:
         """The cluster, which the caller knows is there (its worker is running its cycle)."""

@@ -23,6 +23,7 @@ from ..core.service import Page
 from ..errors import BatchAIError, storage_failure
 from ..jsonfile import FINITE_NUMBERS, MAX_JSON_DEPTH, nesting_depth
 from ..runtime.metrics import METRICS_FILE
+from .event_batches import EventBatches
 from .paging import PageRequest, page_body, page_request, slice_page
 
 log = logging.getLogger(__name__)
@@ -544,23 +545,19 @@ class EventsHandler(BaseHandler):
         }
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        batches = EventBatches(asyncio.get_running_loop())
 
         def deliver(event: dict) -> None:
             if all(str(event.get(k)) == v for k, v in wanted.items()):
-                loop.call_soon_threadsafe(queue.put_nowait, event)
+                batches.put(event)
 
         unsubscribe = self.service.events.subscribe(deliver)
         try:
             self.write(": connected\n\n")
             await self.flush()
             while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), self.KEEPALIVE_SECONDS)
-                    self.write(f"data: {json.dumps(event)}\n\n")
-                except asyncio.TimeoutError:
-                    self.write(": keepalive\n\n")
+                events = await batches.take(self.KEEPALIVE_SECONDS)
+                self.write("".join(f"data: {json.dumps(event)}\n\n" for event in events) or ": keepalive\n\n")
                 await self.flush()
         except StreamClosedError:
             pass

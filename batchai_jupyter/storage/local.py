@@ -11,26 +11,47 @@ from ..ports.datastores import Datastore, DatastoreContext, DeletesFiles, FileEn
 SYSTEM_TREES = ("/proc", "/sys", "/dev")
 
 
+def _real_below(root: str, relative: str) -> str:
+    """os.path.realpath(root/relative) for a `root` that is real and a normalised `relative`: only the
+    names under the root are looked at (realpath walks every name from /), and only until a link."""
+    path = root
+    for name in relative.split("/") if relative else ():
+        path = os.path.join(path, name)
+        if os.path.islink(path):
+            return os.path.realpath(os.path.join(root, relative))
+    return path
+
+
 class LocalDatastore(Datastore, DeletesFiles):
     kind = "local"
 
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
+        self._real_root = ""
 
     def _resolve(self, segment: str) -> str:
         relative = clean_relative_path(segment)
-        full = os.path.realpath(os.path.join(self.root, relative))
-        root = os.path.realpath(self.root)
+        root = self._root_resolved()
+        full = _real_below(root, relative)
         if full != root and not full.startswith(root + os.sep):
             raise BatchAIError("InvalidPath", f"path {segment!r} leads outside the datastore (a symlink?)")
         return full
+
+    def _root_resolved(self) -> str:
+        """The root with its links resolved, once it exists (every job start resolves several paths under it)."""
+        if self._real_root:
+            return self._real_root
+        root = os.path.realpath(self.root)
+        if os.path.isdir(root):
+            self._real_root = root
+        return root
 
     def node_path(self, segment: str) -> str:
         return self._resolve(segment)
 
     def delete(self, segment: str) -> int:
         path = self._resolve(segment)
-        if path == os.path.realpath(self.root):
+        if path == self._root_resolved():
             raise BatchAIError("InvalidPath", "the datastore's root itself cannot be deleted")
         if os.path.isdir(path) and not os.path.islink(path):
             count = sum(len(files) for _, _, files in os.walk(path))

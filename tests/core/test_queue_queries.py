@@ -165,3 +165,18 @@ def test_plan_ignores_the_queue_when_needs_queue_says_so(seed):
     full = scheduler.plan(clusters, nodes, queued, running, now=100.0)
     if not scheduler.needs_queue(clusters, nodes, running):
         assert scheduler.plan(clusters, nodes, [], running, now=100.0) == full
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("json_in_sql", [True, False])
+def test_the_head_of_a_clusters_queue_is_the_first_of_the_scheduler_order(store, seed, json_in_sql):
+    _fill(store, seed)
+    store._json_in_sql = json_in_sql
+    for workspace in ("w1", "w2"):
+        for cluster in ("a", "b"):
+            whole = store.job_briefs("queued", workspace=workspace, cluster=cluster)
+            ordered = [j.id for j in sorted(whole, key=lambda j: (-j.priority, j.id))]
+            for first in (1, 3, len(ordered), len(ordered) + 5):
+                head = store.job_briefs("queued", workspace=workspace, cluster=cluster, first=first)
+                assert [j.id for j in head] == ordered[:first]
+                assert all(j in whole for j in head)

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from batchai_jupyter.core.engine import _free_after
 from batchai_jupyter.core.scheduler import (
     ClusterView,
     KillJob,
@@ -549,3 +550,23 @@ def test_big_head_starts_as_soon_as_the_running_jobs_free_its_nodes():
 
 def test_without_reservations_the_same_stream_starves_the_big_job():
     assert BIG not in simulate(greedy_without_reservations)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_queue_head_that_takes_every_free_node_decides_as_the_whole_queue(seed):
+    """What Engine._schedule relies on to read only the head of a manual cluster's queue: once the
+    head's starts leave no idle or preparing node free, no job further back changes the decisions."""
+    rng = random.Random(seed)
+    nodes = [
+        NodeView(i, "c", rng.choice(["idle", "idle", "running", "preparing", "unusable"]), 0.0) for i in range(1, 7)
+    ]
+    running = [run(100, [n.id]) for n in nodes if n.state == "running" and rng.random() < 0.8]
+    sizes, priorities, walls = [1, 1, 2, 3, 7], [HIGH, NORMAL, LOW], [5.0, 50.0, 500.0]
+    queue = order_queue(
+        [job(i, n=rng.choice(sizes), prio=rng.choice(priorities), wall=rng.choice(walls)) for i in range(1, 40)]
+    )
+    whole = plan([manual(target=6)], nodes, queue, running, now=10.0)
+    for size in range(len(queue) + 1):
+        head = plan([manual(target=6)], nodes, queue[:size], running, now=10.0)
+        if not _free_after(head, nodes, running):
+            assert head == whole, size
