@@ -143,6 +143,40 @@ class LabPage:
         self.page.mouse.up()
         return round(sidebar.bounding_box()["width"])
 
+    def styles(self, selector: str, *properties: str, within: str = "", pseudo: str | None = None) -> list:
+        """Computed style `properties` of the first element matching `selector` (inside the first job view
+        showing the text `within`, when given). The panel draws its tables again on every poll, and a
+        replaced element has no style: the element is looked up afresh until one in the page answers."""
+        return self.page.wait_for_function(
+            """([selector, properties, within, pseudo]) => {
+                const root = within
+                    ? [...document.querySelectorAll('.bai-JobView')].find(v => v.textContent.includes(within))
+                    : document;
+                const element = root && root.querySelector(selector);
+                if (!element || !element.isConnected) return false;
+                const style = getComputedStyle(element, pseudo);
+                const values = properties.map(p => p === 'height' ? element.getBoundingClientRect().height
+                    : p === 'font-size' ? parseFloat(style.fontSize) : style.getPropertyValue(p));
+                return values.every(v => v !== '') && values;
+            }""",
+            arg=[selector, list(properties), within, pseudo],
+            timeout=60_000,
+        ).json_value()
+
+    def theme_colour(self, variable: str) -> str:
+        """The colour a CSS variable of the theme resolves to, as computed styles give colours."""
+        return self.page.evaluate(
+            """(variable) => {
+                const probe = document.createElement('span');
+                probe.style.color = `var(${variable})`;
+                document.body.appendChild(probe);
+                const colour = getComputedStyle(probe).color;
+                probe.remove();
+                return colour;
+            }""",
+            variable,
+        )
+
     def overflow(self, selector: str) -> float:
         """How many pixels the element sticks out to the right of the panel's visible width (0 when it fits)."""
         return self.page.evaluate(

@@ -111,17 +111,10 @@ def test_output_files_download_through_the_authenticated_endpoint(lab_client, la
     link = entry.get_by_role("link", name="Download model.txt")
     assert "/batchai/api/v1/" in link.get_attribute("href") and "files/content" in link.get_attribute("href")
     # It looks like the theme's links: the colour Lab gives links in rendered content.
-    link_colour = page.evaluate(
-        """(link) => {
-            const probe = document.createElement('span');
-            probe.style.color = 'var(--jp-content-link-color)';
-            document.body.appendChild(probe);
-            const colour = getComputedStyle(probe).color;
-            probe.remove();
-            return [getComputedStyle(link).color, colour];
-        }""",
-        link.element_handle(),
-    )
+    link_colour = [
+        *lab_page.styles('li[data-file="model.txt"] a', "color", within="files-job"),
+        lab_page.theme_colour("--jp-content-link-color"),
+    ]
     assert link_colour[0] == link_colour[1], link_colour
     with page.expect_download(timeout=SLOW) as download_info:
         link.click()
@@ -411,17 +404,9 @@ def test_a_failed_rank_is_red_and_its_view_opens_its_stderr_first(lab_client, la
     tasks = {t["index"]: t for t in lab_client.list("workspaces/default/experiments/default/jobs/rank1-fails/tasks")}
     failed_row = view.locator(f'tr[data-task="{tasks[1]["name"]}"]')
     expect(failed_row).to_have_attribute("data-outcome", "failed")
-    badge_colour, error_colour = page.evaluate(
-        """(row) => {
-            const probe = document.createElement('span');
-            probe.style.color = 'var(--jp-error-color1)';
-            document.body.appendChild(probe);
-            const colour = getComputedStyle(probe).color;
-            probe.remove();
-            return [getComputedStyle(row.querySelector('.bai-State'), '::before').color, colour];
-        }""",
-        failed_row.element_handle(),
-    )
+    badge = f'tr[data-task="{tasks[1]["name"]}"] .bai-State'
+    (badge_colour,) = lab_page.styles(badge, "color", within="rank1-fails", pseudo="::before")
+    error_colour = lab_page.theme_colour("--jp-error-color1")
     assert badge_colour == error_colour, (badge_colour, error_colour)
     log = view.locator("pre.bai-Log")
     expect(view.get_by_label("Log file")).to_have_value(tasks[1]["stderr"], timeout=SLOW)
@@ -491,9 +476,11 @@ def test_the_panel_fits_a_300px_sidebar_in_both_themes(lab_client, lab_page):
             # The long name stays on one line, cut with an ellipsis, the whole of it in the tooltip.
             name = running.locator(".bai-Name")
             expect(name).to_have_attribute("title", "a-rather-long-job-name-0123")
-            height, font_size, cut = name.evaluate(
-                "e => [e.getBoundingClientRect().height, parseFloat(getComputedStyle(e).fontSize),"
-                " getComputedStyle(e).textOverflow]"
+            height, font_size, cut = lab_page.styles(
+                '#batchai-panel tr[data-job="a-rather-long-job-name-0123"] .bai-Name',
+                "height",
+                "font-size",
+                "text-overflow",
             )
             assert height < 2 * font_size and cut == "ellipsis", (height, font_size, cut)
             running.scroll_into_view_if_needed()
@@ -518,12 +505,7 @@ def test_dark_theme_uses_theme_colours(lab_page):
     lab_page.command("batchai:open-job", {"experiment": "default", "name": "metrics-job"})
     label = page.locator(".bai-JobView").filter(has_text="metrics-job").locator(".bai-AxisLabel").first
     expect(label).to_be_visible(timeout=SLOW)
-    # The chart is drawn again on every poll: read a label that is still in the page (a replaced one has no style).
-    fill = page.wait_for_function(
-        """() => [...document.querySelectorAll('.bai-JobView .bai-AxisLabel')]
-            .map(e => e.isConnected ? getComputedStyle(e).fill : '').find(f => /\\d/.test(f)) || false""",
-        timeout=SLOW,
-    ).json_value()
+    (fill,) = lab_page.styles(".bai-AxisLabel", "fill", within="metrics-job")
     red, green, blue = (int(n) for n in re.findall(r"\d+", fill)[:3])
     assert red + green + blue > 3 * 128, fill
     lab_page.shot("13b-dark-theme-metrics")
