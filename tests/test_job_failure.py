@@ -3,6 +3,9 @@ exception line), against a real `batchai serve`; listings and jobs that did not 
 
 from __future__ import annotations
 
+import shlex
+import sys
+
 import pytest
 
 from batchai_jupyter.client import Client
@@ -67,3 +70,19 @@ def test_listings_stay_cheap_and_a_job_that_did_not_fail_has_no_failure(failed_j
     )
     assert client.wait_for_job("default", "default", "fine", timeout=120)["executionState"] == "succeeded"
     assert "failure" not in client.job("default", "default", "fine")
+
+
+def _fail_with(client: Client, name: str, error: str) -> dict:
+    command = f"{shlex.quote(sys.executable)} -c {shlex.quote(f'raise {error}')}"
+    spec = {"cluster": "pair", "customToolkitSettings": {"commandLine": command}}
+    client.create_job("default", "default", spec, name)
+    assert client.wait_for_job("default", "default", name, timeout=120)["executionState"] == "failed"
+    return client.job("default", "default", name)["failure"]
+
+
+def test_a_job_submitted_again_under_its_name_gets_its_own_failure(failed_job):
+    """A notebook cell run again replaces its job: the summary kept for the first one is not the second's."""
+    client, _ = failed_job
+    assert _fail_with(client, "again", "KeyError('first')")["line"] == "KeyError: 'first'"
+    client.delete_job("default", "default", "again")
+    assert _fail_with(client, "again", "OSError('second')")["line"] == "OSError: second"

@@ -128,8 +128,8 @@ class Service:
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
         self._lock_handle: IO[str] | None = None
-        # (job id, attempt) -> the failure summary of a failed job (it ends once): read once, not per view
-        self._failures: dict[tuple[int, int], dict[str, Any]] = {}
+        # (job uuid, attempt) -> the failure summary of a failed job (it ends once): read once, not per view.
+        self._failures: dict[tuple[str, int], dict[str, Any]] = {}
         self._ensure_workspace(DEFAULT_WORKSPACE)
 
     # -- life cycle --------------------------------------------------------------------------
@@ -715,7 +715,7 @@ class Service:
     def _failure_summary(self, job: Job) -> dict[str, Any] | None:
         """The failed job's failure summary (core/failure_summary.py), kept once its stderr line was read
         (a remote node's stderr may arrive after the job ended)."""
-        key = (job.id, job.attempt)
+        key = (job.uuid, job.attempt)
         if key in self._failures:
             return self._failures[key]
         tasks = [views.task_view(t, self.store.node(t.node_id)) for t in self.store.tasks_of(job.id)]
@@ -727,16 +727,20 @@ class Service:
         return summary
 
     def _stdouterr_tail(self, job: Job, path: str) -> str:
-        """The last TAIL_BYTES of a file of the job's stdouterr; "" while it is not there."""
+        """The last TAIL_BYTES of a file of the job's stdouterr; "" while it is not there or cannot be read
+        (the job's view still answers, with a headline without the line; the next view reads again)."""
         datastore_name, folder = placement.placement_of(job, placement.STDOUTERR)
-        datastore = self.datastore(job.workspace, datastore_name)
         relative = clean_relative_path(path, "path")
         parent, _, name = relative.rpartition("/")
-        sizes = {e.name: e.size for e in datastore.list("/".join(p for p in (folder, parent) if p))}
-        size = sizes.get(name)
-        if not size:
+        try:
+            datastore = self.datastore(job.workspace, datastore_name)
+            sizes = {e.name: e.size for e in datastore.list("/".join(p for p in (folder, parent) if p))}
+            size = sizes.get(name)
+            if not size:
+                return ""
+            data = datastore.read(f"{folder}/{relative}", max(0, size - TAIL_BYTES))
+        except (OSError, BatchAIError):
             return ""
-        data = datastore.read(f"{folder}/{relative}", max(0, size - TAIL_BYTES))
         return data.decode("utf-8", errors="replace")
 
     def _waiting_reason(self, job: Job) -> str:
