@@ -36,6 +36,7 @@ from . import placement, views
 from .cluster_spec import parse_cluster_spec
 from .engine import Engine, cluster_key
 from .events import EventBus
+from .failure_summary import TAIL_BYTES, failure_summary, terminated_by_user
 from .handover import HandOver
 from .jobrun import JobRunner
 from .locations import location_of
@@ -128,6 +129,8 @@ class Service:
         for backend in self.backends.values():
             backend.set_wakeup(self.engine.wake)
         self._lock_handle: IO[str] | None = None
+        # (job uuid, attempt) -> the failure summary of a failed job (it ends once): read once, not per view.
+        self._failures: dict[tuple[str, int], dict[str, Any]] = {}
         self._ensure_workspace(DEFAULT_WORKSPACE)
 
     # -- life cycle --------------------------------------------------------------------------
@@ -703,10 +706,49 @@ class Service:
         return row
 
     def _job_view(self, job: Job) -> dict[str, Any]:
+        if job.state == "failed" and not terminated_by_user(job.errors):
+            view = views.job_view(job)
+            failure = self._failure_summary(job)
+            if failure is not None:
+                view["failure"] = failure
+            return view
         if job.state != "queued":
             return views.job_view(job)
         position = self.store.queued_ahead(job) + 1  # = scheduler.queue_position, without the whole queue
         return views.job_view(job, position, self._waiting_reason(job))
+
+    FAILURES_KEPT = 256
+
+    def _failure_summary(self, job: Job) -> dict[str, Any] | None:
+        """The failed job's failure summary (core/failure_summary.py), kept once its stderr line was read
+        (a remote node's stderr may arrive after the job ended)."""
+        key = (job.uuid, job.attempt)
+        if key in self._failures:
+            return self._failures[key]
+        tasks = [views.task_view(t, self.store.node(t.node_id)) for t in self.store.tasks_of(job.id)]
+        summary = failure_summary(tasks, lambda path: self._stdouterr_tail(job, path), job.attempt)
+        if summary is not None and summary["line"] is not None:
+            if len(self._failures) >= self.FAILURES_KEPT:
+                self._failures.pop(next(iter(self._failures)))
+            self._failures[key] = summary
+        return summary
+
+    def _stdouterr_tail(self, job: Job, path: str) -> str:
+        """The last TAIL_BYTES of a file of the job's stdouterr; "" while it is not there or cannot be read
+        (the job's view still answers, with a headline without the line; the next view reads again)."""
+        datastore_name, folder = placement.placement_of(job, placement.STDOUTERR)
+        relative = clean_relative_path(path, "path")
+        parent, _, name = relative.rpartition("/")
+        try:
+            datastore = self.datastore(job.workspace, datastore_name)
+            sizes = {e.name: e.size for e in datastore.list("/".join(p for p in (folder, parent) if p))}
+            size = sizes.get(name)
+            if not size:
+                return ""
+            data = datastore.read(f"{folder}/{relative}", max(0, size - TAIL_BYTES))
+        except (OSError, BatchAIError):
+            return ""
+        return data.decode("utf-8", errors="replace")
 
     def _waiting_reason(self, job: Job) -> str:
         cluster = self.store.cluster(job.workspace, job.cluster)

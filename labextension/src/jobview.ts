@@ -14,8 +14,6 @@ import {
   Task,
   appendTail,
   backoffSeconds,
-  failingTask,
-  failureHeadline,
   isActive,
   jobDuration,
   jobOutcome,
@@ -57,8 +55,6 @@ export class JobView extends Widget {
   private polls = 0;
   private failures = 0;
   private finalPassDone = false;
-  /** The failing task's headline once its stderr was read ("rank 1 failed (exit code 1): ValueError: …"). */
-  private failure: { task: string; headline: string } | null = null;
 
   private readonly summary = h('div', { className: 'bai-JobSummary' });
   private readonly errorLine = h('div', { className: 'bai-Error', role: 'alert', hidden: true });
@@ -137,7 +133,7 @@ export class JobView extends Widget {
       this.tasks = tasks;
       this.renderTasks();
       this.renderOutputChoices();
-      await Promise.all([this.readLog(), this.readMetrics(), this.readNodes(), this.readFailure()]);
+      await Promise.all([this.readLog(), this.readMetrics(), this.readNodes()]);
       this.renderSummary();
       if (this.polls % 5 === 0 || !isActive(job)) {
         await Promise.all([this.loadFiles(), this.findServiceLogs()]);
@@ -173,7 +169,7 @@ export class JobView extends Widget {
     replaceChildren(
       this.summary,
       h('h2', { className: 'bai-Title' }, job.name, ' ', stateBadge(jobOutcome(job))),
-      this.failure ? h('p', { className: 'bai-Failure', role: 'alert', 'data-task': this.failure.task }, this.failure.headline) : null,
+      job.failure ? h('p', { className: 'bai-Failure', role: 'alert', 'data-task': job.failure.task }, job.failure.headline) : null,
       h(
         'div',
         { className: 'bai-Facts' },
@@ -224,9 +220,8 @@ export class JobView extends Widget {
     }
     // Until the user picks a log, show the failing task's stderr once a task failed; else follow the job's
     // own output: the first main task (master, rank 0) once it exists, the preparation before it until then.
-    const failed = failingTask(this.tasks);
     const main = this.tasks.find(task => task.phase === 'main') ?? this.tasks[0];
-    const preferred = failed?.stderr || main?.stdout || files[0];
+    const preferred = this.job?.failure?.log || main?.stdout || files[0];
     if (!this.logChosen && preferred && this.log?.path !== preferred) {
       this.showLog(preferred);
     }
@@ -271,20 +266,6 @@ export class JobView extends Widget {
       this.log = new Tail(path);
       this.logText.textContent = '';
       void this.readLog();
-    }
-  }
-
-  /** Reads the failing task's stderr once it has something, for the headline. */
-  private async readFailure(): Promise<void> {
-    const failed = failingTask(this.tasks);
-    const id = failed ? `${failed.name}#${failed.attempt}` : '';
-    if (!failed || this.failure?.task === id) {
-      return;
-    }
-    const chunk = await this.client.readFile(this.key, STDOUTERR, failed.stderr, 0);
-    this.failure = { task: id, headline: failureHeadline(failed, chunk.text) };
-    if (!chunk.text) {
-      this.failure.task = ''; // written later (synced from a remote node): read again next poll
     }
   }
 

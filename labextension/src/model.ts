@@ -49,6 +49,19 @@ export interface Job {
   waitingReason?: string;
   executionInfo: { startTime: string | null; endTime: string | null; exitCode: number | null; errors: { code?: string; message?: string }[] };
   properties: { outputDirectories?: { id: string }[] };
+  /** A failed job's failure summary, computed by the service (core/failure_summary.py). */
+  failure?: JobFailure;
+}
+
+/** Which task of a failed job failed first, its stderr (as the files API names it) and the line that says why. */
+export interface JobFailure {
+  task: string;
+  label: string;
+  node: string | null;
+  exitCode: number;
+  log: string;
+  line: string | null;
+  headline: string;
 }
 
 export interface Task {
@@ -74,62 +87,12 @@ export function taskOutcome(task: Task): string {
   return task.state;
 }
 
-/**
- * The task that failed first (the others of a gang often fail after it, because it did): earliest end,
- * then preparation after ranks, then rank order; null while no task has failed. The notebook's
- * JobMonitor picks the same task (notebook/widgets/failure.py).
- */
-export function failingTask(tasks: Task[]): Task | null {
-  const failed = tasks.filter(task => task.exitCode !== null && task.exitCode !== 0);
-  const order = (task: Task): string[] => [
-    task.endTime ?? '~',
-    task.role === 'prep' ? '1' : '0',
-    String(task.index ?? -1).padStart(8, '0'),
-    task.name
-  ];
-  const before = (a: Task, b: Task) => {
-    const [oa, ob] = [order(a), order(b)];
-    const i = oa.findIndex((part, k) => part !== ob[k]);
-    return i >= 0 && oa[i] < ob[i];
-  };
-  return failed.reduce<Task | null>((best, task) => (best === null || before(task, best) ? task : best), null);
-}
-
-// Launchers prefix each line of a rank's output ("[rank1]: ValueError: ..." from torch.distributed).
-const RANK_PREFIX = /^\[(?:rank|default)\d+\]:\s?/;
-
-/** The exception line of the last Python traceback in a stderr ("ValueError: bad shape"), else its last non-empty line. */
-export function exceptionLine(stderr: string): string | null {
-  const lines = stderr
-    .split('\n')
-    .map(line => line.replace(RANK_PREFIX, '').trimEnd())
-    .filter(line => line.trim());
-  if (!lines.length) {
-    return null;
-  }
-  const start = lines.map(line => line.startsWith('Traceback (most recent call last)')).lastIndexOf(true);
-  if (start >= 0) {
-    const line = lines.slice(start + 1).find(l => !/^\s/.test(l));
-    if (line) {
-      return line;
-    }
-  }
-  return lines[lines.length - 1];
-}
-
 /** "rank 1", "master 0", or "job preparation on node-0". */
 export function taskLabel(task: Task): string {
   if (task.role === 'prep') {
     return `job preparation on ${task.node || task.name}`;
   }
   return task.index !== null && task.index !== undefined ? `${task.role} ${task.index}` : task.name;
-}
-
-/** "rank 1 failed (exit code 1): ValueError: bad shape", the headline of a failed job's view. */
-export function failureHeadline(task: Task, stderr: string): string {
-  const why = exceptionLine(stderr);
-  const headline = `${taskLabel(task)} failed (exit code ${task.exitCode})`;
-  return why ? `${headline}: ${why}` : headline;
 }
 
 export interface FileEntry {

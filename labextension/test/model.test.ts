@@ -26,9 +26,6 @@ import {
   scaleSummary,
   sortJobs,
   Task,
-  exceptionLine,
-  failingTask,
-  failureHeadline,
   matchJobs,
   taskOutcome
 } from '../src/model';
@@ -226,33 +223,6 @@ test('a task that exited non-zero reads failed, zero succeeded, a running one ke
   assert.equal(taskOutcome(task('rank-1', 1, 1, '2026-01-01T00:00:01Z')), 'failed');
   assert.equal(taskOutcome(task('rank-0', 0, 0, '2026-01-01T00:00:01Z')), 'succeeded');
   assert.equal(taskOutcome(task('rank-0', 0, null)), 'running');
-});
-
-test('the failing task is the one that failed first, then by rank; none while all are fine', () => {
-  const tasks = [task('rank-0', 0, 143, '2026-01-01T00:00:05Z'), task('rank-1', 1, 1, '2026-01-01T00:00:02Z'), task('rank-2', 2, 0, '2026-01-01T00:00:01Z')];
-  assert.equal(failingTask(tasks)?.name, 'rank-1');
-  assert.equal(failingTask([task('rank-3', 3, 1, 'T'), task('rank-2', 2, 1, 'T')])?.name, 'rank-2');
-  assert.equal(failingTask([task('rank-0', 0, 0, 'T'), task('rank-1', 1, null)]), null);
-});
-
-test('the headline quotes the exception line of the last traceback, without launcher prefixes', () => {
-  const stderr = [
-    'Traceback (most recent call last):',
-    '  File "train.py", line 3, in <module>',
-    '    raise ValueError("old")',
-    'ValueError: old',
-    '[rank1]: Traceback (most recent call last):',
-    '[rank1]:   File "train.py", line 9, in <module>',
-    '[rank1]:     raise ValueError("bad shape")',
-    '[rank1]: ValueError: bad shape',
-    'some cleanup warning'
-  ].join('\n');
-  assert.equal(exceptionLine(stderr), 'ValueError: bad shape');
-  assert.equal(exceptionLine('just a message\n\n'), 'just a message');
-  assert.equal(exceptionLine(''), null);
-  const failed = task('rank-1', 1, 1, 'T');
-  assert.equal(failureHeadline(failed, stderr), 'rank 1 failed (exit code 1): ValueError: bad shape');
-  assert.equal(failureHeadline(failed, ''), 'rank 1 failed (exit code 1)');
 });
 
 test('a job that ran under a second shows its tenths, not 0:00', () => {

@@ -402,6 +402,11 @@ def test_a_failed_rank_is_red_and_its_view_opens_its_stderr_first(lab_client, la
     rows = view.locator("tr[data-task]")
     expect(rows).to_have_count(2, timeout=SLOW)
     tasks = {t["index"]: t for t in lab_client.list("workspaces/default/experiments/default/jobs/rank1-fails/tasks")}
+    # The headline is the service's failure summary of the job, rendered as it comes.
+    failure = wait_job(lab_client, "rank1-fails")["failure"]
+    assert (failure["task"], failure["log"]) == (tasks[1]["name"], tasks[1]["stderr"])
+    expect(headline).to_have_text(failure["headline"])
+    expect(headline).to_have_attribute("data-task", failure["task"])
     failed_row = view.locator(f'tr[data-task="{tasks[1]["name"]}"]')
     expect(failed_row).to_have_attribute("data-outcome", "failed")
     badge = f'tr[data-task="{tasks[1]["name"]}"] .bai-State'

@@ -21,7 +21,7 @@ from ...client import ENDED, Client
 from ...runtime.cellrunner import RESULT_OUTPUT_ID
 from ...runtime.metrics import METRICS_FILE
 from ..packaging import human_size
-from .failure import exception_line, failing_task, outcome, task_label, terminated_by_user
+from .failure import outcome
 from .poller import EventWaker, Poller, own_client
 from .render import LINK_STYLE, Raw, badge, elapsed, html_table, load_cells, metric_plots
 from .snapshot import log_section, snapshot_box
@@ -278,8 +278,8 @@ class JobMonitor(widgets.VBox):
                 if names and self.log_tabs.selected_index is None:
                     self.log_tabs.selected_index = 0
         failed = self._failed_task()
-        if failed is not None and not self._failure_tab_opened and failed["name"] in names:
-            self.log_tabs.selected_index = names.index(failed["name"])  # once: the user may look elsewhere
+        if failed is not None and not self._failure_tab_opened and failed in names:
+            self.log_tabs.selected_index = names.index(failed)  # once: the user may look elsewhere
             self._failure_tab_opened = True
             if self.logs_toggle is not None:
                 self.logs_toggle.value = True
@@ -295,10 +295,10 @@ class JobMonitor(widgets.VBox):
             f'border:none;padding:0;cursor:pointer;font:inherit">open in the Batch AI panel</button>'
         )
 
-    def _failed_task(self) -> dict | None:
-        """The task that failed first; None while none has, or when the user terminated the job (its
-        tasks were stopped, they did not fail)."""
-        return None if terminated_by_user(self.info) else failing_task(self._shown_tasks)
+    def _failed_task(self) -> str | None:
+        """The name of the task that failed first, as the service's failure summary names it; None unless
+        the job failed (a job its user terminated did not)."""
+        return (self.info.get("failure") or {}).get("task")
 
     def _fold_logs(self, _change=None) -> None:
         opened = self.logs_toggle is None or self.logs_toggle.value
@@ -308,15 +308,9 @@ class JobMonitor(widgets.VBox):
 
     @property
     def failure(self) -> str | None:
-        """ "rank 1 failed (exit code 1): ValueError: ..." once a task has failed: which, and the line of its
-        stderr that says why."""
-        failed = self._failed_task()
-        if failed is None:
-            return None
-        log = self.task_logs.get(failed["name"])
-        why = exception_line(log.stderr.value) if log else None
-        headline = f"{task_label(failed)} failed (exit code {failed['exitCode']})"
-        return f"{headline}: {why}" if why else headline
+        """ "rank 1 failed (exit code 1): ValueError: ..." once the job failed: the headline of the service's
+        failure summary (which task failed first, and the line of its stderr that says why)."""
+        return (self.info.get("failure") or {}).get("headline")
 
     def _render_header(self) -> None:
         execution = self.info["executionInfo"]
@@ -432,7 +426,7 @@ class JobMonitor(widgets.VBox):
                 name,
                 self.task_logs[name].stdout.value,
                 self.task_logs[name].stderr.value,
-                opened=failed is not None and failed["name"] == name,
+                opened=failed == name,
             )
             for name in names
         ]
