@@ -51,6 +51,7 @@ class Engine:
         # Other work that runs in cycles on workers of its own: {worker key: cycle} (the sweeps' loops).
         self.periodic = periodic or dict
         self.runner = runner
+        runner.wake = self.wake
         self.keeper = keeper
         # Clusters of scheduler backends (Slurm) get whole jobs handed over instead of placed.
         self.handover = handover or HandOver(store, runner.events, runner, {})

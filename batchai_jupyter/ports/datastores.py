@@ -247,6 +247,10 @@ class JobStorage(ABC):
         """The directories of this machine that the job's and its cluster's linked mounts show."""
         return []
 
+    def runs_mount_commands(self, job: JobRef) -> bool:
+        """Whether preparing the job runs a mountCommand (of the job or its cluster), which may take minutes."""
+        return False
+
     def cluster_mount_sources(self, cluster: ClusterRef) -> list[str]:
         """The same for a cluster's mounts alone (its setup task)."""
         return []

@@ -196,6 +196,13 @@ class JobData(JobStorage):
             return []
         return [mount.source for mount in mounts if mount.source]
 
+    def runs_mount_commands(self, job: JobRef) -> bool:
+        try:
+            cluster_mounts, job_mounts = self.mounts(job)
+        except BatchAIError:  # prepare() says what is wrong
+            return False
+        return any(m.command for m in cluster_mounts + job_mounts)
+
     def mounts_are_native(self, job: JobRef) -> list[bool]:
         """For each job-level mount: whether nodes may have mounted it natively."""
         try:
