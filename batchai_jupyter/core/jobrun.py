@@ -76,8 +76,9 @@ class JobRunner:
         self.containers = JobContainers(store)
         # Tasks this service handed over or found taken up; any other running one it asks about once.
         self._known_started: set[int] = set()
-        # (job id, attempt) -> the notes of its preparation, running on a thread (_start_mounting).
-        self._mounting: dict[tuple[int, int], Future[list[str]]] = {}
+        # (job id, attempt) -> the notes of its preparation, running on a thread (_start_mounting), and what
+        # stops its mount commands when the job ends first.
+        self._mounting: dict[tuple[int, int], tuple[Future[list[str]], threading.Event]] = {}
         self.wake: Callable[[], None] = lambda: None  # the engine's: a finished mount moves its job on now
 
     # -- building the launch context -------------------------------------------------------
@@ -185,7 +186,8 @@ class JobRunner:
             run=self.node_scripts(backend, node_ids),
         )
         if not remote and self.data.runs_mount_commands(job):
-            self._start_mounting(job, prepare)
+            cancelled = threading.Event()
+            self._start_mounting(job, functools.partial(prepare, cancelled=cancelled), cancelled)
             return
         try:
             notes = prepare()
@@ -217,13 +219,13 @@ class JobRunner:
 
     # -- mount commands, off the cluster's worker -------------------------------------------
 
-    def _start_mounting(self, job: Job, prepare: Callable[[], list[str]]) -> None:
+    def _start_mounting(self, job: Job, prepare: Callable[[], list[str]], cancelled: threading.Event) -> None:
         """Runs the job's preparation with its mount commands (up to MOUNT_SECONDS each) on a thread of its
         own: the cluster's worker goes on meanwhile (its other jobs, a terminate, a delete). The job stays
-        in its `mount` phase until `advance` finds the thread done."""
+        in its `mount` phase until `advance` finds the thread done; its end sets `cancelled`."""
         self.store.update("jobs", {"id": job.id}, phase=lifecycle.JobPhase.MOUNT.value)
         done: Future[list[str]] = Future()
-        self._mounting[(job.id, job.attempt)] = done
+        self._mounting[(job.id, job.attempt)] = done, cancelled
 
         def run() -> None:
             try:
@@ -236,7 +238,7 @@ class JobRunner:
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
 
     def _advance_mounting(self, job: Job) -> None:
-        done = self._mounting.get((job.id, job.attempt))
+        done, _cancelled = self._mounting.get((job.id, job.attempt), (None, None))
         if done is None:  # a service that stopped while the commands ran: they run again in a new attempt
             self._interrupted(job, "mounting the volumes of")
             return
@@ -601,7 +603,9 @@ class JobRunner:
         (ClaimNodes, PrepareAndLaunch and LaunchMain are `start`'s and `advance`'s own work;
         CancelInScheduler the hand-over's.)"""
         job = self.store.job(job.id) or job
-        self._mounting.pop((job.id, job.attempt), None)  # a thread still mounting finds nobody waiting
+        _done, cancelled = self._mounting.pop((job.id, job.attempt), (None, None))
+        if cancelled is not None:  # a mount command still running stops: nobody waits for it any more
+            cancelled.set()
         transition = lifecycle.job_transition(job.state, event)  # an illegal event changes nothing
         errors, values, upload_errors = list(errors), {}, []
         for effect in transition.effects:

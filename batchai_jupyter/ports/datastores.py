@@ -7,6 +7,7 @@ data (staging in, mounts, flushing out) for the core. storage/ implements all th
 from __future__ import annotations
 
 import posixpath
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -232,6 +233,7 @@ class JobStorage(ABC):
         remote: bool,
         show: Callable[[int], Callable[[str, list[Any]], None]] | None = None,
         run: Callable[[int], NodeScript] | None = None,
+        cancelled: threading.Event | None = None,  # set: a mount command still running here is killed
     ) -> list[str]: ...
 
     @abstractmethod

@@ -1,10 +1,11 @@
 """A job's mountCommand runs off its cluster's worker: while it waits (here for a gate file that never
 opens), another job on the same cluster is created and finishes, the API answers, and the waiting job
-is terminated. A failing command fails its job with the end of what it printed. Through a real
-`batchai serve`."""
+is terminated, which stops its mount command. A failing command fails its job with the end of what it
+printed. Through a real `batchai serve`."""
 
 from __future__ import annotations
 
+import os
 import shlex
 
 from helpers.api import make_cluster, wait_job
@@ -25,7 +26,8 @@ def test_a_slow_mount_command_holds_up_neither_its_cluster_nor_a_terminate(share
     cluster = unique("mnt")
     make_cluster(client, cluster, nodes=2)
     gate, started = tmp_path / "gate", tmp_path / "started"
-    mount = f"touch {shlex.quote(str(started))}; while [ ! -f {shlex.quote(str(gate))} ]; do sleep 0.05; done; mkdir -p"
+    wait = f"while [ ! -f {shlex.quote(str(gate))} ]; do sleep 0.05; done"
+    mount = f"echo $$ > {shlex.quote(str(started))}; {wait}; mkdir -p"
     mounting = unique("mounting")
     _job(
         client,
@@ -36,7 +38,8 @@ def test_a_slow_mount_command_holds_up_neither_its_cluster_nor_a_terminate(share
             "customToolkitSettings": {"commandLine": "echo mounted"},
         },
     )
-    wait_for(started.exists, f"job {mounting}'s mount command to start")
+    wait_for(lambda: started.exists() and started.read_text().strip(), f"job {mounting}'s mount command to start")
+    command = int(started.read_text())
 
     quick = unique("quick")
     _job(client, quick, cluster, {"customToolkitSettings": {"commandLine": "echo hi"}})
@@ -48,7 +51,9 @@ def test_a_slow_mount_command_holds_up_neither_its_cluster_nor_a_terminate(share
     # mounting job ever started.
     assert not gate.exists()
     assert client.list(client.job_path("default", "default", mounting) + "/tasks") == []
-    gate.write_text("")
+    # The job's end stopped its mount command.
+    wait_for(lambda: not os.path.exists(f"/proc/{command}"), f"mount command {command} to be stopped")
+    assert "MountFailed" not in str(client.job("default", "default", mounting)["executionInfo"]["errors"])
 
 
 def test_a_failing_mount_command_fails_its_job_with_what_it_printed(shared_client, unique):
