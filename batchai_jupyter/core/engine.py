@@ -70,6 +70,7 @@ class Engine:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
+        self.runner.stop_mounting()
         self.workers.stop(STOP_SECONDS)
 
     def wake(self) -> None:

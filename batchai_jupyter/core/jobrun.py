@@ -237,6 +237,11 @@ class JobRunner:
         threading.Thread(target=run, name=f"batchai-mount-{job.uuid}", daemon=True).start()
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
 
+    def stop_mounting(self) -> None:
+        """The service stops: its mount commands are killed (the restarted service runs the attempts again)."""
+        for _done, cancelled in list(self._mounting.values()):
+            cancelled.set()
+
     def _advance_mounting(self, job: Job) -> None:
         done, _cancelled = self._mounting.get((job.id, job.attempt), (None, None))
         if done is None:  # a service that stopped while the commands ran: they run again in a new attempt
