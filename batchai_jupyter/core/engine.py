@@ -64,6 +64,7 @@ class Engine:
         # Other work that runs in cycles on workers of its own: {worker key: cycle} (the sweeps' loops).
         self.periodic = periodic or dict
         self.runner = runner
+        runner.wake = self.wake
         self.keeper = keeper
         # Clusters of scheduler backends (Slurm) get whole jobs handed over instead of placed.
         self.handover = handover or HandOver(store, runner.events, runner, {})
@@ -84,6 +85,7 @@ class Engine:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
+        self.runner.stop_mounting()
         self.workers.stop(STOP_SECONDS)
 
     def wake(self) -> None:

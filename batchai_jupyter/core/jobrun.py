@@ -4,11 +4,14 @@ tasks, and end it (succeeded, failed, requeued for a retry, or terminated)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from ..errors import BatchAIError
@@ -73,6 +76,10 @@ class JobRunner:
         self.containers = JobContainers(store)
         # Tasks this service handed over or found taken up; any other running one it asks about once.
         self._known_started: set[int] = set()
+        # (job id, attempt) -> the notes of its preparation, running on a thread (_start_mounting), and what
+        # stops its mount commands when the job ends first.
+        self._mounting: dict[tuple[int, int], tuple[Future[list[str]], threading.Event]] = {}
+        self.wake: Callable[[], None] = lambda: None  # the engine's: a finished mount moves its job on now
 
     # -- building the launch context -------------------------------------------------------
 
@@ -169,18 +176,33 @@ class JobRunner:
         for output_id in job.placements:  # an output the nodes see under a mount root is made where it is kept
             os.makedirs(self._placed_path(job, output_id), exist_ok=True)
         self._prepare_directories(context, nodes, local_nodes=not remote)
-        try:
-            notes = self.data.prepare(
-                job,
-                list(context.input_paths.values()),
-                nodes,
-                remote=remote,
-                show=self._show_mounts_on(backend, node_ids),
-                run=self.node_scripts(backend, node_ids),
-            )
-        except BatchAIError as failure:
-            self.attempt_failed(job, error(failure.code, f"the job's inputs or mounts are not ready: {failure}"), None)
+        prepare = functools.partial(
+            self.data.prepare,
+            job,
+            list(context.input_paths.values()),
+            nodes,
+            remote=remote,
+            show=self._show_mounts_on(backend, node_ids),
+            run=self.node_scripts(backend, node_ids),
+        )
+        if not remote and self.data.runs_mount_commands(job):
+            cancelled = threading.Event()
+            self._start_mounting(job, functools.partial(prepare, cancelled=cancelled), cancelled)
             return
+        try:
+            notes = prepare()
+        except BatchAIError as failure:
+            self._mounts_failed(job, failure)
+            return
+        self._launch_first_phase(job, notes)
+
+    def _mounts_failed(self, job: Job, failure: BatchAIError) -> None:
+        self.attempt_failed(job, error(failure.code, f"the job's inputs or mounts are not ready: {failure}"), None)
+
+    def _launch_first_phase(self, job: Job, notes: list[str]) -> None:
+        """With the job's inputs and mounts in place: its image pulled, then its first phase's tasks."""
+        backend = self.backend_for(job.workspace, job.cluster)
+        context, nodes = self.context(job)
         for note in notes:
             self._log_execution(context, nodes, nodes[0], note)
         if job.spec.container is not None:
@@ -194,6 +216,49 @@ class JobRunner:
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main")
         self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
+
+    # -- mount commands, off the cluster's worker -------------------------------------------
+
+    def _start_mounting(self, job: Job, prepare: Callable[[], list[str]], cancelled: threading.Event) -> None:
+        """Runs the job's preparation with its mount commands (up to MOUNT_SECONDS each) on a thread of its
+        own: the cluster's worker goes on meanwhile (its other jobs, a terminate, a delete). The job stays
+        in its `mount` phase until `advance` finds the thread done; its end sets `cancelled`."""
+        self.store.update("jobs", {"id": job.id}, phase=lifecycle.JobPhase.MOUNT.value)
+        done: Future[list[str]] = Future()
+        self._mounting[(job.id, job.attempt)] = done, cancelled
+
+        def run() -> None:
+            try:
+                done.set_result(prepare())
+            except BaseException as failure:  # advance() reports it as the attempt's failure
+                done.set_exception(failure)
+            self.wake()
+
+        threading.Thread(target=run, name=f"batchai-mount-{job.uuid}", daemon=True).start()
+        self.events.publish("job", **_job_key(job), state="running", attempt=job.attempt)
+
+    def stop_mounting(self) -> None:
+        """The service stops: its mount commands are killed (the restarted service runs the attempts again)."""
+        for _done, cancelled in list(self._mounting.values()):
+            cancelled.set()
+
+    def _advance_mounting(self, job: Job) -> None:
+        done, _cancelled = self._mounting.get((job.id, job.attempt), (None, None))
+        if done is None:  # a service that stopped while the commands ran: they run again in a new attempt
+            self._interrupted(job, "mounting the volumes of")
+            return
+        if not done.done():
+            return
+        del self._mounting[(job.id, job.attempt)]
+        try:
+            notes = done.result()
+        except BatchAIError as failure:
+            self._mounts_failed(job, failure)
+            return
+        except Exception as failure:  # an unforeseen one ends the attempt with its words, not a stuck job
+            self._mounts_failed(job, BatchAIError("MountFailed", str(failure) or type(failure).__name__))
+            return
+        self._launch_first_phase(job, notes)
 
     def _pull_image(
         self, job: Job, backend: Backend, context: launch.JobContext, nodes: list[launch.NodeContext]
@@ -438,7 +503,10 @@ class JobRunner:
         return tasks
 
     def advance(self, job: Job) -> None:
-        """Moves a running job on once its current phase's tasks have ended."""
+        """Moves a running job on once its current phase's tasks (or mount commands) have ended."""
+        if job.phase == lifecycle.JobPhase.MOUNT and job.state == "running":
+            self._advance_mounting(job)
+            return
         tasks = self.poll(job)
         if tasks is None:
             return
@@ -540,6 +608,9 @@ class JobRunner:
         (ClaimNodes, PrepareAndLaunch and LaunchMain are `start`'s and `advance`'s own work;
         CancelInScheduler the hand-over's.)"""
         job = self.store.job(job.id) or job
+        _done, cancelled = self._mounting.pop((job.id, job.attempt), (None, None))
+        if cancelled is not None:  # a mount command still running stops: nobody waits for it any more
+            cancelled.set()
         transition = lifecycle.job_transition(job.state, event)  # an illegal event changes nothing
         errors, values, upload_errors = list(errors), {}, []
         for effect in transition.effects:

@@ -31,6 +31,7 @@ class JobPhase(str, Enum):
 
     NONE = ""  # queued with us
     SUBMITTED = "submitted"  # queued in a scheduler backend (Slurm)
+    MOUNT = "mount"  # its nodes' mount commands run (on a thread of their own: they may take minutes)
     PREP = "prep"  # running its job preparation task
     MAIN = "main"  # running the toolkit's tasks
 

@@ -7,6 +7,7 @@ data (staging in, mounts, flushing out) for the core. storage/ implements all th
 from __future__ import annotations
 
 import posixpath
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -232,6 +233,7 @@ class JobStorage(ABC):
         remote: bool,
         show: Callable[[int], Callable[[str, list[Any]], None]] | None = None,
         run: Callable[[int], NodeScript] | None = None,
+        cancelled: threading.Event | None = None,  # set: a mount command still running here is killed
     ) -> list[str]: ...
 
     @abstractmethod
@@ -246,6 +248,10 @@ class JobStorage(ABC):
     def mount_sources(self, job: JobRef) -> list[str]:
         """The directories of this machine that the job's and its cluster's linked mounts show."""
         return []
+
+    def runs_mount_commands(self, job: JobRef) -> bool:
+        """Whether preparing the job runs a mountCommand (of the job or its cluster), which may take minutes."""
+        return False
 
     def cluster_mount_sources(self, cluster: ClusterRef) -> list[str]:
         """The same for a cluster's mounts alone (its setup task)."""

@@ -12,6 +12,7 @@ import logging
 import os
 import posixpath
 import re
+import threading
 from collections.abc import Callable
 
 from ..errors import BatchAIError
@@ -76,6 +77,7 @@ class JobData(JobStorage):
         run: NodeScript | None,
         show: ShowMounts | None,
         staged: set,
+        cancelled: threading.Event | None = None,
     ) -> list[str]:
         """Shows `mounts` under `mount_root` on one node: a native mount where it can make one, else
         (`show` for a remote node) the staged copy, directory or mount command. Returns notes."""
@@ -102,7 +104,9 @@ class JobData(JobStorage):
         else:
             for mount in rest:
                 if mount.command:
-                    notes.append(f"mount {mount.relative_path} on {node_name}: {run_mount_command(mount_root, mount)}")
+                    notes.append(
+                        f"mount {mount.relative_path} on {node_name}: {run_mount_command(mount_root, mount, cancelled)}"
+                    )
                 else:
                     link_mount(mount_root, mount)
         return notes
@@ -147,10 +151,11 @@ class JobData(JobStorage):
         remote: bool,
         show: Callable[[int], ShowMounts] | None = None,
         run: Callable[[int], NodeScript] | None = None,
+        cancelled: threading.Event | None = None,
     ) -> list[str]:
         """Stages inputs and mounts in and shows the mounts on every node; returns notes for the log.
         A remote backend shows them through `show(node index)` (None: it cannot); `run(node index)` runs
-        a script on a node, for native mounts."""
+        a script on a node, for native mounts; setting `cancelled` kills a mount command still running here."""
         syncs = [sync for sync in map(self._sync_of, self._datastore_names(job.workspace)) if sync is not None]
         for path in input_paths:  # an input in a staged datastore's mirror (a datastore:// location there)
             for sync in syncs:
@@ -167,7 +172,9 @@ class JobData(JobStorage):
         for index, node in enumerate(nodes):
             # both roots, even one with no mounts: a remote node then forgets what it showed there before
             for mounts, root in ((cluster_mounts, node.mount_root), (job_mounts, node.job_mount_root)):
-                notes += self._show(mounts, root, node.name, run and run(index), show and show(index), staged)
+                notes += self._show(
+                    mounts, root, node.name, run and run(index), show and show(index), staged, cancelled
+                )
         return notes
 
     def mount_place(self, job: JobRef, path: str) -> tuple[str, str] | None:
@@ -195,6 +202,13 @@ class JobData(JobStorage):
         except BatchAIError:
             return []
         return [mount.source for mount in mounts if mount.source]
+
+    def runs_mount_commands(self, job: JobRef) -> bool:
+        try:
+            cluster_mounts, job_mounts = self.mounts(job)
+        except BatchAIError:  # prepare() says what is wrong
+            return False
+        return any(m.command for m in cluster_mounts + job_mounts)
 
     def mounts_are_native(self, job: JobRef) -> list[bool]:
         """For each job-level mount: whether nodes may have mounted it natively."""

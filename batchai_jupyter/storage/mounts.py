@@ -26,7 +26,9 @@ import functools
 import os
 import posixpath
 import shlex
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +44,9 @@ from .native_mounts import (
     smb_native_mount,
 )
 from .staging import Mirrored
+
+# How often a running mount command is checked for its job having ended.
+CANCEL_CHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -242,29 +247,45 @@ def mount_command(mount_root: str, mount: Mount) -> str:
     return f"{mount.command} {shlex.quote(posixpath.join(mount_root, mount.relative_path))}"
 
 
-def run_mount_command(mount_root: str, mount: Mount, timeout: float = 300.0) -> str:
+def run_mount_command(
+    mount_root: str, mount: Mount, cancelled: threading.Event | None = None, timeout: float = 300.0
+) -> str:
     """Runs an unmanagedFileSystems mountCommand (on a node that is this machine) with a task's clean
     environment, never the service's own (its token, its keys). Outside the node's sandbox: a mount made
-    in a sandbox's private mount namespace would be gone with it, unseen by the job's tasks. Returns a note
+    in a sandbox's private mount namespace would be gone with it, unseen by the job's tasks. The command
+    and all it started are killed at `timeout` or when `cancelled` is set (its job ended). Returns a note
     for the execution log: the command's outcome and the end of what it printed."""
     path = os.path.join(mount_root, mount.relative_path)
     os.makedirs(path, exist_ok=True)
     line = mount_command(mount_root, mount)
     env = task_base_env(os.environ)
-    try:
-        done = subprocess.run(["/bin/bash", "-c", line], capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise BatchAIError(
-            "MountFailed", f"mountCommand {mount.command!r} did not finish within {timeout:.0f}s"
-        ) from None
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
+    with subprocess.Popen(
+        ["/bin/bash", "-c", line],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group: what it started goes with it
+    ) as process:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=CANCEL_CHECK_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                why = "its job ended" if cancelled is not None and cancelled.is_set() else ""
+                why = why or (f"it did not finish within {timeout:.0f}s" if time.monotonic() > deadline else "")
+                if why:
+                    _kill_group(process)
+                    raise BatchAIError("MountFailed", f"mountCommand {mount.command!r} was stopped: {why}") from None
+    if process.returncode != 0:
+        tail = (stderr or stdout).strip().splitlines()[-1:] or [""]
         raise BatchAIError(
             "MountFailed",
-            f"mountCommand {mount.command!r} exited with code {done.returncode} "
+            f"mountCommand {mount.command!r} exited with code {process.returncode} "
             f"({tail[0][:200]}); fix the command or the file system it mounts",
         )
-    printed = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])[-500:]
+    printed = "\n".join((stdout + stderr).strip().splitlines()[-5:])[-500:]
     return f"mountCommand {mount.command!r} exited with code 0" + (f":\n{printed}" if printed else "")
 
 
@@ -287,3 +308,11 @@ def local_datastore_creator(store, layout, workspace: str) -> Callable[[str], Da
         return store.datastore_row(workspace, name)
 
     return create
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.communicate()
