@@ -11,7 +11,8 @@ import base64
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import paramiko
@@ -158,16 +159,32 @@ class HostConnection:
                 self._client.close()
             self._client = None
 
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """A host that stops answering mid-command is dropped and reported as an SshError."""
+        try:
+            yield
+        except SshError:
+            raise
+        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as failure:
+            self.drop()
+            raise SshError(f"host {self.host.label} stopped answering: {failure or type(failure).__name__}") from None
+
+    def _session(self, command: str, timeout: float, stdin: bytes | None, combine_stderr: bool = False):
+        """A channel running `command`, its stdin sent and closed."""
+        channel = self.client().get_transport().open_session(timeout=self.login.connect_timeout)
+        channel.settimeout(timeout)
+        channel.set_combine_stderr(combine_stderr)
+        channel.exec_command(command)
+        if stdin is not None:
+            channel.sendall(stdin)
+        channel.shutdown_write()
+        return channel
+
     def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> tuple[int, str, str]:
         """(exit status, stdout, stderr) of `command` in the host's login shell."""
-        try:
-            transport = self.client().get_transport()
-            channel = transport.open_session(timeout=self.login.connect_timeout)
-            channel.settimeout(timeout)
-            channel.exec_command(command)
-            if stdin is not None:
-                channel.sendall(stdin)
-            channel.shutdown_write()
+        with self._answering():
+            channel = self._session(command, timeout, stdin)
             out, err = bytearray(), bytearray()
             while True:
                 chunk = channel.recv(1 << 16)
@@ -181,11 +198,6 @@ class HostConnection:
                 err += chunk
             status = channel.recv_exit_status()
             channel.close()
-        except SshError:
-            raise
-        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as failure:
-            self.drop()
-            raise SshError(f"host {self.host.label} stopped answering: {failure or type(failure).__name__}") from None
         return status, out.decode(errors="replace"), err.decode(errors="replace")
 
     def run_streaming(
@@ -194,15 +206,8 @@ class HostConnection:
         """(exit status, output) of `command`, its stdout and stderr as one, each line handed to `sink` as
         it arrives (a pull's progress)."""
         lines: list[str] = []
-        try:
-            transport = self.client().get_transport()
-            channel = transport.open_session(timeout=self.login.connect_timeout)
-            channel.settimeout(timeout)
-            channel.set_combine_stderr(True)
-            channel.exec_command(command)
-            if stdin is not None:
-                channel.sendall(stdin)
-            channel.shutdown_write()
+        with self._answering():
+            channel = self._session(command, timeout, stdin, combine_stderr=True)
             pending = b""
             while chunk := channel.recv(1 << 16):
                 *complete, pending = (pending + chunk).split(b"\n")
@@ -212,11 +217,6 @@ class HostConnection:
                 lines.append(_pass_on(pending, sink))
             status = channel.recv_exit_status()
             channel.close()
-        except SshError:
-            raise
-        except (TimeoutError, OSError, paramiko.SSHException, EOFError) as failure:
-            self.drop()
-            raise SshError(f"host {self.host.label} stopped answering: {failure or type(failure).__name__}") from None
         return status, "\n".join(lines)
 
     def check(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> str:
