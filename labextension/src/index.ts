@@ -197,11 +197,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
-    // Job views open after a page reload as they were (the command reopens each by name).
+    // Job and experiment views open after a page reload as they were (the commands reopen them by name).
     void restorer?.restore(jobViews, {
       command: CommandIDs.openJob,
       args: widget => ({ ...widget.content.key }),
       name: widget => `${widget.content.key.workspace}/${widget.content.key.experiment}/${widget.content.key.name}`
+    });
+    void restorer?.restore(experimentViews, {
+      command: CommandIDs.openExperiment,
+      args: widget => ({ ...widget.content.key }),
+      name: widget => `${widget.content.key.workspace}/${widget.content.key.experiment}`
     });
     for (const command of Object.values(CommandIDs)) {
       palette?.addItem({ command, category: 'Batch AI' });

@@ -357,23 +357,25 @@ def test_palette_opens_a_job_picked_from_a_searchable_list(lab_client, lab_page)
     expect(view.locator("pre.bai-Log")).to_contain_text("second-line-from-job", timeout=SLOW)
 
 
-def test_open_job_views_are_restored_after_a_reload(lab_page):
+def test_open_job_and_experiment_views_are_restored_after_a_reload(lab_page):
     page = lab_page.page
-    lab_page.command("batchai:open-experiment", {"experiment": "default"})  # not restored; must not stop the rest
+    lab_page.command("batchai:open-experiment", {"experiment": "default"})
+    expect(page.locator(".bai-ExperimentView")).to_be_visible(timeout=SLOW)
     lab_page.command("batchai:open-job", {"experiment": "default", "name": "pair-job"})
     expect(page.locator(".bai-JobView").filter(has_text="pair-job")).to_be_visible(timeout=SLOW)
-    # The layout is saved to the workspace as it changes; wait until it names the view, then reload.
-    page.wait_for_function(
-        """async () => {
-            const data = await window.jupyterapp.serviceManager.workspaces.fetch('default');
-            return JSON.stringify(data.data).includes('batchai-job:default/default/pair-job');
-        }""",
-        timeout=SLOW,
-    )
+    # The layout is saved to the workspace as it changes; wait until the saved layout names both views,
+    # then reload. (Polled from here: wait_for_function would take the async predicate's promise as true.)
+    saved_layout = """async () => JSON.stringify(
+        (await window.jupyterapp.serviceManager.workspaces.fetch('default')).data['layout-restorer:data'] ?? null)"""
+    views = ("batchai-job:default/default/pair-job", "batchai-experiment:default/default")
+    wait_for(lambda: all(view in page.evaluate(saved_layout) for view in views), "the saved layout to name both views")
     lab_page.open()
     view = page.locator(".bai-JobView").filter(has_text="pair-job")
     expect(view.locator(".bai-JobSummary")).to_contain_text("succeeded", timeout=SLOW)
     expect(view.locator("pre.bai-Log")).to_contain_text("hello from rank 0", timeout=SLOW)
+    page.locator("#jp-main-dock-panel .lm-TabBar-tab").filter(has_text="Experiment default").click()
+    experiment = page.locator(".bai-ExperimentView")
+    expect(experiment.locator("table.bai-Runs")).to_contain_text("pair-job", timeout=SLOW)
     lab_page.shot("15b-restored-after-reload")
 
 
