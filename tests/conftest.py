@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import shutil
+import tempfile
 import uuid
 
 import pytest
 
 from batchai_jupyter.client import Client
 from helpers.azurite_server import Azurite
-from helpers.containers import ContainerSetup, Registry, Storage, build_python_image
+from helpers.containers import ContainerSetup, Registry, Storage, build_python_image, build_torch_image
 from helpers.processes import LeftoverProbe
 from helpers.servers import Launch
 from helpers.service import TOKEN, ServiceProcess, kill_leftover_tasks
@@ -104,7 +106,8 @@ def container_setup(tmp_path_factory) -> ContainerSetup:
     work = tmp_path_factory.mktemp("containers")
     registry = Registry(str(work / "registry"), "batchai", "pw-" + secrets.token_hex(8))
     registry.start()
-    builder, service = Storage(str(work / "builder")), Storage(str(work / "service"))
+    # The nodes' store, outside pytest's base directory: SSH hosts (which do not see that) use it too.
+    builder, service = Storage(str(work / "builder")), Storage(tempfile.mkdtemp(prefix="batchai-podman-nodes-"))
     image = build_python_image(str(work), builder, "localhost/batchai-test/python:built")
     images = {
         tag: f"batchai-test/python:{tag}"
@@ -127,3 +130,12 @@ def container_setup(tmp_path_factory) -> ContainerSetup:
     registry.stop()
     builder.remove()
     service.remove()
+    shutil.rmtree(service.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def torch_image(container_setup) -> str:
+    """The session's Python image plus the tests' PyTorch (CPU), built straight into the store the
+    clusters' nodes use (local nodes and SSH hosts alike), as a node-local image (localhost/...: used
+    where it is, never pulled): 0.8 GB that no registry round trip is worth."""
+    return build_torch_image(container_setup.work, container_setup.service_storage, "localhost/batchai-test/torch:1")

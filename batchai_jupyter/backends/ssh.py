@@ -281,7 +281,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
         env = {name: value for name, value in launch.env.items() if os.environ.get(name) != value}
         staged, outputs = self._files_to_move(launch.directories)
         outputs += self._mount_outputs(node, launch.env)
-        env = {**self._ssh_env(node), **env}  # the job's own settings win
+        env = {**self.task_environment(node), **env}  # the job's own settings win
         logs = [
             [self.node_path(node, launch.stdout), launch.stdout],
             [self.node_path(node, launch.stderr), launch.stderr],
@@ -349,8 +349,9 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
         by_address = {(h.address or _resolve(h.host)): h for h in hosts}
         return [self.pool.get(by_address[a], login) for a in addresses if a in by_address]
 
-    def _ssh_env(self, node: NodeRef) -> dict:
-        """How mpirun on this node reaches the job's other hosts (the cluster key and known hosts)."""
+    def task_environment(self, node: NodeRef) -> dict[str, str]:
+        """How mpirun on this node reaches the job's other hosts (the cluster key and known hosts), and
+        the interface the frameworks' own connections take (the host's, not what its name resolves to)."""
         config = node.info["root"] + "/ssh/config"
         env = {"OMPI_MCA_plm_rsh_agent": "ssh", "OMPI_MCA_plm_rsh_args": f"-F {config}"}
         if node.info.get("interface"):

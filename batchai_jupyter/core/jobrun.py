@@ -428,7 +428,9 @@ class JobRunner:
         if spec.container is not None:
             name = container_name(job.uuid, job.attempt, plan.name)
             remote = isinstance(backend, RemoteNodes)
-            task = self.containers.task_launch(spec, node_row, name, task, list(plan.env), remote)
+            # what the backend adds on the node (RemoteNodes.task_environment) must reach the container too
+            names = [*plan.env, *(backend.task_environment(node_row) if isinstance(backend, RemoteNodes) else ())]
+            task = self.containers.task_launch(spec, node_row, name, task, names, remote)
         backend.start_task(node_row, run_dir, task)
         self._log_execution(context, nodes, node, f"{phase} task {plan.name} ({plan.role}) started")
 

@@ -410,6 +410,12 @@ class RemoteNodes(ABC):
         """A TCP port free on the node (the job's master port)."""
 
     @abstractmethod
+    def task_environment(self, node: NodeRef) -> dict[str, str]:
+        """The variables the backend gives every task it starts on the node (how the node reaches the
+        job's other hosts: mpirun's remote shell, the frameworks' network interface); a task in an image
+        is passed them too."""
+
+    @abstractmethod
     def show_mounts(self, node: NodeRef, mount_root: str, mounts: list[Any]) -> None:
         """Puts each mount (storage's Mount) at <mount_root>/<relative path> on the node: a copy of its
         source directory, or the result of its mount command."""

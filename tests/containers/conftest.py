@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.containers import DockerHubCopy, Registry, build_mpi_image, build_torch_image, recipe_images
+from helpers.containers import DockerHubCopy, Registry, build_mpi_image, recipe_images
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +32,3 @@ def mpi_image(container_setup) -> str:
     name = "batchai-test/mpi:1"
     container_setup.registry.push(container_setup.builder, built, name)
     return name
-
-
-@pytest.fixture(scope="session")
-def torch_image(container_setup) -> str:
-    """The session's Python image plus the tests' PyTorch (CPU), built straight into the store the
-    clusters' nodes use, as a node-local image (localhost/...: used where it is, never pulled): 0.8 GB
-    that no registry round trip is worth."""
-    return build_torch_image(container_setup.work, container_setup.service_storage, "localhost/batchai-test/torch:1")

@@ -8,13 +8,15 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
 
 from batchai_jupyter.core.containers import DEFAULTS
 
-from .api import execution_logs_so_far
+from .api import execution_logs_so_far, read_log
+from .jobs import one_record
 from .tools import free_port, require_tool
 from .waits import wait_for, wait_listening
 
@@ -43,6 +45,26 @@ else:
     heard = connection.recv(100).decode()
 print("RECORD " + json.dumps({"rank": rank, "heard": heard, "marker": marker}))
 """
+
+# A DDP script's part that says where each rank's PyTorch and Python came from, before it trains.
+TORCH_WHERE = f"""
+    import sys
+    print("WHERE " + json.dumps({{
+        "torch": torch.__file__, "python": sys.executable, "marker": open("{IMAGE_MARKER}").read().strip(),
+    }}), flush=True)
+"""
+
+
+def check_ranks_used_the_images_torch(client, job: str) -> None:
+    """Both ranks of `job` (a DDP script with TORCH_WHERE) ran in build_torch_image's image, with its
+    PyTorch and Python, not this machine's."""
+    for rank in (0, 1):
+        where = one_record(read_log(client, job, f"stdout-{rank}.txt"), "WHERE")
+        assert where["marker"] == IMAGE_MARKER_TEXT, where
+        assert where["torch"] == "/usr/lib/python3/dist-packages/torch/__init__.py", where  # the image's ...
+        assert not os.path.exists(where["torch"])  # ... which this machine has not (its torch is the venv's)
+        assert where["python"].startswith("/usr/bin/python3") and where["python"] != sys.executable, where
+
 
 # The parts of the standard library the test jobs never import (the image stays ~35 MB).
 _SKIPPED = {"test", "idlelib", "tkinter", "ensurepip", "lib2to3", "pydoc_data", "__pycache__", "site-packages"}

@@ -63,7 +63,8 @@ DDP_ENV_INIT = """
 DDP_ENV_SCRIPT = DDP_ENV_INIT + DDP_TRAINING
 
 
-def check_ddp_job(client, name: str) -> None:
+def check_ddp_job(client, name: str, on_hosts: bool = False) -> None:
+    """`on_hosts`: the nodes are machines of their own (SSH hosts), each with the job's temp at one path."""
     import torch
 
     files = list_files(client, name)
@@ -79,9 +80,13 @@ def check_ddp_job(client, name: str) -> None:
         assert f"rank {rank} of 2 trained, weights in sync: True" in text, text
         record = one_record(text)
         assert record["task_index"] == str(rank) and record["backend"] == "gloo", record
-        # Each rank ran in its own node's job temp (the path names the node).
-        assert f"/{tasks[str(rank)]['node']}/" in record["job_temp"], (record, tasks)
+        if on_hosts:  # each rank on its own host, rank 1 reaching rank 0 at its host's address
+            assert record["init_method"].startswith(f"tcp://{tasks['0']['ip']}:"), (record, tasks)
+        else:  # each rank ran in its own node's job temp (the path names the node)
+            assert f"/{tasks[str(rank)]['node']}/" in record["job_temp"], (record, tasks)
         losses.append(record["loss"])
+    if on_hosts:
+        assert tasks["0"]["ip"] != tasks["1"]["ip"], tasks
     assert losses[0] < 1.0, f"the model did not learn: loss {losses}"
 
     outputs = list_files(client, name, "MODEL")

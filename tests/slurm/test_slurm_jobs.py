@@ -7,9 +7,17 @@ import os
 import subprocess
 
 from helpers.api import read_log, submit, wait_job
-from helpers.containers import EXCHANGE, IMAGE_MARKER_TEXT, HeldProxy, see_the_pull_held
-from helpers.jobs import logs_of, records
+from helpers.containers import (
+    EXCHANGE,
+    IMAGE_MARKER_TEXT,
+    TORCH_WHERE,
+    HeldProxy,
+    check_ranks_used_the_images_torch,
+    see_the_pull_held,
+)
+from helpers.jobs import logs_of, records, run_job, write_script
 from helpers.slurm import make_slurm_cluster
+from helpers.toolkit_jobs import DDP_ENV_INIT, DDP_TRAINING, PYTORCH_OUTPUTS, check_ddp_job
 
 JOB_TIMEOUT = 120.0
 
@@ -104,6 +112,35 @@ def test_a_two_node_job_runs_in_its_image_through_srun(slurm_service, slurm_clie
         if not file.startswith("batchai.db") and container_setup.registry.password.encode() in _read(directory, file)
     ]
     assert holding == []
+
+
+def test_a_two_node_ddp_job_trains_in_its_image_through_srun(
+    slurm_client, container_setup, torch_image, tmp_path, unique
+):
+    """PyTorch DDP (gloo) with each rank in the session's torch image (node-local, in the nodes' store)
+    inside its srun step, importing the image's PyTorch."""
+    cluster = unique("hpc-torch")
+    make_slurm_cluster(slurm_client, cluster, spec_extra={"containerRuntime": container_setup.runtime()})
+    write_script(tmp_path, "ddp_env.py", DDP_ENV_INIT + TORCH_WHERE + DDP_TRAINING)
+    name = unique("ddp-in-image")
+    run_job(
+        slurm_client,
+        name,
+        cluster,
+        {
+            "nodeCount": 2,
+            "image": torch_image,
+            "inputDirectories": [{"id": "CODE", "path": str(tmp_path)}],
+            "outputDirectories": PYTORCH_OUTPUTS,
+            "pyTorchSettings": {
+                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_CODE/ddp_env.py",
+                "communicationBackend": "gloo",
+            },
+        },
+        timeout=300,
+    )
+    check_ddp_job(slurm_client, name)  # trained, in sync, the model saved where the contract says
+    check_ranks_used_the_images_torch(slurm_client, name)
 
 
 def _read(directory: str, file: str) -> bytes:
