@@ -20,8 +20,10 @@ command line the task's shell is started under; the wrapper itself stays outside
 
 and the wrapper records, beside it:
 
-    pid        the wrapper's pid, which is also the task's process-group id
-    heartbeat  touched every heartbeat_seconds while the task runs
+    pid        the wrapper's pid, which is also the task's process-group id (the claimed task file,
+               overwritten and renamed)
+    heartbeat  touched every heartbeat_seconds while the task runs; it holds the room kept for the exit
+               record on a full disk, and is emptied when the task ends
     exit       {"exit_code": N, "ended": unix time}, written atomically when the task ends; a wrapper that is
                its task's subreaper (forked by the launcher) adds "left": whether a process of the task
                still runs, so a kill after the end has nothing to look for when it is false
@@ -36,7 +38,8 @@ those that leave the task's process group or session (`setsid`, daemons), so the
 killed whole: its group while the wrapper leads it, and every process that carries the marker.
 
 Every job pays for this file's start-up, so it imports almost nothing: no `subprocess` (the task
-is started with fork/execve and waited for with waitpid, which is what subprocess does on POSIX),
+is started with fork/execve, or posix_spawn where the launcher forked the wrapper, and waited for with
+waitpid, which is what subprocess does on POSIX),
 not `signal` (its enum classes cost more than the rest of the start-up: the C module `_signal`
 has the same functions and numbers) and, where CPython's C scanner is there, not `json` either (its
 `re` import alone costs more than the rest of the wrapper's own work). No `from __future__` import
@@ -99,24 +102,27 @@ def _write_atomically(path: str, text: str) -> None:
 EXIT_RESERVE = 4096  # bytes kept for the exit record while the task may fill the disk
 
 
-def _reserve_exit_record(task_dir: str) -> None:
-    """Room for the exit record, taken before the task runs: a task that fills the disk still ends with
-    its own exit code (and the word that the disk was full), not as a lost task."""
+def _start_heartbeat(heartbeat: str) -> None:
+    """Makes the heartbeat file, EXIT_RESERVE bytes long: the room for the exit record, taken before the
+    task runs, so a task that fills the disk still ends with its own exit code (and the word that the disk
+    was full), not as a lost task. The heartbeat's content is read by no one (its time is what counts), so
+    it holds the room: one file made per task instead of two."""
     try:
-        with open(os.path.join(task_dir, "exit.reserve"), "wb") as handle:
+        with open(heartbeat, "wb") as handle:
             handle.write(b" " * EXIT_RESERVE)
-    except OSError:
-        pass  # already full: the record is tried the usual way at the end
+    except OSError:  # already full: the record is tried the usual way at the end
+        _touch(heartbeat)
 
 
 def _write_exit_record(task_dir: str, fields: str) -> None:
-    """Writes {fields} as the exit record; on a full disk, into the reserved room, saying where it was full."""
+    """Writes {fields} as the exit record; on a full disk, into the room the heartbeat file holds, saying
+    where it was full."""
     path = os.path.join(task_dir, "exit")
+    reserve = os.path.join(task_dir, "heartbeat")
     try:
         _write_atomically(path, "{" + fields + "}")
     except OSError as failure:
-        reserve = os.path.join(task_dir, "exit.reserve")
-        if failure.errno not in (errno.ENOSPC, errno.EDQUOT) or not os.path.exists(reserve):
+        if failure.errno not in (errno.ENOSPC, errno.EDQUOT) or _size(reserve) < EXIT_RESERVE:
             raise
         no_space = task_dir.replace("\\", "\\\\").replace('"', '\\"')
         record = ("{" + fields + f', "no_space": "{no_space}"' + "}").encode()[:EXIT_RESERVE]
@@ -125,10 +131,17 @@ def _write_exit_record(task_dir: str, fields: str) -> None:
             handle.truncate(len(record))
         os.replace(reserve, path)
         return
-    try:
-        os.unlink(os.path.join(task_dir, "exit.reserve"))
+    try:  # the room is given back (before the file system even allocated it, most times)
+        os.truncate(reserve, 0)
     except OSError:
         pass
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _touch(path: str) -> None:
@@ -142,10 +155,11 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run(task_dir: str, subreaper: bool = False) -> int:
+def run(task_dir: str, subreaper: bool = False, spawn: bool = False) -> int:
     """Runs the task of `task_dir`. `subreaper`: this process was made its descendants' subreaper
     (PR_SET_CHILD_SUBREAPER), so it can tell in its exit record whether anything of the task is left
-    (`"left": false` spares the service a search of every process for the task's marker)."""
+    (`"left": false` spares the service a search of every process for the task's marker). `spawn`: start
+    the task with posix_spawn (_spawn_task), for a wrapper whose only inheritable descriptors are 0 to 2."""
     # Taken up by renaming it: of two wrappers handed the same task (a restarted service hands over
     # again a task whose first hand-over it cannot know of), one gets it and the other ends at once.
     claimed = os.path.join(task_dir, TASK_CLAIMED)
@@ -153,13 +167,16 @@ def run(task_dir: str, subreaper: bool = False) -> int:
         os.rename(os.path.join(task_dir, "task.json"), claimed)
     except FileNotFoundError:
         return 127
-    with open(claimed) as handle:
+    with open(claimed, "r+") as handle:
         task = _parse_json(handle.read())
-    _write_atomically(os.path.join(task_dir, "pid"), str(os.getpid()))
-    _reserve_exit_record(task_dir)
-    os.unlink(claimed)  # after the pid: one of the two always tells that the task was taken up
+        # The claimed file becomes the pid file (its secret values overwritten, then renamed: readers see
+        # the whole pid or none), and one of the two always tells that the task was taken up.
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+    os.replace(claimed, os.path.join(task_dir, "pid"))
     heartbeat = os.path.join(task_dir, "heartbeat")
-    _touch(heartbeat)
+    _start_heartbeat(heartbeat)
 
     # The service terminates a task by signalling its process group; the wrapper stays to
     # record the exit code of the command it runs.
@@ -176,7 +193,9 @@ def run(task_dir: str, subreaper: bool = False) -> int:
             _write_exit_record(task_dir, f'"exit_code": {code:d}, "ended": {time.time()!r}')
             return code
         try:
-            child = os.fork()
+            child = _spawn_task(task, task_dir, out.fileno(), err.fileno()) if spawn else os.fork()
+        except _KilledBeforeStart as killed_first:
+            code = 128 + killed_first.signal_number
         except OSError as error:
             err.write(f"batchai: cannot start the task: {error}\n".encode())
             code = 127
@@ -278,7 +297,7 @@ def _exec_task(task: dict, task_dir: str, stdout: int, stderr: int) -> None:
         _close_fds_above_stderr()
         if task.get("cwd"):
             os.chdir(task["cwd"])
-        for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ"):  # Python ignores these; the task must not
+        for name in TASK_DEFAULT_SIGNALS[2:]:  # Python ignores these; the task must not
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
         # inherit_env: on top of the node's own environment (remote backends), else the whole of it.
@@ -293,6 +312,56 @@ def _exec_task(task: dict, task_dir: str, stdout: int, stderr: int) -> None:
             os.write(2, f"batchai: cannot start the task: {error}\n".encode())
         finally:
             os._exit(127)
+
+
+# What _exec_task sets back to the default action before the task starts (Python ignores the last three).
+TASK_DEFAULT_SIGNALS = ("SIGTERM", "SIGINT", "SIGPIPE", "SIGXFZ", "SIGXFSZ")
+
+
+def _spawn_task(task: dict, task_dir: str, stdout: int, stderr: int) -> int:
+    """What _exec_task does, with posix_spawn instead of fork + exec: glibc starts the task from a child
+    that shares this process's memory (vfork), where a fork copies the whole interpreter's page tables
+    and its pages then fault in one by one (about 1 ms of a task's start here). Only for a wrapper forked
+    by the launcher: every other descriptor it holds is close-on-exec (the launcher was started with
+    close_fds, and Python opens all its files so), so none needs closing. The task's pid; OSError when it
+    cannot start."""
+    requested = _read(os.path.join(task_dir, KILL_REQUESTED)).strip()
+    if requested.isdigit():  # a kill that came before any pid could be signalled: the task ends with it
+        raise _KilledBeforeStart(int(requested))
+    env = {**os.environ, **task["env"]} if task.get("inherit_env") else dict(task["env"])
+    env[TASK_MARKER] = task_dir
+    _make_output_directories(env)
+    argv = [*task.get("sandbox", ()), "/bin/bash", "-c", task["command"]]
+    null = os.open(os.devnull, os.O_RDWR)
+    cwd = task.get("cwd") if not task.get("sandbox") else None  # bwrap's own --chdir goes there in a sandbox
+    try:
+        if cwd:
+            os.chdir(cwd)
+        child = os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate((null, stdout, stderr))],
+            setsigdef=[getattr(signal, name) for name in TASK_DEFAULT_SIGNALS if hasattr(signal, name)],
+        )
+    finally:
+        os.close(null)
+        if cwd:
+            os.chdir(task_dir)  # how _task_leader knows this wrapper
+    # A kill that wrote its request after the check above may have signalled the group before the task
+    # was in it: it is seen here (the request is written before any signal is sent).
+    requested = _read(os.path.join(task_dir, KILL_REQUESTED)).strip()
+    if requested.isdigit():
+        os.kill(child, int(requested))
+    return child
+
+
+class _KilledBeforeStart(OSError):
+    """A kill asked for before the task could start: the task is not started and ends with that signal."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(f"killed before it started (signal {signal_number})")
+        self.signal_number = signal_number
 
 
 def _make_output_directories(env: dict) -> None:
@@ -510,7 +579,8 @@ def _become_wrapper(task_dir: str, become_subreaper=None) -> None:
             os.dup2(null, target)
         os.close(null)
         os.chdir(task_dir)  # how _task_leader knows it
-        code = run(task_dir, subreaper=bool(become_subreaper and become_subreaper()))
+        spawn = hasattr(os, "posix_spawn")
+        code = run(task_dir, subreaper=bool(become_subreaper and become_subreaper()), spawn=spawn)
     finally:
         os._exit(code)
 
