@@ -16,7 +16,14 @@ import pytest
 
 from batchai_jupyter.client import Client
 from helpers.azurite_server import Azurite
-from helpers.containers import ContainerSetup, Registry, Storage, build_python_image, build_torch_image
+from helpers.containers import (
+    ContainerSetup,
+    Registry,
+    Storage,
+    build_mpi_image,
+    build_python_image,
+    build_torch_image,
+)
 from helpers.processes import LeftoverProbe
 from helpers.servers import Launch
 from helpers.service import TOKEN, ServiceProcess, kill_leftover_tasks
@@ -131,6 +138,16 @@ def container_setup(tmp_path_factory) -> ContainerSetup:
     builder.remove()
     service.remove()
     shutil.rmtree(service.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mpi_image(container_setup) -> str:
+    """The session's Python image plus this machine's OpenMPI and mpi4py, in the private registry: its
+    name there (without the registry's address)."""
+    built = build_mpi_image(container_setup.work, container_setup.builder, "localhost/batchai-test/mpi:built")
+    name = "batchai-test/mpi:1"
+    container_setup.registry.push(container_setup.builder, built, name)
+    return name
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ from ..ports.compute import (
     TaskStatus,
     exited_status,
 )
-from ..runtime import wrapper
+from ..runtime import mpi_agent, wrapper
 from ..storage.mounts import Mount, mount_command
 from ..storage.native_mounts import FAILED_EXIT, UPLOAD_WAIT_SECONDS, unmount_under_script
 from .ssh_cluster_keys import ClusterKeys, HostAssignments
@@ -64,6 +64,8 @@ from .ssh_tasks import TaskFollower, TaskRecord
 
 WRAPPER_SOURCE = open(wrapper.__file__, "rb").read()
 WRAPPER_DIGEST = hashlib.sha256(WRAPPER_SOURCE).hexdigest()[:16]
+MPI_AGENT_SOURCE = open(mpi_agent.__file__, "rb").read()
+MPI_AGENT_DIGEST = hashlib.sha256(MPI_AGENT_SOURCE).hexdigest()[:16]
 START_GRACE_SECONDS = 30.0
 NODE_DIRS = ("mounts", "jobs", "run", "cache", "mirror", "bin", "ssh")
 
@@ -157,6 +159,7 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
         wrapper_path = self._install_wrapper(connection, root)
         self.cluster_keys.install(connection, cluster.uuid, root)
         address = host.address or _resolve(host.host)
+        agent = _agent_path(root)
         extra = {
             "ssh_host": dataclasses.asdict(host),
             "ssh_login": options.to_dict(),
@@ -166,6 +169,12 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
             # The interface the other hosts reach this one on: gloo and NCCL otherwise go by the
             # host name, which on many machines resolves to a loopback address.
             "interface": facts["interfaces"].get(address, ""),
+            # MPI in a job's image: mpirun's remote shell in the master's container (the image's Python runs
+            # the agent) asks the relay its task runs under on the host, which starts the daemon in the other
+            # host's container through ssh, as mpirun outside containers does (runtime/mpi_agent.py)
+            "mpi_relay": [options.python, "-S", agent, "--relay"],
+            "mpi_ssh": ["ssh", "-F", f"{root}/ssh/config"],
+            "container_env": {"OMPI_MCA_plm_rsh_agent": f"python3 -S {agent} --rsh", "OMPI_MCA_plm_rsh_args": ""},
         }
         self.monitor.watch(node_key(node), connection)
         return NodePlacement(
@@ -192,7 +201,9 @@ class SshBackend(ComputeBackend, ChecksClusters, NodeHealth, NodeLoad, NodeExec,
 
     @staticmethod
     def _install_wrapper(connection: HostConnection, root: str) -> str:
-        """Sends the wrapper unless this very version is there already; returns its path."""
+        """Sends the wrapper and the MPI agent unless these very versions are there already; returns the
+        wrapper's path."""
+        install_program(connection, _agent_path(root), MPI_AGENT_SOURCE)
         return install_program(connection, f"{root}/bin/wrapper-{WRAPPER_DIGEST}.py", WRAPPER_SOURCE)
 
     def release(self, cluster: ClusterRef, node: NodeRef) -> None:
@@ -575,6 +586,10 @@ def install_program(connection: HostConnection, path: str, source: bytes) -> str
     finally:
         sftp.close()
     return path
+
+
+def _agent_path(root: str) -> str:
+    return f"{root}/bin/mpi_agent-{MPI_AGENT_DIGEST}.py"
 
 
 def node_key(node: NodeRef) -> str:

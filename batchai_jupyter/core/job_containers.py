@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..ports.compute import NodeScript, TaskLaunch
-from . import containers, launch
+from . import containers, launch, node_view
 from .models import ContainerSettings, JobSpec
 from .records import Node
 from .store import Store
@@ -109,7 +109,7 @@ class JobContainers:
         facts = node.info.get("containers") or {}
         gpus, gpu_mode = int(node.info.get("gpus", 0)), str(facts.get("gpu", ""))
         gpu_env = containers.gpu_environment(gpus, gpu_mode)
-        relay = node.info.get("mpi_relay") if not remote and spec.node_count > 1 else None
+        relay = node.info.get("mpi_relay") if spec.node_count > 1 else None
         relay_env = {RELAY_VARIABLE: f"batchai-mpi-{run_name}"} if relay else {}
         command = containers.task_command(
             self.settings(spec, node),
@@ -134,31 +134,44 @@ class JobContainers:
         context: launch.JobContext,
         nodes: Sequence[launch.NodeContext],
         rows: Sequence[Node],
-    ) -> list[list[str]]:
+        node_paths: Callable[[int], node_view.NodePath] | None = None,
+    ) -> list[dict[str, list[str]]]:
         """Per node of the job, the command line (less the shell command, its last word) that runs what
-        mpirun's remote shell asks for in the job's image as that node: its directories bound, its own
-        variables passed by name (the rest mpirun forwards to the ranks itself)."""
+        mpirun's remote shell asks for in the job's image as that node ("container"): its directories
+        bound, its own variables passed by name (the rest mpirun forwards to the ranks itself). With
+        `node_paths` (nodes that are other machines), the directories as each host sees them, and how the
+        master's host reaches the others (its node info "mpi_ssh" and theirs to it, "ssh")."""
         spec = context.spec
         assert spec.container is not None
         own = launch.node_specific_environment(context, nodes)
-        commands = []
+        entries = []
         for node, row, names in zip(nodes, rows, own, strict=True):
-            env = launch.node_environment(context, nodes, node)
-            # every node's bin too: mpirun hands its remote shell (in the master's) to the daemons
-            tools = [other.bin_dir for other in nodes if other.bin_dir]
-            paths = [row.info["root"], node.job_temp, context.stdouterr_dir, *tools, *_named_paths(env)]
-            commands.append(
-                containers.run_argv(
-                    self.settings(spec, row),
-                    spec.container,
-                    env_names=[*names, TASK_MARKER],
-                    binds=_existing_binds(paths, env),
-                    cwd=node.job_temp,
-                    name=container_name(job_uuid, attempt, f"mpi-{node.index}"),
-                    cache_dir=image_directory(row),
-                )
+            if node_paths is None:
+                env = launch.node_environment(context, nodes, node)
+                # every node's bin too: mpirun hands its remote shell (in the master's) to the daemons
+                tools = [other.bin_dir for other in nodes if other.bin_dir]
+                paths = [row.info["root"], node.job_temp, context.stdouterr_dir, *tools, *_named_paths(env)]
+                binds = _existing_binds(paths, env)
+            else:
+                seen = node_view.as_seen_on(context, node_paths(node.index))
+                env = launch.node_environment(seen, nodes, node)
+                binds = containers.covering_paths([row.info["root"], node.job_temp, *_named_paths(env)])
+            argv = containers.run_argv(
+                self.settings(spec, row),
+                spec.container,
+                env_names=[*names, TASK_MARKER],
+                binds=binds,
+                cwd=node.job_temp,
+                name=container_name(job_uuid, attempt, f"mpi-{node.index}"),
+                cache_dir=image_directory(row),
             )
-        return commands
+            entry = {"container": argv}
+            if node_paths is not None and node.index and rows[0].info.get("mpi_ssh"):
+                # the peer's directories are there before its container binds them
+                entry["container"] = ["/bin/sh", "-c", 'mkdir -p "$0" && exec "$@"', node.job_temp, *argv]
+                entry["ssh"] = [*rows[0].info["mpi_ssh"], node.mpi_host]
+            entries.append(entry)
+        return entries
 
 
 def _binds(node_root: str, task: TaskLaunch) -> list[str]:

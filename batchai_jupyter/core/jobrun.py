@@ -142,7 +142,8 @@ class JobRunner:
             workspace=job.workspace,
             experiment=job.experiment,
             job=job.name,
-            env=info.get("env"),
+            # what a backend gives a node's tasks in an image only (an SSH host's MPI remote shell)
+            env={**info.get("env", {}), **(info.get("container_env", {}) if job.spec.container else {})},
             bin_dir=info.get("bin", ""),
         )
 
@@ -209,9 +210,10 @@ class JobRunner:
             if not self._pull_image(job, backend, context, nodes):
                 return
             context, nodes = self.context(job)  # what the pull found of the nodes (their GPUs in containers)
-            if any(node.bin_dir for node in nodes):  # ranks mpirun starts on the other nodes run in the image too
-                rows = [self.store.existing_node(node_id) for node_id in job.node_ids]
-                peers = self.containers.mpi_peer_commands(job.uuid, job.attempt, context, nodes, rows)
+            rows = [self.store.existing_node(node_id) for node_id in job.node_ids]
+            if any(row.info.get("mpi_relay") for row in rows):  # ranks mpirun starts on other nodes: in the image too
+                node_paths = self._node_paths(backend, job.node_ids)
+                peers = self.containers.mpi_peer_commands(job.uuid, job.attempt, context, nodes, rows, node_paths)
                 self._write_mpi_nodes(context, nodes, peers)
         prep = launch.plan_job_preparation(context, nodes)
         self._launch_phase(job, context, nodes, "prep" if prep else "main")
@@ -343,7 +345,9 @@ class JobRunner:
 
     @staticmethod
     def _write_mpi_nodes(
-        context: launch.JobContext, nodes: list[launch.NodeContext], containers: list[list[str]] | None = None
+        context: launch.JobContext,
+        nodes: list[launch.NodeContext],
+        containers: list[dict[str, list[str]]] | None = None,
     ) -> None:
         with open(os.path.join(os.path.dirname(context.hostfile), MPI_NODES_FILE), "w") as handle:
             handle.write(launch.mpi_nodes_text(context, nodes, containers))

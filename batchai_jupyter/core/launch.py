@@ -293,15 +293,16 @@ def node_specific_environment(job: JobContext, nodes: Sequence[NodeContext]) -> 
 
 
 def mpi_nodes_text(
-    job: JobContext, nodes: Sequence[NodeContext], containers: Sequence[Sequence[str]] | None = None
+    job: JobContext, nodes: Sequence[NodeContext], containers: Sequence[Mapping[str, list[str]]] | None = None
 ) -> str:
     """mpi-nodes.json beside the hostfile: for each MPI host of the job, the working directory and variables
     of its node, with which the local backend's remote shell (runtime/mpi_agent.py) starts ranks there;
-    for a job in an image, per node the command line that runs a shell command in its container."""
+    for a job in an image, per node the command line that runs a shell command in its container
+    ("container") and, for a node on another host, how the master's host reaches it ("ssh")."""
     specific = node_specific_environment(job, nodes)
     hosts = {node.mpi_host: {"cwd": node.job_temp, "env": env} for node, env in zip(nodes, specific)}
-    for node, argv in zip(nodes, containers or ()):
-        hosts[node.mpi_host]["container"] = list(argv)
+    for node, entry in zip(nodes, containers or ()):
+        hosts[node.mpi_host].update({key: list(words) for key, words in entry.items()})
     return json.dumps(hosts)
 
 

@@ -15,7 +15,8 @@ In a job's image the remote shell runs in the master's container, where no conta
 its host and words, and its own stdin/stdout/stderr, to the relay its task was started under (a unix socket
 in the host network's abstract namespace, which the containers share with the machine; only a process of
 the relay's own user is heard), and the relay runs them in that node's container (mpi-nodes.json's
-"container": the runtime's command line to which the words are added) as that node.
+"container": the runtime's command line to which the words are added) as that node; on an SSH host's
+node ("ssh": how the master's host reaches it, as mpirun itself would) that command line runs there.
 
 Stdlib only, started once per node and per mpirun: it imports almost nothing.
 """
@@ -128,9 +129,12 @@ def _run_for(connection) -> None:
             request = json.loads(message)
             node = _nodes()[request["host"]]
             env = dict(os.environ, **node["env"])
-            child = subprocess.Popen(
-                [*node["container"], " ".join(request["words"])], stdin=fds[0], stdout=fds[1], stderr=fds[2], env=env
-            )
+            argv = [*node["container"], " ".join(request["words"])]
+            if node.get("ssh"):  # another host: the container's command line, with the node's variables, there
+                import shlex
+
+                argv = [*node["ssh"], shlex.join(["env", *(f"{k}={v}" for k, v in node["env"].items()), *argv])]
+            child = subprocess.Popen(argv, stdin=fds[0], stdout=fds[1], stderr=fds[2], env=env)
         except (ValueError, KeyError, IndexError, OSError) as failure:
             if len(fds) == 3:
                 os.write(fds[2], f"batchai mpi relay: cannot start {failure}\n".encode())

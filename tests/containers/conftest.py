@@ -1,12 +1,11 @@
 """The containers tests' own components: a site's copy of Docker Hub (a public registry on 127.0.0.1 with
-the test image under the names Batch AI's recipes give, found through a registries.conf), and an image
-with OpenMPI in the private registry."""
+the test image under the names Batch AI's recipes give, found through a registries.conf)."""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers.containers import DockerHubCopy, Registry, build_mpi_image, recipe_images
+from helpers.containers import DockerHubCopy, Registry, recipe_images
 
 
 @pytest.fixture(scope="session")
@@ -22,13 +21,3 @@ def docker_hub_copy(container_setup, tmp_path_factory):
     conf.write_text(f'[[registry]]\nprefix = "docker.io"\nlocation = "{registry.address}"\ninsecure = true\n')
     yield DockerHubCopy(registry, str(conf))
     registry.stop()
-
-
-@pytest.fixture(scope="session")
-def mpi_image(container_setup) -> str:
-    """The session's Python image plus this machine's OpenMPI and mpi4py, in the private registry: its
-    name there (without the registry's address)."""
-    built = build_mpi_image(container_setup.work, container_setup.builder, "localhost/batchai-test/mpi:built")
-    name = "batchai-test/mpi:1"
-    container_setup.registry.push(container_setup.builder, built, name)
-    return name

@@ -11,35 +11,14 @@ import subprocess
 import sys
 
 from helpers.api import make_cluster, wait_job
-from helpers.containers import IMAGE_MARKER, IMAGE_MARKER_TEXT
-from helpers.jobs import logs_of, records
-
-# Each rank: an allreduce with the other, and where it ran (which node, which container, which Python).
-RANK = f"""
-import json, os, sys
-from mpi4py import MPI
-world = MPI.COMM_WORLD
-record = {{
-    "rank": world.rank,
-    "size": world.size,
-    "total": world.allreduce(world.rank + 1),
-    "node_ip": os.environ["AZ_BATCHAI_NODE_IP"],
-    "job_temp": os.environ["AZ_BATCHAI_JOB_TEMP"],
-    "marker": open("{IMAGE_MARKER}").read().strip(),
-    "python": sys.executable,
-    "mpi4py": MPI.__file__,
-    "pid_namespace": os.readlink("/proc/self/ns/pid"),
-    "container": os.environ.get("container"),
-    "secret": os.environ.get("MPI_SECRET"),
-}}
-print("RECORD " + json.dumps(record), flush=True)
-"""
+from helpers.containers import MPI_RANK, check_mpi_ranks_ran_in_the_image
+from helpers.jobs import logs_of
 
 
 def test_a_two_rank_mpi_job_runs_each_rank_in_the_image_on_its_node(
     shared_client, shared_service, container_setup, mpi_image, tmp_path, unique
 ):
-    (tmp_path / "rank.py").write_text(RANK)
+    (tmp_path / "rank.py").write_text(MPI_RANK)
     cluster = unique("mpi-images")
     make_cluster(shared_client, cluster, nodes=2, containerRuntime=container_setup.runtime())
     name = unique("mpi-in-image")
@@ -64,22 +43,7 @@ def test_a_two_rank_mpi_job_runs_each_rank_in_the_image_on_its_node(
     job = wait_job(shared_client, name, timeout=240)
     assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs_of(shared_client, name)}"
 
-    seen = {record["rank"]: record for record in records(logs_of(shared_client, name))}
-    assert sorted(seen) == [0, 1], logs_of(shared_client, name)
-    nodes = {node["ipAddress"] for node in shared_client.job_nodes("default", "default", name)}
-    assert {record["node_ip"] for record in seen.values()} == nodes  # one rank on each node ...
-    assert seen[0]["job_temp"] != seen[1]["job_temp"]  # ... as that node
-    host_namespace = os.readlink("/proc/self/ns/pid")
-    for record in seen.values():
-        assert record["size"] == 2 and record["total"] == 3  # the ranks reached each other
-        assert record["marker"] == IMAGE_MARKER_TEXT and record["container"] == "podman"
-        assert record["python"].startswith("/usr/bin/python3")
-        assert record["mpi4py"].startswith("/usr/lib/python3/dist-packages/mpi4py/")  # the image's, not the venv's
-        assert not os.path.exists(record["mpi4py"])
-        assert record["python"] != sys.executable
-        assert record["pid_namespace"] != host_namespace
-        assert record["secret"] == "mpi-secret"
-    assert seen[0]["pid_namespace"] != seen[1]["pid_namespace"]  # two containers, one per node
+    check_mpi_ranks_ran_in_the_image(shared_client, name)
     assert container_setup.registry.password not in logs_of(shared_client, name) + shared_service.log()
 
 

@@ -16,7 +16,7 @@ import threading
 from batchai_jupyter.core.containers import DEFAULTS
 
 from .api import execution_logs_so_far, read_log
-from .jobs import one_record
+from .jobs import logs_of, one_record, records
 from .tools import free_port, require_tool
 from .waits import wait_for, wait_listening
 
@@ -53,6 +53,53 @@ TORCH_WHERE = f"""
         "torch": torch.__file__, "python": sys.executable, "marker": open("{IMAGE_MARKER}").read().strip(),
     }}), flush=True)
 """
+
+
+# Each rank of an MPI job in build_mpi_image's image: an allreduce with the other, and where it ran (which
+# node, which container, which Python and mpi4py).
+MPI_RANK = f"""
+import json, os, sys
+from mpi4py import MPI
+world = MPI.COMM_WORLD
+record = {{
+    "rank": world.rank,
+    "size": world.size,
+    "total": world.allreduce(world.rank + 1),
+    "node_ip": os.environ["AZ_BATCHAI_NODE_IP"],
+    "job_temp": os.environ["AZ_BATCHAI_JOB_TEMP"],
+    "marker": open("{IMAGE_MARKER}").read().strip(),
+    "python": sys.executable,
+    "mpi4py": MPI.__file__,
+    "pid_namespace": os.readlink("/proc/self/ns/pid"),
+    "net_namespace": os.readlink("/proc/self/ns/net"),
+    "container": os.environ.get("container"),
+    "secret": os.environ.get("MPI_SECRET"),
+}}
+print("RECORD " + json.dumps(record), flush=True)
+"""
+
+
+def check_mpi_ranks_ran_in_the_image(client, job: str, same_paths: bool = True) -> None:
+    """Both ranks of `job` (MPI_RANK, with MPI_SECRET="mpi-secret") ran, one on each of its nodes as that
+    node, each in a container of build_mpi_image's image with its Python and mpi4py, and reached each other.
+    `same_paths`: the nodes' directories are on one machine (else two hosts may use the same path)."""
+    text = logs_of(client, job)
+    seen = {record["rank"]: record for record in records(text)}
+    assert sorted(seen) == [0, 1], text
+    nodes = {node["ipAddress"] for node in client.job_nodes("default", "default", job)}
+    assert {record["node_ip"] for record in seen.values()} == nodes  # one rank on each node ...
+    assert seen[0]["job_temp"] != seen[1]["job_temp"] or not same_paths  # ... as that node
+    host_namespace = os.readlink("/proc/self/ns/pid")
+    for record in seen.values():
+        assert record["size"] == 2 and record["total"] == 3  # the ranks reached each other
+        assert record["marker"] == IMAGE_MARKER_TEXT and record["container"] == "podman"
+        assert record["python"].startswith("/usr/bin/python3")
+        assert record["mpi4py"].startswith("/usr/lib/python3/dist-packages/mpi4py/")  # the image's, not the venv's
+        assert not os.path.exists(record["mpi4py"])
+        assert record["python"] != sys.executable
+        assert record["pid_namespace"] != host_namespace
+        assert record["secret"] == "mpi-secret"
+    assert seen[0]["pid_namespace"] != seen[1]["pid_namespace"]  # two containers, one per node
 
 
 def check_ranks_used_the_images_torch(client, job: str) -> None:

@@ -53,10 +53,11 @@ def test_nodes_are_the_hosts_with_their_own_facts(service, cluster, ssh_hosts):
     for node in nodes:
         assert node["state"] == "idle" and node["port"] == 22, node
         assert node["cpus"] == os.cpu_count() and node["gpus"] == 0, node  # read from the host (nproc)
-    # The wrapper was installed on each host over SFTP, named by its content.
+    # The wrapper and the MPI agent (for jobs in images) were installed on each host over SFTP, named by content.
     for host in ssh_hosts.hosts:
-        listing = os.listdir(os.path.join(host.home, "batchai-node", "bin"))  # the host's ~, seen from outside
-        assert len(listing) == 1 and listing[0].startswith("wrapper-") and listing[0].endswith(".py"), listing
+        listing = sorted(os.listdir(os.path.join(host.home, "batchai-node", "bin")))  # the host's ~, from outside
+        assert [name.split("-")[0] for name in listing] == ["mpi_agent", "wrapper"], listing
+        assert all(name.endswith(".py") for name in listing), listing
 
 
 def test_job_runs_on_a_host_streams_logs_and_collects_outputs(service, cluster, ssh_hosts):
