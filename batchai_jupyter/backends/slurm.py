@@ -44,7 +44,7 @@ from ..ports.compute import (
     SchedulerNode,
     SchedulerUnavailable,
 )
-from ..runtime import wrapper
+from ..runtime import mpi_agent, wrapper
 from . import slurm_driver, slurm_step
 from .slurm_commands import (
     LOST_STATES,
@@ -80,6 +80,7 @@ _RUNTIME_FILES = {
     "slurm_driver.py": slurm_driver.__file__,
     "slurm_step.py": slurm_step.__file__,
     "wrapper.py": wrapper.__file__,
+    "mpi_agent.py": mpi_agent.__file__,
 }
 
 

@@ -19,7 +19,9 @@ and, written here:
 Each task is one `srun` step on its node (`srun --overlap -N1 -n1 -w NODE python slurm_step.py
 RUN_DIR`); the job ends as JobRunner.advance decides: the first failed task fails it, the end of all
 required tasks (parameter servers never end) succeeds it. Slurm ends any step still running when
-this script exits.
+this script exits. In a job's image, the master's task of a job of several nodes runs under the MPI
+agent's relay (shipped beside this file), which starts mpirun's daemons in the other nodes' containers
+as srun steps (mpi-nodes.json in the shared job temp says how).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ POLL_SECONDS = 0.05
 REGISTRY_SECRET = "registry-password"
 # How many characters of a failed pull's output its error quotes (the registry's reason is at its end).
 REASON_CHARS = 600
+# runtime/mpi_agent.py's: the relay a task's remote shell asks, and the file that says how to reach each node.
+RELAY_VARIABLE = "BATCHAI_MPI_RELAY"
+MPI_NODES_FILE = "mpi-nodes.json"
 
 
 def _read_json(path: str):
@@ -134,6 +139,11 @@ class Driver:
         spec = _job_spec(models, data.pop("spec"), self.secrets)
         data.pop("node_base_env", None)
         data["master_port"] = _free_port(addresses[names[0]])
+        # MPI in a job's image: mpirun in the master's container has no srun; its remote shell asks the relay
+        # the master's task runs under, which starts each daemon in its node's container (runtime/mpi_agent.py).
+        self.agent = os.path.join(self.job["runtime"], "mpi_agent.py")
+        in_image_mpi = spec.container is not None and len(names) > 1
+        node_env = {"OMPI_MCA_plm_rsh_agent": f"python3 -S {self.agent} --rsh", "OMPI_MCA_plm_rsh_args": ""}
         self.context = launch.JobContext(spec=spec, node_base_env=dict(os.environ), **data)
         self.nodes = [
             launch.node_context(
@@ -147,6 +157,7 @@ class Driver:
                 workspace=spec.workspace,
                 experiment=spec.experiment,
                 job=spec.name,
+                env=node_env if in_image_mpi else None,
             )
             for index, name in enumerate(names)
         ]
@@ -167,6 +178,8 @@ class Driver:
             failure = self._pull_image()
             if failure:
                 return self._finish("failed", failure)
+            if len(self.nodes) > 1:
+                self._write_mpi_nodes()
         prep = self.launch.plan_job_preparation(context, self.nodes)
         if prep:
             failure = self._run_phase("prep", prep)
@@ -310,27 +323,63 @@ class Driver:
         return None
 
     def _in_image(self, plan, node, command: str, env: dict) -> tuple[str, dict]:
-        """The task's command line and variables for its run in the job's image (JobContainers.task_launch)."""
+        """The task's command line and variables for its run in the job's image (JobContainers.task_launch);
+        on the master of a job of several nodes, under the relay that starts mpirun's daemons on the others."""
         containers = self.containers
         settings, facts = self.node_settings[node.name]
         root = os.path.dirname(node.mount_root)
         gpu_env = containers.gpu_environment(node.gpus, facts["gpu"])
-        named = [value for name, value in env.items() if name.startswith("AZ_BATCHAI_") and value.startswith("/")]
-        # The node's directories (slurm_step makes them there) and what the shared file system has.
-        binds = [p for p in containers.covering_paths([root, *named]) if p == root or os.path.exists(p)]
+        relay = node.index == 0 and len(self.nodes) > 1
+        relay_env = {RELAY_VARIABLE: f"batchai-mpi-{os.path.basename(self.control)}-{plan.name}"} if relay else {}
         wrapped = containers.task_command(
             settings,
             self.context.spec.container,
             command=command,
-            env_names=[*env, *gpu_env, "BATCHAI_TASK_DIR"],
-            binds=binds,
+            env_names=[*env, *gpu_env, *relay_env, "BATCHAI_TASK_DIR"],
+            binds=self._binds(node, env),
             cwd=node.job_temp,
             name=f"batchai-{os.path.basename(self.control)}-{plan.name}",
             cache_dir=f"{root}/run/images",
             gpus=node.gpus,
             gpu_mode=facts["gpu"],
         )
-        return wrapped, {**env, **gpu_env}
+        if relay:
+            relay_argv = [self.job["python"], "-S", self.agent, "--relay", relay_env[RELAY_VARIABLE]]
+            wrapped = "exec " + shlex.join(relay_argv) + " " + wrapped.removeprefix("exec ")
+        return wrapped, {**env, **gpu_env, **relay_env}
+
+    def _binds(self, node, env: dict) -> list[str]:
+        """The node's directories (slurm_step makes them there), what the shared file system has that the
+        variables name, and our runtime (the MPI agent, which mpirun in the image runs)."""
+        root = os.path.dirname(node.mount_root)
+        named = [value for name, value in env.items() if name.startswith("AZ_BATCHAI_") and value.startswith("/")]
+        paths = [root, *named, *([self.job["runtime"]] if len(self.nodes) > 1 else [])]
+        return [p for p in self.containers.covering_paths(paths) if p == root or os.path.exists(p)]
+
+    def _write_mpi_nodes(self) -> None:
+        """mpi-nodes.json for the relay (JobContainers.mpi_peer_commands): each node's container command
+        line; another node's run there as an srun step of the allocation, as Slurm sites start daemons."""
+        containers, context = self.containers, self.context
+        entries = []
+        for node, names in zip(self.nodes, self.launch.node_specific_environment(context, self.nodes), strict=True):
+            settings, _facts = self.node_settings[node.name]
+            argv = containers.run_argv(
+                settings,
+                context.spec.container,
+                env_names=[*names, "BATCHAI_TASK_DIR"],
+                binds=self._binds(node, self.launch.node_environment(context, self.nodes, node)),
+                cwd=node.job_temp,
+                name=f"batchai-{os.path.basename(self.control)}-mpi-{node.index}",
+                cache_dir=f"{os.path.dirname(node.mount_root)}/run/images",
+            )
+            # the node's directories are there before its container binds them (no task of its own made them)
+            entry = {"container": ["/bin/sh", "-c", 'mkdir -p "$0" && exec "$@"', node.job_temp, *argv]}
+            if node.index:
+                step = ["srun", "--overlap", "--nodes=1", "--ntasks=1", f"--nodelist={node.name}", "--quiet"]
+                entry["ssh"] = [*step, "/bin/sh", "-c"]  # the relay hands it the command line as one word
+            entries.append(entry)
+        with open(os.path.join(context.shared_job_temp, MPI_NODES_FILE), "w") as handle:
+            handle.write(self.launch.mpi_nodes_text(context, self.nodes, entries))
 
     def _wait(self, phase: str, steps: dict) -> dict | None:
         running = dict(steps)

@@ -15,8 +15,9 @@ In a job's image the remote shell runs in the master's container, where no conta
 its host and words, and its own stdin/stdout/stderr, to the relay its task was started under (a unix socket
 in the host network's abstract namespace, which the containers share with the machine; only a process of
 the relay's own user is heard), and the relay runs them in that node's container (mpi-nodes.json's
-"container": the runtime's command line to which the words are added) as that node; on an SSH host's
-node ("ssh": how the master's host reaches it, as mpirun itself would) that command line runs there.
+"container": the runtime's command line to which the words are added) as that node; on another host's
+node ("ssh": how the master's host reaches it, as mpirun itself would; on Slurm an srun step
+there, with `/bin/sh -c`) that command line runs there.
 
 Stdlib only, started once per node and per mpirun: it imports almost nothing.
 """

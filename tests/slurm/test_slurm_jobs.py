@@ -10,8 +10,10 @@ from helpers.api import read_log, submit, wait_job
 from helpers.containers import (
     EXCHANGE,
     IMAGE_MARKER_TEXT,
+    MPI_RANK,
     TORCH_WHERE,
     HeldProxy,
+    check_mpi_ranks_ran_in_the_image,
     check_ranks_used_the_images_torch,
     see_the_pull_held,
 )
@@ -141,6 +143,36 @@ def test_a_two_node_ddp_job_trains_in_its_image_through_srun(
     )
     check_ddp_job(slurm_client, name)  # trained, in sync, the model saved where the contract says
     check_ranks_used_the_images_torch(slurm_client, name)
+
+
+def test_a_two_rank_mpi_job_runs_each_rank_in_the_image_on_its_node(
+    slurm_service, slurm_client, container_setup, mpi_image, tmp_path, unique
+):
+    """mpirun in the master node's container; its remote shell asks the relay the master's step runs
+    under, which starts the daemon in the other node's container as an srun step (runtime/mpi_agent.py)."""
+    cluster = unique("hpc-mpi")
+    make_slurm_cluster(slurm_client, cluster, spec_extra={"containerRuntime": container_setup.runtime()})
+    (tmp_path / "rank.py").write_text(MPI_RANK)
+    name = unique("mpi-in-image")
+    document = {
+        "nodeCount": 2,
+        "inputDirectories": [{"id": "CODE", "path": str(tmp_path)}],
+        "secrets": [{"name": "MPI_SECRET", "value": "mpi-secret"}],
+        "containerSettings": {
+            "imageSourceRegistry": {
+                "serverUrl": container_setup.registry.address,
+                "image": mpi_image,
+                "credentials": container_setup.credentials(),
+            }
+        },
+        "customMpiSettings": {"commandLine": "python3 $AZ_BATCHAI_INPUT_CODE/rank.py", "processCount": 2},
+    }
+    submit(slurm_client, name, cluster, document)
+    job = wait_job(slurm_client, name, timeout=240)
+    logs = logs_of(slurm_client, name)
+    assert job["executionState"] == "succeeded", f"{job['executionInfo']}\n{logs}"
+    check_mpi_ranks_ran_in_the_image(slurm_client, name)
+    assert container_setup.registry.password not in logs + slurm_service.log()
 
 
 def _read(directory: str, file: str) -> bytes:
