@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from helpers.api import make_cluster, wait_job
-from helpers.containers import MPI_RANK, check_mpi_ranks_ran_in_the_image
+from helpers.containers import MPI_RANK, check_mpi_ranks_ran_in_the_image, mpi_in_image_job
 from helpers.jobs import logs_of
 
 
@@ -25,18 +25,8 @@ def test_a_two_rank_mpi_job_runs_each_rank_in_the_image_on_its_node(
     document = {
         "properties": {
             "cluster": cluster,
-            "nodeCount": 2,
             "stdOutErrPathPrefix": "$AZ_BATCHAI_JOB_TEMP",
-            "inputDirectories": [{"id": "CODE", "path": str(tmp_path)}],
-            "secrets": [{"name": "MPI_SECRET", "value": "mpi-secret"}],
-            "containerSettings": {
-                "imageSourceRegistry": {
-                    "serverUrl": container_setup.registry.address,
-                    "image": mpi_image,
-                    "credentials": container_setup.credentials(),
-                }
-            },
-            "customMpiSettings": {"commandLine": "python3 $AZ_BATCHAI_INPUT_CODE/rank.py", "processCount": 2},
+            **mpi_in_image_job(container_setup, mpi_image, str(tmp_path)),
         }
     }
     shared_client.create_job("default", "default", document, name)

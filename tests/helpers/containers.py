@@ -17,6 +17,7 @@ from batchai_jupyter.core.containers import DEFAULTS
 
 from .api import execution_logs_so_far, read_log
 from .jobs import logs_of, one_record, records
+from .toolkit_jobs import DDP_ENV_INIT, DDP_TRAINING, PYTORCH_OUTPUTS
 from .tools import free_port, require_tool
 from .waits import wait_for, wait_listening
 
@@ -53,6 +54,21 @@ TORCH_WHERE = f"""
         "torch": torch.__file__, "python": sys.executable, "marker": open("{IMAGE_MARKER}").read().strip(),
     }}), flush=True)
 """
+DDP_IN_IMAGE_SCRIPT = DDP_ENV_INIT + TORCH_WHERE + DDP_TRAINING
+
+
+def ddp_in_image_job(image: str, code: str) -> dict:
+    """A 2-node PyTorch DDP (gloo) job running `code`/ddp_env.py (DDP_IN_IMAGE_SCRIPT) in `image`."""
+    return {
+        "nodeCount": 2,
+        "image": image,
+        "inputDirectories": [{"id": "CODE", "path": code}],
+        "outputDirectories": PYTORCH_OUTPUTS,
+        "pyTorchSettings": {
+            "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_CODE/ddp_env.py",
+            "communicationBackend": "gloo",
+        },
+    }
 
 
 # Each rank of an MPI job in build_mpi_image's image: an allreduce with the other, and where it ran (which
@@ -77,6 +93,24 @@ record = {{
 }}
 print("RECORD " + json.dumps(record), flush=True)
 """
+
+
+def mpi_in_image_job(setup, image: str, code: str) -> dict:
+    """Batch AI's customMpiSettings: 2 ranks of `code`/rank.py (MPI_RANK) in `image`, pulled from the test
+    registry with its credentials, with a secret each rank must see."""
+    return {
+        "nodeCount": 2,
+        "inputDirectories": [{"id": "CODE", "path": code}],
+        "secrets": [{"name": "MPI_SECRET", "value": "mpi-secret"}],
+        "containerSettings": {
+            "imageSourceRegistry": {
+                "serverUrl": setup.registry.address,
+                "image": image,
+                "credentials": setup.credentials(),
+            }
+        },
+        "customMpiSettings": {"commandLine": "python3 $AZ_BATCHAI_INPUT_CODE/rank.py", "processCount": 2},
+    }
 
 
 def check_mpi_ranks_ran_in_the_image(client, job: str, same_paths: bool = True) -> None:

@@ -8,18 +8,20 @@ import subprocess
 
 from helpers.api import read_log, submit, wait_job
 from helpers.containers import (
+    DDP_IN_IMAGE_SCRIPT,
     EXCHANGE,
     IMAGE_MARKER_TEXT,
     MPI_RANK,
-    TORCH_WHERE,
     HeldProxy,
     check_mpi_ranks_ran_in_the_image,
     check_ranks_used_the_images_torch,
+    ddp_in_image_job,
+    mpi_in_image_job,
     see_the_pull_held,
 )
 from helpers.jobs import logs_of, records, run_job, write_script
 from helpers.slurm import make_slurm_cluster
-from helpers.toolkit_jobs import DDP_ENV_INIT, DDP_TRAINING, PYTORCH_OUTPUTS, check_ddp_job
+from helpers.toolkit_jobs import check_ddp_job
 
 JOB_TIMEOUT = 120.0
 
@@ -123,24 +125,9 @@ def test_a_two_node_ddp_job_trains_in_its_image_through_srun(
     inside its srun step, importing the image's PyTorch."""
     cluster = unique("hpc-torch")
     make_slurm_cluster(slurm_client, cluster, spec_extra={"containerRuntime": container_setup.runtime()})
-    write_script(tmp_path, "ddp_env.py", DDP_ENV_INIT + TORCH_WHERE + DDP_TRAINING)
+    write_script(tmp_path, "ddp_env.py", DDP_IN_IMAGE_SCRIPT)
     name = unique("ddp-in-image")
-    run_job(
-        slurm_client,
-        name,
-        cluster,
-        {
-            "nodeCount": 2,
-            "image": torch_image,
-            "inputDirectories": [{"id": "CODE", "path": str(tmp_path)}],
-            "outputDirectories": PYTORCH_OUTPUTS,
-            "pyTorchSettings": {
-                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_CODE/ddp_env.py",
-                "communicationBackend": "gloo",
-            },
-        },
-        timeout=300,
-    )
+    run_job(slurm_client, name, cluster, ddp_in_image_job(torch_image, str(tmp_path)), timeout=300)
     check_ddp_job(slurm_client, name)  # trained, in sync, the model saved where the contract says
     check_ranks_used_the_images_torch(slurm_client, name)
 
@@ -154,19 +141,7 @@ def test_a_two_rank_mpi_job_runs_each_rank_in_the_image_on_its_node(
     make_slurm_cluster(slurm_client, cluster, spec_extra={"containerRuntime": container_setup.runtime()})
     (tmp_path / "rank.py").write_text(MPI_RANK)
     name = unique("mpi-in-image")
-    document = {
-        "nodeCount": 2,
-        "inputDirectories": [{"id": "CODE", "path": str(tmp_path)}],
-        "secrets": [{"name": "MPI_SECRET", "value": "mpi-secret"}],
-        "containerSettings": {
-            "imageSourceRegistry": {
-                "serverUrl": container_setup.registry.address,
-                "image": mpi_image,
-                "credentials": container_setup.credentials(),
-            }
-        },
-        "customMpiSettings": {"commandLine": "python3 $AZ_BATCHAI_INPUT_CODE/rank.py", "processCount": 2},
-    }
+    document = mpi_in_image_job(container_setup, mpi_image, str(tmp_path))
     submit(slurm_client, name, cluster, document)
     job = wait_job(slurm_client, name, timeout=240)
     logs = logs_of(slurm_client, name)

@@ -4,10 +4,10 @@ network. The hosts share the local nodes' podman store, so the session's node-lo
 
 from __future__ import annotations
 
-from helpers.containers import TORCH_WHERE, check_ranks_used_the_images_torch
+from helpers.containers import DDP_IN_IMAGE_SCRIPT, check_ranks_used_the_images_torch, ddp_in_image_job
 from helpers.jobs import run_job
 from helpers.ssh import create_ssh_cluster, put_in_datastore
-from helpers.toolkit_jobs import DDP_ENV_INIT, DDP_TRAINING, PYTORCH_OUTPUTS, check_ddp_job
+from helpers.toolkit_jobs import check_ddp_job
 
 
 def test_a_two_host_ddp_job_trains_in_its_image_with_the_images_pytorch(
@@ -16,25 +16,8 @@ def test_a_two_host_ddp_job_trains_in_its_image_with_the_images_pytorch(
     cluster = unique("sshddpimg")
     runtime = container_setup.runtime_for_hosts(container_setup.service_storage)
     create_ssh_cluster(shared_client, cluster, ssh_hosts, spec_extra={"containerRuntime": runtime})
-    code = put_in_datastore(
-        shared_service.home, f"inputs/{cluster}", {"ddp_env.py": DDP_ENV_INIT + TORCH_WHERE + DDP_TRAINING}
-    )
+    code = put_in_datastore(shared_service.home, f"inputs/{cluster}", {"ddp_env.py": DDP_IN_IMAGE_SCRIPT})
     name = unique("ddp-on-hosts")
-    run_job(
-        shared_client,
-        name,
-        cluster,
-        {
-            "nodeCount": 2,
-            "image": torch_image,
-            "inputDirectories": [{"id": "CODE", "path": code}],
-            "outputDirectories": PYTORCH_OUTPUTS,
-            "pyTorchSettings": {
-                "pythonScriptFilePath": "$AZ_BATCHAI_INPUT_CODE/ddp_env.py",
-                "communicationBackend": "gloo",
-            },
-        },
-        timeout=300,
-    )
+    run_job(shared_client, name, cluster, ddp_in_image_job(torch_image, code), timeout=300)
     check_ddp_job(shared_client, name, on_hosts=True)  # trained, in sync, the model saved where the contract says
     check_ranks_used_the_images_torch(shared_client, name)
